@@ -1,0 +1,101 @@
+"""scalebayes: Bayesian scaling-law inference with NumPyro, carried into decisions.
+
+>>> import scalebayes as sb
+>>> runs = sb.load_runs("runs.csv")                  # doctest: +SKIP
+>>> fit = sb.fit(runs, law="chinchilla")             # doctest: +SKIP
+>>> fit.summary()                                    # doctest: +SKIP
+
+Importing this package is cheap: JAX and NumPyro load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_runs": "scalebayes.data",
+    "Runs": "scalebayes.data",
+    "Law": "scalebayes.laws",
+    "Param": "scalebayes.laws",
+    "load_law": "scalebayes.laws",
+    "make_law": "scalebayes.laws",
+    "available_laws": "scalebayes.laws",
+    "Prior": "scalebayes.priors",
+    "Likelihood": "scalebayes.model",
+    "fit": "scalebayes.inference",
+    "Fit": "scalebayes.inference",
+    "Diagnostics": "scalebayes.inference",
+    "FitSettings": "scalebayes.inference",
+    "load_fit": "scalebayes.io",
+    "save_fit": "scalebayes.io",
+    "simulate": "scalebayes.simulate",
+    "isoflop_design": "scalebayes.simulate",
+    "grid_design": "scalebayes.simulate",
+    "ScalebayesError": "scalebayes.errors",
+    "RunsFileError": "scalebayes.errors",
+    "LawError": "scalebayes.errors",
+    "LawFileError": "scalebayes.errors",
+    "PriorError": "scalebayes.errors",
+    "FitFileError": "scalebayes.errors",
+    "ConvergenceWarning": "scalebayes.errors",
+    "DataWarning": "scalebayes.errors",
+}
+
+__all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
+    "load_runs",
+    "Runs",
+    "Law",
+    "Param",
+    "load_law",
+    "make_law",
+    "available_laws",
+    "Prior",
+    "Likelihood",
+    "fit",
+    "Fit",
+    "Diagnostics",
+    "FitSettings",
+    "load_fit",
+    "save_fit",
+    "simulate",
+    "isoflop_design",
+    "grid_design",
+    "ScalebayesError",
+    "RunsFileError",
+    "LawError",
+    "LawFileError",
+    "PriorError",
+    "FitFileError",
+    "ConvergenceWarning",
+    "DataWarning",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from scalebayes.data import Runs, load_runs
+    from scalebayes.errors import (
+        ConvergenceWarning,
+        DataWarning,
+        FitFileError,
+        LawError,
+        LawFileError,
+        PriorError,
+        RunsFileError,
+        ScalebayesError,
+    )
+    from scalebayes.inference import Diagnostics, Fit, FitSettings, fit
+    from scalebayes.io import load_fit, save_fit
+    from scalebayes.laws import Law, Param, available_laws, load_law, make_law
+    from scalebayes.model import Likelihood
+    from scalebayes.priors import Prior
+    from scalebayes.simulate import grid_design, isoflop_design, simulate
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `scalebayes --help` must not pay for importing JAX.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'scalebayes' has no attribute {name!r}")

@@ -1,0 +1,7 @@
+"""``python -m scalebayes``."""
+
+import sys
+
+from scalebayes.cli import main
+
+sys.exit(main())

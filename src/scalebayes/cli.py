@@ -1,0 +1,476 @@
+"""Command-line interface: each command is one library call plus formatting.
+
+JAX and friends are imported inside the commands, so ``scalebayes --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from scalebayes import __version__
+from scalebayes.errors import ScalebayesError
+
+if TYPE_CHECKING:
+    from scalebayes.inference import Fit
+
+EXAMPLES_FIT = """\
+examples:
+  scalebayes fit chinchilla.csv --law chinchilla --out fit.nc
+  scalebayes fit runs.csv --law my_law.toml --prior alpha="Gamma(concentration=4, rate=12)"
+  scalebayes fit runs.csv --column N="non-embedding params" --column loss=val_bpb --out fit.nc
+
+Columns are recognised by their usual names (Model Size / params / N, tokens / D,
+Training FLOP / flops / C, loss / val_loss); the missing one of C and D is derived
+with C = k N D (--cost-k, default 6). Prints medians with 90% intervals, then R-hat,
+ESS and divergences."""
+
+EXAMPLES_DEMO = """\
+examples:
+  scalebayes demo                       # synthetic Chinchilla-scale isoFLOP ladder, known truth
+  scalebayes demo --data chinchilla.csv # the same on real data
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``scalebayes`` command line; returns the exit status (2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except ScalebayesError as err:
+        print(f"scalebayes: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scalebayes: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command (each with a worked example in its epilog)."""
+    parser = argparse.ArgumentParser(
+        prog="scalebayes",
+        description="Bayesian scaling-law inference: fit a law to training runs with NUTS and "
+        "carry the whole posterior into decisions.",
+        epilog="Start with `scalebayes demo`. Every command has --help with examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"scalebayes {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit a law to a table of runs (NUTS)",
+        epilog=EXAMPLES_FIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Sample the posterior of a scaling law given a CSV/Parquet table of runs.",
+    )
+    fit.add_argument("runs", help="CSV, TSV or Parquet file with one row per training run")
+    _add_fit_options(fit)
+    fit.add_argument("--out", help="write the fit to this NetCDF file (e.g. fit.nc)")
+    fit.set_defaults(handler=_fit)
+
+    show = commands.add_parser(
+        "show",
+        help="print the parameter table and diagnostics of a saved fit",
+        epilog="example:\n  scalebayes show fit.nc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_show)
+
+    laws = commands.add_parser(
+        "laws",
+        help="list the law catalogue with formulas and default priors",
+        epilog="examples:\n  scalebayes laws\n  scalebayes laws chinchilla\n  scalebayes laws ./my_law.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    laws.add_argument("law", nargs="?", help="show one law (catalogue name or .toml path) in full")
+    laws.add_argument("--json", action="store_true", help="machine-readable output")
+    laws.set_defaults(handler=_laws)
+
+    env = commands.add_parser(
+        "env", help="versions, JAX devices and precision (paste into bug reports)"
+    )
+    env.set_defaults(handler=_env)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the main job end to end on an embedded synthetic ladder (or --data)",
+        epilog=EXAMPLES_DEMO,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Simulate a Chinchilla-scale isoFLOP ladder from known constants (Epoch AI's "
+        "refit), fit it, and show the posterior beside the truth.",
+    )
+    demo.add_argument("--data", help="run on this table of runs instead of the synthetic ladder")
+    demo.add_argument("--law", default="chinchilla", help="law to fit (default: chinchilla)")
+    demo.add_argument("--chains", type=int, default=4)
+    demo.add_argument("--draws", type=int, default=1000)
+    demo.add_argument("--warmup", type=int, default=1000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", help="also write the fit to this NetCDF file")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--law",
+        default="chinchilla",
+        help="catalogue name or path to a .toml law file "
+        "(default: chinchilla; see `scalebayes laws`)",
+    )
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar='NAME="Family(k=v, ...)"',
+        help="override a prior (repeatable); also sigma (noise on log loss)",
+    )
+    p.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="CANONICAL=NAME",
+        help="use column NAME as N, D, C, loss, group or weight (repeatable)",
+    )
+    p.add_argument(
+        "--cost-k", type=float, default=6.0, help="FLOPs per parameter per token (default 6)"
+    )
+    p.add_argument(
+        "--accept-inconsistent-c",
+        action="store_true",
+        help="keep C as given even where it disagrees with k*N*D (warns)",
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=("student_t", "normal"),
+        default="student_t",
+        help="noise model on log loss (default student_t)",
+    )
+    p.add_argument(
+        "--df", default="4", help="Student-t degrees of freedom, or 'estimate' (default 4)"
+    )
+    p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default 1000)")
+    p.add_argument(
+        "--warmup", type=int, default=1000, help="warmup iterations per chain (default 1000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--strict", action="store_true", help="exit 1 when diagnostics fail")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _pairs(items: Sequence[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ScalebayesError(f"{option} {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
+    from scalebayes.inference import fit
+    from scalebayes.model import Likelihood
+
+    if args.df == "estimate":
+        df = None
+    else:
+        try:
+            df = float(args.df)
+        except ValueError:
+            raise ScalebayesError(f"--df {args.df!r}: expected a number or 'estimate'") from None
+    likelihood = Likelihood(family=args.likelihood, df=df)
+    bar = None if args.quiet or args.json else ProgressBar()
+    result = fit(
+        runs,
+        args.law,
+        priors=_pairs(args.prior, "--prior"),
+        likelihood=likelihood,
+        chains=args.chains,
+        draws=args.draws,
+        warmup=args.warmup,
+        seed=args.seed,
+        target_accept=args.target_accept,
+        progress=bar,
+    )
+    if bar is not None:
+        bar.close()
+    return result
+
+
+def _load(args: argparse.Namespace, path: str) -> Any:
+    from scalebayes.data import load_runs
+
+    return load_runs(
+        path,
+        columns=_pairs(args.column, "--column") or None,
+        cost_k=args.cost_k,
+        accept_inconsistent_c=args.accept_inconsistent_c,
+    )
+
+
+def _fit(args: argparse.Namespace) -> int:
+    with _warnings_to_stderr():
+        runs = _load(args, args.runs)
+        if not args.json:
+            print(runs)
+        result = _run_fit(args, runs)
+    if args.out:
+        result.save(args.out)
+    _report(result, args.json, saved=args.out)
+    return 1 if args.strict and not result.diagnostics.ok else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from scalebayes.io import load_fit
+
+    _report(load_fit(args.fit), args.json)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from scalebayes import simulate as sim
+
+    truth = None
+    with _warnings_to_stderr():
+        if args.data:
+            runs = _load(
+                argparse.Namespace(column=[], cost_k=6.0, accept_inconsistent_c=False), args.data
+            )
+            print(f"scalebayes demo on {args.data}")
+        else:
+            truth = sim.EPOCH_CHINCHILLA
+            design = sim.isoflop_design(sim.CHINCHILLA_BUDGETS)
+            runs = sim.simulate("chinchilla", truth, design, noise=0.01, seed=args.seed)
+            print(
+                "scalebayes demo: SYNTHETIC data - an isoFLOP ladder of "
+                f"{len(runs)} runs ({len(sim.CHINCHILLA_BUDGETS)} budgets, "
+                f"{min(sim.CHINCHILLA_BUDGETS):.0e}-{max(sim.CHINCHILLA_BUDGETS):.0e} FLOPs)\n"
+                "drawn from L = E + A/N^alpha + B/D^beta with Epoch AI's refit of Chinchilla "
+                "(Besiroglu et al. 2024) and 1% log-normal run-to-run noise."
+            )
+        print(runs)
+        fit_args = argparse.Namespace(
+            law=args.law,
+            prior=[],
+            likelihood="student_t",
+            df="4",
+            chains=args.chains,
+            draws=args.draws,
+            warmup=args.warmup,
+            seed=args.seed,
+            target_accept=0.8,
+            quiet=False,
+            json=False,
+        )
+        result = _run_fit(fit_args, runs)
+    if args.out:
+        result.save(args.out)
+    _report(result, False, truth=truth, saved=args.out)
+    if truth is not None:
+        table = result.summary()
+        inside = sum(
+            table.loc[name, "lower"] <= value <= table.loc[name, "upper"]
+            for name, value in truth.items()
+        )
+        print(
+            f"truth inside the 90% interval for {inside} of {len(truth)} parameters "
+            "(across many seeds, expect about 90%)"
+        )
+    return 0
+
+
+def _laws(args: argparse.Namespace) -> int:
+    from scalebayes.laws import available_laws, load_law
+
+    laws = {args.law: load_law(args.law)} if args.law else available_laws()
+    if args.json:
+        print(json.dumps({name: law.to_dict() for name, law in laws.items()}, indent=2))
+    elif args.law:
+        print(laws[args.law])
+    else:
+        for name, law in laws.items():
+            print(f"{name:18s} {law.formula}")
+            print(f"{'':18s} {law.title}; inputs {', '.join(law.inputs)}")
+            for pname, param in law.params.items():
+                print(f"{'':20s}{pname:8s} ~ {param.prior}   {param.doc}")
+            print()
+        print(
+            "Use --law NAME, or --law path/to/law.toml for your own (see `scalebayes laws chinchilla`)."
+        )
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    print(f"scalebayes {__version__}  python {platform.python_version()}  {platform.platform()}")
+    for package in (
+        "jax",
+        "jaxlib",
+        "numpyro",
+        "arviz",
+        "arviz-base",
+        "arviz-stats",
+        "arviz-plots",
+        "xarray",
+        "h5netcdf",
+        "numpy",
+        "pandas",
+        "matplotlib",
+    ):
+        try:
+            print(f"  {package:12s} {version(package)}")
+        except PackageNotFoundError:
+            print(f"  {package:12s} not installed")
+    print(
+        f"JAX backend: {jax.default_backend()}; devices: {', '.join(str(d) for d in jax.devices())}"
+    )
+    print("precision: float64 (scalebayes enables jax_enable_x64 for every fit)")
+    return 0
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def format_table(fit: Fit, truth: dict[str, float] | None = None) -> str:
+    """Parameter table: median, 90% equal-tailed interval, R-hat, ESS, meaning."""
+    table = fit.summary()
+    rows = [
+        f"{'param':8s} {'median':>10s} {'90% interval':>25s} {'R-hat':>6s} {'ESS bulk':>8s} "
+        f"{'ESS tail':>8s}" + (f" {'truth':>9s}" if truth else "") + "  meaning"
+    ]
+    docs = {name: p.doc for name, p in fit.law.params.items()}
+    docs["sigma"] = "noise: sd of log loss between runs"
+    docs["nu"] = "Student-t degrees of freedom of the noise"
+    for name in table.index:
+        row = table.loc[name]
+        interval = f"[{_num(row['lower'])}, {_num(row['upper'])}]"
+        line = (
+            f"{name:8s} {_num(row['median']):>10s} {interval:>25s} {row['r_hat']:6.3f} "
+            f"{row['ess_bulk']:8.0f} {row['ess_tail']:8.0f}"
+        )
+        if truth:
+            line += f" {_num(truth[name]) if name in truth else '':>9s}"
+        rows.append(f"{line}  {docs.get(name, '')}")
+    return "\n".join(rows)
+
+
+def _report(
+    fit: Fit, as_json: bool, *, truth: dict[str, float] | None = None, saved: str | None = None
+) -> None:
+    if as_json:
+        table = fit.summary()
+        print(
+            json.dumps(
+                {
+                    "law": fit.law.name,
+                    "runs": len(fit.runs),
+                    "params": {
+                        name: {k: float(v) for k, v in table.loc[name].items()}
+                        for name in table.index
+                    },
+                    "diagnostics": {
+                        **fit.diagnostics.to_dict(),
+                        "ok": fit.diagnostics.ok,
+                        "problems": fit.diagnostics.problems,
+                    },
+                    "wall_time_s": dict(fit.settings.wall_time),
+                    "saved": saved,
+                },
+                indent=2,
+            )
+        )
+        return
+    print(
+        f"\nlaw {fit.law.name}: {fit.law.title}    ({len(fit.runs)} runs, {fit.likelihood.family} "
+        f"noise on log loss)"
+    )
+    print(format_table(fit, truth))
+    wall = fit.settings.wall_time
+    if wall:
+        print(
+            f"time: {wall.get('compile', 0):.1f} s compile, {wall.get('sampling', 0):.1f} s sampling"
+        )
+    print(fit.diagnostics)
+    for problem in fit.diagnostics.problems:
+        print(f"  warning: {problem}")
+    if saved:
+        print(f"saved to {saved}")
+
+
+def _num(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:.4g}" if 1e-3 <= abs(x) < 1e5 else f"{x:.3e}"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (plain periodic lines when stderr is not a terminal)."""
+
+    def __init__(self, width: int = 30) -> None:
+        self.width = width
+        self.tty = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.last_quarter = -1
+
+    def __call__(self, done: int, total: int, phase: str) -> None:
+        """Show ``done`` of ``total`` iterations."""
+        fraction = done / total
+        if self.tty:
+            filled = int(self.width * fraction)
+            print(
+                f"\rsampling [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
+                f"{phase} {time.perf_counter() - self.started:.1f}s",
+                end="",
+                file=sys.stderr,
+            )
+        elif int(fraction * 4) > self.last_quarter:
+            self.last_quarter = int(fraction * 4)
+            print(f"sampling: {done}/{total} iterations ({phase})", file=sys.stderr)
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.tty:
+            print(file=sys.stderr)
+
+
+class _warnings_to_stderr(warnings.catch_warnings):
+    """Show library warnings as one `warning:` line each instead of Python's tracebacky format."""
+
+    def __init__(self) -> None:
+        super().__init__(record=True)
+
+    def __enter__(self) -> list[warnings.WarningMessage]:
+        self.log = super().__enter__() or []
+        warnings.simplefilter("always")
+        return self.log
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        from scalebayes.errors import ConvergenceWarning
+
+        for w in self.log:
+            if issubclass(w.category, ConvergenceWarning):
+                continue  # the diagnostics line below says it, with what to try
+            print(f"warning: {w.message}", file=sys.stderr)

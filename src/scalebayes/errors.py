@@ -1,0 +1,91 @@
+"""Exceptions and warnings raised by scalebayes.
+
+Every error a user can fix derives from :class:`ScalebayesError` and says where the
+problem is (file, row, column or field) and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ScalebayesError(Exception):
+    """An error the user can fix; the message says where and what was expected."""
+
+
+class RunsFileError(ScalebayesError, ValueError):
+    """A table of runs that cannot be used as given.
+
+    Parameters
+    ----------
+    source : str
+        File path, or ``"<DataFrame>"``.
+    problem : str
+        What is wrong and what was expected.
+    column : str, optional
+        The column as named in the user's table.
+    rows : sequence of int, optional
+        Offending rows as the user sees them (file line numbers, or DataFrame index labels).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        problem: str,
+        *,
+        column: str | None = None,
+        rows: Sequence[object] | None = None,
+        row_label: str = "row",
+    ) -> None:
+        self.source = source
+        self.column = column
+        self.rows = list(rows) if rows is not None else None
+        where = []
+        if self.rows:
+            shown = ", ".join(str(r) for r in self.rows[:10])
+            more = f" and {len(self.rows) - 10} more" if len(self.rows) > 10 else ""
+            plural = "s" if len(self.rows) > 1 else ""
+            where.append(f"{row_label}{plural} {shown}{more}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        location = f"{source}: " + "".join(f"{part}: " for part in [", ".join(where)] if where)
+        super().__init__(f"{location}{problem}")
+
+
+class LawError(ScalebayesError, ValueError):
+    """A law that cannot be built or used as asked (unknown name, unknown parameter, ...)."""
+
+
+class LawFileError(LawError):
+    """A law file (or law mapping) that does not follow the law schema.
+
+    Parameters
+    ----------
+    source : str
+        Path of the law file, or a description such as ``"<Law 'mylaw'>"``.
+    field : str
+        The offending field, e.g. ``"formula"`` or ``"params.alpha.prior"``.
+    problem : str
+        What is wrong and what was expected.
+    """
+
+    def __init__(self, source: str, field: str, problem: str) -> None:
+        self.source = source
+        self.field = field
+        super().__init__(f"{source}: field {field!r}: {problem}")
+
+
+class PriorError(ScalebayesError, ValueError):
+    """A prior string that is not of the form ``Family(name=number, ...)`` with a known family."""
+
+
+class FitFileError(ScalebayesError, OSError):
+    """A saved fit that cannot be read: missing, corrupt, foreign or of an unknown schema version."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Sampler diagnostics (R-hat, ESS, divergences, tree depth) say the posterior may be unreliable."""
+
+
+class DataWarning(UserWarning):
+    """Legal but suspicious input: duplicate runs, values that look like the wrong unit, ..."""

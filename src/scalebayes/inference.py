@@ -1,0 +1,569 @@
+"""Fit a law to runs with NUTS and hold the result.
+
+The sampler is NumPyro's own NUTS (functional ``hmc`` interface) on the potential of
+:func:`scalebayes.model.numpyro_model`. The data travel as arguments of one jitted
+function, so a second fit of the same law and data shape (backtests, comparisons,
+calibration) reuses the compiled code instead of paying the compile again.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from scalebayes.data import Runs, load_runs
+from scalebayes.errors import ConvergenceWarning, ScalebayesError
+from scalebayes.laws import Law, load_law
+from scalebayes.model import LIKELIHOOD_PARAMS, Centring, Likelihood, ModelData, find_centrings
+from scalebayes.priors import Prior
+
+ProgressCallback = Callable[[int, int, str], None]
+"""Called as ``progress(done, total, phase)`` with iterations done so far; phase is 'warmup' or 'sampling'."""
+
+# Thresholds from Vehtari et al. (2021), "Rank-normalization, folding, and localization".
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Everything that, with the law and the runs, reproduces a fit."""
+
+    chains: int = 4
+    draws: int = 1000
+    warmup: int = 1000
+    seed: int = 0
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+    dense_mass: bool = True
+    precision: str = "float64"
+    versions: Mapping[str, str] = field(default_factory=dict)
+    wall_time: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy."""
+        return {**self.__dict__, "versions": dict(self.versions), "wall_time": dict(self.wall_time)}
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Sampler health, from ArviZ: worst R-hat and ESS over parameters, divergences, tree depth."""
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    n_divergent: int
+    n_max_treedepth: int
+    n_draws: int
+    chains: int
+
+    @property
+    def problems(self) -> list[str]:
+        """Each failed check as a sentence with what to try; empty when all pass."""
+        found = []
+        if not self.max_rhat <= RHAT_MAX:
+            found.append(
+                f"max R-hat {self.max_rhat:.3f} > {RHAT_MAX}: chains disagree; "
+                "try more warmup (--warmup) or check that the law suits the data"
+            )
+        if not self.min_ess_bulk >= ESS_PER_CHAIN_MIN * self.chains:
+            found.append(
+                f"min ESS bulk {self.min_ess_bulk:.0f} < {ESS_PER_CHAIN_MIN * self.chains}: "
+                "too few effective draws; try more draws"
+            )
+        if self.n_divergent:
+            found.append(
+                f"{self.n_divergent} divergent transitions: the posterior has regions NUTS "
+                "cannot follow; try target_accept=0.95 or tighter priors"
+            )
+        if self.n_max_treedepth:
+            found.append(
+                f"{self.n_max_treedepth} draws hit the maximum tree depth: sampling is "
+                "inefficient; try max_tree_depth=12 or a reparameterised law"
+            )
+        return found
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passes."""
+        return not self.problems
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.ok else "CHECK"
+        return (
+            f"diagnostics: max R-hat {self.max_rhat:.3f}, min ESS bulk {self.min_ess_bulk:.0f} "
+            f"/ tail {self.min_ess_tail:.0f}, {self.n_divergent} divergent, "
+            f"{self.n_max_treedepth} at max tree depth "
+            f"({self.chains} chains x {self.n_draws // self.chains} draws) [{verdict}]"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Posterior of one law on one set of runs. Every later step reads only this.
+
+    ``idata`` is an xarray DataTree with groups posterior (law parameters and ``sigma``,
+    dims chain, draw), log_likelihood (``loss``: log density of each run's loss, dims
+    chain, draw, run), observed_data, constant_data and sample_stats.
+    """
+
+    law: Law
+    runs: Runs
+    likelihood: Likelihood
+    idata: xr.DataTree
+    settings: FitSettings
+    diagnostics: Diagnostics
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """Posterior draws of the law's parameters and the noise, dims (chain, draw)."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Law parameters followed by the likelihood's (``sigma``, and ``nu`` if estimated)."""
+        extra = ("sigma", "nu") if self.likelihood.estimates_nu else ("sigma",)
+        return (*self.law.param_names, *extra)
+
+    def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Per parameter: median, mean, sd, equal-tailed ``ci_prob`` interval (lower, upper), R-hat, ESS.
+
+        Rows are :attr:`param_names`; ``DataFrame.attrs["ci_prob"]`` records the interval's probability.
+        """
+        import arviz_stats as azs
+
+        stats = azs.summary(
+            self.idata,
+            var_names=list(self.param_names),
+            kind="all",
+            ci_prob=ci_prob,
+            ci_kind="eti",
+            round_to="none",
+        )
+        label = f"eti{round(ci_prob * 100):g}"
+        stats = stats.rename(columns={f"{label}_lb": "lower", f"{label}_ub": "upper"})
+        median = self.posterior[list(self.param_names)].median(dim=("chain", "draw"))
+        stats.insert(0, "median", [float(median[name]) for name in stats.index])
+        stats.attrs["ci_prob"] = ci_prob
+        return stats
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this fit to one NetCDF file (atomically); see :func:`scalebayes.io.save_fit`."""
+        from scalebayes.io import save_fit
+
+        return save_fit(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Fit:
+        """Read a fit written by :meth:`save`."""
+        from scalebayes.io import load_fit
+
+        return load_fit(path)
+
+    def __str__(self) -> str:
+        return (
+            f"Fit of law {self.law.name!r} ({self.law.title}) to {len(self.runs)} runs "
+            f"from {self.runs.source}\n{self.diagnostics}"
+        )
+
+
+def fit(
+    runs: Runs | pd.DataFrame | str | os.PathLike[str],
+    law: Law | str | os.PathLike[str] = "chinchilla",
+    *,
+    priors: Mapping[str, str | Prior] | None = None,
+    likelihood: Likelihood | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Fit:
+    """Sample the posterior of ``law`` given ``runs`` with NUTS.
+
+    Parameters
+    ----------
+    runs : Runs, DataFrame or path
+        Training runs; anything :func:`scalebayes.load_runs` accepts.
+    law : Law, name or path
+        A catalogue name (``scalebayes laws`` lists them), a ``.toml`` law file, or a :class:`Law`.
+    priors : mapping, optional
+        Prior overrides by parameter name, e.g. ``{"alpha": "Gamma(concentration=2, rate=6)"}``;
+        ``sigma`` (noise on log loss) and ``nu`` (Student-t degrees of freedom) are accepted too.
+    likelihood : Likelihood, optional
+        Observation model on log loss; default Student-t with 4 degrees of freedom.
+    chains, draws, warmup : int
+        Chains (run vectorised), kept draws per chain and warmup iterations per chain.
+    seed : int
+        Seed of every random choice; the same seed gives identical draws.
+    target_accept, max_tree_depth, dense_mass
+        NUTS settings; a dense mass matrix captures the correlations between exponents.
+    progress : callable, optional
+        ``progress(done, total, phase)`` called as sampling proceeds.
+
+    Returns
+    -------
+    Fit
+        Posterior and diagnostics. Failed diagnostics also raise a :class:`ConvergenceWarning`.
+    """
+    for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
+        if not isinstance(value, int) or value < low:
+            raise ScalebayesError(f"{name}={value!r}: expected an integer >= {low}")
+    if chains < 2:
+        warnings.warn("one chain: R-hat cannot be computed; use chains >= 2", stacklevel=2)
+    if not 0.5 <= target_accept < 1:
+        raise ScalebayesError(f"target_accept={target_accept!r}: expected a number in [0.5, 1)")
+    _configure_jax()
+    runs = runs if isinstance(runs, Runs) else load_runs(runs)
+    law = load_law(law)
+    likelihood = likelihood or Likelihood()
+    law, likelihood = _apply_priors(law, likelihood, priors or {})
+    _check_inputs(law, runs)
+
+    settings = FitSettings(
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
+        versions=_versions(),
+    )
+    sampler = _sampler(law, likelihood, len(runs), settings)
+    started = time.perf_counter()
+    samples, stats, compile_s = sampler.run(runs, progress)
+    wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
+    settings = FitSettings(**{**settings.__dict__, "wall_time": wall})
+    idata = _to_datatree(law, likelihood, runs, samples, stats)
+    result = Fit(
+        law, runs, likelihood, idata, settings, compute_diagnostics(idata, law, likelihood)
+    )
+    warn_if_unhealthy(result.diagnostics)
+    return result
+
+
+def compute_diagnostics(idata: xr.DataTree, law: Law, likelihood: Likelihood) -> Diagnostics:
+    """R-hat, bulk/tail ESS (ArviZ), divergences and tree-depth saturation of a posterior."""
+    import arviz_stats as azs
+
+    names = [*law.param_names, "sigma", *(["nu"] if likelihood.estimates_nu else [])]
+    names = [n for n in names if _is_sampled(law, n)]
+    rhat = azs.rhat(idata, var_names=names).to_dataset()
+    bulk = azs.ess(idata, var_names=names, method="bulk").to_dataset()
+    tail = azs.ess(idata, var_names=names, method="tail").to_dataset()
+    stats = idata["sample_stats"]
+    posterior = idata["posterior"]
+    return Diagnostics(
+        max_rhat=float(max(float(rhat[n]) for n in names)),
+        min_ess_bulk=float(min(float(bulk[n]) for n in names)),
+        min_ess_tail=float(min(float(tail[n]) for n in names)),
+        n_divergent=int(stats["diverging"].sum()),
+        n_max_treedepth=int(stats["reached_max_treedepth"].sum()),
+        n_draws=int(posterior.sizes["chain"] * posterior.sizes["draw"]),
+        chains=int(posterior.sizes["chain"]),
+    )
+
+
+def warn_if_unhealthy(diagnostics: Diagnostics) -> None:
+    """Raise a :class:`ConvergenceWarning` naming each failed check and what to try."""
+    if not diagnostics.ok:
+        warnings.warn("; ".join(diagnostics.problems), ConvergenceWarning, stacklevel=3)
+
+
+# --- the sampler ------------------------------------------------------------------------------
+
+
+class _Sampler:
+    """NUTS for one (law, likelihood, number of runs, settings): compiled once, run on any data."""
+
+    CHUNK = 100  # iterations per compiled call; progress is reported between calls
+
+    def __init__(self, law: Law, likelihood: Likelihood, n_runs: int, settings: FitSettings):
+        import jax
+
+        from scalebayes import model
+
+        self.law, self.likelihood, self.settings = law, likelihood, settings
+        self.centrings: tuple[Centring, ...] = find_centrings(law)
+        self.model = functools.partial(model.numpyro_model, law, likelihood, self.centrings)
+        self.n_runs = n_runs
+        from numpyro.infer.hmc import hmc
+
+        # One (init, sample) pair: sample_kernel reads settings that tracing init_kernel stores.
+        self._init_kernel, self._sample_kernel = hmc(
+            potential_fn_gen=self._potential_gen, algo="NUTS"
+        )
+        self._compiled: tuple[Any, Any] | None = None
+        self._init = jax.jit(jax.vmap(self._init_one, in_axes=(0, 0, None)))
+        self._chunk = jax.jit(self._run_chunk)
+        self._constrain = jax.jit(self._constrain_all)
+
+    # Each site's unconstrained value is a scalar: law parameters, centred terms, sigma, nu.
+    def _sites(self) -> dict[str, Any]:
+        """Map each sampled site to its prior (or None for centred terms)."""
+        centred = {c.param for c in self.centrings}
+        sites: dict[str, Any] = {}
+        for name, param in self.law.params.items():
+            if name not in centred and _is_sampled(self.law, name):
+                sites[name] = param.prior
+        for c in self.centrings:
+            sites[c.site] = None
+        sites["sigma"] = Prior.parse(self.likelihood.sigma_prior)
+        if self.likelihood.estimates_nu:
+            sites["nu"] = Prior.parse(self.likelihood.nu_prior)
+        return sites
+
+    def _potential_gen(self, data: ModelData) -> Callable[[dict[str, Any]], Any]:
+        from numpyro.infer.util import potential_energy
+
+        return lambda z: potential_energy(self.model, (data,), {}, z)
+
+    def _start(self, data: ModelData) -> dict[str, Any]:
+        """Data-informed starting point, unconstrained: prior medians, each term a share of the loss."""
+        import jax
+        import jax.numpy as jnp
+        from numpyro.distributions.transforms import biject_to
+
+        n_terms = max(len(self.centrings), 1)
+        log_loss_ref = jnp.mean(data.log_loss)
+        start = {}
+        for site, prior in self._sites().items():
+            if prior is None:
+                start[site] = log_loss_ref - jnp.log(n_terms)
+            elif site == "sigma":
+                start[site] = jnp.log(0.05)
+            else:
+                d = prior.to_numpyro()
+                median = jnp.median(d.sample(jax.random.key(0), (501,)))
+                start[site] = biject_to(d.support).inv(median)
+        return start
+
+    def _init_one(self, key: Any, jitter: Any, data: ModelData) -> Any:
+        start = self._start(data)
+        z0 = {site: value + jitter[i] for i, (site, value) in enumerate(start.items())}
+        s = self.settings
+        return self._init_kernel(
+            z0,
+            s.warmup,
+            dense_mass=s.dense_mass,
+            target_accept_prob=s.target_accept,
+            max_tree_depth=s.max_tree_depth,
+            model_args=(data,),
+            rng_key=key,
+        )
+
+    def _run_chunk(self, states: Any, data: ModelData) -> tuple[Any, dict[str, Any]]:
+        import jax
+
+        step = jax.vmap(lambda state: self._sample_kernel(state, model_args=(data,)))
+
+        def body(states: Any, _: None) -> tuple[Any, dict[str, Any]]:
+            states = step(states)
+            return states, {
+                "z": states.z,
+                "diverging": states.diverging,
+                "n_steps": states.num_steps,
+                "energy": states.energy,
+                "lp": -states.potential_energy,
+                "acceptance_rate": states.accept_prob,
+                "step_size": states.adapt_state.step_size,
+            }
+
+        return jax.lax.scan(body, states, None, length=self.CHUNK)
+
+    def _constrain_all(self, z: dict[str, Any], data: ModelData) -> dict[str, Any]:
+        import jax
+        from numpyro.infer.util import constrain_fn
+
+        one = functools.partial(constrain_fn, self.model, (data,), {}, return_deterministic=True)
+        return jax.vmap(jax.vmap(one))(z)
+
+    def run(
+        self, runs: Runs, progress: ProgressCallback | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+        """Warm up and sample; return constrained draws, sample stats (chain, draw, ...) and compile seconds."""
+        import jax
+
+        s = self.settings
+        data = model_data(self.law, runs)
+        key_init, key_jitter = jax.random.split(jax.random.key(s.seed))
+        n_sites = len(self._sites())
+        # Chains start a little apart so that R-hat can see disagreement.
+        jitter = jax.random.uniform(key_jitter, (s.chains, n_sites), minval=-0.5, maxval=0.5)
+        keys = jax.random.split(key_init, s.chains)
+        compile_s = 0.0
+        if self._compiled is None:
+            started = time.perf_counter()
+            init = self._init.lower(keys, jitter, data).compile()
+            shapes = jax.eval_shape(self._init, keys, jitter, data)
+            chunk = self._chunk.lower(shapes, data).compile()
+            self._compiled = (init, chunk)
+            compile_s = time.perf_counter() - started
+        init, chunk = self._compiled
+        states = init(keys, jitter, data)
+        total = s.warmup + s.draws
+        pieces = []
+        done = 0
+        while done < total:
+            states, trace = chunk(states, data)
+            pieces.append(jax.device_get(trace))
+            done += self.CHUNK
+            if progress is not None:
+                progress(min(done, total), total, "warmup" if done <= s.warmup else "sampling")
+        trace = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[s.warmup : total], *pieces)
+        # scan stacks iterations first: (draw, chain, ...) -> (chain, draw, ...)
+        trace = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), trace)
+        constrained = jax.device_get(self._constrain(trace.pop("z"), data))
+        samples = {k: np.asarray(v) for k, v in constrained.items() if not k.startswith("_")}
+        stats = {k: np.asarray(v) for k, v in trace.items()}
+        stats["tree_depth"] = np.ceil(np.log2(stats["n_steps"] + 1)).astype(int)
+        stats["reached_max_treedepth"] = stats["tree_depth"] >= s.max_tree_depth
+        return samples, stats, compile_s
+
+
+_SAMPLERS: dict[tuple[Any, ...], _Sampler] = {}
+
+
+def _sampler(law: Law, likelihood: Likelihood, n_runs: int, settings: FitSettings) -> _Sampler:
+    """The cached compiled sampler for this law, likelihood, data shape and NUTS settings."""
+    key = (
+        law.key,
+        likelihood,
+        n_runs,
+        settings.chains,
+        settings.draws,
+        settings.warmup,
+        settings.target_accept,
+        settings.max_tree_depth,
+        settings.dense_mass,
+    )
+    if key not in _SAMPLERS:
+        _SAMPLERS[key] = _Sampler(law, likelihood, n_runs, settings)
+    sampler = _SAMPLERS[key]
+    # The seed is data, not structure: reuse the compiled code with the new settings.
+    sampler.settings = settings
+    return sampler
+
+
+def model_data(law: Law, runs: Runs) -> ModelData:
+    """The arrays the model conditions on, as JAX arrays (float64)."""
+    import jax.numpy as jnp
+
+    log_inputs = {
+        name: jnp.asarray(values)
+        for name, values in runs.log_inputs().items()
+        if name in law.inputs
+    }
+    weight = runs.weight if runs.weight is not None else np.ones(len(runs))
+    return ModelData(
+        log_inputs=log_inputs,
+        log_loss=jnp.log(jnp.asarray(runs.loss)),
+        weight=jnp.asarray(weight, dtype=float),
+        log_ref={name: jnp.mean(values) for name, values in log_inputs.items()},
+    )
+
+
+def _to_datatree(
+    law: Law,
+    likelihood: Likelihood,
+    runs: Runs,
+    samples: dict[str, np.ndarray],
+    stats: dict[str, np.ndarray],
+) -> xr.DataTree:
+    import arviz_base as azb
+    import jax.numpy as jnp
+
+    from scalebayes.model import pointwise_log_lik
+
+    posterior = {k: v for k, v in samples.items() if k in (*law.param_names, *LIKELIHOOD_PARAMS)}
+    params = {k: jnp.asarray(v)[..., None] for k, v in posterior.items()}
+    log_inputs = {k: jnp.asarray(v) for k, v in runs.log_inputs().items() if k in law.inputs}
+    log_lik = pointwise_log_lik(
+        law, likelihood, params, log_inputs, jnp.log(jnp.asarray(runs.loss))
+    )
+    constant = {name: runs.table[name].to_numpy() for name in ("N", "D", "C")}
+    if runs.weight is not None:
+        constant["weight"] = runs.weight
+    return azb.from_dict(
+        {
+            "posterior": posterior,
+            "log_likelihood": {"loss": np.asarray(log_lik)},
+            "observed_data": {"loss": runs.loss},
+            "constant_data": constant,
+            "sample_stats": stats,
+        },
+        dims={"loss": ["run"], **{name: ["run"] for name in constant}},
+        coords={"run": np.arange(len(runs))},
+    )
+
+
+def _apply_priors(
+    law: Law, likelihood: Likelihood, priors: Mapping[str, str | Prior]
+) -> tuple[Law, Likelihood]:
+    noise = {k: v for k, v in priors.items() if k in LIKELIHOOD_PARAMS}
+    if "nu" in noise and not likelihood.estimates_nu:
+        raise ScalebayesError(
+            "a prior for 'nu' was given but the likelihood fixes the Student-t degrees of freedom; "
+            "use Likelihood(df=None) (CLI: --df estimate) to estimate them"
+        )
+    law = law.with_priors({k: v for k, v in priors.items() if k not in LIKELIHOOD_PARAMS})
+    return law, likelihood.with_priors(noise) if noise else likelihood
+
+
+def _check_inputs(law: Law, runs: Runs) -> None:
+    available = runs.inputs()
+    missing = [name for name in law.inputs if name not in available]
+    if missing:
+        raise ScalebayesError(
+            f"law {law.name!r} needs input(s) {missing}, which {runs.source} does not provide"
+        )
+
+
+def _is_sampled(law: Law, name: str) -> bool:
+    """Parameters pinned with a ``Delta`` prior are constants, not sampled."""
+    param = law.params.get(name)
+    return param is None or param.prior.family != "Delta"
+
+
+def _configure_jax() -> None:
+    """Float64 for every fit, and JAX's on-disk compile cache so a second process skips compiles."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    if (
+        os.environ.get("SCALEBAYES_COMPILE_CACHE", "1") != "0"
+        and not jax.config.jax_compilation_cache_dir
+    ):
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        jax.config.update("jax_compilation_cache_dir", str(base / "scalebayes" / "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    import scalebayes
+
+    found = {"scalebayes": scalebayes.__version__, "python": platform.python_version()}
+    for package in ("jax", "jaxlib", "numpyro", "arviz-base", "arviz-stats", "numpy", "xarray"):
+        found[package] = version(package)
+    return found

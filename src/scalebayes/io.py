@@ -1,0 +1,134 @@
+"""Save and load a :class:`~scalebayes.inference.Fit` as one NetCDF file (no pickle).
+
+The file is the ArviZ DataTree of the fit; the law, likelihood, settings, diagnostics and
+the runs' metadata ride along as JSON in the root attributes, and the runs themselves are
+the ``constant_data`` (N, D, C, group, weight) and ``observed_data`` (loss) groups. So every
+later command works from the file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from scalebayes.errors import FitFileError, ScalebayesError
+
+if TYPE_CHECKING:
+    from scalebayes.inference import Fit
+
+SCHEMA_VERSION = 1
+_KEY = "scalebayes_schema_version"
+
+
+def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
+    """Write ``fit`` to ``path`` (NetCDF4/HDF5). The write is atomic: a crash leaves no partial file."""
+    path = Path(path)
+    if path.suffix not in (".nc", ".nc4", ".netcdf"):
+        raise ScalebayesError(f"{path}: expected a file name ending in .nc")
+    if not path.parent.exists():
+        raise ScalebayesError(f"{path}: folder {path.parent} does not exist")
+    tree = fit.idata.copy()
+    runs = fit.runs
+    if runs.group is not None:
+        tree["constant_data"] = (
+            tree["constant_data"].to_dataset().assign(group=("run", runs.group.astype(str)))
+        )
+    tree.attrs = {
+        _KEY: SCHEMA_VERSION,
+        "scalebayes_law": json.dumps(fit.law.to_dict()),
+        "scalebayes_likelihood": json.dumps(fit.likelihood.to_dict()),
+        "scalebayes_settings": json.dumps(fit.settings.to_dict()),
+        "scalebayes_diagnostics": json.dumps(fit.diagnostics.to_dict()),
+        "scalebayes_runs": json.dumps(
+            {
+                "source": runs.source,
+                "cost_k": runs.cost_k,
+                "column_map": dict(runs.column_map),
+                "derived": list(runs.derived),
+            }
+        ),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_fit(path: str | os.PathLike[str]) -> Fit:
+    """Read a fit written by :func:`save_fit`; refuses files it did not write or cannot read."""
+    from scalebayes.data import Runs
+    from scalebayes.inference import Diagnostics, Fit, FitSettings
+    from scalebayes.laws import law_from_dict
+    from scalebayes.model import Likelihood
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(
+            f"{path}: no such file (write one with `scalebayes fit ... --out {path}`)"
+        )
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as opened:
+            tree = opened.load()
+    except Exception as err:  # h5py/netCDF raise many types for a damaged file
+        raise FitFileError(
+            f"{path}: not a readable NetCDF file ({type(err).__name__}: {err})"
+        ) from err
+    attrs = tree.attrs
+    if _KEY not in attrs:
+        raise FitFileError(
+            f"{path}: a NetCDF file, but not a scalebayes fit (no {_KEY!r} attribute)"
+        )
+    version = int(attrs[_KEY])
+    if version > SCHEMA_VERSION:
+        raise FitFileError(
+            f"{path}: written with fit schema version {version}; this scalebayes reads up to "
+            f"{SCHEMA_VERSION}: upgrade scalebayes"
+        )
+    try:
+        meta = {
+            k: json.loads(attrs[f"scalebayes_{k}"])
+            for k in ("law", "likelihood", "settings", "diagnostics", "runs")
+        }
+        law = law_from_dict(meta["law"], source=f"{path} (stored law)")
+        constant = tree["constant_data"].to_dataset()
+        table = pd.DataFrame({name: constant[name].to_numpy() for name in ("N", "D", "C")})
+        table["loss"] = tree["observed_data"]["loss"].to_numpy()
+        for name in ("group", "weight"):
+            if name in constant:
+                table[name] = constant[name].to_numpy()
+        runs = Runs(table=table, **meta["runs"])
+        if "group" in tree["constant_data"]:
+            tree["constant_data"] = constant.drop_vars("group")
+        fit = Fit(
+            law=law,
+            runs=runs,
+            likelihood=Likelihood(**meta["likelihood"]),
+            idata=tree,
+            settings=FitSettings(**meta["settings"]),
+            diagnostics=Diagnostics(**meta["diagnostics"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise FitFileError(f"{path}: damaged scalebayes fit ({type(err).__name__}: {err})") from err
+    tree.attrs = {}
+    _check_shapes(fit, path)
+    return fit
+
+
+def _check_shapes(fit: Fit, path: Path) -> None:
+    posterior = fit.idata["posterior"]
+    missing = [name for name in fit.param_names if name not in posterior]
+    if missing or fit.idata["log_likelihood"]["loss"].shape[-1] != len(fit.runs):
+        raise FitFileError(
+            f"{path}: damaged scalebayes fit (posterior lacks {missing} or runs mismatch)"
+        )
+    if not np.all(np.isfinite(fit.runs.loss)):
+        raise FitFileError(f"{path}: damaged scalebayes fit (non-finite stored losses)")

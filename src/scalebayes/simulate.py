@@ -1,0 +1,110 @@
+"""Draw training runs from a known law: the truth that tests, calibration and the demo check against."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.data import Runs, load_runs
+from scalebayes.errors import ScalebayesError
+from scalebayes.laws import Law, load_law
+
+# Besiroglu et al. 2024 (arXiv:2404.10102), Epoch AI's refit of Hoffmann et al.'s data.
+EPOCH_CHINCHILLA = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
+
+# Roughly the compute range of the Chinchilla isoFLOP sweeps (Hoffmann et al. 2022, Fig. 3).
+CHINCHILLA_BUDGETS = (6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21)
+
+
+def isoflop_design(
+    budgets: Sequence[float],
+    *,
+    points_per_budget: int = 9,
+    tokens_per_param: float = 20.0,
+    span: float = 30.0,
+    cost_k: float = 6.0,
+) -> pd.DataFrame:
+    """An isoFLOP ladder: at each compute budget, model sizes log-spaced around a centre.
+
+    Parameters
+    ----------
+    budgets : sequence of float
+        Training compute per sweep, FLOPs.
+    points_per_budget : int
+        Runs per budget.
+    tokens_per_param : float
+        Where each sweep is centred: ``D / N`` at the centre (20 is Chinchilla's rule of thumb).
+    span : float
+        Ratio of the largest to the smallest model in a sweep.
+    cost_k : float
+        FLOPs per parameter per token, ``C = cost_k * N * D``.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``N``, ``D``, ``C``; ``points_per_budget * len(budgets)`` rows.
+    """
+    budgets = np.asarray(budgets, dtype=float)
+    if budgets.ndim != 1 or budgets.size == 0 or not np.all(budgets > 0):
+        raise ScalebayesError("budgets: expected a non-empty list of positive FLOP counts")
+    if points_per_budget < 2 or not span > 1:
+        raise ScalebayesError("isoflop_design: expected points_per_budget >= 2 and span > 1")
+    centre = np.sqrt(budgets / (cost_k * tokens_per_param))
+    offsets = np.geomspace(1 / np.sqrt(span), np.sqrt(span), points_per_budget)
+    n = (centre[:, None] * offsets[None, :]).ravel()
+    c = np.repeat(budgets, points_per_budget)
+    return pd.DataFrame({"N": n, "D": c / (cost_k * n), "C": c})
+
+
+def grid_design(N: Sequence[float], D: Sequence[float], *, cost_k: float = 6.0) -> pd.DataFrame:
+    """Every combination of model sizes ``N`` and token counts ``D``; columns ``N``, ``D``, ``C``."""
+    n, d = np.meshgrid(np.asarray(N, dtype=float), np.asarray(D, dtype=float), indexing="ij")
+    return pd.DataFrame({"N": n.ravel(), "D": d.ravel(), "C": cost_k * n.ravel() * d.ravel()})
+
+
+def simulate(
+    law: Law | str,
+    params: Mapping[str, float],
+    design: pd.DataFrame,
+    *,
+    noise: float = 0.01,
+    df: float | None = None,
+    seed: int = 0,
+    cost_k: float = 6.0,
+) -> Runs:
+    """Draw one final loss per design point from ``law`` with known ``params``.
+
+    ``log loss = log L(x; params) + noise * e`` with ``e`` standard Normal, or Student-t with
+    ``df`` degrees of freedom: ``noise`` is the relative run-to-run spread of the loss.
+
+    Returns
+    -------
+    Runs
+        The design's columns plus ``loss`` (nats/token), labelled with source ``"<simulated ...>"``.
+    """
+    import jax
+
+    law = load_law(law)
+    missing = set(law.param_names) - set(params)
+    unknown = set(params) - set(law.param_names)
+    if missing or unknown:
+        raise ScalebayesError(
+            f"simulate: law {law.name!r} takes parameters {list(law.param_names)}; "
+            f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+        )
+    if not noise >= 0:
+        raise ScalebayesError(f"simulate: noise={noise!r}: expected a number >= 0")
+    jax.config.update("jax_enable_x64", True)
+    log_inputs = {name: np.log(design[name].to_numpy(float)) for name in law.inputs}
+    log_mean = np.asarray(law.log_mean({k: float(v) for k, v in params.items()}, log_inputs))
+    rng = np.random.default_rng(seed)
+    shocks = (
+        rng.standard_t(df, size=len(design)) if df is not None else rng.standard_normal(len(design))
+    )
+    table = design.copy()
+    table["loss"] = np.exp(log_mean + noise * shocks)
+    runs = load_runs(table, cost_k=cost_k)
+    label = f"<simulated from {law.name}, noise {noise:g}, seed {seed}>"
+    return Runs(runs.table, label, runs.cost_k, runs.column_map, runs.derived)

@@ -1,0 +1,57 @@
+"""Shared fixtures: one compiled sampler and a few fits reused by every test that needs NUTS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)  # state precision: the library fits in float64
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+CHINCHILLA_CSV = SHARED_DATA / "chinchilla_svg_extracted.csv"
+
+# Small but honest NUTS settings for CI: every fit in the suite uses these, so one compile serves all.
+CI_FIT = {"chains": 4, "warmup": 500, "draws": 500}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run the long statistical checks")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def truth() -> dict[str, float]:
+    from scalebayes.simulate import EPOCH_CHINCHILLA
+
+    return dict(EPOCH_CHINCHILLA)
+
+
+@pytest.fixture(scope="session")
+def synthetic_runs(truth):
+    from scalebayes.simulate import CHINCHILLA_BUDGETS, isoflop_design, simulate
+
+    return simulate("chinchilla", truth, isoflop_design(CHINCHILLA_BUDGETS), noise=0.01, seed=1)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(synthetic_runs):
+    import scalebayes as sb
+
+    return sb.fit(synthetic_runs, "chinchilla", seed=1, **CI_FIT)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_csv() -> Path:
+    if not CHINCHILLA_CSV.is_file():
+        pytest.skip(f"{CHINCHILLA_CSV} not present (shared data lives beside the checkout)")
+    return CHINCHILLA_CSV
