@@ -31,14 +31,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def truth() -> dict[str, float]:
-    from scalebayes.simulate import EPOCH_CHINCHILLA
+    from scalebayes.simulation import EPOCH_CHINCHILLA
 
     return dict(EPOCH_CHINCHILLA)
 
 
 @pytest.fixture(scope="session")
 def synthetic_runs(truth):
-    from scalebayes.simulate import CHINCHILLA_BUDGETS, isoflop_design, simulate
+    from scalebayes.simulation import CHINCHILLA_BUDGETS, isoflop_design, simulate
 
     return simulate("chinchilla", truth, isoflop_design(CHINCHILLA_BUDGETS), noise=0.01, seed=1)
 

@@ -14,7 +14,7 @@ TRUTH_KEYS = ("E", "A", "B", "alpha", "beta")
 
 @pytest.fixture(scope="module")
 def recovery_fits(truth):
-    from scalebayes.simulate import CHINCHILLA_BUDGETS, isoflop_design, simulate
+    from scalebayes.simulation import CHINCHILLA_BUDGETS, isoflop_design, simulate
 
     design = isoflop_design(CHINCHILLA_BUDGETS)
     fits = []
@@ -110,3 +110,11 @@ def test_summary_reports_requested_interval(chinchilla_fit):
     assert narrow.attrs["ci_prob"] == 0.5
     assert np.all(wide["lower"] <= narrow["lower"]) and np.all(narrow["upper"] <= wide["upper"])
     assert list(wide.index) == list(chinchilla_fit.param_names)
+
+
+def test_pinned_parameter_stays_fixed(synthetic_runs, truth):
+    pinned = sb.fit(
+        synthetic_runs, "chinchilla", priors={"E": f"Delta(v={truth['E']})"}, seed=3, **CI_FIT
+    )
+    assert np.all(pinned.posterior["E"].values == truth["E"])
+    assert pinned.diagnostics.ok, pinned.diagnostics.problems

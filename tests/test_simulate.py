@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scalebayes.errors import ScalebayesError
-from scalebayes.simulate import EPOCH_CHINCHILLA, grid_design, isoflop_design, simulate
+from scalebayes.simulation import EPOCH_CHINCHILLA, grid_design, isoflop_design, simulate
 
 
 def test_isoflop_design_is_iso_flop():

@@ -31,9 +31,9 @@ _EXPORTS = {
     "FitSettings": "scalebayes.inference",
     "load_fit": "scalebayes.io",
     "save_fit": "scalebayes.io",
-    "simulate": "scalebayes.simulate",
-    "isoflop_design": "scalebayes.simulate",
-    "grid_design": "scalebayes.simulate",
+    "simulate": "scalebayes.simulation",
+    "isoflop_design": "scalebayes.simulation",
+    "grid_design": "scalebayes.simulation",
     "ScalebayesError": "scalebayes.errors",
     "RunsFileError": "scalebayes.errors",
     "LawError": "scalebayes.errors",
@@ -91,7 +91,7 @@ if TYPE_CHECKING:
     from scalebayes.laws import Law, Param, available_laws, load_law, make_law
     from scalebayes.model import Likelihood
     from scalebayes.priors import Prior
-    from scalebayes.simulate import grid_design, isoflop_design, simulate
+    from scalebayes.simulation import grid_design, isoflop_design, simulate
 
 
 def __getattr__(name: str) -> Any:

@@ -245,7 +245,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from scalebayes import simulate as sim
+    from scalebayes import simulation as sim
 
     truth = None
     with _warnings_to_stderr():

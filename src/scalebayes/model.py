@@ -146,7 +146,9 @@ def numpyro_model(
     centred = {c.param: c for c in centrings}
     values: dict[str, jax.Array] = {}
     for name, param in law.params.items():
-        if name not in centred:
+        if param.prior.family == "Delta":  # pinned: a constant, not a sampled site
+            values[name] = numpyro.deterministic(name, jnp.asarray(param.prior.kwargs["v"]))
+        elif name not in centred:
             values[name] = numpyro.sample(name, param.prior.to_numpyro())
     for c in centrings:
         u = numpyro.sample(c.site, dist.ImproperUniform(constraints.real, (), ()))
