@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from tests.conftest import CI_FIT
@@ -126,5 +127,7 @@ def test_help_is_fast_and_imports_no_jax():
 
 
 def test_console_script_runs_demo_help():
-    done = subprocess.run(["scalebayes", "demo", "--help"], capture_output=True, text=True)
+    # The console script installed beside this interpreter (the venv need not be on PATH).
+    script = Path(sys.executable).parent / "scalebayes"
+    done = subprocess.run([str(script), "demo", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "synthetic" in done.stdout.lower()

@@ -38,6 +38,7 @@ def test_fit_has_the_documented_shape(chinchilla_fit, synthetic_runs):
         idata["sample_stats"].data_vars
     )
     assert chinchilla_fit.settings.precision == "float64"
+    assert chinchilla_fit.settings.devices == 2  # conftest exposes two CPU devices
     assert chinchilla_fit.settings.versions["numpyro"]
     assert chinchilla_fit.diagnostics.ok, chinchilla_fit.diagnostics.problems
 
@@ -113,8 +114,11 @@ def test_summary_reports_requested_interval(chinchilla_fit):
 
 
 def test_pinned_parameter_stays_fixed(synthetic_runs, truth):
+    # Three chains do not split over two devices: this also covers the one-device path.
+    settings = {**CI_FIT, "chains": 3}
     pinned = sb.fit(
-        synthetic_runs, "chinchilla", priors={"E": f"Delta(v={truth['E']})"}, seed=3, **CI_FIT
+        synthetic_runs, "chinchilla", priors={"E": f"Delta(v={truth['E']})"}, seed=3, **settings
     )
+    assert pinned.settings.devices == 1
     assert np.all(pinned.posterior["E"].values == truth["E"])
     assert pinned.diagnostics.ok, pinned.diagnostics.problems

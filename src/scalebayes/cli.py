@@ -323,7 +323,9 @@ def _env(args: argparse.Namespace) -> int:
 
     import jax
 
-    jax.config.update("jax_enable_x64", True)
+    from scalebayes.inference import configure_jax
+
+    configure_jax()
     print(f"scalebayes {__version__}  python {platform.python_version()}  {platform.platform()}")
     for package in (
         "jax",
@@ -346,7 +348,10 @@ def _env(args: argparse.Namespace) -> int:
     print(
         f"JAX backend: {jax.default_backend()}; devices: {', '.join(str(d) for d in jax.devices())}"
     )
-    print("precision: float64 (scalebayes enables jax_enable_x64 for every fit)")
+    print(
+        "precision: float64 (scalebayes enables jax_enable_x64 for every fit); chains are spread "
+        "over the devices above"
+    )
     return 0
 
 

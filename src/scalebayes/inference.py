@@ -48,6 +48,7 @@ class FitSettings:
     max_tree_depth: int = 10
     dense_mass: bool = True
     precision: str = "float64"
+    devices: int = 1  # devices the chains were spread over
     versions: Mapping[str, str] = field(default_factory=dict)
     wall_time: Mapping[str, float] = field(default_factory=dict)
 
@@ -231,7 +232,7 @@ def fit(
         warnings.warn("one chain: R-hat cannot be computed; use chains >= 2", stacklevel=2)
     if not 0.5 <= target_accept < 1:
         raise ScalebayesError(f"target_accept={target_accept!r}: expected a number in [0.5, 1)")
-    _configure_jax()
+    configure_jax()
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     law = load_law(law)
     likelihood = likelihood or Likelihood()
@@ -252,7 +253,7 @@ def fit(
     started = time.perf_counter()
     samples, stats, compile_s = sampler.run(runs, progress)
     wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
-    settings = FitSettings(**{**settings.__dict__, "wall_time": wall})
+    settings = FitSettings(**{**settings.__dict__, "wall_time": wall, "devices": sampler.n_devices})
     idata = _to_datatree(law, likelihood, runs, samples, stats)
     result = Fit(
         law, runs, likelihood, idata, settings, compute_diagnostics(idata, law, likelihood)
@@ -315,6 +316,26 @@ class _Sampler:
         self._compiled: tuple[Any, Any] | None = None
         self._init = jax.jit(jax.vmap(self._init_one, in_axes=(0, 0, None)))
         self._chunk = jax.jit(self._run_chunk)
+        # Several devices (GPUs, or CPU cores exposed as devices): each runs its share of the
+        # chains with no cross-device traffic, since NUTS chains are independent.
+        devices = jax.local_devices()
+        self.n_devices = max(k for k in range(1, len(devices) + 1) if settings.chains % k == 0)
+        self._sharding = None
+        if self.n_devices > 1:
+            from jax.sharding import Mesh, NamedSharding
+            from jax.sharding import PartitionSpec as P
+
+            mesh = Mesh(np.array(devices[: self.n_devices]), ("chain",))
+            self._sharding = NamedSharding(mesh, P("chain"))
+            self._chunk = jax.jit(
+                jax.shard_map(
+                    self._run_chunk,
+                    mesh=mesh,
+                    in_specs=(P("chain"), P()),
+                    out_specs=(P("chain"), P(None, "chain")),
+                    check_vma=False,
+                )
+            )
         self._constrain = jax.jit(self._constrain_all)
 
     # Each site's unconstrained value is a scalar: law parameters, centred terms, sigma, nu.
@@ -390,6 +411,12 @@ class _Sampler:
 
         return jax.lax.scan(body, states, None, length=self.CHUNK)
 
+    def _place(self, states: Any) -> Any:
+        """Spread the chains' states over the devices (no-op on one device)."""
+        import jax
+
+        return states if self._sharding is None else jax.device_put(states, self._sharding)
+
     def _constrain_all(self, z: dict[str, Any], data: ModelData) -> dict[str, Any]:
         import jax
         from numpyro.infer.util import constrain_fn
@@ -414,12 +441,12 @@ class _Sampler:
         if self._compiled is None:
             started = time.perf_counter()
             init = self._init.lower(keys, jitter, data).compile()
-            shapes = jax.eval_shape(self._init, keys, jitter, data)
-            chunk = self._chunk.lower(shapes, data).compile()
+            states = self._place(init(keys, jitter, data))
+            chunk = self._chunk.lower(states, data).compile()
             self._compiled = (init, chunk)
             compile_s = time.perf_counter() - started
         init, chunk = self._compiled
-        states = init(keys, jitter, data)
+        states = self._place(init(keys, jitter, data))
         total = s.warmup + s.draws
         pieces = []
         done = 0
@@ -544,11 +571,22 @@ def _is_sampled(law: Law, name: str) -> bool:
     return param is None or param.prior.family != "Delta"
 
 
-def _configure_jax() -> None:
-    """Float64 for every fit, and JAX's on-disk compile cache so a second process skips compiles."""
+def configure_jax() -> None:
+    """Float64, one CPU device per core (if JAX has not started yet), and an on-disk compile cache.
+
+    Called by every library entry point that runs JAX. Chains are independent, so on a CPU with
+    several cores each core runs its share of them; a second process reuses compiled code from
+    ``$XDG_CACHE_HOME/scalebayes/jax`` (set ``SCALEBAYES_COMPILE_CACHE=0`` to turn that off).
+    """
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+    if jax.config.jax_num_cpu_devices == -1 and not forced:
+        try:
+            jax.config.update("jax_num_cpu_devices", min(os.cpu_count() or 1, 8))
+        except RuntimeError:
+            pass  # JAX is already running: keep the devices it has
     if (
         os.environ.get("SCALEBAYES_COMPILE_CACHE", "1") != "0"
         and not jax.config.jax_compilation_cache_dir

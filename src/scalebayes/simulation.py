@@ -84,8 +84,6 @@ def simulate(
     Runs
         The design's columns plus ``loss`` (nats/token), labelled with source ``"<simulated ...>"``.
     """
-    import jax
-
     law = load_law(law)
     missing = set(law.param_names) - set(params)
     unknown = set(params) - set(law.param_names)
@@ -96,7 +94,9 @@ def simulate(
         )
     if not noise >= 0:
         raise ScalebayesError(f"simulate: noise={noise!r}: expected a number >= 0")
-    jax.config.update("jax_enable_x64", True)
+    from scalebayes.inference import configure_jax
+
+    configure_jax()
     log_inputs = {name: np.log(design[name].to_numpy(float)) for name in law.inputs}
     log_mean = np.asarray(law.log_mean({k: float(v) for k, v in params.items()}, log_inputs))
     rng = np.random.default_rng(seed)
