@@ -254,7 +254,7 @@ def fit(
     samples, stats, compile_s = sampler.run(runs, progress)
     wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
     settings = FitSettings(**{**settings.__dict__, "wall_time": wall, "devices": sampler.n_devices})
-    idata = _to_datatree(law, likelihood, runs, samples, stats)
+    idata = _to_datatree(law, runs, samples, stats)
     result = Fit(
         law, runs, likelihood, idata, settings, compute_diagnostics(idata, law, likelihood)
     )
@@ -417,17 +417,29 @@ class _Sampler:
 
         return states if self._sharding is None else jax.device_put(states, self._sharding)
 
-    def _constrain_all(self, z: dict[str, Any], data: ModelData) -> dict[str, Any]:
+    def _constrain_all(self, z: dict[str, Any], data: ModelData) -> tuple[dict[str, Any], Any]:
+        """Unconstrained draws (chain, draw) -> parameter values, and each run's log-likelihood."""
         import jax
         from numpyro.infer.util import constrain_fn
 
+        from scalebayes.model import pointwise_log_lik
+
         one = functools.partial(constrain_fn, self.model, (data,), {}, return_deterministic=True)
-        return jax.vmap(jax.vmap(one))(z)
+        values = jax.vmap(jax.vmap(one))(z)
+        params = {k: v[..., None] for k, v in values.items() if not k.startswith("_")}
+        log_lik = pointwise_log_lik(
+            self.law, self.likelihood, params, data.log_inputs, data.log_loss
+        )
+        return values, log_lik
 
     def run(
         self, runs: Runs, progress: ProgressCallback | None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-        """Warm up and sample; return constrained draws, sample stats (chain, draw, ...) and compile seconds."""
+        """Warm up and sample.
+
+        Returns constrained draws (plus ``_log_lik``, each run's log-likelihood), sample stats,
+        all with leading dims (chain, draw), and the seconds spent compiling.
+        """
         import jax
 
         s = self.settings
@@ -459,8 +471,9 @@ class _Sampler:
         trace = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[s.warmup : total], *pieces)
         # scan stacks iterations first: (draw, chain, ...) -> (chain, draw, ...)
         trace = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), trace)
-        constrained = jax.device_get(self._constrain(trace.pop("z"), data))
+        constrained, log_lik = jax.device_get(self._constrain(trace.pop("z"), data))
         samples = {k: np.asarray(v) for k, v in constrained.items() if not k.startswith("_")}
+        samples["_log_lik"] = np.asarray(log_lik)
         stats = {k: np.asarray(v) for k, v in trace.items()}
         stats["tree_depth"] = np.ceil(np.log2(stats["n_steps"] + 1)).astype(int)
         stats["reached_max_treedepth"] = stats["tree_depth"] >= s.max_tree_depth
@@ -511,29 +524,21 @@ def model_data(law: Law, runs: Runs) -> ModelData:
 
 def _to_datatree(
     law: Law,
-    likelihood: Likelihood,
     runs: Runs,
     samples: dict[str, np.ndarray],
     stats: dict[str, np.ndarray],
 ) -> xr.DataTree:
     import arviz_base as azb
-    import jax.numpy as jnp
 
-    from scalebayes.model import pointwise_log_lik
-
+    log_lik = samples["_log_lik"]
     posterior = {k: v for k, v in samples.items() if k in (*law.param_names, *LIKELIHOOD_PARAMS)}
-    params = {k: jnp.asarray(v)[..., None] for k, v in posterior.items()}
-    log_inputs = {k: jnp.asarray(v) for k, v in runs.log_inputs().items() if k in law.inputs}
-    log_lik = pointwise_log_lik(
-        law, likelihood, params, log_inputs, jnp.log(jnp.asarray(runs.loss))
-    )
     constant = {name: runs.table[name].to_numpy() for name in ("N", "D", "C")}
     if runs.weight is not None:
         constant["weight"] = runs.weight
     return azb.from_dict(
         {
             "posterior": posterior,
-            "log_likelihood": {"loss": np.asarray(log_lik)},
+            "log_likelihood": {"loss": log_lik},
             "observed_data": {"loss": runs.loss},
             "constant_data": constant,
             "sample_stats": stats,
