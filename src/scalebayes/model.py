@@ -1,6 +1,6 @@
 """The statistical model: a law's mean in log space and a robust likelihood on log loss.
 
-Two layers, as in STYLE.md: pure functions (:func:`log_mean`, :func:`pointwise_log_lik`)
+Two layers, as in STYLE.md: pure functions (``Law.log_mean``, :func:`pointwise_log_lik`)
 that predict/allocate reuse without NumPyro, and a thin NumPyro model (:func:`numpyro_model`)
 with the ``obs=None`` idiom.
 
@@ -171,13 +171,6 @@ def numpyro_model(
         numpyro.sample("log_loss", _noise(likelihood, mu, sigma, nu), obs=data.log_loss)
 
 
-def log_mean(
-    law: Law, params: Mapping[str, jax.Array], log_inputs: Mapping[str, jax.Array]
-) -> jax.Array:
-    """Log of the law's mean loss (nats/token) for parameter values and log inputs (broadcasting)."""
-    return law.log_mean(params, log_inputs)
-
-
 def pointwise_log_lik(
     law: Law,
     likelihood: Likelihood,
@@ -194,14 +187,6 @@ def pointwise_log_lik(
     mu = law.log_mean(params, log_inputs)
     nu = params["nu"] if likelihood.estimates_nu else likelihood.df
     return _noise(likelihood, mu, params["sigma"], nu).log_prob(log_loss) - log_loss
-
-
-def noise_sample(
-    likelihood: Likelihood, key: jax.Array, mu: jax.Array, params: Mapping[str, jax.Array]
-) -> jax.Array:
-    """Draw log loss of new runs around ``mu`` with each draw's noise parameters."""
-    nu = params["nu"] if likelihood.estimates_nu else likelihood.df
-    return _noise(likelihood, mu, params["sigma"], nu).sample(key)
 
 
 def _noise(
