@@ -8,6 +8,7 @@ file, the rows and the column; nothing is dropped or coerced silently.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import warnings
@@ -46,7 +47,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "trainingtokens",
         "traintokens",
         "datasize",
-        "dataset_size",
+        "datasetsize",
         "data",
     ),
     "C": ("c", "trainingflop", "trainingflops", "flop", "flops", "compute", "trainingcompute"),
@@ -191,8 +192,10 @@ def load_runs(
     for canonical, column in found.items():
         if canonical == "group":
             values = frame[column]
-            if values.isna().any():
-                raise fail("group label is empty", column, values.isna().to_numpy())
+            # CSV cells are read as text with keep_default_na=False, so empty shows up as "".
+            empty = values.isna() | (values.astype(str).str.strip() == "")
+            if empty.any():
+                raise fail("group label is empty", column, empty.to_numpy())
             table["group"] = values.astype(str).to_numpy()
         else:
             table[canonical] = _numbers(frame[column], column, fail, positive=True)
@@ -266,6 +269,11 @@ def _read(
         raise RunsFileError(label, f"cannot be read as a table: {err}") from err
     except pd.errors.EmptyDataError as err:
         raise RunsFileError(label, "the file is empty (no header, no runs)") from err
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle, delimiter=SUFFIXES[suffix], skipinitialspace=True), [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:  # pandas would rename the second one to "name.1" and carry on
+        raise RunsFileError(label, f"line 1: column name(s) {repeated} appear more than once")
     return frame, label, "line", list(range(2, len(frame) + 2))
 
 
@@ -283,6 +291,11 @@ def _match_columns(frame: pd.DataFrame, label: str, explicit: Mapping[str, str])
     if unknown:
         raise RunsFileError(
             label, f"columns= names {sorted(unknown)} unknown; canonical names are {list(ALIASES)}"
+        )
+    doubled = sorted({c for c in explicit.values() if list(explicit.values()).count(c) > 1})
+    if doubled:
+        raise RunsFileError(
+            label, f"columns= maps column(s) {doubled} to more than one canonical name"
         )
     found: dict[str, str] = {}
     for canonical, column in explicit.items():
