@@ -1,0 +1,79 @@
+"""Which noise model on log loss? Compare Normal, Student-t(4) and Student-t with estimated nu.
+
+Fits the Chinchilla law to Epoch AI's digitised Chinchilla runs under each likelihood and
+prints PSIS-LOO (ArviZ) with the parameter medians, so the default is chosen from data.
+Writes benchmarks/results/likelihood_choice.json.
+
+    python benchmarks/likelihood_choice.py [--data PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent / ".." / "shared" / "data" / "chinchilla_svg_extracted.csv"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "likelihood_choice.json")
+    args = parser.parse_args()
+    if not args.data.is_file():
+        print(f"skipped: {args.data} not found")
+        return 0
+    import arviz_stats as azs
+
+    import scalebayes as sb
+
+    runs = sb.load_runs(args.data)
+    candidates = {
+        "normal": sb.Likelihood(family="normal"),
+        "student_t(4)": sb.Likelihood(df=4.0),
+        "student_t(nu estimated)": sb.Likelihood(df=None),
+    }
+    fits = {
+        name: sb.fit(runs, "chinchilla", likelihood=lik, seed=0) for name, lik in candidates.items()
+    }
+    ranked = azs.compare({name: f.idata for name, f in fits.items()})
+    print(ranked.to_string())
+    results = {}
+    print(f"\n{'likelihood':26s} {'elpd_loo':>9s} {'se':>6s} {'p_loo':>6s} {'k>0.7':>5s}  medians")
+    for name, f in fits.items():
+        loo = azs.loo(f.idata, pointwise=True)
+        bad_k = int((loo.pareto_k > 0.7).sum())
+        medians = f.summary()["median"].round(4).to_dict()
+        results[name] = {
+            "elpd_loo": float(loo.elpd),
+            "se": float(loo.se),
+            "p_loo": float(loo.p),
+            "n_pareto_k_gt_0.7": bad_k,
+            "medians": medians,
+            "diagnostics": f.diagnostics.to_dict(),
+        }
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in medians.items())
+        print(f"{name:26s} {loo.elpd:9.1f} {loo.se:6.1f} {loo.p:6.1f} {bad_k:5d}  {shown}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "data": str(args.data),
+                "results": results,
+                "ranking": ranked.reset_index().to_dict(orient="records"),
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
