@@ -429,3 +429,19 @@ def test_one_column_mapped_twice_is_an_error():
     frame = pd.DataFrame({"x": [1e9], "tokens": [2e10], "loss": [2.5]})
     with pytest.raises(RunsFileError, match=r"'x'.* more than one canonical"):
         load_runs(frame, columns={"N": "x", "D": "x"})
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        # A quoted cell spanning lines and a blank line: the bad cell is on line 6 of the file.
+        ("multiline_then_missing.csv", r"line 6, column 'loss': missing value"),
+        ("blank_line_then_bad.csv", r"line 4, column 'loss': not a number"),
+        ("ragged.csv", r"line 3: expected 3 fields as in the header"),
+        # "size" could be model or dataset size: ask rather than guess.
+        ("bare_size_column.csv", r"no column for N"),
+    ],
+)
+def test_line_numbers_are_the_files_own(name, pattern):
+    with pytest.raises(RunsFileError, match=re.escape(str(BAD / name)) + ": " + pattern):
+        load_runs(BAD / name)

@@ -37,7 +37,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "paramcount",
         "parametercount",
         "modelparams",
-        "size",
     ),
     "D": (
         "d",
@@ -260,21 +259,52 @@ def _read(
                 f'{label}: reading Parquet needs pyarrow: pip install "scalebayes[parquet]"'
             ) from err
         return frame.reset_index(drop=True), label, "row", list(range(1, len(frame) + 1))
+    return _read_text_table(path, label, SUFFIXES[suffix])
+
+
+def _read_text_table(
+    path: Path, label: str, sep: str
+) -> tuple[pd.DataFrame, str, str, list[object]]:
+    """Read CSV/TSV as text, with each record's real starting line.
+
+    Blank lines and quoted line breaks are counted, so errors point at the line a user sees
+    in an editor.
+    """
     try:
-        # Everything as text first: the numeric check below names bad cells instead of NaN-ing them.
-        frame = pd.read_csv(
-            path, sep=SUFFIXES[suffix], dtype=str, keep_default_na=False, skipinitialspace=True
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise RunsFileError(label, f"cannot be read as a table: {err}") from err
-    except pd.errors.EmptyDataError as err:
-        raise RunsFileError(label, "the file is empty (no header, no runs)") from err
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        header = next(csv.reader(handle, delimiter=SUFFIXES[suffix], skipinitialspace=True), [])
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=sep, skipinitialspace=True, strict=True)
+            records, lines, start = [], [], 1
+            for record in reader:
+                if any(cell.strip() for cell in record):  # skip blank lines, as spreadsheets do
+                    records.append(record)
+                    lines.append(start)
+                start = reader.line_num + 1
+    except UnicodeDecodeError as err:
+        raise RunsFileError(
+            label, f"not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        ) from err
+    except csv.Error as err:
+        raise RunsFileError(
+            label, f"line {reader.line_num}: cannot be read as a table ({err})"
+        ) from err
+    if not records:
+        raise RunsFileError(label, "the file is empty (no header, no runs)")
+    header, rows = [name.strip() for name in records[0]], records[1:]
     repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:  # pandas would rename the second one to "name.1" and carry on
-        raise RunsFileError(label, f"line 1: column name(s) {repeated} appear more than once")
-    return frame, label, "line", list(range(2, len(frame) + 2))
+    if repeated:
+        raise RunsFileError(
+            label, f"line {lines[0]}: column name(s) {repeated} appear more than once"
+        )
+    ragged = [line for line, row in zip(lines[1:], rows, strict=True) if len(row) != len(header)]
+    if ragged:
+        raise RunsFileError(
+            label,
+            f"expected {len(header)} fields as in the header (line {lines[0]})",
+            rows=ragged,
+            row_label="line",
+        )
+    frame = pd.DataFrame(rows, columns=header, dtype=str)  # text first: bad cells get named
+    return frame, label, "line", lines[1:]
 
 
 def _normalise(name: object) -> str:
