@@ -2,8 +2,8 @@
 
 Canonical columns: ``N`` (parameters), ``D`` (training tokens), ``C`` (training FLOPs),
 ``loss`` (final loss, nats/token); optional ``group`` and ``weight``. Columns are found by
-the names people already use, or mapped explicitly. Bad values are errors that name the
-file, the rows and the column; nothing is dropped or coerced silently.
+the names people already use (:data:`ALIASES`), or mapped explicitly. Bad values are errors
+that name the file, the rows and the column; nothing is dropped or coerced silently.
 """
 
 from __future__ import annotations
@@ -21,49 +21,55 @@ import pandas as pd
 
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
 
-NUMERIC = ("N", "D", "C", "loss", "weight")
-OPTIONAL = ("group", "weight")
+CANONICAL = ("N", "D", "C", "loss")
 
-# Normalised names (lower case, no spaces, underscores or dashes) people use for each column.
+# Names people use for each column, matched ignoring case, spaces, "_" and "-"; the canonical
+# name comes first. The key order is the column order of Runs.table; every column except
+# "group" holds positive numbers. Too-vague names ("size", "data") are left out on purpose.
 ALIASES: dict[str, tuple[str, ...]] = {
     "N": (
-        "n",
-        "modelsize",
-        "params",
-        "parameters",
-        "nparams",
-        "numparams",
-        "nparameters",
-        "paramcount",
-        "parametercount",
-        "modelparams",
+        "N", "model size", "params", "parameters", "n_params", "num_params", "n_parameters",
+        "num_parameters", "param_count", "parameter_count", "model_params", "total_params",
+        "non-embedding params",
     ),
     "D": (
-        "d",
-        "tokens",
-        "ntokens",
-        "numtokens",
-        "trainingtokens",
-        "traintokens",
-        "datasize",
-        "datasetsize",
-        "data",
+        "D", "tokens", "n_tokens", "num_tokens", "training tokens", "train_tokens",
+        "tokens_seen", "tokens_trained", "data size", "dataset size",
     ),
-    "C": ("c", "trainingflop", "trainingflops", "flop", "flops", "compute", "trainingcompute"),
-    "loss": ("loss", "valloss", "evalloss", "finalloss", "validationloss", "testloss", "trainloss"),
+    "C": (
+        "C", "training FLOP", "training FLOPs", "train_flops", "FLOP", "FLOPs", "total_flops",
+        "compute", "training compute",
+    ),
+    "loss": (
+        "loss", "val_loss", "valid_loss", "validation loss", "eval_loss", "test_loss",
+        "final_loss", "train_loss", "training loss",
+    ),
     "group": ("group", "groups"),
     "weight": ("weight", "weights"),
-}
+}  # fmt: skip
 
+# Accepted suffixes and their field separators (None: Parquet).
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
 
+# Cells that mean "no value" (compared in lower case), as pandas reads them by default.
+_MISSING = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null", "none"})
 
-@dataclass(frozen=True)
+
+def _normalise(name: object) -> str:
+    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+
+
+_CANONICAL_OF = {_normalise(alias): key for key, aliases in ALIASES.items() for alias in aliases}
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: == on DataFrames has no single truth value
 class Runs:
     """Validated training runs.
 
     ``table`` has columns N, D, C, loss (float64) and, when given, group (str) and weight
-    (float64), one row per run with index 0..n-1.
+    (float64), one row per run with index 0..n-1. ``column_map`` says which of the user's
+    columns each canonical column came from; ``derived`` which of C and D were computed
+    with ``C = cost_k * N * D``.
     """
 
     table: pd.DataFrame
@@ -71,6 +77,11 @@ class Runs:
     cost_k: float = 6.0
     column_map: Mapping[str, str] = field(default_factory=dict)
     derived: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Runs rebuilt from JSON (io.load_fit) hand in a list; keep one form.
+        object.__setattr__(self, "column_map", dict(self.column_map))
+        object.__setattr__(self, "derived", tuple(self.derived))
 
     def __len__(self) -> int:
         return len(self.table)
@@ -97,12 +108,12 @@ class Runs:
 
     @property
     def group(self) -> np.ndarray | None:
-        """Group label per run, or None."""
+        """Group label per run, shape (n,), or None without a group column."""
         return self.table["group"].to_numpy(str) if "group" in self.table else None
 
     @property
     def weight(self) -> np.ndarray | None:
-        """Likelihood weight per run, or None."""
+        """Likelihood weight per run, shape (n,), or None without a weight column."""
         return self.table["weight"].to_numpy(float) if "weight" in self.table else None
 
     def inputs(self) -> dict[str, np.ndarray]:
@@ -118,12 +129,15 @@ class Runs:
         return self.table.copy()
 
     def subset(self, mask: np.ndarray) -> Runs:
-        """The runs where ``mask`` is True (re-indexed from 0)."""
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (len(self),):
-            raise ScalebayesError(f"subset mask has shape {mask.shape}; expected ({len(self)},)")
+        """The runs where the boolean ``mask`` (shape (n,)) is True, re-indexed from 0."""
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (len(self),):
+            raise ScalebayesError(
+                f"subset mask has dtype {mask.dtype} and shape {mask.shape}; "
+                f"expected bool of shape ({len(self)},)"
+            )
         table = self.table[mask].reset_index(drop=True)
-        return Runs(table, self.source, self.cost_k, dict(self.column_map), self.derived)
+        return Runs(table, self.source, self.cost_k, self.column_map, self.derived)
 
     def __str__(self) -> str:
         def span(name: str, fmt: str) -> str:
@@ -152,16 +166,18 @@ def load_runs(
     Parameters
     ----------
     source : path or DataFrame
-        The table; a DataFrame is never modified.
+        ``.csv`` (comma), ``.tsv`` or ``.txt`` (tab), ``.parquet`` or ``.pq``; a DataFrame is
+        never modified. Columns that are not recognised are ignored.
     columns : mapping, optional
         Explicit ``{canonical: your column}``, e.g. ``{"N": "non-embedding params"}``; wins over
-        the recognised names.
+        the recognised names (:data:`ALIASES`).
     cost_k : float
         FLOPs per parameter per token: the missing one of C and D is derived from ``C = k N D``.
     c_rtol : float
         When C, N and D are all given, each row must satisfy ``|C - k N D| <= c_rtol * C``.
     accept_inconsistent_c : bool
-        Keep C as given where it breaks that check (with a warning) instead of failing.
+        Keep C as given where it fails that check, with a :class:`DataWarning`, instead of
+        raising.
 
     Returns
     -------
@@ -170,41 +186,33 @@ def load_runs(
     Raises
     ------
     RunsFileError
-        Naming the file, the rows (file line numbers, or DataFrame index labels) and the column.
+        Naming the file, the rows and the column as the user wrote it. Rows are file line
+        numbers for CSV/TSV (the header is line 1) and index labels, as pandas shows them, for
+        DataFrames and Parquet files.
+
+    Warns
+    -----
+    DataWarning
+        Duplicate runs, tokens that look like the wrong unit, loss above 20; the rows are kept.
     """
-    if not cost_k > 0:
+    if not (np.isfinite(cost_k) and cost_k > 0):
         raise ScalebayesError(
-            f"cost_k={cost_k!r}: expected a positive number of FLOPs per parameter-token"
+            f"cost_k={cost_k!r}: expected a positive number of FLOPs per parameter per token"
         )
-    frame, label, row_label, row_names = _read(source)
-    found = _match_columns(frame, label, columns or {})
+    if not (np.isfinite(c_rtol) and c_rtol >= 0):
+        raise ScalebayesError(f"c_rtol={c_rtol!r}: expected a relative tolerance >= 0")
+    raw = _read(source)
+    found = _match_columns(raw, columns or {})
+    if len(raw.frame) == 0:
+        raise raw.error("the table has no runs (only a header)")
 
-    def fail(
-        problem: str, column: str | None = None, mask: np.ndarray | None = None
-    ) -> RunsFileError:
-        rows = list(np.asarray(row_names)[mask]) if mask is not None else None
-        return RunsFileError(label, problem, column=column, rows=rows, row_label=row_label)
+    table = pd.DataFrame(index=pd.RangeIndex(len(raw.frame)))
+    for key in ALIASES:
+        if key in found:
+            table[key] = _values(raw, key, found[key])
 
-    if len(frame) == 0:
-        raise fail("the table has no runs (no data rows)")
-    table = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    for canonical, column in found.items():
-        if canonical == "group":
-            values = frame[column]
-            # CSV cells are read as text with keep_default_na=False, so empty shows up as "".
-            empty = values.isna() | (values.astype(str).str.strip() == "")
-            if empty.any():
-                raise fail("group label is empty", column, empty.to_numpy())
-            table["group"] = values.astype(str).to_numpy()
-        else:
-            table[canonical] = _numbers(frame[column], column, fail, positive=True)
-
+    notes: list[str] = []
     derived: tuple[str, ...] = ()
-    if "C" not in table and "D" not in table:
-        raise fail(
-            "needs training tokens (D) or training compute (C); found neither among columns "
-            f"{list(frame.columns)}. Accepted names: D {_accepted('D')}; C {_accepted('C')}"
-        )
     if "C" not in table:
         table["C"] = cost_k * table["N"] * table["D"]
         derived = ("C",)
@@ -212,37 +220,50 @@ def load_runs(
         table["D"] = table["C"] / (cost_k * table["N"])
         derived = ("D",)
     else:
-        mismatch = (
+        off = (
             np.abs(table["C"] - cost_k * table["N"] * table["D"]) > c_rtol * table["C"]
         ).to_numpy()
-        if mismatch.any():
+        if off.any():
             problem = (
                 f"C differs from {cost_k:g} * N * D by more than {c_rtol:.0%}; pass cost_k= "
                 "(--cost-k) if your FLOP count uses another constant, or accept_inconsistent_c=True "
                 "(--accept-inconsistent-c) to keep C as given"
             )
             if not accept_inconsistent_c:
-                raise fail(problem, found["C"], mismatch)
-            warnings.warn(
-                str(fail(problem + " (kept as given)", found["C"], mismatch)),
-                DataWarning,
-                stacklevel=2,
-            )
+                raise raw.error(problem, found["C"], off)
+            notes.append(str(raw.error(f"{problem} (kept as given)", found["C"], off)))
+    notes += _suspicious(raw, table, found)
+    for note in notes:
+        warnings.warn(note, DataWarning, stacklevel=2)
 
-    _warn_suspicious(table, fail, found)
-    order = [c for c in ("N", "D", "C", "loss", "group", "weight") if c in table]
-    column_map = {k: v for k, v in found.items()}
-    return Runs(table[order], label, float(cost_k), column_map, derived)
+    order = [key for key in ALIASES if key in table]
+    column_map = {key: found[key] for key in order if key in found}
+    return Runs(table[order], raw.label, float(cost_k), column_map, derived)
 
 
-def _read(
-    source: str | os.PathLike[str] | pd.DataFrame,
-) -> tuple[pd.DataFrame, str, str, list[object]]:
-    """The raw table, its label, how rows are named, and each row's name."""
+@dataclass(frozen=True)
+class _Raw:
+    """The user's table as read, with what is needed to point at its rows."""
+
+    frame: pd.DataFrame
+    label: str  # the path as given, or "<DataFrame>"
+    row_label: str  # "line" (CSV/TSV line numbers) or "row" (index labels)
+    row_names: np.ndarray  # what each row is called in messages
+
+    def error(
+        self, problem: str, column: str | None = None, mask: np.ndarray | None = None
+    ) -> RunsFileError:
+        rows = None if mask is None else self.row_names[mask].tolist()
+        return RunsFileError(
+            self.label, problem, column=column, rows=rows, row_label=self.row_label
+        )
+
+
+def _read(source: str | os.PathLike[str] | pd.DataFrame) -> _Raw:
     if isinstance(source, pd.DataFrame):
-        return source, "<DataFrame>", "row", list(source.index)
-    path = Path(source)
-    label = str(source)
+        return _Raw(source, "<DataFrame>", "row", source.index.to_numpy())
+    label = os.fspath(source)
+    path = Path(label)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise RunsFileError(
@@ -250,32 +271,41 @@ def _read(
             f"unknown file type {suffix or '(none)'!r}; expected one of {', '.join(SUFFIXES)}",
         )
     if not path.is_file():
-        raise RunsFileError(label, "no such file")
-    if SUFFIXES[suffix] is None:
-        try:
-            frame = pd.read_parquet(path)
-        except ImportError as err:
-            raise ScalebayesError(
-                f'{label}: reading Parquet needs pyarrow: pip install "scalebayes[parquet]"'
-            ) from err
-        return frame.reset_index(drop=True), label, "row", list(range(1, len(frame) + 1))
-    return _read_text_table(path, label, SUFFIXES[suffix])
+        raise RunsFileError(label, "not a file" if path.exists() else "no such file")
+    separator = SUFFIXES[suffix]
+    if separator is None:
+        return _read_parquet(path, label)
+    frame, lines = _read_text(path, label, separator)
+    return _Raw(frame, label, "line", np.asarray(lines))
 
 
-def _read_text_table(
-    path: Path, label: str, sep: str
-) -> tuple[pd.DataFrame, str, str, list[object]]:
-    """Read CSV/TSV as text, with each record's real starting line.
-
-    Blank lines and quoted line breaks are counted, so errors point at the line a user sees
-    in an editor.
-    """
+def _read_parquet(path: Path, label: str) -> _Raw:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter=sep, skipinitialspace=True, strict=True)
-            records, lines, start = [], [], 1
+        frame = pd.read_parquet(path)
+    except ImportError as err:
+        raise ScalebayesError(
+            f'{label}: reading Parquet needs pyarrow: pip install "scalebayes[parquet]"'
+        ) from err
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise RunsFileError(label, f"cannot be read as Parquet: {err}") from err
+    return _Raw(frame, label, "row", frame.index.to_numpy())
+
+
+def _read_text(path: Path, label: str, separator: str) -> tuple[pd.DataFrame, list[int]]:
+    """Every cell as text, and the line each row starts on.
+
+    Read with the csv module rather than pandas so that line numbers stay the file's own across
+    blank lines and quoted line breaks, and so that no cell becomes a number or NaN here.
+    """
+    records: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=separator, skipinitialspace=True, strict=True)
+            start = 1
             for record in reader:
-                if any(cell.strip() for cell in record):  # skip blank lines, as spreadsheets do
+                if any(cell.strip() for cell in record):  # blank lines are skipped, not rows
                     records.append(record)
                     lines.append(start)
                 start = reader.line_num + 1
@@ -284,153 +314,134 @@ def _read_text_table(
             label, f"not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
         ) from err
     except csv.Error as err:
-        raise RunsFileError(
-            label, f"line {reader.line_num}: cannot be read as a table ({err})"
-        ) from err
+        raise RunsFileError(label, f"line {reader.line_num}: not valid CSV ({err})") from err
     if not records:
         raise RunsFileError(label, "the file is empty (no header, no runs)")
     header, rows = [name.strip() for name in records[0]], records[1:]
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:
-        raise RunsFileError(
-            label, f"line {lines[0]}: column name(s) {repeated} appear more than once"
-        )
     ragged = [line for line, row in zip(lines[1:], rows, strict=True) if len(row) != len(header)]
     if ragged:
         raise RunsFileError(
             label,
-            f"expected {len(header)} fields as in the header (line {lines[0]})",
+            f"expected {len(header)} fields as in the header (line {lines[0]}); check the "
+            "separator, the quoting and trailing separators",
             rows=ragged,
             row_label="line",
         )
-    frame = pd.DataFrame(rows, columns=header, dtype=str)  # text first: bad cells get named
-    return frame, label, "line", lines[1:]
+    return pd.DataFrame(rows, columns=header, dtype=object), lines[1:]
 
 
-def _normalise(name: object) -> str:
-    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+def _accepted(key: str) -> str:
+    return ", ".join(repr(alias) for alias in ALIASES[key])
 
 
-def _accepted(canonical: str) -> str:
-    return "/".join(ALIASES[canonical][:6])
-
-
-def _match_columns(frame: pd.DataFrame, label: str, explicit: Mapping[str, str]) -> dict[str, str]:
-    """Map canonical names to the user's column names."""
-    unknown = set(explicit) - set(ALIASES)
+def _match_columns(raw: _Raw, explicit: Mapping[str, str]) -> dict[str, str]:
+    """Map canonical names to the user's column names: explicit first, then recognised names."""
+    names = list(raw.frame.columns)
+    unknown = sorted(set(explicit) - set(ALIASES))
     if unknown:
-        raise RunsFileError(
-            label, f"columns= names {sorted(unknown)} unknown; canonical names are {list(ALIASES)}"
-        )
-    doubled = sorted({c for c in explicit.values() if list(explicit.values()).count(c) > 1})
+        raise raw.error(f"columns= names {unknown} unknown; canonical names are {list(ALIASES)}")
+    targets = list(explicit.values())
+    doubled = sorted({name for name in targets if targets.count(name) > 1})
     if doubled:
-        raise RunsFileError(
-            label, f"columns= maps column(s) {doubled} to more than one canonical name"
-        )
-    found: dict[str, str] = {}
-    for canonical, column in explicit.items():
-        if column not in frame.columns:
-            raise RunsFileError(
-                label,
-                f"column {column!r} (mapped to {canonical}) not found; "
-                f"columns are {list(frame.columns)}",
-            )
-        found[canonical] = column
-    taken = set(found.values())
-    for canonical, aliases in ALIASES.items():
-        if canonical in found:
-            continue
-        matches = [c for c in frame.columns if _normalise(c) in aliases and c not in taken]
+        raise raw.error(f"columns= maps {doubled} to more than one canonical name")
+    for key, name in explicit.items():
+        if name not in names:
+            raise raw.error(f"column {name!r} (mapped to {key}) not found; columns are {names}")
+    # A repeated name matters only where it would be read; unused columns may repeat.
+    repeated = sorted(
+        {
+            n
+            for n in names
+            if names.count(n) > 1 and (n in targets or _normalise(n) in _CANONICAL_OF)
+        }
+    )
+    if repeated:
+        where = "line 1: " if raw.row_label == "line" else ""
+        raise raw.error(f"{where}column name(s) {repeated} appear more than once")
+
+    found = dict(explicit)
+    candidates: dict[str, list[str]] = {}
+    for name in names:
+        key = _CANONICAL_OF.get(_normalise(name))
+        if key is not None and key not in found and name not in targets:
+            candidates.setdefault(key, []).append(name)
+    for key, matches in candidates.items():
         if len(matches) > 1:
-            raise RunsFileError(
-                label,
-                f"columns {matches} could all be {canonical}; say which with "
-                f"columns={{{canonical!r}: ...}} (CLI: --column {canonical}=NAME)",
+            raise raw.error(
+                f"columns {matches} could all be {key}; say which with "
+                f"columns={{{key!r}: ...}} (CLI: --column {key}=NAME)"
             )
-        if matches:
-            found[canonical] = matches[0]
-    missing = [c for c in ("N", "loss") if c not in found]
-    if missing:
-        wanted = "; ".join(f"{c}: {_accepted(c)}" for c in missing)
-        raise RunsFileError(
-            label,
-            f"no column for {', '.join(missing)}; found columns "
-            f"{list(frame.columns)}. Accepted names: {wanted} "
-            "(or map one: --column N=NAME / columns={'N': NAME})",
+        found[key] = matches[0]
+
+    missing = [key for key in ("N", "loss") if key not in found]
+    either = "D" not in found and "C" not in found  # one of them is enough: C = k N D
+    if missing or either:
+        wanted = " and ".join(missing)
+        if either:
+            wanted = f"{wanted} and (D or C)" if missing else "D or C"
+        listed = [*missing, *(["D", "C"] if either else [])]
+        accepted = "; ".join(f"{key}: {_accepted(key)}" for key in listed)
+        raise raw.error(
+            f"no column for {wanted}; found columns {names}. Recognised names (case, spaces, "
+            f"'_' and '-' ignored): {accepted}. Or map yours: columns={{{listed[0]!r}: NAME}} "
+            f"(CLI: --column {listed[0]}=NAME)"
         )
     return found
 
 
-def _numbers(values: pd.Series, column: str, fail: object, *, positive: bool) -> np.ndarray:
-    """The column as float64, or an error naming every bad cell."""
-    is_text = values.dtype == object or pd.api.types.is_string_dtype(values)
-    text = values.astype(str).str.strip() if is_text else None
-    if text is not None:
-        parsed = pd.to_numeric(text, errors="coerce")
-        not_number = parsed.isna() & ~text.str.lower().isin(["nan", "", "inf", "-inf", "infinity"])
-        if not_number.any():
-            raise fail(
-                "not a number (expected plain numbers such as 7e10 or 70000000000)",
-                column,
-                not_number.to_numpy(),
-            )
-        numbers = parsed.to_numpy(float)
+def _values(raw: _Raw, key: str, column: str) -> np.ndarray:
+    """One column of the user's table, checked: str labels for group, else positive float64."""
+    values = raw.frame[column]
+    if key == "group":
+        empty = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+        if empty.any():
+            raise raw.error("group label is empty", column, empty)
+        return values.astype(str).to_numpy()
+    if pd.api.types.is_numeric_dtype(values) and not (
+        pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values)
+    ):
+        numbers = values.to_numpy(float, na_value=np.nan)
+        missing = np.isnan(numbers)
     else:
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            raise fail(f"expected numbers, found {values.dtype}", column)
-        numbers = values.to_numpy(float)
-    missing = np.isnan(numbers)
+        # Text (every CSV cell, object columns): parse cell by cell and name what does not
+        # parse, so "1,000" or "7B" is an error, never a NaN.
+        text = values.astype(str).str.strip()
+        missing = (values.isna() | text.str.lower().isin(_MISSING)).to_numpy()
+        numbers = pd.to_numeric(text.mask(missing, "nan"), errors="coerce").to_numpy(float)
+        not_number = np.isnan(numbers) & ~missing
+        if not_number.any():
+            raise raw.error(
+                "not a number (expected plain numbers such as 7e10 or 70000000000, without "
+                "separators or units)",
+                column,
+                not_number,
+            )
     if missing.any():
-        raise fail("missing value (empty or NaN)", column, missing)
+        raise raw.error(
+            "missing value (empty or NaN): every run needs a number here", column, missing
+        )
     if np.isinf(numbers).any():
-        raise fail("infinite value", column, np.isinf(numbers))
-    if positive and (numbers <= 0).any():
-        raise fail("must be positive (> 0)", column, numbers <= 0)
+        raise raw.error("infinite value; expected a finite number", column, np.isinf(numbers))
+    if (numbers <= 0).any():
+        raise raw.error("must be positive (> 0)", column, numbers <= 0)
     return numbers
 
 
-def _warn_suspicious(table: pd.DataFrame, fail: object, found: Mapping[str, str]) -> None:
+def _suspicious(raw: _Raw, table: pd.DataFrame, found: Mapping[str, str]) -> list[str]:
+    """Messages for legal but suspicious rows; the rows are kept."""
+    notes = []
     keys = ["N", "D", *(["group"] if "group" in table else [])]
     duplicated = table.duplicated(subset=keys, keep=False).to_numpy()
     if duplicated.any():
-        warnings.warn(
-            str(
-                fail(
-                    "duplicate runs (same N and D"
-                    + (" and group" if "group" in table else "")
-                    + "); kept all",
-                    None,
-                    duplicated,
-                )
-            ),
-            DataWarning,
-            stacklevel=3,
-        )
+        hint = "" if "group" in table else "; if they are separate experiments, add a group column"
+        problem = f"duplicate runs (same {' and '.join(keys)}), all kept{hint}"
+        notes.append(str(raw.error(problem, None, duplicated)))
     tiny = (table["D"] < table["N"] / 1e3).to_numpy()
     if tiny.any():
-        column = found.get("D", found.get("C"))
-        warnings.warn(
-            str(
-                fail(
-                    "fewer than 1 token per 1000 parameters: are tokens (or FLOPs) given in "
-                    "billions?",
-                    column,
-                    tiny,
-                )
-            ),
-            DataWarning,
-            stacklevel=3,
-        )
+        problem = "fewer than 1 token per 1000 parameters: are tokens (or FLOPs) given in billions?"
+        notes.append(str(raw.error(problem, found.get("D", found.get("C")), tiny)))
     high = (table["loss"] > 20).to_numpy()
     if high.any():
-        warnings.warn(
-            str(
-                fail(
-                    "loss above 20 nats/token: is it a summed or percentage loss?",
-                    found["loss"],
-                    high,
-                )
-            ),
-            DataWarning,
-            stacklevel=3,
-        )
+        problem = "loss above 20 nats/token: is it a summed loss, a perplexity or in other units?"
+        notes.append(str(raw.error(problem, found["loss"], high)))
+    return notes
