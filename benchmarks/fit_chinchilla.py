@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent / ".." / "shared" / "data" / "chinchilla_svg_extracted.csv"
+from _common import CHINCHILLA_CSV, RESULTS, missing, write_results
+
 PUBLISHED = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}  # Besiroglu et al.
 
 
@@ -111,18 +111,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=CHINCHILLA_CSV)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "fit_chinchilla.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "fit_chinchilla.json")
     args = parser.parse_args()
-    if not args.data.is_file():
-        print(
-            f"skipped: {args.data} not found (Epoch AI's Chinchilla data lives in ../shared/data)"
-        )
+    if missing(args.data):
         return 0
     if args.one:
         print(json.dumps(one_run(args)))
@@ -177,21 +174,16 @@ def main() -> int:
     print(
         f"machine: {info['cpu']}, {info['cores']} cores, python {info['python']}, jax {info['jax']}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "settings": vars(args) | {"data": str(args.data), "out": str(args.out)},
-                "cold": cold,
-                "warm": warm,
-                "checks": checks,
-            },
-            indent=2,
-            default=str,
-        )
+    write_results(
+        args.out,
+        {
+            "machine": info,
+            "settings": vars(args) | {"data": str(args.data), "out": str(args.out)},
+            "cold": cold,
+            "warm": warm,
+            "checks": checks,
+        },
     )
-    print(f"wrote {args.out}")
     return 0
 
 

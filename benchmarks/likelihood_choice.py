@@ -10,23 +10,20 @@ Writes benchmarks/results/likelihood_choice.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent / ".." / "shared" / "data" / "chinchilla_svg_extracted.csv"
+from _common import CHINCHILLA_CSV, RESULTS, missing, write_results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "likelihood_choice.json")
+    parser.add_argument("--data", type=Path, default=CHINCHILLA_CSV)
+    parser.add_argument("--out", type=Path, default=RESULTS / "likelihood_choice.json")
     args = parser.parse_args()
-    if not args.data.is_file():
-        print(f"skipped: {args.data} not found")
+    if missing(args.data):
         return 0
     import arviz_stats as azs
 
@@ -59,19 +56,14 @@ def main() -> int:
         }
         shown = ", ".join(f"{k} {v:.4g}" for k, v in medians.items())
         print(f"{name:26s} {loo.elpd:9.1f} {loo.se:6.1f} {loo.p:6.1f} {bad_k:5d}  {shown}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "data": str(args.data),
-                "results": results,
-                "ranking": ranked.reset_index().to_dict(orient="records"),
-            },
-            indent=2,
-            default=str,
-        )
+    write_results(
+        args.out,
+        {
+            "data": str(args.data),
+            "results": results,
+            "ranking": ranked.reset_index().to_dict(orient="records"),
+        },
     )
-    print(f"wrote {args.out}")
     return 0
 
 

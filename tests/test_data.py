@@ -126,15 +126,18 @@ def test_ragged_row():
     assert info.value.rows == [3]
 
 
-def test_bad_quoting():
-    path = BAD / "bad_quoting.csv"
-    with pytest.raises(RunsFileError, match=rf"{_starts(path)}line 2: not valid CSV"):
-        load_runs(path)
-
-
-def test_not_utf8():
-    path = BAD / "not_utf8.csv"
-    with pytest.raises(RunsFileError, match=rf"{_starts(path)}not UTF-8 text"):
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("bad_quoting.csv", "line 2: not valid CSV"),
+        ("not_utf8.csv", "not UTF-8 text"),
+        ("header_only.csv", "the table has no runs"),
+        ("empty.csv", "the file is empty"),
+    ],
+)
+def test_unreadable_or_empty_file(name, problem):
+    path = BAD / name
+    with pytest.raises(RunsFileError, match=rf"{_starts(path)}{re.escape(problem)}"):
         load_runs(path)
 
 
@@ -162,18 +165,6 @@ def test_missing_column_lists_columns_found_and_names_accepted(name, missing, fo
 def test_missing_several_columns_at_once():
     with pytest.raises(RunsFileError, match=r"no column for N and loss and \(D or C\)"):
         load_runs(pd.DataFrame({"x": [1.0]}))
-
-
-def test_header_only_has_no_runs():
-    path = BAD / "header_only.csv"
-    with pytest.raises(RunsFileError, match=rf"{_starts(path)}the table has no runs"):
-        load_runs(path)
-
-
-def test_empty_file():
-    path = BAD / "empty.csv"
-    with pytest.raises(RunsFileError, match=rf"{_starts(path)}the file is empty"):
-        load_runs(path)
 
 
 def test_empty_dataframe():

@@ -8,6 +8,7 @@ calibration) reuses the compiled code instead of paying the compile again.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import platform
@@ -138,8 +139,7 @@ class Fit:
     @property
     def param_names(self) -> tuple[str, ...]:
         """Law parameters followed by the likelihood's (``sigma``, and ``nu`` if estimated)."""
-        extra = ("sigma", "nu") if self.likelihood.estimates_nu else ("sigma",)
-        return (*self.law.param_names, *extra)
+        return (*self.law.param_names, *self.likelihood.param_names)
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Per parameter: median, mean, sd, equal-tailed ``ci_prob`` interval (lower, upper), R-hat, ESS.
@@ -212,7 +212,8 @@ def fit(
     likelihood : Likelihood, optional
         Observation model on log loss; default Student-t with 4 degrees of freedom.
     chains, draws, warmup : int
-        Chains (run vectorised), kept draws per chain and warmup iterations per chain.
+        Chains (spread over the devices JAX sees: CPU cores or GPUs), kept draws per chain and
+        warmup iterations per chain.
     seed : int
         Seed of every random choice; the same seed gives identical draws.
     target_accept, max_tree_depth, dense_mass
@@ -251,9 +252,9 @@ def fit(
     )
     sampler = _sampler(law, likelihood, len(runs), settings)
     started = time.perf_counter()
-    samples, stats, compile_s = sampler.run(runs, progress)
+    samples, stats, compile_s = sampler.run(runs, seed, progress)
     wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
-    settings = FitSettings(**{**settings.__dict__, "wall_time": wall, "devices": sampler.n_devices})
+    settings = dataclasses.replace(settings, wall_time=wall, devices=sampler.n_devices)
     idata = _to_datatree(law, runs, samples, stats)
     result = Fit(
         law, runs, likelihood, idata, settings, compute_diagnostics(idata, law, likelihood)
@@ -266,8 +267,7 @@ def compute_diagnostics(idata: xr.DataTree, law: Law, likelihood: Likelihood) ->
     """R-hat, bulk/tail ESS (ArviZ), divergences and tree-depth saturation of a posterior."""
     import arviz_stats as azs
 
-    names = [*law.param_names, "sigma", *(["nu"] if likelihood.estimates_nu else [])]
-    names = [n for n in names if _is_sampled(law, n)]
+    names = [n for n in (*law.param_names, *likelihood.param_names) if _is_sampled(law, n)]
     rhat = azs.rhat(idata, var_names=names).to_dataset()
     bulk = azs.ess(idata, var_names=names, method="bulk").to_dataset()
     tail = azs.ess(idata, var_names=names, method="tail").to_dataset()
@@ -348,9 +348,8 @@ class _Sampler:
                 sites[name] = param.prior
         for c in self.centrings:
             sites[c.site] = None
-        sites["sigma"] = Prior.parse(self.likelihood.sigma_prior)
-        if self.likelihood.estimates_nu:
-            sites["nu"] = Prior.parse(self.likelihood.nu_prior)
+        for name in self.likelihood.param_names:
+            sites[name] = Prior.parse(getattr(self.likelihood, f"{name}_prior"))
         return sites
 
     def _potential_gen(self, data: ModelData) -> Callable[[dict[str, Any]], Any]:
@@ -433,7 +432,7 @@ class _Sampler:
         return values, log_lik
 
     def run(
-        self, runs: Runs, progress: ProgressCallback | None
+        self, runs: Runs, seed: int, progress: ProgressCallback | None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
         """Warm up and sample.
 
@@ -444,7 +443,7 @@ class _Sampler:
 
         s = self.settings
         data = model_data(self.law, runs)
-        key_init, key_jitter = jax.random.split(jax.random.key(s.seed))
+        key_init, key_jitter = jax.random.split(jax.random.key(seed))
         n_sites = len(self._sites())
         # Chains start a little apart so that R-hat can see disagreement.
         jitter = jax.random.uniform(key_jitter, (s.chains, n_sites), minval=-0.5, maxval=0.5)
@@ -498,10 +497,7 @@ def _sampler(law: Law, likelihood: Likelihood, n_runs: int, settings: FitSetting
     )
     if key not in _SAMPLERS:
         _SAMPLERS[key] = _Sampler(law, likelihood, n_runs, settings)
-    sampler = _SAMPLERS[key]
-    # The seed is data, not structure: reuse the compiled code with the new settings.
-    sampler.settings = settings
-    return sampler
+    return _SAMPLERS[key]
 
 
 def model_data(law: Law, runs: Runs) -> ModelData:

@@ -15,6 +15,7 @@ its log-Jacobian, so the posterior is the same distribution, only easier to samp
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -70,6 +71,11 @@ class Likelihood:
         Prior.parse(self.nu_prior)
 
     @property
+    def param_names(self) -> tuple[str, ...]:
+        """The noise model's own parameters: ``sigma``, and ``nu`` when it is estimated."""
+        return ("sigma", "nu") if self.estimates_nu else ("sigma",)
+
+    @property
     def estimates_nu(self) -> bool:
         """Whether the Student-t degrees of freedom are a parameter of the model."""
         return self.family == "student_t" and self.df is None
@@ -77,7 +83,7 @@ class Likelihood:
     def with_priors(self, overrides: Mapping[str, str | Prior]) -> Likelihood:
         """Return a copy with the ``sigma`` / ``nu`` priors replaced."""
         changes = {f"{name}_prior": str(Prior.parse(str(p))) for name, p in overrides.items()}
-        return Likelihood(**{**self.__dict__, **changes})
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-serialisable description (stored with every fit)."""

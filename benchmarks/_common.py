@@ -1,0 +1,27 @@
+"""What every benchmark script shares: where the real data live, skipping without them, writing JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SHARED_DATA = HERE.parent / ".." / "shared" / "data"
+CHINCHILLA_CSV = SHARED_DATA / "chinchilla_svg_extracted.csv"
+RESULTS = HERE / "results"
+
+
+def missing(path: Path) -> bool:
+    """Say the benchmark is skipped when its data are absent (exit 0: absence is not failure)."""
+    if path.is_file():
+        return False
+    print(f"skipped: {path} not found (the public datasets live in ../shared/data)")
+    return True
+
+
+def write_results(path: Path, payload: dict[str, Any]) -> None:
+    """Write a benchmark's measurements as indented JSON and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    print(f"wrote {path}")
