@@ -1,0 +1,144 @@
+"""Build a real :class:`~scalebayes.inference.Fit` from known posterior draws, without NUTS.
+
+Everything downstream of inference (predict, optimal, plots, io, compare) reads only a Fit,
+so tests and examples can hand it draws whose answer they know and run in milliseconds.
+
+>>> import numpy as np, scalebayes as sb
+>>> from scalebayes.testing import fit_from_draws, jittered_draws
+>>> runs = sb.simulate("chinchilla", sb.simulation.EPOCH_CHINCHILLA,
+...                    sb.isoflop_design([1e19, 1e20]), seed=0)   # doctest: +SKIP
+>>> draws = jittered_draws({**sb.simulation.EPOCH_CHINCHILLA, "sigma": 0.01},
+...                        rel_sd=0.01, chains=2, draws=100)      # doctest: +SKIP
+>>> fit = fit_from_draws("chinchilla", runs, draws)             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from scalebayes.data import Runs, load_runs
+from scalebayes.errors import ScalebayesError
+from scalebayes.inference import (
+    Fit,
+    FitSettings,
+    _to_datatree,
+    compute_diagnostics,
+    configure_jax,
+    model_data,
+)
+from scalebayes.laws import Law, load_law
+from scalebayes.model import Likelihood, pointwise_log_lik
+
+__all__ = ["fit_from_draws", "jittered_draws"]
+
+
+def fit_from_draws(
+    law: Law | str | os.PathLike[str],
+    runs: Runs | pd.DataFrame | str | os.PathLike[str],
+    draws: Mapping[str, ArrayLike],
+    *,
+    likelihood: Likelihood | None = None,
+) -> Fit:
+    """A :class:`Fit` whose posterior is exactly ``draws``; no sampling.
+
+    The result has the same DataTree groups as :func:`scalebayes.fit` returns: posterior,
+    log_likelihood (each run's log density on the loss scale, from
+    :func:`scalebayes.model.pointwise_log_lik`), observed_data, constant_data and sample_stats
+    (no divergences, no tree-depth saturation), and diagnostics computed by ArviZ from the draws.
+
+    Parameters
+    ----------
+    law : Law, name or path
+        The law the draws belong to.
+    runs : Runs, DataFrame or path
+        The runs the "fit" conditions on (used for the log-likelihood and the fitted range).
+    draws : mapping of str to array, each of shape (chains, draws)
+        Every sampled parameter of the law and of the likelihood (``sigma``, and ``nu`` when the
+        likelihood estimates it). Parameters pinned with a ``Delta`` prior may be omitted.
+    likelihood : Likelihood, optional
+        Observation model; default Student-t with 4 degrees of freedom, as :func:`scalebayes.fit`.
+
+    Raises
+    ------
+    ScalebayesError
+        If a parameter is missing or unknown, shapes differ, or a value is not finite.
+    """
+    configure_jax()
+    law = load_law(law)
+    runs = runs if isinstance(runs, Runs) else load_runs(runs)
+    likelihood = likelihood or Likelihood()
+    posterior = _posterior(law, likelihood, draws)
+    chains, n_draws = next(iter(posterior.values())).shape
+
+    data = model_data(law, runs)
+    params = {name: values[..., None] for name, values in posterior.items()}
+    log_lik = np.asarray(pointwise_log_lik(law, likelihood, params, data.log_inputs, data.log_loss))
+    stats = {
+        "diverging": np.zeros((chains, n_draws), dtype=bool),
+        "n_steps": np.zeros((chains, n_draws), dtype=int),
+        "reached_max_treedepth": np.zeros((chains, n_draws), dtype=bool),
+    }
+    idata = _to_datatree(law, runs, {**posterior, "_log_lik": log_lik}, stats)
+    settings = FitSettings(chains=chains, draws=n_draws, warmup=0)
+    # Constant draws (a pinned value, rel_sd=0) have no variance: R-hat is NaN, not an error.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diagnostics = compute_diagnostics(idata, law, likelihood)
+    return Fit(law, runs, likelihood, idata, settings, diagnostics)
+
+
+def jittered_draws(
+    values: Mapping[str, float],
+    *,
+    rel_sd: float = 0.01,
+    chains: int = 4,
+    draws: int = 500,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Draws scattered log-normally around ``values``: ``value * exp(rel_sd * z)``, z standard Normal.
+
+    Returns a mapping of name to an array of shape (chains, draws), ready for
+    :func:`fit_from_draws`. With ``rel_sd=0`` every draw equals the value.
+    """
+    if not rel_sd >= 0:
+        raise ScalebayesError(f"rel_sd={rel_sd!r}: expected a number >= 0")
+    rng = np.random.default_rng(seed)
+    return {
+        name: float(value) * np.exp(rel_sd * rng.standard_normal((chains, draws)))
+        for name, value in values.items()
+    }
+
+
+def _posterior(
+    law: Law, likelihood: Likelihood, draws: Mapping[str, ArrayLike]
+) -> dict[str, np.ndarray]:
+    pinned = {
+        name: float(p.prior.kwargs["v"])
+        for name, p in law.params.items()
+        if p.prior.family == "Delta"
+    }
+    expected = (*law.param_names, *likelihood.param_names)
+    missing = [name for name in expected if name not in draws and name not in pinned]
+    unknown = [name for name in draws if name not in expected]
+    if missing or unknown:
+        raise ScalebayesError(
+            f"fit_from_draws: law {law.name!r} with {likelihood.family} noise takes draws of "
+            f"{list(expected)}; missing {missing}, unknown {unknown}"
+        )
+    arrays = {name: np.asarray(value, dtype=float) for name, value in draws.items()}
+    shapes = {name: a.shape for name, a in arrays.items()}
+    shape = next(iter(shapes.values()))
+    if len(shape) != 2 or any(s != shape for s in shapes.values()):
+        raise ScalebayesError(
+            f"fit_from_draws: every draw array must have the same shape (chains, draws); got {shapes}"
+        )
+    bad = [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise ScalebayesError(f"fit_from_draws: non-finite draws of {bad}")
+    for name, value in pinned.items():
+        arrays.setdefault(name, np.full(shape, value))
+    return {name: arrays[name] for name in expected}
