@@ -8,9 +8,9 @@ import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)  # state precision: the library fits in float64
-# As a user's process gets from scalebayes.fit: two CPU devices, so CI exercises the path that
-# spreads chains over devices (a 3-chain fit in test_inference covers the one-device path).
-jax.config.update("jax_num_cpu_devices", 2)
+# As a user's process gets from scalebayes.fit (at least 8): 4-chain fits run one chain per
+# device, the default path; a 5-chain fit in test_inference covers one device vmapping chains.
+jax.config.update("jax_num_cpu_devices", 4)
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CHINCHILLA_CSV = SHARED_DATA / "chinchilla_svg_extracted.csv"

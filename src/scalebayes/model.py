@@ -112,7 +112,8 @@ class ModelData(NamedTuple):
     """Arrays the model conditions on; a pytree so one compiled sampler serves any data of this shape.
 
     ``log_inputs`` maps input name to log values, shape (n,); ``log_ref`` maps input name to the
-    reference point (scalar) used by centring; ``weight`` multiplies each run's log-likelihood.
+    reference point (scalar) used by centring; ``weight`` multiplies each run's log-likelihood
+    (0 leaves a run out, keeping the shape: see ``inference.fit(mask=...)``).
     """
 
     log_inputs: Mapping[str, jax.Array]
@@ -176,7 +177,13 @@ def numpyro_model(
         else likelihood.df
     )
     mu = law.log_mean(values, data.log_inputs)
-    with numpyro.plate("run", mu.shape[-1]), numpyro.handlers.scale(scale=data.weight):
+    # Weight 0 marks a run held out by fit(mask=...): masked out (scale must stay positive).
+    counted = data.weight > 0
+    with (
+        numpyro.plate("run", mu.shape[-1]),
+        numpyro.handlers.mask(mask=counted),
+        numpyro.handlers.scale(scale=jnp.where(counted, data.weight, 1.0)),
+    ):
         numpyro.sample("log_loss", _noise(likelihood, mu, sigma, nu), obs=data.log_loss)
 
 
