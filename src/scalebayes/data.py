@@ -1,9 +1,10 @@
 """Load and validate a table of training runs.
 
 Canonical columns: ``N`` (parameters), ``D`` (training tokens), ``C`` (training FLOPs),
-``loss`` (final loss, nats/token); optional ``group`` and ``weight``. Columns are found by
-the names people already use (:data:`ALIASES`), or mapped explicitly. Bad values are errors
-that name the file, the rows and the column; nothing is dropped or coerced silently.
+``loss`` (final loss, nats/token); optional ``U`` (unique tokens, for data-constrained laws),
+``group`` and ``weight``. Columns are found by the names people already use (:data:`ALIASES`),
+or mapped explicitly. Bad values are errors that name the file, the rows and the column;
+nothing is dropped or coerced silently.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "loss", "val_loss", "valid_loss", "validation loss", "eval_loss", "test_loss",
         "final_loss", "train_loss", "training loss",
     ),
+    "U": (
+        "U", "unique tokens", "n_unique_tokens", "num_unique_tokens", "unique data",
+        "unique data tokens",
+    ),
     "group": ("group", "groups"),
     "weight": ("weight", "weights"),
 }  # fmt: skip
@@ -66,10 +71,11 @@ _CANONICAL_OF = {_normalise(alias): key for key, aliases in ALIASES.items() for 
 class Runs:
     """Validated training runs.
 
-    ``table`` has columns N, D, C, loss (float64) and, when given, group (str) and weight
-    (float64), one row per run with index 0..n-1. ``column_map`` says which of the user's
-    columns each canonical column came from; ``derived`` which of C and D were computed
-    with ``C = cost_k * N * D``.
+    ``table`` has columns N, D, C, loss (float64) and, when given, U (unique tokens, float64),
+    group (str) and weight (float64), one row per run with index 0..n-1. ``column_map`` says
+    which of the user's columns each canonical column came from; ``derived`` which of C and D
+    were computed with ``C = cost_k * N * D``. U may exceed D (a data set larger than the
+    tokens trained on); data-constrained laws then count D unique tokens.
     """
 
     table: pd.DataFrame
@@ -102,6 +108,11 @@ class Runs:
         return self.table["C"].to_numpy(float)
 
     @property
+    def U(self) -> np.ndarray | None:
+        """Unique training tokens per run, shape (n,), or None without a U column."""
+        return self.table["U"].to_numpy(float) if "U" in self.table else None
+
+    @property
     def loss(self) -> np.ndarray:
         """Final loss per run, nats/token, shape (n,)."""
         return self.table["loss"].to_numpy(float)
@@ -117,8 +128,9 @@ class Runs:
         return self.table["weight"].to_numpy(float) if "weight" in self.table else None
 
     def inputs(self) -> dict[str, np.ndarray]:
-        """Inputs a law may use: ``{"N", "D", "C"}`` as float64 arrays of shape (n,)."""
-        return {name: self.table[name].to_numpy(float) for name in ("N", "D", "C")}
+        """Inputs a law may use: N, D, C, and U when given, as float64 arrays of shape (n,)."""
+        names = ("N", "D", "C", "U") if "U" in self.table else ("N", "D", "C")
+        return {name: self.table[name].to_numpy(float) for name in names}
 
     def log_inputs(self) -> dict[str, np.ndarray]:
         """Natural logs of :meth:`inputs`."""
@@ -147,9 +159,10 @@ class Runs:
         formula = {"C": f"C = {self.cost_k:g} N D", "D": f"D = C / ({self.cost_k:g} N)"}
         derived = "".join(f"; derived {formula[name]}" for name in self.derived)
         groups = f"; {self.table['group'].nunique()} groups" if "group" in self.table else ""
+        unique = f", {span('U', '.2e')}" if "U" in self.table else ""
         return (
             f"{len(self)} runs from {self.source}: {span('N', '.2e')}, {span('D', '.2e')}, "
-            f"{span('C', '.2e')}, {span('loss', '.3f')}{groups}{derived}"
+            f"{span('C', '.2e')}{unique}, {span('loss', '.3f')}{groups}{derived}"
         )
 
 
@@ -430,7 +443,7 @@ def _values(raw: _Raw, key: str, column: str) -> np.ndarray:
 def _suspicious(raw: _Raw, table: pd.DataFrame, found: Mapping[str, str]) -> list[str]:
     """Messages for legal but suspicious rows; the rows are kept."""
     notes = []
-    keys = ["N", "D", *(["group"] if "group" in table else [])]
+    keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
     duplicated = table.duplicated(subset=keys, keep=False).to_numpy()
     if duplicated.any():
         hint = "" if "group" in table else "; if they are separate experiments, add a group column"

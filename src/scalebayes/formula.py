@@ -2,8 +2,8 @@
 
 A formula such as ``"E + A / N**alpha + B / D**beta"`` is parsed with :mod:`ast` and converted,
 node by node, into :class:`Num`, :class:`Sym` and :class:`Op`; anything outside the whitelist
-(attribute access, calls other than ``log``/``exp``, subscripts, strings, ...) is rejected before
-anything runs. The source text is never evaluated.
+(attribute access, calls other than ``log``/``exp``/``min``/``max``, subscripts, strings, ...) is
+rejected before anything runs. The source text is never evaluated.
 
 Two evaluators work on the tree: :func:`evaluate` computes the plain value, and
 :func:`log_evaluate` computes its logarithm in log space (log-sum-exp over sums of terms), which
@@ -39,13 +39,19 @@ __all__ = [
     "to_string",
 ]
 
-FUNCTIONS = ("log", "exp")
-"""Functions a formula may call, each with one positional argument."""
+UNARY_FUNCTIONS = ("log", "exp")
+"""Functions of one positional argument."""
+
+BINARY_FUNCTIONS = ("min", "max")
+"""Functions of two positional arguments (e.g. Muennighoff et al.'s ``min(U, D)``)."""
+
+FUNCTIONS = UNARY_FUNCTIONS + BINARY_FUNCTIONS
+"""Functions a formula may call; their names cannot be symbols."""
 
 MAX_LENGTH = 2000
 """Longest formula accepted, in characters (real laws are far shorter)."""
 
-_ALLOWED = "use numbers, names, + - * / **, log, exp"
+_ALLOWED = "use numbers, names, + - * / **, log(x), exp(x), min(x, y), max(x, y)"
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ class Sym:
 
 @dataclass(frozen=True)
 class Op:
-    """An operation: ``add sub mul div pow`` (two args) or ``neg log exp`` (one arg)."""
+    """An operation: ``add sub mul div pow min max`` (two args) or ``neg log exp`` (one arg)."""
 
     op: str
     args: tuple[Expr, ...]
@@ -104,7 +110,7 @@ def parse_formula(src: str, *, source: str = "<formula>", field: str = "formula"
     ------
     LawFileError
         On a syntax error or anything other than numbers, names, ``+ - * / **``, unary
-        ``-``/``+``, and calls ``log(x)`` / ``exp(x)``.
+        ``-``/``+``, and calls ``log(x)``, ``exp(x)``, ``min(x, y)``, ``max(x, y)``.
     """
     if not isinstance(src, str):
         raise LawFileError(source, field, f"expected a string, got {type(src).__name__}")
@@ -155,9 +161,15 @@ def _to_expr(node: ast.AST, source: str, field: str) -> Expr:
         case ast.UnaryOp(op=ast.UAdd(), operand=operand):
             return _to_expr(operand, source, field)
         case ast.Call(func=ast.Name(id=fn), args=[arg], keywords=[]) if (
-            fn in FUNCTIONS and not isinstance(arg, ast.Starred)
+            fn in UNARY_FUNCTIONS and not isinstance(arg, ast.Starred)
         ):
             return Op(fn, (_to_expr(arg, source, field),))
+        case ast.Call(func=ast.Name(id=fn), args=[first, second], keywords=[]) if (
+            fn in BINARY_FUNCTIONS
+            and not isinstance(first, ast.Starred)
+            and not isinstance(second, ast.Starred)
+        ):
+            return Op(fn, (_to_expr(first, source, field), _to_expr(second, source, field)))
     raise LawFileError(source, field, f"{_show(node)!r} not allowed: {_ALLOWED}")
 
 
@@ -219,8 +231,10 @@ def to_string(expr: Expr) -> str:
             return f"({text})" if math.copysign(1.0, value) < 0 else text
         case Sym(name=name):
             return name
-        case Op(op=op, args=(arg,)) if op in FUNCTIONS:
+        case Op(op=op, args=(arg,)) if op in UNARY_FUNCTIONS:
             return f"{op}({to_string(arg)})"
+        case Op(op=op, args=(first, second)) if op in BINARY_FUNCTIONS:
+            return f"{op}({to_string(first)}, {to_string(second)})"
         case Op(op="neg", args=(arg,)):
             return "-" + _wrap(arg, lambda p: p <= _PRECEDENCE["neg"])
         case Op(op="pow", args=(base, exponent)):
@@ -273,10 +287,13 @@ def log_evaluate(
     """Evaluate the natural log of a positive-valued ``expr``, working in log space.
 
     Sums become log-sum-exp over all terms of an addition chain, products and quotients add
-    and subtract logs, ``a**b`` becomes ``b * log(a)`` and ``log(exp(a))`` is ``a``; so a law
-    such as ``E + A / N**alpha`` never forms ``N**alpha`` and stays finite in float32 for
-    ``N`` up to 1e13, ``D`` up to 1e15, ``C`` up to 1e27. Subtraction uses a stable
-    log-difference; negation and ``log(...)`` fall back to the log of the plain value.
+    and subtract logs, ``a**b`` becomes ``b * log(a)``, ``log(exp(a))`` is ``a`` and
+    ``log(min(a, b))`` is ``min(log a, log b)``; so a law such as ``E + A / N**alpha`` never
+    forms ``N**alpha`` and stays finite in float32 for ``N`` up to 1e13, ``D`` up to 1e15,
+    ``C`` up to 1e27. Subtraction uses a stable log-difference (an exact zero difference gives
+    ``-inf`` with zero gradient, so a term that vanishes at a data point, such as
+    ``1 - exp(-R)`` at ``R = 0``, leaves gradients finite); negation and ``log(...)`` fall
+    back to the log of the plain value.
 
     Parameters
     ----------
@@ -351,6 +368,10 @@ class _Evaluator:
                 return jnp.multiply(self.value(exponent), self.log(base))
             case Op(op="exp", args=(arg,)):
                 return self.value(arg)
+            case Op(op="min", args=(left, right)):
+                return jnp.minimum(self.log(left), self.log(right))
+            case Op(op="max", args=(left, right)):
+                return jnp.maximum(self.log(left), self.log(right))
         return jnp.log(self.value(expr))
 
 
@@ -360,10 +381,21 @@ _PLAIN: dict[str, Callable[[ArrayLike, ArrayLike], jax.Array]] = {
     "mul": jnp.multiply,
     "div": jnp.divide,
     "pow": jnp.power,
+    "min": jnp.minimum,
+    "max": jnp.maximum,
 }
 
 
 def _log_diff(log_a: ArrayLike, log_b: ArrayLike) -> jax.Array:
-    """``log(a - b)`` from ``log a`` and ``log b``; NaN where ``a < b``, -inf where equal."""
+    """``log(a - b)`` from ``log a`` and ``log b``; NaN where ``a < b``, -inf where equal.
+
+    Where ``a == b`` the value is -inf with zero gradient rather than an infinite one: a
+    difference that vanishes inside a sum (``1 + R*(1 - exp(-x))`` at ``x = 0``) then
+    contributes nothing to the gradient instead of ``0 * inf = NaN``. The double ``where``
+    keeps the infinite derivative of ``log(-expm1(0))`` out of the backward pass.
+    """
     log_a, log_b = jnp.asarray(log_a), jnp.asarray(log_b)
-    return log_a + jnp.log(-jnp.expm1(log_b - log_a))
+    gap = log_b - log_a
+    equal = gap == 0
+    safe_gap = jnp.where(equal, -1.0, gap)
+    return jnp.where(equal, -jnp.inf, log_a + jnp.log(-jnp.expm1(safe_gap)))

@@ -2,7 +2,7 @@
 
 The file is the ArviZ DataTree of the fit; the law, likelihood, settings, diagnostics and
 the runs' metadata ride along as JSON in the root attributes, and the runs themselves are
-the ``constant_data`` (N, D, C, group, weight) and ``observed_data`` (loss) groups. So every
+the ``constant_data`` (N, D, C, U, group, weight) and ``observed_data`` (loss) groups. So every
 later command works from the file alone.
 """
 
@@ -39,6 +39,8 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
         tree["constant_data"] = (
             tree["constant_data"].to_dataset().assign(group=("run", runs.group.astype(str)))
         )
+    if runs.U is not None and "U" not in tree["constant_data"]:
+        tree["constant_data"] = tree["constant_data"].to_dataset().assign(U=("run", runs.U))
     tree.attrs = {
         _KEY: SCHEMA_VERSION,
         "scalebayes_law": json.dumps(fit.law.to_dict()),
@@ -102,7 +104,7 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
         constant = tree["constant_data"].to_dataset()
         table = pd.DataFrame({name: constant[name].to_numpy() for name in ("N", "D", "C")})
         table["loss"] = tree["observed_data"]["loss"].to_numpy()
-        for name in ("group", "weight"):
+        for name in ("U", "group", "weight"):
             if name in constant:
                 table[name] = constant[name].to_numpy()
         runs = Runs(table=table, **meta["runs"])
