@@ -1,0 +1,353 @@
+"""Compare laws fitted to the same runs: PSIS-LOO, WAIC and leave-future-out, with weights.
+
+PSIS-LOO comes from ArviZ (``arviz_stats.loo``); the pinned ArviZ has no WAIC, so
+:func:`waic` computes it from the log_likelihood group; leave-future-out comes from
+:func:`scalebayes.lfo.lfo`. Every method yields ArviZ ``ELPDData``, and
+``arviz_stats.compare`` ranks them and computes stacking and pseudo-BMA weights.
+
+The log-likelihood stored in a :class:`~scalebayes.inference.Fit` is already the density of
+the loss (the Jacobian of the log is included), so laws fitted on log loss compare directly
+with any model of loss itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from scalebayes.errors import ScalebayesError
+
+if TYPE_CHECKING:
+    from scalebayes.inference import Fit
+    from scalebayes.lfo import LFO
+
+__all__ = ["METHODS", "Comparison", "compare", "disagreement", "waic"]
+
+METHODS = ("loo", "waic", "lfo")
+
+# Vehtari, Gelman & Gabry (2017), section 2.2: WAIC is unreliable when a run's p_waic > 0.4.
+P_WAIC_MAX = 0.4
+
+_LABEL = {"loo": "PSIS-LOO", "waic": "WAIC", "lfo": "leave-future-out by compute"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Laws ranked by expected log predictive density (elpd), best first.
+
+    Attributes
+    ----------
+    method : {"loo", "waic", "lfo"}
+        How the elpd was estimated.
+    table : DataFrame
+        One row per law, best first: ``rank``, ``elpd``, ``se``, ``elpd_diff`` (to the best,
+        <= 0), ``dse`` (standard error of the difference), ``p`` (effective number of
+        parameters; NaN for lfo), ``weight`` (stacking), ``weight_pseudo_bma`` (Bayesian-bootstrap
+        pseudo-BMA), ``warning`` (empty when all is well).
+    warnings : mapping of str to list of str
+        Per law, each problem as a sentence (high Pareto k with the runs' row numbers, WAIC
+        variance, sampler diagnostics of the fits involved).
+    elpd : mapping of str to ELPDData
+        ArviZ's per-law results, with pointwise values.
+    lfo : mapping of str to LFO, optional
+        The leave-future-out results when ``method == "lfo"``.
+    """
+
+    method: str
+    table: pd.DataFrame
+    warnings: Mapping[str, list[str]]
+    elpd: Mapping[str, Any] = field(repr=False)
+    lfo: Mapping[str, LFO] | None = field(default=None, repr=False)
+
+    @property
+    def best(self) -> str:
+        """Name of the law with the highest elpd."""
+        return str(self.table.index[0])
+
+    @property
+    def weights(self) -> pd.Series:
+        """Stacking weights by law (they sum to 1)."""
+        return self.table["weight"]
+
+    def to_frame(self) -> pd.DataFrame:
+        """A copy of :attr:`table`."""
+        return self.table.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary: method, table rows and warnings."""
+        rows = {
+            str(name): {
+                key: (value.item() if isinstance(value, np.generic) else value)
+                for key, value in row.items()
+            }
+            for name, row in self.table.to_dict(orient="index").items()
+        }
+        out: dict[str, Any] = {"method": self.method, "laws": rows, "warnings": dict(self.warnings)}
+        if self.lfo is not None:
+            out["lfo_cuts"] = {
+                name: result.cuts.to_dict(orient="records") for name, result in self.lfo.items()
+            }
+        return out
+
+    def __str__(self) -> str:
+        width = max(len("law"), *(len(str(name)) for name in self.table.index))
+        lines = [
+            f"{_LABEL[self.method]} ({self.table.attrs.get('n_runs', '?')} runs scored)",
+            f"{'law':<{width}s} {'rank':>4s} {'elpd':>9s} {'se':>7s} {'diff':>9s} {'dse':>7s} "
+            f"{'p':>6s} {'stacking':>8s} {'pseudo-BMA':>10s}  warning",
+        ]
+        for name, row in self.table.iterrows():
+            p = "" if np.isnan(row["p"]) else f"{row['p']:6.1f}"
+            lines.append(
+                f"{name!s:<{width}s} {row['rank']:4d} {row['elpd']:9.1f} {row['se']:7.1f} "
+                f"{row['elpd_diff']:9.1f} {row['dse']:7.1f} {p:>6s} {row['weight']:8.3f} "
+                f"{row['weight_pseudo_bma']:10.3f}  {row['warning']}"
+            )
+        for name, problems in self.warnings.items():
+            for problem in problems:
+                lines.append(f"  warning ({name}): {problem}")
+        return "\n".join(lines)
+
+
+def compare(
+    fits: Mapping[str, Fit],
+    *,
+    method: str = "loo",
+    cuts: int | Sequence[float] = 4,
+    lfo_results: Mapping[str, LFO] | None = None,
+) -> Comparison:
+    """Rank laws fitted to the same runs by expected log predictive density.
+
+    Parameters
+    ----------
+    fits : mapping of str to Fit
+        Name (usually the law's) to its fit; at least two, all on the same runs.
+    method : {"loo", "waic", "lfo"}
+        ``"loo"``: PSIS-LOO (ArviZ); ``"waic"``: WAIC; ``"lfo"``: leave-future-out by compute,
+        refitting each law below each cut with its fit's own priors, likelihood and NUTS
+        settings (see :func:`scalebayes.lfo.lfo`), which costs one compile and a few fits
+        per law.
+    cuts : int or sequence of float
+        Compute cut-offs for ``"lfo"`` (see :func:`scalebayes.lfo.compute_cuts`).
+    lfo_results : mapping of str to LFO, optional
+        Precomputed leave-future-out results by name, used instead of refitting.
+
+    Returns
+    -------
+    Comparison
+        Ranked table with elpd, se, differences, stacking and pseudo-BMA weights, and warnings.
+
+    Raises
+    ------
+    ScalebayesError
+        Fewer than two fits, an unknown method, or fits on different runs.
+    """
+    if method not in METHODS:
+        raise ScalebayesError(f"method={method!r}: expected one of {', '.join(METHODS)}")
+    if len(fits) < 2:
+        raise ScalebayesError(f"compare needs at least two fits, got {len(fits)}")
+    check_same_runs(fits)
+    problems: dict[str, list[str]] = {name: [] for name in fits}
+    results: dict[str, Any] = {}
+    lfo_by_name: dict[str, LFO] | None = None
+    if method == "loo":
+        for name, fit in fits.items():
+            results[name] = _loo(fit, problems[name])
+    elif method == "waic":
+        for name, fit in fits.items():
+            results[name] = waic(fit.idata)
+            high = _rows(results[name].p_waic_i > P_WAIC_MAX)
+            if high:
+                problems[name].append(
+                    f"WAIC unreliable: p_waic > {P_WAIC_MAX} for the runs at rows {high}; "
+                    "prefer PSIS-LOO (Vehtari, Gelman & Gabry 2017)"
+                )
+    else:
+        lfo_by_name = dict(lfo_results) if lfo_results is not None else _run_lfo(fits, cuts)
+        missing = sorted(set(fits) - set(lfo_by_name))
+        if missing:
+            raise ScalebayesError(f"lfo_results has no entry for {missing}")
+        for name in fits:
+            result = lfo_by_name[name]
+            results[name] = result.to_elpd_data()
+            for k, row in result.cuts.iterrows():
+                refit = result.fits[k]
+                if not refit.diagnostics.ok:
+                    problems[name].append(
+                        f"refit below {row['cut']:.3g} FLOPs: {refit.diagnostics}"
+                    )
+        runs_scored = {tuple(lfo_by_name[name].elpd_i["run"].values) for name in fits}
+        if len(runs_scored) > 1:
+            raise ScalebayesError(
+                "leave-future-out results score different runs (different cuts); "
+                "compute them with the same cuts"
+            )
+    for name, fit in fits.items():
+        if not fit.diagnostics.ok:
+            problems[name].append(str(fit.diagnostics))
+    table = _rank(results)
+    table["warning"] = [
+        "; ".join(_short(p) for p in problems[name]) if problems[name] else ""
+        for name in table.index
+    ]
+    table.attrs["n_runs"] = int(next(iter(results.values())).n_data_points)
+    return Comparison(
+        method=method,
+        table=table,
+        warnings={name: found for name, found in problems.items() if found},
+        elpd=results,
+        lfo=lfo_by_name,
+    )
+
+
+def disagreement(interpolation: Comparison, extrapolation: Comparison) -> str | None:
+    """A sentence when an interpolation score (LOO or WAIC) and leave-future-out prefer different laws.
+
+    Returns None when both rank the same law first.
+    """
+    if interpolation.best == extrapolation.best:
+        return None
+    return (
+        f"{_LABEL[interpolation.method]} prefers {interpolation.best} but leave-future-out "
+        f"prefers {extrapolation.best}: {interpolation.best} describes the runs you have "
+        f"better, {extrapolation.best} predicted the larger runs better from the smaller ones. "
+        "To plan a bigger run, weigh the leave-future-out ranking more."
+    )
+
+
+def waic(idata: xr.DataTree, var_name: str = "loss") -> Any:
+    """Widely applicable information criterion from a fit's log_likelihood group.
+
+    ``elpd_waic = sum_i [log mean_s p(y_i | theta_s) - var_s log p(y_i | theta_s)]``
+    (Watanabe 2010; Vehtari, Gelman & Gabry 2017, eqs. 3, 11-13), with the sample variance
+    over all draws; ``se = sqrt(n var_i(elpd_waic_i))``.
+
+    Parameters
+    ----------
+    idata : DataTree
+        With a log_likelihood group holding ``var_name``, dims (chain, draw, run).
+
+    Returns
+    -------
+    ELPDData
+        ``elpd``, ``se``, ``p`` (= sum of p_waic_i), ``elpd_i`` (dims run), and
+        ``p_waic_i`` (numpy, per run) as an extra attribute.
+    """
+    from arviz_stats import ELPDData
+    from scipy.special import logsumexp
+
+    log_lik = idata["log_likelihood"][var_name]
+    values = log_lik.to_numpy()
+    n_samples = values.shape[0] * values.shape[1]
+    flat = values.reshape(n_samples, -1)
+    lppd_i = logsumexp(flat, axis=0) - np.log(n_samples)
+    p_waic_i = np.var(flat, axis=0, ddof=1)
+    elpd_i = lppd_i - p_waic_i
+    run_dim = next(d for d in log_lik.dims if d not in ("chain", "draw"))
+    elpd_data = ELPDData(
+        elpd=float(elpd_i.sum()),
+        se=float(np.sqrt(elpd_i.size * np.var(elpd_i))),
+        p=float(p_waic_i.sum()),
+        n_samples=n_samples,
+        n_data_points=int(elpd_i.size),
+        scale="log",
+        warning=bool(np.any(p_waic_i > P_WAIC_MAX)),
+        good_k=None,
+        elpd_i=xr.DataArray(elpd_i, dims=(run_dim,), coords={run_dim: log_lik[run_dim].values}),
+    )
+    elpd_data.p_waic_i = p_waic_i  # type: ignore[attr-defined]
+    return elpd_data
+
+
+def check_same_runs(fits: Mapping[str, Fit]) -> None:
+    """Raise :class:`ScalebayesError` unless every fit conditions on identical runs.
+
+    Scores on different runs (another subset, another loss column, other units) are not
+    comparable, so the message says what differs.
+    """
+    names = list(fits)
+    first = fits[names[0]].runs
+    for name in names[1:]:
+        runs = fits[name].runs
+        if len(runs) != len(first):
+            raise ScalebayesError(
+                f"fits {names[0]!r} and {name!r} are on different runs ({len(first)} vs "
+                f"{len(runs)} runs); compare laws fitted to the same table"
+            )
+        for column in ("N", "D", "C", "loss"):
+            a, b = first.table[column].to_numpy(), runs.table[column].to_numpy()
+            differ = np.flatnonzero(a != b)
+            if differ.size:
+                raise ScalebayesError(
+                    f"fits {names[0]!r} and {name!r} are on different runs: column {column} "
+                    f"differs at rows {_rows(a != b)}; compare laws fitted to the same table"
+                )
+
+
+def _loo(fit: Fit, problems: list[str]) -> Any:
+    import arviz_stats as azs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = azs.loo(fit.idata, pointwise=True, var_name="loss")
+    high = _rows(result.pareto_k.to_numpy() > result.good_k)
+    if high:
+        problems.append(
+            f"Pareto k > {result.good_k:.2f} for the runs at rows {high}: PSIS-LOO is unreliable "
+            "there (influential runs); check them, or trust leave-future-out"
+        )
+    # ArviZ's own messages repeat the Pareto-k count; anything else is kept.
+    for w in caught:
+        if "Pareto" not in str(w.message):
+            problems.append(str(w.message))
+    return result
+
+
+def _run_lfo(fits: Mapping[str, Fit], cuts: int | Sequence[float]) -> dict[str, LFO]:
+    from scalebayes.lfo import compute_cuts, lfo
+
+    first = next(iter(fits.values()))
+    values = compute_cuts(first.runs, cuts)  # the same cuts for every law
+    out = {}
+    for name, fit in fits.items():
+        s = fit.settings
+        out[name] = lfo(
+            fit.runs,
+            fit.law,
+            cuts=list(values),
+            likelihood=fit.likelihood,
+            chains=s.chains,
+            draws=s.draws,
+            warmup=s.warmup,
+            seed=s.seed,
+            target_accept=s.target_accept,
+        )
+    return out
+
+
+def _rank(results: Mapping[str, Any]) -> pd.DataFrame:
+    import arviz_stats as azs
+
+    stacking = azs.compare(dict(results), method="stacking", round_to="none")
+    pseudo = azs.compare(dict(results), method="BB-pseudo-BMA", round_to="none")
+    table = stacking[["rank", "elpd", "se", "elpd_diff", "dse", "p", "weight"]].copy()
+    table["weight_pseudo_bma"] = pseudo["weight"].reindex(table.index)
+    table.index.name = "law"
+    return table
+
+
+def _rows(mask: np.ndarray) -> str:
+    """Row numbers where ``mask`` holds, as text ('' when none): '3, 17 and 40 more'."""
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(i) for i in rows[:10])
+    return shown + (f" and {rows.size - 10} more" if rows.size > 10 else "")
+
+
+def _short(problem: str) -> str:
+    return problem.split(":")[0]
