@@ -8,9 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
+from tests.conftest import CI_FIT
 
 import scalebayes as sb
-from conftest import CI_FIT
 from scalebayes.compare import compare, disagreement, waic
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.lfo import compute_cuts, lfo
