@@ -1,0 +1,457 @@
+"""Chance of reaching a target loss, and the cheapest run that reaches it with a given probability.
+
+``chance`` gives P(loss <= target) at planned runs, for the law's mean (how sure we are that the
+law itself gets there) and for a new run (adds the fitted run-to-run noise). ``plan`` finds the
+single run (N, D) that a user would actually train: the one of least total cost
+``k N D + 2 N T`` (training plus ``T`` lifetime inference tokens; Sardana et al. 2023, "Beyond
+Chinchilla-Optimal", arXiv:2401.00448) whose chance of reaching the target is at least ``prob``.
+With ``T = 0`` that is the compute-optimal run for the target. Per draw, ``plan`` also sizes the
+run that the draw's own law needs, so the spread of N, D and cost across the posterior is shown.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpy.typing import ArrayLike
+
+from scalebayes.errors import ScalebayesError
+from scalebayes.prediction import (
+    extrapolation,
+    fitted_range,
+    log_mean_at,
+    planned_points,
+)
+from scalebayes.summaries import per_draw, summarise
+
+if TYPE_CHECKING:
+    from scalebayes.inference import Fit
+
+CHANCE_KINDS = ("mean", "new_run")
+# Search box for plan(): wide enough for any run anyone trains, so hitting it means "unreachable".
+N_BOUNDS = (1e4, 1e16)
+D_BOUNDS = (1e4, 1e19)
+_GOLDEN_STEPS = 36  # log N bracket of width 27.6 shrinks to 1e-6: N to a millionth
+_BISECTION_STEPS = 40  # log D bracket of width 34.5 shrinks to 3e-11
+# The law's floor (loss with unlimited N and D) is evaluated at inputs of 1e300.
+_HUGE_LOG = 690.0
+# A target the law's floor is below in fewer than this share of draws is called unreachable.
+UNREACHABLE_SHARE = 1e-3
+
+
+class UnreachableTargetError(ScalebayesError, ValueError):
+    """A target loss that (almost) no posterior draw of the law can reach with any N and D."""
+
+
+@dataclass(frozen=True)
+class Chance:
+    """P(loss <= target) at planned runs.
+
+    Attributes
+    ----------
+    points : DataFrame
+        N, D, C of each planned run.
+    target : ndarray
+        Target loss per point, nats/token.
+    mean : DataArray, dims (chain, draw, point)
+        1 where the draw's law predicts a loss at or below the target, else 0.
+    new_run : DataArray, dims (chain, draw, point)
+        Probability, under the draw's law and noise, that a new run reaches the target.
+    fitted_range : mapping
+        Smallest and largest N, D, C among the fitted runs.
+
+    Averaging either over (chain, draw) gives the probability; per-draw values are kept so that
+    results of several fits can be mixed by weight.
+    """
+
+    points: pd.DataFrame
+    target: np.ndarray
+    mean: xr.DataArray
+    new_run: xr.DataArray
+    fitted_range: dict[str, tuple[float, float]]
+
+    def probability(self, kind: str = "new_run") -> np.ndarray:
+        """P(loss <= target) per point for ``kind`` "mean" (the law) or "new_run" (a training run)."""
+        if kind not in CHANCE_KINDS:
+            raise ScalebayesError(f"kind={kind!r}: expected 'mean' or 'new_run'")
+        return getattr(self, kind).mean(dim=("chain", "draw")).to_numpy()
+
+    def summary(self) -> pd.DataFrame:
+        """One row per point: N, D, C, target, ``p_mean``, ``p_new_run``, extrapolation."""
+        table = self.points.copy()
+        table["target"] = self.target
+        table["p_mean"] = self.probability("mean")
+        table["p_new_run"] = self.probability("new_run")
+        factors, words = extrapolation(self.points, self.fitted_range)
+        table["beyond"] = factors
+        table["extrapolation"] = words
+        table.index.name = "point"
+        return table
+
+    def __str__(self) -> str:
+        return f"chance of reaching the target loss:\n{self.summary().to_string()}"
+
+
+def chance(
+    fit: Fit,
+    N: ArrayLike | None,
+    D: ArrayLike | None,
+    target: ArrayLike,
+    *,
+    C: ArrayLike | None = None,
+) -> Chance:
+    """P(loss <= target) at planned runs, for the law's mean and for a new training run.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior.
+    N, D : array-like or None
+        Parameters and training tokens of each planned run; one may be None when ``C`` is given.
+    target : array-like
+        Target loss, nats/token; a scalar or one per point.
+    C : array-like, optional
+        Training FLOPs (``C = k N D``), instead of N or D.
+
+    Returns
+    -------
+    Chance
+
+    Raises
+    ------
+    UnreachableTargetError
+        If the target is below the law's floor (its loss with unlimited N and D) in nearly every
+        draw: no run of any size reaches it.
+    """
+    points = planned_points(fit, N=N, D=D, C=C)
+    log_target = _log_target(target, len(points))
+    check_reachable(fit, log_target.min())
+    log_mu = log_mean_at(fit, points)
+    mean_ok = (log_mu <= log_target).astype(float)
+    new_run = np.asarray(_new_run_probability(fit, log_mu, log_target))
+    coord = np.arange(len(points))
+
+    def as_array(values: np.ndarray, name: str) -> xr.DataArray:
+        return per_draw(values, fit.posterior, dim="point", coord=coord, name=name)
+
+    return Chance(
+        points,
+        np.exp(log_target),
+        as_array(mean_ok, "p_mean"),
+        as_array(new_run, "p_new_run"),
+        fitted_range(fit),
+    )
+
+
+def law_floor(fit: Fit) -> xr.DataArray:
+    """The law's loss with unlimited N, D (and C) per draw, dims (chain, draw), nats/token.
+
+    For the catalogue's Chinchilla-type laws this is the irreducible loss E.
+    """
+    huge = pd.DataFrame({name: [np.exp(_HUGE_LOG)] for name in ("N", "D", "C")})
+    floor = np.exp(log_mean_at(fit, huge))[..., 0]
+    return xr.DataArray(floor, dims=("chain", "draw"), name="floor")
+
+
+def check_reachable(fit: Fit, log_target: float) -> None:
+    """Raise :class:`UnreachableTargetError` if the law's floor is below the target in almost no draw."""
+    floor = law_floor(fit)
+    share = float((np.log(floor) < log_target).mean())
+    if share < UNREACHABLE_SHARE:
+        low, high = np.quantile(floor, [0.05, 0.95])
+        raise UnreachableTargetError(
+            f"target loss {np.exp(log_target):.4g} is below the law's floor (its loss with "
+            f"unlimited N and D; 90% interval {low:.4g}-{high:.4g}) in {1 - share:.1%} of "
+            "posterior draws: no run of any size reaches it; choose a higher target"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The cheapest run reaching a target loss with a given probability, per inference volume.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per lifetime inference volume ``inference_tokens``: the single run to train
+        (``N``, ``D``, ``tokens_per_param``, training FLOPs ``C``, ``total_cost`` = C + 2 N T
+        FLOPs) and its chance ``p_mean`` / ``p_new_run`` of reaching the target.
+    per_draw : Dataset, dims (chain, draw, inference_tokens)
+        For each draw, the cheapest run its own law needs to reach the target (no noise):
+        N, D, C, total_cost; NaN in ``unreachable`` draws (target below that draw's floor, or
+        needing N > 1e16 or D > 1e19).
+    target, prob, kind, cost_k
+        What was asked.
+    """
+
+    table: pd.DataFrame
+    per_draw: xr.Dataset
+    target: float
+    prob: float
+    kind: str
+    cost_k: float
+
+    @property
+    def n_unreachable(self) -> int:
+        """Draws whose law cannot reach the target within N <= 1e16 and D <= 1e19."""
+        return int(self.per_draw["unreachable"].isel(inference_tokens=0).sum())
+
+    def per_draw_summary(self, probs: Sequence[float] = (0.9,)) -> pd.DataFrame:
+        """Median and equal-tailed intervals over draws of N, D, D/N, C and total cost, per T.
+
+        Unreachable draws count as infinitely large (they are never dropped): an infinite upper
+        bound means more than ``(1 - prob) / 2`` of the draws cannot reach the target.
+        """
+        tables = []
+        for name in ("N", "D", "tokens_per_param", "C", "total_cost"):
+            values = self.per_draw[name].fillna(np.inf)
+            table = summarise(values, probs=probs, method="nearest").reset_index(drop=True)
+            table.insert(0, "quantity", name)
+            table.insert(0, "inference_tokens", self.per_draw["inference_tokens"].to_numpy())
+            tables.append(table)
+        return (
+            pd.concat(tables, ignore_index=True)
+            .sort_values("inference_tokens", kind="stable")
+            .reset_index(drop=True)
+        )
+
+    def __str__(self) -> str:
+        label = "a new run" if self.kind == "new_run" else "the law's mean"
+        return (
+            f"cheapest run with P({label} <= {self.target:g}) >= {self.prob:g}:\n"
+            f"{self.table.to_string()}"
+        )
+
+
+def plan(
+    fit: Fit,
+    target: float,
+    *,
+    prob: float = 0.9,
+    kind: str = "new_run",
+    inference_tokens: float | Sequence[float] = 0.0,
+    cost_k: float | None = None,
+) -> Plan:
+    """The smallest-cost run whose chance of reaching ``target`` is at least ``prob``.
+
+    Cost is training plus inference FLOPs, ``k N D + 2 N T``, with ``T`` the lifetime inference
+    tokens (Sardana et al. 2023); with ``T = 0`` (default) the plan is the least training compute
+    at which a compute-optimal run reaches the target. Probability is over the whole posterior
+    (and, for ``kind="new_run"``, the fitted run-to-run noise), so the plan inverts
+    :func:`chance`: ``chance(fit, plan.N, plan.D, target)`` equals ``prob``.
+
+    Parameters
+    ----------
+    fit : Fit
+        A posterior of a law of N and D.
+    target : float
+        Target loss, nats/token.
+    prob : float in (0, 1)
+        Required probability of reaching the target.
+    kind : {"new_run", "mean"}
+        Whether the training run itself (default) or the law's mean must reach the target.
+    inference_tokens : float or sequence of float
+        Lifetime inference tokens T; a sequence shows how the plan moves as T grows.
+    cost_k : float, optional
+        FLOPs per parameter per training token; default the fit's ``runs.cost_k``.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    UnreachableTargetError
+        If the target is below the law's floor in nearly every draw, or no run within
+        N <= 1e16, D <= 1e19 reaches it with probability ``prob``.
+    """
+    from scalebayes.allocate import require_n_and_d
+    from scalebayes.inference import configure_jax
+
+    configure_jax()
+    require_n_and_d(fit.law)
+    if kind not in CHANCE_KINDS:
+        raise ScalebayesError(f"kind={kind!r}: expected 'new_run' or 'mean'")
+    if not 0 < prob < 1:
+        raise ScalebayesError(f"prob={prob!r}: expected a probability in (0, 1)")
+    k = fit.runs.cost_k if cost_k is None else float(cost_k)
+    if not (np.isfinite(k) and k > 0):
+        raise ScalebayesError(f"cost_k={k!r}: expected a positive number")
+    tokens = np.atleast_1d(np.asarray(inference_tokens, dtype=float))
+    if tokens.ndim != 1 or not np.all(np.isfinite(tokens) & (tokens >= 0)):
+        raise ScalebayesError(
+            f"inference_tokens={inference_tokens!r}: expected numbers of tokens >= 0"
+        )
+    log_target = float(_log_target(target, 1)[0])
+    check_reachable(fit, log_target)
+
+    params = {
+        name: fit.posterior[name].to_numpy().reshape(-1)
+        for name in (*fit.law.param_names, *fit.likelihood.param_names)
+    }
+    pooled, per_draw_solver = _solvers(fit.law, fit.likelihood, kind)
+    rows, draws = [], []
+    for t in tokens:
+        args = (params, log_target, np.log(k), np.log(2 * t) if t > 0 else -np.inf)
+        x, y, feasible = (np.asarray(a) for a in pooled(*args, prob))
+        if not feasible:
+            raise UnreachableTargetError(
+                f"no run with N <= {N_BOUNDS[1]:.0e} and D <= {D_BOUNDS[1]:.0e} reaches loss "
+                f"{target:g} with probability {prob:g} ({kind.replace('_', ' ')}); lower prob or "
+                "raise the target"
+            )
+        n, d = float(np.exp(x)), float(np.exp(y))
+        rows.append({"inference_tokens": t, "N": n, "D": d, "tokens_per_param": d / n,
+                     "C": k * n * d, "total_cost": k * n * d + 2 * n * t})  # fmt: skip
+        draws.append([np.asarray(a) for a in per_draw_solver(*args)])
+    table = pd.DataFrame(rows)
+    reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), target)
+    table["p_mean"] = reached.probability("mean")
+    table["p_new_run"] = reached.probability("new_run")
+    at_edge = (table["N"] >= N_BOUNDS[1] * 0.999) | (table["D"] >= D_BOUNDS[1] * 0.999)
+    table["at_bound"] = at_edge.to_numpy()
+    return Plan(table, _per_draw_dataset(fit, draws, tokens, k), float(target), prob, kind, k)
+
+
+def _per_draw_dataset(
+    fit: Fit, draws: list[list[np.ndarray]], tokens: np.ndarray, k: float
+) -> xr.Dataset:
+    x = np.stack([d[0] for d in draws], axis=-1)
+    y = np.stack([d[1] for d in draws], axis=-1)
+    ok = np.stack([d[2] for d in draws], axis=-1).astype(bool)
+    n = np.where(ok, np.exp(x), np.nan)
+    d = np.where(ok, np.exp(y), np.nan)
+
+    def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
+        return per_draw(
+            values, fit.posterior, dim="inference_tokens", coord=tokens, name=name, units=units
+        )
+
+    return xr.Dataset(
+        {
+            "N": as_array(n, "N", "parameters"),
+            "D": as_array(d, "D", "tokens"),
+            "tokens_per_param": as_array(d / n, "tokens_per_param"),
+            "C": as_array(k * n * d, "C", "FLOPs"),
+            "total_cost": as_array(k * n * d + 2 * n * tokens, "total_cost", "FLOPs"),
+            "unreachable": as_array(~ok, "unreachable"),
+        }
+    )
+
+
+def _log_target(target: ArrayLike, n: int) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(target, dtype=float))
+    if values.ndim != 1 or not np.all(np.isfinite(values) & (values > 0)):
+        raise ScalebayesError(f"target={target!r}: expected a positive loss (nats/token)")
+    if values.size not in (1, n):
+        raise ScalebayesError(f"target: expected one value or one per planned run ({n})")
+    return np.log(np.broadcast_to(values, (n,)))
+
+
+def _new_run_probability(fit: Fit, log_mu: Any, log_target: Any) -> Any:
+    """P(new run's loss <= target) per draw: the noise's CDF at the target."""
+    sigma = fit.posterior["sigma"].to_numpy()[..., None]
+    nu = fit.posterior["nu"].to_numpy()[..., None] if fit.likelihood.estimates_nu else None
+    return _noise_cdf(fit.likelihood, log_mu, sigma, nu, log_target)
+
+
+def _noise_cdf(likelihood: Any, mu: Any, sigma: Any, nu: Any, log_target: Any) -> Any:
+    from scalebayes.model import _noise
+
+    df = nu if likelihood.estimates_nu else likelihood.df
+    return _noise(likelihood, mu, sigma, df).cdf(log_target)
+
+
+@functools.lru_cache(maxsize=16)
+def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
+    """Jitted (pooled, per-draw) minimisers of log cost subject to reaching the target."""
+    import jax
+    import jax.numpy as jnp
+
+    x_lo, x_hi = np.log(N_BOUNDS[0]), np.log(N_BOUNDS[1])
+    y_lo, y_hi = np.log(D_BOUNDS[0]), np.log(D_BOUNDS[1])
+
+    def log_mean(params: Any, x: Any, y: Any, log_k: Any) -> Any:
+        log_inputs = {"N": x, "D": y}
+        if "C" in law.inputs:
+            log_inputs["C"] = log_k + x + y
+        return law.log_mean(params, log_inputs)
+
+    def minimise(margin: Any, shape: tuple[int, ...], log_k: Any, log_2t: Any) -> Any:
+        """Min over x of x + log(k e^y(x) + 2T), y(x) the least y with margin(x, y) >= 0."""
+
+        def needed(x: Any) -> Any:
+            feasible = margin(x, jnp.full(shape, y_hi)) >= 0
+
+            def halve(_: int, bounds: Any) -> Any:
+                lo, hi = bounds
+                mid = 0.5 * (lo + hi)
+                ok = margin(x, mid) >= 0
+                return jnp.where(ok, lo, mid), jnp.where(ok, mid, hi)
+
+            _, y = jax.lax.fori_loop(
+                0, _BISECTION_STEPS, halve, (jnp.full(shape, y_lo), jnp.full(shape, y_hi))
+            )
+            return y, feasible
+
+        def cost(x: Any) -> Any:
+            y, feasible = needed(x)
+            return jnp.where(feasible, x + jnp.logaddexp(log_k + y, log_2t), jnp.inf)
+
+        inv_phi = (np.sqrt(5.0) - 1.0) / 2.0
+
+        def golden(_: int, state: Any) -> Any:
+            a, b, x1, x2, f1, f2 = state
+            left = f1 < f2  # both +inf (infeasible): move towards larger N
+            a = jnp.where(left, a, x1)
+            b = jnp.where(left, x2, b)
+            new = jnp.where(left, b - inv_phi * (b - a), a + inv_phi * (b - a))
+            f_new = cost(new)
+            return (
+                a,
+                b,
+                jnp.where(left, new, x2),
+                jnp.where(left, x1, new),
+                jnp.where(left, f_new, f2),
+                jnp.where(left, f1, f_new),
+            )
+
+        lo, hi = jnp.full(shape, x_lo), jnp.full(shape, x_hi)
+        x1, x2 = hi - inv_phi * (hi - lo), lo + inv_phi * (hi - lo)
+        a, b, *_ = jax.lax.fori_loop(0, _GOLDEN_STEPS, golden, (lo, hi, x1, x2, cost(x1), cost(x2)))
+        # Infeasible small N costs +inf, which pushes the search right; the top of the bracket
+        # is the last resort.
+        x = jnp.where(jnp.isfinite(cost(0.5 * (a + b))), 0.5 * (a + b), x_hi)
+        y, feasible = needed(x)
+        return x, y, feasible
+
+    @jax.jit
+    def pooled(params: Any, log_target: Any, log_k: Any, log_2t: Any, prob: Any) -> Any:
+        def margin(x: Any, y: Any) -> Any:
+            mu = log_mean(params, x, y, log_k)
+            if kind == "mean":
+                p = jnp.mean(mu <= log_target)
+            else:
+                p = jnp.mean(
+                    _noise_cdf(likelihood, mu, params["sigma"], params.get("nu"), log_target)
+                )
+            return p - prob
+
+        return minimise(margin, (), log_k, log_2t)
+
+    @jax.jit
+    def per_draw_solver(params: Any, log_target: Any, log_k: Any, log_2t: Any) -> Any:
+        shape = params["sigma"].shape
+
+        def margin(x: Any, y: Any) -> Any:
+            return log_target - log_mean(params, x, y, log_k)
+
+        return minimise(margin, shape, log_k, log_2t)
+
+    return pooled, per_draw_solver

@@ -1,0 +1,279 @@
+"""Loss at planned runs, per posterior draw: the law's own uncertainty, or a new run's outcome.
+
+``kind="mean"`` answers "what loss does the law predict here?" (a credible interval: only the
+uncertainty about the law's parameters); ``kind="new_run"`` answers "what loss will my run
+actually get?" (a predictive interval: that uncertainty plus the run-to-run noise the fit
+measured), so its intervals are wider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpy.typing import ArrayLike
+
+from scalebayes.errors import ScalebayesError
+from scalebayes.summaries import per_draw, summarise
+
+if TYPE_CHECKING:
+    from scalebayes.inference import Fit
+
+KINDS = ("mean", "new_run")
+INPUT_NAMES = ("N", "D", "C")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted loss at planned runs, one value per posterior draw.
+
+    Attributes
+    ----------
+    loss : DataArray, dims (chain, draw, point)
+        Loss in nats/token (the units of the fitted runs).
+    points : DataFrame
+        Columns N, D, C of each point (NaN for an input that was neither given nor derivable).
+    kind : {"mean", "new_run"}
+        ``mean``: the law's own uncertainty (credible interval); ``new_run``: plus the fitted
+        run-to-run noise (predictive interval).
+    fitted_range : mapping of str to (float, float)
+        Smallest and largest N, D and C among the fitted runs.
+    """
+
+    loss: xr.DataArray
+    points: pd.DataFrame
+    kind: str
+    fitted_range: Mapping[str, tuple[float, float]]
+
+    def summary(self, probs: Sequence[float] = (0.5, 0.9), kind: str = "eti") -> pd.DataFrame:
+        """Tidy table, one row per point: N, D, C, median loss, intervals and extrapolation.
+
+        Parameters
+        ----------
+        probs : sequence of float
+            Interval probabilities (default 50% and 90%).
+        kind : {"eti", "hdi"}
+            Equal-tailed or highest-density intervals.
+
+        Returns
+        -------
+        DataFrame
+            Columns N, D, C, ``median``, ``{kind}{percent}_lb`` / ``_ub``, ``beyond`` (how many
+            times outside the fitted range the point lies; 1 inside it) and ``extrapolation``
+            (the same in words, e.g. "12x beyond the largest C seen").
+        """
+        table = summarise(self.loss, probs=probs, kind=kind)
+        table.insert(0, "C", self.points["C"].to_numpy())
+        table.insert(0, "D", self.points["D"].to_numpy())
+        table.insert(0, "N", self.points["N"].to_numpy())
+        factors, words = extrapolation(self.points, self.fitted_range)
+        table["beyond"] = factors
+        table["extrapolation"] = words
+        table.attrs.update(prediction=self.kind)
+        return table
+
+    def __str__(self) -> str:
+        label = "credible (law only)" if self.kind == "mean" else "predictive (new run)"
+        return f"predicted loss, {label} intervals:\n{self.summary().to_string()}"
+
+
+def predict(
+    fit: Fit,
+    *,
+    N: ArrayLike | None = None,
+    D: ArrayLike | None = None,
+    C: ArrayLike | None = None,
+    kind: str = "mean",
+    seed: int = 0,
+) -> Prediction:
+    """Loss of planned runs under every posterior draw.
+
+    Give two of ``N``, ``D``, ``C`` (the third follows from ``C = k N D`` with the fit's
+    ``runs.cost_k``), or just the inputs the law uses; scalars and 1-D arrays broadcast.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior to carry forward.
+    N, D, C : array-like, optional
+        Parameters, training tokens, training FLOPs of each planned run.
+    kind : {"mean", "new_run"}
+        ``mean``: loss of the fitted law (credible interval: uncertainty about the law);
+        ``new_run``: loss a new training run would get (predictive interval: adds the fitted
+        Student-t/Normal noise on log loss, one draw per posterior draw).
+    seed : int
+        Seed of the noise draws for ``new_run``.
+
+    Returns
+    -------
+    Prediction
+        ``loss`` with dims (chain, draw, point), nats/token.
+    """
+    if kind not in KINDS:
+        raise ScalebayesError(f"kind={kind!r}: expected 'mean' or 'new_run'")
+    points = planned_points(fit, N=N, D=D, C=C)
+    log_mu = log_mean_at(fit, points)
+    if kind == "new_run":
+        log_mu = log_mu + noise_draws(fit, log_mu.shape, seed=seed)
+    loss = per_draw(
+        np.exp(log_mu),
+        fit.posterior,
+        dim="point",
+        coord=np.arange(len(points)),
+        name="loss",
+        units="nats/token",
+    )
+    return Prediction(loss, points, kind, fitted_range(fit))
+
+
+def planned_points(
+    fit: Fit,
+    *,
+    N: ArrayLike | None = None,
+    D: ArrayLike | None = None,
+    C: ArrayLike | None = None,
+) -> pd.DataFrame:
+    """Columns N, D, C of planned runs; the missing one of three derived with ``C = k N D``.
+
+    Raises
+    ------
+    ScalebayesError
+        For values that are not finite and positive, arrays that do not broadcast, inputs the
+        law needs but that cannot be derived, or N, D, C that disagree with ``C = k N D``.
+    """
+    k = fit.runs.cost_k
+    given = {name: v for name, v in (("N", N), ("D", D), ("C", C)) if v is not None}
+    if not given:
+        raise ScalebayesError(
+            f"no planned runs: give two of N, D, C (C = {k:g} N D); law {fit.law.name!r} "
+            f"uses {', '.join(fit.law.inputs)}"
+        )
+    arrays = {}
+    for name, value in given.items():
+        array = np.atleast_1d(np.asarray(value, dtype=float))
+        if array.ndim != 1 or not np.all(np.isfinite(array)) or not np.all(array > 0):
+            raise ScalebayesError(
+                f"{name}={value!r}: expected positive finite numbers (a scalar or a 1-D list)"
+            )
+        arrays[name] = array
+    try:
+        columns = dict(zip(arrays, np.broadcast_arrays(*arrays.values()), strict=True))
+    except ValueError:
+        shapes = {name: a.shape for name, a in arrays.items()}
+        raise ScalebayesError(
+            f"N, D, C of different lengths {shapes}: expected equal lengths or scalars"
+        ) from None
+    n = len(next(iter(columns.values())))
+    if len(columns) == 3:
+        implied = k * columns["N"] * columns["D"]
+        off = np.abs(implied - columns["C"]) > 0.1 * columns["C"]
+        if np.any(off):
+            raise ScalebayesError(
+                f"C disagrees with {k:g} N D by more than 10% at point(s) {np.flatnonzero(off).tolist()}; "
+                "give only two of N, D, C"
+            )
+    elif len(columns) == 2:
+        if "C" not in columns:
+            columns["C"] = k * columns["N"] * columns["D"]
+        elif "D" not in columns:
+            columns["D"] = columns["C"] / (k * columns["N"])
+        else:
+            columns["N"] = columns["C"] / (k * columns["D"])
+    missing = [name for name in fit.law.inputs if name not in columns]
+    if missing:
+        raise ScalebayesError(
+            f"law {fit.law.name!r} needs {', '.join(fit.law.inputs)}; got only "
+            f"{', '.join(columns)}: give two of N, D, C (C = {k:g} N D)"
+        )
+    return pd.DataFrame({name: columns.get(name, np.full(n, np.nan)) for name in INPUT_NAMES})
+
+
+def log_mean_at(fit: Fit, points: pd.DataFrame) -> np.ndarray:
+    """Log of the law's mean loss at ``points`` per draw, shape (chain, draw, point)."""
+    from scalebayes.inference import configure_jax
+
+    configure_jax()
+    params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.law.param_names}
+    log_inputs = {name: np.log(points[name].to_numpy(float)) for name in fit.law.inputs}
+    return np.asarray(fit.law.log_mean(params, log_inputs))
+
+
+def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
+    """One draw of the fitted noise on log loss per posterior draw and point; ``shape`` (chain, draw, point)."""
+    import jax
+    import jax.numpy as jnp
+
+    from scalebayes.model import _noise
+
+    sigma = fit.posterior["sigma"].to_numpy()[..., None]
+    nu = (
+        fit.posterior["nu"].to_numpy()[..., None]
+        if fit.likelihood.estimates_nu
+        else fit.likelihood.df
+    )
+    noise = _noise(fit.likelihood, jnp.zeros(shape), sigma, nu)
+    return np.asarray(noise.sample(jax.random.key(seed)))
+
+
+def fitted_range(fit: Fit) -> dict[str, tuple[float, float]]:
+    """Smallest and largest N, D, C among the fitted runs."""
+    table = fit.runs.table
+    return {name: (float(table[name].min()), float(table[name].max())) for name in INPUT_NAMES}
+
+
+def extrapolation(
+    points: pd.DataFrame, fitted: Mapping[str, tuple[float, float]]
+) -> tuple[np.ndarray, list[str]]:
+    """How far outside the fitted range each point lies: the largest factor, and in words.
+
+    A point at 12 times the largest C seen gets factor 12 and "12x beyond the largest C seen";
+    one at a tenth of the smallest N, factor 10 and "10x below the smallest N seen"; a point
+    inside the range of every input, factor 1 and "inside the fitted range".
+    """
+    factors = np.ones(len(points))
+    words = ["inside the fitted range"] * len(points)
+    for i in range(len(points)):
+        notes = []
+        for name in INPUT_NAMES:
+            value = points[name].iloc[i]
+            if not np.isfinite(value):
+                continue
+            low, high = fitted[name]
+            factor, note = 1.0, ""
+            if value > high:
+                factor, note = value / high, f"beyond the largest {name} seen"
+            elif value < low:
+                factor, note = low / value, f"below the smallest {name} seen"
+            if factor > 1.0 + 1e-9:
+                notes.append((factor, f"{factor:.3g}x {note}"))
+        if notes:
+            notes.sort(reverse=True)
+            factors[i] = notes[0][0]
+            words[i] = "; ".join(text for _, text in notes)
+    return factors, words
+
+
+def points_from_table(table: pd.DataFrame, *, source: str = "<DataFrame>") -> dict[str, np.ndarray]:
+    """N, D, C columns of a table of planned runs, found by the names :func:`load_runs` accepts."""
+    from scalebayes.data import _CANONICAL_OF, _normalise
+
+    found: dict[str, np.ndarray] = {}
+    for column in table.columns:
+        key = _CANONICAL_OF.get(_normalise(column))
+        if key in INPUT_NAMES:
+            if key in found:
+                raise ScalebayesError(f"{source}: two columns mean {key}; keep one")
+            values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+            if not np.all(np.isfinite(values)):
+                rows = np.flatnonzero(~np.isfinite(values)).tolist()
+                raise ScalebayesError(f"{source}: column {column!r}: rows {rows} are not numbers")
+            found[key] = values
+    if not found:
+        raise ScalebayesError(
+            f"{source}: no N, D or C column found (columns: {list(table.columns)})"
+        )
+    return found

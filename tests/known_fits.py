@@ -1,0 +1,35 @@
+"""Fits with known posterior draws (no NUTS), shared by the decision tests (predict, optimal, plan)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+import scalebayes as sb
+from scalebayes.simulation import EPOCH_CHINCHILLA
+from scalebayes.testing import fit_from_draws, jittered_draws
+
+# Hoffmann et al. 2022's constants (approach 3): as printed in the paper, and with the exponents
+# of its TeX source (alpha 0.3392, beta 0.2849), which Besiroglu et al. 2024 show the rounding
+# distorts.
+HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+HOFFMANN_TEX = {**HOFFMANN, "alpha": 0.3392, "beta": 0.2849}
+
+
+@functools.cache
+def ladder(seed: int = 0) -> sb.Runs:
+    """A small isoFLOP ladder (1e19-1e21 FLOPs) drawn from Epoch's constants."""
+    design = sb.isoflop_design([1e19, 1e20, 1e21], points_per_budget=5)
+    return sb.simulate("chinchilla", EPOCH_CHINCHILLA, design, noise=0.01, seed=seed)
+
+
+@functools.cache
+def chinchilla_known(
+    rel_sd: float = 0.02, sigma: float = 0.01, chains: int = 4, draws: int = 500
+) -> sb.Fit:
+    """Chinchilla law, draws scattered log-normally (``rel_sd``) around Epoch's constants."""
+    values = {**EPOCH_CHINCHILLA, "sigma": sigma}
+    draws_ = jittered_draws(values, rel_sd=rel_sd, chains=chains, draws=draws, seed=7)
+    draws_["sigma"] = np.full((chains, draws), sigma)
+    return fit_from_draws("chinchilla", ladder(), draws_)

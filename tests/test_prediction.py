@@ -1,0 +1,158 @@
+"""predict(): loss per draw at planned runs; credible vs predictive; inputs; extrapolation notes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from tests.known_fits import chinchilla_known, ladder
+
+import scalebayes as sb
+from scalebayes.errors import ScalebayesError
+from scalebayes.prediction import predict
+from scalebayes.testing import fit_from_draws, jittered_draws
+
+
+def test_mean_is_the_law_at_each_draw():
+    fit = chinchilla_known()
+    pred = predict(fit, N=[1e9, 7e10], D=[2e10, 1.4e12])
+    assert pred.loss.dims == ("chain", "draw", "point")
+    assert pred.loss.shape == (4, 500, 2)
+    post = fit.posterior
+    c, d = 2, 123
+    params = {name: float(post[name][c, d]) for name in fit.law.param_names}
+    expected = (
+        params["E"] + params["A"] / 7e10 ** params["alpha"] + params["B"] / 1.4e12 ** params["beta"]
+    )
+    assert float(pred.loss[c, d, 1]) == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(pred.points["C"], 6 * np.array([1e9, 7e10]) * [2e10, 1.4e12])
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"N": 7e10, "D": 1.4e12},
+        {"N": 7e10, "C": 6 * 7e10 * 1.4e12},
+        {"D": 1.4e12, "C": 6 * 7e10 * 1.4e12},
+        {"N": 7e10, "D": 1.4e12, "C": 6 * 7e10 * 1.4e12},
+    ],
+)
+def test_any_two_of_n_d_c_give_the_same_point(given):
+    fit = chinchilla_known()
+    pred = predict(fit, **given)
+    np.testing.assert_allclose(pred.points.loc[0, ["N", "D", "C"]], [7e10, 1.4e12, 5.88e23])
+    reference = predict(fit, N=7e10, D=1.4e12)
+    np.testing.assert_allclose(pred.loss, reference.loss, rtol=1e-12)
+
+
+def test_cost_k_of_the_fit_is_used():
+    runs = sb.simulate(
+        "chinchilla",
+        sb.simulation.EPOCH_CHINCHILLA,
+        sb.isoflop_design([1e19, 1e20], cost_k=8.0),
+        cost_k=8.0,
+        seed=0,
+    )
+    draws = jittered_draws({**sb.simulation.EPOCH_CHINCHILLA, "sigma": 0.01}, chains=2, draws=20)
+    fit = fit_from_draws("chinchilla", runs, draws)
+    assert predict(fit, N=1e9, C=8e20).points.loc[0, "D"] == pytest.approx(1e11)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({}, "give two of N, D, C"),
+        ({"N": 7e10}, "needs N, D"),
+        ({"N": -1.0, "D": 1e12}, "positive finite"),
+        ({"N": [1e9, np.nan], "D": 1e12}, "positive finite"),
+        ({"N": [1e9, 2e9], "D": [1e12, 2e12, 3e12]}, "different lengths"),
+        ({"N": 7e10, "D": 1.4e12, "C": 1e20}, "disagrees"),
+        ({"N": [[1e9]], "D": 1e12}, "1-D"),
+    ],
+)
+def test_bad_planned_runs_are_refused(given, message):
+    with pytest.raises(ScalebayesError, match=message):
+        predict(chinchilla_known(), **given)
+
+
+def test_a_one_input_law_needs_one_input():
+    draws = jittered_draws({"E": 1.8, "A": 400.0, "alpha": 0.34, "sigma": 0.01}, chains=2, draws=30)
+    fit = fit_from_draws("power_n", ladder(), draws)
+    pred = predict(fit, N=[1e9, 1e10])
+    assert np.isnan(pred.points["D"]).all()
+    assert (pred.loss.isel(point=1) < pred.loss.isel(point=0)).all()
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "noise"),
+    [(sb.Likelihood(), stats.t(df=4)), (sb.Likelihood(family="normal"), stats.norm())],
+)
+def test_new_run_adds_exactly_the_fitted_noise(likelihood, noise):
+    # Law parameters fixed (rel_sd=0): the credible interval has zero width, and log(new / mean)
+    # is sigma times the likelihood's standard noise. A KS test on 4000 values rejects a correct
+    # sampler with probability 0.1 % (fixed seed); a wrong scale (e.g. 1.1 sigma) or family fails.
+    sigma = 0.05
+    values = {**sb.simulation.EPOCH_CHINCHILLA, "sigma": sigma}
+    draws = jittered_draws(values, rel_sd=0.0, chains=4, draws=1000)
+    fit = fit_from_draws("chinchilla", ladder(), draws, likelihood=likelihood)
+    mean = predict(fit, N=1e9, D=2e10)
+    new = predict(fit, N=1e9, D=2e10, kind="new_run", seed=3)
+    assert float(np.ptp(mean.loss.to_numpy())) < 1e-12
+    shocks = np.log(new.loss / mean.loss).to_numpy().ravel() / sigma
+    assert stats.kstest(shocks, noise.cdf).pvalue > 1e-3
+    assert stats.kstest(shocks / 1.1, noise.cdf).pvalue < 1e-3
+
+
+def test_new_run_interval_is_wider_than_mean_interval():
+    fit = chinchilla_known(rel_sd=0.02, sigma=0.02)
+    mean = predict(fit, N=[1e9, 7e10], D=[2e10, 1.4e12]).summary(probs=(0.9,))
+    new = predict(fit, N=[1e9, 7e10], D=[2e10, 1.4e12], kind="new_run").summary(probs=(0.9,))
+    width_mean = np.log(mean["eti90_ub"] / mean["eti90_lb"])
+    width_new = np.log(new["eti90_ub"] / new["eti90_lb"])
+    # Noise alone spans 2 * 2.13 * 0.02 = 0.085 in log loss; the sum is wider than either part.
+    assert (width_new > width_mean).all()
+    assert (width_new > 0.085 * 0.9).all()
+    # Medians agree: the noise is centred on the law (up to Monte Carlo error, ~0.5 %).
+    np.testing.assert_allclose(new["median"], mean["median"], rtol=0.01)
+
+
+def test_new_run_is_reproducible_by_seed():
+    fit = chinchilla_known()
+    a = predict(fit, N=1e9, D=2e10, kind="new_run", seed=1)
+    b = predict(fit, N=1e9, D=2e10, kind="new_run", seed=1)
+    c = predict(fit, N=1e9, D=2e10, kind="new_run", seed=2)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert not np.array_equal(a.loss, c.loss)
+
+
+def test_estimated_nu_is_used_per_draw():
+    draws = jittered_draws({**sb.simulation.EPOCH_CHINCHILLA, "sigma": 0.01}, chains=2, draws=200)
+    draws["nu"] = np.full((2, 200), 1e6)  # ~Normal
+    fit = fit_from_draws("chinchilla", ladder(), draws, likelihood=sb.Likelihood(df=None))
+    new = predict(fit, N=1e9, D=2e10, kind="new_run")
+    assert new.loss.shape == (2, 200, 1)
+
+
+def test_summary_is_tidy_and_says_how_far_outside():
+    fit = chinchilla_known()
+    largest_c = fit.runs.C.max()
+    n = float(np.sqrt(12 * largest_c / (6 * 20)))
+    table = predict(fit, N=[n, 1e9], C=[12 * largest_c, 6e9 * 2e10]).summary()
+    assert list(table.columns[:4]) == ["N", "D", "C", "median"]
+    assert {"eti50_lb", "eti50_ub", "eti90_lb", "eti90_ub", "beyond", "extrapolation"} <= set(
+        table.columns
+    )
+    assert (table["eti90_lb"] <= table["eti50_lb"]).all() and (
+        table["eti50_ub"] <= table["eti90_ub"]
+    ).all()
+    assert table.loc[0, "beyond"] == pytest.approx(12)
+    assert table.loc[0, "extrapolation"].startswith("12x beyond the largest C seen")
+    assert table.loc[1, "extrapolation"] == "inside the fitted range"
+    hdi = predict(fit, N=1e9, D=2e10).summary(probs=(0.8,), kind="hdi")
+    assert {"hdi80_lb", "hdi80_ub"} <= set(hdi.columns)
+    with pytest.raises(ScalebayesError, match="'eti' or 'hdi'"):
+        predict(fit, N=1e9, D=2e10).summary(kind="quantile")
+    with pytest.raises(ScalebayesError, match=r"in \(0, 1\)"):
+        predict(fit, N=1e9, D=2e10).summary(probs=(90,))
+    with pytest.raises(ScalebayesError, match="'mean' or 'new_run'"):
+        predict(fit, N=1e9, D=2e10, kind="posterior")
