@@ -8,6 +8,7 @@ from scipy import stats
 from tests.known_fits import chinchilla_known, ladder
 
 import scalebayes as sb
+from scalebayes.allocate import optimal
 from scalebayes.errors import ScalebayesError
 from scalebayes.prediction import predict
 from scalebayes.testing import fit_from_draws, jittered_draws
@@ -156,3 +157,21 @@ def test_summary_is_tidy_and_says_how_far_outside():
         predict(fit, N=1e9, D=2e10).summary(probs=(90,))
     with pytest.raises(ScalebayesError, match="'mean' or 'new_run'"):
         predict(fit, N=1e9, D=2e10, kind="posterior")
+
+
+def test_a_law_of_unique_tokens_takes_u():
+    # Muennighoff et al. 2023's fitted constants (datablations); their worked example gives 2.2256
+    # at N = 6.34e9, D = 242e9, U = 25e9.
+    values = {"E": np.exp(0.6254804), "A": np.exp(6.255414), "B": np.exp(7.3049974),
+              "alpha": 0.3526596, "beta": 0.3526596, "RDstar": 15.387756, "RNstar": 5.309743,
+              "sigma": 0.01}  # fmt: skip
+    draws = {name: np.full((1, 3), value) for name, value in values.items()}
+    table = ladder().to_frame().assign(U=lambda t: t["D"])
+    fit = fit_from_draws("data_constrained", sb.load_runs(table), draws)
+    pred = predict(fit, N=6.34e9, D=242e9, U=25e9)
+    assert float(pred.loss[0, 0, 0]) == pytest.approx(2.2256, abs=5e-5)
+    assert "U" in pred.summary().columns
+    with pytest.raises(ScalebayesError, match="needs N, D, U"):
+        predict(fit, N=6.34e9, D=242e9)
+    with pytest.raises(sb.LawError, match="also takes U"):
+        optimal(fit, 1e22)

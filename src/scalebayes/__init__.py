@@ -34,6 +34,16 @@ _EXPORTS = {
     "simulate": "scalebayes.simulation",
     "isoflop_design": "scalebayes.simulation",
     "grid_design": "scalebayes.simulation",
+    # Modules are not named after their functions (predict.py): importing a submodule binds its
+    # name on the package, which would shadow the function `scalebayes.predict`.
+    "predict": "scalebayes.prediction",
+    "Prediction": "scalebayes.prediction",
+    "optimal": "scalebayes.allocate",
+    "Allocation": "scalebayes.allocate",
+    "chance": "scalebayes.planning",
+    "Chance": "scalebayes.planning",
+    "plan": "scalebayes.planning",
+    "Plan": "scalebayes.planning",
     "ScalebayesError": "scalebayes.errors",
     "RunsFileError": "scalebayes.errors",
     "LawError": "scalebayes.errors",
@@ -42,6 +52,8 @@ _EXPORTS = {
     "FitFileError": "scalebayes.errors",
     "ConvergenceWarning": "scalebayes.errors",
     "DataWarning": "scalebayes.errors",
+    "UnreachableTargetError": "scalebayes.errors",
+    "AllocationWarning": "scalebayes.errors",
 }
 
 __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
@@ -63,6 +75,14 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "simulate",
     "isoflop_design",
     "grid_design",
+    "predict",
+    "Prediction",
+    "optimal",
+    "Allocation",
+    "chance",
+    "Chance",
+    "plan",
+    "Plan",
     "ScalebayesError",
     "RunsFileError",
     "LawError",
@@ -71,12 +91,16 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "FitFileError",
     "ConvergenceWarning",
     "DataWarning",
+    "UnreachableTargetError",
+    "AllocationWarning",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from scalebayes.allocate import Allocation, optimal
     from scalebayes.data import Runs, load_runs
     from scalebayes.errors import (
+        AllocationWarning,
         ConvergenceWarning,
         DataWarning,
         FitFileError,
@@ -85,11 +109,14 @@ if TYPE_CHECKING:
         PriorError,
         RunsFileError,
         ScalebayesError,
+        UnreachableTargetError,
     )
     from scalebayes.inference import Diagnostics, Fit, FitSettings, fit
     from scalebayes.io import load_fit, save_fit
     from scalebayes.laws import Law, Param, available_laws, load_law, make_law
     from scalebayes.model import Likelihood
+    from scalebayes.planning import Chance, Plan, chance, plan
+    from scalebayes.prediction import Prediction, predict
     from scalebayes.priors import Prior
     from scalebayes.simulation import grid_design, isoflop_design, simulate
 

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes.errors import LawError, ScalebayesError
+from scalebayes.errors import AllocationWarning, LawError, ScalebayesError
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ _STEP_TOL = (
 )
 
 QUANTITIES = ("N", "D", "loss", "tokens_per_param", "exponent_N", "exponent_D")
-
-
-class AllocationWarning(UserWarning):
-    """Some draws' optimum sits at the search bound, or did not converge; they are kept and counted."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +201,12 @@ def require_n_and_d(law: Law) -> None:
         raise LawError(
             f"law {law.name!r} takes {', '.join(law.inputs)}; compute-optimal allocation needs a "
             "law of both N (parameters) and D (tokens), e.g. chinchilla"
+        )
+    other = [name for name in law.inputs if name not in ("N", "D", "C")]
+    if other:
+        raise LawError(
+            f"law {law.name!r} also takes {', '.join(other)}; compute-optimal allocation trades "
+            "N against D alone (C = k N D), so it supports laws of N, D and C only"
         )
 
 

@@ -79,12 +79,20 @@ class PriorError(ScalebayesError, ValueError):
     """A prior string that is not of the form ``Family(name=number, ...)`` with a known family."""
 
 
+class UnreachableTargetError(ScalebayesError, ValueError):
+    """A target loss that (almost) no posterior draw of the law reaches with any N and D."""
+
+
 class FitFileError(ScalebayesError, OSError):
     """A saved fit that cannot be read: missing, corrupt, foreign or of an unknown schema version."""
 
 
 class ConvergenceWarning(UserWarning):
     """Sampler diagnostics (R-hat, ESS, divergences, tree depth) say the posterior may be unreliable."""
+
+
+class AllocationWarning(UserWarning):
+    """Some draws' compute-optimal allocation sits at the search bound or did not converge; kept and counted."""
 
 
 class DataWarning(UserWarning):

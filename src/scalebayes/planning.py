@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import ScalebayesError, UnreachableTargetError
 from scalebayes.prediction import (
     extrapolation,
     fitted_range,
@@ -43,10 +43,6 @@ _BISECTION_STEPS = 40  # log D bracket of width 34.5 shrinks to 3e-11
 _HUGE_LOG = 690.0
 # A target the law's floor is below in fewer than this share of draws is called unreachable.
 UNREACHABLE_SHARE = 1e-3
-
-
-class UnreachableTargetError(ScalebayesError, ValueError):
-    """A target loss that (almost) no posterior draw of the law can reach with any N and D."""
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ class Prediction:
         table.insert(0, "C", self.points["C"].to_numpy())
         table.insert(0, "D", self.points["D"].to_numpy())
         table.insert(0, "N", self.points["N"].to_numpy())
+        if "U" in self.points:
+            table.insert(3, "U", self.points["U"].to_numpy())
         factors, words = extrapolation(self.points, self.fitted_range)
         table["beyond"] = factors
         table["extrapolation"] = words
@@ -87,6 +89,7 @@ def predict(
     N: ArrayLike | None = None,
     D: ArrayLike | None = None,
     C: ArrayLike | None = None,
+    U: ArrayLike | None = None,
     kind: str = "mean",
     seed: int = 0,
 ) -> Prediction:
@@ -101,6 +104,8 @@ def predict(
         The posterior to carry forward.
     N, D, C : array-like, optional
         Parameters, training tokens, training FLOPs of each planned run.
+    U : array-like, optional
+        Unique training tokens, for laws of data repetition (e.g. ``data_constrained``).
     kind : {"mean", "new_run"}
         ``mean``: loss of the fitted law (credible interval: uncertainty about the law);
         ``new_run``: loss a new training run would get (predictive interval: adds the fitted
@@ -115,7 +120,7 @@ def predict(
     """
     if kind not in KINDS:
         raise ScalebayesError(f"kind={kind!r}: expected 'mean' or 'new_run'")
-    points = planned_points(fit, N=N, D=D, C=C)
+    points = planned_points(fit, N=N, D=D, C=C, U=U)
     log_mu = log_mean_at(fit, points)
     if kind == "new_run":
         log_mu = log_mu + noise_draws(fit, log_mu.shape, seed=seed)
@@ -136,8 +141,9 @@ def planned_points(
     N: ArrayLike | None = None,
     D: ArrayLike | None = None,
     C: ArrayLike | None = None,
+    U: ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Columns N, D, C of planned runs; the missing one of three derived with ``C = k N D``.
+    """Columns N, D, C (and U if given) of planned runs; the missing one of N, D, C derived with ``C = k N D``.
 
     Raises
     ------
@@ -146,7 +152,7 @@ def planned_points(
         law needs but that cannot be derived, or N, D, C that disagree with ``C = k N D``.
     """
     k = fit.runs.cost_k
-    given = {name: v for name, v in (("N", N), ("D", D), ("C", C)) if v is not None}
+    given = {name: v for name, v in (("N", N), ("D", D), ("C", C), ("U", U)) if v is not None}
     if not given:
         raise ScalebayesError(
             f"no planned runs: give two of N, D, C (C = {k:g} N D); law {fit.law.name!r} "
@@ -168,6 +174,7 @@ def planned_points(
             f"N, D, C of different lengths {shapes}: expected equal lengths or scalars"
         ) from None
     n = len(next(iter(columns.values())))
+    unique = {"U": columns.pop("U")} if "U" in columns else {}
     if len(columns) == 3:
         implied = k * columns["N"] * columns["D"]
         off = np.abs(implied - columns["C"]) > 0.1 * columns["C"]
@@ -183,13 +190,15 @@ def planned_points(
             columns["D"] = columns["C"] / (k * columns["N"])
         else:
             columns["N"] = columns["C"] / (k * columns["D"])
+    columns.update(unique)
     missing = [name for name in fit.law.inputs if name not in columns]
     if missing:
         raise ScalebayesError(
             f"law {fit.law.name!r} needs {', '.join(fit.law.inputs)}; got only "
             f"{', '.join(columns)}: give two of N, D, C (C = {k:g} N D)"
         )
-    return pd.DataFrame({name: columns.get(name, np.full(n, np.nan)) for name in INPUT_NAMES})
+    table = pd.DataFrame({name: columns.get(name, np.full(n, np.nan)) for name in INPUT_NAMES})
+    return table.assign(**unique) if unique else table
 
 
 def log_mean_at(fit: Fit, points: pd.DataFrame) -> np.ndarray:
@@ -220,9 +229,10 @@ def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
 
 
 def fitted_range(fit: Fit) -> dict[str, tuple[float, float]]:
-    """Smallest and largest N, D, C among the fitted runs."""
+    """Smallest and largest N, D, C (and U, when the runs have it) among the fitted runs."""
     table = fit.runs.table
-    return {name: (float(table[name].min()), float(table[name].max())) for name in INPUT_NAMES}
+    names = [name for name in (*INPUT_NAMES, "U") if name in table]
+    return {name: (float(table[name].min()), float(table[name].max())) for name in names}
 
 
 def extrapolation(
@@ -238,7 +248,9 @@ def extrapolation(
     words = ["inside the fitted range"] * len(points)
     for i in range(len(points)):
         notes = []
-        for name in INPUT_NAMES:
+        for name in fitted:
+            if name not in points:
+                continue
             value = points[name].iloc[i]
             if not np.isfinite(value):
                 continue
