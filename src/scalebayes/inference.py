@@ -176,6 +176,12 @@ class Fit:
 
         return load_fit(path)
 
+    def predict(self, **kwargs: Any) -> Any:
+        """Loss at planned runs per draw; see :func:`scalebayes.predict` (``N=, D=, C=, kind=``)."""
+        from scalebayes.prediction import predict
+
+        return predict(self, **kwargs)
+
     def __str__(self) -> str:
         return (
             f"Fit of law {self.law.name!r} ({self.law.title}) to {len(self.runs)} runs "
