@@ -13,7 +13,7 @@ with any model of loss itself.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,7 @@ def compare(
     method: str = "loo",
     cuts: int | Sequence[float] = 4,
     lfo_results: Mapping[str, LFO] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Comparison:
     """Rank laws fitted to the same runs by expected log predictive density.
 
@@ -137,6 +138,9 @@ def compare(
         Compute cut-offs for ``"lfo"`` (see :func:`scalebayes.lfo.compute_cuts`).
     lfo_results : mapping of str to LFO, optional
         Precomputed leave-future-out results by name, used instead of refitting.
+    progress : callable, optional
+        For ``"lfo"``: ``progress(done, total, phase)`` after each refit, ``phase`` naming the
+        law and the cut.
 
     Returns
     -------
@@ -153,7 +157,8 @@ def compare(
     if len(fits) < 2:
         raise ScalebayesError(f"compare needs at least two fits, got {len(fits)}")
     check_same_runs(fits)
-    problems: dict[str, list[str]] = {name: [] for name in fits}
+    # Per law: (short tag for the table, full sentence for Comparison.warnings).
+    problems: dict[str, list[tuple[str, str]]] = {name: [] for name in fits}
     results: dict[str, Any] = {}
     lfo_by_name: dict[str, LFO] | None = None
     if method == "loo":
@@ -162,14 +167,19 @@ def compare(
     elif method == "waic":
         for name, fit in fits.items():
             results[name] = waic(fit.idata)
-            high = _rows(results[name].p_waic_i > P_WAIC_MAX)
-            if high:
+            flagged = results[name].p_waic_i > P_WAIC_MAX
+            if flagged.any():
                 problems[name].append(
-                    f"WAIC unreliable: p_waic > {P_WAIC_MAX} for the runs at rows {high}; "
-                    "prefer PSIS-LOO (Vehtari, Gelman & Gabry 2017)"
+                    (
+                        f"p_waic > {P_WAIC_MAX}: {flagged.sum()} runs",
+                        f"WAIC unreliable: p_waic > {P_WAIC_MAX} for the runs at rows "
+                        f"{_rows(flagged)}; prefer PSIS-LOO (Vehtari, Gelman & Gabry 2017)",
+                    )
                 )
     else:
-        lfo_by_name = dict(lfo_results) if lfo_results is not None else _run_lfo(fits, cuts)
+        lfo_by_name = (
+            dict(lfo_results) if lfo_results is not None else _run_lfo(fits, cuts, progress)
+        )
         missing = sorted(set(fits) - set(lfo_by_name))
         if missing:
             raise ScalebayesError(f"lfo_results has no entry for {missing}")
@@ -180,7 +190,10 @@ def compare(
                 refit = result.fits[k]
                 if not refit.diagnostics.ok:
                     problems[name].append(
-                        f"refit below {row['cut']:.3g} FLOPs: {refit.diagnostics}"
+                        (
+                            f"refit at {row['cut']:.2g}",
+                            f"refit below {row['cut']:.3g} FLOPs: {refit.diagnostics}",
+                        )
                     )
         runs_scored = {tuple(lfo_by_name[name].elpd_i["run"].values) for name in fits}
         if len(runs_scored) > 1:
@@ -190,17 +203,14 @@ def compare(
             )
     for name, fit in fits.items():
         if not fit.diagnostics.ok:
-            problems[name].append(str(fit.diagnostics))
+            problems[name].append(("fit diagnostics", f"the fit's {fit.diagnostics}"))
     table = _rank(results)
-    table["warning"] = [
-        "; ".join(_short(p) for p in problems[name]) if problems[name] else ""
-        for name in table.index
-    ]
+    table["warning"] = ["; ".join(tag for tag, _ in problems[name]) for name in table.index]
     table.attrs["n_runs"] = int(next(iter(results.values())).n_data_points)
     return Comparison(
         method=method,
         table=table,
-        warnings={name: found for name, found in problems.items() if found},
+        warnings={name: [text for _, text in found] for name, found in problems.items() if found},
         elpd=results,
         lfo=lfo_by_name,
     )
@@ -290,33 +300,45 @@ def check_same_runs(fits: Mapping[str, Fit]) -> None:
                 )
 
 
-def _loo(fit: Fit, problems: list[str]) -> Any:
+def _loo(fit: Fit, problems: list[tuple[str, str]]) -> Any:
     import arviz_stats as azs
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = azs.loo(fit.idata, pointwise=True, var_name="loss")
-    high = _rows(result.pareto_k.to_numpy() > result.good_k)
-    if high:
+    flagged = result.pareto_k.to_numpy() > result.good_k
+    if flagged.any():
         problems.append(
-            f"Pareto k > {result.good_k:.2f} for the runs at rows {high}: PSIS-LOO is unreliable "
-            "there (influential runs); check them, or trust leave-future-out"
+            (
+                f"Pareto k > {result.good_k:.2f}: {flagged.sum()} runs",
+                f"Pareto k > {result.good_k:.2f} for the runs at rows {_rows(flagged)}: PSIS-LOO "
+                "is unreliable there (influential runs); check them, or trust leave-future-out",
+            )
         )
     # ArviZ's own messages repeat the Pareto-k count; anything else is kept.
     for w in caught:
         if "Pareto" not in str(w.message):
-            problems.append(str(w.message))
+            problems.append(("ArviZ warning", str(w.message)))
     return result
 
 
-def _run_lfo(fits: Mapping[str, Fit], cuts: int | Sequence[float]) -> dict[str, LFO]:
+def _run_lfo(
+    fits: Mapping[str, Fit],
+    cuts: int | Sequence[float],
+    progress: Callable[[int, int, str], None] | None,
+) -> dict[str, LFO]:
     from scalebayes.lfo import compute_cuts, lfo
 
     first = next(iter(fits.values()))
     values = compute_cuts(first.runs, cuts)  # the same cuts for every law
     out = {}
-    for name, fit in fits.items():
+    for index, (name, fit) in enumerate(fits.items()):
         s = fit.settings
+
+        def report(done: int, total: int, phase: str, index: int = index, name: str = name) -> None:
+            if progress is not None:
+                progress(index * total + done, len(fits) * total, f"{name}: {phase}")
+
         out[name] = lfo(
             fit.runs,
             fit.law,
@@ -327,6 +349,7 @@ def _run_lfo(fits: Mapping[str, Fit], cuts: int | Sequence[float]) -> dict[str, 
             warmup=s.warmup,
             seed=s.seed,
             target_accept=s.target_accept,
+            progress=report,
         )
     return out
 
@@ -347,7 +370,3 @@ def _rows(mask: np.ndarray) -> str:
     rows = np.flatnonzero(mask)
     shown = ", ".join(str(i) for i in rows[:10])
     return shown + (f" and {rows.size - 10} more" if rows.size > 10 else "")
-
-
-def _short(problem: str) -> str:
-    return problem.split(":")[0]
