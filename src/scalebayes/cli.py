@@ -6,12 +6,13 @@ JAX and friends are imported inside the commands, so ``scalebayes --help`` stays
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from scalebayes import __version__
@@ -47,7 +48,33 @@ EXAMPLES_DEMO = """\
 examples:
   scalebayes demo                       # synthetic Chinchilla-scale isoFLOP ladder, known truth
   scalebayes demo --data chinchilla.csv # the same on real data
+  scalebayes demo --figures figs/       # write the figures to figs/ (default ./scalebayes-demo/)
 """
+
+# The kinds of scalebayes.plots.draw, spelled out so that --help does not import matplotlib.
+PLOT_KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
+
+EXAMPLES_PLOT = """\
+examples:
+  scalebayes plot fit.nc --kind bands --out bands.png
+  scalebayes plot fit.nc --kind frontier --compute 5.76e23 1e25 --out frontier.svg
+  scalebayes plot fit.nc --kind isoflop --out isoflop.pdf
+
+bands: loss against compute with the law's credible and a new run's predictive 50%/90% bands;
+frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffmann et al. and
+Epoch's published fits); isoflop: loss against N per budget in the data, with N*; trace, rank,
+pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute."""
+
+EXAMPLES_REPORT = """\
+examples:
+  scalebayes report fit.nc --out report/
+  scalebayes report fit.nc --compute 5.76e23 1e24 1e25 --out report/
+  scalebayes report chinchilla.nc --compare kaplan.nc chinchilla_cross.nc --out report/
+
+Writes report/report.html: one self-contained page (figures embedded) with the law, the data,
+the parameter table, diagnostics, bands, isoFLOP curves, the frontier, compute-optimal runs at
+the --compute budgets (default 10x, 100x, 1000x the largest run) and, with --compare, a
+PSIS-LOO comparison with fits of other laws to the same runs."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.set_defaults(handler=_env)
 
+    from scalebayes.cli_decisions import add_commands  # predict, optimal, chance, plan
+
+    add_commands(commands)
+
     compare = commands.add_parser(
         "compare",
         help="fit several laws to the same runs and rank them (LOO, WAIC, leave-future-out)",
@@ -148,6 +179,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(compare, law=False)
     compare.set_defaults(handler=_compare)
 
+    plot = commands.add_parser(
+        "plot",
+        help="draw a figure of a saved fit (bands, frontier, isoflop, diagnostics)",
+        epilog=EXAMPLES_PLOT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plot.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    plot.add_argument("--kind", choices=PLOT_KINDS, default="bands", help="figure (default bands)")
+    plot.add_argument(
+        "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets the frontier must reach"
+    )
+    plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
+    plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
+    plot.set_defaults(handler=_plot)
+
+    report = commands.add_parser(
+        "report",
+        help="write a one-page HTML report of a saved fit",
+        epilog=EXAMPLES_REPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    report.add_argument(
+        "--compare", nargs="+", default=[], metavar="FIT", help="fits of other laws to the same runs"
+    )
+    report.add_argument(
+        "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets to decide at"
+    )
+    report.add_argument("--out", required=True, help="directory for report.html")
+    report.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
+    report.set_defaults(handler=_report_page)
+
     demo = commands.add_parser(
         "demo",
         help="the main job end to end on an embedded synthetic ladder (or --data)",
@@ -163,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--warmup", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", help="also write the fit to this NetCDF file")
+    demo.add_argument(
+        "--figures",
+        default="scalebayes-demo",
+        metavar="DIR",
+        help="write the demo's figures here (default ./scalebayes-demo; '' for none)",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -328,6 +397,8 @@ def _demo(args: argparse.Namespace) -> int:
         result = _run_fit(fit_args, runs)
     if args.out:
         result.save(args.out)
+    if args.figures:
+        _demo_figures(result, args.figures)
     _report(result, False, truth=truth, saved=args.out)
     if truth is not None:
         table = result.summary()
@@ -424,6 +495,79 @@ def _cuts(items: Sequence[str]) -> int | list[float]:
         raise ScalebayesError(
             f"--cuts {' '.join(items)}: expected a number of cut-offs or FLOP values"
         ) from None
+
+
+@contextlib.contextmanager
+def _figures_closed() -> Iterator[None]:
+    """Agg backend, and every figure opened inside the block closed at its end, even on error."""
+    import matplotlib
+
+    # A command writes files and never opens a window: no display, no GUI toolkit needed.
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    try:
+        yield
+    finally:
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from scalebayes.io import load_fit
+
+    fit = load_fit(args.fit)
+    with _figures_closed(), _warnings_to_stderr():
+        from scalebayes import plots
+
+        figure = plots.draw(fit, args.kind, budgets=args.compute, seed=args.seed)
+        plots.save(figure, args.out)
+    print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
+    print(fit.diagnostics)
+    return 0
+
+
+def _report_page(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from scalebayes.io import load_fit
+
+    fit = load_fit(args.fit)
+    others = {}
+    for path in args.compare:
+        other = load_fit(path)
+        name = other.law.name if other.law.name not in (fit.law.name, *others) else Path(path).stem
+        others[name] = other
+    with _figures_closed(), _warnings_to_stderr():
+        from scalebayes.report import write_report
+
+        page = write_report(fit, args.out, others=others, budgets=args.compute, seed=args.seed)
+    print(f"wrote {page}")
+    print(fit.diagnostics)
+    return 0
+
+
+def _demo_figures(fit: Fit, directory: str) -> None:
+    from pathlib import Path
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    with _figures_closed(), _warnings_to_stderr():
+        from scalebayes import plots
+
+        for kind in ("bands", "isoflop", "frontier", "residuals", "prior", "trace"):
+            path = folder / f"{kind}.png"
+            try:
+                plots.save(plots.draw(fit, kind, budgets=[5.76e23, 1e25]), str(path))
+            except ScalebayesError as err:  # e.g. a law without both N and D has no frontier
+                skipped.append(f"{kind} ({err})")
+                continue
+            written.append(path.name)
+    print(f"\nfigures written to {folder.resolve()}/: {', '.join(written)}")
+    for note in skipped:
+        print(f"  not drawn: {note}")
 
 
 def _laws(args: argparse.Namespace) -> int:

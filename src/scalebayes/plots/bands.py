@@ -1,0 +1,233 @@
+"""Loss against compute (or N at fixed D, D at fixed N): observed runs and posterior bands.
+
+:func:`band_predictions` computes the two predictions on a grid (the law's mean: credible;
+a new run: predictive); :func:`bands` only draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.data import Runs
+from scalebayes.errors import ScalebayesError
+from scalebayes.plots._common import (
+    AXIS_LABELS,
+    CREDIBLE_COLOR,
+    HELDOUT_STYLE,
+    LOSS_LABEL,
+    OBSERVED_STYLE,
+    PREDICTIVE_COLOR,
+    check_axis,
+    fill_bands,
+    mark_extrapolation,
+    new_axes,
+    plain_loss_ticks,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from scalebayes.inference import Fit
+    from scalebayes.prediction import Prediction
+
+# Runs whose other input lies within this factor of a slice's fixed value are drawn on it.
+SLICE_FACTOR = 1.5
+
+
+def default_axis(fit: Fit) -> str:
+    """C for laws of N and D (or of C); otherwise the law's own single input."""
+    inputs = set(fit.law.inputs)
+    if {"N", "D"} <= inputs or "C" in inputs:
+        return "C"
+    return "N" if "N" in inputs else "D"
+
+
+def band_predictions(
+    fit: Fit,
+    *,
+    axis: str = "C",
+    at: float | None = None,
+    tokens_per_param: float = 20.0,
+    n_points: int = 60,
+    extend: float = 30.0,
+    seed: int = 0,
+) -> tuple[Prediction, Prediction]:
+    """Credible and predictive loss on a log grid along ``axis``, for :func:`bands`.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior.
+    axis : {"C", "N", "D"}
+        Along compute (at ``D/N = tokens_per_param`` for laws of N and D), along N at fixed
+        ``D = at``, or along D at fixed ``N = at``.
+    at : float, optional
+        The fixed D (tokens) or N (parameters) of an N or D slice; default the runs' median.
+    tokens_per_param : float
+        D/N along the compute axis (20 is Chinchilla's rule of thumb).
+    n_points : int
+        Grid points.
+    extend : float
+        The grid runs from the smallest fitted value to ``extend`` times the largest, so the
+        extrapolation the bands are for is shown.
+    seed : int
+        Seed of the new-run noise draws.
+
+    Returns
+    -------
+    (Prediction, Prediction)
+        ``kind="mean"`` and ``kind="new_run"`` at the same points.
+    """
+    from scalebayes.prediction import predict
+
+    check_axis(axis)
+    if n_points < 2 or not extend >= 1:
+        raise ScalebayesError(f"n_points={n_points}, extend={extend}: expected >= 2 and >= 1")
+    low, high = float(fit.runs.table[axis].min()), float(fit.runs.table[axis].max())
+    x = np.geomspace(low, high * extend, n_points)
+    inputs = set(fit.law.inputs)
+    k = fit.runs.cost_k
+    if axis == "C":
+        if {"N", "D"} <= inputs:
+            n = np.sqrt(x / (k * tokens_per_param))
+            given = {"N": n, "D": tokens_per_param * n}
+        elif "C" in inputs:
+            given = {"C": x}
+        else:
+            raise ScalebayesError(
+                f"law {fit.law.name!r} takes {', '.join(fit.law.inputs)}, not compute: "
+                f"use axis={default_axis(fit)!r}"
+            )
+    else:
+        other = "D" if axis == "N" else "N"
+        if axis not in inputs:
+            raise ScalebayesError(
+                f"law {fit.law.name!r} does not take {axis}: use axis={default_axis(fit)!r}"
+            )
+        given = {axis: x}
+        if other in inputs:
+            fixed = float(np.median(fit.runs.table[other])) if at is None else float(at)
+            given[other] = np.full_like(x, fixed)
+    mean = predict(fit, **given, kind="mean")
+    new_run = predict(fit, **given, kind="new_run", seed=seed)
+    return mean, new_run
+
+
+def bands(
+    fit: Fit,
+    prediction_mean: Prediction,
+    prediction_new_run: Prediction,
+    *,
+    ax: Axes | None = None,
+    axis: str = "C",
+    heldout: Runs | pd.DataFrame | None = None,
+    probs: Sequence[float] = (0.5, 0.9),
+) -> Axes:
+    """Observed runs with credible and predictive bands of loss, on log-log axes.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior whose runs are drawn as points.
+    prediction_mean, prediction_new_run : Prediction
+        Loss at the same grid points, ``kind="mean"`` (credible bands, blue) and
+        ``kind="new_run"`` (predictive bands, orange), e.g. from :func:`band_predictions`.
+    ax : Axes, optional
+        Where to draw; a new figure if None.
+    axis : {"C", "N", "D"}
+        Horizontal axis. For N (D) the grid is a slice at fixed D (N), and only runs within
+        a factor 1.5 of that value are drawn.
+    heldout : Runs or DataFrame, optional
+        Runs the fit did not see (columns N, D, C, loss), drawn as open red diamonds.
+    probs : sequence of float
+        Interval probabilities, one band each per kind.
+
+    Returns
+    -------
+    Axes
+        With the bands (``PolyCollection`` with gid like ``"credible 90%"``), the median line,
+        the runs (gid ``"observed"``, ``"held-out"``) and the extrapolation shading.
+    """
+    check_axis(axis)
+    if prediction_mean.kind != "mean" or prediction_new_run.kind != "new_run":
+        raise ScalebayesError(
+            f"bands: expected a 'mean' and a 'new_run' prediction, got "
+            f"{prediction_mean.kind!r} and {prediction_new_run.kind!r}"
+        )
+    points = prediction_mean.points
+    other = prediction_new_run.points.to_numpy()
+    if other.shape != points.shape or not np.allclose(points.to_numpy(), other, equal_nan=True):
+        raise ScalebayesError("bands: the two predictions are at different points")
+    x = points[axis].to_numpy(float)
+    if not np.all(np.isfinite(x)):
+        raise ScalebayesError(f"bands: the predictions have no {axis} to draw along")
+    order = np.argsort(x)
+    x = x[order]
+    credible = prediction_mean.summary(probs=probs).iloc[order]
+    predictive = prediction_new_run.summary(probs=probs).iloc[order]
+
+    ax = new_axes(ax)
+    fill_bands(
+        ax, x, predictive, probs, color=PREDICTIVE_COLOR, label="predictive (new run)", alpha=0.22
+    )
+    fill_bands(
+        ax, x, credible, probs, color=CREDIBLE_COLOR, label="credible (law)", alpha=0.35, zorder=2
+    )
+    (line,) = ax.plot(
+        x, credible["median"], color=CREDIBLE_COLOR, lw=1.6, label="posterior median", zorder=3
+    )
+    line.set_gid("median")
+
+    fixed, note = _slice(points, axis)
+    shown = _in_slice(fit.runs.table, axis, fixed)
+    observed = ax.scatter(
+        shown[axis], shown["loss"], **OBSERVED_STYLE, label=f"fitted runs ({len(shown)})"
+    )
+    observed.set_gid("observed")
+    if heldout is not None:
+        table = heldout.table if isinstance(heldout, Runs) else pd.DataFrame(heldout)
+        held = _in_slice(table, axis, fixed)
+        marker = ax.scatter(
+            held[axis], held["loss"], **HELDOUT_STYLE, label=f"held-out runs ({len(held)})"
+        )
+        marker.set_gid("held-out")
+    mark_extrapolation(ax, x, *prediction_mean.fitted_range[axis])
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(AXIS_LABELS[axis])
+    ax.set_ylabel(LOSS_LABEL)
+    plain_loss_ticks(ax)
+    ax.set_title(f"{fit.law.name}: {fit.law.title}{note}", fontsize="medium")
+    ax.legend(fontsize="small", loc="upper right")
+    return ax
+
+
+def _slice(points: pd.DataFrame, axis: str) -> tuple[tuple[str, float] | None, str]:
+    """The input held fixed along the grid (name, value) and a note for the title."""
+    if axis == "C":
+        ratio = points["D"] / points["N"]
+        if np.all(np.isfinite(ratio)) and np.allclose(ratio, ratio.iloc[0], rtol=1e-6):
+            return None, f"\nalong D/N = {ratio.iloc[0]:.3g} tokens per parameter"
+        return None, ""
+    other = "D" if axis == "N" else "N"
+    values = points[other].to_numpy(float)
+    if np.all(np.isfinite(values)) and np.allclose(values, values[0], rtol=1e-6):
+        unit = "tokens" if other == "D" else "parameters"
+        return (
+            other,
+            float(values[0]),
+        ), f"\nat {other} = {values[0]:.3g} {unit} (runs within x{SLICE_FACTOR:g})"
+    return None, ""
+
+
+def _in_slice(table: pd.DataFrame, axis: str, fixed: tuple[str, float] | None) -> pd.DataFrame:
+    if fixed is None:
+        return table
+    name, value = fixed
+    ratio = table[name].to_numpy(float) / value
+    return table[(ratio <= SLICE_FACTOR) & (ratio >= 1 / SLICE_FACTOR)]

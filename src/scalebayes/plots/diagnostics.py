@@ -1,0 +1,280 @@
+"""Sampler and model checks: trace, rank, pairs, prior vs posterior, residuals, comparison.
+
+Trace, rank, pair and comparison plots are arviz-plots'; residuals are drawn against compute
+with the fitted noise band.
+
+The ArviZ plots return a :class:`arviz_plots.PlotCollection` (its figure is
+``pc.viz["figure"].item()``, or use :func:`scalebayes.plots.figure_of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from scalebayes.errors import ScalebayesError
+from scalebayes.plots._common import AXIS_LABELS, OBSERVED_STYLE, PREDICTIVE_COLOR, new_axes
+from scalebayes.summaries import SAMPLE_DIMS, summarise
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from scalebayes.compare import Comparison
+    from scalebayes.inference import Fit
+
+RESIDUAL_LABEL = "residual: log(observed / law's loss) (dimensionless)"
+
+
+def sampled_names(fit: Fit) -> list[str]:
+    """Parameters NUTS sampled: the law's (less those pinned by a Delta prior) and the noise's."""
+    pinned = {name for name, p in fit.law.params.items() if p.prior.family == "Delta"}
+    return [name for name in fit.param_names if name not in pinned]
+
+
+def trace(fit: Fit, **kwargs: Any) -> Any:
+    """Trace and marginal density per chain of every sampled parameter (``arviz_plots.plot_trace_dist``).
+
+    Extra keyword arguments go to ArviZ. Returns the PlotCollection.
+    """
+    import arviz_plots as azp
+
+    return azp.plot_trace_dist(
+        fit.idata, var_names=sampled_names(fit), backend="matplotlib", **kwargs
+    )
+
+
+def rank(fit: Fit, **kwargs: Any) -> Any:
+    """Rank ECDF plot per parameter with its simultaneous envelope (``arviz_plots.plot_rank``).
+
+    Chains that mix stay inside the envelope. Returns the PlotCollection.
+    """
+    import arviz_plots as azp
+
+    return azp.plot_rank(fit.idata, var_names=sampled_names(fit), backend="matplotlib", **kwargs)
+
+
+def pairs(fit: Fit, **kwargs: Any) -> Any:
+    """Pairwise scatter of the parameters with marginals (``arviz_plots.plot_pair``).
+
+    The exponents and coefficients of a law are correlated; this shows how. Divergent
+    transitions, if any, are marked by ArviZ. Returns the PlotCollection.
+    """
+    import arviz_plots as azp
+
+    return azp.plot_pair(fit.idata, var_names=sampled_names(fit), backend="matplotlib", **kwargs)
+
+
+def comparison(result: Comparison, **kwargs: Any) -> Any:
+    """Elpd difference to the best law with its standard error (``arviz_plots.plot_compare``).
+
+    Returns the PlotCollection; the title names the method and the stacking weights.
+    """
+    import arviz_plots as azp
+
+    pc = azp.plot_compare(result.table, backend="matplotlib", **kwargs)
+    ax = pc.viz["plot"].item()
+    weights = ", ".join(f"{name} {w:.2f}" for name, w in result.weights.items())
+    ax.set_title(
+        f"{result.method.upper()}: elpd difference to the best law\nstacking weights: {weights}",
+        fontsize="medium",
+    )
+    return pc
+
+
+def prior_densities(
+    fit: Fit, names: Sequence[str], grids: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Prior density of each parameter at its grid (from the prior's own ``log_prob``; no sampling)."""
+    from scalebayes.priors import Prior
+
+    priors = {name: p.prior for name, p in fit.law.params.items()}
+    priors["sigma"] = Prior.parse(fit.likelihood.sigma_prior)
+    priors["nu"] = Prior.parse(fit.likelihood.nu_prior)
+    out = {}
+    for name in names:
+        distribution = priors[name].to_numpyro()
+        out[name] = np.exp(np.asarray(distribution.log_prob(grids[name])))
+    return out
+
+
+def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarray:
+    """Per parameter, the prior density (dashed) and the posterior's KDE (filled) on log10 scale.
+
+    Both are densities of ``log10(parameter)``, so a prior spanning decades and a posterior
+    a few percent wide share one axis; a posterior that hugs its prior means the data said
+    little about that parameter. Returns the Axes, one per sampled parameter.
+    """
+    import arviz_stats as azs
+
+    names = sampled_names(fit)
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        cols = min(len(names), 3)
+        rows = -(-len(names) // cols)
+        _, grid = plt.subplots(
+            rows, cols, figsize=(4.2 * cols, 2.8 * rows), layout="constrained", squeeze=False
+        )
+        for extra in grid.ravel()[len(names) :]:
+            extra.set_visible(False)
+        axes = grid.ravel()[: len(names)]
+    axes = np.asarray(axes, dtype=object).ravel()
+    if axes.size != len(names):
+        raise ScalebayesError(f"prior_posterior: expected {len(names)} axes, got {axes.size}")
+    posterior = fit.posterior
+    if any(float(posterior[name].min()) <= 0 for name in names):
+        raise ScalebayesError("prior_posterior: draws must be positive to plot on a log10 scale")
+    logs = xr.Dataset({name: np.log10(posterior[name]) for name in names})
+    kde = azs.kde(logs, dim=list(SAMPLE_DIMS))
+    grids, log_grids = {}, {}
+    for name in names:
+        x = kde[name].sel(plot_axis="x").to_numpy()
+        width = x.max() - x.min()
+        # Twice the posterior's width on each side, so the prior's slope there shows too.
+        log_grids[name] = np.linspace(x.min() - 2 * width, x.max() + 2 * width, 200)
+        grids[name] = 10 ** log_grids[name]
+    priors = prior_densities(fit, names, grids)
+    for ax, name in zip(axes, names, strict=True):
+        x = kde[name].sel(plot_axis="x").to_numpy()
+        y = kde[name].sel(plot_axis="y").to_numpy()
+        ax.fill_between(x, y, color="tab:blue", alpha=0.35, lw=0, label="posterior")
+        # density of log10(theta) = p(theta) * theta * ln(10)
+        prior = priors[name] * grids[name] * np.log(10)
+        (line,) = ax.plot(log_grids[name], prior, color="0.2", ls="--", lw=1.2, label="prior")
+        line.set_gid(f"prior {name}")
+        ax.set_xlabel(f"log10 {name}" + _units(fit, name))
+        ax.set_ylabel("density")
+        ax.set_yscale("log")
+        ax.set_ylim(max(y.max(), prior.max()) * 1e-4, max(y.max(), prior.max()) * 3)
+        ax.set_title(name, fontsize="medium")
+    axes[0].legend(fontsize="small")
+    return axes
+
+
+def residual_draws(fit: Fit) -> xr.DataArray:
+    """Per draw and run, ``log(observed loss) - log(law's mean loss)``; dims (chain, draw, run)."""
+    from scalebayes.prediction import log_mean_at
+    from scalebayes.summaries import per_draw
+
+    log_mu = log_mean_at(fit, fit.runs.table[["N", "D", "C"]])
+    values = np.log(fit.runs.loss)[None, None, :] - log_mu
+    return per_draw(
+        values, fit.posterior, dim="run", coord=np.arange(len(fit.runs)), name="residual"
+    )
+
+
+def noise_interval(fit: Fit, prob: float = 0.9) -> xr.DataArray:
+    """Per draw, the central ``prob`` interval of the fitted noise on log loss; dims (chain, draw, bound)."""
+    from scipy import stats
+
+    sigma = fit.posterior["sigma"].to_numpy()
+    q = np.array([(1 - prob) / 2, (1 + prob) / 2])
+    if fit.likelihood.family == "normal":
+        z = stats.norm.ppf(q)[None, None, :]
+    else:
+        nu = (
+            fit.posterior["nu"].to_numpy()[..., None]
+            if fit.likelihood.estimates_nu
+            else fit.likelihood.df
+        )
+        z = stats.t.ppf(q[None, None, :], nu)
+    from scalebayes.summaries import per_draw
+
+    out = per_draw(
+        sigma[..., None] * z,
+        fit.posterior,
+        dim="bound",
+        coord=np.array(["lower", "upper"]),
+        name="noise",
+    )
+    out.attrs["prob"] = prob
+    return out
+
+
+def residuals(
+    fit: Fit,
+    residual: xr.DataArray,
+    noise: xr.DataArray,
+    *,
+    ax: Axes | None = None,
+    prob: float = 0.9,
+) -> Axes:
+    """Residual log loss of each run against compute, with the fitted noise band.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior whose runs the residuals belong to.
+    residual : DataArray, dims (chain, draw, run)
+        From :func:`residual_draws`; each point is its median, the bar its ``prob`` interval.
+    noise : DataArray, dims (chain, draw, bound)
+        From :func:`noise_interval`; the band is the median over draws of each bound.
+        About ``prob`` of the runs should fall inside it; a trend against compute means
+        the law misses the shape of the data.
+    ax : Axes, optional
+        Where to draw; a new figure if None.
+    prob : float
+        Interval probability of the bars.
+    """
+    table = summarise(residual, probs=(prob,))
+    low, high = (table[f"eti{prob * 100:g}_{b}"].to_numpy() for b in ("lb", "ub"))
+    median = table["median"].to_numpy()
+    band = noise.median(dim=SAMPLE_DIMS)
+    ax = new_axes(ax)
+    span = ax.axhspan(
+        float(band.sel(bound="lower")),
+        float(band.sel(bound="upper")),
+        color=PREDICTIVE_COLOR,
+        alpha=0.25,
+        lw=0,
+        label="noise band (new run)",
+    )
+    span.set_gid("noise band")
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    c = fit.runs.C
+    ax.errorbar(
+        c,
+        median,
+        yerr=[median - low, high - median],
+        fmt="none",
+        ecolor="0.6",
+        elinewidth=0.6,
+        zorder=3,
+    )
+    points = ax.scatter(
+        c, median, **OBSERVED_STYLE, label=f"runs ({len(c)}): median, {prob:.0%} interval"
+    )
+    points.set_gid("observed")
+    inside = float(
+        np.mean(
+            (median >= float(band.sel(bound="lower"))) & (median <= float(band.sel(bound="upper")))
+        )
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS["C"])
+    ax.set_ylabel(RESIDUAL_LABEL)
+    ax.set_title(
+        f"{fit.law.name}: residuals; {inside:.0%} of runs inside the {_percent(noise)} noise band",
+        fontsize="medium",
+    )
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _percent(noise: xr.DataArray) -> str:
+    prob = noise.attrs.get("prob")
+    return f"{prob:.0%}" if prob is not None else "fitted"
+
+
+def _units(fit: Fit, name: str) -> str:
+    units = (
+        fit.law.params[name].units
+        if name in fit.law.params
+        else "log loss"
+        if name == "sigma"
+        else ""
+    )
+    return f" ({units})" if units else ""

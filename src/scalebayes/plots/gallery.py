@@ -1,0 +1,108 @@
+"""One call per figure kind: compute what the plot needs from a Fit, then draw it.
+
+This is what ``scalebayes plot``, ``scalebayes report`` and ``scalebayes demo`` use. The
+computing (predict, optimal) happens here, the drawing in the plot functions, which never
+compute posteriors themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scalebayes.errors import ScalebayesError
+from scalebayes.plots._common import figure_of
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from scalebayes.allocate import Allocation
+    from scalebayes.inference import Fit
+    from scalebayes.plots.frontier import Reference
+
+KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
+# The frontier is drawn from the smallest run's compute to this many times the largest's.
+FRONTIER_REACH = 1e4
+
+
+def frontier_budgets(fit: Fit, budgets: Sequence[float] | None = None, n: int = 30) -> np.ndarray:
+    """A log grid of budgets, FLOPs: from the runs' smallest compute past the largest (and ``budgets``)."""
+    low = float(fit.runs.C.min())
+    high = float(fit.runs.C.max()) * FRONTIER_REACH
+    if budgets is not None and len(budgets):
+        high = max(high, float(np.max(budgets)) * 2)
+    return np.geomspace(low, high, n)
+
+
+def draw(
+    fit: Fit,
+    kind: str,
+    *,
+    budgets: Sequence[float] | None = None,
+    references: Sequence[Reference] | None = None,
+    allocation: Allocation | None = None,
+    seed: int = 0,
+) -> Figure:
+    """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior.
+    kind : str
+        ``bands`` (loss against compute with credible and predictive bands), ``frontier``
+        (N*, D*, L* against compute), ``isoflop`` (loss against N per budget in the data),
+        ``trace``, ``rank``, ``pairs`` (ArviZ), ``prior`` (prior vs posterior) or ``residuals``.
+    budgets : sequence of float, optional
+        Budgets (FLOPs) the frontier must reach.
+    references : sequence of Reference, optional
+        Published frontiers for ``frontier``; default Hoffmann et al. 2022 and Epoch's refit.
+    allocation : Allocation, optional
+        A precomputed :func:`scalebayes.optimal` over a range of budgets for ``frontier``.
+    seed : int
+        Seed of the new-run noise in ``bands``.
+    """
+    from scalebayes import plots
+
+    if kind not in KINDS:
+        raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if kind == "bands":
+        axis = plots.default_axis(fit)
+        mean, new_run = plots.band_predictions(fit, axis=axis, seed=seed)
+        return figure_of(plots.bands(fit, mean, new_run, axis=axis))
+    if kind == "frontier":
+        if allocation is None:
+            from scalebayes.allocate import optimal
+
+            allocation = optimal(fit, frontier_budgets(fit, budgets))
+        refs = plots.PUBLISHED if references is None else references
+        return figure_of(
+            plots.frontier_panels({fit.law.name: allocation}, runs=fit.runs, references=refs)
+        )
+    if kind == "isoflop":
+        from scalebayes.allocate import optimal
+
+        curves = plots.isoflop_predictions(fit)
+        found = np.unique(curves.points["C"].to_numpy(float))
+        return figure_of(plots.isoflop(fit, curves, optimal(fit, found)))
+    if kind == "prior":
+        return figure_of(plots.prior_posterior(fit))
+    if kind == "residuals":
+        return figure_of(plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit)))
+    return figure_of(getattr(plots, kind)(fit))
+
+
+def save(figure: Figure, path: str, *, dpi: int = 110) -> None:
+    """Write ``figure`` (PNG, SVG or PDF by the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix not in ("png", "svg", "pdf"):
+        plt.close(figure)
+        raise ScalebayesError(f"--out {path!r}: expected a .png, .svg or .pdf file")
+    try:
+        figure.savefig(path, dpi=dpi)
+    finally:
+        plt.close(figure)

@@ -1,0 +1,211 @@
+"""IsoFLOP curves: at each training budget, loss against N, with the posterior of the best N.
+
+:func:`data_budgets` finds the budgets of a table of runs, :func:`isoflop_predictions` computes
+the curves; :func:`isoflop` draws them with an :class:`~scalebayes.allocate.Allocation` at the
+same budgets (the minimising N, per draw).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.errors import ScalebayesError
+from scalebayes.plots._common import (
+    AXIS_LABELS,
+    LOSS_LABEL,
+    interval_bounds,
+    new_axes,
+    plain_loss_ticks,
+)
+from scalebayes.summaries import summarise
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from scalebayes.allocate import Allocation
+    from scalebayes.data import Runs
+    from scalebayes.inference import Fit
+    from scalebayes.prediction import Prediction
+
+# Runs within +-WIDTH/2 decades of a budget's compute belong to it: digitised sweeps (Epoch's
+# Chinchilla data) scatter by up to ~0.1 decade around their nominal budget.
+WIDTH_DECADES = 0.2
+MIN_RUNS = 4
+
+
+def data_budgets(
+    runs: Runs, *, width: float = WIDTH_DECADES, min_runs: int = MIN_RUNS
+) -> np.ndarray:
+    """The isoFLOP budgets of a table of runs, FLOPs, ascending.
+
+    Runs are grouped greedily in order of compute: a group spans at most ``width`` decades;
+    groups of at least ``min_runs`` runs are budgets (their geometric-mean compute).
+    """
+    log_c = np.sort(np.log10(runs.C))
+    budgets, start = [], 0
+    for i in range(1, len(log_c) + 1):
+        if i == len(log_c) or log_c[i] - log_c[start] > width:
+            if i - start >= min_runs:
+                budgets.append(10 ** np.mean(log_c[start:i]))
+            start = i
+    return np.asarray(budgets)
+
+
+def runs_at_budget(
+    table: pd.DataFrame, budget: float, *, width: float = WIDTH_DECADES
+) -> pd.DataFrame:
+    """Rows of ``table`` whose compute is within ``width / 2`` decades of ``budget``."""
+    return table[np.abs(np.log10(table["C"].to_numpy(float) / budget)) <= width / 2]
+
+
+def isoflop_predictions(
+    fit: Fit,
+    budgets: Sequence[float] | np.ndarray | None = None,
+    *,
+    n_points: int = 40,
+    margin: float = 3.0,
+) -> Prediction:
+    """The law's mean loss along N at each budget (``D = C / (k N)``), for :func:`isoflop`.
+
+    Parameters
+    ----------
+    fit : Fit
+        A posterior of a law of N and D.
+    budgets : sequence of float, optional
+        Training compute, FLOPs; default :func:`data_budgets` of the fit's runs.
+    n_points : int
+        Points per budget.
+    margin : float
+        Each curve spans the N of the budget's runs widened by this factor each way (a
+        100-fold range around D/N = 20 where the budget has no runs).
+
+    Returns
+    -------
+    Prediction
+        ``kind="mean"``, points ordered by budget then N.
+    """
+    from scalebayes.allocate import require_n_and_d
+    from scalebayes.prediction import predict
+
+    require_n_and_d(fit.law)
+    budgets = data_budgets(fit.runs) if budgets is None else np.asarray(budgets, dtype=float)
+    if budgets.size == 0:
+        raise ScalebayesError(
+            f"no isoFLOP budgets in {fit.runs.source}: no {MIN_RUNS} runs share a compute "
+            f"budget (within {WIDTH_DECADES} decades); pass budgets explicitly"
+        )
+    k = fit.runs.cost_k
+    n, c = [], []
+    for budget in budgets:
+        near = runs_at_budget(fit.runs.table, budget)
+        if len(near):
+            low, high = near["N"].min() / margin, near["N"].max() * margin
+        else:
+            centre = np.sqrt(budget / (k * 20.0))
+            low, high = centre / 10, centre * 10
+        n.append(np.geomspace(low, high, n_points))
+        c.append(np.full(n_points, budget))
+    return predict(fit, N=np.concatenate(n), C=np.concatenate(c), kind="mean")
+
+
+def isoflop(
+    fit: Fit,
+    curves: Prediction,
+    allocation: Allocation,
+    *,
+    ax: Axes | None = None,
+    prob: float = 0.9,
+    width: float = WIDTH_DECADES,
+) -> Axes:
+    """Loss against N at each budget: runs, the law's median and band, and the best N.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior whose runs are drawn (those within ``width / 2`` decades of a budget).
+    curves : Prediction
+        Loss along N at fixed compute, from :func:`isoflop_predictions`.
+    allocation : Allocation
+        :func:`scalebayes.optimal` at the same budgets: the marker is the median N* and L*,
+        its horizontal bar the ``prob`` interval of N*.
+    ax : Axes, optional
+        Where to draw; a new figure if None.
+    prob : float
+        Interval probability of the bands and of N*.
+    width : float
+        Decades of compute a budget's runs may spread over.
+
+    Returns
+    -------
+    Axes
+        One band (gid ``"band C=..."``), line and marker per budget, log-log axes.
+    """
+    import matplotlib as mpl
+
+    points = curves.points
+    budgets = np.unique(points["C"].to_numpy(float))
+    table = curves.summary(probs=(prob,))
+    optimum_n = summarise(allocation.N, probs=(prob,))
+    optimum_loss = summarise(allocation.loss, probs=(prob,))
+    norm = mpl.colors.LogNorm(budgets.min(), budgets.max() * 1.0001)
+    cmap = mpl.colormaps["viridis"]
+
+    ax = new_axes(ax, figsize=(7.2, 4.8))
+    for budget in budgets:
+        color = cmap(norm(budget))
+        rows = np.flatnonzero(np.isclose(points["C"].to_numpy(float), budget, rtol=1e-9))
+        rows = rows[np.argsort(points["N"].to_numpy(float)[rows])]
+        n = points["N"].to_numpy(float)[rows]
+        low, high = interval_bounds(table.iloc[rows], prob)
+        band = ax.fill_between(n, low, high, color=color, alpha=0.25, lw=0)
+        band.set_gid(f"band C={budget:.3g}")
+        ax.plot(
+            n,
+            table["median"].to_numpy(float)[rows],
+            color=color,
+            lw=1.4,
+            label=f"{budget:.2g} FLOPs",
+        )
+        near = runs_at_budget(fit.runs.table, budget, width=width)
+        runs = ax.scatter(
+            near["N"], near["loss"], color=color, s=14, zorder=4, edgecolors="0.2", linewidths=0.3
+        )
+        runs.set_gid(f"runs C={budget:.3g}")
+        match = np.flatnonzero(np.isclose(allocation.budgets, budget, rtol=1e-9))
+        if match.size:
+            i = int(match[0])
+            n_low, n_high = interval_bounds(optimum_n.iloc[[i]], prob)
+            median = float(optimum_n["median"].iloc[i])
+            marker = ax.errorbar(
+                median,
+                float(optimum_loss["median"].iloc[i]),
+                xerr=[[median - n_low[0]], [n_high[0] - median]],
+                fmt="*",
+                ms=10,
+                color=color,
+                mec="black",
+                mew=0.6,
+                ecolor="black",
+                elinewidth=1.0,
+                capsize=3,
+                zorder=6,
+            )
+            marker[0].set_gid(f"optimum C={budget:.3g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(AXIS_LABELS["N"])
+    ax.set_ylabel(LOSS_LABEL)
+    plain_loss_ticks(ax)
+    ax.set_title(
+        f"{fit.law.name}: isoFLOP curves, median and {prob:.0%} credible band\n"
+        f"star: posterior median N* with its {prob:.0%} interval",
+        fontsize="medium",
+    )
+    ax.legend(
+        fontsize="x-small", ncols=2, loc="upper right", title="budget", title_fontsize="x-small"
+    )
+    return ax

@@ -1,0 +1,275 @@
+"""A one-page, self-contained HTML report of a fit.
+
+The page holds the law, the data, the parameters, diagnostics, figures, decisions at the
+budgets asked for, and a comparison with other laws' fits.
+
+Figures are embedded as base64 PNGs, so the single file can be mailed or attached to a
+planning document as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.errors import ScalebayesError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from scalebayes.inference import Fit
+
+REPORT_NAME = "report.html"
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+pre, code { background: #f6f6f6; font-size: 0.9em; } pre { padding: 0.6em; overflow-x: auto; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
+.ok { color: #1a7f37; font-weight: bold; } .check { color: #b3261e; font-weight: bold; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def write_report(
+    fit: Fit,
+    out: str | os.PathLike[str],
+    *,
+    others: Mapping[str, Fit] | None = None,
+    budgets: Sequence[float] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write ``out/report.html`` for ``fit`` and return its path.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior to report.
+    out : path
+        Directory to write into (created if missing).
+    others : mapping of name to Fit, optional
+        Fits of other laws to the same runs; adds a PSIS-LOO comparison (table and plot).
+    budgets : sequence of float, optional
+        Training budgets (FLOPs) to decide at: compute-optimal N*, D*, D*/N*, L* with
+        intervals. Default: 10x, 100x and 1000x the largest run's compute.
+    seed : int
+        Seed of the new-run noise in the bands figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from scalebayes import plots
+
+    directory = Path(out)
+    if directory.suffix.lower() in (".html", ".htm"):
+        raise ScalebayesError(
+            f"--out {out}: expected a directory; the page is written as {REPORT_NAME} inside it"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    if budgets is None:
+        budgets = [float(fit.runs.C.max()) * f for f in (10.0, 100.0, 1000.0)]
+    allocates = {"N", "D"} <= set(fit.law.inputs)
+
+    sections = [_header(fit), _data(fit), _parameters(fit)]
+    figures: list[tuple[str, str, str]] = []
+    kinds = ["bands", "isoflop", "frontier"] if allocates else ["bands"]
+    captions = {
+        "bands": "Loss against compute: fitted runs, posterior median, 50%/90% credible bands of the "
+        "law (blue) and predictive bands of a new run (orange); grey: beyond the largest run.",
+        "isoflop": "IsoFLOP curves: at each budget in the data, loss against N with the law's 90% band; "
+        "stars: posterior median N* with its 90% interval.",
+        "frontier": "Compute-optimal frontier N*(C), D*(C), L*(C), each draw optimised separately, with "
+        "90% bands; dashed: published point fits for orientation.",
+        "trace": "Trace and marginal density per chain (ArviZ).",
+        "rank": "Rank ECDFs per chain with their 95% simultaneous envelope: lines inside the envelope "
+        "mean the chains agree (ArviZ).",
+        "prior": "Prior (dashed) against posterior (filled), densities of log10 of each parameter.",
+        "residuals": "Residual log loss of each run against compute, with the 90% band of the fitted "
+        "run-to-run noise.",
+        "pairs": "Pairwise posterior of the parameters (ArviZ).",
+    }
+    allocation = None
+    decisions = ""
+    if allocates:
+        from scalebayes.allocate import optimal
+
+        grid = plots.gallery.frontier_budgets(fit, budgets)
+        allocation = optimal(fit, np.concatenate([grid, budgets]))
+        decisions = _decisions(optimal(fit, budgets))
+    for kind in (*kinds, "residuals", "prior", "trace", "rank", "pairs"):
+        try:
+            figure = plots.draw(fit, kind, budgets=budgets, allocation=allocation, seed=seed)
+        except ScalebayesError as err:  # e.g. no isoFLOP budgets in the data
+            figures.append((kind, "", f"not drawn: {err}"))
+            continue
+        figures.append((kind, _png(figure), captions[kind]))
+        plt.close(figure)
+
+    sections.append(_figures("Posterior predictions", [f for f in figures if f[0] in kinds]))
+    if decisions:
+        sections.append(decisions)
+    sections.append(_diagnostics(fit))
+    sections.append(_figures("Checks", [f for f in figures if f[0] not in kinds]))
+    if others:
+        sections.append(_comparison(fit, others))
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>scalebayes: {html.escape(fit.law.name)} on {html.escape(fit.runs.source)}</title>"
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
+    path = directory / REPORT_NAME
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _png(figure: Figure, dpi: int = 90) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _header(fit: Fit) -> str:
+    from scalebayes import __version__
+
+    law = fit.law
+    noise = fit.likelihood.family.replace("_", "-")
+    if fit.likelihood.family == "student_t":
+        noise += f" (nu = {fit.likelihood.df:g})" if fit.likelihood.df else " (nu estimated)"
+    return (
+        f"<h1>scalebayes report: {html.escape(law.name)}</h1>"
+        f"<p class='note'>scalebayes {__version__}; {fit.settings.chains} chains x "
+        f"{fit.settings.draws} draws, seed {fit.settings.seed}</p>"
+        f"<h2>Law</h2><p><b>{html.escape(law.title)}</b></p>"
+        f"<p>formula <code>{html.escape(law.formula)}</code>, inputs {', '.join(law.inputs)}; "
+        f"{html.escape(noise)} noise on log loss</p>"
+        + (f"<p class='note'>reference: {html.escape(law.reference)}</p>" if law.reference else "")
+    )
+
+
+def _data(fit: Fit) -> str:
+    return f"<h2>Data</h2><p>{html.escape(str(fit.runs))}</p>"
+
+
+def _parameters(fit: Fit) -> str:
+    table = fit.summary()
+    docs = {name: p.doc for name, p in fit.law.params.items()}
+    docs["sigma"] = "noise: sd of log loss between runs"
+    docs["nu"] = "Student-t degrees of freedom of the noise"
+    shown = pd.DataFrame(
+        {
+            "median": table["median"].map(_num),
+            "90% interval": [
+                f"[{_num(lo)}, {_num(hi)}]"
+                for lo, hi in zip(table["lower"], table["upper"], strict=True)
+            ],
+            "R-hat": table["r_hat"].map(lambda v: f"{v:.3f}"),
+            "ESS bulk": table["ess_bulk"].map(lambda v: f"{v:.0f}"),
+            "ESS tail": table["ess_tail"].map(lambda v: f"{v:.0f}"),
+            "meaning": [docs.get(name, "") for name in table.index],
+        },
+        index=table.index,
+    )
+    return "<h2>Parameters</h2>" + _table(shown)
+
+
+def _diagnostics(fit: Fit) -> str:
+    d = fit.diagnostics
+    verdict = "<span class='ok'>ok</span>" if d.ok else "<span class='check'>CHECK</span>"
+    problems = "".join(f"<li>{html.escape(p)}</li>" for p in d.problems)
+    return f"<h2>Diagnostics</h2><p>{verdict} <code>{html.escape(str(d))}</code></p>" + (
+        f"<ul>{problems}</ul>" if problems else ""
+    )
+
+
+def _decisions(allocation: Any) -> str:
+    table = allocation.summary(probs=(0.9,))
+    rows = []
+    for budget, group in table.groupby("budget", sort=True):
+        row: dict[str, str] = {"budget (FLOPs)": f"{budget:.3g}"}
+        for quantity, label in (
+            ("N", "N* (parameters)"),
+            ("D", "D* (tokens)"),
+            ("tokens_per_param", "D*/N*"),
+            ("loss", "L* (nats/token)"),
+        ):
+            r = group[group["quantity"] == quantity].iloc[0]
+            row[label] = f"{_num(r['median'])} [{_num(r['eti90_lb'])}, {_num(r['eti90_ub'])}]"
+        rows.append(row)
+    note = (
+        "Median [90% interval] over posterior draws, each draw optimised on its own "
+        f"(C = {allocation.cost_k:g} N D). L* is the law's mean loss; a single run adds the fitted noise."
+    )
+    if allocation.n_at_bound:
+        note += f" {allocation.n_at_bound} draw-budget pairs hit the search bound."
+    return (
+        "<h2>Decisions: compute-optimal runs</h2>"
+        + _table(pd.DataFrame(rows).set_index("budget (FLOPs)"))
+        + f"<p class='note'>{html.escape(note)}</p>"
+    )
+
+
+def _comparison(fit: Fit, others: Mapping[str, Fit]) -> str:
+    import matplotlib.pyplot as plt
+
+    from scalebayes import plots
+    from scalebayes.compare import compare
+
+    fits = {fit.law.name: fit}
+    for name, other in others.items():
+        if name in fits:
+            raise ScalebayesError(
+                f"two fits are named {name!r}; give each compared fit its own name"
+            )
+        fits[name] = other
+    result = compare(fits, method="loo")
+    pc = plots.comparison(result)
+    figure = plots.figure_of(pc)
+    image = _png(figure)
+    plt.close(figure)
+    table = result.table[
+        ["rank", "elpd", "se", "elpd_diff", "dse", "p", "weight", "warning"]
+    ].copy()
+    for column in ("elpd", "se", "elpd_diff", "dse", "p"):
+        table[column] = table[column].map(lambda v: f"{v:.1f}")
+    table["weight"] = table["weight"].map(lambda v: f"{v:.3f}")
+    return (
+        "<h2>Comparison (PSIS-LOO)</h2>"
+        + _table(table)
+        + f"<img alt='comparison' src='data:image/png;base64,{image}'>"
+        + "<p class='note'>Higher elpd predicts held-out runs better; differences under about "
+        "4, or under two dse, are not decisive. Weights are stacking weights.</p>"
+    )
+
+
+def _figures(title: str, figures: list[tuple[str, str, str]]) -> str:
+    parts = [f"<h2>{html.escape(title)}</h2>"]
+    for kind, image, caption in figures:
+        if image:
+            parts.append(
+                f"<figure id='{kind}'><img alt='{kind}' src='data:image/png;base64,{image}'>"
+            )
+            parts.append(f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>")
+        else:
+            parts.append(f"<p class='note'>{kind}: {html.escape(caption)}</p>")
+    return "\n".join(parts)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(escape=True, border=0)
+
+
+def _num(x: float) -> str:
+    if not np.isfinite(x):
+        return str(x)
+    return f"{x:.4g}" if 1e-3 <= abs(x) < 1e5 else f"{x:.3e}"

@@ -1,0 +1,327 @@
+"""Plots are checked on the objects they draw (scales, labels, bands, points), never on pixels.
+
+Fits come from known draws (scalebayes.testing.fit_from_draws), so no test here runs NUTS.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection, PolyCollection
+
+from scalebayes import plots
+from scalebayes.errors import ScalebayesError
+from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
+from scalebayes.testing import fit_from_draws, jittered_draws
+
+BUDGETS = (1e19, 1e20, 1e21)
+PER_BUDGET = 5
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return simulate(
+        "chinchilla",
+        EPOCH_CHINCHILLA,
+        isoflop_design(BUDGETS, points_per_budget=PER_BUDGET),
+        noise=0.01,
+        seed=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def fit(runs):
+    draws = jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.01}, rel_sd=0.01, chains=2, draws=100)
+    return fit_from_draws("chinchilla", runs, draws)
+
+
+@pytest.fixture(scope="module")
+def band_predictions(fit):
+    return plots.band_predictions(fit, n_points=25)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def by_gid(ax, kind=PolyCollection):
+    return {c.get_gid(): c for c in ax.collections if isinstance(c, kind) and c.get_gid()}
+
+
+def edges(band):
+    """(x, lower, upper) of a fill_between band, from its outline."""
+    vertices = band.get_paths()[0].vertices
+    xs = np.unique(vertices[:, 0])
+    low = np.array([vertices[vertices[:, 0] == x, 1].min() for x in xs])
+    high = np.array([vertices[vertices[:, 0] == x, 1].max() for x in xs])
+    return xs, low, high
+
+
+def contains(outer, inner):
+    x_out, low_out, high_out = edges(outer)
+    x_in, low_in, high_in = edges(inner)
+    assert np.allclose(x_out, x_in)
+    # 1e-12 relative: equal bounds may differ in the last bit after the path round trip
+    return np.all(low_out <= low_in * (1 + 1e-12)) and np.all(high_out >= high_in * (1 - 1e-12))
+
+
+# --- bands --------------------------------------------------------------------------------------
+
+
+def test_bands_axes_labels_and_title(fit, band_predictions):
+    ax = plots.bands(fit, *band_predictions)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "(FLOPs)" in ax.get_xlabel()
+    assert "(nats/token)" in ax.get_ylabel()
+    assert "chinchilla" in ax.get_title() and fit.law.title in ax.get_title()
+
+
+def test_bands_four_bands_nested(fit, band_predictions):
+    ax = plots.bands(fit, *band_predictions)
+    bands = by_gid(ax)
+    names = {
+        "credible (law) 50%",
+        "credible (law) 90%",
+        "predictive (new run) 50%",
+        "predictive (new run) 90%",
+    }
+    assert names <= set(bands)
+    assert contains(bands["credible (law) 90%"], bands["credible (law) 50%"])
+    assert contains(bands["predictive (new run) 90%"], bands["predictive (new run) 50%"])
+    # A new run's outcome adds noise to the law's uncertainty: its band is the wider one.
+    assert contains(bands["predictive (new run) 90%"], bands["credible (law) 90%"])
+    # Credible and predictive are told apart by colour.
+    credible = bands["credible (law) 90%"].get_facecolor()[0][:3]
+    predictive = bands["predictive (new run) 90%"].get_facecolor()[0][:3]
+    assert not np.allclose(credible, predictive)
+
+
+def test_bands_points_heldout_and_extrapolation(fit, runs, band_predictions):
+    small = runs.subset(runs.C < 5e20)
+    held = runs.subset(runs.C >= 5e20)
+    ax = plots.bands(fit, *band_predictions, heldout=held)
+    points = by_gid(ax, PathCollection)
+    assert len(points["observed"].get_offsets()) == len(runs)
+    assert len(points["held-out"].get_offsets()) == len(held)
+    assert len(small) + len(held) == len(runs)
+    observed, heldout = points["observed"], points["held-out"]
+    differs = (
+        not np.allclose(observed.get_facecolor(), heldout.get_facecolor())
+        or observed.get_paths()[0] != heldout.get_paths()[0]
+    )
+    assert differs
+    shaded = [p for p in ax.patches if p.get_gid() == "extrapolation"]
+    assert len(shaded) == 1
+    assert shaded[0].get_x() == pytest.approx(runs.C.max())
+
+
+def test_bands_on_given_axes_and_n_slice(fit, runs):
+    _, ax = plt.subplots()
+    at = float(np.median(runs.D))
+    mean, new_run = plots.band_predictions(fit, axis="N", at=at, n_points=10)
+    assert plots.bands(fit, mean, new_run, ax=ax, axis="N") is ax
+    assert "parameters N" in ax.get_xlabel() and "(count)" in ax.get_xlabel()
+    near = np.sum((runs.D / at <= 1.5) & (runs.D / at >= 1 / 1.5))
+    assert len(by_gid(ax, PathCollection)["observed"].get_offsets()) == near
+    assert "at D =" in ax.get_title()
+
+
+def test_bands_rejects_swapped_or_mismatched_predictions(fit, band_predictions):
+    mean, new_run = band_predictions
+    with pytest.raises(ScalebayesError, match="'mean' and a 'new_run'"):
+        plots.bands(fit, new_run, mean)
+    other, _ = plots.band_predictions(fit, n_points=7)
+    with pytest.raises(ScalebayesError, match="different points"):
+        plots.bands(fit, other, new_run)
+    with pytest.raises(ScalebayesError, match="axis="):
+        plots.band_predictions(fit, axis="loss")
+
+
+def test_no_global_style_change(fit, runs, band_predictions):
+    from scalebayes.allocate import optimal
+
+    before = dict(matplotlib.rcParams)
+    plots.bands(fit, *band_predictions)
+    plots.frontier(optimal(fit, np.geomspace(1e19, 1e23, 5)), runs=runs, references=plots.PUBLISHED)
+    plots.prior_posterior(fit)
+    plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit))
+    plots.trace(fit)
+    after = dict(matplotlib.rcParams)
+    assert {k for k in before if before[k] != after[k]} == set()
+
+
+# --- frontier -----------------------------------------------------------------------------------
+
+
+def test_frontier_overlays_fits_and_references(fit, runs):
+    from scalebayes.allocate import optimal
+
+    other = fit_from_draws(
+        "chinchilla",
+        runs,
+        jittered_draws(
+            {**EPOCH_CHINCHILLA, "sigma": 0.01}, rel_sd=0.03, chains=2, draws=100, seed=1
+        ),
+    )
+    budgets = np.geomspace(1e19, 1e24, 8)
+    allocations = {"tight": optimal(fit, budgets), "loose": optimal(other, budgets)}
+    ax = plots.frontier(allocations, quantity="D", runs=runs, references=plots.PUBLISHED)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "(FLOPs)" in ax.get_xlabel() and "(tokens)" in ax.get_ylabel()
+    bands = by_gid(ax)
+    assert set(bands) == {"tight 90%", "loose 90%"}
+    # the looser posterior has the wider band
+    assert contains(bands["loose 90%"], bands["tight 90%"])
+    lines = {line.get_gid() for line in ax.get_lines()}
+    assert {"tight median", "loose median"} <= lines
+    assert {f"reference {r.label}" for r in plots.PUBLISHED} <= lines
+    assert len(by_gid(ax, PathCollection)["observed"].get_offsets()) == len(runs)
+    labels = ax.get_legend_handles_labels()[1]
+    assert "tight: median" in labels and "loose: median" in labels
+
+
+def test_frontier_panels_and_bad_quantity(fit):
+    from scalebayes.allocate import optimal
+
+    allocation = optimal(fit, [1e20, 1e22])
+    axes = plots.frontier_panels(allocation)
+    assert [ax.get_ylabel().split(" ")[1] for ax in axes] == ["parameters", "tokens", "loss"]
+    assert "(nats/token)" in axes[2].get_ylabel()
+    with pytest.raises(ScalebayesError, match="quantity"):
+        plots.frontier(allocation, quantity="C")
+
+
+def test_reference_frontier_matches_per_draw_optimum(runs):
+    # With every draw at Epoch's constants, optimal() must find the closed-form optimum.
+    from scalebayes.allocate import optimal
+
+    exact = fit_from_draws(
+        "chinchilla",
+        runs,
+        jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.01}, rel_sd=0.0, chains=1, draws=2),
+    )
+    budgets = np.array([1e20, 5.76e23])
+    closed = plots.EPOCH_2024.frontier(budgets)
+    found = optimal(exact, budgets)
+    assert np.allclose(found.N.isel(chain=0, draw=0), closed["N"], rtol=1e-6)
+    assert np.allclose(found.loss.isel(chain=0, draw=0), closed["loss"], rtol=1e-9)
+
+
+# --- isoFLOP ------------------------------------------------------------------------------------
+
+
+def test_data_budgets_finds_the_ladder(runs):
+    assert np.allclose(plots.data_budgets(runs), BUDGETS, rtol=1e-9)
+
+
+def test_isoflop_one_curve_per_budget(fit, runs):
+    from scalebayes.allocate import optimal
+
+    curves = plots.isoflop_predictions(fit, n_points=12)
+    allocation = optimal(fit, BUDGETS)
+    ax = plots.isoflop(fit, curves, allocation)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "(count)" in ax.get_xlabel() and "(nats/token)" in ax.get_ylabel()
+    assert len([g for g in by_gid(ax) if g.startswith("band C=")]) == len(BUDGETS)
+    points = {g: c for g, c in by_gid(ax, PathCollection).items() if g.startswith("runs C=")}
+    assert [len(c.get_offsets()) for c in points.values()] == [PER_BUDGET] * len(BUDGETS)
+    stars = [line for line in ax.get_lines() if str(line.get_gid()).startswith("optimum")]
+    assert len(stars) == len(BUDGETS)
+    # each star sits at the median N* of its budget
+    for star, budget in zip(stars, BUDGETS, strict=True):
+        median = float(allocation.N.sel(budget=budget).median())
+        assert star.get_xdata()[0] == pytest.approx(median)
+
+
+# --- diagnostics --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["trace", "rank", "pairs"])
+def test_arviz_diagnostics_draw_every_parameter(fit, kind):
+    pc = getattr(plots, kind)(fit)
+    figure = plots.figure_of(pc)
+    text = " ".join(
+        t.get_text() for ax in figure.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)
+    )
+    for name in fit.param_names:
+        assert name in text
+
+
+def test_prior_posterior_one_panel_per_parameter(fit):
+    axes = plots.prior_posterior(fit)
+    assert len(axes) == len(fit.param_names)
+    for ax, name in zip(axes, fit.param_names, strict=True):
+        assert [line.get_gid() for line in ax.get_lines()] == [f"prior {name}"]
+        assert ax.get_xlabel().startswith(f"log10 {name}")
+    assert "(nats/token)" in axes[0].get_xlabel()  # E has units
+
+
+def test_residuals_points_and_noise_band(fit, runs):
+    from scalebayes.model import Likelihood
+
+    ax = plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit))
+    assert ax.get_xscale() == "log" and "(FLOPs)" in ax.get_xlabel()
+    assert "dimensionless" in ax.get_ylabel()
+    assert len(by_gid(ax, PathCollection)["observed"].get_offsets()) == len(runs)
+    assert [p.get_gid() for p in ax.patches] == ["noise band"]
+    normal = fit_from_draws(
+        "chinchilla",
+        runs,
+        jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.02}, rel_sd=0.0, chains=1, draws=3),
+        likelihood=Likelihood(family="normal"),
+    )
+    band = plots.noise_interval(normal, prob=0.9).isel(chain=0, draw=0).to_numpy()
+    assert band == pytest.approx([-1.6449 * 0.02, 1.6449 * 0.02], rel=1e-4)
+
+
+def test_comparison_plot(fit, runs):
+    from scalebayes.compare import compare
+
+    tied = fit_from_draws(
+        "chinchilla_tied",
+        runs,
+        jittered_draws(
+            {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "sigma": 0.012},
+            rel_sd=0.01,
+            chains=2,
+            draws=100,
+        ),
+    )
+    result = compare({"chinchilla": fit, "chinchilla_tied": tied})
+    pc = plots.comparison(result)
+    ax = pc.viz["plot"].item()
+    assert "stacking weights" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_yticklabels()] + [
+        t.get_text() for t in ax.get_xticklabels()
+    ]
+    assert {"chinchilla", "chinchilla_tied"} <= set(labels)
+
+
+# --- one call per kind --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", plots.KINDS)
+def test_draw_every_kind(fit, kind, tmp_path):
+    before = set(plt.get_fignums())
+    figure = plots.draw(fit, kind, budgets=[1e24])
+    assert figure.axes
+    path = tmp_path / f"{kind}.svg"
+    plots.save(figure, str(path))
+    assert path.stat().st_size > 0
+    assert set(plt.get_fignums()) == before
+
+
+def test_draw_and_save_errors(fit, tmp_path):
+    with pytest.raises(ScalebayesError, match="plot kind"):
+        plots.draw(fit, "histogram")
+    figure = plots.draw(fit, "residuals")
+    with pytest.raises(ScalebayesError, match=r"\.png, \.svg or \.pdf"):
+        plots.save(figure, str(tmp_path / "fig.jpg"))
+    assert not plt.fignum_exists(figure.number)

@@ -1,0 +1,135 @@
+"""`scalebayes plot`, `scalebayes report` and the demo's figures: files written, figures closed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+from scalebayes import cli, plots
+from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
+from scalebayes.testing import fit_from_draws, jittered_draws
+
+
+@pytest.fixture(scope="module")
+def fit_files(tmp_path_factory):
+    runs = simulate(
+        "chinchilla",
+        EPOCH_CHINCHILLA,
+        isoflop_design((1e19, 1e20, 1e21), points_per_budget=5),
+        seed=4,
+    )
+    folder = tmp_path_factory.mktemp("fits")
+    main = fit_from_draws(
+        "chinchilla", runs, jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.01}, chains=2, draws=100)
+    )
+    tied = fit_from_draws(
+        "chinchilla_tied",
+        runs,
+        jittered_draws(
+            {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "sigma": 0.012}, chains=2, draws=100
+        ),
+    )
+    main.save(folder / "chinchilla.nc")
+    tied.save(folder / "tied.nc")
+    return folder / "chinchilla.nc", folder / "tied.nc"
+
+
+def test_plot_kinds_match_the_library():
+    assert cli.PLOT_KINDS == plots.KINDS
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("bands", "png"), ("frontier", "pdf")])
+def test_plot_writes_the_figure_and_closes_it(fit_files, tmp_path, capsys, kind, suffix):
+    out = tmp_path / f"fig.{suffix}"
+    before = set(plt.get_fignums())
+    code = cli.main(
+        ["plot", str(fit_files[0]), "--kind", kind, "--compute", "1e24", "--out", str(out)]
+    )
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert out.stat().st_size > 1000
+    assert set(plt.get_fignums()) == before
+    assert printed[-1].startswith("diagnostics:")
+
+
+def test_plot_bad_output_is_an_error_and_leaves_no_figure(fit_files, tmp_path, capsys):
+    before = set(plt.get_fignums())
+    code = cli.main(
+        ["plot", str(fit_files[0]), "--kind", "residuals", "--out", str(tmp_path / "f.jpg")]
+    )
+    assert code == 2
+    assert ".png, .svg or .pdf" in capsys.readouterr().err
+    assert set(plt.get_fignums()) == before
+
+
+def test_report_is_one_self_contained_page(fit_files, tmp_path, capsys):
+    before = set(plt.get_fignums())
+    out = tmp_path / "report"
+    code = cli.main(
+        [
+            "report",
+            str(fit_files[0]),
+            "--compare",
+            str(fit_files[1]),
+            "--compute",
+            "5.76e23",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert printed[-1].startswith("diagnostics:")
+    assert set(plt.get_fignums()) == before
+    page = (out / "report.html").read_text()
+    assert 'src="http' not in page and "src='http" not in page  # nothing fetched from elsewhere
+    images = re.findall(r"src='data:image/png;base64,", page)
+    # bands, isoflop, frontier, residuals, prior, trace, rank, pairs, comparison
+    assert len(images) == 9
+    for heading in (
+        "Law",
+        "Data",
+        "Parameters",
+        "Decisions",
+        "Diagnostics",
+        "Comparison (PSIS-LOO)",
+    ):
+        assert f"<h2>{heading}" in page
+    assert "5.76e+23" in page  # the budget asked for
+    assert "chinchilla_tied" in page and "alpha" in page
+
+
+def test_report_wants_a_directory(fit_files, tmp_path, capsys):
+    code = cli.main(["report", str(fit_files[0]), "--out", str(tmp_path / "page.html")])
+    assert code == 2
+    assert "expected a directory" in capsys.readouterr().err
+
+
+def test_demo_writes_its_figures(fit_files, tmp_path, capsys, monkeypatch):
+    from scalebayes.io import load_fit
+
+    prepared = load_fit(fit_files[0])
+    monkeypatch.setattr(cli, "_run_fit", lambda args, runs: prepared)  # no NUTS here
+    before = set(plt.get_fignums())
+    figures = tmp_path / "figs"
+    assert cli.main(["demo", "--figures", str(figures)]) == 0
+    out = capsys.readouterr().out
+    assert f"figures written to {figures.resolve()}" in out
+    assert sorted(p.name for p in figures.iterdir()) == sorted(
+        f"{kind}.png" for kind in ("bands", "isoflop", "frontier", "residuals", "prior", "trace")
+    )
+    assert set(plt.get_fignums()) == before
+
+
+def test_cli_import_does_not_load_matplotlib():
+    code = "import sys, scalebayes.cli; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
