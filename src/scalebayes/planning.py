@@ -101,6 +101,7 @@ def chance(
     target: ArrayLike,
     *,
     C: ArrayLike | None = None,
+    U: ArrayLike | None = None,
 ) -> Chance:
     """P(loss <= target) at planned runs, for the law's mean and for a new training run.
 
@@ -114,6 +115,8 @@ def chance(
         Target loss, nats/token; a scalar or one per point.
     C : array-like, optional
         Training FLOPs (``C = k N D``), instead of N or D.
+    U : array-like, optional
+        Unique training tokens, for laws of data repetition.
 
     Returns
     -------
@@ -125,7 +128,7 @@ def chance(
         If the target is below the law's floor (its loss with unlimited N and D) in nearly every
         draw: no run of any size reaches it.
     """
-    points = planned_points(fit, N=N, D=D, C=C)
+    points = planned_points(fit, N=N, D=D, C=C, U=U)
     log_target = _log_target(target, len(points))
     check_reachable(fit, log_target.min())
     log_mu = log_mean_at(fit, points)

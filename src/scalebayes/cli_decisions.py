@@ -1,0 +1,436 @@
+"""The decision commands of the CLI: predict, optimal, chance, plan.
+
+Each is one library call on a saved fit plus formatting: a table by default, ``--json`` or
+``--csv`` for machines, and the fit's diagnostics line at the end of every output. JAX and the
+library are imported inside the handlers, so ``scalebayes --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from scalebayes.inference import Fit
+
+EXAMPLES_PREDICT = """\
+examples:
+  scalebayes predict fit.nc --N 70e9 --D 1.4e12           # Chinchilla itself
+  scalebayes predict fit.nc --N 1e9 7e9 70e9 --C 1e23     # three model sizes at one budget
+  scalebayes predict fit.nc --runs planned.csv --csv      # columns N and D (or C), like `fit`
+
+Give two of N, D, C (C = k N D with the fit's k, default 6); values broadcast. "credible" is
+the uncertainty about the law itself; "predictive" adds the run-to-run noise the fit measured:
+it is the range your own run's loss should fall in."""
+
+EXAMPLES_OPTIMAL = """\
+examples:
+  scalebayes optimal fit.nc --compute 5.76e23 1e24 1e25
+  scalebayes optimal fit.nc --compute 1e24 --cost-k 6 --json
+
+For every posterior draw and budget C, the N that minimises the law's loss with D = C / (k N);
+medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*, the loss L*, and the
+allocation exponent d log N* / d log C."""
+
+EXAMPLES_CHANCE = """\
+examples:
+  scalebayes chance fit.nc --N 7e9 --D 2e12 --target 2.05
+  scalebayes chance fit.nc --N 7e9 70e9 --D 2e12 1.4e12 --target 2.0
+
+P(law <= target): how sure the posterior is that the law's mean loss gets there.
+P(run <= target): the chance that an actual training run does (adds run-to-run noise)."""
+
+EXAMPLES_PLAN = """\
+examples:
+  scalebayes plan fit.nc --target 2.0                       # 90% sure a run reaches 2.0
+  scalebayes plan fit.nc --target 2.0 --prob 0.5 --kind mean
+  scalebayes plan fit.nc --target 2.0 --inference-tokens 0 1e12 1e13 1e14
+
+The cheapest single run (N, D) whose chance of reaching the target is at least --prob. With
+--inference-tokens T the cost is training plus inference, 6 N D + 2 N T (Sardana et al. 2023):
+as T grows the plan moves to a smaller model trained on more tokens."""
+
+
+def add_commands(commands: Any) -> None:
+    """Register predict, optimal, chance and plan on the CLI's sub-parser collection."""
+    raw = argparse.RawDescriptionHelpFormatter
+
+    predict = commands.add_parser(
+        "predict",
+        help="loss at planned runs with credible and predictive intervals",
+        epilog=EXAMPLES_PREDICT,
+        formatter_class=raw,
+        description="Predicted loss of planned runs under every posterior draw of a saved fit.",
+    )
+    _add_fit(predict)
+    _add_points(predict)
+    predict.add_argument(
+        "--runs", help="CSV/TSV/Parquet table of planned runs (columns N and D, or C)"
+    )
+    predict.add_argument(
+        "--prob", type=float, default=0.9, help="interval probability (default 0.9)"
+    )
+    predict.add_argument(
+        "--hdi", action="store_true", help="highest-density instead of equal-tailed intervals"
+    )
+    predict.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
+    _add_output(predict)
+    predict.set_defaults(handler=_predict)
+
+    optimal = commands.add_parser(
+        "optimal",
+        help="compute-optimal N*, D*, tokens/param and loss per budget, with intervals",
+        epilog=EXAMPLES_OPTIMAL,
+        formatter_class=raw,
+        description="Compute-optimal allocation per posterior draw for each training budget.",
+    )
+    _add_fit(optimal)
+    optimal.add_argument(
+        "--compute", type=float, nargs="+", required=True, metavar="FLOPS", help="budgets"
+    )
+    optimal.add_argument(
+        "--cost-k", type=float, help="FLOPs per parameter per token (default: the fit's, 6)"
+    )
+    optimal.add_argument(
+        "--prob", type=float, default=0.9, help="interval probability (default 0.9)"
+    )
+    _add_output(optimal)
+    optimal.set_defaults(handler=_optimal)
+
+    chance = commands.add_parser(
+        "chance",
+        help="P(loss <= target) of planned runs",
+        epilog=EXAMPLES_CHANCE,
+        formatter_class=raw,
+        description="Probability that planned runs reach a target loss.",
+    )
+    _add_fit(chance)
+    _add_points(chance)
+    chance.add_argument("--target", type=float, required=True, help="target loss (nats/token)")
+    _add_output(chance)
+    chance.set_defaults(handler=_chance)
+
+    plan = commands.add_parser(
+        "plan",
+        help="the cheapest run that reaches a target loss with a given probability",
+        epilog=EXAMPLES_PLAN,
+        formatter_class=raw,
+        description="The smallest-cost run whose chance of reaching the target is at least --prob.",
+    )
+    _add_fit(plan)
+    plan.add_argument("--target", type=float, required=True, help="target loss (nats/token)")
+    plan.add_argument("--prob", type=float, default=0.9, help="required probability (default 0.9)")
+    plan.add_argument(
+        "--kind",
+        choices=("new_run", "mean"),
+        default="new_run",
+        help="who must reach the target: the training run (default) or the law's mean",
+    )
+    plan.add_argument(
+        "--inference-tokens",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        metavar="T",
+        help="lifetime inference tokens; several show how the plan moves (default 0)",
+    )
+    plan.add_argument(
+        "--cost-k", type=float, help="FLOPs per parameter per token (default: the fit's, 6)"
+    )
+    _add_output(plan)
+    plan.set_defaults(handler=_plan)
+
+
+def _add_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+
+
+def _add_points(p: argparse.ArgumentParser) -> None:
+    for name, meaning in (("N", "parameters"), ("D", "training tokens"), ("C", "training FLOPs")):
+        p.add_argument(f"--{name}", type=float, nargs="+", metavar=name, help=meaning)
+    p.add_argument(
+        "--U", type=float, nargs="+", metavar="U", help="unique tokens (data-constrained laws)"
+    )
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable JSON")
+    out.add_argument("--csv", action="store_true", help="CSV table (diagnostics as a # comment)")
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from scalebayes.cli import _warnings_to_stderr
+    from scalebayes.io import load_fit
+    from scalebayes.prediction import predict
+
+    fit = load_fit(args.fit)
+    points = _points(args)
+    kind = "hdi" if args.hdi else "eti"
+    with _warnings_to_stderr():
+        mean = predict(fit, kind="mean", **points).summary(probs=(args.prob,), kind=kind)
+        new = predict(fit, kind="new_run", seed=args.seed, **points)
+        new = new.summary(probs=(args.prob,), kind=kind)
+    label = f"{kind}{args.prob * 100:g}"
+    table = mean.drop(columns=["beyond", "extrapolation"]).rename(
+        columns={
+            f"{label}_lb": "credible_lb",
+            f"{label}_ub": "credible_ub",
+        }
+    )
+    table["predictive_lb"] = new[f"{label}_lb"]
+    table["predictive_ub"] = new[f"{label}_ub"]
+    table["extrapolation"] = mean["extrapolation"]
+    inputs = [c for c in ("N", "D", "C", "U") if c in table]
+
+    def text() -> str:
+        rows = [
+            [*(_num(r[c]) for c in inputs), _num(r["median"]),
+             _interval(r["credible_lb"], r["credible_ub"]),
+             _interval(r["predictive_lb"], r["predictive_ub"]), r["extrapolation"]]
+            for _, r in table.iterrows()
+        ]  # fmt: skip
+        pct = f"{args.prob * 100:g}%"
+        header = [*inputs, "median", f"{pct} credible", f"{pct} predictive", "extrapolation"]
+        return (
+            f"loss (nats/token) predicted by law {fit.law.name!r}; credible: the law's own "
+            "uncertainty; predictive: a new run's loss, with run-to-run noise\n"
+            + _columns(header, rows)
+        )
+
+    _emit(args, fit, table, text, {"prob": args.prob, "interval": kind})
+    return 0
+
+
+def _optimal(args: argparse.Namespace) -> int:
+    from scalebayes.allocate import optimal
+    from scalebayes.cli import _warnings_to_stderr
+    from scalebayes.io import load_fit
+
+    fit = load_fit(args.fit)
+    with _warnings_to_stderr():
+        result = optimal(fit, args.compute, cost_k=args.cost_k)
+    long = result.summary(probs=(args.prob,))
+    label = f"eti{args.prob * 100:g}"
+    table = long.pivot(
+        index="budget", columns="quantity", values=["median", f"{label}_lb", f"{label}_ub"]
+    )
+    table.columns = [
+        f"{quantity}_{stat.replace(label + '_', '')}" for stat, quantity in table.columns
+    ]
+    table = table.reset_index()
+
+    def text() -> str:
+        rows = [
+            [_num(r["budget"]), *(
+                f"{_num(r[f'{q}_median'])} {_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
+                for q in ("N", "D", "tokens_per_param", "loss")
+            ), f"{r['exponent_N_median']:.3f}"]
+            for _, r in table.iterrows()
+        ]  # fmt: skip
+        header = ["C (FLOPs)", "N*", "D*", "tokens/param", "loss L*", "dlogN*/dlogC"]
+        notes = (
+            f"\nnote: {result.n_at_bound} draw-budget pairs have their optimum at the search bound"
+            if result.n_at_bound
+            else ""
+        )
+        return (
+            f"compute-optimal allocation under law {fit.law.name!r} (C = {result.cost_k:g} N D): "
+            f"median [{args.prob * 100:g}% interval] over posterior draws\n"
+            + _columns(header, rows)
+            + notes
+        )
+
+    _emit(args, fit, table, text, {"cost_k": result.cost_k, "n_at_bound": result.n_at_bound})
+    return 0
+
+
+def _chance(args: argparse.Namespace) -> int:
+    from scalebayes.cli import _warnings_to_stderr
+    from scalebayes.io import load_fit
+    from scalebayes.planning import chance
+
+    fit = load_fit(args.fit)
+    points = _points(args)
+    with _warnings_to_stderr():
+        result = chance(fit, points.pop("N", None), points.pop("D", None), args.target, **points)
+    table = result.summary().drop(columns=["beyond"])
+    inputs = [c for c in ("N", "D", "C", "U") if c in table]
+
+    def text() -> str:
+        rows = [
+            [*(_num(r[c]) for c in inputs), f"{r['p_mean']:.3f}", f"{r['p_new_run']:.3f}",
+             r["extrapolation"]]
+            for _, r in table.iterrows()
+        ]  # fmt: skip
+        header = [*inputs, "P(law <= target)", "P(run <= target)", "extrapolation"]
+        return f"chance of loss <= {args.target:g} under law {fit.law.name!r}\n" + _columns(
+            header, rows
+        )
+
+    _emit(args, fit, table, text, {"target": args.target})
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from scalebayes.cli import _warnings_to_stderr
+    from scalebayes.io import load_fit
+    from scalebayes.planning import plan
+
+    fit = load_fit(args.fit)
+    with _warnings_to_stderr():
+        result = plan(
+            fit,
+            args.target,
+            prob=args.prob,
+            kind=args.kind,
+            inference_tokens=args.inference_tokens,
+            cost_k=args.cost_k,
+        )
+    table = result.table
+    spread = result.per_draw_summary(probs=(0.9,))
+
+    def text() -> str:
+        who = "a new run" if args.kind == "new_run" else "the law's mean"
+        rows = [
+            [_num(r["inference_tokens"]), _num(r["N"]), _num(r["D"]),
+             f"{r['tokens_per_param']:.1f}", _num(r["C"]), _num(r["total_cost"]),
+             f"{r['p_new_run']:.3f}", f"{r['p_mean']:.3f}"]
+            for _, r in table.iterrows()
+        ]  # fmt: skip
+        header = ["inference T", "N", "D", "tokens/param", "train C", "total cost",
+                  "P(run)", "P(law)"]  # fmt: skip
+        lines = [
+            f"cheapest run with P({who} <= {args.target:g}) >= {args.prob:g} under law "
+            f"{fit.law.name!r} (cost = {result.cost_k:g} N D + 2 N T FLOPs)",
+            _columns(header, rows),
+            "",
+            "per draw, the cheapest run its own law needs (no noise): median [90% interval]",
+        ]
+        per_rows = []
+        for t, group in spread.groupby("inference_tokens", sort=True):
+            cells = {r["quantity"]: r for _, r in group.iterrows()}
+            per_rows.append(
+                [_num(t), *(
+                    f"{_num(cells[q]['median'])} {_interval(cells[q]['eti90_lb'], cells[q]['eti90_ub'])}"
+                    for q in ("N", "D", "C")
+                )]
+            )  # fmt: skip
+        lines.append(_columns(["inference T", "N", "D", "train C"], per_rows))
+        if result.n_unreachable:
+            lines.append(
+                f"note: {result.n_unreachable} draws cannot reach the target with N <= 1e16, "
+                "D <= 1e19 (counted as infinite)"
+            )
+        return "\n".join(lines)
+
+    _emit(
+        args,
+        fit,
+        table,
+        text,
+        {
+            "target": args.target,
+            "prob": args.prob,
+            "kind": args.kind,
+            "n_unreachable": result.n_unreachable,
+            "per_draw": spread.to_dict(orient="records"),
+        },
+    )
+    return 0
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+def _points(args: argparse.Namespace) -> dict[str, Any]:
+    """Planned runs from --N/--D/--C/--U or from --runs (a table), never both."""
+    given = {name: getattr(args, name) for name in ("N", "D", "C", "U")}
+    given = {name: value for name, value in given.items() if value is not None}
+    table_path = getattr(args, "runs", None)
+    if table_path is None:
+        return given
+    from scalebayes.errors import ScalebayesError
+
+    if given:
+        raise ScalebayesError("give planned runs either with --N/--D/--C or with --runs, not both")
+    return _read_planned(table_path)
+
+
+def _read_planned(path: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from scalebayes.errors import ScalebayesError
+    from scalebayes.prediction import points_from_table
+
+    source = Path(path)
+    if not source.is_file():
+        raise ScalebayesError(f"--runs {path}: no such file")
+    try:
+        if source.suffix in (".parquet", ".pq"):
+            table = pd.read_parquet(source)
+        else:
+            table = pd.read_csv(source, sep="\t" if source.suffix in (".tsv", ".txt") else ",")
+    except (ValueError, OSError, ImportError) as err:
+        raise ScalebayesError(f"--runs {path}: cannot read it as a table ({err})") from None
+    return points_from_table(table, source=path)
+
+
+def _emit(
+    args: argparse.Namespace,
+    fit: Fit,
+    table: pd.DataFrame,
+    text: Any,
+    extra: dict[str, Any],
+) -> None:
+    """Print the result as a table, JSON or CSV, always ending with the fit's diagnostics."""
+    diagnostics = fit.diagnostics
+    if args.json:
+        payload = {
+            "law": fit.law.name,
+            "fit": args.fit,
+            **extra,
+            "rows": json.loads(table.to_json(orient="records")),
+            "diagnostics": {
+                **diagnostics.to_dict(),
+                "ok": diagnostics.ok,
+                "line": str(diagnostics),
+            },
+        }
+        print(json.dumps(payload, indent=2))
+    elif args.csv:
+        table.to_csv(sys.stdout, index=False)
+        print(f"# {diagnostics}")
+    else:
+        print(text())
+        print(diagnostics)
+        for problem in diagnostics.problems:
+            print(f"  warning: {problem}")
+
+
+def _interval(low: float, high: float) -> str:
+    return f"[{_num(low)}, {_num(high)}]"
+
+
+def _num(x: float) -> str:
+    from scalebayes.cli import _num as number
+
+    return number(float(x))
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned text columns, two spaces apart."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    return "\n".join(
+        "  ".join(f"{cell!s:<{w}}" for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *rows]
+    )
