@@ -8,7 +8,7 @@ import xarray as xr
 
 import scalebayes as sb
 from scalebayes.averaging import average, draw_counts
-from scalebayes.compare import compare
+from scalebayes.comparison import compare
 from scalebayes.errors import ScalebayesError
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
 from scalebayes.testing import fit_from_draws, jittered_draws

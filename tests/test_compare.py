@@ -11,9 +11,9 @@ import pytest
 from tests.conftest import CI_FIT
 
 import scalebayes as sb
-from scalebayes.compare import compare, disagreement, waic
+from scalebayes.comparison import compare, disagreement, waic
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
-from scalebayes.lfo import compute_cuts, lfo
+from scalebayes.leave_future_out import compute_cuts, lfo
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
 from scalebayes.testing import fit_from_draws, jittered_draws
 

@@ -44,6 +44,11 @@ _EXPORTS = {
     "Chance": "scalebayes.planning",
     "plan": "scalebayes.planning",
     "Plan": "scalebayes.planning",
+    "compare": "scalebayes.comparison",
+    "Comparison": "scalebayes.comparison",
+    "lfo": "scalebayes.leave_future_out",
+    "LFO": "scalebayes.leave_future_out",
+    "average": "scalebayes.averaging",
     "ScalebayesError": "scalebayes.errors",
     "RunsFileError": "scalebayes.errors",
     "LawError": "scalebayes.errors",
@@ -83,6 +88,11 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "Chance",
     "plan",
     "Plan",
+    "compare",
+    "Comparison",
+    "lfo",
+    "LFO",
+    "average",
     "ScalebayesError",
     "RunsFileError",
     "LawError",
@@ -98,6 +108,8 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
 
 if TYPE_CHECKING:
     from scalebayes.allocate import Allocation, optimal
+    from scalebayes.averaging import average
+    from scalebayes.comparison import Comparison, compare
     from scalebayes.data import Runs, load_runs
     from scalebayes.errors import (
         AllocationWarning,
@@ -114,6 +126,7 @@ if TYPE_CHECKING:
     from scalebayes.inference import Diagnostics, Fit, FitSettings, fit
     from scalebayes.io import load_fit, save_fit
     from scalebayes.laws import Law, Param, available_laws, load_law, make_law
+    from scalebayes.leave_future_out import LFO, lfo
     from scalebayes.model import Likelihood
     from scalebayes.planning import Chance, Plan, chance, plan
     from scalebayes.prediction import Prediction, predict

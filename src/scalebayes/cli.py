@@ -416,7 +416,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from scalebayes.compare import compare, disagreement
+    from scalebayes.comparison import compare, disagreement
     from scalebayes.laws import load_law
 
     names = [load_law(law).name for law in args.laws]

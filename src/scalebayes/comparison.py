@@ -2,7 +2,7 @@
 
 PSIS-LOO comes from ArviZ (``arviz_stats.loo``); the pinned ArviZ has no WAIC, so
 :func:`waic` computes it from the log_likelihood group; leave-future-out comes from
-:func:`scalebayes.lfo.lfo`. Every method yields ArviZ ``ELPDData``, and
+:func:`scalebayes.leave_future_out.lfo`. Every method yields ArviZ ``ELPDData``, and
 ``arviz_stats.compare`` ranks them and computes stacking and pseudo-BMA weights.
 
 The log-likelihood stored in a :class:`~scalebayes.inference.Fit` is already the density of
@@ -25,7 +25,7 @@ from scalebayes.errors import ScalebayesError
 
 if TYPE_CHECKING:
     from scalebayes.inference import Fit
-    from scalebayes.lfo import LFO
+    from scalebayes.leave_future_out import LFO
 
 __all__ = ["METHODS", "Comparison", "compare", "disagreement", "waic"]
 
@@ -132,10 +132,10 @@ def compare(
     method : {"loo", "waic", "lfo"}
         ``"loo"``: PSIS-LOO (ArviZ); ``"waic"``: WAIC; ``"lfo"``: leave-future-out by compute,
         refitting each law below each cut with its fit's own priors, likelihood and NUTS
-        settings (see :func:`scalebayes.lfo.lfo`), which costs one compile and a few fits
+        settings (see :func:`scalebayes.leave_future_out.lfo`), which costs one compile and a few fits
         per law.
     cuts : int or sequence of float
-        Compute cut-offs for ``"lfo"`` (see :func:`scalebayes.lfo.compute_cuts`).
+        Compute cut-offs for ``"lfo"`` (see :func:`scalebayes.leave_future_out.compute_cuts`).
     lfo_results : mapping of str to LFO, optional
         Precomputed leave-future-out results by name, used instead of refitting.
     progress : callable, optional
@@ -327,7 +327,7 @@ def _run_lfo(
     cuts: int | Sequence[float],
     progress: Callable[[int, int, str], None] | None,
 ) -> dict[str, LFO]:
-    from scalebayes.lfo import compute_cuts, lfo
+    from scalebayes.leave_future_out import compute_cuts, lfo
 
     first = next(iter(fits.values()))
     values = compute_cuts(first.runs, cuts)  # the same cuts for every law
