@@ -282,7 +282,7 @@ def test_residuals_points_and_noise_band(fit, runs):
 
 
 def test_comparison_plot(fit, runs):
-    from scalebayes.compare import compare
+    from scalebayes.comparison import compare
 
     tied = fit_from_draws(
         "chinchilla_tied",

@@ -223,7 +223,7 @@ def _comparison(fit: Fit, others: Mapping[str, Fit]) -> str:
     import matplotlib.pyplot as plt
 
     from scalebayes import plots
-    from scalebayes.compare import compare
+    from scalebayes.comparison import compare
 
     fits = {fit.law.name: fit}
     for name, other in others.items():

@@ -22,7 +22,7 @@ from scalebayes.summaries import SAMPLE_DIMS, summarise
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from scalebayes.compare import Comparison
+    from scalebayes.comparison import Comparison
     from scalebayes.inference import Fit
 
 RESIDUAL_LABEL = "residual: log(observed / law's loss) (dimensionless)"
