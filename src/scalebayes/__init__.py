@@ -26,6 +26,7 @@ _EXPORTS = {
     "Prior": "scalebayes.priors",
     "Likelihood": "scalebayes.model",
     "fit": "scalebayes.inference",
+    "fit_batch": "scalebayes.inference",
     "Fit": "scalebayes.inference",
     "Diagnostics": "scalebayes.inference",
     "FitSettings": "scalebayes.inference",
@@ -72,6 +73,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "Prior",
     "Likelihood",
     "fit",
+    "fit_batch",
     "Fit",
     "Diagnostics",
     "FitSettings",
@@ -123,7 +125,7 @@ if TYPE_CHECKING:
         ScalebayesError,
         UnreachableTargetError,
     )
-    from scalebayes.inference import Diagnostics, Fit, FitSettings, fit
+    from scalebayes.inference import Diagnostics, Fit, FitSettings, fit, fit_batch
     from scalebayes.io import load_fit, save_fit
     from scalebayes.laws import Law, Param, available_laws, load_law, make_law
     from scalebayes.leave_future_out import LFO, lfo

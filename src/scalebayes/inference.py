@@ -14,7 +14,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ class FitSettings:
     dense_mass: bool = True
     precision: str = "float64"
     devices: int = 1  # devices the chains were spread over
+    batch_index: int | None = None  # position in a fit_batch() call, None for fit()
     versions: Mapping[str, str] = field(default_factory=dict)
     wall_time: Mapping[str, float] = field(default_factory=dict)
 
@@ -237,24 +238,79 @@ def fit(
     Fit
         Posterior and diagnostics. Failed diagnostics also raise a :class:`ConvergenceWarning`.
     """
+    (result,) = _fit_all(
+        [runs],
+        None if mask is None else [mask],
+        law,
+        priors=priors,
+        likelihood=likelihood,
+        settings=_settings(chains, draws, warmup, seed, target_accept, max_tree_depth, dense_mass),
+        progress=progress,
+    )
+    warn_if_unhealthy(result.diagnostics)
+    return result
+
+
+def fit_batch(
+    datasets: Sequence[Runs | pd.DataFrame | str | os.PathLike[str]],
+    law: Law | str | os.PathLike[str] = "chinchilla",
+    *,
+    masks: Sequence[np.ndarray] | None = None,
+    priors: Mapping[str, str | Prior] | None = None,
+    likelihood: Likelihood | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = True,
+    progress: ProgressCallback | None = None,
+) -> list[Fit]:
+    """Fit one law to many tables of runs at once: simulation studies, backtests, sweeps.
+
+    Every table must have the same number of runs (fit subsets of one table with ``masks``).
+    All chains of all fits run as one batch (vmapped on each device, spread over devices), so
+    hundreds of small fits cost one compile and far less than hundreds of :func:`fit` calls.
+    Arguments are as in :func:`fit`; ``masks`` holds one boolean array per table. Fit ``i``
+    records ``settings.batch_index = i``; the same ``seed`` gives identical draws for the same
+    batch. Unlike :func:`fit`, poor diagnostics do not warn here (a study of hundreds of fits
+    reads ``fit.diagnostics`` instead).
+    """
+    if not len(datasets):
+        raise ScalebayesError("fit_batch needs at least one table of runs")
+    if masks is not None and len(masks) != len(datasets):
+        raise ScalebayesError(
+            f"fit_batch got {len(masks)} masks for {len(datasets)} tables: expected one per table"
+        )
+    return _fit_all(
+        list(datasets),
+        None if masks is None else list(masks),
+        law,
+        priors=priors,
+        likelihood=likelihood,
+        settings=_settings(chains, draws, warmup, seed, target_accept, max_tree_depth, dense_mass),
+        progress=progress,
+    )
+
+
+def _settings(
+    chains: int,
+    draws: int,
+    warmup: int,
+    seed: int,
+    target_accept: float,
+    max_tree_depth: int,
+    dense_mass: bool,
+) -> FitSettings:
     for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
         if not isinstance(value, int) or value < low:
             raise ScalebayesError(f"{name}={value!r}: expected an integer >= {low}")
     if chains < 2:
-        warnings.warn("one chain: R-hat cannot be computed; use chains >= 2", stacklevel=2)
+        warnings.warn("one chain: R-hat cannot be computed; use chains >= 2", stacklevel=3)
     if not 0.5 <= target_accept < 1:
         raise ScalebayesError(f"target_accept={target_accept!r}: expected a number in [0.5, 1)")
-    configure_jax()
-    runs = runs if isinstance(runs, Runs) else load_runs(runs)
-    fitted = runs if mask is None else runs.subset(mask)  # subset() validates the mask
-    if not len(fitted):
-        raise ScalebayesError("mask selects no runs: expected at least one True")
-    law = load_law(law)
-    likelihood = likelihood or Likelihood()
-    law, likelihood = _apply_priors(law, likelihood, priors or {})
-    _check_inputs(law, runs)
-
-    settings = FitSettings(
+    return FitSettings(
         chains=chains,
         draws=draws,
         warmup=warmup,
@@ -264,19 +320,56 @@ def fit(
         dense_mass=dense_mass,
         versions=_versions(),
     )
-    sampler = _sampler(law, likelihood, len(runs), settings)
+
+
+def _fit_all(
+    datasets: list[Any],
+    masks: list[np.ndarray] | None,
+    law: Law | str | os.PathLike[str],
+    *,
+    priors: Mapping[str, str | Prior] | None,
+    likelihood: Likelihood | None,
+    settings: FitSettings,
+    progress: ProgressCallback | None,
+) -> list[Fit]:
+    configure_jax()
+    tables = [runs if isinstance(runs, Runs) else load_runs(runs) for runs in datasets]
+    sizes = {len(runs) for runs in tables}
+    if len(sizes) > 1:
+        raise ScalebayesError(
+            f"tables of different sizes ({sorted(sizes)} runs) cannot share one compiled "
+            "sampler: fit them separately, or fit subsets of one table with masks"
+        )
+    fitted = []
+    for i, runs in enumerate(tables):
+        subset = runs if masks is None else runs.subset(masks[i])  # subset() validates the mask
+        if not len(subset):
+            raise ScalebayesError(f"mask {i} selects no runs: expected at least one True")
+        fitted.append(subset)
+    law = load_law(law)
+    likelihood = likelihood or Likelihood()
+    law, likelihood = _apply_priors(law, likelihood, priors or {})
+    for runs in tables:
+        _check_inputs(law, runs)
+
+    sampler = _sampler(law, likelihood, len(tables[0]), settings, batch=len(tables))
     started = time.perf_counter()
-    samples, stats, compile_s = sampler.run(runs, seed, progress, mask)
-    if mask is not None:
-        samples["_log_lik"] = samples["_log_lik"][..., np.asarray(mask)]
+    blocks, compile_s = sampler.run(tables, settings.seed, progress, masks)
     wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
-    settings = dataclasses.replace(settings, wall_time=wall, devices=sampler.n_devices)
-    idata = _to_datatree(law, fitted, samples, stats)
-    result = Fit(
-        law, fitted, likelihood, idata, settings, compute_diagnostics(idata, law, likelihood)
-    )
-    warn_if_unhealthy(result.diagnostics)
-    return result
+    results = []
+    for i, (samples, stats) in enumerate(blocks):
+        if masks is not None:
+            samples["_log_lik"] = samples["_log_lik"][..., np.asarray(masks[i])]
+        run_settings = dataclasses.replace(
+            settings,
+            wall_time=wall,
+            devices=sampler.n_devices,
+            batch_index=i if len(tables) > 1 else None,
+        )
+        idata = _to_datatree(law, fitted[i], samples, stats)
+        diagnostics = compute_diagnostics(idata, law, likelihood)
+        results.append(Fit(law, fitted[i], likelihood, idata, run_settings, diagnostics))
+    return results
 
 
 def compute_diagnostics(idata: xr.DataTree, law: Law, likelihood: Likelihood) -> Diagnostics:
@@ -310,17 +403,21 @@ def warn_if_unhealthy(diagnostics: Diagnostics) -> None:
 
 
 class _Sampler:
-    """NUTS for one (law, likelihood, number of runs, settings): compiled once, run on any data.
+    """NUTS for one (law, likelihood, number of runs, settings, batch): compiled once, run on any data.
 
-    Chains are spread over the devices JAX sees (GPUs, or CPU cores exposed as devices) with no
-    cross-device traffic, since NUTS chains are independent. A device that holds one chain runs
-    it directly; one that holds several vmaps them. vmap is avoided where it can be because its
-    batched while-loops cost seconds of tracing and make every chain wait for the longest tree.
+    A batch of ``batch`` tables runs ``batch * chains`` chains, each carrying its own table; with
+    one table every chain shares it. Chains are spread over the devices JAX sees (GPUs, or CPU
+    cores exposed as devices) with no cross-device traffic, since NUTS chains are independent.
+    A device that holds one chain runs it directly; one that holds several vmaps them. vmap is
+    avoided where it can be because its batched while-loops cost seconds of tracing and make
+    every chain wait for the longest tree.
     """
 
     CHUNK = 100  # iterations per compiled call; progress is reported between calls
 
-    def __init__(self, law: Law, likelihood: Likelihood, n_runs: int, settings: FitSettings):
+    def __init__(
+        self, law: Law, likelihood: Likelihood, n_runs: int, settings: FitSettings, batch: int
+    ):
         import jax
         from jax.sharding import PartitionSpec as P
         from numpyro.infer.hmc import hmc
@@ -330,17 +427,20 @@ class _Sampler:
         self.law, self.likelihood, self.settings = law, likelihood, settings
         self.centrings: tuple[Centring, ...] = find_centrings(law)
         self.model = functools.partial(model.numpyro_model, law, likelihood, self.centrings)
-        self.n_runs = n_runs
+        self.n_runs, self.batch = n_runs, batch
+        self.n_chains = settings.chains * batch
         # One (init, sample) pair: sample_kernel reads settings that tracing init_kernel stores.
         self._init_kernel, self._sample_kernel = hmc(
             potential_fn_gen=self._potential_gen, algo="NUTS"
         )
         self._compiled: tuple[Any, Any, Any] | None = None
         devices = jax.local_devices()
-        self.n_devices = max(k for k in range(1, len(devices) + 1) if settings.chains % k == 0)
-        self.chains_per_device = settings.chains // self.n_devices
-        init = self._each_chain(self._init_one, (0, 0, None))
-        chunk = self._run_chunk
+        self.n_devices = max(k for k in range(1, len(devices) + 1) if self.n_chains % k == 0)
+        self.chains_per_device = self.n_chains // self.n_devices
+        data_axis = 0 if batch > 1 else None  # a table per chain, or one shared by all
+        data_spec = P("chain") if batch > 1 else P()
+        init = self._each_chain(self._init_one, (0, 0, data_axis))
+        chunk = functools.partial(self._run_chunk, data_axis=data_axis)
         self._sharding = None
         if self.n_devices > 1:
             from jax.sharding import Mesh, NamedSharding
@@ -350,20 +450,20 @@ class _Sampler:
             init = jax.shard_map(
                 init,
                 mesh=mesh,
-                in_specs=(P("chain"), P("chain"), P()),
+                in_specs=(P("chain"), P("chain"), data_spec),
                 out_specs=P("chain"),
                 check_vma=False,
             )
             chunk = jax.shard_map(
                 chunk,
                 mesh=mesh,
-                in_specs=(P("chain"), P()),
+                in_specs=(P("chain"), data_spec),
                 out_specs=(P("chain"), P(None, "chain")),
                 check_vma=False,
             )
         self._init = jax.jit(init)
         self._chunk = jax.jit(chunk)
-        self._constrain = jax.jit(self._constrain_all)
+        self._constrain = jax.jit(jax.vmap(self._constrain_chain, in_axes=(0, data_axis)))
 
     def _each_chain(self, fn: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Any:
         """``fn`` applied to each chain of a device's block (leading axis of the mapped args)."""
@@ -434,13 +534,17 @@ class _Sampler:
             rng_key=key,
         )
 
-    def _run_chunk(self, states: Any, data: ModelData) -> tuple[Any, dict[str, Any]]:
+    def _run_chunk(
+        self, states: Any, data: ModelData, data_axis: int | None
+    ) -> tuple[Any, dict[str, Any]]:
         import jax
 
-        step = self._each_chain(lambda state: self._sample_kernel(state, model_args=(data,)), (0,))
+        step = self._each_chain(
+            lambda state, data: self._sample_kernel(state, model_args=(data,)), (0, data_axis)
+        )
 
         def body(states: Any, _: None) -> tuple[Any, dict[str, Any]]:
-            states = step(states)
+            states = step(states, data)
             return states, {
                 "z": states.z,
                 "diverging": states.diverging,
@@ -453,15 +557,15 @@ class _Sampler:
 
         return jax.lax.scan(body, states, None, length=self.CHUNK)
 
-    def _constrain_all(self, z: dict[str, Any], data: ModelData) -> tuple[dict[str, Any], Any]:
-        """Unconstrained draws (chain, draw) -> parameter values, and each run's log-likelihood."""
+    def _constrain_chain(self, z: dict[str, Any], data: ModelData) -> tuple[dict[str, Any], Any]:
+        """One chain's unconstrained draws -> parameter values, and each run's log-likelihood."""
         import jax
         from numpyro.infer.util import constrain_fn
 
         from scalebayes.model import pointwise_log_lik
 
         one = functools.partial(constrain_fn, self.model, (data,), {}, return_deterministic=True)
-        values = jax.vmap(jax.vmap(one))(z)
+        values = jax.vmap(one)(z)
         params = {k: v[..., None] for k, v in values.items() if not k.startswith("_")}
         log_lik = pointwise_log_lik(
             self.law, self.likelihood, params, data.log_inputs, data.log_loss
@@ -488,7 +592,7 @@ class _Sampler:
             )
             chunk = pool.submit(self._chunk.lower(states, data).compile)
             draws = {
-                site: jax.ShapeDtypeStruct((s.chains, s.draws), a.dtype)
+                site: jax.ShapeDtypeStruct((self.n_chains, s.draws), a.dtype)
                 for site, a in states.z.items()
             }
             constrain = pool.submit(self._constrain.lower(draws, data).compile)
@@ -496,28 +600,39 @@ class _Sampler:
 
     def run(
         self,
-        runs: Runs,
+        tables: Sequence[Runs],
         seed: int,
         progress: ProgressCallback | None,
-        mask: np.ndarray | None = None,
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-        """Warm up and sample; runs outside ``mask`` (bool, shape (n,)) get weight 0.
+        masks: Sequence[np.ndarray] | None = None,
+    ) -> tuple[list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]], float]:
+        """Warm up and sample; runs outside a table's mask (bool, shape (n,)) get weight 0.
 
-        Returns constrained draws (plus ``_log_lik``, each run's log-likelihood, all runs),
-        sample stats, all with leading dims (chain, draw), and the seconds spent compiling.
+        Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
+        all runs) and sample stats, all with leading dims (chain, draw); and the seconds spent
+        compiling.
         """
         import importlib
         import threading
 
         import jax
+        import jax.numpy as jnp
 
         s = self.settings
-        data = model_data(self.law, runs, mask)
+        tables_data = [
+            model_data(self.law, runs, None if masks is None else masks[i])
+            for i, runs in enumerate(tables)
+        ]
+        if self.batch == 1:
+            data = tables_data[0]
+        else:  # chain k of the batch carries table k // chains
+            data = jax.tree.map(
+                lambda *xs: jnp.repeat(jnp.stack(xs), s.chains, axis=0), *tables_data
+            )
         key_init, key_jitter = jax.random.split(jax.random.key(seed))
         n_sites = len(self._sites())
         # Chains start a little apart so that R-hat can see disagreement.
-        jitter = jax.random.uniform(key_jitter, (s.chains, n_sites), minval=-0.5, maxval=0.5)
-        keys = jax.random.split(key_init, s.chains)
+        jitter = jax.random.uniform(key_jitter, (self.n_chains, n_sites), minval=-0.5, maxval=0.5)
+        keys = jax.random.split(key_init, self.n_chains)
         compile_s = 0.0
         if self._compiled is None:
             started = time.perf_counter()
@@ -545,18 +660,30 @@ class _Sampler:
         stats = {k: np.asarray(v) for k, v in trace.items()}
         stats["tree_depth"] = np.ceil(np.log2(stats["n_steps"] + 1)).astype(int)
         stats["reached_max_treedepth"] = stats["tree_depth"] >= s.max_tree_depth
-        return samples, stats, compile_s
+        blocks = []
+        for i in range(self.batch):
+            rows = slice(i * s.chains, (i + 1) * s.chains)
+            blocks.append(
+                (
+                    {k: v[rows] for k, v in samples.items()},
+                    {k: v[rows] for k, v in stats.items()},
+                )
+            )
+        return blocks, compile_s
 
 
 _SAMPLERS: dict[tuple[Any, ...], _Sampler] = {}
 
 
-def _sampler(law: Law, likelihood: Likelihood, n_runs: int, settings: FitSettings) -> _Sampler:
-    """The cached compiled sampler for this law, likelihood, data shape and NUTS settings."""
+def _sampler(
+    law: Law, likelihood: Likelihood, n_runs: int, settings: FitSettings, batch: int = 1
+) -> _Sampler:
+    """The cached compiled sampler for this law, likelihood, data shape, NUTS settings and batch."""
     key = (
         law.key,
         likelihood,
         n_runs,
+        batch,
         settings.chains,
         settings.draws,
         settings.warmup,
@@ -565,7 +692,7 @@ def _sampler(law: Law, likelihood: Likelihood, n_runs: int, settings: FitSetting
         settings.dense_mass,
     )
     if key not in _SAMPLERS:
-        _SAMPLERS[key] = _Sampler(law, likelihood, n_runs, settings)
+        _SAMPLERS[key] = _Sampler(law, likelihood, n_runs, settings, batch)
     return _SAMPLERS[key]
 
 
