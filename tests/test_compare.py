@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import CI_FIT
 
 import scalebayes as sb
-from scalebayes.comparison import compare, disagreement, waic
+from scalebayes.comparison import Comparison, compare, disagreement, waic
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.leave_future_out import compute_cuts, lfo
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
@@ -136,12 +136,18 @@ def test_bad_arguments(known_fits: dict[str, sb.Fit]) -> None:
 def test_disagreement_sentence(known_fits: dict[str, sb.Fit]) -> None:
     loo = compare(known_fits, method="loo")
     assert disagreement(loo, loo) is None
-    flipped = compare({"power_c": known_fits["power_c"], "x": known_fits["chinchilla"]})
-    reversed_table = flipped.table.iloc[::-1]
-    other = type(flipped)("lfo", reversed_table, {}, flipped.elpd)
-    sentence = disagreement(loo, other)
-    assert sentence is not None
-    assert "PSIS-LOO prefers chinchilla but leave-future-out prefers power_c" in sentence
+    # A leave-future-out ranking that puts power_c first, by 10 +/- 2 or by 10 +/- 6.
+    for dse, ending in ((2.0, "weigh the leave-future-out ranking more"), (6.0, "within 2")):
+        table = loo.table.iloc[::-1].copy()
+        table["elpd_diff"] = [0.0, -10.0]
+        table["dse"] = [0.0, dse]
+        sentence = disagreement(loo, Comparison("lfo", table, {}, loo.elpd))
+        assert sentence is not None
+        assert sentence.startswith(
+            "PSIS-LOO prefers chinchilla but leave-future-out prefers power_c "
+            f"(by 10.0 +/- {dse:.1f})"
+        )
+        assert ending in sentence
 
 
 # ------------------------------------------------------------------- leave-future-out

@@ -223,12 +223,17 @@ def disagreement(interpolation: Comparison, extrapolation: Comparison) -> str | 
     """
     if interpolation.best == extrapolation.best:
         return None
-    return (
+    table = extrapolation.table
+    diff, dse = -table.loc[interpolation.best, "elpd_diff"], table.loc[interpolation.best, "dse"]
+    sentence = (
         f"{_LABEL[interpolation.method]} prefers {interpolation.best} but leave-future-out "
-        f"prefers {extrapolation.best}: {interpolation.best} describes the runs you have "
-        f"better, {extrapolation.best} predicted the larger runs better from the smaller ones. "
-        "To plan a bigger run, weigh the leave-future-out ranking more."
+        f"prefers {extrapolation.best} (by {diff:.1f} +/- {dse:.1f}): {interpolation.best} "
+        f"describes the runs you have better, {extrapolation.best} predicted the larger runs "
+        "better from the smaller ones."
     )
+    if diff < 2 * dse:
+        return sentence + " The leave-future-out difference is within 2 standard errors."
+    return sentence + " To plan a bigger run, weigh the leave-future-out ranking more."
 
 
 def waic(idata: xr.DataTree, var_name: str = "loss") -> Any:

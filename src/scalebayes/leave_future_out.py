@@ -123,7 +123,10 @@ def compute_cuts(runs: Runs, cuts: int | Sequence[float] = len(DEFAULT_QUANTILES
         The table the cuts split.
     cuts : int or sequence of float
         A number of cut-offs, placed at quantiles of the runs' compute from 0.5 to 0.8 (with 4:
-        0.5, 0.6, 0.7, 0.8); or the cut-offs themselves in FLOPs.
+        0.5, 0.6, 0.7, 0.8); or the cut-offs themselves in FLOPs. A cut is always the compute
+        of some run, so an isoFLOP level is never split; when the sweep has too few levels
+        for distinct quantiles, the cuts are spread over the levels from the median run's
+        upwards (all but the top one), and may be fewer than asked for.
 
     Raises
     ------
@@ -137,6 +140,11 @@ def compute_cuts(runs: Runs, cuts: int | Sequence[float] = len(DEFAULT_QUANTILES
         quantiles = np.linspace(0.5, 0.8, cuts) if cuts > 1 else np.array([0.5])
         # "lower": a cut is the compute of a run, so an isoFLOP level is never split.
         values = np.unique(np.quantile(compute, quantiles, method="lower"))
+        if values.size < cuts:  # coarse levels (isoFLOP budgets): spread over the levels
+            levels = np.unique(compute)[:-1]  # a cut at the top level would score nothing
+            levels = levels[levels >= values[0]]
+            index = np.unique(np.round(np.linspace(0, levels.size - 1, cuts)).astype(int))
+            values = levels[index]
     else:
         values = np.asarray(cuts, dtype=float)
         if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
