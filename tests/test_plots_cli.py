@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -16,6 +20,8 @@ import pytest
 from scalebayes import cli, plots
 from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 from scalebayes.testing import fit_from_draws, jittered_draws
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -70,26 +76,21 @@ def test_plot_bad_output_is_an_error_and_leaves_no_figure(fit_files, tmp_path, c
     assert set(plt.get_fignums()) == before
 
 
-def test_report_is_one_self_contained_page(fit_files, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def report(fit_files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
     before = set(plt.get_fignums())
-    out = tmp_path / "report"
-    code = cli.main(
-        [
-            "report",
-            str(fit_files[0]),
-            "--compare",
-            str(fit_files[1]),
-            "--compute",
-            "5.76e23",
-            "--out",
-            str(out),
-        ]
-    )
-    printed = capsys.readouterr().out.strip().splitlines()
+    args = ["report", str(fit_files[0]), "--compare", str(fit_files[1]), "--compute", "5.76e23"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main([*args, "--out", str(out)])
     assert code == 0
-    assert printed[-1].startswith("diagnostics:")
     assert set(plt.get_fignums()) == before
-    page = (out / "report.html").read_text()
+    return out / "report.html", printed.getvalue().strip().splitlines()
+
+
+def test_report_is_one_self_contained_page(report):
+    page = report[0].read_text()
     assert 'src="http' not in page and "src='http" not in page  # nothing fetched from elsewhere
     images = re.findall(r"src='data:image/png;base64,", page)
     # bands, isoflop, frontier, residuals, prior, trace, rank, pairs, comparison
@@ -105,6 +106,34 @@ def test_report_is_one_self_contained_page(fit_files, tmp_path, capsys):
         assert f"<h2>{heading}" in page
     assert "5.76e+23" in page  # the budget asked for
     assert "chinchilla_tied" in page and "alpha" in page
+
+
+def test_report_prints_where_and_diagnostics_last(report):
+    path, printed = report
+    assert printed[0] == f"wrote {path}"
+    assert printed[-1].startswith("diagnostics:")
+
+
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="headless Chromium not installed (apt-get install -y chromium)",
+)
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        ["bash", str(EXAMPLES / "render_report.sh"), str(report[0]), str(shot), "1000,3000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = Image.open(shot).convert("L")
+    assert image.size == (1000, 3000)
+    # A blank page is one colour; a rendered report has text and figures all the way down.
+    top, bottom = image.crop((0, 0, 1000, 1500)), image.crop((0, 1500, 1000, 3000))
+    assert top.getextrema()[0] < 100 and bottom.getextrema()[0] < 100
 
 
 def test_report_wants_a_directory(fit_files, tmp_path, capsys):

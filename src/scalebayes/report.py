@@ -35,7 +35,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width:
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+th { background: #f4f4f4; } td:last-child { text-align: left; }
 pre, code { background: #f6f6f6; font-size: 0.9em; } pre { padding: 0.6em; overflow-x: auto; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 .ok { color: #1a7f37; font-weight: bold; } .check { color: #b3261e; font-weight: bold; }
@@ -214,7 +214,7 @@ def _decisions(allocation: Any) -> str:
         note += f" {allocation.n_at_bound} draw-budget pairs hit the search bound."
     return (
         "<h2>Decisions: compute-optimal runs</h2>"
-        + _table(pd.DataFrame(rows).set_index("budget (FLOPs)"))
+        + _table(pd.DataFrame(rows), index=False)
         + f"<p class='note'>{html.escape(note)}</p>"
     )
 
@@ -265,8 +265,8 @@ def _figures(title: str, figures: list[tuple[str, str, str]]) -> str:
     return "\n".join(parts)
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(escape=True, border=0)
+def _table(frame: pd.DataFrame, *, index: bool = True) -> str:
+    return frame.to_html(escape=True, border=0, index=index)
 
 
 def _num(x: float) -> str:
