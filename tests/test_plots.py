@@ -325,3 +325,12 @@ def test_draw_and_save_errors(fit, tmp_path):
     with pytest.raises(ScalebayesError, match=r"\.png, \.svg or \.pdf"):
         plots.save(figure, str(tmp_path / "fig.jpg"))
     assert not plt.fignum_exists(figure.number)
+
+
+def test_reachable_from_the_package():
+    import scalebayes as sb
+    from scalebayes.report import write_report
+
+    assert sb.plots is plots
+    assert sb.write_report is write_report
+    assert {"plots", "write_report"} <= set(sb.__all__)

@@ -60,7 +60,10 @@ _EXPORTS = {
     "DataWarning": "scalebayes.errors",
     "UnreachableTargetError": "scalebayes.errors",
     "AllocationWarning": "scalebayes.errors",
+    "write_report": "scalebayes.report",
 }
+# Submodules reachable as attributes without an import (``sb.plots.bands``); loaded on first use.
+_SUBMODULES = ("plots",)
 
 __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "load_runs",
@@ -105,10 +108,13 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "DataWarning",
     "UnreachableTargetError",
     "AllocationWarning",
+    "write_report",
+    "plots",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from scalebayes import plots
     from scalebayes.allocate import Allocation, optimal
     from scalebayes.averaging import average
     from scalebayes.comparison import Comparison, compare
@@ -133,6 +139,7 @@ if TYPE_CHECKING:
     from scalebayes.planning import Chance, Plan, chance, plan
     from scalebayes.prediction import Prediction, predict
     from scalebayes.priors import Prior
+    from scalebayes.report import write_report
     from scalebayes.simulation import grid_design, isoflop_design, simulate
 
 
@@ -140,4 +147,6 @@ def __getattr__(name: str) -> Any:
     # Lazy: `scalebayes --help` must not pay for importing JAX.
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"scalebayes.{name}")
     raise AttributeError(f"module 'scalebayes' has no attribute {name!r}")
