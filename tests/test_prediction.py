@@ -175,3 +175,18 @@ def test_a_law_of_unique_tokens_takes_u():
         predict(fit, N=6.34e9, D=242e9)
     with pytest.raises(sb.LawError, match="also takes U"):
         optimal(fit, 1e22)
+
+
+def test_planned_runs_from_a_table():
+    import pandas as pd
+
+    from scalebayes.prediction import points_from_table
+
+    found = points_from_table(pd.DataFrame({"Model Size": [1e9], "Training FLOP": [1.2e20]}))
+    assert set(found) == {"N", "C"}
+    with pytest.raises(ScalebayesError, match="two columns mean N"):
+        points_from_table(pd.DataFrame({"N": [1e9], "params": [1e9]}))
+    with pytest.raises(ScalebayesError, match="not numbers"):
+        points_from_table(pd.DataFrame({"N": ["big"], "D": [1e12]}), source="plan.csv")
+    with pytest.raises(ScalebayesError, match="no N, D or C column"):
+        points_from_table(pd.DataFrame({"width": [1024]}))

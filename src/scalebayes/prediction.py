@@ -84,7 +84,7 @@ class Prediction:
 
 
 def predict(
-    fit: Fit,
+    fit: Fit | Mapping[str, Fit],
     *,
     N: ArrayLike | None = None,
     D: ArrayLike | None = None,
@@ -92,6 +92,7 @@ def predict(
     U: ArrayLike | None = None,
     kind: str = "mean",
     seed: int = 0,
+    weights: Mapping[str, float] | None = None,
 ) -> Prediction:
     """Loss of planned runs under every posterior draw.
 
@@ -100,8 +101,9 @@ def predict(
 
     Parameters
     ----------
-    fit : Fit
-        The posterior to carry forward.
+    fit : Fit, or mapping of str to Fit
+        The posterior to carry forward; or fits of several laws to the same runs, whose draws
+        are mixed by ``weights`` (model averaging, :func:`scalebayes.averaging.predict_mixture`).
     N, D, C : array-like, optional
         Parameters, training tokens, training FLOPs of each planned run.
     U : array-like, optional
@@ -111,13 +113,19 @@ def predict(
         ``new_run``: loss a new training run would get (predictive interval: adds the fitted
         Student-t/Normal noise on log loss, one draw per posterior draw).
     seed : int
-        Seed of the noise draws for ``new_run``.
+        Seed of the noise draws for ``new_run`` (and of the mixing, for several fits).
+    weights : mapping of str to float, optional
+        With several fits: weight of each; default their stacking weights by PSIS-LOO.
 
     Returns
     -------
     Prediction
         ``loss`` with dims (chain, draw, point), nats/token.
     """
+    if isinstance(fit, Mapping):
+        from scalebayes.averaging import predict_mixture
+
+        return predict_mixture(fit, weights=weights, seed=seed, N=N, D=D, C=C, U=U, kind=kind)
     if kind not in KINDS:
         raise ScalebayesError(f"kind={kind!r}: expected 'mean' or 'new_run'")
     points = planned_points(fit, N=N, D=D, C=C, U=U)
@@ -281,8 +289,11 @@ def points_from_table(table: pd.DataFrame, *, source: str = "<DataFrame>") -> di
                 raise ScalebayesError(f"{source}: two columns mean {key}; keep one")
             values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
             if not np.all(np.isfinite(values)):
-                rows = np.flatnonzero(~np.isfinite(values)).tolist()
-                raise ScalebayesError(f"{source}: column {column!r}: rows {rows} are not numbers")
+                rows = (np.flatnonzero(~np.isfinite(values)) + 1).tolist()
+                raise ScalebayesError(
+                    f"{source}: column {column!r}: data rows {rows} (1 = first after the header) "
+                    "are not finite numbers"
+                )
             found[key] = values
     if not found:
         raise ScalebayesError(

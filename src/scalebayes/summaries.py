@@ -36,11 +36,6 @@ def per_draw(
     )
 
 
-def interval_columns(probs: Sequence[float], kind: str) -> list[str]:
-    """Column names of the intervals, as ArviZ names them: ``eti90_lb``, ``eti90_ub``, ..."""
-    return [f"{kind}{_percent(p)}_{bound}" for p in probs for bound in ("lb", "ub")]
-
-
 def summarise(
     values: xr.DataArray,
     *,
