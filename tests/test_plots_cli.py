@@ -162,3 +162,18 @@ def test_cli_import_does_not_load_matplotlib():
     code = "import sys, scalebayes.cli; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_plot_frontier_overlays_compared_fits(fit_files, tmp_path, capsys):
+    out = tmp_path / "frontier.svg"
+    args = ["plot", str(fit_files[0]), "--kind", "frontier", "--compare", str(fit_files[1])]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    # Each fit's band is in the SVG with its label (matplotlib writes gids as element ids).
+    svg = out.read_text()
+    assert 'id="chinchilla 90%"' in svg and 'id="chinchilla_tied 90%"' in svg
+
+
+def test_plot_compare_only_for_the_frontier(fit_files, tmp_path, capsys):
+    args = ["plot", str(fit_files[0]), "--kind", "bands", "--compare", str(fit_files[1])]
+    assert cli.main([*args, "--out", str(tmp_path / "b.png")]) == 2
+    assert "frontier only" in capsys.readouterr().err

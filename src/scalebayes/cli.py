@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets the frontier must reach"
     )
+    plot.add_argument(
+        "--compare", nargs="+", default=[], metavar="FIT", help="overlay these fits' frontiers"
+    )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
     plot.set_defaults(handler=_plot)
@@ -202,7 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("fit", help="a fit written by `scalebayes fit --out`")
     report.add_argument(
-        "--compare", nargs="+", default=[], metavar="FIT", help="fits of other laws to the same runs"
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="FIT",
+        help="fits of other laws to the same runs",
     )
     report.add_argument(
         "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets to decide at"
@@ -518,10 +525,11 @@ def _plot(args: argparse.Namespace) -> int:
     from scalebayes.io import load_fit
 
     fit = load_fit(args.fit)
+    others = _named_fits(fit, args.compare)
     with _figures_closed(), _warnings_to_stderr():
         from scalebayes import plots
 
-        figure = plots.draw(fit, args.kind, budgets=args.compute, seed=args.seed)
+        figure = plots.draw(fit, args.kind, budgets=args.compute, others=others, seed=args.seed)
         plots.save(figure, args.out)
     print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
     print(fit.diagnostics)
@@ -529,16 +537,10 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _report_page(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from scalebayes.io import load_fit
 
     fit = load_fit(args.fit)
-    others = {}
-    for path in args.compare:
-        other = load_fit(path)
-        name = other.law.name if other.law.name not in (fit.law.name, *others) else Path(path).stem
-        others[name] = other
+    others = _named_fits(fit, args.compare)
     with _figures_closed(), _warnings_to_stderr():
         from scalebayes.report import write_report
 
@@ -546,6 +548,20 @@ def _report_page(args: argparse.Namespace) -> int:
     print(f"wrote {page}")
     print(fit.diagnostics)
     return 0
+
+
+def _named_fits(fit: Fit, paths: Sequence[str]) -> dict[str, Fit]:
+    """Fits at ``paths`` by law name (the file's stem where two share a law)."""
+    from pathlib import Path
+
+    from scalebayes.io import load_fit
+
+    others: dict[str, Fit] = {}
+    for path in paths:
+        other = load_fit(path)
+        name = other.law.name if other.law.name not in (fit.law.name, *others) else Path(path).stem
+        others[name] = other
+    return others
 
 
 def _demo_figures(fit: Fit, directory: str) -> None:

@@ -90,7 +90,8 @@ def write_report(
         "isoflop": "IsoFLOP curves: at each budget in the data, loss against N with the law's 90% band; "
         "stars: posterior median N* with its 90% interval.",
         "frontier": "Compute-optimal frontier N*(C), D*(C), L*(C), each draw optimised separately, with "
-        "90% bands; dashed: published point fits for orientation.",
+        "90% bands (other laws' fits, when compared, in their own colours); dashed and dotted: "
+        "published point fits for orientation.",
         "trace": "Trace and marginal density per chain (ArviZ).",
         "rank": "Rank ECDFs per chain with their 95% simultaneous envelope: lines inside the envelope "
         "mean the chains agree (ArviZ).",
@@ -107,9 +108,18 @@ def write_report(
         grid = plots.gallery.frontier_budgets(fit, budgets)
         allocation = optimal(fit, np.concatenate([grid, budgets]))
         decisions = _decisions(optimal(fit, budgets))
+    # Other laws' frontiers go on the same axes, when they have one (laws of N and D).
+    overlay = {n: f for n, f in (others or {}).items() if {"N", "D"} <= set(f.law.inputs)}
     for kind in (*kinds, "residuals", "prior", "trace", "rank", "pairs"):
         try:
-            figure = plots.draw(fit, kind, budgets=budgets, allocation=allocation, seed=seed)
+            figure = plots.draw(
+                fit,
+                kind,
+                budgets=budgets,
+                allocation=allocation,
+                others=overlay if kind == "frontier" else None,
+                seed=seed,
+            )
         except ScalebayesError as err:  # e.g. no isoFLOP budgets in the data
             figures.append((kind, "", f"not drawn: {err}"))
             continue

@@ -7,7 +7,7 @@ compute posteriors themselves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +43,7 @@ def draw(
     budgets: Sequence[float] | None = None,
     references: Sequence[Reference] | None = None,
     allocation: Allocation | None = None,
+    others: Mapping[str, Fit] | None = None,
     seed: int = 0,
 ) -> Figure:
     """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
@@ -61,6 +62,8 @@ def draw(
         Published frontiers for ``frontier``; default Hoffmann et al. 2022 and Epoch's refit.
     allocation : Allocation, optional
         A precomputed :func:`scalebayes.optimal` over a range of budgets for ``frontier``.
+    others : mapping of name to Fit, optional
+        Fits of other laws whose frontiers ``frontier`` overlays (each law must take N and D).
     seed : int
         Seed of the new-run noise in ``bands``.
     """
@@ -68,19 +71,21 @@ def draw(
 
     if kind not in KINDS:
         raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if others and kind != "frontier":
+        raise ScalebayesError(f"other fits are overlaid on the frontier only, not on {kind!r}")
     if kind == "bands":
         axis = plots.default_axis(fit)
         mean, new_run = plots.band_predictions(fit, axis=axis, seed=seed)
         return figure_of(plots.bands(fit, mean, new_run, axis=axis))
     if kind == "frontier":
-        if allocation is None:
-            from scalebayes.allocate import optimal
+        from scalebayes.allocate import optimal
 
-            allocation = optimal(fit, frontier_budgets(fit, budgets))
+        grid = frontier_budgets(fit, budgets)
+        allocations = {fit.law.name: optimal(fit, grid) if allocation is None else allocation}
+        for name, other in (others or {}).items():
+            allocations[name] = optimal(other, grid)
         refs = plots.PUBLISHED if references is None else references
-        return figure_of(
-            plots.frontier_panels({fit.law.name: allocation}, runs=fit.runs, references=refs)
-        )
+        return figure_of(plots.frontier_panels(allocations, runs=fit.runs, references=refs))
     if kind == "isoflop":
         from scalebayes.allocate import optimal
 
