@@ -140,3 +140,52 @@ def test_average_predictions_with_stacking_weights() -> None:
     assert counts["chinchilla"] + counts["power_c"] == 1000
     median = float(mixed.median())
     assert median == pytest.approx(float(predictions["chinchilla"].median()), rel=0.01)
+
+
+@pytest.fixture(scope="module")
+def two_fits() -> dict[str, sb.Fit]:
+    runs = sb.simulate(
+        "chinchilla", EPOCH_CHINCHILLA, isoflop_design(CHINCHILLA_BUDGETS), noise=0.01, seed=1
+    )
+    truth = {**EPOCH_CHINCHILLA, "sigma": 0.01}
+    tied = {**{k: v for k, v in truth.items() if k != "beta"}, "alpha": 0.36}
+    return {
+        "chinchilla": fit_from_draws(
+            "chinchilla", runs, jittered_draws(truth, rel_sd=0.01, draws=200)
+        ),
+        "chinchilla_tied": fit_from_draws(
+            "chinchilla_tied", runs, jittered_draws(tied, rel_sd=0.01, draws=200, seed=1)
+        ),
+    }
+
+
+def test_predict_accepts_a_set_of_fits(two_fits: dict[str, sb.Fit]) -> None:
+    weights = {"chinchilla": 0.25, "chinchilla_tied": 0.75}
+    mixed = sb.predict(two_fits, N=[7e9, 70e9], D=[1.4e11, 1.4e12], weights=weights)
+    assert mixed.loss.dims == ("chain", "draw", "point") and mixed.loss.sizes["draw"] == 800
+    assert mixed.loss.attrs["draws_from"] == {"chinchilla": 200, "chinchilla_tied": 600}
+    alone = {
+        name: sb.predict(fit, N=[7e9, 70e9], D=[1.4e11, 1.4e12]) for name, fit in two_fits.items()
+    }
+    # Every mixed draw is a draw of one of the two laws, at both points together.
+    pool = np.concatenate([a.loss.values.reshape(-1, 2) for a in alone.values()])
+    rows = {tuple(r) for r in pool}
+    assert all(tuple(r) in rows for r in mixed.loss.values.reshape(-1, 2))
+    assert len(mixed.summary()) == 2
+    # Default weights: stacking by PSIS-LOO, as compare() gives them.
+    default = sb.predict(two_fits, N=70e9, D=1.4e12)
+    want = compare(two_fits).weights
+    assert default.loss.attrs["weights"] == pytest.approx(want.to_dict(), abs=1e-9)
+
+
+def test_optimal_accepts_a_set_of_fits(two_fits: dict[str, sb.Fit]) -> None:
+    weights = {"chinchilla": 0.5, "chinchilla_tied": 0.5}
+    mixed = sb.optimal(two_fits, [1e23, 1e24], weights=weights, seed=2)
+    assert mixed.N.dims == ("chain", "draw", "budget") and mixed.N.sizes["draw"] == 800
+    np.testing.assert_array_equal(mixed.budgets, [1e23, 1e24])
+    # Joint mixing: N* and D* of a draw come from the same law's draw, so C = 6 N* D* holds.
+    np.testing.assert_allclose(6 * mixed.N * mixed.D, np.broadcast_to([1e23, 1e24], mixed.N.shape))
+    alone = {name: sb.optimal(fit, [1e23, 1e24]) for name, fit in two_fits.items()}
+    pool = {tuple(r) for a in alone.values() for r in a.N.values.reshape(-1, 2)}
+    assert all(tuple(r) in pool for r in mixed.N.values.reshape(-1, 2))
+    assert len(mixed.summary()) == 12

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -119,18 +119,22 @@ class Allocation:
 
 
 def optimal(
-    fit: Fit,
+    fit: Fit | Mapping[str, Fit],
     budgets: ArrayLike,
     *,
     cost_k: float | None = None,
     tokens_per_param_bounds: tuple[float, float] = TOKENS_PER_PARAM_BOUNDS,
+    weights: Mapping[str, float] | None = None,
+    seed: int = 0,
 ) -> Allocation:
     """Compute-optimal N*, D*, L* for each budget under every posterior draw.
 
     Parameters
     ----------
-    fit : Fit
-        A posterior of a law whose inputs include N and D (C too is allowed).
+    fit : Fit, or mapping of str to Fit
+        A posterior of a law whose inputs include N and D (C too is allowed); or fits of
+        several such laws to the same runs, whose draws are mixed by ``weights`` (model
+        averaging, :func:`scalebayes.averaging.optimal_mixture`).
     budgets : array-like of float
         Training compute, FLOPs; scalar or 1-D.
     cost_k : float, optional
@@ -138,6 +142,10 @@ def optimal(
     tokens_per_param_bounds : (float, float)
         The search bracket on D/N. Optima at its edge are counted in ``n_at_bound`` and warned
         about.
+    weights : mapping of str to float, optional
+        With several fits: weight of each; default their stacking weights by PSIS-LOO.
+    seed : int
+        With several fits: seed of the mixing.
 
     Returns
     -------
@@ -153,6 +161,13 @@ def optimal(
     """
     from scalebayes.inference import configure_jax
 
+    if isinstance(fit, Mapping):
+        from scalebayes.averaging import optimal_mixture
+
+        bounds = tokens_per_param_bounds
+        return optimal_mixture(
+            fit, budgets, weights=weights, seed=seed, cost_k=cost_k, tokens_per_param_bounds=bounds
+        )
     configure_jax()
     k = fit.runs.cost_k if cost_k is None else cost_k
     budgets = _budgets(budgets)

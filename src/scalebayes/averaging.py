@@ -6,36 +6,47 @@ blend; the blend of posterior draws is a sample from that mixture. So any per-dr
 averaged by resampling the draws: each output draw comes from law ``m`` with probability
 ``w_m``, and then uniformly from that law's draws. Summaries (intervals, medians) are taken
 on the mixed draws afterwards, as for a single fit.
+
+:func:`average` mixes any per-draw DataArray or Dataset (a Dataset's variables are mixed
+jointly, draw by draw); :func:`predict_mixture` and :func:`optimal_mixture` apply it to
+:func:`scalebayes.predict` and :func:`scalebayes.optimal`, which hand a mapping of fits here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from scalebayes.errors import ScalebayesError
 
-__all__ = ["average", "draw_counts"]
+if TYPE_CHECKING:
+    from scalebayes.allocate import Allocation
+    from scalebayes.inference import Fit
+    from scalebayes.prediction import Prediction
+
+__all__ = ["average", "draw_counts", "optimal_mixture", "predict_mixture", "stacking_weights"]
 
 SAMPLE_DIMS = ("chain", "draw")
 
 
-def average(
-    results: Mapping[str, xr.DataArray],
+def average[PerDraw: (xr.DataArray, xr.Dataset)](
+    results: Mapping[str, PerDraw],
     weights: Mapping[str, float],
     *,
     n_draws: int | None = None,
     seed: int = 0,
-) -> xr.DataArray:
+) -> PerDraw:
     """Mix per-draw results of several fits according to ``weights``.
 
     Parameters
     ----------
-    results : mapping of str to DataArray
+    results : mapping of str to DataArray or Dataset
         Name (of the law or fit) to a per-draw quantity with dims (chain, draw, ...); the
-        other dims and their coordinates must agree across entries.
+        other dims and their coordinates must agree across entries. The variables of a
+        Dataset are mixed jointly: output draw ``i`` takes every variable from the same draw.
     weights : mapping of str to float
         Non-negative weight per name (e.g. ``Comparison.weights``, stacking by default);
         normalised to sum to 1. Every name in ``results`` needs one; names with weight 0 are
@@ -47,8 +58,8 @@ def average(
 
     Returns
     -------
-    DataArray
-        Dims (chain, draw, ...) with one chain and ``n_draws`` draws; ``attrs["weights"]``
+    DataArray or Dataset
+        As the inputs, dims (chain, draw, ...) with one chain and ``n_draws`` draws; ``attrs["weights"]``
         records the normalised weights and ``attrs["draws_from"]`` how many draws came from
         each input. Each input contributes ``round(w * n_draws)`` draws (largest remainders,
         so the counts add up), drawn without replacement where it has enough.
@@ -76,13 +87,13 @@ def average(
     first_name, first = next(iter(arrays.items()))
     for name, array in arrays.items():
         if (
-            array.dims != first.dims
+            tuple(array.sizes) != tuple(first.sizes)
             or any(
                 not np.array_equal(array[d].values, first[d].values)
-                for d in first.dims
+                for d in first.sizes
                 if d not in SAMPLE_DIMS and d in first.coords
             )
-            or any(array.sizes[d] != first.sizes[d] for d in first.dims if d not in SAMPLE_DIMS)
+            or any(array.sizes[d] != first.sizes[d] for d in first.sizes if d not in SAMPLE_DIMS)
         ):
             raise ScalebayesError(
                 f"average: {name!r} has dims {dict(array.sizes)}, {first_name!r} has "
@@ -113,7 +124,8 @@ def average(
         "weights": {name: float(x) for name, x in zip(arrays, w, strict=True)},
         "draws_from": {name: int(c) for name, c in zip(arrays, counts, strict=True)},
     }
-    mixed.name = first.name
+    if isinstance(first, xr.DataArray):
+        mixed.name = first.name
     return mixed
 
 
@@ -131,10 +143,106 @@ def draw_counts(weights: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
-def _check_sample_dims(name: str, array: xr.DataArray) -> xr.DataArray:
-    if not isinstance(array, xr.DataArray) or any(d not in array.dims for d in SAMPLE_DIMS):
+def _check_sample_dims[PerDraw: (xr.DataArray, xr.Dataset)](name: str, array: PerDraw) -> PerDraw:
+    if not isinstance(array, xr.DataArray | xr.Dataset) or any(
+        d not in array.sizes for d in SAMPLE_DIMS
+    ):
         dims = getattr(array, "dims", type(array).__name__)
         raise ScalebayesError(
             f"average: {name!r} must be a DataArray with dims (chain, draw, ...); got {dims}"
         )
     return array
+
+
+def stacking_weights(fits: Mapping[str, Fit], *, method: str = "loo") -> dict[str, float]:
+    """Stacking weights of ``fits`` (all on the same runs) by PSIS-LOO, or by ``method``.
+
+    A single fit gets weight 1.
+    """
+    if len(fits) == 1:
+        return {next(iter(fits)): 1.0}
+    from scalebayes.comparison import compare
+
+    return {str(k): float(v) for k, v in compare(fits, method=method).weights.items()}
+
+
+def predict_mixture(
+    fits: Mapping[str, Fit],
+    *,
+    weights: Mapping[str, float] | None = None,
+    seed: int = 0,
+    **inputs: Any,
+) -> Prediction:
+    """:func:`scalebayes.predict` under several laws, draws mixed by ``weights``.
+
+    Parameters
+    ----------
+    fits : mapping of str to Fit
+        Fits of different laws to the same runs.
+    weights : mapping of str to float, optional
+        Default: stacking weights by PSIS-LOO (:func:`stacking_weights`).
+    seed : int
+        Seed of the noise draws (``kind="new_run"``) and of the mixing.
+    **inputs
+        ``N``, ``D``, ``C``, ``U`` and ``kind``, as for :func:`scalebayes.predict`.
+
+    Returns
+    -------
+    Prediction
+        ``loss`` dims (chain=1, draw, point); ``loss.attrs["weights"]`` the weights used.
+    """
+    from scalebayes.prediction import Prediction, predict
+
+    fits = _fits(fits)
+    weights = stacking_weights(fits) if weights is None else weights
+    each = {name: predict(fit, seed=seed, **inputs) for name, fit in fits.items()}
+    first = next(iter(each.values()))
+    mixed = average({name: p.loss for name, p in each.items()}, weights, seed=seed)
+    return Prediction(mixed, first.points, first.kind, first.fitted_range)
+
+
+def optimal_mixture(
+    fits: Mapping[str, Fit],
+    budgets: Any,
+    *,
+    weights: Mapping[str, float] | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Allocation:
+    """:func:`scalebayes.optimal` under several laws, draws mixed by ``weights``.
+
+    Each output draw takes N*, D*, L* and the rest from one draw of one law, so their joint
+    behaviour (a law that wants more tokens also predicts its own loss) is kept.
+
+    Parameters
+    ----------
+    fits : mapping of str to Fit
+        Fits of laws with inputs N and D, to the same runs.
+    budgets : array-like of float
+        Training compute, FLOPs.
+    weights : mapping of str to float, optional
+        Default: stacking weights by PSIS-LOO (:func:`stacking_weights`).
+    seed : int
+        Seed of the mixing.
+    **options
+        ``cost_k``, ``tokens_per_param_bounds``, as for :func:`scalebayes.optimal`.
+    """
+    from scalebayes.allocate import Allocation, optimal
+
+    fits = _fits(fits)
+    weights = stacking_weights(fits) if weights is None else weights
+    each = {name: optimal(fit, budgets, **options) for name, fit in fits.items()}
+    first = next(iter(each.values()))
+    mixed = average({name: a.to_dataset() for name, a in each.items()}, weights, seed=seed)
+    fields = {name: mixed[name] for name in mixed.data_vars}
+    return Allocation(**fields, budgets=first.budgets, cost_k=first.cost_k)
+
+
+def _fits(fits: Mapping[str, Fit]) -> dict[str, Fit]:
+    if not fits:
+        raise ScalebayesError("expected at least one fit to average over")
+    if len(fits) > 1:
+        from scalebayes.comparison import check_same_runs
+
+        check_same_runs(fits)
+    return dict(fits)
