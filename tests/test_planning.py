@@ -148,3 +148,18 @@ def test_plan_arguments_are_checked():
     )
     with pytest.raises(LawError, match="both N"):
         plan(fit_from_draws("power_c", ladder(), draws), 2.0)
+
+
+def test_chance_with_a_law_of_unique_tokens():
+    # Muennighoff et al. 2023's constants; the floor is E, as for Chinchilla.
+    values = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353,
+              "RDstar": 15.4, "RNstar": 5.3, "sigma": 0.01}  # fmt: skip
+    draws = {name: np.full((1, 3), value) for name, value in values.items()}
+    import scalebayes as sb
+
+    runs = sb.load_runs(ladder().to_frame().assign(U=lambda t: t["D"]))
+    fit = fit_from_draws("data_constrained", runs, draws)
+    np.testing.assert_allclose(law_floor(fit), 1.87, rtol=1e-9)
+    result = chance(fit, 6.34e9, 242e9, 2.3, U=25e9)
+    assert result.probability("mean")[0] == 1.0  # the law gives ~2.23 there
+    assert result.summary().loc[0, "U"] == 25e9

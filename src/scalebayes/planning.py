@@ -153,7 +153,8 @@ def law_floor(fit: Fit) -> xr.DataArray:
 
     For the catalogue's Chinchilla-type laws this is the irreducible loss E.
     """
-    huge = pd.DataFrame({name: [np.exp(_HUGE_LOG)] for name in ("N", "D", "C")})
+    names = dict.fromkeys(("N", "D", "C", *fit.law.inputs))
+    huge = pd.DataFrame({name: [np.exp(_HUGE_LOG)] for name in names})
     floor = np.exp(log_mean_at(fit, huge))[..., 0]
     return xr.DataArray(floor, dims=("chain", "draw"), name="floor")
 
@@ -243,7 +244,7 @@ def plan(
     tokens (Sardana et al. 2023); with ``T = 0`` (default) the plan is the least training compute
     at which a compute-optimal run reaches the target. Probability is over the whole posterior
     (and, for ``kind="new_run"``, the fitted run-to-run noise), so the plan inverts
-    :func:`chance`: ``chance(fit, plan.N, plan.D, target)`` equals ``prob``.
+    :func:`chance`: at a row's ``N`` and ``D`` of :attr:`Plan.table`, ``chance`` returns ``prob``.
 
     Parameters
     ----------
