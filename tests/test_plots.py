@@ -334,3 +334,17 @@ def test_reachable_from_the_package():
     assert sb.plots is plots
     assert sb.write_report is write_report
     assert {"plots", "write_report"} <= set(sb.__all__)
+
+
+def test_prior_and_pairs_for_a_law_with_a_real_parameter_and_many_panels():
+    # bnsl_c: delta has a Normal prior (any sign), and 7 parameters need 49 pair panels (> ArviZ's 40).
+    truth = {"E": 1.7, "A": 2000.0, "alpha": 0.18, "delta": 0.05, "Cb": 1e20, "f": 1.0}
+    runs = simulate("bnsl_c", truth, isoflop_design(BUDGETS, points_per_budget=PER_BUDGET), seed=0)
+    draws = jittered_draws({**truth, "sigma": 0.01}, rel_sd=0.01, chains=2, draws=50)
+    draws["delta"] = 0.05 + 0.03 * np.random.default_rng(0).standard_normal((2, 50))  # some < 0
+    fit = fit_from_draws("bnsl_c", runs, draws)
+    labels = {ax.get_title(): ax.get_xlabel() for ax in plots.prior_posterior(fit)}
+    assert labels["delta"].startswith("delta")
+    assert labels["Cb"].startswith("log10 Cb") and "(FLOPs)" in labels["Cb"]
+    figure = plots.figure_of(plots.pairs(fit))
+    assert len([ax for ax in figure.axes if ax.get_visible()]) >= 7 * 8 // 2

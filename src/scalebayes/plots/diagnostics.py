@@ -62,9 +62,13 @@ def pairs(fit: Fit, **kwargs: Any) -> Any:
     The exponents and coefficients of a law are correlated; this shows how. Divergent
     transitions, if any, are marked by ArviZ. Returns the PlotCollection.
     """
+    import arviz_base as azb
     import arviz_plots as azp
 
-    return azp.plot_pair(fit.idata, var_names=sampled_names(fit), backend="matplotlib", **kwargs)
+    names = sampled_names(fit)
+    # ArviZ refuses more than 40 panels by default; a 7-parameter law plus sigma needs 64.
+    with azb.rc_context({"plot.max_subplots": max(40, len(names) ** 2)}):
+        return azp.plot_pair(fit.idata, var_names=names, backend="matplotlib", **kwargs)
 
 
 def comparison(result: Comparison, **kwargs: Any) -> Any:
@@ -84,28 +88,24 @@ def comparison(result: Comparison, **kwargs: Any) -> Any:
     return pc
 
 
-def prior_densities(
-    fit: Fit, names: Sequence[str], grids: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Prior density of each parameter at its grid (from the prior's own ``log_prob``; no sampling)."""
+def prior_distributions(fit: Fit, names: Sequence[str]) -> dict[str, Any]:
+    """The NumPyro prior of each named parameter (law, ``sigma``, ``nu``) as the fit used it."""
     from scalebayes.priors import Prior
 
     priors = {name: p.prior for name, p in fit.law.params.items()}
     priors["sigma"] = Prior.parse(fit.likelihood.sigma_prior)
     priors["nu"] = Prior.parse(fit.likelihood.nu_prior)
-    out = {}
-    for name in names:
-        distribution = priors[name].to_numpyro()
-        out[name] = np.exp(np.asarray(distribution.log_prob(grids[name])))
-    return out
+    return {name: priors[name].to_numpyro() for name in names}
 
 
 def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarray:
-    """Per parameter, the prior density (dashed) and the posterior's KDE (filled) on log10 scale.
+    """Per parameter, the prior density (dashed) and the posterior's KDE (filled).
 
-    Both are densities of ``log10(parameter)``, so a prior spanning decades and a posterior
-    a few percent wide share one axis; a posterior that hugs its prior means the data said
-    little about that parameter. Returns the Axes, one per sampled parameter.
+    Parameters whose prior is positive are drawn as densities of ``log10(parameter)``, so a
+    prior spanning decades and a posterior a few percent wide share one axis; others (e.g. a
+    Normal prior) on their own scale. A posterior that hugs its prior means the data said
+    little about that parameter. The prior density comes from the prior's ``log_prob``
+    (nothing is sampled). Returns the Axes, one per sampled parameter.
     """
     import arviz_stats as azs
 
@@ -124,31 +124,37 @@ def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarr
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != len(names):
         raise ScalebayesError(f"prior_posterior: expected {len(names)} axes, got {axes.size}")
+    priors = prior_distributions(fit, names)
     posterior = fit.posterior
-    if any(float(posterior[name].min()) <= 0 for name in names):
-        raise ScalebayesError("prior_posterior: draws must be positive to plot on a log10 scale")
-    logs = xr.Dataset({name: np.log10(posterior[name]) for name in names})
-    kde = azs.kde(logs, dim=list(SAMPLE_DIMS))
-    grids, log_grids = {}, {}
-    for name in names:
-        x = kde[name].sel(plot_axis="x").to_numpy()
-        width = x.max() - x.min()
-        # Twice the posterior's width on each side, so the prior's slope there shows too.
-        log_grids[name] = np.linspace(x.min() - 2 * width, x.max() + 2 * width, 200)
-        grids[name] = 10 ** log_grids[name]
-    priors = prior_densities(fit, names, grids)
+    # log10 scale where the prior's support is positive (checked at -1) and so are the draws
+    on_log = {
+        name: not bool(priors[name].support(-1.0)) and float(posterior[name].min()) > 0
+        for name in names
+    }
+    shown = xr.Dataset(
+        {name: np.log10(posterior[name]) if on_log[name] else posterior[name] for name in names}
+    )
+    kde = azs.kde(shown, dim=list(SAMPLE_DIMS))
     for ax, name in zip(axes, names, strict=True):
         x = kde[name].sel(plot_axis="x").to_numpy()
         y = kde[name].sel(plot_axis="y").to_numpy()
+        width = x.max() - x.min()
+        # Twice the posterior's width on each side, so the prior's slope there shows too.
+        grid = np.linspace(x.min() - 2 * width, x.max() + 2 * width, 200)
+        if on_log[name]:
+            value = 10**grid
+            # density of log10(theta) = p(theta) * theta * ln(10)
+            prior = np.exp(np.asarray(priors[name].log_prob(value))) * value * np.log(10)
+        else:
+            prior = np.exp(np.asarray(priors[name].log_prob(grid)))
         ax.fill_between(x, y, color="tab:blue", alpha=0.35, lw=0, label="posterior")
-        # density of log10(theta) = p(theta) * theta * ln(10)
-        prior = priors[name] * grids[name] * np.log(10)
-        (line,) = ax.plot(log_grids[name], prior, color="0.2", ls="--", lw=1.2, label="prior")
+        (line,) = ax.plot(grid, prior, color="0.2", ls="--", lw=1.2, label="prior")
         line.set_gid(f"prior {name}")
-        ax.set_xlabel(f"log10 {name}" + _units(fit, name))
+        ax.set_xlabel(("log10 " if on_log[name] else "") + name + _units(fit, name))
         ax.set_ylabel("density")
         ax.set_yscale("log")
-        ax.set_ylim(max(y.max(), prior.max()) * 1e-4, max(y.max(), prior.max()) * 3)
+        top = max(y.max(), np.nanmax(prior))
+        ax.set_ylim(top * 1e-4, top * 3)
         ax.set_title(name, fontsize="medium")
     axes[0].legend(fontsize="small")
     return axes
