@@ -177,3 +177,23 @@ def test_plot_compare_only_for_the_frontier(fit_files, tmp_path, capsys):
     args = ["plot", str(fit_files[0]), "--kind", "bands", "--compare", str(fit_files[1])]
     assert cli.main([*args, "--out", str(tmp_path / "b.png")]) == 2
     assert "frontier only" in capsys.readouterr().err
+
+
+def test_plot_bands_marks_heldout_runs(fit_files, tmp_path, capsys):
+    bigger = simulate(
+        "chinchilla", EPOCH_CHINCHILLA, isoflop_design([1e22], points_per_budget=3), seed=5
+    )
+    csv = tmp_path / "big.csv"
+    bigger.table.to_csv(csv, index=False)
+    out = tmp_path / "bands.svg"
+    args = ["plot", str(fit_files[0]), "--kind", "bands", "--heldout", str(csv)]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    svg = out.read_text()
+    assert 'id="held-out"' in svg and 'id="observed"' in svg
+    assert (
+        cli.main(
+            ["plot", str(fit_files[0]), "--kind", "prior", "--heldout", str(csv), "--out", str(out)]
+        )
+        == 2
+    )
+    assert "bands only" in capsys.readouterr().err

@@ -59,6 +59,8 @@ examples:
   scalebayes plot fit.nc --kind bands --out bands.png
   scalebayes plot fit.nc --kind frontier --compute 5.76e23 1e25 --out frontier.svg
   scalebayes plot fit.nc --kind isoflop --out isoflop.pdf
+  scalebayes plot small_runs.nc --kind bands --heldout big_runs.csv --out backtest.png
+  scalebayes plot chinchilla.nc --kind frontier --compare kaplan.nc --out frontiers.png
 
 bands: loss against compute with the law's credible and a new run's predictive 50%/90% bands;
 frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffmann et al. and
@@ -193,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--compare", nargs="+", default=[], metavar="FIT", help="overlay these fits' frontiers"
     )
+    plot.add_argument(
+        "--heldout", metavar="RUNS", help="runs the fit did not see, marked on the bands"
+    )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
     plot.set_defaults(handler=_plot)
@@ -282,6 +287,13 @@ def _add_fit_options(p: argparse.ArgumentParser, *, law: bool = True) -> None:
     p.add_argument(
         "--df", default="4", help="Student-t degrees of freedom, or 'estimate' (default 4)"
     )
+    p.add_argument(
+        "--discrepancy",
+        choices=("none", "curvature"),
+        default="none",
+        help="model error beyond noise: 'curvature' adds a quadratic in the centred log inputs "
+        "whose uncertainty widens extrapolations (slower; see README 'How far can you trust it?')",
+    )
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default 1000)")
     p.add_argument(
@@ -317,7 +329,9 @@ def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
             df = float(args.df)
         except ValueError:
             raise ScalebayesError(f"--df {args.df!r}: expected a number or 'estimate'") from None
-    likelihood = Likelihood(family=args.likelihood, df=df)
+    likelihood = Likelihood(
+        family=args.likelihood, df=df, discrepancy=getattr(args, "discrepancy", "none")
+    )
     bar = None if args.quiet or args.json else ProgressBar()
     result = fit(
         runs,
@@ -528,8 +542,12 @@ def _plot(args: argparse.Namespace) -> int:
     others = _named_fits(fit, args.compare)
     with _figures_closed(), _warnings_to_stderr():
         from scalebayes import plots
+        from scalebayes.data import load_runs
 
-        figure = plots.draw(fit, args.kind, budgets=args.compute, others=others, seed=args.seed)
+        heldout = load_runs(args.heldout, cost_k=fit.runs.cost_k) if args.heldout else None
+        figure = plots.draw(
+            fit, args.kind, budgets=args.compute, others=others, heldout=heldout, seed=args.seed
+        )
         plots.save(figure, args.out)
     print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
     print(fit.diagnostics)

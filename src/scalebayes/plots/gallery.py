@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from scalebayes.allocate import Allocation
+    from scalebayes.data import Runs
     from scalebayes.inference import Fit
     from scalebayes.plots.frontier import Reference
 
@@ -44,6 +45,7 @@ def draw(
     references: Sequence[Reference] | None = None,
     allocation: Allocation | None = None,
     others: Mapping[str, Fit] | None = None,
+    heldout: Runs | None = None,
     seed: int = 0,
 ) -> Figure:
     """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
@@ -64,6 +66,8 @@ def draw(
         A precomputed :func:`scalebayes.optimal` over a range of budgets for ``frontier``.
     others : mapping of name to Fit, optional
         Fits of other laws whose frontiers ``frontier`` overlays (each law must take N and D).
+    heldout : Runs, optional
+        Runs the fit did not see, marked on ``bands`` (e.g. the largest runs of a backtest).
     seed : int
         Seed of the new-run noise in ``bands``.
     """
@@ -73,10 +77,12 @@ def draw(
         raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
     if others and kind != "frontier":
         raise ScalebayesError(f"other fits are overlaid on the frontier only, not on {kind!r}")
+    if heldout is not None and kind != "bands":
+        raise ScalebayesError(f"held-out runs are drawn on the bands only, not on {kind!r}")
     if kind == "bands":
         axis = plots.default_axis(fit)
         mean, new_run = plots.band_predictions(fit, axis=axis, seed=seed)
-        return figure_of(plots.bands(fit, mean, new_run, axis=axis))
+        return figure_of(plots.bands(fit, mean, new_run, axis=axis, heldout=heldout))
     if kind == "frontier":
         from scalebayes.allocate import optimal
 
