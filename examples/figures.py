@@ -65,7 +65,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for kind in args.kinds:
-        plots.save(plots.draw(fit, kind, budgets=BUDGETS), str(out / f"{kind}.png"))
+        budgets = BUDGETS if kind == "frontier" else None
+        plots.save(plots.draw(fit, kind, budgets=budgets), str(out / f"{kind}.png"))
         print(f"wrote {out / f'{kind}.png'}")
     if args.report:
         from scalebayes.report import write_report

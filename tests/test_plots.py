@@ -310,7 +310,8 @@ def test_comparison_plot(fit, runs):
 @pytest.mark.parametrize("kind", plots.KINDS)
 def test_draw_every_kind(fit, kind, tmp_path):
     before = set(plt.get_fignums())
-    figure = plots.draw(fit, kind, budgets=[1e24])
+    budgets = {"frontier": [1e24], "isoflop": [1e20, 3e20]}.get(kind)
+    figure = plots.draw(fit, kind, budgets=budgets)
     assert figure.axes
     path = tmp_path / f"{kind}.svg"
     plots.save(figure, str(path))
@@ -321,6 +322,8 @@ def test_draw_every_kind(fit, kind, tmp_path):
 def test_draw_and_save_errors(fit, tmp_path):
     with pytest.raises(ScalebayesError, match="plot kind"):
         plots.draw(fit, "histogram")
+    with pytest.raises(ScalebayesError, match="budgets apply to the frontier and isoflop"):
+        plots.draw(fit, "bands", budgets=[1e24])
     figure = plots.draw(fit, "residuals")
     with pytest.raises(ScalebayesError, match=r"\.png, \.svg or \.pdf"):
         plots.save(figure, str(tmp_path / "fig.jpg"))

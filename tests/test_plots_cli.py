@@ -52,13 +52,14 @@ def test_plot_kinds_match_the_library():
     assert cli.PLOT_KINDS == plots.KINDS
 
 
-@pytest.mark.parametrize(("kind", "suffix"), [("bands", "png"), ("frontier", "pdf")])
-def test_plot_writes_the_figure_and_closes_it(fit_files, tmp_path, capsys, kind, suffix):
+@pytest.mark.parametrize(
+    ("kind", "suffix", "extra"),
+    [("bands", "png", []), ("frontier", "pdf", ["--compute", "1e24"]), ("isoflop", "png", [])],
+)
+def test_plot_writes_the_figure_and_closes_it(fit_files, tmp_path, capsys, kind, suffix, extra):
     out = tmp_path / f"fig.{suffix}"
     before = set(plt.get_fignums())
-    code = cli.main(
-        ["plot", str(fit_files[0]), "--kind", kind, "--compute", "1e24", "--out", str(out)]
-    )
+    code = cli.main(["plot", str(fit_files[0]), "--kind", kind, *extra, "--out", str(out)])
     printed = capsys.readouterr().out.strip().splitlines()
     assert code == 0
     assert out.stat().st_size > 1000

@@ -190,7 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("fit", help="a fit written by `scalebayes fit --out`")
     plot.add_argument("--kind", choices=PLOT_KINDS, default="bands", help="figure (default bands)")
     plot.add_argument(
-        "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets the frontier must reach"
+        "--compute",
+        type=float,
+        nargs="+",
+        metavar="FLOPS",
+        help="budgets the frontier must reach, or of the isoflop curves (default: the data's)",
     )
     plot.add_argument(
         "--compare", nargs="+", default=[], metavar="FIT", help="overlay these fits' frontiers"
@@ -585,7 +589,8 @@ def _demo_figures(fit: Fit, directory: str) -> None:
         for kind in ("bands", "isoflop", "frontier", "residuals", "prior", "trace"):
             path = folder / f"{kind}.png"
             try:
-                plots.save(plots.draw(fit, kind, budgets=[5.76e23, 1e25]), str(path))
+                budgets = [5.76e23, 1e25] if kind == "frontier" else None
+                plots.save(plots.draw(fit, kind, budgets=budgets), str(path))
             except ScalebayesError as err:  # e.g. a law without both N and D has no frontier
                 skipped.append(f"{kind} ({err})")
                 continue

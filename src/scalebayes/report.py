@@ -115,7 +115,7 @@ def write_report(
             figure = plots.draw(
                 fit,
                 kind,
-                budgets=budgets,
+                budgets=budgets if kind == "frontier" else None,
                 allocation=allocation,
                 others=overlay if kind == "frontier" else None,
                 seed=seed,

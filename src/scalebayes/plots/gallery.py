@@ -59,7 +59,8 @@ def draw(
         (N*, D*, L* against compute), ``isoflop`` (loss against N per budget in the data),
         ``trace``, ``rank``, ``pairs`` (ArviZ), ``prior`` (prior vs posterior) or ``residuals``.
     budgets : sequence of float, optional
-        Budgets (FLOPs) the frontier must reach.
+        FLOPs: the budgets the ``frontier`` must reach, or the budgets of the ``isoflop``
+        curves (default the data's own); no other kind takes budgets.
     references : sequence of Reference, optional
         Published frontiers for ``frontier``; default Hoffmann et al. 2022 and Epoch's refit.
     allocation : Allocation, optional
@@ -79,6 +80,8 @@ def draw(
         raise ScalebayesError(f"other fits are overlaid on the frontier only, not on {kind!r}")
     if heldout is not None and kind != "bands":
         raise ScalebayesError(f"held-out runs are drawn on the bands only, not on {kind!r}")
+    if budgets is not None and kind not in ("frontier", "isoflop"):
+        raise ScalebayesError(f"budgets apply to the frontier and isoflop plots, not to {kind!r}")
     if kind == "bands":
         axis = plots.default_axis(fit)
         mean, new_run = plots.band_predictions(fit, axis=axis, seed=seed)
@@ -95,7 +98,7 @@ def draw(
     if kind == "isoflop":
         from scalebayes.allocate import optimal
 
-        curves = plots.isoflop_predictions(fit)
+        curves = plots.isoflop_predictions(fit, budgets)
         found = np.unique(curves.points["C"].to_numpy(float))
         return figure_of(plots.isoflop(fit, curves, optimal(fit, found)))
     if kind == "prior":
