@@ -145,16 +145,21 @@ def test_bands_rejects_swapped_or_mismatched_predictions(fit, band_predictions):
 
 
 def test_no_global_style_change(fit, runs, band_predictions):
+    import arviz_base as azb
+
     from scalebayes.allocate import optimal
 
-    before = dict(matplotlib.rcParams)
+    before, arviz_before = dict(matplotlib.rcParams), dict(azb.rcParams)
     plots.bands(fit, *band_predictions)
     plots.frontier(optimal(fit, np.geomspace(1e19, 1e23, 5)), runs=runs, references=plots.PUBLISHED)
+    plots.isoflop(fit, plots.isoflop_predictions(fit, n_points=5), optimal(fit, BUDGETS))
     plots.prior_posterior(fit)
     plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit))
     plots.trace(fit)
-    after = dict(matplotlib.rcParams)
+    plots.pairs(fit)
+    after, arviz_after = dict(matplotlib.rcParams), dict(azb.rcParams)
     assert {k for k in before if before[k] != after[k]} == set()
+    assert {k for k in arviz_before if arviz_before[k] != arviz_after[k]} == set()
 
 
 # --- frontier -----------------------------------------------------------------------------------
