@@ -356,3 +356,10 @@ def test_prior_and_pairs_for_a_law_with_a_real_parameter_and_many_panels():
     assert labels["Cb"].startswith("log10 Cb") and "(FLOPs)" in labels["Cb"]
     figure = plots.figure_of(plots.pairs(fit))
     assert len([ax for ax in figure.axes if ax.get_visible()]) >= 7 * 8 // 2
+
+
+def test_draw_bands_along_n(fit):
+    figure = plots.draw(fit, "bands", axis="N")
+    assert "parameters N" in figure.axes[0].get_xlabel()
+    with pytest.raises(ScalebayesError, match="axis= applies to the bands"):
+        plots.draw(fit, "residuals", axis="N")

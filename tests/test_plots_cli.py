@@ -198,3 +198,11 @@ def test_plot_bands_marks_heldout_runs(fit_files, tmp_path, capsys):
         == 2
     )
     assert "bands only" in capsys.readouterr().err
+
+
+def test_plot_axis_only_for_bands(fit_files, tmp_path, capsys):
+    args = ["plot", str(fit_files[0]), "--kind", "bands", "--axis", "D"]
+    assert cli.main([*args, "--out", str(tmp_path / "d.png")]) == 0
+    args = ["plot", str(fit_files[0]), "--kind", "prior", "--axis", "D"]
+    assert cli.main([*args, "--out", str(tmp_path / "p.png")]) == 2
+    assert "bands plot" in capsys.readouterr().err

@@ -59,6 +59,7 @@ examples:
   scalebayes plot fit.nc --kind bands --out bands.png
   scalebayes plot fit.nc --kind frontier --compute 5.76e23 1e25 --out frontier.svg
   scalebayes plot fit.nc --kind isoflop --out isoflop.pdf
+  scalebayes plot fit.nc --kind bands --axis N --out loss_vs_n.png
   scalebayes plot small_runs.nc --kind bands --heldout big_runs.csv --out backtest.png
   scalebayes plot chinchilla.nc --kind frontier --compare kaplan.nc --out frontiers.png
 
@@ -201,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument(
         "--heldout", metavar="RUNS", help="runs the fit did not see, marked on the bands"
+    )
+    plot.add_argument(
+        "--axis",
+        choices=("C", "N", "D"),
+        help="bands against compute (default), N at the runs' median D, or D at their median N",
     )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
@@ -541,7 +547,13 @@ def _plot(args: argparse.Namespace) -> int:
 
         heldout = load_runs(args.heldout, cost_k=fit.runs.cost_k) if args.heldout else None
         figure = plots.draw(
-            fit, args.kind, budgets=args.compute, others=others, heldout=heldout, seed=args.seed
+            fit,
+            args.kind,
+            budgets=args.compute,
+            others=others,
+            heldout=heldout,
+            axis=args.axis,
+            seed=args.seed,
         )
         plots.save(figure, args.out)
     print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")

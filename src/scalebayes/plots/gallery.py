@@ -46,6 +46,7 @@ def draw(
     allocation: Allocation | None = None,
     others: Mapping[str, Fit] | None = None,
     heldout: Runs | None = None,
+    axis: str | None = None,
     seed: int = 0,
 ) -> Figure:
     """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
@@ -69,6 +70,9 @@ def draw(
         Fits of other laws whose frontiers ``frontier`` overlays (each law must take N and D).
     heldout : Runs, optional
         Runs the fit did not see, marked on ``bands`` (e.g. the largest runs of a backtest).
+    axis : {"C", "N", "D"}, optional
+        Horizontal axis of ``bands``: compute (default for laws of N and D), or N at the runs'
+        median D, or D at their median N.
     seed : int
         Seed of the new-run noise in ``bands``.
     """
@@ -80,10 +84,12 @@ def draw(
         raise ScalebayesError(f"other fits are overlaid on the frontier only, not on {kind!r}")
     if heldout is not None and kind != "bands":
         raise ScalebayesError(f"held-out runs are drawn on the bands only, not on {kind!r}")
+    if axis is not None and kind != "bands":
+        raise ScalebayesError(f"axis= applies to the bands plot, not to {kind!r}")
     if budgets is not None and kind not in ("frontier", "isoflop"):
         raise ScalebayesError(f"budgets apply to the frontier and isoflop plots, not to {kind!r}")
     if kind == "bands":
-        axis = plots.default_axis(fit)
+        axis = plots.default_axis(fit) if axis is None else axis
         mean, new_run = plots.band_predictions(fit, axis=axis, seed=seed)
         return figure_of(plots.bands(fit, mean, new_run, axis=axis, heldout=heldout))
     if kind == "frontier":
