@@ -14,6 +14,7 @@ benchmarks/results/decisions.json:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -109,7 +110,7 @@ def main() -> None:
     print(
         f"\noptimal(): {n_draws} draws x {len(budgets)} budgets: first call (compile) "
         f"{first:.2f} s, then median {np.median(times):.3f} s (min {min(times):.3f} s) "
-        f"over {args.repeats} calls"
+        f"over {args.repeats} calls (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
 
     write_results(
@@ -130,7 +131,13 @@ def main() -> None:
                 "median_s": float(np.median(times)),
                 "min_s": float(min(times)),
             },
-            "machine": {"python": platform.python_version(), "processor": platform.processor()},
+            "machine": {
+                "python": platform.python_version(),
+                "processor": platform.processor(),
+                "cpu_count": os.cpu_count(),
+                # Other processes share the CPU: the 1-minute load average when timing ended.
+                "load_average_1min": os.getloadavg()[0],
+            },
             "versions": dict(fit.settings.versions),
         },
     )
