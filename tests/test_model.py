@@ -110,3 +110,73 @@ def test_likelihood_rejects_nonsense():
         Likelihood(family="cauchy")
     with pytest.raises(LawError, match="df"):
         Likelihood(df=-1.0)
+
+
+def test_curvature_discrepancy_is_the_documented_quadratic():
+    from scalebayes.model import curvature_names, log_mean, model_param_names
+
+    law = load_law("chinchilla")
+    lik = Likelihood(discrepancy="curvature")
+    data = _data(law)
+    assert curvature_names(law) == ("curvature_N_N", "curvature_N_D", "curvature_D_D")
+    assert model_param_names(law, lik)[-4:] == ("curvature", *curvature_names(law))
+    theta = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.3, "sigma": 0.02}
+    c = {"curvature_N_N": 0.004, "curvature_N_D": -0.002, "curvature_D_D": 0.001}
+    zN = np.asarray(data.log_inputs["N"]) - float(data.log_ref["N"])
+    zD = np.asarray(data.log_inputs["D"]) - float(data.log_ref["D"])
+    expected = np.asarray(law.log_mean(theta, data.log_inputs)) + (
+        0.004 * zN**2 - 0.002 * zN * zD + 0.001 * zD**2
+    )
+    got = log_mean(law, lik, {**theta, **c}, data.log_inputs, data.log_ref)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # Zero at the centre of the data: the law alone describes the typical run.
+    centre = {k: v for k, v in data.log_ref.items()}
+    assert float(log_mean(law, lik, {**theta, **c}, centre, data.log_ref)) == pytest.approx(
+        float(law.log_mean(theta, centre)), rel=1e-14
+    )
+    # Without a discrepancy the model's mean is the law's.
+    np.testing.assert_array_equal(
+        log_mean(law, Likelihood(), theta, data.log_inputs), law.log_mean(theta, data.log_inputs)
+    )
+
+
+def test_curvature_model_density_is_prior_times_likelihood():
+    # The sampled sites (non-centred z, scale) must give the stated prior on the coefficients
+    # and the Student-t likelihood around the curved mean.
+    from scalebayes.model import curvature_names
+
+    law = load_law("chinchilla")
+    lik = Likelihood(discrepancy="curvature")
+    data = _data(law)
+    theta = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.3, "sigma": 0.02}
+    raw = {"curvature_N_N": 0.5, "curvature_N_D": -1.0, "curvature_D_D": 0.25}
+    latent = {**theta, "curvature": 0.006, **{f"_{k}_raw": v for k, v in raw.items()}}
+    got, _ = log_density(numpyro_model, (law, lik, (), data), {}, latent)
+
+    reference = sum(float(p.prior.to_numpyro().log_prob(theta[n])) for n, p in law.params.items())
+    reference += float(numpyro.distributions.HalfNormal(0.1).log_prob(0.02))
+    reference += float(numpyro.distributions.HalfNormal(0.01).log_prob(0.006))
+    reference += float(np.sum(stats.norm.logpdf(list(raw.values()))))
+    zN = np.asarray(data.log_inputs["N"]) - float(data.log_ref["N"])
+    zD = np.asarray(data.log_inputs["D"]) - float(data.log_ref["D"])
+    coef = {k: 0.006 * v for k, v in raw.items()}
+    mu = np.asarray(law.log_mean(theta, data.log_inputs)) + (
+        coef["curvature_N_N"] * zN**2
+        + coef["curvature_N_D"] * zN * zD
+        + coef["curvature_D_D"] * zD**2
+    )
+    reference += float(np.sum(stats.t.logpdf(np.asarray(data.log_loss), 4.0, mu, 0.02)))
+    assert float(got) == pytest.approx(reference, rel=1e-10)
+    assert set(curvature_names(law)) == set(raw)
+
+
+def test_curvature_needs_the_reference_point():
+    from scalebayes.errors import LawError
+    from scalebayes.model import log_mean
+
+    law = load_law("power_c")
+    lik = Likelihood(discrepancy="curvature")
+    with pytest.raises(LawError, match="reference"):
+        log_mean(law, lik, {"E": 1.7, "A": 10.0, "alpha": 0.1, "curvature_C_C": 0.0}, {"C": 50.0})
+    with pytest.raises(LawError, match="discrepancy"):
+        Likelihood(discrepancy="gp")

@@ -297,6 +297,13 @@ def _add_fit_options(p: argparse.ArgumentParser, *, law: bool = True) -> None:
     p.add_argument(
         "--df", default="4", help="Student-t degrees of freedom, or 'estimate' (default 4)"
     )
+    p.add_argument(
+        "--discrepancy",
+        choices=("none", "curvature"),
+        default="none",
+        help="model error beyond noise: 'curvature' adds a quadratic in the centred log inputs "
+        "whose uncertainty widens extrapolations (slower; see README 'How far can you trust it?')",
+    )
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default 1000)")
     p.add_argument(
@@ -332,7 +339,9 @@ def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
             df = float(args.df)
         except ValueError:
             raise ScalebayesError(f"--df {args.df!r}: expected a number or 'estimate'") from None
-    likelihood = Likelihood(family=args.likelihood, df=df)
+    likelihood = Likelihood(
+        family=args.likelihood, df=df, discrepancy=getattr(args, "discrepancy", "none")
+    )
     bar = None if args.quiet or args.json else ProgressBar()
     result = fit(
         runs,

@@ -26,7 +26,15 @@ import xarray as xr
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.laws import Law, load_law
-from scalebayes.model import LIKELIHOOD_PARAMS, Centring, Likelihood, ModelData, find_centrings
+from scalebayes.model import (
+    LIKELIHOOD_PARAMS,
+    Centring,
+    Likelihood,
+    ModelData,
+    curvature_names,
+    find_centrings,
+    model_param_names,
+)
 from scalebayes.priors import Prior
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -139,8 +147,19 @@ class Fit:
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        """Law parameters followed by the likelihood's (``sigma``, and ``nu`` if estimated)."""
-        return (*self.law.param_names, *self.likelihood.param_names)
+        """Law parameters, then the noise's (``sigma``, ``nu``) and the discrepancy's, if any."""
+        return model_param_names(self.law, self.likelihood)
+
+    def log_mean(self, params: Mapping[str, Any], log_inputs: Mapping[str, Any]) -> Any:
+        """Log mean loss at ``log_inputs`` for parameter values ``params`` (e.g. posterior draws).
+
+        The law plus this fit's discrepancy term (centred on the fitted runs); arrays broadcast
+        as in ``Law.log_mean``. Every prediction and decision goes through this.
+        """
+        from scalebayes.model import log_mean, reference_point
+
+        ref = reference_point(self.law, self.runs.log_inputs())
+        return log_mean(self.law, self.likelihood, params, log_inputs, ref)
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Per parameter: median, mean, sd, equal-tailed ``ci_prob`` interval (lower, upper), R-hat, ESS.
@@ -376,7 +395,7 @@ def compute_diagnostics(idata: xr.DataTree, law: Law, likelihood: Likelihood) ->
     """R-hat, bulk/tail ESS (ArviZ), divergences and tree-depth saturation of a posterior."""
     import arviz_stats as azs
 
-    names = [n for n in (*law.param_names, *likelihood.param_names) if _is_sampled(law, n)]
+    names = [n for n in model_param_names(law, likelihood) if _is_sampled(law, n)]
     rhat = azs.rhat(idata, var_names=names).to_dataset()
     bulk = azs.ess(idata, var_names=names, method="bulk").to_dataset()
     tail = azs.ess(idata, var_names=names, method="tail").to_dataset()
@@ -493,6 +512,10 @@ class _Sampler:
             sites[c.site] = None
         for name in self.likelihood.param_names:
             sites[name] = Prior.parse(getattr(self.likelihood, f"{name}_prior"))
+        if self.likelihood.discrepancy == "curvature":
+            sites["curvature"] = Prior.parse(self.likelihood.curvature_prior)
+            for name in curvature_names(self.law):
+                sites[f"_{name}_raw"] = Prior.parse("Normal(loc=0, scale=1)")
         return sites
 
     def _potential_gen(self, data: ModelData) -> Callable[[dict[str, Any]], Any]:
@@ -568,7 +591,7 @@ class _Sampler:
         values = jax.vmap(one)(z)
         params = {k: v[..., None] for k, v in values.items() if not k.startswith("_")}
         log_lik = pointwise_log_lik(
-            self.law, self.likelihood, params, data.log_inputs, data.log_loss
+            self.law, self.likelihood, params, data.log_inputs, data.log_loss, data.log_ref
         )
         return values, log_lik
 
@@ -735,7 +758,7 @@ def _to_datatree(
     import arviz_base as azb
 
     log_lik = samples["_log_lik"]
-    posterior = {k: v for k, v in samples.items() if k in (*law.param_names, *LIKELIHOOD_PARAMS)}
+    posterior = {k: v for k, v in samples.items() if not k.startswith("_")}
     constant = {name: runs.table[name].to_numpy() for name in ("N", "D", "C")}
     if runs.weight is not None:
         constant["weight"] = runs.weight

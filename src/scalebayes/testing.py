@@ -32,7 +32,7 @@ from scalebayes.inference import (
     model_data,
 )
 from scalebayes.laws import Law, load_law
-from scalebayes.model import Likelihood, pointwise_log_lik
+from scalebayes.model import Likelihood, model_param_names, pointwise_log_lik
 
 __all__ = ["fit_from_draws", "jittered_draws"]
 
@@ -77,7 +77,9 @@ def fit_from_draws(
 
     data = model_data(law, runs)
     params = {name: values[..., None] for name, values in posterior.items()}
-    log_lik = np.asarray(pointwise_log_lik(law, likelihood, params, data.log_inputs, data.log_loss))
+    log_lik = np.asarray(
+        pointwise_log_lik(law, likelihood, params, data.log_inputs, data.log_loss, data.log_ref)
+    )
     stats = {
         "diverging": np.zeros((chains, n_draws), dtype=bool),
         "n_steps": np.zeros((chains, n_draws), dtype=int),
@@ -121,7 +123,7 @@ def _posterior(
         for name, p in law.params.items()
         if p.prior.family == "Delta"
     }
-    expected = (*law.param_names, *likelihood.param_names)
+    expected = model_param_names(law, likelihood)
     missing = [name for name in expected if name not in draws and name not in pinned]
     unknown = [name for name in draws if name not in expected]
     if missing or unknown:
