@@ -206,3 +206,16 @@ def test_plot_axis_only_for_bands(fit_files, tmp_path, capsys):
     args = ["plot", str(fit_files[0]), "--kind", "prior", "--axis", "D"]
     assert cli.main([*args, "--out", str(tmp_path / "p.png")]) == 2
     assert "bands plot" in capsys.readouterr().err
+
+
+def test_report_of_a_law_without_allocation(tmp_path):
+    import scalebayes as sb
+
+    truth = {"E": 1.7, "A": 400.0, "alpha": 0.34}
+    runs = simulate("power_n", truth, isoflop_design([1e19, 1e20], points_per_budget=4), seed=0)
+    fit = fit_from_draws(
+        "power_n", runs, jittered_draws({**truth, "sigma": 0.01}, chains=2, draws=50)
+    )
+    page = sb.write_report(fit, tmp_path).read_text()
+    assert "No compute-optimal allocation: law power_n takes N" in page
+    assert "alt='bands'" in page and "alt='isoflop'" not in page and "alt='frontier'" not in page

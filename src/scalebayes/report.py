@@ -129,6 +129,11 @@ def write_report(
     sections.append(_figures("Posterior predictions", [f for f in figures if f[0] in kinds]))
     if decisions:
         sections.append(decisions)
+    else:
+        sections.append(
+            "<h2>Decisions</h2><p class='note'>No compute-optimal allocation: law "
+            f"{html.escape(fit.law.name)} takes {', '.join(fit.law.inputs)}, not both N and D.</p>"
+        )
     sections.append(_diagnostics(fit))
     sections.append(_figures("Checks", [f for f in figures if f[0] not in kinds]))
     if others:
