@@ -231,8 +231,12 @@ def disagreement(interpolation: Comparison, extrapolation: Comparison) -> str | 
         f"describes the runs you have better, {extrapolation.best} predicted the larger runs "
         "better from the smaller ones."
     )
-    if diff < 2 * dse:
-        return sentence + " The leave-future-out difference is within 2 standard errors."
+    # Sivula et al. (2025), as ArviZ's compare: below 4 nats, or 2 se, the two predict alike.
+    if diff < 4 or diff < 2 * dse:
+        return sentence + (
+            " The leave-future-out difference is small (under 4 nats or 2 standard errors): "
+            "both extrapolated about equally well."
+        )
     return sentence + " To plan a bigger run, weigh the leave-future-out ranking more."
 
 
