@@ -363,3 +363,11 @@ def test_draw_bands_along_n(fit):
     assert "parameters N" in figure.axes[0].get_xlabel()
     with pytest.raises(ScalebayesError, match="axis= applies to the bands"):
         plots.draw(fit, "residuals", axis="N")
+
+
+def test_heldout_table_is_checked_like_any_runs(fit, runs, band_predictions):
+    table = runs.table[["N", "D", "C"]]  # no loss column
+    with pytest.raises(ScalebayesError, match="loss"):
+        plots.bands(fit, *band_predictions, heldout=table)
+    ax = plots.bands(fit, *band_predictions, heldout=runs.table.iloc[:3])
+    assert len(by_gid(ax, PathCollection)["held-out"].get_offsets()) == 3

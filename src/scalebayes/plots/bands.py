@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scalebayes.data import Runs
+from scalebayes.data import Runs, load_runs
 from scalebayes.errors import ScalebayesError
 from scalebayes.plots._common import (
     AXIS_LABELS,
@@ -142,14 +142,16 @@ def bands(
         Horizontal axis. For N (D) the grid is a slice at fixed D (N), and only runs within
         a factor 1.5 of that value are drawn.
     heldout : Runs or DataFrame, optional
-        Runs the fit did not see (columns N, D, C, loss), drawn as open red diamonds.
+        Runs the fit did not see, drawn as open red diamonds; a DataFrame is read as
+        :func:`scalebayes.load_runs` reads one (so its columns are checked the same way).
     probs : sequence of float
         Interval probabilities, one band each per kind.
 
     Returns
     -------
     Axes
-        With the bands (``PolyCollection`` with gid like ``"credible 90%"``), the median line,
+        With the bands (``PolyCollection`` with gids ``"credible (law) 90%"``,
+        ``"predictive (new run) 50%"``, ...), the median line (gid ``"median"``),
         the runs (gid ``"observed"``, ``"held-out"``) and the extrapolation shading.
     """
     check_axis(axis)
@@ -189,8 +191,9 @@ def bands(
     )
     observed.set_gid("observed")
     if heldout is not None:
-        table = heldout.table if isinstance(heldout, Runs) else pd.DataFrame(heldout)
-        held = _in_slice(table, axis, fixed)
+        if not isinstance(heldout, Runs):
+            heldout = load_runs(heldout, cost_k=fit.runs.cost_k)
+        held = _in_slice(heldout.table, axis, fixed)
         marker = ax.scatter(
             held[axis], held["loss"], **HELDOUT_STYLE, label=f"held-out runs ({len(held)})"
         )
@@ -218,10 +221,8 @@ def _slice(points: pd.DataFrame, axis: str) -> tuple[tuple[str, float] | None, s
     values = points[other].to_numpy(float)
     if np.all(np.isfinite(values)) and np.allclose(values, values[0], rtol=1e-6):
         unit = "tokens" if other == "D" else "parameters"
-        return (
-            other,
-            float(values[0]),
-        ), f"\nat {other} = {values[0]:.3g} {unit} (runs within x{SLICE_FACTOR:g})"
+        note = f"\nat {other} = {values[0]:.3g} {unit} (runs within x{SLICE_FACTOR:g})"
+        return (other, float(values[0])), note
     return None, ""
 
 
