@@ -216,6 +216,8 @@ def test_report_of_a_law_without_allocation(tmp_path):
     fit = fit_from_draws(
         "power_n", runs, jittered_draws({**truth, "sigma": 0.01}, chains=2, draws=50)
     )
+    before = set(plt.get_fignums())
     page = sb.write_report(fit, tmp_path).read_text()
+    assert set(plt.get_fignums()) == before
     assert "No compute-optimal allocation: law power_n takes N" in page
     assert "alt='bands'" in page and "alt='isoflop'" not in page and "alt='frontier'" not in page

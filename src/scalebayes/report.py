@@ -95,7 +95,8 @@ def write_report(
         "trace": "Trace and marginal density per chain (ArviZ).",
         "rank": "Rank ECDFs per chain with their 95% simultaneous envelope: lines inside the envelope "
         "mean the chains agree (ArviZ).",
-        "prior": "Prior (dashed) against posterior (filled), densities of log10 of each parameter.",
+        "prior": "Prior (dashed) against posterior (filled) per parameter; positive parameters "
+        "as densities of their log10.",
         "residuals": "Residual log loss of each run against compute, with the 90% band of the fitted "
         "run-to-run noise.",
         "pairs": "Pairwise posterior of the parameters (ArviZ).",
@@ -110,21 +111,26 @@ def write_report(
         decisions = _decisions(optimal(fit, budgets))
     # Other laws' frontiers go on the same axes, when they have one (laws of N and D).
     overlay = {n: f for n, f in (others or {}).items() if {"N", "D"} <= set(f.law.inputs)}
-    for kind in (*kinds, "residuals", "prior", "trace", "rank", "pairs"):
-        try:
-            figure = plots.draw(
-                fit,
-                kind,
-                budgets=budgets if kind == "frontier" else None,
-                allocation=allocation,
-                others=overlay if kind == "frontier" else None,
-                seed=seed,
-            )
-        except ScalebayesError as err:  # e.g. no isoFLOP budgets in the data
-            figures.append((kind, "", f"not drawn: {err}"))
-            continue
-        figures.append((kind, _png(figure), captions[kind]))
-        plt.close(figure)
+    opened_before = set(plt.get_fignums())
+    try:
+        for kind in (*kinds, "residuals", "prior", "trace", "rank", "pairs"):
+            try:
+                figure = plots.draw(
+                    fit,
+                    kind,
+                    budgets=budgets if kind == "frontier" else None,
+                    allocation=allocation,
+                    others=overlay if kind == "frontier" else None,
+                    seed=seed,
+                )
+            except ScalebayesError as err:  # e.g. no isoFLOP budgets in the data
+                figures.append((kind, "", f"not drawn: {err}"))
+                continue
+            figures.append((kind, _png(figure), captions[kind]))
+            plt.close(figure)
+    finally:  # a plot that failed half-way leaves no figure behind
+        for number in set(plt.get_fignums()) - opened_before:
+            plt.close(number)
 
     sections.append(_figures("Posterior predictions", [f for f in figures if f[0] in kinds]))
     if decisions:
