@@ -371,3 +371,10 @@ def test_heldout_table_is_checked_like_any_runs(fit, runs, band_predictions):
         plots.bands(fit, *band_predictions, heldout=table)
     ax = plots.bands(fit, *band_predictions, heldout=runs.table.iloc[:3])
     assert len(by_gid(ax, PathCollection)["held-out"].get_offsets()) == 3
+
+
+def test_a_plot_failing_half_way_leaves_no_figure(fit):
+    before = set(plt.get_fignums())
+    with pytest.raises(AttributeError):  # fails after the figure exists, while drawing lines
+        plots.draw(fit, "frontier", references=[object()])
+    assert set(plt.get_fignums()) == before

@@ -76,8 +76,6 @@ def draw(
     seed : int
         Seed of the new-run noise in ``bands``.
     """
-    from scalebayes import plots
-
     if kind not in KINDS:
         raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
     if others and kind != "frontier":
@@ -88,6 +86,30 @@ def draw(
         raise ScalebayesError(f"axis= applies to the bands plot, not to {kind!r}")
     if budgets is not None and kind not in ("frontier", "isoflop"):
         raise ScalebayesError(f"budgets apply to the frontier and isoflop plots, not to {kind!r}")
+    import matplotlib.pyplot as plt
+
+    opened_before = set(plt.get_fignums())
+    try:
+        return _figure(fit, kind, budgets, references, allocation, others, heldout, axis, seed)
+    except BaseException:  # a plot that failed half-way leaves no figure behind
+        for number in set(plt.get_fignums()) - opened_before:
+            plt.close(number)
+        raise
+
+
+def _figure(
+    fit: Fit,
+    kind: str,
+    budgets: Sequence[float] | None,
+    references: Sequence[Reference] | None,
+    allocation: Allocation | None,
+    others: Mapping[str, Fit] | None,
+    heldout: Runs | None,
+    axis: str | None,
+    seed: int,
+) -> Figure:
+    from scalebayes import plots
+
     if kind == "bands":
         axis = plots.default_axis(fit) if axis is None else axis
         mean, new_run = plots.band_predictions(fit, axis=axis, seed=seed)
