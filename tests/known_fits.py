@@ -33,3 +33,22 @@ def chinchilla_known(
     draws_ = jittered_draws(values, rel_sd=rel_sd, chains=chains, draws=draws, seed=7)
     draws_["sigma"] = np.full((chains, draws), sigma)
     return fit_from_draws("chinchilla", ladder(), draws_)
+
+
+@functools.cache
+def chinchilla_curved(scale: float = 0.002) -> sb.Fit:
+    """Chinchilla law plus the curvature discrepancy, coefficients known per draw.
+
+    The signs make log loss convex along every isoFLOP line (c_NN - c_ND + c_DD > 0), so each
+    budget has one interior optimum: with the opposite sign the quadratic wins far from the data
+    and the optimum runs to the search bound (counted by ``optimal``, not tested here).
+    """
+    values = {**EPOCH_CHINCHILLA, "sigma": 0.01}
+    draws = jittered_draws(values, rel_sd=0.02, chains=2, draws=200, seed=8)
+    rng = np.random.default_rng(9)
+    draws["curvature"] = np.full((2, 200), scale)
+    for name, sign in (("curvature_N_N", 1), ("curvature_N_D", -1), ("curvature_D_D", 1)):
+        draws[name] = sign * scale * np.abs(rng.standard_normal((2, 200)))
+    return fit_from_draws(
+        "chinchilla", ladder(), draws, likelihood=sb.Likelihood(discrepancy="curvature")
+    )

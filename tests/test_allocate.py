@@ -194,3 +194,24 @@ def test_interval_coverage_across_seeds(truth):
     # (coverage ~0.6: P(count >= 15) = 0.13 per quantity).
     inside = coverage(truth, range(100, 120))
     assert min(inside.values()) >= 15, inside
+
+
+def test_a_discrepancy_term_is_part_of_the_optimised_loss():
+    from tests.known_fits import chinchilla_curved
+
+    fit = chinchilla_curved()
+    budget = 1e23
+    result = optimal(fit, budget)
+    ref_n, ref_d = np.mean(np.log(fit.runs.N)), np.mean(np.log(fit.runs.D))
+    log_n = np.linspace(np.log(1e8), np.log(1e12), 400_001)
+    for c, k in ((0, 3), (1, 150)):
+        p = {name: float(fit.posterior[name][c, k]) for name in fit.param_names}
+        n = np.exp(log_n)
+        d = budget / (6 * n)
+        u, v = log_n - ref_n, np.log(d) - ref_d
+        loss = (p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]) * np.exp(
+            p["curvature_N_N"] * u * u + p["curvature_N_D"] * u * v + p["curvature_D_D"] * v * v
+        )
+        # Grid step 1e-5 in log N; a flat minimum: 1e-3 relative.
+        assert float(result.N[c, k, 0]) == pytest.approx(n[np.argmin(loss)], rel=1e-3)
+        assert float(result.loss[c, k, 0]) == pytest.approx(loss.min(), rel=1e-9)

@@ -163,3 +163,18 @@ def test_chance_with_a_law_of_unique_tokens():
     result = chance(fit, 6.34e9, 242e9, 2.3, U=25e9)
     assert result.probability("mean")[0] == 1.0  # the law gives ~2.23 there
     assert result.summary().loc[0, "U"] == 25e9
+
+
+def test_plan_inverts_chance_with_a_discrepancy_term():
+    # With a discrepancy term loss bends up again far from the data, so the plan must search
+    # for the best D before the least sufficient one. kind="mean" keeps the compile short.
+    from tests.known_fits import chinchilla_curved
+
+    fit = chinchilla_curved()
+    row = plan(fit, 2.2, prob=0.8, kind="mean").table.iloc[0]
+    assert chance(fit, row.N, row.D, 2.2).probability("mean")[0] >= 0.8
+    assert chance(fit, row.N, row.D * 0.999, 2.2).probability("mean")[0] < 0.8 + 1 / 400
+    # The plan beats every run of a coarse grid that reaches the target as surely.
+    n, d = np.meshgrid(np.geomspace(1e9, 1e12, 13), np.geomspace(1e10, 1e14, 17), indexing="ij")
+    p = chance(fit, n.ravel(), d.ravel(), 2.2).probability("mean")
+    assert row.C <= (6 * n.ravel() * d.ravel())[p >= 0.8].min() * 1.0001

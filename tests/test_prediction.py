@@ -190,3 +190,20 @@ def test_planned_runs_from_a_table():
         points_from_table(pd.DataFrame({"N": ["big"], "D": [1e12]}), source="plan.csv")
     with pytest.raises(ScalebayesError, match="no N, D or C column"):
         points_from_table(pd.DataFrame({"width": [1024]}))
+
+
+def test_a_fit_with_a_discrepancy_term_predicts_with_it():
+    from tests.known_fits import chinchilla_curved
+
+    fit = chinchilla_curved()
+    post = fit.posterior
+    n, d = 7e10, 1.4e12
+    c, k = 1, 17
+    p = {name: float(post[name][c, k]) for name in fit.param_names}
+    ref_n, ref_d = np.mean(np.log(fit.runs.N)), np.mean(np.log(fit.runs.D))
+    u, v = np.log(n) - ref_n, np.log(d) - ref_d
+    law = p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+    bend = p["curvature_N_N"] * u * u + p["curvature_N_D"] * u * v + p["curvature_D_D"] * v * v
+    loss = float(predict(fit, N=n, D=d).loss[c, k, 0])
+    assert loss == pytest.approx(law * np.exp(bend), rel=1e-12)
+    assert abs(bend) > 1e-4  # the discrepancy matters at this point

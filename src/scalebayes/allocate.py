@@ -27,6 +27,7 @@ from scalebayes.summaries import per_draw, summarise
 if TYPE_CHECKING:
     from scalebayes.inference import Fit
     from scalebayes.laws import Law
+    from scalebayes.model import Likelihood
 
 # Search bracket on D/N. Chinchilla-type laws put the optimum at 1-1000 tokens per parameter;
 # the bracket is orders of magnitude wider so that only a law without an interior optimum hits it.
@@ -183,9 +184,10 @@ def optimal(
         )
 
     posterior = fit.posterior
-    params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.law.param_names}
+    params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
+    theta = (params, fitted_reference(fit))
     log_c = np.log(budgets)[None, :]
-    solved = _solver(fit.law)(params, log_c, np.log(k), np.log(low), np.log(high))
+    solved = _solver(fit.law, fit.likelihood)(theta, log_c, np.log(k), np.log(low), np.log(high))
     x, log_loss, step, exponent, at_bound = (np.asarray(a) for a in solved)
 
     def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
@@ -255,39 +257,47 @@ def _warn(result: Allocation, bounds: tuple[float, float]) -> None:
         )
 
 
-def log_loss_at(law: Law, params: Any, log_n: Any, log_c: Any, log_k: Any) -> Any:
-    """Law's log mean at ``N = exp(log_n)`` with the rest of the budget in tokens, ``D = C / (k N)``."""
-    log_inputs = {"N": log_n, "D": log_c - log_k - log_n}
-    if "C" in law.inputs:
-        log_inputs["C"] = log_c + 0.0 * log_n
-    return law.log_mean(params, log_inputs)
+def fitted_reference(fit: Fit) -> dict[str, Any]:
+    """Centre of the fitted runs' log inputs, where a fit's discrepancy term is centred."""
+    from scalebayes.model import reference_point
+
+    return reference_point(fit.law, fit.runs.log_inputs())
 
 
 @functools.lru_cache(maxsize=32)
-def _solver(law: Law) -> Any:
-    """A jitted minimiser of the law's loss over log N, for arrays of draws x budgets."""
+def _solver(law: Law, likelihood: Likelihood) -> Any:
+    """A jitted minimiser of the model's loss over log N, for arrays of draws x budgets.
+
+    ``theta`` is ``(params, log_ref)``: parameter draws and the fitted runs' centre.
+    """
     import jax
     import jax.numpy as jnp
 
-    def f(x: Any, c: Any, params: Any, log_k: Any) -> Any:
-        return log_loss_at(law, params, x, c, log_k)
+    from scalebayes.model import log_mean
+
+    def f(x: Any, c: Any, theta: Any, log_k: Any) -> Any:
+        params, log_ref = theta
+        log_inputs = {"N": x, "D": c - log_k - x}  # the rest of the budget in tokens
+        if "C" in law.inputs:
+            log_inputs["C"] = c + 0.0 * x
+        return log_mean(law, likelihood, params, log_inputs, log_ref)
 
     # Each element depends only on its own x and c, so the gradient of the sum is elementwise.
-    def total(x: Any, c: Any, params: Any, log_k: Any) -> Any:
-        return jnp.sum(f(x, c, params, log_k))
+    def total(x: Any, c: Any, theta: Any, log_k: Any) -> Any:
+        return jnp.sum(f(x, c, theta, log_k))
 
     grad = jax.grad(total)
 
-    def curvature(x: Any, c: Any, params: Any, log_k: Any, wrt: str) -> Any:
+    def slope(x: Any, c: Any, theta: Any, log_k: Any, wrt: str) -> Any:
         """(d f / d x, d2 f / d x d wrt) elementwise, by forward-over-reverse differentiation."""
         ones = jnp.ones_like(x)
         if wrt == "x":
-            return jax.jvp(lambda x_: grad(x_, c, params, log_k), (x,), (ones,))
-        return jax.jvp(lambda c_: grad(x, c_, params, log_k), (c,), (ones,))
+            return jax.jvp(lambda x_: grad(x_, c, theta, log_k), (x,), (ones,))
+        return jax.jvp(lambda c_: grad(x, c_, theta, log_k), (c,), (ones,))
 
     @jax.jit
-    def solve(params: Any, log_c: Any, log_k: Any, log_r_low: Any, log_r_high: Any) -> Any:
-        shape = jnp.broadcast_shapes(log_c.shape, *(v.shape for v in params.values()))
+    def solve(theta: Any, log_c: Any, log_k: Any, log_r_low: Any, log_r_high: Any) -> Any:
+        shape = jnp.broadcast_shapes(log_c.shape, *(v.shape for v in theta[0].values()))
         c = jnp.broadcast_to(log_c, shape)
         # N = sqrt(C / (k r)) for tokens per parameter r: the bracket on r is one on log N.
         lo = 0.5 * (c - log_k - log_r_high)
@@ -300,7 +310,7 @@ def _solver(law: Law) -> Any:
             a = jnp.where(left, a, x1)
             b = jnp.where(left, x2, b)
             new = jnp.where(left, b - inv_phi * (b - a), a + inv_phi * (b - a))
-            f_new = f(new, c, params, log_k)
+            f_new = f(new, c, theta, log_k)
             x1, x2, f1, f2 = (
                 jnp.where(left, new, x2),
                 jnp.where(left, x1, new),
@@ -311,24 +321,24 @@ def _solver(law: Law) -> Any:
 
         x1 = hi - inv_phi * (hi - lo)
         x2 = lo + inv_phi * (hi - lo)
-        state = (lo, hi, x1, x2, f(x1, c, params, log_k), f(x2, c, params, log_k))
+        state = (lo, hi, x1, x2, f(x1, c, theta, log_k), f(x2, c, theta, log_k))
         a, b, *_ = jax.lax.fori_loop(0, _GOLDEN_STEPS, golden, state)
         x = 0.5 * (a + b)
 
         def newton(_: int, carry: Any) -> Any:
             x, _step = carry
-            g, h = curvature(x, c, params, log_k, "x")
+            g, h = slope(x, c, theta, log_k, "x")
             step = jnp.where(h > 0, -g / h, 0.0)
             new = jnp.clip(x + step, lo, hi)
             return new, new - x
 
         x, step = jax.lax.fori_loop(0, _NEWTON_STEPS, newton, (x, jnp.full(shape, jnp.inf)))
         # d log N* / d log C from g(x*(c), c) = 0: dx/dc = -g_xc / g_xx.
-        _, h_xx = curvature(x, c, params, log_k, "x")
-        _, h_xc = curvature(x, c, params, log_k, "c")
+        _, h_xx = slope(x, c, theta, log_k, "x")
+        _, h_xc = slope(x, c, theta, log_k, "c")
         exponent = -h_xc / h_xx
         edge = 1e-6 * (hi - lo)
         at_bound = (x - lo < edge) | (hi - x < edge)
-        return x, f(x, c, params, log_k), step, exponent, at_bound
+        return x, f(x, c, theta, log_k), step, exponent, at_bound
 
     return solve

@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from scalebayes.allocate import fitted_reference, require_n_and_d
 from scalebayes.errors import ScalebayesError, UnreachableTargetError
 from scalebayes.prediction import (
     extrapolation,
@@ -37,8 +38,9 @@ CHANCE_KINDS = ("mean", "new_run")
 # Search box for plan(): wide enough for any run anyone trains, so hitting it means "unreachable".
 N_BOUNDS = (1e4, 1e16)
 D_BOUNDS = (1e4, 1e19)
-_GOLDEN_STEPS = 36  # log N bracket of width 27.6 shrinks to 1e-6: N to a millionth
-_BISECTION_STEPS = 40  # log D bracket of width 34.5 shrinks to 3e-11
+_GRID = 12  # coarse grid over log N (and log D): spacing 2.5 (3.1)
+_GOLDEN_STEPS = 26  # then golden section between grid neighbours: width 5 shrinks to 2e-5
+_BISECTION_STEPS = 36  # least log D that suffices, to within 34.5 / 2**36 = 5e-10
 # The law's floor (loss with unlimited N and D) is evaluated at inputs of 1e300.
 _HUGE_LOG = 690.0
 # A target the law's floor is below in fewer than this share of draws is called unreachable.
@@ -151,11 +153,12 @@ def chance(
 def law_floor(fit: Fit) -> xr.DataArray:
     """The law's loss with unlimited N, D (and C) per draw, dims (chain, draw), nats/token.
 
-    For the catalogue's Chinchilla-type laws this is the irreducible loss E.
+    For the catalogue's Chinchilla-type laws this is the irreducible loss E. A fit's discrepancy
+    term is left out: it describes curvature near the fitted runs, not the limit.
     """
-    names = dict.fromkeys(("N", "D", "C", *fit.law.inputs))
-    huge = pd.DataFrame({name: [np.exp(_HUGE_LOG)] for name in names})
-    floor = np.exp(log_mean_at(fit, huge))[..., 0]
+    params = {name: fit.posterior[name].to_numpy() for name in fit.law.param_names}
+    log_inputs = {name: _HUGE_LOG for name in fit.law.inputs}
+    floor = np.exp(np.asarray(fit.law.log_mean(params, log_inputs)))
     return xr.DataArray(floor, dims=("chain", "draw"), name="floor")
 
 
@@ -271,7 +274,6 @@ def plan(
         If the target is below the law's floor in nearly every draw, or no run within
         N <= 1e16, D <= 1e19 reaches it with probability ``prob``.
     """
-    from scalebayes.allocate import require_n_and_d
     from scalebayes.inference import configure_jax
 
     configure_jax()
@@ -291,14 +293,12 @@ def plan(
     log_target = float(_log_target(target, 1)[0])
     check_reachable(fit, log_target)
 
-    params = {
-        name: fit.posterior[name].to_numpy().reshape(-1)
-        for name in (*fit.law.param_names, *fit.likelihood.param_names)
-    }
+    params = {name: fit.posterior[name].to_numpy().reshape(-1) for name in fit.param_names}
+    theta = (params, fitted_reference(fit))
     pooled, per_draw_solver = _solvers(fit.law, fit.likelihood, kind)
     rows, draws = [], []
     for t in tokens:
-        args = (params, log_target, np.log(k), np.log(2 * t) if t > 0 else -np.inf)
+        args = (theta, log_target, np.log(k), np.log(2 * t) if t > 0 else -np.inf)
         x, y, feasible = (np.asarray(a) for a in pooled(*args, prob))
         if not feasible:
             raise UnreachableTargetError(
@@ -370,49 +370,49 @@ def _noise_cdf(likelihood: Any, mu: Any, sigma: Any, nu: Any, log_target: Any) -
 
 @functools.lru_cache(maxsize=16)
 def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
-    """Jitted (pooled, per-draw) minimisers of log cost subject to reaching the target."""
+    """Jitted (pooled, per-draw) minimisers of log cost subject to reaching the target.
+
+    Both take ``theta = (params, log_ref)``: flat parameter draws and the fitted runs' centre.
+    """
     import jax
     import jax.numpy as jnp
+
+    from scalebayes import model
 
     x_lo, x_hi = np.log(N_BOUNDS[0]), np.log(N_BOUNDS[1])
     y_lo, y_hi = np.log(D_BOUNDS[0]), np.log(D_BOUNDS[1])
 
-    def log_mean(params: Any, x: Any, y: Any, log_k: Any) -> Any:
+    def log_mean(theta: Any, x: Any, y: Any, log_k: Any) -> Any:
+        params, log_ref = theta
         log_inputs = {"N": x, "D": y}
         if "C" in law.inputs:
             log_inputs["C"] = log_k + x + y
-        return law.log_mean(params, log_inputs)
+        return model.log_mean(law, likelihood, params, log_inputs, log_ref)
 
-    def minimise(margin: Any, shape: tuple[int, ...], log_k: Any, log_2t: Any) -> Any:
-        """Min over x of x + log(k e^y(x) + 2T), y(x) the least y with margin(x, y) >= 0."""
+    inv_phi = (np.sqrt(5.0) - 1.0) / 2.0
 
-        def needed(x: Any) -> Any:
-            feasible = margin(x, jnp.full(shape, y_hi)) >= 0
+    def argmin(fn: Any, lo: float, hi: float, shape: tuple[int, ...], grid: int, steps: int) -> Any:
+        """Minimiser of ``fn`` on [lo, hi], elementwise over ``shape``.
 
-            def halve(_: int, bounds: Any) -> Any:
-                lo, hi = bounds
-                mid = 0.5 * (lo + hi)
-                ok = margin(x, mid) >= 0
-                return jnp.where(ok, lo, mid), jnp.where(ok, mid, hi)
+        The best point of a coarse grid, then golden-section search between its neighbours.
 
-            _, y = jax.lax.fori_loop(
-                0, _BISECTION_STEPS, halve, (jnp.full(shape, y_lo), jnp.full(shape, y_hi))
-            )
-            return y, feasible
-
-        def cost(x: Any) -> Any:
-            y, feasible = needed(x)
-            return jnp.where(feasible, x + jnp.logaddexp(log_k + y, log_2t), jnp.inf)
-
-        inv_phi = (np.sqrt(5.0) - 1.0) / 2.0
+        The grid makes the search robust to a function that is +inf (infeasible) at both ends of
+        the range, or bends up again far from the data (a discrepancy term); ties move right.
+        """
+        points = np.linspace(lo, hi, grid)
+        values = jax.vmap(lambda p: fn(jnp.full(shape, p)))(jnp.asarray(points))
+        best = jnp.argmin(values, axis=0)
+        step = points[1] - points[0]
+        a = jnp.clip(jnp.asarray(points)[best] - step, lo, hi)
+        b = jnp.clip(jnp.asarray(points)[best] + step, lo, hi)
 
         def golden(_: int, state: Any) -> Any:
             a, b, x1, x2, f1, f2 = state
-            left = f1 < f2  # both +inf (infeasible): move towards larger N
+            left = f1 < f2  # the minimum lies in [a, x2]
             a = jnp.where(left, a, x1)
             b = jnp.where(left, x2, b)
             new = jnp.where(left, b - inv_phi * (b - a), a + inv_phi * (b - a))
-            f_new = cost(new)
+            f_new = fn(new)
             return (
                 a,
                 b,
@@ -422,19 +422,47 @@ def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
                 jnp.where(left, f1, f_new),
             )
 
-        lo, hi = jnp.full(shape, x_lo), jnp.full(shape, x_hi)
-        x1, x2 = hi - inv_phi * (hi - lo), lo + inv_phi * (hi - lo)
-        a, b, *_ = jax.lax.fori_loop(0, _GOLDEN_STEPS, golden, (lo, hi, x1, x2, cost(x1), cost(x2)))
-        # Infeasible small N costs +inf, which pushes the search right; the top of the bracket
-        # is the last resort.
-        x = jnp.where(jnp.isfinite(cost(0.5 * (a + b))), 0.5 * (a + b), x_hi)
+        x1, x2 = b - inv_phi * (b - a), a + inv_phi * (b - a)
+        a, b, *_ = jax.lax.fori_loop(0, steps, golden, (a, b, x1, x2, fn(x1), fn(x2)))
+        middle = 0.5 * (a + b)
+        # Keep the grid point if the refined one is worse (e.g. +inf beside a feasible point).
+        return jnp.where(fn(middle) <= jnp.min(values, axis=0), middle, jnp.asarray(points)[best])
+
+    def minimise(margin: Any, shape: tuple[int, ...], log_k: Any, log_2t: Any) -> Any:
+        """Min over x of x + log(k e^y(x) + 2T), y(x) the least y with margin(x, y) >= 0."""
+
+        def needed(x: Any) -> Any:
+            # A law's loss falls as D grows, but a discrepancy term bends it up again far from
+            # the data: then find the D with the best margin first, and search below it.
+            if likelihood.discrepancy == "none":
+                y_best = jnp.full(shape, y_hi)
+            else:
+                y_best = argmin(lambda y: -margin(x, y), y_lo, y_hi, shape, _GRID, _GOLDEN_STEPS)
+            feasible = margin(x, y_best) >= 0
+
+            def halve(_: int, bounds: Any) -> Any:
+                lo, hi = bounds
+                mid = 0.5 * (lo + hi)
+                ok = margin(x, mid) >= 0
+                return jnp.where(ok, lo, mid), jnp.where(ok, mid, hi)
+
+            _, y = jax.lax.fori_loop(0, _BISECTION_STEPS, halve, (jnp.full(shape, y_lo), y_best))
+            return y, feasible
+
+        def cost(x: Any) -> Any:
+            y, feasible = needed(x)
+            return jnp.where(feasible, x + jnp.logaddexp(log_k + y, log_2t), jnp.inf)
+
+        x = argmin(cost, x_lo, x_hi, shape, _GRID, _GOLDEN_STEPS)
         y, feasible = needed(x)
         return x, y, feasible
 
     @jax.jit
-    def pooled(params: Any, log_target: Any, log_k: Any, log_2t: Any, prob: Any) -> Any:
+    def pooled(theta: Any, log_target: Any, log_k: Any, log_2t: Any, prob: Any) -> Any:
+        params = theta[0]
+
         def margin(x: Any, y: Any) -> Any:
-            mu = log_mean(params, x, y, log_k)
+            mu = log_mean(theta, x, y, log_k)
             if kind == "mean":
                 p = jnp.mean(mu <= log_target)
             else:
@@ -446,11 +474,11 @@ def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
         return minimise(margin, (), log_k, log_2t)
 
     @jax.jit
-    def per_draw_solver(params: Any, log_target: Any, log_k: Any, log_2t: Any) -> Any:
-        shape = params["sigma"].shape
+    def per_draw_solver(theta: Any, log_target: Any, log_k: Any, log_2t: Any) -> Any:
+        shape = theta[0]["sigma"].shape
 
         def margin(x: Any, y: Any) -> Any:
-            return log_target - log_mean(params, x, y, log_k)
+            return log_target - log_mean(theta, x, y, log_k)
 
         return minimise(margin, shape, log_k, log_2t)
 

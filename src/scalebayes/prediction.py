@@ -210,13 +210,16 @@ def planned_points(
 
 
 def log_mean_at(fit: Fit, points: pd.DataFrame) -> np.ndarray:
-    """Log of the law's mean loss at ``points`` per draw, shape (chain, draw, point)."""
+    """Log of the fit's mean loss at ``points`` per draw, shape (chain, draw, point).
+
+    The law plus the fit's discrepancy term, if it has one (:meth:`Fit.log_mean`).
+    """
     from scalebayes.inference import configure_jax
 
     configure_jax()
-    params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.law.param_names}
+    params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
     log_inputs = {name: np.log(points[name].to_numpy(float)) for name in fit.law.inputs}
-    return np.asarray(fit.law.log_mean(params, log_inputs))
+    return np.asarray(fit.log_mean(params, log_inputs))
 
 
 def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
