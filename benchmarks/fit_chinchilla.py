@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import CHINCHILLA_CSV, RESULTS, missing, write_results
+from _common import CHINCHILLA_CSV, RESULTS, machine, missing, write_results
 
 PUBLISHED = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}  # Besiroglu et al.
 
@@ -85,26 +84,6 @@ def measure(args: argparse.Namespace, cache: str | None, refit: bool = False) ->
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["process_s"] = time.perf_counter() - started  # includes interpreter start-up
     return result
-
-
-def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line
-        )
-    except (OSError, StopIteration):
-        pass
-    from importlib.metadata import version
-
-    return {
-        "cpu": cpu or platform.processor(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": version("jax"),
-        "numpyro": version("numpyro"),
-        "platform": platform.platform(),
-    }
 
 
 def main() -> int:

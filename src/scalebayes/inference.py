@@ -367,7 +367,7 @@ def _fit_all(
         fitted.append(subset)
     law = load_law(law)
     likelihood = likelihood or Likelihood()
-    law, likelihood = _apply_priors(law, likelihood, priors or {})
+    law, likelihood = apply_priors(law, likelihood, priors or {})
     for runs in tables:
         _check_inputs(law, runs)
 
@@ -775,9 +775,10 @@ def _to_datatree(
     )
 
 
-def _apply_priors(
+def apply_priors(
     law: Law, likelihood: Likelihood, priors: Mapping[str, str | Prior]
 ) -> tuple[Law, Likelihood]:
+    """Prior overrides by name, split between the law's parameters and the noise model's."""
     noise = {k: v for k, v in priors.items() if k in LIKELIHOOD_PARAMS}
     if "nu" in noise and not likelihood.estimates_nu:
         raise ScalebayesError(
