@@ -80,12 +80,9 @@ class Comparison:
         return self.table.copy()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary: method, table rows and warnings."""
+        """JSON-serialisable summary: method, table rows and warnings (NaN becomes None)."""
         rows = {
-            str(name): {
-                key: (value.item() if isinstance(value, np.generic) else value)
-                for key, value in row.items()
-            }
+            str(name): {key: _plain(value) for key, value in row.items()}
             for name, row in self.table.to_dict(orient="index").items()
         }
         out: dict[str, Any] = {"method": self.method, "laws": rows, "warnings": dict(self.warnings)}
@@ -372,6 +369,12 @@ def _rank(results: Mapping[str, Any]) -> pd.DataFrame:
     table["weight_pseudo_bma"] = pseudo["weight"].reindex(table.index)
     table.index.name = "law"
     return table
+
+
+def _plain(value: Any) -> Any:
+    """A table cell as plain JSON: Python numbers, None for NaN (strict JSON has no NaN)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 def _rows(mask: np.ndarray) -> str:
