@@ -44,6 +44,15 @@ cut-off, score the runs above; --cuts N cut-offs at the 0.5-0.8 quantiles of com
 FLOP values) or all three. Prints elpd, se, the difference to the best and its se, stacking
 and pseudo-BMA weights, warnings (Pareto k by run row), and every fit's diagnostics line."""
 
+EXAMPLES_BACKTEST = """\
+examples:
+  scalebayes backtest chinchilla.csv --law chinchilla --holdout-top 1 2 --budget 5.76e23
+  scalebayes backtest sweep.csv --holdout-budgets 1 2          # an isoFLOP sweep's largest budgets
+  scalebayes backtest runs.csv --cut 1e21 --discrepancy curvature
+
+A calibrated fit puts about 90% of the held-out losses inside its 90% predictive intervals.
+All cut-offs and the all-runs fit sample together (one compile)."""
+
 EXAMPLES_DEMO = """\
 examples:
   scalebayes demo                       # synthetic Chinchilla-scale isoFLOP ladder, known truth
@@ -181,6 +190,41 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out-dir", help="save every fit as OUT_DIR/<law>.nc")
     _add_fit_options(compare, law=False)
     compare.set_defaults(handler=_compare)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="fit the smaller runs, predict the larger ones: how far can you trust it?",
+        epilog=EXAMPLES_BACKTEST,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="For each compute cut-off, fit the runs at or below it and score the "
+        "predictions of the runs above it: errors, bias, 50% and 90% predictive coverage, "
+        "log predictive density, and the compute-optimal allocation at a planning budget "
+        "against the one from all the runs.",
+    )
+    backtest.add_argument("runs", help="CSV, TSV or Parquet file with one row per training run")
+    held = backtest.add_mutually_exclusive_group()
+    held.add_argument(
+        "--holdout-top",
+        nargs="+",
+        type=float,
+        metavar="DECADES",
+        help="hold out the top DECADES of compute (default: 1 2)",
+    )
+    held.add_argument(
+        "--holdout-budgets",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="hold out the K largest distinct budgets (isoFLOP sweeps)",
+    )
+    held.add_argument("--cut", nargs="+", type=float, metavar="FLOPS", help="compute cut-offs")
+    backtest.add_argument(
+        "--budget",
+        type=float,
+        help="planning budget in FLOPs for the allocation check (default 10x the largest run)",
+    )
+    _add_fit_options(backtest)
+    backtest.set_defaults(handler=_backtest)
 
     plot = commands.add_parser(
         "plot",
@@ -328,8 +372,7 @@ def _pairs(items: Sequence[str], option: str) -> dict[str, str]:
     return out
 
 
-def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
-    from scalebayes.inference import fit
+def _likelihood(args: argparse.Namespace) -> Any:
     from scalebayes.model import Likelihood
 
     if args.df == "estimate":
@@ -339,15 +382,20 @@ def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
             df = float(args.df)
         except ValueError:
             raise ScalebayesError(f"--df {args.df!r}: expected a number or 'estimate'") from None
-    likelihood = Likelihood(
+    return Likelihood(
         family=args.likelihood, df=df, discrepancy=getattr(args, "discrepancy", "none")
     )
+
+
+def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
+    from scalebayes.inference import fit
+
     bar = None if args.quiet or args.json else ProgressBar()
     result = fit(
         runs,
         args.law,
         priors=_pairs(args.prior, "--prior"),
-        likelihood=likelihood,
+        likelihood=_likelihood(args),
         chains=args.chains,
         draws=args.draws,
         warmup=args.warmup,
@@ -442,6 +490,52 @@ def _demo(args: argparse.Namespace) -> int:
             "(across many seeds, expect about 90%)"
         )
     return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from scalebayes.backtest import backtest
+
+    with _warnings_to_stderr():
+        runs = _load(args, args.runs)
+        if not args.json:
+            print(runs)
+        bar = None if args.quiet or args.json else ProgressBar()
+        result = backtest(
+            runs,
+            args.law,
+            holdout_top=args.holdout_top,
+            holdout_budgets=args.holdout_budgets,
+            cuts=args.cut,
+            budget=args.budget,
+            priors=_pairs(args.prior, "--prior"),
+            likelihood=_likelihood(args),
+            chains=args.chains,
+            draws=args.draws,
+            warmup=args.warmup,
+            seed=args.seed,
+            target_accept=args.target_accept,
+            progress=bar,
+        )
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "law": result.law,
+                    "budget": result.budget,
+                    "cuts": result.table.to_dict(orient="records"),
+                    "diagnostics": [
+                        {**f.diagnostics.to_dict(), "ok": f.diagnostics.ok} for f in result.fits
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(result)
+    healthy = all(f.diagnostics.ok for f in result.fits)
+    return 1 if args.strict and not healthy else 0
 
 
 def _compare(args: argparse.Namespace) -> int:
