@@ -1,0 +1,95 @@
+"""Benchmark: how far can you trust it? Backtests on every public table in ../shared/data.
+
+For Epoch's Chinchilla runs (top one and two decades of compute held out) and each Open-Athena
+isoFLOP experiment (largest one and two budgets held out), fit the smaller runs with
+scalebayes.backtest.backtest and score the held-out runs: 90 % and 50 % predictive coverage,
+median |error| of log loss, bias, and (Epoch) the tokens per parameter at 5.76e23 FLOPs from
+the small runs against all runs. One row per (table, cut, noise model); target: 90 % coverage
+in [85 %, 95 %]. Writes benchmarks/results/backtest.json.
+
+    python benchmarks/backtest.py [--datasets epoch_chinchilla ...] [--discrepancy none curvature]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+from _common import RESULTS, machine, write_results
+from _datasets import datasets
+
+TARGET = (0.85, 0.95)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", help="subset of tables (default: all found)")
+    parser.add_argument("--discrepancy", nargs="+", default=["none", "curvature"])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--out", default="backtest.json", help="file name in benchmarks/results")
+    args = parser.parse_args()
+    from scalebayes.backtest import backtest
+    from scalebayes.model import Likelihood
+
+    tables = datasets(args.datasets)
+    if not tables:
+        print("skipped: no public tables found in ../shared/data")
+        return
+    rows = []
+    for name, spec in tables.items():
+        for discrepancy in args.discrepancy:
+            started = time.perf_counter()
+            result = backtest(
+                spec["runs"],
+                "chinchilla",
+                **spec["holdout"],
+                budget=spec["budget"],
+                likelihood=Likelihood(discrepancy=discrepancy),
+                draws=args.draws,
+                warmup=args.warmup,
+            )
+            wall = time.perf_counter() - started
+            print(f"\n{name}, discrepancy {discrepancy} ({wall:.0f} s):\n{result}", flush=True)
+            for row in result.table.to_dict(orient="records"):
+                rows.append(
+                    {
+                        "dataset": name,
+                        "discrepancy": discrepancy,
+                        **row,
+                        "healthy_fits": sum(f.diagnostics.ok for f in result.fits),
+                        "fits": len(result.fits),
+                        "wall_s": wall,
+                    }
+                )
+    table = pd.DataFrame(rows)
+    table["in_target"] = table["coverage_90"].between(*TARGET)
+    columns = [
+        "dataset",
+        "discrepancy",
+        "held_out",
+        "n_held",
+        "coverage_90",
+        "coverage_50",
+        "median_abs_error",
+        "bias",
+        "in_target",
+        "healthy_fits",
+    ]
+    print("\n" + table[columns].to_string(index=False, float_format="{:.4f}".format))
+    for discrepancy, group in table.groupby("discrepancy"):
+        print(
+            f"{discrepancy}: 90% coverage in [85%, 95%] for {int(group['in_target'].sum())} of "
+            f"{len(group)} cuts; mean coverage {group['coverage_90'].mean():.1%}"
+        )
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_average_1min']:.1f}")
+    write_results(
+        RESULTS / args.out,
+        {"settings": vars(args), "target_coverage_90": TARGET, "machine": info, "rows": rows},
+    )
+
+
+if __name__ == "__main__":
+    main()
