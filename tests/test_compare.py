@@ -227,3 +227,24 @@ def test_lfo_scores(runs: sb.Runs) -> None:
     assert (cuts["rel_error"] < 0.03).all()
     assert result.elpd == pytest.approx(float(result.elpd_i.sum()))
     assert "leave-future-out, law chinchilla" in str(result)
+
+
+@pytest.mark.parametrize("discrepancy", ["none", "curvature"])
+def test_lfo_scores_with_the_fits_own_likelihood(runs: sb.Runs, discrepancy: str) -> None:
+    # Scored on the runs it was fitted to, leave-future-out's log density must be the fit's own
+    # log_likelihood group, discrepancy term included (it goes through Fit.log_mean).
+    from scalebayes.leave_future_out import _predictive
+    from scalebayes.model import model_param_names
+
+    likelihood = sb.Likelihood(discrepancy=discrepancy)
+    law = sb.load_law("chinchilla")
+    values = {**EPOCH_CHINCHILLA, "sigma": 0.01}
+    extra = [n for n in model_param_names(law, likelihood) if n not in values]
+    values.update({name: 0.01 for name in extra})
+    draws = jittered_draws(values, rel_sd=0.01, draws=50)
+    fit = fit_from_draws(law, runs, draws, likelihood=likelihood)
+    log_lik, predicted = _predictive(fit, runs, seed=0)
+    own = fit.idata["log_likelihood"]["loss"].to_numpy().reshape(-1, len(runs))
+    np.testing.assert_allclose(log_lik, own, rtol=1e-12, atol=1e-12)  # float64 round-off
+    # Predictive draws scatter around the data by about the noise (sigma = 1%).
+    assert np.median(np.abs(np.log(predicted / runs.loss))) < 0.03

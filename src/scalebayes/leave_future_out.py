@@ -273,29 +273,21 @@ def _predictive(fit: Fit, runs: Runs, seed: int) -> tuple[np.ndarray, np.ndarray
     """Per draw and run: log density of its loss, and a predictive draw of its loss.
 
     Returns two arrays of shape (chain * draw, n_runs): the log-likelihood on the loss scale
-    (as in the fit's log_likelihood group) and loss drawn from the noise model.
+    (as in the fit's log_likelihood group) and loss drawn from the noise model. The mean goes
+    through :meth:`Fit.log_mean`, so a discrepancy term is included as in every prediction.
     """
-    from scalebayes.inference import model_data
-    from scalebayes.model import pointwise_log_lik
+    from scalebayes.model import pointwise_log_lik, reference_point
+    from scalebayes.prediction import noise_draws
 
-    posterior = fit.posterior
-    params = {
-        name: posterior[name].to_numpy().reshape(-1, 1)
-        for name in fit.param_names
-        if name in posterior
-    }
-    data = model_data(fit.law, runs)
-    log_lik = np.asarray(
-        pointwise_log_lik(fit.law, fit.likelihood, params, data.log_inputs, data.log_loss)
+    params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
+    log_inputs = {name: runs.log_inputs()[name] for name in fit.law.inputs}
+    log_ref = reference_point(fit.law, fit.runs.log_inputs())
+    log_lik = pointwise_log_lik(
+        fit.law, fit.likelihood, params, log_inputs, np.log(runs.loss), log_ref
     )
-    mu = np.asarray(fit.law.log_mean(params, data.log_inputs))
-    rng = np.random.default_rng(seed)
-    if fit.likelihood.family == "normal":
-        shocks = rng.standard_normal(mu.shape)
-    else:
-        nu = params["nu"] if fit.likelihood.estimates_nu else fit.likelihood.df
-        shocks = rng.standard_t(np.broadcast_to(nu, mu.shape))
-    return log_lik, np.exp(mu + params["sigma"] * shocks)
+    log_mu = np.asarray(fit.log_mean(params, log_inputs))
+    predicted = np.exp(log_mu + noise_draws(fit, log_mu.shape, seed=seed))
+    return np.asarray(log_lik).reshape(-1, len(runs)), predicted.reshape(-1, len(runs))
 
 
 def _log_mean_exp(log_values: np.ndarray) -> np.ndarray:
