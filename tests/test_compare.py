@@ -240,7 +240,7 @@ def test_lfo_scores_with_the_fits_own_likelihood(runs: sb.Runs, discrepancy: str
     law = sb.load_law("chinchilla")
     values = {**EPOCH_CHINCHILLA, "sigma": 0.01}
     extra = [n for n in model_param_names(law, likelihood) if n not in values]
-    values.update({name: 0.01 for name in extra})
+    values.update({name: 1e-4 for name in extra})  # a small discrepancy, non-zero
     draws = jittered_draws(values, rel_sd=0.01, draws=50)
     fit = fit_from_draws(law, runs, draws, likelihood=likelihood)
     log_lik, predicted = _predictive(fit, runs, seed=0)
