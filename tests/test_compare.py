@@ -124,6 +124,11 @@ def test_refuses_fits_on_different_runs(runs: sb.Runs, known_fits: dict[str, sb.
     moved = fit_from_draws("power_c", sb.load_runs(frame), draws)
     with pytest.raises(ScalebayesError, match="column loss differs at rows 5"):
         compare({"chinchilla": known_fits["chinchilla"], "power_c": moved})
+    frame = runs.to_frame()
+    frame["U"] = frame["D"]
+    with_u = fit_from_draws("power_c", sb.load_runs(frame), draws)
+    with pytest.raises(ScalebayesError, match="only one has a U column"):
+        compare({"chinchilla": known_fits["chinchilla"], "power_c": with_u})
 
 
 def test_bad_arguments(known_fits: dict[str, sb.Fit]) -> None:

@@ -129,8 +129,8 @@ def compare(
     method : {"loo", "waic", "lfo"}
         ``"loo"``: PSIS-LOO (ArviZ); ``"waic"``: WAIC; ``"lfo"``: leave-future-out by compute,
         refitting each law below each cut with its fit's own priors, likelihood and NUTS
-        settings (see :func:`scalebayes.leave_future_out.lfo`), which costs one compile and a few fits
-        per law.
+        settings (see :func:`scalebayes.leave_future_out.lfo`), which costs one compile and a
+        few fits per law.
     cuts : int or sequence of float
         Compute cut-offs for ``"lfo"`` (see :func:`scalebayes.leave_future_out.compute_cuts`).
     lfo_results : mapping of str to LFO, optional
@@ -296,7 +296,14 @@ def check_same_runs(fits: Mapping[str, Fit]) -> None:
                 f"fits {names[0]!r} and {name!r} are on different runs ({len(first)} vs "
                 f"{len(runs)} runs); compare laws fitted to the same table"
             )
-        for column in ("N", "D", "C", "loss"):
+        for column in ("N", "D", "C", "U", "loss"):
+            if (column in first.table) != (column in runs.table):
+                raise ScalebayesError(
+                    f"fits {names[0]!r} and {name!r} are on different runs: only one has a "
+                    f"{column} column; compare laws fitted to the same table"
+                )
+            if column not in first.table:
+                continue
             a, b = first.table[column].to_numpy(), runs.table[column].to_numpy()
             differ = np.flatnonzero(a != b)
             if differ.size:
