@@ -209,7 +209,7 @@ def numpyro_model(
         numpyro.handlers.mask(mask=counted),
         numpyro.handlers.scale(scale=jnp.where(counted, data.weight, 1.0)),
     ):
-        numpyro.sample("log_loss", _noise(likelihood, mu, sigma, nu), obs=data.log_loss)
+        numpyro.sample("log_loss", noise_distribution(likelihood, mu, sigma, nu), obs=data.log_loss)
 
 
 def curvature_names(law: Law) -> tuple[str, ...]:
@@ -269,12 +269,13 @@ def pointwise_log_lik(
     """
     mu = log_mean(law, likelihood, params, log_inputs, log_ref)
     nu = params["nu"] if likelihood.estimates_nu else likelihood.df
-    return _noise(likelihood, mu, params["sigma"], nu).log_prob(log_loss) - log_loss
+    return noise_distribution(likelihood, mu, params["sigma"], nu).log_prob(log_loss) - log_loss
 
 
-def _noise(
+def noise_distribution(
     likelihood: Likelihood, mu: jax.Array, sigma: jax.Array, nu: object
 ) -> dist.Distribution:
+    """Distribution of log loss around log mean ``mu``: Student-t(``nu``) or Normal, scale ``sigma``."""
     if likelihood.family == "normal":
         return dist.Normal(mu, sigma)
     return dist.StudentT(nu, mu, sigma)

@@ -362,10 +362,10 @@ def _new_run_probability(fit: Fit, log_mu: Any, log_target: Any) -> Any:
 
 
 def _noise_cdf(likelihood: Any, mu: Any, sigma: Any, nu: Any, log_target: Any) -> Any:
-    from scalebayes.model import _noise
+    from scalebayes.model import noise_distribution
 
     df = nu if likelihood.estimates_nu else likelihood.df
-    return _noise(likelihood, mu, sigma, df).cdf(log_target)
+    return noise_distribution(likelihood, mu, sigma, df).cdf(log_target)
 
 
 @functools.lru_cache(maxsize=16)

@@ -227,7 +227,7 @@ def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
     import jax
     import jax.numpy as jnp
 
-    from scalebayes.model import _noise
+    from scalebayes.model import noise_distribution
 
     sigma = fit.posterior["sigma"].to_numpy()[..., None]
     nu = (
@@ -235,7 +235,7 @@ def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
         if fit.likelihood.estimates_nu
         else fit.likelihood.df
     )
-    noise = _noise(fit.likelihood, jnp.zeros(shape), sigma, nu)
+    noise = noise_distribution(fit.likelihood, jnp.zeros(shape), sigma, nu)
     return np.asarray(noise.sample(jax.random.key(seed)))
 
 
