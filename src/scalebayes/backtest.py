@@ -213,9 +213,8 @@ def _scores(fit: Fit, held: Runs, *, seed: int) -> dict[str, float]:
     from scalebayes.model import pointwise_log_lik, reference_point
     from scalebayes.prediction import predict
 
-    inputs = {name: held.table[name].to_numpy() for name in ("N", "D", "C") if name in held.table}
-    if "U" in fit.law.inputs:
-        inputs["U"] = held.table["U"].to_numpy()
+    # Only the law's own inputs: a table's C may be a nominal budget a few % off 6 N D.
+    inputs = {name: held.table[name].to_numpy() for name in fit.law.inputs}
     new_run = predict(fit, **inputs, kind="new_run", seed=seed)
     log_pred = np.log(new_run.loss.to_numpy()).reshape(-1, len(held))  # (draws, run)
     observed = np.log(held.loss)
