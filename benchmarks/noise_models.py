@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["epoch", "llama_3__raw_loss"])
     parser.add_argument("--draws", type=int, default=500, help="warmup and kept draws per chain")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="noise_models.json", help="file in benchmarks/results")
     args = parser.parse_args()
     rows = []
     for name in args.datasets:
@@ -173,9 +174,7 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format="{:.4f}".format))
-    write_results(
-        RESULTS / "noise_models.json", {"settings": vars(args), "machine": machine(), "rows": rows}
-    )
+    write_results(RESULTS / args.out, {"settings": vars(args), "machine": machine(), "rows": rows})
 
 
 if __name__ == "__main__":
