@@ -194,6 +194,8 @@ def baseline_backtest(runs, method: str, cuts, labels, args: argparse.Namespace)
                 **bl.scores(point, draws, np.log(runs.loss[~fit_mask])),
                 "seconds": time.perf_counter() - started,
                 "load_average_1min": os.getloadavg()[0],
+                "starts": len(bl.grid(args.backtest_grid if method == "huber" else "small")),
+                "draws": args.backtest_bootstrap,
             }
         )
     return rows
@@ -206,7 +208,11 @@ def scalebayes_backtest(runs, method: str, holdout: dict) -> list[dict]:
 
     likelihood = sb.Likelihood(discrepancy="curvature") if method.endswith("curvature") else None
     started = time.perf_counter()
-    result = backtest(runs, "chinchilla", likelihood=likelihood, **holdout)
+    try:
+        result = backtest(runs, "chinchilla", likelihood=likelihood, **holdout)
+    except sb.ScalebayesError as error:  # recorded, so that the baselines still run
+        print(f"  {LABELS[method]} failed: {error}")
+        return [{"method": method, "error": str(error)}]
     seconds = time.perf_counter() - started
     keep = ["held_out", "n_fit", "n_held", "median_abs_error", "mean_abs_error", "bias"]
     keep += ["coverage_90", "coverage_50", "width_90", "lpd"]
@@ -241,7 +247,7 @@ def dataset_backtest(name: str, runs, holdout: dict, args: argparse.Namespace) -
             rows += scalebayes_backtest(runs, method, holdout)
         else:
             rows += baseline_backtest(runs, method, cuts, labels, args)
-        print(f"  [{name}] {LABELS[method]} done ({rows[-1]['seconds']:.0f} s)", flush=True)
+        print(f"  [{name}] {LABELS[method]} done ({rows[-1].get('seconds', 0):.0f} s)", flush=True)
     print_backtest(name, len(runs), rows)
     return rows
 
@@ -253,6 +259,9 @@ def print_backtest(name: str, n_runs: int, rows: list[dict]) -> None:
         f"{'bias':>8s} {'cover90':>7s} {'cover50':>7s} {'width90':>7s} {'seconds':>7s} {'load':>5s}"
     )
     for r in rows:
+        if "error" in r:
+            print(f"{LABELS[r['method']]:22s} failed: {r['error']}")
+            continue
         print(
             f"{LABELS[r['method']]:22s} {r['held_out']:>14s} {r['n_fit']:4d} {r['n_held']:4d} "
             f"{r['median_abs_error']:8.4f} {r['bias']:+8.4f} {r['coverage_90']:7.0%} "
