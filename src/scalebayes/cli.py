@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 import time
 import warnings
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalebayes import __version__
 from scalebayes.errors import ScalebayesError
+from scalebayes.formatting import format_number
 
 if TYPE_CHECKING:
     from scalebayes.inference import Fit
@@ -789,13 +789,13 @@ def format_table(fit: Fit, truth: dict[str, float] | None = None) -> str:
     docs["nu"] = "Student-t degrees of freedom of the noise"
     for name in table.index:
         row = table.loc[name]
-        interval = f"[{_num(row['lower'])}, {_num(row['upper'])}]"
+        interval = f"[{format_number(row['lower'])}, {format_number(row['upper'])}]"
         line = (
-            f"{name:8s} {_num(row['median']):>10s} {interval:>25s} {row['r_hat']:6.3f} "
+            f"{name:8s} {format_number(row['median']):>10s} {interval:>25s} {row['r_hat']:6.3f} "
             f"{row['ess_bulk']:8.0f} {row['ess_tail']:8.0f}"
         )
         if truth:
-            line += f" {_num(truth[name]) if name in truth else '':>9s}"
+            line += f" {format_number(truth[name]) if name in truth else '':>9s}"
         rows.append(f"{line}  {docs.get(name, '')}")
     return "\n".join(rows)
 
@@ -841,12 +841,6 @@ def _report(
         print(f"  warning: {problem}")
     if saved:
         print(f"saved to {saved}")
-
-
-def _num(x: float) -> str:
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:.4g}" if 1e-3 <= abs(x) < 1e5 else f"{x:.3e}"
 
 
 class ProgressBar:

@@ -12,6 +12,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from scalebayes.formatting import format_number
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -422,9 +424,7 @@ def _interval(low: float, high: float) -> str:
 
 
 def _num(x: float) -> str:
-    from scalebayes.cli import _num as number
-
-    return number(float(x))
+    return format_number(float(x))  # numpy scalars in, plain str out
 
 
 def _columns(header: list[str], rows: list[list[str]]) -> str:

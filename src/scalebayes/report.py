@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scalebayes.errors import ScalebayesError
+from scalebayes.formatting import format_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -189,9 +190,9 @@ def _parameters(fit: Fit) -> str:
     docs["nu"] = "Student-t degrees of freedom of the noise"
     shown = pd.DataFrame(
         {
-            "median": table["median"].map(_num),
+            "median": table["median"].map(format_number),
             "90% interval": [
-                f"[{_num(lo)}, {_num(hi)}]"
+                f"[{format_number(lo)}, {format_number(hi)}]"
                 for lo, hi in zip(table["lower"], table["upper"], strict=True)
             ],
             "R-hat": table["r_hat"].map(lambda v: f"{v:.3f}"),
@@ -225,7 +226,9 @@ def _decisions(allocation: Any) -> str:
             ("loss", "L* (nats/token)"),
         ):
             r = group[group["quantity"] == quantity].iloc[0]
-            row[label] = f"{_num(r['median'])} [{_num(r['eti90_lb'])}, {_num(r['eti90_ub'])}]"
+            row[label] = (
+                f"{format_number(r['median'])} [{format_number(r['eti90_lb'])}, {format_number(r['eti90_ub'])}]"
+            )
         rows.append(row)
     note = (
         "Median [90% interval] over posterior draws, each draw optimised on its own "
@@ -288,9 +291,3 @@ def _figures(title: str, figures: list[tuple[str, str, str]]) -> str:
 
 def _table(frame: pd.DataFrame, *, index: bool = True) -> str:
     return frame.to_html(escape=True, border=0, index=index)
-
-
-def _num(x: float) -> str:
-    if not np.isfinite(x):
-        return str(x)
-    return f"{x:.4g}" if 1e-3 <= abs(x) < 1e5 else f"{x:.3e}"
