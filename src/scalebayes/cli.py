@@ -387,22 +387,24 @@ def _likelihood(args: argparse.Namespace) -> Any:
     )
 
 
+def _model_and_nuts(args: argparse.Namespace) -> dict[str, Any]:
+    """The fit options every fitting command shares (see _add_fit_options), as keyword arguments."""
+    return {
+        "priors": _pairs(args.prior, "--prior"),
+        "likelihood": _likelihood(args),
+        "chains": args.chains,
+        "draws": args.draws,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "target_accept": args.target_accept,
+    }
+
+
 def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
     from scalebayes.inference import fit
 
     bar = None if args.quiet or args.json else ProgressBar()
-    result = fit(
-        runs,
-        args.law,
-        priors=_pairs(args.prior, "--prior"),
-        likelihood=_likelihood(args),
-        chains=args.chains,
-        draws=args.draws,
-        warmup=args.warmup,
-        seed=args.seed,
-        target_accept=args.target_accept,
-        progress=bar,
-    )
+    result = fit(runs, args.law, **_model_and_nuts(args), progress=bar)
     if bar is not None:
         bar.close()
     return result
@@ -507,13 +509,7 @@ def _backtest(args: argparse.Namespace) -> int:
             holdout_budgets=args.holdout_budgets,
             cuts=args.cut,
             budget=args.budget,
-            priors=_pairs(args.prior, "--prior"),
-            likelihood=_likelihood(args),
-            chains=args.chains,
-            draws=args.draws,
-            warmup=args.warmup,
-            seed=args.seed,
-            target_accept=args.target_accept,
+            **_model_and_nuts(args),
             progress=bar,
         )
         if bar is not None:
