@@ -178,5 +178,5 @@ def test_curvature_needs_the_reference_point():
     lik = Likelihood(discrepancy="curvature")
     with pytest.raises(LawError, match="reference"):
         log_mean(law, lik, {"E": 1.7, "A": 10.0, "alpha": 0.1, "curvature_C_C": 0.0}, {"C": 50.0})
-    with pytest.raises(LawError, match="discrepancy"):
-        Likelihood(discrepancy="gp")
+    with pytest.raises(LawError, match="discrepancy 'spline'"):
+        Likelihood(discrepancy="spline")

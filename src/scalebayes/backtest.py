@@ -230,7 +230,7 @@ def _scores(fit: Fit, held: Runs, *, seed: int) -> dict[str, float]:
             params,
             {n: v for n, v in held.log_inputs().items() if n in fit.law.inputs},
             observed,
-            reference_point(fit.law, fit.runs.log_inputs()),
+            reference_point(fit.law, fit.runs.log_inputs(), fit.likelihood),
         )
     )
     lpd = np.logaddexp.reduce(log_lik, axis=0) - np.log(log_lik.shape[0])

@@ -95,5 +95,9 @@ class AllocationWarning(UserWarning):
     """Some draws' compute-optimal allocation sits at the search bound or did not converge; kept and counted."""
 
 
+class ExtrapolationWarning(UserWarning):
+    """A prediction lies beyond where the model's uncertainty is trustworthy."""
+
+
 class DataWarning(UserWarning):
     """Legal but suspicious input: duplicate runs, values that look like the wrong unit, ..."""

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from scalebayes import gp
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.laws import Law, load_law
@@ -34,6 +35,8 @@ from scalebayes.model import (
     curvature_names,
     find_centrings,
     model_param_names,
+    reference_point,
+    reported_param_names,
 )
 from scalebayes.priors import Prior
 
@@ -150,6 +153,11 @@ class Fit:
         """Law parameters, then the noise's (``sigma``, ``nu``) and the discrepancy's, if any."""
         return model_param_names(self.law, self.likelihood)
 
+    @property
+    def reported_names(self) -> tuple[str, ...]:
+        """:attr:`param_names` less the GP discrepancy's basis weights: what summaries show."""
+        return reported_param_names(self.law, self.likelihood)
+
     def log_mean(self, params: Mapping[str, Any], log_inputs: Mapping[str, Any]) -> Any:
         """Log mean loss at ``log_inputs`` for parameter values ``params`` (e.g. posterior draws).
 
@@ -158,19 +166,19 @@ class Fit:
         """
         from scalebayes.model import log_mean, reference_point
 
-        ref = reference_point(self.law, self.runs.log_inputs())
+        ref = reference_point(self.law, self.runs.log_inputs(), self.likelihood)
         return log_mean(self.law, self.likelihood, params, log_inputs, ref)
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Per parameter: median, mean, sd, equal-tailed ``ci_prob`` interval (lower, upper), R-hat, ESS.
 
-        Rows are :attr:`param_names`; ``DataFrame.attrs["ci_prob"]`` records the interval's probability.
+        Rows are :attr:`reported_names`; ``DataFrame.attrs["ci_prob"]`` records the interval's probability.
         """
         import arviz_stats as azs
 
         stats = azs.summary(
             self.idata,
-            var_names=list(self.param_names),
+            var_names=list(self.reported_names),
             kind="all",
             ci_prob=ci_prob,
             ci_kind="eti",
@@ -178,7 +186,7 @@ class Fit:
         )
         label = f"eti{round(ci_prob * 100):g}"
         stats = stats.rename(columns={f"{label}_lb": "lower", f"{label}_ub": "upper"})
-        median = self.posterior[list(self.param_names)].median(dim=("chain", "draw"))
+        median = self.posterior[list(self.reported_names)].median(dim=("chain", "draw"))
         stats.insert(0, "median", [float(median[name]) for name in stats.index])
         stats.attrs["ci_prob"] = ci_prob
         return stats
@@ -516,6 +524,10 @@ class _Sampler:
             sites["curvature"] = Prior.parse(self.likelihood.curvature_prior)
             for name in curvature_names(self.law):
                 sites[f"_{name}_raw"] = Prior.parse("Normal(loc=0, scale=1)")
+        if self.likelihood.discrepancy == "gp":
+            sites["gp_amplitude"] = Prior.parse(self.likelihood.gp_amplitude_prior)
+            for name in gp.weight_names(self.law.inputs):
+                sites[f"_{name}_raw"] = Prior.parse("Normal(loc=0, scale=1)")
         return sites
 
     def _potential_gen(self, data: ModelData) -> Callable[[dict[str, Any]], Any]:
@@ -642,7 +654,7 @@ class _Sampler:
 
         s = self.settings
         tables_data = [
-            model_data(self.law, runs, None if masks is None else masks[i])
+            model_data(self.law, runs, None if masks is None else masks[i], self.likelihood)
             for i, runs in enumerate(tables)
         ]
         if self.batch == 1:
@@ -719,7 +731,9 @@ def _sampler(
     return _SAMPLERS[key]
 
 
-def model_data(law: Law, runs: Runs, mask: np.ndarray | None = None) -> ModelData:
+def model_data(
+    law: Law, runs: Runs, mask: np.ndarray | None = None, likelihood: Likelihood | None = None
+) -> ModelData:
     """The arrays the model conditions on, as JAX arrays (float64).
 
     Runs outside the boolean ``mask`` (shape (n,)) stay in the arrays with weight 0, so fits of
@@ -737,15 +751,11 @@ def model_data(law: Law, runs: Runs, mask: np.ndarray | None = None) -> ModelDat
         for name, values in runs.log_inputs().items()
         if name in law.inputs
     }
-    counted = weight > 0
     return ModelData(
         log_inputs=log_inputs,
         log_loss=jnp.log(jnp.asarray(runs.loss)),
         weight=weight,
-        log_ref={
-            name: jnp.sum(jnp.where(counted, values, 0.0)) / jnp.sum(counted)
-            for name, values in log_inputs.items()
-        },
+        log_ref=reference_point(law, log_inputs, likelihood, weight > 0),
     )
 
 

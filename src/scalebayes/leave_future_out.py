@@ -281,7 +281,7 @@ def _predictive(fit: Fit, runs: Runs, seed: int) -> tuple[np.ndarray, np.ndarray
 
     params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
     log_inputs = {name: runs.log_inputs()[name] for name in fit.law.inputs}
-    log_ref = reference_point(fit.law, fit.runs.log_inputs())
+    log_ref = reference_point(fit.law, fit.runs.log_inputs(), fit.likelihood)
     log_lik = pointwise_log_lik(
         fit.law, fit.likelihood, params, log_inputs, np.log(runs.loss), log_ref
     )

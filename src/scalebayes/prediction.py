@@ -219,7 +219,29 @@ def log_mean_at(fit: Fit, points: pd.DataFrame) -> np.ndarray:
     configure_jax()
     params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
     log_inputs = {name: np.log(points[name].to_numpy(float)) for name in fit.law.inputs}
+    if fit.likelihood.discrepancy == "gp":
+        _warn_beyond_gp(fit, log_inputs)
     return np.asarray(fit.log_mean(params, log_inputs))
+
+
+def _warn_beyond_gp(fit: Fit, log_inputs: dict[str, np.ndarray]) -> None:
+    """Warn when points lie so far out that the GP approximation understates its own spread."""
+    import warnings
+
+    from scalebayes import gp
+    from scalebayes.errors import ExtrapolationWarning
+    from scalebayes.model import reference_point
+
+    ref = reference_point(fit.law, fit.runs.log_inputs(), fit.likelihood)
+    far = np.asarray(gp.outside(fit.law.inputs, log_inputs, ref))
+    if far.any():
+        warnings.warn(
+            f"{int(far.sum())} of {far.size} points lie more than {gp.BOX / 2:g} half-spans of the "
+            "fitted runs from their centre (in log N or log D): there the GP discrepancy's "
+            "approximation stops widening the interval, which is then too narrow",
+            ExtrapolationWarning,
+            stacklevel=3,
+        )
 
 
 def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:

@@ -75,7 +75,7 @@ def fit_from_draws(
     posterior = _posterior(law, likelihood, draws)
     chains, n_draws = next(iter(posterior.values())).shape
 
-    data = model_data(law, runs)
+    data = model_data(law, runs, likelihood=likelihood)
     params = {name: values[..., None] for name, values in posterior.items()}
     log_lik = np.asarray(
         pointwise_log_lik(law, likelihood, params, data.log_inputs, data.log_loss, data.log_ref)
