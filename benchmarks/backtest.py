@@ -7,7 +7,7 @@ median |error| of log loss, bias, and (Epoch) the tokens per parameter at 5.76e2
 the small runs against all runs. One row per (table, cut, noise model); target: 90 % coverage
 in [85 %, 95 %]. Writes benchmarks/results/backtest.json.
 
-    python benchmarks/backtest.py [--datasets epoch_chinchilla ...] [--discrepancy none curvature]
+    python benchmarks/backtest.py [--datasets epoch_chinchilla ...] [--discrepancy none curvature gp]
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def main() -> None:
                         "discrepancy": discrepancy,
                         **row,
                         "healthy_fits": sum(f.diagnostics.ok for f in result.fits),
+                        "max_rhat": max(f.diagnostics.max_rhat for f in result.fits),
+                        "divergent": sum(f.diagnostics.n_divergent for f in result.fits),
                         "fits": len(result.fits),
                         "wall_s": wall,
                     }
@@ -76,12 +78,15 @@ def main() -> None:
         "bias",
         "in_target",
         "healthy_fits",
+        "max_rhat",
     ]
     print("\n" + table[columns].to_string(index=False, float_format="{:.4f}".format))
     for discrepancy, group in table.groupby("discrepancy"):
         print(
             f"{discrepancy}: 90% coverage in [85%, 95%] for {int(group['in_target'].sum())} of "
-            f"{len(group)} cuts; mean coverage {group['coverage_90'].mean():.1%}"
+            f"{len(group)} cuts; mean coverage {group['coverage_90'].mean():.1%}; pooled "
+            f"{(group['coverage_90'] * group['n_held']).sum() / group['n_held'].sum():.1%}; "
+            f"median |error| {group['median_abs_error'].median():.4f}"
         )
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_average_1min']:.1f}")
