@@ -37,6 +37,7 @@ def one_run(args: argparse.Namespace) -> dict:
     runs = sb.load_runs(args.data)
     imported = time.perf_counter() - started
     settings = dict(chains=args.chains, draws=args.draws, warmup=args.warmup, seed=0)
+    settings["likelihood"] = sb.Likelihood(discrepancy=args.discrepancy)
     fit = sb.fit(runs, "chinchilla", **settings)
     total = time.perf_counter() - started
     out = {
@@ -75,6 +76,8 @@ def measure(args: argparse.Namespace, cache: str | None, refit: bool = False) ->
         str(args.draws),
         "--warmup",
         str(args.warmup),
+        "--discrepancy",
+        args.discrepancy,
         *(["--refit"] if refit else []),
     ]
     started = time.perf_counter()
@@ -94,6 +97,12 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument(
+        "--discrepancy",
+        default="none",
+        choices=("none", "curvature", "gp"),
+        help="the model's discrepancy term (default none: the speed target's model)",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "fit_chinchilla.json")
@@ -111,7 +120,7 @@ def main() -> int:
     rows = [("cold (no compile cache)", cold), ("warm (compile cache on disk)", warm)]
     print(
         f"Chinchilla law on {args.data.name}: 245 runs, {args.chains} chains x {args.draws} draws "
-        f"(+{args.warmup} warmup), float64"
+        f"(+{args.warmup} warmup), float64, discrepancy {args.discrepancy}"
     )
     print(
         f"{'':30s} {'import+load':>11s} {'compile':>8s} {'sampling':>9s} {'end-to-end':>10s} "
