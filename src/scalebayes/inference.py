@@ -164,7 +164,7 @@ class Fit:
         The law plus this fit's discrepancy term (centred on the fitted runs); arrays broadcast
         as in ``Law.log_mean``. Every prediction and decision goes through this.
         """
-        from scalebayes.model import log_mean, reference_point
+        from scalebayes.model import log_mean
 
         ref = reference_point(self.law, self.runs.log_inputs(), self.likelihood)
         return log_mean(self.law, self.likelihood, params, log_inputs, ref)
