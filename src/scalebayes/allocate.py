@@ -282,9 +282,7 @@ def allocation_likelihood(likelihood: Likelihood) -> Likelihood:
 
 def fitted_reference(fit: Fit) -> dict[str, Any]:
     """Centre of the fitted runs' log inputs, where a fit's discrepancy term is centred."""
-    from scalebayes.model import reference_point
-
-    return reference_point(fit.law, fit.runs.log_inputs(), fit.likelihood)
+    return fit.log_ref
 
 
 @functools.lru_cache(maxsize=32)

@@ -210,7 +210,7 @@ def _cuts(
 
 
 def _scores(fit: Fit, held: Runs, *, seed: int) -> dict[str, float]:
-    from scalebayes.model import pointwise_log_lik, reference_point
+    from scalebayes.model import pointwise_log_lik
     from scalebayes.prediction import predict
 
     # Only the law's own inputs: a table's C may be a nominal budget a few % off 6 N D.
@@ -230,7 +230,7 @@ def _scores(fit: Fit, held: Runs, *, seed: int) -> dict[str, float]:
             params,
             {n: v for n, v in held.log_inputs().items() if n in fit.law.inputs},
             observed,
-            reference_point(fit.law, fit.runs.log_inputs(), fit.likelihood),
+            fit.log_ref,
         )
     )
     lpd = np.logaddexp.reduce(log_lik, axis=0) - np.log(log_lik.shape[0])

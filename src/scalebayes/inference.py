@@ -32,11 +32,12 @@ from scalebayes.model import (
     Centring,
     Likelihood,
     ModelData,
-    curvature_names,
     find_centrings,
     model_param_names,
     reference_point,
     reported_param_names,
+    sampled_sites,
+    start_point,
 )
 from scalebayes.priors import Prior
 
@@ -166,8 +167,22 @@ class Fit:
         """
         from scalebayes.model import log_mean
 
-        ref = reference_point(self.law, self.runs.log_inputs(), self.likelihood)
-        return log_mean(self.law, self.likelihood, params, log_inputs, ref)
+        return log_mean(self.law, self.likelihood, params, log_inputs, self.log_ref)
+
+    @functools.cached_property
+    def log_ref(self) -> dict[str, Any]:
+        """Where this fit's discrepancy is anchored: the fitted runs' centre (and the GP's reference).
+
+        Computed from :attr:`runs` once per fit, as the sampler computed it from the same runs.
+        """
+        runs = self.runs
+        return reference_point(
+            self.law,
+            runs.log_inputs(),
+            self.likelihood,
+            log_loss=np.log(runs.loss),
+            weight=runs.weight,
+        )
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Per parameter: median, mean, sd, equal-tailed ``ci_prob`` interval (lower, upper), R-hat, ESS.
@@ -508,59 +523,22 @@ class _Sampler:
 
         return single
 
-    # Each site's unconstrained value is a scalar: law parameters, centred terms, sigma, nu.
-    def _sites(self) -> dict[str, Any]:
-        """Map each sampled site to its prior (or None for centred terms)."""
-        centred = {c.param for c in self.centrings}
-        sites: dict[str, Any] = {}
-        for name, param in self.law.params.items():
-            if name not in centred and _is_sampled(self.law, name):
-                sites[name] = param.prior
-        for c in self.centrings:
-            sites[c.site] = None
-        for name in self.likelihood.param_names:
-            sites[name] = Prior.parse(getattr(self.likelihood, f"{name}_prior"))
-        if self.likelihood.discrepancy == "curvature":
-            sites["curvature"] = Prior.parse(self.likelihood.curvature_prior)
-            for name in curvature_names(self.law):
-                sites[f"_{name}_raw"] = Prior.parse("Normal(loc=0, scale=1)")
-        if self.likelihood.discrepancy == "gp":
-            sites["gp_amplitude"] = Prior.parse(self.likelihood.gp_amplitude_prior)
-            for name in gp.weight_names(self.law.inputs):
-                sites[f"_{name}_raw"] = Prior.parse("Normal(loc=0, scale=1)")
-        return sites
+    def _sites(self) -> dict[str, tuple[Prior | None, tuple[int, ...]]]:
+        """Map each sampled site to its prior (None for centred terms) and its shape."""
+        return sampled_sites(self.law, self.likelihood, self.centrings)
 
     def _potential_gen(self, data: ModelData) -> Callable[[dict[str, Any]], Any]:
         from numpyro.infer.util import potential_energy
 
         return lambda z: potential_energy(self.model, (data,), {}, z)
 
-    def _start(self, data: ModelData) -> dict[str, Any]:
-        """Data-informed starting point, unconstrained: prior medians, each term a share of the loss."""
-        import jax
-        import jax.numpy as jnp
-        from numpyro.distributions.transforms import biject_to
-
-        n_terms = max(len(self.centrings), 1)
-        log_loss_ref = jnp.sum(data.weight * data.log_loss) / jnp.sum(data.weight)
-        start = {}
-        for site, prior in self._sites().items():
-            if prior is None:
-                start[site] = log_loss_ref - jnp.log(n_terms)
-            elif site == "sigma":
-                start[site] = jnp.log(0.05)
-            else:
-                d = prior.to_numpyro()
-                median = jnp.median(d.sample(jax.random.key(0), (501,)))
-                start[site] = biject_to(d.support).inv(median)
-        return start
-
     def _init_one(self, key: Any, jitter: Any, data: ModelData) -> Any:
-        start = self._start(data)
-        z0 = {site: value + jitter[i] for i, (site, value) in enumerate(start.items())}
+        from jax.flatten_util import ravel_pytree
+
+        start, unravel = ravel_pytree(start_point(self.law, self.likelihood, self.centrings, data))
         s = self.settings
         return self._init_kernel(
-            z0,
+            unravel(start + jitter),
             s.warmup,
             dense_mass=s.dense_mass,
             target_accept_prob=s.target_accept,
@@ -627,7 +605,7 @@ class _Sampler:
             )
             chunk = pool.submit(self._chunk.lower(states, data).compile)
             draws = {
-                site: jax.ShapeDtypeStruct((self.n_chains, s.draws), a.dtype)
+                site: jax.ShapeDtypeStruct((self.n_chains, s.draws, *a.shape[1:]), a.dtype)
                 for site, a in states.z.items()
             }
             constrain = pool.submit(self._constrain.lower(draws, data).compile)
@@ -664,9 +642,9 @@ class _Sampler:
                 lambda *xs: jnp.repeat(jnp.stack(xs), s.chains, axis=0), *tables_data
             )
         key_init, key_jitter = jax.random.split(jax.random.key(seed))
-        n_sites = len(self._sites())
+        size = sum(int(np.prod(shape)) for _, shape in self._sites().values())
         # Chains start a little apart so that R-hat can see disagreement.
-        jitter = jax.random.uniform(key_jitter, (self.n_chains, n_sites), minval=-0.5, maxval=0.5)
+        jitter = jax.random.uniform(key_jitter, (self.n_chains, size), minval=-0.5, maxval=0.5)
         keys = jax.random.split(key_init, self.n_chains)
         compile_s = 0.0
         if self._compiled is None:
@@ -751,12 +729,14 @@ def model_data(
         for name, values in runs.log_inputs().items()
         if name in law.inputs
     }
-    return ModelData(
-        log_inputs=log_inputs,
-        log_loss=jnp.log(jnp.asarray(runs.loss)),
-        weight=weight,
-        log_ref=reference_point(law, log_inputs, likelihood, weight > 0),
+    log_loss = jnp.log(jnp.asarray(runs.loss))
+    log_ref = reference_point(
+        law, log_inputs, likelihood, weight > 0, log_loss=log_loss, weight=weight
     )
+    gp_basis = None
+    if likelihood is not None and likelihood.discrepancy == "gp":
+        gp_basis = gp.basis(law, log_inputs, log_ref)
+    return ModelData(log_inputs, log_loss, weight, log_ref, gp_basis)
 
 
 def _to_datatree(

@@ -276,12 +276,12 @@ def _predictive(fit: Fit, runs: Runs, seed: int) -> tuple[np.ndarray, np.ndarray
     (as in the fit's log_likelihood group) and loss drawn from the noise model. The mean goes
     through :meth:`Fit.log_mean`, so a discrepancy term is included as in every prediction.
     """
-    from scalebayes.model import pointwise_log_lik, reference_point
+    from scalebayes.model import pointwise_log_lik
     from scalebayes.prediction import noise_draws
 
     params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
     log_inputs = {name: runs.log_inputs()[name] for name in fit.law.inputs}
-    log_ref = reference_point(fit.law, fit.runs.log_inputs(), fit.likelihood)
+    log_ref = fit.log_ref
     log_lik = pointwise_log_lik(
         fit.law, fit.likelihood, params, log_inputs, np.log(runs.loss), log_ref
     )

@@ -230,9 +230,8 @@ def _warn_beyond_gp(fit: Fit, log_inputs: dict[str, np.ndarray]) -> None:
 
     from scalebayes import gp
     from scalebayes.errors import ExtrapolationWarning
-    from scalebayes.model import reference_point
 
-    ref = reference_point(fit.law, fit.runs.log_inputs(), fit.likelihood)
+    ref = fit.log_ref
     far = np.asarray(gp.outside(fit.law.inputs, log_inputs, ref))
     if far.any():
         warnings.warn(
