@@ -201,6 +201,19 @@ def test_fit_recovers_the_law_and_finds_no_discrepancy(gp_fit, truth):
     assert "gp_amplitude" in summary.index and "gp_w0" not in summary.index
 
 
+def test_the_law_part_is_the_plain_law_posterior(gp_fit, chinchilla_fit):
+    """Module 1 is the plain law with its own noise scale: the GP does not feed back into it.
+
+    Both fits are 4 x 500 draws of the same runs (ESS ~1000): each median's Monte Carlo error
+    is ~0.04 posterior sd, so 0.3 sd is ~5 standard errors of their difference.
+    """
+    for name in ("E", "A", "B", "alpha", "beta"):
+        with_gp, plain = gp_fit.posterior[name], chinchilla_fit.posterior[name]
+        gap = abs(float(with_gp.median()) - float(plain.median()))
+        assert gap < 0.3 * float(plain.std()), name
+    assert "sigma_law" in gp_fit.summary().index
+
+
 def test_allocation_is_the_law_s_on_every_draw(gp_fit):
     """optimal() leaves the GP out: N* equals Hoffmann's closed form of each draw's law."""
     import scalebayes as sb

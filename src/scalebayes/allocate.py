@@ -269,11 +269,13 @@ def allocation_likelihood(likelihood: Likelihood) -> Likelihood:
     """The model whose mean the allocation minimises: the GP discrepancy is left out.
 
     The GP describes where the law misses near the data; decades away it is a random wiggle
-    of up to its amplitude, and the argmin of law + wiggle along a shallow isoFLOP curve would
-    follow the wiggle, not the data: with the GP in, Epoch's all-runs fit gave 534 tokens per
-    parameter at 5.76e23 FLOPs (a HalfNormal(0.02) amplitude prior), without it 38. The loss
-    reported at the optimum does include the GP. The curvature
-    discrepancy, fitted and smooth, stays in the allocation.
+    of up to its amplitude, and the argmin of law + wiggle along a shallow isoFLOP curve
+    follows the wiggle, not the data: with the GP in (fitted jointly with the law), Epoch's
+    all-runs fit put 5.76e23 FLOPs
+    at 79 [11, 363] tokens per parameter. Without it the allocation is the law's, whose
+    parameters the GP does not move (gp.py: two modules), so it is the plain law's. The loss
+    reported at the optimum does include the GP. The curvature discrepancy, fitted and smooth,
+    stays in the allocation.
     """
     if likelihood.discrepancy == "gp":
         return dataclasses.replace(likelihood, discrepancy="none")

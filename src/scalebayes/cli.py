@@ -783,8 +783,11 @@ def format_table(fit: Fit, truth: dict[str, float] | None = None) -> str:
     ]
     docs = {name: p.doc for name, p in fit.law.params.items()}
     docs["sigma"] = "noise: sd of log loss between runs"
+    if fit.likelihood.discrepancy == "gp":
+        docs["sigma"] = "noise: sd of log loss around the law plus the GP"
     docs["nu"] = "Student-t degrees of freedom of the noise"
     docs["gp_amplitude"] = "GP discrepancy: sd in log loss of what the law misses"
+    docs["sigma_law"] = "the law alone: sd of log loss around it (the GP's noise is sigma)"
     docs["curvature"] = "curvature discrepancy: scale of its quadratic coefficients"
     for name in table.index:
         row = table.loc[name]

@@ -7,6 +7,18 @@ approximation of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that Nu
 (``numpyro.contrib.hsgp``): ``delta(x) = sum_k w_k phi_k(z)`` with
 ``w_k ~ Normal(0, gp_amplitude * sqrt(S(omega_k)))``, ``S`` the unit SE spectral density.
 
+Two modules that do not feed back (Plummer 2015, "cutting feedback"; see
+``model._gp_modules``):
+
+1. the law alone, with its own noise scale ``sigma_law``: the law's parameters, and so the
+   compute-optimal allocation, get exactly the posterior the plain law gives;
+2. the GP and ``sigma`` on what the law's posterior mode misses: log loss ~ law(mode) + GP.
+
+Predictions add the two, law(draw) + GP(draw). Fitted jointly instead, the GP took the shape
+the law lacks and the law's exponents moved to fit what was left: on Epoch's runs beta went
+from 0.37 to 0.53 and the allocation at 5.76e23 FLOPs from 17 to 4.6 tokens per parameter
+(``benchmarks/results/fit_chinchilla_gp_joint.json``, ``backtest_gp_joint.json``).
+
 Why this shape (benchmarks/noise_models.py, benchmarks/backtest.py):
 
 - Near the data the GP bends log loss where the law cannot, with an amplitude the data set;
@@ -14,12 +26,13 @@ Why this shape (benchmarks/noise_models.py, benchmarks/backtest.py):
   stops growing at the edge of the approximation's box (below).
 - Each basis function has its least-squares fit on the law's tangent space removed: the
   Jacobian of the law's log mean in its parameters, at the plain law's posterior mode on the
-  fitted runs (:func:`scalebayes.model.plain_mode`). Near the data the GP then cannot do what
-  a small change of the law's parameters does, so the two do not trade and the sampler keeps
-  its geometry. Over Epoch, Llama 3 raw, Marin Comma and (Mis)Fitting (2 cuts each,
+  fitted runs (:func:`scalebayes.model.plain_mode`). Near the data the GP then does only what
+  no small change of the law's parameters can, so module 2 does not re-fit what module 1's
+  spread already covers. Over Epoch, Llama 3 raw, Marin Comma and (Mis)Fitting (2 cuts each,
   benchmarks/noise_models.py) this covered 93 % on average against 80 % for removing a fixed
   quadratic in the log inputs, mostly on the tables whose isoFLOP valleys the law misplaces.
-- The compute-optimal allocation leaves the GP out (``allocate.allocation_likelihood``).
+- The compute-optimal allocation leaves the GP out (``allocate.allocation_likelihood``): it is
+  module 1's, the plain law's.
 - ``z`` is each log input minus the fitted runs' mean, over half their span, so the fitted runs
   lie in [-1, 1]. The approximation holds in the box ``|z| < BOX``; beyond it the inputs are
   clamped to the box's edge, where every basis function is 0, so the discrepancy there is
@@ -169,16 +182,21 @@ def free_params(law: Law) -> tuple[str, ...]:
     return tuple(n for n in law.param_names if law.params[n].prior.family != "Delta")
 
 
+def mode(law: Law, ref: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """The plain law's mode on the fitted runs, as :func:`reference` stored it: scalars by name."""
+    return {name: ref[f"_gp_mode_{name}"] for name in law.param_names}
+
+
 def _tangent(
     law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.Array]
 ) -> jax.Array:
     """Jacobian of the law's log mean in its free parameters at the mode: shape X + (P,)."""
-    mode = {name: ref[f"_gp_mode_{name}"] for name in law.param_names}
+    mode_values = mode(law, ref)
     free = free_params(law)
 
     def log_mean(values: dict[str, jax.Array]) -> jax.Array:
-        return law.log_mean({**mode, **values}, log_inputs)
+        return law.log_mean({**mode_values, **values}, log_inputs)
 
-    jacobian = jax.jacfwd(log_mean)({name: mode[name] for name in free})
+    jacobian = jax.jacfwd(log_mean)({name: mode_values[name] for name in free})
     shape = jnp.broadcast_shapes(*(jnp.shape(log_inputs[n]) for n in law.inputs))
     return jnp.stack([jnp.broadcast_to(jacobian[name], shape) for name in free], axis=-1)

@@ -733,10 +733,11 @@ def model_data(
     log_ref = reference_point(
         law, log_inputs, likelihood, weight > 0, log_loss=log_loss, weight=weight
     )
-    gp_basis = None
+    gp_basis = law_at_mode = None
     if likelihood is not None and likelihood.discrepancy == "gp":
         gp_basis = gp.basis(law, log_inputs, log_ref)
-    return ModelData(log_inputs, log_loss, weight, log_ref, gp_basis)
+        law_at_mode = law.log_mean(gp.mode(law, log_ref), log_inputs)
+    return ModelData(log_inputs, log_loss, weight, log_ref, gp_basis, law_at_mode)
 
 
 def _to_datatree(

@@ -156,6 +156,7 @@ class ModelData(NamedTuple):
     weight: jax.Array
     log_ref: Mapping[str, jax.Array]
     gp_basis: jax.Array | None = None  # with the GP discrepancy: its basis at the runs, (n, K)
+    law_at_mode: jax.Array | None = None  # and the law's log mean at its mode there, (n,)
 
 
 def find_centrings(law: Law) -> tuple[Centring, ...]:
@@ -207,6 +208,7 @@ def numpyro_model(
         numpyro.factor(f"_prior_{c.param}", prior.log_prob(value) + log_value)
         values[c.param] = value
     sigma = numpyro.sample("sigma", Prior.parse(likelihood.sigma_prior).to_numpyro())
+    values["sigma"] = sigma
     nu = (
         numpyro.sample("nu", Prior.parse(likelihood.nu_prior).to_numpyro())
         if (likelihood.estimates_nu)
@@ -218,29 +220,50 @@ def numpyro_model(
             raw = numpyro.sample(f"_{name}_raw", dist.Normal(0.0, 1.0))  # non-centred
             values[name] = numpyro.deterministic(name, scale * raw)
     if likelihood.discrepancy == "gp":
-        prior = Prior.parse(likelihood.gp_amplitude_prior).to_numpyro()
-        values["gp_amplitude"] = numpyro.sample("gp_amplitude", prior)
-        # Non-centred (raw ~ Normal(0, 1)): where the law fits, the data say little about the
-        # weights, and a centred GP would be a funnel in its amplitude.
-        scales = values["gp_amplitude"] * gp.spectral_scale(len(law.inputs))
-        names = gp.weight_names(law.inputs)
-        raw = numpyro.sample(GP_RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
-        weights = scales * raw
-        for k, name in enumerate(names):
-            values[name] = numpyro.deterministic(name, weights[k])
-    if data.gp_basis is not None:  # the basis at the runs, computed once per table
-        plain = dataclasses.replace(likelihood, discrepancy="none")
-        mu = log_mean(law, plain, values, data.log_inputs) + data.gp_basis @ weights
-    else:
-        mu = log_mean(law, likelihood, values, data.log_inputs, data.log_ref)
+        _gp_modules(law, likelihood, values, data, nu)
+        return
+    mu = log_mean(law, likelihood, values, data.log_inputs, data.log_ref)
+    _observe("log_loss", likelihood, mu, sigma, nu, data)
+
+
+def _observe(
+    site: str, likelihood: Likelihood, mu: jax.Array, sigma: jax.Array, nu: object, data: ModelData
+) -> None:
     # Weight 0 marks a run held out by fit(mask=...): masked out (scale must stay positive).
     counted = data.weight > 0
     with (
-        numpyro.plate("run", mu.shape[-1]),
+        numpyro.plate("run" if site == "log_loss" else f"run_{site}", mu.shape[-1]),
         numpyro.handlers.mask(mask=counted),
         numpyro.handlers.scale(scale=jnp.where(counted, data.weight, 1.0)),
     ):
-        numpyro.sample("log_loss", noise_distribution(likelihood, mu, sigma, nu), obs=data.log_loss)
+        numpyro.sample(site, noise_distribution(likelihood, mu, sigma, nu), obs=data.log_loss)
+
+
+def _gp_modules(
+    law: Law, likelihood: Likelihood, values: dict[str, jax.Array], data: ModelData, nu: object
+) -> None:
+    """The GP discrepancy as two modules that do not feed back into each other (see gp.py).
+
+    Module 1 is the law alone, with its own noise scale ``sigma_law``: the law's parameters
+    get the posterior the plain law would. Module 2 is the GP (and ``sigma``) on what the law's
+    mode misses: log loss ~ law(mode) + GP. Predictions add the two: law(draw) + GP(draw).
+    """
+    if data.gp_basis is None or data.law_at_mode is None:
+        raise LawError("the gp discrepancy needs model_data(..., likelihood) to build its basis")
+    sigma_prior = Prior.parse(likelihood.sigma_prior).to_numpyro()
+    law_mu = law.log_mean(values, data.log_inputs)
+    _observe("log_loss_law", likelihood, law_mu, numpyro.sample("sigma_law", sigma_prior), nu, data)
+    prior = Prior.parse(likelihood.gp_amplitude_prior).to_numpyro()
+    amplitude = numpyro.sample("gp_amplitude", prior)
+    # Non-centred (raw ~ Normal(0, 1)): where the law fits, the data say little about the
+    # weights, and a centred GP would be a funnel in its amplitude.
+    names = gp.weight_names(law.inputs)
+    raw = numpyro.sample(GP_RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
+    weights = amplitude * gp.spectral_scale(len(law.inputs)) * raw
+    for k, name in enumerate(names):
+        numpyro.deterministic(name, weights[k])
+    mu = data.law_at_mode + data.gp_basis @ weights
+    _observe("log_loss", likelihood, mu, values["sigma"], nu, data)
 
 
 def curvature_names(law: Law) -> tuple[str, ...]:
@@ -255,7 +278,7 @@ def model_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
     if likelihood.discrepancy == "curvature":
         names += ("curvature", *curvature_names(law))
     if likelihood.discrepancy == "gp":
-        names += ("gp_amplitude", *gp.weight_names(law.inputs))
+        names += ("sigma_law", "gp_amplitude", *gp.weight_names(law.inputs))
     return names
 
 
@@ -394,6 +417,7 @@ def sampled_sites(
         for name in curvature_names(law):
             sites[f"_{name}_raw"] = (standard, ())
     if likelihood.discrepancy == "gp":
+        sites["sigma_law"] = (Prior.parse(likelihood.sigma_prior), ())
         sites["gp_amplitude"] = (Prior.parse(likelihood.gp_amplitude_prior), ())
         sites[GP_RAW_SITE] = (standard, (len(gp.weight_names(law.inputs)),))
     return sites
@@ -411,7 +435,7 @@ def start_point(
     for site, (prior, shape) in sampled_sites(law, likelihood, centrings).items():
         if prior is None:
             value = log_loss_ref - jnp.log(n_terms)
-        elif site == "sigma":
+        elif site in ("sigma", "sigma_law"):
             value = jnp.log(0.05)
         else:
             d = prior.to_numpyro()
