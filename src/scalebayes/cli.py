@@ -777,8 +777,9 @@ def _env(args: argparse.Namespace) -> int:
 def format_table(fit: Fit, truth: dict[str, float] | None = None) -> str:
     """Parameter table: median, 90% equal-tailed interval, R-hat, ESS, meaning."""
     table = fit.summary()
+    width = max(8, *(len(name) for name in table.index))
     rows = [
-        f"{'param':8s} {'median':>10s} {'90% interval':>25s} {'R-hat':>6s} {'ESS bulk':>8s} "
+        f"{'param':{width}s} {'median':>10s} {'90% interval':>25s} {'R-hat':>6s} {'ESS bulk':>8s} "
         f"{'ESS tail':>8s}" + (f" {'truth':>9s}" if truth else "") + "  meaning"
     ]
     docs = {name: p.doc for name, p in fit.law.params.items()}
@@ -793,7 +794,7 @@ def format_table(fit: Fit, truth: dict[str, float] | None = None) -> str:
         row = table.loc[name]
         interval = f"[{format_number(row['lower'])}, {format_number(row['upper'])}]"
         line = (
-            f"{name:8s} {format_number(row['median']):>10s} {interval:>25s} {row['r_hat']:6.3f} "
+            f"{name:{width}s} {format_number(row['median']):>10s} {interval:>25s} {row['r_hat']:6.3f} "
             f"{row['ess_bulk']:8.0f} {row['ess_tail']:8.0f}"
         )
         if truth:
