@@ -35,6 +35,10 @@ def test_predict_table_ends_with_diagnostics(saved, capsys):
     assert lines[-1].startswith(DIAGNOSTICS)
     assert "90% credible" in out and "90% predictive" in out
     assert "588x beyond the largest C seen" in out
+    # Beyond the data, a fit without a discrepancy says what its intervals assume.
+    assert "note: beyond the fitted runs these intervals trust the law's shape" in out
+    _, inside, _ = run(capsys, "predict", saved, "--N", "1e9", "--D", "2e10")
+    assert "note: beyond" not in inside
 
 
 def test_predict_json_and_csv_agree_with_the_library(saved, capsys):

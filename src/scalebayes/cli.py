@@ -346,8 +346,10 @@ def _add_fit_options(p: argparse.ArgumentParser, *, law: bool = True) -> None:
         choices=("none", "curvature", "gp"),
         default="none",
         help="model error beyond noise: 'gp' adds a Gaussian process in the log inputs whose "
-        "uncertainty widens extrapolations (backtested 90%% intervals cover; fits take ~10x "
-        "longer); 'curvature' a quadratic; see README 'How far can you trust it?'",
+        "uncertainty widens extrapolations (backtests: 90%% intervals held 83%% of the runs "
+        "beyond the data, against 56%% for 'none'; exponents and allocations stay the plain "
+        "law's; fits take 2-3x longer); 'curvature' a quadratic; see README 'How far can you "
+        "trust it?'",
     )
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default 1000)")
