@@ -1,7 +1,8 @@
 """Benchmark: fit the Chinchilla law to Epoch AI's digitised Chinchilla runs (245 runs).
 
-Prints a table and writes benchmarks/results/fit_chinchilla.json. Three measurements, each in
-a fresh Python process so import and compile costs are real:
+Prints a table and writes benchmarks/results/fit_chinchilla.json (with --discrepancy gp,
+fit_chinchilla_gp.json). Three measurements, each in a fresh Python process so import and
+compile costs are real:
 
 - cold:  no compile cache at all (a first-ever run on a machine);
 - warm:  JAX's on-disk compile cache filled by an earlier process (every later CLI call);
@@ -105,8 +106,15 @@ def main() -> int:
     )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=RESULTS / "fit_chinchilla.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="JSON file (default results/fit_chinchilla.json; fit_chinchilla_<discrepancy>.json)",
+    )
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "" if args.discrepancy == "none" else f"_{args.discrepancy}"
+        args.out = RESULTS / f"fit_chinchilla{suffix}.json"
     if missing(args.data):
         return 0
     if args.one:
