@@ -64,11 +64,15 @@ def test_intervals_cover_a_realistic_truth(fixed_truth_study):
 @pytest.mark.slow
 def test_simulation_based_calibration_is_uniform():
     # 200 fits with truths drawn from the (realistic) prior. Per quantity the 90 % coverage has
-    # binomial sd sqrt(.9*.1/200) = 2.1 pp: [0.84, 0.96] fails a calibrated sampler with
-    # probability < 0.5 % each; rank uniformity by chi-square at p > 0.001.
+    # binomial sd sqrt(.9*.1/200) = 2.1 pp, and 8 quantities are checked at once: ~3.9 sd
+    # ([0.82, 0.98]) fails a calibrated sampler with probability ~0.2 % over all 8 (Bonferroni).
+    # The draws depend on how chains land on devices, so the seed does not fix them: four runs
+    # of this study gave 0.835-0.935 per quantity, and the old ~2.8 sd bound ([0.84, 0.96])
+    # failed one of them (N_opt_extrapolated 0.835).
+    # Rank uniformity by chi-square at p > 0.001.
     cal = calibrate(n_fits=200, batch=50, priors=REALISTIC_CHINCHILLA_PRIORS, seed=11)
     cover = cal.coverage()["90%"]
-    assert cover.between(0.84, 0.96).all(), cover
+    assert cover.between(0.82, 0.98).all(), cover
     assert (cal.uniformity() > 1e-3).all(), cal.uniformity()
 
 
