@@ -205,8 +205,7 @@ def _ranks(fit: Any, truth: Mapping[str, float], budget: float, optimal: Any) ->
     posterior = fit.posterior
     out = {
         name: int(np.sum(_thin(posterior[name].to_numpy()) < truth[name]))
-        for name in (*fit.law.param_names, "sigma")
-        if fit.law.params.get(name) is None or fit.law.params[name].prior.family != "Delta"
+        for name in (*fit.law.free_param_names, "sigma")
     }
     n_true = _true_optimum(fit.law, truth, budget, fit.runs.cost_k)
     log_inputs = {"N": np.log(n_true), "D": np.log(budget / (fit.runs.cost_k * n_true))}

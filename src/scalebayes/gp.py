@@ -177,11 +177,6 @@ def _scaled(
     )
 
 
-def free_params(law: Law) -> tuple[str, ...]:
-    """The law's parameters that are sampled (not pinned by a ``Delta`` prior)."""
-    return tuple(n for n in law.param_names if law.params[n].prior.family != "Delta")
-
-
 def mode(law: Law, ref: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     """The plain law's mode on the fitted runs, as :func:`reference` stored it: scalars by name."""
     return {name: ref[f"_gp_mode_{name}"] for name in law.param_names}
@@ -192,7 +187,7 @@ def _tangent(
 ) -> jax.Array:
     """Jacobian of the law's log mean in its free parameters at the mode: shape X + (P,)."""
     mode_values = mode(law, ref)
-    free = free_params(law)
+    free = law.free_param_names
 
     def log_mean(values: dict[str, jax.Array]) -> jax.Array:
         return law.log_mean({**mode_values, **values}, log_inputs)

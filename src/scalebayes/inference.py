@@ -791,8 +791,7 @@ def _check_inputs(law: Law, runs: Runs) -> None:
 
 def _is_sampled(law: Law, name: str) -> bool:
     """Parameters pinned with a ``Delta`` prior are constants, not sampled."""
-    param = law.params.get(name)
-    return param is None or param.prior.family != "Delta"
+    return name not in law.params or name in law.free_param_names
 
 
 def configure_jax() -> None:

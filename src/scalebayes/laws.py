@@ -103,6 +103,11 @@ class Law:
         return tuple(self.params)
 
     @property
+    def free_param_names(self) -> tuple[str, ...]:
+        """Parameters the sampler draws: all but those pinned by a ``Delta`` prior."""
+        return tuple(n for n, p in self.params.items() if p.prior.family != "Delta")
+
+    @property
     def key(self) -> str:
         """A short stable hash of :meth:`to_dict`: equal for equal laws (same priors, docs)."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

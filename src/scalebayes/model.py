@@ -351,7 +351,7 @@ def plain_mode(law: Law, likelihood: Likelihood, data: ModelData) -> dict[str, j
 
     L-BFGS (SciPy) on the unconstrained sites from :func:`start_point`, with JAX gradients;
     deterministic, so a masked table and its subset give the same mode to the tolerance.
-    Where the search fails, its last finite point. (JAX's own BFGS stalled in its line
+    Should the search end at a non-finite point, the starting point. (JAX's own BFGS stalled in its line
     search after 3 steps on Epoch's runs; SciPy's L-BFGS-B converged in 65.)
     """
     import numpy as np
@@ -404,9 +404,9 @@ def sampled_sites(
     """Each site NUTS samples: its prior (None for a centred term) and its shape."""
     centred = {c.param for c in centrings}
     sites: dict[str, tuple[Prior | None, tuple[int, ...]]] = {}
-    for name, param in law.params.items():
-        if name not in centred and param.prior.family != "Delta":
-            sites[name] = (param.prior, ())
+    for name in law.free_param_names:
+        if name not in centred:
+            sites[name] = (law.params[name].prior, ())
     for c in centrings:
         sites[c.site] = (None, ())
     for name in likelihood.param_names:
