@@ -186,17 +186,14 @@ def optimal(
 
     posterior = fit.posterior
     params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
-    theta = (params, fitted_reference(fit))
+    theta = (params, fit.log_ref)
     log_c = np.log(budgets)[None, :]
     solved = _solver(fit.law, allocation_likelihood(fit.likelihood))(
         theta, log_c, np.log(k), np.log(low), np.log(high)
     )
     x, log_loss, step, exponent, at_bound = (np.asarray(a) for a in solved)
     if fit.likelihood.discrepancy == "gp":  # the loss there is the whole model's, GP included
-        log_inputs = {"N": x, "D": log_c - np.log(k) - x}
-        if "C" in fit.law.inputs:
-            log_inputs["C"] = log_c + 0.0 * x
-        log_loss = np.asarray(fit.log_mean(params, log_inputs))
+        log_loss = np.asarray(fit.log_mean(params, budget_inputs(fit.law, x, log_c, np.log(k))))
 
     def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
         return per_draw(values, posterior, dim="budget", coord=budgets, name=name, units=units)
@@ -271,20 +268,25 @@ def allocation_likelihood(likelihood: Likelihood) -> Likelihood:
     The GP describes where the law misses near the data; decades away it is a random wiggle
     of up to its amplitude, and the argmin of law + wiggle along a shallow isoFLOP curve
     follows the wiggle, not the data: with the GP in (fitted jointly with the law), Epoch's
-    all-runs fit put 5.76e23 FLOPs
-    at 79 [11, 363] tokens per parameter. Without it the allocation is the law's, whose
-    parameters the GP does not move (gp.py: two modules), so it is the plain law's. The loss
-    reported at the optimum does include the GP. The curvature discrepancy, fitted and smooth,
-    stays in the allocation.
+    all-runs fit put 5.76e23 FLOPs at 79 [11, 363] tokens per parameter. Without it the
+    allocation is the law's, whose parameters the GP does not move (gp.py: two modules), so it
+    is the plain law's. The loss reported at the optimum does include the GP. The curvature
+    discrepancy, fitted and smooth, stays in the allocation.
     """
     if likelihood.discrepancy == "gp":
         return dataclasses.replace(likelihood, discrepancy="none")
     return likelihood
 
 
-def fitted_reference(fit: Fit) -> dict[str, Any]:
-    """Centre of the fitted runs' log inputs, where a fit's discrepancy term is centred."""
-    return fit.log_ref
+def budget_inputs(law: Law, log_n: Any, log_c: Any, log_k: Any) -> dict[str, Any]:
+    """The law's log inputs for models of log size ``log_n`` spending log budget ``log_c``.
+
+    The rest of the budget buys tokens: ``log D = log C - log k - log N``; arrays broadcast.
+    """
+    log_inputs = {"N": log_n, "D": log_c - log_k - log_n}
+    if "C" in law.inputs:
+        log_inputs["C"] = log_c + 0.0 * log_n
+    return log_inputs
 
 
 @functools.lru_cache(maxsize=32)
@@ -300,10 +302,7 @@ def _solver(law: Law, likelihood: Likelihood) -> Any:
 
     def f(x: Any, c: Any, theta: Any, log_k: Any) -> Any:
         params, log_ref = theta
-        log_inputs = {"N": x, "D": c - log_k - x}  # the rest of the budget in tokens
-        if "C" in law.inputs:
-            log_inputs["C"] = c + 0.0 * x
-        return log_mean(law, likelihood, params, log_inputs, log_ref)
+        return log_mean(law, likelihood, params, budget_inputs(law, x, c, log_k), log_ref)
 
     # Each element depends only on its own x and c, so the gradient of the sum is elementwise.
     def total(x: Any, c: Any, theta: Any, log_k: Any) -> Any:

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes.allocate import fitted_reference, require_n_and_d
+from scalebayes.allocate import require_n_and_d
 from scalebayes.errors import ScalebayesError, UnreachableTargetError
 from scalebayes.prediction import (
     extrapolation,
@@ -294,7 +294,7 @@ def plan(
     check_reachable(fit, log_target)
 
     params = {name: fit.posterior[name].to_numpy().reshape(-1) for name in fit.param_names}
-    theta = (params, fitted_reference(fit))
+    theta = (params, fit.log_ref)
     pooled, per_draw_solver = _solvers(fit.law, fit.likelihood, kind)
     rows, draws = [], []
     for t in tokens:

@@ -30,7 +30,7 @@ RESIDUAL_LABEL = "residual: log(observed / law's loss) (dimensionless)"
 
 def sampled_names(fit: Fit) -> list[str]:
     """Parameters NUTS sampled: the law's (less those pinned by a Delta prior) and the noise's."""
-    pinned = {name for name, p in fit.law.params.items() if p.prior.family == "Delta"}
+    pinned = set(fit.law.param_names) - set(fit.law.free_param_names)
     return [name for name in fit.reported_names if name not in pinned]
 
 
