@@ -7,8 +7,8 @@ approximation of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that Nu
 (``numpyro.contrib.hsgp``): ``delta(x) = sum_k w_k phi_k(z)`` with
 ``w_k ~ Normal(0, gp_amplitude * sqrt(S(omega_k)))``, ``S`` the unit SE spectral density.
 
-Two modules that do not feed back (Plummer 2015, "cutting feedback"; see
-``model._gp_modules``):
+Two modules that do not feed back (Plummer 2015, "cutting feedback"), sampled apart
+(``inference._sample_gp_modules``; ``model.gp_model`` is the second):
 
 1. the law alone, with its own noise scale ``sigma_law``: the law's parameters, and so the
    compute-optimal allocation, get exactly the posterior the plain law gives;

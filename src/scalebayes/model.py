@@ -189,7 +189,14 @@ def numpyro_model(
     """NumPyro model: priors on the law's parameters, Student-t/Normal on log loss.
 
     With ``data.log_loss=None`` it draws from the prior predictive (the ``obs=None`` idiom).
+    The gp discrepancy is two models sampled apart (:func:`gp_model`): this one with
+    ``discrepancy="none"`` is its first module.
     """
+    if likelihood.discrepancy == "gp":
+        raise LawError(
+            "the gp discrepancy is sampled as two models: numpyro_model with discrepancy "
+            "'none' (the law) and gp_model (the GP on what the law's mode misses)"
+        )
     centred = {c.param: c for c in centrings}
     values: dict[str, jax.Array] = {}
     for name, param in law.params.items():
@@ -219,9 +226,6 @@ def numpyro_model(
         for name in curvature_names(law):
             raw = numpyro.sample(f"_{name}_raw", dist.Normal(0.0, 1.0))  # non-centred
             values[name] = numpyro.deterministic(name, scale * raw)
-    if likelihood.discrepancy == "gp":
-        _gp_modules(law, likelihood, values, data, nu)
-        return
     mu = log_mean(law, likelihood, values, data.log_inputs, data.log_ref)
     _observe("log_loss", likelihood, mu, sigma, nu, data)
 
@@ -239,22 +243,27 @@ def _observe(
         numpyro.sample(site, noise_distribution(likelihood, mu, sigma, nu), obs=data.log_loss)
 
 
-def _gp_modules(
-    law: Law, likelihood: Likelihood, values: dict[str, jax.Array], data: ModelData, nu: object
-) -> None:
-    """The GP discrepancy as two modules that do not feed back into each other (see gp.py).
+def gp_model(law: Law, likelihood: Likelihood, data: ModelData) -> None:
+    """Module 2 of the gp discrepancy (see gp.py): the GP and ``sigma`` on what the law's mode misses.
 
-    Module 1 is the law alone, with its own noise scale ``sigma_law``: the law's parameters
-    get the posterior the plain law would. Module 2 is the GP (and ``sigma``) on what the law's
-    mode misses: log loss ~ law(mode) + GP. Predictions add the two: law(draw) + GP(draw).
+    log loss ~ law(mode) + GP, with ``data.law_at_mode`` and ``data.gp_basis`` computed once per
+    table (:func:`scalebayes.inference.model_data`). Module 1 is :func:`numpyro_model` with
+    ``discrepancy="none"``, its noise scale reported as ``sigma_law``. The two share no
+    parameter, so their posterior is the product of the two, and each is sampled on its own:
+    the GP module costs ~11 leapfrog steps of a 36-column product, not the law's ~23 steps
+    of the law's formula (on Epoch's runs, benchmarks/fit_chinchilla.py).
     """
     if data.gp_basis is None or data.law_at_mode is None:
         raise LawError("the gp discrepancy needs model_data(..., likelihood) to build its basis")
-    sigma_prior = Prior.parse(likelihood.sigma_prior).to_numpyro()
-    law_mu = law.log_mean(values, data.log_inputs)
-    _observe("log_loss_law", likelihood, law_mu, numpyro.sample("sigma_law", sigma_prior), nu, data)
-    prior = Prior.parse(likelihood.gp_amplitude_prior).to_numpyro()
-    amplitude = numpyro.sample("gp_amplitude", prior)
+    sigma = numpyro.sample("sigma", Prior.parse(likelihood.sigma_prior).to_numpyro())
+    nu = (
+        numpyro.sample("nu", Prior.parse(likelihood.nu_prior).to_numpyro())
+        if likelihood.estimates_nu
+        else likelihood.df
+    )
+    amplitude = numpyro.sample(
+        "gp_amplitude", Prior.parse(likelihood.gp_amplitude_prior).to_numpyro()
+    )
     # Non-centred (raw ~ Normal(0, 1)): where the law fits, the data say little about the
     # weights, and a centred GP would be a funnel in its amplitude.
     names = gp.weight_names(law.inputs)
@@ -263,7 +272,28 @@ def _gp_modules(
     for k, name in enumerate(names):
         numpyro.deterministic(name, weights[k])
     mu = data.law_at_mode + data.gp_basis @ weights
-    _observe("log_loss", likelihood, mu, values["sigma"], nu, data)
+    _observe("log_loss", likelihood, mu, sigma, nu, data)
+
+
+def gp_sites(law: Law, likelihood: Likelihood) -> dict[str, tuple[Prior, tuple[int, ...]]]:
+    """Each site NUTS samples in :func:`gp_model`: its prior and its shape."""
+    sites = {
+        name: (Prior.parse(getattr(likelihood, f"{name}_prior")), ())
+        for name in likelihood.param_names
+    }
+    sites["gp_amplitude"] = (Prior.parse(likelihood.gp_amplitude_prior), ())
+    standard = Prior.parse("Normal(loc=0, scale=1)")
+    sites[GP_RAW_SITE] = (standard, (len(gp.weight_names(law.inputs)),))
+    return sites
+
+
+def law_module(likelihood: Likelihood) -> Likelihood:
+    """The likelihood of the law's own module: ``likelihood`` without its discrepancy."""
+    return dataclasses.replace(likelihood, discrepancy="none")
+
+
+LAW_MODULE_NAMES = {"sigma": "sigma_law", "nu": "nu_law"}
+"""How module 1's noise parameters are reported in a gp fit (the GP module's keep the plain names)."""
 
 
 def curvature_names(law: Law) -> tuple[str, ...]:
@@ -278,7 +308,8 @@ def model_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
     if likelihood.discrepancy == "curvature":
         names += ("curvature", *curvature_names(law))
     if likelihood.discrepancy == "gp":
-        names += ("sigma_law", "gp_amplitude", *gp.weight_names(law.inputs))
+        law_noise = tuple(LAW_MODULE_NAMES[n] for n in likelihood.param_names)
+        names += (*law_noise, "gp_amplitude", *gp.weight_names(law.inputs))
     return names
 
 
@@ -342,8 +373,18 @@ def reference_point(
         w = jnp.ones(n) if weight is None else jnp.asarray(weight, dtype=float)
         data = ModelData(arrays, jnp.asarray(log_loss), jnp.where(mask, w, 0.0), centre)
         mode = plain_mode(law, likelihood, data)
-        centre.update(gp.reference(law, arrays, centre, mask, mode))
+        centre.update(compiled(gp.reference, law)(arrays, centre, mask, mode))
     return centre
+
+
+@functools.lru_cache(maxsize=64)
+def compiled(fn: Any, *static: Any) -> Any:
+    """``fn`` with its leading hashable arguments (law, likelihood) fixed, compiled as one program.
+
+    Run eagerly, each of the GP's array operations compiles on its own the first time a shape
+    is seen: ~2 s of tiny compiles per fit on a cold cache, against ~0.3 s for one program.
+    """
+    return jax.jit(functools.partial(fn, *static))
 
 
 def plain_mode(law: Law, likelihood: Likelihood, data: ModelData) -> dict[str, jax.Array]:
@@ -358,9 +399,10 @@ def plain_mode(law: Law, likelihood: Likelihood, data: ModelData) -> dict[str, j
     from jax.flatten_util import ravel_pytree
     from scipy.optimize import minimize
 
-    plain = dataclasses.replace(likelihood, discrepancy="none")
+    plain = law_module(likelihood)
     energy, constrain, centrings = _mode_programs(law, plain)
-    flat, unravel = ravel_pytree(start_point(law, plain, centrings, data))
+    sites = sampled_sites(law, plain, centrings)
+    flat, unravel = ravel_pytree(start_point(sites, data, len(centrings)))
 
     def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = energy(jnp.asarray(x), data)
@@ -401,7 +443,7 @@ def _mode_programs(law: Law, likelihood: Likelihood) -> tuple[Any, Any, tuple[Ce
 def sampled_sites(
     law: Law, likelihood: Likelihood, centrings: tuple[Centring, ...]
 ) -> dict[str, tuple[Prior | None, tuple[int, ...]]]:
-    """Each site NUTS samples: its prior (None for a centred term) and its shape."""
+    """Each site NUTS samples in :func:`numpyro_model`: its prior (None for a centred term), its shape."""
     centred = {c.param for c in centrings}
     sites: dict[str, tuple[Prior | None, tuple[int, ...]]] = {}
     for name in law.free_param_names:
@@ -416,25 +458,24 @@ def sampled_sites(
         sites["curvature"] = (Prior.parse(likelihood.curvature_prior), ())
         for name in curvature_names(law):
             sites[f"_{name}_raw"] = (standard, ())
-    if likelihood.discrepancy == "gp":
-        sites["sigma_law"] = (Prior.parse(likelihood.sigma_prior), ())
-        sites["gp_amplitude"] = (Prior.parse(likelihood.gp_amplitude_prior), ())
-        sites[GP_RAW_SITE] = (standard, (len(gp.weight_names(law.inputs)),))
     return sites
 
 
 def start_point(
-    law: Law, likelihood: Likelihood, centrings: tuple[Centring, ...], data: ModelData
+    sites: Mapping[str, tuple[Prior | None, tuple[int, ...]]], data: ModelData, n_terms: int = 1
 ) -> dict[str, jax.Array]:
-    """Data-informed starting point, unconstrained: prior medians, each term a share of the loss."""
+    """Data-informed starting point of ``sites`` (:func:`sampled_sites`, :func:`gp_sites`), unconstrained.
+
+    Prior medians, except that each of the ``n_terms`` centred terms (prior None) starts at an
+    equal share of the fitted runs' loss and noise scales at 5 %.
+    """
     from numpyro.distributions.transforms import biject_to
 
-    n_terms = max(len(centrings), 1)
     log_loss_ref = jnp.sum(data.weight * data.log_loss) / jnp.sum(data.weight)
     start = {}
-    for site, (prior, shape) in sampled_sites(law, likelihood, centrings).items():
+    for site, (prior, shape) in sites.items():
         if prior is None:
-            value = log_loss_ref - jnp.log(n_terms)
+            value = log_loss_ref - jnp.log(max(n_terms, 1))
         elif site in ("sigma", "sigma_law"):
             value = jnp.log(0.05)
         else:
@@ -460,6 +501,29 @@ def pointwise_log_lik(
     runs of shape (n,) gives (draws, n). ``log_ref`` as in :func:`log_mean`.
     """
     mu = log_mean(law, likelihood, params, log_inputs, log_ref)
+    return _log_lik_around(likelihood, mu, params, log_loss)
+
+
+def gp_pointwise_log_lik(
+    law: Law, likelihood: Likelihood, params: Mapping[str, jax.Array], data: ModelData
+) -> jax.Array:
+    """:func:`pointwise_log_lik` of a gp fit's draws on the table it was fitted to, shape P + (n,).
+
+    Parameters of shape P (e.g. (chain, draw)) with no run axis; it uses the basis
+    :func:`scalebayes.inference.model_data` computed for the table, so that the (P, n, K)
+    product of weights and basis is never formed.
+    """
+    if data.gp_basis is None:
+        raise LawError("the gp discrepancy needs model_data(..., likelihood) to build its basis")
+    per_run = {k: jnp.asarray(v)[..., None] for k, v in params.items()}
+    weights = gp.stacked_weights(law.inputs, params)
+    mu = law.log_mean(per_run, data.log_inputs) + weights @ data.gp_basis.T
+    return _log_lik_around(likelihood, mu, per_run, data.log_loss)
+
+
+def _log_lik_around(
+    likelihood: Likelihood, mu: jax.Array, params: Mapping[str, jax.Array], log_loss: jax.Array
+) -> jax.Array:
     nu = params["nu"] if likelihood.estimates_nu else likelihood.df
     return noise_distribution(likelihood, mu, params["sigma"], nu).log_prob(log_loss) - log_loss
 
