@@ -9,7 +9,10 @@ Methods (baselines implemented in benchmarks/baselines.py, numpy and scipy only)
 - curve_fit:  scipy curve_fit (least squares on log loss, Levenberg-Marquardt, 108 starts, best
               SSE kept); intervals by parameter draws from N(theta, pcov) (the delta method),
               new-run interval = draw's mean + Normal(0, residual sd).
-- scalebayes: scalebayes.fit with default settings (4 chains x 1000 + 1000, Student-t(4));
+- scalebayes: scalebayes.fit with default settings (4 chains x 1000 + 1000, Student-t(4), the
+              GP discrepancy);
+- scalebayes none: the same with Likelihood(discrepancy="none"), the plain law (the default
+              before issue 6);
 - scalebayes curvature: the same with Likelihood(discrepancy="curvature").
 
 Two measurements:
@@ -43,9 +46,10 @@ from pathlib import Path
 from _common import CHINCHILLA_CSV, RESULTS, SHARED_DATA, machine, missing, write_results
 
 OPEN_ATHENA_CSV = SHARED_DATA / "open-athena-isoflops" / "isoflops_extract.csv"
-METHODS = ("scalebayes", "scalebayes_curvature", "huber", "curve_fit")
+METHODS = ("scalebayes", "scalebayes_none", "scalebayes_curvature", "huber", "curve_fit")
 LABELS = {
-    "scalebayes": "scalebayes t4",
+    "scalebayes": "scalebayes (gp)",
+    "scalebayes_none": "scalebayes none",
     "scalebayes_curvature": "scalebayes curvature",
     "huber": "Huber+bootstrap",
     "curve_fit": "curve_fit",
@@ -62,6 +66,15 @@ def _load_epoch_arrays(path: Path):
     return n, c / (6.0 * n), frame["loss"].to_numpy(float)
 
 
+def _likelihood(method: str):
+    """The likelihood of a scalebayes method: None (the library's default) or a discrepancy."""
+    import scalebayes as sb
+
+    if method == "scalebayes":
+        return None
+    return sb.Likelihood(discrepancy=method.removeprefix("scalebayes_"))
+
+
 def one_run(args: argparse.Namespace) -> dict:
     """Fit Epoch's data once with ``args.one`` in this (fresh) process; return the timings."""
     started = time.perf_counter()
@@ -69,9 +82,7 @@ def one_run(args: argparse.Namespace) -> dict:
         import scalebayes as sb
 
         runs = sb.load_runs(args.data)
-        likelihood = None
-        if args.one == "scalebayes_curvature":
-            likelihood = sb.Likelihood(discrepancy="curvature")
+        likelihood = _likelihood(args.one)
         fit = sb.fit(runs, "chinchilla", likelihood=likelihood, seed=0)
         summary = fit.summary(ci_prob=0.9)
         total = time.perf_counter() - started
@@ -206,7 +217,7 @@ def scalebayes_backtest(runs, method: str, holdout: dict) -> list[dict]:
     import scalebayes as sb
     from scalebayes.backtest import backtest
 
-    likelihood = sb.Likelihood(discrepancy="curvature") if method.endswith("curvature") else None
+    likelihood = _likelihood(method)
     started = time.perf_counter()
     try:
         result = backtest(runs, "chinchilla", likelihood=likelihood, **holdout)

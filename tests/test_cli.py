@@ -60,7 +60,11 @@ def test_fit_json(runs_csv, capsys):
     assert main(["fit", str(runs_csv), "--json", "--seed", "1", *SMALL]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["law"] == "chinchilla"
-    assert set(report["params"]) == {"E", "A", "B", "alpha", "beta", "sigma"}
+    # the default discrepancy is the GP: its noise scales and amplitude, not its 36 weights
+    assert set(report["params"]) == {
+        *("E", "A", "B", "alpha", "beta"),
+        *("sigma", "sigma_law", "gp_amplitude"),
+    }
     assert "max_rhat" in report["diagnostics"]
 
 

@@ -174,15 +174,20 @@ def test_far_points_are_flagged_and_finite(ref):
 
 
 @pytest.fixture(scope="module")
-def gp_fit(synthetic_runs):
-    """One NUTS fit with the GP discrepancy on runs simulated from the plain law (no discrepancy)."""
+def gp_fit(chinchilla_fit):
+    """The session's default fit (discrepancy auto: the GP) of runs simulated from the plain law."""
+    assert chinchilla_fit.likelihood == GP
+    return chinchilla_fit
+
+
+@pytest.fixture(scope="module")
+def plain_fit(synthetic_runs):
+    """The same runs, seed and settings with no discrepancy."""
     import scalebayes as sb
     from conftest import CI_FIT
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # asserted on below, not hidden
-        # seed 1, as chinchilla_fit: the law's module then gives the same draws
-        return sb.fit(synthetic_runs, "chinchilla", likelihood=GP, seed=1, **CI_FIT)
+    plain = Likelihood(discrepancy="none")
+    return sb.fit(synthetic_runs, "chinchilla", likelihood=plain, seed=1, **CI_FIT)
 
 
 def test_fit_recovers_the_law_and_finds_no_discrepancy(gp_fit, truth):
@@ -202,22 +207,22 @@ def test_fit_recovers_the_law_and_finds_no_discrepancy(gp_fit, truth):
     assert "gp_amplitude" in summary.index and "gp_w0" not in summary.index
 
 
-def test_the_law_part_is_the_plain_law_posterior(gp_fit, chinchilla_fit):
+def test_the_law_part_is_the_plain_law_posterior(gp_fit, plain_fit):
     """Module 1 is the plain law's fit, sampled on its own: same seed and settings, same draws.
 
     The GP (module 2) does not feed back into the law, and the two modules are sampled apart, so
-    with the seed of ``chinchilla_fit`` the law's draws are the plain fit's, exactly; its noise
-    scale is reported as ``sigma_law``.
+    with the same seed the law's draws are the plain fit's, exactly; its noise scale is
+    reported as ``sigma_law``.
     """
     for name in ("E", "A", "B", "alpha", "beta"):
         np.testing.assert_array_equal(
-            gp_fit.posterior[name].to_numpy(), chinchilla_fit.posterior[name].to_numpy(), name
+            gp_fit.posterior[name].to_numpy(), plain_fit.posterior[name].to_numpy(), name
         )
     np.testing.assert_array_equal(
-        gp_fit.posterior["sigma_law"].to_numpy(), chinchilla_fit.posterior["sigma"].to_numpy()
+        gp_fit.posterior["sigma_law"].to_numpy(), plain_fit.posterior["sigma"].to_numpy()
     )
     assert not np.array_equal(
-        gp_fit.posterior["sigma"].to_numpy(), chinchilla_fit.posterior["sigma"].to_numpy()
+        gp_fit.posterior["sigma"].to_numpy(), plain_fit.posterior["sigma"].to_numpy()
     )
     assert "sigma_law" in gp_fit.summary().index
 

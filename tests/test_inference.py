@@ -27,7 +27,10 @@ def recovery_fits(truth):
 def test_fit_has_the_documented_shape(chinchilla_fit, synthetic_runs):
     idata = chinchilla_fit.idata
     posterior = idata["posterior"]
-    assert set(chinchilla_fit.param_names) == {*TRUTH_KEYS, "sigma"}
+    # The default discrepancy ("auto") is the GP for this law: the law module's noise is sigma_law.
+    assert chinchilla_fit.likelihood.discrepancy == "gp"
+    gp_names = {"sigma_law", "gp_amplitude", *(f"gp_w{k}" for k in range(36))}
+    assert set(chinchilla_fit.param_names) == {*TRUTH_KEYS, "sigma", *gp_names}
     assert posterior["alpha"].dims == ("chain", "draw")
     assert (
         posterior.sizes["chain"] == CI_FIT["chains"] and posterior.sizes["draw"] == CI_FIT["draws"]
@@ -110,7 +113,7 @@ def test_summary_reports_requested_interval(chinchilla_fit):
     wide = chinchilla_fit.summary(ci_prob=0.9)
     assert narrow.attrs["ci_prob"] == 0.5
     assert np.all(wide["lower"] <= narrow["lower"]) and np.all(narrow["upper"] <= wide["upper"])
-    assert list(wide.index) == list(chinchilla_fit.param_names)
+    assert list(wide.index) == list(chinchilla_fit.reported_names)
 
 
 def test_pinned_parameter_stays_fixed(synthetic_runs, truth):
@@ -137,7 +140,7 @@ def test_masked_log_density_equals_the_subset_model(synthetic_runs):
     from scalebayes.inference import model_data
     from scalebayes.model import Likelihood, find_centrings, numpyro_model
 
-    law, likelihood = sb.load_law("chinchilla"), Likelihood()
+    law, likelihood = sb.load_law("chinchilla"), Likelihood(discrepancy="none")
     mask = _below_median_compute(synthetic_runs)
     centrings = find_centrings(law)
     padded = model_data(law, synthetic_runs, mask)

@@ -49,7 +49,7 @@ def test_centring_changes_coordinates_not_the_posterior():
     # In (u, alpha, ...) coordinates the centred model's log density must equal the plain model's
     # density in (log A, alpha, ...) coordinates exactly: the map u -> log A is a shift.
     law = load_law("chinchilla")
-    lik = Likelihood()
+    lik = Likelihood(discrepancy="none")
     data = _data(law)
     centrings = find_centrings(law)
     theta = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.3, "sigma": 0.02}
@@ -79,13 +79,15 @@ def test_pointwise_log_lik_is_on_the_loss_scale():
     law = load_law("chinchilla")
     data = _data(law)
     theta = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.3, "sigma": 0.02}
-    got = pointwise_log_lik(law, Likelihood(), theta, data.log_inputs, data.log_loss)
+    got = pointwise_log_lik(
+        law, Likelihood(discrepancy="none"), theta, data.log_inputs, data.log_loss
+    )
     mu = np.asarray(law.log_mean(theta, data.log_inputs))
     y = np.asarray(data.log_loss)
     # density of loss = density of log loss / loss
     np.testing.assert_allclose(got, stats.t.logpdf(y, 4.0, mu, 0.02) - y, rtol=1e-12)
     normal = pointwise_log_lik(
-        law, Likelihood(family="normal"), theta, data.log_inputs, data.log_loss
+        law, Likelihood(family="normal", discrepancy="none"), theta, data.log_inputs, data.log_loss
     )
     np.testing.assert_allclose(normal, stats.norm.logpdf(y, mu, 0.02) - y, rtol=1e-12)
 
@@ -96,7 +98,7 @@ def test_obs_none_draws_prior_predictive():
     centrings = find_centrings(law)
     # Centred coefficients have a flat base measure, so sample the plain model for the prior.
     draws = Predictive(numpyro_model, num_samples=200)(
-        jax.random.key(0), law, Likelihood(), (), data
+        jax.random.key(0), law, Likelihood(discrepancy="none"), (), data
     )
     assert draws["log_loss"].shape == (200, 7)
     assert np.all(np.isfinite(draws["log_loss"]))
@@ -136,7 +138,8 @@ def test_curvature_discrepancy_is_the_documented_quadratic():
     )
     # Without a discrepancy the model's mean is the law's.
     np.testing.assert_array_equal(
-        log_mean(law, Likelihood(), theta, data.log_inputs), law.log_mean(theta, data.log_inputs)
+        log_mean(law, Likelihood(discrepancy="none"), theta, data.log_inputs),
+        law.log_mean(theta, data.log_inputs),
     )
 
 
@@ -180,3 +183,15 @@ def test_curvature_needs_the_reference_point():
         log_mean(law, lik, {"E": 1.7, "A": 10.0, "alpha": 0.1, "curvature_C_C": 0.0}, {"C": 50.0})
     with pytest.raises(LawError, match="discrepancy 'spline'"):
         Likelihood(discrepancy="spline")
+
+
+def test_auto_discrepancy_is_the_gp_where_it_serves_and_none_elsewhere():
+    """The default ('auto') is resolved per law: the GP serves laws of at most two inputs."""
+    assert Likelihood().discrepancy == "auto"
+    assert Likelihood().for_law(load_law("chinchilla")).discrepancy == "gp"
+    assert Likelihood().for_law(load_law("power_c")).discrepancy == "gp"
+    assert Likelihood().for_law(load_law("data_constrained")).discrepancy == "none"
+    explicit = Likelihood(discrepancy="curvature", family="normal")
+    assert explicit.for_law(load_law("chinchilla")) is explicit
+    resolved = Likelihood(family="normal").for_law(load_law("chinchilla"))
+    assert (resolved.family, resolved.discrepancy) == ("normal", "gp")

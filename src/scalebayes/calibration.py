@@ -12,6 +12,7 @@ rate. All fits of one study run as batches of chains (:func:`scalebayes.fit_batc
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,11 @@ def calibrate(
         the check stays exact for any prior, and a prior concentrated on realistic laws spends
         the study where users are.
     likelihood : Likelihood, optional
-        Fitted noise model; the simulations use the same Student-t (or Normal).
+        Fitted noise model; the simulations use the same Student-t (or Normal). Its discrepancy
+        must be ``"none"``; ``"auto"`` (the default) means ``"none"`` here. The default fit's
+        law module is exactly this model (see :mod:`scalebayes.gp`), so this checks the law's
+        parameters and allocations of default fits; the GP's intervals are checked against
+        known truth by benchmarks/discrepancy_truth.py instead.
     extrapolate : float
         The extrapolated quantities are read at ``extrapolate`` x the design's largest budget.
     batch : int
@@ -132,6 +137,8 @@ def calibrate(
     law = load_law(law)
     require_n_and_d(law)
     likelihood = likelihood or Likelihood()
+    if likelihood.discrepancy == "auto":
+        likelihood = dataclasses.replace(likelihood, discrepancy="none")
     law, likelihood = apply_priors(law, likelihood, priors or {})
     if likelihood.discrepancy != "none" or likelihood.estimates_nu:
         raise ScalebayesError(

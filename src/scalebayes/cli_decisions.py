@@ -203,10 +203,14 @@ def _predict(args: argparse.Namespace) -> int:
         header = [*inputs, "median", f"{pct} credible", f"{pct} predictive", "extrapolation"]
         note = ""
         if fit.likelihood.discrepancy == "none" and (mean["beyond"] > 1).any():
+            from scalebayes.gp import MAX_INPUTS
+
+            gp_serves = len(fit.law.inputs) <= MAX_INPUTS
             note = (
                 "\nnote: beyond the fitted runs these intervals trust the law's shape; in "
-                "backtests on public data such 90% intervals held about half the held-out runs, "
-                "and 83% with --discrepancy gp (README: How far can you trust it?)"
+                "backtests on public data such 90% intervals held about half the held-out runs"
+                + (", and 83% with --discrepancy gp (the default)" if gp_serves else "")
+                + " (README: How far can you trust it?)"
             )
         return (
             f"loss (nats/token) predicted by law {fit.law.name!r}; credible: the law's own "

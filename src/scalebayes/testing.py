@@ -14,6 +14,7 @@ so tests and examples can hand it draws whose answer they know and run in millis
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 
@@ -61,7 +62,9 @@ def fit_from_draws(
         Every sampled parameter of the law and of the likelihood (``sigma``, and ``nu`` when the
         likelihood estimates it). Parameters pinned with a ``Delta`` prior may be omitted.
     likelihood : Likelihood, optional
-        Observation model; default Student-t with 4 degrees of freedom, as :func:`scalebayes.fit`.
+        Observation model; default Student-t with 4 degrees of freedom. Its discrepancy
+        ``"auto"`` means ``"none"`` here (draws from elsewhere carry no GP); with ``"gp"`` the
+        draws must hold ``sigma_law``, ``gp_amplitude`` and the ``gp_w*`` too.
 
     Raises
     ------
@@ -72,6 +75,8 @@ def fit_from_draws(
     law = load_law(law)
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     likelihood = likelihood or Likelihood()
+    if likelihood.discrepancy == "auto":
+        likelihood = dataclasses.replace(likelihood, discrepancy="none")
     posterior = _posterior(law, likelihood, draws)
     chains, n_draws = next(iter(posterior.values())).shape
 
