@@ -48,7 +48,7 @@ EXAMPLES_BACKTEST = """\
 examples:
   scalebayes backtest chinchilla.csv --law chinchilla --holdout-top 1 2 --budget 5.76e23
   scalebayes backtest sweep.csv --holdout-budgets 1 2          # an isoFLOP sweep's largest budgets
-  scalebayes backtest runs.csv --cut 1e21 --discrepancy curvature
+  scalebayes backtest runs.csv --cut 1e21 --discrepancy none   # the plain law, to compare
 
 A calibrated fit puts about 90% of the held-out losses inside its 90% predictive intervals.
 All cut-offs and the all-runs fit sample together (one compile)."""

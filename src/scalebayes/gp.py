@@ -1,10 +1,11 @@
 """The Gaussian-process discrepancy: what the law misses, bounded, and uncertain beyond the data.
 
-``Likelihood(discrepancy="gp")`` adds to the law's log mean a smooth function ``delta`` of the
-law's log inputs: a squared-exponential Gaussian process with amplitude ``gp_amplitude`` (log
-loss) and a length scale of half the fitted runs' span in each input, in the Hilbert-space
-approximation of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that NumPyro ships
-(``numpyro.contrib.hsgp``): ``delta(x) = sum_k w_k phi_k(z)`` with
+``Likelihood(discrepancy="gp")``, the default for laws of at most two inputs, adds to the law's
+log mean a smooth function ``delta`` of the law's log inputs: a squared-exponential Gaussian
+process with amplitude ``gp_amplitude`` (log loss) and a length scale of half the fitted runs'
+span in each input, in the Hilbert-space approximation of Solin & Särkkä (2020) and
+Riutort-Mayol et al. (2023) that NumPyro ships (``numpyro.contrib.hsgp``):
+``delta(x) = sum_k w_k phi_k(z)`` with
 ``w_k ~ Normal(0, gp_amplitude * sqrt(S(omega_k)))``, ``S`` the unit SE spectral density.
 
 Two modules that do not feed back (Plummer 2015, "cutting feedback"), sampled apart
