@@ -135,3 +135,14 @@ def test_console_script_runs_demo_help():
     script = Path(sys.executable).parent / "scalebayes"
     done = subprocess.run([str(script), "demo", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "synthetic" in done.stdout.lower()
+
+
+def test_discrepancy_defaults_auto_except_for_compare():
+    """Fits default to auto (the GP for N, D laws); compare to none, so laws are compared as laws."""
+    from scalebayes.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["fit", "runs.csv"]).discrepancy == "auto"
+    assert parser.parse_args(["backtest", "runs.csv"]).discrepancy == "auto"
+    compare = parser.parse_args(["compare", "runs.csv", "--laws", "chinchilla", "kaplan"])
+    assert compare.discrepancy == "none"
