@@ -140,3 +140,13 @@ def test_numbers_in_tables_are_finite(saved, capsys):
     _, out, _ = run(capsys, "optimal", saved, "--compute", "1e22", "1e26", "--json")
     rows = json.loads(out)["rows"]
     assert all(np.isfinite(v) for row in rows for v in row.values())
+
+
+def test_plan_of_a_gp_fit_says_what_the_gp_adds(chinchilla_fit, capsys, tmp_path):
+    """The session's default fit has the GP: plan is the law's and notes the GP's probability."""
+    path = str(chinchilla_fit.save(tmp_path / "gp.nc"))
+    status, out, _ = run(capsys, "plan", path, "--target", "1.9")
+    assert status == 0 and "the plan is the law's alone" in out
+    status, out, _ = run(capsys, "plan", path, "--target", "1.9", "--json")
+    row = json.loads(out)["rows"][0]
+    assert row["p_new_run"] == pytest.approx(0.9, abs=1e-6) and 0 < row["p_with_gp"] < 1

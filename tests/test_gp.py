@@ -330,3 +330,32 @@ def test_gp_covers_a_bend_the_law_lacks():
         observed = table["loss"].to_numpy()[held]
         coverage[discrepancy] = np.mean((observed >= low) & (observed <= high))
     assert coverage["gp"] >= 0.6 and coverage["none"] <= 0.6, coverage
+
+
+def test_basis_of_a_single_point_is_that_row_of_the_basis(ref):
+    """Shape-() inputs (one point, as plan's search passes them) give the K basis values."""
+    law = load_law("chinchilla")
+    n, d = jnp.log(jnp.array([1e9, 3e10])), jnp.log(jnp.array([2e10, 5e11]))
+    rows = gp.basis(law, {"N": n, "D": d}, ref)
+    one = gp.basis(law, {"N": n[1], "D": d[1]}, ref)
+    assert one.shape == (36,)
+    np.testing.assert_allclose(np.asarray(one), np.asarray(rows[1]), rtol=1e-12, atol=1e-15)
+
+
+def test_law_module_is_the_plain_fit(gp_fit, plain_fit):
+    law_fit = gp_fit.law_module()
+    assert law_fit.likelihood.discrepancy == "none"
+    assert set(law_fit.posterior.data_vars) == set(plain_fit.posterior.data_vars)
+    for name in plain_fit.param_names:
+        np.testing.assert_array_equal(law_fit.posterior[name], plain_fit.posterior[name], name)
+    assert plain_fit.law_module() is plain_fit
+
+
+def test_plan_is_the_law_s_like_the_allocation(gp_fit, plain_fit):
+    """plan() searches with the law's module, so a gp fit plans as the plain fit of its seed."""
+    import scalebayes as sb
+
+    with_gp = sb.plan(gp_fit, 1.9, inference_tokens=[0.0, 1e13]).table
+    plain = sb.plan(plain_fit, 1.9, inference_tokens=[0.0, 1e13]).table
+    for column in ("N", "D", "p_new_run", "p_mean"):
+        np.testing.assert_allclose(with_gp[column], plain[column], rtol=1e-9, err_msg=column)

@@ -378,3 +378,13 @@ def test_a_plot_failing_half_way_leaves_no_figure(fit):
     with pytest.raises(AttributeError):  # fails after the figure exists, while drawing lines
         plots.draw(fit, "frontier", references=[object()])
     assert set(plt.get_fignums()) == before
+
+
+def test_prior_posterior_of_a_gp_fit_draws_the_gp_s_priors(chinchilla_fit):
+    """The default fit has the GP: sigma_law and gp_amplitude get their priors' panels too."""
+    import matplotlib.pyplot as plt
+
+    axes = plots.prior_posterior(chinchilla_fit)
+    titles = [ax.get_title() for ax in axes]
+    assert {"sigma", "sigma_law", "gp_amplitude"} <= set(titles) and len(titles) == 8
+    plt.close("all")

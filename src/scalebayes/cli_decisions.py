@@ -310,6 +310,13 @@ def _plan(args: argparse.Namespace) -> int:
         )
     table = result.table
     spread = result.per_draw_summary(probs=(0.9,))
+    with_gp = None
+    if fit.likelihood.discrepancy == "gp":  # the plan is the law's: say what the GP adds
+        from scalebayes.planning import chance
+
+        reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), args.target)
+        with_gp = reached.probability(args.kind)
+        table = table.assign(p_with_gp=with_gp)
 
     def text() -> str:
         who = "a new run" if args.kind == "new_run" else "the law's mean"
@@ -342,6 +349,13 @@ def _plan(args: argparse.Namespace) -> int:
             lines.append(
                 f"note: {result.n_unreachable} draws cannot reach the target with N <= 1e16, "
                 "D <= 1e19 (counted as infinite)"
+            )
+        if with_gp is not None:
+            lines.append(
+                "note: like `optimal`, the plan is the law's alone (the GP discrepancy's mean "
+                "beyond the data would steer it); with the GP's uncertainty beyond the data, "
+                f"P({'run' if args.kind == 'new_run' else 'law'}) at these runs is "
+                + ", ".join(f"{p:.3f}" for p in with_gp)
             )
         return "\n".join(lines)
 

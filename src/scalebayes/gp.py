@@ -152,7 +152,10 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
         name: ref[name] + ref[f"_gp_half_span_{name}"] * z[..., i]
         for i, name in enumerate(law.inputs)
     }
-    phi = eigenfunctions(x=z, ell=BOX, m=BASIS)
+    # eigenfunctions reads a 1-D x as points of one input: give it (points, inputs) always, so
+    # that a single point of a two-input law (shape () inputs, z of shape (2,)) is one point.
+    flat = z.reshape(-1, z.shape[-1])
+    phi = eigenfunctions(x=flat, ell=BOX, m=BASIS).reshape(*z.shape[:-1], -1)
     return phi - _tangent(law, clamped, ref) @ ref["_gp_projection"]
 
 

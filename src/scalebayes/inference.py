@@ -176,6 +176,31 @@ class Fit:
 
         return log_mean(self.law, self.likelihood, params, log_inputs, self.log_ref)
 
+    def law_module(self) -> Fit:
+        """The law's own module of a fit with the GP discrepancy: the plain law's fit, exactly.
+
+        Its posterior holds the law's parameters and ``sigma_law`` (and ``nu_law``) renamed
+        ``sigma`` (``nu``); there is no log_likelihood group (the runs' densities were the whole
+        model's). Decisions that search over runs (:func:`scalebayes.plan`, like
+        :func:`scalebayes.optimal`) use it, so that the GP's mean beyond the data does not steer
+        where compute goes. Fits without the GP are returned as they are.
+        """
+        from scalebayes.model import LAW_MODULE_NAMES
+
+        if self.likelihood.discrepancy != "gp":
+            return self
+        plain = law_module(self.likelihood)
+        renamed = {module: name for name, module in LAW_MODULE_NAMES.items()}
+        names = [n for n in self.param_names if n in self.law.param_names or n in renamed]
+        posterior = self.posterior[names].rename({n: renamed[n] for n in names if n in renamed})
+        groups = {
+            name: self.idata[name].to_dataset()
+            for name in self.idata.children
+            if name not in ("posterior", "log_likelihood")
+        }
+        idata = xr.DataTree.from_dict({"posterior": posterior, **groups})
+        return dataclasses.replace(self, likelihood=plain, idata=idata)
+
     @functools.cached_property
     def log_ref(self) -> dict[str, Any]:
         """Where this fit's discrepancy is anchored: the fitted runs' centre (and the GP's reference).
@@ -470,8 +495,9 @@ def _sample_gp_modules(
     def report(module: int) -> ProgressCallback | None:
         if progress is None:
             return None
+        name = ("law", "GP")[module]
         return lambda done, total, phase: progress(
-            module * total + done, total_modules * total, phase
+            module * total + done, total_modules * total, f"{name} {phase}"
         )
 
     law_sampler = _sampler(law, plain, n_runs, settings, batch)

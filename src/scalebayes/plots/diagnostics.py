@@ -89,13 +89,17 @@ def comparison(result: Comparison, **kwargs: Any) -> Any:
 
 
 def prior_distributions(fit: Fit, names: Sequence[str]) -> dict[str, Any]:
-    """The NumPyro prior of each named parameter (law, ``sigma``, ``nu``) as the fit used it."""
+    """The NumPyro prior of each named parameter (law, noise, discrepancy) as the fit used it."""
     from scalebayes.priors import Prior
 
+    likelihood = fit.likelihood
     priors = {name: p.prior for name, p in fit.law.params.items()}
-    priors["sigma"] = Prior.parse(fit.likelihood.sigma_prior)
-    priors["nu"] = Prior.parse(fit.likelihood.nu_prior)
-    return {name: priors[name].to_numpyro() for name in names}
+    priors["sigma"] = priors["sigma_law"] = Prior.parse(likelihood.sigma_prior)
+    priors["nu"] = priors["nu_law"] = Prior.parse(likelihood.nu_prior)
+    priors["gp_amplitude"] = Prior.parse(likelihood.gp_amplitude_prior)
+    priors["curvature"] = Prior.parse(likelihood.curvature_prior)
+    # The curvature coefficients are scale * Normal(0, 1): no prior of their own to draw.
+    return {name: priors[name].to_numpyro() for name in names if name in priors}
 
 
 def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarray:
@@ -109,7 +113,8 @@ def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarr
     """
     import arviz_stats as azs
 
-    names = sampled_names(fit)
+    priors = prior_distributions(fit, sampled_names(fit))
+    names = list(priors)
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -124,7 +129,6 @@ def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarr
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != len(names):
         raise ScalebayesError(f"prior_posterior: expected {len(names)} axes, got {axes.size}")
-    priors = prior_distributions(fit, names)
     posterior = fit.posterior
     # log10 scale where the prior's support is positive (checked at -1) and so are the draws
     on_log = {
@@ -280,7 +284,7 @@ def _units(fit: Fit, name: str) -> str:
         fit.law.params[name].units
         if name in fit.law.params
         else "log loss"
-        if name == "sigma"
+        if name in ("sigma", "sigma_law", "gp_amplitude")
         else ""
     )
     return f" ({units})" if units else ""
