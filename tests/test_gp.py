@@ -127,6 +127,33 @@ def test_model_data_basis_matches_log_mean(synthetic_runs):
     np.testing.assert_allclose(precomputed, direct, atol=1e-12)
 
 
+def test_centred_and_non_centred_gp_modules_are_one_posterior(synthetic_runs):
+    """The centred form (used when the non-centred one diverges) is a change of variables only.
+
+    With w = scale * raw, the densities differ by the Jacobian: U_centred(w) - U_noncentred(raw)
+    = sum(log scale), the same at every point, so both sample the same posterior.
+    """
+    from numpyro.infer.util import potential_energy
+
+    from scalebayes.inference import model_data
+    from scalebayes.model import GP_RAW_SITE, gp_model
+
+    law = load_law("chinchilla")
+    data = model_data(law, synthetic_runs, None, GP)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        amplitude, sigma = rng.uniform(0.005, 0.5), rng.uniform(0.002, 0.05)
+        raw = rng.normal(size=36)
+        scale = amplitude * np.asarray(gp.spectral_scale(2))
+        # unconstrained coordinates: log of the positive sites
+        common = {"gp_amplitude": np.log(amplitude), "sigma": np.log(sigma)}
+        u_nc = potential_energy(gp_model, (law, GP, data), {}, {**common, GP_RAW_SITE: raw})
+        u_c = potential_energy(
+            gp_model, (law, GP, data), {"centred": True}, {**common, GP_RAW_SITE: scale * raw}
+        )
+        assert float(u_c - u_nc) == pytest.approx(float(np.sum(np.log(scale))), rel=1e-9)
+
+
 def test_masked_reference_equals_the_subset_reference(ladder, ladder_loss):
     law = load_law("chinchilla")
     mask = np.asarray(ladder["N"] + ladder["D"] < np.median(ladder["N"] + ladder["D"]))

@@ -508,10 +508,23 @@ def _sample_gp_modules(
         settings, target_accept=max(settings.target_accept, GP_TARGET_ACCEPT)
     )
     gp_sampler = _sampler(law, likelihood, n_runs, gp_settings, batch, part="gp")
-    gp_blocks, gp_compile = gp_sampler.run(tables_data, jax.random.fold_in(key, 1), report(1))
+    gp_key = jax.random.fold_in(key, 1)
+    gp_blocks, gp_compile = gp_sampler.run(tables_data, gp_key, report(1))
+    centred = [False] * batch
+    if any(stats["diverging"].any() for _, stats in gp_blocks):
+        # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
+        # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on failure.
+        centred_sampler = _sampler(law, likelihood, n_runs, gp_settings, batch, part="gp_centred")
+        retry, retry_compile = centred_sampler.run(tables_data, gp_key, report(1))
+        gp_compile += retry_compile
+        for i, (first, second) in enumerate(zip(gp_blocks, retry, strict=True)):
+            if second[1]["diverging"].sum() < first[1]["diverging"].sum():
+                gp_blocks[i], centred[i] = second, True
     blocks = [
-        _join_gp_modules(law, likelihood, data, law_block, gp_block)
-        for data, law_block, gp_block in zip(tables_data, law_blocks, gp_blocks, strict=True)
+        _join_gp_modules(law, likelihood, data, law_block, gp_block, centred[i])
+        for i, (data, law_block, gp_block) in enumerate(
+            zip(tables_data, law_blocks, gp_blocks, strict=True)
+        )
     ]
     return blocks, law_compile + gp_compile, law_sampler.n_devices
 
@@ -522,12 +535,14 @@ def _join_gp_modules(
     data: ModelData,
     law_block: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
     gp_block: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+    centred: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """One table's draws of both modules as one posterior, with each run's log-likelihood.
 
     Sample stats join as a sum over the modules where they add (leapfrog steps, log density,
     energy), either module where a problem in one is a problem (divergence, tree depth), and
-    the law module's step size and acceptance rate; the GP module's are kept as ``gp_*``.
+    the law module's step size and acceptance rate; the GP module's are kept as ``gp_*``, and
+    ``gp_centred`` says whether the GP module was sampled centred.
     """
     from scalebayes.model import LAW_MODULE_NAMES, gp_pointwise_log_lik
 
@@ -549,6 +564,7 @@ def _join_gp_modules(
     }
     for name in ("diverging", "n_steps", "acceptance_rate", "step_size"):
         stats[f"gp_{name}"] = gp_stats[name]
+    stats["gp_centred"] = np.full(gp_stats["diverging"].shape, centred)
     return samples, stats
 
 
@@ -615,8 +631,9 @@ class _Sampler:
         if part == "law":
             self.model = functools.partial(model.numpyro_model, law, likelihood, self.centrings)
             self.sites = sampled_sites(law, likelihood, self.centrings)
-        else:  # the gp discrepancy's second module
-            self.model = functools.partial(model.gp_model, law, likelihood)
+        else:  # the gp discrepancy's second module, non-centred ("gp") or centred
+            centred = part == "gp_centred"
+            self.model = functools.partial(model.gp_model, law, likelihood, centred=centred)
             self.sites = gp_sites(law, likelihood)
         self.n_runs, self.batch = n_runs, batch
         self.n_chains = settings.chains * batch
@@ -728,7 +745,7 @@ class _Sampler:
 
         one = functools.partial(constrain_fn, self.model, (data,), {}, return_deterministic=True)
         values = jax.vmap(one)(z)
-        if self.part == "gp":
+        if self.part != "law":
             return values, None
         params = {k: v[..., None] for k, v in values.items() if not k.startswith("_")}
         log_lik = pointwise_log_lik(
@@ -845,8 +862,8 @@ def _sampler(
 ) -> _Sampler:
     """The cached compiled sampler for this law, likelihood, data shape, NUTS settings and batch.
 
-    ``part`` is ``"law"`` (:func:`scalebayes.model.numpyro_model`) or ``"gp"`` (the gp
-    discrepancy's second module, :func:`scalebayes.model.gp_model`).
+    ``part`` is ``"law"`` (:func:`scalebayes.model.numpyro_model`), ``"gp"`` or ``"gp_centred"``
+    (the gp discrepancy's second module, :func:`scalebayes.model.gp_model`).
     """
     key = (
         part,

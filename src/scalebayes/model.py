@@ -257,7 +257,7 @@ def _observe(
         numpyro.sample(site, noise_distribution(likelihood, mu, sigma, nu), obs=data.log_loss)
 
 
-def gp_model(law: Law, likelihood: Likelihood, data: ModelData) -> None:
+def gp_model(law: Law, likelihood: Likelihood, data: ModelData, centred: bool = False) -> None:
     """Module 2 of the gp discrepancy (see gp.py): the GP and ``sigma`` on what the law's mode misses.
 
     log loss ~ law(mode) + GP, with ``data.law_at_mode`` and ``data.gp_basis`` computed once per
@@ -278,11 +278,17 @@ def gp_model(law: Law, likelihood: Likelihood, data: ModelData) -> None:
     amplitude = numpyro.sample(
         "gp_amplitude", Prior.parse(likelihood.gp_amplitude_prior).to_numpyro()
     )
-    # Non-centred (raw ~ Normal(0, 1)): where the law fits, the data say little about the
-    # weights, and a centred GP would be a funnel in its amplitude.
+    # Non-centred (raw ~ Normal(0, 1)) by default: where the law fits, the data say little about
+    # the weights, and a centred GP would be a funnel in its amplitude. Where the law misses by
+    # far (Kaplan's law on Epoch's runs: amplitude 0.5) the data pin the weights and the funnel
+    # turns round: there the centred form samples (inference._sample_gp_modules picks it).
     names = gp.weight_names(law.inputs)
-    raw = numpyro.sample(GP_RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
-    weights = amplitude * gp.spectral_scale(len(law.inputs)) * raw
+    scale = amplitude * gp.spectral_scale(len(law.inputs))
+    if centred:
+        weights = numpyro.sample(GP_RAW_SITE, dist.Normal(0.0, scale).to_event(1))
+    else:
+        raw = numpyro.sample(GP_RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
+        weights = scale * raw
     for k, name in enumerate(names):
         numpyro.deterministic(name, weights[k])
     mu = data.law_at_mode + data.gp_basis @ weights
