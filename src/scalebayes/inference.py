@@ -473,9 +473,9 @@ def _sample_gp_modules(
     The modules share no parameter, so the joint posterior is the product of the two and chain
     k's draw i of one module pairs with chain k's draw i of the other. Apart, each gets its own
     step size, mass matrix and tree depth: the law's module is exactly the plain law's fit
-    (same seed, same compiled sampler, so the same draws), and the GP's costs ~11 leapfrog
+    (same seed, same compiled sampler, so the same draws), and the GP's costs ~15 leapfrog
     steps of a matrix product. Sampled as one model, every step paid the law's depth and both
-    gradients: 31 steps of 58 us against 23 of 36 us plus ~11 of ~12 us (Epoch's runs).
+    gradients: 31 steps of 58 us against 23 of 36 us plus ~15 of ~12 us (Epoch's runs).
     """
     import jax
 
@@ -736,7 +736,7 @@ class _Sampler:
         """One chain's unconstrained draws -> parameter values, and each run's log-likelihood.
 
         The gp module's draws carry no log-likelihood of their own (it needs the law's draws
-        too): :func:`_merge_gp_modules` computes it.
+        too): :func:`_join_gp_modules` computes it.
         """
         import jax
         from numpyro.infer.util import constrain_fn

@@ -67,8 +67,9 @@ class Likelihood:
         error, and exponents and allocations are exactly the plain law's
         (benchmarks/backtest.py; README "How far can you trust it?"). ``"none"`` trusts the
         law's shape beyond the data. ``"gp"`` adds a Gaussian-process discrepancy in the law's
-        log inputs (:mod:`scalebayes.gp`): smooth, orthogonal to what the law's own parameters can do near the data, and more
-        uncertain the further a point lies beyond them; the allocation leaves it out.
+        log inputs (:mod:`scalebayes.gp`): smooth, orthogonal to what the law's own parameters
+        can do near the data, and more uncertain the further a point lies beyond them; the
+        allocation leaves it out.
         ``"curvature"`` adds to the law's log mean a quadratic in the centred log inputs,
         ``sum_{i<=j} c_ij (log x_i - ref_i)(log x_j - ref_j)`` (ref: mean log inputs of the
         fitted runs), with ``c_ij = curvature * z_ij``, ``z_ij ~ Normal(0, 1)``. It stands
@@ -264,7 +265,7 @@ def gp_model(law: Law, likelihood: Likelihood, data: ModelData, centred: bool = 
     table (:func:`scalebayes.inference.model_data`). Module 1 is :func:`numpyro_model` with
     ``discrepancy="none"``, its noise scale reported as ``sigma_law``. The two share no
     parameter, so their posterior is the product of the two, and each is sampled on its own:
-    the GP module costs ~11 leapfrog steps of a 36-column product, not the law's ~23 steps
+    the GP module costs ~15 leapfrog steps of a 36-column product, not the law's ~23 steps
     of the law's formula (on Epoch's runs, benchmarks/fit_chinchilla.py).
     """
     if data.gp_basis is None or data.law_at_mode is None:
