@@ -10,7 +10,6 @@ never dropped.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import warnings
 from collections.abc import Mapping, Sequence
@@ -162,6 +161,7 @@ def optimal(
         If a budget or ``cost_k`` is not a positive finite number.
     """
     from scalebayes.inference import configure_jax
+    from scalebayes.model import law_module
 
     if isinstance(fit, Mapping):
         from scalebayes.averaging import optimal_mixture
@@ -188,7 +188,9 @@ def optimal(
     params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
     theta = (params, fit.log_ref)
     log_c = np.log(budgets)[None, :]
-    solved = _solver(fit.law, allocation_likelihood(fit.likelihood))(
+    # The law's module only (the GP left out; model.law_module says why); the loss reported at
+    # the optimum is the whole model's.
+    solved = _solver(fit.law, law_module(fit.likelihood))(
         theta, log_c, np.log(k), np.log(low), np.log(high)
     )
     x, log_loss, step, exponent, at_bound = (np.asarray(a) for a in solved)
@@ -260,22 +262,6 @@ def _warn(result: Allocation, bounds: tuple[float, float]) -> None:
             AllocationWarning,
             stacklevel=3,
         )
-
-
-def allocation_likelihood(likelihood: Likelihood) -> Likelihood:
-    """The model whose mean the allocation minimises: the GP discrepancy is left out.
-
-    The GP describes where the law misses near the data; decades away it is a random wiggle
-    of up to its amplitude, and the argmin of law + wiggle along a shallow isoFLOP curve
-    follows the wiggle, not the data: with the GP in (fitted jointly with the law), Epoch's
-    all-runs fit put 5.76e23 FLOPs at 79 [11, 363] tokens per parameter. Without it the
-    allocation is the law's, whose parameters the GP does not move (gp.py: two modules), so it
-    is the plain law's. The loss reported at the optimum does include the GP. The curvature
-    discrepancy, fitted and smooth, stays in the allocation.
-    """
-    if likelihood.discrepancy == "gp":
-        return dataclasses.replace(likelihood, discrepancy="none")
-    return likelihood
 
 
 def budget_inputs(law: Law, log_n: Any, log_c: Any, log_k: Any) -> dict[str, Any]:

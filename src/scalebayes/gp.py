@@ -32,7 +32,7 @@ Why this shape (benchmarks/noise_models.py, benchmarks/backtest.py):
   spread already covers. Over Epoch, Llama 3 raw, Marin Comma and (Mis)Fitting (2 cuts each,
   benchmarks/noise_models.py) this covered 93 % on average against 80 % for removing a fixed
   quadratic in the log inputs, mostly on the tables whose isoFLOP valleys the law misplaces.
-- The compute-optimal allocation leaves the GP out (``allocate.allocation_likelihood``): it is
+- The compute-optimal allocation leaves the GP out (``model.law_module``): it is
   module 1's, the plain law's.
 - ``z`` is each log input minus the fitted runs' mean, over half their span, so the fitted runs
   lie in [-1, 1]. The approximation holds in the box ``|z| < BOX``; beyond it the inputs are
@@ -101,7 +101,7 @@ def reference(
         out[f"_gp_mode_{name}"] = jnp.asarray(mode[name], dtype=float)
     ref = {**centre, **out}
     z = jnp.clip(_scaled(law.inputs, log_inputs, ref), -BOX, BOX)
-    phi = eigenfunctions(x=z, ell=BOX, m=BASIS) * counted[:, None]
+    phi = _eigenfunctions(z) * counted[:, None]
     tangent = _tangent(law, log_inputs, ref) * counted[:, None]
     # Columns in units of their norm over the fitted runs: a coefficient's and an exponent's
     # derivatives differ by orders of magnitude, and the ridge below must not favour either.
@@ -152,11 +152,15 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
         name: ref[name] + ref[f"_gp_half_span_{name}"] * z[..., i]
         for i, name in enumerate(law.inputs)
     }
+    return _eigenfunctions(z) - _tangent(law, clamped, ref) @ ref["_gp_projection"]
+
+
+def _eigenfunctions(z: jax.Array) -> jax.Array:
+    """The unprojected basis at scaled inputs ``z`` of shape X + (inputs,): shape X + (K,)."""
     # eigenfunctions reads a 1-D x as points of one input: give it (points, inputs) always, so
     # that a single point of a two-input law (shape () inputs, z of shape (2,)) is one point.
     flat = z.reshape(-1, z.shape[-1])
-    phi = eigenfunctions(x=flat, ell=BOX, m=BASIS).reshape(*z.shape[:-1], -1)
-    return phi - _tangent(law, clamped, ref) @ ref["_gp_projection"]
+    return eigenfunctions(x=flat, ell=BOX, m=BASIS).reshape(*z.shape[:-1], -1)
 
 
 def outside(
