@@ -503,7 +503,8 @@ def _sample_gp_modules(
     law_sampler = _sampler(law, plain, n_runs, settings, batch)
     law_blocks, law_compile = law_sampler.run(law_data, key, report(0))
     # At target_accept 0.8 the GP module diverged once in 24 fits of simulated ladders (1 of
-    # 48000 transitions); at 0.95 never, for ~3 more leapfrog steps of a cheap gradient.
+    # 48000 transitions); at 0.95 never, for ~3 more leapfrog steps of a cheap gradient
+    # (benchmarks/gp_geometry.py).
     gp_settings = dataclasses.replace(
         settings, target_accept=max(settings.target_accept, GP_TARGET_ACCEPT)
     )
@@ -513,7 +514,8 @@ def _sample_gp_modules(
     centred = [False] * batch
     if any(stats["diverging"].any() for _, stats in gp_blocks):
         # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
-        # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on failure.
+        # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on failure
+        # (benchmarks/gp_geometry.py).
         centred_sampler = _sampler(law, likelihood, n_runs, gp_settings, batch, part="gp_centred")
         retry, retry_compile = centred_sampler.run(tables_data, gp_key, report(1))
         gp_compile += retry_compile

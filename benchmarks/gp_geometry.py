@@ -1,0 +1,121 @@
+"""Benchmark: how the GP discrepancy's own module samples (the settings in inference.py).
+
+Two measurements behind two choices of ``inference._sample_gp_modules``:
+
+1. Target acceptance of the GP module. 24 isoFLOP ladders simulated from Epoch's Chinchilla fit
+   (1 % noise, seeds 100-123, 4 chains x 500 draws as in CI), fitted with the GP module at
+   target_accept 0.8, 0.95 and 0.99: divergent transitions in the GP module, and its mean
+   leapfrog steps. (The library uses at least 0.95.)
+2. Non-centred against centred GP weights on Epoch's 245 runs, for the Chinchilla law (the GP
+   amplitude ~0.07) and Kaplan's (the law misses by far: amplitude ~0.5), 4 x 1000 draws:
+   divergences and the GP module's min bulk ESS. (The library samples non-centred and, where
+   that diverges, again centred.)
+
+    python benchmarks/gp_geometry.py [--seeds 24]
+
+Writes benchmarks/results/gp_geometry.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+from _common import CHINCHILLA_CSV, RESULTS, machine, missing, write_results
+
+
+def target_accept_study(seeds: int) -> list[dict]:
+    import scalebayes as sb
+    from scalebayes import inference
+    from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
+
+    design = isoflop_design(CHINCHILLA_BUDGETS)
+    rows = []
+    default = inference.GP_TARGET_ACCEPT
+    try:
+        for accept in (0.8, 0.95, 0.99):
+            inference.GP_TARGET_ACCEPT = accept  # the GP module's floor; the law's stays 0.8
+            divergent, steps, started = 0, 0.0, time.perf_counter()
+            for seed in range(100, 100 + seeds):
+                runs = sb.simulate("chinchilla", EPOCH_CHINCHILLA, design, noise=0.01, seed=seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = sb.fit(runs, "chinchilla", seed=seed, chains=4, draws=500, warmup=500)
+                stats = fit.idata["sample_stats"]
+                divergent += int(stats["gp_diverging"].sum())
+                steps += float(stats["gp_n_steps"].mean())
+            rows.append(
+                {
+                    "gp_target_accept": accept,
+                    "fits": seeds,
+                    "gp_divergent_transitions": divergent,
+                    "transitions": seeds * 4 * 500,
+                    "gp_mean_leapfrog_steps": steps / seeds,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            print(rows[-1], flush=True)
+    finally:
+        inference.GP_TARGET_ACCEPT = default
+    return rows
+
+
+def parametrisation_study(path) -> list[dict]:
+    import arviz_stats as azs
+    import jax
+    import numpy as np
+
+    import scalebayes as sb
+    from scalebayes import inference
+
+    runs = sb.load_runs(path)
+    rows = []
+    for name in ("chinchilla", "kaplan"):
+        law = sb.load_law(name)
+        likelihood = sb.Likelihood(discrepancy="gp")
+        data = [inference.model_data(law, runs, None, likelihood)]
+        settings = inference._settings(4, 1000, 1000, 0, inference.GP_TARGET_ACCEPT, 10, True)
+        for part in ("gp", "gp_centred"):
+            sampler = inference._sampler(law, likelihood, len(runs), settings, 1, part=part)
+            key = jax.random.fold_in(jax.random.key(0), 1)  # the GP module's key in fit(seed=0)
+            started = time.perf_counter()
+            ((draws, stats),), _ = sampler.run(data, key, None)
+            ess = min(
+                float(np.min(azs.ess(np.asarray(draws[k])))) for k in ("gp_amplitude", "sigma")
+            )
+            weights = np.stack([draws[f"gp_w{k}"] for k in range(36)], axis=-1)
+            ess = min(ess, float(np.min(azs.ess(weights))))
+            rows.append(
+                {
+                    "law": name,
+                    "parametrisation": "centred" if part == "gp_centred" else "non-centred",
+                    "divergent": int(stats["diverging"].sum()),
+                    "min_ess_bulk": ess,
+                    "gp_amplitude_median": float(np.median(draws["gp_amplitude"])),
+                    "mean_leapfrog_steps": float(stats["n_steps"].mean()),
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=24)
+    parser.add_argument("--data", type=Path, default=CHINCHILLA_CSV)
+    args = parser.parse_args()
+    payload = {"machine": machine(), "settings": {"seeds": args.seeds}}
+    payload["target_accept"] = target_accept_study(args.seeds)
+    if not missing(args.data):
+        payload["parametrisation"] = parametrisation_study(args.data)
+    write_results(RESULTS / "gp_geometry.json", payload)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
