@@ -42,7 +42,7 @@ def main() -> None:
     print(fit.summary(ci_prob=0.9)[["median", "lower", "upper", "r_hat", "ess_bulk"]].round(4))
     print(fit.diagnostics)
     if args.out:
-        fit.save(args.out)
+        sb.save_fit(fit, args.out)
         print(f"saved {args.out}; reload with sb.load_fit({args.out!r})")
 
 

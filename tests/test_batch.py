@@ -66,7 +66,7 @@ def test_masks_fit_subsets_of_one_table(batch_runs, batch_fits):
 
 
 def test_batch_round_trips_through_netcdf(batch_fits, tmp_path):
-    path = batch_fits[2].save(tmp_path / "fit.nc")
+    path = sb.save_fit(batch_fits[2], tmp_path / "fit.nc")
     loaded = sb.load_fit(path)
     assert loaded.settings.batch_index == 2
     np.testing.assert_array_equal(loaded.posterior["beta"], batch_fits[2].posterior["beta"])

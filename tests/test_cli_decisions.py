@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from tests.known_fits import chinchilla_known, ladder
 
+import scalebayes as sb
 from scalebayes.cli import main
 from scalebayes.testing import fit_from_draws, jittered_draws
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    return str(chinchilla_known().save(tmp_path_factory.mktemp("fits") / "known.nc"))
+    return str(sb.save_fit(chinchilla_known(), tmp_path_factory.mktemp("fits") / "known.nc"))
 
 
 def run(capsys, *argv):
@@ -46,7 +47,7 @@ def test_predict_json_and_csv_agree_with_the_library(saved, capsys):
     assert status == 0
     payload = json.loads(out)
     row = payload["rows"][0]
-    expected = chinchilla_known().predict(N=70e9, D=1.4e12).summary(probs=(0.9,))
+    expected = sb.predict(chinchilla_known(), N=70e9, D=1.4e12).summary(probs=(0.9,))
     assert row["median"] == pytest.approx(expected.loc[0, "median"])
     assert row["credible_lb"] == pytest.approx(expected.loc[0, "eti90_lb"])
     assert row["predictive_lb"] < row["credible_lb"]  # noise widens the interval
@@ -123,7 +124,7 @@ def test_optimal_refuses_a_law_without_n_and_d(capsys, tmp_path):
     draws = jittered_draws(
         {"E": 1.8, "A": 2000.0, "alpha": 0.15, "sigma": 0.01}, chains=2, draws=10
     )
-    path = str(fit_from_draws("power_c", ladder(), draws).save(tmp_path / "power_c.nc"))
+    path = str(sb.save_fit(fit_from_draws("power_c", ladder(), draws), tmp_path / "power_c.nc"))
     status, _, err = run(capsys, "optimal", path, "--compute", "1e24")
     assert status == 2 and "both N" in err
 
@@ -144,9 +145,9 @@ def test_numbers_in_tables_are_finite(saved, capsys):
 
 def test_plan_of_a_gp_fit_says_what_the_gp_adds(chinchilla_fit, capsys, tmp_path):
     """The session's default fit has the GP: plan is the law's and notes the GP's probability."""
-    path = str(chinchilla_fit.save(tmp_path / "gp.nc"))
+    path = str(sb.save_fit(chinchilla_fit, tmp_path / "gp.nc"))
     status, out, _ = run(capsys, "plan", path, "--target", "1.9")
     assert status == 0 and "the plan is the law's alone" in out
     status, out, _ = run(capsys, "plan", path, "--target", "1.9", "--json")
     row = json.loads(out)["rows"][0]
-    assert row["p_new_run"] == pytest.approx(0.9, abs=1e-6) and 0 < row["p_with_gp"] < 1
+    assert row["p_new_run"] == pytest.approx(0.9, abs=1e-6) and 0 < row["p_whole_model"] < 1

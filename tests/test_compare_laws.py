@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import scalebayes as sb
 from scalebayes.data import load_runs
 from scalebayes.formula import parse_formula, to_string
 from scalebayes.laws import load_law
@@ -226,6 +227,6 @@ def test_unique_tokens_survive_save_and_load(tmp_path) -> None:
     draws = {name: np.full((2, 5), value) for name, value in MUENNIGHOFF.items()}
     draws["sigma"] = np.full((2, 5), 0.02)
     fit = fit_from_draws("data_constrained", load_runs(frame), draws)
-    path = fit.save(tmp_path / "fit.nc")
+    path = sb.save_fit(fit, tmp_path / "fit.nc")
     again = load_fit(path)
     np.testing.assert_array_equal(again.runs.U, [1e9, 4e9, 2e9])

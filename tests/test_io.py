@@ -13,7 +13,7 @@ from scalebayes.errors import FitFileError, ScalebayesError
 
 
 def test_round_trip(chinchilla_fit, tmp_path):
-    path = chinchilla_fit.save(tmp_path / "fit.nc")
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
     loaded = sb.load_fit(path)
     assert loaded.law.to_dict() == chinchilla_fit.law.to_dict()
     assert loaded.likelihood == chinchilla_fit.likelihood
@@ -40,16 +40,16 @@ def test_interrupted_save_leaves_nothing(chinchilla_fit, tmp_path, monkeypatch):
 
     monkeypatch.setattr(xr.DataTree, "to_netcdf", crash)
     with pytest.raises(KeyboardInterrupt):
-        chinchilla_fit.save(target)
+        sb.save_fit(chinchilla_fit, target)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_save_keeps_old_file_until_new_one_is_complete(chinchilla_fit, tmp_path, monkeypatch):
-    target = chinchilla_fit.save(tmp_path / "fit.nc")
+    target = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
     before = target.read_bytes()
     monkeypatch.setattr(xr.DataTree, "to_netcdf", lambda self, path, **kw: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        chinchilla_fit.save(target)
+        sb.save_fit(chinchilla_fit, target)
     assert target.read_bytes() == before
 
 
@@ -67,7 +67,7 @@ def test_bad_files(tmp_path):
 
 
 def test_future_schema_is_refused(chinchilla_fit, tmp_path):
-    path = chinchilla_fit.save(tmp_path / "fit.nc")
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
     tree = xr.open_datatree(path, engine="h5netcdf").load()
     tree.attrs["scalebayes_schema_version"] = 99
     newer = tmp_path / "newer.nc"
@@ -77,7 +77,7 @@ def test_future_schema_is_refused(chinchilla_fit, tmp_path):
 
 
 def test_damaged_metadata_is_refused(chinchilla_fit, tmp_path):
-    path = chinchilla_fit.save(tmp_path / "fit.nc")
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
     tree = xr.open_datatree(path, engine="h5netcdf").load()
     tree.attrs["scalebayes_law"] = "{not json"
     damaged = tmp_path / "damaged.nc"
@@ -88,6 +88,6 @@ def test_damaged_metadata_is_refused(chinchilla_fit, tmp_path):
 
 def test_save_rejects_bad_paths(chinchilla_fit, tmp_path):
     with pytest.raises(ScalebayesError, match=r"\.nc"):
-        chinchilla_fit.save(tmp_path / "fit.pickle")
+        sb.save_fit(chinchilla_fit, tmp_path / "fit.pickle")
     with pytest.raises(ScalebayesError, match="does not exist"):
-        chinchilla_fit.save(tmp_path / "nowhere" / "fit.nc")
+        sb.save_fit(chinchilla_fit, tmp_path / "nowhere" / "fit.nc")

@@ -43,8 +43,8 @@ def fit_files(tmp_path_factory):
             {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "sigma": 0.012}, chains=2, draws=100
         ),
     )
-    main.save(folder / "chinchilla.nc")
-    tied.save(folder / "tied.nc")
+    sb.save_fit(main, folder / "chinchilla.nc")
+    sb.save_fit(tied, folder / "tied.nc")
     return folder / "chinchilla.nc", folder / "tied.nc"
 
 

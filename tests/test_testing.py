@@ -63,7 +63,7 @@ def test_draws_are_kept_exactly(runs):
 
 
 def test_save_load_round_trip(known_fit, tmp_path):
-    loaded = sb.load_fit(known_fit.save(tmp_path / "known.nc"))
+    loaded = sb.load_fit(sb.save_fit(known_fit, tmp_path / "known.nc"))
     assert loaded.law.to_dict() == known_fit.law.to_dict()
     assert loaded.diagnostics == known_fit.diagnostics
     for name in known_fit.param_names:

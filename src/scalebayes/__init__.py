@@ -24,12 +24,18 @@ _EXPORTS = {
     "make_law": "scalebayes.laws",
     "available_laws": "scalebayes.laws",
     "Prior": "scalebayes.priors",
-    "Likelihood": "scalebayes.model",
-    "fit": "scalebayes.inference",
-    "fit_batch": "scalebayes.inference",
-    "Fit": "scalebayes.inference",
-    "Diagnostics": "scalebayes.inference",
-    "FitSettings": "scalebayes.inference",
+    "Likelihood": "scalebayes.likelihood",
+    "Discrepancy": "scalebayes.discrepancy",
+    "GP": "scalebayes.discrepancy",
+    "Curvature": "scalebayes.discrepancy",
+    "NoDiscrepancy": "scalebayes.discrepancy",
+    "fit": "scalebayes.fitting",
+    "fit_batch": "scalebayes.fitting",
+    "Fit": "scalebayes.results",
+    "Diagnostics": "scalebayes.results",
+    "Settings": "scalebayes.results",
+    "FitSettings": "scalebayes.results",
+    "configure": "scalebayes.runtime",
     "load_fit": "scalebayes.io",
     "save_fit": "scalebayes.io",
     "simulate": "scalebayes.simulation",
@@ -50,6 +56,10 @@ _EXPORTS = {
     "lfo": "scalebayes.leave_future_out",
     "LFO": "scalebayes.leave_future_out",
     "average": "scalebayes.averaging",
+    "backtest": "scalebayes.backtest",
+    "Backtest": "scalebayes.backtest",
+    "calibrate": "scalebayes.calibration",
+    "Calibration": "scalebayes.calibration",
     "ScalebayesError": "scalebayes.errors",
     "RunsFileError": "scalebayes.errors",
     "LawError": "scalebayes.errors",
@@ -76,11 +86,17 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "available_laws",
     "Prior",
     "Likelihood",
+    "Discrepancy",
+    "GP",
+    "Curvature",
+    "NoDiscrepancy",
     "fit",
     "fit_batch",
     "Fit",
     "Diagnostics",
+    "Settings",
     "FitSettings",
+    "configure",
     "load_fit",
     "save_fit",
     "simulate",
@@ -99,6 +115,10 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "lfo",
     "LFO",
     "average",
+    "backtest",
+    "Backtest",
+    "calibrate",
+    "Calibration",
     "ScalebayesError",
     "RunsFileError",
     "LawError",
@@ -119,8 +139,11 @@ if TYPE_CHECKING:
     from scalebayes import plots
     from scalebayes.allocate import Allocation, optimal
     from scalebayes.averaging import average
+    from scalebayes.backtest import Backtest, backtest
+    from scalebayes.calibration import Calibration, calibrate
     from scalebayes.comparison import Comparison, compare
     from scalebayes.data import Runs, load_runs
+    from scalebayes.discrepancy import GP, Curvature, Discrepancy, NoDiscrepancy
     from scalebayes.errors import (
         AllocationWarning,
         ConvergenceWarning,
@@ -134,15 +157,17 @@ if TYPE_CHECKING:
         ScalebayesError,
         UnreachableTargetError,
     )
-    from scalebayes.inference import Diagnostics, Fit, FitSettings, fit, fit_batch
+    from scalebayes.fitting import fit, fit_batch
     from scalebayes.io import load_fit, save_fit
     from scalebayes.laws import Law, Param, available_laws, load_law, make_law
     from scalebayes.leave_future_out import LFO, lfo
-    from scalebayes.model import Likelihood
+    from scalebayes.likelihood import Likelihood
     from scalebayes.planning import Chance, Plan, chance, plan
     from scalebayes.prediction import Prediction, predict
     from scalebayes.priors import Prior
     from scalebayes.report import write_report
+    from scalebayes.results import Diagnostics, Fit, FitSettings, Settings
+    from scalebayes.runtime import configure
     from scalebayes.simulation import grid_design, isoflop_design, simulate
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +22,14 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from scalebayes.errors import AllocationWarning, LawError, ScalebayesError
+from scalebayes.model import log_mean
+from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
-    from scalebayes.inference import Fit
     from scalebayes.laws import Law
-    from scalebayes.model import Likelihood
+    from scalebayes.likelihood import Likelihood
+    from scalebayes.results import Fit
 
 # Search bracket on D/N. Chinchilla-type laws put the optimum at 1-1000 tokens per parameter;
 # the bracket is orders of magnitude wider so that only a law without an interior optimum hits it.
@@ -119,23 +121,21 @@ class Allocation:
         )
 
 
+@in_fit_precision
 def optimal(
-    fit: Fit | Mapping[str, Fit],
+    fit: Fit,
     budgets: ArrayLike,
     *,
     cost_k: float | None = None,
     tokens_per_param_bounds: tuple[float, float] = TOKENS_PER_PARAM_BOUNDS,
-    weights: Mapping[str, float] | None = None,
-    seed: int = 0,
 ) -> Allocation:
     """Compute-optimal N*, D*, L* for each budget under every posterior draw.
 
     Parameters
     ----------
-    fit : Fit, or mapping of str to Fit
-        A posterior of a law whose inputs include N and D (C too is allowed); or fits of
-        several such laws to the same runs, whose draws are mixed by ``weights`` (model
-        averaging, :func:`scalebayes.averaging.optimal_mixture`).
+    fit : Fit
+        A posterior of a law whose inputs include N and D (C too is allowed). To average
+        several laws, see :func:`scalebayes.averaging.optimal_mixture`.
     budgets : array-like of float
         Training compute, FLOPs; scalar or 1-D.
     cost_k : float, optional
@@ -143,10 +143,6 @@ def optimal(
     tokens_per_param_bounds : (float, float)
         The search bracket on D/N. Optima at its edge are counted in ``n_at_bound`` and warned
         about.
-    weights : mapping of str to float, optional
-        With several fits: weight of each; default their stacking weights by PSIS-LOO.
-    seed : int
-        With several fits: seed of the mixing.
 
     Returns
     -------
@@ -160,17 +156,6 @@ def optimal(
     ScalebayesError
         If a budget or ``cost_k`` is not a positive finite number.
     """
-    from scalebayes.inference import configure_jax
-    from scalebayes.model import law_module
-
-    if isinstance(fit, Mapping):
-        from scalebayes.averaging import optimal_mixture
-
-        bounds = tokens_per_param_bounds
-        return optimal_mixture(
-            fit, budgets, weights=weights, seed=seed, cost_k=cost_k, tokens_per_param_bounds=bounds
-        )
-    configure_jax()
     k = fit.runs.cost_k if cost_k is None else cost_k
     budgets = _budgets(budgets)
     if not (np.isfinite(k) and k > 0):
@@ -188,13 +173,14 @@ def optimal(
     params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
     theta = (params, fit.log_ref)
     log_c = np.log(budgets)[None, :]
-    # The law's module only (the GP left out; model.law_module says why); the loss reported at
-    # the optimum is the whole model's.
-    solved = _solver(fit.law, law_module(fit.likelihood))(
+    # The model decisions search (the GP left out: Fit.law_module says why); the loss reported
+    # at the optimum is the whole model's.
+    decided = fit.likelihood.for_decisions()
+    solved = _solver(fit.law, decided)(
         theta, log_c, np.log(k), np.log(low), np.log(high)
     )
     x, log_loss, step, exponent, at_bound = (np.asarray(a) for a in solved)
-    if fit.likelihood.discrepancy == "gp":  # the loss there is the whole model's, GP included
+    if decided != fit.likelihood:  # the loss there is the whole model's, GP included
         log_loss = np.asarray(fit.log_mean(params, budget_inputs(fit.law, x, log_c, np.log(k))))
 
     def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
@@ -283,8 +269,6 @@ def _solver(law: Law, likelihood: Likelihood) -> Any:
     """
     import jax
     import jax.numpy as jnp
-
-    from scalebayes.model import log_mean
 
     def f(x: Any, c: Any, theta: Any, log_k: Any) -> Any:
         params, log_ref = theta

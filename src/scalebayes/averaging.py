@@ -24,8 +24,8 @@ from scalebayes.errors import ScalebayesError
 
 if TYPE_CHECKING:
     from scalebayes.allocate import Allocation
-    from scalebayes.inference import Fit
     from scalebayes.prediction import Prediction
+    from scalebayes.results import Fit
 
 __all__ = ["average", "draw_counts", "optimal_mixture", "predict_mixture", "stacking_weights"]
 

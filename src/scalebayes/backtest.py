@@ -17,19 +17,26 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from scalebayes.allocate import optimal
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import AllocationWarning, ScalebayesError
+from scalebayes.fitting import fit_batch
+from scalebayes.model import pointwise_log_lik
+from scalebayes.prediction import predict
+from scalebayes.results import Settings
+from scalebayes.runtime import in_fit_precision
 
 if TYPE_CHECKING:
-    from scalebayes.inference import Fit, ProgressCallback
+    from scalebayes.engine import ProgressCallback
     from scalebayes.laws import Law
-    from scalebayes.model import Likelihood
+    from scalebayes.likelihood import Likelihood
     from scalebayes.priors import Prior
+    from scalebayes.results import Fit
 
 
 @dataclass(frozen=True)
@@ -98,12 +105,9 @@ def backtest(
     budget: float | None = None,
     priors: Mapping[str, str | Prior] | None = None,
     likelihood: Likelihood | None = None,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
-    seed: int = 0,
-    target_accept: float = 0.8,
+    settings: Settings | None = None,
     progress: ProgressCallback | None = None,
+    **sampler: Any,
 ) -> Backtest:
     """Fit below each compute cut-off, predict above it, and score the predictions.
 
@@ -121,11 +125,11 @@ def backtest(
         Planning budget (FLOPs) at which to compare the compute-optimal tokens per parameter
         of each small-run fit with the all-runs fit's; only for laws of N and D. Default: ten
         times the largest budget in the table.
-    priors, likelihood, chains, draws, warmup, seed, target_accept, progress
+    priors, likelihood, settings, progress, **sampler
         As in :func:`scalebayes.fit`; every cut's fit and the all-runs fit sample together.
     """
-    from scalebayes.inference import fit_batch
-
+    settings = Settings.make(settings, **sampler)
+    seed = settings.seed
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     cut_values, labels = _cuts(runs, holdout_top, holdout_budgets, cuts)
     masks = [runs.C <= cut for cut in cut_values]
@@ -141,11 +145,7 @@ def backtest(
         masks=[*masks, np.ones(len(runs), bool)],
         priors=priors,
         likelihood=likelihood,
-        chains=chains,
-        draws=draws,
-        warmup=warmup,
-        seed=seed,
-        target_accept=target_accept,
+        settings=settings,
         progress=progress,
     )
     has_allocation = {"N", "D"} <= set(fits[0].law.inputs)
@@ -209,10 +209,8 @@ def _cuts(
     return [c_max / 10**d for d in decades], [f"top {d:g} decade{'s' * (d != 1)}" for d in decades]
 
 
+@in_fit_precision
 def _scores(fit: Fit, held: Runs, *, seed: int) -> dict[str, float]:
-    from scalebayes.model import pointwise_log_lik
-    from scalebayes.prediction import predict
-
     # Only the law's own inputs: a table's C may be a nominal budget a few % off 6 N D.
     inputs = {name: held.table[name].to_numpy() for name in fit.law.inputs}
     new_run = predict(fit, **inputs, kind="new_run", seed=seed)
@@ -247,8 +245,6 @@ def _scores(fit: Fit, held: Runs, *, seed: int) -> dict[str, float]:
 
 
 def _tokens_per_param(fit: Fit, budget: float) -> np.ndarray:
-    from scalebayes.allocate import optimal
-
     with warnings.catch_warnings():
         # Draws at a search bound are kept and counted by optimal(); the quantiles include them.
         warnings.simplefilter("ignore", AllocationWarning)

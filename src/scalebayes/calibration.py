@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 
 from scalebayes.allocate import TOKENS_PER_PARAM_BOUNDS
+from scalebayes.discrepancy import Auto, NoDiscrepancy
 from scalebayes.errors import AllocationWarning, ScalebayesError
 from scalebayes.laws import Law, load_law
-from scalebayes.model import Likelihood
+from scalebayes.likelihood import Likelihood
 from scalebayes.priors import Prior
+from scalebayes.results import Settings
 
 RANK_DRAWS = 99  # posterior draws each truth is ranked among (thinned evenly): ranks 0..99
 
@@ -93,11 +95,9 @@ def calibrate(
     likelihood: Likelihood | None = None,
     extrapolate: float = 100.0,
     batch: int = 25,
-    chains: int = 4,
-    draws: int = 500,
-    warmup: int = 500,
-    seed: int = 0,
+    settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    **sampler: Any,
 ) -> Calibration:
     """Simulate ``n_fits`` tables of runs on ``design``, fit each, and rank the truth.
 
@@ -118,29 +118,32 @@ def calibrate(
     likelihood : Likelihood, optional
         Fitted noise model; the simulations use the same Student-t (or Normal). Its discrepancy
         must be ``"none"``; ``"auto"`` (the default) means ``"none"`` here. The default fit's
-        law module is exactly this model (see :mod:`scalebayes.gp`), so this checks the law's
+        law module is exactly this model (see :mod:`scalebayes.discrepancy.gp`), so this checks the law's
         parameters and allocations of default fits; the GP's intervals are checked against
         known truth by benchmarks/discrepancy_truth.py instead.
     extrapolate : float
         The extrapolated quantities are read at ``extrapolate`` x the design's largest budget.
     batch : int
         Fits per :func:`scalebayes.fit_batch` call (chains of a batch share a compiled sampler).
-    chains, draws, warmup, seed
-        NUTS settings of every fit; ``seed`` also seeds the simulations.
+    settings, **sampler
+        NUTS settings of every fit (default 500 warmup, 500 draws); ``seed`` also seeds the
+        simulations, and batch ``b`` samples with seed ``seed + b * batch``.
     progress : callable, optional
         ``progress(fits_done, n_fits)`` after each batch.
     """
     from scalebayes.allocate import optimal, require_n_and_d
-    from scalebayes.inference import apply_priors, fit_batch
+    from scalebayes.fitting import apply_priors, fit_batch
     from scalebayes.simulation import CHINCHILLA_BUDGETS, isoflop_design, simulate
 
+    settings = Settings.make(settings or Settings(warmup=500, draws=500), **sampler)
+    seed = settings.seed
     law = load_law(law)
     require_n_and_d(law)
     likelihood = likelihood or Likelihood()
-    if likelihood.discrepancy == "auto":
-        likelihood = dataclasses.replace(likelihood, discrepancy="none")
+    if likelihood.discrepancy == Auto():
+        likelihood = likelihood.without_discrepancy()
     law, likelihood = apply_priors(law, likelihood, priors or {})
-    if likelihood.discrepancy != "none" or likelihood.estimates_nu:
+    if likelihood.discrepancy != NoDiscrepancy() or likelihood.estimates_nu:
         raise ScalebayesError(
             "calibrate simulates from the law plus noise with a fixed df: use a likelihood "
             "without a discrepancy and with a fixed df"
@@ -160,10 +163,7 @@ def calibrate(
             tables[start : start + batch],
             law,
             likelihood=likelihood,
-            chains=chains,
-            draws=draws,
-            warmup=warmup,
-            seed=seed + start,
+            settings=dataclasses.replace(settings, seed=seed + start),
         )
         for fit, t in zip(fits, truths[start : start + batch], strict=True):
             ranks.append(_ranks(fit, t, budget, optimal))

@@ -18,8 +18,11 @@ from scalebayes import __version__
 from scalebayes.errors import ScalebayesError
 from scalebayes.formatting import format_number
 
+# scalebayes.discrepancy.KINDS, spelled out so that --help need not import JAX (a test checks).
+DISCREPANCY_NAMES = ("auto", "none", "curvature", "gp")
+
 if TYPE_CHECKING:
-    from scalebayes.inference import Fit
+    from scalebayes.results import Fit
 
 EXAMPLES_FIT = """\
 examples:
@@ -96,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 0
+    if getattr(args, "needs_jax", True):
+        from scalebayes.runtime import configure
+
+        configure()
     try:
         return args.handler(args)
     except ScalebayesError as err:
@@ -147,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     laws.add_argument("law", nargs="?", help="show one law (catalogue name or .toml path) in full")
     laws.add_argument("--json", action="store_true", help="machine-readable output")
-    laws.set_defaults(handler=_laws)
+    laws.set_defaults(handler=_laws, needs_jax=False)
 
     env = commands.add_parser(
         "env", help="versions, JAX devices and precision (paste into bug reports)"
@@ -351,7 +358,7 @@ def _add_fit_options(
     )
     p.add_argument(
         "--discrepancy",
-        choices=("auto", "none", "curvature", "gp"),
+        choices=DISCREPANCY_NAMES,
         default=discrepancy,
         help=f"model error beyond noise. {explain}. gp adds a Gaussian process in the log inputs "
         "for what the law misses, so intervals widen beyond the data (backtests on 9 public "
@@ -384,7 +391,7 @@ def _pairs(items: Sequence[str], option: str) -> dict[str, str]:
 
 
 def _likelihood(args: argparse.Namespace) -> Any:
-    from scalebayes.model import Likelihood
+    from scalebayes.likelihood import Likelihood
 
     if args.df == "estimate":
         df = None
@@ -412,7 +419,7 @@ def _model_and_nuts(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_fit(args: argparse.Namespace, runs: Any) -> Fit:
-    from scalebayes.inference import fit
+    from scalebayes.fitting import fit
 
     bar = None if args.quiet or args.json else ProgressBar()
     result = fit(runs, args.law, **_model_and_nuts(args), progress=bar)
@@ -439,7 +446,9 @@ def _fit(args: argparse.Namespace) -> int:
             print(runs)
         result = _run_fit(args, runs)
     if args.out:
-        result.save(args.out)
+        from scalebayes.io import save_fit
+
+        save_fit(result, args.out)
     _report(result, args.json, saved=args.out)
     return 1 if args.strict and not result.diagnostics.ok else 0
 
@@ -488,7 +497,9 @@ def _demo(args: argparse.Namespace) -> int:
         )
         result = _run_fit(fit_args, runs)
     if args.out:
-        result.save(args.out)
+        from scalebayes.io import save_fit
+
+        save_fit(result, args.out)
     if args.figures:
         _demo_figures(result, args.figures)
     _report(result, False, truth=truth, saved=args.out)
@@ -749,9 +760,6 @@ def _env(args: argparse.Namespace) -> int:
 
     import jax
 
-    from scalebayes.inference import configure_jax
-
-    configure_jax()
     print(f"scalebayes {__version__}  python {platform.python_version()}  {platform.platform()}")
     for package in (
         "jax",
@@ -774,10 +782,13 @@ def _env(args: argparse.Namespace) -> int:
     print(
         f"JAX backend: {jax.default_backend()}; devices: {', '.join(str(d) for d in jax.devices())}"
     )
+    from scalebayes.runtime import DEFAULT_PRECISION, default_cache_dir
+
     print(
-        "precision: float64 (scalebayes enables jax_enable_x64 for every fit); chains are spread "
+        f"precision: {DEFAULT_PRECISION} unless a fit's settings say otherwise; chains are spread "
         "over the devices above"
     )
+    print(f"compile cache: {default_cache_dir()} (SCALEBAYES_COMPILE_CACHE=0 turns it off)")
     return 0
 
 
@@ -792,15 +803,7 @@ def format_table(fit: Fit, truth: dict[str, float] | None = None) -> str:
         f"{'param':{width}s} {'median':>10s} {'90% interval':>25s} {'R-hat':>6s} {'ESS bulk':>8s} "
         f"{'ESS tail':>8s}" + (f" {'truth':>9s}" if truth else "") + "  meaning"
     ]
-    docs = {name: p.doc for name, p in fit.law.params.items()}
-    docs["sigma"] = "noise: sd of log loss between runs"
-    if fit.likelihood.discrepancy == "gp":
-        docs["sigma"] = "noise: sd of log loss around the law plus the GP"
-    docs["nu"] = "Student-t degrees of freedom of the noise"
-    docs["gp_amplitude"] = "GP discrepancy: sd in log loss of what the law misses"
-    docs["sigma_law"] = "the law alone: sd of log loss around it (the GP's noise is sigma)"
-    docs["nu_law"] = "the law alone: Student-t degrees of freedom of its noise"
-    docs["curvature"] = "curvature discrepancy: scale of its quadratic coefficients"
+    docs = fit.param_docs()
     for name in table.index:
         row = table.loc[name]
         interval = f"[{format_number(row['lower'])}, {format_number(row['upper'])}]"
@@ -843,11 +846,7 @@ def _report(
     print(
         f"\nlaw {fit.law.name}: {fit.law.title}    ({len(fit.runs)} runs, {fit.likelihood.family} "
         f"noise on log loss"
-        + (
-            ""
-            if fit.likelihood.discrepancy == "none"
-            else f", {fit.likelihood.discrepancy} discrepancy"
-        )
+        + ("" if not fit.likelihood.discrepancy.param_names(fit.law, ()) else f", {fit.likelihood.discrepancy.name} discrepancy")
         + ")"
     )
     print(format_table(fit, truth))

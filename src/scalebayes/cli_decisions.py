@@ -17,7 +17,7 @@ from scalebayes.formatting import format_number
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scalebayes.inference import Fit
+    from scalebayes.results import Fit
 
 EXAMPLES_PREDICT = """\
 examples:
@@ -202,16 +202,9 @@ def _predict(args: argparse.Namespace) -> int:
         pct = f"{args.prob * 100:g}%"
         header = [*inputs, "median", f"{pct} credible", f"{pct} predictive", "extrapolation"]
         note = ""
-        if fit.likelihood.discrepancy == "none" and (mean["beyond"] > 1).any():
-            from scalebayes.gp import MAX_INPUTS
-
-            gp_serves = len(fit.law.inputs) <= MAX_INPUTS
-            note = (
-                "\nnote: beyond the fitted runs these intervals trust the law's shape; in "
-                "backtests on public data such 90% intervals held about half the held-out runs"
-                + (", and 83% with --discrepancy gp (the default)" if gp_serves else "")
-                + " (README: How far can you trust it?)"
-            )
+        beyond = fit.likelihood.discrepancy.beyond_data_note(fit.law)
+        if beyond and (mean["beyond"] > 1).any():
+            note = f"\nnote: {beyond}"
         return (
             f"loss (nats/token) predicted by law {fit.law.name!r}; credible: the law's own "
             "uncertainty; predictive: a new run's loss, with run-to-run noise\n"
@@ -310,13 +303,7 @@ def _plan(args: argparse.Namespace) -> int:
         )
     table = result.table
     spread = result.per_draw_summary(probs=(0.9,))
-    with_gp = None
-    if fit.likelihood.discrepancy == "gp":  # the plan is the law's: say what the GP adds
-        from scalebayes.planning import chance
-
-        reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), args.target)
-        with_gp = reached.probability(args.kind)
-        table = table.assign(p_with_gp=with_gp)
+    whole = "p_whole_model" in table  # the plan is the law's: say what the discrepancy adds
 
     def text() -> str:
         who = "a new run" if args.kind == "new_run" else "the law's mean"
@@ -350,12 +337,12 @@ def _plan(args: argparse.Namespace) -> int:
                 f"note: {result.n_unreachable} draws cannot reach the target with N <= 1e16, "
                 "D <= 1e19 (counted as infinite)"
             )
-        if with_gp is not None:
+        if whole:
             lines.append(
-                "note: like `optimal`, the plan is the law's alone (the GP discrepancy's mean "
-                "beyond the data would steer it); with the GP's uncertainty beyond the data, "
-                f"P({'run' if args.kind == 'new_run' else 'law'}) at these runs is "
-                + ", ".join(f"{p:.3f}" for p in with_gp)
+                f"note: like `optimal`, the plan is the law's alone (the {fit.likelihood.discrepancy.name} "
+                "discrepancy's mean beyond the data would steer it); with its uncertainty beyond the "
+                f"data, P({'run' if args.kind == 'new_run' else 'law'}) at these runs is "
+                + ", ".join(f"{p:.3f}" for p in table["p_whole_model"])
             )
         return "\n".join(lines)
 

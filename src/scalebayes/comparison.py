@@ -5,7 +5,7 @@ PSIS-LOO comes from ArviZ (``arviz_stats.loo``); the pinned ArviZ has no WAIC, s
 :func:`scalebayes.leave_future_out.lfo`. Every method yields ArviZ ``ELPDData``, and
 ``arviz_stats.compare`` ranks them and computes stacking and pseudo-BMA weights.
 
-The log-likelihood stored in a :class:`~scalebayes.inference.Fit` is already the density of
+The log-likelihood stored in a :class:`~scalebayes.results.Fit` is already the density of
 the loss (the Jacobian of the log is included), so laws fitted on log loss compare directly
 with any model of loss itself.
 """
@@ -24,8 +24,8 @@ import xarray as xr
 from scalebayes.errors import ScalebayesError
 
 if TYPE_CHECKING:
-    from scalebayes.inference import Fit
     from scalebayes.leave_future_out import LFO
+    from scalebayes.results import Fit
 
 __all__ = ["METHODS", "Comparison", "compare", "disagreement", "waic"]
 

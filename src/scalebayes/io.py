@@ -1,7 +1,8 @@
-"""Save and load a :class:`~scalebayes.inference.Fit` as one NetCDF file (no pickle).
+"""Save and load a :class:`~scalebayes.results.Fit` as one NetCDF file (no pickle).
 
-The file is the ArviZ DataTree of the fit; the law, likelihood, settings, diagnostics and
-the runs' metadata ride along as JSON in the root attributes, and the runs themselves are
+The file is the ArviZ DataTree of the fit; the law, likelihood, settings, diagnostics, the
+fit's reference point (the discrepancy's included, exactly) and the runs' metadata ride along
+as JSON in the root attributes, and the runs themselves are
 the ``constant_data`` (N, D, C, U, group, weight) and ``observed_data`` (loss) groups. So every
 later command works from the file alone.
 """
@@ -11,18 +12,23 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from scalebayes.data import Runs
 from scalebayes.errors import FitFileError, ScalebayesError
+from scalebayes.laws import law_from_dict
+from scalebayes.likelihood import Likelihood
+from scalebayes.results import Diagnostics, Fit, FitSettings
 
-if TYPE_CHECKING:
-    from scalebayes.inference import Fit
-
-SCHEMA_VERSION = 1
+# 2: the reference point is stored (scalebayes_log_ref) and the likelihood's discrepancy is a
+# component ({"name": ..., its priors}); files of version 1 are read as before.
+SCHEMA_VERSION = 2
+_META = ("law", "likelihood", "settings", "diagnostics", "runs", "log_ref")
+_GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data", "sample_stats")
 _KEY = "scalebayes_schema_version"
 
 
@@ -47,6 +53,8 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
         "scalebayes_likelihood": json.dumps(fit.likelihood.to_dict()),
         "scalebayes_settings": json.dumps(fit.settings.to_dict()),
         "scalebayes_diagnostics": json.dumps(fit.diagnostics.to_dict()),
+        # json writes floats by repr, so the reference reads back bit for bit.
+        "scalebayes_log_ref": json.dumps({k: np.asarray(v).tolist() for k, v in fit.log_ref.items()}),
         "scalebayes_runs": json.dumps(
             {
                 "source": runs.source,
@@ -66,12 +74,14 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
 
 
 def load_fit(path: str | os.PathLike[str]) -> Fit:
-    """Read a fit written by :func:`save_fit`; refuses files it did not write or cannot read."""
-    from scalebayes.data import Runs
-    from scalebayes.inference import Diagnostics, Fit, FitSettings
-    from scalebayes.laws import law_from_dict
-    from scalebayes.model import Likelihood
+    """Read a fit written by :func:`save_fit`; refuses files it did not write or cannot read.
 
+    Raises
+    ------
+    FitFileError
+        Naming what is wrong: no such file, not NetCDF, not a fit, a newer schema, or the part
+        of a fit that is missing or damaged.
+    """
     path = Path(path)
     if not path.is_file():
         raise FitFileError(
@@ -95,11 +105,14 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
             f"{path}: written with fit schema version {version}; this scalebayes reads up to "
             f"{SCHEMA_VERSION}: upgrade scalebayes"
         )
+    missing = [f"attribute scalebayes_{k}" for k in _META if f"scalebayes_{k}" not in attrs]
+    if version < 2:  # written before the reference was stored: recomputed below
+        missing = [m for m in missing if not m.endswith("log_ref")]
+    missing += [f"group {g}" for g in _GROUPS if g not in tree.children]
+    if missing:
+        raise FitFileError(f"{path}: not a complete scalebayes fit: missing {', '.join(missing)}")
     try:
-        meta = {
-            k: json.loads(attrs[f"scalebayes_{k}"])
-            for k in ("law", "likelihood", "settings", "diagnostics", "runs")
-        }
+        meta = {k: json.loads(attrs[f"scalebayes_{k}"]) for k in _META if f"scalebayes_{k}" in attrs}
         law = law_from_dict(meta["law"], source=f"{path} (stored law)")
         constant = tree["constant_data"].to_dataset()
         table = pd.DataFrame({name: constant[name].to_numpy() for name in ("N", "D", "C")})
@@ -110,19 +123,40 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
         runs = Runs(table=table, **meta["runs"])
         if "group" in tree["constant_data"]:
             tree["constant_data"] = constant.drop_vars("group")
+        likelihood = Likelihood.from_dict(meta["likelihood"])
+        settings = FitSettings(**meta["settings"])
+        if "log_ref" in meta:
+            log_ref = {k: np.asarray(v, dtype=float) for k, v in meta["log_ref"].items()}
+        else:
+            log_ref = _recomputed_reference(law, likelihood, runs, settings)
         fit = Fit(
             law=law,
             runs=runs,
-            likelihood=Likelihood(**meta["likelihood"]),
+            likelihood=likelihood,
             idata=tree,
-            settings=FitSettings(**meta["settings"]),
+            settings=settings,
             diagnostics=Diagnostics(**meta["diagnostics"]),
+            log_ref=log_ref,
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, ScalebayesError) as err:
+        if isinstance(err, FitFileError):
+            raise
         raise FitFileError(f"{path}: damaged scalebayes fit ({type(err).__name__}: {err})") from err
     tree.attrs = {}
     _check_shapes(fit, path)
     return fit
+
+
+def _recomputed_reference(
+    law: Any, likelihood: Likelihood, runs: Runs, settings: FitSettings
+) -> dict[str, np.ndarray]:
+    """The reference of a file written before it was stored (schema 1), computed as then."""
+    from scalebayes.model import reference_point
+    from scalebayes.runtime import precision
+
+    with precision(settings.precision):
+        ref = reference_point(law, likelihood, runs.log_inputs(), np.log(runs.loss), runs.weight)
+    return {k: np.asarray(v) for k, v in ref.items()}
 
 
 def _check_shapes(fit: Fit, path: Path) -> None:

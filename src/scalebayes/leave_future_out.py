@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,13 +24,17 @@ import xarray as xr
 
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import ScalebayesError
+from scalebayes.fitting import fit
 from scalebayes.laws import Law, load_law
-from scalebayes.model import Likelihood
+from scalebayes.likelihood import Likelihood
+from scalebayes.model import pointwise_log_lik
+from scalebayes.prediction import noise_draws
+from scalebayes.results import Fit, Settings
+from scalebayes.runtime import in_fit_precision
 
 if TYPE_CHECKING:
     from arviz_stats import ELPDData
 
-    from scalebayes.inference import Fit
     from scalebayes.priors import Prior
 
 __all__ = ["LFO", "compute_cuts", "lfo"]
@@ -169,12 +173,9 @@ def lfo(
     cuts: int | Sequence[float] = len(DEFAULT_QUANTILES),
     priors: dict[str, str | Prior] | None = None,
     likelihood: Likelihood | None = None,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
-    seed: int = 0,
-    target_accept: float = 0.8,
+    settings: Settings | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    **sampler: Any,
 ) -> LFO:
     """Leave-future-out by compute: refit ``law`` below each cut-off, score the runs above.
 
@@ -186,7 +187,7 @@ def lfo(
         The law to refit.
     cuts : int or sequence of float
         See :func:`compute_cuts`; default 4 cut-offs at the 0.5-0.8 quantiles of compute.
-    priors, likelihood, chains, draws, warmup, seed, target_accept
+    priors, likelihood, settings, **sampler
         As for :func:`scalebayes.fit`; every refit uses the same ones (and the same seed), so
         all refits share one compiled sampler.
     progress : callable, optional
@@ -197,28 +198,19 @@ def lfo(
     LFO
         Per-cut scores and the one-step-ahead pointwise log predictive densities.
     """
-    from scalebayes.inference import configure_jax
-
-    configure_jax()
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     law = load_law(law)
     likelihood = likelihood or Likelihood()
     values = compute_cuts(runs, cuts)
-    settings = {
-        "priors": priors,
-        "likelihood": likelihood,
-        "chains": chains,
-        "draws": draws,
-        "warmup": warmup,
-        "seed": seed,
-        "target_accept": target_accept,
-    }
+    settings = Settings.make(settings, **sampler)
+    seed = settings.seed
+    options = {"priors": priors, "likelihood": likelihood, "settings": settings}
     compute = runs.C
     rows, fits = [], []
     elpd_i = np.full(len(runs), np.nan)
     for k, cut in enumerate(values):
         below = compute <= cut
-        refit = _refit(runs, law, below, settings)
+        refit = _refit(runs, law, below, options)
         fits.append(refit)
         held = ~below
         # Scored on all runs, then selected: one array shape for every cut, so the
@@ -264,11 +256,10 @@ def _refit(runs: Runs, law: Law, mask: np.ndarray, settings: dict[str, object]) 
     with weight 0 (``fit(..., mask=)``), so the data shape, and with it the compiled sampler,
     is the same for every cut, and the same as a fit to all runs.
     """
-    from scalebayes.inference import fit
-
     return fit(runs, law, mask=mask, **settings)  # type: ignore[arg-type]
 
 
+@in_fit_precision
 def _predictive(fit: Fit, runs: Runs, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Per draw and run: log density of its loss, and a predictive draw of its loss.
 
@@ -276,9 +267,6 @@ def _predictive(fit: Fit, runs: Runs, seed: int) -> tuple[np.ndarray, np.ndarray
     (as in the fit's log_likelihood group) and loss drawn from the noise model. The mean goes
     through :meth:`Fit.log_mean`, so a discrepancy term is included as in every prediction.
     """
-    from scalebayes.model import pointwise_log_lik
-    from scalebayes.prediction import noise_draws
-
     params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
     log_inputs = {name: runs.log_inputs()[name] for name in fit.law.inputs}
     log_ref = fit.log_ref

@@ -1,4 +1,4 @@
-"""The statistical model: a law's mean in log space and a robust likelihood on log loss.
+"""The statistical model: a law's mean in log space, its discrepancy, a robust likelihood on log loss.
 
 Two layers, as in STYLE.md: pure functions (``Law.log_mean``, :func:`pointwise_log_lik`)
 that predict/allocate reuse without NumPyro, and a thin NumPyro model (:func:`numpyro_model`)
@@ -15,7 +15,6 @@ its log-Jacobian, so the posterior is the same distribution, only easier to samp
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,120 +22,18 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 
-from scalebayes import gp
-from scalebayes.errors import LawError
+from scalebayes.data import Runs
+from scalebayes.discrepancy.base import Sites
 from scalebayes.formula import Expr, Num, Op, Sym, additive_terms, log_evaluate
 from scalebayes.laws import Law
+from scalebayes.likelihood import Likelihood
 from scalebayes.priors import Prior
-
-LIKELIHOOD_PARAMS = ("sigma", "nu", "curvature", "gp_amplitude")  # names a prior override may use
-DISCREPANCIES = ("auto", "none", "curvature", "gp")
-GP_RAW_SITE = "_gp_raw"  # the GP's standardised basis weights, one vector site
-
-
-@dataclass(frozen=True)
-class Likelihood:
-    """Observation model for log loss.
-
-    Parameters
-    ----------
-    family : {"student_t", "normal"}
-        Student-t (default) keeps one odd run from dragging the exponents; Chinchilla
-        itself used a Huber loss for the same reason.
-    df : float or None
-        Student-t degrees of freedom, or ``None`` to estimate them (prior ``nu_prior``).
-        Default 4, chosen on Epoch's Chinchilla data (benchmarks/likelihood_choice.py):
-        PSIS-LOO elpd is 388 for a Normal, 591 for t(4) and 613 for estimated nu (~1.6);
-        the last two differ by 20 +/- 12 (< 2 se) and stacking weighs t(4) higher, so the
-        fixed value that samples in fewer steps and matches the Huber-loss refit wins.
-        Issue 6 revisits this by leave-future-out.
-    sigma_prior : str
-        Prior of the noise scale on log loss (relative error of a run's final loss).
-    nu_prior : str
-        Prior of the degrees of freedom when ``df is None`` (Juárez & Steel 2010).
-    discrepancy : {"auto", "none", "curvature", "gp"}
-        ``"auto"`` (default) is ``"gp"`` for a law of at most two inputs and ``"none"`` for one
-        of three, which the GP cannot serve (:meth:`for_law`). Fits store the resolved value.
-        Why ``"gp"``: fitted on the smaller runs of 9 public tables and scored on the larger, its
-        90 % intervals held 83 % of the held-out runs against 56 % for ``"none"``, with half the
-        error, and exponents and allocations are exactly the plain law's
-        (benchmarks/backtest.py; README "How far can you trust it?"). ``"none"`` trusts the
-        law's shape beyond the data. ``"gp"`` adds a Gaussian-process discrepancy in the law's
-        log inputs (:mod:`scalebayes.gp`): smooth, orthogonal to what the law's own parameters
-        can do near the data, and more uncertain the further a point lies beyond them; the
-        allocation leaves it out.
-        ``"curvature"`` adds to the law's log mean a quadratic in the centred log inputs,
-        ``sum_{i<=j} c_ij (log x_i - ref_i)(log x_j - ref_j)`` (ref: mean log inputs of the
-        fitted runs), with ``c_ij = curvature * z_ij``, ``z_ij ~ Normal(0, 1)``. It stands
-        for the curvature in log-log space that the law lacks: the data pin it down where they
-        are, and its uncertainty grows with the square of the distance beyond them, which is
-        what keeps extrapolation intervals honest (benchmarks/backtest.py).
-    curvature_prior : str
-        Prior of ``curvature``, the scale of the ``c_ij`` (log loss per squared natural-log
-        unit of the inputs).
-    gp_amplitude_prior : str
-        Prior of ``gp_amplitude``, the GP's standard deviation in log loss.
-    """
-
-    family: str = "student_t"
-    df: float | None = 4.0
-    # HalfNormal(0.1) on log loss: a run-to-run spread of 0.5-10 % is typical, 30 % is not.
-    sigma_prior: str = "HalfNormal(scale=0.1)"
-    nu_prior: str = "Gamma(concentration=2.0, rate=0.1)"
-    discrepancy: str = "auto"
-    # HalfNormal(0.01): a coefficient of 0.01 bends log loss by 5 % one decade (2.3 ln units)
-    # from the centre of the data, more than published ladders show; 0.001 bends it by 0.5 %.
-    curvature_prior: str = "HalfNormal(scale=0.01)"
-    # LogNormal(log 0.01, 0.75): median 1 % of the loss, 95 % in [0.2 %, 4 %]; held-out errors of
-    # the plain law on the public ladders are 0.3-2 % (benchmarks/results/backtest.json). It keeps
-    # away from 0 (no law is exact) and lets the data push it up: Epoch's runs give ~0.09.
-    gp_amplitude_prior: str = "LogNormal(loc=-4.6, scale=0.75)"
-
-    def __post_init__(self) -> None:
-        if self.family not in ("student_t", "normal"):
-            raise LawError(f"likelihood family {self.family!r}: expected 'student_t' or 'normal'")
-        if self.df is not None and not self.df > 0:
-            raise LawError(f"likelihood df={self.df!r}: expected a positive number or None")
-        if self.discrepancy not in DISCREPANCIES:
-            raise LawError(
-                f"likelihood discrepancy {self.discrepancy!r}: expected one of "
-                + ", ".join(repr(d) for d in DISCREPANCIES)
-            )
-        Prior.parse(self.sigma_prior)
-        Prior.parse(self.nu_prior)
-        Prior.parse(self.curvature_prior)
-        Prior.parse(self.gp_amplitude_prior)
-
-    def for_law(self, law: Law) -> Likelihood:
-        """Return the likelihood with ``discrepancy="auto"`` resolved for ``law`` (others unchanged)."""
-        if self.discrepancy != "auto":
-            return self
-        serves = len(law.inputs) <= gp.MAX_INPUTS
-        return dataclasses.replace(self, discrepancy="gp" if serves else "none")
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        """The noise model's own parameters: ``sigma``, and ``nu`` when it is estimated."""
-        return ("sigma", "nu") if self.estimates_nu else ("sigma",)
-
-    @property
-    def estimates_nu(self) -> bool:
-        """Whether the Student-t degrees of freedom are a parameter of the model."""
-        return self.family == "student_t" and self.df is None
-
-    def with_priors(self, overrides: Mapping[str, str | Prior]) -> Likelihood:
-        """Return a copy with the ``sigma`` / ``nu`` / ``curvature`` / ``gp_amplitude`` priors replaced."""
-        changes = {f"{name}_prior": str(Prior.parse(str(p))) for name, p in overrides.items()}
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-serialisable description (stored with every fit)."""
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -161,16 +58,42 @@ class ModelData(NamedTuple):
     """Arrays the model conditions on; a pytree so one compiled sampler serves any data of this shape.
 
     ``log_inputs`` maps input name to log values, shape (n,); ``log_ref`` maps input name to the
-    reference point (scalar) used by centring; ``weight`` multiplies each run's log-likelihood
-    (0 leaves a run out, keeping the shape: see ``inference.fit(mask=...)``).
+    reference point (scalar) used by centring, plus what the discrepancy takes from the fitted
+    runs (keys starting with ``_``); ``weight`` multiplies each run's log-likelihood (0 leaves a
+    run out, keeping the shape: see ``fit(mask=...)``); ``extra`` holds the discrepancy's arrays
+    for this table (:meth:`~scalebayes.discrepancy.base.Discrepancy.table_arrays`).
     """
 
     log_inputs: Mapping[str, jax.Array]
     log_loss: jax.Array | None
     weight: jax.Array
     log_ref: Mapping[str, jax.Array]
-    gp_basis: jax.Array | None = None  # with the GP discrepancy: its basis at the runs, (n, K)
-    law_at_mode: jax.Array | None = None  # and the law's log mean at its mode there, (n,)
+    extra: Mapping[str, jax.Array] = {}
+
+
+def model_data(
+    law: Law, runs: Runs, likelihood: Likelihood, mask: np.ndarray | None = None
+) -> ModelData:
+    """The arrays the model conditions on, as JAX arrays in the current precision.
+
+    Runs outside the boolean ``mask`` (shape (n,)) stay in the arrays with weight 0, so fits of
+    different subsets of one table have one shape and share one compiled sampler; the reference
+    is computed from the runs that count.
+    """
+    likelihood = likelihood.for_law(law)
+    weight = runs.weight if runs.weight is not None else np.ones(len(runs))
+    if mask is not None:
+        weight = np.where(mask, weight, 0.0)
+    weight = jnp.asarray(weight, dtype=float)
+    log_inputs = {
+        name: jnp.asarray(values)
+        for name, values in runs.log_inputs().items()
+        if name in law.inputs
+    }
+    log_loss = jnp.log(jnp.asarray(runs.loss))
+    log_ref = reference_point(law, likelihood, log_inputs, log_loss, weight)
+    extra = likelihood.discrepancy.table_arrays(law, log_inputs, log_ref)
+    return ModelData(log_inputs, log_loss, weight, log_ref, extra)
 
 
 def find_centrings(law: Law) -> tuple[Centring, ...]:
@@ -200,18 +123,11 @@ def numpyro_model(
     centrings: tuple[Centring, ...],
     data: ModelData,
 ) -> None:
-    """NumPyro model: priors on the law's parameters, Student-t/Normal on log loss.
+    """NumPyro model: priors on the law's parameters, its discrepancy, Student-t/Normal on log loss.
 
     With ``data.log_loss=None`` it draws from the prior predictive (the ``obs=None`` idiom).
-    The gp discrepancy is two models sampled apart (:func:`gp_model`): this one with
-    ``discrepancy="none"`` is its first module.
+    A discrepancy sampled in stages (the GP) samples its own module; this is then its law's.
     """
-    likelihood = likelihood.for_law(law)
-    if likelihood.discrepancy == "gp":
-        raise LawError(
-            "the gp discrepancy is sampled as two models: numpyro_model with discrepancy "
-            "'none' (the law) and gp_model (the GP on what the law's mode misses)"
-        )
     centred = {c.param: c for c in centrings}
     values: dict[str, jax.Array] = {}
     for name, param in law.params.items():
@@ -233,121 +149,26 @@ def numpyro_model(
     values["sigma"] = sigma
     nu = (
         numpyro.sample("nu", Prior.parse(likelihood.nu_prior).to_numpyro())
-        if (likelihood.estimates_nu)
-        else likelihood.df
-    )
-    if likelihood.discrepancy == "curvature":
-        scale = numpyro.sample("curvature", Prior.parse(likelihood.curvature_prior).to_numpyro())
-        for name in curvature_names(law):
-            raw = numpyro.sample(f"_{name}_raw", dist.Normal(0.0, 1.0))  # non-centred
-            values[name] = numpyro.deterministic(name, scale * raw)
-    mu = log_mean(law, likelihood, values, data.log_inputs, data.log_ref)
-    _observe("log_loss", likelihood, mu, sigma, nu, data)
-
-
-def _observe(
-    site: str, likelihood: Likelihood, mu: jax.Array, sigma: jax.Array, nu: object, data: ModelData
-) -> None:
-    # Weight 0 marks a run held out by fit(mask=...): masked out (scale must stay positive).
-    counted = data.weight > 0
-    with (
-        numpyro.plate("run" if site == "log_loss" else f"run_{site}", mu.shape[-1]),
-        numpyro.handlers.mask(mask=counted),
-        numpyro.handlers.scale(scale=jnp.where(counted, data.weight, 1.0)),
-    ):
-        numpyro.sample(site, noise_distribution(likelihood, mu, sigma, nu), obs=data.log_loss)
-
-
-def gp_model(law: Law, likelihood: Likelihood, data: ModelData, centred: bool = False) -> None:
-    """Module 2 of the gp discrepancy (see gp.py): the GP and ``sigma`` on what the law's mode misses.
-
-    log loss ~ law(mode) + GP, with ``data.law_at_mode`` and ``data.gp_basis`` computed once per
-    table (:func:`scalebayes.inference.model_data`). Module 1 is :func:`numpyro_model` with
-    ``discrepancy="none"``, its noise scale reported as ``sigma_law``. The two share no
-    parameter, so their posterior is the product of the two, and each is sampled on its own:
-    the GP module costs ~15 leapfrog steps of a 36-column product, not the law's ~23 steps
-    of the law's formula (on Epoch's runs, benchmarks/fit_chinchilla.py).
-    """
-    if data.gp_basis is None or data.law_at_mode is None:
-        raise LawError("the gp discrepancy needs model_data(..., likelihood) to build its basis")
-    sigma = numpyro.sample("sigma", Prior.parse(likelihood.sigma_prior).to_numpyro())
-    nu = (
-        numpyro.sample("nu", Prior.parse(likelihood.nu_prior).to_numpyro())
         if likelihood.estimates_nu
         else likelihood.df
     )
-    amplitude = numpyro.sample(
-        "gp_amplitude", Prior.parse(likelihood.gp_amplitude_prior).to_numpyro()
-    )
-    # Non-centred (raw ~ Normal(0, 1)) by default: where the law fits, the data say little about
-    # the weights, and a centred GP would be a funnel in its amplitude. Where the law misses by
-    # far (Kaplan's law on Epoch's runs: amplitude 0.5) the data pin the weights and the funnel
-    # turns round: there the centred form samples (inference._sample_gp_modules picks it).
-    names = gp.weight_names(law.inputs)
-    scale = amplitude * gp.spectral_scale(len(law.inputs))
-    if centred:
-        weights = numpyro.sample(GP_RAW_SITE, dist.Normal(0.0, scale).to_event(1))
-    else:
-        raw = numpyro.sample(GP_RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
-        weights = scale * raw
-    for k, name in enumerate(names):
-        numpyro.deterministic(name, weights[k])
-    mu = data.law_at_mode + data.gp_basis @ weights
-    _observe("log_loss", likelihood, mu, sigma, nu, data)
-
-
-def gp_sites(law: Law, likelihood: Likelihood) -> dict[str, tuple[Prior, tuple[int, ...]]]:
-    """Each site NUTS samples in :func:`gp_model`: its prior and its shape."""
-    sites = {
-        name: (Prior.parse(getattr(likelihood, f"{name}_prior")), ())
-        for name in likelihood.param_names
-    }
-    sites["gp_amplitude"] = (Prior.parse(likelihood.gp_amplitude_prior), ())
-    standard = Prior.parse("Normal(loc=0, scale=1)")
-    sites[GP_RAW_SITE] = (standard, (len(gp.weight_names(law.inputs)),))
-    return sites
-
-
-def law_module(likelihood: Likelihood) -> Likelihood:
-    """The likelihood of the law's own module: ``likelihood`` without the GP discrepancy.
-
-    Module 1 of a gp fit, and the model every decision that searches over runs minimises
-    (``optimal``, ``plan``). The GP describes where the law misses near the data; decades away
-    it is a random wiggle of up to its amplitude, and an argmin of law + wiggle along a shallow
-    isoFLOP curve follows the wiggle, not the data: with the GP in (fitted jointly with the law),
-    Epoch's all-runs fit put 5.76e23 FLOPs at 79 [11, 363] tokens per parameter. The curvature
-    discrepancy, fitted and smooth, stays. Other likelihoods are returned as they are.
-    """
-    if likelihood.discrepancy != "gp":
-        return likelihood
-    return dataclasses.replace(likelihood, discrepancy="none")
-
-
-LAW_MODULE_NAMES = {"sigma": "sigma_law", "nu": "nu_law"}
-"""How module 1's noise parameters are reported in a gp fit (the GP module's keep the plain names)."""
-
-
-def curvature_names(law: Law) -> tuple[str, ...]:
-    """Coefficients of the curvature discrepancy: ``curvature_X_Y`` for inputs X <= Y of the law."""
-    inputs = law.inputs
-    return tuple(f"curvature_{a}_{b}" for i, a in enumerate(inputs) for b in inputs[i:])
+    likelihood.discrepancy.sample(law, values)
+    mu = log_mean(law, likelihood, values, data.log_inputs, data.log_ref)
+    likelihood.observe(mu, sigma, nu, data)
 
 
 def model_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
     """Every parameter a fit reports: the law's, the noise's (``sigma``, ``nu``) and the discrepancy's."""
     likelihood = likelihood.for_law(law)
-    names = (*law.param_names, *likelihood.param_names)
-    if likelihood.discrepancy == "curvature":
-        names += ("curvature", *curvature_names(law))
-    if likelihood.discrepancy == "gp":
-        law_noise = tuple(LAW_MODULE_NAMES[n] for n in likelihood.param_names)
-        names += (*law_noise, "gp_amplitude", *gp.weight_names(law.inputs))
-    return names
+    noise = likelihood.param_names
+    return (*law.param_names, *noise, *likelihood.discrepancy.param_names(law, noise))
 
 
 def reported_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
-    """The parameters summaries and plots show: :func:`model_param_names` less the GP's weights."""
-    return tuple(n for n in model_param_names(law, likelihood) if not n.startswith("gp_w"))
+    """The parameters summaries and plots show: :func:`model_param_names` less the hidden ones."""
+    likelihood = likelihood.for_law(law)
+    hidden = set(likelihood.discrepancy.hidden_names(law))
+    return tuple(n for n in model_param_names(law, likelihood) if n not in hidden)
 
 
 def log_mean(
@@ -355,70 +176,44 @@ def log_mean(
     likelihood: Likelihood,
     params: Mapping[str, jax.Array],
     log_inputs: Mapping[str, jax.Array],
-    log_ref: Mapping[str, jax.Array] | None = None,
+    log_ref: Mapping[str, jax.Array],
 ) -> jax.Array:
-    """Log of the model's mean loss: the law's log mean plus the discrepancy, if any.
+    """Log of the model's mean loss: the law's log mean plus the discrepancy's term.
 
-    ``log_ref`` (scalar per input) is the centre of the fitted runs' log inputs, plus what the GP
-    discrepancy needs (:func:`reference_point`); needed with any discrepancy. Arrays broadcast
-    as in ``Law.log_mean``.
+    ``log_ref`` (scalar per input) is the centre of the fitted runs' log inputs, plus what the
+    discrepancy took from them (:func:`reference_point`). Arrays broadcast as in ``Law.log_mean``.
     """
-    likelihood = likelihood.for_law(law)
     mu = law.log_mean(params, log_inputs)
-    if likelihood.discrepancy == "curvature":
-        if log_ref is None:
-            raise LawError("the curvature discrepancy needs the reference point (log_ref)")
-        for name in curvature_names(law):
-            _, a, b = name.split("_")
-            mu = mu + params[name] * (log_inputs[a] - log_ref[a]) * (log_inputs[b] - log_ref[b])
-    if likelihood.discrepancy == "gp":
-        if log_ref is None or "_gp_projection" not in log_ref:
-            raise LawError("the gp discrepancy needs the reference point (log_ref) of the fit")
-        mu = mu + gp.term(law, params, log_inputs, log_ref)
-    return mu
+    return mu + likelihood.discrepancy.term(law, params, log_inputs, log_ref)
 
 
 def reference_point(
     law: Law,
+    likelihood: Likelihood,
     log_inputs: Mapping[str, ArrayLike],
-    likelihood: Likelihood | None = None,
-    counted: ArrayLike | None = None,
-    *,
-    log_loss: ArrayLike | None = None,
+    log_loss: ArrayLike,
     weight: ArrayLike | None = None,
 ) -> dict[str, jax.Array]:
-    """Centre of the fitted runs: the mean of each of the law's log inputs (shape (n,) each).
+    """Where a fit is anchored: the fitted runs' mean log inputs and the discrepancy's reference.
 
-    ``counted`` (bool, shape (n,)) restricts it to the runs a masked fit counts. With the GP
-    discrepancy it also holds what the GP takes from the fitted runs (:func:`gp.reference`),
-    which needs their ``log_loss`` (and ``weight``, if they carry one), shape (n,).
+    The mean is over the runs with weight > 0 (arrays of shape (n,)); the discrepancy takes
+    what it needs from the same runs (the GP: spans, the plain law's mode, its projection).
     """
-    likelihood = None if likelihood is None else likelihood.for_law(law)
     arrays = {name: jnp.asarray(log_inputs[name]) for name in law.inputs}
     n = next(iter(arrays.values())).shape[-1]
-    mask = jnp.ones(n, bool) if counted is None else jnp.asarray(counted, bool)
+    w = jnp.ones(n) if weight is None else jnp.asarray(weight, dtype=float)
+    counted = w > 0
     centre = {
-        name: jnp.sum(jnp.where(mask, values, 0.0)) / jnp.sum(mask)
+        name: jnp.sum(jnp.where(counted, values, 0.0)) / jnp.sum(counted)
         for name, values in arrays.items()
     }
-    if likelihood is not None and likelihood.discrepancy == "gp":
-        if log_loss is None:
-            raise LawError("the gp discrepancy's reference point needs the fitted runs' losses")
-        w = jnp.ones(n) if weight is None else jnp.asarray(weight, dtype=float)
-        data = ModelData(arrays, jnp.asarray(log_loss), jnp.where(mask, w, 0.0), centre)
-        mode = plain_mode(law, likelihood, data)
-        centre.update(compiled(gp.reference, law)(arrays, centre, mask, mode))
-    return centre
+    data = ModelData(arrays, jnp.asarray(log_loss), w, centre)
 
+    def mode() -> dict[str, jax.Array]:
+        return plain_mode(law, likelihood, data)
 
-@functools.lru_cache(maxsize=64)
-def compiled(fn: Any, *static: Any) -> Any:
-    """``fn`` with its leading hashable arguments (law, likelihood) fixed, compiled as one program.
-
-    Run eagerly, each of the GP's array operations compiles on its own the first time a shape
-    is seen: ~2 s of tiny compiles per fit on a cold cache, against ~0.3 s for one program.
-    """
-    return jax.jit(functools.partial(fn, *static))
+    extra = likelihood.discrepancy.reference(law, arrays, centre, counted, mode)
+    return {**centre, **extra}
 
 
 def plain_mode(law: Law, likelihood: Likelihood, data: ModelData) -> dict[str, jax.Array]:
@@ -426,14 +221,13 @@ def plain_mode(law: Law, likelihood: Likelihood, data: ModelData) -> dict[str, j
 
     L-BFGS (SciPy) on the unconstrained sites from :func:`start_point`, with JAX gradients;
     deterministic, so a masked table and its subset give the same mode to the tolerance.
-    Should the search end at a non-finite point, the starting point. (JAX's own BFGS stalled in its line
-    search after 3 steps on Epoch's runs; SciPy's L-BFGS-B converged in 65.)
+    Should the search end at a non-finite point, the starting point. (JAX's own BFGS stalled in
+    its line search after 3 steps on Epoch's runs; SciPy's L-BFGS-B converged in 65.)
     """
-    import numpy as np
     from jax.flatten_util import ravel_pytree
     from scipy.optimize import minimize
 
-    plain = law_module(likelihood)
+    plain = likelihood.without_discrepancy()
     energy, constrain, centrings = _mode_programs(law, plain)
     sites = sampled_sites(law, plain, centrings)
     flat, unravel = ravel_pytree(start_point(sites, data, len(centrings)))
@@ -474,13 +268,10 @@ def _mode_programs(law: Law, likelihood: Likelihood) -> tuple[Any, Any, tuple[Ce
     return jax.jit(jax.value_and_grad(energy)), jax.jit(constrain), centrings
 
 
-def sampled_sites(
-    law: Law, likelihood: Likelihood, centrings: tuple[Centring, ...]
-) -> dict[str, tuple[Prior | None, tuple[int, ...]]]:
+def sampled_sites(law: Law, likelihood: Likelihood, centrings: tuple[Centring, ...]) -> Sites:
     """Each site NUTS samples in :func:`numpyro_model`: its prior (None for a centred term), its shape."""
-    likelihood = likelihood.for_law(law)
     centred = {c.param for c in centrings}
-    sites: dict[str, tuple[Prior | None, tuple[int, ...]]] = {}
+    sites: Sites = {}
     for name in law.free_param_names:
         if name not in centred:
             sites[name] = (law.params[name].prior, ())
@@ -488,18 +279,14 @@ def sampled_sites(
         sites[c.site] = (None, ())
     for name in likelihood.param_names:
         sites[name] = (Prior.parse(getattr(likelihood, f"{name}_prior")), ())
-    standard = Prior.parse("Normal(loc=0, scale=1)")
-    if likelihood.discrepancy == "curvature":
-        sites["curvature"] = (Prior.parse(likelihood.curvature_prior), ())
-        for name in curvature_names(law):
-            sites[f"_{name}_raw"] = (standard, ())
+    sites.update(likelihood.discrepancy.sites(law))
     return sites
 
 
 def start_point(
     sites: Mapping[str, tuple[Prior | None, tuple[int, ...]]], data: ModelData, n_terms: int = 1
 ) -> dict[str, jax.Array]:
-    """Data-informed starting point of ``sites`` (:func:`sampled_sites`, :func:`gp_sites`), unconstrained.
+    """Data-informed starting point of ``sites`` (:func:`sampled_sites`, a stage's), unconstrained.
 
     Prior medians, except that each of the ``n_terms`` centred terms (prior None) starts at an
     equal share of the fitted runs' loss and noise scales at 5 %.
@@ -527,7 +314,7 @@ def pointwise_log_lik(
     params: Mapping[str, jax.Array],
     log_inputs: Mapping[str, jax.Array],
     log_loss: jax.Array,
-    log_ref: Mapping[str, jax.Array] | None = None,
+    log_ref: Mapping[str, jax.Array],
 ) -> jax.Array:
     """Log density of each observed loss on the loss scale (not log loss), one value per run.
 
@@ -536,40 +323,7 @@ def pointwise_log_lik(
     runs of shape (n,) gives (draws, n). ``log_ref`` as in :func:`log_mean`.
     """
     mu = log_mean(law, likelihood, params, log_inputs, log_ref)
-    return _log_lik_around(likelihood, mu, params, log_loss)
-
-
-def gp_pointwise_log_lik(
-    law: Law, likelihood: Likelihood, params: Mapping[str, jax.Array], data: ModelData
-) -> jax.Array:
-    """:func:`pointwise_log_lik` of a gp fit's draws on the table it was fitted to, shape P + (n,).
-
-    Parameters of shape P (e.g. (chain, draw)) with no run axis; it uses the basis
-    :func:`scalebayes.inference.model_data` computed for the table, so that the (P, n, K)
-    product of weights and basis is never formed.
-    """
-    if data.gp_basis is None:
-        raise LawError("the gp discrepancy needs model_data(..., likelihood) to build its basis")
-    per_run = {k: jnp.asarray(v)[..., None] for k, v in params.items()}
-    weights = gp.stacked_weights(law.inputs, params)
-    mu = law.log_mean(per_run, data.log_inputs) + weights @ data.gp_basis.T
-    return _log_lik_around(likelihood, mu, per_run, data.log_loss)
-
-
-def _log_lik_around(
-    likelihood: Likelihood, mu: jax.Array, params: Mapping[str, jax.Array], log_loss: jax.Array
-) -> jax.Array:
-    nu = params["nu"] if likelihood.estimates_nu else likelihood.df
-    return noise_distribution(likelihood, mu, params["sigma"], nu).log_prob(log_loss) - log_loss
-
-
-def noise_distribution(
-    likelihood: Likelihood, mu: jax.Array, sigma: jax.Array, nu: object
-) -> dist.Distribution:
-    """Distribution of log loss around log mean ``mu``: Student-t(``nu``) or Normal, scale ``sigma``."""
-    if likelihood.family == "normal":
-        return dist.Normal(mu, sigma)
-    return dist.StudentT(nu, mu, sigma)
+    return likelihood.log_density(mu, params, log_loss)
 
 
 def _symbol_counts(expr: Expr) -> dict[str, int]:

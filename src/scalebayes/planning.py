@@ -29,10 +29,12 @@ from scalebayes.prediction import (
     log_mean_at,
     planned_points,
 )
+from scalebayes.model import log_mean as model_log_mean
+from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
-    from scalebayes.inference import Fit
+    from scalebayes.results import Fit
 
 CHANCE_KINDS = ("mean", "new_run")
 # Search box for plan(): wide enough for any run anyone trains, so hitting it means "unreachable".
@@ -96,6 +98,7 @@ class Chance:
         return f"chance of reaching the target loss:\n{self.summary().to_string()}"
 
 
+@in_fit_precision
 def chance(
     fit: Fit,
     N: ArrayLike | None,
@@ -232,6 +235,7 @@ class Plan:
         )
 
 
+@in_fit_precision
 def plan(
     fit: Fit,
     target: float,
@@ -277,9 +281,6 @@ def plan(
         If the target is below the law's floor in nearly every draw, or no run within
         N <= 1e16, D <= 1e19 reaches it with probability ``prob``.
     """
-    from scalebayes.inference import configure_jax
-
-    configure_jax()
     require_n_and_d(fit.law)
     if kind not in CHANCE_KINDS:
         raise ScalebayesError(f"kind={kind!r}: expected 'new_run' or 'mean'")
@@ -297,7 +298,7 @@ def plan(
     # Like the compute-optimal allocation, the search is the law's: with the GP discrepancy in
     # it, the plan followed the GP's mean beyond the data (Epoch's runs: 155 tokens per
     # parameter at 1/20 of the plain law's compute, against 17 for optimal()).
-    fit = fit.law_module()
+    whole, fit = fit, fit.law_module()
     check_reachable(fit, log_target)
 
     params = {name: fit.posterior[name].to_numpy().reshape(-1) for name in fit.param_names}
@@ -321,6 +322,8 @@ def plan(
     reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), target)
     table["p_mean"] = reached.probability("mean")
     table["p_new_run"] = reached.probability("new_run")
+    if fit is not whole:  # what the whole model (the discrepancy's spread beyond the data) says
+        table["p_whole_model"] = chance(whole, table["N"].to_numpy(), table["D"].to_numpy(), target).probability(kind)
     at_edge = (table["N"] >= N_BOUNDS[1] * 0.999) | (table["D"] >= D_BOUNDS[1] * 0.999)
     table["at_bound"] = at_edge.to_numpy()
     return Plan(table, _per_draw_dataset(fit, draws, tokens, k), float(target), prob, kind, k)
@@ -369,10 +372,8 @@ def _new_run_probability(fit: Fit, log_mu: Any, log_target: Any) -> Any:
 
 
 def _noise_cdf(likelihood: Any, mu: Any, sigma: Any, nu: Any, log_target: Any) -> Any:
-    from scalebayes.model import noise_distribution
-
     df = nu if likelihood.estimates_nu else likelihood.df
-    return noise_distribution(likelihood, mu, sigma, df).cdf(log_target)
+    return likelihood.noise_distribution(mu, sigma, df).cdf(log_target)
 
 
 @functools.lru_cache(maxsize=16)
@@ -384,8 +385,6 @@ def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
     import jax
     import jax.numpy as jnp
 
-    from scalebayes import model
-
     x_lo, x_hi = np.log(N_BOUNDS[0]), np.log(N_BOUNDS[1])
     y_lo, y_hi = np.log(D_BOUNDS[0]), np.log(D_BOUNDS[1])
 
@@ -394,7 +393,7 @@ def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
         log_inputs = {"N": x, "D": y}
         if "C" in law.inputs:
             log_inputs["C"] = log_k + x + y
-        return model.log_mean(law, likelihood, params, log_inputs, log_ref)
+        return model_log_mean(law, likelihood, params, log_inputs, log_ref)
 
     inv_phi = (np.sqrt(5.0) - 1.0) / 2.0
 
@@ -441,7 +440,7 @@ def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
         def needed(x: Any) -> Any:
             # A law's loss falls as D grows, but a discrepancy term bends it up again far from
             # the data: then find the D with the best margin first, and search below it.
-            if likelihood.discrepancy == "none":
+            if not likelihood.discrepancy.term_can_rise:
                 y_best = jnp.full(shape, y_hi)
             else:
                 y_best = argmin(lambda y: -margin(x, y), y_lo, y_hi, shape, _GRID, _GOLDEN_STEPS)

@@ -18,10 +18,11 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from scalebayes.errors import ScalebayesError
+from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
-    from scalebayes.inference import Fit
+    from scalebayes.results import Fit
 
 KINDS = ("mean", "new_run")
 INPUT_NAMES = ("N", "D", "C")
@@ -83,8 +84,9 @@ class Prediction:
         return f"predicted loss, {label} intervals:\n{self.summary().to_string()}"
 
 
+@in_fit_precision
 def predict(
-    fit: Fit | Mapping[str, Fit],
+    fit: Fit,
     *,
     N: ArrayLike | None = None,
     D: ArrayLike | None = None,
@@ -92,7 +94,6 @@ def predict(
     U: ArrayLike | None = None,
     kind: str = "mean",
     seed: int = 0,
-    weights: Mapping[str, float] | None = None,
 ) -> Prediction:
     """Loss of planned runs under every posterior draw.
 
@@ -101,9 +102,9 @@ def predict(
 
     Parameters
     ----------
-    fit : Fit, or mapping of str to Fit
-        The posterior to carry forward; or fits of several laws to the same runs, whose draws
-        are mixed by ``weights`` (model averaging, :func:`scalebayes.averaging.predict_mixture`).
+    fit : Fit
+        The posterior to carry forward. To average several laws, see
+        :func:`scalebayes.averaging.predict_mixture`.
     N, D, C : array-like, optional
         Parameters, training tokens, training FLOPs of each planned run.
     U : array-like, optional
@@ -113,19 +114,13 @@ def predict(
         ``new_run``: loss a new training run would get (predictive interval: adds the fitted
         Student-t/Normal noise on log loss, one draw per posterior draw).
     seed : int
-        Seed of the noise draws for ``new_run`` (and of the mixing, for several fits).
-    weights : mapping of str to float, optional
-        With several fits: weight of each; default their stacking weights by PSIS-LOO.
+        Seed of the noise draws for ``new_run``.
 
     Returns
     -------
     Prediction
         ``loss`` with dims (chain, draw, point), nats/token.
     """
-    if isinstance(fit, Mapping):
-        from scalebayes.averaging import predict_mixture
-
-        return predict_mixture(fit, weights=weights, seed=seed, N=N, D=D, C=C, U=U, kind=kind)
     if kind not in KINDS:
         raise ScalebayesError(f"kind={kind!r}: expected 'mean' or 'new_run'")
     points = planned_points(fit, N=N, D=D, C=C, U=U)
@@ -212,43 +207,20 @@ def planned_points(
 def log_mean_at(fit: Fit, points: pd.DataFrame) -> np.ndarray:
     """Log of the fit's mean loss at ``points`` per draw, shape (chain, draw, point).
 
-    The law plus the fit's discrepancy term, if it has one (:meth:`Fit.log_mean`).
+    The law plus the fit's discrepancy term, if it has one (:meth:`Fit.log_mean`); the
+    discrepancy warns about points where its term is not to be trusted.
     """
-    from scalebayes.inference import configure_jax
-
-    configure_jax()
     params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
     log_inputs = {name: np.log(points[name].to_numpy(float)) for name in fit.law.inputs}
-    if fit.likelihood.discrepancy == "gp":
-        _warn_beyond_gp(fit, log_inputs)
+    fit.likelihood.discrepancy.check_points(fit.law, log_inputs, fit.log_ref)
     return np.asarray(fit.log_mean(params, log_inputs))
 
 
-def _warn_beyond_gp(fit: Fit, log_inputs: dict[str, np.ndarray]) -> None:
-    """Warn when points lie so far out that the GP approximation understates its own spread."""
-    import warnings
-
-    from scalebayes import gp
-    from scalebayes.errors import ExtrapolationWarning
-
-    ref = fit.log_ref
-    far = np.asarray(gp.outside(fit.law.inputs, log_inputs, ref))
-    if far.any():
-        warnings.warn(
-            f"{int(far.sum())} of {far.size} points lie more than {gp.BOX / 2:g} half-spans of the "
-            "fitted runs from their centre (in log N or log D): there the GP discrepancy's "
-            "approximation stops widening the interval, which is then too narrow",
-            ExtrapolationWarning,
-            stacklevel=3,
-        )
-
-
+@in_fit_precision
 def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
     """One draw of the fitted noise on log loss per posterior draw and point; ``shape`` (chain, draw, point)."""
     import jax
     import jax.numpy as jnp
-
-    from scalebayes.model import noise_distribution
 
     sigma = fit.posterior["sigma"].to_numpy()[..., None]
     nu = (
@@ -256,7 +228,7 @@ def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
         if fit.likelihood.estimates_nu
         else fit.likelihood.df
     )
-    noise = noise_distribution(fit.likelihood, jnp.zeros(shape), sigma, nu)
+    noise = fit.likelihood.noise_distribution(jnp.zeros(shape), sigma, nu)
     return np.asarray(noise.sample(jax.random.key(seed)))
 
 

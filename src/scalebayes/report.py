@@ -26,7 +26,7 @@ from scalebayes.formatting import format_number
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from scalebayes.inference import Fit
+    from scalebayes.results import Fit
 
 REPORT_NAME = "report.html"
 

@@ -10,6 +10,7 @@ import pandas as pd
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import ScalebayesError
 from scalebayes.laws import Law, load_law
+from scalebayes.runtime import precision
 
 # Besiroglu et al. 2024 (arXiv:2404.10102), Epoch AI's refit of Hoffmann et al.'s data.
 EPOCH_CHINCHILLA = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
@@ -94,11 +95,9 @@ def simulate(
         )
     if not noise >= 0:
         raise ScalebayesError(f"simulate: noise={noise!r}: expected a number >= 0")
-    from scalebayes.inference import configure_jax
-
-    configure_jax()
     log_inputs = {name: np.log(design[name].to_numpy(float)) for name in law.inputs}
-    log_mean = np.asarray(law.log_mean({k: float(v) for k, v in params.items()}, log_inputs))
+    with precision("float64"):
+        log_mean = np.asarray(law.log_mean({k: float(v) for k, v in params.items()}, log_inputs))
     rng = np.random.default_rng(seed)
     shocks = (
         rng.standard_t(df, size=len(design)) if df is not None else rng.standard_normal(len(design))

@@ -1,4 +1,4 @@
-"""Build a real :class:`~scalebayes.inference.Fit` from known posterior draws, without NUTS.
+"""Build a real :class:`~scalebayes.results.Fit` from known posterior draws, without NUTS.
 
 Everything downstream of inference (predict, optimal, plots, io, compare) reads only a Fit,
 so tests and examples can hand it draws whose answer they know and run in milliseconds.
@@ -14,7 +14,6 @@ so tests and examples can hand it draws whose answer they know and run in millis
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 
@@ -23,17 +22,13 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from scalebayes.data import Runs, load_runs
+from scalebayes.discrepancy import Auto
 from scalebayes.errors import ScalebayesError
-from scalebayes.inference import (
-    Fit,
-    FitSettings,
-    _to_datatree,
-    compute_diagnostics,
-    configure_jax,
-    model_data,
-)
 from scalebayes.laws import Law, load_law
-from scalebayes.model import Likelihood, model_param_names, pointwise_log_lik
+from scalebayes.likelihood import Likelihood
+from scalebayes.model import model_data, model_param_names, pointwise_log_lik
+from scalebayes.results import Fit, FitSettings, compute_diagnostics, to_datatree
+from scalebayes.runtime import DEFAULT_PRECISION, precision
 
 __all__ = ["fit_from_draws", "jittered_draws"]
 
@@ -71,31 +66,33 @@ def fit_from_draws(
     ScalebayesError
         If a parameter is missing or unknown, shapes differ, or a value is not finite.
     """
-    configure_jax()
     law = load_law(law)
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     likelihood = likelihood or Likelihood()
-    if likelihood.discrepancy == "auto":
-        likelihood = dataclasses.replace(likelihood, discrepancy="none")
+    if likelihood.discrepancy == Auto():
+        likelihood = likelihood.without_discrepancy()
+    likelihood = likelihood.for_law(law)
     posterior = _posterior(law, likelihood, draws)
     chains, n_draws = next(iter(posterior.values())).shape
 
-    data = model_data(law, runs, likelihood=likelihood)
-    params = {name: values[..., None] for name, values in posterior.items()}
-    log_lik = np.asarray(
-        pointwise_log_lik(law, likelihood, params, data.log_inputs, data.log_loss, data.log_ref)
-    )
+    with precision(DEFAULT_PRECISION):
+        data = model_data(law, runs, likelihood)
+        params = {name: values[..., None] for name, values in posterior.items()}
+        log_lik = np.asarray(
+            pointwise_log_lik(law, likelihood, params, data.log_inputs, data.log_loss, data.log_ref)
+        )
     stats = {
         "diverging": np.zeros((chains, n_draws), dtype=bool),
         "n_steps": np.zeros((chains, n_draws), dtype=int),
         "reached_max_treedepth": np.zeros((chains, n_draws), dtype=bool),
     }
-    idata = _to_datatree(law, runs, {**posterior, "_log_lik": log_lik}, stats)
+    idata = to_datatree(runs, {**posterior, "_log_lik": log_lik}, stats)
     settings = FitSettings(chains=chains, draws=n_draws, warmup=0)
     # Constant draws (a pinned value, rel_sd=0) have no variance: R-hat is NaN, not an error.
     with np.errstate(invalid="ignore", divide="ignore"):
         diagnostics = compute_diagnostics(idata, law, likelihood)
-    return Fit(law, runs, likelihood, idata, settings, diagnostics)
+    log_ref = {k: np.asarray(v) for k, v in data.log_ref.items()}
+    return Fit(law, runs, likelihood, idata, settings, diagnostics, log_ref)
 
 
 def jittered_draws(

@@ -1,6 +1,6 @@
 """Figures of a fit: bands, frontier, isoFLOP curves, diagnostics.
 
-Every function takes a :class:`~scalebayes.inference.Fit` and quantities already computed
+Every function takes a :class:`~scalebayes.results.Fit` and quantities already computed
 from it (a Prediction, an Allocation, a Comparison), draws on the ``ax`` it is given or on a
 new figure, and returns what it drew on. None samples, runs inference, shows a window or
 changes matplotlib's global style. The ``*_predictions`` / ``*_draws`` helpers compute what

@@ -31,8 +31,8 @@ from scalebayes.plots._common import (
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from scalebayes.inference import Fit
     from scalebayes.prediction import Prediction
+    from scalebayes.results import Fit
 
 # Runs whose other input lies within this factor of a slice's fixed value are drawn on it.
 SLICE_FACTOR = 1.5

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from scalebayes.comparison import Comparison
-    from scalebayes.inference import Fit
+    from scalebayes.results import Fit
 
 RESIDUAL_LABEL = "residual: log(observed / law's loss) (dimensionless)"
 
@@ -90,15 +90,9 @@ def comparison(result: Comparison, **kwargs: Any) -> Any:
 
 def prior_distributions(fit: Fit, names: Sequence[str]) -> dict[str, Any]:
     """The NumPyro prior of each named parameter (law, noise, discrepancy) as the fit used it."""
-    from scalebayes.priors import Prior
-
-    likelihood = fit.likelihood
     priors = {name: p.prior for name, p in fit.law.params.items()}
-    priors["sigma"] = priors["sigma_law"] = Prior.parse(likelihood.sigma_prior)
-    priors["nu"] = priors["nu_law"] = Prior.parse(likelihood.nu_prior)
-    priors["gp_amplitude"] = Prior.parse(likelihood.gp_amplitude_prior)
-    priors["curvature"] = Prior.parse(likelihood.curvature_prior)
-    # The curvature coefficients are scale * Normal(0, 1): no prior of their own to draw.
+    # Discrepancy coefficients drawn as scale * Normal(0, 1) have no prior of their own to draw.
+    priors.update(fit.likelihood.priors())
     return {name: priors[name].to_numpyro() for name in names if name in priors}
 
 

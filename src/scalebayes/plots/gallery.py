@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     from scalebayes.allocate import Allocation
     from scalebayes.data import Runs
-    from scalebayes.inference import Fit
     from scalebayes.plots.frontier import Reference
+    from scalebayes.results import Fit
 
 KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
 # The frontier is drawn from the smallest run's compute to this many times the largest's.

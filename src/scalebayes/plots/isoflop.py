@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from scalebayes.allocate import Allocation
     from scalebayes.data import Runs
-    from scalebayes.inference import Fit
     from scalebayes.prediction import Prediction
+    from scalebayes.results import Fit
 
 # Runs within +-WIDTH/2 decades of a budget's compute belong to it: digitised sweeps (Epoch's
 # Chinchilla data) scatter by up to ~0.1 decade around their nominal budget.

@@ -1,43 +1,21 @@
-"""The Gaussian-process discrepancy: what the law misses, bounded, and uncertain beyond the data.
+"""The GP discrepancy's basis: a Hilbert-space approximate GP, projected off the law's tangent space.
 
-``Likelihood(discrepancy="gp")``, the default for laws of at most two inputs, adds to the law's
-log mean a smooth function ``delta`` of the law's log inputs: a squared-exponential Gaussian
-process with amplitude ``gp_amplitude`` (log loss) and a length scale of half the fitted runs'
-span in each input, in the Hilbert-space approximation of Solin & Särkkä (2020) and
-Riutort-Mayol et al. (2023) that NumPyro ships (``numpyro.contrib.hsgp``):
-``delta(x) = sum_k w_k phi_k(z)`` with
+A squared-exponential Gaussian process in the law's log inputs, amplitude ``gp_amplitude`` (log
+loss), length scale half the fitted runs' span in each input, in the Hilbert-space approximation
+of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that NumPyro ships
+(``numpyro.contrib.hsgp``): ``delta(x) = sum_k w_k phi_k(z)`` with
 ``w_k ~ Normal(0, gp_amplitude * sqrt(S(omega_k)))``, ``S`` the unit SE spectral density.
 
-Two modules that do not feed back (Plummer 2015, "cutting feedback"), sampled apart
-(``inference._sample_gp_modules``; ``model.gp_model`` is the second):
-
-1. the law alone, with its own noise scale ``sigma_law``: the law's parameters, and so the
-   compute-optimal allocation, get exactly the posterior the plain law gives;
-2. the GP and ``sigma`` on what the law's posterior mode misses: log loss ~ law(mode) + GP.
-
-Predictions add the two, law(draw) + GP(draw). Fitted jointly instead, the GP took the shape
-the law lacks and the law's exponents moved to fit what was left: on Epoch's runs beta went
-from 0.37 to 0.53 and the allocation at 5.76e23 FLOPs from 17 to 4.6 tokens per parameter
-(``benchmarks/results/fit_chinchilla_gp_joint.json``, ``backtest_gp_joint.json``).
-
-Why this shape (benchmarks/noise_models.py, benchmarks/backtest.py):
-
-- Near the data the GP bends log loss where the law cannot, with an amplitude the data set;
-  beyond them its uncertainty grows with distance, so extrapolated intervals widen, and it
-  stops growing at the edge of the approximation's box (below).
 - Each basis function has its least-squares fit on the law's tangent space removed: the
-  Jacobian of the law's log mean in its parameters, at the plain law's posterior mode on the
-  fitted runs (:func:`scalebayes.model.plain_mode`). Near the data the GP then does only what
-  no small change of the law's parameters can, so module 2 does not re-fit what module 1's
-  spread already covers. Over Epoch, Llama 3 raw, Marin Comma and (Mis)Fitting (2 cuts each,
-  benchmarks/noise_models.py) this covered 93 % on average against 80 % for removing a fixed
-  quadratic in the log inputs, mostly on the tables whose isoFLOP valleys the law misplaces.
-- The compute-optimal allocation leaves the GP out (``model.law_module``): it is
-  module 1's, the plain law's.
+  Jacobian of the law's log mean in its parameters at the plain law's posterior mode on the
+  fitted runs. Near the data the GP then does only what no small change of the law's
+  parameters can, so the GP's module does not re-fit what the law's spread already covers.
 - ``z`` is each log input minus the fitted runs' mean, over half their span, so the fitted runs
   lie in [-1, 1]. The approximation holds in the box ``|z| < BOX``; beyond it the inputs are
   clamped to the box's edge, where every basis function is 0, so the discrepancy there is
   constant. :func:`outside` tells callers which points lie past half the box.
+
+The component that samples it is :class:`scalebayes.discrepancy.gp.GP`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""The interface every discrepancy implements: what a law misses, as a term in the log mean.
+
+A discrepancy owns its sample sites and priors, its term in the log mean, the reference it
+takes from the fitted runs, how it is sampled (jointly with the law, or in stages), and whether
+decisions that search over runs include it. The model, the engine and the decisions ask it;
+none of them switches on its name. A new discrepancy is one module with a subclass of
+:class:`Discrepancy`, registered in :mod:`scalebayes.discrepancy`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from scalebayes.errors import LawError
+from scalebayes.laws import Law
+from scalebayes.priors import Prior
+
+Sites = dict[str, tuple[Prior | None, tuple[int, ...]]]
+"""Sampled sites: name -> (prior, or None for a site the model gives its own density; shape)."""
+
+Block = tuple[dict[str, Any], dict[str, Any]]
+"""One table's draws and sample stats, arrays with leading dims (chain, draw)."""
+
+
+class NoiseModel(Protocol):
+    """What a discrepancy may ask of the observation model (:class:`scalebayes.Likelihood`)."""
+
+    sigma_prior: str
+    nu_prior: str
+    df: float | None
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The noise's own parameters (``sigma``, maybe ``nu``)."""
+
+    @property
+    def estimates_nu(self) -> bool:
+        """Whether ``nu`` is a parameter."""
+
+    def observe(self, mu: Any, sigma: Any, nu: Any, data: Any) -> None:
+        """Inside a NumPyro model: condition on the table's log losses around ``mu``."""
+
+    def log_density(self, mu: Any, params: Mapping[str, Any], log_loss: Any) -> Any:
+        """Each loss's log density (loss scale) around ``mu``."""
+
+    def without_discrepancy(self) -> Any:
+        """The same noise around the plain law."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One NUTS run of a model sampled in stages.
+
+    ``model`` is a NumPyro model of one argument (the table's ``ModelData``), or None for the
+    law's own model under ``likelihood``; ``sites`` its sampled sites (None: the law's); the
+    stage samples at a target acceptance of at least ``min_target_accept``. ``key`` names the
+    stage in the engine's cache of compiled samplers, ``label`` in the progress bar.
+    """
+
+    key: str
+    likelihood: Any
+    model: Callable[[Any], None] | None = None
+    sites: Sites | None = None
+    min_target_accept: float = 0.0
+    label: str = "law"  # what the progress bar calls it
+
+
+RunStage = Callable[[Stage, Sequence[Any], Any, tuple[int, int]], tuple[list[Block], float, int]]
+"""The engine's ``run_stage(stage, tables_data, key, (index, count))``: blocks, compile seconds,
+devices. ``(index, count)`` places the stage in the progress bar."""
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """Base class: no term at all. Subclasses override what they add.
+
+    Subclasses are frozen dataclasses whose fields are their priors (strings parsed by
+    :class:`~scalebayes.priors.Prior`), so a discrepancy is hashable and saved as its fields.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""  # one line for --help and the fit's header
+    prior_fields: ClassVar[Mapping[str, str]] = {}  # parameter name -> field holding its prior
+    # Whether its term can make the loss rise again as D grows far from the data (a plan's
+    # search then looks for the best D before the least one that reaches a target).
+    term_can_rise: ClassVar[bool] = True
+
+    # --- which discrepancy, and for which law ---------------------------------------------
+
+    def resolve(self, law: Law) -> Discrepancy:
+        """The discrepancy to use for ``law`` (``auto`` picks one; others return themselves)."""
+        self.check(law)
+        return self
+
+    def check(self, law: Law) -> None:
+        """Raise :class:`LawError` when this discrepancy cannot serve ``law``."""
+
+    def for_decisions(self) -> Discrepancy:
+        """The discrepancy that decisions searching over runs (``optimal``, ``plan``) include."""
+        return self
+
+    def law_noise_names(self) -> dict[str, str]:
+        """Where a fit keeps the noise of the decisions' model, if renamed (``sigma_law``).
+
+        Set by a discrepancy sampled apart from the law, whose module has a noise of its own.
+        """
+        return {}
+
+    # --- parameters -----------------------------------------------------------------------
+
+    def param_names(self, law: Law, noise: Sequence[str]) -> tuple[str, ...]:
+        """Posterior variables this discrepancy adds to a fit whose noise has ``noise`` params."""
+        return ()
+
+    def hidden_names(self, law: Law) -> tuple[str, ...]:
+        """Of :meth:`param_names`, those too many to summarise (e.g. basis weights)."""
+        return ()
+
+    def param_docs(self, law: Law) -> dict[str, str]:
+        """One-line meaning of each reported parameter this discrepancy adds."""
+        return {}
+
+    def priors(self) -> dict[str, Prior]:
+        """The prior of each parameter that has one of its own, by name."""
+        return {name: Prior.parse(getattr(self, f)) for name, f in self.prior_fields.items()}
+
+    def with_priors(self, overrides: Mapping[str, str | Prior]) -> Discrepancy:
+        """Return a copy with the named priors replaced (names from :attr:`prior_fields`)."""
+        unknown = [name for name in overrides if name not in self.prior_fields]
+        if unknown:
+            raise LawError(f"the {self.name!r} discrepancy has no parameter(s) {unknown}")
+        changes = {self.prior_fields[n]: str(Prior.parse(str(p))) for n, p in overrides.items()}
+        return dataclasses.replace(self, **changes)
+
+    # --- the model --------------------------------------------------------------------------
+
+    def sites(self, law: Law) -> Sites:
+        """Sites this discrepancy samples inside the law's model (a jointly sampled one)."""
+        return {}
+
+    def sample(self, law: Law, values: dict[str, Any]) -> None:
+        """Inside the NumPyro model: sample this discrepancy's sites into ``values``."""
+
+    def term(
+        self,
+        law: Law,
+        params: Mapping[str, Any],
+        log_inputs: Mapping[str, Any],
+        ref: Mapping[str, Any],
+    ) -> Any:
+        """Its term in the log mean at ``log_inputs``; broadcasts as ``Law.log_mean``."""
+        return 0.0
+
+    def reference(
+        self,
+        law: Law,
+        log_inputs: Mapping[str, Any],
+        centre: Mapping[str, Any],
+        counted: Any,
+        plain_mode: Callable[[], Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """What it takes from the fitted runs, stored with the fit (keys start with ``_``).
+
+        ``plain_mode()`` computes the plain law's posterior mode on those runs, if needed.
+        """
+        return {}
+
+    def table_arrays(
+        self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Arrays computed once per fitted table for its sampler (``ModelData.extra``)."""
+        return {}
+
+    # --- sampling ---------------------------------------------------------------------------
+
+    def sample_posterior(
+        self, law: Law, likelihood: Any, tables: Sequence[Any], key: Any, run_stage: RunStage
+    ) -> tuple[list[Block], float, int]:
+        """Sample the whole model: by default one stage, the law's model with this term in it."""
+        return run_stage(Stage("law", likelihood), tables, key, (0, 1))
+
+    # --- predictions ------------------------------------------------------------------------
+
+    def beyond_data_note(self, law: Law) -> str | None:
+        """What to tell a user about intervals beyond the fitted runs under this discrepancy."""
+        return None
+
+    def check_points(self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> None:
+        """Warn (``ExtrapolationWarning``) about points where its term is not to be trusted."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description: its name and prior fields."""
+        return {"name": self.name, **dataclasses.asdict(self)}

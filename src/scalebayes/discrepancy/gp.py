@@ -1,0 +1,301 @@
+"""The Gaussian-process discrepancy: what the law misses, bounded, and uncertain beyond the data.
+
+``GP()`` adds to the law's log mean a smooth function of the law's log inputs
+(:mod:`scalebayes.discrepancy.hsgp` builds its basis). It is two modules that do not feed back
+(Plummer 2015, "cutting feedback"), sampled apart in two stages:
+
+1. the law alone, with its own noise scale ``sigma_law``: the law's parameters, and so the
+   compute-optimal allocation, get exactly the posterior the plain law gives (same sampler,
+   same seed, same draws);
+2. the GP and ``sigma`` on what the law's posterior mode misses: log loss ~ law(mode) + GP,
+   ~15 leapfrog steps of a 36-column matrix product.
+
+The modules share no parameter, so the joint posterior is the product of the two and chain k's
+draw i of one pairs with chain k's draw i of the other. Predictions add the two, law(draw) +
+GP(draw); decisions that search over runs (``optimal``, ``plan``) use the law alone
+(:meth:`GP.for_decisions`): decades away the GP is a random wiggle of up to its amplitude, and
+an argmin along a shallow isoFLOP curve would follow the wiggle, not the data.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, override
+
+import numpy as np
+
+from scalebayes.discrepancy import hsgp
+from scalebayes.discrepancy.base import Block, Discrepancy, RunStage, Sites, Stage
+from scalebayes.discrepancy.none import NoDiscrepancy
+from scalebayes.errors import ExtrapolationWarning
+from scalebayes.laws import Law
+from scalebayes.priors import Prior
+
+RAW_SITE = "_gp_raw"  # the GP's standardised basis weights, one vector site
+# At target_accept 0.8 the GP module diverged once in 24 fits of simulated ladders (1 of 48000
+# transitions); at 0.95 never, for ~3 more leapfrog steps of a cheap gradient
+# (benchmarks/gp_geometry.py).
+TARGET_ACCEPT = 0.95
+LAW_MODULE_NAMES = {"sigma": "sigma_law", "nu": "nu_law"}
+"""How the law module's noise parameters are reported (the GP module's keep the plain names)."""
+
+
+@functools.lru_cache(maxsize=64)
+def compiled(fn: Any, *static: Any) -> Any:
+    """``fn`` with its leading hashable arguments fixed, compiled as one program.
+
+    Run eagerly, each of the GP's array operations compiles on its own the first time a shape
+    is seen: ~2 s of tiny compiles per fit on a cold cache, against ~0.3 s for one program.
+    """
+    import jax
+
+    return jax.jit(functools.partial(fn, *static))
+
+
+@dataclass(frozen=True)
+class GP(Discrepancy):
+    """Gaussian-process discrepancy in the law's log inputs, sampled apart from the law."""
+
+    # LogNormal(log 0.01, 0.75): median 1 % of the loss, 95 % in [0.2 %, 4 %]; held-out errors of
+    # the plain law on the public ladders are 0.3-2 % (benchmarks/results/backtest.json). It keeps
+    # away from 0 (no law is exact) and lets the data push it up: Epoch's runs give ~0.07.
+    amplitude_prior: str = "LogNormal(loc=-4.6, scale=0.75)"
+
+    name = "gp"
+    summary = (
+        "a Gaussian process for what the law misses, sampled apart from the law: wider "
+        "intervals beyond the runs, the law's own allocation"
+    )
+    prior_fields: ClassVar[Mapping[str, str]] = {"gp_amplitude": "amplitude_prior"}
+
+    def __post_init__(self) -> None:
+        Prior.parse(self.amplitude_prior)
+
+    @override
+    def check(self, law: Law) -> None:
+        hsgp.check_inputs(law.inputs)
+
+    @override
+    def for_decisions(self) -> Discrepancy:
+        return NoDiscrepancy()
+
+    # --- parameters -------------------------------------------------------------------------
+
+    @override
+    def param_names(self, law: Law, noise: Sequence[str]) -> tuple[str, ...]:
+        law_noise = tuple(LAW_MODULE_NAMES[n] for n in noise)
+        return (*law_noise, "gp_amplitude", *hsgp.weight_names(law.inputs))
+
+    @override
+    def hidden_names(self, law: Law) -> tuple[str, ...]:
+        return hsgp.weight_names(law.inputs)
+
+    @override
+    def param_docs(self, law: Law) -> dict[str, str]:
+        return {
+            "sigma": "noise: sd of log loss around the law plus the GP",
+            "sigma_law": "the law alone: sd of log loss around it (the GP's noise is sigma)",
+            "nu_law": "the law alone: Student-t degrees of freedom",
+            "gp_amplitude": "GP discrepancy: sd in log loss of what the law misses",
+        }
+
+    # --- the reference and the table's arrays ------------------------------------------------
+
+    @override
+    def reference(
+        self,
+        law: Law,
+        log_inputs: Mapping[str, Any],
+        centre: Mapping[str, Any],
+        counted: Any,
+        plain_mode: Callable[[], Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        import jax.numpy as jnp
+
+        arrays = {name: jnp.asarray(log_inputs[name]) for name in law.inputs}
+        mode = plain_mode()
+        return dict(compiled(hsgp.reference, law)(arrays, dict(centre), jnp.asarray(counted), mode))
+
+    @override
+    def table_arrays(
+        self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        basis, law_at_mode = compiled(_table_arrays, law)(dict(log_inputs), dict(ref))
+        return {"gp_basis": basis, "law_at_mode": law_at_mode}
+
+    @override
+    def term(
+        self,
+        law: Law,
+        params: Mapping[str, Any],
+        log_inputs: Mapping[str, Any],
+        ref: Mapping[str, Any],
+    ) -> Any:
+        return hsgp.term(law, params, log_inputs, ref)
+
+    @override
+    def check_points(self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> None:
+        far = np.asarray(hsgp.outside(law.inputs, log_inputs, ref))
+        if far.any():
+            warnings.warn(
+                f"{int(far.sum())} of {far.size} points lie more than {hsgp.BOX / 2:g} half-spans "
+                "of the fitted runs from their centre (in log N or log D): there the GP "
+                "discrepancy's approximation stops widening the interval, which is then too narrow",
+                ExtrapolationWarning,
+                stacklevel=4,
+            )
+
+    # --- sampling in two stages -------------------------------------------------------------
+
+    @override
+    def sample_posterior(
+        self, law: Law, likelihood: Any, tables: Sequence[Any], key: Any, run_stage: RunStage
+    ) -> tuple[list[Block], float, int]:
+        import jax
+
+        plain = likelihood.without_discrepancy()
+        # Stage 1 sees the plain law's data, without the GP's arrays and reference entries, so
+        # it is the plain law's compiled sampler and draws.
+        law_tables = [
+            table._replace(extra={}, log_ref={n: table.log_ref[n] for n in law.inputs})
+            for table in tables
+        ]
+        law_blocks, law_compile, devices = run_stage(Stage("law", plain), law_tables, key, (0, 2))
+        gp_key = jax.random.fold_in(key, 1)
+        gp_blocks, gp_compile, _ = run_stage(self._stage(law, likelihood, False), tables, gp_key, (1, 2))
+        centred = [False] * len(tables)
+        if any(stats["diverging"].any() for _, stats in gp_blocks):
+            # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
+            # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on
+            # failure (benchmarks/gp_geometry.py).
+            retry, retry_compile = run_stage(
+                self._stage(law, likelihood, True), tables, gp_key, (1, 2)
+            )[:2]
+            gp_compile += retry_compile
+            for i, (first, second) in enumerate(zip(gp_blocks, retry, strict=True)):
+                if second[1]["diverging"].sum() < first[1]["diverging"].sum():
+                    gp_blocks[i], centred[i] = second, True
+        blocks = [
+            self._join(law, likelihood, table, law_block, gp_block, centred[i])
+            for i, (table, law_block, gp_block) in enumerate(
+                zip(tables, law_blocks, gp_blocks, strict=True)
+            )
+        ]
+        return blocks, law_compile + gp_compile, devices
+
+    def _stage(self, law: Law, likelihood: Any, centred: bool) -> Stage:
+        return Stage(
+            key="gp_centred" if centred else "gp",
+            likelihood=likelihood,
+            model=functools.partial(_gp_model, law, likelihood, self, centred),
+            sites=self._sites(law, likelihood),
+            min_target_accept=TARGET_ACCEPT,
+            label="GP",
+        )
+
+    def _sites(self, law: Law, likelihood: Any) -> Sites:
+        sites: Sites = {
+            name: (Prior.parse(getattr(likelihood, f"{name}_prior")), ())
+            for name in likelihood.param_names
+        }
+        sites["gp_amplitude"] = (Prior.parse(self.amplitude_prior), ())
+        standard = Prior.parse("Normal(loc=0, scale=1)")
+        sites[RAW_SITE] = (standard, (len(hsgp.weight_names(law.inputs)),))
+        return sites
+
+    def _join(
+        self,
+        law: Law,
+        likelihood: Any,
+        table: Any,
+        law_block: Block,
+        gp_block: Block,
+        centred: bool,
+    ) -> Block:
+        """One table's draws of both modules as one posterior, with each run's log-likelihood.
+
+        Sample stats join as a sum over the modules where they add (leapfrog steps, log density,
+        energy), either module where a problem in one is a problem (divergence, tree depth), and
+        the law module's step size and acceptance rate; the GP module's are kept as ``gp_*``, and
+        ``gp_centred`` says whether the GP module was sampled centred.
+        """
+        (law_draws, law_stats), (gp_draws, gp_stats) = law_block, gp_block
+        samples = {LAW_MODULE_NAMES.get(k, k): v for k, v in law_draws.items() if k != "_log_lik"}
+        samples.update(gp_draws)
+        log_lik = compiled(_pointwise_log_lik, law, likelihood)(samples, table)
+        samples["_log_lik"] = np.asarray(log_lik)
+        stats = {
+            "diverging": law_stats["diverging"] | gp_stats["diverging"],
+            "reached_max_treedepth": law_stats["reached_max_treedepth"]
+            | gp_stats["reached_max_treedepth"],
+            "tree_depth": np.maximum(law_stats["tree_depth"], gp_stats["tree_depth"]),
+            "n_steps": law_stats["n_steps"] + gp_stats["n_steps"],
+            "lp": law_stats["lp"] + gp_stats["lp"],
+            "energy": law_stats["energy"] + gp_stats["energy"],
+            "acceptance_rate": law_stats["acceptance_rate"],
+            "step_size": law_stats["step_size"],
+        }
+        for name in ("diverging", "n_steps", "acceptance_rate", "step_size"):
+            stats[f"gp_{name}"] = gp_stats[name]
+        stats["gp_centred"] = np.full(gp_stats["diverging"].shape, centred)
+        return samples, stats
+
+    @override
+    def law_noise_names(self) -> dict[str, str]:
+        return dict(LAW_MODULE_NAMES)
+
+
+def _table_arrays(law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The GP's basis at the runs, (n, K), and the law's log mean at its mode there, (n,)."""
+    return hsgp.basis(law, log_inputs, ref), law.log_mean(hsgp.mode(law, ref), log_inputs)
+
+
+def _gp_model(law: Law, likelihood: Any, gp: GP, centred: bool, data: Any) -> None:
+    """The GP module: the GP and ``sigma`` on what the law's mode misses.
+
+    log loss ~ law(mode) + GP, with ``law_at_mode`` and ``gp_basis`` computed once per table
+    (:meth:`GP.table_arrays`).
+    """
+    import numpyro
+    import numpyro.distributions as dist
+
+    sigma = numpyro.sample("sigma", Prior.parse(likelihood.sigma_prior).to_numpyro())
+    nu = (
+        numpyro.sample("nu", Prior.parse(likelihood.nu_prior).to_numpyro())
+        if likelihood.estimates_nu
+        else likelihood.df
+    )
+    amplitude = numpyro.sample("gp_amplitude", Prior.parse(gp.amplitude_prior).to_numpyro())
+    # Non-centred (raw ~ Normal(0, 1)) by default: where the law fits, the data say little about
+    # the weights, and a centred GP would be a funnel in its amplitude. Where the law misses by
+    # far (Kaplan's law on Epoch's runs: amplitude 0.5) the data pin the weights and the funnel
+    # turns round: there the centred form samples (GP.sample_posterior picks it).
+    names = hsgp.weight_names(law.inputs)
+    scale = amplitude * hsgp.spectral_scale(len(law.inputs))
+    if centred:
+        weights = numpyro.sample(RAW_SITE, dist.Normal(0.0, scale).to_event(1))
+    else:
+        raw = numpyro.sample(RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
+        weights = scale * raw
+    for k, name in enumerate(names):
+        numpyro.deterministic(name, weights[k])
+    mu = data.extra["law_at_mode"] + data.extra["gp_basis"] @ weights
+    likelihood.observe(mu, sigma, nu, data)
+
+
+def _pointwise_log_lik(law: Law, likelihood: Any, params: Mapping[str, Any], data: Any) -> Any:
+    """Each run's log density (loss scale) for draws of shape P (no run axis): shape P + (n,).
+
+    It uses the basis computed for the table, so that the (P, n, K) product of weights and
+    basis is never formed.
+    """
+    import jax.numpy as jnp
+
+    per_run = {k: jnp.asarray(v)[..., None] for k, v in params.items()}
+    weights = hsgp.stacked_weights(law.inputs, params)
+    mu = law.log_mean(per_run, data.log_inputs) + weights @ data.extra["gp_basis"].T
+    return likelihood.log_density(mu, per_run, data.log_loss)
+

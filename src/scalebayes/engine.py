@@ -1,0 +1,331 @@
+"""The sampler engine: NumPyro's NUTS, compiled once per model and data shape, run on any data.
+
+The sampler is NumPyro's own NUTS (functional ``hmc`` interface). The data travel as arguments
+of one jitted function, so a second fit of the same law and data shape (backtests, comparisons,
+calibration) reuses the compiled code instead of paying the compile again. A model may be
+sampled in stages: its discrepancy decides (:meth:`Discrepancy.sample_posterior`), and the
+engine runs each :class:`~scalebayes.discrepancy.base.Stage` it is handed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from scalebayes.discrepancy.base import Block, Stage
+from scalebayes.laws import Law
+from scalebayes.likelihood import Likelihood
+from scalebayes.model import (
+    Centring,
+    ModelData,
+    find_centrings,
+    numpyro_model,
+    pointwise_log_lik,
+    sampled_sites,
+    start_point,
+)
+from scalebayes.results import Settings
+
+ProgressCallback = Callable[[int, int, str], None]
+"""Called as ``progress(done, total, phase)`` with iterations done so far; phase names the stage
+and 'warmup' or 'sampling'."""
+
+
+def sample(
+    law: Law,
+    likelihood: Likelihood,
+    tables: Sequence[ModelData],
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[Block], float, int]:
+    """Sample the posterior of ``law`` under ``likelihood`` for each table, in stages if it asks.
+
+    Returns per table the draws (with ``_log_lik``) and sample stats, leading dims (chain,
+    draw); the seconds spent compiling; and the number of devices the chains used.
+    """
+    import jax
+
+    n_runs, batch = int(tables[0].weight.shape[0]), len(tables)
+
+    def run_stage(
+        stage: Stage, data: Sequence[ModelData], key: Any, slot: tuple[int, int]
+    ) -> tuple[list[Block], float, int]:
+        stage_settings = dataclasses.replace(
+            settings, target_accept=max(settings.target_accept, stage.min_target_accept)
+        )
+        sampler = _sampler(law, stage, n_runs, stage_settings, batch)
+        blocks, compile_s = sampler.run(data, key, _stage_progress(progress, stage, slot))
+        return blocks, compile_s, sampler.n_devices
+
+    key = jax.random.key(settings.seed)
+    return likelihood.discrepancy.sample_posterior(law, likelihood, tables, key, run_stage)
+
+
+def _stage_progress(
+    progress: ProgressCallback | None, stage: Stage, slot: tuple[int, int]
+) -> ProgressCallback | None:
+    """Progress of one stage as a share of the whole: stage ``index`` of ``count``."""
+    if progress is None:
+        return None
+    index, count = slot
+    if count == 1:
+        return progress
+    return lambda done, total, phase: progress(
+        index * total + done, count * total, f"{stage.label} {phase}"
+    )
+
+
+class Sampler:
+    """NUTS for one (law, likelihood, number of runs, settings, batch): compiled once, run on any data.
+
+    A batch of ``batch`` tables runs ``batch * chains`` chains, each carrying its own table; with
+    one table every chain shares it. Chains are spread over the devices JAX sees (GPUs, or CPU
+    cores exposed as devices) with no cross-device traffic, since NUTS chains are independent.
+    A device that holds one chain runs it directly; one that holds several vmaps them. vmap is
+    avoided where it can be because its batched while-loops cost seconds of tracing and make
+    every chain wait for the longest tree.
+    """
+
+    CHUNK = 100  # iterations per compiled call; progress is reported between calls
+
+    def __init__(self, law: Law, stage: Stage, n_runs: int, settings: Settings, batch: int):
+        import jax
+        from jax.sharding import PartitionSpec as P
+        from numpyro.infer.hmc import hmc
+
+        self.law, self.likelihood, self.settings = law, stage.likelihood, settings
+        self.own_model = stage.model is None  # the law's model: its draws give each run's density
+        self.centrings: tuple[Centring, ...] = find_centrings(law) if self.own_model else ()
+        if stage.model is None:
+            self.model = functools.partial(numpyro_model, law, stage.likelihood, self.centrings)
+            self.sites = sampled_sites(law, stage.likelihood, self.centrings)
+        else:
+            self.model = stage.model
+            self.sites = dict(stage.sites or {})
+        self.n_runs, self.batch = n_runs, batch
+        self.n_chains = settings.chains * batch
+        # One (init, sample) pair: sample_kernel reads settings that tracing init_kernel stores.
+        self._init_kernel, self._sample_kernel = hmc(
+            potential_fn_gen=self._potential_gen, algo="NUTS"
+        )
+        self._compiled: tuple[Any, Any, Any] | None = None
+        devices = jax.local_devices()
+        self.n_devices = max(k for k in range(1, len(devices) + 1) if self.n_chains % k == 0)
+        self.chains_per_device = self.n_chains // self.n_devices
+        data_axis = 0 if batch > 1 else None  # a table per chain, or one shared by all
+        data_spec = P("chain") if batch > 1 else P()
+        init = self._each_chain(self._init_one, (0, 0, data_axis))
+        chunk = functools.partial(self._run_chunk, data_axis=data_axis)
+        self._sharding = None
+        if self.n_devices > 1:
+            from jax.sharding import Mesh, NamedSharding
+
+            mesh = Mesh(np.array(devices[: self.n_devices]), ("chain",))
+            self._sharding = NamedSharding(mesh, P("chain"))
+            init = jax.shard_map(
+                init,
+                mesh=mesh,
+                in_specs=(P("chain"), P("chain"), data_spec),
+                out_specs=P("chain"),
+                check_vma=False,
+            )
+            chunk = jax.shard_map(
+                chunk,
+                mesh=mesh,
+                in_specs=(P("chain"), data_spec),
+                out_specs=(P("chain"), P(None, "chain")),
+                check_vma=False,
+            )
+        self._init = jax.jit(init)
+        self._chunk = jax.jit(chunk)
+        self._constrain = jax.jit(jax.vmap(self._constrain_chain, in_axes=(0, data_axis)))
+
+    def _each_chain(self, fn: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Any:
+        """``fn`` applied to each chain of a device's block (leading axis of the mapped args)."""
+        import jax
+
+        if self.chains_per_device > 1:
+            return jax.vmap(fn, in_axes=in_axes)
+
+        def single(*args: Any) -> Any:
+            args = tuple(
+                jax.tree.map(lambda x: x[0], arg) if axis == 0 else arg
+                for arg, axis in zip(args, in_axes, strict=True)
+            )
+            return jax.tree.map(lambda x: x[None], fn(*args))
+
+        return single
+
+    def _potential_gen(self, data: ModelData) -> Callable[[dict[str, Any]], Any]:
+        from numpyro.infer.util import potential_energy
+
+        return lambda z: potential_energy(self.model, (data,), {}, z)
+
+    def _init_one(self, key: Any, jitter: Any, data: ModelData) -> Any:
+        from jax.flatten_util import ravel_pytree
+
+        start, unravel = ravel_pytree(start_point(self.sites, data, len(self.centrings)))
+        s = self.settings
+        return self._init_kernel(
+            unravel(start + jitter),
+            s.warmup,
+            dense_mass=s.dense_mass,
+            target_accept_prob=s.target_accept,
+            max_tree_depth=s.max_tree_depth,
+            model_args=(data,),
+            rng_key=key,
+        )
+
+    def _run_chunk(
+        self, states: Any, data: ModelData, data_axis: int | None
+    ) -> tuple[Any, dict[str, Any]]:
+        import jax
+
+        step = self._each_chain(
+            lambda state, data: self._sample_kernel(state, model_args=(data,)), (0, data_axis)
+        )
+
+        def body(states: Any, _: None) -> tuple[Any, dict[str, Any]]:
+            states = step(states, data)
+            return states, {
+                "z": states.z,
+                "diverging": states.diverging,
+                "n_steps": states.num_steps,
+                "energy": states.energy,
+                "lp": -states.potential_energy,
+                "acceptance_rate": states.accept_prob,
+                "step_size": states.adapt_state.step_size,
+            }
+
+        return jax.lax.scan(body, states, None, length=self.CHUNK)
+
+    def _constrain_chain(self, z: dict[str, Any], data: ModelData) -> tuple[dict[str, Any], Any]:
+        """One chain's unconstrained draws -> parameter values, and each run's log-likelihood.
+
+        A stage with a model of its own has no log-likelihood of its own (it needs the other
+        stages' draws too): its discrepancy computes it when it joins them.
+        """
+        import jax
+        from numpyro.infer.util import constrain_fn
+
+        one = functools.partial(constrain_fn, self.model, (data,), {}, return_deterministic=True)
+        values = jax.vmap(one)(z)
+        if not self.own_model:
+            return values, None
+        params = {k: v[..., None] for k, v in values.items() if not k.startswith("_")}
+        log_lik = pointwise_log_lik(
+            self.law, self.likelihood, params, data.log_inputs, data.log_loss, data.log_ref
+        )
+        return values, log_lik
+
+    def _compile(self, data: ModelData, keys: Any, jitter: Any) -> tuple[Any, Any, Any]:
+        """Trace and compile the three programs, each compile overlapping the next trace.
+
+        XLA compiles without holding the GIL, so on two or more cores the compiles run beside
+        the tracing (which is Python) instead of after it.
+        """
+        import jax
+
+        s = self.settings
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            init_lowered = self._init.lower(keys, jitter, data)
+            init = pool.submit(init_lowered.compile)
+            states = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding),
+                init_lowered.out_info,
+            )
+            chunk = pool.submit(self._chunk.lower(states, data).compile)
+            draws = {
+                site: jax.ShapeDtypeStruct((self.n_chains, s.draws, *a.shape[1:]), a.dtype)
+                for site, a in states.z.items()
+            }
+            constrain = pool.submit(self._constrain.lower(draws, data).compile)
+            return init.result(), chunk.result(), constrain.result()
+
+    def _inputs(self, tables_data: Sequence[ModelData], key: Any) -> tuple[ModelData, Any, Any]:
+        """The data every chain carries, each chain's PRNG key and its start's jitter."""
+        import jax
+        import jax.numpy as jnp
+
+        if self.batch == 1:
+            data = tables_data[0]
+        else:  # chain k of the batch carries table k // chains
+            data = jax.tree.map(
+                lambda *xs: jnp.repeat(jnp.stack(xs), self.settings.chains, axis=0), *tables_data
+            )
+        key_init, key_jitter = jax.random.split(key)
+        size = sum(int(np.prod(shape)) for _, shape in self.sites.values())
+        # Chains start a little apart so that R-hat can see disagreement.
+        jitter = jax.random.uniform(key_jitter, (self.n_chains, size), minval=-0.5, maxval=0.5)
+        return data, jax.random.split(key_init, self.n_chains), jitter
+
+    def run(
+        self, tables_data: Sequence[ModelData], key: Any, progress: ProgressCallback | None
+    ) -> tuple[list[Block], float]:
+        """Warm up and sample each table (:func:`model_data`; weight 0 leaves a run out).
+
+        Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
+        all runs, for the law's own model) and sample stats, all with leading dims
+        (chain, draw); and the seconds spent compiling. ``key`` is a JAX PRNG key.
+        """
+        import jax
+
+        s = self.settings
+        data, keys, jitter = self._inputs(tables_data, key)
+        compile_s = 0.0
+        if self._compiled is None:
+            started = time.perf_counter()
+            self._compiled = self._compile(data, keys, jitter)
+            compile_s = time.perf_counter() - started
+        init, chunk, constrain = self._compiled
+        # The diagnostics need arviz-stats (~1 s to import): load it while the chains run.
+        threading.Thread(target=importlib.import_module, args=("arviz_stats",)).start()
+        states = init(keys, jitter, data)
+        total = s.warmup + s.draws
+        pieces = []
+        done = 0
+        while done < total:
+            states, trace = chunk(states, data)
+            pieces.append(jax.device_get(trace))
+            done += self.CHUNK
+            if progress is not None:
+                progress(min(done, total), total, "warmup" if done <= s.warmup else "sampling")
+        trace = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[s.warmup : total], *pieces)
+        # scan stacks iterations first: (draw, chain, ...) -> (chain, draw, ...)
+        trace = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), trace)
+        constrained, log_lik = jax.device_get(constrain(trace.pop("z"), data))
+        samples = {k: np.asarray(v) for k, v in constrained.items() if not k.startswith("_")}
+        if log_lik is not None:
+            samples["_log_lik"] = np.asarray(log_lik)
+        stats = {k: np.asarray(v) for k, v in trace.items()}
+        stats["tree_depth"] = np.ceil(np.log2(stats["n_steps"] + 1)).astype(int)
+        stats["reached_max_treedepth"] = stats["tree_depth"] >= s.max_tree_depth
+        blocks = []
+        for i in range(self.batch):
+            rows = slice(i * s.chains, (i + 1) * s.chains)
+            blocks.append(
+                (
+                    {k: v[rows] for k, v in samples.items()},
+                    {k: v[rows] for k, v in stats.items()},
+                )
+            )
+        return blocks, compile_s
+
+
+_SAMPLERS: dict[tuple[Any, ...], Sampler] = {}
+
+
+def _sampler(law: Law, stage: Stage, n_runs: int, settings: Settings, batch: int) -> Sampler:
+    """The cached compiled sampler for this stage, law, data shape, NUTS settings and batch."""
+    key = (stage.key, law.key, stage.likelihood, n_runs, batch, dataclasses.replace(settings.sampler, seed=0))
+    if key not in _SAMPLERS:
+        _SAMPLERS[key] = Sampler(law, stage, n_runs, settings, batch)
+    return _SAMPLERS[key]
