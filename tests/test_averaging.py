@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import scalebayes as sb
-from scalebayes.averaging import average, draw_counts
+from scalebayes.averaging import average, draw_counts, optimal_mixture, predict_mixture
 from scalebayes.comparison import compare
 from scalebayes.errors import ScalebayesError
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
@@ -159,9 +159,9 @@ def two_fits() -> dict[str, sb.Fit]:
     }
 
 
-def test_predict_accepts_a_set_of_fits(two_fits: dict[str, sb.Fit]) -> None:
+def test_predict_mixture_of_a_set_of_fits(two_fits: dict[str, sb.Fit]) -> None:
     weights = {"chinchilla": 0.25, "chinchilla_tied": 0.75}
-    mixed = sb.predict(two_fits, N=[7e9, 70e9], D=[1.4e11, 1.4e12], weights=weights)
+    mixed = predict_mixture(two_fits, N=[7e9, 70e9], D=[1.4e11, 1.4e12], weights=weights)
     assert mixed.loss.dims == ("chain", "draw", "point") and mixed.loss.sizes["draw"] == 800
     assert mixed.loss.attrs["draws_from"] == {"chinchilla": 200, "chinchilla_tied": 600}
     alone = {
@@ -173,14 +173,14 @@ def test_predict_accepts_a_set_of_fits(two_fits: dict[str, sb.Fit]) -> None:
     assert all(tuple(r) in rows for r in mixed.loss.values.reshape(-1, 2))
     assert len(mixed.summary()) == 2
     # Default weights: stacking by PSIS-LOO, as compare() gives them.
-    default = sb.predict(two_fits, N=70e9, D=1.4e12)
+    default = predict_mixture(two_fits, N=70e9, D=1.4e12)
     want = compare(two_fits).weights
     assert default.loss.attrs["weights"] == pytest.approx(want.to_dict(), abs=1e-9)
 
 
-def test_optimal_accepts_a_set_of_fits(two_fits: dict[str, sb.Fit]) -> None:
+def test_optimal_mixture_of_a_set_of_fits(two_fits: dict[str, sb.Fit]) -> None:
     weights = {"chinchilla": 0.5, "chinchilla_tied": 0.5}
-    mixed = sb.optimal(two_fits, [1e23, 1e24], weights=weights, seed=2)
+    mixed = optimal_mixture(two_fits, [1e23, 1e24], weights=weights, seed=2)
     assert mixed.N.dims == ("chain", "draw", "budget") and mixed.N.sizes["draw"] == 800
     np.testing.assert_array_equal(mixed.budgets, [1e23, 1e24])
     # Joint mixing: N* and D* of a draw come from the same law's draw, so C = 6 N* D* holds.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import CI_FIT
+from tests.conftest import CI_FIT, assert_healthy
 
 import scalebayes as sb
 from scalebayes.errors import ScalebayesError
@@ -31,7 +31,7 @@ def test_each_table_gets_its_own_posterior(batch_runs, batch_fits, truth):
     for runs, fit in zip(batch_runs, batch_fits, strict=True):
         assert fit.runs is runs
         assert fit.posterior.sizes == {"chain": CI_FIT["chains"], "draw": CI_FIT["draws"]}
-        assert fit.diagnostics.ok, fit.diagnostics.problems
+        assert_healthy(fit.diagnostics)
         table = fit.summary()
         inside += sum(
             table.loc[k, "lower"] <= truth[k] <= table.loc[k, "upper"]
@@ -62,7 +62,7 @@ def test_masks_fit_subsets_of_one_table(batch_runs, batch_fits):
     for fit, mask in zip(fits, masks, strict=True):
         assert len(fit.runs) == mask.sum()
         assert fit.idata["log_likelihood"]["loss"].shape[-1] == mask.sum()
-        assert fit.diagnostics.ok, fit.diagnostics.problems
+        assert_healthy(fit.diagnostics)
 
 
 def test_batch_round_trips_through_netcdf(batch_fits, tmp_path):

@@ -13,7 +13,7 @@ from scalebayes.calibration import (
     calibrate,
 )
 from scalebayes.errors import ScalebayesError
-from scalebayes.model import Likelihood
+from scalebayes.likelihood import Likelihood
 from scalebayes.simulation import EPOCH_CHINCHILLA
 
 QUANTITIES = ("E", "A", "alpha", "B", "beta", "sigma", "loss_extrapolated", "N_opt_extrapolated")

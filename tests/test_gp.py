@@ -9,12 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scalebayes import gp
+from scalebayes.discrepancy import NoDiscrepancy
+from scalebayes.discrepancy import hsgp as gp
 from scalebayes.errors import ConvergenceWarning, LawError
 from scalebayes.laws import load_law
+from scalebayes.likelihood import Likelihood
 from scalebayes.model import (
-    Likelihood,
     log_mean,
+    model_data,
     model_param_names,
     reference_point,
     reported_param_names,
@@ -45,7 +47,7 @@ def ladder_loss(ladder):
 
 @pytest.fixture(scope="module")
 def ref(ladder, ladder_loss):
-    return reference_point(load_law("chinchilla"), ladder, GP, log_loss=ladder_loss)
+    return reference_point(load_law("chinchilla"), GP, ladder, ladder_loss)
 
 
 def _draws(law, n_draws: int, amplitude: float, seed: int = 0) -> dict[str, jax.Array]:
@@ -72,19 +74,6 @@ def test_names_and_reported_names():
 def test_three_input_law_is_refused():
     with pytest.raises(LawError, match="at most 2 inputs"):
         gp.weight_names(("N", "D", "U"))
-
-
-def test_log_mean_needs_the_fit_reference(ladder):
-    law = load_law("chinchilla")
-    params = _draws(law, 1, 0.01)
-    centre_only = reference_point(law, ladder)  # no likelihood: no GP reference
-    with pytest.raises(LawError, match="reference point"):
-        log_mean(law, GP, params, ladder, centre_only)
-
-
-def test_reference_needs_the_losses(ladder):
-    with pytest.raises(LawError, match="losses"):
-        reference_point(load_law("chinchilla"), ladder, GP)
 
 
 def test_mode_recovers_the_law(ref):
@@ -115,15 +104,13 @@ def test_discrepancy_is_orthogonal_to_the_law_tangent_space(ladder, ref):
 
 def test_model_data_basis_matches_log_mean(synthetic_runs):
     """The sampler's precomputed basis and log_mean's own give the same mean at the runs."""
-    from scalebayes.inference import model_data
-
     law = load_law("chinchilla")
-    data = model_data(law, synthetic_runs, None, GP)
+    data = model_data(law, synthetic_runs, GP)
     params = _draws(law, 3, 0.02)
     weights = gp.stacked_weights(law.inputs, params)  # (3, 1, K)
     direct = np.asarray(log_mean(law, GP, params, data.log_inputs, data.log_ref))
     plain = np.asarray(law.log_mean(params, data.log_inputs))
-    precomputed = plain + (weights @ np.asarray(data.gp_basis).T)[:, 0]
+    precomputed = plain + (weights @ np.asarray(data.extra["gp_basis"]).T)[:, 0]
     np.testing.assert_allclose(precomputed, direct, atol=1e-12)
 
 
@@ -133,13 +120,16 @@ def test_centred_and_non_centred_gp_modules_are_one_posterior(synthetic_runs):
     With w = scale * raw, the densities differ by the Jacobian: U_centred(w) - U_noncentred(raw)
     = sum(log scale), the same at every point, so both sample the same posterior.
     """
+    import functools
+
     from numpyro.infer.util import potential_energy
 
-    from scalebayes.inference import model_data
-    from scalebayes.model import GP_RAW_SITE, gp_model
+    from scalebayes.discrepancy.gp import RAW_SITE, _gp_model
 
     law = load_law("chinchilla")
-    data = model_data(law, synthetic_runs, None, GP)
+    data = model_data(law, synthetic_runs, GP)
+    non_centred = functools.partial(_gp_model, law, GP, GP.discrepancy, False)
+    centred = functools.partial(_gp_model, law, GP, GP.discrepancy, True)
     rng = np.random.default_rng(0)
     for _ in range(3):
         amplitude, sigma = rng.uniform(0.005, 0.5), rng.uniform(0.002, 0.05)
@@ -147,20 +137,16 @@ def test_centred_and_non_centred_gp_modules_are_one_posterior(synthetic_runs):
         scale = amplitude * np.asarray(gp.spectral_scale(2))
         # unconstrained coordinates: log of the positive sites
         common = {"gp_amplitude": np.log(amplitude), "sigma": np.log(sigma)}
-        u_nc = potential_energy(gp_model, (law, GP, data), {}, {**common, GP_RAW_SITE: raw})
-        u_c = potential_energy(
-            gp_model, (law, GP, data), {"centred": True}, {**common, GP_RAW_SITE: scale * raw}
-        )
+        u_nc = potential_energy(non_centred, (data,), {}, {**common, RAW_SITE: raw})
+        u_c = potential_energy(centred, (data,), {}, {**common, RAW_SITE: scale * raw})
         assert float(u_c - u_nc) == pytest.approx(float(np.sum(np.log(scale))), rel=1e-9)
 
 
 def test_masked_reference_equals_the_subset_reference(ladder, ladder_loss):
     law = load_law("chinchilla")
     mask = np.asarray(ladder["N"] + ladder["D"] < np.median(ladder["N"] + ladder["D"]))
-    padded = reference_point(law, ladder, GP, counted=mask, log_loss=ladder_loss)
-    subset = reference_point(
-        law, {k: v[mask] for k, v in ladder.items()}, GP, log_loss=ladder_loss[mask]
-    )
+    padded = reference_point(law, GP, ladder, ladder_loss, weight=mask.astype(float))
+    subset = reference_point(law, GP, {k: v[mask] for k, v in ladder.items()}, ladder_loss[mask])
     assert set(padded) == set(subset)
     # The mode is an optimiser's answer (gtol 1e-8): equal to far below any posterior sd.
     for key in padded:
@@ -369,13 +355,23 @@ def test_basis_of_a_single_point_is_that_row_of_the_basis(ref):
     np.testing.assert_allclose(np.asarray(one), np.asarray(rows[1]), rtol=1e-12, atol=1e-15)
 
 
-def test_law_module_is_the_plain_fit(gp_fit, plain_fit):
+def test_law_module_is_the_plain_fit(gp_fit, plain_fit, tmp_path):
+    """The law's module is the plain fit, draws and each run's log density alike, and saves."""
+    import scalebayes as sb
+
     law_fit = gp_fit.law_module()
-    assert law_fit.likelihood.discrepancy == "none"
+    assert law_fit.likelihood.discrepancy == NoDiscrepancy()
     assert set(law_fit.posterior.data_vars) == set(plain_fit.posterior.data_vars)
     for name in plain_fit.param_names:
         np.testing.assert_array_equal(law_fit.posterior[name], plain_fit.posterior[name], name)
+    np.testing.assert_allclose(
+        law_fit.idata["log_likelihood"]["loss"].to_numpy(),
+        plain_fit.idata["log_likelihood"]["loss"].to_numpy(),
+        rtol=1e-10,
+    )
     assert plain_fit.law_module() is plain_fit
+    loaded = sb.load_fit(sb.save_fit(law_fit, tmp_path / "law.nc"))
+    assert loaded.likelihood == law_fit.likelihood
 
 
 def test_plan_is_the_law_s_like_the_allocation(gp_fit, plain_fit):

@@ -13,7 +13,8 @@ from scipy import stats
 
 from scalebayes.formula import log_evaluate
 from scalebayes.laws import load_law
-from scalebayes.model import Likelihood, ModelData, find_centrings, numpyro_model, pointwise_log_lik
+from scalebayes.likelihood import Likelihood
+from scalebayes.model import ModelData, find_centrings, numpyro_model, pointwise_log_lik
 
 
 def _data(law, n=7, seed=0, with_obs=True):
@@ -80,14 +81,19 @@ def test_pointwise_log_lik_is_on_the_loss_scale():
     data = _data(law)
     theta = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.3, "sigma": 0.02}
     got = pointwise_log_lik(
-        law, Likelihood(discrepancy="none"), theta, data.log_inputs, data.log_loss
+        law, Likelihood(discrepancy="none"), theta, data.log_inputs, data.log_loss, data.log_ref
     )
     mu = np.asarray(law.log_mean(theta, data.log_inputs))
     y = np.asarray(data.log_loss)
     # density of loss = density of log loss / loss
     np.testing.assert_allclose(got, stats.t.logpdf(y, 4.0, mu, 0.02) - y, rtol=1e-12)
     normal = pointwise_log_lik(
-        law, Likelihood(family="normal", discrepancy="none"), theta, data.log_inputs, data.log_loss
+        law,
+        Likelihood(family="normal", discrepancy="none"),
+        theta,
+        data.log_inputs,
+        data.log_loss,
+        data.log_ref,
     )
     np.testing.assert_allclose(normal, stats.norm.logpdf(y, mu, 0.02) - y, rtol=1e-12)
 
@@ -115,10 +121,11 @@ def test_likelihood_rejects_nonsense():
 
 
 def test_curvature_discrepancy_is_the_documented_quadratic():
-    from scalebayes.model import curvature_names, log_mean, model_param_names
+    from scalebayes.model import log_mean, model_param_names
 
     law = load_law("chinchilla")
     lik = Likelihood(discrepancy="curvature")
+    curvature_names = lik.discrepancy.coefficient_names
     data = _data(law)
     assert curvature_names(law) == ("curvature_N_N", "curvature_N_D", "curvature_D_D")
     assert model_param_names(law, lik)[-4:] == ("curvature", *curvature_names(law))
@@ -138,7 +145,7 @@ def test_curvature_discrepancy_is_the_documented_quadratic():
     )
     # Without a discrepancy the model's mean is the law's.
     np.testing.assert_array_equal(
-        log_mean(law, Likelihood(discrepancy="none"), theta, data.log_inputs),
+        log_mean(law, Likelihood(discrepancy="none"), theta, data.log_inputs, data.log_ref),
         law.log_mean(theta, data.log_inputs),
     )
 
@@ -146,10 +153,9 @@ def test_curvature_discrepancy_is_the_documented_quadratic():
 def test_curvature_model_density_is_prior_times_likelihood():
     # The sampled sites (non-centred z, scale) must give the stated prior on the coefficients
     # and the Student-t likelihood around the curved mean.
-    from scalebayes.model import curvature_names
-
     law = load_law("chinchilla")
     lik = Likelihood(discrepancy="curvature")
+    curvature_names = lik.discrepancy.coefficient_names
     data = _data(law)
     theta = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.3, "sigma": 0.02}
     raw = {"curvature_N_N": 0.5, "curvature_N_D": -1.0, "curvature_D_D": 0.25}
@@ -173,25 +179,54 @@ def test_curvature_model_density_is_prior_times_likelihood():
     assert set(curvature_names(law)) == set(raw)
 
 
-def test_curvature_needs_the_reference_point():
+def test_unknown_discrepancy_is_refused():
     from scalebayes.errors import LawError
-    from scalebayes.model import log_mean
 
-    law = load_law("power_c")
-    lik = Likelihood(discrepancy="curvature")
-    with pytest.raises(LawError, match="reference"):
-        log_mean(law, lik, {"E": 1.7, "A": 10.0, "alpha": 0.1, "curvature_C_C": 0.0}, {"C": 50.0})
     with pytest.raises(LawError, match="discrepancy 'spline'"):
         Likelihood(discrepancy="spline")
 
 
 def test_auto_discrepancy_is_the_gp_where_it_serves_and_none_elsewhere():
     """The default ('auto') is resolved per law: the GP serves laws of at most two inputs."""
-    assert Likelihood().discrepancy == "auto"
-    assert Likelihood().for_law(load_law("chinchilla")).discrepancy == "gp"
-    assert Likelihood().for_law(load_law("power_c")).discrepancy == "gp"
-    assert Likelihood().for_law(load_law("data_constrained")).discrepancy == "none"
+    from scalebayes.discrepancy import GP, Auto, NoDiscrepancy
+
+    assert Likelihood().discrepancy == Auto()
+    assert Likelihood().for_law(load_law("chinchilla")).discrepancy == GP()
+    assert Likelihood().for_law(load_law("power_c")).discrepancy == GP()
+    assert Likelihood().for_law(load_law("data_constrained")).discrepancy == NoDiscrepancy()
     explicit = Likelihood(discrepancy="curvature", family="normal")
     assert explicit.for_law(load_law("chinchilla")) is explicit
     resolved = Likelihood(family="normal").for_law(load_law("chinchilla"))
-    assert (resolved.family, resolved.discrepancy) == ("normal", "gp")
+    assert (resolved.family, resolved.discrepancy) == ("normal", GP())
+
+
+def test_likelihood_round_trips_and_reads_the_older_layout():
+    """Saved fits store the likelihood as a dict; files of schema 1 held the discrepancy's name
+    and its prior beside the noise's."""
+    from scalebayes.discrepancy import GP
+
+    lik = Likelihood(df=None, discrepancy=GP(amplitude_prior="LogNormal(loc=-3.0, scale=0.5)"))
+    assert Likelihood.from_dict(lik.to_dict()) == lik
+    old = {
+        "family": "student_t",
+        "df": 4.0,
+        "sigma_prior": "HalfNormal(scale=0.1)",
+        "nu_prior": "Gamma(concentration=2.0, rate=0.1)",
+        "discrepancy": "gp",
+        "curvature_prior": "HalfNormal(scale=0.01)",
+        "gp_amplitude_prior": "LogNormal(loc=-3.0, scale=0.5)",
+    }
+    assert Likelihood.from_dict(old) == Likelihood(discrepancy=GP("LogNormal(loc=-3.0, scale=0.5)"))
+
+
+def test_prior_overrides_reach_the_discrepancy():
+    from scalebayes.discrepancy import GP
+    from scalebayes.errors import LawError
+
+    lik = Likelihood(discrepancy="gp").with_priors(
+        {"sigma": "HalfNormal(scale=0.05)", "gp_amplitude": "LogNormal(loc=-3.0, scale=0.5)"}
+    )
+    assert lik.sigma_prior == "HalfNormal(scale=0.05)"
+    assert lik.discrepancy == GP(amplitude_prior="LogNormal(loc=-3.0, scale=0.5)")
+    with pytest.raises(LawError, match="no parameter"):
+        Likelihood(discrepancy="none").with_priors({"gp_amplitude": "HalfNormal(scale=1.0)"})

@@ -269,7 +269,7 @@ def test_prior_posterior_one_panel_per_parameter(fit):
 
 
 def test_residuals_points_and_noise_band(fit, runs):
-    from scalebayes.model import Likelihood
+    from scalebayes.likelihood import Likelihood
 
     ax = plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit))
     assert ax.get_xscale() == "log" and "(FLOPs)" in ax.get_xlabel()

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
+import scalebayes as sb
 from scalebayes import cli, plots
 from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 from scalebayes.testing import fit_from_draws, jittered_draws

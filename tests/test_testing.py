@@ -51,6 +51,7 @@ def test_log_likelihood_is_the_models_own(known_fit, runs):
         params,
         {k: np.log(v) for k, v in runs.inputs().items() if k in ("N", "D")},
         np.log(runs.loss),
+        known_fit.log_ref,
     )
     np.testing.assert_allclose(known_fit.idata["log_likelihood"]["loss"][c, d], expected)
 

@@ -9,7 +9,7 @@ on the mixed draws afterwards, as for a single fit.
 
 :func:`average` mixes any per-draw DataArray or Dataset (a Dataset's variables are mixed
 jointly, draw by draw); :func:`predict_mixture` and :func:`optimal_mixture` apply it to
-:func:`scalebayes.predict` and :func:`scalebayes.optimal`, which hand a mapping of fits here.
+:func:`scalebayes.predict` and :func:`scalebayes.optimal` of several fits.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from scalebayes.allocate import Allocation, optimal
+from scalebayes.comparison import check_same_runs, compare
 from scalebayes.errors import ScalebayesError
+from scalebayes.prediction import Prediction, predict
 
 if TYPE_CHECKING:
-    from scalebayes.allocate import Allocation
-    from scalebayes.prediction import Prediction
     from scalebayes.results import Fit
 
 __all__ = ["average", "draw_counts", "optimal_mixture", "predict_mixture", "stacking_weights"]
@@ -161,8 +162,6 @@ def stacking_weights(fits: Mapping[str, Fit], *, method: str = "loo") -> dict[st
     """
     if len(fits) == 1:
         return {next(iter(fits)): 1.0}
-    from scalebayes.comparison import compare
-
     return {str(k): float(v) for k, v in compare(fits, method=method).weights.items()}
 
 
@@ -191,8 +190,6 @@ def predict_mixture(
     Prediction
         ``loss`` dims (chain=1, draw, point); ``loss.attrs["weights"]`` the weights used.
     """
-    from scalebayes.prediction import Prediction, predict
-
     fits = _fits(fits)
     weights = stacking_weights(fits) if weights is None else weights
     each = {name: predict(fit, seed=seed, **inputs) for name, fit in fits.items()}
@@ -227,8 +224,6 @@ def optimal_mixture(
     **options
         ``cost_k``, ``tokens_per_param_bounds``, as for :func:`scalebayes.optimal`.
     """
-    from scalebayes.allocate import Allocation, optimal
-
     fits = _fits(fits)
     weights = stacking_weights(fits) if weights is None else weights
     each = {name: optimal(fit, budgets, **options) for name, fit in fits.items()}
@@ -242,7 +237,5 @@ def _fits(fits: Mapping[str, Fit]) -> dict[str, Fit]:
     if not fits:
         raise ScalebayesError("expected at least one fit to average over")
     if len(fits) > 1:
-        from scalebayes.comparison import check_same_runs
-
         check_same_runs(fits)
     return dict(fits)

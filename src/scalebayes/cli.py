@@ -846,7 +846,11 @@ def _report(
     print(
         f"\nlaw {fit.law.name}: {fit.law.title}    ({len(fit.runs)} runs, {fit.likelihood.family} "
         f"noise on log loss"
-        + ("" if not fit.likelihood.discrepancy.param_names(fit.law, ()) else f", {fit.likelihood.discrepancy.name} discrepancy")
+        + (
+            ""
+            if not fit.likelihood.discrepancy.param_names(fit.law, ())
+            else f", {fit.likelihood.discrepancy.name} discrepancy"
+        )
         + ")"
     )
     print(format_table(fit, truth))

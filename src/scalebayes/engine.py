@@ -325,7 +325,14 @@ _SAMPLERS: dict[tuple[Any, ...], Sampler] = {}
 
 def _sampler(law: Law, stage: Stage, n_runs: int, settings: Settings, batch: int) -> Sampler:
     """The cached compiled sampler for this stage, law, data shape, NUTS settings and batch."""
-    key = (stage.key, law.key, stage.likelihood, n_runs, batch, dataclasses.replace(settings.sampler, seed=0))
+    key = (
+        stage.key,
+        law.key,
+        stage.likelihood,
+        n_runs,
+        batch,
+        dataclasses.replace(settings.sampler, seed=0),
+    )
     if key not in _SAMPLERS:
         _SAMPLERS[key] = Sampler(law, stage, n_runs, settings, batch)
     return _SAMPLERS[key]

@@ -180,7 +180,9 @@ def _fit_all(
             model_data(law, runs, likelihood, None if masks is None else masks[i])
             for i, runs in enumerate(tables)
         ]
-        blocks, compile_s, n_devices = engine.sample(law, likelihood, tables_data, settings, progress)
+        blocks, compile_s, n_devices = engine.sample(
+            law, likelihood, tables_data, settings, progress
+        )
         wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
     versions = _versions()
     results = []
@@ -229,6 +231,15 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
     found = {"python": platform.python_version()}
-    for package in ("scalebayes", "jax", "jaxlib", "numpyro", "arviz-base", "arviz-stats", "numpy", "xarray"):
+    for package in (
+        "scalebayes",
+        "jax",
+        "jaxlib",
+        "numpyro",
+        "arviz-base",
+        "arviz-stats",
+        "numpy",
+        "xarray",
+    ):
         found[package] = version(package)
     return found

@@ -54,7 +54,9 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
         "scalebayes_settings": json.dumps(fit.settings.to_dict()),
         "scalebayes_diagnostics": json.dumps(fit.diagnostics.to_dict()),
         # json writes floats by repr, so the reference reads back bit for bit.
-        "scalebayes_log_ref": json.dumps({k: np.asarray(v).tolist() for k, v in fit.log_ref.items()}),
+        "scalebayes_log_ref": json.dumps(
+            {k: np.asarray(v).tolist() for k, v in fit.log_ref.items()}
+        ),
         "scalebayes_runs": json.dumps(
             {
                 "source": runs.source,
@@ -112,7 +114,9 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
     if missing:
         raise FitFileError(f"{path}: not a complete scalebayes fit: missing {', '.join(missing)}")
     try:
-        meta = {k: json.loads(attrs[f"scalebayes_{k}"]) for k in _META if f"scalebayes_{k}" in attrs}
+        meta = {
+            k: json.loads(attrs[f"scalebayes_{k}"]) for k in _META if f"scalebayes_{k}" in attrs
+        }
         law = law_from_dict(meta["law"], source=f"{path} (stored law)")
         constant = tree["constant_data"].to_dataset()
         table = pd.DataFrame({name: constant[name].to_numpy() for name in ("N", "D", "C")})

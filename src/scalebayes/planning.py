@@ -23,13 +23,13 @@ from numpy.typing import ArrayLike
 
 from scalebayes.allocate import require_n_and_d
 from scalebayes.errors import ScalebayesError, UnreachableTargetError
+from scalebayes.model import log_mean as model_log_mean
 from scalebayes.prediction import (
     extrapolation,
     fitted_range,
     log_mean_at,
     planned_points,
 )
-from scalebayes.model import log_mean as model_log_mean
 from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
@@ -323,7 +323,9 @@ def plan(
     table["p_mean"] = reached.probability("mean")
     table["p_new_run"] = reached.probability("new_run")
     if fit is not whole:  # what the whole model (the discrepancy's spread beyond the data) says
-        table["p_whole_model"] = chance(whole, table["N"].to_numpy(), table["D"].to_numpy(), target).probability(kind)
+        table["p_whole_model"] = chance(
+            whole, table["N"].to_numpy(), table["D"].to_numpy(), target
+        ).probability(kind)
     at_edge = (table["N"] >= N_BOUNDS[1] * 0.999) | (table["D"] >= D_BOUNDS[1] * 0.999)
     table["at_bound"] = at_edge.to_numpy()
     return Plan(table, _per_draw_dataset(fit, draws, tokens, k), float(target), prob, kind, k)

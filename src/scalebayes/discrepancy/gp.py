@@ -165,7 +165,9 @@ class GP(Discrepancy):
         ]
         law_blocks, law_compile, devices = run_stage(Stage("law", plain), law_tables, key, (0, 2))
         gp_key = jax.random.fold_in(key, 1)
-        gp_blocks, gp_compile, _ = run_stage(self._stage(law, likelihood, False), tables, gp_key, (1, 2))
+        gp_blocks, gp_compile, _ = run_stage(
+            self._stage(law, likelihood, False), tables, gp_key, (1, 2)
+        )
         centred = [False] * len(tables)
         if any(stats["diverging"].any() for _, stats in gp_blocks):
             # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
@@ -248,7 +250,9 @@ class GP(Discrepancy):
         return dict(LAW_MODULE_NAMES)
 
 
-def _table_arrays(law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> tuple[Any, Any]:
+def _table_arrays(
+    law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
+) -> tuple[Any, Any]:
     """The GP's basis at the runs, (n, K), and the law's log mean at its mode there, (n,)."""
     return hsgp.basis(law, log_inputs, ref), law.log_mean(hsgp.mode(law, ref), log_inputs)
 
@@ -298,4 +302,3 @@ def _pointwise_log_lik(law: Law, likelihood: Any, params: Mapping[str, Any], dat
     weights = hsgp.stacked_weights(law.inputs, params)
     mu = law.log_mean(per_run, data.log_inputs) + weights @ data.extra["gp_basis"].T
     return likelihood.log_density(mu, per_run, data.log_loss)
-
