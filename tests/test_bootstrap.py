@@ -7,6 +7,7 @@ The interpreter search (`scripts/bootstrap --find`) runs in a sandbox whose PATH
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -242,3 +243,33 @@ def test_help_and_bad_arguments(sandbox):
         done = sandbox.run(*args)
         assert done.returncode == 2, args
         assert done.stderr.startswith("usage:"), args
+
+
+def readme_setup_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Set up on a fresh machine\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)\n```", section, flags=re.DOTALL)
+
+
+def test_readme_setup_uses_bootstrap():
+    demo, tests = readme_setup_commands()
+    assert demo.startswith("scripts/bootstrap && ")
+    assert tests.startswith("scripts/bootstrap dev && ")
+    assert "\n" not in demo + tests
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    boilerplate = {"set -euo pipefail", 'cd "$(dirname "$0")/.."'}
+    commands = [
+        line
+        for line in lines
+        if line.strip() and not line.startswith("#") and line not in boilerplate
+    ]
+    assert commands == [readme_setup_commands()[1]]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no exec bit")
+def test_bootstrap_is_executable():
+    assert os.access(BOOTSTRAP, os.X_OK)
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
