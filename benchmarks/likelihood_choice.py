@@ -4,7 +4,7 @@ Fits the Chinchilla law to Epoch AI's digitised Chinchilla runs under each likel
 prints PSIS-LOO (ArviZ) with the parameter medians, so the default is chosen from data.
 Writes benchmarks/results/likelihood_choice.json.
 
-    python benchmarks/likelihood_choice.py [--data PATH]
+    python benchmarks/likelihood_choice.py [--data DIR]
 """
 
 from __future__ import annotations
@@ -13,23 +13,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from _common import CHINCHILLA_CSV, RESULTS, missing, write_results
+from _common import RESULTS, add_data_argument, chinchilla_csv, missing, write_results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=CHINCHILLA_CSV)
+    add_data_argument(parser)
     parser.add_argument("--out", type=Path, default=RESULTS / "likelihood_choice.json")
     args = parser.parse_args()
-    if missing(args.data):
+    data = chinchilla_csv(args.data)
+    if missing(data):
         return 0
     import arviz_stats as azs
 
     import scalebayes as sb
 
-    runs = sb.load_runs(args.data)
+    runs = sb.load_runs(data)
     candidates = {
         "normal": sb.Likelihood(family="normal"),
         "student_t(4)": sb.Likelihood(df=4.0),
@@ -59,7 +60,7 @@ def main() -> int:
     write_results(
         args.out,
         {
-            "data": str(args.data),
+            "data": str(data),
             "results": results,
             "ranking": ranked.reset_index().to_dict(orient="records"),
         },
