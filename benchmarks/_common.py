@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -9,16 +10,41 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SHARED_DATA = HERE.parent / ".." / "shared" / "data"
-CHINCHILLA_CSV = SHARED_DATA / "chinchilla_svg_extracted.csv"
+# The default --data: the public datasets in ../shared/data, beside the repository.
+SHARED_DATA = HERE.parent.parent / "shared" / "data"
 RESULTS = HERE / "results"
+# The public tables, relative to the data directory.
+CHINCHILLA = "chinchilla_svg_extracted.csv"  # Epoch AI's digitised Chinchilla runs
+OPEN_ATHENA = "open-athena-isoflops/isoflops_extract.csv"  # the Open-Athena isoFLOP sweeps
+
+
+def add_data_argument(parser: argparse.ArgumentParser, *, reads: bool = True) -> None:
+    """Add ``--data DIR``, the directory of the public datasets (default ``../shared/data``).
+
+    ``reads=False``: the benchmark simulates its runs; the option is accepted all the same, so
+    every script takes the same command line.
+    """
+    text = "directory of the public datasets (default: %(default)s)"
+    if not reads:
+        text = "accepted for a common command line; this benchmark simulates its runs"
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, metavar="DIR", help=text)
+
+
+def chinchilla_csv(data: Path) -> Path:
+    """Epoch AI's digitised Chinchilla runs in the data directory ``data``."""
+    return Path(data) / CHINCHILLA
+
+
+def open_athena_csv(data: Path) -> Path:
+    """The Open-Athena isoFLOP extract in the data directory ``data``."""
+    return Path(data) / OPEN_ATHENA
 
 
 def missing(path: Path) -> bool:
     """Say the benchmark is skipped when its data are absent (exit 0: absence is not failure)."""
     if path.is_file():
         return False
-    print(f"skipped: {path} not found (the public datasets live in ../shared/data)")
+    print(f"skipped: {path} not found (--data DIR names the directory of the public datasets)")
     return True
 
 

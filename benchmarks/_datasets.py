@@ -4,33 +4,36 @@ Open-Athena isoFLOP experiment, with how each is held out (top decades, or large
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
-from _common import CHINCHILLA_CSV, SHARED_DATA
-
-OPEN_ATHENA_CSV = SHARED_DATA / "open-athena-isoflops" / "isoflops_extract.csv"
+from _common import chinchilla_csv, open_athena_csv
 
 
-def datasets(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def datasets(data: Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """``{name: {"runs": Runs, "holdout": backtest keyword arguments, "budget": FLOPs | None}}``.
 
     Epoch's table holds out the top one and two decades of compute and plans at Chinchilla's
-    5.76e23 FLOPs; an Open-Athena sweep holds out its largest one and two budgets. Tables whose
-    file is absent are left out (the benchmarks say so).
+    5.76e23 FLOPs; an Open-Athena sweep holds out its largest one and two budgets. ``data`` is
+    the data directory (``--data``); tables whose file is absent are left out (the benchmarks say
+    so).
     """
+    epoch, open_athena = chinchilla_csv(data), open_athena_csv(data)
+    if not (epoch.is_file() or open_athena.is_file()):
+        return {}
     import pandas as pd
 
     import scalebayes as sb
 
     found: dict[str, dict[str, Any]] = {}
-    if CHINCHILLA_CSV.is_file():
+    if epoch.is_file():
         found["epoch_chinchilla"] = {
-            "runs": sb.load_runs(CHINCHILLA_CSV),
+            "runs": sb.load_runs(epoch),
             "holdout": {"holdout_top": (1, 2)},
             "budget": 5.76e23,
         }
-    if OPEN_ATHENA_CSV.is_file():
-        table = pd.read_csv(OPEN_ATHENA_CSV)
+    if open_athena.is_file():
+        table = pd.read_csv(open_athena)
         for experiment, rows in table.groupby("experiment"):
             runs = rows[["params", "tokens", "budget", "loss"]].rename(
                 columns={"params": "N", "tokens": "D", "budget": "C"}

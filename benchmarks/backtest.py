@@ -1,4 +1,4 @@
-"""Benchmark: how far can you trust it? Backtests on every public table in ../shared/data.
+"""Benchmark: how far can you trust it? Backtests on every public table in the data directory.
 
 For Epoch's Chinchilla runs (top one and two decades of compute held out) and each Open-Athena
 isoFLOP experiment (largest one and two budgets held out), fit the smaller runs with
@@ -7,7 +7,8 @@ median |error| of log loss, bias, and (Epoch) the tokens per parameter at 5.76e2
 the small runs against all runs. One row per (table, cut, noise model); target: 90 % coverage
 in [85 %, 95 %]. Writes benchmarks/results/backtest.json.
 
-    python benchmarks/backtest.py [--datasets epoch_chinchilla ...] [--discrepancy none curvature gp]
+    python benchmarks/backtest.py [--data DIR] [--datasets epoch_chinchilla ...]
+                                  [--discrepancy none curvature gp]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import time
 
 import pandas as pd
-from _common import RESULTS, machine, write_results
+from _common import RESULTS, add_data_argument, machine, write_results
 from _datasets import datasets
 
 TARGET = (0.85, 0.95)
@@ -24,19 +25,20 @@ TARGET = (0.85, 0.95)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(parser)
     parser.add_argument("--datasets", nargs="+", help="subset of tables (default: all found)")
     parser.add_argument("--discrepancy", nargs="+", default=["none", "curvature"])
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--out", default="backtest.json", help="file name in benchmarks/results")
     args = parser.parse_args()
+    tables = datasets(args.data, args.datasets)
+    if not tables:
+        print(f"skipped: no public tables found in {args.data}")
+        return
     from scalebayes.backtest import backtest
     from scalebayes.model import Likelihood
 
-    tables = datasets(args.datasets)
-    if not tables:
-        print("skipped: no public tables found in ../shared/data")
-        return
     rows = []
     for name, spec in tables.items():
         for discrepancy in args.discrepancy:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import RESULTS, machine, write_results
+from _common import RESULTS, add_data_argument, machine, write_results
 
 
 def study(name: str, args: argparse.Namespace) -> dict:
@@ -59,6 +59,7 @@ def study(name: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(parser, reads=False)
     parser.add_argument("--fits", type=int, default=200)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--draws", type=int, default=500)
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--studies", nargs="+", default=["prior", "fixed"])
     args = parser.parse_args()
+    del args.data  # simulated runs: the settings recorded stay as they were
     results = {name: study(name, args) for name in args.studies}
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_average_1min']:.1f}")

@@ -7,7 +7,7 @@ in the same process. The refits share the law's compiled sampler (``fit(..., mas
 LFO should cost well under 4 full fits. Laws are compared as laws, without a discrepancy, as
 `scalebayes compare` does by default. Writes benchmarks/results/compare.json.
 
-    python benchmarks/compare.py [--only epoch] [--draws 1000 --warmup 1000]
+    python benchmarks/compare.py [--data DIR] [--only epoch] [--draws 1000 --warmup 1000]
 """
 
 from __future__ import annotations
@@ -18,25 +18,35 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from _common import CHINCHILLA_CSV, RESULTS, SHARED_DATA, missing, write_results
+from _common import (
+    RESULTS,
+    add_data_argument,
+    chinchilla_csv,
+    missing,
+    open_athena_csv,
+    write_results,
+)
 
-ISOFLOPS = SHARED_DATA / "open-athena-isoflops" / "isoflops_extract.csv"
 EPOCH_LAWS = ("chinchilla", "chinchilla_tied", "chinchilla_cross", "kaplan", "power_c", "bnsl_c")
 ISOFLOP_LAWS = ("chinchilla", "chinchilla_cross", "kaplan", "power_c")
 
 
-def datasets(only: list[str] | None) -> dict[str, tuple[Any, tuple[str, ...]]]:
-    """Name -> (Runs, laws to compare)."""
+def datasets(data: Path, only: list[str] | None) -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """Name -> (Runs, laws to compare), from the tables found in the data directory ``data``."""
+    epoch, isoflops = chinchilla_csv(data), open_athena_csv(data)
+    absent = [missing(path) for path in (epoch, isoflops)]  # says which is absent
+    if all(absent):
+        return {}
     import pandas as pd
 
     import scalebayes as sb
     from scalebayes.errors import DataWarning
 
     found: dict[str, tuple[Any, tuple[str, ...]]] = {}
-    if not missing(CHINCHILLA_CSV):
-        found["epoch_chinchilla"] = (sb.load_runs(CHINCHILLA_CSV), EPOCH_LAWS)
-    if not missing(ISOFLOPS):
-        table = pd.read_csv(ISOFLOPS)
+    if epoch.is_file():
+        found["epoch_chinchilla"] = (sb.load_runs(epoch), EPOCH_LAWS)
+    if isoflops.is_file():
+        table = pd.read_csv(isoflops)
         for experiment, rows in table.groupby("experiment", sort=True):
             with warnings.catch_warnings():
                 # Marin's nominal budgets differ from 6 N D by up to 26%; the budget is kept
@@ -140,6 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_data_argument(parser)
     parser.add_argument("--only", nargs="+", help="datasets whose name contains any of these")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
@@ -147,7 +158,7 @@ def main() -> int:
     parser.add_argument("--cuts", type=int, default=4)
     parser.add_argument("--out", type=Path, default=RESULTS / "compare.json")
     args = parser.parse_args()
-    found = datasets(args.only)
+    found = datasets(args.data, args.only)
     if not found:
         return 0
     settings = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}

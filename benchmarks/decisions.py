@@ -8,7 +8,7 @@ benchmarks/results/decisions.json:
 - tokens per parameter that Hoffmann et al.'s own constants imply at 5.76e23, for comparison;
 - the time of optimal() for 4000 draws x 100 budgets after compile (target < 1 s on CPU).
 
-    python benchmarks/decisions.py [--data PATH] [--chains 4 --draws 1000 --warmup 1000]
+    python benchmarks/decisions.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import platform
 import time
 
 import numpy as np
-from _common import CHINCHILLA_CSV, RESULTS, missing, write_results
+from _common import RESULTS, add_data_argument, chinchilla_csv, missing, write_results
 
 CHINCHILLA = {"N": 70e9, "D": 1.4e12}
 BUDGETS = (5.76e23, 1e25)
@@ -43,20 +43,19 @@ def interval(values: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=str, default=str(CHINCHILLA_CSV))
+    add_data_argument(parser)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5, help="timed optimal() calls")
     args = parser.parse_args()
-    from pathlib import Path
-
-    if missing(Path(args.data)):
+    data = chinchilla_csv(args.data)
+    if missing(data):
         return
 
     import scalebayes as sb
 
-    runs = sb.load_runs(args.data)
+    runs = sb.load_runs(data)
     fit = sb.fit(runs, "chinchilla", chains=args.chains, draws=args.draws, warmup=args.warmup)
     print(runs)
     print(fit.diagnostics)
@@ -116,7 +115,7 @@ def main() -> None:
     write_results(
         RESULTS / "decisions.json",
         {
-            "data": args.data,
+            "data": str(data),
             "runs": len(runs),
             "settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
             "diagnostics": fit.diagnostics.to_dict(),

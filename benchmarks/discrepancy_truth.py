@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, machine, write_results
+from _common import RESULTS, add_data_argument, machine, write_results
 
 FITTED = (6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21)  # simulation.CHINCHILLA_BUDGETS
 HELD = (1e22, 3e22)
@@ -90,11 +90,13 @@ def replicate(truth: str, seed: int, draws: int, warmup: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(parser, reads=False)
     parser.add_argument("--replicates", type=int, default=20)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--out", default="discrepancy_truth.json")
     args = parser.parse_args()
+    del args.data  # simulated runs: the settings recorded stay as they were
     rows = []
     for truth in ("law", "bend"):
         for seed in range(args.replicates):

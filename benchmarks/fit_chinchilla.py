@@ -12,7 +12,7 @@ compile costs are real:
 Targets (issue #2, 2 CPU cores): end-to-end <= 10 s including compile, min ESS bulk >= 1000,
 R-hat <= 1.01, 0 divergences, medians consistent with Besiroglu et al. 2024.
 
-    python benchmarks/fit_chinchilla.py [--data PATH] [--chains 4 --draws 1000 --warmup 1000]
+    python benchmarks/fit_chinchilla.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CHINCHILLA_CSV, RESULTS, machine, missing, write_results
+from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing, write_results
 
 PUBLISHED = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}  # Besiroglu et al.
 
@@ -36,7 +36,7 @@ def one_run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     import scalebayes as sb
 
-    runs = sb.load_runs(args.data)
+    runs = sb.load_runs(chinchilla_csv(args.data))
     imported = time.perf_counter() - started
     settings = dict(chains=args.chains, draws=args.draws, warmup=args.warmup, seed=0)
     settings["likelihood"] = sb.Likelihood(discrepancy=args.discrepancy)
@@ -95,7 +95,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=CHINCHILLA_CSV)
+    add_data_argument(parser)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
@@ -116,7 +116,8 @@ def main() -> int:
     if args.out is None:
         suffix = "" if args.discrepancy == "auto" else f"_{args.discrepancy}"
         args.out = RESULTS / f"fit_chinchilla{suffix}.json"
-    if missing(args.data):
+    csv = chinchilla_csv(args.data)
+    if missing(csv):
         return 0
     if args.one:
         print(json.dumps(one_run(args)))
@@ -128,7 +129,7 @@ def main() -> int:
         warm = measure(args, cache)
     rows = [("cold (no compile cache)", cold), ("warm (compile cache on disk)", warm)]
     print(
-        f"Chinchilla law on {args.data.name}: 245 runs, {args.chains} chains x {args.draws} draws "
+        f"Chinchilla law on {csv.name}: 245 runs, {args.chains} chains x {args.draws} draws "
         f"(+{args.warmup} warmup), float64, discrepancy {args.discrepancy}"
     )
     print(
@@ -175,7 +176,7 @@ def main() -> int:
         args.out,
         {
             "machine": info,
-            "settings": vars(args) | {"data": str(args.data), "out": str(args.out)},
+            "settings": vars(args) | {"data": str(csv), "out": str(args.out)},
             "cold": cold,
             "warm": warm,
             "checks": checks,

@@ -11,7 +11,7 @@ Two measurements behind two choices of ``inference._sample_gp_modules``:
    divergences and the GP module's min bulk ESS. (The library samples non-centred and, where
    that diverges, again centred.)
 
-    python benchmarks/gp_geometry.py [--seeds 24]
+    python benchmarks/gp_geometry.py [--data DIR] [--seeds 24]
 
 Writes benchmarks/results/gp_geometry.json.
 """
@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from pathlib import Path
 
-from _common import CHINCHILLA_CSV, RESULTS, machine, missing, write_results
+from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing, write_results
 
 
 def target_accept_study(seeds: int) -> list[dict]:
@@ -107,12 +106,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=24)
-    parser.add_argument("--data", type=Path, default=CHINCHILLA_CSV)
+    add_data_argument(parser)
     args = parser.parse_args()
     payload = {"machine": machine(), "settings": {"seeds": args.seeds}}
     payload["target_accept"] = target_accept_study(args.seeds)
-    if not missing(args.data):
-        payload["parametrisation"] = parametrisation_study(args.data)
+    if not missing(chinchilla_csv(args.data)):
+        payload["parametrisation"] = parametrisation_study(chinchilla_csv(args.data))
     write_results(RESULTS / "gp_geometry.json", payload)
     return 0
 

@@ -27,7 +27,7 @@ Two measurements:
 
 The machine is shared: the 1-minute load average is recorded with every measurement.
 
-    python benchmarks/versus.py                      # everything (an hour or more on 2 cores)
+    python benchmarks/versus.py [--data DIR]         # everything (an hour or more on 2 cores)
     python benchmarks/versus.py --datasets epoch --grid small --bootstrap 200 --backtest-grid small
     python benchmarks/versus.py --datasets open-athena --experiments llama_3__raw_loss --skip-timing
 """
@@ -43,9 +43,16 @@ import time
 import warnings
 from pathlib import Path
 
-from _common import CHINCHILLA_CSV, RESULTS, SHARED_DATA, machine, missing, write_results
+from _common import (
+    RESULTS,
+    add_data_argument,
+    chinchilla_csv,
+    machine,
+    missing,
+    open_athena_csv,
+    write_results,
+)
 
-OPEN_ATHENA_CSV = SHARED_DATA / "open-athena-isoflops" / "isoflops_extract.csv"
 METHODS = ("scalebayes", "scalebayes_none", "scalebayes_curvature", "huber", "curve_fit")
 LABELS = {
     "scalebayes": "scalebayes (gp)",
@@ -81,7 +88,7 @@ def one_run(args: argparse.Namespace) -> dict:
     if args.one.startswith("scalebayes"):
         import scalebayes as sb
 
-        runs = sb.load_runs(args.data)
+        runs = sb.load_runs(chinchilla_csv(args.data))
         likelihood = _likelihood(args.one)
         fit = sb.fit(runs, "chinchilla", likelihood=likelihood, seed=0)
         summary = fit.summary(ci_prob=0.9)
@@ -100,7 +107,7 @@ def one_run(args: argparse.Namespace) -> dict:
         }
     import baselines as bl
 
-    n, d, loss = _load_epoch_arrays(args.data)
+    n, d, loss = _load_epoch_arrays(chinchilla_csv(args.data))
     if args.one == "huber":
         boot = bl.huber_bootstrap(n, d, loss, starts=bl.grid(args.grid), n_boot=args.bootstrap)
         total = time.perf_counter() - started
@@ -161,13 +168,13 @@ def print_timing(times: dict[str, dict]) -> None:
         )
 
 
-def load_open_athena(experiment: str):
+def load_open_athena(path: Path, experiment: str):
     """One Open-Athena experiment as scalebayes Runs (budget as C, kept where 6ND disagrees)."""
     import pandas as pd
 
     import scalebayes as sb
 
-    frame = pd.read_csv(OPEN_ATHENA_CSV)
+    frame = pd.read_csv(path)
     frame = frame[frame["experiment"] == experiment]
     table = frame[["params", "tokens", "budget", "loss"]].rename(
         columns={"params": "N", "tokens": "D", "budget": "C"}
@@ -296,7 +303,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=CHINCHILLA_CSV)
+    add_data_argument(parser)
     parser.add_argument(
         "--datasets", nargs="+", choices=("epoch", "open-athena"), default=["epoch", "open-athena"]
     )
@@ -316,8 +323,9 @@ def main() -> int:
     parser.add_argument("--one", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "versus.json")
     args = parser.parse_args()
+    epoch, open_athena = chinchilla_csv(args.data), open_athena_csv(args.data)
     if args.one:
-        if missing(args.data):
+        if missing(epoch):
             return 0
         print(json.dumps(one_run(args)))
         return 0
@@ -328,29 +336,27 @@ def main() -> int:
     # Timing and backtests may be separate invocations writing the same file: each keeps its own.
     payload: dict = {"invocations": {part: {"machine": info, "settings": settings}}}
     payload["timing"], payload["backtest"] = {}, {}
-    if "epoch" in args.datasets and not missing(args.data):
+    if "epoch" in args.datasets and not missing(epoch):
         if not args.skip_timing:
             for method in args.methods:
                 payload["timing"][method] = timing(args, method)
                 print(f"  timed {LABELS[method]}", flush=True)
             print_timing(payload["timing"])
             save(args.out, payload)
-    if "epoch" in args.datasets and not args.skip_backtest and not missing(args.data):
+    if "epoch" in args.datasets and not args.skip_backtest and not missing(epoch):
         import scalebayes as sb
 
-        runs = sb.load_runs(args.data)
+        runs = sb.load_runs(epoch)
         payload["backtest"]["epoch"] = dataset_backtest(
             "Epoch Chinchilla", runs, {"holdout_top": (1, 2)}, args
         )
         save(args.out, payload)
-    if "open-athena" in args.datasets and not args.skip_backtest and not missing(OPEN_ATHENA_CSV):
+    if "open-athena" in args.datasets and not args.skip_backtest and not missing(open_athena):
         import pandas as pd
 
-        experiments = args.experiments or sorted(
-            pd.read_csv(OPEN_ATHENA_CSV)["experiment"].unique()
-        )
+        experiments = args.experiments or sorted(pd.read_csv(open_athena)["experiment"].unique())
         for experiment in experiments:
-            runs = load_open_athena(experiment)
+            runs = load_open_athena(open_athena, experiment)
             payload["backtest"][experiment] = dataset_backtest(
                 experiment, runs, {"holdout_budgets": (1, 2)}, args
             )
