@@ -367,7 +367,8 @@ def test_law_module_is_the_plain_fit(gp_fit, plain_fit, tmp_path):
     np.testing.assert_allclose(
         law_fit.idata["log_likelihood"]["loss"].to_numpy(),
         plain_fit.idata["log_likelihood"]["loss"].to_numpy(),
-        rtol=1e-10,
+        rtol=1e-9,
+        atol=1e-9,  # the same density computed by two compiled programs: rounding differs
     )
     assert plain_fit.law_module() is plain_fit
     loaded = sb.load_fit(sb.save_fit(law_fit, tmp_path / "law.nc"))
