@@ -91,3 +91,57 @@ def test_save_rejects_bad_paths(chinchilla_fit, tmp_path):
         sb.save_fit(chinchilla_fit, tmp_path / "fit.pickle")
     with pytest.raises(ScalebayesError, match="does not exist"):
         sb.save_fit(chinchilla_fit, tmp_path / "nowhere" / "fit.nc")
+
+
+def test_reference_is_saved_exactly(chinchilla_fit, tmp_path):
+    """The fit's anchor (the GP's spans, mode and projection) is in the file, bit for bit."""
+    loaded = sb.load_fit(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
+    assert set(loaded.log_ref) == set(chinchilla_fit.log_ref)
+    assert any(key.startswith("_gp_") for key in loaded.log_ref)
+    for key, value in chinchilla_fit.log_ref.items():
+        np.testing.assert_array_equal(loaded.log_ref[key], value, err_msg=key)
+
+
+def test_decisions_on_a_loaded_fit_never_re_optimise(chinchilla_fit, tmp_path, monkeypatch):
+    """load_fit then predict, optimal, plan: the stored reference is used, no L-BFGS runs."""
+    from scalebayes import model
+
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the plain law's mode was searched again")
+
+    monkeypatch.setattr(model, "plain_mode", refuse)
+    loaded = sb.load_fit(path)
+    before = sb.predict(chinchilla_fit, N=7e10, D=1.4e12).loss.to_numpy()
+    np.testing.assert_array_equal(sb.predict(loaded, N=7e10, D=1.4e12).loss.to_numpy(), before)
+    sb.optimal(loaded, [1e22])
+    sb.plan(loaded, 2.2)
+
+
+@pytest.mark.parametrize(
+    ("drop", "named"),
+    [("log_likelihood", "group log_likelihood"), ("scalebayes_log_ref", "scalebayes_log_ref")],
+)
+def test_incomplete_fit_file_names_what_is_missing(chinchilla_fit, tmp_path, drop, named):
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    if drop in tree.attrs:
+        del tree.attrs[drop]
+    else:
+        del tree[drop]
+    incomplete = tmp_path / "incomplete.nc"
+    tree.to_netcdf(incomplete, engine="h5netcdf")
+    with pytest.raises(FitFileError, match=f"not a complete scalebayes fit: missing .*{named}"):
+        sb.load_fit(incomplete)
+
+
+def test_every_fit_the_library_returns_round_trips(chinchilla_fit, tmp_path):
+    """The law's module of a GP fit is a fit too: it saves, loads and predicts the same."""
+    law_module = chinchilla_fit.law_module()
+    loaded = sb.load_fit(sb.save_fit(law_module, tmp_path / "law.nc"))
+    assert loaded.likelihood == law_module.likelihood
+    np.testing.assert_array_equal(
+        sb.predict(loaded, N=1e10, D=2e11).loss.to_numpy(),
+        sb.predict(law_module, N=1e10, D=2e11).loss.to_numpy(),
+    )
