@@ -55,14 +55,20 @@ class Likelihood:
         if isinstance(self.discrepancy, str):
             object.__setattr__(self, "discrepancy", named(self.discrepancy))
         if not isinstance(self.discrepancy, Discrepancy):
-            raise LawError(f"likelihood discrepancy {self.discrepancy!r}: expected a name or a Discrepancy")
+            raise LawError(
+                f"likelihood discrepancy {self.discrepancy!r}: expected a name or a Discrepancy"
+            )
         Prior.parse(self.sigma_prior)
         Prior.parse(self.nu_prior)
 
     def for_law(self, law: Law) -> Likelihood:
         """Return the likelihood with its discrepancy resolved for ``law`` (``auto`` picks one)."""
         resolved = self.discrepancy.resolve(law)
-        return self if resolved == self.discrepancy else dataclasses.replace(self, discrepancy=resolved)
+        return (
+            self
+            if resolved == self.discrepancy
+            else dataclasses.replace(self, discrepancy=resolved)
+        )
 
     def for_decisions(self) -> Likelihood:
         """The model that decisions searching over runs minimise (the GP left out; curvature kept)."""
@@ -96,7 +102,11 @@ class Likelihood:
 
     def with_priors(self, overrides: Mapping[str, str | Prior]) -> Likelihood:
         """Return a copy with the named priors (``sigma``, ``nu``, the discrepancy's) replaced."""
-        noise = {f"{n}_prior": str(Prior.parse(str(p))) for n, p in overrides.items() if n in NOISE_PARAMS}
+        noise = {
+            f"{n}_prior": str(Prior.parse(str(p)))
+            for n, p in overrides.items()
+            if n in NOISE_PARAMS
+        }
         other = {n: p for n, p in overrides.items() if n not in NOISE_PARAMS}
         discrepancy = self.discrepancy.with_priors(other) if other else self.discrepancy
         return dataclasses.replace(self, **noise, discrepancy=discrepancy)

@@ -91,7 +91,11 @@ class FitSettings(Settings):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
-        return {**super().to_dict(), "versions": dict(self.versions), "wall_time": dict(self.wall_time)}
+        return {
+            **super().to_dict(),
+            "versions": dict(self.versions),
+            "wall_time": dict(self.wall_time),
+        }
 
 
 @dataclass(frozen=True)
@@ -269,7 +273,9 @@ class Fit:
         decided = self.likelihood.for_decisions()
         if decided == self.likelihood:
             return self
-        renamed = {stored: noise for noise, stored in self.likelihood.discrepancy.law_noise_names().items()}
+        renamed = {
+            stored: noise for noise, stored in self.likelihood.discrepancy.law_noise_names().items()
+        }
         names = [n for n in self.param_names if n in self.law.param_names or n in renamed]
         posterior = self.posterior[names].rename({n: renamed[n] for n in names if n in renamed})
         wanted = model_param_names(self.law, decided)
