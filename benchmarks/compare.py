@@ -3,7 +3,8 @@
 For Epoch AI's digitised Chinchilla runs and for each Open-Athena isoFLOP experiment
 separately, fits every candidate law, ranks them by each method (stacking and pseudo-BMA
 weights), and times leave-future-out with 4 compute cut-offs against one fit of the same law
-in the same process. The refits share the law's compiled sampler (``fit(..., mask=)``), so
+in the same process. The loop is the library's ``sb.compare_laws``, the one behind
+`scalebayes compare`. The refits share the law's compiled sampler (``fit(..., mask=)``), so
 LFO should cost well under 4 full fits. Laws are compared as laws, without a discrepancy, as
 `scalebayes compare` does by default. Writes benchmarks/results/compare.json.
 
@@ -13,7 +14,6 @@ LFO should cost well under 4 full fits. Laws are compared as laws, without a dis
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -64,59 +64,59 @@ def datasets(data: Path, only: list[str] | None) -> dict[str, tuple[Any, tuple[s
 
 
 def run_one(name: str, runs: Any, laws: tuple[str, ...], settings: dict[str, Any], cuts: int):
+    """Every law fitted and ranked by ``sb.compare_laws`` (the loop of `scalebayes compare`), timed."""
     import scalebayes as sb
-    from scalebayes.comparison import compare, disagreement
     from scalebayes.errors import ConvergenceWarning
-    from scalebayes.leave_future_out import compute_cuts, lfo
 
     print(f"\n=== {name}: {runs}", flush=True)
-    values = list(compute_cuts(runs, cuts))
-    fits, future, timing = {}, {}, {}
-    settings = {**settings, "likelihood": sb.Likelihood(discrepancy="none")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported in the tables instead
-        for law in laws:
-            started = time.perf_counter()
-            fits[law] = sb.fit(runs, law, seed=0, **settings)
-            one_fit = time.perf_counter() - started
-            started = time.perf_counter()
-            future[law] = lfo(runs, law, cuts=values, seed=0, **settings)
-            lfo_s = time.perf_counter() - started
-            wall = fits[law].settings.wall_time
-            timing[law] = {
-                "fit_s": one_fit,
-                "fit_compile_s": wall.get("compile", 0.0),
-                "fit_sampling_s": wall.get("sampling", 0.0),
-                "lfo_s": lfo_s,
-                "lfo_cuts": len(values),
-                "lfo_over_fit": lfo_s / one_fit,
-                "lfo_over_sampling": lfo_s / max(wall.get("sampling", 0.0), 1e-9),
-            }
-            print(
-                f"  {law:18s} fit {one_fit:6.1f} s (compile {wall.get('compile', 0.0):4.1f} s)  "
-                f"LFO x{len(values)} {lfo_s:6.1f} s = {lfo_s / one_fit:4.2f} x one fit  "
-                f"{fits[law].diagnostics}",
-                flush=True,
-            )
-        results = {
-            "loo": compare(fits, method="loo"),
-            "waic": compare(fits, method="waic"),
-            "lfo": compare(fits, method="lfo", lfo_results=future),
+        result = sb.compare_laws(
+            runs,
+            laws,
+            methods="all",
+            cuts=cuts,
+            likelihood=sb.Likelihood(discrepancy="none"),
+            seed=0,
+            log=lambda text: print(text, flush=True),
+            **settings,
+        )
+    lfo = result.comparisons["lfo"].lfo
+    values = [float(cut) for cut in next(iter(lfo.values())).cuts["cut"]]
+    timing = {}
+    for law, fitted in result.fits.items():
+        one_fit, lfo_s = result.seconds[law]["fit"], result.seconds[law]["lfo"]
+        wall = fitted.settings.wall_time
+        timing[law] = {
+            "fit_s": one_fit,
+            "fit_compile_s": wall.get("compile", 0.0),
+            "fit_sampling_s": wall.get("sampling", 0.0),
+            "lfo_s": lfo_s,
+            "lfo_cuts": len(values),
+            "lfo_over_fit": lfo_s / one_fit,
+            "lfo_over_sampling": lfo_s / max(wall.get("sampling", 0.0), 1e-9),
         }
-    for result in results.values():
-        print(f"\n{result.to_frame().drop(columns='warning').round(3).to_string()}")
-        print(f"({result.method}; warnings: {dict(result.table['warning'])})")
-    note = disagreement(results["loo"], results["lfo"])
-    if note:
-        print(f"\n{note}")
+        print(
+            f"  {law:18s} fit {one_fit:6.1f} s (compile {wall.get('compile', 0.0):4.1f} s)  "
+            f"LFO x{len(values)} {lfo_s:6.1f} s = {lfo_s / one_fit:4.2f} x one fit  "
+            f"{fitted.diagnostics}",
+            flush=True,
+        )
+    for comparison in result.comparisons.values():
+        print(f"\n{comparison.to_frame().drop(columns='warning').round(3).to_string()}")
+        print(f"({comparison.method}; warnings: {dict(comparison.table['warning'])})")
+    if result.disagreement:
+        print(f"\n{result.disagreement}")
+    summary = result.to_dict()
     return {
         "runs": len(runs),
         "source": runs.source,
         "cuts": values,
-        "comparisons": {m: r.to_dict() for m, r in results.items()},
-        "disagreement": note,
+        "comparisons": summary["comparisons"],
+        "disagreement": summary["disagreement"],
         "timing": timing,
-        "diagnostics": {law: f.diagnostics.to_dict() for law, f in fits.items()},
+        "diagnostics": {law: f.diagnostics.to_dict() for law, f in result.fits.items()},
+        "versions": dict(next(iter(result.fits.values())).settings.versions),
     }
 
 
@@ -164,11 +164,10 @@ def main() -> int:
     settings = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
     import platform
 
-    from scalebayes.inference import _versions
-
     out = {
         name: run_one(name, runs, laws, settings, args.cuts) for name, (runs, laws) in found.items()
     }
+    versions = {name: result.pop("versions") for name, result in out.items()}
     summary = timing_summary(out, args.cuts)
     print(
         f"\nLFO with {args.cuts} cuts, relative to one fit of the same law in the same process:\n"
@@ -188,7 +187,7 @@ def main() -> int:
         {
             "settings": {**settings, "cuts": args.cuts, "seed": 0},
             "machine": platform.processor() or platform.machine(),
-            "versions": _versions(),
+            "versions": next(iter(versions.values())),
             "lfo_over_fit": summary,
             "datasets": out,
         },

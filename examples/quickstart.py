@@ -3,7 +3,7 @@
     python examples/quickstart.py                                   # synthetic runs, known truth
     python examples/quickstart.py --data ../shared/data/chinchilla_svg_extracted.csv --out fit.nc
 
-The same as `scalebayes demo`, in ten lines of library code.
+What `scalebayes demo` (the library's `sb.run_demo()`) does, in ten lines of library code.
 """
 
 from __future__ import annotations

@@ -146,3 +146,30 @@ def test_discrepancy_defaults_auto_except_for_compare():
     assert parser.parse_args(["backtest", "runs.csv"]).discrepancy == "auto"
     compare = parser.parse_args(["compare", "runs.csv", "--laws", "chinchilla", "kaplan"])
     assert compare.discrepancy == "none"
+
+
+def test_discrepancy_choices_are_the_library_kinds():
+    """--discrepancy's choices are spelled out for a fast --help; they must be the library's."""
+    from scalebayes.cli import DISCREPANCY_NAMES
+    from scalebayes.discrepancy import KINDS
+
+    assert tuple(KINDS) == DISCREPANCY_NAMES
+
+
+def test_parameter_table_gives_every_meaning_and_the_truth():
+    """The fit's text form (what `fit`, `show` and `demo` print) is a library function."""
+    from tests.known_fits import ladder
+
+    import scalebayes as sb
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+    from scalebayes.testing import fit_from_draws, jittered_draws
+
+    draws = jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.01}, chains=2, draws=100)
+    fit = fit_from_draws("chinchilla", ladder(), draws)
+    header, *rows = sb.parameter_table(fit, truth={"alpha": 0.348}).splitlines()
+    assert "90% interval" in header and "truth" in header and header.endswith("meaning")
+    assert [row.split()[0] for row in rows] == list(fit.summary().index)
+    docs = fit.param_docs()
+    assert all(row.endswith(docs[row.split()[0]]) for row in rows)
+    assert "0.348" in next(row for row in rows if row.startswith("alpha"))
+    assert "truth" not in sb.parameter_table(fit).splitlines()[0]

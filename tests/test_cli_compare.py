@@ -88,6 +88,21 @@ def test_compare_bad_input_exits_2(
     assert err.startswith("scalebayes: error:") and message in err
 
 
+@pytest.mark.parametrize(
+    ("laws", "options", "message"),
+    [
+        (["chinchilla"], {}, "two or more different laws"),
+        (["chinchilla", "kaplan"], {"methods": "bogus"}, "expected some of loo, waic, lfo"),
+        (["chinchilla", "kaplan"], {"out_dir": "/no/such/dir"}, "not an existing folder"),
+    ],
+)
+def test_compare_laws_refuses_bad_input_before_fitting(
+    runs_csv: Path, laws: list[str], options: dict[str, str], message: str
+) -> None:
+    with pytest.raises(sb.ScalebayesError, match=message):
+        sb.compare_laws(runs_csv, laws, **options)
+
+
 def test_compare_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["compare", "--help"])

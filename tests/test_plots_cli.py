@@ -148,12 +148,14 @@ def test_demo_writes_its_figures(fit_files, tmp_path, capsys, monkeypatch):
     from scalebayes.io import load_fit
 
     prepared = load_fit(fit_files[0])
-    monkeypatch.setattr(cli, "_run_fit", lambda args, runs: prepared)  # no NUTS here
+    monkeypatch.setattr("scalebayes.demo.fit", lambda *args, **kwargs: prepared)  # no NUTS here
     before = set(plt.get_fignums())
     figures = tmp_path / "figs"
     assert cli.main(["demo", "--figures", str(figures)]) == 0
     out = capsys.readouterr().out
     assert f"figures written to {figures.resolve()}" in out
+    assert out.startswith("scalebayes demo: SYNTHETIC data")
+    assert "truth inside the 90% interval for" in out.strip().splitlines()[-1]
     assert sorted(p.name for p in figures.iterdir()) == sorted(
         f"{kind}.png" for kind in ("bands", "isoflop", "frontier", "residuals", "prior", "trace")
     )
@@ -210,8 +212,6 @@ def test_plot_axis_only_for_bands(fit_files, tmp_path, capsys):
 
 
 def test_report_of_a_law_without_allocation(tmp_path):
-    import scalebayes as sb
-
     truth = {"E": 1.7, "A": 400.0, "alpha": 0.34}
     runs = simulate("power_n", truth, isoflop_design([1e19, 1e20], points_per_budget=4), seed=0)
     fit = fit_from_draws(

@@ -53,6 +53,8 @@ _EXPORTS = {
     "Plan": "scalebayes.planning",
     "compare": "scalebayes.comparison",
     "Comparison": "scalebayes.comparison",
+    "compare_laws": "scalebayes.law_comparison",
+    "LawComparison": "scalebayes.law_comparison",
     "lfo": "scalebayes.leave_future_out",
     "LFO": "scalebayes.leave_future_out",
     "average": "scalebayes.averaging",
@@ -72,6 +74,9 @@ _EXPORTS = {
     "UnreachableTargetError": "scalebayes.errors",
     "AllocationWarning": "scalebayes.errors",
     "write_report": "scalebayes.report",
+    "parameter_table": "scalebayes.describe",
+    "run_demo": "scalebayes.demo",
+    "Demo": "scalebayes.demo",
 }
 # Submodules reachable as attributes without an import (``sb.plots.bands``); loaded on first use.
 _SUBMODULES = ("plots",)
@@ -112,6 +117,8 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "Plan",
     "compare",
     "Comparison",
+    "compare_laws",
+    "LawComparison",
     "lfo",
     "LFO",
     "average",
@@ -131,6 +138,9 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "UnreachableTargetError",
     "AllocationWarning",
     "write_report",
+    "parameter_table",
+    "run_demo",
+    "Demo",
     "plots",
     "__version__",
 ]
@@ -143,6 +153,8 @@ if TYPE_CHECKING:
     from scalebayes.calibration import Calibration, calibrate
     from scalebayes.comparison import Comparison, compare
     from scalebayes.data import Runs, load_runs
+    from scalebayes.demo import Demo, run_demo
+    from scalebayes.describe import parameter_table
     from scalebayes.discrepancy import GP, Curvature, Discrepancy, NoDiscrepancy
     from scalebayes.errors import (
         AllocationWarning,
@@ -159,6 +171,7 @@ if TYPE_CHECKING:
     )
     from scalebayes.fitting import fit, fit_batch
     from scalebayes.io import load_fit, save_fit
+    from scalebayes.law_comparison import LawComparison, compare_laws
     from scalebayes.laws import Law, Param, available_laws, load_law, make_law
     from scalebayes.leave_future_out import LFO, lfo
     from scalebayes.likelihood import Likelihood

@@ -64,6 +64,15 @@ class Backtest:
         """The fit of all the runs."""
         return self.fits[-1]
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: law, budget, one record per cut-off, each fit's diagnostics."""
+        return {
+            "law": self.law,
+            "budget": self.budget,
+            "cuts": self.table.to_dict(orient="records"),
+            "diagnostics": [{**f.diagnostics.to_dict(), "ok": f.diagnostics.ok} for f in self.fits],
+        }
+
     def __str__(self) -> str:
         lines = [
             f"backtest of law {self.law}: fit the runs at or below each cut, predict the rest "

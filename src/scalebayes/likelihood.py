@@ -83,6 +83,14 @@ class Likelihood:
         """The noise model's own parameters: ``sigma``, and ``nu`` when it is estimated."""
         return ("sigma", "nu") if self.estimates_nu else ("sigma",)
 
+    def param_docs(self, law: Law) -> dict[str, str]:
+        """One-line meaning of the noise's parameters and the discrepancy's (reported for ``law``)."""
+        docs = {
+            "sigma": "noise: sd of log loss (about the relative error of one run's loss)",
+            "nu": "noise: Student-t degrees of freedom",
+        }
+        return {**docs, **self.discrepancy.param_docs(law)}
+
     @property
     def estimates_nu(self) -> bool:
         """Whether the Student-t degrees of freedom are a parameter of the model."""

@@ -248,10 +248,7 @@ class Fit:
     def param_docs(self) -> dict[str, str]:
         """One-line meaning of every reported parameter: the law's, the noise's, the discrepancy's."""
         docs = {name: p.doc for name, p in self.law.params.items()}
-        docs["sigma"] = "noise: sd of log loss (about the relative error of one run's loss)"
-        docs["nu"] = "noise: Student-t degrees of freedom"
-        docs.update(self.likelihood.discrepancy.param_docs(self.law))
-        return docs
+        return {**docs, **self.likelihood.param_docs(self.law)}
 
     def log_mean(self, params: Mapping[str, Any], log_inputs: Mapping[str, Any]) -> Any:
         """Log mean loss at ``log_inputs`` for parameter values ``params`` (e.g. posterior draws).

@@ -1,23 +1,19 @@
-"""The decision commands of the CLI: predict, optimal, chance, plan.
+"""The decision commands: predict, optimal, chance, plan.
 
-Each is one library call on a saved fit plus formatting: a table by default, ``--json`` or
-``--csv`` for machines, and the fit's diagnostics line at the end of every output. JAX and the
-library are imported inside the handlers, so ``scalebayes --help`` stays fast.
+Each is one library call on a saved fit plus its table: text by default, ``--json`` or
+``--csv`` for machines, and the fit's diagnostics line at the end of every output
+(:func:`scalebayes.cli._common.emit`). JAX and the library are imported inside the handlers,
+so ``scalebayes --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from scalebayes.formatting import format_number
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from scalebayes.results import Fit
+from scalebayes.cli._common import RAW, emit, warnings_to_stderr
+from scalebayes.errors import ScalebayesError
+from scalebayes.formatting import format_interval, format_number, text_columns
 
 EXAMPLES_PREDICT = """\
 examples:
@@ -59,13 +55,11 @@ as T grows the plan moves to a smaller model trained on more tokens."""
 
 def add_commands(commands: Any) -> None:
     """Register predict, optimal, chance and plan on the CLI's sub-parser collection."""
-    raw = argparse.RawDescriptionHelpFormatter
-
     predict = commands.add_parser(
         "predict",
         help="loss at planned runs with credible and predictive intervals",
         epilog=EXAMPLES_PREDICT,
-        formatter_class=raw,
+        formatter_class=RAW,
         description="Predicted loss of planned runs under every posterior draw of a saved fit.",
     )
     _add_fit(predict)
@@ -87,7 +81,7 @@ def add_commands(commands: Any) -> None:
         "optimal",
         help="compute-optimal N*, D*, tokens/param and loss per budget, with intervals",
         epilog=EXAMPLES_OPTIMAL,
-        formatter_class=raw,
+        formatter_class=RAW,
         description="Compute-optimal allocation per posterior draw for each training budget.",
     )
     _add_fit(optimal)
@@ -107,7 +101,7 @@ def add_commands(commands: Any) -> None:
         "chance",
         help="P(loss <= target) of planned runs",
         epilog=EXAMPLES_CHANCE,
-        formatter_class=raw,
+        formatter_class=RAW,
         description="Probability that planned runs reach a target loss.",
     )
     _add_fit(chance)
@@ -120,7 +114,7 @@ def add_commands(commands: Any) -> None:
         "plan",
         help="the cheapest run that reaches a target loss with a given probability",
         epilog=EXAMPLES_PLAN,
-        formatter_class=raw,
+        formatter_class=RAW,
         description="The smallest-cost run whose chance of reaching the target is at least --prob.",
     )
     _add_fit(plan)
@@ -169,14 +163,13 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from scalebayes.cli import _warnings_to_stderr
     from scalebayes.io import load_fit
     from scalebayes.prediction import predict
 
     fit = load_fit(args.fit)
     points = _points(args)
     kind = "hdi" if args.hdi else "eti"
-    with _warnings_to_stderr():
+    with warnings_to_stderr():
         mean = predict(fit, kind="mean", **points).summary(probs=(args.prob,), kind=kind)
         new = predict(fit, kind="new_run", seed=args.seed, **points)
         new = new.summary(probs=(args.prob,), kind=kind)
@@ -194,9 +187,9 @@ def _predict(args: argparse.Namespace) -> int:
 
     def text() -> str:
         rows = [
-            [*(_num(r[c]) for c in inputs), _num(r["median"]),
-             _interval(r["credible_lb"], r["credible_ub"]),
-             _interval(r["predictive_lb"], r["predictive_ub"]), r["extrapolation"]]
+            [*(format_number(r[c]) for c in inputs), format_number(r["median"]),
+             format_interval(r["credible_lb"], r["credible_ub"]),
+             format_interval(r["predictive_lb"], r["predictive_ub"]), r["extrapolation"]]
             for _, r in table.iterrows()
         ]  # fmt: skip
         pct = f"{args.prob * 100:g}%"
@@ -208,21 +201,20 @@ def _predict(args: argparse.Namespace) -> int:
         return (
             f"loss (nats/token) predicted by law {fit.law.name!r}; credible: the law's own "
             "uncertainty; predictive: a new run's loss, with run-to-run noise\n"
-            + _columns(header, rows)
+            + text_columns(header, rows)
             + note
         )
 
-    _emit(args, fit, table, text, {"prob": args.prob, "interval": kind})
+    emit(args, fit, table, text, {"prob": args.prob, "interval": kind})
     return 0
 
 
 def _optimal(args: argparse.Namespace) -> int:
     from scalebayes.allocate import optimal
-    from scalebayes.cli import _warnings_to_stderr
     from scalebayes.io import load_fit
 
     fit = load_fit(args.fit)
-    with _warnings_to_stderr():
+    with warnings_to_stderr():
         result = optimal(fit, args.compute, cost_k=args.cost_k)
     long = result.summary(probs=(args.prob,))
     label = f"eti{args.prob * 100:g}"
@@ -236,8 +228,8 @@ def _optimal(args: argparse.Namespace) -> int:
 
     def text() -> str:
         rows = [
-            [_num(r["budget"]), *(
-                f"{_num(r[f'{q}_median'])} {_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
+            [format_number(r["budget"]), *(
+                f"{format_number(r[f'{q}_median'])} {format_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
                 for q in ("N", "D", "tokens_per_param", "loss")
             ), f"{r['exponent_N_median']:.3f}"]
             for _, r in table.iterrows()
@@ -251,48 +243,46 @@ def _optimal(args: argparse.Namespace) -> int:
         return (
             f"compute-optimal allocation under law {fit.law.name!r} (C = {result.cost_k:g} N D): "
             f"median [{args.prob * 100:g}% interval] over posterior draws\n"
-            + _columns(header, rows)
+            + text_columns(header, rows)
             + notes
         )
 
-    _emit(args, fit, table, text, {"cost_k": result.cost_k, "n_at_bound": result.n_at_bound})
+    emit(args, fit, table, text, {"cost_k": result.cost_k, "n_at_bound": result.n_at_bound})
     return 0
 
 
 def _chance(args: argparse.Namespace) -> int:
-    from scalebayes.cli import _warnings_to_stderr
     from scalebayes.io import load_fit
     from scalebayes.planning import chance
 
     fit = load_fit(args.fit)
     points = _points(args)
-    with _warnings_to_stderr():
+    with warnings_to_stderr():
         result = chance(fit, points.pop("N", None), points.pop("D", None), args.target, **points)
     table = result.summary().drop(columns=["beyond"])
     inputs = [c for c in ("N", "D", "C", "U") if c in table]
 
     def text() -> str:
         rows = [
-            [*(_num(r[c]) for c in inputs), f"{r['p_mean']:.3f}", f"{r['p_new_run']:.3f}",
+            [*(format_number(r[c]) for c in inputs), f"{r['p_mean']:.3f}", f"{r['p_new_run']:.3f}",
              r["extrapolation"]]
             for _, r in table.iterrows()
         ]  # fmt: skip
         header = [*inputs, "P(law <= target)", "P(run <= target)", "extrapolation"]
-        return f"chance of loss <= {args.target:g} under law {fit.law.name!r}\n" + _columns(
+        return f"chance of loss <= {args.target:g} under law {fit.law.name!r}\n" + text_columns(
             header, rows
         )
 
-    _emit(args, fit, table, text, {"target": args.target})
+    emit(args, fit, table, text, {"target": args.target})
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from scalebayes.cli import _warnings_to_stderr
     from scalebayes.io import load_fit
     from scalebayes.planning import plan
 
     fit = load_fit(args.fit)
-    with _warnings_to_stderr():
+    with warnings_to_stderr():
         result = plan(
             fit,
             args.target,
@@ -308,8 +298,8 @@ def _plan(args: argparse.Namespace) -> int:
     def text() -> str:
         who = "a new run" if args.kind == "new_run" else "the law's mean"
         rows = [
-            [_num(r["inference_tokens"]), _num(r["N"]), _num(r["D"]),
-             f"{r['tokens_per_param']:.1f}", _num(r["C"]), _num(r["total_cost"]),
+            [format_number(r["inference_tokens"]), format_number(r["N"]), format_number(r["D"]),
+             f"{r['tokens_per_param']:.1f}", format_number(r["C"]), format_number(r["total_cost"]),
              f"{r['p_new_run']:.3f}", f"{r['p_mean']:.3f}"]
             for _, r in table.iterrows()
         ]  # fmt: skip
@@ -318,7 +308,7 @@ def _plan(args: argparse.Namespace) -> int:
         lines = [
             f"cheapest run with P({who} <= {args.target:g}) >= {args.prob:g} under law "
             f"{fit.law.name!r} (cost = {result.cost_k:g} N D + 2 N T FLOPs)",
-            _columns(header, rows),
+            text_columns(header, rows),
             "",
             "per draw, the cheapest run its own law needs (no noise): median [90% interval]",
         ]
@@ -326,12 +316,12 @@ def _plan(args: argparse.Namespace) -> int:
         for t, group in spread.groupby("inference_tokens", sort=True):
             cells = {r["quantity"]: r for _, r in group.iterrows()}
             per_rows.append(
-                [_num(t), *(
-                    f"{_num(cells[q]['median'])} {_interval(cells[q]['eti90_lb'], cells[q]['eti90_ub'])}"
+                [format_number(t), *(
+                    f"{format_number(cells[q]['median'])} {format_interval(cells[q]['eti90_lb'], cells[q]['eti90_ub'])}"
                     for q in ("N", "D", "C")
                 )]
             )  # fmt: skip
-        lines.append(_columns(["inference T", "N", "D", "train C"], per_rows))
+        lines.append(text_columns(["inference T", "N", "D", "train C"], per_rows))
         if result.n_unreachable:
             lines.append(
                 f"note: {result.n_unreachable} draws cannot reach the target with N <= 1e16, "
@@ -346,7 +336,7 @@ def _plan(args: argparse.Namespace) -> int:
             )
         return "\n".join(lines)
 
-    _emit(
+    emit(
         args,
         fit,
         table,
@@ -372,8 +362,6 @@ def _points(args: argparse.Namespace) -> dict[str, Any]:
     table_path = getattr(args, "runs", None)
     if table_path is None:
         return given
-    from scalebayes.errors import ScalebayesError
-
     if given:
         raise ScalebayesError("give planned runs either with --N/--D/--C or with --runs, not both")
     return _read_planned(table_path)
@@ -384,7 +372,6 @@ def _read_planned(path: str) -> dict[str, Any]:
 
     import pandas as pd
 
-    from scalebayes.errors import ScalebayesError
     from scalebayes.prediction import points_from_table
 
     source = Path(path)
@@ -398,52 +385,3 @@ def _read_planned(path: str) -> dict[str, Any]:
     except (ValueError, OSError, ImportError) as err:
         raise ScalebayesError(f"--runs {path}: cannot read it as a table ({err})") from None
     return points_from_table(table, source=path)
-
-
-def _emit(
-    args: argparse.Namespace,
-    fit: Fit,
-    table: pd.DataFrame,
-    text: Any,
-    extra: dict[str, Any],
-) -> None:
-    """Print the result as a table, JSON or CSV, always ending with the fit's diagnostics."""
-    diagnostics = fit.diagnostics
-    if args.json:
-        payload = {
-            "law": fit.law.name,
-            "fit": args.fit,
-            **extra,
-            "rows": json.loads(table.to_json(orient="records")),
-            "diagnostics": {
-                **diagnostics.to_dict(),
-                "ok": diagnostics.ok,
-                "line": str(diagnostics),
-            },
-        }
-        print(json.dumps(payload, indent=2))
-    elif args.csv:
-        table.to_csv(sys.stdout, index=False)
-        print(f"# {diagnostics}")
-    else:
-        print(text())
-        print(diagnostics)
-        for problem in diagnostics.problems:
-            print(f"  warning: {problem}")
-
-
-def _interval(low: float, high: float) -> str:
-    return f"[{_num(low)}, {_num(high)}]"
-
-
-def _num(x: float) -> str:
-    return format_number(float(x))  # numpy scalars in, plain str out
-
-
-def _columns(header: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned text columns, two spaces apart."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    return "\n".join(
-        "  ".join(f"{cell!s:<{w}}" for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in [header, *rows]
-    )

@@ -1,0 +1,58 @@
+"""Command-line interface: each command parses, calls one library function, prints its result.
+
+The commands live by what they do: :mod:`~scalebayes.cli.fitting` (fit, show, demo, backtest,
+compare), :mod:`~scalebayes.cli.decisions` (predict, optimal, chance, plan),
+:mod:`~scalebayes.cli.figures` (plot, report) and :mod:`~scalebayes.cli.info` (laws, env);
+:mod:`~scalebayes.cli._common` holds what they share. JAX, NumPy and matplotlib are imported
+inside the commands, so ``scalebayes --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from scalebayes import __version__
+from scalebayes.cli import decisions, figures, fitting, info
+from scalebayes.cli._common import DISCREPANCY_NAMES
+from scalebayes.cli.figures import PLOT_KINDS
+from scalebayes.errors import ScalebayesError
+
+__all__ = ["DISCREPANCY_NAMES", "PLOT_KINDS", "build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``scalebayes`` command line; returns the exit status (2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 0
+    if getattr(args, "needs_jax", True):
+        from scalebayes.runtime import configure
+
+        configure()
+    try:
+        return args.handler(args)
+    except ScalebayesError as err:
+        print(f"scalebayes: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scalebayes: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command (each with a worked example in its epilog)."""
+    parser = argparse.ArgumentParser(
+        prog="scalebayes",
+        description="Bayesian scaling-law inference: fit a law to training runs with NUTS and "
+        "carry the whole posterior into decisions.",
+        epilog="Start with `scalebayes demo`. Every command has --help with examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"scalebayes {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module in (fitting, decisions, figures, info):
+        module.add_commands(commands)
+    return parser

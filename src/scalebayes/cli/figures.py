@@ -1,0 +1,150 @@
+"""The commands that draw: plot (one figure of a saved fit) and report (the HTML page).
+
+matplotlib is imported inside the handlers, with the Agg backend (:func:`figures_closed`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scalebayes.cli._common import RAW, figures_closed, warnings_to_stderr
+
+if TYPE_CHECKING:
+    from scalebayes.results import Fit
+
+# The kinds of scalebayes.plots.draw, spelled out so that --help does not import matplotlib
+# (tests/test_plots_cli.py checks that the two agree).
+PLOT_KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
+
+EXAMPLES_PLOT = """\
+examples:
+  scalebayes plot fit.nc --kind bands --out bands.png
+  scalebayes plot fit.nc --kind frontier --compute 5.76e23 1e25 --out frontier.svg
+  scalebayes plot fit.nc --kind isoflop --out isoflop.pdf
+  scalebayes plot fit.nc --kind bands --axis N --out loss_vs_n.png
+  scalebayes plot small_runs.nc --kind bands --heldout big_runs.csv --out backtest.png
+  scalebayes plot chinchilla.nc --kind frontier --compare kaplan.nc --out frontiers.png
+
+bands: loss against compute with the law's credible and a new run's predictive 50%/90% bands;
+frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffmann et al. and
+Epoch's published fits); isoflop: loss against N per budget in the data, with N*; trace, rank,
+pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute."""
+
+EXAMPLES_REPORT = """\
+examples:
+  scalebayes report fit.nc --out report/
+  scalebayes report fit.nc --compute 5.76e23 1e24 1e25 --out report/
+  scalebayes report chinchilla.nc --compare kaplan.nc chinchilla_cross.nc --out report/
+
+Writes report/report.html: one self-contained page (figures embedded) with the law, the data,
+the parameter table, diagnostics, bands, isoFLOP curves, the frontier, compute-optimal runs at
+the --compute budgets (default 10x, 100x, 1000x the largest run) and, with --compare, a
+PSIS-LOO comparison with fits of other laws to the same runs."""
+
+
+def add_commands(commands: Any) -> None:
+    """Register plot and report on the CLI's sub-parser collection."""
+    plot = commands.add_parser(
+        "plot",
+        help="draw a figure of a saved fit (bands, frontier, isoflop, diagnostics)",
+        epilog=EXAMPLES_PLOT,
+        formatter_class=RAW,
+    )
+    plot.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    plot.add_argument("--kind", choices=PLOT_KINDS, default="bands", help="figure (default bands)")
+    plot.add_argument(
+        "--compute",
+        type=float,
+        nargs="+",
+        metavar="FLOPS",
+        help="budgets the frontier must reach, or of the isoflop curves (default: the data's)",
+    )
+    plot.add_argument(
+        "--compare", nargs="+", default=[], metavar="FIT", help="overlay these fits' frontiers"
+    )
+    plot.add_argument(
+        "--heldout", metavar="RUNS", help="runs the fit did not see, marked on the bands"
+    )
+    plot.add_argument(
+        "--axis",
+        choices=("C", "N", "D"),
+        help="bands against compute (default), N at the runs' median D, or D at their median N",
+    )
+    plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
+    plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
+    plot.set_defaults(handler=_plot)
+
+    report = commands.add_parser(
+        "report",
+        help="write a one-page HTML report of a saved fit",
+        epilog=EXAMPLES_REPORT,
+        formatter_class=RAW,
+    )
+    report.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    report.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="FIT",
+        help="fits of other laws to the same runs",
+    )
+    report.add_argument(
+        "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets to decide at"
+    )
+    report.add_argument("--out", required=True, help="directory for report.html")
+    report.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
+    report.set_defaults(handler=_report)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from scalebayes.io import load_fit
+
+    fit = load_fit(args.fit)
+    others = _named_fits(fit, args.compare)
+    with figures_closed(), warnings_to_stderr():
+        from scalebayes import plots
+        from scalebayes.data import load_runs
+
+        heldout = load_runs(args.heldout, cost_k=fit.runs.cost_k) if args.heldout else None
+        figure = plots.draw(
+            fit,
+            args.kind,
+            budgets=args.compute,
+            others=others,
+            heldout=heldout,
+            axis=args.axis,
+            seed=args.seed,
+        )
+        plots.save(figure, args.out)
+    print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
+    print(fit.diagnostics)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from scalebayes.io import load_fit
+
+    fit = load_fit(args.fit)
+    others = _named_fits(fit, args.compare)
+    with figures_closed(), warnings_to_stderr():
+        from scalebayes.report import write_report
+
+        page = write_report(fit, args.out, others=others, budgets=args.compute, seed=args.seed)
+    print(f"wrote {page}")
+    print(fit.diagnostics)
+    return 0
+
+
+def _named_fits(fit: Fit, paths: Sequence[str]) -> dict[str, Fit]:
+    """Fits at ``paths`` by law name (the file's stem where two share a law)."""
+    from scalebayes.io import load_fit
+
+    others: dict[str, Fit] = {}
+    for path in paths:
+        other = load_fit(path)
+        name = other.law.name if other.law.name not in (fit.law.name, *others) else Path(path).stem
+        others[name] = other
+    return others

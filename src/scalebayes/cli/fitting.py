@@ -1,0 +1,324 @@
+"""The commands that fit: fit, show, demo, backtest, compare.
+
+Each parses, calls one library function and prints its result's text or JSON
+(:mod:`scalebayes.describe`, :mod:`scalebayes.demo`, :mod:`scalebayes.backtest`,
+:mod:`scalebayes.law_comparison`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from scalebayes.cli._common import (
+    RAW,
+    ProgressBar,
+    add_fit_options,
+    figures_closed,
+    fit_options,
+    print_json,
+    progress_bar,
+    read_runs,
+    warnings_to_stderr,
+)
+from scalebayes.errors import ScalebayesError
+
+if TYPE_CHECKING:
+    from scalebayes.results import Fit
+
+EXAMPLES_FIT = """\
+examples:
+  scalebayes fit chinchilla.csv --law chinchilla --out fit.nc
+  scalebayes fit runs.csv --law my_law.toml --prior alpha="Gamma(concentration=4, rate=12)"
+  scalebayes fit runs.csv --column N="non-embedding params" --column loss=val_bpb --out fit.nc
+
+Columns are recognised by their usual names (Model Size / params / N, tokens / D,
+Training FLOP / flops / C, loss / val_loss); the missing one of C and D is derived
+with C = k N D (--cost-k, default 6). Prints medians with 90% intervals, then R-hat,
+ESS and divergences."""
+
+EXAMPLES_COMPARE = """\
+examples:
+  scalebayes compare chinchilla.csv --laws chinchilla kaplan chinchilla_cross
+  scalebayes compare runs.csv --laws chinchilla power_c bnsl_c --method all --out-dir fits/
+  scalebayes compare runs.csv --laws chinchilla kaplan --method lfo --cuts 1e20 3e20 1e21 --json
+
+Fits every law (same NUTS settings), then ranks them by expected log predictive density:
+loo (PSIS-LOO, default), waic, lfo (leave-future-out by compute: refit below each compute
+cut-off, score the runs above; --cuts N cut-offs at the 0.5-0.8 quantiles of compute, or the
+FLOP values) or all three. Prints elpd, se, the difference to the best and its se, stacking
+and pseudo-BMA weights, warnings (Pareto k by run row), and every fit's diagnostics line."""
+
+EXAMPLES_BACKTEST = """\
+examples:
+  scalebayes backtest chinchilla.csv --law chinchilla --holdout-top 1 2 --budget 5.76e23
+  scalebayes backtest sweep.csv --holdout-budgets 1 2          # an isoFLOP sweep's largest budgets
+  scalebayes backtest runs.csv --cut 1e21 --discrepancy none   # the plain law, to compare
+
+A calibrated fit puts about 90% of the held-out losses inside its 90% predictive intervals.
+All cut-offs and the all-runs fit sample together (one compile)."""
+
+EXAMPLES_DEMO = """\
+examples:
+  scalebayes demo                       # synthetic Chinchilla-scale isoFLOP ladder, known truth
+  scalebayes demo --data chinchilla.csv # the same on real data
+  scalebayes demo --figures figs/       # write the figures to figs/ (default ./scalebayes-demo/)
+"""
+
+RUNS_HELP = "CSV, TSV or Parquet file with one row per training run"
+
+
+def add_commands(commands: Any) -> None:
+    """Register fit, show, demo, backtest and compare on the CLI's sub-parser collection."""
+    fit = commands.add_parser(
+        "fit",
+        help="fit a law to a table of runs (NUTS)",
+        epilog=EXAMPLES_FIT,
+        formatter_class=RAW,
+        description="Sample the posterior of a scaling law given a CSV/Parquet table of runs.",
+    )
+    fit.add_argument("runs", help=RUNS_HELP)
+    add_fit_options(fit)
+    fit.add_argument("--out", help="write the fit to this NetCDF file (e.g. fit.nc)")
+    fit.set_defaults(handler=_fit)
+
+    show = commands.add_parser(
+        "show",
+        help="print the parameter table and diagnostics of a saved fit",
+        epilog="example:\n  scalebayes show fit.nc",
+        formatter_class=RAW,
+    )
+    show.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_show)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the main job end to end on an embedded synthetic ladder (or --data)",
+        epilog=EXAMPLES_DEMO,
+        formatter_class=RAW,
+        description="Simulate a Chinchilla-scale isoFLOP ladder from known constants (Epoch AI's "
+        "refit), fit it, and show the posterior beside the truth.",
+    )
+    demo.add_argument("--data", help="run on this table of runs instead of the synthetic ladder")
+    demo.add_argument("--law", default="chinchilla", help="law to fit (default: chinchilla)")
+    demo.add_argument("--chains", type=int, default=4)
+    demo.add_argument("--draws", type=int, default=1000)
+    demo.add_argument("--warmup", type=int, default=1000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", help="also write the fit to this NetCDF file")
+    demo.add_argument(
+        "--figures",
+        default="scalebayes-demo",
+        metavar="DIR",
+        help="write the demo's figures here (default ./scalebayes-demo; '' for none)",
+    )
+    demo.set_defaults(handler=_demo)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="fit the smaller runs, predict the larger ones: how far can you trust it?",
+        epilog=EXAMPLES_BACKTEST,
+        formatter_class=RAW,
+        description="For each compute cut-off, fit the runs at or below it and score the "
+        "predictions of the runs above it: errors, bias, 50% and 90% predictive coverage, "
+        "log predictive density, and the compute-optimal allocation at a planning budget "
+        "against the one from all the runs.",
+    )
+    backtest.add_argument("runs", help=RUNS_HELP)
+    held = backtest.add_mutually_exclusive_group()
+    held.add_argument(
+        "--holdout-top",
+        nargs="+",
+        type=float,
+        metavar="DECADES",
+        help="hold out the top DECADES of compute (default: 1 2)",
+    )
+    held.add_argument(
+        "--holdout-budgets",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="hold out the K largest distinct budgets (isoFLOP sweeps)",
+    )
+    held.add_argument("--cut", nargs="+", type=float, metavar="FLOPS", help="compute cut-offs")
+    backtest.add_argument(
+        "--budget",
+        type=float,
+        help="planning budget in FLOPs for the allocation check (default 10x the largest run)",
+    )
+    add_fit_options(backtest)
+    backtest.set_defaults(handler=_backtest)
+
+    compare = commands.add_parser(
+        "compare",
+        help="fit several laws to the same runs and rank them (LOO, WAIC, leave-future-out)",
+        epilog=EXAMPLES_COMPARE,
+        formatter_class=RAW,
+        description="Which functional form should you believe? Fit each law, then compare by "
+        "PSIS-LOO, WAIC and/or leave-future-out by compute, with stacking weights.",
+    )
+    compare.add_argument("runs", help=RUNS_HELP)
+    compare.add_argument(
+        "--laws",
+        nargs="+",
+        required=True,
+        metavar="LAW",
+        help="two or more catalogue names or .toml paths (see `scalebayes laws`)",
+    )
+    compare.add_argument(
+        "--method",
+        choices=("loo", "waic", "lfo", "all"),
+        default="loo",
+        help="how to score: loo (default), waic, lfo (leave-future-out by compute) or all",
+    )
+    compare.add_argument(
+        "--cuts",
+        nargs="+",
+        default=["4"],
+        metavar="CUT",
+        help="for lfo: a number of compute cut-offs (default 4) or the cut-offs in FLOPs",
+    )
+    compare.add_argument("--out-dir", help="save every fit as OUT_DIR/<law>.nc")
+    add_fit_options(compare, law=False, discrepancy="none")
+    compare.set_defaults(handler=_compare)
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from scalebayes.fitting import fit
+
+    bar = progress_bar(args)
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        if not args.json:
+            print(runs)
+        result = fit(runs, args.law, **fit_options(args), progress=bar)
+        if bar is not None:
+            bar.close()
+    if args.out:
+        from scalebayes.io import save_fit
+
+        save_fit(result, args.out)
+    _print_fit(result, args.json, saved=args.out)
+    return 1 if args.strict and not result.diagnostics.ok else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from scalebayes.io import load_fit
+
+    _print_fit(load_fit(args.fit), args.json)
+    return 0
+
+
+def _print_fit(fit: Fit, as_json: bool, *, saved: str | None = None) -> None:
+    from scalebayes.describe import fit_record, fit_text
+
+    if as_json:
+        print_json({**fit_record(fit), "saved": saved})
+        return
+    print(f"\n{fit_text(fit)}")
+    if saved:
+        print(f"saved to {saved}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from scalebayes.demo import run_demo
+
+    bar = ProgressBar()
+    drawing = figures_closed() if args.figures else contextlib.nullcontext()
+    with drawing, warnings_to_stderr():
+        demo = run_demo(
+            args.data,
+            law=args.law,
+            figures=args.figures or None,
+            out=args.out,
+            chains=args.chains,
+            draws=args.draws,
+            warmup=args.warmup,
+            seed=args.seed,
+            progress=bar,
+        )
+        bar.close()
+    print(demo)
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from scalebayes.backtest import backtest
+
+    bar = progress_bar(args)
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        if not args.json:
+            print(runs)
+        result = backtest(
+            runs,
+            args.law,
+            holdout_top=args.holdout_top,
+            holdout_budgets=args.holdout_budgets,
+            cuts=args.cut,
+            budget=args.budget,
+            **fit_options(args),
+            progress=bar,
+        )
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result)
+    healthy = all(f.diagnostics.ok for f in result.fits)
+    return 1 if args.strict and not healthy else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from scalebayes.law_comparison import compare_laws
+
+    cuts = _cuts(args.cuts)
+    bar = progress_bar(args)
+
+    def say(text: str) -> None:
+        if args.json:
+            return
+        if bar is not None:
+            bar.close()
+        print(text, file=sys.stderr)
+
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        if not args.json:
+            print(runs)
+        result = compare_laws(
+            runs,
+            args.laws,
+            methods=args.method,
+            cuts=cuts,
+            out_dir=args.out_dir,
+            **fit_options(args),
+            progress=bar,
+            log=say,
+        )
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(f"\n{result}")
+    return 1 if args.strict and not result.healthy else 0
+
+
+def _cuts(items: Sequence[str]) -> int | list[float]:
+    if len(items) == 1 and items[0].isdigit():
+        return int(items[0])
+    try:
+        return [float(item) for item in items]
+    except ValueError:
+        raise ScalebayesError(
+            f"--cuts {' '.join(items)}: expected a number of cut-offs or FLOP values"
+        ) from None
