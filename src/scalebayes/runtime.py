@@ -18,10 +18,11 @@ from typing import Any
 
 PRECISIONS = ("float64", "float32")
 DEFAULT_PRECISION = "float64"
-# Programs that compile faster than this are not written to the on-disk cache: reading one
-# back costs about what compiling it does. A default fit of Epoch's runs compiles three
-# sampler programs of 1-3 s each and a few small ones (reference, basis, log-likelihood) of
-# 0.05-0.3 s; at 0.05 s the cache keeps what matters and stays near 1 MB.
+# Programs that compile faster than this are not written to the on-disk cache: reading a
+# program back costs a file read and a deserialisation, so caching the smallest gains nothing.
+# A fit's sampler programs take seconds to compile and its helpers (reference, basis,
+# log-likelihood) tenths of a second, all above it (benchmarks/fit_chinchilla.py measures
+# cold and warm fits).
 MIN_CACHED_COMPILE_SECONDS = 0.05
 
 
