@@ -15,7 +15,7 @@ import importlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from scalebayes.likelihood import Likelihood
 from scalebayes.model import (
     Centring,
     ModelData,
+    Tables,
     find_centrings,
     numpyro_model,
     pointwise_log_lik,
@@ -42,7 +43,7 @@ and 'warmup' or 'sampling'."""
 def sample(
     law: Law,
     likelihood: Likelihood,
-    tables: Sequence[ModelData],
+    tables: Tables,
     settings: Settings,
     progress: ProgressCallback | None = None,
 ) -> tuple[list[Block], float, int]:
@@ -53,20 +54,36 @@ def sample(
     """
     import jax
 
-    n_runs, batch = int(tables[0].weight.shape[0]), len(tables)
-
-    def run_stage(
-        stage: Stage, data: Sequence[ModelData], key: Any, slot: tuple[int, int]
-    ) -> tuple[list[Block], float, int]:
-        stage_settings = dataclasses.replace(
-            settings, target_accept=max(settings.target_accept, stage.min_target_accept)
-        )
-        sampler = _sampler(law, stage, n_runs, stage_settings, batch)
-        blocks, compile_s = sampler.run(data, key, _stage_progress(progress, stage, slot))
-        return blocks, compile_s, sampler.n_devices
-
+    runner = _Runner(law, tables, settings, progress)
     key = jax.random.key(settings.seed)
-    return likelihood.discrepancy.sample_posterior(law, likelihood, tables, key, run_stage)
+    return likelihood.discrepancy.sample_posterior(law, likelihood, tables, key, runner)
+
+
+class _Runner:
+    """What a discrepancy's ``sample_posterior`` is handed: runs (or prepares) one stage."""
+
+    def __init__(
+        self, law: Law, tables: Tables, settings: Settings, progress: ProgressCallback | None
+    ):
+        self.law, self.settings, self.progress = law, settings, progress
+        self.n_runs, self.batch = int(tables.plain[0].weight.shape[0]), len(tables.plain)
+
+    def _sampler(self, stage: Stage) -> Sampler:
+        settings = dataclasses.replace(
+            self.settings, target_accept=max(self.settings.target_accept, stage.min_target_accept)
+        )
+        return _sampler(self.law, stage, self.n_runs, settings, self.batch)
+
+    def prepare(self, stage: Stage, tables: Sequence[ModelData]) -> None:
+        """Start compiling ``stage`` for tables shaped as ``tables``; returns at once."""
+        self._sampler(stage).prepare(tables)
+
+    def __call__(
+        self, stage: Stage, tables: Sequence[ModelData], key: Any, slot: tuple[int, int]
+    ) -> tuple[list[Block], float, int]:
+        sampler = self._sampler(stage)
+        blocks, compile_s = sampler.run(tables, key, _stage_progress(self.progress, stage, slot))
+        return blocks, compile_s, sampler.n_devices
 
 
 def _stage_progress(
@@ -117,6 +134,7 @@ class Sampler:
             potential_fn_gen=self._potential_gen, algo="NUTS"
         )
         self._compiled: tuple[Any, Any, Any] | None = None
+        self._pending: tuple[Future[Any], Future[Any], Future[Any]] | None = None
         devices = jax.local_devices()
         self.n_devices = max(k for k in range(1, len(devices) + 1) if self.n_chains % k == 0)
         self.chains_per_device = self.n_chains // self.n_devices
@@ -226,29 +244,32 @@ class Sampler:
         )
         return values, log_lik
 
-    def _compile(self, data: ModelData, keys: Any, jitter: Any) -> tuple[Any, Any, Any]:
-        """Trace and compile the three programs, each compile overlapping the next trace.
+    def prepare(self, tables_data: Sequence[ModelData]) -> None:
+        """Trace the three programs here and compile them in the background; :meth:`run` waits.
 
         XLA compiles without holding the GIL, so on two or more cores the compiles run beside
-        the tracing (which is Python) instead of after it.
+        whatever the caller does next in Python (the next trace, a discrepancy's reference).
+        Tracing stays in the calling thread: NumPyro's effect handlers are process-global.
         """
         import jax
 
+        if self._compiled is not None or self._pending is not None:
+            return
+        data, keys, jitter = self._inputs(tables_data, jax.random.key(0))
         s = self.settings
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            init_lowered = self._init.lower(keys, jitter, data)
-            init = pool.submit(init_lowered.compile)
-            states = jax.tree.map(
-                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding),
-                init_lowered.out_info,
-            )
-            chunk = pool.submit(self._chunk.lower(states, data).compile)
-            draws = {
-                site: jax.ShapeDtypeStruct((self.n_chains, s.draws, *a.shape[1:]), a.dtype)
-                for site, a in states.z.items()
-            }
-            constrain = pool.submit(self._constrain.lower(draws, data).compile)
-            return init.result(), chunk.result(), constrain.result()
+        init_lowered = self._init.lower(keys, jitter, data)
+        init = _COMPILER.submit(init_lowered.compile)
+        states = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding),
+            init_lowered.out_info,
+        )
+        chunk = _COMPILER.submit(self._chunk.lower(states, data).compile)
+        draws = {
+            site: jax.ShapeDtypeStruct((self.n_chains, s.draws, *a.shape[1:]), a.dtype)
+            for site, a in states.z.items()
+        }
+        constrain = _COMPILER.submit(self._constrain.lower(draws, data).compile)
+        self._pending = (init, chunk, constrain)
 
     def _inputs(self, tables_data: Sequence[ModelData], key: Any) -> tuple[ModelData, Any, Any]:
         """The data every chain carries, each chain's PRNG key and its start's jitter."""
@@ -274,7 +295,9 @@ class Sampler:
 
         Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
         all runs, for the law's own model) and sample stats, all with leading dims
-        (chain, draw); and the seconds spent compiling. ``key`` is a JAX PRNG key.
+        (chain, draw); and the seconds spent waiting for the compiler (0 when the programs
+        were compiled by an earlier run, or while the caller did other work after
+        :meth:`prepare`). ``key`` is a JAX PRNG key.
         """
         import jax
 
@@ -283,7 +306,10 @@ class Sampler:
         compile_s = 0.0
         if self._compiled is None:
             started = time.perf_counter()
-            self._compiled = self._compile(data, keys, jitter)
+            self.prepare(tables_data)
+            assert self._pending is not None
+            self._compiled = tuple(future.result() for future in self._pending)  # type: ignore[assignment]
+            self._pending = None
             compile_s = time.perf_counter() - started
         init, chunk, constrain = self._compiled
         # The diagnostics need arviz-stats (~1 s to import): load it while the chains run.
@@ -321,6 +347,9 @@ class Sampler:
 
 
 _SAMPLERS: dict[tuple[Any, ...], Sampler] = {}
+# XLA compiles off the GIL: three programs per stage, and a staged model may have one stage
+# compiling while the next is traced.
+_COMPILER = ThreadPoolExecutor(max_workers=3, thread_name_prefix="scalebayes-compile")
 
 
 def _sampler(law: Law, stage: Stage, n_runs: int, settings: Settings, batch: int) -> Sampler:

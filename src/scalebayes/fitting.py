@@ -24,7 +24,7 @@ from scalebayes.engine import ProgressCallback
 from scalebayes.errors import ScalebayesError
 from scalebayes.laws import Law, load_law
 from scalebayes.likelihood import Likelihood
-from scalebayes.model import model_data
+from scalebayes.model import Tables
 from scalebayes.priors import Prior
 from scalebayes.results import (
     Fit,
@@ -176,14 +176,10 @@ def _fit_all(
 
     with precision(settings.precision):
         started = time.perf_counter()
-        tables_data = [
-            model_data(law, runs, likelihood, None if masks is None else masks[i])
-            for i, runs in enumerate(tables)
-        ]
-        blocks, compile_s, n_devices = engine.sample(
-            law, likelihood, tables_data, settings, progress
-        )
+        arrays = Tables(law, tables, likelihood, masks)
+        blocks, compile_s, n_devices = engine.sample(law, likelihood, arrays, settings, progress)
         wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
+        tables_data = arrays.full()
     versions = _versions()
     results = []
     for i, (samples, stats) in enumerate(blocks):

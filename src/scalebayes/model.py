@@ -16,7 +16,7 @@ its log-Jacobian, so the posterior is the same distribution, only easier to samp
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -94,6 +94,39 @@ def model_data(
     log_ref = reference_point(law, likelihood, log_inputs, log_loss, weight)
     extra = likelihood.discrepancy.table_arrays(law, log_inputs, log_ref)
     return ModelData(log_inputs, log_loss, weight, log_ref, extra)
+
+
+class Tables:
+    """Tables' arrays for a fit: for the law alone now, with the discrepancy's parts on demand.
+
+    ``plain[i]`` is :func:`model_data` of table ``i`` under the likelihood without its
+    discrepancy; :meth:`full` under the whole likelihood, computed once, when first asked
+    (see :class:`~scalebayes.discrepancy.base.TableSet`).
+    """
+
+    def __init__(
+        self,
+        law: Law,
+        runs: Sequence[Runs],
+        likelihood: Likelihood,
+        masks: Sequence[np.ndarray] | None = None,
+    ):
+        self._law, self._runs, self._likelihood = law, list(runs), likelihood
+        self._masks = list(masks) if masks is not None else [None] * len(self._runs)
+        plain = likelihood.without_discrepancy()
+        self.plain = [
+            model_data(law, r, plain, m) for r, m in zip(self._runs, self._masks, strict=True)
+        ]
+        self._full: list[ModelData] | None = None
+
+    def full(self) -> list[ModelData]:
+        """Each table with the discrepancy's reference and arrays."""
+        if self._full is None:
+            self._full = [
+                model_data(self._law, r, self._likelihood, m)
+                for r, m in zip(self._runs, self._masks, strict=True)
+            ]
+        return self._full
 
 
 def find_centrings(law: Law) -> tuple[Centring, ...]:
@@ -224,33 +257,34 @@ def plain_mode(law: Law, likelihood: Likelihood, data: ModelData) -> dict[str, j
     Should the search end at a non-finite point, the starting point. (JAX's own BFGS stalled in
     its line search after 3 steps on Epoch's runs; SciPy's L-BFGS-B converged in 65.)
     """
-    from jax.flatten_util import ravel_pytree
     from scipy.optimize import minimize
 
-    plain = likelihood.without_discrepancy()
-    energy, constrain, centrings = _mode_programs(law, plain)
-    sites = sampled_sites(law, plain, centrings)
-    flat, unravel = ravel_pytree(start_point(sites, data, len(centrings)))
+    start, energy = _mode_programs(law, likelihood.without_discrepancy())
+    flat = np.asarray(start(data), dtype=float)
 
     def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = energy(jnp.asarray(x), data)
+        (value, _), grad = energy(jnp.asarray(x), data)
         return float(value), np.asarray(grad, dtype=float)
 
     found = minimize(
         value_and_grad,
-        np.asarray(flat, dtype=float),
+        flat,
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
     )
-    x = found.x if np.all(np.isfinite(found.x)) else np.asarray(flat)
-    values = constrain(unravel(jnp.asarray(x)), data)
-    return {name: values[name] for name in law.param_names}
+    x = found.x if np.all(np.isfinite(found.x)) else flat
+    (_, values), _ = energy(jnp.asarray(x), data)
+    return values
 
 
 @functools.lru_cache(maxsize=16)
-def _mode_programs(law: Law, likelihood: Likelihood) -> tuple[Any, Any, tuple[Centring, ...]]:
-    """Jitted energy-and-gradient and constrain functions of the plain model, and its centrings."""
+def _mode_programs(law: Law, likelihood: Likelihood) -> tuple[Any, Any]:
+    """The plain model's start point and its energy (with the law's parameters, and gradient).
+
+    Two compiled programs: run eagerly, the start point's prior medians and the constraining
+    transforms compiled op by op, ~1 s of small compiles on a cold cache.
+    """
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import constrain_fn, potential_energy
 
@@ -259,13 +293,16 @@ def _mode_programs(law: Law, likelihood: Likelihood) -> tuple[Any, Any, tuple[Ce
     sites = sampled_sites(law, likelihood, centrings)
     _, unravel = ravel_pytree({site: jnp.zeros(shape) for site, (_, shape) in sites.items()})
 
-    def energy(x: jax.Array, data: ModelData) -> jax.Array:
-        return potential_energy(model, (data,), {}, unravel(x))
+    def start(data: ModelData) -> jax.Array:
+        return ravel_pytree(start_point(sites, data, len(centrings)))[0]
 
-    def constrain(z: dict[str, jax.Array], data: ModelData) -> dict[str, jax.Array]:
-        return constrain_fn(model, (data,), {}, z, return_deterministic=True)
+    def energy(x: jax.Array, data: ModelData) -> tuple[jax.Array, dict[str, jax.Array]]:
+        z = unravel(x)
+        values = constrain_fn(model, (data,), {}, z, return_deterministic=True)
+        law_values = {name: values[name] for name in law.param_names}
+        return potential_energy(model, (data,), {}, z), law_values
 
-    return jax.jit(jax.value_and_grad(energy)), jax.jit(constrain), centrings
+    return jax.jit(start), jax.jit(jax.value_and_grad(energy, has_aux=True))
 
 
 def sampled_sites(law: Law, likelihood: Likelihood, centrings: tuple[Centring, ...]) -> Sites:

@@ -68,9 +68,33 @@ class Stage:
     label: str = "law"  # what the progress bar calls it
 
 
-RunStage = Callable[[Stage, Sequence[Any], Any, tuple[int, int]], tuple[list[Block], float, int]]
-"""The engine's ``run_stage(stage, tables_data, key, (index, count))``: blocks, compile seconds,
-devices. ``(index, count)`` places the stage in the progress bar."""
+class TableSet(Protocol):
+    """The fitted tables' arrays, as the engine hands them to :meth:`Discrepancy.sample_posterior`.
+
+    ``plain``: each table for the law alone (the centre as reference, no extra arrays);
+    ``full()``: with this discrepancy's reference and arrays, computed on first call (the GP's
+    takes an optimisation and compiles, which a staged sampler can overlap with other work).
+    """
+
+    plain: Sequence[Any]
+
+    def full(self) -> Sequence[Any]:
+        """Each table with the discrepancy's reference and arrays."""
+
+
+class RunStage(Protocol):
+    """The engine's runner of one stage."""
+
+    def prepare(self, stage: Stage, tables: Sequence[Any]) -> None:
+        """Start compiling ``stage`` in the background; returns at once."""
+
+    def __call__(
+        self, stage: Stage, tables: Sequence[Any], key: Any, slot: tuple[int, int]
+    ) -> tuple[list[Block], float, int]:
+        """Sample ``stage``: per table the draws and stats, compile wait (s), devices used.
+
+        ``(index, count)`` places the stage in the progress bar.
+        """
 
 
 @dataclass(frozen=True)
@@ -177,10 +201,10 @@ class Discrepancy:
     # --- sampling ---------------------------------------------------------------------------
 
     def sample_posterior(
-        self, law: Law, likelihood: Any, tables: Sequence[Any], key: Any, run_stage: RunStage
+        self, law: Law, likelihood: Any, tables: TableSet, key: Any, run_stage: RunStage
     ) -> tuple[list[Block], float, int]:
         """Sample the whole model: by default one stage, the law's model with this term in it."""
-        return run_stage(Stage("law", likelihood), tables, key, (0, 1))
+        return run_stage(Stage("law", likelihood), tables.full(), key, (0, 1))
 
     # --- predictions ------------------------------------------------------------------------
 

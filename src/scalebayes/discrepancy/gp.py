@@ -28,13 +28,14 @@ from typing import Any, ClassVar, override
 import numpy as np
 
 from scalebayes.discrepancy import hsgp
-from scalebayes.discrepancy.base import Block, Discrepancy, RunStage, Sites, Stage
+from scalebayes.discrepancy.base import Block, Discrepancy, RunStage, Sites, Stage, TableSet
 from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.errors import ExtrapolationWarning
 from scalebayes.laws import Law
 from scalebayes.priors import Prior
 
 RAW_SITE = "_gp_raw"  # the GP's standardised basis weights, one vector site
+WEIGHTS_SITE = "gp_weights"  # the weights, scaled: the join reports them as gp_w0, gp_w1, ...
 # At target_accept 0.8 the GP module diverged once in 24 fits of simulated ladders (1 of 48000
 # transitions); at 0.95 never, for ~3 more leapfrog steps of a cheap gradient
 # (benchmarks/gp_geometry.py).
@@ -152,29 +153,28 @@ class GP(Discrepancy):
 
     @override
     def sample_posterior(
-        self, law: Law, likelihood: Any, tables: Sequence[Any], key: Any, run_stage: RunStage
+        self, law: Law, likelihood: Any, tables: TableSet, key: Any, run_stage: RunStage
     ) -> tuple[list[Block], float, int]:
         import jax
 
-        plain = likelihood.without_discrepancy()
         # Stage 1 sees the plain law's data, without the GP's arrays and reference entries, so
-        # it is the plain law's compiled sampler and draws.
-        law_tables = [
-            table._replace(extra={}, log_ref={n: table.log_ref[n] for n in law.inputs})
-            for table in tables
-        ]
-        law_blocks, law_compile, devices = run_stage(Stage("law", plain), law_tables, key, (0, 2))
+        # it is the plain law's compiled sampler and draws. It compiles in the background while
+        # the GP's reference (the plain law's mode, the basis) is computed here.
+        law_stage = Stage("law", likelihood.without_discrepancy())
+        run_stage.prepare(law_stage, tables.plain)
+        full = tables.full()
+        gp_stage = self._stage(law, likelihood, False)
+        run_stage.prepare(gp_stage, full)
+        law_blocks, law_compile, devices = run_stage(law_stage, tables.plain, key, (0, 2))
         gp_key = jax.random.fold_in(key, 1)
-        gp_blocks, gp_compile, _ = run_stage(
-            self._stage(law, likelihood, False), tables, gp_key, (1, 2)
-        )
-        centred = [False] * len(tables)
+        gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
+        centred = [False] * len(full)
         if any(stats["diverging"].any() for _, stats in gp_blocks):
             # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
             # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on
             # failure (benchmarks/gp_geometry.py).
             retry, retry_compile = run_stage(
-                self._stage(law, likelihood, True), tables, gp_key, (1, 2)
+                self._stage(law, likelihood, True), full, gp_key, (1, 2)
             )[:2]
             gp_compile += retry_compile
             for i, (first, second) in enumerate(zip(gp_blocks, retry, strict=True)):
@@ -183,7 +183,7 @@ class GP(Discrepancy):
         blocks = [
             self._join(law, likelihood, table, law_block, gp_block, centred[i])
             for i, (table, law_block, gp_block) in enumerate(
-                zip(tables, law_blocks, gp_blocks, strict=True)
+                zip(full, law_blocks, gp_blocks, strict=True)
             )
         ]
         return blocks, law_compile + gp_compile, devices
@@ -226,7 +226,11 @@ class GP(Discrepancy):
         """
         (law_draws, law_stats), (gp_draws, gp_stats) = law_block, gp_block
         samples = {LAW_MODULE_NAMES.get(k, k): v for k, v in law_draws.items() if k != "_log_lik"}
+        weights = gp_draws.pop(WEIGHTS_SITE)
         samples.update(gp_draws)
+        samples.update(
+            {name: weights[..., k] for k, name in enumerate(hsgp.weight_names(law.inputs))}
+        )
         log_lik = compiled(_pointwise_log_lik, law, likelihood)(samples, table)
         samples["_log_lik"] = np.asarray(log_lik)
         stats = {
@@ -284,8 +288,7 @@ def _gp_model(law: Law, likelihood: Any, gp: GP, centred: bool, data: Any) -> No
     else:
         raw = numpyro.sample(RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
         weights = scale * raw
-    for k, name in enumerate(names):
-        numpyro.deterministic(name, weights[k])
+    numpyro.deterministic(WEIGHTS_SITE, weights)  # one vector: the join names its entries
     mu = data.extra["law_at_mode"] + data.extra["gp_basis"] @ weights
     likelihood.observe(mu, sigma, nu, data)
 
