@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import scalebayes as sb
-from scalebayes import plots
+from scalebayes import figures, plots
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA
 
 CHINCHILLA_CSV = (
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument(
         "--out", default="figures", help="directory for the figures (default figures/)"
     )
-    parser.add_argument("--kinds", nargs="+", default=list(plots.KINDS), choices=plots.KINDS)
+    parser.add_argument("--kinds", nargs="+", default=list(figures.KINDS), choices=figures.KINDS)
     parser.add_argument("--report", action="store_true", help="also write OUT/report.html")
     parser.add_argument(
         "--readme", help="also write the README's figure (the frontier, small PNG) here"
@@ -66,7 +66,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for kind in args.kinds:
         budgets = BUDGETS if kind == "frontier" else None
-        plots.save(plots.draw(fit, kind, budgets=budgets), str(out / f"{kind}.png"))
+        plots.save(figures.draw(fit, kind, budgets=budgets), str(out / f"{kind}.png"))
         print(f"wrote {out / f'{kind}.png'}")
     if args.report:
         from scalebayes.report import write_report
@@ -74,7 +74,7 @@ def main() -> None:
         print(f"wrote {write_report(fit, out, budgets=BUDGETS)}")
     if args.readme:
         Path(args.readme).parent.mkdir(parents=True, exist_ok=True)
-        plots.save(plots.draw(fit, "frontier", budgets=BUDGETS), args.readme, dpi=72)
+        plots.save(figures.draw(fit, "frontier", budgets=BUDGETS), args.readme, dpi=72)
         print(f"wrote {args.readme}")
     print(fit.diagnostics)
 

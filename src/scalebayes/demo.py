@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["FIGURES", "Demo", "run_demo"]
 
 FIGURES = ("bands", "isoflop", "frontier", "residuals", "prior", "trace")
-"""The figure kinds the demo writes (see :data:`scalebayes.plots.KINDS`)."""
+"""The figure kinds the demo writes (see :data:`scalebayes.figures.KINDS`)."""
 
 # The frontier reaches Chinchilla's own budget and 1e25 FLOPs.
 FRONTIER_BUDGETS = (5.76e23, 1e25)
@@ -158,14 +158,14 @@ def run_demo(
 
 def _draw(result: Fit, folder: Path) -> tuple[list[str], list[str]]:
     """Each of :data:`FIGURES` as ``folder/<kind>.png``; the ones that cannot be drawn, with why."""
-    from scalebayes import plots
+    from scalebayes import figures, plots
 
     written, skipped = [], []
     for kind in FIGURES:
         path = folder / f"{kind}.png"
         budgets = list(FRONTIER_BUDGETS) if kind == "frontier" else None
         try:
-            plots.save(plots.draw(result, kind, budgets=budgets), str(path))
+            plots.save(figures.draw(result, kind, budgets=budgets), str(path))
         except ScalebayesError as err:  # e.g. a law without both N and D has no frontier
             skipped.append(f"{kind} ({err})")
             continue

@@ -70,7 +70,7 @@ def write_report(
     """
     import matplotlib.pyplot as plt
 
-    from scalebayes import plots
+    from scalebayes.figures import draw, frontier_budgets
 
     directory = Path(out)
     if directory.suffix.lower() in (".html", ".htm"):
@@ -107,7 +107,7 @@ def write_report(
     if allocates:
         from scalebayes.allocate import optimal
 
-        grid = plots.gallery.frontier_budgets(fit, budgets)
+        grid = frontier_budgets(fit, budgets)
         allocation = optimal(fit, np.concatenate([grid, budgets]))
         decisions = _decisions(optimal(fit, budgets))
     # Other laws' frontiers go on the same axes, when they have one (laws of N and D).
@@ -116,7 +116,7 @@ def write_report(
     try:
         for kind in (*kinds, "residuals", "prior", "trace", "rank", "pairs"):
             try:
-                figure = plots.draw(
+                figure = draw(
                     fit,
                     kind,
                     budgets=budgets if kind == "frontier" else None,

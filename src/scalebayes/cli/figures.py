@@ -15,7 +15,7 @@ from scalebayes.cli._common import RAW, figures_closed, warnings_to_stderr
 if TYPE_CHECKING:
     from scalebayes.results import Fit
 
-# The kinds of scalebayes.plots.draw, spelled out so that --help does not import matplotlib
+# The kinds of scalebayes.figures.draw, spelled out so that --help does not import matplotlib
 # (tests/test_plots_cli.py checks that the two agree).
 PLOT_KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
 
@@ -107,9 +107,10 @@ def _plot(args: argparse.Namespace) -> int:
     with figures_closed(), warnings_to_stderr():
         from scalebayes import plots
         from scalebayes.data import load_runs
+        from scalebayes.figures import draw
 
         heldout = load_runs(args.heldout, cost_k=fit.runs.cost_k) if args.heldout else None
-        figure = plots.draw(
+        figure = draw(
             fit,
             args.kind,
             budgets=args.compute,

@@ -141,3 +141,17 @@ def figure_of(obj: Any) -> Figure:
     if viz is not None:
         return viz["figure"].item()
     raise TypeError(f"no matplotlib figure in {type(obj).__name__}")
+
+
+def save(figure: Figure, path: str, *, dpi: int = 110) -> None:
+    """Write ``figure`` (PNG, SVG or PDF by the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix not in ("png", "svg", "pdf"):
+        plt.close(figure)
+        raise ScalebayesError(f"--out {path!r}: expected a .png, .svg or .pdf file")
+    try:
+        figure.savefig(path, dpi=dpi)
+    finally:
+        plt.close(figure)

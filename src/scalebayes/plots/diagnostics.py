@@ -158,46 +158,6 @@ def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarr
     return axes
 
 
-def residual_draws(fit: Fit) -> xr.DataArray:
-    """Per draw and run, ``log(observed loss) - log(law's mean loss)``; dims (chain, draw, run)."""
-    from scalebayes.prediction import log_mean_at
-    from scalebayes.summaries import per_draw
-
-    log_mu = log_mean_at(fit, fit.runs.table[["N", "D", "C"]])
-    values = np.log(fit.runs.loss)[None, None, :] - log_mu
-    return per_draw(
-        values, fit.posterior, dim="run", coord=np.arange(len(fit.runs)), name="residual"
-    )
-
-
-def noise_interval(fit: Fit, prob: float = 0.9) -> xr.DataArray:
-    """Per draw, the central ``prob`` interval of the fitted noise on log loss; dims (chain, draw, bound)."""
-    from scipy import stats
-
-    sigma = fit.posterior["sigma"].to_numpy()
-    q = np.array([(1 - prob) / 2, (1 + prob) / 2])
-    if fit.likelihood.family == "normal":
-        z = stats.norm.ppf(q)[None, None, :]
-    else:
-        nu = (
-            fit.posterior["nu"].to_numpy()[..., None]
-            if fit.likelihood.estimates_nu
-            else fit.likelihood.df
-        )
-        z = stats.t.ppf(q[None, None, :], nu)
-    from scalebayes.summaries import per_draw
-
-    out = per_draw(
-        sigma[..., None] * z,
-        fit.posterior,
-        dim="bound",
-        coord=np.array(["lower", "upper"]),
-        name="noise",
-    )
-    out.attrs["prob"] = prob
-    return out
-
-
 def residuals(
     fit: Fit,
     residual: xr.DataArray,

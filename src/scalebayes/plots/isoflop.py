@@ -7,13 +7,11 @@ same budgets (the minimising N, per draw).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from scalebayes.errors import ScalebayesError
 from scalebayes.plots._common import (
     AXIS_LABELS,
     LOSS_LABEL,
@@ -60,56 +58,6 @@ def runs_at_budget(
 ) -> pd.DataFrame:
     """Rows of ``table`` whose compute is within ``width / 2`` decades of ``budget``."""
     return table[np.abs(np.log10(table["C"].to_numpy(float) / budget)) <= width / 2]
-
-
-def isoflop_predictions(
-    fit: Fit,
-    budgets: Sequence[float] | np.ndarray | None = None,
-    *,
-    n_points: int = 40,
-    margin: float = 3.0,
-) -> Prediction:
-    """The law's mean loss along N at each budget (``D = C / (k N)``), for :func:`isoflop`.
-
-    Parameters
-    ----------
-    fit : Fit
-        A posterior of a law of N and D.
-    budgets : sequence of float, optional
-        Training compute, FLOPs; default :func:`data_budgets` of the fit's runs.
-    n_points : int
-        Points per budget.
-    margin : float
-        Each curve spans the N of the budget's runs widened by this factor each way (a
-        100-fold range around D/N = 20 where the budget has no runs).
-
-    Returns
-    -------
-    Prediction
-        ``kind="mean"``, points ordered by budget then N.
-    """
-    from scalebayes.allocate import require_n_and_d
-    from scalebayes.prediction import predict
-
-    require_n_and_d(fit.law)
-    budgets = data_budgets(fit.runs) if budgets is None else np.asarray(budgets, dtype=float)
-    if budgets.size == 0:
-        raise ScalebayesError(
-            f"no isoFLOP budgets in {fit.runs.source}: no {MIN_RUNS} runs share a compute "
-            f"budget (within {WIDTH_DECADES} decades); pass budgets explicitly"
-        )
-    k = fit.runs.cost_k
-    n, c = [], []
-    for budget in budgets:
-        near = runs_at_budget(fit.runs.table, budget)
-        if len(near):
-            low, high = near["N"].min() / margin, near["N"].max() * margin
-        else:
-            centre = np.sqrt(budget / (k * 20.0))
-            low, high = centre / 10, centre * 10
-        n.append(np.geomspace(low, high, n_points))
-        c.append(np.full(n_points, budget))
-    return predict(fit, N=np.concatenate(n), C=np.concatenate(c), kind="mean")
 
 
 def isoflop(

@@ -1,0 +1,288 @@
+"""What the figures draw, computed from a fit; and one call per figure kind that draws it.
+
+:mod:`scalebayes.plots` only draws what it is given. The quantities a plot needs (the bands'
+predictions, the isoFLOP curves, residuals, the frontier's allocations) are computed here,
+and :func:`draw` does both for one figure kind: this is what ``scalebayes plot``,
+``scalebayes report`` and ``scalebayes demo`` use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from scalebayes import plots
+from scalebayes.allocate import Allocation, optimal, require_n_and_d
+from scalebayes.errors import ScalebayesError
+from scalebayes.plots._common import check_axis, figure_of
+from scalebayes.plots.bands import default_axis
+from scalebayes.plots.isoflop import MIN_RUNS, WIDTH_DECADES, data_budgets, runs_at_budget
+from scalebayes.prediction import Prediction, log_mean_at, predict
+from scalebayes.summaries import per_draw
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from scalebayes.data import Runs
+    from scalebayes.plots.frontier import Reference
+    from scalebayes.results import Fit
+
+KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
+# The frontier is drawn from the smallest run's compute to this many times the largest's.
+FRONTIER_REACH = 1e4
+
+
+def frontier_budgets(fit: Fit, budgets: Sequence[float] | None = None, n: int = 30) -> np.ndarray:
+    """A log grid of budgets, FLOPs: from the runs' smallest compute past the largest (and ``budgets``)."""
+    low = float(fit.runs.C.min())
+    high = float(fit.runs.C.max()) * FRONTIER_REACH
+    if budgets is not None and len(budgets):
+        high = max(high, float(np.max(budgets)) * 2)
+    return np.geomspace(low, high, n)
+
+
+def draw(
+    fit: Fit,
+    kind: str,
+    *,
+    budgets: Sequence[float] | None = None,
+    references: Sequence[Reference] | None = None,
+    allocation: Allocation | None = None,
+    others: Mapping[str, Fit] | None = None,
+    heldout: Runs | None = None,
+    axis: str | None = None,
+    seed: int = 0,
+) -> Figure:
+    """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior.
+    kind : str
+        ``bands`` (loss against compute with credible and predictive bands), ``frontier``
+        (N*, D*, L* against compute), ``isoflop`` (loss against N per budget in the data),
+        ``trace``, ``rank``, ``pairs`` (ArviZ), ``prior`` (prior vs posterior) or ``residuals``.
+    budgets : sequence of float, optional
+        FLOPs: the budgets the ``frontier`` must reach, or the budgets of the ``isoflop``
+        curves (default the data's own); no other kind takes budgets.
+    references : sequence of Reference, optional
+        Published frontiers for ``frontier``; default Hoffmann et al. 2022 and Epoch's refit.
+    allocation : Allocation, optional
+        A precomputed :func:`scalebayes.optimal` over a range of budgets for ``frontier``.
+    others : mapping of name to Fit, optional
+        Fits of other laws whose frontiers ``frontier`` overlays (each law must take N and D).
+    heldout : Runs, optional
+        Runs the fit did not see, marked on ``bands`` (e.g. the largest runs of a backtest).
+    axis : {"C", "N", "D"}, optional
+        Horizontal axis of ``bands``: compute (default for laws of N and D), or N at the runs'
+        median D, or D at their median N.
+    seed : int
+        Seed of the new-run noise in ``bands``.
+    """
+    if kind not in KINDS:
+        raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if others and kind != "frontier":
+        raise ScalebayesError(f"other fits are overlaid on the frontier only, not on {kind!r}")
+    if heldout is not None and kind != "bands":
+        raise ScalebayesError(f"held-out runs are drawn on the bands only, not on {kind!r}")
+    if axis is not None and kind != "bands":
+        raise ScalebayesError(f"axis= applies to the bands plot, not to {kind!r}")
+    if budgets is not None and kind not in ("frontier", "isoflop"):
+        raise ScalebayesError(f"budgets apply to the frontier and isoflop plots, not to {kind!r}")
+    import matplotlib.pyplot as plt
+
+    opened_before = set(plt.get_fignums())
+    try:
+        return _figure(fit, kind, budgets, references, allocation, others, heldout, axis, seed)
+    except BaseException:  # a plot that failed half-way leaves no figure behind
+        for number in set(plt.get_fignums()) - opened_before:
+            plt.close(number)
+        raise
+
+
+def _figure(
+    fit: Fit,
+    kind: str,
+    budgets: Sequence[float] | None,
+    references: Sequence[Reference] | None,
+    allocation: Allocation | None,
+    others: Mapping[str, Fit] | None,
+    heldout: Runs | None,
+    axis: str | None,
+    seed: int,
+) -> Figure:
+    if kind == "bands":
+        axis = default_axis(fit) if axis is None else axis
+        mean, new_run = band_predictions(fit, axis=axis, seed=seed)
+        return figure_of(plots.bands(fit, mean, new_run, axis=axis, heldout=heldout))
+    if kind == "frontier":
+        grid = frontier_budgets(fit, budgets)
+        allocations = {fit.law.name: optimal(fit, grid) if allocation is None else allocation}
+        for name, other in (others or {}).items():
+            allocations[name] = optimal(other, grid)
+        refs = plots.PUBLISHED if references is None else references
+        return figure_of(plots.frontier_panels(allocations, runs=fit.runs, references=refs))
+    if kind == "isoflop":
+        curves = isoflop_predictions(fit, budgets)
+        found = np.unique(curves.points["C"].to_numpy(float))
+        return figure_of(plots.isoflop(fit, curves, optimal(fit, found)))
+    if kind == "prior":
+        return figure_of(plots.prior_posterior(fit))
+    if kind == "residuals":
+        return figure_of(plots.residuals(fit, residual_draws(fit), noise_interval(fit)))
+    return figure_of(getattr(plots, kind)(fit))
+
+
+def band_predictions(
+    fit: Fit,
+    *,
+    axis: str = "C",
+    at: float | None = None,
+    tokens_per_param: float = 20.0,
+    n_points: int = 60,
+    extend: float = 30.0,
+    seed: int = 0,
+) -> tuple[Prediction, Prediction]:
+    """Credible and predictive loss on a log grid along ``axis``, for :func:`bands`.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior.
+    axis : {"C", "N", "D"}
+        Along compute (at ``D/N = tokens_per_param`` for laws of N and D), along N at fixed
+        ``D = at``, or along D at fixed ``N = at``.
+    at : float, optional
+        The fixed D (tokens) or N (parameters) of an N or D slice; default the runs' median.
+    tokens_per_param : float
+        D/N along the compute axis (20 is Chinchilla's rule of thumb).
+    n_points : int
+        Grid points.
+    extend : float
+        The grid runs from the smallest fitted value to ``extend`` times the largest, so the
+        extrapolation the bands are for is shown.
+    seed : int
+        Seed of the new-run noise draws.
+
+    Returns
+    -------
+    (Prediction, Prediction)
+        ``kind="mean"`` and ``kind="new_run"`` at the same points.
+    """
+    check_axis(axis)
+    if n_points < 2 or not extend >= 1:
+        raise ScalebayesError(f"n_points={n_points}, extend={extend}: expected >= 2 and >= 1")
+    low, high = float(fit.runs.table[axis].min()), float(fit.runs.table[axis].max())
+    x = np.geomspace(low, high * extend, n_points)
+    inputs = set(fit.law.inputs)
+    k = fit.runs.cost_k
+    if axis == "C":
+        if {"N", "D"} <= inputs:
+            n = np.sqrt(x / (k * tokens_per_param))
+            given = {"N": n, "D": tokens_per_param * n}
+        elif "C" in inputs:
+            given = {"C": x}
+        else:
+            raise ScalebayesError(
+                f"law {fit.law.name!r} takes {', '.join(fit.law.inputs)}, not compute: "
+                f"use axis={default_axis(fit)!r}"
+            )
+    else:
+        other = "D" if axis == "N" else "N"
+        if axis not in inputs:
+            raise ScalebayesError(
+                f"law {fit.law.name!r} does not take {axis}: use axis={default_axis(fit)!r}"
+            )
+        given = {axis: x}
+        if other in inputs:
+            fixed = float(np.median(fit.runs.table[other])) if at is None else float(at)
+            given[other] = np.full_like(x, fixed)
+    mean = predict(fit, **given, kind="mean")
+    new_run = predict(fit, **given, kind="new_run", seed=seed)
+    return mean, new_run
+
+
+def isoflop_predictions(
+    fit: Fit,
+    budgets: Sequence[float] | np.ndarray | None = None,
+    *,
+    n_points: int = 40,
+    margin: float = 3.0,
+) -> Prediction:
+    """The law's mean loss along N at each budget (``D = C / (k N)``), for :func:`isoflop`.
+
+    Parameters
+    ----------
+    fit : Fit
+        A posterior of a law of N and D.
+    budgets : sequence of float, optional
+        Training compute, FLOPs; default :func:`data_budgets` of the fit's runs.
+    n_points : int
+        Points per budget.
+    margin : float
+        Each curve spans the N of the budget's runs widened by this factor each way (a
+        100-fold range around D/N = 20 where the budget has no runs).
+
+    Returns
+    -------
+    Prediction
+        ``kind="mean"``, points ordered by budget then N.
+    """
+    require_n_and_d(fit.law)
+    budgets = data_budgets(fit.runs) if budgets is None else np.asarray(budgets, dtype=float)
+    if budgets.size == 0:
+        raise ScalebayesError(
+            f"no isoFLOP budgets in {fit.runs.source}: no {MIN_RUNS} runs share a compute "
+            f"budget (within {WIDTH_DECADES} decades); pass budgets explicitly"
+        )
+    k = fit.runs.cost_k
+    n, c = [], []
+    for budget in budgets:
+        near = runs_at_budget(fit.runs.table, budget)
+        if len(near):
+            low, high = near["N"].min() / margin, near["N"].max() * margin
+        else:
+            centre = np.sqrt(budget / (k * 20.0))
+            low, high = centre / 10, centre * 10
+        n.append(np.geomspace(low, high, n_points))
+        c.append(np.full(n_points, budget))
+    return predict(fit, N=np.concatenate(n), C=np.concatenate(c), kind="mean")
+
+
+def residual_draws(fit: Fit) -> xr.DataArray:
+    """Per draw and run, ``log(observed loss) - log(law's mean loss)``; dims (chain, draw, run)."""
+    log_mu = log_mean_at(fit, fit.runs.table[["N", "D", "C"]])
+    values = np.log(fit.runs.loss)[None, None, :] - log_mu
+    return per_draw(
+        values, fit.posterior, dim="run", coord=np.arange(len(fit.runs)), name="residual"
+    )
+
+
+def noise_interval(fit: Fit, prob: float = 0.9) -> xr.DataArray:
+    """Per draw, the central ``prob`` interval of the fitted noise on log loss; dims (chain, draw, bound)."""
+    from scipy import stats
+
+    sigma = fit.posterior["sigma"].to_numpy()
+    q = np.array([(1 - prob) / 2, (1 + prob) / 2])
+    if fit.likelihood.family == "normal":
+        z = stats.norm.ppf(q)[None, None, :]
+    else:
+        nu = (
+            fit.posterior["nu"].to_numpy()[..., None]
+            if fit.likelihood.estimates_nu
+            else fit.likelihood.df
+        )
+        z = stats.t.ppf(q[None, None, :], nu)
+    out = per_draw(
+        sigma[..., None] * z,
+        fit.posterior,
+        dim="bound",
+        coord=np.array(["lower", "upper"]),
+        name="noise",
+    )
+    out.attrs["prob"] = prob
+    return out
