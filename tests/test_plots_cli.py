@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 import scalebayes as sb
-from scalebayes import cli, plots
+from scalebayes import cli, figures
 from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 from scalebayes.testing import fit_from_draws, jittered_draws
 
@@ -50,7 +50,7 @@ def fit_files(tmp_path_factory):
 
 
 def test_plot_kinds_match_the_library():
-    assert cli.PLOT_KINDS == plots.KINDS
+    assert cli.PLOT_KINDS == figures.KINDS
 
 
 @pytest.mark.parametrize(
