@@ -36,6 +36,7 @@ def one_run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     import scalebayes as sb
 
+    sb.configure()  # as the CLI does: CPU devices for the chains, the compile cache if enabled
     runs = sb.load_runs(chinchilla_csv(args.data))
     imported = time.perf_counter() - started
     settings = dict(chains=args.chains, draws=args.draws, warmup=args.warmup, seed=0)

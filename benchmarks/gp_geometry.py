@@ -1,6 +1,6 @@
-"""Benchmark: how the GP discrepancy's own module samples (the settings in inference.py).
+"""Benchmark: how the GP discrepancy's own module samples (the settings in discrepancy/gp.py).
 
-Two measurements behind two choices of ``inference._sample_gp_modules``:
+Two measurements behind two choices of ``GP.sample_posterior``:
 
 1. Target acceptance of the GP module. 24 isoFLOP ladders simulated from Epoch's Chinchilla fit
    (1 % noise, seeds 100-123, 4 chains x 500 draws as in CI), fitted with the GP module at
@@ -27,15 +27,15 @@ from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing
 
 def target_accept_study(seeds: int) -> list[dict]:
     import scalebayes as sb
-    from scalebayes import inference
+    from scalebayes.discrepancy import gp
     from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
 
     design = isoflop_design(CHINCHILLA_BUDGETS)
     rows = []
-    default = inference.GP_TARGET_ACCEPT
+    default = gp.TARGET_ACCEPT
     try:
         for accept in (0.8, 0.95, 0.99):
-            inference.GP_TARGET_ACCEPT = accept  # the GP module's floor; the law's stays 0.8
+            gp.TARGET_ACCEPT = accept  # the GP module's floor; the law's stays 0.8
             divergent, steps, started = 0, 0.0, time.perf_counter()
             for seed in range(100, 100 + seeds):
                 runs = sb.simulate("chinchilla", EPOCH_CHINCHILLA, design, noise=0.01, seed=seed)
@@ -57,7 +57,7 @@ def target_accept_study(seeds: int) -> list[dict]:
             )
             print(rows[-1], flush=True)
     finally:
-        inference.GP_TARGET_ACCEPT = default
+        gp.TARGET_ACCEPT = default
     return rows
 
 
@@ -67,29 +67,32 @@ def parametrisation_study(path) -> list[dict]:
     import numpy as np
 
     import scalebayes as sb
-    from scalebayes import inference
+    from scalebayes import engine, model
+    from scalebayes.discrepancy import gp
+    from scalebayes.fitting import prepare
+    from scalebayes.runtime import precision
 
     runs = sb.load_runs(path)
     rows = []
     for name in ("chinchilla", "kaplan"):
-        law = sb.load_law(name)
-        likelihood = sb.Likelihood(discrepancy="gp")
-        data = [inference.model_data(law, runs, None, likelihood)]
-        settings = inference._settings(4, 1000, 1000, 0, inference.GP_TARGET_ACCEPT, 10, True)
-        for part in ("gp", "gp_centred"):
-            sampler = inference._sampler(law, likelihood, len(runs), settings, 1, part=part)
-            key = jax.random.fold_in(jax.random.key(0), 1)  # the GP module's key in fit(seed=0)
-            started = time.perf_counter()
-            ((draws, stats),), _ = sampler.run(data, key, None)
+        law, likelihood = prepare(name, sb.Likelihood(discrepancy="gp"), None)
+        settings = sb.Settings(target_accept=gp.TARGET_ACCEPT)
+        for centred in (False, True):
+            with precision(settings.precision):
+                data = [model.model_data(law, runs, likelihood)]
+                stage = likelihood.discrepancy._stage(law, likelihood, centred)
+                sampler = engine._sampler(law, stage, len(runs), settings, 1)
+                key = jax.random.fold_in(jax.random.key(0), 1)  # the GP stage's key, seed 0
+                started = time.perf_counter()
+                ((draws, stats),), _ = sampler.run(data, key, None)
             ess = min(
                 float(np.min(azs.ess(np.asarray(draws[k])))) for k in ("gp_amplitude", "sigma")
             )
-            weights = np.stack([draws[f"gp_w{k}"] for k in range(36)], axis=-1)
-            ess = min(ess, float(np.min(azs.ess(weights))))
+            ess = min(ess, float(np.min(azs.ess(np.asarray(draws[gp.WEIGHTS_SITE])))))
             rows.append(
                 {
                     "law": name,
-                    "parametrisation": "centred" if part == "gp_centred" else "non-centred",
+                    "parametrisation": "centred" if centred else "non-centred",
                     "divergent": int(stats["diverging"].sum()),
                     "min_ess_bulk": ess,
                     "gp_amplitude_median": float(np.median(draws["gp_amplitude"])),

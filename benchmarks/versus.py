@@ -88,6 +88,7 @@ def one_run(args: argparse.Namespace) -> dict:
     if args.one.startswith("scalebayes"):
         import scalebayes as sb
 
+        sb.configure()  # as the CLI does
         runs = sb.load_runs(chinchilla_csv(args.data))
         likelihood = _likelihood(args.one)
         fit = sb.fit(runs, "chinchilla", likelihood=likelihood, seed=0)
