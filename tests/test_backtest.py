@@ -263,3 +263,39 @@ def test_score_reads_only_the_laws_inputs(known_backtest, synthetic_runs):
     same = pool(score(fit, synthetic_runs, held, seed=0))
     assert scores == pytest.approx(same)  # C is not an input of chinchilla: no difference
     assert 0.0 <= scores["coverage_90"] <= 1.0 and np.isfinite(scores["lpd"])
+
+
+def test_lfo_is_a_view_each_run_scored_by_the_highest_cut_below_it(synthetic_runs):
+    # Two posteriors that score differently (noise 1 % and 2 %), given as the cuts' fits in
+    # decreasing order of the cut: the view must still take each run's lpd from the highest
+    # cut below it, and its per-cut rows are the same pooled scores.
+    from scalebayes.holdout import Holdout
+    from scalebayes.leave_future_out import LFO
+
+    runs = synthetic_runs
+    low, high = flop_cuts(runs, [1e20, 1e21])
+    fits = {
+        cut.label: fit_from_draws(
+            "chinchilla",
+            runs.subset(cut.mask),
+            jittered_draws({**EPOCH_CHINCHILLA, "sigma": sigma}, rel_sd=0.01, draws=50),
+            likelihood=sb.Likelihood(discrepancy="none"),
+        )
+        for cut, sigma in ((low, 0.01), (high, 0.02))
+    }
+    held = Holdout(
+        runs=runs,
+        cuts=(high, low),
+        fits=(fits[high.label], fits[low.label]),
+        scores=tuple(score(fits[c.label], runs, ~c.mask) for c in (high, low)),
+    )
+    view = LFO.from_holdout(held)
+    elpd_i = view.elpd_i.to_series()
+    np.testing.assert_array_equal(elpd_i.index, np.flatnonzero(~low.mask))
+    above_high = np.flatnonzero(~high.mask)
+    between = np.flatnonzero(~low.mask & high.mask)
+    np.testing.assert_array_equal(elpd_i[above_high], held.scores[0].loc[above_high, "lpd"])
+    np.testing.assert_array_equal(elpd_i[between], held.scores[1].loc[between, "lpd"])
+    assert list(view.cuts["cut"]) == [1e21, 1e20]
+    for row, scores in zip(view.cuts.itertuples(), held.scores, strict=True):
+        assert {k: getattr(row, k) for k in SCORES} == pytest.approx(pool(scores))

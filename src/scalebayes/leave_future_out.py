@@ -97,9 +97,11 @@ class LFO:
 
     @classmethod
     def from_holdout(cls, held: Holdout) -> LFO:
-        """The leave-future-out view of fits below increasing compute cuts and their scores."""
+        """The leave-future-out view of fits below compute cuts and their scores."""
         elpd_i = pd.Series(np.nan, index=np.arange(len(held.runs)))
-        for scores in held.scores:  # increasing cuts: a run keeps the highest cut below it
+        # From the lowest cut up, each overwriting: a run keeps the highest cut below it.
+        for k in np.argsort([cut.mask.sum() for cut in held.cuts], kind="stable"):
+            scores = held.scores[k]
             elpd_i[scores.index] = scores["lpd"].to_numpy()
         elpd_i = elpd_i.dropna()
         table = held.table().drop(columns="label")
