@@ -18,6 +18,7 @@ backtest adds the allocation check, leave-future-out the one-step-ahead elpd.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -228,7 +229,7 @@ class Holdout:
 
 def fit_holdout(
     runs: Runs,
-    law: Law | str,
+    law: Law | str | os.PathLike[str],
     cuts: Sequence[Cut],
     *,
     priors: Mapping[str, str | Prior] | None = None,
@@ -243,7 +244,7 @@ def fit_holdout(
     ----------
     runs : Runs
         The table every cut splits.
-    law : Law or name
+    law : Law, name or path
         The law to fit.
     cuts : sequence of Cut
         From the cut rules (:func:`quantile_cuts`, :func:`decade_cuts`, :func:`budget_cuts`,
