@@ -252,9 +252,10 @@ def scalebayes_backtest(runs, method: str, holdout: dict) -> list[dict]:
 
 def cuts_for(runs, holdout: dict) -> tuple[list[float], list[str]]:
     """The cut-offs scalebayes.backtest uses for the same holdout arguments."""
-    from scalebayes.backtest import _cuts
+    from scalebayes.backtest import backtest_cuts
 
-    return _cuts(runs, holdout.get("holdout_top"), holdout.get("holdout_budgets"), None)
+    cuts = backtest_cuts(runs, holdout.get("holdout_top"), holdout.get("holdout_budgets"))
+    return [cut.flops for cut in cuts], [cut.label for cut in cuts]
 
 
 def dataset_backtest(name: str, runs, holdout: dict, args: argparse.Namespace) -> list[dict]:

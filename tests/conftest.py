@@ -73,3 +73,11 @@ def chinchilla_csv() -> Path:
     if not CHINCHILLA_CSV.is_file():
         pytest.skip(f"{CHINCHILLA_CSV} not present (shared data lives beside the checkout)")
     return CHINCHILLA_CSV
+
+
+@pytest.fixture(scope="session")
+def chinchilla_lfo(synthetic_runs):
+    """Leave-future-out of the true law at 2 compute cuts: one batch of 2 fits (CI_FIT, seed 5)."""
+    from scalebayes.leave_future_out import lfo
+
+    return lfo(synthetic_runs, "chinchilla", cuts=2, seed=5, **CI_FIT)

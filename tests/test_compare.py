@@ -12,8 +12,8 @@ from tests.conftest import CI_FIT
 
 import scalebayes as sb
 from scalebayes.comparison import Comparison, compare, disagreement, waic
-from scalebayes.errors import ConvergenceWarning, ScalebayesError
-from scalebayes.leave_future_out import compute_cuts, lfo
+from scalebayes.errors import ConvergenceWarning, ExtrapolationWarning, ScalebayesError
+from scalebayes.leave_future_out import compute_cuts
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
 from scalebayes.testing import fit_from_draws, jittered_draws
 
@@ -188,6 +188,9 @@ def _prefers_truth(seed: int, cuts: int) -> tuple[bool, bool]:
         # ridge: R-hat up to 1.2); its elpd is still dozens of nats below the truth's. The
         # true law's fits are checked below instead of silenced.
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # Scoring the runs above a cut warns where a GP discrepancy (power_c's, by default: one
+        # input) is asked beyond its approximation's box, as a backtest does; expected here.
+        warnings.simplefilter("ignore", ExtrapolationWarning)
         fits = {law: sb.fit(runs, law, seed=seed, **CI_FIT) for law in ("chinchilla", "power_c")}
         loo = compare(fits, method="loo")
         future = compare(fits, method="lfo", cuts=cuts)
@@ -215,41 +218,30 @@ def test_loo_and_lfo_prefer_the_true_law_full() -> None:
     assert sum(future for _, future in results) >= 18
 
 
-def test_lfo_scores(runs: sb.Runs) -> None:
-    result = lfo(runs, "chinchilla", cuts=2, seed=5, **CI_FIT)
+def test_lfo_scores(chinchilla_lfo, synthetic_runs: sb.Runs) -> None:
+    result = chinchilla_lfo  # lfo(synthetic_runs, "chinchilla", cuts=2, seed=5, **CI_FIT)
     cuts = result.cuts
     assert list(cuts["n_fit"] + cuts["n_held"]) == [81, 81]
-    assert list(cuts["cut"]) == list(compute_cuts(runs, 2))
-    # One-step-ahead: every run above the first cut, once.
-    scored = result.elpd_i["run"].to_numpy()
-    np.testing.assert_array_equal(scored, np.flatnonzero(runs.C > cuts["cut"][0]))
+    assert list(cuts["cut"]) == list(compute_cuts(synthetic_runs, 2))
     assert len(result.fits) == 2
     assert len(result.fits[0].runs) == cuts["n_fit"][0]
-    # The true law extrapolates: its 90% predictive intervals cover most held-out runs
-    # (36 and 18 runs; below 0.7 would be a 3-sd miss for a calibrated 90% interval) and its
-    # median misses by about the noise (1% of the loss).
-    assert (cuts["coverage"] >= 0.7).all()
-    assert (cuts["rel_error"] < 0.03).all()
+    # One batch: the refits are one fit_batch call, fits 0 and 1 of it.
+    assert [f.settings.batch_index for f in result.fits] == [0, 1]
+    # One-step-ahead: every run above the first cut, once, with the lpd the highest cut below
+    # it gave (the per-cut scores are the same rows: elpd_i is a view of them).
+    scored = result.elpd_i["run"].to_numpy()
+    np.testing.assert_array_equal(scored, np.flatnonzero(synthetic_runs.C > cuts["cut"][0]))
+    first, second = result.scores
+    elpd_i = result.elpd_i.to_series()
+    np.testing.assert_array_equal(elpd_i[second.index], second["lpd"])
+    between = first.index.difference(second.index)
+    np.testing.assert_array_equal(elpd_i[between], first.loc[between, "lpd"])
+    np.testing.assert_allclose(cuts["lpd"], [first["lpd"].mean(), second["lpd"].mean()])
+    # The true law extrapolates: its 90% predictive intervals cover most held-out runs (36
+    # and 9 runs; under 60% is 5 of 9, P < 1% for a calibrated interval, and a 5-sd miss on
+    # 36) and its median misses by about the noise (1% of the loss; the median |error| is
+    # 0.67 x that), so 0.03 in log loss would be a broken extrapolation.
+    assert (cuts["coverage_90"] >= 0.6).all()
+    assert (cuts["median_abs_error"] < 0.03).all()
     assert result.elpd == pytest.approx(float(result.elpd_i.sum()))
     assert "leave-future-out, law chinchilla" in str(result)
-
-
-@pytest.mark.parametrize("discrepancy", ["none", "curvature"])
-def test_lfo_scores_with_the_fits_own_likelihood(runs: sb.Runs, discrepancy: str) -> None:
-    # Scored on the runs it was fitted to, leave-future-out's log density must be the fit's own
-    # log_likelihood group, discrepancy term included (it goes through Fit.log_mean).
-    from scalebayes.leave_future_out import _predictive
-    from scalebayes.model import model_param_names
-
-    likelihood = sb.Likelihood(discrepancy=discrepancy)
-    law = sb.load_law("chinchilla")
-    values = {**EPOCH_CHINCHILLA, "sigma": 0.01}
-    extra = [n for n in model_param_names(law, likelihood) if n not in values]
-    values.update({name: 1e-4 for name in extra})  # a small discrepancy, non-zero
-    draws = jittered_draws(values, rel_sd=0.01, draws=50)
-    fit = fit_from_draws(law, runs, draws, likelihood=likelihood)
-    log_lik, predicted = _predictive(fit, runs, seed=0)
-    own = fit.idata["log_likelihood"]["loss"].to_numpy().reshape(-1, len(runs))
-    np.testing.assert_allclose(log_lik, own, rtol=1e-12, atol=1e-12)  # float64 round-off
-    # Predictive draws scatter around the data by about the noise (sigma = 1%).
-    assert np.median(np.abs(np.log(predicted / runs.loss))) < 0.03

@@ -187,7 +187,11 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     # Lazy: `scalebayes --help` must not pay for importing JAX.
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        # Importing scalebayes.backtest binds the module on the package under the function's
+        # name; binding the function after it keeps `sb.backtest` the function next time too.
+        globals()[name] = value
+        return value
     if name in _SUBMODULES:
         return importlib.import_module(f"scalebayes.{name}")
     raise AttributeError(f"module 'scalebayes' has no attribute {name!r}")

@@ -7,8 +7,10 @@ included), then scored: errors of the median prediction, signed bias, 50 % and 9
 coverage, interval width and log predictive density. It also compares the compute-optimal
 allocation at a planning budget from each small-run fit with the one from all the runs.
 
-All cut-offs and the all-runs fit are one :func:`scalebayes.fit_batch` call on one table with
-different masks: one compile, one sampler run.
+A view of :mod:`scalebayes.holdout`, as leave-future-out is: the backtest's cut rules (decades
+or budgets held out at the top, or FLOPs), the shared scores, and the allocation check. All
+cut-offs and the all-runs fit are one :func:`scalebayes.fit_batch` call: one compile, one
+sampler run.
 """
 
 from __future__ import annotations
@@ -25,11 +27,8 @@ import pandas as pd
 from scalebayes.allocate import optimal
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import AllocationWarning, ScalebayesError
-from scalebayes.fitting import fit_batch
-from scalebayes.model import pointwise_log_lik
-from scalebayes.prediction import predict
+from scalebayes.holdout import SCORES, Cut, budget_cuts, decade_cuts, fit_holdout, flop_cuts
 from scalebayes.results import Settings
-from scalebayes.runtime import in_fit_precision
 
 if TYPE_CHECKING:
     from scalebayes.engine import ProgressCallback
@@ -51,17 +50,23 @@ class Backtest:
     interval, log loss); ``lpd`` (mean log predictive density per held-out run, loss scale);
     and, at the planning ``budget``, the small-run fit's tokens per parameter (median and 90 %
     interval) with ``covers_all_data`` saying whether that interval contains the all-runs
-    fit's median. ``fits`` are the small-run fits, then the all-runs fit.
+    fit's median. These are :func:`scalebayes.holdout.pool`'s scores, as leave-future-out's.
+    ``fits`` are the small-run fits, then the all-runs fit (unless ``fit_all=False``).
+    ``scores`` holds, per cut, the scores of each held-out run (:func:`scalebayes.holdout.score`).
     """
 
     law: str
     budget: float | None
     table: pd.DataFrame
     fits: tuple[Fit, ...]
+    scores: tuple[pd.DataFrame, ...] = ()
+    has_full: bool = True
 
     @property
     def full(self) -> Fit:
         """The fit of all the runs."""
+        if not self.has_full:
+            raise ScalebayesError("this backtest did not fit all the runs (fit_all=False)")
         return self.fits[-1]
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,7 +104,8 @@ class Backtest:
                     f"[{row.tokens_per_param_lower:.3g}, {row.tokens_per_param_upper:.3g}] "
                     f"({verdict} the all-runs median)"
                 )
-        for label, fit in zip([*self.table["held_out"], "all runs"], self.fits, strict=True):
+        labels = [*self.table["held_out"], *(["all runs"] if self.has_full else [])]
+        for label, fit in zip(labels, self.fits, strict=True):
             lines.append(f"  fit for {label} ({len(fit.runs)} runs): {fit.diagnostics}")
         return "\n".join(lines)
 
@@ -116,6 +122,7 @@ def backtest(
     likelihood: Likelihood | None = None,
     settings: Settings | None = None,
     progress: ProgressCallback | None = None,
+    fit_all: bool = True,
     **sampler: Any,
 ) -> Backtest:
     """Fit below each compute cut-off, predict above it, and score the predictions.
@@ -136,121 +143,69 @@ def backtest(
         times the largest budget in the table.
     priors, likelihood, settings, progress, **sampler
         As in :func:`scalebayes.fit`; every cut's fit and the all-runs fit sample together.
+    fit_all : bool
+        Also fit all the runs (for the allocation check and :attr:`Backtest.full`). False
+        skips that fit and the check; the batch is then :func:`scalebayes.lfo`'s for the
+        same cuts, so both give the same fits and scores.
     """
     settings = Settings.make(settings, **sampler)
-    seed = settings.seed
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
-    cut_values, labels = _cuts(runs, holdout_top, holdout_budgets, cuts)
-    masks = [runs.C <= cut for cut in cut_values]
-    for cut, mask, label in zip(cut_values, masks, labels, strict=True):
-        if mask.all() or mask.sum() < 3:
-            raise ScalebayesError(
-                f"cut {label} ({cut:.3g} FLOPs) leaves {int(mask.sum())} runs to fit and "
-                f"{int((~mask).sum())} to predict: expected at least 3 and at least 1"
-            )
-    fits = fit_batch(
-        [runs] * (len(masks) + 1),
+    if budget is not None and not fit_all:
+        raise ScalebayesError("budget= compares with the fit of all the runs: keep fit_all=True")
+    held = fit_holdout(
+        runs,
         law,
-        masks=[*masks, np.ones(len(runs), bool)],
+        backtest_cuts(runs, holdout_top, holdout_budgets, cuts),
         priors=priors,
         likelihood=likelihood,
         settings=settings,
         progress=progress,
+        fit_all=fit_all,
     )
-    has_allocation = {"N", "D"} <= set(fits[0].law.inputs)
+    table = held.table().rename(columns={"label": "held_out"})
+    table = table[["cut", "held_out", "n_fit", "n_held", *SCORES]]
+    has_allocation = fit_all and {"N", "D"} <= set(held.fits[0].law.inputs)
     if budget is None and has_allocation:
         budget = 10.0 * float(runs.C.max())
     budget = budget if has_allocation else None
-    rows = []
-    full_tpp = _tokens_per_param(fits[-1], budget) if budget is not None else None
-    for fit, mask, cut, label in zip(fits, masks, cut_values, labels, strict=False):
-        row = {
-            "cut": cut,
-            "held_out": label,
-            "n_fit": int(mask.sum()),
-            "n_held": int((~mask).sum()),
-        }
-        row.update(_scores(fit, runs.subset(~mask), seed=seed))
-        if budget is not None:
+    if budget is not None and held.full is not None:
+        all_data = float(np.median(_tokens_per_param(held.full, budget)))
+        rows = []
+        for fit in held.fits:
             tpp = _tokens_per_param(fit, budget)
             lower, upper = np.quantile(tpp, [0.05, 0.95])
-            all_data = float(np.median(full_tpp))
-            row.update(
-                tokens_per_param=float(np.median(tpp)),
-                tokens_per_param_lower=float(lower),
-                tokens_per_param_upper=float(upper),
-                all_data_tokens_per_param=all_data,
-                covers_all_data=bool(lower <= all_data <= upper),
+            rows.append(
+                {
+                    "tokens_per_param": float(np.median(tpp)),
+                    "tokens_per_param_lower": float(lower),
+                    "tokens_per_param_upper": float(upper),
+                    "all_data_tokens_per_param": all_data,
+                    "covers_all_data": bool(lower <= all_data <= upper),
+                }
             )
-        rows.append(row)
-    return Backtest(fits[0].law.name, budget, pd.DataFrame(rows), tuple(fits))
+        table = pd.concat([table, pd.DataFrame(rows)], axis=1)
+    fits = (*held.fits, held.full) if held.full is not None else held.fits
+    return Backtest(held.fits[0].law.name, budget, table, fits, held.scores, fit_all)
 
 
-def _cuts(
+def backtest_cuts(
     runs: Runs,
-    holdout_top: Sequence[float] | None,
-    holdout_budgets: Sequence[int] | None,
-    cuts: Sequence[float] | None,
-) -> tuple[list[float], list[str]]:
+    holdout_top: Sequence[float] | None = None,
+    holdout_budgets: Sequence[int] | None = None,
+    cuts: Sequence[float] | None = None,
+) -> list[Cut]:
+    """The backtest's cuts: one of decades or budgets held out at the top, or FLOPs.
+
+    Default: the top one and two decades of compute (``holdout_top=(1, 2)``).
+    """
     given = [x is not None for x in (holdout_top, holdout_budgets, cuts)]
     if sum(given) > 1:
         raise ScalebayesError("give one of holdout_top, holdout_budgets and cuts, not several")
-    c_max = float(runs.C.max())
     if holdout_budgets is not None:
-        budgets = np.unique(runs.C)
-        out = []
-        for k in holdout_budgets:
-            if not 1 <= k < len(budgets):
-                raise ScalebayesError(
-                    f"holdout_budgets={k}: the table has {len(budgets)} distinct budgets; "
-                    f"expected 1 to {len(budgets) - 1}"
-                )
-            out.append(float(budgets[-k - 1]))
-        return out, [f"top {k} budget{'s' * (k > 1)}" for k in holdout_budgets]
+        return budget_cuts(runs, holdout_budgets)
     if cuts is not None:
-        values = [float(c) for c in cuts]
-        if not all(np.isfinite(c) and c > 0 for c in values):
-            raise ScalebayesError(f"cuts={list(cuts)}: expected positive FLOPs")
-        return values, [f"C > {c:.3g}" for c in values]
-    decades = (1.0, 2.0) if holdout_top is None else [float(d) for d in holdout_top]
-    if not all(d > 0 for d in decades):
-        raise ScalebayesError(f"holdout_top={list(decades)}: expected positive decades")
-    return [c_max / 10**d for d in decades], [f"top {d:g} decade{'s' * (d != 1)}" for d in decades]
-
-
-@in_fit_precision
-def _scores(fit: Fit, held: Runs, *, seed: int) -> dict[str, float]:
-    # Only the law's own inputs: a table's C may be a nominal budget a few % off 6 N D.
-    inputs = {name: held.table[name].to_numpy() for name in fit.law.inputs}
-    new_run = predict(fit, **inputs, kind="new_run", seed=seed)
-    log_pred = np.log(new_run.loss.to_numpy()).reshape(-1, len(held))  # (draws, run)
-    observed = np.log(held.loss)
-    median = np.median(log_pred, axis=0)
-    lo90, hi90 = np.quantile(log_pred, [0.05, 0.95], axis=0)
-    lo50, hi50 = np.quantile(log_pred, [0.25, 0.75], axis=0)
-    posterior = fit.posterior
-    params = {n: posterior[n].to_numpy().reshape(-1, 1) for n in fit.param_names}
-    log_lik = np.asarray(
-        pointwise_log_lik(
-            fit.law,
-            fit.likelihood,
-            params,
-            {n: v for n, v in held.log_inputs().items() if n in fit.law.inputs},
-            observed,
-            fit.log_ref,
-        )
-    )
-    lpd = np.logaddexp.reduce(log_lik, axis=0) - np.log(log_lik.shape[0])
-    error = observed - median
-    return {
-        "median_abs_error": float(np.median(np.abs(error))),
-        "mean_abs_error": float(np.mean(np.abs(error))),
-        "bias": float(np.mean(error)),
-        "coverage_90": float(np.mean((observed >= lo90) & (observed <= hi90))),
-        "coverage_50": float(np.mean((observed >= lo50) & (observed <= hi50))),
-        "width_90": float(np.median(hi90 - lo90)),
-        "lpd": float(np.mean(lpd)),
-    }
+        return flop_cuts(runs, cuts)
+    return decade_cuts(runs, (1.0, 2.0) if holdout_top is None else holdout_top)
 
 
 def _tokens_per_param(fit: Fit, budget: float) -> np.ndarray:

@@ -129,15 +129,15 @@ def compare(
     method : {"loo", "waic", "lfo"}
         ``"loo"``: PSIS-LOO (ArviZ); ``"waic"``: WAIC; ``"lfo"``: leave-future-out by compute,
         refitting each law below each cut with its fit's own priors, likelihood and NUTS
-        settings (see :func:`scalebayes.leave_future_out.lfo`), which costs one compile and a
-        few fits per law.
+        settings (see :func:`scalebayes.leave_future_out.lfo`), which costs one compile and
+        one batch of fits per law.
     cuts : int or sequence of float
         Compute cut-offs for ``"lfo"`` (see :func:`scalebayes.leave_future_out.compute_cuts`).
     lfo_results : mapping of str to LFO, optional
         Precomputed leave-future-out results by name, used instead of refitting.
     progress : callable, optional
-        For ``"lfo"``: ``progress(done, total, phase)`` after each refit, ``phase`` naming the
-        law and the cut.
+        For ``"lfo"``: ``progress(done, total, phase)`` as each law's batch of refits
+        samples, ``phase`` naming the law.
 
     Returns
     -------
@@ -346,7 +346,6 @@ def _run_lfo(
     values = compute_cuts(first.runs, cuts)  # the same cuts for every law
     out = {}
     for index, (name, fit) in enumerate(fits.items()):
-        s = fit.settings
 
         def report(done: int, total: int, phase: str, index: int = index, name: str = name) -> None:
             if progress is not None:
@@ -357,11 +356,7 @@ def _run_lfo(
             fit.law,
             cuts=list(values),
             likelihood=fit.likelihood,
-            chains=s.chains,
-            draws=s.draws,
-            warmup=s.warmup,
-            seed=s.seed,
-            target_accept=s.target_accept,
+            settings=fit.settings.sampler,  # the fit's own NUTS settings, precision included
             progress=report,
         )
     return out

@@ -3,18 +3,18 @@
 Interpolation scores (PSIS-LOO, WAIC) ask how well a law predicts a run like the ones it has
 seen; the question before a big run is how well it predicts a *bigger* one. So, for a few
 cut-offs in training compute, the law is refitted on the runs at or below the cut and the runs
-above it are scored by the refit's posterior predictive distribution: log predictive density
-(the average over draws of each run's likelihood, in log space), whether the loss falls in the
-90% predictive interval, and the error of the median prediction.
+above it are scored by the refit's posterior predictive distribution.
 
-Every refit uses the same law, likelihood and NUTS settings on the same number of runs, so it
-reuses one compiled sampler (see :func:`_refit`).
+A view of :mod:`scalebayes.holdout`, as the backtest is: cuts at quantiles of compute, all
+refits in one :func:`scalebayes.fit_batch` call (one compile, one sampler run), the shared
+scores per cut (:func:`scalebayes.holdout.pool`), and the one-step-ahead elpd: each run's log
+predictive density from the highest cut below it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,27 +23,17 @@ import pandas as pd
 import xarray as xr
 
 from scalebayes.data import Runs, load_runs
-from scalebayes.errors import ScalebayesError
-from scalebayes.fitting import fit
-from scalebayes.laws import Law, load_law
-from scalebayes.likelihood import Likelihood
-from scalebayes.model import pointwise_log_lik
-from scalebayes.prediction import noise_draws
+from scalebayes.holdout import DEFAULT_QUANTILES, SCORES, Holdout, fit_holdout, quantile_cuts
 from scalebayes.results import Fit, Settings
-from scalebayes.runtime import in_fit_precision
 
 if TYPE_CHECKING:
     from arviz_stats import ELPDData
 
+    from scalebayes.laws import Law
+    from scalebayes.likelihood import Likelihood
     from scalebayes.priors import Prior
 
-__all__ = ["LFO", "compute_cuts", "lfo"]
-
-DEFAULT_QUANTILES = (0.5, 0.6, 0.7, 0.8)
-"""Default cut-offs, as quantiles of the runs' compute: the first refit sees half the runs,
-the last holds out the top fifth."""
-
-PREDICTIVE_PROB = 0.9
+__all__ = ["DEFAULT_QUANTILES", "LFO", "compute_cuts", "lfo"]
 
 
 @dataclass(frozen=True)
@@ -56,23 +46,26 @@ class LFO:
         Name of the law.
     cuts : DataFrame
         One row per compute cut-off: ``cut`` (FLOPs), ``n_fit`` and ``n_held`` (runs at or
-        below and above it), ``lpd_mean`` (mean log predictive density of the held-out runs,
-        loss scale), ``coverage`` (share of held-out losses inside the 90% predictive
-        interval), ``abs_error`` (mean |median predicted loss - loss|, nats/token),
-        ``rel_error`` (mean of that over the loss), and the refit's ``max_rhat``,
-        ``n_divergent``.
+        below and above it); the scores of the held-out runs, as the backtest's
+        (:func:`scalebayes.holdout.pool`): ``lpd`` (mean log predictive density, loss scale),
+        ``coverage_90``, ``coverage_50`` (share of losses inside the predictive intervals),
+        ``width_90``, ``median_abs_error``, ``mean_abs_error`` and ``bias`` (log loss); and
+        the refit's ``max_rhat``, ``n_divergent``.
     elpd_i : DataArray, dims (run,)
         One-step-ahead log predictive density of every run above the first cut, each scored by
         the refit at the highest cut below its compute, so that every run counts once; ``run``
         holds the row numbers in the table.
     fits : tuple of Fit
         The refits, one per cut.
+    scores : tuple of DataFrame
+        Per cut, the scores of each held-out run (:func:`scalebayes.holdout.score`).
     """
 
     law: str
     cuts: pd.DataFrame
     elpd_i: xr.DataArray
     fits: tuple[Fit, ...]
+    scores: tuple[pd.DataFrame, ...] = ()
 
     @property
     def elpd(self) -> float:
@@ -102,18 +95,39 @@ class LFO:
             elpd_i=self.elpd_i,
         )
 
+    @classmethod
+    def from_holdout(cls, held: Holdout) -> LFO:
+        """The leave-future-out view of fits below compute cuts and their scores."""
+        elpd_i = pd.Series(np.nan, index=np.arange(len(held.runs)))
+        # From the lowest cut up, each overwriting: a run keeps the highest cut below it.
+        for k in np.argsort([cut.mask.sum() for cut in held.cuts], kind="stable"):
+            scores = held.scores[k]
+            elpd_i[scores.index] = scores["lpd"].to_numpy()
+        elpd_i = elpd_i.dropna()
+        table = held.table().drop(columns="label")
+        table = table[["cut", "n_fit", "n_held", *SCORES, "max_rhat", "n_divergent"]]
+        return cls(
+            law=held.fits[0].law.name,
+            cuts=table,
+            elpd_i=xr.DataArray(
+                elpd_i.to_numpy(), dims=("run",), coords={"run": elpd_i.index.to_numpy()}
+            ),
+            fits=held.fits,
+            scores=held.scores,
+        )
+
     def __str__(self) -> str:
         lines = [
             f"leave-future-out, law {self.law}: elpd {self.elpd:.1f} (se {self.se:.1f}) over "
             f"{self.elpd_i.size} runs, each predicted from the runs below it",
-            f"{'cut (FLOPs)':>12s} {'fit':>5s} {'held':>5s} {'lpd/run':>8s} "
-            f"{'90% cover':>9s} {'|err|':>8s} {'rel err':>8s} {'R-hat':>6s} {'div':>4s}",
+            f"{'cut (FLOPs)':>12s} {'fit':>5s} {'held':>5s} {'lpd/run':>8s} {'cover90':>7s} "
+            f"{'cover50':>7s} {'med|err|':>8s} {'bias':>8s} {'R-hat':>6s} {'div':>4s}",
         ]
         for row in self.cuts.itertuples():
             lines.append(
-                f"{row.cut:12.3g} {row.n_fit:5d} {row.n_held:5d} {row.lpd_mean:8.3f} "
-                f"{row.coverage:9.0%} {row.abs_error:8.4f} {row.rel_error:8.2%} "
-                f"{row.max_rhat:6.3f} {row.n_divergent:4d}"
+                f"{row.cut:12.3g} {row.n_fit:5d} {row.n_held:5d} {row.lpd:8.3f} "
+                f"{row.coverage_90:7.0%} {row.coverage_50:7.0%} {row.median_abs_error:8.4f} "
+                f"{row.bias:+8.4f} {row.max_rhat:6.3f} {row.n_divergent:4d}"
             )
         return "\n".join(lines)
 
@@ -127,43 +141,15 @@ def compute_cuts(runs: Runs, cuts: int | Sequence[float] = len(DEFAULT_QUANTILES
         The table the cuts split.
     cuts : int or sequence of float
         A number of cut-offs, placed at quantiles of the runs' compute from 0.5 to 0.8 (with 4:
-        0.5, 0.6, 0.7, 0.8); or the cut-offs themselves in FLOPs. A cut is always the compute
-        of some run, so an isoFLOP level is never split; when the sweep has too few levels
-        for distinct quantiles, the cuts are spread over the levels from the median run's
-        upwards (all but the top one), and may be fewer than asked for.
+        0.5, 0.6, 0.7, 0.8); or the cut-offs themselves in FLOPs
+        (:func:`scalebayes.holdout.quantile_cuts`).
 
     Raises
     ------
     ScalebayesError
         If a cut leaves fewer than 3 runs to fit or none to score.
     """
-    compute = runs.C
-    if isinstance(cuts, int | np.integer) and not isinstance(cuts, bool):
-        if cuts < 1:
-            raise ScalebayesError(f"cuts={cuts}: expected at least 1 cut-off")
-        quantiles = np.linspace(0.5, 0.8, cuts) if cuts > 1 else np.array([0.5])
-        # "lower": a cut is the compute of a run, so an isoFLOP level is never split.
-        values = np.unique(np.quantile(compute, quantiles, method="lower"))
-        if values.size < cuts:  # coarse levels (isoFLOP budgets): spread over the levels
-            levels = np.unique(compute)[:-1]  # a cut at the top level would score nothing
-            levels = levels[levels >= values[0]]
-            index = np.unique(np.round(np.linspace(0, levels.size - 1, cuts)).astype(int))
-            values = levels[index]
-    else:
-        values = np.asarray(cuts, dtype=float)
-        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
-            raise ScalebayesError(f"cuts={cuts!r}: expected a number or a list of FLOP counts")
-        if np.any(np.diff(values) <= 0):
-            raise ScalebayesError(f"cuts={list(values)}: expected increasing FLOP counts")
-    for cut in values:
-        n_fit, n_held = int(np.sum(compute <= cut)), int(np.sum(compute > cut))
-        if n_fit < 3 or n_held < 1:
-            raise ScalebayesError(
-                f"compute cut-off {cut:.3g} FLOPs leaves {n_fit} runs to fit and {n_held} to "
-                f"score (compute spans {compute.min():.3g}-{compute.max():.3g}); expected at "
-                "least 3 below and 1 above"
-            )
-    return values
+    return np.array([cut.flops for cut in quantile_cuts(runs, cuts)])
 
 
 def lfo(
@@ -171,7 +157,7 @@ def lfo(
     law: Law | str | os.PathLike[str],
     *,
     cuts: int | Sequence[float] = len(DEFAULT_QUANTILES),
-    priors: dict[str, str | Prior] | None = None,
+    priors: Mapping[str, str | Prior] | None = None,
     likelihood: Likelihood | None = None,
     settings: Settings | None = None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -188,98 +174,32 @@ def lfo(
     cuts : int or sequence of float
         See :func:`compute_cuts`; default 4 cut-offs at the 0.5-0.8 quantiles of compute.
     priors, likelihood, settings, **sampler
-        As for :func:`scalebayes.fit`; every refit uses the same ones (and the same seed), so
-        all refits share one compiled sampler.
+        As for :func:`scalebayes.fit`; every refit uses the same ones (and the same seed), and
+        all refits sample as one batch (:func:`scalebayes.fit_batch`).
     progress : callable, optional
-        ``progress(done, total, phase)`` after each refit, with ``phase`` naming the cut.
+        ``progress(done, total, phase)`` as the batch of refits samples.
 
     Returns
     -------
     LFO
-        Per-cut scores and the one-step-ahead pointwise log predictive densities.
+        Per-cut scores and the one-step-ahead pointwise log predictive densities. For the same
+        cuts and settings these are the scores of ``backtest(..., fit_all=False)``.
     """
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
-    law = load_law(law)
-    likelihood = likelihood or Likelihood()
-    values = compute_cuts(runs, cuts)
-    settings = Settings.make(settings, **sampler)
-    seed = settings.seed
-    options = {"priors": priors, "likelihood": likelihood, "settings": settings}
-    compute = runs.C
-    rows, fits = [], []
-    elpd_i = np.full(len(runs), np.nan)
-    for k, cut in enumerate(values):
-        below = compute <= cut
-        refit = _refit(runs, law, below, options)
-        fits.append(refit)
-        held = ~below
-        # Scored on all runs, then selected: one array shape for every cut, so the
-        # log-likelihood's JAX operations compile once per law rather than once per cut.
-        log_lik, predicted = _predictive(refit, runs, seed + k)
-        log_lik, predicted = log_lik[:, held], predicted[:, held]
-        lpd = _log_mean_exp(log_lik)
-        loss = runs.loss[held]
-        low, median, high = np.quantile(
-            predicted, [(1 - PREDICTIVE_PROB) / 2, 0.5, (1 + PREDICTIVE_PROB) / 2], axis=0
-        )
-        error = np.abs(median - loss)
-        rows.append(
-            {
-                "cut": float(cut),
-                "n_fit": int(below.sum()),
-                "n_held": int(held.sum()),
-                "lpd_mean": float(lpd.mean()),
-                "coverage": float(np.mean((loss >= low) & (loss <= high))),
-                "abs_error": float(error.mean()),
-                "rel_error": float(np.mean(error / loss)),
-                "max_rhat": refit.diagnostics.max_rhat,
-                "n_divergent": refit.diagnostics.n_divergent,
-            }
-        )
-        # One step ahead: a run is scored by the highest cut below it (later cuts overwrite).
-        elpd_i[held] = lpd
+    split = quantile_cuts(runs, cuts)
+    label = f"{len(split)} cut{'s' * (len(split) > 1)} in one batch"
+
+    def report(done: int, total: int, phase: str) -> None:
         if progress is not None:
-            progress(k + 1, len(values), f"cut {k + 1}/{len(values)} at {cut:.3g} FLOPs")
-    scored = np.flatnonzero(np.isfinite(elpd_i))
-    return LFO(
-        law=law.name,
-        cuts=pd.DataFrame(rows),
-        elpd_i=xr.DataArray(elpd_i[scored], dims=("run",), coords={"run": scored}),
-        fits=tuple(fits),
+            progress(done, total, f"{label}: {phase}")
+
+    held = fit_holdout(
+        runs,
+        law,
+        split,
+        priors=priors,
+        likelihood=likelihood,
+        settings=Settings.make(settings, **sampler),
+        progress=None if progress is None else report,
     )
-
-
-def _refit(runs: Runs, law: Law, mask: np.ndarray, settings: dict[str, object]) -> Fit:
-    """Fit ``law`` to the runs where ``mask`` is True.
-
-    The one place that decides how a subset is fitted: the held-out runs stay in the data
-    with weight 0 (``fit(..., mask=)``), so the data shape, and with it the compiled sampler,
-    is the same for every cut, and the same as a fit to all runs.
-    """
-    return fit(runs, law, mask=mask, **settings)  # type: ignore[arg-type]
-
-
-@in_fit_precision
-def _predictive(fit: Fit, runs: Runs, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per draw and run: log density of its loss, and a predictive draw of its loss.
-
-    Returns two arrays of shape (chain * draw, n_runs): the log-likelihood on the loss scale
-    (as in the fit's log_likelihood group) and loss drawn from the noise model. The mean goes
-    through :meth:`Fit.log_mean`, so a discrepancy term is included as in every prediction.
-    """
-    params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
-    log_inputs = {name: runs.log_inputs()[name] for name in fit.law.inputs}
-    log_ref = fit.log_ref
-    log_lik = pointwise_log_lik(
-        fit.law, fit.likelihood, params, log_inputs, np.log(runs.loss), log_ref
-    )
-    log_mu = np.asarray(fit.log_mean(params, log_inputs))
-    predicted = np.exp(log_mu + noise_draws(fit, log_mu.shape, seed=seed))
-    return np.asarray(log_lik).reshape(-1, len(runs)), predicted.reshape(-1, len(runs))
-
-
-def _log_mean_exp(log_values: np.ndarray) -> np.ndarray:
-    """``log(mean(exp(x)))`` over axis 0, stably."""
-    from scipy.special import logsumexp
-
-    return logsumexp(log_values, axis=0) - np.log(log_values.shape[0])
+    return LFO.from_holdout(held)
