@@ -2,7 +2,7 @@
 
 For Epoch's Chinchilla runs (top one and two decades of compute held out) and each Open-Athena
 isoFLOP experiment (largest one and two budgets held out), fit the smaller runs with
-scalebayes.backtest.backtest and score the held-out runs: 90 % and 50 % predictive coverage,
+scalebayes.backtesting.backtest and score the held-out runs: 90 % and 50 % predictive coverage,
 median |error| of log loss, bias, and (Epoch) the tokens per parameter at 5.76e23 FLOPs from
 the small runs against all runs. One row per (table, cut, noise model); target: 90 % coverage
 in [85 %, 95 %]. Writes benchmarks/results/backtest.json.
@@ -36,7 +36,7 @@ def main() -> None:
     if not tables:
         print(f"skipped: no public tables found in {args.data}")
         return
-    from scalebayes.backtest import backtest
+    from scalebayes.backtesting import backtest
     from scalebayes.model import Likelihood
 
     rows = []

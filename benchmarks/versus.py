@@ -23,7 +23,7 @@ Two measurements:
    bootstrap, independent draws per second.
 2. Backtest coverage on the same cuts for every method: Epoch with the top 1 and 2 decades of
    compute held out, each Open-Athena isoFLOP experiment with its 1 and 2 largest budgets held
-   out. scalebayes rows come from scalebayes.backtest.backtest.
+   out. scalebayes rows come from scalebayes.backtesting.backtest.
 
 The machine is shared: the 1-minute load average is recorded with every measurement.
 
@@ -221,9 +221,9 @@ def baseline_backtest(runs, method: str, cuts, labels, args: argparse.Namespace)
 
 
 def scalebayes_backtest(runs, method: str, holdout: dict) -> list[dict]:
-    """scalebayes.backtest.backtest's rows for default or curvature likelihood."""
+    """scalebayes.backtesting.backtest's rows for default or curvature likelihood."""
     import scalebayes as sb
-    from scalebayes.backtest import backtest
+    from scalebayes.backtesting import backtest
 
     likelihood = _likelihood(method)
     started = time.perf_counter()
@@ -252,7 +252,7 @@ def scalebayes_backtest(runs, method: str, holdout: dict) -> list[dict]:
 
 def cuts_for(runs, holdout: dict) -> tuple[list[float], list[str]]:
     """The cut-offs scalebayes.backtest uses for the same holdout arguments."""
-    from scalebayes.backtest import backtest_cuts
+    from scalebayes.backtesting import backtest_cuts
 
     cuts = backtest_cuts(runs, holdout.get("holdout_top"), holdout.get("holdout_budgets"))
     return [cut.flops for cut in cuts], [cut.label for cut in cuts]

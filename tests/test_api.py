@@ -54,3 +54,14 @@ def test_importing_the_library_changes_no_jax_setting():
         [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_no_submodule_is_named_like_an_export():
+    """Importing a submodule binds its name on the package: one named like an exported function
+    (backtest.py and sb.backtest) would replace the function after its first import."""
+    import pkgutil
+
+    from scalebayes import _EXPORTS
+
+    modules = {module.name for module in pkgutil.iter_modules(sb.__path__)}
+    assert not modules & set(_EXPORTS)

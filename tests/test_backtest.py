@@ -12,7 +12,7 @@ from scipy import stats
 from tests.conftest import CI_FIT
 
 import scalebayes as sb
-from scalebayes.backtest import backtest
+from scalebayes.backtesting import backtest
 from scalebayes.cli import main
 from scalebayes.errors import ScalebayesError
 from scalebayes.holdout import (

@@ -58,8 +58,8 @@ _EXPORTS = {
     "lfo": "scalebayes.leave_future_out",
     "LFO": "scalebayes.leave_future_out",
     "average": "scalebayes.averaging",
-    "backtest": "scalebayes.backtest",
-    "Backtest": "scalebayes.backtest",
+    "backtest": "scalebayes.backtesting",
+    "Backtest": "scalebayes.backtesting",
     "calibrate": "scalebayes.calibration",
     "Calibration": "scalebayes.calibration",
     "ScalebayesError": "scalebayes.errors",
@@ -149,7 +149,7 @@ if TYPE_CHECKING:
     from scalebayes import plots
     from scalebayes.allocate import Allocation, optimal
     from scalebayes.averaging import average
-    from scalebayes.backtest import Backtest, backtest
+    from scalebayes.backtesting import Backtest, backtest
     from scalebayes.calibration import Calibration, calibrate
     from scalebayes.comparison import Comparison, compare
     from scalebayes.data import Runs, load_runs
@@ -188,9 +188,7 @@ def __getattr__(name: str) -> Any:
     # Lazy: `scalebayes --help` must not pay for importing JAX.
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        # Importing scalebayes.backtest binds the module on the package under the function's
-        # name; binding the function after it keeps `sb.backtest` the function next time too.
-        globals()[name] = value
+        globals()[name] = value  # looked up once
         return value
     if name in _SUBMODULES:
         return importlib.import_module(f"scalebayes.{name}")

@@ -1,7 +1,7 @@
 """The commands that fit: fit, show, demo, backtest, compare.
 
 Each parses, calls one library function and prints its result's text or JSON
-(:mod:`scalebayes.describe`, :mod:`scalebayes.demo`, :mod:`scalebayes.backtest`,
+(:mod:`scalebayes.describe`, :mod:`scalebayes.demo`, :mod:`scalebayes.backtesting`,
 :mod:`scalebayes.law_comparison`).
 """
 
@@ -250,7 +250,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from scalebayes.backtest import backtest
+    from scalebayes.backtesting import backtest
 
     bar = progress_bar(args)
     with warnings_to_stderr():
