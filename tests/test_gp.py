@@ -352,6 +352,11 @@ def test_law_module_is_the_plain_fit(gp_fit, plain_fit, tmp_path):
 
     law_fit = gp_fit.law_module()
     assert law_fit.likelihood.discrepancy == NoDiscrepancy()
+    # Its reference point too, the law's inputs' centre and none of the GP's entries: jitted
+    # decisions (plan, optimal) then compile once for a GP fit's law and a plain fit alike.
+    assert law_fit.log_ref.keys() == plain_fit.log_ref.keys() == {"N", "D"}
+    for name, value in plain_fit.log_ref.items():
+        np.testing.assert_array_equal(law_fit.log_ref[name], value, name)
     assert set(law_fit.posterior.data_vars) == set(plain_fit.posterior.data_vars)
     for name in plain_fit.param_names:
         np.testing.assert_array_equal(law_fit.posterior[name], plain_fit.posterior[name], name)
