@@ -42,7 +42,8 @@ def fit(runs):
 
 @pytest.fixture(scope="module")
 def band_predictions(fit):
-    return plots.band_predictions(fit, n_points=25)
+    # The default grid, as plots.draw(fit, "bands") computes it: the same shapes compile once.
+    return plots.band_predictions(fit)
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +126,7 @@ def test_bands_points_heldout_and_extrapolation(fit, runs, band_predictions):
 def test_bands_on_given_axes_and_n_slice(fit, runs):
     _, ax = plt.subplots()
     at = float(np.median(runs.D))
-    mean, new_run = plots.band_predictions(fit, axis="N", at=at, n_points=10)
+    mean, new_run = plots.band_predictions(fit, axis="N", at=at)  # as many points: no compile
     assert plots.bands(fit, mean, new_run, ax=ax, axis="N") is ax
     assert "parameters N" in ax.get_xlabel() and "(count)" in ax.get_xlabel()
     near = np.sum((runs.D / at <= 1.5) & (runs.D / at >= 1 / 1.5))
@@ -137,7 +138,7 @@ def test_bands_rejects_swapped_or_mismatched_predictions(fit, band_predictions):
     mean, new_run = band_predictions
     with pytest.raises(ScalebayesError, match="'mean' and a 'new_run'"):
         plots.bands(fit, new_run, mean)
-    other, _ = plots.band_predictions(fit, n_points=7)
+    other, _ = plots.band_predictions(fit, extend=10.0)  # other points, as many
     with pytest.raises(ScalebayesError, match="different points"):
         plots.bands(fit, other, new_run)
     with pytest.raises(ScalebayesError, match="axis="):
@@ -152,7 +153,7 @@ def test_no_global_style_change(fit, runs, band_predictions):
     before, arviz_before = dict(matplotlib.rcParams), dict(azb.rcParams)
     plots.bands(fit, *band_predictions)
     plots.frontier(optimal(fit, np.geomspace(1e19, 1e23, 5)), runs=runs, references=plots.PUBLISHED)
-    plots.isoflop(fit, plots.isoflop_predictions(fit, n_points=5), optimal(fit, BUDGETS))
+    plots.isoflop(fit, plots.isoflop_predictions(fit), optimal(fit, BUDGETS))
     plots.prior_posterior(fit)
     plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit))
     plots.trace(fit)
@@ -229,7 +230,7 @@ def test_data_budgets_finds_the_ladder(runs):
 def test_isoflop_one_curve_per_budget(fit, runs):
     from scalebayes.allocate import optimal
 
-    curves = plots.isoflop_predictions(fit, n_points=12)
+    curves = plots.isoflop_predictions(fit)  # the default grid, as draw(fit, "isoflop")
     allocation = optimal(fit, BUDGETS)
     ax = plots.isoflop(fit, curves, allocation)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
