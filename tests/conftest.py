@@ -14,11 +14,21 @@ jax.config.update("jax_enable_x64", True)
 # device, the default path; a 5-chain fit in test_inference covers one device vmapping chains.
 jax.config.update("jax_num_cpu_devices", 4)
 
+from scalebayes.likelihood import Likelihood  # noqa: E402 (after JAX's settings)
+
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CHINCHILLA_CSV = SHARED_DATA / "chinchilla_svg_extracted.csv"
 
 # Small but honest NUTS settings for CI: every fit in the suite uses these, so one compile serves all.
 CI_FIT = {"chains": 4, "warmup": 500, "draws": 500}
+
+# The plain law, for fits where the GP discrepancy is not what a test is about: one sampling
+# stage instead of two, and the same compiled sampler as the default fit's first stage (which
+# is exactly this fit), so once chinchilla_fit exists a plain fit of 81 runs compiles nothing.
+PLAIN = Likelihood(discrepancy="none")
+
+# Seeds of the ladders fitted once per session (ladder_fits) for the checks across seeds.
+LADDER_SEEDS = (100, 101, 102, 103, 104)
 
 
 def assert_healthy(d) -> None:
@@ -66,6 +76,39 @@ def chinchilla_fit(synthetic_runs):
     import scalebayes as sb
 
     return sb.fit(synthetic_runs, "chinchilla", seed=1, **CI_FIT)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_plain_fit(synthetic_runs):
+    """The session's runs, seed and settings with no discrepancy: chinchilla_fit's law stage."""
+    import scalebayes as sb
+
+    return sb.fit(synthetic_runs, "chinchilla", likelihood=PLAIN, seed=1, **CI_FIT)
+
+
+@pytest.fixture(scope="session")
+def ladder_runs(truth):
+    """Chinchilla-scale isoFLOP ladders (81 runs to 3e21 FLOPs, 1 % noise), one per LADDER_SEEDS."""
+    from scalebayes.simulation import CHINCHILLA_BUDGETS, isoflop_design, simulate
+
+    design = isoflop_design(CHINCHILLA_BUDGETS)
+    return [simulate("chinchilla", truth, design, noise=0.01, seed=seed) for seed in LADDER_SEEDS]
+
+
+@pytest.fixture(scope="session")
+def ladder_fits(ladder_runs):
+    """Plain-law fits of ladder_runs (each seeded with its ladder's seed), for checks across seeds.
+
+    Plain, not the default GP: what these check (the law's parameters, the allocation) is the
+    law stage of a default fit, which is this fit exactly (tests/test_gp.py checks that). Same
+    shape as chinchilla_fit's law stage: no compile, about half a second each on two cores.
+    """
+    import scalebayes as sb
+
+    return [
+        sb.fit(runs, "chinchilla", likelihood=PLAIN, seed=seed, **CI_FIT)
+        for runs, seed in zip(ladder_runs, LADDER_SEEDS, strict=True)
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -154,45 +154,52 @@ def test_truth_inside_the_intervals_beyond_the_data(chinchilla_fit, truth):
         assert table.loc[name, "eti90_lb"] <= value <= table.loc[name, "eti90_ub"], name
 
 
-def coverage(truth, seeds):
-    """Seeds whose 90 % interval of N*, D*, L* at 1e24 FLOPs holds the truth, per quantity.
-
-    Each seed draws a Chinchilla-scale isoFLOP ladder (to 3e21 FLOPs, 1 % noise) from Epoch's
-    constants and fits it with the CI NUTS settings (one compiled sampler for all seeds).
-    """
-    from tests.conftest import CI_FIT
-
-    from scalebayes.simulation import CHINCHILLA_BUDGETS
-
+def coverage(truth, fits):
+    """How many fits' 90 % interval of N*, D*, L* at 1e24 FLOPs holds the truth, per quantity."""
     budget = 1e24
     true = true_optimum(truth, budget)
-    design = sb.isoflop_design(CHINCHILLA_BUDGETS)
     inside = {"N": 0, "D": 0, "loss": 0}
-    for seed in seeds:
-        runs = sb.simulate("chinchilla", truth, design, noise=0.01, seed=seed)
-        fit = sb.fit(runs, "chinchilla", seed=seed, **CI_FIT)
+    for fit in fits:
         table = optimal(fit, budget).summary(probs=(0.9,)).set_index("quantity")
         for name, value in true.items():
             inside[name] += table.loc[name, "eti90_lb"] <= value <= table.loc[name, "eti90_ub"]
     return inside
 
 
-def test_interval_coverage_across_a_few_seeds(truth):
-    # Reduced version of the slow test below: 5 seeds. A calibrated posterior has the truth inside
-    # Binomial(5, 0.9) times per quantity: P(count <= 2) = 0.9 %, so >= 3 rarely fails a correct
-    # posterior (seeds are fixed, so the test is deterministic) while catching intervals that are
-    # far too narrow only sometimes (at half the right width coverage drops to ~0.6 and
-    # P(count >= 3) = 0.68): the 20-seed version is the real check.
-    inside = coverage(truth, range(100, 105))
+def test_interval_coverage_across_a_few_seeds(ladder_fits, truth):
+    # Reduced version of the slow test below: the session's 5 ladder fits (Chinchilla-scale
+    # isoFLOP ladders to 3e21 FLOPs, 1 % noise, drawn from Epoch's constants; the plain law,
+    # which is a default fit's law stage draw for draw, and N* and D* are the law's alone). A
+    # calibrated posterior has the truth inside Binomial(5, 0.9) times per quantity:
+    # P(count <= 2) = 0.9 %, so >= 3 rarely fails a correct posterior (seeds are fixed, so the
+    # test is deterministic) while catching intervals that are far too narrow only sometimes (at
+    # half the right width coverage drops to ~0.6 and P(count >= 3) = 0.68): the 20-seed version
+    # is the real check.
+    inside = coverage(truth, ladder_fits)
     assert min(inside.values()) >= 3, inside
 
 
 @pytest.mark.slow
 def test_interval_coverage_across_seeds(truth):
-    # 20 seeds; Binomial(20, 0.9) per quantity: P(count <= 14) = 1.1 %, so >= 15 passes a
-    # calibrated posterior and fails one whose intervals are half as wide as they should be
-    # (coverage ~0.6: P(count >= 15) = 0.13 per quantity).
-    inside = coverage(truth, range(100, 120))
+    # 20 seeds of default (GP) fits with the CI NUTS settings (one compiled sampler for all);
+    # Binomial(20, 0.9) per quantity: P(count <= 14) = 1.1 %, so >= 15 passes a calibrated
+    # posterior and fails one whose intervals are half as wide as they should be (coverage ~0.6:
+    # P(count >= 15) = 0.13 per quantity).
+    from tests.conftest import CI_FIT
+
+    from scalebayes.simulation import CHINCHILLA_BUDGETS
+
+    design = sb.isoflop_design(CHINCHILLA_BUDGETS)
+    fits = (
+        sb.fit(
+            sb.simulate("chinchilla", truth, design, noise=0.01, seed=seed),
+            "chinchilla",
+            seed=seed,
+            **CI_FIT,
+        )
+        for seed in range(100, 120)
+    )
+    inside = coverage(truth, fits)
     assert min(inside.values()) >= 15, inside
 
 

@@ -4,65 +4,76 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import CI_FIT, assert_healthy
+from tests.conftest import CI_FIT, LADDER_SEEDS, PLAIN, assert_healthy
 
 import scalebayes as sb
 from scalebayes.errors import ScalebayesError
 
-SEEDS = (21, 22, 23, 24)
+
+@pytest.fixture(scope="module")
+def batch_tables(ladder_runs):
+    """Four of the session's ladders; the last one masked to its runs below 80 % of its compute.
+
+    Whole tables and a subset in one batch: every table pads to the same size, so they share one
+    compiled sampler (as a backtest's cuts do).
+    """
+    runs = ladder_runs[:4]
+    last = runs[-1]
+    masks = [np.ones(len(one), bool) for one in runs[:-1]]
+    masks.append(last.C < np.quantile(last.C, 0.8))
+    return runs, masks
 
 
 @pytest.fixture(scope="module")
-def batch_runs(truth):
-    from scalebayes.simulation import CHINCHILLA_BUDGETS, isoflop_design, simulate
-
-    design = isoflop_design(CHINCHILLA_BUDGETS)
-    return [simulate("chinchilla", truth, design, noise=0.01, seed=seed) for seed in SEEDS]
+def batch_fits(batch_tables):
+    # The plain law: batching is the same for any model, and the GP's stage vmapped over 16
+    # chains samples ~10x slower than the plain law (a default fit's first stage is this fit).
+    runs, masks = batch_tables
+    return sb.fit_batch(runs, "chinchilla", masks=masks, likelihood=PLAIN, seed=0, **CI_FIT)
 
 
 @pytest.fixture(scope="module")
-def batch_fits(batch_runs):
-    return sb.fit_batch(batch_runs, "chinchilla", seed=0, **CI_FIT)
+def single_fits(batch_tables, ladder_fits):
+    """The same tables fitted one by one: the session's ladder fits, and the masked table's fit."""
+    runs, masks = batch_tables
+    masked = sb.fit(
+        runs[-1], "chinchilla", mask=masks[-1], likelihood=PLAIN, seed=LADDER_SEEDS[3], **CI_FIT
+    )
+    return [*ladder_fits[:3], masked]
 
 
-def test_each_table_gets_its_own_posterior(batch_runs, batch_fits, truth):
+def test_each_table_gets_its_own_posterior(batch_tables, batch_fits):
+    runs, masks = batch_tables
     assert [f.settings.batch_index for f in batch_fits] == [0, 1, 2, 3]
-    inside = 0
-    for runs, fit in zip(batch_runs, batch_fits, strict=True):
-        assert fit.runs is runs
+    for table, mask, fit in zip(runs, masks, batch_fits, strict=True):
         assert fit.posterior.sizes == {"chain": CI_FIT["chains"], "draw": CI_FIT["draws"]}
         assert_healthy(fit.diagnostics)
-        table = fit.summary()
-        inside += sum(
-            table.loc[k, "lower"] <= truth[k] <= table.loc[k, "upper"]
-            for k in ("E", "A", "B", "alpha", "beta")
-        )
-    # 20 checks of calibrated 90 % intervals: P(count <= 14) = 1.1 % under Binomial(20, 0.9).
-    assert inside >= 15
+        assert len(fit.runs) == mask.sum()
+        np.testing.assert_array_equal(fit.runs.C, table.C[mask])
+        np.testing.assert_array_equal(fit.runs.loss, table.loss[mask])
+        assert fit.idata["log_likelihood"]["loss"].shape[-1] == mask.sum()
     # Different data, different posteriors: the chains did not share a table by mistake.
     medians = [float(f.posterior["alpha"].median()) for f in batch_fits]
     assert len(set(medians)) == len(medians)
 
 
-def test_batched_fit_matches_a_single_fit_of_the_same_table(batch_runs, batch_fits):
-    # Same posterior, different random streams: medians agree within a few Monte Carlo se
-    # (posterior sd of alpha ~0.01, ESS ~1000 -> se ~3e-4; 2e-3 is ~5 se of the difference).
-    single = sb.fit(batch_runs[0], "chinchilla", seed=3, **CI_FIT)
-    for name in ("alpha", "beta", "E"):
-        a = float(single.posterior[name].median())
-        b = float(batch_fits[0].posterior[name].median())
-        assert a == pytest.approx(b, abs=2e-3 if name != "E" else 1e-2)
+def test_batched_fits_match_single_fits_of_the_same_tables(batch_fits, single_fits):
+    """Each table's batched posterior is its own single fit's, to Monte Carlo error.
 
-
-def test_masks_fit_subsets_of_one_table(batch_runs, batch_fits):
-    runs = batch_runs[0]
-    masks = [runs.C < cut for cut in np.quantile(runs.C, [0.6, 0.7, 0.8, 0.9])]
-    fits = sb.fit_batch([runs] * 4, "chinchilla", masks=masks, seed=0, **CI_FIT)
-    assert fits[0].settings.wall_time["compile"] == 0.0  # same batch shape as batch_fits
-    for fit, mask in zip(fits, masks, strict=True):
-        assert len(fit.runs) == mask.sum()
-        assert fit.idata["log_likelihood"]["loss"].shape[-1] == mask.sum()
-        assert_healthy(fit.diagnostics)
+    Same posterior, different random streams: the medians differ as two independent samples'
+    do. With bulk ESS >= 800 each (measured >= 1000), a median's Monte Carlo sd is at most
+    1.25 / sqrt(800) = 0.044 posterior sd, the difference's 0.063 sd: the bound, 0.3 sd, is
+    4.8 of those (measured: at most 0.12 sd over these 12 checks). A table swapped with another
+    moves the medians by the spread between ladders, 1-3 posterior sd for alpha.
+    """
+    for batched, single in zip(batch_fits, single_fits, strict=True):
+        assert len(batched.runs) == len(single.runs)
+        assert min(batched.diagnostics.min_ess_bulk, single.diagnostics.min_ess_bulk) >= 800
+        for name in ("alpha", "beta", "E"):
+            sd = float(single.posterior[name].std())
+            a = float(single.posterior[name].median())
+            b = float(batched.posterior[name].median())
+            assert abs(a - b) < 0.3 * sd, (name, a, b, sd)
 
 
 def test_batch_round_trips_through_netcdf(batch_fits, tmp_path):
@@ -72,11 +83,11 @@ def test_batch_round_trips_through_netcdf(batch_fits, tmp_path):
     np.testing.assert_array_equal(loaded.posterior["beta"], batch_fits[2].posterior["beta"])
 
 
-def test_batch_errors(batch_runs):
-    small = batch_runs[0].subset(np.arange(len(batch_runs[0])) < 10)
+def test_batch_errors(ladder_runs):
+    small = ladder_runs[0].subset(np.arange(len(ladder_runs[0])) < 10)
     with pytest.raises(ScalebayesError, match="different sizes"):
-        sb.fit_batch([batch_runs[0], small], "chinchilla")
+        sb.fit_batch([ladder_runs[0], small], "chinchilla")
     with pytest.raises(ScalebayesError, match="masks"):
-        sb.fit_batch(batch_runs[:2], "chinchilla", masks=[np.ones(len(small), bool)])
+        sb.fit_batch(ladder_runs[:2], "chinchilla", masks=[np.ones(len(small), bool)])
     with pytest.raises(ScalebayesError, match="at least one"):
         sb.fit_batch([], "chinchilla")

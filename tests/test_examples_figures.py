@@ -1,45 +1,39 @@
-"""examples/figures.py with tiny arguments, as a user would run it."""
+"""examples/figures.py with a user's arguments, run as __main__ in this process.
+
+In this process, not a fresh one (tests/test_examples.py runs quickstart.py that way): with the
+suite's NUTS settings its fit of the synthetic ladder has the shape of conftest's chinchilla_fit,
+so it reuses that fit's two compiled samplers instead of paying ~30 s of compiles again.
+"""
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
+import io
+import runpy
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
+from tests.conftest import CI_FIT
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+FIGURES = str(EXAMPLES / "figures.py")
 
 
 @pytest.fixture(scope="module")
-def example_output(tmp_path_factory):
+def example_output(tmp_path_factory, chinchilla_fit):
     out = tmp_path_factory.mktemp("figures")
     readme = out / "readme" / "frontier.png"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLES / "figures.py"),
-            "--data",
-            "synthetic",
-            "--chains",
-            "2",
-            "--draws",
-            "60",
-            "--warmup",
-            "60",
-            "--kinds",
-            "bands",
-            "--out",
-            str(out),
-            "--readme",
-            str(readme),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out, readme, done.stdout
+    settings = [f"--{name}={value}" for name, value in CI_FIT.items()]
+    argv = ["--data", "synthetic", *settings, "--kinds", "bands", "--out", str(out)]
+    before = set(plt.get_fignums())
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(printed):
+        monkeypatch.setattr(sys, "argv", [FIGURES, *argv, "--readme", str(readme)])
+        runpy.run_path(FIGURES, run_name="__main__")
+    assert set(plt.get_fignums()) == before  # every figure it drew is closed
+    return out, readme, printed.getvalue()
 
 
 def test_figures_example_writes_figures_and_readme_png(example_output):
@@ -49,15 +43,13 @@ def test_figures_example_writes_figures_and_readme_png(example_output):
     assert stdout.strip().splitlines()[-1].startswith("diagnostics:")
 
 
-def test_figures_example_falls_back_to_synthetic_data():
+def test_figures_example_falls_back_to_synthetic_data(monkeypatch):
     # Without Epoch's CSV beside the checkout, the example says so and uses the synthetic ladder.
-    code = (
-        "import runpy, pathlib; "
-        f"load = runpy.run_path({str(EXAMPLES / 'figures.py')!r}, run_name='example')['load']; "
-        "load.__globals__['CHINCHILLA_CSV'] = pathlib.Path('/nonexistent.csv'); "
-        "print(load(None).source)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "not found: using the synthetic ladder" in done.stdout
-    assert "<simulated from chinchilla" in done.stdout
+    monkeypatch.setattr(sys, "argv", [FIGURES])
+    load = runpy.run_path(FIGURES, run_name="example")["load"]
+    monkeypatch.setitem(load.__globals__, "CHINCHILLA_CSV", Path("/nonexistent.csv"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print(load(None).source)
+    assert "not found: using the synthetic ladder" in printed.getvalue()
+    assert "<simulated from chinchilla" in printed.getvalue()

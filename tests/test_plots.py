@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 
-from scalebayes import plots
+from scalebayes import figures, plots
 from scalebayes.errors import ScalebayesError
 from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 from scalebayes.testing import fit_from_draws, jittered_draws
@@ -42,7 +42,8 @@ def fit(runs):
 
 @pytest.fixture(scope="module")
 def band_predictions(fit):
-    return plots.band_predictions(fit, n_points=25)
+    # The default grid, as figures.draw(fit, "bands") computes it: the same shapes compile once.
+    return figures.band_predictions(fit)
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +126,7 @@ def test_bands_points_heldout_and_extrapolation(fit, runs, band_predictions):
 def test_bands_on_given_axes_and_n_slice(fit, runs):
     _, ax = plt.subplots()
     at = float(np.median(runs.D))
-    mean, new_run = plots.band_predictions(fit, axis="N", at=at, n_points=10)
+    mean, new_run = figures.band_predictions(fit, axis="N", at=at)  # as many points: no compile
     assert plots.bands(fit, mean, new_run, ax=ax, axis="N") is ax
     assert "parameters N" in ax.get_xlabel() and "(count)" in ax.get_xlabel()
     near = np.sum((runs.D / at <= 1.5) & (runs.D / at >= 1 / 1.5))
@@ -137,11 +138,11 @@ def test_bands_rejects_swapped_or_mismatched_predictions(fit, band_predictions):
     mean, new_run = band_predictions
     with pytest.raises(ScalebayesError, match="'mean' and a 'new_run'"):
         plots.bands(fit, new_run, mean)
-    other, _ = plots.band_predictions(fit, n_points=7)
+    other, _ = figures.band_predictions(fit, extend=10.0)  # other points, as many
     with pytest.raises(ScalebayesError, match="different points"):
         plots.bands(fit, other, new_run)
     with pytest.raises(ScalebayesError, match="axis="):
-        plots.band_predictions(fit, axis="loss")
+        figures.band_predictions(fit, axis="loss")
 
 
 def test_no_global_style_change(fit, runs, band_predictions):
@@ -152,9 +153,9 @@ def test_no_global_style_change(fit, runs, band_predictions):
     before, arviz_before = dict(matplotlib.rcParams), dict(azb.rcParams)
     plots.bands(fit, *band_predictions)
     plots.frontier(optimal(fit, np.geomspace(1e19, 1e23, 5)), runs=runs, references=plots.PUBLISHED)
-    plots.isoflop(fit, plots.isoflop_predictions(fit, n_points=5), optimal(fit, BUDGETS))
+    plots.isoflop(fit, figures.isoflop_predictions(fit), optimal(fit, BUDGETS))
     plots.prior_posterior(fit)
-    plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit))
+    plots.residuals(fit, figures.residual_draws(fit), figures.noise_interval(fit))
     plots.trace(fit)
     plots.pairs(fit)
     after, arviz_after = dict(matplotlib.rcParams), dict(azb.rcParams)
@@ -229,7 +230,7 @@ def test_data_budgets_finds_the_ladder(runs):
 def test_isoflop_one_curve_per_budget(fit, runs):
     from scalebayes.allocate import optimal
 
-    curves = plots.isoflop_predictions(fit, n_points=12)
+    curves = figures.isoflop_predictions(fit)  # the default grid, as draw(fit, "isoflop")
     allocation = optimal(fit, BUDGETS)
     ax = plots.isoflop(fit, curves, allocation)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
@@ -271,7 +272,7 @@ def test_prior_posterior_one_panel_per_parameter(fit):
 def test_residuals_points_and_noise_band(fit, runs):
     from scalebayes.likelihood import Likelihood
 
-    ax = plots.residuals(fit, plots.residual_draws(fit), plots.noise_interval(fit))
+    ax = plots.residuals(fit, figures.residual_draws(fit), figures.noise_interval(fit))
     assert ax.get_xscale() == "log" and "(FLOPs)" in ax.get_xlabel()
     assert "dimensionless" in ax.get_ylabel()
     assert len(by_gid(ax, PathCollection)["observed"].get_offsets()) == len(runs)
@@ -282,7 +283,7 @@ def test_residuals_points_and_noise_band(fit, runs):
         jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.02}, rel_sd=0.0, chains=1, draws=3),
         likelihood=Likelihood(family="normal"),
     )
-    band = plots.noise_interval(normal, prob=0.9).isel(chain=0, draw=0).to_numpy()
+    band = figures.noise_interval(normal, prob=0.9).isel(chain=0, draw=0).to_numpy()
     assert band == pytest.approx([-1.6449 * 0.02, 1.6449 * 0.02], rel=1e-4)
 
 
@@ -312,11 +313,11 @@ def test_comparison_plot(fit, runs):
 # --- one call per kind --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", plots.KINDS)
+@pytest.mark.parametrize("kind", figures.KINDS)
 def test_draw_every_kind(fit, kind, tmp_path):
     before = set(plt.get_fignums())
     budgets = {"frontier": [1e24], "isoflop": [1e20, 3e20]}.get(kind)
-    figure = plots.draw(fit, kind, budgets=budgets)
+    figure = figures.draw(fit, kind, budgets=budgets)
     assert figure.axes
     path = tmp_path / f"{kind}.svg"
     plots.save(figure, str(path))
@@ -326,10 +327,10 @@ def test_draw_every_kind(fit, kind, tmp_path):
 
 def test_draw_and_save_errors(fit, tmp_path):
     with pytest.raises(ScalebayesError, match="plot kind"):
-        plots.draw(fit, "histogram")
+        figures.draw(fit, "histogram")
     with pytest.raises(ScalebayesError, match="budgets apply to the frontier and isoflop"):
-        plots.draw(fit, "bands", budgets=[1e24])
-    figure = plots.draw(fit, "residuals")
+        figures.draw(fit, "bands", budgets=[1e24])
+    figure = figures.draw(fit, "residuals")
     with pytest.raises(ScalebayesError, match=r"\.png, \.svg or \.pdf"):
         plots.save(figure, str(tmp_path / "fig.jpg"))
     assert not plt.fignum_exists(figure.number)
@@ -359,10 +360,10 @@ def test_prior_and_pairs_for_a_law_with_a_real_parameter_and_many_panels():
 
 
 def test_draw_bands_along_n(fit):
-    figure = plots.draw(fit, "bands", axis="N")
+    figure = figures.draw(fit, "bands", axis="N")
     assert "parameters N" in figure.axes[0].get_xlabel()
     with pytest.raises(ScalebayesError, match="axis= applies to the bands"):
-        plots.draw(fit, "residuals", axis="N")
+        figures.draw(fit, "residuals", axis="N")
 
 
 def test_heldout_table_is_checked_like_any_runs(fit, runs, band_predictions):
@@ -376,7 +377,7 @@ def test_heldout_table_is_checked_like_any_runs(fit, runs, band_predictions):
 def test_a_plot_failing_half_way_leaves_no_figure(fit):
     before = set(plt.get_fignums())
     with pytest.raises(AttributeError):  # fails after the figure exists, while drawing lines
-        plots.draw(fit, "frontier", references=[object()])
+        figures.draw(fit, "frontier", references=[object()])
     assert set(plt.get_fignums()) == before
 
 

@@ -306,7 +306,9 @@ def plan(
     pooled, per_draw_solver = _solvers(fit.law, fit.likelihood, kind)
     rows, draws = [], []
     for t in tokens:
-        args = (theta, log_target, np.log(k), np.log(2 * t) if t > 0 else -np.inf)
+        # -inf as a NumPy float like the log: a Python float is weakly typed in JAX, and the
+        # solvers would compile again for the first T > 0.
+        args = (theta, log_target, np.log(k), np.log(2 * t) if t > 0 else np.float64(-np.inf))
         x, y, feasible = (np.asarray(a) for a in pooled(*args, prob))
         if not feasible:
             raise UnreachableTargetError(

@@ -279,10 +279,13 @@ class Fit:
         posterior = self.posterior[names].rename({n: renamed[n] for n in names if n in renamed})
         wanted = model_param_names(self.law, decided)
         params = {n: posterior[n].to_numpy()[..., None] for n in wanted}
+        # The plain law's reference point: the law's inputs only, as the plain fit has it (the
+        # discrepancy's own entries would give every jitted decision a second compile).
+        log_ref = {n: v for n, v in self.log_ref.items() if n in self.law.inputs}
         with precision(self.settings.precision):
             log_inputs = {n: v for n, v in self.runs.log_inputs().items() if n in self.law.inputs}
             log_lik = pointwise_log_lik(
-                self.law, decided, params, log_inputs, np.log(self.runs.loss), self.log_ref
+                self.law, decided, params, log_inputs, np.log(self.runs.loss), log_ref
             )
         groups = {
             name: self.idata[name].to_dataset()
@@ -296,7 +299,7 @@ class Fit:
         idata = xr.DataTree.from_dict(
             {"posterior": posterior[list(wanted)], "log_likelihood": log_likelihood, **groups}
         )
-        return dataclasses.replace(self, likelihood=decided, idata=idata)
+        return dataclasses.replace(self, likelihood=decided, idata=idata, log_ref=log_ref)
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Per parameter: median, mean, sd, equal-tailed ``ci_prob`` interval (lower, upper), R-hat, ESS.
