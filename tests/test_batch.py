@@ -63,8 +63,8 @@ def test_batched_fits_match_single_fits_of_the_same_tables(batch_fits, single_fi
     Same posterior, different random streams: the medians differ as two independent samples'
     do. With bulk ESS >= 800 each (measured >= 1000), a median's Monte Carlo sd is at most
     1.25 / sqrt(800) = 0.044 posterior sd, the difference's 0.063 sd: the bound, 0.3 sd, is
-    4.8 of those (measured: at most 0.12 sd over these 12 checks). A table swapped with another
-    moves the medians by the spread between ladders, 1-3 posterior sd for alpha.
+    4.8 of those (measured: at most 0.12 sd over these 12 checks). Two tables swapped would be
+    caught: every pair of these tables differs by at least 1.7 posterior sd in one median.
     """
     for batched, single in zip(batch_fits, single_fits, strict=True):
         assert len(batched.runs) == len(single.runs)
