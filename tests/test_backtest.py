@@ -28,10 +28,15 @@ from scalebayes.holdout import (
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
 from scalebayes.testing import fit_from_draws, jittered_draws
 
+PLAIN = sb.Likelihood(discrepancy="none")
+
 
 @pytest.fixture(scope="module")
 def known_backtest(synthetic_runs):
-    return backtest(synthetic_runs, "chinchilla", holdout_budgets=(1, 2), seed=0, **CI_FIT)
+    # The plain law, as chinchilla_lfo: the core is the same for every discrepancy.
+    return backtest(
+        synthetic_runs, "chinchilla", holdout_budgets=(1, 2), seed=0, likelihood=PLAIN, **CI_FIT
+    )
 
 
 def assert_sampled_well(diagnostics: sb.Diagnostics) -> None:
@@ -86,6 +91,7 @@ def test_backtest_and_lfo_give_identical_scores_for_the_same_cuts(chinchilla_lfo
         cuts=list(chinchilla_lfo.cuts["cut"]),
         fit_all=False,
         seed=5,
+        likelihood=PLAIN,
         **CI_FIT,
     )
     for column in ("cut", "n_fit", "n_held", *SCORES):
@@ -107,6 +113,7 @@ def test_backtest_cli_prints_the_table_and_json(known_backtest, synthetic_runs, 
     path = tmp_path / "runs.csv"
     synthetic_runs.table[["N", "D", "C", "loss"]].to_csv(path, index=False)
     settings = ["--chains", "4", "--draws", "500", "--warmup", "500", "--quiet"]
+    settings += ["--discrepancy", "none"]
     # Same table shape and settings as known_backtest: the compiled batch sampler is reused.
     assert main(["backtest", str(path), "--holdout-budgets", "1", "2", *settings, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -191,7 +191,12 @@ def _prefers_truth(seed: int, cuts: int) -> tuple[bool, bool]:
         # Scoring the runs above a cut warns where a GP discrepancy (power_c's, by default: one
         # input) is asked beyond its approximation's box, as a backtest does; expected here.
         warnings.simplefilter("ignore", ExtrapolationWarning)
-        fits = {law: sb.fit(runs, law, seed=seed, **CI_FIT) for law in ("chinchilla", "power_c")}
+        # The laws alone, as `scalebayes compare` compares them by default.
+        plain = sb.Likelihood(discrepancy="none")
+        fits = {
+            law: sb.fit(runs, law, seed=seed, likelihood=plain, **CI_FIT)
+            for law in ("chinchilla", "power_c")
+        }
         loo = compare(fits, method="loo")
         future = compare(fits, method="lfo", cuts=cuts)
     # The true law must sample cleanly; R-hat up to 1.05 rather than 1.01 because with 4 x 500
