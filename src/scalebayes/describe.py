@@ -53,10 +53,8 @@ def fit_text(fit: Fit, truth: Mapping[str, float] | None = None) -> str:
     lines = [f"law {fit.law.name}: {fit.law.title}    ({model})", parameter_table(fit, truth)]
     wall = fit.settings.wall_time
     if wall:
-        total = wall.get("compile", 0) + wall.get("sampling", 0)
         lines.append(
-            f"time: {total:.1f} s, of which {wall.get('compile', 0):.1f} s waiting for the "
-            "compiler (programs compile while the model's arrays are prepared)"
+            f"time: {wall.get('compile', 0):.1f} s compile, {wall.get('sampling', 0):.1f} s sampling"
         )
     lines.append(str(fit.diagnostics))
     lines.extend(f"  warning: {problem}" for problem in fit.diagnostics.problems)

@@ -60,7 +60,7 @@ def sample(
 
 
 class _Runner:
-    """What a discrepancy's ``sample_posterior`` is handed: runs (or prepares) one stage."""
+    """What a discrepancy's ``sample_posterior`` is handed: runs one stage."""
 
     def __init__(
         self, law: Law, tables: Tables, settings: Settings, progress: ProgressCallback | None
@@ -73,10 +73,6 @@ class _Runner:
             self.settings, target_accept=max(self.settings.target_accept, stage.min_target_accept)
         )
         return _sampler(self.law, stage, self.n_runs, settings, self.batch)
-
-    def prepare(self, stage: Stage, tables: Sequence[ModelData]) -> None:
-        """Start compiling ``stage`` for tables shaped as ``tables``; returns at once."""
-        self._sampler(stage).prepare(tables)
 
     def __call__(
         self, stage: Stage, tables: Sequence[ModelData], key: Any, slot: tuple[int, int]
@@ -245,10 +241,9 @@ class Sampler:
         return values, log_lik
 
     def prepare(self, tables_data: Sequence[ModelData]) -> None:
-        """Trace the three programs here and compile them in the background; :meth:`run` waits.
+        """Trace the three programs here and compile them in the pool; :meth:`run` waits.
 
-        XLA compiles without holding the GIL, so on two or more cores the compiles run beside
-        whatever the caller does next in Python (the next trace, a discrepancy's reference).
+        XLA compiles without holding the GIL, so each compile runs beside the next trace.
         Tracing stays in the calling thread: NumPyro's effect handlers are process-global.
         """
         import jax
@@ -295,9 +290,8 @@ class Sampler:
 
         Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
         all runs, for the law's own model) and sample stats, all with leading dims
-        (chain, draw); and the seconds spent waiting for the compiler (0 when the programs
-        were compiled by an earlier run, or while the caller did other work after
-        :meth:`prepare`). ``key`` is a JAX PRNG key.
+        (chain, draw); and the seconds spent compiling (0 when an earlier run compiled the
+        programs). ``key`` is a JAX PRNG key.
         """
         import jax
 

@@ -87,8 +87,8 @@ class FitSettings(Settings):
     devices: int = 1  # devices the chains were spread over
     batch_index: int | None = None  # position in a fit_batch() call, None for fit()
     versions: Mapping[str, str] = field(default_factory=dict)
-    # Seconds: "compile", waiting for the compiler (programs compile in the background while the
-    # tables' arrays are prepared); "sampling", everything else from the arrays to the draws.
+    # Seconds: "compile" (the samplers' programs), "sampling" (everything else, from the
+    # tables' arrays, the GP's reference included, to the draws).
     wall_time: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

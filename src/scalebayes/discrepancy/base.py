@@ -85,9 +85,6 @@ class TableSet(Protocol):
 class RunStage(Protocol):
     """The engine's runner of one stage."""
 
-    def prepare(self, stage: Stage, tables: Sequence[Any]) -> None:
-        """Start compiling ``stage`` in the background; returns at once."""
-
     def __call__(
         self, stage: Stage, tables: Sequence[Any], key: Any, slot: tuple[int, int]
     ) -> tuple[list[Block], float, int]:

@@ -158,13 +158,12 @@ class GP(Discrepancy):
         import jax
 
         # Stage 1 sees the plain law's data, without the GP's arrays and reference entries, so
-        # it is the plain law's compiled sampler and draws. It compiles in the background while
-        # the GP's reference (the plain law's mode, the basis) is computed here.
+        # it is the plain law's compiled sampler and draws. (Compiling it, or the GP's stage, in
+        # the background while the other work ran was slower on 2 cores: 31 s against 25 s for
+        # a cold default fit of Epoch's runs, both under the same load.)
         law_stage = Stage("law", likelihood.without_discrepancy())
-        run_stage.prepare(law_stage, tables.plain)
         full = tables.full()
         gp_stage = self._stage(law, likelihood, False)
-        run_stage.prepare(gp_stage, full)
         law_blocks, law_compile, devices = run_stage(law_stage, tables.plain, key, (0, 2))
         gp_key = jax.random.fold_in(key, 1)
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
