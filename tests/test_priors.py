@@ -182,3 +182,36 @@ def test_every_family_builds() -> None:
         built = Prior(family, kwargs).to_numpyro()
         assert isinstance(built, dist.Distribution), family
         assert built.batch_shape == (), family
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Normal(loc=1, scale=2)",
+        "LogNormal(loc=-4.6, scale=0.75)",
+        "HalfNormal(scale=0.3)",
+        "HalfCauchy(scale=2)",
+        "Gamma(concentration=4, rate=12)",
+        "InverseGamma(concentration=3, rate=2)",
+        "Exponential(rate=3)",
+        "Uniform(low=-1, high=3)",
+        "LogUniform(low=0.1, high=10)",
+        "Beta(concentration1=2, concentration0=5)",
+        "StudentT(df=3, loc=1, scale=2)",
+        "TruncatedNormal(loc=0.5, scale=1, low=0)",
+        "TruncatedNormal(loc=0.5, scale=1, low=0, high=1)",
+        "Delta(v=2)",
+    ],
+)
+def test_median_is_the_distributions_median(text):
+    # The exact median must split the distribution's own mass in half: its CDF there is 1/2,
+    # checked on 20 000 draws, where the share below a true median has sd 0.0035 (5 sd margin).
+    import jax
+    import numpy as np
+
+    prior = Prior.parse(text)
+    draws = np.asarray(prior.to_numpyro().sample(jax.random.key(0), (20_000,)))
+    if prior.family == "Delta":
+        assert prior.median() == draws[0]
+        return
+    assert abs(np.mean(draws < prior.median()) - 0.5) < 0.018

@@ -136,7 +136,7 @@ class Sampler:
         self.chains_per_device = self.n_chains // self.n_devices
         data_axis = 0 if batch > 1 else None  # a table per chain, or one shared by all
         data_spec = P("chain") if batch > 1 else P()
-        init = self._each_chain(self._init_one, (0, 0, data_axis))
+        init = self._each_chain(self._init_one, (0, data_axis))
         chunk = functools.partial(self._run_chunk, data_axis=data_axis)
         self._sharding = None
         if self.n_devices > 1:
@@ -147,7 +147,7 @@ class Sampler:
             init = jax.shard_map(
                 init,
                 mesh=mesh,
-                in_specs=(P("chain"), P("chain"), data_spec),
+                in_specs=(P("chain"), data_spec),
                 out_specs=P("chain"),
                 check_vma=False,
             )
@@ -183,10 +183,14 @@ class Sampler:
 
         return lambda z: potential_energy(self.model, (data,), {}, z)
 
-    def _init_one(self, key: Any, jitter: Any, data: ModelData) -> Any:
+    def _init_one(self, key: Any, data: ModelData) -> Any:
+        import jax
         from jax.flatten_util import ravel_pytree
 
         start, unravel = ravel_pytree(start_point(self.sites, data, len(self.centrings)))
+        key, key_jitter = jax.random.split(key)
+        # Chains start a little apart so that R-hat can see disagreement.
+        jitter = jax.random.uniform(key_jitter, start.shape, minval=-0.5, maxval=0.5)
         s = self.settings
         return self._init_kernel(
             unravel(start + jitter),
@@ -250,9 +254,9 @@ class Sampler:
 
         if self._compiled is not None or self._pending is not None:
             return
-        data, keys, jitter = self._inputs(tables_data, jax.random.key(0))
+        data, keys = self._inputs(tables_data, jax.random.key(0))
         s = self.settings
-        init_lowered = self._init.lower(keys, jitter, data)
+        init_lowered = self._init.lower(keys, data)
         init = _COMPILER.submit(init_lowered.compile)
         states = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding),
@@ -266,8 +270,8 @@ class Sampler:
         constrain = _COMPILER.submit(self._constrain.lower(draws, data).compile)
         self._pending = (init, chunk, constrain)
 
-    def _inputs(self, tables_data: Sequence[ModelData], key: Any) -> tuple[ModelData, Any, Any]:
-        """The data every chain carries, each chain's PRNG key and its start's jitter."""
+    def _inputs(self, tables_data: Sequence[ModelData], key: Any) -> tuple[ModelData, Any]:
+        """The data every chain carries and each chain's PRNG key."""
         import jax
         import jax.numpy as jnp
 
@@ -277,11 +281,7 @@ class Sampler:
             data = jax.tree.map(
                 lambda *xs: jnp.repeat(jnp.stack(xs), self.settings.chains, axis=0), *tables_data
             )
-        key_init, key_jitter = jax.random.split(key)
-        size = sum(int(np.prod(shape)) for _, shape in self.sites.values())
-        # Chains start a little apart so that R-hat can see disagreement.
-        jitter = jax.random.uniform(key_jitter, (self.n_chains, size), minval=-0.5, maxval=0.5)
-        return data, jax.random.split(key_init, self.n_chains), jitter
+        return data, jax.random.split(key, self.n_chains)
 
     def run(
         self, tables_data: Sequence[ModelData], key: Any, progress: ProgressCallback | None
@@ -296,7 +296,7 @@ class Sampler:
         import jax
 
         s = self.settings
-        data, keys, jitter = self._inputs(tables_data, key)
+        data, keys = self._inputs(tables_data, key)
         compile_s = 0.0
         if self._compiled is None:
             started = time.perf_counter()
@@ -308,7 +308,7 @@ class Sampler:
         init, chunk, constrain = self._compiled
         # The diagnostics need arviz-stats (~1 s to import): load it while the chains run.
         threading.Thread(target=importlib.import_module, args=("arviz_stats",)).start()
-        states = init(keys, jitter, data)
+        states = init(keys, data)
         total = s.warmup + s.draws
         pieces = []
         done = 0

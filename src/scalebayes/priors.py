@@ -72,6 +72,7 @@ def _increasing(low: str, high: str) -> Callable[[Mapping[str, float]], str | No
 @dataclass(frozen=True)
 class _Family:
     args: tuple[_Arg, ...]  # in NumPyro's order, which is the canonical printing order
+    median: Callable[..., float]  # the distribution's median from its keyword arguments
     check: Callable[[Mapping[str, float]], str | None] | None = None
 
     def signature(self, name: str) -> str:
@@ -81,19 +82,58 @@ class _Family:
 
 _REAL, _POS = "real", "positive"
 
+
+def _special() -> Any:
+    import scipy.special  # lazy: only the start point of a fit asks for a median
+
+    return scipy.special
+
+
+def _truncated_normal_median(
+    loc: float, scale: float, low: float = -math.inf, high: float = math.inf
+) -> float:
+    sp = _special()
+    mid = (sp.ndtr((low - loc) / scale) + sp.ndtr((high - loc) / scale)) / 2
+    return float(loc + scale * sp.ndtri(mid))
+
+
 FAMILIES: Mapping[str, _Family] = FrozenDict(
     {
-        "Normal": _Family((_Arg("loc", _REAL), _Arg("scale", _POS))),
-        "LogNormal": _Family((_Arg("loc", _REAL), _Arg("scale", _POS))),
-        "HalfNormal": _Family((_Arg("scale", _POS),)),
-        "HalfCauchy": _Family((_Arg("scale", _POS),)),
-        "Gamma": _Family((_Arg("concentration", _POS), _Arg("rate", _POS))),
-        "InverseGamma": _Family((_Arg("concentration", _POS), _Arg("rate", _POS))),
-        "Exponential": _Family((_Arg("rate", _POS),)),
-        "Uniform": _Family((_Arg("low", _REAL), _Arg("high", _REAL)), _increasing("low", "high")),
-        "LogUniform": _Family((_Arg("low", _POS), _Arg("high", _POS)), _increasing("low", "high")),
-        "Beta": _Family((_Arg("concentration1", _POS), _Arg("concentration0", _POS))),
-        "StudentT": _Family((_Arg("df", _POS), _Arg("loc", _REAL), _Arg("scale", _POS))),
+        "Normal": _Family((_Arg("loc", _REAL), _Arg("scale", _POS)), lambda loc, scale: loc),
+        "LogNormal": _Family(
+            (_Arg("loc", _REAL), _Arg("scale", _POS)), lambda loc, scale: math.exp(loc)
+        ),
+        "HalfNormal": _Family((_Arg("scale", _POS),), lambda scale: scale * 0.6744897501960817),
+        "HalfCauchy": _Family((_Arg("scale", _POS),), lambda scale: scale),
+        "Gamma": _Family(
+            (_Arg("concentration", _POS), _Arg("rate", _POS)),
+            lambda concentration, rate: float(_special().gammaincinv(concentration, 0.5)) / rate,
+        ),
+        "InverseGamma": _Family(
+            (_Arg("concentration", _POS), _Arg("rate", _POS)),
+            lambda concentration, rate: rate / float(_special().gammaincinv(concentration, 0.5)),
+        ),
+        "Exponential": _Family((_Arg("rate", _POS),), lambda rate: math.log(2) / rate),
+        "Uniform": _Family(
+            (_Arg("low", _REAL), _Arg("high", _REAL)),
+            lambda low, high: (low + high) / 2,
+            _increasing("low", "high"),
+        ),
+        "LogUniform": _Family(
+            (_Arg("low", _POS), _Arg("high", _POS)),
+            lambda low, high: math.sqrt(low * high),
+            _increasing("low", "high"),
+        ),
+        "Beta": _Family(
+            (_Arg("concentration1", _POS), _Arg("concentration0", _POS)),
+            lambda concentration1, concentration0: float(
+                _special().betaincinv(concentration1, concentration0, 0.5)
+            ),
+        ),
+        "StudentT": _Family(
+            (_Arg("df", _POS), _Arg("loc", _REAL), _Arg("scale", _POS)),
+            lambda df, loc, scale: loc,
+        ),
         "TruncatedNormal": _Family(
             (
                 _Arg("loc", _REAL),
@@ -101,9 +141,10 @@ FAMILIES: Mapping[str, _Family] = FrozenDict(
                 _Arg("low", _REAL, required=False),
                 _Arg("high", _REAL, required=False),
             ),
+            _truncated_normal_median,
             _increasing("low", "high"),
         ),
-        "Delta": _Family((_Arg("v", _REAL),)),
+        "Delta": _Family((_Arg("v", _REAL),), lambda v: v),
     }
 )
 """Prior families that law files may name, with their keyword arguments in canonical order."""
@@ -207,6 +248,10 @@ class Prior:
     def to_numpyro(self) -> dist.Distribution:
         """Build the NumPyro distribution."""
         return _constructors()[self.family](**self.kwargs)
+
+    def median(self) -> float:
+        """The distribution's median, exact (no sampling, no JAX)."""
+        return float(FAMILIES[self.family].median(**self.kwargs))
 
     def __str__(self) -> str:
         args = ", ".join(f"{name}={value!r}" for name, value in self.kwargs.items())
