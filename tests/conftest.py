@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
@@ -13,6 +17,15 @@ jax.config.update("jax_enable_x64", True)
 # As a user's process gets from scalebayes.fit (at least 8): 4-chain fits run one chain per
 # device, the default path; a 5-chain fit in test_inference covers one device vmapping chains.
 jax.config.update("jax_num_cpu_devices", 4)
+# A compile cache for this run only: empty when the suite starts (as on a new machine), shared
+# by this process and the CLI and example processes it starts, so a program the suite needs
+# twice compiles once. SCALEBAYES_COMPILE_CACHE=0 (or a folder) in the environment wins.
+if os.environ.get("SCALEBAYES_COMPILE_CACHE", "") in ("", "1"):
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="scalebayes-tests-jax-")
+    atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+    os.environ["SCALEBAYES_COMPILE_CACHE"] = _SESSION_CACHE
+    jax.config.update("jax_compilation_cache_dir", _SESSION_CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
 
 from scalebayes.likelihood import Likelihood  # noqa: E402 (after JAX's settings)
 

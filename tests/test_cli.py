@@ -68,23 +68,27 @@ def test_fit_json(runs_csv, capsys):
     assert "max_rhat" in report["diagnostics"]
 
 
-def test_strict_fails_on_poor_diagnostics(runs_csv, capsys):
-    code = main(
-        [
-            "fit",
-            str(runs_csv),
-            "--strict",
-            "--chains",
-            "2",
-            "--warmup",
-            "10",
-            "--draws",
-            "30",
-            "--quiet",
-        ]
-    )
+def test_strict_fails_on_poor_diagnostics(runs_csv, synthetic_runs, monkeypatch, capsys):
+    """--strict exits 1 when the fit's diagnostics fail, and the table says CHECK.
+
+    The mechanism, not a sampler: the fit is replaced by draws whose chains disagree (two
+    chains 10 posterior sd apart, R-hat far above any threshold), so the test needs no
+    compile and cannot land on either side of a knife edge.
+    """
+    import numpy as np
+
+    import scalebayes.fitting
+    from scalebayes.testing import fit_from_draws, jittered_draws
+
+    truth = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28, "sigma": 0.01}
+    draws = jittered_draws(truth, chains=2, draws=200, rel_sd=0.01, seed=0)
+    draws["alpha"] = draws["alpha"] * np.array([[1.0], [1.1]])  # the chains disagree
+    unhealthy = fit_from_draws("chinchilla", synthetic_runs, draws)
+    monkeypatch.setattr(scalebayes.fitting, "fit", lambda *args, **kwargs: unhealthy)
+    code = main(["fit", str(runs_csv), "--strict", "--quiet"])
     assert code == 1
     assert "CHECK" in capsys.readouterr().out
+    assert main(["fit", str(runs_csv), "--quiet"]) == 0  # without --strict: a warning only
 
 
 @pytest.mark.parametrize(
