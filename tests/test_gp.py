@@ -307,6 +307,9 @@ def test_loss_at_the_optimum_is_the_law_s_and_never_rises(gp_fit):
     np.testing.assert_allclose(allocation.loss.to_numpy(), law, rtol=1e-9)
     whole = np.exp(np.asarray(gp_fit.log_mean(params, at)))
     assert np.abs(whole / law - 1).max() > 1e-3  # the GP's term is there, and left out
+    # ... and given beside L*, as the CLI's note does: the whole model at the same runs
+    np.testing.assert_allclose(sb.allocate.whole_model_loss(gp_fit, allocation), whole, rtol=1e-9)
+    assert sb.allocate.whole_model_loss(gp_fit.law_module(), allocation) is None
     loss = allocation.loss.to_numpy()
     assert (np.diff(loss, axis=-1) <= 1e-12 * loss[..., :-1]).all()
 

@@ -225,6 +225,28 @@ def warn_far_beyond(fit: Fit, compute: ArrayLike, what: str) -> None:
         )
 
 
+@in_fit_precision
+def whole_model_loss(fit: Fit, allocation: Allocation) -> xr.DataArray | None:
+    """Loss at each draw's (N*, D*) under the fit's whole model, discrepancy term included.
+
+    ``allocation.loss`` is the law's, as decisions use it; with the GP discrepancy this adds the
+    GP's term, whose mean beyond the runs reverts to zero and whose spread is the honest
+    uncertainty there. None when the decisions' model is the whole model. Dims (chain, draw,
+    budget), nats/token; unlike L*(C) it may rise with the budget.
+    """
+    if fit.likelihood.for_decisions() == fit.likelihood:
+        return None
+    posterior = fit.posterior
+    params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
+    log_n = np.log(allocation.N.to_numpy()).reshape(len(params[fit.param_names[0]]), -1)
+    log_c, log_k = np.log(allocation.budgets)[None, :], np.log(allocation.cost_k)
+    log_mean = np.asarray(fit.log_mean(params, budget_inputs(fit.law, log_n, log_c, log_k)))
+    return per_draw(
+        np.exp(log_mean), posterior, dim="budget", coord=allocation.budgets, name="loss",
+        units="nats/token",
+    )  # fmt: skip
+
+
 def extrapolation_of(fit: Fit, allocation: Allocation) -> tuple[np.ndarray, list[str]]:
     """How far each budget's median N*, D* and C lie beyond the fitted runs (as ``predict`` says)."""
     from scalebayes.prediction import extrapolation, fitted_range

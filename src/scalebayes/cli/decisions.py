@@ -210,8 +210,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _optimal(args: argparse.Namespace) -> int:
-    from scalebayes.allocate import extrapolation_of, optimal
+    from scalebayes.allocate import extrapolation_of, optimal, whole_model_loss
     from scalebayes.io import load_fit
+    from scalebayes.summaries import summarise
 
     fit = load_fit(args.fit)
     with warnings_to_stderr():
@@ -226,6 +227,11 @@ def _optimal(args: argparse.Namespace) -> int:
     ]
     table = table.reset_index()
     table["beyond"], table["extrapolation"] = extrapolation_of(fit, result)
+    whole = whole_model_loss(fit, result)
+    if whole is not None:  # L* is the law's; the discrepancy's uncertainty beyond the data
+        spread = summarise(whole, probs=(args.prob,)).to_numpy()[:, :3].T
+        for column, values in zip(("median", "lb", "ub"), spread, strict=True):
+            table[f"loss_whole_model_{column}"] = values
 
     def text() -> str:
         rows = [
@@ -242,6 +248,16 @@ def _optimal(args: argparse.Namespace) -> int:
             if result.n_at_bound
             else ""
         )
+        if whole is not None:
+            notes += (
+                f"\nnote: L*, like N* and D*, is the law's alone (the {fit.likelihood.discrepancy.name} "
+                "discrepancy's mean beyond the data would bend it); with its uncertainty beyond "
+                "the data, the loss at these runs is " + ", ".join(
+                    f"{format_number(r['loss_whole_model_median'])} "
+                    + format_interval(r["loss_whole_model_lb"], r["loss_whole_model_ub"])
+                    for _, r in table.iterrows()
+                )
+            )  # fmt: skip
         return (
             f"compute-optimal allocation under law {fit.law.name!r} (C = {result.cost_k:g} N D): "
             f"median [{args.prob * 100:g}% interval] over posterior draws\n"
