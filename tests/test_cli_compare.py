@@ -93,7 +93,7 @@ def test_compare_bad_input_exits_2(
     [
         (["chinchilla"], {}, "two or more different laws"),
         (["chinchilla", "kaplan"], {"methods": "bogus"}, "expected some of loo, waic, lfo"),
-        (["chinchilla", "kaplan"], {"out_dir": "/no/such/dir"}, "not an existing folder"),
+        (["chinchilla", "kaplan"], {"out_dir": "/no/such/dir"}, "folder /no/such/dir does not"),
     ],
 )
 def test_compare_laws_refuses_bad_input_before_fitting(

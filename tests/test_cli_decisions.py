@@ -140,7 +140,8 @@ def test_help_has_worked_examples(capsys):
 def test_numbers_in_tables_are_finite(saved, capsys):
     _, out, _ = run(capsys, "optimal", saved, "--compute", "1e22", "1e26", "--json")
     rows = json.loads(out)["rows"]
-    assert all(np.isfinite(v) for row in rows for v in row.values())
+    assert all(np.isfinite(v) for row in rows for k, v in row.items() if k != "extrapolation")
+    assert rows[1]["extrapolation"].endswith("seen") and rows[1]["beyond"] > 100
 
 
 def test_plan_of_a_gp_fit_says_what_the_gp_adds(chinchilla_fit, capsys, tmp_path):

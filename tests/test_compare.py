@@ -67,8 +67,8 @@ def test_waic_flags_high_variance_runs(known_fits: dict[str, sb.Fit]) -> None:
     for name, fit in known_fits.items():
         p_waic = waic(fit.idata).p_waic_i
         if (p_waic > 0.4).any():
-            first = int(np.flatnonzero(p_waic > 0.4)[0])
-            assert any(f"rows {first}" in w for w in result.warnings[name])
+            named = fit.runs.where(p_waic > 0.4)  # "rows 3, 17 of <simulated ...>"
+            assert any(f"for the runs on {named};" in w for w in result.warnings[name])
         else:
             assert name not in result.warnings
 
@@ -108,8 +108,8 @@ def test_loo_warns_about_influential_runs_by_row(runs: sb.Runs) -> None:
     loo = result.elpd["a"]
     high = np.flatnonzero(loo.pareto_k.to_numpy() > loo.good_k)
     assert high.size  # measured: 3 runs with this seed
-    listed = ", ".join(str(i) for i in high[:10])
-    assert any(f"for the runs at rows {listed}" in w for w in result.warnings["a"])
+    listed = ", ".join(str(i) for i in high[:10])  # simulated runs: DataFrame index labels
+    assert any(f"for the runs on rows {listed} of {runs.source}" in w for w in result.warnings["a"])
     assert "Pareto k" in result.table.loc["a", "warning"]
 
 
@@ -122,7 +122,9 @@ def test_refuses_fits_on_different_runs(runs: sb.Runs, known_fits: dict[str, sb.
     frame = runs.to_frame()
     frame.loc[5, "loss"] += 0.01
     moved = fit_from_draws("power_c", sb.load_runs(frame), draws)
-    with pytest.raises(ScalebayesError, match="column loss differs at rows 5"):
+    with pytest.raises(
+        ScalebayesError, match="column loss differs on row 5 of <simulated from chinchilla"
+    ):
         compare({"chinchilla": known_fits["chinchilla"], "power_c": moved})
     frame = runs.to_frame()
     frame["U"] = frame["D"]

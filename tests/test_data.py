@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -451,14 +452,42 @@ def test_parquet_round_trip(tmp_path, suffix):
     assert runs.source == str(path)
 
 
-def test_parquet_error_names_index_label(tmp_path):
+def test_parquet_rows_are_lines_as_in_csv(tmp_path):
+    """One convention for every file: the header is line 1, the first run line 2 (README)."""
     pytest.importorskip("pyarrow")
     frame = _frame()
-    frame.index = ["a", "b", "c"]
+    frame.index = ["a", "b", "c"]  # a stored index is not what the user counts by
     frame.loc["b", "loss"] = 0.0
     path = tmp_path / "runs.parquet"
     frame.to_parquet(path)
-    with pytest.raises(RunsFileError, match=r"runs\.parquet: row b, column 'loss': must be"):
+    with pytest.raises(RunsFileError, match=r"runs\.parquet: line 3, column 'loss': must be"):
+        load_runs(path)
+    frame.to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(RunsFileError, match=r"runs\.csv: line 3, column 'loss': must be"):
+        load_runs(tmp_path / "runs.csv")
+
+
+def test_runs_name_their_lines_after_subsetting(tmp_path):
+    path = _write(
+        tmp_path / "runs.csv", "params,tokens,loss\n1e8,2e9,3.1\n\n2e8,4e9,2.9\n4e8,8e9,2.7\n"
+    )
+    runs = load_runs(path)
+    assert runs.rows == (2, 4, 5)  # the blank line 3 is counted, as an editor shows it
+    kept = runs.subset(np.array([False, True, True]))
+    assert kept.where(np.array([False, True])) == f"line 5 of {path}"
+    frame_runs = load_runs(_frame().set_axis(["r1", "r2", "r3"]))
+    assert frame_runs.where(np.array([True, False, True])) == "rows r1, r3 of <DataFrame>"
+
+
+def test_a_run_far_off_every_other_warns_naming_its_line(chinchilla_csv, tmp_path):
+    lines = chinchilla_csv.read_text().splitlines()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_runs(chinchilla_csv)  # Epoch's 245 runs: none far off (the farthest 5.4 sd of 10)
+    header, first = lines[0].split(","), lines[11].split(",")
+    first[header.index("loss")] = "15"  # 2.1-5.0 elsewhere: below the "above 20" check
+    path = _write(tmp_path / "runs.csv", "\n".join([*lines[:11], ",".join(first), *lines[12:]]))
+    with pytest.warns(DataWarning, match=r"line 12, column 'loss': loss far off every other run"):
         load_runs(path)
 
 

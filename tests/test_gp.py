@@ -292,14 +292,26 @@ def test_prediction_far_beyond_the_box_warns(gp_fit):
         sb.predict(gp_fit, N=[1e10], D=[2e11])  # inside the ladder's reach: no warning
 
 
-def test_loss_at_the_optimum_includes_the_gp(gp_fit):
+def test_loss_at_the_optimum_is_the_law_s_and_never_rises(gp_fit):
+    """L*, like N* and D*, leaves the GP out: its mean, reverting to zero beyond the runs, bent
+    L*(C) upwards past them (Epoch's runs: from ~1e25 FLOPs), which no budget buys."""
     import scalebayes as sb
 
-    allocation = sb.optimal(gp_fit, [1e24])
-    n, d = allocation.N.to_numpy().ravel(), allocation.D.to_numpy().ravel()
-    params = {k: gp_fit.posterior[k].to_numpy().reshape(-1) for k in gp_fit.param_names}
-    expected = np.exp(np.asarray(gp_fit.log_mean(params, {"N": np.log(n), "D": np.log(d)})))
-    np.testing.assert_allclose(allocation.loss.to_numpy().ravel(), expected, rtol=1e-9)
+    budgets = np.geomspace(1e21, 1e30, 10)  # the ladder reaches 3e21
+    with pytest.warns(sb.ExtrapolationWarning, match="beyond 100x"):
+        allocation = sb.optimal(gp_fit, budgets)
+    n, d = allocation.N.to_numpy(), allocation.D.to_numpy()
+    params = {k: gp_fit.posterior[k].to_numpy()[..., None] for k in gp_fit.param_names}
+    at = {"N": np.log(n), "D": np.log(d)}
+    law = np.exp(np.asarray(gp_fit.law.log_mean(params, at)))
+    np.testing.assert_allclose(allocation.loss.to_numpy(), law, rtol=1e-9)
+    whole = np.exp(np.asarray(gp_fit.log_mean(params, at)))
+    assert np.abs(whole / law - 1).max() > 1e-3  # the GP's term is there, and left out
+    # ... and given beside L*, as the CLI's note does: the whole model at the same runs
+    np.testing.assert_allclose(sb.allocate.whole_model_loss(gp_fit, allocation), whole, rtol=1e-9)
+    assert sb.allocate.whole_model_loss(gp_fit.law_module(), allocation) is None
+    loss = allocation.loss.to_numpy()
+    assert (np.diff(loss, axis=-1) <= 1e-12 * loss[..., :-1]).all()
 
 
 def test_gp_covers_a_bend_the_law_lacks():

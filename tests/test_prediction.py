@@ -186,8 +186,12 @@ def test_planned_runs_from_a_table():
     assert set(found) == {"N", "C"}
     with pytest.raises(ScalebayesError, match="two columns mean N"):
         points_from_table(pd.DataFrame({"N": [1e9], "params": [1e9]}))
-    with pytest.raises(ScalebayesError, match=r"data rows \[1\] .* not finite numbers"):
-        points_from_table(pd.DataFrame({"N": ["big"], "D": [1e12]}), source="plan.csv")
+    bad = pd.DataFrame({"N": ["big", "1e9", "-7e10"], "D": [1e12] * 3})
+    with pytest.raises(ScalebayesError, match=r"^rows 0, 2 of <DataFrame>, column 'N': not a pos"):
+        points_from_table(bad)
+    # From a file, rows are its lines (header = line 1), as load_runs names them.
+    with pytest.raises(ScalebayesError, match=r"^lines 2, 5 of plan\.csv, column 'N': not a pos"):
+        points_from_table(bad, source="plan.csv", lines=[2, 4, 5])
     with pytest.raises(ScalebayesError, match="no N, D or C column"):
         points_from_table(pd.DataFrame({"width": [1024]}))
 

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes.errors import AllocationWarning, LawError, ScalebayesError
+from scalebayes.errors import AllocationWarning, ExtrapolationWarning, LawError, ScalebayesError
 from scalebayes.model import log_mean
 from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
@@ -56,7 +56,9 @@ class Allocation:
     N, D : DataArray
         Optimal parameters and training tokens.
     loss : DataArray
-        Loss of the law at (N*, D*), nats/token: the best the budget buys.
+        Loss at (N*, D*) of the model decisions use (the law, without the GP discrepancy's
+        mean: see :meth:`Fit.law_module`), nats/token: the best the budget buys. It never
+        rises with the budget.
     tokens_per_param : DataArray
         D* / N*.
     exponent_N, exponent_D : DataArray
@@ -174,13 +176,12 @@ def optimal(
     params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
     theta = (params, fit.log_ref)
     log_c = np.log(budgets)[None, :]
-    # The model decisions search (the GP left out: Fit.law_module says why); the loss reported
-    # at the optimum is the whole model's.
+    # The model decisions search (the GP left out: Fit.law_module says why), and its loss at
+    # the optimum: the GP's mean beyond the data, reverting to zero, bent L*(C) upwards past
+    # the runs (Epoch's: from ~1e25 FLOPs), which no budget can buy.
     decided = fit.likelihood.for_decisions()
     solved = _solver(fit.law, decided)(theta, log_c, np.log(k), np.log(low), np.log(high))
     x, log_loss, step, exponent, at_bound = (np.asarray(a) for a in solved)
-    if decided != fit.likelihood:  # the loss there is the whole model's, GP included
-        log_loss = np.asarray(fit.log_mean(params, budget_inputs(fit.law, x, log_c, np.log(k))))
 
     def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
         return per_draw(values, posterior, dim="budget", coord=budgets, name=name, units=units)
@@ -200,7 +201,64 @@ def optimal(
         converged=as_array(np.abs(step) < _STEP_TOL[fit.settings.precision], "converged"),
     )
     _warn(result, tokens_per_param_bounds)
+    warn_far_beyond(fit, budgets, "budget")
     return result
+
+
+# Budgets more than this many times the largest fitted run's compute are warned about.
+FAR_BEYOND = 100.0
+
+
+def warn_far_beyond(fit: Fit, compute: ArrayLike, what: str) -> None:
+    """An :class:`ExtrapolationWarning` when some ``compute`` (FLOPs) is far beyond the fitted runs'."""
+    compute = np.atleast_1d(np.asarray(compute, dtype=float))
+    largest = float(fit.runs.C.max())
+    far = compute[compute > FAR_BEYOND * largest]
+    if far.size:
+        worst = float(far.max())
+        warnings.warn(
+            f"{far.size} {what}{'s' if far.size > 1 else ''} beyond {FAR_BEYOND:g}x the largest "
+            f"fitted run's compute ({largest:.3g} FLOPs), up to {worst:.3g} ({worst / largest:.2g}x): "
+            "there the answer is the law's shape carried past the data, untested",
+            ExtrapolationWarning,
+            stacklevel=3,
+        )
+
+
+@in_fit_precision
+def whole_model_loss(fit: Fit, allocation: Allocation) -> xr.DataArray | None:
+    """Loss at each draw's (N*, D*) under the fit's whole model, discrepancy term included.
+
+    ``allocation.loss`` is the law's, as decisions use it; with the GP discrepancy this adds the
+    GP's term, whose mean beyond the runs reverts to zero and whose spread is the honest
+    uncertainty there. None when the decisions' model is the whole model. Dims (chain, draw,
+    budget), nats/token; unlike L*(C) it may rise with the budget.
+    """
+    if fit.likelihood.for_decisions() == fit.likelihood:
+        return None
+    posterior = fit.posterior
+    params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
+    log_n = np.log(allocation.N.to_numpy()).reshape(len(params[fit.param_names[0]]), -1)
+    log_c, log_k = np.log(allocation.budgets)[None, :], np.log(allocation.cost_k)
+    log_mean = np.asarray(fit.log_mean(params, budget_inputs(fit.law, log_n, log_c, log_k)))
+    return per_draw(
+        np.exp(log_mean), posterior, dim="budget", coord=allocation.budgets, name="loss",
+        units="nats/token",
+    )  # fmt: skip
+
+
+def extrapolation_of(fit: Fit, allocation: Allocation) -> tuple[np.ndarray, list[str]]:
+    """How far each budget's median N*, D* and C lie beyond the fitted runs (as ``predict`` says)."""
+    from scalebayes.prediction import extrapolation, fitted_range
+
+    points = pd.DataFrame(
+        {
+            "N": allocation.N.median(("chain", "draw")).to_numpy(),
+            "D": allocation.D.median(("chain", "draw")).to_numpy(),
+            "C": allocation.budgets,
+        }
+    )
+    return extrapolation(points, fitted_range(fit))
 
 
 def require_n_and_d(law: Law) -> None:

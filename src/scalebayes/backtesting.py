@@ -26,7 +26,7 @@ import pandas as pd
 
 from scalebayes.allocate import optimal
 from scalebayes.data import Runs, load_runs
-from scalebayes.errors import AllocationWarning, ScalebayesError
+from scalebayes.errors import AllocationWarning, ExtrapolationWarning, ScalebayesError
 from scalebayes.holdout import SCORES, Cut, budget_cuts, decade_cuts, fit_holdout, flop_cuts
 from scalebayes.results import Settings
 
@@ -212,4 +212,6 @@ def _tokens_per_param(fit: Fit, budget: float) -> np.ndarray:
     with warnings.catch_warnings():
         # Draws at a search bound are kept and counted by optimal(); the quantiles include them.
         warnings.simplefilter("ignore", AllocationWarning)
+        # The planning budget is beyond a cut's runs on purpose: that is what is scored.
+        warnings.simplefilter("ignore", ExtrapolationWarning)
         return optimal(fit, [budget]).tokens_per_param.to_numpy().reshape(-1)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from scalebayes.allocate import TOKENS_PER_PARAM_BOUNDS
 from scalebayes.discrepancy import Auto, NoDiscrepancy
-from scalebayes.errors import AllocationWarning, ScalebayesError
+from scalebayes.errors import AllocationWarning, ExtrapolationWarning, ScalebayesError
 from scalebayes.laws import Law, load_law
 from scalebayes.likelihood import Likelihood
 from scalebayes.priors import Prior
@@ -223,6 +223,7 @@ def _ranks(fit: Any, truth: Mapping[str, float], budget: float, optimal: Any) ->
     with warnings.catch_warnings():
         # A draw whose optimum sits at a search bound is ranked like any other (it is kept).
         warnings.simplefilter("ignore", AllocationWarning)
+        warnings.simplefilter("ignore", ExtrapolationWarning)  # the budget is chosen beyond them
         n_opt = optimal(fit, [budget]).N.to_numpy()[..., 0]
     low, high = TOKENS_PER_PARAM_BOUNDS
     tokens_per_param = budget / (fit.runs.cost_k * n_true**2)

@@ -51,7 +51,7 @@ class Comparison:
         parameters; NaN for lfo), ``weight`` (stacking), ``weight_pseudo_bma`` (Bayesian-bootstrap
         pseudo-BMA), ``warning`` (empty when all is well).
     warnings : mapping of str to list of str
-        Per law, each problem as a sentence (high Pareto k with the runs' row numbers, WAIC
+        Per law, each problem as a sentence (high Pareto k naming the runs' lines, WAIC
         variance, sampler diagnostics of the fits involved).
     elpd : mapping of str to ELPDData
         ArviZ's per-law results, with pointwise values.
@@ -169,8 +169,9 @@ def compare(
                 problems[name].append(
                     (
                         f"p_waic > {P_WAIC_MAX}: {flagged.sum()} runs",
-                        f"WAIC unreliable: p_waic > {P_WAIC_MAX} for the runs at rows "
-                        f"{_rows(flagged)}; prefer PSIS-LOO (Vehtari, Gelman & Gabry 2017)",
+                        f"WAIC unreliable: p_waic > {P_WAIC_MAX} for the runs on "
+                        f"{fit.runs.where(flagged)}; prefer PSIS-LOO (Vehtari, Gelman & Gabry "
+                        "2017)",
                     )
                 )
     else:
@@ -309,7 +310,7 @@ def check_same_runs(fits: Mapping[str, Fit]) -> None:
             if differ.size:
                 raise ScalebayesError(
                     f"fits {names[0]!r} and {name!r} are on different runs: column {column} "
-                    f"differs at rows {_rows(a != b)}; compare laws fitted to the same table"
+                    f"differs on {first.where(a != b)}; compare laws fitted to the same table"
                 )
 
 
@@ -324,8 +325,9 @@ def _loo(fit: Fit, problems: list[tuple[str, str]]) -> Any:
         problems.append(
             (
                 f"Pareto k > {result.good_k:.2f}: {flagged.sum()} runs",
-                f"Pareto k > {result.good_k:.2f} for the runs at rows {_rows(flagged)}: PSIS-LOO "
-                "is unreliable there (influential runs); check them, or trust leave-future-out",
+                f"Pareto k > {result.good_k:.2f} for the runs on {fit.runs.where(flagged)}: "
+                "PSIS-LOO is unreliable there (influential runs); check them, or trust "
+                "leave-future-out",
             )
         )
     # ArviZ's own messages repeat the Pareto-k count; anything else is kept.
@@ -377,10 +379,3 @@ def _plain(value: Any) -> Any:
     """A table cell as plain JSON: Python numbers, None for NaN (strict JSON has no NaN)."""
     value = value.item() if isinstance(value, np.generic) else value
     return None if isinstance(value, float) and np.isnan(value) else value
-
-
-def _rows(mask: np.ndarray) -> str:
-    """Row numbers where ``mask`` holds, as text ('' when none): '3, 17 and 40 more'."""
-    rows = np.flatnonzero(mask)
-    shown = ", ".join(str(i) for i in rows[:10])
-    return shown + (f" and {rows.size - 10} more" if rows.size > 10 else "")

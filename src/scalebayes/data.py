@@ -10,6 +10,7 @@ nothing is dropped or coerced silently.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import re
 import warnings
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
+from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError, name_rows
 
 CANONICAL = ("N", "D", "C", "loss")
 
@@ -56,6 +57,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
 # Accepted suffixes and their field separators (None: Parquet).
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
 
+# A run's loss is "far off" beyond this many robust sd of log loss from the median run's: on
+# Epoch's 245 Chinchilla runs (losses 2.1-5.0 across four decades of compute) the farthest is
+# 5.4, a loss of 1e6 among them 107. The floor (5 % of the loss) keeps runs of nearly equal
+# loss from flagging small differences; tables of fewer runs have no robust spread.
+OUTLIER_SDS = 10.0
+OUTLIER_SD_FLOOR = 0.05
+OUTLIER_MIN_RUNS = 5
+
 # Cells that mean "no value" (compared in lower case), as pandas reads them by default.
 _MISSING = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null", "none"})
 
@@ -76,6 +85,11 @@ class Runs:
     which of the user's columns each canonical column came from; ``derived`` which of C and D
     were computed with ``C = cost_k * N * D``. U may exceed D (a data set larger than the
     tokens trained on); data-constrained laws then count D unique tokens.
+
+    ``rows`` names each run as messages do (:meth:`where`): with ``row_label`` "line", its line
+    in the file, the header being line 1 (Parquet rows are numbered the same way, as if the
+    table were written out with its header); with "row", its DataFrame index label. Runs made
+    without names count lines from 2, as a CSV of the table would.
     """
 
     table: pd.DataFrame
@@ -83,11 +97,17 @@ class Runs:
     cost_k: float = 6.0
     column_map: Mapping[str, str] = field(default_factory=dict)
     derived: tuple[str, ...] = ()
+    rows: tuple[object, ...] = ()
+    row_label: str = "line"
 
     def __post_init__(self) -> None:
-        # Runs rebuilt from JSON (io.load_fit) hand in a list; keep one form.
+        # Runs rebuilt from JSON (io.load_fit) hand in lists; keep one form.
         object.__setattr__(self, "column_map", dict(self.column_map))
         object.__setattr__(self, "derived", tuple(self.derived))
+        rows = tuple(self.rows) or tuple(range(2, len(self.table) + 2))
+        if len(rows) != len(self.table):
+            raise ScalebayesError(f"{self.source}: {len(rows)} row names for {len(self)} runs")
+        object.__setattr__(self, "rows", rows)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -149,7 +169,13 @@ class Runs:
                 f"expected bool of shape ({len(self)},)"
             )
         table = self.table[mask].reset_index(drop=True)
-        return Runs(table, self.source, self.cost_k, self.column_map, self.derived)
+        rows = tuple(r for r, keep in zip(self.rows, mask, strict=True) if keep)
+        return dataclasses.replace(self, table=table, rows=rows)
+
+    def where(self, mask: np.ndarray) -> str:
+        """The runs where ``mask`` holds, as every message names them: "lines 12, 40 of runs.csv"."""
+        rows = [r for r, hit in zip(self.rows, np.asarray(mask), strict=True) if hit]
+        return f"{name_rows(rows, self.row_label)} of {self.source}"
 
     def __str__(self) -> str:
         def span(name: str, fmt: str) -> str:
@@ -199,9 +225,9 @@ def load_runs(
     Raises
     ------
     RunsFileError
-        Naming the file, the rows and the column as the user wrote it. Rows are file line
-        numbers for CSV/TSV (the header is line 1) and index labels, as pandas shows them, for
-        DataFrames and Parquet files.
+        Naming the file, the rows and the column as the user wrote it. Rows are line numbers
+        for files, the header being line 1 (Parquet rows are numbered as if written out with
+        the header: the first run is line 2), and index labels for DataFrames.
 
     Warns
     -----
@@ -251,7 +277,19 @@ def load_runs(
 
     order = [key for key in ALIASES if key in table]
     column_map = {key: found[key] for key in order if key in found}
-    return Runs(table[order], raw.label, float(cost_k), column_map, derived)
+    rows = tuple(raw.row_names.tolist())
+    return Runs(table[order], raw.label, float(cost_k), column_map, derived, rows, raw.row_label)
+
+
+def read_table(source: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[int]]:
+    """A CSV, TSV or Parquet file as :func:`load_runs` reads it, and each row's line number.
+
+    CSV and TSV cells stay text; lines are the file's own (header = line 1, blank lines
+    counted), Parquet rows numbered from 2 as if written out with the header. Used for tables
+    of planned runs, so that their errors name lines as the runs' do.
+    """
+    raw = _read(os.fspath(source))
+    return raw.frame, [int(line) for line in raw.row_names]
 
 
 @dataclass(frozen=True)
@@ -260,7 +298,7 @@ class _Raw:
 
     frame: pd.DataFrame
     label: str  # the path as given, or "<DataFrame>"
-    row_label: str  # "line" (CSV/TSV line numbers) or "row" (index labels)
+    row_label: str  # "line" (file line numbers, header = 1) or "row" (DataFrame index labels)
     row_names: np.ndarray  # what each row is called in messages
 
     def error(
@@ -301,7 +339,9 @@ def _read_parquet(path: Path, label: str) -> _Raw:
         ) from err
     except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
         raise RunsFileError(label, f"cannot be read as Parquet: {err}") from err
-    return _Raw(frame, label, "row", frame.index.to_numpy())
+    # A Parquet file has no lines: its rows are numbered as lines of the same table written
+    # out with its header (the first run is line 2), as for CSV; its index is not the user's.
+    return _Raw(frame, label, "line", np.arange(len(frame)) + 2)
 
 
 def _read_text(path: Path, label: str, separator: str) -> tuple[pd.DataFrame, list[int]]:
@@ -457,4 +497,22 @@ def _suspicious(raw: _Raw, table: pd.DataFrame, found: Mapping[str, str]) -> lis
     if high.any():
         problem = "loss above 20 nats/token: is it a summed loss, a perplexity or in other units?"
         notes.append(str(raw.error(problem, found["loss"], high)))
+    far = _far_off(np.log(table["loss"].to_numpy(float)))
+    if far.any():
+        median = float(np.exp(np.median(np.log(table["loss"]))))
+        problem = (
+            f"loss far off every other run (log loss more than {OUTLIER_SDS:g} robust sd from "
+            f"the median run's, {median:.3g}): a typo, another unit or a diverged run? kept"
+        )
+        notes.append(str(raw.error(problem, found["loss"], far)))
     return notes
+
+
+def _far_off(log_loss: np.ndarray) -> np.ndarray:
+    """Runs whose log loss lies more than :data:`OUTLIER_SDS` robust sd from the median."""
+    if log_loss.size < OUTLIER_MIN_RUNS:
+        return np.zeros(log_loss.shape, bool)
+    centre = np.median(log_loss)
+    # 1.4826 MAD: the sd of a normal sample, robust to the outliers it looks for.
+    spread = max(1.4826 * float(np.median(np.abs(log_loss - centre))), OUTLIER_SD_FLOOR)
+    return np.abs(log_loss - centre) > OUTLIER_SDS * spread

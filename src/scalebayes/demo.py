@@ -19,6 +19,7 @@ from scalebayes.describe import fit_text
 from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import fit
 from scalebayes.io import save_fit
+from scalebayes.outputs import FIT_SUFFIXES, check_file, check_folder
 from scalebayes.results import Settings
 
 if TYPE_CHECKING:
@@ -145,6 +146,10 @@ def run_demo(
     else:
         runs = data if isinstance(data, Runs) else load_runs(data)
         about = f"scalebayes demo on {runs.source if isinstance(data, Runs) else data}"
+    if out is not None:  # before the fit, not after it
+        check_file(out, suffixes=FIT_SUFFIXES)
+    if figures is not None:
+        check_folder(figures)
     result = fit(runs, law, settings=settings, progress=progress)
     saved = str(save_fit(result, out)) if out is not None else None
     folder, written, skipped = None, [], []

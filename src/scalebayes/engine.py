@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from scalebayes import interrupts
 from scalebayes.discrepancy.base import Block, Stage
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
@@ -315,6 +316,7 @@ class Sampler:
         while done < total:
             states, trace = chunk(states, data)
             pieces.append(jax.device_get(trace))
+            interrupts.check()  # a Ctrl-C a JAX callback swallowed stops the fit here
             done += self.CHUNK
             if progress is not None:
                 progress(min(done, total), total, "warmup" if done <= s.warmup else "sampling")
@@ -322,6 +324,7 @@ class Sampler:
         # scan stacks iterations first: (draw, chain, ...) -> (chain, draw, ...)
         trace = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), trace)
         constrained, log_lik = jax.device_get(constrain(trace.pop("z"), data))
+        interrupts.check()
         samples = {k: np.asarray(v) for k, v in constrained.items() if not k.startswith("_")}
         if log_lik is not None:
             samples["_log_lik"] = np.asarray(log_lik)

@@ -13,6 +13,19 @@ class ScalebayesError(Exception):
     """An error the user can fix; the message says where and what was expected."""
 
 
+def name_rows(rows: Sequence[object], label: str = "line") -> str:
+    """Rows as the user sees them, at most ten: ``"lines 2, 4"``, ``"rows 0, 1 and 12 more"``.
+
+    ``label`` is ``"line"`` for files (the file's line numbers: the header is line 1; Parquet
+    rows are numbered as if written out with a header) and ``"row"`` for DataFrame index labels.
+    """
+    rows = list(rows)
+    shown = ", ".join(str(r) for r in rows[:10])
+    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+    plural = "s" if len(rows) > 1 else ""
+    return f"{label}{plural} {shown}{more}"
+
+
 class RunsFileError(ScalebayesError, ValueError):
     """A table of runs that cannot be used as given.
 
@@ -25,7 +38,8 @@ class RunsFileError(ScalebayesError, ValueError):
     column : str, optional
         The column as named in the user's table.
     rows : sequence of int, optional
-        Offending rows as the user sees them (file line numbers, or DataFrame index labels).
+        Offending rows as the user sees them (file line numbers, the header being line 1, or
+        DataFrame index labels).
     """
 
     def __init__(
@@ -42,10 +56,7 @@ class RunsFileError(ScalebayesError, ValueError):
         self.rows = list(rows) if rows is not None else None
         where = []
         if self.rows:
-            shown = ", ".join(str(r) for r in self.rows[:10])
-            more = f" and {len(self.rows) - 10} more" if len(self.rows) > 10 else ""
-            plural = "s" if len(self.rows) > 1 else ""
-            where.append(f"{row_label}{plural} {shown}{more}")
+            where.append(name_rows(self.rows, row_label))
         if column is not None:
             where.append(f"column {column!r}")
         location = f"{source}: " + "".join(f"{part}: " for part in [", ".join(where)] if where)
@@ -73,6 +84,18 @@ class LawFileError(LawError):
         self.source = source
         self.field = field
         super().__init__(f"{source}: field {field!r}: {problem}")
+
+
+class UnidentifiableError(ScalebayesError, ValueError):
+    """Runs that cannot identify the law's parameters: too few runs, or too few distinct inputs."""
+
+
+class LawEvaluationError(LawError):
+    """A law whose value is not finite (overflow, NaN) at the runs for most of its prior draws."""
+
+
+class OutputError(ScalebayesError, OSError):
+    """An output path that cannot be written: missing or read-only folder, wrong file type."""
 
 
 class PriorError(ScalebayesError, ValueError):

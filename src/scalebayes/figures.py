@@ -8,6 +8,7 @@ and :func:`draw` does both for one figure kind: this is what ``scalebayes plot``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ import xarray as xr
 
 from scalebayes import plots
 from scalebayes.allocate import Allocation, optimal, require_n_and_d
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import ExtrapolationWarning, ScalebayesError
 from scalebayes.plots._common import check_axis, figure_of
 from scalebayes.plots.bands import default_axis
 from scalebayes.plots.isoflop import MIN_RUNS, WIDTH_DECADES, data_budgets, runs_at_budget
@@ -121,9 +122,13 @@ def _figure(
         return figure_of(plots.bands(fit, mean, new_run, axis=axis, heldout=heldout))
     if kind == "frontier":
         grid = frontier_budgets(fit, budgets)
-        allocations = {fit.law.name: optimal(fit, grid) if allocation is None else allocation}
-        for name, other in (others or {}).items():
-            allocations[name] = optimal(other, grid)
+        with warnings.catch_warnings():
+            # The grid reaches past the runs on purpose; the figure shades what lies beyond them.
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            own = optimal(fit, grid) if allocation is None else allocation
+            allocations = {fit.law.name: own}
+            for name, other in (others or {}).items():
+                allocations[name] = optimal(other, grid)
         refs = plots.PUBLISHED if references is None else references
         return figure_of(plots.frontier_panels(allocations, runs=fit.runs, references=refs))
     if kind == "isoflop":

@@ -25,6 +25,7 @@ from scalebayes.errors import ScalebayesError
 from scalebayes.laws import Law, load_law
 from scalebayes.likelihood import Likelihood
 from scalebayes.model import Tables
+from scalebayes.preflight import check_finite, check_identifiable
 from scalebayes.priors import Prior
 from scalebayes.results import (
     Fit,
@@ -173,8 +174,12 @@ def _fit_all(
     law, likelihood = prepare(law, likelihood, priors)
     for runs in tables:
         _check_inputs(law, runs)
+    for i, runs in enumerate(fitted):
+        where = runs.source if masks is None else f"{runs.source} (the runs of mask {i})"
+        check_identifiable(law, likelihood, runs, where=where)
 
     with precision(settings.precision):
+        check_finite(law, tables[0], seed=settings.seed)
         started = time.perf_counter()
         arrays = Tables(law, tables, likelihood, masks)
         blocks, compile_s, n_devices = engine.sample(law, likelihood, arrays, settings, progress)

@@ -22,6 +22,7 @@ from scalebayes.data import Runs
 from scalebayes.errors import FitFileError, ScalebayesError
 from scalebayes.laws import law_from_dict
 from scalebayes.likelihood import Likelihood
+from scalebayes.outputs import FIT_SUFFIXES, check_file, replacing
 from scalebayes.results import Diagnostics, Fit, FitSettings
 
 # 2: the reference point is stored (scalebayes_log_ref) and the likelihood's discrepancy is a
@@ -33,12 +34,12 @@ _KEY = "scalebayes_schema_version"
 
 
 def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
-    """Write ``fit`` to ``path`` (NetCDF4/HDF5). The write is atomic: a crash leaves no partial file."""
-    path = Path(path)
-    if path.suffix not in (".nc", ".nc4", ".netcdf"):
-        raise ScalebayesError(f"{path}: expected a file name ending in .nc")
-    if not path.parent.exists():
-        raise ScalebayesError(f"{path}: folder {path.parent} does not exist")
+    """Write ``fit`` to ``path`` (NetCDF4/HDF5), whole or not at all.
+
+    The file is written beside ``path`` and moved over it when complete
+    (:func:`scalebayes.outputs.replacing`): a crash or Ctrl-C leaves the previous file as it was.
+    """
+    path = check_file(path, suffixes=FIT_SUFFIXES)
     tree = fit.idata.copy()
     runs = fit.runs
     if runs.group is not None:
@@ -63,15 +64,14 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
                 "cost_k": runs.cost_k,
                 "column_map": dict(runs.column_map),
                 "derived": list(runs.derived),
+                # Index labels of a DataFrame may be of any type: kept as text unless plain.
+                "rows": [r if isinstance(r, int | float | str) else str(r) for r in runs.rows],
+                "row_label": runs.row_label,
             }
         ),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(path) as tmp:
         tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -23,6 +23,7 @@ from scalebayes.io import save_fit
 from scalebayes.laws import Law, load_law
 from scalebayes.leave_future_out import LFO, compute_cuts, lfo
 from scalebayes.likelihood import Likelihood
+from scalebayes.outputs import FIT_SUFFIXES, check_file
 from scalebayes.results import Settings
 
 if TYPE_CHECKING:
@@ -157,8 +158,9 @@ def compare_laws(
             f"laws {' '.join(names)}: expected two or more different laws to compare"
         )
     folder = Path(out_dir) if out_dir is not None else None
-    if folder is not None and not folder.is_dir():
-        raise ScalebayesError(f"out_dir {folder}: not an existing folder")
+    if folder is not None:  # before the fits, not after them
+        for name in names:
+            check_file(folder / f"{name}.nc", suffixes=FIT_SUFFIXES)
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     likelihood = likelihood or Likelihood(discrepancy="none")
     settings = Settings.make(settings, **sampler)

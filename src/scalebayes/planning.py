@@ -187,7 +187,8 @@ class Plan:
     table : DataFrame
         One row per lifetime inference volume ``inference_tokens``: the single run to train
         (``N``, ``D``, ``tokens_per_param``, training FLOPs ``C``, ``total_cost`` = C + 2 N T
-        FLOPs) and its chance ``p_mean`` / ``p_new_run`` of reaching the target.
+        FLOPs), its chance ``p_mean`` / ``p_new_run`` of reaching the target, and how far
+        beyond the fitted runs it lies (``beyond``, ``extrapolation``, as in ``predict``).
     per_draw : Dataset, dims (chain, draw, inference_tokens)
         For each draw, the cheapest run its own law needs to reach the target (no noise):
         N, D, C, total_cost; NaN in ``unreachable`` draws (target below that draw's floor, or
@@ -324,6 +325,7 @@ def plan(
     reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), target)
     table["p_mean"] = reached.probability("mean")
     table["p_new_run"] = reached.probability("new_run")
+    table["beyond"], table["extrapolation"] = extrapolation(reached.points, reached.fitted_range)
     if fit is not whole:  # what the whole model (the discrepancy's spread beyond the data) says
         table["p_whole_model"] = chance(
             whole, table["N"].to_numpy(), table["D"].to_numpy(), target

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import ScalebayesError, name_rows
 from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
@@ -183,7 +183,8 @@ def planned_points(
         off = np.abs(implied - columns["C"]) > 0.1 * columns["C"]
         if np.any(off):
             raise ScalebayesError(
-                f"C disagrees with {k:g} N D by more than 10% at point(s) {np.flatnonzero(off).tolist()}; "
+                f"C disagrees with {k:g} N D by more than 10% at the points numbered "
+                f"{', '.join(str(i + 1) for i in np.flatnonzero(off))} (the first is 1); "
                 "give only two of N, D, C"
             )
     elif len(columns) == 2:
@@ -273,8 +274,14 @@ def extrapolation(
     return factors, words
 
 
-def points_from_table(table: pd.DataFrame, *, source: str = "<DataFrame>") -> dict[str, np.ndarray]:
-    """N, D, C columns of a table of planned runs, found by the names :func:`load_runs` accepts."""
+def points_from_table(
+    table: pd.DataFrame, *, source: str = "<DataFrame>", lines: Sequence[int] | None = None
+) -> dict[str, np.ndarray]:
+    """N, D, C columns of a table of planned runs, found by the names :func:`load_runs` accepts.
+
+    ``lines`` gives each row's line in the file (header = line 1, as :func:`load_runs` counts);
+    without it rows are named by their index labels.
+    """
     from scalebayes.data import _CANONICAL_OF, _normalise
 
     found: dict[str, np.ndarray] = {}
@@ -284,11 +291,12 @@ def points_from_table(table: pd.DataFrame, *, source: str = "<DataFrame>") -> di
             if key in found:
                 raise ScalebayesError(f"{source}: two columns mean {key}; keep one")
             values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
-            if not np.all(np.isfinite(values)):
-                rows = (np.flatnonzero(~np.isfinite(values)) + 1).tolist()
+            bad = ~(np.isfinite(values) & (values > 0))
+            if bad.any():
+                names = np.asarray(lines if lines is not None else table.index)[bad].tolist()
+                where = name_rows(names, "line" if lines is not None else "row")
                 raise ScalebayesError(
-                    f"{source}: column {column!r}: data rows {rows} (1 = first after the header) "
-                    "are not finite numbers"
+                    f"{where} of {source}, column {column!r}: not a positive finite number"
                 )
             found[key] = values
     if not found:

@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import ExtrapolationWarning, ScalebayesError
 from scalebayes.formatting import format_number
+from scalebayes.outputs import check_folder, replacing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,7 +79,7 @@ def write_report(
         raise ScalebayesError(
             f"--out {out}: expected a directory; the page is written as {REPORT_NAME} inside it"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    check_folder(directory)
     if budgets is None:
         budgets = [float(fit.runs.C.max()) * f for f in (10.0, 100.0, 1000.0)]
     allocates = {"N", "D"} <= set(fit.law.inputs)
@@ -108,8 +110,11 @@ def write_report(
         from scalebayes.allocate import optimal
 
         grid = frontier_budgets(fit, budgets)
-        allocation = optimal(fit, np.concatenate([grid, budgets]))
-        decisions = _decisions(optimal(fit, budgets))
+        with warnings.catch_warnings():
+            # Past the runs on purpose: the frontier shades it, the table says how far.
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            allocation = optimal(fit, np.concatenate([grid, budgets]))
+            decisions = _decisions(fit, optimal(fit, budgets))
     # Other laws' frontiers go on the same axes, when they have one (laws of N and D).
     overlay = {n: f for n, f in (others or {}).items() if {"N", "D"} <= set(f.law.inputs)}
     opened_before = set(plt.get_fignums())
@@ -150,8 +155,10 @@ def write_report(
         f"<title>scalebayes: {html.escape(fit.law.name)} on {html.escape(fit.runs.source)}</title>"
         f"<style>{_CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
     )
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / REPORT_NAME
-    path.write_text(page, encoding="utf-8")
+    with replacing(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return path
 
 
@@ -214,8 +221,11 @@ def _diagnostics(fit: Fit) -> str:
     )
 
 
-def _decisions(allocation: Any) -> str:
+def _decisions(fit: Fit, allocation: Any) -> str:
+    from scalebayes.allocate import extrapolation_of
+
     table = allocation.summary(probs=(0.9,))
+    beyond = dict(zip(allocation.budgets, extrapolation_of(fit, allocation)[1], strict=True))
     rows = []
     for budget, group in table.groupby("budget", sort=True):
         row: dict[str, str] = {"budget (FLOPs)": f"{budget:.3g}"}
@@ -229,6 +239,7 @@ def _decisions(allocation: Any) -> str:
             row[label] = (
                 f"{format_number(r['median'])} [{format_number(r['eti90_lb'])}, {format_number(r['eti90_ub'])}]"
             )
+        row["extrapolation"] = beyond[budget]
         rows.append(row)
     note = (
         "Median [90% interval] over posterior draws, each draw optimised on its own "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -106,4 +107,4 @@ def simulate(
     table["loss"] = np.exp(log_mean + noise * shocks)
     runs = load_runs(table, cost_k=cost_k)
     label = f"<simulated from {law.name}, noise {noise:g}, seed {seed}>"
-    return Runs(runs.table, label, runs.cost_k, runs.column_map, runs.derived)
+    return dataclasses.replace(runs, source=label)

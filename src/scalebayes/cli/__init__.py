@@ -13,9 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from scalebayes import __version__
+from scalebayes import __version__, interrupts
 from scalebayes.cli import decisions, figures, fitting, info
-from scalebayes.cli._common import DISCREPANCY_NAMES
+from scalebayes.cli._common import DISCREPANCY_NAMES, Parser
 from scalebayes.cli.figures import PLOT_KINDS
 from scalebayes.errors import ScalebayesError
 
@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         configure()
     try:
-        return args.handler(args)
+        with interrupts.recorded():  # a Ctrl-C swallowed by a JAX callback still stops the command
+            return args.handler(args)
     except ScalebayesError as err:
         print(f"scalebayes: error: {err}", file=sys.stderr)
         return 2
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command (each with a worked example in its epilog)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="scalebayes",
         description="Bayesian scaling-law inference: fit a law to training runs with NUTS and "
         "carry the whole posterior into decisions.",

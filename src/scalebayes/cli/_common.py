@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import time
 import warnings
@@ -29,6 +30,21 @@ if TYPE_CHECKING:
 DISCREPANCY_NAMES = ("auto", "none", "curvature", "gp")
 
 RAW = argparse.RawDescriptionHelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, reading ``-7e10`` and ``-1.5E-3`` as numbers, not as option names.
+
+    argparse takes ``-7`` and ``-0.5`` for values but ``-7e10`` for an unknown option, so
+    ``--N -7e10`` failed with "expected at least one argument" instead of the check that says
+    N must be positive. Sub-command parsers are made of the same class.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE
+        )
 
 
 def add_fit_options(
@@ -246,7 +262,10 @@ class warnings_to_stderr(warnings.catch_warnings):
         super().__init__(record=True)
 
     def __enter__(self) -> list[warnings.WarningMessage]:
-        self.log = super().__enter__() or []
+        # The recording list itself, even while empty: `or []` swapped it for a fresh list, and
+        # every warning (data, allocation, extrapolation) went unprinted.
+        log = super().__enter__()
+        self.log = log if log is not None else []
         warnings.simplefilter("always")
         return self.log
 

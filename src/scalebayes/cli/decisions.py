@@ -210,8 +210,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _optimal(args: argparse.Namespace) -> int:
-    from scalebayes.allocate import optimal
+    from scalebayes.allocate import extrapolation_of, optimal, whole_model_loss
     from scalebayes.io import load_fit
+    from scalebayes.summaries import summarise
 
     fit = load_fit(args.fit)
     with warnings_to_stderr():
@@ -225,21 +226,38 @@ def _optimal(args: argparse.Namespace) -> int:
         f"{quantity}_{stat.replace(label + '_', '')}" for stat, quantity in table.columns
     ]
     table = table.reset_index()
+    table["beyond"], table["extrapolation"] = extrapolation_of(fit, result)
+    whole = whole_model_loss(fit, result)
+    if whole is not None:  # L* is the law's; the discrepancy's uncertainty beyond the data
+        spread = summarise(whole, probs=(args.prob,)).to_numpy()[:, :3].T
+        for column, values in zip(("median", "lb", "ub"), spread, strict=True):
+            table[f"loss_whole_model_{column}"] = values
 
     def text() -> str:
         rows = [
             [format_number(r["budget"]), *(
                 f"{format_number(r[f'{q}_median'])} {format_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
                 for q in ("N", "D", "tokens_per_param", "loss")
-            ), f"{r['exponent_N_median']:.3f}"]
+            ), f"{r['exponent_N_median']:.3f}", r["extrapolation"]]
             for _, r in table.iterrows()
         ]  # fmt: skip
-        header = ["C (FLOPs)", "N*", "D*", "tokens/param", "loss L*", "dlogN*/dlogC"]
+        header = ["C (FLOPs)", "N*", "D*", "tokens/param", "loss L*", "dlogN*/dlogC",
+                  "extrapolation"]  # fmt: skip
         notes = (
             f"\nnote: {result.n_at_bound} draw-budget pairs have their optimum at the search bound"
             if result.n_at_bound
             else ""
         )
+        if whole is not None:
+            notes += (
+                f"\nnote: L*, like N* and D*, is the law's alone (the {fit.likelihood.discrepancy.name} "
+                "discrepancy's mean beyond the data would bend it); with its uncertainty beyond "
+                "the data, the loss at these runs is " + ", ".join(
+                    f"{format_number(r['loss_whole_model_median'])} "
+                    + format_interval(r["loss_whole_model_lb"], r["loss_whole_model_ub"])
+                    for _, r in table.iterrows()
+                )
+            )  # fmt: skip
         return (
             f"compute-optimal allocation under law {fit.law.name!r} (C = {result.cost_k:g} N D): "
             f"median [{args.prob * 100:g}% interval] over posterior draws\n"
@@ -300,11 +318,11 @@ def _plan(args: argparse.Namespace) -> int:
         rows = [
             [format_number(r["inference_tokens"]), format_number(r["N"]), format_number(r["D"]),
              f"{r['tokens_per_param']:.1f}", format_number(r["C"]), format_number(r["total_cost"]),
-             f"{r['p_new_run']:.3f}", f"{r['p_mean']:.3f}"]
+             f"{r['p_new_run']:.3f}", f"{r['p_mean']:.3f}", r["extrapolation"]]
             for _, r in table.iterrows()
         ]  # fmt: skip
         header = ["inference T", "N", "D", "tokens/param", "train C", "total cost",
-                  "P(run)", "P(law)"]  # fmt: skip
+                  "P(run)", "P(law)", "extrapolation"]  # fmt: skip
         lines = [
             f"cheapest run with P({who} <= {args.target:g}) >= {args.prob:g} under law "
             f"{fit.law.name!r} (cost = {result.cost_k:g} N D + 2 N T FLOPs)",
@@ -368,20 +386,8 @@ def _points(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _read_planned(path: str) -> dict[str, Any]:
-    from pathlib import Path
-
-    import pandas as pd
-
+    from scalebayes.data import read_table
     from scalebayes.prediction import points_from_table
 
-    source = Path(path)
-    if not source.is_file():
-        raise ScalebayesError(f"--runs {path}: no such file")
-    try:
-        if source.suffix in (".parquet", ".pq"):
-            table = pd.read_parquet(source)
-        else:
-            table = pd.read_csv(source, sep="\t" if source.suffix in (".tsv", ".txt") else ",")
-    except (ValueError, OSError, ImportError) as err:
-        raise ScalebayesError(f"--runs {path}: cannot read it as a table ({err})") from None
-    return points_from_table(table, source=path)
+    table, lines = read_table(path)
+    return points_from_table(table, source=path, lines=lines)

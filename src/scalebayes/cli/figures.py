@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalebayes.cli._common import RAW, figures_closed, warnings_to_stderr
+from scalebayes.outputs import IMAGE_SUFFIXES, check_file, check_folder
 
 if TYPE_CHECKING:
     from scalebayes.results import Fit
@@ -102,6 +103,7 @@ def add_commands(commands: Any) -> None:
 def _plot(args: argparse.Namespace) -> int:
     from scalebayes.io import load_fit
 
+    check_file(args.out, suffixes=IMAGE_SUFFIXES, option="--out")  # before drawing
     fit = load_fit(args.fit)
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():
@@ -128,6 +130,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from scalebayes.io import load_fit
 
+    check_folder(args.out, option="--out")  # before drawing
     fit = load_fit(args.fit)
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():

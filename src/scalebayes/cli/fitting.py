@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,8 @@ from scalebayes.cli._common import (
     read_runs,
     warnings_to_stderr,
 )
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import OutputError, ScalebayesError
+from scalebayes.outputs import FIT_SUFFIXES, check_file, check_folder
 
 if TYPE_CHECKING:
     from scalebayes.results import Fit
@@ -193,6 +195,8 @@ def add_commands(commands: Any) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from scalebayes.fitting import fit
 
+    if args.out:  # before the fit, not after it
+        check_file(args.out, suffixes=FIT_SUFFIXES, option="--out")
     bar = progress_bar(args)
     with warnings_to_stderr():
         runs = read_runs(args, args.runs)
@@ -230,6 +234,10 @@ def _print_fit(fit: Fit, as_json: bool, *, saved: str | None = None) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from scalebayes.demo import run_demo
 
+    if args.out:
+        check_file(args.out, suffixes=FIT_SUFFIXES, option="--out")
+    if args.figures:
+        check_folder(args.figures, option="--figures")
     bar = ProgressBar()
     drawing = figures_closed() if args.figures else contextlib.nullcontext()
     with drawing, warnings_to_stderr():
@@ -281,6 +289,8 @@ def _compare(args: argparse.Namespace) -> int:
     from scalebayes.law_comparison import compare_laws
 
     cuts = _cuts(args.cuts)
+    if args.out_dir is not None and not os.path.isdir(args.out_dir):
+        raise OutputError(f"--out-dir {args.out_dir}: not an existing folder")
     bar = progress_bar(args)
 
     def say(text: str) -> None:

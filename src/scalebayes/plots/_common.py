@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from scalebayes.errors import ScalebayesError
+from scalebayes.outputs import IMAGE_SUFFIXES, check_file, replacing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -143,15 +145,13 @@ def figure_of(obj: Any) -> Figure:
     raise TypeError(f"no matplotlib figure in {type(obj).__name__}")
 
 
-def save(figure: Figure, path: str, *, dpi: int = 110) -> None:
-    """Write ``figure`` (PNG, SVG or PDF by the suffix) and close it."""
+def save(figure: Figure, path: str | os.PathLike[str], *, dpi: int = 110) -> None:
+    """Write ``figure`` (PNG, SVG or PDF by the suffix), whole or not at all, and close it."""
     import matplotlib.pyplot as plt
 
-    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
-    if suffix not in ("png", "svg", "pdf"):
-        plt.close(figure)
-        raise ScalebayesError(f"--out {path!r}: expected a .png, .svg or .pdf file")
     try:
-        figure.savefig(path, dpi=dpi)
+        target = check_file(path, suffixes=IMAGE_SUFFIXES)
+        with replacing(target) as tmp:
+            figure.savefig(tmp, dpi=dpi, format=target.suffix[1:].lower())
     finally:
         plt.close(figure)

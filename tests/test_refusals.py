@@ -1,0 +1,223 @@
+"""Bad input is refused before any work, in one line: the library's error, the CLI's exit 2.
+
+No test here samples: every refusal happens before the compile (runs that cannot identify the
+law, a law that is not finite at them, outputs that cannot be written, negative inputs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.known_fits import chinchilla_known, ladder
+
+import scalebayes as sb
+from scalebayes.cli import main
+from scalebayes.errors import LawEvaluationError, OutputError, UnidentifiableError
+from scalebayes.preflight import check_finite, check_identifiable
+from scalebayes.runtime import precision
+
+UNFITTABLE = Path(__file__).parent / "data" / "unfittable_laws"
+PLAIN = sb.Likelihood(discrepancy="none")
+TINY = ["--chains", "2", "--draws", "300", "--warmup", "300", "--quiet"]
+
+
+def _runs(n: np.ndarray, d: np.ndarray) -> sb.Runs:
+    loss = 1.8 + 480 / n**0.35 + 2000 / d**0.37
+    table = pd.DataFrame({"N": n, "D": d, "loss": loss})
+    # Repeats of one run get a group each, so that loading them does not warn of duplicates.
+    return sb.load_runs(table.assign(group=np.arange(len(n)).astype(str)))
+
+
+def _csv(path: Path, runs: sb.Runs) -> Path:
+    runs.to_frame()[["N", "D", "loss"]].to_csv(path, index=False)  # warns of repeats: kept
+    return path
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str], *, quiet: bool = False) -> str:
+    """The one error line on stderr (after any warnings about the input); with ``quiet``,
+    nothing on stdout either (no work was done)."""
+    captured = capsys.readouterr()
+    lines = [x for x in captured.err.strip().splitlines() if not x.startswith("warning: ")]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("scalebayes: error: ")
+    assert not (quiet and captured.out), captured.out
+    return lines[0]
+
+
+# --- runs that cannot identify the law ---------------------------------------------------------
+
+
+def test_fewer_runs_than_free_parameters():
+    two = ladder().subset(np.arange(len(ladder())) < 2)
+    with pytest.raises(UnidentifiableError, match=r"2 runs cannot fit law 'chinchilla': it has 5 "):
+        sb.fit(two, "chinchilla", likelihood=PLAIN)
+    # The noise counts (sigma, and nu when estimated); a Delta prior pins a parameter.
+    six = ladder().subset(np.arange(len(ladder())) < 6)
+    check_identifiable(sb.load_law("chinchilla"), PLAIN, six)
+    with pytest.raises(
+        UnidentifiableError, match=r"plus the noise's \(sigma, nu\); give at least 7"
+    ):
+        check_identifiable(sb.load_law("chinchilla"), sb.Likelihood(df=None), six)
+    pinned = sb.load_law("chinchilla").with_priors({"E": "Delta(v=1.8)"})
+    check_identifiable(pinned, sb.Likelihood(df=None), six)
+
+
+def test_one_distinct_input_point():
+    same = _runs(np.full(20, 7e10), np.full(20, 1.4e12))
+    with pytest.raises(UnidentifiableError, match=r"only 1 distinct \(N, D\); law 'chinchilla'"):
+        sb.fit(same, "chinchilla", likelihood=PLAIN)
+
+
+def test_terms_constant_over_the_runs_cannot_be_told_apart():
+    one_d = _runs(np.geomspace(1e8, 1e10, 10), np.full(10, 2e10))
+    pattern = r"all 10 runs have D = 2e\+10, so the terms E, B / D\*\*beta .* E, B, beta cannot"
+    with pytest.raises(UnidentifiableError, match=pattern):
+        check_identifiable(sb.load_law("chinchilla"), PLAIN, one_d)
+    # Kaplan's law keeps D inside one term with N: Dc is still identified (Dc / D, D known).
+    check_identifiable(sb.load_law("kaplan"), PLAIN, one_d)
+
+
+def test_catalogue_laws_pass_on_real_runs(chinchilla_csv):
+    runs = sb.load_runs(chinchilla_csv)
+    frame = runs.to_frame().assign(U=lambda t: t["D"] * 2)  # one epoch: data-constrained too
+    with_u = sb.load_runs(frame[["N", "D", "U", "loss"]])
+    for law in sb.available_laws().values():
+        table = with_u if "U" in law.inputs else runs
+        check_identifiable(law, PLAIN, table)
+        with precision("float64"):
+            check_finite(law, table)
+
+
+@pytest.mark.parametrize(
+    ("stem", "message"),
+    [
+        ("vanishing_term", r"the term A / N\*\*1e\+308 is 0 \(underflow\) at every run for 100%"),
+        ("overflowing_term", r"not finite \(overflow or NaN\) .* the term A \* N\*\*1e\+308"),
+    ],
+)
+def test_a_law_not_finite_at_the_runs_is_refused(stem, message):
+    path = UNFITTABLE / f"{stem}.toml"
+    with pytest.raises(LawEvaluationError, match=message) as info:
+        sb.fit(ladder(), path, likelihood=PLAIN)
+    assert str(info.value).startswith(f"law {stem!r} ({path}): ")
+
+
+# --- the same through the CLI: one line, exit 2, before any work -------------------------------
+
+
+@pytest.fixture(scope="module")
+def ladder_csv(tmp_path_factory):
+    return _csv(tmp_path_factory.mktemp("refusals") / "runs.csv", ladder())
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("two", "2 runs cannot fit law 'chinchilla': it has 5 free parameters"),
+        ("same", "only 1 distinct (N, D); law 'chinchilla' has 5 free parameters"),
+        ("vanishing", "the term A / N**1e+308 is 0 (underflow) at every run"),
+    ],
+)
+def test_cli_refuses_unfittable_input(case, message, ladder_csv, tmp_path, capsys):
+    if case == "two":
+        argv = [str(_csv(tmp_path / "two.csv", ladder().subset(np.arange(15) < 2)))]
+    elif case == "same":
+        argv = [str(_csv(tmp_path / "same.csv", _runs(np.full(20, 7e10), np.full(20, 1.4e12))))]
+    else:
+        argv = [str(ladder_csv), "--law", str(UNFITTABLE / "vanishing_term.toml")]
+    assert main(["fit", *argv, "--discrepancy", "none", *TINY]) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_cli_prints_a_far_off_run_then_refuses(tmp_path, capsys):
+    """Warnings about the input reach stderr (they were dropped before), then the refusal."""
+    five = ladder().to_frame().iloc[:5][["N", "D", "loss"]]
+    five.loc[3, "loss"] = 1e6
+    five.to_csv(tmp_path / "five.csv", index=False)
+    assert main(["fit", str(tmp_path / "five.csv"), "--discrepancy", "none", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path}/five.csv: line 5, column 'loss': loss far off every other" in err
+    assert "5 runs cannot fit law 'chinchilla'" in err.splitlines()[-1]
+
+
+# --- outputs that cannot be written --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fit_nc(tmp_path_factory):
+    return str(sb.save_fit(chinchilla_known(), tmp_path_factory.mktemp("fit") / "fit.nc"))
+
+
+@pytest.mark.parametrize(
+    ("command", "out", "message"),
+    [
+        ("fit", "missing/fit.nc", "folder {tmp}/missing does not exist"),
+        ("fit", "fit.txt", "expected a file name ending in .nc, .nc4 or .netcdf"),
+        ("plot", "missing/bands.png", "folder {tmp}/missing does not exist"),
+        ("plot", "bands.gif", "expected a file name ending in .png, .svg or .pdf"),
+        ("report", "a_file/report", "{tmp}/a_file is a file, not a folder"),
+        ("demo", "missing/demo.nc", "folder {tmp}/missing does not exist"),
+    ],
+)
+def test_unwritable_out_is_refused_before_any_work(
+    command, out, message, ladder_csv, fit_nc, tmp_path, capsys
+):
+    (tmp_path / "a_file").write_text("")
+    target = str(tmp_path / out)
+    first = {"fit": [str(ladder_csv)], "plot": [fit_nc], "report": [fit_nc], "demo": []}[command]
+    extra = {"fit": TINY, "demo": ["--figures", ""]}.get(command, [])
+    assert main([command, *first, "--out", target, *extra]) == 2
+    line = _one_error_line(capsys, quiet=True)  # nothing read, fitted or drawn
+    assert f"--out {target}: {message.format(tmp=tmp_path)}" in line
+
+
+def test_read_only_folder_is_refused(ladder_csv, fit_nc, tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.access(locked, os.W_OK):  # root writes anyway: say so as a read-only mount would
+        monkeypatch.setattr("scalebayes.outputs.os.access", lambda path, mode: Path(path) != locked)
+    try:
+        for argv in (
+            ["fit", str(ladder_csv), "--out", str(locked / "fit.nc"), *TINY],
+            ["plot", fit_nc, "--out", str(locked / "bands.png")],
+            ["report", fit_nc, "--out", str(locked)],
+            ["report", fit_nc, "--out", str(locked / "new" / "folder")],
+        ):
+            assert main(argv) == 2
+            assert f"folder {locked} is not writable" in _one_error_line(capsys)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_library_writes_refuse_in_one_line(tmp_path):
+    with pytest.raises(OutputError, match=r"fit\.txt: expected a file name ending in \.nc"):
+        sb.save_fit(chinchilla_known(), tmp_path / "fit.txt")
+    with pytest.raises(OutputError, match="does not exist"):
+        sb.save_fit(chinchilla_known(), tmp_path / "missing" / "fit.nc")
+
+
+# --- numbers the command line must read as numbers ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["predict", "{fit}", "--N", "-7e10", "--D", "1.4e12"],
+            "N=[-70000000000.0]: expected positive",
+        ),
+        (
+            ["chance", "{fit}", "--N", "7e10", "--D", "-1.4E12", "--target", "2"],
+            "D=[-1400000000000.0]",
+        ),
+        (["optimal", "{fit}", "--compute", "-1e24"], "expected one or more positive finite FLOP"),
+    ],
+)
+def test_negative_numbers_reach_the_checks(argv, message, fit_nc, capsys):
+    assert main([a.replace("{fit}", fit_nc) for a in argv]) == 2
+    assert message in _one_error_line(capsys)
