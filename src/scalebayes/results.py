@@ -20,8 +20,7 @@ import xarray as xr
 from scalebayes.data import Runs
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.laws import Law
-from scalebayes.likelihood import Likelihood
-from scalebayes.model import log_mean, model_param_names, pointwise_log_lik, reported_param_names
+from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
 from scalebayes.runtime import DEFAULT_PRECISION, check_precision, precision
 
 # Thresholds from Vehtari et al. (2021), "Rank-normalization, folding, and localization".
@@ -231,6 +230,11 @@ class Fit:
     settings: FitSettings
     diagnostics: Diagnostics
     log_ref: Mapping[str, np.ndarray]
+    # summary() tables by interval probability, filled on first use and read back from a saved
+    # fit (io), so that showing a saved fit needs no statistics. Not copied by replace().
+    summaries: dict[float, pd.DataFrame] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def posterior(self) -> xr.Dataset:
@@ -259,6 +263,8 @@ class Fit:
         Every prediction and decision goes through this.
         """
         with precision(self.settings.precision):
+            from scalebayes.model import log_mean
+
             return log_mean(self.law, self.likelihood, params, log_inputs, self.log_ref)
 
     def law_module(self) -> Fit:
@@ -284,6 +290,8 @@ class Fit:
         log_ref = {n: v for n, v in self.log_ref.items() if n in self.law.inputs}
         with precision(self.settings.precision):
             log_inputs = {n: v for n, v in self.runs.log_inputs().items() if n in self.law.inputs}
+            from scalebayes.model import pointwise_log_lik
+
             log_lik = pointwise_log_lik(
                 self.law, decided, params, log_inputs, np.log(self.runs.loss), log_ref
             )
@@ -306,6 +314,8 @@ class Fit:
 
         Rows are :attr:`reported_names`; ``DataFrame.attrs["ci_prob"]`` records the interval's probability.
         """
+        if ci_prob in self.summaries:
+            return self.summaries[ci_prob].copy()
         import arviz_stats as azs
 
         stats = azs.summary(
@@ -321,6 +331,7 @@ class Fit:
         median = self.posterior[list(self.reported_names)].median(dim=("chain", "draw"))
         stats.insert(0, "median", [float(median[name]) for name in stats.index])
         stats.attrs["ci_prob"] = ci_prob
+        self.summaries[ci_prob] = stats.copy()
         return stats
 
     def __str__(self) -> str:
