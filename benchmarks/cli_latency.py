@@ -36,7 +36,7 @@ def commands(fit: Path, out: Path) -> dict[str, list[str]]:
         "plan": ["plan", str(fit), "--target", "1.95"],
         "plot bands": ["plot", str(fit), "--kind", "bands", "--out", str(out / "bands.png")],
         "plot frontier": ["plot", str(fit), "--kind", "frontier", "--out", str(out / "f.png")],
-        "report": ["report", str(fit), "--out", str(out / "report.html")],
+        "report": ["report", str(fit), "--out", str(out / "report")],
     }
 
 

@@ -177,8 +177,11 @@ def optimal(
     # The model decisions search (the GP left out: Fit.law_module says why); the loss reported
     # at the optimum is the whole model's.
     decided = fit.likelihood.for_decisions()
-    solved = _solver(fit.law, decided)(theta, log_c, np.log(k), np.log(low), np.log(high))
-    x, log_loss, step, exponent, at_bound = (np.asarray(a) for a in solved)
+    # Budgets padded to a power of two: each new count would compile the solver again.
+    size = max(8, 1 << (len(budgets) - 1).bit_length())
+    padded = np.pad(log_c, ((0, 0), (0, size - len(budgets))), mode="edge")
+    solved = _solver(fit.law, decided)(theta, padded, np.log(k), np.log(low), np.log(high))
+    x, log_loss, step, exponent, at_bound = (np.asarray(a)[:, : len(budgets)] for a in solved)
     if decided != fit.likelihood:  # the loss there is the whole model's, GP included
         log_loss = np.asarray(fit.log_mean(params, budget_inputs(fit.law, x, log_c, np.log(k))))
 

@@ -206,6 +206,16 @@ def log_mean(
     return mu + likelihood.discrepancy.term(law, params, log_inputs, log_ref)
 
 
+@functools.lru_cache(maxsize=32)
+def log_mean_program(law: Law, likelihood: Likelihood) -> Any:
+    """:func:`log_mean` of one law and likelihood as one compiled program.
+
+    Called eagerly, each of its array operations compiles on its own the first time it meets a
+    shape: ~100 small compiles, seconds, for the first prediction in a process.
+    """
+    return jax.jit(functools.partial(log_mean, law, likelihood))
+
+
 def reference_point(
     law: Law,
     likelihood: Likelihood,

@@ -212,6 +212,23 @@ def to_datatree(
     )
 
 
+def _padded(log_inputs: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """1-D inputs of one length n padded (with their last value) to the next power of two >= 64.
+
+    Each new input shape compiles the log mean again (~0.3 s); with every figure and command
+    asking for a different number of points, a report compiled it a dozen times. Returns the
+    padded inputs and n, or the inputs unchanged and None when they are not 1-D of one length.
+    """
+    shapes = {np.shape(v) for v in log_inputs.values()}
+    if not all(isinstance(v, np.ndarray | float) for v in log_inputs.values()):  # traced: as is
+        return dict(log_inputs), None
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1 or next(iter(shapes))[0] == 0:
+        return dict(log_inputs), None
+    (n,) = next(iter(shapes))
+    size = max(64, 1 << (n - 1).bit_length())
+    return {k: np.pad(np.asarray(v), (0, size - n), mode="edge") for k, v in log_inputs.items()}, n
+
+
 @dataclass(frozen=True)
 class Fit:
     """Posterior of one law on one set of runs. Every later step reads only this.
@@ -263,9 +280,12 @@ class Fit:
         Every prediction and decision goes through this.
         """
         with precision(self.settings.precision):
-            from scalebayes.model import log_mean
+            from scalebayes.model import log_mean_program
 
-            return log_mean(self.law, self.likelihood, params, log_inputs, self.log_ref)
+            program = log_mean_program(self.law, self.likelihood)
+            inputs, n = _padded(log_inputs)
+            out = program(dict(params), inputs, dict(self.log_ref))
+            return out if n is None else out[..., :n]
 
     def law_module(self) -> Fit:
         """The fit of the model that decisions searching over runs use (``optimal``, ``plan``).
@@ -291,9 +311,10 @@ class Fit:
         with precision(self.settings.precision):
             log_inputs = {n: v for n, v in self.runs.log_inputs().items() if n in self.law.inputs}
             from scalebayes.model import pointwise_log_lik
+            from scalebayes.runtime import compiled
 
-            log_lik = pointwise_log_lik(
-                self.law, decided, params, log_inputs, np.log(self.runs.loss), log_ref
+            log_lik = compiled(pointwise_log_lik, self.law, decided)(
+                params, log_inputs, np.log(self.runs.loss), log_ref
             )
         groups = {
             name: self.idata[name].to_dataset()
