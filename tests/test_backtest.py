@@ -239,7 +239,7 @@ def test_pool_by_hand():
 def test_score_on_the_fitted_runs_is_the_fits_own_log_likelihood(synthetic_runs, discrepancy):
     # Scored on the runs it was fitted to, the log predictive density must come from the fit's
     # own log_likelihood group, discrepancy term included (it goes through Fit.log_mean).
-    from scalebayes.model import model_param_names
+    from scalebayes.likelihood import model_param_names
 
     likelihood = sb.Likelihood(discrepancy=discrepancy)
     law = sb.load_law("chinchilla")

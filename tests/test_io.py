@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -145,3 +146,30 @@ def test_every_fit_the_library_returns_round_trips(chinchilla_fit, tmp_path):
         sb.predict(loaded, N=1e10, D=2e11).loss.to_numpy(),
         sb.predict(law_module, N=1e10, D=2e11).loss.to_numpy(),
     )
+
+
+def test_saved_fit_carries_its_parameter_table(chinchilla_fit, tmp_path):
+    """`show` reads the table saved with the fit: identical to recomputing it from the draws."""
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
+    loaded = sb.load_fit(path)
+    assert 0.9 in loaded.summaries
+    stored = loaded.summary()
+    loaded.summaries.clear()
+    recomputed = loaded.summary()
+    pd.testing.assert_frame_equal(stored, recomputed, check_exact=False, rtol=1e-12)
+    # The cache belongs to the draws: a fit derived from them computes its own table.
+    assert 0.9 not in loaded.law_module().summaries
+
+
+def test_showing_a_saved_fit_loads_no_jax(chinchilla_fit, tmp_path):
+    import subprocess
+    import sys
+
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
+    code = (
+        "import sys\nfrom scalebayes.cli import main\n"
+        f"assert main(['show', {str(path)!r}]) == 0\n"
+        "print(sorted(m for m in ('jax', 'numpyro', 'arviz_stats') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

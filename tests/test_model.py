@@ -121,7 +121,8 @@ def test_likelihood_rejects_nonsense():
 
 
 def test_curvature_discrepancy_is_the_documented_quadratic():
-    from scalebayes.model import log_mean, model_param_names
+    from scalebayes.likelihood import model_param_names
+    from scalebayes.model import log_mean
 
     law = load_law("chinchilla")
     lik = Likelihood(discrepancy="curvature")

@@ -180,8 +180,11 @@ def optimal(
     # the optimum: the GP's mean beyond the data, reverting to zero, bent L*(C) upwards past
     # the runs (Epoch's: from ~1e25 FLOPs), which no budget can buy.
     decided = fit.likelihood.for_decisions()
-    solved = _solver(fit.law, decided)(theta, log_c, np.log(k), np.log(low), np.log(high))
-    x, log_loss, step, exponent, at_bound = (np.asarray(a) for a in solved)
+    # Budgets padded to a power of two: each new count would compile the solver again.
+    size = max(8, 1 << (len(budgets) - 1).bit_length())
+    padded = np.pad(log_c, ((0, 0), (0, size - len(budgets))), mode="edge")
+    solved = _solver(fit.law, decided)(theta, padded, np.log(k), np.log(low), np.log(high))
+    x, log_loss, step, exponent, at_bound = (np.asarray(a)[:, : len(budgets)] for a in solved)
 
     def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
         return per_draw(values, posterior, dim="budget", coord=budgets, name=name, units=units)

@@ -18,12 +18,13 @@ import keyword
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-import jax
-import jax.numpy as jnp
-from jax.typing import ArrayLike
+from typing import TYPE_CHECKING
 
 from scalebayes.errors import LawError, LawFileError
+
+if TYPE_CHECKING:  # JAX loads when a formula is first evaluated: `import scalebayes` stays light
+    import jax
+    from jax.typing import ArrayLike
 
 __all__ = [
     "Expr",
@@ -278,6 +279,8 @@ def evaluate(expr: Expr, values: Mapping[str, ArrayLike]) -> jax.Array:
         The broadcast value. Powers of large inputs can overflow in float32; prefer
         :func:`log_evaluate` for fitting.
     """
+    import jax.numpy as jnp
+
     return jnp.asarray(_Evaluator(values, {}).value(expr))
 
 
@@ -312,6 +315,8 @@ def log_evaluate(
     both = sorted(set(params) & set(log_inputs) & symbols(expr))
     if both:
         raise LawError(f"{both} given both as parameter and as input")
+    import jax.numpy as jnp
+
     return jnp.asarray(_Evaluator(params, log_inputs).log(expr))
 
 
@@ -330,6 +335,8 @@ class _Evaluator:
 
     def value(self, expr: Expr) -> ArrayLike:
         """Plain value; Python floats for constants keep JAX's weak typing (no upcast)."""
+        import jax.numpy as jnp
+
         match expr:
             case Num(value=value):
                 return value
@@ -344,11 +351,13 @@ class _Evaluator:
             case Op(op="neg", args=(arg,)):
                 return -jnp.asarray(self.value(arg))
             case Op(op=op, args=(left, right)) if op in _PLAIN:
-                return _PLAIN[op](self.value(left), self.value(right))
+                return getattr(jnp, _PLAIN[op])(self.value(left), self.value(right))
         raise LawError(f"not a formula tree: {expr!r}")
 
     def log(self, expr: Expr) -> ArrayLike:
         """Natural log of the value, computed without forming large intermediate values."""
+        import jax.numpy as jnp
+
         match expr:
             case Num(value=value) if value > 0:
                 return math.log(value)
@@ -375,14 +384,14 @@ class _Evaluator:
         return jnp.log(self.value(expr))
 
 
-_PLAIN: dict[str, Callable[[ArrayLike, ArrayLike], jax.Array]] = {
-    "add": jnp.add,
-    "sub": jnp.subtract,
-    "mul": jnp.multiply,
-    "div": jnp.divide,
-    "pow": jnp.power,
-    "min": jnp.minimum,
-    "max": jnp.maximum,
+_PLAIN: dict[str, str] = {  # binary operators on plain values, by their jax.numpy name
+    "add": "add",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "divide",
+    "pow": "power",
+    "min": "minimum",
+    "max": "maximum",
 }
 
 
@@ -394,6 +403,8 @@ def _log_diff(log_a: ArrayLike, log_b: ArrayLike) -> jax.Array:
     contributes nothing to the gradient instead of ``0 * inf = NaN``. The double ``where``
     keeps the infinite derivative of ``log(-expm1(0))`` out of the backward pass.
     """
+    import jax.numpy as jnp
+
     log_a, log_b = jnp.asarray(log_a), jnp.asarray(log_b)
     gap = log_b - log_a
     equal = gap == 0

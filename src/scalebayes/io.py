@@ -9,6 +9,7 @@ later command works from the file alone.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -28,6 +29,7 @@ from scalebayes.results import Diagnostics, Fit, FitSettings
 # 2: the reference point is stored (scalebayes_log_ref) and the likelihood's discrepancy is a
 # component ({"name": ..., its priors}); files of version 1 are read as before.
 SCHEMA_VERSION = 2
+SUMMARY_CI = 0.9  # the interval of the stored parameter table (`show`, `fit`)
 _META = ("law", "likelihood", "settings", "diagnostics", "runs", "log_ref")
 _GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data", "sample_stats")
 _KEY = "scalebayes_schema_version"
@@ -58,6 +60,8 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
         "scalebayes_log_ref": json.dumps(
             {k: np.asarray(v).tolist() for k, v in fit.log_ref.items()}
         ),
+        # The parameter table `show` prints, so that reading a fit needs no statistics.
+        "scalebayes_summary": fit.summary(SUMMARY_CI).to_json(orient="split", double_precision=15),
         "scalebayes_runs": json.dumps(
             {
                 "source": runs.source,
@@ -146,9 +150,18 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
         if isinstance(err, FitFileError):
             raise
         raise FitFileError(f"{path}: damaged scalebayes fit ({type(err).__name__}: {err})") from err
+    if "scalebayes_summary" in attrs:  # optional: files before it compute the table on demand
+        fit.summaries[SUMMARY_CI] = _stored_summary(attrs["scalebayes_summary"], fit)
     tree.attrs = {}
     _check_shapes(fit, path)
     return fit
+
+
+def _stored_summary(text: str, fit: Fit) -> pd.DataFrame | None:
+    """The parameter table saved with the fit, if it lists exactly the fit's parameters."""
+    table = pd.read_json(io.StringIO(text), orient="split")
+    table.attrs["ci_prob"] = SUMMARY_CI
+    return table if tuple(table.index) == fit.reported_names else fit.summary(SUMMARY_CI)
 
 
 def _recomputed_reference(

@@ -31,15 +31,15 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import jax
-import jax.numpy as jnp
-from jax.typing import ArrayLike
+from typing import TYPE_CHECKING, Any
 
 from scalebayes import formula as fm
 from scalebayes.errors import LawError, LawFileError, PriorError
 from scalebayes.priors import FrozenDict, Prior
+
+if TYPE_CHECKING:  # JAX loads when a law is first evaluated
+    import jax
+    from jax.typing import ArrayLike
 
 __all__ = [
     "INPUTS",
@@ -163,6 +163,8 @@ class Law:
 
     def mean(self, params: Mapping[str, ArrayLike], inputs: Mapping[str, ArrayLike]) -> jax.Array:
         """Value of the law at plain-scale inputs: ``exp(log_mean(params, log(inputs)))``."""
+        import jax.numpy as jnp
+
         # Python ints to float first: jnp.log(10**13) overflows int32 when x64 is off.
         log_inputs = {
             name: jnp.log(float(value) if isinstance(value, int) else value)

@@ -160,3 +160,17 @@ class Likelihood:
             if prior is not None and name in discrepancy.prior_fields:
                 discrepancy = discrepancy.with_priors({name: prior})
         return cls(**fields, discrepancy=discrepancy)
+
+
+def model_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
+    """Every parameter a fit reports: the law's, the noise's (``sigma``, ``nu``) and the discrepancy's."""
+    likelihood = likelihood.for_law(law)
+    noise = likelihood.param_names
+    return (*law.param_names, *noise, *likelihood.discrepancy.param_names(law, noise))
+
+
+def reported_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
+    """The parameters summaries and plots show: :func:`model_param_names` less the hidden ones."""
+    likelihood = likelihood.for_law(law)
+    hidden = set(likelihood.discrepancy.hidden_names(law))
+    return tuple(n for n in model_param_names(law, likelihood) if n not in hidden)

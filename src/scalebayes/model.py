@@ -190,20 +190,6 @@ def numpyro_model(
     likelihood.observe(mu, sigma, nu, data)
 
 
-def model_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
-    """Every parameter a fit reports: the law's, the noise's (``sigma``, ``nu``) and the discrepancy's."""
-    likelihood = likelihood.for_law(law)
-    noise = likelihood.param_names
-    return (*law.param_names, *noise, *likelihood.discrepancy.param_names(law, noise))
-
-
-def reported_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
-    """The parameters summaries and plots show: :func:`model_param_names` less the hidden ones."""
-    likelihood = likelihood.for_law(law)
-    hidden = set(likelihood.discrepancy.hidden_names(law))
-    return tuple(n for n in model_param_names(law, likelihood) if n not in hidden)
-
-
 def log_mean(
     law: Law,
     likelihood: Likelihood,
@@ -218,6 +204,16 @@ def log_mean(
     """
     mu = law.log_mean(params, log_inputs)
     return mu + likelihood.discrepancy.term(law, params, log_inputs, log_ref)
+
+
+@functools.lru_cache(maxsize=32)
+def log_mean_program(law: Law, likelihood: Likelihood) -> Any:
+    """:func:`log_mean` of one law and likelihood as one compiled program.
+
+    Called eagerly, each of its array operations compiles on its own the first time it meets a
+    shape: ~100 small compiles, seconds, for the first prediction in a process.
+    """
+    return jax.jit(functools.partial(log_mean, law, likelihood))
 
 
 def reference_point(

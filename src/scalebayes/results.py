@@ -20,8 +20,7 @@ import xarray as xr
 from scalebayes.data import Runs
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.laws import Law
-from scalebayes.likelihood import Likelihood
-from scalebayes.model import log_mean, model_param_names, pointwise_log_lik, reported_param_names
+from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
 from scalebayes.runtime import DEFAULT_PRECISION, check_precision, precision
 
 # Thresholds from Vehtari et al. (2021), "Rank-normalization, folding, and localization".
@@ -213,6 +212,23 @@ def to_datatree(
     )
 
 
+def _padded(log_inputs: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """1-D inputs of one length n padded (with their last value) to the next power of two >= 64.
+
+    Each new input shape compiles the log mean again (~0.3 s); with every figure and command
+    asking for a different number of points, a report compiled it a dozen times. Returns the
+    padded inputs and n, or the inputs unchanged and None when they are not 1-D of one length.
+    """
+    shapes = {np.shape(v) for v in log_inputs.values()}
+    if not all(isinstance(v, np.ndarray | float) for v in log_inputs.values()):  # traced: as is
+        return dict(log_inputs), None
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1 or next(iter(shapes))[0] == 0:
+        return dict(log_inputs), None
+    (n,) = next(iter(shapes))
+    size = max(64, 1 << (n - 1).bit_length())
+    return {k: np.pad(np.asarray(v), (0, size - n), mode="edge") for k, v in log_inputs.items()}, n
+
+
 @dataclass(frozen=True)
 class Fit:
     """Posterior of one law on one set of runs. Every later step reads only this.
@@ -231,6 +247,11 @@ class Fit:
     settings: FitSettings
     diagnostics: Diagnostics
     log_ref: Mapping[str, np.ndarray]
+    # summary() tables by interval probability, filled on first use and read back from a saved
+    # fit (io), so that showing a saved fit needs no statistics. Not copied by replace().
+    summaries: dict[float, pd.DataFrame] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def posterior(self) -> xr.Dataset:
@@ -259,7 +280,12 @@ class Fit:
         Every prediction and decision goes through this.
         """
         with precision(self.settings.precision):
-            return log_mean(self.law, self.likelihood, params, log_inputs, self.log_ref)
+            from scalebayes.model import log_mean_program
+
+            program = log_mean_program(self.law, self.likelihood)
+            inputs, n = _padded(log_inputs)
+            out = program(dict(params), inputs, dict(self.log_ref))
+            return out if n is None else out[..., :n]
 
     def law_module(self) -> Fit:
         """The fit of the model that decisions searching over runs use (``optimal``, ``plan``).
@@ -284,8 +310,11 @@ class Fit:
         log_ref = {n: v for n, v in self.log_ref.items() if n in self.law.inputs}
         with precision(self.settings.precision):
             log_inputs = {n: v for n, v in self.runs.log_inputs().items() if n in self.law.inputs}
-            log_lik = pointwise_log_lik(
-                self.law, decided, params, log_inputs, np.log(self.runs.loss), log_ref
+            from scalebayes.model import pointwise_log_lik
+            from scalebayes.runtime import compiled
+
+            log_lik = compiled(pointwise_log_lik, self.law, decided)(
+                params, log_inputs, np.log(self.runs.loss), log_ref
             )
         groups = {
             name: self.idata[name].to_dataset()
@@ -306,6 +335,8 @@ class Fit:
 
         Rows are :attr:`reported_names`; ``DataFrame.attrs["ci_prob"]`` records the interval's probability.
         """
+        if ci_prob in self.summaries:
+            return self.summaries[ci_prob].copy()
         import arviz_stats as azs
 
         stats = azs.summary(
@@ -321,6 +352,7 @@ class Fit:
         median = self.posterior[list(self.reported_names)].median(dim=("chain", "draw"))
         stats.insert(0, "median", [float(median[name]) for name in stats.index])
         stats.attrs["ci_prob"] = ci_prob
+        self.summaries[ci_prob] = stats.copy()
         return stats
 
     def __str__(self) -> str:

@@ -25,8 +25,8 @@ from scalebayes.data import Runs, load_runs
 from scalebayes.discrepancy import Auto
 from scalebayes.errors import ScalebayesError
 from scalebayes.laws import Law, load_law
-from scalebayes.likelihood import Likelihood
-from scalebayes.model import model_data, model_param_names, pointwise_log_lik
+from scalebayes.likelihood import Likelihood, model_param_names
+from scalebayes.model import model_data, pointwise_log_lik
 from scalebayes.results import Fit, FitSettings, compute_diagnostics, to_datatree
 from scalebayes.runtime import DEFAULT_PRECISION, precision
 

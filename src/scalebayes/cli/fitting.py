@@ -95,7 +95,7 @@ def add_commands(commands: Any) -> None:
     )
     show.add_argument("fit", help="a fit written by `scalebayes fit --out`")
     show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(handler=_show)
+    show.set_defaults(handler=_show, needs_jax=False)
 
     demo = commands.add_parser(
         "demo",

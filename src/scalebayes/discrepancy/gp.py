@@ -33,6 +33,7 @@ from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.errors import ExtrapolationWarning
 from scalebayes.laws import Law
 from scalebayes.priors import Prior
+from scalebayes.runtime import compiled
 
 RAW_SITE = "_gp_raw"  # the GP's standardised basis weights, one vector site
 WEIGHTS_SITE = "gp_weights"  # the weights, scaled: the join reports them as gp_w0, gp_w1, ...
@@ -42,18 +43,6 @@ WEIGHTS_SITE = "gp_weights"  # the weights, scaled: the join reports them as gp_
 TARGET_ACCEPT = 0.95
 LAW_MODULE_NAMES = {"sigma": "sigma_law", "nu": "nu_law"}
 """How the law module's noise parameters are reported (the GP module's keep the plain names)."""
-
-
-@functools.lru_cache(maxsize=64)
-def compiled(fn: Any, *static: Any) -> Any:
-    """``fn`` with its leading hashable arguments fixed, compiled as one program.
-
-    Run eagerly, each of the GP's array operations compiles on its own the first time a shape
-    is seen: ~2 s of tiny compiles per fit on a cold cache, against ~0.3 s for one program.
-    """
-    import jax
-
-    return jax.jit(functools.partial(fn, *static))
 
 
 @dataclass(frozen=True)
@@ -139,7 +128,7 @@ class GP(Discrepancy):
 
     @override
     def check_points(self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> None:
-        far = np.asarray(hsgp.outside(law.inputs, log_inputs, ref))
+        far = np.asarray(compiled(hsgp.outside, law.inputs)(dict(log_inputs), dict(ref)))
         if far.any():
             warnings.warn(
                 f"{int(far.sum())} of {far.size} points lie more than {hsgp.BOX / 2:g} half-spans "

@@ -21,14 +21,13 @@ The component that samples it is :class:`scalebayes.discrepancy.gp.GP`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import jax
-import jax.numpy as jnp
-from numpyro.contrib.hsgp.laplacian import eigenfunctions
-from numpyro.contrib.hsgp.spectral_densities import diag_spectral_density_squared_exponential
+from typing import TYPE_CHECKING
 
 from scalebayes.errors import LawError
 from scalebayes.laws import Law
+
+if TYPE_CHECKING:  # JAX and NumPyro load when the basis is first computed
+    import jax
 
 BOX = 5.0  # half-width of the approximation's box, in half-spans of the fitted runs
 LENGTH = 1.0  # the length scale, in half-spans
@@ -69,6 +68,8 @@ def reference(
     ignored. ``mode`` holds the plain law's parameters (scalars) where its tangent space is
     taken. Keys start with ``_gp_`` so they sit beside the centre in the reference point.
     """
+    import jax.numpy as jnp
+
     out: dict[str, jax.Array] = {}
     for name in law.inputs:
         values = log_inputs[name]
@@ -93,6 +94,11 @@ def reference(
 
 def spectral_scale(dim: int) -> jax.Array:
     """Square root of the unit-amplitude SE spectral density at each basis frequency, (BASIS**dim,)."""
+    import jax.numpy as jnp
+    from numpyro.contrib.hsgp.spectral_densities import (
+        diag_spectral_density_squared_exponential,
+    )
+
     return jnp.sqrt(
         diag_spectral_density_squared_exponential(
             alpha=1.0, length=LENGTH, ell=BOX, m=BASIS, dim=dim
@@ -111,11 +117,15 @@ def term(
     The weights ``gp_w*`` (already scaled by the amplitude and spectral density) of shape P
     broadcast against inputs of shape X as scalars do; the basis axis is internal.
     """
+    import jax.numpy as jnp
+
     return jnp.sum(stacked_weights(law.inputs, params) * basis(law, log_inputs, ref), axis=-1)
 
 
 def stacked_weights(law_inputs: tuple[str, ...], params: Mapping[str, jax.Array]) -> jax.Array:
     """The weights ``gp_w*`` stacked on a last axis: shape P + (K,)."""
+    import jax.numpy as jnp
+
     return jnp.stack([jnp.asarray(params[n]) for n in weight_names(law_inputs)], axis=-1)
 
 
@@ -125,6 +135,8 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
     Past the box the inputs are clamped to its edge, so the basis (and the tangent part taken
     off it) is constant there.
     """
+    import jax.numpy as jnp
+
     z = jnp.clip(_scaled(law.inputs, log_inputs, ref), -BOX, BOX)
     clamped = {
         name: ref[name] + ref[f"_gp_half_span_{name}"] * z[..., i]
@@ -135,6 +147,8 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
 
 def _eigenfunctions(z: jax.Array) -> jax.Array:
     """The unprojected basis at scaled inputs ``z`` of shape X + (inputs,): shape X + (K,)."""
+    from numpyro.contrib.hsgp.laplacian import eigenfunctions
+
     # eigenfunctions reads a 1-D x as points of one input: give it (points, inputs) always, so
     # that a single point of a two-input law (shape () inputs, z of shape (2,)) is one point.
     flat = z.reshape(-1, z.shape[-1])
@@ -149,6 +163,8 @@ def outside(
     Past half the box the basis functions shrink towards the box's edge, so the GP's spread
     there understates what a true GP would give.
     """
+    import jax.numpy as jnp
+
     z = _scaled(law_inputs, log_inputs, ref)
     return jnp.any(jnp.abs(z) > BOX / 2, axis=-1)
 
@@ -156,6 +172,8 @@ def outside(
 def _scaled(
     law_inputs: tuple[str, ...], log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.Array]
 ) -> jax.Array:
+    import jax.numpy as jnp
+
     arrays = jnp.broadcast_arrays(*(jnp.asarray(log_inputs[n]) for n in law_inputs))
     return jnp.stack(
         [(a - ref[n]) / ref[f"_gp_half_span_{n}"] for a, n in zip(arrays, law_inputs, strict=True)],
@@ -172,6 +190,9 @@ def _tangent(
     law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.Array]
 ) -> jax.Array:
     """Jacobian of the law's log mean in its free parameters at the mode: shape X + (P,)."""
+    import jax
+    import jax.numpy as jnp
+
     mode_values = mode(law, ref)
     free = law.free_param_names
 
