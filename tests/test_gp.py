@@ -13,14 +13,8 @@ from scalebayes.discrepancy import NoDiscrepancy
 from scalebayes.discrepancy import hsgp as gp
 from scalebayes.errors import LawError
 from scalebayes.laws import load_law
-from scalebayes.likelihood import Likelihood
-from scalebayes.model import (
-    log_mean,
-    model_data,
-    model_param_names,
-    reference_point,
-    reported_param_names,
-)
+from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
+from scalebayes.model import log_mean, model_data, reference_point
 
 GP = Likelihood(discrepancy="gp")
 
