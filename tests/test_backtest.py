@@ -131,8 +131,12 @@ def test_backtest_cli_prints_the_table_and_json(known_backtest, synthetic_runs, 
     settings = ["--chains", "4", "--draws", "500", "--warmup", "500", "--quiet"]
     settings += ["--discrepancy", "none"]
     # Same table shape and settings as known_backtest: the compiled batch sampler is reused.
-    assert main(["backtest", str(path), "--holdout-budgets", "1", "2", *settings, "--json"]) == 0
+    pit = tmp_path / "pit.svg"
+    args = ["backtest", str(path), "--holdout-budgets", "1", "2", *settings, "--plot", str(pit)]
+    assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    svg = pit.read_text()  # one PIT panel per cut
+    assert svg.count('id="pit"') == 2
     assert [row["n_held"] for row in out["cuts"]] == [9, 18]
     assert all(d["max_rhat"] < 1.05 for d in out["diagnostics"])  # see assert_sampled_well
     np.testing.assert_allclose(
@@ -162,6 +166,9 @@ def test_backtest_cli_rejects_two_holdout_options(synthetic_runs, tmp_path, caps
         main(["backtest", "runs.csv", "--holdout-top", "1", "--cut", "1e20"])
     assert exit_info.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+    # A bad figure name fails before any fit, not after the sampling.
+    assert main(["backtest", "no_such_runs.csv", "--plot", "pit.jpg"]) == 2
+    assert ".png, .svg or .pdf" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- cut rules
