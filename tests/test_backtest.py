@@ -348,5 +348,9 @@ def test_lfo_is_a_view_each_run_scored_by_the_highest_cut_below_it(synthetic_run
     np.testing.assert_array_equal(elpd_i[above_high], held.scores[0].loc[above_high, "lpd"])
     np.testing.assert_array_equal(elpd_i[between], held.scores[1].loc[between, "lpd"])
     assert list(view.cuts["cut"]) == [1e21, 1e20]
+    text = str(view).splitlines()
+    assert text[2].split()[4:7] == ["IS90", "CRPS", "lpd/run"]  # after "cut (FLOPs)", fit, held
+    assert text[-1].split()[:2] == ["all", "cuts"]
+    assert view.pooled == pytest.approx(pool(pd.concat(held.scores)))
     for row, scores in zip(view.cuts.itertuples(), held.scores, strict=True):
         assert {k: getattr(row, k) for k in SCORES} == pytest.approx(pool(scores))
