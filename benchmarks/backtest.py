@@ -2,10 +2,12 @@
 
 For Epoch's Chinchilla runs (top one and two decades of compute held out) and each Open-Athena
 isoFLOP experiment (largest one and two budgets held out), fit the smaller runs with
-scalebayes.backtesting.backtest and score the held-out runs: 90 % and 50 % predictive coverage,
+scalebayes.backtesting.backtest and score the held-out runs: proper scores first (mean 90 %
+interval score and CRPS, lower is better; lpd), then 90 % and 50 % predictive coverage,
 median |error| of log loss, bias, and (Epoch) the tokens per parameter at 5.76e23 FLOPs from
-the small runs against all runs. One row per (table, cut, noise model); target: 90 % coverage
-in [85 %, 95 %]. Writes benchmarks/results/backtest.json.
+the small runs against all runs. One row per (table, cut, noise model); the noise models are
+ranked by mean interval score; target coverage: 90 % in [85 %, 95 %]. Writes
+benchmarks/results/backtest.json.
 
     python benchmarks/backtest.py [--data DIR] [--datasets epoch_chinchilla ...]
                                   [--discrepancy none curvature gp]
@@ -74,6 +76,9 @@ def main() -> None:
         "discrepancy",
         "held_out",
         "n_held",
+        "interval_score_90",
+        "crps",
+        "lpd",
         "coverage_90",
         "coverage_50",
         "median_abs_error",
@@ -83,6 +88,11 @@ def main() -> None:
         "max_rhat",
     ]
     print("\n" + table[columns].to_string(index=False, float_format="{:.4f}".format))
+    means = table.groupby("discrepancy")[["interval_score_90", "crps", "lpd", "coverage_90"]]
+    ranked = means.mean().sort_values(["interval_score_90", "crps"])
+    # Each table's cuts weigh the same in the mean; a method's rank is by its mean interval score.
+    print("\nnoise models by mean 90% interval score over all cuts (lower is better):")
+    print(ranked.to_string(float_format="{:.4f}".format))
     for discrepancy, group in table.groupby("discrepancy"):
         print(
             f"{discrepancy}: 90% coverage in [85%, 95%] for {int(group['in_target'].sum())} of "
@@ -94,7 +104,13 @@ def main() -> None:
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_average_1min']:.1f}")
     write_results(
         RESULTS / args.out,
-        {"settings": vars(args), "target_coverage_90": TARGET, "machine": info, "rows": rows},
+        {
+            "settings": vars(args),
+            "target_coverage_90": TARGET,
+            "machine": info,
+            "ranking": ranked.reset_index().to_dict("records"),
+            "rows": rows,
+        },
     )
 
 

@@ -6,9 +6,10 @@
   best kept; then 4000 bootstrap resamples of the runs, each refitted from the best start.
 - :func:`curve_fit_fit`: scipy's ``curve_fit`` (least squares on log loss) with its covariance.
 
-Both give 90 % intervals of parameters and predictive intervals for new runs
-(:func:`predictive`), so that they can be scored on held-out runs like ``scalebayes.backtest``.
-Used by benchmarks/versus.py and tests/test_versus.py; numpy and scipy only.
+Both give 90 % intervals of parameters and predictive draws for new runs (:func:`predictive`),
+so that they are scored on held-out runs like ``scalebayes.backtest``, by the same proper scores
+(:func:`scores`: interval score and CRPS from ``scalebayes.scoring``, which needs no JAX).
+Used by benchmarks/versus.py and tests/test_versus.py; numpy and scipy otherwise.
 """
 
 from __future__ import annotations
@@ -247,16 +248,24 @@ def param_intervals(method: Bootstrap | CurveFit, prob: float = 0.9) -> dict[str
 
 
 def scores(point: np.ndarray, draws: np.ndarray, observed_log_loss: np.ndarray) -> dict[str, float]:
-    """The backtest's scores of a point prediction and predictive draws (log loss)."""
+    """The backtest's scores of a point prediction and predictive draws (log loss).
+
+    As ``scalebayes.holdout.pool``'s, proper scores first: mean 90 % interval score and mean
+    CRPS of the draws (lower is better). No log predictive density: the draws have no density.
+    """
+    from scalebayes.scoring import crps, interval_score
+
     lo90, hi90 = np.quantile(draws, [0.05, 0.95], axis=0)
     lo50, hi50 = np.quantile(draws, [0.25, 0.75], axis=0)
     y = observed_log_loss
     error = y - point
     return {
-        "median_abs_error": float(np.median(np.abs(error))),
-        "mean_abs_error": float(np.mean(np.abs(error))),
-        "bias": float(np.mean(error)),
+        "interval_score_90": float(np.mean(interval_score(lo90, hi90, y, 0.1))),
+        "crps": float(np.mean(crps(draws, y))),
         "coverage_90": float(np.mean((y >= lo90) & (y <= hi90))),
         "coverage_50": float(np.mean((y >= lo50) & (y <= hi50))),
         "width_90": float(np.median(hi90 - lo90)),
+        "bias": float(np.mean(error)),
+        "median_abs_error": float(np.median(np.abs(error))),
+        "mean_abs_error": float(np.mean(np.abs(error))),
     }

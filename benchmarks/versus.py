@@ -21,9 +21,11 @@ Two measurements:
    process (imports, data, fit, 90 % intervals); scalebayes with a cold JAX compile cache
    (SCALEBAYES_COMPILE_CACHE=0). ESS per second = min bulk ESS / end-to-end seconds; for the
    bootstrap, independent draws per second.
-2. Backtest coverage on the same cuts for every method: Epoch with the top 1 and 2 decades of
+2. Backtest scores on the same cuts for every method: Epoch with the top 1 and 2 decades of
    compute held out, each Open-Athena isoFLOP experiment with its 1 and 2 largest budgets held
-   out. scalebayes rows come from scalebayes.backtesting.backtest.
+   out. scalebayes rows come from scalebayes.backtesting.backtest. Methods are ranked by the
+   mean 90 % interval score over the cuts (a proper score: width plus 20x any miss, so wide
+   intervals do not win by coverage alone), then CRPS; coverage, width and bias follow.
 
 The machine is shared: the 1-minute load average is recorded with every measurement.
 
@@ -233,8 +235,8 @@ def scalebayes_backtest(runs, method: str, holdout: dict) -> list[dict]:
         print(f"  {LABELS[method]} failed: {error}")
         return [{"method": method, "error": str(error)}]
     seconds = time.perf_counter() - started
-    keep = ["held_out", "n_fit", "n_held", "median_abs_error", "mean_abs_error", "bias"]
-    keep += ["coverage_90", "coverage_50", "width_90", "lpd"]
+    keep = ["held_out", "n_fit", "n_held", "interval_score_90", "crps", "lpd"]
+    keep += ["coverage_90", "coverage_50", "width_90", "bias", "median_abs_error", "mean_abs_error"]
     rows = []
     for row, fit in zip(result.table.to_dict("records"), result.fits, strict=False):
         rows.append(
@@ -269,14 +271,16 @@ def dataset_backtest(name: str, runs, holdout: dict, args: argparse.Namespace) -
             rows += baseline_backtest(runs, method, cuts, labels, args)
         print(f"  [{name}] {LABELS[method]} done ({rows[-1].get('seconds', 0):.0f} s)", flush=True)
     print_backtest(name, len(runs), rows)
+    print_ranking(ranking(rows), f"{name}: methods by mean 90% interval score over the cuts")
     return rows
 
 
 def print_backtest(name: str, n_runs: int, rows: list[dict]) -> None:
     print(f"\nbacktest on {name} ({n_runs} runs): fit at or below the cut, predict above")
     print(
-        f"{'method':22s} {'held out':>14s} {'fit':>4s} {'held':>4s} {'med|err|':>8s} "
-        f"{'bias':>8s} {'cover90':>7s} {'cover50':>7s} {'width90':>7s} {'seconds':>7s} {'load':>5s}"
+        f"{'method':22s} {'held out':>14s} {'fit':>4s} {'held':>4s} {'IS90':>7s} {'CRPS':>7s} "
+        f"{'cover90':>7s} {'cover50':>7s} {'width90':>7s} {'bias':>8s} {'med|err|':>8s} "
+        f"{'seconds':>7s} {'load':>5s}"
     )
     for r in rows:
         if "error" in r:
@@ -284,9 +288,53 @@ def print_backtest(name: str, n_runs: int, rows: list[dict]) -> None:
             continue
         print(
             f"{LABELS[r['method']]:22s} {r['held_out']:>14s} {r['n_fit']:4d} {r['n_held']:4d} "
-            f"{r['median_abs_error']:8.4f} {r['bias']:+8.4f} {r['coverage_90']:7.0%} "
-            f"{r['coverage_50']:7.0%} {r['width_90']:7.4f} {r['seconds']:7.0f} "
-            f"{r['load_average_1min']:5.1f}"
+            f"{r['interval_score_90']:7.4f} {r['crps']:7.4f} {r['coverage_90']:7.0%} "
+            f"{r['coverage_50']:7.0%} {r['width_90']:7.4f} {r['bias']:+8.4f} "
+            f"{r['median_abs_error']:8.4f} {r['seconds']:7.0f} {r['load_average_1min']:5.1f}"
+        )
+
+
+def ranking(rows: list[dict]) -> list[dict]:
+    """Per method, mean scores over its cuts, best (lowest) mean interval score first."""
+    import pandas as pd
+
+    table = pd.DataFrame([r for r in rows if "error" not in r])
+    if table.empty:
+        return []
+    means = table.groupby("method")[["interval_score_90", "crps", "coverage_90", "width_90"]]
+    out = means.mean().assign(cuts=table.groupby("method").size())
+    out = out.sort_values(["interval_score_90", "crps"]).reset_index()
+    return out.to_dict("records")
+
+
+def overall_ranking(backtests: dict[str, list[dict]]) -> list[dict]:
+    """Over datasets: each method's mean rank by mean interval score (1 = best on a dataset)."""
+    import pandas as pd
+
+    ranks = []
+    for name, rows in backtests.items():
+        for position, r in enumerate(ranking(rows), start=1):
+            ranks.append({"dataset": name, "method": r["method"], "rank": position, **r})
+    if not ranks:
+        return []
+    table = pd.DataFrame(ranks).groupby("method")
+    out = table[["rank", "interval_score_90", "crps", "coverage_90"]].mean()
+    out = out.assign(datasets=table.size()).sort_values(["rank", "interval_score_90", "crps"])
+    return out.reset_index().to_dict("records")
+
+
+def print_ranking(rows: list[dict], title: str) -> None:
+    print(f"\n{title} (lower is better; coverage for reference)")
+    rank = "rank" in (rows[0] if rows else {})
+    print(
+        f"{'method':22s} {'mean rank' if rank else 'cuts':>9s} {'IS90':>7s} {'CRPS':>7s} "
+        f"{'cover90':>7s}"
+    )
+    for r in rows:
+        first = f"{r['rank']:9.2f}" if rank else f"{r['cuts']:9d}"
+        print(
+            f"{LABELS[r['method']]:22s} {first} {r['interval_score_90']:7.4f} {r['crps']:7.4f} "
+            f"{r['coverage_90']:7.0%}"
         )
 
 
@@ -363,6 +411,10 @@ def main() -> int:
                 experiment, runs, {"holdout_budgets": (1, 2)}, args
             )
             save(args.out, payload)  # partial results survive an interrupted run
+    if len(payload["backtest"]) > 1:
+        payload["ranking"] = overall_ranking(payload["backtest"])
+        print_ranking(payload["ranking"], "all datasets: methods by mean rank of interval score")
+        save(args.out, payload)
     print(
         f"machine: {info['cpu']}, {info['cores']} cores (shared), load average at start "
         f"{info['load_average_1min']:.1f}, now {os.getloadavg()[0]:.1f}"

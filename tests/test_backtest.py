@@ -25,6 +25,7 @@ from scalebayes.holdout import (
     quantile_cuts,
     score,
 )
+from scalebayes.scoring import interval_score
 from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
 from scalebayes.testing import fit_from_draws, jittered_draws
 
@@ -56,7 +57,8 @@ def assert_sampled_well(diagnostics: sb.Diagnostics) -> None:
 def test_backtest_scores_the_held_out_budgets(known_backtest, synthetic_runs):
     table = known_backtest.table
     assert list(table.columns[:4]) == ["cut", "held_out", "n_fit", "n_held"]
-    assert list(table.columns[4:11]) == list(SCORES)
+    assert list(table.columns[4 : 4 + len(SCORES)]) == list(SCORES)
+    assert SCORES[:3] == ("interval_score_90", "crps", "lpd")  # proper scores first
     assert list(table["held_out"]) == ["top 1 budget", "top 2 budgets"]
     assert list(table["n_held"]) == [9, 18]  # nine runs per budget on the ladder
     assert (table["n_fit"] + table["n_held"] == len(synthetic_runs)).all()
@@ -78,7 +80,21 @@ def test_backtest_scores_the_held_out_budgets(known_backtest, synthetic_runs):
     assert known_backtest.budget == pytest.approx(10 * synthetic_runs.C.max())
     # One budget beyond the ladder, the small-run allocation interval holds the all-runs answer.
     assert bool(table["covers_all_data"].iloc[0])
-    assert "top 2 budgets" in str(known_backtest)
+    text = str(known_backtest)
+    assert "top 2 budgets" in text and "all cuts" in text
+    header = next(line for line in text.splitlines() if "held out" in line)
+    assert header.split()[4:7] == ["IS90", "CRPS", "lpd/run"]  # after "held out", fit, held
+    # Over all cuts: every (cut, run) pair once, 9 + 18 rows.
+    assert known_backtest.pooled == pytest.approx(pool(pd.concat(known_backtest.scores)))
+    # A proper score, not coverage alone: the mean interval score is at least the mean width,
+    # and each run's CRPS is at most its absolute error (CRPS <= E|X - y| <= |median - y| + ...).
+    for scores in known_backtest.scores:
+        assert (scores["interval_score_90"] >= scores["width_90"] - 1e-12).all()
+        inside = scores["inside_90"]
+        np.testing.assert_allclose(
+            scores.loc[inside, "interval_score_90"], scores.loc[inside, "width_90"]
+        )
+        assert (scores["crps"] > 0).all() and scores["pit"].between(0, 1).all()
 
 
 def test_backtest_and_lfo_give_identical_scores_for_the_same_cuts(chinchilla_lfo, synthetic_runs):
@@ -115,12 +131,22 @@ def test_backtest_cli_prints_the_table_and_json(known_backtest, synthetic_runs, 
     settings = ["--chains", "4", "--draws", "500", "--warmup", "500", "--quiet"]
     settings += ["--discrepancy", "none"]
     # Same table shape and settings as known_backtest: the compiled batch sampler is reused.
-    assert main(["backtest", str(path), "--holdout-budgets", "1", "2", *settings, "--json"]) == 0
+    pit = tmp_path / "pit.svg"
+    args = ["backtest", str(path), "--holdout-budgets", "1", "2", *settings, "--plot", str(pit)]
+    assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    svg = pit.read_text()  # one PIT panel per cut
+    assert svg.count('id="pit"') == 2
     assert [row["n_held"] for row in out["cuts"]] == [9, 18]
     assert all(d["max_rhat"] < 1.05 for d in out["diagnostics"])  # see assert_sampled_well
     np.testing.assert_allclose(
         [row["coverage_90"] for row in out["cuts"]], known_backtest.table["coverage_90"]
+    )
+    first = list(out["cuts"][0])
+    assert first.index("interval_score_90") < first.index("coverage_90")
+    assert out["all_cuts"]["n_held"] == 27
+    assert out["all_cuts"]["interval_score_90"] == pytest.approx(
+        known_backtest.pooled["interval_score_90"]
     )
 
 
@@ -140,6 +166,9 @@ def test_backtest_cli_rejects_two_holdout_options(synthetic_runs, tmp_path, caps
         main(["backtest", "runs.csv", "--holdout-top", "1", "--cut", "1e20"])
     assert exit_info.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+    # A bad figure name fails before any fit, not after the sampling.
+    assert main(["backtest", "no_such_runs.csv", "--plot", "pit.jpg"]) == 2
+    assert ".png, .svg or .pdf" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- cut rules
@@ -209,6 +238,17 @@ def test_score_definitions_on_a_known_posterior():
     assert abs(pooled["coverage_50"] - 0.5) < 0.17
     assert abs(pooled["bias"]) < 0.005
     assert pooled["lpd"] == pytest.approx(np.mean(expected))
+    # The proper scores per run from the same intervals and draws (formulas: test_scoring.py).
+    np.testing.assert_allclose(
+        rows["interval_score_90"],
+        interval_score(rows["lower_90"], rows["upper_90"], rows["log_loss"], 0.1),
+    )
+    # Calibrated forecasts: PIT values of 144 runs spread over [0, 1] (mean 0.5, se 0.024).
+    assert abs(rows["pit"].mean() - 0.5) < 0.1
+    # Expected CRPS of a forecast that is the outcome's distribution: E|X - Y| / 2 for X, Y
+    # iid, 0.0074 for t4 with scale 0.01 (numerically). Per-run CRPS has sd ~0.005, so the
+    # mean over 144 runs has se ~0.0004: the bounds are ~5 se.
+    assert 0.0055 < pooled["crps"] < 0.0095
     assert pooled["coverage_90"] == np.mean(rows["inside_90"]) and n == 144
 
 
@@ -219,11 +259,15 @@ def test_pool_by_hand():
             "inside_90": [True, False, True],
             "inside_50": [False, False, True],
             "width_90": [0.04, 0.05, 0.06],
+            "interval_score_90": [0.04, 0.45, 0.06],
+            "crps": [0.01, 0.02, 0.06],
             "lpd": [1.0, 2.0, 4.0],
         }
     )
     assert pool(rows) == pytest.approx(
         {
+            "interval_score_90": 0.55 / 3,
+            "crps": 0.03,
             "median_abs_error": 0.02,
             "mean_abs_error": 0.02,
             "bias": 0.0,
@@ -304,5 +348,9 @@ def test_lfo_is_a_view_each_run_scored_by_the_highest_cut_below_it(synthetic_run
     np.testing.assert_array_equal(elpd_i[above_high], held.scores[0].loc[above_high, "lpd"])
     np.testing.assert_array_equal(elpd_i[between], held.scores[1].loc[between, "lpd"])
     assert list(view.cuts["cut"]) == [1e21, 1e20]
+    text = str(view).splitlines()
+    assert text[2].split()[4:7] == ["IS90", "CRPS", "lpd/run"]  # after "cut (FLOPs)", fit, held
+    assert text[-1].split()[:2] == ["all", "cuts"]
+    assert view.pooled == pytest.approx(pool(pd.concat(held.scores)))
     for row, scores in zip(view.cuts.itertuples(), held.scores, strict=True):
         assert {k: getattr(row, k) for k in SCORES} == pytest.approx(pool(scores))

@@ -314,10 +314,11 @@ def test_comparison_plot(fit, runs):
 
 
 @pytest.mark.parametrize("kind", figures.KINDS)
-def test_draw_every_kind(fit, kind, tmp_path):
+def test_draw_every_kind(fit, runs, kind, tmp_path):
     before = set(plt.get_fignums())
     budgets = {"frontier": [1e24], "isoflop": [1e20, 3e20]}.get(kind)
-    figure = figures.draw(fit, kind, budgets=budgets)
+    heldout = runs if kind == "pit" else None
+    figure = figures.draw(fit, kind, budgets=budgets, heldout=heldout)
     assert figure.axes
     path = tmp_path / f"{kind}.svg"
     plots.save(figure, str(path))
@@ -334,6 +335,37 @@ def test_draw_and_save_errors(fit, tmp_path):
     with pytest.raises(ScalebayesError, match=r"\.png, \.svg or \.pdf"):
         plots.save(figure, str(tmp_path / "fig.jpg"))
     assert not plt.fignum_exists(figure.number)
+
+
+def test_pit_of_heldout_runs(fit, runs):
+    from matplotlib.patches import StepPatch
+
+    ax = figures.draw(fit, "pit", heldout=runs, seed=1).axes[0]
+    assert ax.get_xlabel() == "PIT: share of predictive draws below the observed log loss"
+    assert ax.get_ylabel() == "held-out runs per bin"
+    assert "chinchilla: PIT of 15 held-out runs" in ax.get_title()
+    bars = {p.get_gid(): p for p in ax.patches if isinstance(p, StepPatch) and p.get_gid()}
+    counts, edges, _ = bars["pit"].get_data()
+    assert counts.sum() == len(runs) and edges[0] == 0.0 and edges[-1] == 1.0
+    (uniform,) = [line for line in ax.lines if line.get_gid() == "uniform"]
+    assert uniform.get_ydata()[0] == pytest.approx(len(runs) / len(counts))
+    assert any(p.get_gid() == "uniform band" for p in ax.patches)
+    with pytest.raises(ScalebayesError, match="--heldout"):
+        figures.draw(fit, "pit")
+
+
+def test_draw_pit_one_panel_per_cut(fit, runs):
+    from scalebayes.holdout import score
+
+    big = runs.C > 5e19
+    scores = [score(fit, runs, big), score(fit, runs, runs.C > 5e20)]
+    figure = figures.draw_pit("chinchilla", scores, ["top 2 budgets", "top 1 budget"])
+    titles = [ax.get_title() for ax in figure.axes]
+    assert len(titles) == 2
+    assert f"PIT of {int(big.sum())} held-out runs, top 2 budgets" in titles[0]
+    assert "top 1 budget" in titles[1]
+    with pytest.raises(ScalebayesError, match="no held-out"):
+        figures.draw_pit("chinchilla", [], [])
 
 
 def test_reachable_from_the_package():

@@ -200,7 +200,14 @@ def test_plot_bands_marks_heldout_runs(fit_files, tmp_path, capsys):
         )
         == 2
     )
-    assert "bands only" in capsys.readouterr().err
+    assert "bands and the pit plot only" in capsys.readouterr().err
+    # The same held-out runs, scored: their PIT histogram.
+    args = ["plot", str(fit_files[0]), "--kind", "pit", "--heldout", str(csv)]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    svg = out.read_text()
+    assert 'id="pit"' in svg and 'id="uniform"' in svg
+    assert cli.main(["plot", str(fit_files[0]), "--kind", "pit", "--out", str(out)]) == 2
+    assert "--heldout RUNS" in capsys.readouterr().err
 
 
 def test_plot_axis_only_for_bands(fit_files, tmp_path, capsys):

@@ -85,4 +85,6 @@ def test_intervals_and_predictive_scores_run(method):
     assert point.shape == (5,) and draws.shape[1] == 5
     scores = bl.scores(point, draws, np.log(runs.loss[:5]))
     assert 0 <= scores["coverage_90"] <= 1 and scores["width_90"] > 0
+    # The same proper scores as scalebayes' backtest (negatively oriented, in log loss).
+    assert scores["interval_score_90"] > 0 and scores["crps"] > 0
     assert scores["median_abs_error"] < 0.05

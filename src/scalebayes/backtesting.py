@@ -3,9 +3,10 @@
 The question before a big run is how well a fit of the runs one has predicts a run *beyond*
 them. A backtest answers it on the user's own table: for each compute cut-off, the law is
 fitted to the runs at or below the cut and the runs above it are predicted (as new runs, noise
-included), then scored: errors of the median prediction, signed bias, 50 % and 90 % predictive
-coverage, interval width and log predictive density. It also compares the compute-optimal
-allocation at a planning budget from each small-run fit with the one from all the runs.
+included), then scored: by proper scores first (the 90 % interval score, CRPS, log predictive
+density), then 50 % and 90 % predictive coverage, interval width, signed bias and errors of the
+median prediction. It also compares the compute-optimal allocation at a planning budget from
+each small-run fit with the one from all the runs.
 
 A view of :mod:`scalebayes.holdout`, as leave-future-out is: the backtest's cut rules (decades
 or budgets held out at the top, or FLOPs), the shared scores, and the allocation check. All
@@ -27,7 +28,16 @@ import pandas as pd
 from scalebayes.allocate import optimal
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import AllocationWarning, ExtrapolationWarning, ScalebayesError
-from scalebayes.holdout import SCORES, Cut, budget_cuts, decade_cuts, fit_holdout, flop_cuts
+from scalebayes.formatting import score_header, score_line
+from scalebayes.holdout import (
+    SCORES,
+    Cut,
+    budget_cuts,
+    decade_cuts,
+    fit_holdout,
+    flop_cuts,
+    pool_cuts,
+)
 from scalebayes.results import Settings
 
 if TYPE_CHECKING:
@@ -43,16 +53,19 @@ class Backtest:
     """Scores of small-run fits on the larger runs they did not see.
 
     ``table`` has one row per cut-off: ``cut`` (FLOPs), ``held_out`` (what was held out, in
-    words), ``n_fit``, ``n_held``; errors of the median prediction in log loss (``median_abs_error``,
-    ``mean_abs_error``, and ``bias``, the mean of observed minus predicted: negative means the
-    fit predicted too high a loss); ``coverage_90``, ``coverage_50`` (share
-    of held-out losses inside the predictive intervals), ``width_90`` (median width of the 90 %
-    interval, log loss); ``lpd`` (mean log predictive density per held-out run, loss scale);
-    and, at the planning ``budget``, the small-run fit's tokens per parameter (median and 90 %
-    interval) with ``covers_all_data`` saying whether that interval contains the all-runs
-    fit's median. These are :func:`scalebayes.holdout.pool`'s scores, as leave-future-out's.
-    ``fits`` are the small-run fits, then the all-runs fit (unless ``fit_all=False``).
-    ``scores`` holds, per cut, the scores of each held-out run (:func:`scalebayes.holdout.score`).
+    words), ``n_fit``, ``n_held``; the pooled scores of the held-out runs
+    (:func:`scalebayes.holdout.pool`, as leave-future-out's), proper scores first:
+    ``interval_score_90`` (mean interval score of the 90 % predictive interval, log loss) and
+    ``crps`` (mean CRPS, log loss), lower is better; ``lpd`` (mean log predictive density per
+    run, loss scale), higher is better; then ``coverage_90``, ``coverage_50`` (share of
+    held-out losses inside the predictive intervals), ``width_90`` (median width of the 90 %
+    interval, log loss), ``bias`` (mean of observed minus predicted log loss: negative means
+    the fit predicted too high a loss), ``median_abs_error``, ``mean_abs_error``; and, at the
+    planning ``budget``, the small-run fit's tokens per parameter (median and 90 % interval)
+    with ``covers_all_data`` saying whether that interval contains the all-runs fit's median.
+    :attr:`pooled` pools the scores over all cuts. ``fits`` are the small-run fits, then the
+    all-runs fit (unless ``fit_all=False``). ``scores`` holds, per cut, the scores of each
+    held-out run (:func:`scalebayes.holdout.score`, with its PIT).
     """
 
     law: str
@@ -69,28 +82,33 @@ class Backtest:
             raise ScalebayesError("this backtest did not fit all the runs (fit_all=False)")
         return self.fits[-1]
 
+    @property
+    def pooled(self) -> dict[str, float]:
+        """The scores over all cuts (:func:`scalebayes.holdout.pool_cuts`): each (cut, run) once."""
+        return pool_cuts(self.scores)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable: law, budget, one record per cut-off, each fit's diagnostics."""
+        """JSON-serialisable: law, budget, one record per cut-off, all cuts pooled, diagnostics."""
         return {
             "law": self.law,
             "budget": self.budget,
             "cuts": self.table.to_dict(orient="records"),
+            "all_cuts": {"n_held": int(self.table["n_held"].sum()), **self.pooled},
             "diagnostics": [{**f.diagnostics.to_dict(), "ok": f.diagnostics.ok} for f in self.fits],
         }
 
     def __str__(self) -> str:
         lines = [
             f"backtest of law {self.law}: fit the runs at or below each cut, predict the rest "
-            "(new-run predictive intervals; errors in log loss)",
-            f"{'held out':>22s} {'fit':>4s} {'held':>4s} {'med|err|':>8s} {'bias':>8s} "
-            f"{'cover90':>7s} {'cover50':>7s} {'width90':>7s} {'lpd/run':>7s}",
+            "(new-run predictive distributions, in log loss)",
+            "proper scores: 90% interval score and CRPS (lower is better), lpd (higher is better)",
+            score_header("held out", 22),
         ]
         for row in self.table.itertuples():
-            lines.append(
-                f"{row.held_out:>22s} {row.n_fit:4d} {row.n_held:4d} {row.median_abs_error:8.4f} "
-                f"{row.bias:+8.4f} {row.coverage_90:7.0%} {row.coverage_50:7.0%} "
-                f"{row.width_90:7.4f} {row.lpd:7.2f}"
-            )
+            lines.append(score_line(row.held_out, 22, row.n_fit, row.n_held, row._asdict()))
+        if len(self.table) > 1:
+            n_held = int(self.table["n_held"].sum())
+            lines.append(score_line("all cuts", 22, None, n_held, self.pooled))
         if self.budget is not None:
             full = self.table["all_data_tokens_per_param"].iloc[0]
             lines.append(

@@ -8,20 +8,24 @@ and :func:`draw` does both for one figure kind: this is what ``scalebayes plot``
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from scalebayes import plots
 from scalebayes.allocate import Allocation, optimal, require_n_and_d
 from scalebayes.errors import ExtrapolationWarning, ScalebayesError
+from scalebayes.holdout import score
 from scalebayes.plots._common import check_axis, figure_of
 from scalebayes.plots.bands import default_axis
 from scalebayes.plots.isoflop import MIN_RUNS, WIDTH_DECADES, data_budgets, runs_at_budget
 from scalebayes.prediction import Prediction, log_mean_at, predict
+from scalebayes.scoring import PitHistogram, pit_histogram
 from scalebayes.summaries import per_draw
 
 if TYPE_CHECKING:
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from scalebayes.plots.frontier import Reference
     from scalebayes.results import Fit
 
-KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
+KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals", "pit")
 # The frontier is drawn from the smallest run's compute to this many times the largest's.
 FRONTIER_REACH = 1e4
 
@@ -66,7 +70,9 @@ def draw(
     kind : str
         ``bands`` (loss against compute with credible and predictive bands), ``frontier``
         (N*, D*, L* against compute), ``isoflop`` (loss against N per budget in the data),
-        ``trace``, ``rank``, ``pairs`` (ArviZ), ``prior`` (prior vs posterior) or ``residuals``.
+        ``trace``, ``rank``, ``pairs`` (ArviZ), ``prior`` (prior vs posterior), ``residuals``
+        or ``pit`` (the PIT histogram of ``heldout`` runs, which it needs; a backtest's
+        per-cut PIT: :func:`draw_pit`).
     budgets : sequence of float, optional
         FLOPs: the budgets the ``frontier`` must reach, or the budgets of the ``isoflop``
         curves (default the data's own); no other kind takes budgets.
@@ -77,19 +83,27 @@ def draw(
     others : mapping of name to Fit, optional
         Fits of other laws whose frontiers ``frontier`` overlays (each law must take N and D).
     heldout : Runs, optional
-        Runs the fit did not see, marked on ``bands`` (e.g. the largest runs of a backtest).
+        Runs the fit did not see (e.g. the largest runs of a backtest): marked on ``bands``,
+        scored by ``pit``.
     axis : {"C", "N", "D"}, optional
         Horizontal axis of ``bands``: compute (default for laws of N and D), or N at the runs'
         median D, or D at their median N.
     seed : int
-        Seed of the new-run noise in ``bands``.
+        Seed of the new-run noise in ``bands`` and ``pit``.
     """
     if kind not in KINDS:
         raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
     if others and kind != "frontier":
         raise ScalebayesError(f"other fits are overlaid on the frontier only, not on {kind!r}")
-    if heldout is not None and kind != "bands":
-        raise ScalebayesError(f"held-out runs are drawn on the bands only, not on {kind!r}")
+    if heldout is not None and kind not in ("bands", "pit"):
+        raise ScalebayesError(
+            f"held-out runs are drawn on the bands and the pit plot only, not on {kind!r}"
+        )
+    if heldout is None and kind == "pit":
+        raise ScalebayesError(
+            "the pit plot scores runs the fit did not see: give them (heldout=, --heldout "
+            "RUNS), or draw a backtest's (scalebayes backtest ... --plot pit.png)"
+        )
     if axis is not None and kind != "bands":
         raise ScalebayesError(f"axis= applies to the bands plot, not to {kind!r}")
     if budgets is not None and kind not in ("frontier", "isoflop"):
@@ -139,6 +153,12 @@ def _figure(
         return figure_of(plots.prior_posterior(fit))
     if kind == "residuals":
         return figure_of(plots.residuals(fit, residual_draws(fit), noise_interval(fit)))
+    if kind == "pit":
+        assert heldout is not None  # draw() checked
+        rows = score(fit, heldout, seed=seed)
+        source = os.path.basename(str(heldout.source))
+        histogram = pit_histogram(rows["pit"].to_numpy(), label=f"from {source}")
+        return figure_of(plots.pit(histogram, law=fit.law.name))
     return figure_of(getattr(plots, kind)(fit))
 
 
@@ -291,3 +311,38 @@ def noise_interval(fit: Fit, prob: float = 0.9) -> xr.DataArray:
     )
     out.attrs["prob"] = prob
     return out
+
+
+def pit_histograms(
+    scores: Sequence[pd.DataFrame],
+    labels: Sequence[str],
+    *,
+    bins: int | None = None,
+    prob: float = 0.9,
+) -> list[PitHistogram]:
+    """Per cut, the PIT histogram of its held-out runs (:func:`scalebayes.holdout.score` rows)."""
+    return [
+        pit_histogram(rows["pit"].to_numpy(), bins=bins, prob=prob, label=str(label))
+        for rows, label in zip(scores, labels, strict=True)
+    ]
+
+
+def draw_pit(
+    law: str,
+    scores: Sequence[pd.DataFrame],
+    labels: Sequence[str],
+    *,
+    bins: int | None = None,
+    prob: float = 0.9,
+) -> Figure:
+    """A backtest's (or leave-future-out's) PIT histograms, one panel per cut; caller saves it.
+
+    ``scores`` and ``labels`` as :class:`scalebayes.backtesting.Backtest` holds them
+    (``backtest.scores``, ``backtest.table["held_out"]``); ``bins`` default: about five runs a
+    bin; ``prob``: the uniform band's probability.
+    """
+    if not scores:
+        raise ScalebayesError("no held-out scores to draw")
+    return figure_of(
+        plots.pit_panels(pit_histograms(scores, labels, bins=bins, prob=prob), law=law)
+    )

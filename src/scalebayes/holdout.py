@@ -9,8 +9,10 @@ them. Every such check here is the same machinery:
   backtest's) or explicit FLOPs (:func:`flop_cuts`);
 - :func:`fit_holdout` fits every cut in one :func:`scalebayes.fit_batch` call (the held-out
   runs stay in the data with weight 0, so all cuts share one compiled sampler and one run);
-- :func:`score` scores a fit's predictions of the held-out runs, one row per run, and
-  :func:`pool` pools those rows per cut. Nothing else scores held-out runs.
+- :func:`score` scores a fit's predictions of the held-out runs, one row per run: proper
+  scores first (interval score, CRPS, log predictive density; :mod:`scalebayes.scoring`), then
+  coverage, width, errors and the PIT; :func:`pool` pools those rows per cut and
+  :func:`pool_cuts` over cuts. Nothing else scores held-out runs.
 
 :func:`scalebayes.backtest` and :func:`scalebayes.lfo` are views of a :class:`Holdout`: the
 backtest adds the allocation check, leave-future-out the one-step-ahead elpd.
@@ -31,6 +33,7 @@ from scalebayes.fitting import fit_batch
 from scalebayes.prediction import noise_draws
 from scalebayes.results import Settings
 from scalebayes.runtime import in_fit_precision
+from scalebayes.scoring import INTERVAL_ALPHA, crps, interval_score, pit
 
 if TYPE_CHECKING:
     from scalebayes.data import Runs
@@ -50,6 +53,7 @@ __all__ = [
     "fit_holdout",
     "flop_cuts",
     "pool",
+    "pool_cuts",
     "quantile_cuts",
     "score",
 ]
@@ -59,15 +63,19 @@ DEFAULT_QUANTILES = (0.5, 0.6, 0.7, 0.8)
 half the runs, the last holds out the top fifth."""
 
 SCORES = (
-    "median_abs_error",
-    "mean_abs_error",
-    "bias",
+    "interval_score_90",
+    "crps",
+    "lpd",
     "coverage_90",
     "coverage_50",
     "width_90",
-    "lpd",
+    "bias",
+    "median_abs_error",
+    "mean_abs_error",
 )
-"""The pooled scores of one cut, in the order tables show them (see :func:`pool`)."""
+"""The pooled scores of one cut, in the order tables show them (see :func:`pool`): the proper
+scores first (interval score and CRPS, lower is better; lpd, higher is better), then coverage,
+which alone rewards wide intervals."""
 
 MIN_FIT = 3  # fewer runs than this leave a law of 3-5 parameters unidentified
 
@@ -316,9 +324,13 @@ def score(fit: Fit, runs: Runs, held: np.ndarray | None = None, *, seed: int = 0
         ``log_loss`` (observed), ``median`` and the 90 % and 50 % predictive interval
         (``lower_90``, ``upper_90``, ``lower_50``, ``upper_50``) of a new run's log loss,
         ``error`` (observed minus median: negative means the fit predicted too high a loss),
-        ``width_90``; ``inside_90``, ``inside_50`` (the loss lies in the interval); and
-        ``lpd``, the log predictive density of the loss (loss scale, as in the fit's
-        log_likelihood group): the log of its density averaged over posterior draws.
+        ``width_90``; ``inside_90``, ``inside_50`` (the loss lies in the interval); the
+        proper scores (:mod:`scalebayes.scoring`): ``interval_score_90`` (the 90 % interval's
+        width plus 20 times the distance by which the log loss falls outside it) and ``crps``
+        (of the predictive draws), both in log loss, lower is better, and ``lpd``, the log
+        predictive density of the loss (loss scale, as in the fit's log_likelihood group: the
+        log of its density averaged over posterior draws), higher is better; and ``pit``, the
+        share of predictive draws below the observed log loss.
     """
     held = np.ones(len(runs), bool) if held is None else np.asarray(held, bool)
     if held.shape != (len(runs),):
@@ -356,7 +368,10 @@ def score(fit: Fit, runs: Runs, held: np.ndarray | None = None, *, seed: int = 0
             "width_90": upper_90 - lower_90,
             "inside_90": (y >= lower_90) & (y <= upper_90),
             "inside_50": (y >= lower_50) & (y <= upper_50),
+            "interval_score_90": interval_score(lower_90, upper_90, y, INTERVAL_ALPHA),
+            "crps": crps(log_pred, y),
             "lpd": lpd,
+            "pit": pit(log_pred, y),
         },
         index=pd.Index(np.flatnonzero(held), name="run"),
     )
@@ -365,19 +380,32 @@ def score(fit: Fit, runs: Runs, held: np.ndarray | None = None, *, seed: int = 0
 def pool(scores: pd.DataFrame) -> dict[str, float]:
     """One cut's scores from :func:`score`'s rows, the columns :data:`SCORES`.
 
-    ``median_abs_error``, ``mean_abs_error``: of the median prediction, log loss (about the
-    relative error of the loss); ``bias``: mean of observed minus predicted log loss;
-    ``coverage_90``, ``coverage_50``: share of losses inside the predictive intervals;
-    ``width_90``: median width of the 90 % interval, log loss; ``lpd``: mean log predictive
-    density per run (loss scale).
+    ``interval_score_90``, ``crps``: means over the runs, log loss, lower is better (proper
+    scores: no forecast beats the true distribution on average); ``lpd``: mean log predictive
+    density per run (loss scale), higher is better; ``coverage_90``, ``coverage_50``: share of
+    losses inside the predictive intervals; ``width_90``: median width of the 90 % interval,
+    log loss; ``bias``: mean of observed minus predicted log loss; ``median_abs_error``,
+    ``mean_abs_error``: of the median prediction, log loss (about the relative error of the
+    loss).
     """
     error = scores["error"].to_numpy()
     return {
-        "median_abs_error": float(np.median(np.abs(error))),
-        "mean_abs_error": float(np.mean(np.abs(error))),
-        "bias": float(np.mean(error)),
+        "interval_score_90": float(np.mean(scores["interval_score_90"])),
+        "crps": float(np.mean(scores["crps"])),
+        "lpd": float(np.mean(scores["lpd"])),
         "coverage_90": float(np.mean(scores["inside_90"])),
         "coverage_50": float(np.mean(scores["inside_50"])),
         "width_90": float(np.median(scores["width_90"])),
-        "lpd": float(np.mean(scores["lpd"])),
+        "bias": float(np.mean(error)),
+        "median_abs_error": float(np.median(np.abs(error))),
+        "mean_abs_error": float(np.mean(np.abs(error))),
     }
+
+
+def pool_cuts(scores: Sequence[pd.DataFrame]) -> dict[str, float]:
+    """The scores of several cuts pooled: :func:`pool` of all their rows together.
+
+    Every (cut, run) pair counts once, so a run held out by two cuts counts twice (a backtest's
+    nested cuts hold the largest runs out every time).
+    """
+    return pool(pd.concat(list(scores)))

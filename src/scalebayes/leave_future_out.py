@@ -23,7 +23,15 @@ import pandas as pd
 import xarray as xr
 
 from scalebayes.data import Runs, load_runs
-from scalebayes.holdout import DEFAULT_QUANTILES, SCORES, Holdout, fit_holdout, quantile_cuts
+from scalebayes.formatting import score_header, score_line
+from scalebayes.holdout import (
+    DEFAULT_QUANTILES,
+    SCORES,
+    Holdout,
+    fit_holdout,
+    pool_cuts,
+    quantile_cuts,
+)
 from scalebayes.results import Fit, Settings
 
 if TYPE_CHECKING:
@@ -47,10 +55,11 @@ class LFO:
     cuts : DataFrame
         One row per compute cut-off: ``cut`` (FLOPs), ``n_fit`` and ``n_held`` (runs at or
         below and above it); the scores of the held-out runs, as the backtest's
-        (:func:`scalebayes.holdout.pool`): ``lpd`` (mean log predictive density, loss scale),
-        ``coverage_90``, ``coverage_50`` (share of losses inside the predictive intervals),
-        ``width_90``, ``median_abs_error``, ``mean_abs_error`` and ``bias`` (log loss); and
-        the refit's ``max_rhat``, ``n_divergent``.
+        (:func:`scalebayes.holdout.pool`): ``interval_score_90`` and ``crps`` (means, log
+        loss, lower is better), ``lpd`` (mean log predictive density, loss scale, higher is
+        better), ``coverage_90``, ``coverage_50`` (share of losses inside the predictive
+        intervals), ``width_90``, ``bias``, ``median_abs_error`` and ``mean_abs_error`` (log
+        loss); and the refit's ``max_rhat``, ``n_divergent``.
     elpd_i : DataArray, dims (run,)
         One-step-ahead log predictive density of every run above the first cut, each scored by
         the refit at the highest cut below its compute, so that every run counts once; ``run``
@@ -66,6 +75,11 @@ class LFO:
     elpd_i: xr.DataArray
     fits: tuple[Fit, ...]
     scores: tuple[pd.DataFrame, ...] = ()
+
+    @property
+    def pooled(self) -> dict[str, float]:
+        """The scores over all cuts (:func:`scalebayes.holdout.pool_cuts`): each (cut, run) once."""
+        return pool_cuts(self.scores)
 
     @property
     def elpd(self) -> float:
@@ -120,15 +134,15 @@ class LFO:
         lines = [
             f"leave-future-out, law {self.law}: elpd {self.elpd:.1f} (se {self.se:.1f}) over "
             f"{self.elpd_i.size} runs, each predicted from the runs below it",
-            f"{'cut (FLOPs)':>12s} {'fit':>5s} {'held':>5s} {'lpd/run':>8s} {'cover90':>7s} "
-            f"{'cover50':>7s} {'med|err|':>8s} {'bias':>8s} {'R-hat':>6s} {'div':>4s}",
+            "proper scores: 90% interval score and CRPS (lower is better), lpd (higher is better)",
+            f"{score_header('cut (FLOPs)', 12)} {'R-hat':>6s} {'div':>4s}",
         ]
         for row in self.cuts.itertuples():
-            lines.append(
-                f"{row.cut:12.3g} {row.n_fit:5d} {row.n_held:5d} {row.lpd:8.3f} "
-                f"{row.coverage_90:7.0%} {row.coverage_50:7.0%} {row.median_abs_error:8.4f} "
-                f"{row.bias:+8.4f} {row.max_rhat:6.3f} {row.n_divergent:4d}"
-            )
+            line = score_line(f"{row.cut:.3g}", 12, row.n_fit, row.n_held, row._asdict())
+            lines.append(f"{line} {row.max_rhat:6.3f} {row.n_divergent:4d}")
+        if self.scores and len(self.cuts) > 1:
+            n_held = int(self.cuts["n_held"].sum())
+            lines.append(score_line("all cuts", 12, None, n_held, self.pooled))
         return "\n".join(lines)
 
 

@@ -19,13 +19,10 @@ import xarray as xr
 
 from scalebayes.data import Runs
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
+from scalebayes.health import Diagnostics, diagnose
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
 from scalebayes.runtime import DEFAULT_PRECISION, check_precision, precision
-
-# Thresholds from Vehtari et al. (2021), "Rank-normalization, folding, and localization".
-RHAT_MAX = 1.01
-ESS_PER_CHAIN_MIN = 100
 
 
 @dataclass(frozen=True)
@@ -99,81 +96,18 @@ class FitSettings(Settings):
         }
 
 
-@dataclass(frozen=True)
-class Diagnostics:
-    """Sampler health, from ArviZ: worst R-hat and ESS over parameters, divergences, tree depth."""
-
-    max_rhat: float
-    min_ess_bulk: float
-    min_ess_tail: float
-    n_divergent: int
-    n_max_treedepth: int
-    n_draws: int
-    chains: int
-
-    @property
-    def problems(self) -> list[str]:
-        """Each failed check as a sentence with what to try; empty when all pass."""
-        found = []
-        if not self.max_rhat <= RHAT_MAX:
-            found.append(
-                f"max R-hat {self.max_rhat:.3f} > {RHAT_MAX}: chains disagree; "
-                "try more warmup (--warmup) or check that the law suits the data"
-            )
-        if not self.min_ess_bulk >= ESS_PER_CHAIN_MIN * self.chains:
-            found.append(
-                f"min ESS bulk {self.min_ess_bulk:.0f} < {ESS_PER_CHAIN_MIN * self.chains}: "
-                "too few effective draws; try more draws"
-            )
-        if self.n_divergent:
-            found.append(
-                f"{self.n_divergent} divergent transitions: the posterior has regions NUTS "
-                "cannot follow; try target_accept=0.95 or tighter priors"
-            )
-        if self.n_max_treedepth:
-            found.append(
-                f"{self.n_max_treedepth} draws hit the maximum tree depth: sampling is "
-                "inefficient; try max_tree_depth=12 or a reparameterised law"
-            )
-        return found
-
-    @property
-    def ok(self) -> bool:
-        """True when every check passes."""
-        return not self.problems
-
-    def __str__(self) -> str:
-        verdict = "ok" if self.ok else "CHECK"
-        return (
-            f"diagnostics: max R-hat {self.max_rhat:.3f}, min ESS bulk {self.min_ess_bulk:.0f} "
-            f"/ tail {self.min_ess_tail:.0f}, {self.n_divergent} divergent, "
-            f"{self.n_max_treedepth} at max tree depth "
-            f"({self.chains} chains x {self.n_draws // self.chains} draws) [{verdict}]"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable copy."""
-        return dict(self.__dict__)
-
-
 def compute_diagnostics(idata: xr.DataTree, law: Law, likelihood: Likelihood) -> Diagnostics:
-    """R-hat, bulk/tail ESS (ArviZ), divergences and tree-depth saturation of a posterior."""
-    import arviz_stats as azs
+    """R-hat, bulk/tail ESS (ArviZ), divergences and tree-depth saturation of a posterior.
 
+    Over every sampled parameter (:func:`scalebayes.model.model_param_names`, the
+    discrepancy's included); :func:`scalebayes.health.diagnose` does the arithmetic.
+    """
     names = [n for n in model_param_names(law, likelihood) if _is_sampled(law, n)]
-    rhat = azs.rhat(idata, var_names=names).to_dataset()
-    bulk = azs.ess(idata, var_names=names, method="bulk").to_dataset()
-    tail = azs.ess(idata, var_names=names, method="tail").to_dataset()
-    stats = idata["sample_stats"]
     posterior = idata["posterior"]
-    return Diagnostics(
-        max_rhat=float(max(float(rhat[n]) for n in names)),
-        min_ess_bulk=float(min(float(bulk[n]) for n in names)),
-        min_ess_tail=float(min(float(tail[n]) for n in names)),
-        n_divergent=int(stats["diverging"].sum()),
-        n_max_treedepth=int(stats["reached_max_treedepth"].sum()),
-        n_draws=int(posterior.sizes["chain"] * posterior.sizes["draw"]),
-        chains=int(posterior.sizes["chain"]),
+    stats = idata["sample_stats"]
+    return diagnose(
+        {name: posterior[name].to_numpy() for name in names},
+        {name: stats[name].to_numpy() for name in ("diverging", "reached_max_treedepth")},
     )
 
 

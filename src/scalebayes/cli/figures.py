@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # The kinds of scalebayes.figures.draw, spelled out so that --help does not import matplotlib
 # (tests/test_plots_cli.py checks that the two agree).
-PLOT_KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals")
+PLOT_KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals", "pit")
 
 EXAMPLES_PLOT = """\
 examples:
@@ -28,11 +28,14 @@ examples:
   scalebayes plot fit.nc --kind bands --axis N --out loss_vs_n.png
   scalebayes plot small_runs.nc --kind bands --heldout big_runs.csv --out backtest.png
   scalebayes plot chinchilla.nc --kind frontier --compare kaplan.nc --out frontiers.png
+  scalebayes plot small_runs.nc --kind pit --heldout big_runs.csv --out pit.png
 
 bands: loss against compute with the law's credible and a new run's predictive 50%/90% bands;
 frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffmann et al. and
 Epoch's published fits); isoflop: loss against N per budget in the data, with N*; trace, rank,
-pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute."""
+pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute;
+pit: histogram of the held-out runs' PIT (share of predictive draws below each observed loss;
+flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png"""
 
 EXAMPLES_REPORT = """\
 examples:
@@ -67,7 +70,9 @@ def add_commands(commands: Any) -> None:
         "--compare", nargs="+", default=[], metavar="FIT", help="overlay these fits' frontiers"
     )
     plot.add_argument(
-        "--heldout", metavar="RUNS", help="runs the fit did not see, marked on the bands"
+        "--heldout",
+        metavar="RUNS",
+        help="runs the fit did not see: marked on the bands, scored by the pit plot",
     )
     plot.add_argument(
         "--axis",
@@ -75,7 +80,7 @@ def add_commands(commands: Any) -> None:
         help="bands against compute (default), N at the runs' median D, or D at their median N",
     )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
-    plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
+    plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands, pit)")
     plot.set_defaults(handler=_plot)
 
     report = commands.add_parser(

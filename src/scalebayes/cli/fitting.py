@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalebayes.cli._common import (
@@ -59,9 +60,13 @@ examples:
   scalebayes backtest chinchilla.csv --law chinchilla --holdout-top 1 2 --budget 5.76e23
   scalebayes backtest sweep.csv --holdout-budgets 1 2          # an isoFLOP sweep's largest budgets
   scalebayes backtest runs.csv --cut 1e21 --discrepancy none   # the plain law, to compare
+  scalebayes backtest chinchilla.csv --plot pit.png            # PIT histogram per cut
 
-A calibrated fit puts about 90% of the held-out losses inside its 90% predictive intervals.
-All cut-offs and the all-runs fit sample together (one compile)."""
+Scores lead with proper scores, which wide intervals cannot game: IS90 (interval score of the
+90% interval: its width plus 20x any miss, log loss) and CRPS (log loss), lower is better;
+lpd (log predictive density per run), higher is better. Then coverage: a calibrated fit puts
+about 90% of the held-out losses inside its 90% predictive intervals, and their PIT values
+(--plot) are flat. All cut-offs and the all-runs fit sample together (one compile)."""
 
 EXAMPLES_DEMO = """\
 examples:
@@ -126,9 +131,9 @@ def add_commands(commands: Any) -> None:
         epilog=EXAMPLES_BACKTEST,
         formatter_class=RAW,
         description="For each compute cut-off, fit the runs at or below it and score the "
-        "predictions of the runs above it: errors, bias, 50% and 90% predictive coverage, "
-        "log predictive density, and the compute-optimal allocation at a planning budget "
-        "against the one from all the runs.",
+        "predictions of the runs above it: interval score, CRPS, log predictive density, 50% "
+        "and 90% predictive coverage, width, bias and errors, and the compute-optimal "
+        "allocation at a planning budget against the one from all the runs.",
     )
     backtest.add_argument("runs", help=RUNS_HELP)
     held = backtest.add_mutually_exclusive_group()
@@ -151,6 +156,11 @@ def add_commands(commands: Any) -> None:
         "--budget",
         type=float,
         help="planning budget in FLOPs for the allocation check (default 10x the largest run)",
+    )
+    backtest.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the held-out runs' PIT histogram, one panel per cut (.png, .svg or .pdf)",
     )
     add_fit_options(backtest)
     backtest.set_defaults(handler=_backtest)
@@ -260,6 +270,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _backtest(args: argparse.Namespace) -> int:
     from scalebayes.backtesting import backtest
 
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
+        # Before the fits, not after minutes of sampling.
+        raise ScalebayesError(f"--plot {args.plot!r}: expected a .png, .svg or .pdf file")
     bar = progress_bar(args)
     with warnings_to_stderr():
         runs = read_runs(args, args.runs)
@@ -277,10 +290,19 @@ def _backtest(args: argparse.Namespace) -> int:
         )
         if bar is not None:
             bar.close()
+    if args.plot:
+        with figures_closed(), warnings_to_stderr():
+            from scalebayes import plots
+            from scalebayes.figures import draw_pit
+
+            figure = draw_pit(result.law, result.scores, list(result.table["held_out"]))
+            plots.save(figure, args.plot)
     if args.json:
         print_json(result.to_dict())
     else:
         print(result)
+        if args.plot:
+            print(f"wrote the PIT histograms to {args.plot}")
     healthy = all(f.diagnostics.ok for f in result.fits)
     return 1 if args.strict and not healthy else 0
 

@@ -1,4 +1,4 @@
-"""Figures of a fit: bands, frontier, isoFLOP curves, diagnostics.
+"""Figures of a fit: bands, frontier, isoFLOP curves, diagnostics, the PIT of held-out runs.
 
 Every function takes a :class:`~scalebayes.results.Fit` and quantities already computed
 from it (a Prediction, an Allocation, a Comparison), draws on the ``ax`` it is given or on a
@@ -33,6 +33,7 @@ from scalebayes.plots.frontier import (
     frontier,
     frontier_panels,
 )
+from scalebayes.plots.heldout import pit, pit_panels
 from scalebayes.plots.isoflop import data_budgets, isoflop
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
     "frontier_panels",
     "isoflop",
     "pairs",
+    "pit",
+    "pit_panels",
     "prior_posterior",
     "rank",
     "residuals",

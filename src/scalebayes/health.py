@@ -1,0 +1,140 @@
+"""Sampler health: R-hat, ESS, divergences and tree depth of draws, and which of two runs to keep.
+
+A leaf (numpy and arviz-stats only), so that the engine's stages and the discrepancies can judge
+their own draws: :func:`diagnose` turns draws and sample stats into :class:`Diagnostics`, and
+:func:`healthier` says which of two samplings of one model to keep (the GP module's non-centred
+run or its centred retry). :func:`scalebayes.results.compute_diagnostics` is :func:`diagnose`
+over a fit's parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ESS_PER_CHAIN_MIN", "RHAT_MAX", "Diagnostics", "diagnose", "healthier"]
+
+# Thresholds from Vehtari et al. (2021), "Rank-normalization, folding, and localization".
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+TAIL_PROB = 0.95  # tail ESS at the 5 % and 95 % quantiles
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Sampler health, from ArviZ: worst R-hat and ESS over parameters, divergences, tree depth."""
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    n_divergent: int
+    n_max_treedepth: int
+    n_draws: int
+    chains: int
+
+    @property
+    def problems(self) -> list[str]:
+        """Each failed check as a sentence with what to try; empty when all pass."""
+        found = []
+        if not self.max_rhat <= RHAT_MAX:
+            found.append(
+                f"max R-hat {self.max_rhat:.3f} > {RHAT_MAX}: chains disagree; "
+                "try more warmup (--warmup) or check that the law suits the data"
+            )
+        if not self.min_ess_bulk >= ESS_PER_CHAIN_MIN * self.chains:
+            found.append(
+                f"min ESS bulk {self.min_ess_bulk:.0f} < {ESS_PER_CHAIN_MIN * self.chains}: "
+                "too few effective draws; try more draws"
+            )
+        if self.n_divergent:
+            found.append(
+                f"{self.n_divergent} divergent transitions: the posterior has regions NUTS "
+                "cannot follow; try target_accept=0.95 or tighter priors"
+            )
+        if self.n_max_treedepth:
+            found.append(
+                f"{self.n_max_treedepth} draws hit the maximum tree depth: sampling is "
+                "inefficient; try max_tree_depth=12 or a reparameterised law"
+            )
+        return found
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passes."""
+        return not self.problems
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.ok else "CHECK"
+        return (
+            f"diagnostics: max R-hat {self.max_rhat:.3f}, min ESS bulk {self.min_ess_bulk:.0f} "
+            f"/ tail {self.min_ess_tail:.0f}, {self.n_divergent} divergent, "
+            f"{self.n_max_treedepth} at max tree depth "
+            f"({self.chains} chains x {self.n_draws // self.chains} draws) [{verdict}]"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy."""
+        return dict(self.__dict__)
+
+
+def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -> Diagnostics:
+    """The health of one sampling: worst R-hat and ESS over every entry of ``draws``.
+
+    Parameters
+    ----------
+    draws : mapping of name to array, dims (chain, draw, ...)
+        The sampled parameters; each entry of a vector parameter counts as one.
+    stats : mapping of name to array, dims (chain, draw)
+        Sample stats with ``diverging`` and ``reached_max_treedepth`` (booleans).
+
+    Returns
+    -------
+    Diagnostics
+        Rank-normalised R-hat, bulk and tail ESS (arviz-stats); a NaN R-hat (a constant
+        parameter) makes the maximum NaN, which fails the check.
+    """
+    from arviz_stats.base import array_stats
+
+    if not draws:
+        raise ValueError("no draws to diagnose")
+    values = [np.asarray(v, float) for v in draws.values()]
+    first = next(iter(values))
+
+    def worst(fn: Any, reduce: Any, **kwargs: Any) -> float:
+        return float(reduce([reduce(fn(v, chain_axis=0, draw_axis=1, **kwargs)) for v in values]))
+
+    return Diagnostics(
+        max_rhat=worst(array_stats.rhat, np.max),
+        min_ess_bulk=worst(array_stats.ess, np.min, method="bulk"),
+        # Tail ESS as Vehtari et al. define it: the smaller ESS of the 5 % and 95 % quantiles
+        # (arviz-stats' own default follows its rcParams' ci_prob, 0.89).
+        min_ess_tail=worst(array_stats.ess, np.min, method="tail", prob=TAIL_PROB),
+        n_divergent=int(np.sum(stats["diverging"])),
+        n_max_treedepth=int(np.sum(stats["reached_max_treedepth"])),
+        n_draws=int(first.shape[0] * first.shape[1]),
+        chains=int(first.shape[0]),
+    )
+
+
+def healthier(first: Diagnostics, second: Diagnostics) -> int:
+    """Which of two samplings of one posterior to keep: 0 for ``first``, 1 for ``second``.
+
+    1. A healthy one (every check passes: :attr:`Diagnostics.ok`); ``first`` if both are.
+    2. Neither healthy: the one failing fewer of the checks (R-hat, bulk ESS, divergences,
+       tree depth), so a run whose chains disagree and barely move (R-hat 1.19, ESS 16) loses
+       to one with a few divergent transitions.
+    3. Still tied: fewer divergent transitions, then the lower R-hat, then ``first``.
+
+    Whatever is kept keeps its diagnostics: an unhealthy choice still reads unhealthy.
+    """
+    if first.ok or second.ok:
+        return int(not first.ok)
+
+    def rank(d: Diagnostics) -> tuple[int, int, float]:
+        rhat = d.max_rhat if np.isfinite(d.max_rhat) else np.inf
+        return (len(d.problems), d.n_divergent, rhat)
+
+    return int(rank(second) < rank(first))

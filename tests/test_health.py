@@ -1,0 +1,166 @@
+"""Sampler health (scalebayes.health) and the GP's retry rule, on constructed draws: no sampler."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+import scalebayes as sb
+from scalebayes.discrepancy.gp import GP, block_health
+from scalebayes.errors import ConvergenceWarning
+from scalebayes.health import Diagnostics, diagnose, healthier
+from scalebayes.model import model_param_names
+from scalebayes.results import warn_if_unhealthy
+from scalebayes.simulation import EPOCH_CHINCHILLA
+from scalebayes.testing import fit_from_draws, jittered_draws
+
+CHAINS, DRAWS = 4, 500
+HEALTHY = Diagnostics(1.002, 1500.0, 1400.0, 0, 0, CHAINS * DRAWS, CHAINS)
+
+
+def _stats(n_divergent: int = 0) -> dict[str, np.ndarray]:
+    diverging = np.zeros((CHAINS, DRAWS), bool)
+    diverging.flat[:n_divergent] = True
+    return {"diverging": diverging, "reached_max_treedepth": np.zeros((CHAINS, DRAWS), bool)}
+
+
+def _mixed(rng: np.random.Generator, size: tuple[int, ...] = ()) -> np.ndarray:
+    """Independent draws: R-hat ~1.00, bulk ESS ~2000 of 2000."""
+    return rng.normal(size=(CHAINS, DRAWS, *size))
+
+
+def _stuck(rng: np.random.Generator) -> np.ndarray:
+    """Chains that disagree and barely move: AR(1) with rho 0.995 around chain offsets.
+
+    Over 30 seeds R-hat 1.22-2.5 and bulk ESS 5-15: far past 1.01 and 400, not near them
+    (independent draws: R-hat at most 1.005 over the same seeds, six sites each).
+    """
+    noise = rng.normal(size=(CHAINS, DRAWS)) * 0.1
+    x = np.zeros((CHAINS, DRAWS))
+    for t in range(1, DRAWS):
+        x[:, t] = 0.995 * x[:, t - 1] + noise[:, t]
+    return x + np.arange(CHAINS)[:, None] * 0.5
+
+
+def _block(draws: dict[str, np.ndarray], n_divergent: int = 0):
+    return draws, _stats(n_divergent)
+
+
+def test_diagnose_reads_every_entry_of_every_site():
+    rng = np.random.default_rng(0)
+    good = diagnose({"a": _mixed(rng), "w": _mixed(rng, (3,))}, _stats(2))
+    assert good.max_rhat < 1.01 and good.min_ess_bulk > 1000  # 2000 independent draws
+    assert good.n_divergent == 2 and good.n_draws == CHAINS * DRAWS and good.chains == CHAINS
+    assert good.problems == [good.problems[0]] and "2 divergent" in good.problems[0]
+    # One stuck entry of a vector site is enough to fail R-hat and ESS.
+    w = _mixed(rng, (3,))
+    w[..., 1] = _stuck(rng)
+    bad = diagnose({"a": _mixed(rng), "w": w}, _stats())
+    assert bad.max_rhat > 1.1 and bad.min_ess_bulk < 100, bad
+    assert len(bad.problems) == 2 and not bad.ok
+
+
+def test_healthier_prefers_health_then_fewer_failed_checks():
+    # Healthy beats anything; both healthy keeps the first (the non-centred run).
+    few_divergences = dataclasses.replace(HEALTHY, n_divergent=3)
+    stuck = dataclasses.replace(HEALTHY, max_rhat=1.19, min_ess_bulk=16.0)
+    assert healthier(few_divergences, HEALTHY) == 1
+    assert healthier(HEALTHY, few_divergences) == 0
+    assert healthier(HEALTHY, dataclasses.replace(HEALTHY, max_rhat=1.001)) == 0
+    # The issue's split: the centred retry had no divergences but R-hat 1.19 and bulk ESS 16
+    # (two failed checks); the non-centred run fails one (divergences) and is kept.
+    assert healthier(few_divergences, stuck) == 0
+    # One failed check each: fewer divergences, then the lower R-hat.
+    many_divergences = dataclasses.replace(HEALTHY, n_divergent=91)
+    slightly_high_rhat = dataclasses.replace(HEALTHY, max_rhat=1.02)
+    assert healthier(many_divergences, slightly_high_rhat) == 1
+    assert healthier(slightly_high_rhat, dataclasses.replace(HEALTHY, max_rhat=1.05)) == 0
+    assert healthier(dataclasses.replace(HEALTHY, max_rhat=float("nan")), slightly_high_rhat) == 1
+
+
+class _Tables:
+    """Two tables; the fake stages never look inside them."""
+
+    plain = (None, None)
+
+    def full(self) -> tuple[None, None]:
+        return (None, None)
+
+
+def _retry_stages(law_blocks, first, retry):
+    """A run_stage that hands out the law's blocks, then the GP's, then the centred retry's."""
+    calls = []
+
+    def run_stage(stage, tables, key, slot):
+        calls.append(stage.key)
+        blocks = {"law": law_blocks, "gp": first, "gp_centred": retry}[stage.key]
+        return [(dict(d), dict(s)) for d, s in blocks], 0.0, 1
+
+    return run_stage, calls
+
+
+def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
+    rng = np.random.default_rng(1)
+    law = sb.load_law("chinchilla")
+    likelihood = sb.Likelihood(discrepancy="gp")
+    gp = likelihood.discrepancy
+
+    def gp_draws(stuck: bool = False):
+        amplitude = _stuck(rng) if stuck else _mixed(rng)
+        return {"sigma": _mixed(rng), "gp_amplitude": amplitude, "gp_weights": _mixed(rng, (4,))}
+
+    law_blocks = [_block({"E": _mixed(rng)}), _block({"E": _mixed(rng)})]
+    # Table 0 as in the issue: non-centred with 3 divergences, the centred retry stuck
+    # (R-hat > 1.1, ESS < 100) with none. Table 1: non-centred diverging 60 times, the
+    # centred retry healthy.
+    first = [_block(gp_draws(), 3), _block(gp_draws(), 60)]
+    retry = [_block(gp_draws(stuck=True), 0), _block(gp_draws(), 0)]
+    assert [len(block_health(b).problems) for b in (*first, *retry)] == [1, 1, 2, 0]
+    # The join is the model's business; here it returns what was chosen.
+    monkeypatch.setattr(GP, "_join", lambda self, law, lik, table, lb, gb, centred: (gb, centred))
+    run_stage, calls = _retry_stages(law_blocks, first, retry)
+    blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
+    assert calls == ["law", "gp", "gp_centred"]
+    assert [centred for _, centred in blocks] == [False, True]
+    assert blocks[0][0][1]["diverging"].sum() == 3  # the non-centred draws, divergences kept
+    # Both non-centred blocks healthy: no retry at all.
+    run_stage, calls = _retry_stages(law_blocks, [_block(gp_draws()), _block(gp_draws())], retry)
+    blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
+    assert calls == ["law", "gp"] and [c for _, c in blocks] == [False, False]
+    # Unhealthy by R-hat and ESS alone, without a divergence, is reason to retry too.
+    stuck_first = [_block(gp_draws(stuck=True)), _block(gp_draws())]
+    run_stage, calls = _retry_stages(law_blocks, stuck_first, retry)
+    blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
+    # Table 0's retry is stuck as well (two failed checks each, no divergences): the lower R-hat
+    # decides, whichever it is; table 1 was healthy and stays non-centred.
+    assert calls == ["law", "gp", "gp_centred"] and blocks[1][1] is False
+
+
+def test_an_unhealthy_gp_module_makes_the_fit_unhealthy():
+    # A fit keeps whichever GP run it chose with that run's draws; its diagnostics run over every
+    # sampled parameter, the GP's included, so a stuck GP amplitude fails R-hat and ESS, the
+    # fit warns (sb.fit calls warn_if_unhealthy) and `scalebayes fit --strict` exits 1 (it
+    # returns 1 whenever fit.diagnostics.ok is False; tests/test_cli.py checks that path).
+    rng = np.random.default_rng(2)
+    law = sb.load_law("chinchilla")
+    likelihood = sb.Likelihood(discrepancy="gp")
+    values = {**EPOCH_CHINCHILLA, "sigma": 0.01}
+    values.update({n: 0.01 for n in model_param_names(law, likelihood) if n not in values})
+    draws = jittered_draws(values, rel_sd=0.01, chains=CHAINS, draws=DRAWS, seed=3)
+    runs = sb.simulate("chinchilla", EPOCH_CHINCHILLA, sb.isoflop_design([1e19, 1e20]), seed=0)
+    healthy = fit_from_draws(law, runs, draws, likelihood=likelihood)
+    assert healthy.diagnostics.max_rhat < 1.01, healthy.diagnostics
+    draws["gp_amplitude"] = 0.01 * np.exp(_stuck(rng))
+    fit = fit_from_draws(law, runs, draws, likelihood=likelihood)
+    assert not fit.diagnostics.ok and fit.diagnostics.max_rhat > 1.1, fit.diagnostics
+    assert "R-hat" in fit.diagnostics.problems[0]
+    assert "CHECK" in str(fit.diagnostics)
+    with pytest.warns(ConvergenceWarning, match="R-hat"):
+        warn_if_unhealthy(fit.diagnostics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_unhealthy(healthy.diagnostics)
