@@ -91,7 +91,10 @@ def test_a_one_input_law_needs_one_input():
 def test_new_run_adds_exactly_the_fitted_noise(likelihood, noise):
     # Law parameters fixed (rel_sd=0): the credible interval has zero width, and log(new / mean)
     # is sigma times the likelihood's standard noise. A KS test on 4000 values rejects a correct
-    # sampler with probability 0.1 % (fixed seed); a wrong scale (e.g. 1.1 sigma) or family fails.
+    # sampler with probability 0.1 % (fixed seed). A scale 25 % off moves the CDF by up to 0.048
+    # (t4) or 0.054 (normal): sqrt(4000) x that is 3.0-3.4, p ~ 1e-8 on average and below 1e-3
+    # unless the sample's own KS noise (sd ~0.7 on that scale) cancels a third of it. (10 % off,
+    # as this test once used, gives 1.3-1.5: p ~ 0.05, a coin the seed decides.)
     sigma = 0.05
     values = {**sb.simulation.EPOCH_CHINCHILLA, "sigma": sigma}
     draws = jittered_draws(values, rel_sd=0.0, chains=4, draws=1000)
@@ -101,7 +104,7 @@ def test_new_run_adds_exactly_the_fitted_noise(likelihood, noise):
     assert float(np.ptp(mean.loss.to_numpy())) < 1e-12
     shocks = np.log(new.loss / mean.loss).to_numpy().ravel() / sigma
     assert stats.kstest(shocks, noise.cdf).pvalue > 1e-3
-    assert stats.kstest(shocks / 1.1, noise.cdf).pvalue < 1e-3
+    assert stats.kstest(shocks / 1.25, noise.cdf).pvalue < 1e-3
 
 
 def test_new_run_interval_is_wider_than_mean_interval():

@@ -8,10 +8,9 @@ measured), so its intervals are wider.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -218,30 +217,15 @@ def log_mean_at(fit: Fit, points: pd.DataFrame) -> np.ndarray:
     return np.asarray(fit.log_mean(params, log_inputs))
 
 
-@in_fit_precision
 def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
     """One draw of the fitted noise on log loss per posterior draw and point; ``shape`` (chain, draw, point)."""
-    import jax
-
     sigma = fit.posterior["sigma"].to_numpy()[..., None]
     nu = (
         fit.posterior["nu"].to_numpy()[..., None]
         if fit.likelihood.estimates_nu
-        else np.asarray(float(fit.likelihood.df))
+        else float(fit.likelihood.df)
     )
-    return np.asarray(_noise_program(fit.likelihood, tuple(shape))(jax.random.key(seed), sigma, nu))
-
-
-@functools.lru_cache(maxsize=32)
-def _noise_program(likelihood: Any, shape: tuple[int, ...]) -> Any:
-    """Noise draws of ``shape`` as one compiled program (eagerly: a dozen small compiles)."""
-    import jax
-    import jax.numpy as jnp
-
-    def draw(key: Any, sigma: Any, nu: Any) -> Any:
-        return likelihood.noise_distribution(jnp.zeros(shape), sigma, nu).sample(key)
-
-    return jax.jit(draw)
+    return np.asarray(fit.likelihood.noise_draws(seed, sigma, nu, tuple(shape)))
 
 
 def fitted_range(fit: Fit) -> dict[str, tuple[float, float]]:
