@@ -93,8 +93,9 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
     Returns
     -------
     Diagnostics
-        Rank-normalised R-hat, bulk and tail ESS (arviz-stats); a NaN R-hat (a constant
-        parameter) makes the maximum NaN, which fails the check.
+        Rank-normalised R-hat, bulk and tail ESS (arviz-stats) over the parameters that vary
+        (a constant one, pinned by whoever wrote the draws, has none); NaN, which fails the
+        checks, when none varies or a draw is not finite.
     """
     from arviz_stats.base import array_stats
 
@@ -102,8 +103,15 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
         raise ValueError("no draws to diagnose")
     values = [np.asarray(v, float) for v in draws.values()]
     first = next(iter(values))
+    # A parameter constant over every draw (pinned by whoever wrote the draws) has nothing to
+    # mix and no R-hat (0/0): it is left out, not failed. Non-finite draws stay and fail.
+    flat = [v.reshape(v.shape[0], v.shape[1], -1) for v in values]
+    values = [v[..., ~((v == v[:1, :1]).all(axis=(0, 1)) & np.isfinite(v[0, 0]))] for v in flat]
+    values = [v for v in values if v.shape[-1]]
 
     def worst(fn: Any, reduce: Any, **kwargs: Any) -> float:
+        if not values:  # every parameter constant: nothing was sampled, nothing is healthy
+            return float("nan")
         return float(reduce([reduce(fn(v, chain_axis=0, draw_axis=1, **kwargs)) for v in values]))
 
     return Diagnostics(

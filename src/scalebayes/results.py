@@ -273,14 +273,17 @@ class Fit:
             return self.summaries[ci_prob].copy()
         import arviz_stats as azs
 
-        stats = azs.summary(
-            self.idata,
-            var_names=list(self.reported_names),
-            kind="all",
-            ci_prob=ci_prob,
-            ci_kind="eti",
-            round_to="none",
-        )
+        # Constant draws (a value pinned by the draws' author) have no variance: their R-hat is
+        # NaN, not an error.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = azs.summary(
+                self.idata,
+                var_names=list(self.reported_names),
+                kind="all",
+                ci_prob=ci_prob,
+                ci_kind="eti",
+                round_to="none",
+            )
         label = f"eti{round(ci_prob * 100):g}"
         stats = stats.rename(columns={f"{label}_lb": "lower", f"{label}_ub": "upper"})
         median = self.posterior[list(self.reported_names)].median(dim=("chain", "draw"))
