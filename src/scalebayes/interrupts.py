@@ -36,6 +36,12 @@ def recorded() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, interrupted)
     try:
         yield
+    except Exception as err:
+        # The interrupt surfaced as another error: JAX raises a ValueError when one lands inside
+        # its cache-key comparison. It is still the user's Ctrl-C.
+        if _pending.is_set():
+            raise KeyboardInterrupt from err
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
         _pending.clear()
