@@ -159,18 +159,23 @@ class Diagnostics:
 
 def compute_diagnostics(idata: xr.DataTree, law: Law, likelihood: Likelihood) -> Diagnostics:
     """R-hat, bulk/tail ESS (ArviZ), divergences and tree-depth saturation of a posterior."""
+    names = [n for n in model_param_names(law, likelihood) if _is_sampled(law, n)]
+    return diagnose(idata, names)
+
+
+def diagnose(idata: xr.DataTree, names: list[str]) -> Diagnostics:
+    """:class:`Diagnostics` of the posterior variables ``names`` of any NUTS run's DataTree."""
     import arviz_stats as azs
 
-    names = [n for n in model_param_names(law, likelihood) if _is_sampled(law, n)]
     rhat = azs.rhat(idata, var_names=names).to_dataset()
     bulk = azs.ess(idata, var_names=names, method="bulk").to_dataset()
     tail = azs.ess(idata, var_names=names, method="tail").to_dataset()
     stats = idata["sample_stats"]
     posterior = idata["posterior"]
     return Diagnostics(
-        max_rhat=float(max(float(rhat[n]) for n in names)),
-        min_ess_bulk=float(min(float(bulk[n]) for n in names)),
-        min_ess_tail=float(min(float(tail[n]) for n in names)),
+        max_rhat=float(max(float(rhat[n].max()) for n in names)),
+        min_ess_bulk=float(min(float(bulk[n].min()) for n in names)),
+        min_ess_tail=float(min(float(tail[n].min()) for n in names)),
         n_divergent=int(stats["diverging"].sum()),
         n_max_treedepth=int(stats["reached_max_treedepth"].sum()),
         n_draws=int(posterior.sizes["chain"] * posterior.sizes["draw"]),
