@@ -104,7 +104,8 @@ def sample_model(
     ``data`` is a :class:`~scalebayes.model.ModelData` (its ``weight`` and ``log_loss`` give the
     start point, its ``extra`` whatever else the model needs); ``stage.sites`` names every
     sampled site with its prior. The compiled sampler is cached by ``stage.key`` (which must
-    name everything that changes the model), the data's shapes and the NUTS settings. Returns
+    name everything that changes the model), the data's shapes and the NUTS settings (target
+    acceptance at least ``stage.min_target_accept``). Returns
     the draws and sample stats (leading dims chain, draw), the seconds spent compiling and the
     number of devices the chains used.
     """
@@ -113,6 +114,9 @@ def sample_model(
     if stage.model is None or stage.sites is None:
         raise ValueError("sample_model needs a stage with its own model and sites")
     shapes = tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(data))
+    settings = dataclasses.replace(
+        settings, target_accept=max(settings.target_accept, stage.min_target_accept)
+    )
     sampler = _sampler(None, stage, shapes, settings, 1)
     blocks, compile_s = sampler.run([data], jax.random.key(settings.seed), progress)
     return blocks[0], compile_s, sampler.n_devices
@@ -141,6 +145,7 @@ class Sampler:
 
         self.law, self.likelihood, self.settings = law, stage.likelihood, settings
         self.own_model = stage.model is None  # the law's model: its draws give each run's density
+        self.warmup_tree_depth = stage.warmup_tree_depth
         self.centrings: tuple[Centring, ...] = (
             find_centrings(law) if self.own_model and law is not None else ()
         )
@@ -225,7 +230,11 @@ class Sampler:
             s.warmup,
             dense_mass=s.dense_mass,
             target_accept_prob=s.target_accept,
-            max_tree_depth=s.max_tree_depth,
+            max_tree_depth=(
+                s.max_tree_depth
+                if self.warmup_tree_depth is None
+                else (min(self.warmup_tree_depth, s.max_tree_depth), s.max_tree_depth)
+            ),
             model_args=(data,),
             rng_key=key,
         )

@@ -40,10 +40,18 @@ X_SCALE = 1.0
 LSTAR_SCALE = 0.1
 CURVATURE_SCALE = 1.0
 STANDARD = "Normal(loc=0.0, scale=1.0)"
+# Sampling units (the priors above are unchanged by them): each raw site counts its quantity in
+# steps of about one posterior sd, so the unconstrained posterior's sds are 0.08-3 (on Epoch's
+# runs) instead of 0.003-1 with unit-prior raw sites.
+STEP = {"a_raw": 0.02, "x_mid_raw": 0.05, "l_star_raw": 0.005, "curvature_raw": 0.2}
 # "shared": one valley shape p, q for every sweep (exact for a two-power law); "per_budget":
 # each sweep's shape partially pooled around it (spread ``shape_spread`` in log p, log q).
 SHAPES = ("shared", "per_budget")
 MIN_TARGET_ACCEPT = 0.9
+# Warmup trees of at most 2^7 steps: before the mass matrix adapts, the first warmup iterations
+# ran at depth 10. On Epoch's runs (25 sweeps, 2 chains x 500 + 500, same process and load):
+# 7-8 s with the cap and the STEP units, 14-20 s with neither, 35-50 s with the units alone.
+WARMUP_TREE_DEPTH = 7
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class ProfileModel:
     def __post_init__(self) -> None:
         for name in ("a_prior", "shape_prior", "tau_prior", "shape_spread_prior"):
             Prior.parse(getattr(self, name))
+        if Prior.parse(self.a_prior).family != "Normal":
+            raise ScalebayesError(f"a_prior={self.a_prior!r}: expected Normal(loc=..., scale=...)")
         if self.shape not in SHAPES:
             raise ScalebayesError(f"shape={self.shape!r}: expected one of {', '.join(SHAPES)}")
 
@@ -77,15 +87,20 @@ class ProfileModel:
     def sites(self, n_budgets: int) -> Sites:
         """Every sampled site with its prior and shape."""
         standard = Prior.parse(STANDARD)
+
+        def stepped(site: str, scale: float) -> Prior:  # prior sd ``scale`` in STEP units
+            return Prior.parse(f"Normal(loc=0.0, scale={scale / STEP[site]!r})")
+
+        a_scale = Prior.parse(self.a_prior).kwargs["scale"]
         sites: Sites = {
-            "a": (Prior.parse(self.a_prior), ()),
-            "x_mid_raw": (standard, ()),
+            "a_raw": (stepped("a_raw", a_scale), ()),
+            "x_mid_raw": (stepped("x_mid_raw", X_SCALE), ()),
             "tau": (Prior.parse(self.tau_prior), ()),
             "x_dev_raw": (standard, (n_budgets,)),
             "p": (Prior.parse(self.shape_prior), ()),
             "q": (Prior.parse(self.shape_prior), ()),
-            "l_star_raw": (standard, (n_budgets,)),
-            "curvature_raw": (standard, (n_budgets,)),
+            "l_star_raw": (stepped("l_star_raw", LSTAR_SCALE), (n_budgets,)),
+            "curvature_raw": (stepped("curvature_raw", CURVATURE_SCALE), (n_budgets,)),
         }
         if self.shape == "per_budget":
             sites["shape_spread"] = (Prior.parse(self.shape_spread_prior), ())
@@ -110,6 +125,7 @@ class ProfileModel:
             # Small tau makes a funnel with the non-centred minima: at 0.8 a simulated table
             # gave ESS 63 and R-hat 1.03 (2 x 500 draws), at 0.95 ESS 298 and R-hat 1.01.
             min_target_accept=MIN_TARGET_ACCEPT,
+            warmup_tree_depth=WARMUP_TREE_DEPTH,
             label="isoFLOP",
         )
 
@@ -177,13 +193,15 @@ def profile_model(model: ProfileModel, data: ModelData) -> None:
     v = {name: numpyro.sample(name, prior.to_numpyro().expand(shape).to_event(len(shape)))
          for name, (prior, shape) in sites.items()}  # fmt: skip
     extra = data.extra
-    x_mid = extra["x0"] + X_SCALE * v["x_mid_raw"]
+    x_mid = extra["x0"] + STEP["x_mid_raw"] * v["x_mid_raw"]
+    a_loc = Prior.parse(model.a_prior).kwargs["loc"]
+    a = numpyro.deterministic("a", a_loc + STEP["a_raw"] * v["a_raw"])
     # Non-centred: a centred minimum (its own coordinate, density Normal(line, tau)) diverged
     # at small tau in 4 of 4 simulated tables (17-143 divergences), this in 1 of 4 (one).
-    log_n_star = x_mid + v["a"] * extra["log_c"] + v["tau"] * v["x_dev_raw"]
-    log_l_star = extra["y_min"] + LSTAR_SCALE * v["l_star_raw"]
-    log_k = extra["log_k0"] + CURVATURE_SCALE * v["curvature_raw"]
-    numpyro.deterministic("log_G", x_mid - v["a"] * extra["log_c_ref"])
+    log_n_star = x_mid + a * extra["log_c"] + v["tau"] * v["x_dev_raw"]
+    log_l_star = extra["y_min"] + STEP["l_star_raw"] * v["l_star_raw"]
+    log_k = extra["log_k0"] + STEP["curvature_raw"] * v["curvature_raw"]
+    numpyro.deterministic("log_G", x_mid - a * extra["log_c_ref"])
     numpyro.deterministic("log_N_star", log_n_star)
     numpyro.deterministic("L_star", jnp.exp(log_l_star))
     numpyro.deterministic("K", jnp.exp(log_k))

@@ -106,7 +106,8 @@ class IsoflopFit:
                 loss[..., i] = post["L_star"].isel(budget=j).to_numpy()
         named = {"N": n, "D": d, "loss": loss, "tokens_per_param": d / n,
                  "exponent_N": a, "exponent_D": 1.0 - a}  # fmt: skip
-        arrays = {name: value.rename(name).drop_attrs() for name, value in named.items()}
+        dims = (*SAMPLE_DIMS, "budget")
+        arrays = {k: v.transpose(*dims).rename(k).drop_attrs() for k, v in named.items()}
         return ProfileAllocation(**arrays, budgets=budgets, cost_k=k, fit=self)
 
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
