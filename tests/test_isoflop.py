@@ -126,9 +126,9 @@ def test_known_truth_is_inside_the_90_percent_intervals(truth_fit):
     """Seeded; each check asks only that the truth lies inside a 90 % interval.
 
     With 5 sweeps x 7 runs at 1 % noise the 90 % interval of a is about +-0.04 wide and that of
-    N* at the largest sweep about +-20 %; the benchmark's 40 replicated tables
-    (benchmarks/allocation_approaches.py --truth) put the truth inside in most of them, so a
-    single seeded table that misses would be a regression, not bad luck at the 10 % level.
+    N* at the largest sweep about +-20 %. The benchmark's 20 exact-law tables of this design
+    (benchmarks/allocation_approaches.py --truth) put a and N* 100x beyond the sweeps inside
+    in all 20, so this seed missing would point at a regression, not at the 10 % chance.
     """
     a = np.quantile(truth_fit.a, [0.05, 0.95])
     assert a[0] < TRUE_A < a[1]

@@ -46,6 +46,10 @@ STANDARD = "Normal(loc=0.0, scale=1.0)"
 STEP = {"a_raw": 0.02, "x_mid_raw": 0.05, "l_star_raw": 0.005, "curvature_raw": 0.2}
 # "shared": one valley shape p, q for every sweep (exact for a two-power law); "per_budget":
 # each sweep's shape partially pooled around it (spread ``shape_spread`` in log p, log q).
+# Shared is the default, chosen by simulation (benchmarks/results/allocation_truth_shapes.json,
+# 6 tables per cell, unit-scale raw sites): both held a and N* 100x beyond the sweeps in 12 of
+# 12 exact-law tables; on a bent truth per_budget held N* in 10 of 12 against 8 of 12, no
+# clear gain for 8-10x the sampling time (29-38 s against 3-4 s per fit).
 SHAPES = ("shared", "per_budget")
 MIN_TARGET_ACCEPT = 0.9
 # Warmup trees of at most 2^7 steps: before the mass matrix adapts, the first warmup iterations
