@@ -629,8 +629,18 @@ def test_open_athena_isoflops():
         load_runs(path)
     runs = load_runs(path, columns={"group": "experiment"})
     assert len(runs) == 947
-    assert runs.column_map == {"N": "params", "D": "tokens", "loss": "loss", "group": "experiment"}
+    assert runs.column_map == {
+        "N": "params",
+        "D": "tokens",
+        "loss": "loss",
+        "group": "experiment",
+        "budget": "budget",
+    }
     assert len(set(runs.group)) == 8
+    # The nominal isoFLOP level is kept for approach 2 beside C = 6 N D, which is up to 0.13
+    # decades off it in Marin's sweeps (another FLOP convention at some sizes).
+    assert runs.budget is not None and runs.derived == ("C",)
+    assert np.all(np.abs(np.log10(runs.C / runs.budget)) < 0.15)
 
 
 def test_datablations_final_losses():

@@ -45,8 +45,15 @@ _EXPORTS = {
     # name on the package, which would shadow the function `scalebayes.predict`.
     "predict": "scalebayes.prediction",
     "Prediction": "scalebayes.prediction",
-    "optimal": "scalebayes.allocate",
+    "optimal": "scalebayes.allocation",
     "Allocation": "scalebayes.allocate",
+    "fit_isoflops": "scalebayes.allocation.isoflop",
+    "isoflop_optimal": "scalebayes.allocation.isoflop",
+    "IsoflopFit": "scalebayes.allocation.profiles",
+    "ProfileAllocation": "scalebayes.allocation.profiles",
+    "ProfileModel": "scalebayes.allocation.profile",
+    "find_budgets": "scalebayes.allocation.budgets",
+    "Budgets": "scalebayes.allocation.budgets",
     "chance": "scalebayes.planning",
     "Chance": "scalebayes.planning",
     "plan": "scalebayes.planning",
@@ -73,6 +80,8 @@ _EXPORTS = {
     "ExtrapolationWarning": "scalebayes.errors",
     "UnreachableTargetError": "scalebayes.errors",
     "AllocationWarning": "scalebayes.errors",
+    "IsoflopError": "scalebayes.errors",
+    "SweepEdgeWarning": "scalebayes.errors",
     "write_report": "scalebayes.report",
     "parameter_table": "scalebayes.describe",
     "run_demo": "scalebayes.demo",
@@ -111,6 +120,13 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "Prediction",
     "optimal",
     "Allocation",
+    "fit_isoflops",
+    "isoflop_optimal",
+    "IsoflopFit",
+    "ProfileAllocation",
+    "ProfileModel",
+    "find_budgets",
+    "Budgets",
     "chance",
     "Chance",
     "plan",
@@ -137,6 +153,8 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "ExtrapolationWarning",
     "UnreachableTargetError",
     "AllocationWarning",
+    "IsoflopError",
+    "SweepEdgeWarning",
     "write_report",
     "parameter_table",
     "run_demo",
@@ -147,7 +165,12 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
 
 if TYPE_CHECKING:
     from scalebayes import plots
-    from scalebayes.allocate import Allocation, optimal
+    from scalebayes.allocate import Allocation
+    from scalebayes.allocation import optimal
+    from scalebayes.allocation.budgets import Budgets, find_budgets
+    from scalebayes.allocation.isoflop import fit_isoflops, isoflop_optimal
+    from scalebayes.allocation.profile import ProfileModel
+    from scalebayes.allocation.profiles import IsoflopFit, ProfileAllocation
     from scalebayes.averaging import average
     from scalebayes.backtesting import Backtest, backtest
     from scalebayes.calibration import Calibration, calibrate
@@ -162,11 +185,13 @@ if TYPE_CHECKING:
         DataWarning,
         ExtrapolationWarning,
         FitFileError,
+        IsoflopError,
         LawError,
         LawFileError,
         PriorError,
         RunsFileError,
         ScalebayesError,
+        SweepEdgeWarning,
         UnreachableTargetError,
     )
     from scalebayes.fitting import fit, fit_batch

@@ -2,9 +2,9 @@
 
 Canonical columns: ``N`` (parameters), ``D`` (training tokens), ``C`` (training FLOPs),
 ``loss`` (final loss, nats/token); optional ``U`` (unique tokens, for data-constrained laws),
-``group`` and ``weight``. Columns are found by the names people already use (:data:`ALIASES`),
-or mapped explicitly. Bad values are errors that name the file, the rows and the column;
-nothing is dropped or coerced silently.
+``group``, ``weight`` and ``budget`` (the isoFLOP sweep's nominal compute). Columns are found
+by the names people already use (:data:`ALIASES`), or mapped explicitly. Bad values are
+errors that name the file, the rows and the column; nothing is dropped or coerced silently.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "group": ("group", "groups"),
     "weight": ("weight", "weights"),
+    # The nominal compute of the isoFLOP sweep a run belongs to (approach 2 groups runs by it).
+    "budget": ("budget", "isoflop budget", "flop budget", "compute budget"),
 }  # fmt: skip
 
 # Accepted suffixes and their field separators (None: Parquet).
@@ -81,10 +83,11 @@ class Runs:
     """Validated training runs.
 
     ``table`` has columns N, D, C, loss (float64) and, when given, U (unique tokens, float64),
-    group (str) and weight (float64), one row per run with index 0..n-1. ``column_map`` says
-    which of the user's columns each canonical column came from; ``derived`` which of C and D
-    were computed with ``C = cost_k * N * D``. U may exceed D (a data set larger than the
-    tokens trained on); data-constrained laws then count D unique tokens.
+    group (str), weight (float64) and budget (float64, an isoFLOP sweep's nominal FLOPs), one
+    row per run with index 0..n-1. ``column_map`` says which of the user's columns each
+    canonical column came from; ``derived`` which of C and D were computed with
+    ``C = cost_k * N * D``. U may exceed D (a data set larger than the tokens trained on);
+    data-constrained laws then count D unique tokens.
 
     ``rows`` names each run as messages do (:meth:`where`): with ``row_label`` "line", its line
     in the file, the header being line 1 (Parquet rows are numbered the same way, as if the
@@ -146,6 +149,11 @@ class Runs:
     def weight(self) -> np.ndarray | None:
         """Likelihood weight per run, shape (n,), or None without a weight column."""
         return self.table["weight"].to_numpy(float) if "weight" in self.table else None
+
+    @property
+    def budget(self) -> np.ndarray | None:
+        """Nominal isoFLOP budget per run, FLOPs, shape (n,), or None without a budget column."""
+        return self.table["budget"].to_numpy(float) if "budget" in self.table else None
 
     def inputs(self) -> dict[str, np.ndarray]:
         """Inputs a law may use: N, D, C, and U when given, as float64 arrays of shape (n,)."""

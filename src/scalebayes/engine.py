@@ -97,8 +97,37 @@ def _stage_progress(
     )
 
 
+def sample_model(
+    stage: Stage, data: Any, settings: Settings, progress: ProgressCallback | None = None
+) -> tuple[Block, float, int]:
+    """Sample a NumPyro model that is not a law's: ``stage.model`` of one pytree ``data``.
+
+    ``data`` is a :class:`~scalebayes.model.ModelData` (its ``weight`` and ``log_loss`` give the
+    start point, its ``extra`` whatever else the model needs); ``stage.sites`` names every
+    sampled site with its prior. The compiled sampler is cached by ``stage.key`` (which must
+    name everything that changes the model), the data's shapes and the NUTS settings (target
+    acceptance at least ``stage.min_target_accept``). Returns
+    the draws and sample stats (leading dims chain, draw), the seconds spent compiling and the
+    number of devices the chains used.
+    """
+    import jax
+
+    if stage.model is None or stage.sites is None:
+        raise ValueError("sample_model needs a stage with its own model and sites")
+    shapes = tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(data))
+    settings = dataclasses.replace(
+        settings, target_accept=max(settings.target_accept, stage.min_target_accept)
+    )
+    sampler = _sampler(None, stage, shapes, settings, 1)
+    blocks, compile_s = sampler.run([data], jax.random.key(settings.seed), progress)
+    return blocks[0], compile_s, sampler.n_devices
+
+
 class Sampler:
     """NUTS for one (law, likelihood, number of runs, settings, batch): compiled once, run on any data.
+
+    ``law`` is None for a stage whose model is not a law's (:func:`sample_model`); ``n_runs``
+    is then the data's shapes.
 
     A batch of ``batch`` tables runs ``batch * chains`` chains, each carrying its own table; with
     one table every chain shares it. Chains are spread over the devices JAX sees (GPUs, or CPU
@@ -110,15 +139,19 @@ class Sampler:
 
     CHUNK = 100  # iterations per compiled call; progress is reported between calls
 
-    def __init__(self, law: Law, stage: Stage, n_runs: int, settings: Settings, batch: int):
+    def __init__(self, law: Law | None, stage: Stage, n_runs: Any, settings: Settings, batch: int):
         import jax
         from jax.sharding import PartitionSpec as P
         from numpyro.infer.hmc import hmc
 
         self.law, self.likelihood, self.settings = law, stage.likelihood, settings
         self.own_model = stage.model is None  # the law's model: its draws give each run's density
-        self.centrings: tuple[Centring, ...] = find_centrings(law) if self.own_model else ()
+        self.warmup_tree_depth = stage.warmup_tree_depth
+        self.centrings: tuple[Centring, ...] = (
+            find_centrings(law) if self.own_model and law is not None else ()
+        )
         if stage.model is None:
+            assert law is not None  # the law's own model
             self.model = functools.partial(numpyro_model, law, stage.likelihood, self.centrings)
             self.sites = sampled_sites(law, stage.likelihood, self.centrings)
         else:
@@ -198,7 +231,11 @@ class Sampler:
             s.warmup,
             dense_mass=s.dense_mass,
             target_accept_prob=s.target_accept,
-            max_tree_depth=s.max_tree_depth,
+            max_tree_depth=(
+                s.max_tree_depth
+                if self.warmup_tree_depth is None
+                else (min(self.warmup_tree_depth, s.max_tree_depth), s.max_tree_depth)
+            ),
             model_args=(data,),
             rng_key=key,
         )
@@ -349,11 +386,11 @@ _SAMPLERS: dict[tuple[Any, ...], Sampler] = {}
 _COMPILER = ThreadPoolExecutor(max_workers=3, thread_name_prefix="scalebayes-compile")
 
 
-def _sampler(law: Law, stage: Stage, n_runs: int, settings: Settings, batch: int) -> Sampler:
+def _sampler(law: Law | None, stage: Stage, n_runs: Any, settings: Settings, batch: int) -> Sampler:
     """The cached compiled sampler for this stage, law, data shape, NUTS settings and batch."""
     key = (
         stage.key,
-        law.key,
+        None if law is None else law.key,
         stage.likelihood,
         n_runs,
         batch,

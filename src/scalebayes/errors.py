@@ -110,12 +110,20 @@ class FitFileError(ScalebayesError, OSError):
     """A saved fit that cannot be read: missing, corrupt, foreign or of an unknown schema version."""
 
 
+class IsoflopError(ScalebayesError, ValueError):
+    """Runs that do not form enough isoFLOP sweeps for approach 2 (too few budgets or runs)."""
+
+
 class ConvergenceWarning(UserWarning):
     """Sampler diagnostics (R-hat, ESS, divergences, tree depth) say the posterior may be unreliable."""
 
 
 class AllocationWarning(UserWarning):
     """Some draws' compute-optimal allocation sits at the search bound or did not converge; kept and counted."""
+
+
+class SweepEdgeWarning(AllocationWarning):
+    """An isoFLOP sweep whose loss minimum sits at or beyond the edge of its model sizes."""
 
 
 class ExtrapolationWarning(UserWarning):

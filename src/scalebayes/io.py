@@ -48,8 +48,11 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
         tree["constant_data"] = (
             tree["constant_data"].to_dataset().assign(group=("run", runs.group.astype(str)))
         )
-    if runs.U is not None and "U" not in tree["constant_data"]:
-        tree["constant_data"] = tree["constant_data"].to_dataset().assign(U=("run", runs.U))
+    for name, values in (("U", runs.U), ("budget", runs.budget)):
+        if values is not None and name not in tree["constant_data"]:
+            tree["constant_data"] = (
+                tree["constant_data"].to_dataset().assign({name: ("run", values)})
+            )
     tree.attrs = {
         _KEY: SCHEMA_VERSION,
         "scalebayes_law": json.dumps(fit.law.to_dict()),
@@ -125,7 +128,7 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
         constant = tree["constant_data"].to_dataset()
         table = pd.DataFrame({name: constant[name].to_numpy() for name in ("N", "D", "C")})
         table["loss"] = tree["observed_data"]["loss"].to_numpy()
-        for name in ("U", "group", "weight"):
+        for name in ("U", "group", "weight", "budget"):
             if name in constant:
                 table[name] = constant[name].to_numpy()
         runs = Runs(table=table, **meta["runs"])

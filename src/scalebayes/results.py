@@ -103,8 +103,12 @@ def compute_diagnostics(idata: xr.DataTree, law: Law, likelihood: Likelihood) ->
     discrepancy's included); :func:`scalebayes.health.diagnose` does the arithmetic.
     """
     names = [n for n in model_param_names(law, likelihood) if _is_sampled(law, n)]
-    posterior = idata["posterior"]
-    stats = idata["sample_stats"]
+    return tree_diagnostics(idata, names)
+
+
+def tree_diagnostics(idata: xr.DataTree, names: list[str]) -> Diagnostics:
+    """:class:`Diagnostics` of the posterior variables ``names`` of any NUTS run's DataTree."""
+    posterior, stats = idata["posterior"], idata["sample_stats"]
     return diagnose(
         {name: posterior[name].to_numpy() for name in names},
         {name: stats[name].to_numpy() for name in ("diverging", "reached_max_treedepth")},

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from scalebayes.data import Runs
     from scalebayes.likelihood import Likelihood
-    from scalebayes.results import Fit
+    from scalebayes.results import Diagnostics, Fit
 
 # The keys of scalebayes.discrepancy.KINDS, spelled out so that --help need not import JAX
 # (tests/test_cli.py checks that the two agree).
@@ -185,9 +185,14 @@ def emit(
     table: pd.DataFrame,
     text: Any,
     extra: dict[str, Any],
+    diagnostics: Diagnostics | None = None,
 ) -> None:
-    """Print a decision's table as text (``text()``), JSON or CSV, ending with the fit's diagnostics."""
-    diagnostics = fit.diagnostics
+    """Print a decision's table as text (``text()``), JSON or CSV, ending with diagnostics.
+
+    ``diagnostics``: of the sampling behind the table when it is not the fit's own (approach 2
+    samples its own model); default the fit's.
+    """
+    diagnostics = fit.diagnostics if diagnostics is None else diagnostics
     if args.json:
         payload = {
             "law": fit.law.name,

@@ -15,6 +15,10 @@ from scalebayes.cli._common import RAW, emit, warnings_to_stderr
 from scalebayes.errors import ScalebayesError
 from scalebayes.formatting import format_interval, format_number, text_columns
 
+# The keys of scalebayes.allocation.ESTIMATORS, spelled out so that --help need not import JAX
+# (tests/test_isoflop.py checks that the two agree).
+APPROACHES = ("3", "2")
+
 EXAMPLES_PREDICT = """\
 examples:
   scalebayes predict fit.nc --N 70e9 --D 1.4e12           # Chinchilla itself
@@ -29,10 +33,14 @@ EXAMPLES_OPTIMAL = """\
 examples:
   scalebayes optimal fit.nc --compute 5.76e23 1e24 1e25
   scalebayes optimal fit.nc --compute 1e24 --cost-k 6 --json
+  scalebayes optimal fit.nc --compute 1e24 --approach 2
 
-For every posterior draw and budget C, the N that minimises the law's loss with D = C / (k N);
-medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*, the loss L*, and the
-allocation exponent d log N* / d log C."""
+Approach 3 (default): for every posterior draw and budget C, the N that minimises the law's loss
+with D = C / (k N); medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*,
+the loss L*, and the allocation exponent d log N* / d log C. Approach 2: the fit's runs grouped
+into isoFLOP sweeps (a budget column, or equal C), each sweep's loss minimum sampled as a latent
+variable with a power law N* = G C^a through them (its own NUTS run, the fit's settings); L* is
+given at the sweeps' budgets only."""
 
 EXAMPLES_CHANCE = """\
 examples:
@@ -93,6 +101,12 @@ def add_commands(commands: Any) -> None:
     )
     optimal.add_argument(
         "--prob", type=float, default=0.9, help="interval probability (default 0.9)"
+    )
+    optimal.add_argument(
+        "--approach",
+        choices=APPROACHES,
+        default="3",
+        help="3: minimise the fitted law (default); 2: isoFLOP sweep minima and a power law",
     )
     _add_output(optimal)
     optimal.set_defaults(handler=_optimal)
@@ -210,13 +224,17 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _optimal(args: argparse.Namespace) -> int:
-    from scalebayes.allocate import extrapolation_of, optimal, whole_model_loss
+    import numpy as np
+
+    from scalebayes.allocate import extrapolation_of
+    from scalebayes.allocation import estimator
     from scalebayes.io import load_fit
     from scalebayes.summaries import summarise
 
     fit = load_fit(args.fit)
+    chosen = estimator(args.approach)
     with warnings_to_stderr():
-        result = optimal(fit, args.compute, cost_k=args.cost_k)
+        result = chosen.allocate(fit, args.compute, cost_k=args.cost_k)
     long = result.summary(probs=(args.prob,))
     label = f"eti{args.prob * 100:g}"
     table = long.pivot(
@@ -227,27 +245,28 @@ def _optimal(args: argparse.Namespace) -> int:
     ]
     table = table.reset_index()
     table["beyond"], table["extrapolation"] = extrapolation_of(fit, result)
-    whole = whole_model_loss(fit, result)
+    whole = chosen.whole_model_loss(fit, result)
     if whole is not None:  # L* is the law's; the discrepancy's uncertainty beyond the data
         spread = summarise(whole, probs=(args.prob,)).to_numpy()[:, :3].T
         for column, values in zip(("median", "lb", "ub"), spread, strict=True):
             table[f"loss_whole_model_{column}"] = values
 
     def text() -> str:
-        rows = [
-            [format_number(r["budget"]), *(
+        def cell(r: Any, q: str) -> str:
+            if not np.isfinite(r[f"{q}_median"]):
+                return "-"  # approach 2's L* away from its sweeps
+            return (
                 f"{format_number(r[f'{q}_median'])} {format_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
-                for q in ("N", "D", "tokens_per_param", "loss")
-            ), f"{r['exponent_N_median']:.3f}", r["extrapolation"]]
+            )
+
+        rows = [
+            [format_number(r["budget"]), *(cell(r, q) for q in ("N", "D", "tokens_per_param", "loss")),
+             f"{r['exponent_N_median']:.3f}", r["extrapolation"]]
             for _, r in table.iterrows()
         ]  # fmt: skip
         header = ["C (FLOPs)", "N*", "D*", "tokens/param", "loss L*", "dlogN*/dlogC",
                   "extrapolation"]  # fmt: skip
-        notes = (
-            f"\nnote: {result.n_at_bound} draw-budget pairs have their optimum at the search bound"
-            if result.n_at_bound
-            else ""
-        )
+        notes = "".join(f"\nnote: {note}" for note in chosen.notes(result))
         if whole is not None:
             notes += (
                 f"\nnote: L*, like N* and D*, is the law's alone (the {fit.likelihood.discrepancy.name} "
@@ -259,13 +278,12 @@ def _optimal(args: argparse.Namespace) -> int:
                 )
             )  # fmt: skip
         return (
-            f"compute-optimal allocation under law {fit.law.name!r} (C = {result.cost_k:g} N D): "
-            f"median [{args.prob * 100:g}% interval] over posterior draws\n"
-            + text_columns(header, rows)
-            + notes
+            f"{chosen.heading(fit, result)}: median [{args.prob * 100:g}% interval] over "
+            "posterior draws\n" + text_columns(header, rows) + notes
         )
 
-    emit(args, fit, table, text, {"cost_k": result.cost_k, "n_at_bound": result.n_at_bound})
+    extra = {"approach": chosen.approach, "cost_k": result.cost_k, "n_at_bound": result.n_at_bound}
+    emit(args, fit, table, text, extra, diagnostics=chosen.diagnostics(fit, result))
     return 0
 
 

@@ -56,7 +56,8 @@ class Stage:
 
     ``model`` is a NumPyro model of one argument (the table's ``ModelData``), or None for the
     law's own model under ``likelihood``; ``sites`` its sampled sites (None: the law's); the
-    stage samples at a target acceptance of at least ``min_target_accept``. ``key`` names the
+    stage samples at a target acceptance of at least ``min_target_accept`` (and with trees of at
+    most ``warmup_tree_depth`` levels during warmup, if set). ``key`` names the
     stage in the engine's cache of compiled samplers, ``label`` in the progress bar.
     """
 
@@ -66,6 +67,10 @@ class Stage:
     sites: Sites | None = None
     min_target_accept: float = 0.0
     label: str = "law"  # what the progress bar calls it
+    # A cap on NUTS's tree depth during warmup only (None: the settings' max_tree_depth
+    # throughout), for models whose first warmup iterations, before the mass matrix adapts,
+    # would otherwise run at the maximum depth.
+    warmup_tree_depth: int | None = None
 
 
 class TableSet(Protocol):

@@ -1,0 +1,374 @@
+"""Benchmark: compute-optimal allocation by approach 2 (isoFLOP minima) and approach 3 (the law).
+
+Real data (default): approach 2 (``sb.fit_isoflops``: latent sweep minima, a power law through
+them) and approach 3 (the plain Chinchilla law, ``--discrepancy none``, minimised per draw) on
+Epoch's digitised Chinchilla runs (sweeps found from C) and on each Open-Athena experiment
+(sweeps from its ``budget`` column). Prints, per table, the allocation exponent a of N* ~ C^a
+with its 90 % interval, N* and tokens per parameter 100x beyond the largest sweep, the
+diagnostics and each fit's time (compile and sampling apart).
+
+Known truth (``--truth``): isoFLOP sweeps (5 budgets 1e18-1e21 x 7 runs, 1 % log-normal noise)
+simulated from Epoch's Chinchilla fit ("exact") or from it plus a second, steeper parameter
+term that bends N*(C) ("bent"), with sweeps centred on the true optimum or shifted off it by
+a factor 1.5-1.8; coverage of the 90 % intervals of a (exact only: the bent truth has no single
+a) and of N* 100x beyond the largest sweep, for approach 2 and 3.
+
+    python benchmarks/allocation_approaches.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
+    python benchmarks/allocation_approaches.py --truth [--replicates 10] [--shape shared per_budget]
+
+Writes benchmarks/results/allocation_approaches.json (``--truth``: allocation_truth.json;
+``--out NAME`` another name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _common import (
+    RESULTS,
+    add_data_argument,
+    chinchilla_csv,
+    machine,
+    missing,
+    open_athena_csv,
+    write_results,
+)
+
+BEYOND = 100.0  # N* is scored this far beyond the largest sweep
+HOFFMANN_APPROACH_2 = (0.462, 0.534)  # Hoffmann et al. 2022, Table 2: a = 0.49 [0.462, 0.534]
+SIM_BUDGETS = np.geomspace(1e18, 1e21, 5)
+SIM_SPAN = 1.6  # each sweep spans e^{+-1.6} (a factor 25) in N
+SIM_RUNS = 7
+SIM_NOISE = 0.01
+# The bent truth: Epoch's law plus A2 / N^0.7, which dominates the parameter side of small
+# models (A2/N^0.7 is 0.4 nats at N = 1e8, 0.02 at 1e10), so N*(C) steepens towards small C.
+BENT = {"A2": 1.6e5, "alpha2": 0.7}
+
+
+def interval(values: Any) -> dict[str, float]:
+    """Median and 90 % equal-tailed interval of per-draw values."""
+    flat = np.asarray(values).ravel()
+    low, median, high = np.quantile(flat, [0.05, 0.5, 0.95])
+    return {"median": float(median), "lower": float(low), "upper": float(high)}
+
+
+def show(row: dict[str, float], fmt: str = ".3f") -> str:
+    return f"{row['median']:{fmt}} [{row['lower']:{fmt}}, {row['upper']:{fmt}}]"
+
+
+# --- real data --------------------------------------------------------------------------------
+
+
+def tables(data: Any) -> dict[str, Any]:
+    """Epoch's runs (sweeps from C) and each Open-Athena experiment (sweeps from ``budget``)."""
+    import scalebayes as sb
+
+    found = {}
+    if chinchilla_csv(data).is_file():
+        found["epoch_chinchilla (raw C)"] = sb.load_runs(chinchilla_csv(data))
+    if open_athena_csv(data).is_file():
+        extract = pd.read_csv(open_athena_csv(data))
+        for experiment, rows in extract.groupby("experiment"):
+            table = rows[["params", "tokens", "budget", "loss"]].reset_index(drop=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # duplicates and 6ND vs the nominal budget
+                found[str(experiment)] = sb.load_runs(table)
+    return found
+
+
+def real(args: argparse.Namespace) -> None:
+    import scalebayes as sb
+
+    if missing(chinchilla_csv(args.data)) and missing(open_athena_csv(args.data)):
+        return
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    results = {}
+    for name, runs in tables(args.data).items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            started = time.perf_counter()
+            iso = sb.fit_isoflops(runs, settings=settings)
+            iso_s = time.perf_counter() - started
+            ref = BEYOND * iso.budgets.compute.max()
+            two = iso.optimal([ref])
+            started = time.perf_counter()
+            law = sb.fit(
+                runs, "chinchilla", likelihood=sb.Likelihood(discrepancy="none"), settings=settings
+            )
+            law_s = time.perf_counter() - started
+            three = sb.optimal(law, [ref])
+        row = {
+            "runs": len(runs),
+            "sweeps": str(iso.budgets),
+            "budgets": iso.budgets.n_budgets,
+            "reference_budget": ref,
+            "edge_sweeps": [float(c) for c in iso.budgets.compute[iso.edge]],
+            "approach_2": {
+                "a": interval(iso.a),
+                "N_star": interval(two.N),
+                "tokens_per_param": interval(two.tokens_per_param),
+                "p": interval(iso.posterior["p"]),
+                "q": interval(iso.posterior["q"]),
+                "tau": interval(iso.posterior["tau"]),
+                "diagnostics": iso.diagnostics.to_dict(),
+                "time_s": iso_s,
+                "wall_time": iso.wall_time,
+            },
+            "approach_3": {
+                "a": interval(three.exponent_N),
+                "N_star": interval(three.N),
+                "tokens_per_param": interval(three.tokens_per_param),
+                "diagnostics": law.diagnostics.to_dict(),
+                "time_s": law_s,
+                "wall_time": dict(law.settings.wall_time),
+            },
+            "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        }
+        if name.startswith("epoch"):  # at Chinchilla's own budget (Hoffmann et al.: ~20)
+            row["approach_2"]["tokens_per_param_at_5.76e23"] = interval(
+                iso.optimal([5.76e23]).tokens_per_param
+            )
+            row["approach_3"]["tokens_per_param_at_5.76e23"] = interval(
+                sb.optimal(law, [5.76e23]).tokens_per_param
+            )
+        results[name] = row
+        print(
+            f"{name}: {row['sweeps']}\n"
+            f"  approach 2: a {show(row['approach_2']['a'])}  N* {show(row['approach_2']['N_star'], '.3g')}"
+            f"  D/N {show(row['approach_2']['tokens_per_param'], '.3g')}  {iso.diagnostics}"
+            f"  {iso_s:.1f} s (compile {iso.wall_time['compile']:.1f})\n"
+            f"  approach 3: a {show(row['approach_3']['a'])}  N* {show(row['approach_3']['N_star'], '.3g')}"
+            f"  D/N {show(row['approach_3']['tokens_per_param'], '.3g')}  {law.diagnostics}"
+            f"  {law_s:.1f} s (compile {law.settings.wall_time['compile']:.1f})",
+            flush=True,
+        )
+    print_table(results)
+    write_results(
+        RESULTS / (args.out or "allocation_approaches.json"),
+        {
+            "settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
+            "hoffmann_approach_2_a": HOFFMANN_APPROACH_2,
+            "beyond": BEYOND,
+            "tables": results,
+            "machine": machine(),
+        },
+    )
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(
+        f"\n{'table':45s} {'B':>3s} {'a, approach 2':>24s} {'a, approach 3':>24s} "
+        f"{'D/N 100x, 2':>10s} {'D/N 100x, 3':>10s} {'time 2':>7s} {'time 3':>7s}"
+    )
+    for name, r in results.items():
+        two, three = r["approach_2"], r["approach_3"]
+        print(
+            f"{name:45s} {r['budgets']:3d} {show(two['a']):>24s} {show(three['a']):>24s} "
+            f"{two['tokens_per_param']['median']:10.3g} {three['tokens_per_param']['median']:10.3g} "
+            f"{two['time_s']:6.1f}s {three['time_s']:6.1f}s"
+        )
+
+
+# --- known truth ------------------------------------------------------------------------------
+
+
+def truth_law(kind: str) -> tuple[Any, dict[str, float]]:
+    """The simulated truth: Epoch's Chinchilla law, or it plus the bending term."""
+    import scalebayes as sb
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    if kind == "exact":
+        return sb.load_law("chinchilla"), dict(EPOCH_CHINCHILLA)
+    prior = "LogNormal(loc=0.0, scale=1.0)"
+    law = sb.make_law(
+        "bent",
+        "E + A / N**alpha + B / D**beta + A2 / N**alpha2",
+        inputs=["N", "D"],
+        priors={name: prior for name in ("E", "A", "alpha", "B", "beta", "A2", "alpha2")},
+    )
+    return law, {**EPOCH_CHINCHILLA, **BENT}
+
+
+def true_n_star(law: Any, params: dict[str, float], budgets: np.ndarray) -> np.ndarray:
+    """The truth's N* at ``budgets``: the library's minimiser on a fit whose draws are the truth."""
+    import scalebayes as sb
+    from scalebayes.testing import fit_from_draws
+
+    design = sb.isoflop_design(SIM_BUDGETS, points_per_budget=3)
+    runs = sb.simulate(law, params, design, noise=0.0)
+    draws = {k: np.full((1, 2), v) for k, v in {**params, "sigma": 0.01}.items()}
+    fit = fit_from_draws(law, runs, draws, likelihood=sb.Likelihood(discrepancy="none"))
+    return sb.optimal(fit, budgets).N.to_numpy()[0, 0]
+
+
+def sweeps(law: Any, params: dict[str, float], centred: bool, seed: int) -> Any:
+    """Simulated isoFLOP sweeps around the true optimum (or shifted off it), 1 % noise."""
+    import scalebayes as sb
+
+    rng = np.random.default_rng(seed)
+    centres = np.log(true_n_star(law, params, SIM_BUDGETS))
+    if not centred:  # a factor 1.5-1.8 either way, as a sweep planned from a wrong guess
+        centres = centres + rng.choice([-1, 1], SIM_BUDGETS.size) * rng.uniform(
+            0.4, 0.6, SIM_BUDGETS.size
+        )
+    rows = []
+    for c, centre in zip(SIM_BUDGETS, centres, strict=True):
+        n = np.exp(centre + np.linspace(-SIM_SPAN, SIM_SPAN, SIM_RUNS))
+        rows.append(pd.DataFrame({"N": n, "D": c / (6 * n), "C": c}))
+    design = pd.concat(rows, ignore_index=True)
+    return sb.simulate(law, params, design, noise=SIM_NOISE, seed=seed)
+
+
+def truth(args: argparse.Namespace) -> None:
+    import scalebayes as sb
+    from scalebayes.allocation.profile import ProfileModel
+
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    ref = BEYOND * SIM_BUDGETS.max()
+    rows = []
+    for kind in ("exact", "bent"):
+        law, params = truth_law(kind)
+        n_true = float(true_n_star(law, params, np.array([ref]))[0])
+        a_true = params["beta"] / (params["alpha"] + params["beta"]) if kind == "exact" else None
+        for centred in (True, False):
+            for rep in range(args.replicates):
+                seed = 1000 * (kind == "bent") + 100 * centred + rep
+                runs = sweeps(law, params, centred, seed)
+                fits = {}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # diagnostics are recorded instead
+                    for shape in args.shape:
+                        started = time.perf_counter()
+                        iso = sb.fit_isoflops(
+                            runs, model=ProfileModel(shape=shape), settings=settings, seed=seed
+                        )
+                        alloc = iso.optimal([ref])
+                        fits[f"approach_2_{shape}"] = (
+                            iso.a,
+                            alloc.N,
+                            iso.diagnostics,
+                            time.perf_counter() - started,
+                        )
+                    started = time.perf_counter()
+                    fit = sb.fit(
+                        runs,
+                        "chinchilla",
+                        likelihood=sb.Likelihood(discrepancy="none"),
+                        settings=settings,
+                        seed=seed,
+                    )
+                    alloc = sb.optimal(fit, [ref])
+                    fits["approach_3"] = (
+                        alloc.exponent_N,
+                        alloc.N,
+                        fit.diagnostics,
+                        time.perf_counter() - started,
+                    )
+                for method, (a, n, diagnostics, seconds) in fits.items():
+                    a_i, n_i = interval(a), interval(n)
+                    row = {
+                        "truth": kind,
+                        "sweeps": "centred" if centred else "off-centre",
+                        "seed": seed,
+                        "method": method,
+                        "a_median": a_i["median"],
+                        "a_covered": None
+                        if a_true is None
+                        else bool(a_i["lower"] <= a_true <= a_i["upper"]),
+                        "a_width": a_i["upper"] - a_i["lower"],
+                        "n_covered": bool(n_i["lower"] <= n_true <= n_i["upper"]),
+                        "n_log_error": float(np.log(n_i["median"] / n_true)),
+                        "n_log_width": float(np.log(n_i["upper"] / n_i["lower"])),
+                        "max_rhat": diagnostics.max_rhat,
+                        "divergent": diagnostics.n_divergent,
+                        "seconds": seconds,
+                    }
+                    rows.append(row)
+                print(
+                    f"{kind} {'centred' if centred else 'off-centre'} rep {rep}: "
+                    + "; ".join(
+                        f"{r['method']} a {r['a_median']:.3f} N* err {r['n_log_error']:+.3f} "
+                        f"cov {r['n_covered']}"
+                        for r in rows[-len(fits) :]
+                    ),
+                    flush=True,
+                )
+    table = pd.DataFrame(rows)
+    summary = (
+        table.groupby(["truth", "sweeps", "method"])
+        .agg(
+            fits=("seed", "size"),
+            a_coverage=(
+                "a_covered",
+                lambda s: s.dropna().astype(float).mean() if s.notna().any() else np.nan,
+            ),
+            a_width=("a_width", "median"),
+            n_coverage=("n_covered", "mean"),
+            n_bias=("n_log_error", "median"),
+            n_width=("n_log_width", "median"),
+            max_rhat=("max_rhat", "max"),
+            divergent=("divergent", "sum"),
+            seconds=("seconds", "median"),
+        )
+        .reset_index()
+    )
+    print(summary.to_string(index=False))
+    write_results(
+        RESULTS / (args.out or "allocation_truth.json"),
+        {
+            "settings": {
+                "chains": args.chains,
+                "draws": args.draws,
+                "warmup": args.warmup,
+                "replicates": args.replicates,
+                "shapes": args.shape,
+            },
+            "design": {
+                "budgets": SIM_BUDGETS.tolist(),
+                "runs_per_sweep": SIM_RUNS,
+                "span_ln_N": SIM_SPAN,
+                "noise": SIM_NOISE,
+                "beyond": BEYOND,
+                "bent_term": BENT,
+            },
+            "summary": summary.to_dict(orient="records"),
+            "fits": rows,
+            "machine": machine(),
+        },
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(parser)
+    parser.add_argument("--truth", action="store_true", help="the known-truth coverage study")
+    parser.add_argument("--replicates", type=int, default=10, help="per truth and design (--truth)")
+    parser.add_argument(
+        "--shape",
+        nargs="+",
+        default=["shared"],
+        choices=("shared", "per_budget"),
+        help="approach 2's valley shapes to study (--truth)",
+    )
+    parser.add_argument("--out", help="file name under benchmarks/results (default per mode)")
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    args = parser.parse_args()
+    import scalebayes as sb
+
+    # As the CLI: one chain per CPU device; no compile cache, so every fit's compile is cold.
+    sb.configure(compile_cache=False)
+    if args.truth:
+        truth(args)
+    else:
+        real(args)
+
+
+if __name__ == "__main__":
+    main()

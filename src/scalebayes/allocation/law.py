@@ -1,0 +1,44 @@
+"""Approach 3 behind the estimator interface: minimise the fitted law per draw (``allocate``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from numpy.typing import ArrayLike
+
+from scalebayes.allocate import optimal as law_optimal
+from scalebayes.allocate import whole_model_loss
+from scalebayes.allocation.base import Estimator
+from scalebayes.results import Diagnostics, Fit
+
+
+class LawEstimator(Estimator):
+    """Approach 3: for each draw and budget, the N minimising the law's loss (the default)."""
+
+    approach: ClassVar[str] = "3"
+    title: ClassVar[str] = "the fitted law (approach 3)"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def allocate(self, fit: Fit, budgets: ArrayLike, *, cost_k: float | None = None) -> Any:
+        """:func:`scalebayes.allocate.optimal` with this estimator's options."""
+        return law_optimal(fit, budgets, cost_k=cost_k, **self.options)
+
+    def heading(self, fit: Fit, result: Any) -> str:
+        """One line naming the law."""
+        return f"compute-optimal allocation under law {fit.law.name!r} (C = {result.cost_k:g} N D)"
+
+    def notes(self, result: Any) -> list[str]:
+        """Draw-budget pairs at the search bound, if any."""
+        if not result.n_at_bound:
+            return []
+        return [f"{result.n_at_bound} draw-budget pairs have their optimum at the search bound"]
+
+    def diagnostics(self, fit: Fit, result: Any) -> Diagnostics:
+        """The law fit's diagnostics."""
+        return fit.diagnostics
+
+    def whole_model_loss(self, fit: Fit, result: Any) -> Any:
+        """With a discrepancy, the whole model's loss at the law's optima (L* is the law's)."""
+        return whole_model_loss(fit, result)

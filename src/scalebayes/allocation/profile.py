@@ -1,0 +1,220 @@
+"""The isoFLOP profile model of approach 2: each sweep's loss valley with a latent minimum.
+
+Within a sweep of budget C_b, with u = log N, the loss is
+
+    L(u) = L*_b + K_b g(u - x*_b; p, q),
+    g(v) = (q e^{-p v} + p e^{q v} - p - q) / (p q (p + q)),
+
+so g(0) = g'(0) = 0 and g''(0) = 1: ``L*_b`` is the sweep's least loss, ``K_b`` its curvature
+in log N and ``x*_b`` where it sits. ``g`` is exactly the fixed-compute profile of
+E + A N^-p + B D^-q with C = k N D, so valleys of Chinchilla's shape (steeper towards small
+models when p > q) are fitted without the bias a symmetric parabola has (Czech et al. 2026);
+its shape p, q is shared by the sweeps. The minima are latent and lie near a power law,
+``x*_b = log G + a log C_b + eps_b``, ``eps_b ~ Normal(0, tau)``, so a, G and every N*_b carry
+the uncertainty of each sweep's minimum. Log loss is observed with the likelihood's noise
+(Student-t(4) by default). Everything is sampled non-centred around scales taken from the data
+(each sweep's least observed loss, its curvature, where its least loss sits), so one compiled
+sampler serves any table of the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scalebayes.allocation.budgets import Budgets
+from scalebayes.data import Runs
+from scalebayes.discrepancy.base import Sites, Stage
+from scalebayes.errors import ScalebayesError
+from scalebayes.likelihood import Likelihood
+from scalebayes.model import ModelData
+from scalebayes.priors import Prior
+
+# Prior scales of the non-centred sites, in natural-log units. The sweep minima's line passes
+# within e^{+-2} of where the sweeps' least losses sit; a sweep's least loss L*_b is within
+# about 20 % of its least observed loss (it can only be lower, by what the grid misses); its
+# curvature within a factor e^{+-2} of the rough estimate from its loss range.
+X_SCALE = 1.0
+LSTAR_SCALE = 0.1
+CURVATURE_SCALE = 1.0
+STANDARD = "Normal(loc=0.0, scale=1.0)"
+# Sampling units (the priors above are unchanged by them): each raw site counts its quantity in
+# steps of about one posterior sd, so the unconstrained posterior's sds are 0.08-3 (on Epoch's
+# runs) instead of 0.003-1 with unit-prior raw sites.
+STEP = {"a_raw": 0.02, "x_mid_raw": 0.05, "l_star_raw": 0.005, "curvature_raw": 0.2}
+# "shared": one valley shape p, q for every sweep (exact for a two-power law); "per_budget":
+# each sweep's shape partially pooled around it (spread ``shape_spread`` in log p, log q).
+# Shared is the default, chosen by simulation (benchmarks/results/allocation_truth_shapes.json,
+# 6 tables per cell, unit-scale raw sites): both held a and N* 100x beyond the sweeps in 12 of
+# 12 exact-law tables; on a bent truth per_budget held N* in 10 of 12 against 8 of 12, no
+# clear gain for 8-10x the sampling time (29-38 s against 3-4 s per fit).
+SHAPES = ("shared", "per_budget")
+MIN_TARGET_ACCEPT = 0.9
+# Warmup trees of at most 2^7 steps: before the mass matrix adapts, the first warmup iterations
+# ran at depth 10. On Epoch's runs (25 sweeps, 2 chains x 500 + 500, same process and load):
+# 7-8 s with the cap and the STEP units, 14-20 s with neither, 35-50 s with the units alone.
+WARMUP_TREE_DEPTH = 7
+
+
+@dataclass(frozen=True)
+class ProfileModel:
+    """Priors and noise of the isoFLOP profile model (prior strings as in law files).
+
+    ``a_prior``: the allocation exponent of N* = G C^a (0.5 +- 0.25: from data-starved to
+    parameter-starved). ``shape_prior``: each of the valley's exponents p, q, around 0.3 (the
+    range published laws fit) with a factor of 1.8 either way at one sd. ``tau_prior``: the
+    spread of the sweeps' minima around the power law, in log N (10 % typical).
+    """
+
+    a_prior: str = "Normal(loc=0.5, scale=0.25)"
+    shape_prior: str = "LogNormal(loc=-1.2, scale=0.6)"
+    tau_prior: str = "HalfNormal(scale=0.1)"
+    shape: str = "shared"
+    shape_spread_prior: str = "HalfNormal(scale=0.3)"
+    likelihood: Likelihood = field(default_factory=lambda: Likelihood(discrepancy="none"))
+
+    def __post_init__(self) -> None:
+        for name in ("a_prior", "shape_prior", "tau_prior", "shape_spread_prior"):
+            Prior.parse(getattr(self, name))
+        if Prior.parse(self.a_prior).family != "Normal":
+            raise ScalebayesError(f"a_prior={self.a_prior!r}: expected Normal(loc=..., scale=...)")
+        if self.shape not in SHAPES:
+            raise ScalebayesError(f"shape={self.shape!r}: expected one of {', '.join(SHAPES)}")
+
+    @property
+    def key(self) -> str:
+        """Names the model for the engine's cache of compiled samplers."""
+        return f"isoflop:{self!r}"
+
+    def sites(self, n_budgets: int) -> Sites:
+        """Every sampled site with its prior and shape."""
+        standard = Prior.parse(STANDARD)
+
+        def stepped(site: str, scale: float) -> Prior:  # prior sd ``scale`` in STEP units
+            return Prior.parse(f"Normal(loc=0.0, scale={scale / STEP[site]!r})")
+
+        a_scale = Prior.parse(self.a_prior).kwargs["scale"]
+        sites: Sites = {
+            "a_raw": (stepped("a_raw", a_scale), ()),
+            "x_mid_raw": (stepped("x_mid_raw", X_SCALE), ()),
+            "tau": (Prior.parse(self.tau_prior), ()),
+            "x_dev_raw": (standard, (n_budgets,)),
+            "p": (Prior.parse(self.shape_prior), ()),
+            "q": (Prior.parse(self.shape_prior), ()),
+            "l_star_raw": (stepped("l_star_raw", LSTAR_SCALE), (n_budgets,)),
+            "curvature_raw": (stepped("curvature_raw", CURVATURE_SCALE), (n_budgets,)),
+        }
+        if self.shape == "per_budget":
+            sites["shape_spread"] = (Prior.parse(self.shape_spread_prior), ())
+            sites["p_dev_raw"] = (standard, (n_budgets,))
+            sites["q_dev_raw"] = (standard, (n_budgets,))
+        sites.update({name: (prior, ()) for name, prior in self._noise_priors().items()})
+        return sites
+
+    def _noise_priors(self) -> dict[str, Prior]:
+        priors = self.likelihood.priors()
+        return {name: priors[name] for name in self.likelihood.param_names}
+
+    def stage(self, n_budgets: int) -> Stage:
+        """The engine's stage for tables of ``n_budgets`` sweeps."""
+        import functools
+
+        return Stage(
+            key=self.key,
+            likelihood=self.likelihood,
+            model=functools.partial(profile_model, self),
+            sites=self.sites(n_budgets),
+            # Small tau makes a funnel with the non-centred minima: at 0.8 a simulated table
+            # gave ESS 63 and R-hat 1.03 (2 x 500 draws), at 0.95 ESS 298 and R-hat 1.01.
+            min_target_accept=MIN_TARGET_ACCEPT,
+            warmup_tree_depth=WARMUP_TREE_DEPTH,
+            label="isoFLOP",
+        )
+
+
+def valley(v: Any, p: Any, q: Any) -> Any:
+    """g(v; p, q): the fixed-compute loss profile of a two-power law, unit curvature at 0."""
+    import jax.numpy as jnp
+
+    # expm1 keeps the small-v differences exact; their sum cancels to O(v^2).
+    return (q * jnp.expm1(-p * v) + p * jnp.expm1(q * v)) / (p * q * (p + q))
+
+
+def valley_np(v: np.ndarray, p: float, q: float) -> np.ndarray:
+    """NumPy twin of :func:`valley` (for simulation and tests)."""
+    return (q * np.expm1(-p * v) + p * np.expm1(q * v)) / (p * q * (p + q))
+
+
+def profile_data(runs: Runs, budgets: Budgets) -> ModelData:
+    """The arrays the model conditions on: the runs of the used sweeps and the data's scales.
+
+    ``extra`` holds each run's sweep (``budget``), each sweep's centred log budget (``log_c``),
+    least observed log loss (``y_min``), rough log curvature (``log_k0``), and the mean log N of
+    the sweeps' least losses (``x0``) with the mean log budget it belongs to (``log_c_ref``).
+    """
+    import jax.numpy as jnp
+
+    used = budgets.used
+    u = np.log(runs.N[used])
+    y = np.log(runs.loss[used])
+    index = budgets.index[used]
+    n_b = budgets.n_budgets
+    loss = runs.loss[used]
+    y_min = np.array([y[index == b].min() for b in range(n_b)])
+    x_best = np.array([u[index == b][np.argmin(y[index == b])] for b in range(n_b)])
+    k0 = []
+    for b in range(n_b):
+        span = np.ptp(u[index == b])
+        rise = np.ptp(loss[index == b])
+        # L - L* = K v^2 / 2 with the farthest run about half the span from the minimum.
+        k0.append(max(2.0 * rise / max(span / 2.0, 0.1) ** 2, 1e-4))
+    log_c = np.log(budgets.compute)
+    extra = {
+        "budget": jnp.asarray(index, dtype=jnp.int32),
+        "log_c": jnp.asarray(log_c - log_c.mean()),
+        "log_c_ref": jnp.asarray(log_c.mean()),
+        "y_min": jnp.asarray(y_min),
+        "log_k0": jnp.asarray(np.log(k0)),
+        "x0": jnp.asarray(x_best.mean()),
+    }
+    return ModelData(
+        log_inputs={"N": jnp.asarray(u)},
+        log_loss=jnp.asarray(y),
+        weight=jnp.ones(len(u)),
+        log_ref={},
+        extra=extra,
+    )
+
+
+def profile_model(model: ProfileModel, data: ModelData) -> None:
+    """The NumPyro model of the sweeps (see the module's docstring); one argument, the data."""
+    import jax.numpy as jnp
+    import numpyro
+
+    sites = model.sites(data.extra["y_min"].shape[0])
+    v = {name: numpyro.sample(name, prior.to_numpyro().expand(shape).to_event(len(shape)))
+         for name, (prior, shape) in sites.items()}  # fmt: skip
+    extra = data.extra
+    x_mid = extra["x0"] + STEP["x_mid_raw"] * v["x_mid_raw"]
+    a_loc = Prior.parse(model.a_prior).kwargs["loc"]
+    a = numpyro.deterministic("a", a_loc + STEP["a_raw"] * v["a_raw"])
+    # Non-centred: a centred minimum (its own coordinate, density Normal(line, tau)) diverged
+    # at small tau in 4 of 4 simulated tables (17-143 divergences), this in 1 of 4 (one).
+    log_n_star = x_mid + a * extra["log_c"] + v["tau"] * v["x_dev_raw"]
+    log_l_star = extra["y_min"] + STEP["l_star_raw"] * v["l_star_raw"]
+    log_k = extra["log_k0"] + STEP["curvature_raw"] * v["curvature_raw"]
+    numpyro.deterministic("log_G", x_mid - a * extra["log_c_ref"])
+    numpyro.deterministic("log_N_star", log_n_star)
+    numpyro.deterministic("L_star", jnp.exp(log_l_star))
+    numpyro.deterministic("K", jnp.exp(log_k))
+    b = extra["budget"]
+    p, q = v["p"], v["q"]
+    if model.shape == "per_budget":  # each sweep's shape pooled around the shared one
+        p = p * jnp.exp(v["shape_spread"] * v["p_dev_raw"])[b]
+        q = q * jnp.exp(v["shape_spread"] * v["q_dev_raw"])[b]
+    shape = valley(data.log_inputs["N"] - log_n_star[b], p, q)
+    mu = jnp.log(jnp.exp(log_l_star[b]) + jnp.exp(log_k[b]) * shape)
+    nu = v.get("nu", model.likelihood.df)
+    model.likelihood.observe(mu, v["sigma"], nu, data)
