@@ -20,11 +20,13 @@ jax.config.update("jax_num_cpu_devices", 4)
 # A compile cache for this run only: empty when the suite starts (as on a new machine), shared
 # by this process and the CLI and example processes it starts, so a program the suite needs
 # twice compiles once. SCALEBAYES_COMPILE_CACHE=0 (or a folder) in the environment wins.
+# pytest-xdist's workers inherit the folder from the process that starts them.
 if os.environ.get("SCALEBAYES_COMPILE_CACHE", "") in ("", "1"):
     _SESSION_CACHE = tempfile.mkdtemp(prefix="scalebayes-tests-jax-")
     atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
     os.environ["SCALEBAYES_COMPILE_CACHE"] = _SESSION_CACHE
-    jax.config.update("jax_compilation_cache_dir", _SESSION_CACHE)
+if os.environ["SCALEBAYES_COMPILE_CACHE"] != "0":
+    jax.config.update("jax_compilation_cache_dir", os.environ["SCALEBAYES_COMPILE_CACHE"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
 
 from scalebayes.likelihood import Likelihood  # noqa: E402 (after JAX's settings)

@@ -39,21 +39,21 @@ def test_importing_the_package_does_not_import_jax():
     assert out.stdout.strip() == "False"
 
 
-def test_importing_the_library_changes_no_jax_setting():
-    """Fitting and predicting apply the fit's precision as a context; configure() is explicit."""
-    code = (
-        "import jax, scalebayes as sb\n"
-        "before = (jax.config.jax_enable_x64, jax.config.jax_compilation_cache_dir)\n"
-        "runs = sb.simulate('power_c', {'E': 1.8, 'A': 30.0, 'alpha': 0.05},"
-        " sb.isoflop_design([1e19, 1e20, 1e21], points_per_budget=3), seed=0)\n"
-        "sb.fit(runs, 'power_c', likelihood=sb.Likelihood(discrepancy='none'),"
-        " chains=2, warmup=50, draws=50)\n"
-        "print(before == (jax.config.jax_enable_x64, jax.config.jax_compilation_cache_dir))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip().splitlines()[-1] == "True"
+def test_fitting_changes_no_jax_setting(synthetic_runs):
+    """A fit applies its precision as a context and leaves the process's JAX settings alone.
+
+    This process runs in float64 (conftest), so a float32 fit must switch precision for its
+    own work and switch back; the compile cache is the process's, set or not, before and after.
+    The shape is test_precision's float32 fit: no compile of its own.
+    """
+    import jax
+    from tests.conftest import CI_FIT, PLAIN
+
+    before = (jax.config.jax_enable_x64, jax.config.jax_compilation_cache_dir)
+    fit = sb.fit(synthetic_runs, "chinchilla", likelihood=PLAIN, precision="float32", **CI_FIT)
+    assert fit.posterior["alpha"].dtype == "float32"
+    sb.predict(fit, N=7e10, D=1.4e12)
+    assert (jax.config.jax_enable_x64, jax.config.jax_compilation_cache_dir) == before
 
 
 def test_no_submodule_is_named_like_an_export():
