@@ -160,7 +160,7 @@ def optimal(
         If a budget or ``cost_k`` is not a positive finite number.
     """
     k = fit.runs.cost_k if cost_k is None else cost_k
-    budgets = _budgets(budgets)
+    budgets = checked_budgets(budgets)
     if not (np.isfinite(k) and k > 0):
         raise ScalebayesError(
             f"cost_k={k!r}: expected a positive number of FLOPs per parameter per token"
@@ -279,7 +279,8 @@ def require_n_and_d(law: Law) -> None:
         )
 
 
-def _budgets(budgets: ArrayLike) -> np.ndarray:
+def checked_budgets(budgets: ArrayLike) -> np.ndarray:
+    """``budgets`` as a 1-D array of positive finite FLOP counts, or a :class:`ScalebayesError`."""
     try:
         values = np.atleast_1d(np.asarray(budgets, dtype=float))
     except (TypeError, ValueError):

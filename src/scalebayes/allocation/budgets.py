@@ -113,19 +113,6 @@ def find_budgets(
     )
 
 
-def checked_budgets(budgets: object) -> np.ndarray:
-    """``budgets`` as a 1-D array of positive finite FLOP counts, or a :class:`ScalebayesError`."""
-    try:
-        values = np.atleast_1d(np.asarray(budgets, dtype=float))
-    except (TypeError, ValueError):
-        raise ScalebayesError(f"budgets={budgets!r}: expected positive FLOP counts") from None
-    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
-        raise ScalebayesError(
-            f"budgets={budgets!r}: expected one or more positive finite FLOP counts, e.g. 5.76e23"
-        )
-    return values
-
-
 def _exact_groups(labels: np.ndarray) -> list[np.ndarray]:
     """Runs sharing a budget value (to 1e-9 decades)."""
     keys = np.round(labels, 9)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scalebayes.allocation.budgets import Budgets, checked_budgets
+from scalebayes.allocate import checked_budgets
+from scalebayes.allocation.budgets import Budgets
 from scalebayes.allocation.profile import ProfileModel
 from scalebayes.data import Runs
 from scalebayes.formatting import format_interval, format_number, text_columns
