@@ -211,11 +211,11 @@ def _prefers_truth(seed: int, cuts: int) -> tuple[bool, bool]:
 
 
 def test_loo_and_lfo_prefer_the_true_law() -> None:
-    # Reduced run: 2 seeds, 2 cuts (the study, 20 seeds, is the slow test below). power_c
+    # Reduced run: one seed, 2 cuts (the study, 20 seeds, is the slow test below). power_c
     # ignores how a budget is split between N and D, so within an isoFLOP sweep it misses a
     # U-shaped spread of ~5-20% in loss against 1% noise: a correct method ranks the truth
-    # first every time (20 of 20 measured), so any miss here means a broken ranking.
-    results = [_prefers_truth(seed, cuts=2) for seed in range(2)]
+    # first every time (20 of 20 measured), so a miss here means a broken ranking.
+    results = [_prefers_truth(seed, cuts=2) for seed in range(1)]
     assert all(loo for loo, _ in results)
     assert all(future for _, future in results)
 
