@@ -421,3 +421,25 @@ def test_prior_posterior_of_a_gp_fit_draws_the_gp_s_priors(chinchilla_fit):
     titles = [ax.get_title() for ax in axes]
     assert {"sigma", "sigma_law", "gp_amplitude"} <= set(titles) and len(titles) == 8
     plt.close("all")
+
+
+def test_a_loss_axis_within_a_decade_has_several_labelled_ticks():
+    # A log axis from 1.9 to 3.2 labels only 2 and 3 by default; the loss axes get plain,
+    # linear-spaced ticks inside a decade (and keep log ticks across decades).
+    import matplotlib.pyplot as plt
+
+    from scalebayes.plots._common import plain_loss_ticks
+
+    fig, ax = plt.subplots()
+    try:
+        ax.set_yscale("log")
+        ax.set_ylim(1.9, 3.2)
+        plain_loss_ticks(ax)
+        fig.canvas.draw()
+        shown = [t for t in ax.get_yticks() if 1.9 <= t <= 3.2]
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert len(shown) >= 4 and "2" in labels and "2.5" in labels, (shown, labels)
+        ax.set_ylim(0.5, 50)
+        assert {1.0, 10.0} <= set(ax.yaxis.get_major_locator()())
+    finally:
+        plt.close(fig)

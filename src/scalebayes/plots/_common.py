@@ -121,11 +121,32 @@ def mark_extrapolation(ax: Axes, x: np.ndarray, low: float, high: float) -> list
 
 
 def plain_loss_ticks(ax: Axes) -> None:
-    """Label a log-scaled loss axis 2, 3, 4 rather than 2x10^0: losses span less than a decade."""
-    from matplotlib.ticker import FormatStrFormatter
+    """Label a log-scaled loss axis with plain numbers, five or so of them (1.9, 2, 2.1, ...).
 
+    Losses span less than a decade, where a log axis labels only the integers it crosses (often
+    two ticks for a whole panel); within a decade the ticks are chosen as on a linear axis.
+    """
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    ax.yaxis.set_major_locator(_loss_locator())
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _loss_locator() -> Any:
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    class LossLocator(LogLocator):
+        """Linear 'nice' ticks when the view spans under a decade; log ticks otherwise."""
+
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            low, high = sorted((vmin, vmax))
+            if low > 0 and high / low < 10:
+                ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+                return ticks[ticks > 0]
+            return super().tick_values(vmin, vmax)
+
+    return LossLocator()
 
 
 def figure_of(obj: Any) -> Figure:
