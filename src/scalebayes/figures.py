@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from scalebayes.results import Fit
 
 KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals", "pit")
+HELDOUT_KINDS = ("pit",)
+"""Kinds that need runs the fit did not see (``heldout=``); the others draw from a fit alone."""
 # The frontier is drawn from the smallest run's compute to this many times the largest's.
 FRONTIER_REACH = 1e4
 
