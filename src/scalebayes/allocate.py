@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from scalebayes.errors import AllocationWarning, ExtrapolationWarning, LawError, ScalebayesError
 from scalebayes.model import log_mean
-from scalebayes.runtime import in_fit_precision
+from scalebayes.runtime import in_fit_precision, padded_size
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
@@ -180,8 +180,7 @@ def optimal(
     # the optimum: the GP's mean beyond the data, reverting to zero, bent L*(C) upwards past
     # the runs (Epoch's: from ~1e25 FLOPs), which no budget can buy.
     decided = fit.likelihood.for_decisions()
-    # Budgets padded to a power of two: each new count would compile the solver again.
-    size = max(8, 1 << (len(budgets) - 1).bit_length())
+    size = padded_size(len(budgets), 8)
     padded = np.pad(log_c, ((0, 0), (0, size - len(budgets))), mode="edge")
     solved = _solver(fit.law, decided)(theta, padded, np.log(k), np.log(low), np.log(high))
     x, log_loss, step, exponent, at_bound = (np.asarray(a)[:, : len(budgets)] for a in solved)

@@ -34,7 +34,6 @@ from scalebayes.runtime import compiled, in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
-    from scalebayes.laws import Law
     from scalebayes.results import Fit
 
 CHANCE_KINDS = ("mean", "new_run")
@@ -162,7 +161,7 @@ def law_floor(fit: Fit) -> xr.DataArray:
     """
     params = {name: fit.posterior[name].to_numpy() for name in fit.law.param_names}
     log_inputs = {name: _HUGE_LOG for name in fit.law.inputs}
-    floor = np.exp(np.asarray(compiled(_law_log_mean, fit.law)(params, log_inputs)))
+    floor = np.exp(np.asarray(compiled(type(fit.law).log_mean, fit.law)(params, log_inputs)))
     return xr.DataArray(floor, dims=("chain", "draw"), name="floor")
 
 
@@ -376,10 +375,6 @@ def _new_run_probability(fit: Fit, log_mu: Any, log_target: Any) -> Any:
     sigma = fit.posterior["sigma"].to_numpy()[..., None]
     nu = fit.posterior["nu"].to_numpy()[..., None] if fit.likelihood.estimates_nu else None
     return compiled(_noise_cdf, fit.likelihood)(log_mu, sigma, nu, log_target)
-
-
-def _law_log_mean(law: Law, params: Any, log_inputs: Any) -> Any:
-    return law.log_mean(params, log_inputs)
 
 
 def _noise_cdf(likelihood: Any, mu: Any, sigma: Any, nu: Any, log_target: Any) -> Any:

@@ -22,7 +22,7 @@ from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.health import Diagnostics, diagnose
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
-from scalebayes.runtime import DEFAULT_PRECISION, check_precision, precision
+from scalebayes.runtime import DEFAULT_PRECISION, check_precision, padded_size, precision
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def _padded(log_inputs: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
     if len(shapes) != 1 or len(next(iter(shapes))) != 1 or next(iter(shapes))[0] == 0:
         return dict(log_inputs), None
     (n,) = next(iter(shapes))
-    size = max(64, 1 << (n - 1).bit_length())
+    size = padded_size(n, 64)
     return {k: np.pad(np.asarray(v), (0, size - n), mode="edge") for k, v in log_inputs.items()}, n
 
 

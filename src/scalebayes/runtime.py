@@ -122,3 +122,12 @@ def compiled(fn: Any, *static: Any) -> Any:
     import jax
 
     return jax.jit(functools.partial(fn, *static))
+
+
+def padded_size(n: int, minimum: int) -> int:
+    """The array length ``n`` rounds up to: the next power of two, at least ``minimum``.
+
+    Each new input shape compiles a program again; padding to a few sizes lets every figure and
+    command of a process share them.
+    """
+    return max(minimum, 1 << (n - 1).bit_length())
