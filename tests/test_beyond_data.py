@@ -74,3 +74,22 @@ def test_decision_commands_say_how_far_beyond(tmp_path, capsys):
     assert main(["plan", path, "--target", "2.3", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)["rows"]
     assert row["extrapolation"].endswith("seen") and row["beyond"] > 1
+
+
+def test_tokens_per_parameter_is_its_own_axis_of_extrapolation():
+    # Over-training: N and D each inside their fitted ranges, D/N far beyond every run's. The
+    # law's D term is then extrapolated (issue 15: losses 3.5 % above the law past ~80 D/N).
+    fit = chinchilla_known()
+    runs = fit.runs.table
+    ratio = runs["D"] / runs["N"]
+    n, d = float(runs["N"].min()), float(runs["D"].max())
+    assert runs["N"].min() <= n <= runs["N"].max() and runs["D"].min() <= d <= runs["D"].max()
+    table = sb.predict(fit, N=n, D=d).summary()
+    expected = d / n / ratio.max()
+    assert expected > 1.5
+    assert table.loc[0, "beyond"] == pytest.approx(expected)
+    assert f"{expected:.3g}x beyond the largest D/N seen" in table.loc[0, "extrapolation"]
+    # Heavy inference (T = 1e14 tokens) pushes the plan to ~4500 D/N, past this ladder's 600.
+    over = sb.plan(fit, 2.3, inference_tokens=1e14).table.iloc[0]
+    assert over["tokens_per_param"] > 2 * ratio.max()
+    assert "x beyond the largest D/N seen" in over["extrapolation"]

@@ -188,7 +188,8 @@ class Plan:
         One row per lifetime inference volume ``inference_tokens``: the single run to train
         (``N``, ``D``, ``tokens_per_param``, training FLOPs ``C``, ``total_cost`` = C + 2 N T
         FLOPs), its chance ``p_mean`` / ``p_new_run`` of reaching the target, and how far
-        beyond the fitted runs it lies (``beyond``, ``extrapolation``, as in ``predict``).
+        beyond the fitted runs it lies in N, D, C and D/N (``beyond``, ``extrapolation``, as in
+        ``predict``).
     per_draw : Dataset, dims (chain, draw, inference_tokens)
         For each draw, the cheapest run its own law needs to reach the target (no noise):
         N, D, C, total_cost; NaN in ``unreachable`` draws (target below that draw's floor, or

@@ -228,11 +228,22 @@ def noise_draws(fit: Fit, shape: tuple[int, ...], *, seed: int) -> np.ndarray:
     return np.asarray(fit.likelihood.noise_draws(seed, sigma, nu, tuple(shape)))
 
 
+TOKENS_PER_PARAM = "D/N"
+
+
 def fitted_range(fit: Fit) -> dict[str, tuple[float, float]]:
-    """Smallest and largest N, D, C (and U, when the runs have it) among the fitted runs."""
+    """Smallest and largest N, D, C, D/N (and U, when the runs have it) among the fitted runs.
+
+    D/N (tokens per parameter) is its own axis: a run at a new D/N is an extrapolation even when
+    its N and D are each inside their ranges (over-training: the law's D term far past the runs).
+    """
     table = fit.runs.table
     names = [name for name in (*INPUT_NAMES, "U") if name in table]
-    return {name: (float(table[name].min()), float(table[name].max())) for name in names}
+    ranges = {name: (float(table[name].min()), float(table[name].max())) for name in names}
+    if "N" in table and "D" in table:
+        ratio = table["D"] / table["N"]
+        ranges[TOKENS_PER_PARAM] = (float(ratio.min()), float(ratio.max()))
+    return ranges
 
 
 def extrapolation(
@@ -242,8 +253,11 @@ def extrapolation(
 
     A point at 12 times the largest C seen gets factor 12 and "12x beyond the largest C seen";
     one at a tenth of the smallest N, factor 10 and "10x below the smallest N seen"; a point
-    inside the range of every input, factor 1 and "inside the fitted range".
+    inside the range of every input, factor 1 and "inside the fitted range". D/N is taken
+    from the points' N and D when ``fitted`` has a D/N range.
     """
+    if TOKENS_PER_PARAM in fitted and TOKENS_PER_PARAM not in points and {"N", "D"} <= set(points):
+        points = points.assign(**{TOKENS_PER_PARAM: points["D"] / points["N"]})
     factors = np.ones(len(points))
     words = ["inside the fitted range"] * len(points)
     for i in range(len(points)):
