@@ -16,6 +16,7 @@ RESULTS = HERE / "results"
 # The public tables, relative to the data directory.
 CHINCHILLA = "chinchilla_svg_extracted.csv"  # Epoch AI's digitised Chinchilla runs
 OPEN_ATHENA = "open-athena-isoflops/isoflops_extract.csv"  # the Open-Athena isoFLOP sweeps
+MISFITTING = "misfitting-curves/scaling_results.csv"  # (Mis)Fitting's learning curves
 
 
 def add_data_argument(parser: argparse.ArgumentParser, *, reads: bool = True) -> None:
@@ -38,6 +39,11 @@ def chinchilla_csv(data: Path) -> Path:
 def open_athena_csv(data: Path) -> Path:
     """The Open-Athena isoFLOP extract in the data directory ``data``."""
     return Path(data) / OPEN_ATHENA
+
+
+def misfitting_csv(data: Path) -> Path:
+    """(Mis)Fitting's learning curves (every checkpoint) in the data directory ``data``."""
+    return Path(data) / MISFITTING
 
 
 def missing(path: Path) -> bool:

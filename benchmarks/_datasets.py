@@ -1,5 +1,6 @@
 """The public tables the backtest-style benchmarks score: Epoch's Chinchilla runs and each
-Open-Athena isoFLOP experiment, with how each is held out (top decades, or largest budgets)."""
+Open-Athena isoFLOP experiment, with how each is held out (top decades, or largest budgets);
+and the over-training tables, held out by tokens per parameter."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from _common import chinchilla_csv, open_athena_csv
+from _common import chinchilla_csv, misfitting_csv, open_athena_csv
 
 
 def datasets(data: Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -52,4 +53,58 @@ def datasets(data: Path, names: list[str] | None = None) -> dict[str, dict[str, 
         if unknown:
             raise SystemExit(f"unknown or absent datasets {unknown}; known: {sorted(found)}")
         found = {name: found[name] for name in names}
+    return found
+
+
+# (Mis)Fitting's sweep whose rows are corrupted (see misfitting-curves/README.md, caveats).
+_CORRUPTED_SWEEP = "2024_11_10-23_08_29_sweep_test"
+
+
+def misfitting_final_runs(path: Path) -> Any:
+    """(Mis)Fitting's finished runs: each run's final checkpoint, the best peak LR per (size, steps).
+
+    The schedule is cosine to each run's end, so only a final checkpoint is a finished run of
+    that length; of the runs of one size and length, the best learning rate's is the tuned run a
+    law describes. Drops the corrupted sweep and mislabelled rows (the data README's
+    conservative filter). N counts embeddings (the table's ``N``).
+    """
+    import pandas as pd
+
+    import scalebayes as sb
+
+    table = pd.read_csv(path)
+    keep = (
+        (table["sweep"] != _CORRUPTED_SWEEP)
+        & (table["current_steps"] <= table["total_steps"])
+        & (table["current_epoch"] == table["total_epochs"])
+    )
+    final = table[keep]
+    best = final.loc[final.groupby(["model", "total_steps"])["loss"].idxmin()]
+    runs = best[["N", "D", "loss"]].reset_index(drop=True)
+    return sb.load_runs(runs)
+
+
+def overtraining_datasets(data: Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The over-training backtests: fit the runs at or below a tokens-per-parameter ratio.
+
+    Epoch's runs (D/N up to ~340) and (Mis)Fitting's finished runs (up to ~220) hold out the
+    runs beyond 40 and beyond 80 tokens per parameter; the question is whether a law fitted
+    near the compute-optimal valley predicts over-trained runs (as serving-heavy plans train).
+    """
+    import scalebayes as sb
+
+    found: dict[str, dict[str, Any]] = {}
+    holdout = {"holdout_tokens_per_param": (40, 80)}
+    epoch, curves = chinchilla_csv(data), misfitting_csv(data)
+    if epoch.is_file():
+        found["epoch_overtraining"] = {"runs": sb.load_runs(epoch), "holdout": holdout,
+                                       "budget": None}  # fmt: skip
+    if curves.is_file():
+        found["misfitting_overtraining"] = {
+            "runs": misfitting_final_runs(curves),
+            "holdout": holdout,
+            "budget": None,
+        }
+    if names:
+        found = {name: spec for name, spec in found.items() if name in names}
     return found

@@ -9,8 +9,12 @@ the small runs against all runs. One row per (table, cut, noise model); the nois
 ranked by mean interval score; target coverage: 90 % in [85 %, 95 %]. Writes
 benchmarks/results/backtest.json.
 
+With ``--overtraining``: the over-training tables instead (Epoch's runs and (Mis)Fitting's
+finished runs, fitted at or below 40 and 80 tokens per parameter, the longer-trained runs
+predicted); writes benchmarks/results/overtraining.json unless ``--out`` says otherwise.
+
     python benchmarks/backtest.py [--data DIR] [--datasets epoch_chinchilla ...]
-                                  [--discrepancy none curvature gp]
+                                  [--discrepancy none curvature gp] [--overtraining]
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 
 import pandas as pd
 from _common import RESULTS, add_data_argument, machine, write_results
-from _datasets import datasets
+from _datasets import datasets, overtraining_datasets
 
 TARGET = (0.85, 0.95)
 
@@ -32,9 +36,13 @@ def main() -> None:
     parser.add_argument("--discrepancy", nargs="+", default=["none", "curvature"])
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--out", default="backtest.json", help="file name in benchmarks/results")
+    parser.add_argument("--out", help="file name in benchmarks/results (default backtest.json)")
+    parser.add_argument(
+        "--overtraining", action="store_true", help="the over-training tables, cut by D/N"
+    )
     args = parser.parse_args()
-    tables = datasets(args.data, args.datasets)
+    args.out = args.out or ("overtraining.json" if args.overtraining else "backtest.json")
+    tables = (overtraining_datasets if args.overtraining else datasets)(args.data, args.datasets)
     if not tables:
         print(f"skipped: no public tables found in {args.data}")
         return

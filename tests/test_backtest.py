@@ -23,6 +23,7 @@ from scalebayes.holdout import (
     flop_cuts,
     pool,
     quantile_cuts,
+    ratio_cuts,
     score,
 )
 from scalebayes.scoring import interval_score
@@ -193,6 +194,15 @@ def test_cut_rules_make_masks_below_the_cut(synthetic_runs):
             rule(synthetic_runs, arg)
     with pytest.raises(ScalebayesError, match="and 0 to score"):
         flop_cuts(synthetic_runs, [1e30])
+    # Over-training: fit at most 20 tokens per parameter, score the longer-trained runs.
+    ratio = synthetic_runs.table["D"].to_numpy() / synthetic_runs.table["N"].to_numpy()
+    (over,) = ratio_cuts(synthetic_runs, [20])
+    np.testing.assert_array_equal(over.mask, ratio <= 20)
+    assert over.label == "D/N > 20" and 0 < over.mask.sum() < len(ratio)
+    with pytest.raises(ScalebayesError, match="and 0 to score"):
+        ratio_cuts(synthetic_runs, [1e9])
+    with pytest.raises(ScalebayesError, match="one of"):
+        backtest(synthetic_runs, holdout_top=(1,), holdout_tokens_per_param=(80,))
     # Any mask is a cut: held-out rows need not be the largest.
     odd = Cut(float("nan"), "odd rows", np.arange(len(synthetic_runs)) % 2 == 0)
     assert odd.mask.sum() == (len(synthetic_runs) + 1) // 2

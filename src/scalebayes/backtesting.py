@@ -37,6 +37,7 @@ from scalebayes.holdout import (
     fit_holdout,
     flop_cuts,
     pool_cuts,
+    ratio_cuts,
 )
 from scalebayes.results import Settings
 
@@ -135,6 +136,7 @@ def backtest(
     holdout_top: Sequence[float] | None = None,
     holdout_budgets: Sequence[int] | None = None,
     cuts: Sequence[float] | None = None,
+    holdout_tokens_per_param: Sequence[float] | None = None,
     budget: float | None = None,
     priors: Mapping[str, str | Prior] | None = None,
     likelihood: Likelihood | None = None,
@@ -147,7 +149,8 @@ def backtest(
 
     Give one of ``holdout_top`` (decades of compute held out at the top, e.g. ``(1, 2)``),
     ``holdout_budgets`` (how many of the largest distinct budgets to hold out, for isoFLOP
-    sweeps) or ``cuts`` (FLOPs); default ``holdout_top=(1, 2)``.
+    sweeps), ``cuts`` (FLOPs) or ``holdout_tokens_per_param`` (fit the runs at or below each
+    D/N, predict the over-trained rest, e.g. ``(80,)``); default ``holdout_top=(1, 2)``.
 
     Parameters
     ----------
@@ -173,7 +176,7 @@ def backtest(
     held = fit_holdout(
         runs,
         law,
-        backtest_cuts(runs, holdout_top, holdout_budgets, cuts),
+        backtest_cuts(runs, holdout_top, holdout_budgets, cuts, holdout_tokens_per_param),
         priors=priors,
         likelihood=likelihood,
         settings=settings,
@@ -211,14 +214,20 @@ def backtest_cuts(
     holdout_top: Sequence[float] | None = None,
     holdout_budgets: Sequence[int] | None = None,
     cuts: Sequence[float] | None = None,
+    holdout_tokens_per_param: Sequence[float] | None = None,
 ) -> list[Cut]:
-    """The backtest's cuts: one of decades or budgets held out at the top, or FLOPs.
+    """The backtest's cuts: decades or budgets held out at the top, FLOPs, or D/N (one of them).
 
     Default: the top one and two decades of compute (``holdout_top=(1, 2)``).
     """
-    given = [x is not None for x in (holdout_top, holdout_budgets, cuts)]
+    given = [x is not None for x in (holdout_top, holdout_budgets, cuts, holdout_tokens_per_param)]
     if sum(given) > 1:
-        raise ScalebayesError("give one of holdout_top, holdout_budgets and cuts, not several")
+        raise ScalebayesError(
+            "give one of holdout_top, holdout_budgets, cuts and holdout_tokens_per_param, "
+            "not several"
+        )
+    if holdout_tokens_per_param is not None:
+        return ratio_cuts(runs, holdout_tokens_per_param)
     if holdout_budgets is not None:
         return budget_cuts(runs, holdout_budgets)
     if cuts is not None:

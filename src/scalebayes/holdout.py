@@ -157,6 +157,21 @@ def budget_cuts(runs: Runs, counts: Sequence[int]) -> list[Cut]:
     return _checked(runs, out)
 
 
+def ratio_cuts(runs: Runs, ratios: Sequence[float]) -> list[Cut]:
+    """Fit the runs with at most ``r`` tokens per parameter (D/N), score the rest, for each ``r``.
+
+    The over-training question: does a law fitted near the compute-optimal valley predict runs
+    trained far longer per parameter (as serving-heavy plans train)?
+    """
+    values = [float(r) for r in ratios]
+    if not values or not all(np.isfinite(r) and r > 0 for r in values):
+        raise ScalebayesError(f"holdout_tokens_per_param={list(ratios)}: expected positive ratios")
+    if not {"N", "D"} <= set(runs.table):
+        raise ScalebayesError("holding out by tokens per parameter needs N and D columns")
+    ratio = runs.table["D"].to_numpy(float) / runs.table["N"].to_numpy(float)
+    return _checked(runs, [Cut(np.nan, f"D/N > {r:g}", ratio <= r) for r in values])
+
+
 def flop_cuts(runs: Runs, flops: Sequence[float]) -> list[Cut]:
     """Cut at these FLOPs: fit at or below each, score above."""
     values = [float(c) for c in flops]

@@ -60,6 +60,7 @@ examples:
   scalebayes backtest chinchilla.csv --law chinchilla --holdout-top 1 2 --budget 5.76e23
   scalebayes backtest sweep.csv --holdout-budgets 1 2          # an isoFLOP sweep's largest budgets
   scalebayes backtest runs.csv --cut 1e21 --discrepancy none   # the plain law, to compare
+  scalebayes backtest runs.csv --holdout-tokens-per-param 80    # over-training: D/N > 80 held out
   scalebayes backtest chinchilla.csv --plot pit.png            # PIT histogram per cut
 
 Scores lead with proper scores, which wide intervals cannot game: IS90 (interval score of the
@@ -152,6 +153,13 @@ def add_commands(commands: Any) -> None:
         help="hold out the K largest distinct budgets (isoFLOP sweeps)",
     )
     held.add_argument("--cut", nargs="+", type=float, metavar="FLOPS", help="compute cut-offs")
+    held.add_argument(
+        "--holdout-tokens-per-param",
+        nargs="+",
+        type=float,
+        metavar="RATIO",
+        help="fit the runs with D/N <= RATIO, predict the over-trained rest (e.g. 80)",
+    )
     backtest.add_argument(
         "--budget",
         type=float,
@@ -284,6 +292,7 @@ def _backtest(args: argparse.Namespace) -> int:
             holdout_top=args.holdout_top,
             holdout_budgets=args.holdout_budgets,
             cuts=args.cut,
+            holdout_tokens_per_param=args.holdout_tokens_per_param,
             budget=args.budget,
             **fit_options(args),
             progress=bar,
