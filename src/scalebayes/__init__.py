@@ -58,6 +58,11 @@ _EXPORTS = {
     "Chance": "scalebayes.planning",
     "plan": "scalebayes.planning",
     "Plan": "scalebayes.planning",
+    "DecisionTable": "scalebayes.decision_tables",
+    "prediction_table": "scalebayes.decision_tables",
+    "allocation_table": "scalebayes.decision_tables",
+    "chance_table": "scalebayes.decision_tables",
+    "plan_table": "scalebayes.decision_tables",
     "compare": "scalebayes.comparison",
     "Comparison": "scalebayes.comparison",
     "compare_laws": "scalebayes.law_comparison",
@@ -131,6 +136,11 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "Chance",
     "plan",
     "Plan",
+    "DecisionTable",
+    "prediction_table",
+    "allocation_table",
+    "chance_table",
+    "plan_table",
     "compare",
     "Comparison",
     "compare_laws",
@@ -176,6 +186,13 @@ if TYPE_CHECKING:
     from scalebayes.calibration import Calibration, calibrate
     from scalebayes.comparison import Comparison, compare
     from scalebayes.data import Runs, load_runs
+    from scalebayes.decision_tables import (
+        DecisionTable,
+        allocation_table,
+        chance_table,
+        plan_table,
+        prediction_table,
+    )
     from scalebayes.demo import Demo, run_demo
     from scalebayes.describe import parameter_table
     from scalebayes.discrepancy import GP, Curvature, Discrepancy, NoDiscrepancy

@@ -19,11 +19,9 @@ from typing import TYPE_CHECKING, Any
 from scalebayes.errors import ScalebayesError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from scalebayes.data import Runs
+    from scalebayes.decision_tables import DecisionTable
     from scalebayes.likelihood import Likelihood
-    from scalebayes.results import Diagnostics, Fit
 
 # The keys of scalebayes.discrepancy.KINDS, spelled out so that --help need not import JAX
 # (tests/test_cli.py checks that the two agree).
@@ -179,38 +177,17 @@ def print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2))
 
 
-def emit(
-    args: argparse.Namespace,
-    fit: Fit,
-    table: pd.DataFrame,
-    text: Any,
-    extra: dict[str, Any],
-    diagnostics: Diagnostics | None = None,
-) -> None:
-    """Print a decision's table as text (``text()``), JSON or CSV, ending with diagnostics.
-
-    ``diagnostics``: of the sampling behind the table when it is not the fit's own (approach 2
-    samples its own model); default the fit's.
-    """
-    diagnostics = fit.diagnostics if diagnostics is None else diagnostics
+def emit(args: argparse.Namespace, result: DecisionTable) -> None:
+    """Print a decision's result as its text, JSON or CSV, ending with its diagnostics."""
+    diagnostics = result.diagnostics
     if args.json:
-        payload = {
-            "law": fit.law.name,
-            "fit": args.fit,
-            **extra,
-            "rows": json.loads(table.to_json(orient="records")),
-            "diagnostics": {
-                **diagnostics.to_dict(),
-                "ok": diagnostics.ok,
-                "line": str(diagnostics),
-            },
-        }
-        print_json(payload)
+        payload = result.to_dict()
+        print_json({"law": payload.pop("law"), "fit": args.fit, **payload})
     elif args.csv:
-        table.to_csv(sys.stdout, index=False)
+        result.table.to_csv(sys.stdout, index=False)
         print(f"# {diagnostics}")
     else:
-        print(text())
+        print(result)
         print(diagnostics)
         for problem in diagnostics.problems:
             print(f"  warning: {problem}")

@@ -1,8 +1,8 @@
 """The decision commands: predict, optimal, chance, plan.
 
-Each is one library call on a saved fit plus its table: text by default, ``--json`` or
-``--csv`` for machines, and the fit's diagnostics line at the end of every output
-(:func:`scalebayes.cli._common.emit`). JAX and the library are imported inside the handlers,
+Each is one library call on a saved fit (:mod:`scalebayes.decision_tables`) whose result is
+printed as its own text by default, ``--json`` or ``--csv`` for machines, with the diagnostics
+line at the end of every output (:func:`scalebayes.cli._common.emit`). JAX and the library are imported inside the handlers,
 so ``scalebayes --help`` stays fast.
 """
 
@@ -13,7 +13,6 @@ from typing import Any
 
 from scalebayes.cli._common import RAW, emit, warnings_to_stderr
 from scalebayes.errors import ScalebayesError
-from scalebayes.formatting import format_interval, format_number, text_columns
 
 # The keys of scalebayes.allocation.ESTIMATORS, spelled out so that --help need not import JAX
 # (tests/test_isoflop.py checks that the two agree).
@@ -177,149 +176,50 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from scalebayes.decision_tables import prediction_table
     from scalebayes.io import load_fit
-    from scalebayes.prediction import predict
 
     fit = load_fit(args.fit)
     points = _points(args)
-    kind = "hdi" if args.hdi else "eti"
+    interval = "hdi" if args.hdi else "eti"
     with warnings_to_stderr():
-        mean = predict(fit, kind="mean", **points).summary(probs=(args.prob,), kind=kind)
-        new = predict(fit, kind="new_run", seed=args.seed, **points)
-        new = new.summary(probs=(args.prob,), kind=kind)
-    label = f"{kind}{args.prob * 100:g}"
-    table = mean.drop(columns=["beyond", "extrapolation"]).rename(
-        columns={
-            f"{label}_lb": "credible_lb",
-            f"{label}_ub": "credible_ub",
-        }
-    )
-    table["predictive_lb"] = new[f"{label}_lb"]
-    table["predictive_ub"] = new[f"{label}_ub"]
-    table["extrapolation"] = mean["extrapolation"]
-    inputs = [c for c in ("N", "D", "C", "U") if c in table]
-
-    def text() -> str:
-        rows = [
-            [*(format_number(r[c]) for c in inputs), format_number(r["median"]),
-             format_interval(r["credible_lb"], r["credible_ub"]),
-             format_interval(r["predictive_lb"], r["predictive_ub"]), r["extrapolation"]]
-            for _, r in table.iterrows()
-        ]  # fmt: skip
-        pct = f"{args.prob * 100:g}%"
-        header = [*inputs, "median", f"{pct} credible", f"{pct} predictive", "extrapolation"]
-        note = ""
-        beyond = fit.likelihood.discrepancy.beyond_data_note(fit.law)
-        if beyond and (mean["beyond"] > 1).any():
-            note = f"\nnote: {beyond}"
-        return (
-            f"loss (nats/token) predicted by law {fit.law.name!r}; credible: the law's own "
-            "uncertainty; predictive: a new run's loss, with run-to-run noise\n"
-            + text_columns(header, rows)
-            + note
-        )
-
-    emit(args, fit, table, text, {"prob": args.prob, "interval": kind})
+        result = prediction_table(fit, prob=args.prob, interval=interval, seed=args.seed, **points)
+    emit(args, result)
     return 0
 
 
 def _optimal(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from scalebayes.allocate import extrapolation_of
-    from scalebayes.allocation import estimator
+    from scalebayes.decision_tables import allocation_table
     from scalebayes.io import load_fit
-    from scalebayes.summaries import summarise
 
     fit = load_fit(args.fit)
-    chosen = estimator(args.approach)
     with warnings_to_stderr():
-        result = chosen.allocate(fit, args.compute, cost_k=args.cost_k)
-    long = result.summary(probs=(args.prob,))
-    label = f"eti{args.prob * 100:g}"
-    table = long.pivot(
-        index="budget", columns="quantity", values=["median", f"{label}_lb", f"{label}_ub"]
-    )
-    table.columns = [
-        f"{quantity}_{stat.replace(label + '_', '')}" for stat, quantity in table.columns
-    ]
-    table = table.reset_index()
-    table["beyond"], table["extrapolation"] = extrapolation_of(fit, result)
-    whole = chosen.whole_model_loss(fit, result)
-    if whole is not None:  # L* is the law's; the discrepancy's uncertainty beyond the data
-        spread = summarise(whole, probs=(args.prob,)).to_numpy()[:, :3].T
-        for column, values in zip(("median", "lb", "ub"), spread, strict=True):
-            table[f"loss_whole_model_{column}"] = values
-
-    def text() -> str:
-        def cell(r: Any, q: str) -> str:
-            if not np.isfinite(r[f"{q}_median"]):
-                return "-"  # approach 2's L* away from its sweeps
-            return (
-                f"{format_number(r[f'{q}_median'])} {format_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
-            )
-
-        rows = [
-            [format_number(r["budget"]), *(cell(r, q) for q in ("N", "D", "tokens_per_param", "loss")),
-             f"{r['exponent_N_median']:.3f}", r["extrapolation"]]
-            for _, r in table.iterrows()
-        ]  # fmt: skip
-        header = ["C (FLOPs)", "N*", "D*", "tokens/param", "loss L*", "dlogN*/dlogC",
-                  "extrapolation"]  # fmt: skip
-        notes = "".join(f"\nnote: {note}" for note in chosen.notes(result))
-        if whole is not None:
-            notes += (
-                f"\nnote: L*, like N* and D*, is the law's alone (the {fit.likelihood.discrepancy.name} "
-                "discrepancy's mean beyond the data would bend it); with its uncertainty beyond "
-                "the data, the loss at these runs is " + ", ".join(
-                    f"{format_number(r['loss_whole_model_median'])} "
-                    + format_interval(r["loss_whole_model_lb"], r["loss_whole_model_ub"])
-                    for _, r in table.iterrows()
-                )
-            )  # fmt: skip
-        return (
-            f"{chosen.heading(fit, result)}: median [{args.prob * 100:g}% interval] over "
-            "posterior draws\n" + text_columns(header, rows) + notes
+        result = allocation_table(
+            fit, args.compute, approach=args.approach, prob=args.prob, cost_k=args.cost_k
         )
-
-    extra = {"approach": chosen.approach, "cost_k": result.cost_k, "n_at_bound": result.n_at_bound}
-    emit(args, fit, table, text, extra, diagnostics=chosen.diagnostics(fit, result))
+    emit(args, result)
     return 0
 
 
 def _chance(args: argparse.Namespace) -> int:
+    from scalebayes.decision_tables import chance_table
     from scalebayes.io import load_fit
-    from scalebayes.planning import chance
 
     fit = load_fit(args.fit)
     points = _points(args)
     with warnings_to_stderr():
-        result = chance(fit, points.pop("N", None), points.pop("D", None), args.target, **points)
-    table = result.summary().drop(columns=["beyond"])
-    inputs = [c for c in ("N", "D", "C", "U") if c in table]
-
-    def text() -> str:
-        rows = [
-            [*(format_number(r[c]) for c in inputs), f"{r['p_mean']:.3f}", f"{r['p_new_run']:.3f}",
-             r["extrapolation"]]
-            for _, r in table.iterrows()
-        ]  # fmt: skip
-        header = [*inputs, "P(law <= target)", "P(run <= target)", "extrapolation"]
-        return f"chance of loss <= {args.target:g} under law {fit.law.name!r}\n" + text_columns(
-            header, rows
-        )
-
-    emit(args, fit, table, text, {"target": args.target})
+        result = chance_table(fit, args.target, **points)
+    emit(args, result)
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from scalebayes.decision_tables import plan_table
     from scalebayes.io import load_fit
-    from scalebayes.planning import plan
 
     fit = load_fit(args.fit)
     with warnings_to_stderr():
-        result = plan(
+        result = plan_table(
             fit,
             args.target,
             prob=args.prob,
@@ -327,64 +227,7 @@ def _plan(args: argparse.Namespace) -> int:
             inference_tokens=args.inference_tokens,
             cost_k=args.cost_k,
         )
-    table = result.table
-    spread = result.per_draw_summary(probs=(0.9,))
-    whole = "p_whole_model" in table  # the plan is the law's: say what the discrepancy adds
-
-    def text() -> str:
-        who = "a new run" if args.kind == "new_run" else "the law's mean"
-        rows = [
-            [format_number(r["inference_tokens"]), format_number(r["N"]), format_number(r["D"]),
-             f"{r['tokens_per_param']:.1f}", format_number(r["C"]), format_number(r["total_cost"]),
-             f"{r['p_new_run']:.3f}", f"{r['p_mean']:.3f}", r["extrapolation"]]
-            for _, r in table.iterrows()
-        ]  # fmt: skip
-        header = ["inference T", "N", "D", "tokens/param", "train C", "total cost",
-                  "P(run)", "P(law)", "extrapolation"]  # fmt: skip
-        lines = [
-            f"cheapest run with P({who} <= {args.target:g}) >= {args.prob:g} under law "
-            f"{fit.law.name!r} (cost = {result.cost_k:g} N D + 2 N T FLOPs)",
-            text_columns(header, rows),
-            "",
-            "per draw, the cheapest run its own law needs (no noise): median [90% interval]",
-        ]
-        per_rows = []
-        for t, group in spread.groupby("inference_tokens", sort=True):
-            cells = {r["quantity"]: r for _, r in group.iterrows()}
-            per_rows.append(
-                [format_number(t), *(
-                    f"{format_number(cells[q]['median'])} {format_interval(cells[q]['eti90_lb'], cells[q]['eti90_ub'])}"
-                    for q in ("N", "D", "C")
-                )]
-            )  # fmt: skip
-        lines.append(text_columns(["inference T", "N", "D", "train C"], per_rows))
-        if result.n_unreachable:
-            lines.append(
-                f"note: {result.n_unreachable} draws cannot reach the target with N <= 1e16, "
-                "D <= 1e19 (counted as infinite)"
-            )
-        if whole:
-            lines.append(
-                f"note: like `optimal`, the plan is the law's alone (the {fit.likelihood.discrepancy.name} "
-                "discrepancy's mean beyond the data would steer it); with its uncertainty beyond the "
-                f"data, P({'run' if args.kind == 'new_run' else 'law'}) at these runs is "
-                + ", ".join(f"{p:.3f}" for p in table["p_whole_model"])
-            )
-        return "\n".join(lines)
-
-    emit(
-        args,
-        fit,
-        table,
-        text,
-        {
-            "target": args.target,
-            "prob": args.prob,
-            "kind": args.kind,
-            "n_unreachable": result.n_unreachable,
-            "per_draw": spread.to_dict(orient="records"),
-        },
-    )
+    emit(args, result)
     return 0
 
 

@@ -1,0 +1,254 @@
+"""The decisions as people read them: a tidy table, its text form and what was asked.
+
+:func:`prediction_table`, :func:`allocation_table`, :func:`chance_table` and :func:`plan_table`
+call the library's decisions (``predict``, an allocation estimator, ``chance``, ``plan``) and
+lay the result out once, for every front end: the CLI prints ``str(result)`` or
+:meth:`DecisionTable.to_dict`, a notebook shows ``result.table``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.formatting import format_interval, format_number, text_columns
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from scalebayes.health import Diagnostics
+    from scalebayes.results import Fit
+
+INPUTS = ("N", "D", "C", "U")
+
+
+@dataclass(frozen=True)
+class DecisionTable:
+    """One decision's result: ``table`` (one row per run or budget), ``text`` and ``meta``.
+
+    ``meta`` holds what was asked (probability, target, ...) for machine output;
+    ``diagnostics`` are those of the sampling behind the table (the fit's, or approach 2's own).
+    """
+
+    law: str
+    table: pd.DataFrame
+    text: str
+    diagnostics: Diagnostics
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: the law, ``meta``, one record per row, and the diagnostics."""
+        return {
+            "law": self.law,
+            **self.meta,
+            "rows": json.loads(self.table.to_json(orient="records")),
+            "diagnostics": {
+                **self.diagnostics.to_dict(),
+                "ok": self.diagnostics.ok,
+                "line": str(self.diagnostics),
+            },
+        }
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def prediction_table(
+    fit: Fit, *, prob: float = 0.9, interval: str = "eti", seed: int = 0, **points: ArrayLike
+) -> DecisionTable:
+    """Loss at planned runs (``points``: two of N, D, C, and U if the law takes it), credible and predictive.
+
+    Columns: the inputs, ``median``, ``credible_lb/ub`` (the law's mean), ``predictive_lb/ub``
+    (a new run, noise included; ``seed`` draws the noise) at probability ``prob``, equal-tailed
+    (``interval="eti"``) or highest-density (``"hdi"``), and ``extrapolation``.
+    """
+    from scalebayes.prediction import predict
+
+    mean = predict(fit, kind="mean", **points).summary(probs=(prob,), kind=interval)
+    new = predict(fit, kind="new_run", seed=seed, **points).summary(probs=(prob,), kind=interval)
+    label = f"{interval}{prob * 100:g}"
+    table = mean.drop(columns=["beyond", "extrapolation"]).rename(
+        columns={f"{label}_lb": "credible_lb", f"{label}_ub": "credible_ub"}
+    )
+    table["predictive_lb"] = new[f"{label}_lb"]
+    table["predictive_ub"] = new[f"{label}_ub"]
+    table["extrapolation"] = mean["extrapolation"]
+    inputs = [c for c in INPUTS if c in table]
+    rows = [
+        [*(format_number(r[c]) for c in inputs), format_number(r["median"]),
+         format_interval(r["credible_lb"], r["credible_ub"]),
+         format_interval(r["predictive_lb"], r["predictive_ub"]), r["extrapolation"]]
+        for _, r in table.iterrows()
+    ]  # fmt: skip
+    pct = f"{prob * 100:g}%"
+    header = [*inputs, "median", f"{pct} credible", f"{pct} predictive", "extrapolation"]
+    beyond = fit.likelihood.discrepancy.beyond_data_note(fit.law)
+    note = f"\nnote: {beyond}" if beyond and (mean["beyond"] > 1).any() else ""
+    text = (
+        f"loss (nats/token) predicted by law {fit.law.name!r}; credible: the law's own "
+        "uncertainty; predictive: a new run's loss, with run-to-run noise\n"
+        + text_columns(header, rows)
+        + note
+    )
+    return DecisionTable(
+        fit.law.name, table, text, fit.diagnostics, {"prob": prob, "interval": interval}
+    )
+
+
+def allocation_table(
+    fit: Fit,
+    budgets: ArrayLike,
+    *,
+    approach: str | int = 3,
+    prob: float = 0.9,
+    cost_k: float | None = None,
+) -> DecisionTable:
+    """The compute-optimal allocation at ``budgets`` (FLOPs) by one approach, one row per budget.
+
+    Columns ``budget``, then median and ``prob`` interval of N, D, tokens_per_param, loss and
+    the allocation exponents, ``beyond``/``extrapolation``, and (when the estimator's L* is the
+    law's alone) the whole model's loss at the optimum.
+    """
+    from scalebayes.allocate import extrapolation_of
+    from scalebayes.allocation import estimator
+    from scalebayes.summaries import summarise
+
+    chosen = estimator(str(approach))
+    result = chosen.allocate(fit, budgets, cost_k=cost_k)
+    long = result.summary(probs=(prob,))
+    label = f"eti{prob * 100:g}"
+    table = long.pivot(
+        index="budget", columns="quantity", values=["median", f"{label}_lb", f"{label}_ub"]
+    )
+    table.columns = [
+        f"{quantity}_{stat.replace(label + '_', '')}" for stat, quantity in table.columns
+    ]
+    table = table.reset_index()
+    table["beyond"], table["extrapolation"] = extrapolation_of(fit, result)
+    whole = chosen.whole_model_loss(fit, result)
+    if whole is not None:  # L* is the law's; the discrepancy's uncertainty beyond the data
+        spread = summarise(whole, probs=(prob,)).to_numpy()[:, :3].T
+        for column, values in zip(("median", "lb", "ub"), spread, strict=True):
+            table[f"loss_whole_model_{column}"] = values
+
+    def cell(r: Any, q: str) -> str:
+        if not np.isfinite(r[f"{q}_median"]):
+            return "-"  # approach 2's L* away from its sweeps
+        return f"{format_number(r[f'{q}_median'])} {format_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
+
+    rows = [
+        [format_number(r["budget"]), *(cell(r, q) for q in ("N", "D", "tokens_per_param", "loss")),
+         f"{r['exponent_N_median']:.3f}", r["extrapolation"]]
+        for _, r in table.iterrows()
+    ]  # fmt: skip
+    header = ["C (FLOPs)", "N*", "D*", "tokens/param", "loss L*", "dlogN*/dlogC", "extrapolation"]
+    notes = "".join(f"\nnote: {note}" for note in chosen.notes(result))
+    if whole is not None:
+        notes += (
+            f"\nnote: L*, like N* and D*, is the law's alone (the "
+            f"{fit.likelihood.discrepancy.name} discrepancy's mean beyond the data would bend "
+            "it); with its uncertainty beyond the data, the loss at these runs is "
+            + ", ".join(
+                f"{format_number(r['loss_whole_model_median'])} "
+                + format_interval(r["loss_whole_model_lb"], r["loss_whole_model_ub"])
+                for _, r in table.iterrows()
+            )
+        )
+    text = (
+        f"{chosen.heading(fit, result)}: median [{prob * 100:g}% interval] over posterior draws\n"
+        + text_columns(header, rows)
+        + notes
+    )
+    meta = {"approach": chosen.approach, "cost_k": result.cost_k, "n_at_bound": result.n_at_bound}
+    return DecisionTable(fit.law.name, table, text, chosen.diagnostics(fit, result), meta)
+
+
+def chance_table(fit: Fit, target: float, **points: ArrayLike) -> DecisionTable:
+    """P(loss <= ``target``) at planned runs (two of N, D, C): the law's mean, and a new run's."""
+    from scalebayes.planning import chance
+
+    result = chance(fit, points.pop("N", None), points.pop("D", None), target, **points)
+    table = result.summary().drop(columns=["beyond"])
+    inputs = [c for c in INPUTS if c in table]
+    rows = [
+        [*(format_number(r[c]) for c in inputs), f"{r['p_mean']:.3f}", f"{r['p_new_run']:.3f}",
+         r["extrapolation"]]
+        for _, r in table.iterrows()
+    ]  # fmt: skip
+    header = [*inputs, "P(law <= target)", "P(run <= target)", "extrapolation"]
+    text = f"chance of loss <= {target:g} under law {fit.law.name!r}\n" + text_columns(header, rows)
+    return DecisionTable(fit.law.name, table, text, fit.diagnostics, {"target": target})
+
+
+def plan_table(
+    fit: Fit,
+    target: float,
+    *,
+    prob: float = 0.9,
+    kind: str = "new_run",
+    inference_tokens: float | Sequence[float] = 0.0,
+    cost_k: float | None = None,
+) -> DecisionTable:
+    """The cheapest run reaching ``target`` with probability ``prob``, per inference volume.
+
+    One row per lifetime inference volume (``scalebayes.plan``'s table); the text adds each
+    draw's own cheapest run (median and 90 % interval) and what the discrepancy adds.
+    """
+    from scalebayes.planning import plan
+
+    result = plan(
+        fit, target, prob=prob, kind=kind, inference_tokens=inference_tokens, cost_k=cost_k
+    )
+    table = result.table
+    spread = result.per_draw_summary(probs=(0.9,))
+    who = "a new run" if kind == "new_run" else "the law's mean"
+    rows = [
+        [format_number(r["inference_tokens"]), format_number(r["N"]), format_number(r["D"]),
+         f"{r['tokens_per_param']:.1f}", format_number(r["C"]), format_number(r["total_cost"]),
+         f"{r['p_new_run']:.3f}", f"{r['p_mean']:.3f}", r["extrapolation"]]
+        for _, r in table.iterrows()
+    ]  # fmt: skip
+    header = ["inference T", "N", "D", "tokens/param", "train C", "total cost",
+              "P(run)", "P(law)", "extrapolation"]  # fmt: skip
+    lines = [
+        f"cheapest run with P({who} <= {target:g}) >= {prob:g} under law "
+        f"{fit.law.name!r} (cost = {result.cost_k:g} N D + 2 N T FLOPs)",
+        text_columns(header, rows),
+        "",
+        "per draw, the cheapest run its own law needs (no noise): median [90% interval]",
+    ]
+    per_rows = []
+    for t, group in spread.groupby("inference_tokens", sort=True):
+        cells = {r["quantity"]: r for _, r in group.iterrows()}
+        per_rows.append(
+            [format_number(t), *(
+                f"{format_number(cells[q]['median'])} {format_interval(cells[q]['eti90_lb'], cells[q]['eti90_ub'])}"
+                for q in ("N", "D", "C")
+            )]
+        )  # fmt: skip
+    lines.append(text_columns(["inference T", "N", "D", "train C"], per_rows))
+    if result.n_unreachable:
+        lines.append(
+            f"note: {result.n_unreachable} draws cannot reach the target with N <= 1e16, "
+            "D <= 1e19 (counted as infinite)"
+        )
+    if "p_whole_model" in table:  # the plan is the law's: say what the discrepancy adds
+        lines.append(
+            f"note: like `optimal`, the plan is the law's alone (the "
+            f"{fit.likelihood.discrepancy.name} discrepancy's mean beyond the data would steer "
+            f"it); with its uncertainty beyond the data, P({'run' if kind == 'new_run' else 'law'}) "
+            "at these runs is " + ", ".join(f"{p:.3f}" for p in table["p_whole_model"])
+        )
+    meta = {
+        "target": target,
+        "prob": prob,
+        "kind": kind,
+        "n_unreachable": result.n_unreachable,
+        "per_draw": spread.to_dict(orient="records"),
+    }
+    return DecisionTable(fit.law.name, table, "\n".join(lines), fit.diagnostics, meta)
