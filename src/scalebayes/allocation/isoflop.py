@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from scalebayes import engine
 from scalebayes.allocation.base import Estimator
-from scalebayes.allocation.budgets import LOG10_TOL, Budgets, find_budgets
+from scalebayes.allocation.budgets import LOG10_TOL, MIN_BUDGETS, Budgets, find_budgets
 from scalebayes.allocation.profile import ProfileModel, profile_data
 from scalebayes.allocation.profiles import IsoflopFit, ProfileAllocation
 from scalebayes.data import Runs, load_runs
@@ -38,6 +38,7 @@ def fit_isoflops(
     model: ProfileModel | None = None,
     settings: Settings | None = None,
     log10_tol: float = LOG10_TOL,
+    min_budgets: int = MIN_BUDGETS,
     progress: engine.ProgressCallback | None = None,
     **sampler: Any,
 ) -> IsoflopFit:
@@ -52,11 +53,14 @@ def fit_isoflops(
         Priors and noise; default :class:`ProfileModel()`.
     settings : Settings, optional
         Chains, draws, warmup, seed, NUTS settings and precision (``**sampler`` changes them).
+    min_budgets : int
+        Fewest sweeps accepted (default 3, for the power law through the minima; 1 measures
+        each sweep's minimum alone, as the allocation backtest does with held-out sweeps).
 
     Raises
     ------
     IsoflopError
-        Fewer than three sweeps with three runs or more.
+        Fewer than ``min_budgets`` sweeps with three runs or more.
 
     Warns
     -----
@@ -68,7 +72,7 @@ def fit_isoflops(
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     model = model or ProfileModel()
     settings = Settings.make(settings, **sampler)
-    budgets = find_budgets(runs, log10_tol=log10_tol)
+    budgets = find_budgets(runs, log10_tol=log10_tol, min_budgets=min_budgets)
     with precision(settings.precision):
         started = time.perf_counter()
         data = profile_data(runs, budgets)

@@ -62,6 +62,7 @@ examples:
   scalebayes backtest runs.csv --cut 1e21 --discrepancy none   # the plain law, to compare
   scalebayes backtest runs.csv --holdout-tokens-per-param 80    # over-training: D/N > 80 held out
   scalebayes backtest chinchilla.csv --plot pit.png            # PIT histogram per cut
+  scalebayes backtest sweep.csv --allocation --holdout-budgets 1 2   # N* at held-out budgets
 
 Scores lead with proper scores, which wide intervals cannot game: IS90 (interval score of the
 90% interval: its width plus 20x any miss, log loss) and CRPS (log loss), lower is better;
@@ -164,6 +165,13 @@ def add_commands(commands: Any) -> None:
         "--budget",
         type=float,
         help="planning budget in FLOPs for the allocation check (default 10x the largest run)",
+    )
+    backtest.add_argument(
+        "--allocation",
+        action="store_true",
+        help="score the compute-optimal allocation instead: N* at the held-out isoFLOP budgets "
+        "(--holdout-budgets, default 1 2) from each approach, against each held-out sweep's own "
+        "minimum (approach 2 on its runs alone)",
     )
     backtest.add_argument(
         "--plot",
@@ -278,6 +286,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _backtest(args: argparse.Namespace) -> int:
     from scalebayes.backtesting import backtest
 
+    if args.allocation:
+        return _allocation_backtest(args)
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         # Before the fits, not after minutes of sampling.
         raise ScalebayesError(f"--plot {args.plot!r}: expected a .png, .svg or .pdf file")
@@ -313,6 +323,33 @@ def _backtest(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"wrote the PIT histograms to {args.plot}")
     healthy = all(f.diagnostics.ok for f in result.fits)
+    return 1 if args.strict and not healthy else 0
+
+
+def _allocation_backtest(args: argparse.Namespace) -> int:
+    from scalebayes.allocation_backtest import allocation_backtest
+
+    other = [name for name in ("holdout_top", "cut", "holdout_tokens_per_param", "plot")
+             if getattr(args, name) is not None]  # fmt: skip
+    if other:
+        flags = ", ".join("--" + name.replace("_", "-") for name in other)
+        raise ScalebayesError(
+            f"--allocation holds out isoFLOP budgets (--holdout-budgets); not {flags}"
+        )
+    options = fit_options(args)
+    options.pop("likelihood")  # the allocation is the law's alone: the plain law is fitted
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        if not args.json:
+            print(runs)
+        result = allocation_backtest(
+            runs, args.law, holdout_budgets=args.holdout_budgets or (1, 2), **options
+        )
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result)
+    healthy = all(d.ok for d in result.diagnostics.values())
     return 1 if args.strict and not healthy else 0
 
 
