@@ -9,6 +9,7 @@ so ``scalebayes --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from scalebayes.cli._common import RAW, emit, warnings_to_stderr
@@ -17,7 +18,7 @@ from scalebayes.formatting import format_interval, format_number, text_columns
 
 # The keys of scalebayes.allocation.ESTIMATORS, spelled out so that --help need not import JAX
 # (tests/test_isoflop.py checks that the two agree).
-APPROACHES = ("3", "2")
+APPROACHES = ("3", "2", "1")
 
 EXAMPLES_PREDICT = """\
 examples:
@@ -34,13 +35,19 @@ examples:
   scalebayes optimal fit.nc --compute 5.76e23 1e24 1e25
   scalebayes optimal fit.nc --compute 1e24 --cost-k 6 --json
   scalebayes optimal fit.nc --compute 1e24 --approach 2
+  scalebayes optimal fit.nc --compute 1e22 1e24 --approach all
 
 Approach 3 (default): for every posterior draw and budget C, the N that minimises the law's loss
 with D = C / (k N); medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*,
 the loss L*, and the allocation exponent d log N* / d log C. Approach 2: the fit's runs grouped
 into isoFLOP sweeps (a budget column, or equal C), each sweep's loss minimum sampled as a latent
 variable with a power law N* = G C^a through them (its own NUTS run, the fit's settings); L* is
-given at the sweeps' budgets only."""
+given at the sweeps' budgets only. Approach 1: the fit's runs taken as finished runs of several
+model sizes and horizons (load a learning-curve table with scalebayes.load_curves), each size's
+loss-against-tokens curve sampled, and per draw the lower envelope over sizes, its argmin and a
+power law N* = G C^a through them. --approach all: every approach that can run on the table,
+side by side, the ones that cannot with the reason, a verdict (agree / disagree / unclear, with
+how much and how sure) and the approach recommended for this table."""
 
 EXAMPLES_CHANCE = """\
 examples:
@@ -104,9 +111,10 @@ def add_commands(commands: Any) -> None:
     )
     optimal.add_argument(
         "--approach",
-        choices=APPROACHES,
+        choices=(*APPROACHES, "all"),
         default="3",
-        help="3: minimise the fitted law (default); 2: isoFLOP sweep minima and a power law",
+        help="3: minimise the fitted law (default); 2: isoFLOP sweep minima and a power law; "
+        "1: envelope of finished runs; all: every approach side by side, with a verdict",
     )
     _add_output(optimal)
     optimal.set_defaults(handler=_optimal)
@@ -232,6 +240,8 @@ def _optimal(args: argparse.Namespace) -> int:
     from scalebayes.summaries import summarise
 
     fit = load_fit(args.fit)
+    if args.approach == "all":
+        return _optimal_all(args, fit)
     chosen = estimator(args.approach)
     with warnings_to_stderr():
         result = chosen.allocate(fit, args.compute, cost_k=args.cost_k)
@@ -284,6 +294,26 @@ def _optimal(args: argparse.Namespace) -> int:
 
     extra = {"approach": chosen.approach, "cost_k": result.cost_k, "n_at_bound": result.n_at_bound}
     emit(args, fit, table, text, extra, diagnostics=chosen.diagnostics(fit, result))
+    return 0
+
+
+def _optimal_all(args: argparse.Namespace, fit: Any) -> int:
+    from scalebayes.allocation import compare_approaches
+
+    with warnings_to_stderr():
+        result = compare_approaches(fit, args.compute, cost_k=args.cost_k)
+    result = dataclasses.replace(result, prob=args.prob)
+    extra = {
+        "approach": "all",
+        "verdict": result.verdict,
+        "sentences": [pair.sentence(result.budgets) for pair in result.pairs],
+        "refused": dict(result.refused),
+        "recommended": result.recommended,
+        "why": result.why,
+        "diagnostics_by_approach": {k: str(d) for k, d in result.diagnostics.items()},
+    }
+    emit(args, fit, result.table(), result.summary, extra,
+         diagnostics=result.diagnostics[result.recommended])  # fmt: skip
     return 0
 
 

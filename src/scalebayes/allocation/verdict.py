@@ -1,0 +1,230 @@
+"""The approaches side by side: each one's N*, D*, tokens per parameter and exponent, and a verdict.
+
+Every approach that can run on the table runs (:func:`side_by_side`); one that cannot (no
+isoFLOP sweeps for approach 2, no sizes with several horizons for approach 1) is listed with
+its reason. Two approaches *disagree* when their posteriors are sure they differ by more than
+an allocation would care about: P(|a_i - a_j| > :data:`EXPONENT_GAP`) or, at some budget,
+P(N*_i / N*_j beyond :data:`RATIO_GAP` either way) at least :data:`SURE`; they *agree* when
+each of those is below :data:`UNSURE`; in between the verdict is *unclear*. The posteriors are
+separate fits of one table, so the probabilities pair their draws as independent (which, for
+two fits of the same runs, overstates how much they could differ, not how little).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.allocation.base import Estimator
+from scalebayes.errors import ScalebayesError
+from scalebayes.formatting import format_interval, format_number, text_columns
+from scalebayes.results import Diagnostics, Fit
+
+EXPONENT_GAP = 0.02  # a difference of 0.02 in a is 10 % in N* over two decades of compute
+RATIO_GAP = 1.5  # Porian et al. and Open-Athena call 1.5x in N* a practical disagreement
+SURE = 0.9
+UNSURE = 0.5
+MAX_DRAWS = 1000  # per approach, thinned evenly, for the pairwise probabilities
+QUANTITIES = ("N", "D", "tokens_per_param", "exponent_N")
+# Approach 2 is recommended when its sweeps are centred: at most this share at an edge.
+MAX_EDGE_SHARE = 0.2
+MIN_DECADES = 1.0  # approach 1's measured compute levels must span this many decades
+
+
+@dataclass(frozen=True)
+class Pair:
+    """How two approaches compare: P(|a_i - a_j| > gap), and per budget P(N* ratio beyond)."""
+
+    first: str
+    second: str
+    exponent_gap: float  # median of a_first - a_second
+    p_exponent: float
+    ratio: np.ndarray  # median N*_first / N*_second per budget
+    p_ratio: np.ndarray  # per budget
+
+    @property
+    def verdict(self) -> str:
+        """'agree', 'disagree' or 'unclear' (see the module's docstring)."""
+        worst = max(self.p_exponent, float(np.max(self.p_ratio)))
+        return "disagree" if worst >= SURE else "agree" if worst < UNSURE else "unclear"
+
+    def sentence(self, budgets: np.ndarray) -> str:
+        """The verdict in words, with how much and how sure."""
+        worst = int(np.argmax(self.p_ratio))
+        return (
+            f"approaches {self.first} and {self.second} {self.verdict}: a differs by "
+            f"{self.exponent_gap:+.3f} (P(|diff| > {EXPONENT_GAP}) = {self.p_exponent:.2f}); "
+            f"N* ratio {self.ratio[worst]:.2f} at {budgets[worst]:.3g} FLOPs "
+            f"(P(beyond {RATIO_GAP}x either way) = {self.p_ratio[worst]:.2f})"
+        )
+
+
+@dataclass(frozen=True)
+class Approaches:
+    """Every approach's allocation at the same budgets, those that could not run, and a verdict.
+
+    ``results`` maps an approach key to its allocation (dims chain, draw, budget);
+    ``refused`` maps an approach that could not run to why; ``pairs`` compares each two that
+    ran; ``recommended`` is the approach the tool suggests for this table and ``why``.
+    """
+
+    budgets: np.ndarray
+    titles: Mapping[str, str]
+    results: Mapping[str, Any]
+    refused: Mapping[str, str]
+    diagnostics: Mapping[str, Diagnostics]
+    pairs: tuple[Pair, ...]
+    recommended: str
+    why: str
+    prob: float = 0.9
+
+    def table(self) -> pd.DataFrame:
+        """One row per (budget, approach): median and interval of N*, D*, tokens/param, a."""
+        rows = []
+        lo, hi = (1 - self.prob) / 2, (1 + self.prob) / 2
+        for key, result in self.results.items():
+            for b, budget in enumerate(self.budgets):
+                row: dict[str, Any] = {"budget": budget, "approach": key}
+                for name in QUANTITIES:
+                    v = getattr(result, name).isel(budget=b).to_numpy().ravel()
+                    row[f"{name}_median"] = float(np.median(v))
+                    row[f"{name}_lb"], row[f"{name}_ub"] = np.quantile(v, [lo, hi])
+                rows.append(row)
+        return pd.DataFrame(rows).sort_values(["budget", "approach"], kind="stable")
+
+    @property
+    def verdict(self) -> str:
+        """'agree', 'disagree' or 'unclear' over all pairs; 'one approach' with fewer than two."""
+        if not self.pairs:
+            return "one approach"
+        found = {pair.verdict for pair in self.pairs}
+        return "disagree" if "disagree" in found else "unclear" if "unclear" in found else "agree"
+
+    def summary(self) -> str:
+        """The side-by-side table, the approaches left out, the verdict and the recommendation."""
+
+        def cell(r: Any, q: str) -> str:
+            return (
+                f"{format_number(r[f'{q}_median'])} {format_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
+            )
+
+        rows = [[format_number(r["budget"]), r["approach"], *(cell(r, q) for q in QUANTITIES)]
+                for _, r in self.table().iterrows()]  # fmt: skip
+        header = ["C (FLOPs)", "approach", "N*", "D*", "tokens/param", "a (N* ~ C^a)"]
+        lines = [
+            f"compute-optimal allocation by {len(self.results)} approach(es): median "
+            f"[{self.prob * 100:g}% interval] over posterior draws",
+            text_columns(header, rows),
+        ]
+        lines += [
+            f"approach {k} ({self.titles[k]}): not run: {why}" for k, why in self.refused.items()
+        ]
+        lines += [f"verdict: {pair.sentence(self.budgets)}" for pair in self.pairs]
+        lines.append(
+            f"recommended: approach {self.recommended} ({self.titles[self.recommended]}): {self.why}"
+        )
+        lines += [f"approach {k} {d}" for k, d in self.diagnostics.items()]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def side_by_side(
+    fit: Fit,
+    budgets: np.ndarray,
+    estimators: Mapping[str, Estimator],
+    *,
+    cost_k: float | None = None,
+) -> Approaches:
+    """Run each estimator on ``fit`` at ``budgets`` (FLOPs); compare those that ran.
+
+    An estimator that raises a :class:`~scalebayes.errors.ScalebayesError` (the table cannot
+    support it) is listed in ``refused`` with the message, not raised.
+    """
+    results, refused, diagnostics = {}, {}, {}
+    for key, chosen in estimators.items():
+        try:
+            results[key] = chosen.allocate(fit, budgets, cost_k=cost_k)
+        except ScalebayesError as err:
+            refused[key] = str(err)
+            continue
+        diagnostics[key] = chosen.diagnostics(fit, results[key])
+    if not results:
+        raise ScalebayesError("no allocation approach can run on this table: " + "; ".join(
+            f"{k}: {why}" for k, why in refused.items()))  # fmt: skip
+    budgets = np.asarray(next(iter(results.values())).budgets, float)
+    pairs = tuple(
+        compare(i, j, results[i], results[j]) for i, j in combinations(sorted(results), 2)
+    )
+    recommended, why = recommend(results, diagnostics, pairs, refused)
+    titles = {key: type(chosen).title for key, chosen in estimators.items()}
+    return Approaches(budgets, titles, results, refused, diagnostics, pairs, recommended, why)
+
+
+def _draws(values: Any) -> np.ndarray:
+    """Per-draw values flattened over (chain, draw), thinned evenly to MAX_DRAWS: (draws, ...)."""
+    flat = np.asarray(values).reshape(-1, *np.shape(values)[2:])
+    step = max(1, len(flat) // MAX_DRAWS)
+    return flat[::step][:MAX_DRAWS]
+
+
+def compare(first: str, second: str, one: Any, other: Any) -> Pair:
+    """P(|a_1 - a_2| > gap) and per budget P(N* ratio beyond RATIO_GAP), draws paired as independent."""
+    a1, a2 = _draws(one.exponent_N)[:, 0], _draws(other.exponent_N)[:, 0]
+    gap = a1[:, None] - a2[None, :]
+    log_ratio = np.log(_draws(one.N))[:, None, :] - np.log(_draws(other.N))[None, :, :]
+    beyond = np.abs(log_ratio) > np.log(RATIO_GAP)
+    return Pair(first, second, float(np.median(gap)), float(np.mean(np.abs(gap) > EXPONENT_GAP)),
+                np.exp(np.median(log_ratio, axis=(0, 1))), beyond.mean(axis=(0, 1)))  # fmt: skip
+
+
+def recommend(
+    results: Mapping[str, Any],
+    diagnostics: Mapping[str, Diagnostics],
+    pairs: tuple[Pair, ...],
+    refused: Mapping[str, str],
+) -> tuple[str, str]:
+    """The approach to use for this table and why.
+
+    Approach 2 when its sweeps are healthy, 3 or more, and centred (at most a fifth at an
+    edge): it measures each budget's optimum without assuming the law's shape, and the power
+    law through the optima is all it extrapolates. Else approach 1 when healthy and its
+    envelope is measured over a decade of compute or more. Else approach 3 (the law), whose
+    allocation rests on the law's shape holding beyond the runs.
+    """
+    law_note = ""
+    if "3" in results:
+        against = [p for p in pairs if "3" in (p.first, p.second) and p.verdict == "disagree"]
+        if against:
+            law_note = "; the law (approach 3) disagrees with it, so its shape misses these runs"
+    if "2" in results and diagnostics["2"].ok:
+        iso = results["2"].fit
+        share = float(np.mean(iso.edge))
+        if iso.budgets.n_budgets >= 3 and share <= MAX_EDGE_SHARE:
+            return "2", (
+                f"{iso.budgets.n_budgets} isoFLOP sweeps, {int(iso.edge.sum())} with the minimum at "
+                "an edge: each budget's optimum is measured, no law shape assumed" + law_note
+            )
+    if "1" in results and diagnostics["1"].ok:
+        levels = results["1"].fit.levels
+        decades = float(np.log10(levels.max() / levels.min()))
+        if decades >= MIN_DECADES:
+            return "1", (
+                f"the envelope of finished runs is measured over {decades:.1f} decades of "
+                "compute, no law shape assumed" + law_note
+            )
+    others = [f"{k}: {why}" for k, why in refused.items()]
+    for key in ("2", "1"):
+        if key in results:
+            others.append(f"{key}: " + ("sampler diagnostics failed" if not diagnostics[key].ok
+                                        else "too few centred sweeps or too short an envelope"))  # fmt: skip
+    if "3" in results:
+        return "3", "the others cannot be trusted on this table (" + "; ".join(others) + ")"
+    key = sorted(results)[0]
+    return key, "the only approach that ran"
