@@ -1,0 +1,94 @@
+"""The approaches side by side: the verdict's arithmetic on known posteriors, and "all" end to end.
+
+The verdict is tested on draws with known separation (milliseconds); the end-to-end check on
+simulated sweeps runs two NUTS fits and sits behind --run-slow.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import scalebayes as sb
+from scalebayes.allocation.verdict import compare
+from scalebayes.cli.decisions import APPROACHES
+
+BUDGETS = np.array([1e20, 1e22])
+
+
+def allocation(a_centre: float, n_scale: float = 1.0, sd: float = 0.01, seed: int = 0):
+    """Per-draw a ~ Normal(a_centre, sd) and N* = n_scale * 1e9 * (C / 1e20)^a: (2, 500, budget)."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(a_centre, sd, (2, 500, 1)) * np.ones((1, 1, BUDGETS.size))
+    n = n_scale * 1e9 * (BUDGETS / 1e20) ** a
+    dims = ("chain", "draw", "budget")
+    return SimpleNamespace(exponent_N=xr.DataArray(a, dims=dims), N=xr.DataArray(n, dims=dims))
+
+
+def test_same_posteriors_agree_and_separated_ones_disagree():
+    same = compare("2", "3", allocation(0.50), allocation(0.50, seed=1))
+    # Two Normal(0.5, 0.01): the difference has sd 0.014, so P(|diff| > 0.02) = 0.16.
+    assert same.verdict == "agree" and same.p_exponent < 0.3
+    far = compare("2", "3", allocation(0.50), allocation(0.58, seed=1))
+    # 0.08 apart, 5.7 sd of the difference: P(|diff| > 0.02) is 1 to many decimals.
+    assert far.verdict == "disagree" and far.p_exponent > 0.99
+    assert far.exponent_gap == pytest.approx(-0.08, abs=0.005)
+    assert "disagree" in far.sentence(BUDGETS) and "P(|diff| > 0.02) = 1.00" in far.sentence(
+        BUDGETS
+    )
+
+
+def test_n_star_ratio_alone_can_disagree_and_wide_posteriors_are_unclear():
+    shifted = compare("1", "3", allocation(0.50, n_scale=2.0), allocation(0.50, seed=1))
+    # Same exponent, N* twice as large: every pair of draws is beyond 1.5x.
+    assert shifted.verdict == "disagree" and shifted.p_ratio.min() > 0.99
+    assert shifted.ratio == pytest.approx([2.0, 2.0], rel=0.05)
+    wide = compare("1", "3", allocation(0.52, sd=0.03), allocation(0.50, sd=0.03, seed=1))
+    # 0.02 apart with sd 0.042 for the difference: P(|diff| > 0.02) is about 0.68.
+    assert wide.verdict == "unclear" and 0.5 <= wide.p_exponent < 0.9
+
+
+def test_the_cli_offers_every_approach_and_all():
+    assert set(APPROACHES) == {"1", "2", "3"}
+    with pytest.raises(sb.ScalebayesError, match="approach='x'"):
+        sb.allocation.estimator("x")
+
+
+def sweeps_on_a_size_grid(law, params, seed: int) -> sb.Runs:
+    """5 budgets x 7 runs centred on the truth's optimum, model sizes from one grid.
+
+    Sizes step by 0.4 in log N and recur across budgets, so approach 1 has sizes at several
+    horizons, approach 2 has sweeps, approach 3 the law: all three can run.
+    """
+    from scalebayes.simulation import EPOCH_CHINCHILLA as P
+
+    a = P["beta"] / (P["alpha"] + P["beta"])
+    g = (P["alpha"] * P["A"] / (P["beta"] * P["B"])) ** (1 / (P["alpha"] + P["beta"]))
+    rows = []
+    for c in np.geomspace(1e18, 1e21, 5):
+        centre = np.round(np.log(g * (c / 6) ** a) / 0.4)
+        n = np.exp(0.4 * (centre + np.arange(-3, 4)))
+        rows.append(pd.DataFrame({"N": n, "D": c / (6 * n), "C": c}))
+    return sb.simulate(law, params, pd.concat(rows, ignore_index=True), noise=0.01, seed=seed)
+
+
+@pytest.mark.slow
+def test_all_on_exact_law_sweeps_agrees_and_recommends_approach_2():
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    runs = sweeps_on_a_size_grid("chinchilla", EPOCH_CHINCHILLA, seed=4)
+    settings = sb.Settings(chains=2, draws=500, warmup=500, seed=4)
+    fit = sb.fit(
+        runs, "chinchilla", likelihood=sb.Likelihood(discrepancy="none"), settings=settings
+    )
+    result = sb.optimal(fit, [1e21, 1e23], approach="all", approaches=("2", "3"))
+    pair = result.pairs[0]
+    # Both estimate the same exact law from centred sweeps; their a intervals are +-0.03-0.05.
+    assert pair.verdict != "disagree" and pair.p_exponent < 0.8 and pair.p_ratio.max() < 0.8
+    assert result.recommended == "2"
+    text = str(result)
+    assert "approaches 2 and 3" in text and "recommended: approach 2" in text
