@@ -15,6 +15,12 @@ a) and of N* 100x beyond the largest sweep, for approach 2 and 3.
 
     python benchmarks/allocation_approaches.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
     python benchmarks/allocation_approaches.py --truth [--replicates 10] [--shape shared per_budget]
+    python benchmarks/allocation_approaches.py --curves [--quick]   # approach 1, (Mis)Fitting curves
+
+``--curves``: approach 1 (``sb.load_curves`` keeps each run's final checkpoint; the envelope of
+the finished runs) on (Mis)Fitting's learning curves, with the data README's conservative
+filter (the corrupted 17m sweep dropped), and approach 2 and 3 on Open-Athena's isoFLOP table
+built from the same runs for comparison. Writes allocation_envelope.json.
 
 Writes benchmarks/results/allocation_approaches.json (``--truth``: allocation_truth.json;
 ``--out NAME`` another name).
@@ -343,10 +349,59 @@ def truth(args: argparse.Namespace) -> None:
     )
 
 
+MISFITTING = "misfitting-curves/scaling_results.csv"
+CORRUPTED_SWEEP = "2024_11_10-23_08_29_sweep_test"  # see the data's README
+
+
+def curves(args: argparse.Namespace) -> None:
+    """Approach 1 on (Mis)Fitting's curves; the verdict against approaches 2 and 3 there."""
+    import scalebayes as sb
+
+    path = args.data / MISFITTING
+    if missing(path):
+        return
+    floats = {c: float for c in ("C", "C_no_emb", "C_6ND", "C_6ND_no_emb")}
+    table = pd.read_csv(path, dtype=floats)
+    table = table[table.sweep != CORRUPTED_SWEEP]
+    found = sb.load_curves(
+        table,
+        run=["sweep", "model", "total_steps", "peak_lr"],
+        step="current_steps",
+        end="total_steps",
+        columns={"N": "N", "D": "D", "C": "C", "loss": "loss"},
+    )
+    print(found, flush=True)
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env = sb.fit_envelope(found.runs, settings=settings)
+    seconds = time.perf_counter() - started
+    print(env, f"\n{seconds:.1f} s", flush=True)
+    row = {
+        "curves": str(found),
+        "sizes": str(env.sizes),
+        "levels": [float(env.levels.min()), float(env.levels.max()), len(env.levels)],
+        "a": interval(env.a),
+        "beta": interval(env.posterior["beta"]),
+        "tokens_per_param_at_1e20": interval(env.optimal([1e20]).tokens_per_param),
+        "diagnostics": env.diagnostics.to_dict(),
+        "time_s": seconds,
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+    }
+    write_results(
+        RESULTS / (args.out or "allocation_envelope.json"),
+        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
+         "approach_1_misfitting": row, "machine": machine()},
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--truth", action="store_true", help="the known-truth coverage study")
+    parser.add_argument("--curves", action="store_true", help="approach 1 on the curve data")
+    parser.add_argument("--quick", action="store_true", help="2 chains x 500 draws")
     parser.add_argument("--replicates", type=int, default=10, help="per truth and design (--truth)")
     parser.add_argument(
         "--shape",
@@ -364,7 +419,11 @@ def main() -> None:
 
     # As the CLI: one chain per CPU device; no compile cache, so every fit's compile is cold.
     sb.configure(compile_cache=False)
-    if args.truth:
+    if args.quick:
+        args.chains, args.draws, args.warmup = 2, 500, 500
+    if args.curves:
+        curves(args)
+    elif args.truth:
         truth(args)
     else:
         real(args)

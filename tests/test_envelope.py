@@ -81,9 +81,9 @@ def test_misfitting_curves_drop_corrupted_and_mid_schedule_checkpoints():
 
 
 def test_envelope_of_the_true_curves_gives_the_true_exponent():
-    # The parabola through the least size and its neighbours (spaced 0.32 in log N) follows
-    # the valley between sizes: with the truth's own curves its a is exact to 1e-3 (the
-    # discrete argmin moves in steps of a size and is not).
+    # The quadratic through the least size and two neighbours each side (spaced 0.32 in log N)
+    # follows the valley between sizes: with the truth's own curves its a is within 0.01 of
+    # the truth (the discrete argmin moves in steps of a size).
     runs = finals(noise=0.0)
     sizes = find_sizes(runs)
     ref = float(curve_data(sizes).extra["log_d_ref"])
@@ -96,7 +96,7 @@ def test_envelope_of_the_true_curves_gives_the_true_exponent():
     log_n, _, kept = envelope(curves, ref, sizes, compute, 6.0)
     assert kept.sum() >= 20
     a, _ = _power_law(np.log(compute[kept]), log_n[..., kept])
-    assert a[0] == pytest.approx(TRUE_A, abs=1e-3)
+    assert a[0] == pytest.approx(TRUE_A, abs=0.01)
 
 
 def test_too_few_sizes_is_one_clear_error():
@@ -106,19 +106,19 @@ def test_too_few_sizes_is_one_clear_error():
     assert len(str(err.value).splitlines()) == 1
 
 
-def test_known_truth_fit_runs_healthy_and_lands_near_the_truth():
-    """Seeded; the machinery end to end, NOT a calibration check (that one fails today).
+def test_known_truth_exponent_inside_the_90_percent_interval():
+    """Seeded (seed 2, chosen before the method was settled: it missed under an earlier one).
 
-    On 8 seeds of this design (11 sizes x 6 horizons, 1 % noise, 2 x 300 draws) a's 90 %
-    interval held the truth 0.513 in 4 of 8 (medians 0.35-0.57): too narrow and biased low,
-    so the intervals are not yet trustworthy (see the README and issue 14's note). What holds
-    on every seed, with margin: a within 0.2 of the truth, an informative interval, healthy
-    chains, L* only inside the runs' compute.
+    On seeds 0-7 of this design (11 sizes x 6 horizons, 1 % noise, 2 x 300 draws) a's 90 %
+    interval held the truth 0.513 in 7 of 8, medians 0.39-0.58: the intervals are wide
+    (+-0.08-0.17) and centred low by about 0.06, which the posterior-mean curves share (so
+    it is the curves' fit, not the envelope's arithmetic). The data's noise, not the method,
+    decides a miss here only about 1 time in 8.
     """
     fit = sb.fit_envelope(finals(seed=2), chains=2, draws=300, warmup=300, seed=2)
-    low, median, high = np.quantile(fit.a, [0.05, 0.5, 0.95])
-    assert abs(median - TRUE_A) < 0.2  # worst of 8 seeds: 0.16 off
-    assert high - low < 0.25  # informative: the prior alone gives no envelope at all
+    low, high = np.quantile(fit.a, [0.05, 0.95])
+    assert low < TRUE_A < high
+    assert high - low < 0.5  # informative: the prior alone gives no envelope at all
     alloc = fit.optimal([1e19, 1e24])
     assert np.isfinite(alloc.N).all() and (alloc.tokens_per_param > 0).all()
     assert np.isfinite(alloc.loss.isel(budget=0)).all()  # inside the runs' compute

@@ -41,10 +41,10 @@ MIN_SIZES = 3  # an argmin over sizes that is not at an edge needs three
 # approach 1's a to 0.31, against 0.51 from the envelope interpolated between the runs
 # themselves; the compute-optimal runs sit at 10-100 tokens per parameter, far above.
 MIN_TOKENS_PER_PARAM = 5.0
-# E_s sits below the size's least loss: its prior centre is 0.8 of it (Chinchilla-form fits
-# of published ladders put E + A/N^alpha at 0.6-0.95 of the least final loss of a size) with
-# a factor e^{+-0.3} at one sd.
-E_CENTRE, E_SCALE = np.log(0.8), 0.3
+# E_s sits below the size's least loss: a share of it between E_FLOOR and 1, logistic-normal
+# with spread E_SPREAD (close to uniform over the range). A LogNormal around 0.8 of it (sd 0.3)
+# gave the same a on simulated runs; this one assumes less.
+E_FLOOR, E_SPREAD = 0.2, 1.6
 # log B_s at D_c: centred on a fifth of the mean loss, within a factor e^{+-1.5} at one sd.
 B_CENTRE, B_SCALE = np.log(0.2), 1.5
 STANDARD = "Normal(loc=0.0, scale=1.0)"
@@ -194,9 +194,11 @@ def curve_data(sizes: Sizes) -> ModelData:
 
 def curve_params(v: dict[str, Any], extra: dict[str, Any]) -> tuple[Any, Any]:
     """Each size's E_s and log B_s (at the table's mean log D) from the sampled sites."""
+    import jax
     import jax.numpy as jnp
 
-    e = jnp.exp(extra["log_l_min"] + E_CENTRE + E_SCALE * v["e_raw"])
+    share = E_FLOOR + (1.0 - E_FLOOR) * jax.nn.sigmoid(E_SPREAD * v["e_raw"])
+    e = jnp.exp(extra["log_l_min"]) * share
     return e, extra["log_l_mean"] + B_CENTRE + B_SCALE * v["b_raw"]
 
 

@@ -4,13 +4,18 @@
 runs (:mod:`~scalebayes.allocation.curve_model`, the package's NUTS engine). Then, per draw,
 at each of :data:`LEVELS` compute levels C across the runs' range, every size's loss at
 D = C / (k N_s) is read off its curve; the envelope is their least, and its argmin N* is the
-vertex of the parabola in log N through the least size and its two neighbours (the discrete
-argmin moves in steps of a size; the parabola follows the valley between them). Levels whose
-envelope sits at the smallest or largest size, or whose three sizes would be read more than
-:data:`SUPPORT` decades beyond their own runs' tokens, are left out: there the envelope is not
-measured. A least-squares line through the kept levels' log N* gives N* = G C^a per draw, so a,
-G and N* at any budget carry the curves' uncertainty. :class:`EnvelopeEstimator` is approach 1
+vertex of the least-squares quadratic in log N through that draw's least size and
+:data:`HALF` sizes each side (the discrete argmin moves in steps of a size; the quadratic
+follows the valley between them, and five sizes rather than three keep one size's error from
+holding the vertex). Levels are measured only where the posterior-median envelope's least
+size is neither the smallest nor the largest, at most :data:`EDGE_SHARE` of the draws put it
+there, and its sizes are read within :data:`SUPPORT` decades of their own runs' tokens. A
+least-squares line through the measured levels' log N* gives N* = G C^a per draw, so a, G and
+N* at any budget carry the curves' uncertainty. :class:`EnvelopeEstimator` is approach 1
 behind the estimator interface.
+
+Known truth (tests/test_envelope.py, seeds 0-7 of 11 sizes x 6 horizons at 1 % noise): a's
+90 % interval held the truth in 7 of 8 tables, the medians centred about 0.06 low.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ LEVELS = 60  # compute levels across the runs' range (log-spaced)
 # A size's curve is read at most this many decades beyond its own runs' token counts.
 SUPPORT = 0.2
 MIN_LEVELS = 3
+HALF = 2  # the quadratic through a draw's least size is fitted to it and HALF sizes each side
+EDGE_SHARE = 0.05
 _DIAGNOSED = ("beta", "tau_B", "E_s", "log_B_s", "sigma", "nu")
 PARAMS = {
     "a": "allocation exponent of N* = G C^a through the envelope's argmins (b = 1 - a)",
@@ -121,9 +128,8 @@ def envelope(
     """The envelope's argmin log N* and least loss per draw at each compute level.
 
     ``curves`` holds per-draw ``E_s``, ``log_B_s`` (dims ..., size) and ``beta`` (dims ...).
-    Returns log N* and L*, shape (..., level), and which levels are measured (shape (level,)):
-    the posterior-median envelope's least size is neither the smallest nor the largest and it
-    and its neighbours are read within :data:`SUPPORT` decades of their runs' token counts.
+    Returns log N* and L*, shape (..., level), and which levels are measured (shape (level,);
+    see the module's docstring).
     """
     x = np.log(sizes.N)
     log_d = np.log(compute)[:, None] - np.log(k) - x[None, :]  # (level, size)
@@ -139,33 +145,43 @@ def envelope(
     stencil = centre[:, None] + np.array([-1, 0, 1])
     rows = np.arange(len(compute))[:, None]
     kept = (best == centre) & supported[rows, stencil].all(axis=1) & np.isfinite(typical.min(1))
-    xs = x[stencil]  # (level, 3)
-    ys = np.take_along_axis(loss, np.broadcast_to(stencil, (*loss.shape[:-1], 3)), axis=-1)
+    # Each draw's own least size: a stencil fixed by the median envelope would hold every
+    # draw's vertex inside it, and N*(C) would climb in steps of a size, flat in between
+    # (a 0.35-0.42 for a truth of 0.51 on simulated runs).
+    raw = np.argmin(np.where(supported, loss, np.inf), axis=-1)
+    own = np.clip(raw, HALF, len(x) - 1 - HALF)
+    # A level whose least size is the smallest or largest in more than EDGE_SHARE of the
+    # draws is not measured: there the vertex is held inside the sizes, which pulled N*(C)
+    # towards the middle at both ends of the compute range (a 0.42 [0.35, 0.49] for 0.51).
+    edge = ((raw == 0) | (raw == len(x) - 1)).reshape(-1, len(compute)).mean(axis=0)
+    kept &= edge <= EDGE_SHARE
+    stencils = own[..., None] + np.arange(-HALF, HALF + 1)  # (..., level, window)
+    xs = x[stencils]
+    ys = np.take_along_axis(loss, stencils, axis=-1)
     log_n, least = _vertex(xs, ys)
     return log_n, least, kept
 
 
 def _vertex(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertex (x, y) of the parabola through three points per row, kept within [x0, x2].
+    """Vertex (x, y) of the least-squares quadratic through each row's points, kept in their range.
 
-    A parabola that opens downwards (no valley) gives its least point instead.
+    ``xs`` and ``ys`` have the points last. A quadratic that opens downwards (no valley)
+    gives the row's least point instead.
     """
-    x0, x1, x2 = (xs[..., i] for i in range(3))
-    y0, y1, y2 = (ys[..., i] for i in range(3))
-    d01, d12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
-    curve = (d12 - d01) / (x2 - x0)  # half the second derivative
+    xs = np.broadcast_to(xs, ys.shape)
+    mid = xs.mean(-1, keepdims=True)
+    v = xs - mid
+    design = np.stack([np.ones_like(v), v, v**2], axis=-1)  # (..., points, 3)
+    gram = np.einsum("...pi,...pj->...ij", design, design)
+    coef = np.linalg.solve(gram, np.einsum("...pi,...p->...i", design, ys)[..., None])[..., 0]
+    c0, c1, c2 = coef[..., 0], coef[..., 1], coef[..., 2]
+    valley = c2 > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        vx = 0.5 * (x0 + x1) - d01 / (2.0 * curve)
-    valley = curve > 0
-    vx = np.where(
-        valley,
-        np.clip(vx, x0, x2),
-        np.take_along_axis(
-            np.broadcast_to(xs, ys.shape), np.argmin(ys, axis=-1)[..., None], axis=-1
-        )[..., 0],
-    )
-    vy = np.where(valley, y1 + d01 * (vx - x1) + curve * (vx - x0) * (vx - x1), ys.min(-1))
-    return vx, vy
+        top = np.clip(-c1 / (2.0 * c2), v.min(-1), v.max(-1))
+    lowest = np.argmin(ys, axis=-1)[..., None]
+    vx = np.where(valley, top, np.take_along_axis(v, lowest, axis=-1)[..., 0])
+    vy = np.where(valley, c0 + c1 * vx + c2 * vx**2, ys.min(-1))
+    return vx + mid[..., 0], vy
 
 
 def _power_law(log_c: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
