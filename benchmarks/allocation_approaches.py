@@ -1,4 +1,4 @@
-"""Benchmark: compute-optimal allocation by approach 2 (isoFLOP minima) and approach 3 (the law).
+"""Benchmark: compute-optimal allocation by approaches 1 (envelope), 2 (isoFLOP minima), 3 (the law).
 
 Real data (default): approach 2 (``sb.fit_isoflops``: latent sweep minima, a power law through
 them) and approach 3 (the plain Chinchilla law, ``--discrepancy none``, minimised per draw) on
@@ -16,11 +16,13 @@ a) and of N* 100x beyond the largest sweep, for approach 2 and 3.
     python benchmarks/allocation_approaches.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
     python benchmarks/allocation_approaches.py --truth [--replicates 10] [--shape shared per_budget]
     python benchmarks/allocation_approaches.py --curves [--quick]   # approach 1, (Mis)Fitting curves
+    python benchmarks/allocation_approaches.py --all [--quick]      # every approach, Epoch's runs
 
 ``--curves``: approach 1 (``sb.load_curves`` keeps each run's final checkpoint; the envelope of
 the finished runs) on (Mis)Fitting's learning curves, with the data README's conservative
-filter (the corrupted 17m sweep dropped), and approach 2 and 3 on Open-Athena's isoFLOP table
-built from the same runs for comparison. Writes allocation_envelope.json.
+filter (the corrupted 17m sweep dropped), then every approach side by side on the finished runs (``approach="all"``; approach 3 is the
+plain Chinchilla law). Writes allocation_envelope.json. ``--all``: every approach on Epoch's
+runs, with the verdict; writes allocation_all.json.
 
 Writes benchmarks/results/allocation_approaches.json (``--truth``: allocation_truth.json;
 ``--out NAME`` another name).
@@ -389,10 +391,51 @@ def curves(args: argparse.Namespace) -> None:
         "time_s": seconds,
         "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
     }
+    everything = side_by_side(found.runs, settings, [1e19, 1e20, 1e22])
     write_results(
         RESULTS / (args.out or "allocation_envelope.json"),
         {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
-         "approach_1_misfitting": row, "machine": machine()},
+         "approach_1_misfitting": row, "all_misfitting": everything, "machine": machine()},
+    )  # fmt: skip
+
+
+def side_by_side(runs: Any, settings: Any, budgets: list[float]) -> dict[str, Any]:
+    """The plain law fitted, then every approach side by side (``sb.optimal(approach="all")``)."""
+    import scalebayes as sb
+
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        law = sb.fit(
+            runs, "chinchilla", likelihood=sb.Likelihood(discrepancy="none"), settings=settings
+        )
+        result = sb.optimal(law, budgets, approach="all")
+    print(result, f"\n{time.perf_counter() - started:.1f} s", flush=True)
+    return {
+        "text": str(result),
+        "verdict": result.verdict,
+        "recommended": result.recommended,
+        "why": result.why,
+        "refused": dict(result.refused),
+        "a": {k: interval(r.exponent_N.isel(budget=0)) for k, r in result.results.items()},
+        "pairs": [pair.sentence(result.budgets) for pair in result.pairs],
+        "diagnostics": {k: d.to_dict() for k, d in result.diagnostics.items()},
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+    }
+
+
+def epoch_all(args: argparse.Namespace) -> None:
+    """Every approach on Epoch's digitised Chinchilla runs, with the verdict."""
+    import scalebayes as sb
+
+    if missing(chinchilla_csv(args.data)):
+        return
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    row = side_by_side(sb.load_runs(chinchilla_csv(args.data)), settings, [5.76e23, 1e25])
+    write_results(
+        RESULTS / (args.out or "allocation_all.json"),
+        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
+         "epoch_chinchilla": row, "machine": machine()},
     )  # fmt: skip
 
 
@@ -401,6 +444,7 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--truth", action="store_true", help="the known-truth coverage study")
     parser.add_argument("--curves", action="store_true", help="approach 1 on the curve data")
+    parser.add_argument("--all", action="store_true", help="every approach on Epoch's runs")
     parser.add_argument("--quick", action="store_true", help="2 chains x 500 draws")
     parser.add_argument("--replicates", type=int, default=10, help="per truth and design (--truth)")
     parser.add_argument(
@@ -423,6 +467,8 @@ def main() -> None:
         args.chains, args.draws, args.warmup = 2, 500, 500
     if args.curves:
         curves(args)
+    elif args.all:
+        epoch_all(args)
     elif args.truth:
         truth(args)
     else:

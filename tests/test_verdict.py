@@ -67,19 +67,23 @@ def test_the_cli_offers_every_approach_and_all():
 
 
 def sweeps_on_a_size_grid(law, params, seed: int) -> sb.Runs:
-    """5 budgets x 7 runs centred on the truth's optimum, model sizes from one grid.
+    """5 budgets x 7 runs centred on the truth's own optimum, model sizes from one grid.
 
     Sizes step by 0.4 in log N and recur across budgets, so approach 1 has sizes at several
-    horizons, approach 2 has sweeps, approach 3 the law: all three can run.
+    horizons, approach 2 has sweeps, approach 3 the law: all three can run. The truth's N* is
+    the library's minimiser on a fit whose every draw is the truth.
     """
-    from scalebayes.simulation import EPOCH_CHINCHILLA as P
+    from scalebayes.testing import fit_from_draws
 
-    a = P["beta"] / (P["alpha"] + P["beta"])
-    g = (P["alpha"] * P["A"] / (P["beta"] * P["B"])) ** (1 / (P["alpha"] + P["beta"]))
+    law = sb.load_law(law) if isinstance(law, str) else law
+    budgets = np.geomspace(1e18, 1e21, 5)
+    probe = sb.simulate(law, params, sb.isoflop_design(budgets, points_per_budget=3), noise=0.0)
+    draws = {k: np.full((1, 2), v) for k, v in {**params, "sigma": 0.01}.items()}
+    truth = fit_from_draws(law, probe, draws, likelihood=sb.Likelihood(discrepancy="none"))
+    n_star = sb.optimal(truth, budgets).N.to_numpy()[0, 0]
     rows = []
-    for c in np.geomspace(1e18, 1e21, 5):
-        centre = np.round(np.log(g * (c / 6) ** a) / 0.4)
-        n = np.exp(0.4 * (centre + np.arange(-3, 4)))
+    for c, n0 in zip(budgets, n_star, strict=True):
+        n = np.exp(0.4 * (np.round(np.log(n0) / 0.4) + np.arange(-3, 4)))
         rows.append(pd.DataFrame({"N": n, "D": c / (6 * n), "C": c}))
     return sb.simulate(law, params, pd.concat(rows, ignore_index=True), noise=0.01, seed=seed)
 
@@ -101,3 +105,21 @@ def test_all_on_exact_law_sweeps_agrees_and_recommends_approach_2():
     assert result.recommended == "2"
     text = str(result)
     assert "approaches 2 and 3" in text and "recommended: approach 2" in text
+
+
+@pytest.mark.slow
+def test_all_with_a_law_of_the_wrong_shape_disagrees_and_says_so():
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    # The truth allocates N* ~ C^0.40 (alpha 0.45, beta 0.30); the tied law can only say 0.5.
+    truth = {**EPOCH_CHINCHILLA, "alpha": 0.45, "beta": 0.30, "A": 1500.0}
+    runs = sweeps_on_a_size_grid("chinchilla", truth, seed=6)
+    settings = sb.Settings(chains=2, draws=500, warmup=500, seed=6)
+    plain = sb.Likelihood(discrepancy="none")
+    fit = sb.fit(runs, "chinchilla_tied", likelihood=plain, settings=settings)
+    result = sb.optimal(fit, [1e21, 1e23], approach="all", approaches=("2", "3"))
+    pair = result.pairs[0]
+    # 0.1 apart with approach 2's interval about +-0.05: one-sided P far above 0.9.
+    assert pair.verdict == "disagree" and pair.p_exponent > 0.95
+    assert pair.exponent_gap < -0.05
+    assert result.recommended == "2" and "disagrees with it" in result.why
