@@ -123,3 +123,36 @@ def test_all_with_a_law_of_the_wrong_shape_disagrees_and_says_so():
     assert pair.verdict == "disagree" and pair.p_exponent > 0.95
     assert pair.exponent_gap < -0.05
     assert result.recommended == "2" and "disagrees with it" in result.why
+
+
+def test_the_approaches_frontier_overlays_each_approachs_band():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scalebayes import plots
+    from scalebayes.allocation.verdict import Approaches
+
+    budgets = np.geomspace(1e20, 1e24, 6)
+
+    def fake(a: float, seed: int):
+        rng = np.random.default_rng(seed)
+        exps = rng.normal(a, 0.01, (2, 200, 1)) * np.ones((1, 1, budgets.size))
+        n = 1e9 * (budgets / 1e20) ** exps
+        dims = ("chain", "draw", "budget")
+        return SimpleNamespace(
+            N=xr.DataArray(n, dims=dims, coords={"budget": budgets}),
+            D=xr.DataArray(budgets / (6 * n), dims=dims, coords={"budget": budgets}),
+            exponent_N=xr.DataArray(exps, dims=dims),
+            budgets=budgets,
+            cost_k=6.0,
+        )
+
+    results = {"2": fake(0.5, 0), "3": fake(0.6, 1)}
+    pair = compare("2", "3", results["2"], results["3"])
+    result = Approaches(budgets, {"2": "two", "3": "three"}, results, {}, {}, (pair,), "2", "test")
+    ax = plots.approaches(result, quantity="D")
+    gids = {artist.get_gid() for artist in ax.get_children()}
+    assert {"approach 2 median", "approach 3 median"} <= gids
+    assert "disagree" in ax.get_title()
+    with pytest.raises(sb.ScalebayesError, match="expected 'N' or 'D'"):
+        plots.approaches(result, quantity="loss")
