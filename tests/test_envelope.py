@@ -127,3 +127,12 @@ def test_known_truth_exponent_inside_the_90_percent_interval():
     # Health with margins (2 x 300 draws): broken fits read R-hat > 1.1, dozens of divergences.
     d = fit.diagnostics
     assert d.max_rhat < 1.05 and d.n_divergent <= 10, d
+
+
+def test_load_curves_errors_name_the_file_and_its_lines(tmp_path):
+    path = tmp_path / "curves.csv"
+    table = curve_table()
+    table.loc[3, "loss"] = -1.0  # line 5, the final checkpoint of run a
+    table.to_csv(path, index=False)
+    with pytest.raises(sb.RunsFileError, match=r"curves.csv: line 5, column 'loss'"):
+        sb.load_curves(path, run="run", step="step", end="end")

@@ -135,7 +135,10 @@ def load_curves(
     kept.index = names[keep]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        runs = load_runs(kept, columns=columns, cost_k=cost_k)
+        try:
+            runs = load_runs(kept, columns=columns, cost_k=cost_k)
+        except RunsFileError as err:  # name the file and its lines, not the kept DataFrame
+            raise _renamed(err, label, row_label) from None
     for w in caught:  # several runs at one (N, D) is what a learning-rate sweep is
         if "duplicate runs" not in str(w.message):
             warnings.warn(w.message, w.category, stacklevel=2)
@@ -143,6 +146,13 @@ def load_curves(
     points = pd.DataFrame({"N": runs.N, "D": runs.D})
     cells = int((points.value_counts() > 1).sum())
     return Curves(runs, len(frame), len(set(ids)), dropped, cells)
+
+
+def _renamed(err: RunsFileError, label: str, row_label: str) -> RunsFileError:
+    """``err`` from the kept rows (index: the source's row names) as the source's own error."""
+    prefix = str(RunsFileError("<DataFrame>", "", column=err.column, rows=err.rows))
+    problem = str(err)[len(prefix) :] if str(err).startswith(prefix) else str(err)
+    return RunsFileError(label, problem, column=err.column, rows=err.rows, row_label=row_label)
 
 
 def _frame(

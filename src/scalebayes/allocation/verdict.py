@@ -140,7 +140,12 @@ class Approaches:
         lines += [
             f"approach {k} ({self.titles[k]}): not run: {why}" for k, why in self.refused.items()
         ]
-        lines += [f"verdict: {pair.sentence(self.budgets)}" for pair in self.pairs]
+        for pair in self.pairs:
+            failed = [k for k in (pair.first, pair.second) if not usable(self.diagnostics[k])]
+            caveat = "".join(
+                f" (approach {k}'s sampler failed its checks: do not read this)" for k in failed
+            )
+            lines.append(f"verdict: {pair.sentence(self.budgets)}{caveat}")
         lines.append(
             f"recommended: approach {self.recommended} ({self.titles[self.recommended]}): {self.why}"
         )
