@@ -16,6 +16,7 @@ import xarray as xr
 import scalebayes as sb
 from scalebayes.allocation.verdict import compare
 from scalebayes.cli.decisions import APPROACHES
+from scalebayes.health import Diagnostics
 
 BUDGETS = np.array([1e20, 1e22])
 
@@ -139,9 +140,11 @@ def test_the_approaches_frontier_overlays_each_approachs_band():
         exps = rng.normal(a, 0.01, (2, 200, 1)) * np.ones((1, 1, budgets.size))
         n = 1e9 * (budgets / 1e20) ** exps
         dims = ("chain", "draw", "budget")
+        d = budgets / (6 * n)
         return SimpleNamespace(
             N=xr.DataArray(n, dims=dims, coords={"budget": budgets}),
-            D=xr.DataArray(budgets / (6 * n), dims=dims, coords={"budget": budgets}),
+            D=xr.DataArray(d, dims=dims, coords={"budget": budgets}),
+            tokens_per_param=xr.DataArray(d / n, dims=dims, coords={"budget": budgets}),
             exponent_N=xr.DataArray(exps, dims=dims),
             budgets=budgets,
             cost_k=6.0,
@@ -149,10 +152,24 @@ def test_the_approaches_frontier_overlays_each_approachs_band():
 
     results = {"2": fake(0.5, 0), "3": fake(0.6, 1)}
     pair = compare("2", "3", results["2"], results["3"])
-    result = Approaches(budgets, {"2": "two", "3": "three"}, results, {}, {}, (pair,), "2", "test")
+    healthy = Diagnostics(1.002, 800.0, 700.0, 0, 0, 400, 2)
+    broken = Diagnostics(1.2, 12.0, 20.0, 40, 0, 400, 2)
+    result = Approaches(budgets, {"1": "one", "2": "two", "3": "three"}, results,
+                        {"1": "no sizes"}, {"2": healthy, "3": broken}, (pair,), "2", "test")  # fmt: skip
     ax = plots.approaches(result, quantity="D")
     gids = {artist.get_gid() for artist in ax.get_children()}
     assert {"approach 2 median", "approach 3 median"} <= gids
     assert "disagree" in ax.get_title()
     with pytest.raises(sb.ScalebayesError, match="expected 'N' or 'D'"):
         plots.approaches(result, quantity="loss")
+    # The text and the report page: the refused approach, the verdict with the broken fit's
+    # caveat, the recommendation.
+    text = str(result)
+    assert "approach 1 (one): not run: no sizes" in text
+    assert "approach 3's sampler failed its checks" in text and "recommended: approach 2" in text
+    from scalebayes.report import _approaches
+
+    page = _approaches(result)
+    assert (
+        "Every approach side by side" in page and page.count("<tr>") == 2 * budgets.size
+    )  # a row per (budget, approach)

@@ -121,6 +121,21 @@ class Approaches:
         found = {pair.verdict for pair in self.pairs}
         return "disagree" if "disagree" in found else "unclear" if "unclear" in found else "agree"
 
+    def remarks(self) -> list[str]:
+        """The approaches left out and why, the verdict per pair, and the recommendation."""
+        lines = [
+            f"approach {k} ({self.titles[k]}): not run: {why}" for k, why in self.refused.items()
+        ]
+        for pair in self.pairs:
+            failed = [k for k in (pair.first, pair.second) if not usable(self.diagnostics[k])]
+            caveat = "".join(
+                f" (approach {k}'s sampler failed its checks: do not read this)" for k in failed
+            )
+            lines.append(f"verdict: {pair.sentence(self.budgets)}{caveat}")
+        title = self.titles[self.recommended]
+        lines.append(f"recommended: approach {self.recommended} ({title}): {self.why}")
+        return lines
+
     def summary(self) -> str:
         """The side-by-side table, the approaches left out, the verdict and the recommendation."""
 
@@ -137,18 +152,7 @@ class Approaches:
             f"[{self.prob * 100:g}% interval] over posterior draws",
             text_columns(header, rows),
         ]
-        lines += [
-            f"approach {k} ({self.titles[k]}): not run: {why}" for k, why in self.refused.items()
-        ]
-        for pair in self.pairs:
-            failed = [k for k in (pair.first, pair.second) if not usable(self.diagnostics[k])]
-            caveat = "".join(
-                f" (approach {k}'s sampler failed its checks: do not read this)" for k in failed
-            )
-            lines.append(f"verdict: {pair.sentence(self.budgets)}{caveat}")
-        lines.append(
-            f"recommended: approach {self.recommended} ({self.titles[self.recommended]}): {self.why}"
-        )
+        lines += self.remarks()
         lines += [f"approach {k} {d}" for k, d in self.diagnostics.items()]
         return "\n".join(lines)
 
