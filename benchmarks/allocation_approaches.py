@@ -17,12 +17,15 @@ a) and of N* 100x beyond the largest sweep, for approach 2 and 3.
     python benchmarks/allocation_approaches.py --truth [--replicates 10] [--shape shared per_budget]
     python benchmarks/allocation_approaches.py --curves [--quick]   # approach 1, (Mis)Fitting curves
     python benchmarks/allocation_approaches.py --all [--quick]      # every approach, Epoch's runs
+    python benchmarks/allocation_approaches.py --envelope-truth [--quick]  # approach 1, known truth
 
 ``--curves``: approach 1 (``sb.load_curves`` keeps each run's final checkpoint; the envelope of
 the finished runs) on (Mis)Fitting's learning curves, with the data README's conservative
 filter (the corrupted 17m sweep dropped), then every approach side by side on the finished runs (``approach="all"``; approach 3 is the
 plain Chinchilla law). Writes allocation_envelope.json. ``--all``: every approach on Epoch's
-runs, with the verdict; writes allocation_all.json.
+runs, with the verdict; writes allocation_all.json. ``--envelope-truth``: approach 1 on
+finished runs simulated from Epoch's law (11 sizes x 6 horizons, 1 % noise): coverage and bias
+of a's 90 % interval; writes allocation_envelope_truth.json.
 
 Writes benchmarks/results/allocation_approaches.json (``--truth``: allocation_truth.json;
 ``--out NAME`` another name).
@@ -439,12 +442,55 @@ def epoch_all(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
+def envelope_truth(args: argparse.Namespace) -> None:
+    """Approach 1 with known truth: finished runs of 11 sizes x 6 horizons from Epoch's law."""
+    import scalebayes as sb
+    from scalebayes.simulation import EPOCH_CHINCHILLA as P
+
+    a_true = P["beta"] / (P["alpha"] + P["beta"])
+    sizes = np.geomspace(5e7, 1.2e9, 11)
+    design = pd.DataFrame(
+        [(n, n * t) for n in sizes for t in np.geomspace(2, 200, 6)], columns=["N", "D"]
+    )
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    rows = []
+    for seed in range(args.replicates):
+        runs = sb.simulate("chinchilla", P, design, noise=SIM_NOISE, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # diagnostics are recorded instead
+            fit = sb.fit_envelope(runs, settings=settings, seed=seed)
+        a = interval(fit.a)
+        rows.append({"seed": seed, **{f"a_{k}": v for k, v in a.items()},
+                     "covered": bool(a["lower"] <= a_true <= a["upper"]),
+                     "levels": len(fit.levels), "max_rhat": fit.diagnostics.max_rhat,
+                     "divergent": fit.diagnostics.n_divergent})  # fmt: skip
+        print(f"seed {seed}: a {show(a)} (truth {a_true:.3f}) {fit.diagnostics}", flush=True)
+    table = pd.DataFrame(rows)
+    summary = {
+        "a_true": a_true,
+        "coverage_90": float(table["covered"].mean()),
+        "median_bias": float((table["a_median"] - a_true).mean()),
+        "median_width": float((table["a_upper"] - table["a_lower"]).median()),
+    }
+    print(summary)
+    write_results(
+        RESULTS / (args.out or "allocation_envelope_truth.json"),
+        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup,
+                      "replicates": args.replicates, "noise": SIM_NOISE,
+                      "sizes": sizes.tolist(), "tokens_per_param": [2, 200, 6]},
+         "summary": summary, "fits": rows, "machine": machine()},
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--truth", action="store_true", help="the known-truth coverage study")
     parser.add_argument("--curves", action="store_true", help="approach 1 on the curve data")
     parser.add_argument("--all", action="store_true", help="every approach on Epoch's runs")
+    parser.add_argument(
+        "--envelope-truth", action="store_true", help="approach 1's coverage with known truth"
+    )
     parser.add_argument("--quick", action="store_true", help="2 chains x 500 draws")
     parser.add_argument("--replicates", type=int, default=10, help="per truth and design (--truth)")
     parser.add_argument(
@@ -463,9 +509,13 @@ def main() -> None:
 
     # As the CLI: one chain per CPU device; no compile cache, so every fit's compile is cold.
     sb.configure(compile_cache=False)
-    if args.quick:
+    if args.quick:  # 2 x 500 draws; 8 known-truth tables at 2 x 300
         args.chains, args.draws, args.warmup = 2, 500, 500
-    if args.curves:
+        if args.envelope_truth:
+            args.draws, args.warmup, args.replicates = 300, 300, 8
+    if args.envelope_truth:
+        envelope_truth(args)
+    elif args.curves:
         curves(args)
     elif args.all:
         epoch_all(args)
