@@ -14,8 +14,13 @@ least-squares line through the measured levels' log N* gives N* = G C^a per draw
 N* at any budget carry the curves' uncertainty. :class:`EnvelopeEstimator` is approach 1
 behind the estimator interface.
 
-Known truth (tests/test_envelope.py, seeds 0-7 of 11 sizes x 6 horizons at 1 % noise): a's
-90 % interval held the truth in 7 of 8 tables, the medians centred about 0.06 low.
+Known truth (``benchmarks/allocation_approaches.py --envelope-truth --quick``: 8 tables of 11
+sizes x 6 horizons at 1 % noise): a's 90 % interval held the truth in 7 of 8, the medians
+0.056 low on average. Not the cause, each tried on the same 8 tables: the envelope's
+arithmetic (the truth's own curves give a within 0.01; the posterior-mean curves give the low
+a the draws do), the beta prior (its posteriors cover 0.37), the E_s prior (E_s >= 0.5 of the
+least loss: the same a), or which levels are kept (the quadratic's window inside the sizes:
+the same). The per-size curves' joint posterior is what runs low; still open.
 """
 
 from __future__ import annotations
