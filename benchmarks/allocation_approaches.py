@@ -1,4 +1,4 @@
-"""Benchmark: compute-optimal allocation by approach 2 (isoFLOP minima) and approach 3 (the law).
+"""Benchmark: compute-optimal allocation by approaches 1 (envelope), 2 (isoFLOP minima), 3 (the law).
 
 Real data (default): approach 2 (``sb.fit_isoflops``: latent sweep minima, a power law through
 them) and approach 3 (the plain Chinchilla law, ``--discrepancy none``, minimised per draw) on
@@ -15,6 +15,17 @@ a) and of N* 100x beyond the largest sweep, for approach 2 and 3.
 
     python benchmarks/allocation_approaches.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
     python benchmarks/allocation_approaches.py --truth [--replicates 10] [--shape shared per_budget]
+    python benchmarks/allocation_approaches.py --curves [--quick]   # approach 1, (Mis)Fitting curves
+    python benchmarks/allocation_approaches.py --all [--quick]      # every approach, Epoch's runs
+    python benchmarks/allocation_approaches.py --envelope-truth [--quick]  # approach 1, known truth
+
+``--curves``: approach 1 (``sb.load_curves`` keeps each run's final checkpoint; the envelope of
+the finished runs) on (Mis)Fitting's learning curves, with the data README's conservative
+filter (the corrupted 17m sweep dropped), then every approach side by side on the finished runs (``approach="all"``; approach 3 is the
+plain Chinchilla law). Writes allocation_envelope.json. ``--all``: every approach on Epoch's
+runs, with the verdict; writes allocation_all.json. ``--envelope-truth``: approach 1 on
+finished runs simulated from Epoch's law (11 sizes x 6 horizons, 1 % noise): coverage and bias
+of a's 90 % interval; writes allocation_envelope_truth.json.
 
 Writes benchmarks/results/allocation_approaches.json (``--truth``: allocation_truth.json;
 ``--out NAME`` another name).
@@ -343,10 +354,144 @@ def truth(args: argparse.Namespace) -> None:
     )
 
 
+MISFITTING = "misfitting-curves/scaling_results.csv"
+CORRUPTED_SWEEP = "2024_11_10-23_08_29_sweep_test"  # see the data's README
+
+
+def curves(args: argparse.Namespace) -> None:
+    """Approach 1 on (Mis)Fitting's curves; the verdict against approaches 2 and 3 there."""
+    import scalebayes as sb
+
+    path = args.data / MISFITTING
+    if missing(path):
+        return
+    floats = {c: float for c in ("C", "C_no_emb", "C_6ND", "C_6ND_no_emb")}
+    table = pd.read_csv(path, dtype=floats)
+    table = table[table.sweep != CORRUPTED_SWEEP]
+    found = sb.load_curves(
+        table,
+        run=["sweep", "model", "total_steps", "peak_lr"],
+        step="current_steps",
+        end="total_steps",
+        columns={"N": "N", "D": "D", "C": "C", "loss": "loss"},
+    )
+    print(found, flush=True)
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env = sb.fit_envelope(found.runs, settings=settings)
+    seconds = time.perf_counter() - started
+    print(env, f"\n{seconds:.1f} s", flush=True)
+    row = {
+        "curves": str(found),
+        "sizes": str(env.sizes),
+        "levels": [float(env.levels.min()), float(env.levels.max()), len(env.levels)],
+        "a": interval(env.a),
+        "beta": interval(env.posterior["beta"]),
+        "tokens_per_param_at_1e20": interval(env.optimal([1e20]).tokens_per_param),
+        "diagnostics": env.diagnostics.to_dict(),
+        "time_s": seconds,
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+    }
+    everything = side_by_side(found.runs, settings, [1e19, 1e20, 1e22])
+    write_results(
+        RESULTS / (args.out or "allocation_envelope.json"),
+        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
+         "approach_1_misfitting": row, "all_misfitting": everything, "machine": machine()},
+    )  # fmt: skip
+
+
+def side_by_side(runs: Any, settings: Any, budgets: list[float]) -> dict[str, Any]:
+    """The plain law fitted, then every approach side by side (``sb.optimal(approach="all")``)."""
+    import scalebayes as sb
+
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        law = sb.fit(
+            runs, "chinchilla", likelihood=sb.Likelihood(discrepancy="none"), settings=settings
+        )
+        result = sb.optimal(law, budgets, approach="all")
+    print(result, f"\n{time.perf_counter() - started:.1f} s", flush=True)
+    return {
+        "text": str(result),
+        "verdict": result.verdict,
+        "recommended": result.recommended,
+        "why": result.why,
+        "refused": dict(result.refused),
+        "a": {k: interval(r.exponent_N.isel(budget=0)) for k, r in result.results.items()},
+        "pairs": [pair.sentence(result.budgets) for pair in result.pairs],
+        "diagnostics": {k: d.to_dict() for k, d in result.diagnostics.items()},
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+    }
+
+
+def epoch_all(args: argparse.Namespace) -> None:
+    """Every approach on Epoch's digitised Chinchilla runs, with the verdict."""
+    import scalebayes as sb
+
+    if missing(chinchilla_csv(args.data)):
+        return
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    row = side_by_side(sb.load_runs(chinchilla_csv(args.data)), settings, [5.76e23, 1e25])
+    write_results(
+        RESULTS / (args.out or "allocation_all.json"),
+        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
+         "epoch_chinchilla": row, "machine": machine()},
+    )  # fmt: skip
+
+
+def envelope_truth(args: argparse.Namespace) -> None:
+    """Approach 1 with known truth: finished runs of 11 sizes x 6 horizons from Epoch's law."""
+    import scalebayes as sb
+    from scalebayes.simulation import EPOCH_CHINCHILLA as P
+
+    a_true = P["beta"] / (P["alpha"] + P["beta"])
+    sizes = np.geomspace(5e7, 1.2e9, 11)
+    design = pd.DataFrame(
+        [(n, n * t) for n in sizes for t in np.geomspace(2, 200, 6)], columns=["N", "D"]
+    )
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    rows = []
+    for seed in range(args.replicates):
+        runs = sb.simulate("chinchilla", P, design, noise=SIM_NOISE, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # diagnostics are recorded instead
+            fit = sb.fit_envelope(runs, settings=settings, seed=seed)
+        a = interval(fit.a)
+        rows.append({"seed": seed, **{f"a_{k}": v for k, v in a.items()},
+                     "covered": bool(a["lower"] <= a_true <= a["upper"]),
+                     "levels": len(fit.levels), "max_rhat": fit.diagnostics.max_rhat,
+                     "divergent": fit.diagnostics.n_divergent})  # fmt: skip
+        print(f"seed {seed}: a {show(a)} (truth {a_true:.3f}) {fit.diagnostics}", flush=True)
+    table = pd.DataFrame(rows)
+    summary = {
+        "a_true": a_true,
+        "coverage_90": float(table["covered"].mean()),
+        "median_bias": float((table["a_median"] - a_true).mean()),
+        "median_width": float((table["a_upper"] - table["a_lower"]).median()),
+    }
+    print(summary)
+    write_results(
+        RESULTS / (args.out or "allocation_envelope_truth.json"),
+        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup,
+                      "replicates": args.replicates, "noise": SIM_NOISE,
+                      "sizes": sizes.tolist(), "tokens_per_param": [2, 200, 6]},
+         "summary": summary, "fits": rows, "machine": machine()},
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--truth", action="store_true", help="the known-truth coverage study")
+    parser.add_argument("--curves", action="store_true", help="approach 1 on the curve data")
+    parser.add_argument("--all", action="store_true", help="every approach on Epoch's runs")
+    parser.add_argument(
+        "--envelope-truth", action="store_true", help="approach 1's coverage with known truth"
+    )
+    parser.add_argument("--quick", action="store_true", help="2 chains x 500 draws")
     parser.add_argument("--replicates", type=int, default=10, help="per truth and design (--truth)")
     parser.add_argument(
         "--shape",
@@ -364,7 +509,17 @@ def main() -> None:
 
     # As the CLI: one chain per CPU device; no compile cache, so every fit's compile is cold.
     sb.configure(compile_cache=False)
-    if args.truth:
+    if args.quick:  # 2 x 500 draws; 8 known-truth tables at 2 x 300
+        args.chains, args.draws, args.warmup = 2, 500, 500
+        if args.envelope_truth:
+            args.draws, args.warmup, args.replicates = 300, 300, 8
+    if args.envelope_truth:
+        envelope_truth(args)
+    elif args.curves:
+        curves(args)
+    elif args.all:
+        epoch_all(args)
+    elif args.truth:
         truth(args)
     else:
         real(args)

@@ -53,6 +53,12 @@ _EXPORTS = {
     "ProfileAllocation": "scalebayes.allocation.profiles",
     "ProfileModel": "scalebayes.allocation.profile",
     "find_budgets": "scalebayes.allocation.budgets",
+    "fit_envelope": "scalebayes.allocation.envelope",
+    "EnvelopeFit": "scalebayes.allocation.envelope",
+    "load_curves": "scalebayes.curves",
+    "Curves": "scalebayes.curves",
+    "compare_approaches": "scalebayes.allocation",
+    "Approaches": "scalebayes.allocation.verdict",
     "Budgets": "scalebayes.allocation.budgets",
     "chance": "scalebayes.planning",
     "Chance": "scalebayes.planning",
@@ -86,6 +92,7 @@ _EXPORTS = {
     "UnreachableTargetError": "scalebayes.errors",
     "AllocationWarning": "scalebayes.errors",
     "IsoflopError": "scalebayes.errors",
+    "EnvelopeError": "scalebayes.errors",
     "SweepEdgeWarning": "scalebayes.errors",
     "write_report": "scalebayes.report",
     "parameter_table": "scalebayes.describe",
@@ -132,6 +139,12 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "ProfileModel",
     "find_budgets",
     "Budgets",
+    "fit_envelope",
+    "EnvelopeFit",
+    "load_curves",
+    "Curves",
+    "compare_approaches",
+    "Approaches",
     "chance",
     "Chance",
     "plan",
@@ -164,6 +177,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "UnreachableTargetError",
     "AllocationWarning",
     "IsoflopError",
+    "EnvelopeError",
     "SweepEdgeWarning",
     "write_report",
     "parameter_table",
@@ -176,15 +190,18 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
 if TYPE_CHECKING:
     from scalebayes import plots
     from scalebayes.allocate import Allocation
-    from scalebayes.allocation import optimal
+    from scalebayes.allocation import compare_approaches, optimal
     from scalebayes.allocation.budgets import Budgets, find_budgets
+    from scalebayes.allocation.envelope import EnvelopeFit, fit_envelope
     from scalebayes.allocation.isoflop import fit_isoflops, isoflop_optimal
     from scalebayes.allocation.profile import ProfileModel
     from scalebayes.allocation.profiles import IsoflopFit, ProfileAllocation
+    from scalebayes.allocation.verdict import Approaches
     from scalebayes.averaging import average
     from scalebayes.backtesting import Backtest, backtest
     from scalebayes.calibration import Calibration, calibrate
     from scalebayes.comparison import Comparison, compare
+    from scalebayes.curves import Curves, load_curves
     from scalebayes.data import Runs, load_runs
     from scalebayes.decision_tables import (
         DecisionTable,
@@ -200,6 +217,7 @@ if TYPE_CHECKING:
         AllocationWarning,
         ConvergenceWarning,
         DataWarning,
+        EnvelopeError,
         ExtrapolationWarning,
         FitFileError,
         IsoflopError,

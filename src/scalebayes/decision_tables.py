@@ -112,12 +112,16 @@ def allocation_table(
 
     Columns ``budget``, then median and ``prob`` interval of N, D, tokens_per_param, loss and
     the allocation exponents, ``beyond``/``extrapolation``, and (when the estimator's L* is the
-    law's alone) the whole model's loss at the optimum.
+    law's alone) the whole model's loss at the optimum. ``approach="all"``: every approach that
+    can run, side by side, with a verdict and the recommended one
+    (:func:`scalebayes.allocation.compare_approaches`).
     """
     from scalebayes.allocate import extrapolation_of
     from scalebayes.allocation import estimator
     from scalebayes.summaries import summarise
 
+    if str(approach) == "all":
+        return _all_approaches(fit, budgets, prob=prob, cost_k=cost_k)
     chosen = estimator(str(approach))
     result = chosen.allocate(fit, budgets, cost_k=cost_k)
     long = result.summary(probs=(prob,))
@@ -166,6 +170,27 @@ def allocation_table(
     )
     meta = {"approach": chosen.approach, "cost_k": result.cost_k, "n_at_bound": result.n_at_bound}
     return DecisionTable(fit.law.name, table, text, chosen.diagnostics(fit, result), meta)
+
+
+def _all_approaches(
+    fit: Fit, budgets: ArrayLike, *, prob: float, cost_k: float | None
+) -> DecisionTable:
+    import dataclasses
+
+    from scalebayes.allocation import compare_approaches
+
+    result = dataclasses.replace(compare_approaches(fit, budgets, cost_k=cost_k), prob=prob)
+    meta = {
+        "approach": "all",
+        "verdict": result.verdict,
+        "sentences": [pair.sentence(result.budgets) for pair in result.pairs],
+        "refused": dict(result.refused),
+        "recommended": result.recommended,
+        "why": result.why,
+        "diagnostics_by_approach": {k: str(d) for k, d in result.diagnostics.items()},
+    }
+    diagnostics = result.diagnostics[result.recommended]
+    return DecisionTable(fit.law.name, result.table(), result.summary(), diagnostics, meta)
 
 
 def chance_table(fit: Fit, target: float, **points: ArrayLike) -> DecisionTable:

@@ -114,6 +114,10 @@ class IsoflopError(ScalebayesError, ValueError):
     """Runs that do not form enough isoFLOP sweeps for approach 2 (too few budgets or runs)."""
 
 
+class EnvelopeError(ScalebayesError, ValueError):
+    """Finished runs that give approach 1 too few model sizes with several horizons."""
+
+
 class ConvergenceWarning(UserWarning):
     """Sampler diagnostics (R-hat, ESS, divergences, tree depth) say the posterior may be unreliable."""
 

@@ -53,6 +53,7 @@ def write_report(
     others: Mapping[str, Fit] | None = None,
     budgets: Sequence[float] | None = None,
     seed: int = 0,
+    approaches: bool = False,
 ) -> Path:
     """Write ``out/report.html`` for ``fit`` and return its path.
 
@@ -69,6 +70,9 @@ def write_report(
         intervals. Default: 10x, 100x and 1000x the largest run's compute.
     seed : int
         Seed of the new-run noise in the bands figure.
+    approaches : bool
+        Also every allocation approach side by side at ``budgets``, with the verdict
+        (:func:`scalebayes.compare_approaches`; approaches 1 and 2 sample their own models).
     """
     import matplotlib.pyplot as plt
 
@@ -115,6 +119,10 @@ def write_report(
             warnings.simplefilter("ignore", ExtrapolationWarning)
             allocation = optimal(fit, np.concatenate([grid, budgets]))
             decisions = _decisions(fit, optimal(fit, budgets))
+            if approaches:
+                from scalebayes.allocation import compare_approaches
+
+                decisions += _approaches(compare_approaches(fit, budgets))
     # Other laws' frontiers go on the same axes, when they have one (laws of N and D).
     overlay = {n: f for n, f in (others or {}).items() if {"N", "D"} <= set(f.law.inputs)}
     opened_before = set(plt.get_fignums())
@@ -252,6 +260,20 @@ def _decisions(fit: Fit, allocation: Any) -> str:
         + _table(pd.DataFrame(rows), index=False)
         + f"<p class='note'>{html.escape(note)}</p>"
     )
+
+
+def _approaches(result: Any) -> str:
+    """The side-by-side table of :class:`~scalebayes.allocation.verdict.Approaches` and its verdict."""
+    table = result.table()
+    labels = {"N": "N*", "D": "D*", "tokens_per_param": "D*/N*", "exponent_N": "a (N* ~ C^a)"}
+    rows = [
+        {"budget (FLOPs)": f"{r['budget']:.3g}", "approach": r["approach"],
+         **{label: f"{format_number(r[f'{q}_median'])} [{format_number(r[f'{q}_lb'])}, "
+                   f"{format_number(r[f'{q}_ub'])}]" for q, label in labels.items()}}
+        for _, r in table.iterrows()
+    ]  # fmt: skip
+    notes = "".join(f"<p class='note'>{html.escape(line)}</p>" for line in result.remarks())
+    return "<h2>Every approach side by side</h2>" + _table(pd.DataFrame(rows), index=False) + notes
 
 
 def _comparison(fit: Fit, others: Mapping[str, Fit]) -> str:

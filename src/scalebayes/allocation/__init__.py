@@ -2,7 +2,8 @@
 
 ``3`` (the default) minimises the fitted law per draw (:mod:`scalebayes.allocate`); ``2``
 fits isoFLOP profiles with latent minima and a power law through them
-(:mod:`scalebayes.allocation.isoflop`). A new approach is a module with an
+(:mod:`scalebayes.allocation.isoflop`); ``1`` reads the lower envelope of finished runs
+(:mod:`scalebayes.allocation.envelope`). A new approach is a module with an
 :class:`~scalebayes.allocation.base.Estimator` subclass, added to :data:`ESTIMATORS`.
 """
 
@@ -10,16 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from numpy.typing import ArrayLike
 
 from scalebayes.allocation.base import Estimator
+from scalebayes.allocation.envelope import EnvelopeEstimator
 from scalebayes.allocation.isoflop import IsoflopEstimator
 from scalebayes.allocation.law import LawEstimator
+from scalebayes.allocation.verdict import Approaches, side_by_side
 from scalebayes.errors import ScalebayesError
 from scalebayes.results import Fit
 
 ESTIMATORS: dict[str, type[Estimator]] = {
-    kind.approach: kind for kind in (LawEstimator, IsoflopEstimator)
+    kind.approach: kind for kind in (LawEstimator, IsoflopEstimator, EnvelopeEstimator)
 }
 """Every allocation estimator by its approach key."""
 
@@ -31,6 +35,26 @@ def estimator(approach: int | str = 3, **options: Any) -> Estimator:
         known = ", ".join(f"{k} ({v.title})" for k, v in ESTIMATORS.items())
         raise ScalebayesError(f"approach={approach!r}: expected one of {known}")
     return ESTIMATORS[key](**options)
+
+
+def compare_approaches(
+    fit: Fit,
+    budgets: ArrayLike,
+    *,
+    approaches: tuple[int | str, ...] = ("1", "2", "3"),
+    cost_k: float | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> Approaches:
+    """Every approach's N*, D*, tokens per parameter and exponent side by side, with a verdict.
+
+    Approaches the table cannot support are listed with the reason, not raised. ``options``
+    maps an approach key to its estimator's options. ``print(result)`` gives the table, the
+    verdict (agree / disagree / unclear, with how much and how sure) and the approach the tool
+    recommends for this table and why (:mod:`scalebayes.allocation.verdict`).
+    """
+    options = options or {}
+    chosen = {str(k): estimator(k, **options.get(str(k), {})) for k in approaches}
+    return side_by_side(fit, np.asarray(budgets, float), chosen, cost_k=cost_k)
 
 
 def optimal(
@@ -50,10 +74,12 @@ def optimal(
         sweeps (approach 2 uses ``fit.runs`` only).
     budgets : array-like of float
         Training compute, FLOPs.
-    approach : 3 or 2
+    approach : 3, 2, 1 or "all"
         3 (default): minimise the law per draw, :func:`scalebayes.allocate.optimal`. 2: latent
         minima of the isoFLOP sweeps and a power law through them,
-        :func:`scalebayes.allocation.isoflop.isoflop_optimal` (samples its own model).
+        :func:`scalebayes.allocation.isoflop.isoflop_optimal` (samples its own model). 1: the
+        lower envelope of finished runs, :func:`scalebayes.allocation.envelope.fit_envelope`.
+        "all": :func:`compare_approaches` (``options``: its ``approaches`` and ``options``).
     cost_k : float, optional
         FLOPs per parameter per token, ``C = k N D``; default the runs' (6).
     **options
@@ -62,11 +88,13 @@ def optimal(
 
     Returns
     -------
-    Allocation or ProfileAllocation
+    Allocation, ProfileAllocation, EnvelopeAllocation or Approaches
         Per-draw ``N``, ``D``, ``loss``, ``tokens_per_param``, ``exponent_N``, ``exponent_D``,
         dims (chain, draw, budget), with ``summary()``.
     """
+    if str(approach) == "all":
+        return compare_approaches(fit, budgets, cost_k=cost_k, **options)
     return estimator(approach, **options).allocate(fit, budgets, cost_k=cost_k)
 
 
-__all__ = ["ESTIMATORS", "Estimator", "estimator", "optimal"]
+__all__ = ["ESTIMATORS", "Approaches", "Estimator", "compare_approaches", "estimator", "optimal"]

@@ -16,7 +16,7 @@ from scalebayes.errors import ScalebayesError
 
 # The keys of scalebayes.allocation.ESTIMATORS, spelled out so that --help need not import JAX
 # (tests/test_isoflop.py checks that the two agree).
-APPROACHES = ("3", "2")
+APPROACHES = ("3", "2", "1")
 
 EXAMPLES_PREDICT = """\
 examples:
@@ -33,13 +33,19 @@ examples:
   scalebayes optimal fit.nc --compute 5.76e23 1e24 1e25
   scalebayes optimal fit.nc --compute 1e24 --cost-k 6 --json
   scalebayes optimal fit.nc --compute 1e24 --approach 2
+  scalebayes optimal fit.nc --compute 1e22 1e24 --approach all
 
 Approach 3 (default): for every posterior draw and budget C, the N that minimises the law's loss
 with D = C / (k N); medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*,
 the loss L*, and the allocation exponent d log N* / d log C. Approach 2: the fit's runs grouped
 into isoFLOP sweeps (a budget column, or equal C), each sweep's loss minimum sampled as a latent
 variable with a power law N* = G C^a through them (its own NUTS run, the fit's settings); L* is
-given at the sweeps' budgets only."""
+given at the sweeps' budgets only. Approach 1: the fit's runs taken as finished runs of several
+model sizes and horizons (load a learning-curve table with scalebayes.load_curves), each size's
+loss-against-tokens curve sampled, and per draw the lower envelope over sizes, its argmin and a
+power law N* = G C^a through them. --approach all: every approach that can run on the table,
+side by side, the ones that cannot with the reason, a verdict (agree / disagree / unclear, with
+how much and how sure) and the approach recommended for this table."""
 
 EXAMPLES_CHANCE = """\
 examples:
@@ -103,9 +109,10 @@ def add_commands(commands: Any) -> None:
     )
     optimal.add_argument(
         "--approach",
-        choices=APPROACHES,
+        choices=(*APPROACHES, "all"),
         default="3",
-        help="3: minimise the fitted law (default); 2: isoFLOP sweep minima and a power law",
+        help="3: minimise the fitted law (default); 2: isoFLOP sweep minima and a power law; "
+        "1: envelope of finished runs; all: every approach side by side, with a verdict",
     )
     _add_output(optimal)
     optimal.set_defaults(handler=_optimal)

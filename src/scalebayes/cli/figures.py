@@ -102,6 +102,11 @@ def add_commands(commands: Any) -> None:
     )
     report.add_argument("--out", required=True, help="directory for report.html")
     report.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
+    report.add_argument(
+        "--approaches",
+        action="store_true",
+        help="also every allocation approach side by side at the budgets, with a verdict",
+    )
     report.set_defaults(handler=_report)
 
 
@@ -141,7 +146,14 @@ def _report(args: argparse.Namespace) -> int:
     with figures_closed(), warnings_to_stderr():
         from scalebayes.report import write_report
 
-        page = write_report(fit, args.out, others=others, budgets=args.compute, seed=args.seed)
+        page = write_report(
+            fit,
+            args.out,
+            others=others,
+            budgets=args.compute,
+            seed=args.seed,
+            approaches=args.approaches,
+        )
     print(f"wrote {page}")
     print(fit.diagnostics)
     return 0

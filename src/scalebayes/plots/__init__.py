@@ -16,6 +16,7 @@ needs (``band_predictions``, ``isoflop_predictions``, ``residual_draws``, ...) a
 from __future__ import annotations
 
 from scalebayes.plots._common import figure_of, save
+from scalebayes.plots.approaches import approaches
 from scalebayes.plots.bands import bands, default_axis
 from scalebayes.plots.diagnostics import (
     comparison,
@@ -41,6 +42,7 @@ __all__ = [
     "HOFFMANN_2022",
     "PUBLISHED",
     "Reference",
+    "approaches",
     "bands",
     "comparison",
     "data_budgets",

@@ -1,0 +1,140 @@
+"""Approach 1: learning-curve tables reduced to finished runs, the envelope, and a known truth.
+
+One NUTS fit (2 chains x 300 draws, 11 sizes x 6 horizons; --run-slow: its compile alone is
+15-20 s on 2 cores); everything else is NumPy and runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scalebayes as sb
+from conftest import SHARED_DATA
+from scalebayes.allocation.curve_model import curve_data, find_sizes
+from scalebayes.allocation.envelope import LEVELS, _power_law, envelope
+from scalebayes.simulation import EPOCH_CHINCHILLA as TRUTH
+
+TRUE_A = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
+MISFITTING = SHARED_DATA / "misfitting-curves" / "scaling_results.csv"
+
+
+def finals(seed: int = 0, noise: float = 0.01) -> sb.Runs:
+    """Finished runs of 11 sizes (5e7-1.2e9) at 6 horizons each (2-200 tokens/param)."""
+    sizes = np.geomspace(5e7, 1.2e9, 11)
+    design = pd.DataFrame(
+        [(n, n * t) for n in sizes for t in np.geomspace(2, 200, 6)], columns=["N", "D"]
+    )
+    return sb.simulate("chinchilla", TRUTH, design, noise=noise, seed=seed)
+
+
+# --- learning-curve tables --------------------------------------------------------------------
+
+
+def curve_table() -> pd.DataFrame:
+    """Three runs of one size: finished (4 checkpoints), stopped early, one with a repeated step."""
+    rows = []
+    for run, steps, end in (("a", [1, 2, 3, 4], 4), ("b", [1, 2], 4), ("c", [1, 2, 2], 2)):
+        for step in steps:
+            rows.append({"run": run, "step": step, "end": end, "N": 1e8,
+                         "D": 1e9 * step, "loss": 4.0 - 0.1 * step})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_load_curves_keeps_each_finished_runs_final_checkpoint_and_says_why():
+    curves = sb.load_curves(curve_table(), run="run", step="step", end="end")
+    assert len(curves.runs) == 1 and curves.runs.D[0] == 4e9 and curves.n_runs == 3
+    assert curves.checkpoints == 9
+    text = str(curves)
+    assert "1 finished runs from 9 checkpoints of 3 runs" in text
+    assert "1 runs with a repeated step" in text and "1 runs stopped before" in text
+
+
+def test_load_curves_cooled_checkpoints_count_and_bad_steps_name_the_line(tmp_path):
+    table = curve_table().assign(cooled=lambda t: (t.run == "b") & (t.step == 2))
+    curves = sb.load_curves(table, run="run", step="step", end="end", cooled="cooled")
+    assert sorted(curves.runs.D) == [2e9, 4e9]  # run b stopped early, but cooled at step 2
+    path = tmp_path / "curves.csv"
+    table.assign(step=table.step.astype(object).where(table.index != 3, "x")).to_csv(
+        path, index=False
+    )
+    with pytest.raises(sb.RunsFileError, match=r"line 5.*'step'.*expected a number"):
+        sb.load_curves(path, run="run", step="step")
+
+
+def test_misfitting_curves_drop_corrupted_and_mid_schedule_checkpoints():
+    if not MISFITTING.is_file():
+        pytest.skip(f"{MISFITTING} not present (shared data lives beside the checkout)")
+    table = pd.read_csv(
+        MISFITTING, dtype={c: float for c in ("C", "C_no_emb", "C_6ND", "C_6ND_no_emb")}
+    )
+    curves = sb.load_curves(table, run=["sweep", "model", "total_steps", "peak_lr"],
+                            step="current_steps", end="total_steps",
+                            columns={"N": "N", "D": "D", "C": "C", "loss": "loss"})  # fmt: skip
+    # The data's README: 240 runs; 16 corrupted groups repeat a step; 2 have a checkpoint
+    # labelled past their schedule's end; every other run's last checkpoint is at its end.
+    assert (curves.n_runs, len(curves.runs)) == (240, 222)
+    assert list(curves.dropped.values()) == [16, 2, 0]
+
+
+# --- the envelope -----------------------------------------------------------------------------
+
+
+def test_envelope_of_the_true_curves_gives_the_true_exponent():
+    # The quadratic through the least size and two neighbours each side (spaced 0.32 in log N)
+    # follows the valley between sizes: with the truth's own curves its a is within 0.01 of
+    # the truth (the discrete argmin moves in steps of a size).
+    runs = finals(noise=0.0)
+    sizes = find_sizes(runs)
+    ref = float(curve_data(sizes).extra["log_d_ref"])
+    curves = {
+        "E_s": (TRUTH["E"] + TRUTH["A"] / sizes.N ** TRUTH["alpha"])[None],
+        "log_B_s": np.full((1, sizes.n_sizes), np.log(TRUTH["B"]) - TRUTH["beta"] * ref),
+        "beta": np.array([TRUTH["beta"]]),
+    }
+    compute = np.geomspace(runs.C.min(), runs.C.max(), LEVELS)
+    log_n, _, kept = envelope(curves, ref, sizes, compute, 6.0)
+    assert kept.sum() >= 20
+    a, _ = _power_law(np.log(compute[kept]), log_n[..., kept])
+    assert a[0] == pytest.approx(TRUE_A, abs=0.01)
+
+
+def test_too_few_sizes_is_one_clear_error():
+    runs = finals().subset(finals().N < 7e7)  # two sizes
+    with pytest.raises(sb.EnvelopeError, match=r"at least 3 model sizes.*has 2") as err:
+        sb.fit_envelope(runs)
+    assert len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.slow  # 25 s on the shared 2-core machine, most of it compiling the curves' model
+def test_known_truth_exponent_inside_the_90_percent_interval():
+    """Seeded (seed 2, chosen before the method was settled: it missed under an earlier one).
+
+    On seeds 0-7 of this design (11 sizes x 6 horizons, 1 % noise, 2 x 300 draws) a's 90 %
+    interval held the truth 0.513 in 7 of 8, medians 0.39-0.58: the intervals are wide
+    (+-0.08-0.17) and centred low by about 0.06, which the posterior-mean curves share (so
+    it is the curves' fit, not the envelope's arithmetic). The data's noise, not the method,
+    decides a miss here only about 1 time in 8.
+    """
+    fit = sb.fit_envelope(finals(seed=2), chains=2, draws=300, warmup=300, seed=2)
+    low, high = np.quantile(fit.a, [0.05, 0.95])
+    assert low < TRUE_A < high
+    assert high - low < 0.5  # informative: the prior alone gives no envelope at all
+    alloc = fit.optimal([1e19, 1e24])
+    assert np.isfinite(alloc.N).all() and (alloc.tokens_per_param > 0).all()
+    assert np.isfinite(alloc.loss.isel(budget=0)).all()  # inside the runs' compute
+    assert np.isnan(alloc.loss.isel(budget=1)).all()  # no law for L* beyond them
+    assert "approach 1" in str(fit) and "tokens/param" in str(fit)
+    # Health with margins (2 x 300 draws): broken fits read R-hat > 1.1, dozens of divergences.
+    d = fit.diagnostics
+    assert d.max_rhat < 1.05 and d.n_divergent <= 10, d
+
+
+def test_load_curves_errors_name_the_file_and_its_lines(tmp_path):
+    path = tmp_path / "curves.csv"
+    table = curve_table()
+    table.loc[3, "loss"] = -1.0  # line 5, the final checkpoint of run a
+    table.to_csv(path, index=False)
+    with pytest.raises(sb.RunsFileError, match=r"curves.csv: line 5, column 'loss'"):
+        sb.load_curves(path, run="run", step="step", end="end")

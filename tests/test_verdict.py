@@ -1,0 +1,175 @@
+"""The approaches side by side: the verdict's arithmetic on known posteriors, and "all" end to end.
+
+The verdict is tested on draws with known separation (milliseconds); the end-to-end check on
+simulated sweeps runs two NUTS fits and sits behind --run-slow.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import scalebayes as sb
+from scalebayes.allocation.verdict import compare
+from scalebayes.cli.decisions import APPROACHES
+from scalebayes.health import Diagnostics
+
+BUDGETS = np.array([1e20, 1e22])
+
+
+def allocation(a_centre: float, n_scale: float = 1.0, sd: float = 0.01, seed: int = 0):
+    """Per-draw a ~ Normal(a_centre, sd) and N* = n_scale * 1e9 * (C / 1e20)^a: (2, 500, budget)."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(a_centre, sd, (2, 500, 1)) * np.ones((1, 1, BUDGETS.size))
+    n = n_scale * 1e9 * (BUDGETS / 1e20) ** a
+    dims = ("chain", "draw", "budget")
+    return SimpleNamespace(exponent_N=xr.DataArray(a, dims=dims), N=xr.DataArray(n, dims=dims))
+
+
+def test_same_posteriors_agree_and_separated_ones_disagree():
+    same = compare("2", "3", allocation(0.50), allocation(0.50, seed=1))
+    # Two Normal(0.5, 0.01): the difference has sd 0.014, so P(|diff| > 0.02) = 0.16.
+    assert same.verdict == "agree" and same.p_exponent_apart < 0.3
+    far = compare("2", "3", allocation(0.50), allocation(0.58, seed=1))
+    # 0.08 apart, 5.7 sd of the difference: P(diff < -0.02) is 1 to many decimals.
+    assert far.verdict == "disagree" and far.p_exponent > 0.99
+    assert far.exponent_gap == pytest.approx(-0.08, abs=0.005)
+    text = far.sentence(BUDGETS)
+    assert "disagree" in text and "P(diff < -0.02) = 1.00" in text
+
+
+def test_n_star_ratio_alone_can_disagree():
+    shifted = compare("1", "3", allocation(0.50, n_scale=2.0), allocation(0.50, seed=1))
+    # Same exponent, N* twice as large: every pair of draws is beyond 1.5x, on one side.
+    assert shifted.verdict == "disagree" and shifted.p_ratio.min() > 0.99
+    assert shifted.ratio == pytest.approx([2.0, 2.0], rel=0.05)
+    assert "P(ratio > 1.5) = 1.00" in shifted.sentence(BUDGETS)
+
+
+def test_wide_posteriors_are_unclear_not_disagreeing():
+    wide = compare("1", "3", allocation(0.52, sd=0.03), allocation(0.50, sd=0.03, seed=1))
+    # 0.02 apart, sd 0.042 for the difference: P(|diff| > 0.02) about 0.68, one side 0.5.
+    assert wide.verdict == "unclear" and 0.5 <= wide.p_exponent_apart < 0.9
+    vague = compare("1", "3", allocation(0.30, sd=0.5), allocation(0.50, seed=1))
+    # An exponent known only to +-0.8: almost every pair is over 0.02 apart, but in either
+    # direction (one side at most 0.66), so no disagreement can be called.
+    assert vague.p_exponent_apart > 0.9 and vague.p_exponent < 0.75
+    assert vague.verdict == "unclear"
+
+
+def test_the_cli_offers_every_approach_and_all():
+    assert set(APPROACHES) == {"1", "2", "3"}
+    with pytest.raises(sb.ScalebayesError, match="approach='x'"):
+        sb.allocation.estimator("x")
+
+
+def sweeps_on_a_size_grid(law, params, seed: int) -> sb.Runs:
+    """5 budgets x 7 runs centred on the truth's own optimum, model sizes from one grid.
+
+    Sizes step by 0.4 in log N and recur across budgets, so approach 1 has sizes at several
+    horizons, approach 2 has sweeps, approach 3 the law: all three can run. The truth's N* is
+    the library's minimiser on a fit whose every draw is the truth.
+    """
+    from scalebayes.testing import fit_from_draws
+
+    law = sb.load_law(law) if isinstance(law, str) else law
+    budgets = np.geomspace(1e18, 1e21, 5)
+    probe = sb.simulate(law, params, sb.isoflop_design(budgets, points_per_budget=3), noise=0.0)
+    draws = {k: np.full((1, 2), v) for k, v in {**params, "sigma": 0.01}.items()}
+    truth = fit_from_draws(law, probe, draws, likelihood=sb.Likelihood(discrepancy="none"))
+    n_star = sb.optimal(truth, budgets).N.to_numpy()[0, 0]
+    rows = []
+    for c, n0 in zip(budgets, n_star, strict=True):
+        n = np.exp(0.4 * (np.round(np.log(n0) / 0.4) + np.arange(-3, 4)))
+        rows.append(pd.DataFrame({"N": n, "D": c / (6 * n), "C": c}))
+    return sb.simulate(law, params, pd.concat(rows, ignore_index=True), noise=0.01, seed=seed)
+
+
+@pytest.mark.slow
+def test_all_on_exact_law_sweeps_agrees_and_recommends_approach_2():
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    runs = sweeps_on_a_size_grid("chinchilla", EPOCH_CHINCHILLA, seed=4)
+    settings = sb.Settings(chains=2, draws=500, warmup=500, seed=4)
+    fit = sb.fit(
+        runs, "chinchilla", likelihood=sb.Likelihood(discrepancy="none"), settings=settings
+    )
+    result = sb.optimal(fit, [1e21, 1e23], approach="all", approaches=("2", "3"))
+    pair = result.pairs[0]
+    # Both estimate the same exact law from centred sweeps; their a intervals are +-0.03-0.05,
+    # so neither direction of a 0.02 gap nor of a 1.5x ratio should get near 0.9.
+    assert pair.verdict != "disagree" and pair.p_exponent < 0.6 and pair.p_ratio.max() < 0.6
+    assert result.recommended == "2"
+    text = str(result)
+    assert "approaches 2 and 3" in text and "recommended: approach 2" in text
+
+
+@pytest.mark.slow
+def test_all_with_a_law_of_the_wrong_shape_disagrees_and_says_so():
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    # The truth allocates N* ~ C^0.40 (alpha 0.45, beta 0.30); the tied law can only say 0.5.
+    truth = {**EPOCH_CHINCHILLA, "alpha": 0.45, "beta": 0.30, "A": 1500.0}
+    runs = sweeps_on_a_size_grid("chinchilla", truth, seed=6)
+    settings = sb.Settings(chains=2, draws=500, warmup=500, seed=6)
+    plain = sb.Likelihood(discrepancy="none")
+    fit = sb.fit(runs, "chinchilla_tied", likelihood=plain, settings=settings)
+    result = sb.optimal(fit, [1e21, 1e23], approach="all", approaches=("2", "3"))
+    pair = result.pairs[0]
+    # 0.1 apart with approach 2's interval about +-0.05: one-sided P far above 0.9.
+    assert pair.verdict == "disagree" and pair.p_exponent > 0.95
+    assert pair.exponent_gap < -0.05
+    assert result.recommended == "2" and "disagrees with it" in result.why
+
+
+def test_the_approaches_frontier_overlays_each_approachs_band():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scalebayes import plots
+    from scalebayes.allocation.verdict import Approaches
+
+    budgets = np.geomspace(1e20, 1e24, 6)
+
+    def fake(a: float, seed: int):
+        rng = np.random.default_rng(seed)
+        exps = rng.normal(a, 0.01, (2, 200, 1)) * np.ones((1, 1, budgets.size))
+        n = 1e9 * (budgets / 1e20) ** exps
+        dims = ("chain", "draw", "budget")
+        d = budgets / (6 * n)
+        return SimpleNamespace(
+            N=xr.DataArray(n, dims=dims, coords={"budget": budgets}),
+            D=xr.DataArray(d, dims=dims, coords={"budget": budgets}),
+            tokens_per_param=xr.DataArray(d / n, dims=dims, coords={"budget": budgets}),
+            exponent_N=xr.DataArray(exps, dims=dims),
+            budgets=budgets,
+            cost_k=6.0,
+        )
+
+    results = {"2": fake(0.5, 0), "3": fake(0.6, 1)}
+    pair = compare("2", "3", results["2"], results["3"])
+    healthy = Diagnostics(1.002, 800.0, 700.0, 0, 0, 400, 2)
+    broken = Diagnostics(1.2, 12.0, 20.0, 40, 0, 400, 2)
+    result = Approaches(budgets, {"1": "one", "2": "two", "3": "three"}, results,
+                        {"1": "no sizes"}, {"2": healthy, "3": broken}, (pair,), "2", "test")  # fmt: skip
+    ax = plots.approaches(result, quantity="D")
+    gids = {artist.get_gid() for artist in ax.get_children()}
+    assert {"approach 2 median", "approach 3 median"} <= gids
+    assert "disagree" in ax.get_title()
+    with pytest.raises(sb.ScalebayesError, match="expected 'N' or 'D'"):
+        plots.approaches(result, quantity="loss")
+    # The text and the report page: the refused approach, the verdict with the broken fit's
+    # caveat, the recommendation.
+    text = str(result)
+    assert "approach 1 (one): not run: no sizes" in text
+    assert "approach 3's sampler failed its checks" in text and "recommended: approach 2" in text
+    from scalebayes.report import _approaches
+
+    page = _approaches(result)
+    assert (
+        "Every approach side by side" in page and page.count("<tr>") == 2 * budgets.size
+    )  # a row per (budget, approach)
