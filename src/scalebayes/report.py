@@ -192,9 +192,7 @@ def _data(fit: Fit) -> str:
 
 def _parameters(fit: Fit) -> str:
     table = fit.summary()
-    docs = {name: p.doc for name, p in fit.law.params.items()}
-    docs["sigma"] = "noise: sd of log loss between runs"
-    docs["nu"] = "Student-t degrees of freedom of the noise"
+    docs = fit.param_docs()
     shown = pd.DataFrame(
         {
             "median": table["median"].map(format_number),
@@ -205,11 +203,17 @@ def _parameters(fit: Fit) -> str:
             "R-hat": table["r_hat"].map(lambda v: f"{v:.3f}"),
             "ESS bulk": table["ess_bulk"].map(lambda v: f"{v:.0f}"),
             "ESS tail": table["ess_tail"].map(lambda v: f"{v:.0f}"),
-            "meaning": [docs.get(name, "") for name in table.index],
+            "meaning": [meaning(docs, str(name)) for name in table.index],
         },
         index=table.index,
     )
     return "<h2>Parameters</h2>" + _table(shown)
+
+
+def meaning(docs: Mapping[str, str], name: str) -> str:
+    """The one-line meaning of a reported parameter; never empty (a law file may give none)."""
+    found = docs.get(name) or docs.get(name.split("[")[0])
+    return found or f"{name}: the law file gives no meaning (add doc = ... to its [params])"
 
 
 def _diagnostics(fit: Fit) -> str:
