@@ -196,7 +196,7 @@ def _loss_locator() -> Any:
 
         Linear steps on a log axis crowd its top and leave its bottom bare (2.05 to 5.2: 3, 4,
         5); so the roundest numbers come first (integers, then halves, quarters, fifths, ...),
-        each kept only if it is at least a sixth of the view's log span from those kept.
+        each kept only if it is at least a seventh of the view's log span from those kept.
         """
 
         def tick_values(self, vmin: float, vmax: float) -> Any:
@@ -208,7 +208,7 @@ def _loss_locator() -> Any:
     return LossLocator()
 
 
-def _spread_ticks(low: float, high: float, n: int = 6) -> np.ndarray:
+def _spread_ticks(low: float, high: float, n: int = 7) -> np.ndarray:
     """About ``n`` round numbers in [low, high], at least log(high/low)/n apart in log space."""
     top = np.floor(np.log10(high))
     units = [10.0**e * f for e in np.arange(top, top - 4, -1) for f in (1.0, 0.5, 0.25, 0.2)]

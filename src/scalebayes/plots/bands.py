@@ -185,8 +185,8 @@ def _slice(points: pd.DataFrame, axis: str) -> tuple[tuple[str, float] | None, s
         ratio = _ratio(points)
         if ratio is not None:
             return None, (
-                f"\nbands along D/N = {ratio:.3g} tokens per parameter; "
-                "runs at other D/N (open) lie off it, mostly above"
+                f"\nbands along D/N = {ratio:.3g} tokens per parameter;\n"
+                "runs at other D/N (open) lie off this slice, mostly above it"
             )
         return None, ""
     other = "D" if axis == "N" else "N"

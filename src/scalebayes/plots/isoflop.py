@@ -152,8 +152,9 @@ def isoflop(
     log_ticks(ax, "x")
     plain_loss_ticks(ax)
     ax.set_title(
-        f"{fit.law.name}: isoFLOP curves, median and {prob:.0%} credible band\n"
-        f"star: posterior median N* with its {prob:.0%} interval",
+        f"{fit.law.name}: isoFLOP curves at fixed compute, the law's median and {prob:.0%} "
+        "credible band\n(the law's mean: single runs add noise around it); "
+        f"star: median N* with its {prob:.0%} interval",
         fontsize="medium",
     )
     place_legend(
