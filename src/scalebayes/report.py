@@ -88,11 +88,12 @@ def write_report(
     figures: list[tuple[str, str, str]] = []
     kinds = ["bands", "isoflop", "frontier"] if allocates else ["bands"]
     captions = {
-        "bands": "Loss against compute along D/N = 20 tokens per parameter: posterior median, "
-        "50% (darker) and 90% credible bands of the law (blue) and predictive bands of a new run "
-        "(orange); grey: beyond the largest run. Filled dots: runs within x2 of that D/N, which "
-        "the bands describe; open circles: runs at other D/N (an isoFLOP sweep's off-optimum "
-        "sizes), which lie above the bands by design, not by under-coverage.",
+        "bands": "Loss against compute: posterior median, 50% (darker) and 90% credible bands of "
+        "the law (blue) and predictive bands of a new run (orange); grey: beyond the largest run. "
+        "For a law of N and D the bands run along D/N = 20 tokens per parameter: filled dots are "
+        "the runs within x2 of it, which the bands describe; open circles are runs at other D/N "
+        "(an isoFLOP sweep's off-optimum sizes), above the bands by design, not by "
+        "under-coverage.",
         "isoflop": "IsoFLOP curves: at each budget in the data (fixed compute), loss against N: "
         "the law's median and the 90% credible band of its mean. Single runs scatter around it by "
         "the fitted noise, so some fall outside this band. Stars: posterior median N* with its "

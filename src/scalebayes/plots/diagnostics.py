@@ -110,6 +110,7 @@ def pairs(fit: Fit, **kwargs: Any) -> Any:
     """
     import arviz_base as azb
     import arviz_plots as azp
+    from matplotlib.ticker import MaxNLocator
 
     names = sampled_names(fit)
     # Square, 1.7 inches a panel: ArviZ's default squeezes 8 parameters into a wide strip.
@@ -119,8 +120,6 @@ def pairs(fit: Fit, **kwargs: Any) -> Any:
     # ArviZ refuses more than 40 panels by default; a 7-parameter law plus sigma needs 64.
     with azb.rc_context({"plot.max_subplots": max(40, len(names) ** 2)}):
         pc = azp.plot_pair(fit.idata, var_names=names, backend="matplotlib", **kwargs)
-    from matplotlib.ticker import MaxNLocator
-
     figure = figure_of(pc)
     for ax in figure.axes:
         ax.tick_params(labelsize="x-small")
@@ -166,7 +165,12 @@ def residuals(
     ax: Axes | None = None,
     prob: float = 0.9,
 ) -> Axes:
-    """Residual log loss of each run against compute, with the fitted noise band. Prior against posterior: :mod:`scalebayes.plots.prior`.
+    """Residual log loss of each run against compute, with the fitted noise band.
+
+    The y axis spans the runs within :func:`residual_limits` (robust fences); runs beyond it
+    are drawn as red triangles at its edge (gids ``"outliers above"``, ``"outliers below"``),
+    their count and the farthest value in the legend, so a few runs far off (Epoch's +0.3)
+    do not squash the rest into a line.
 
     Parameters
     ----------

@@ -40,8 +40,9 @@ def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarr
 
     Parameters whose prior is positive are drawn as densities of ``log10(parameter)``, so a
     prior spanning decades and a posterior a few percent wide share one axis; others (e.g. a
-    Normal prior) on their own scale. Returns the Axes, one per sampled parameter; each
-    prior line has gid ``"prior {name}"``.
+    Normal prior) on their own scale. On a new figure the legend sits below the panels.
+    Returns the Axes, one per sampled parameter; each prior line has gid ``"prior {name}"``,
+    each posterior's outline ``"posterior {name}"``.
     """
     priors = prior_distributions(fit, sampled_names(fit))
     names = list(priors)
@@ -56,6 +57,9 @@ def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarr
         for extra in grid.ravel()[len(names) :]:
             extra.set_visible(False)
         axes = grid.ravel()[: len(names)]
+        created = True
+    else:
+        created = False
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != len(names):
         raise ScalebayesError(f"prior_posterior: expected {len(names)} axes, got {axes.size}")
@@ -81,7 +85,11 @@ def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarr
             ax.text(
                 0.02, 0.97, note, transform=ax.transAxes, fontsize="x-small", va="top", color="0.3"
             )
-    axes[0].legend(fontsize="small", loc="upper right")
+    if created:  # one legend for the panels, below them: never over a density
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[0].get_figure().legend(handles, labels, loc="outside lower center", ncols=2)
+    else:
+        axes[0].legend(fontsize="small", loc="best")
     return axes
 
 
