@@ -5,6 +5,8 @@ Fits come from known draws (scalebayes.testing.fit_from_draws), so no test here 
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -109,7 +111,12 @@ def test_bands_points_heldout_and_extrapolation(fit, runs, band_predictions):
     held = runs.subset(runs.C >= 5e20)
     ax = plots.bands(fit, *band_predictions, heldout=held)
     points = by_gid(ax, PathCollection)
-    assert len(points["observed"].get_offsets()) == len(runs)
+    # along compute at D/N = 20: runs within x2 of it solid, the isoFLOP sweep's others open
+    on, off = (points[g].get_offsets()[:, 0] for g in ("observed", "off slice"))
+    assert len(on) + len(off) == len(runs) and len(on) > 0 and len(off) > 0
+    ratio = runs.D / runs.N
+    assert len(on) == np.sum(np.abs(np.log(ratio / 20.0)) <= np.log(2.0))
+    assert "runs at other D/N (open)" in ax.get_title()
     assert len(points["held-out"].get_offsets()) == len(held)
     assert len(small) + len(held) == len(runs)
     observed, heldout = points["observed"], points["held-out"]
@@ -264,7 +271,7 @@ def test_prior_posterior_one_panel_per_parameter(fit):
     axes = plots.prior_posterior(fit)
     assert len(axes) == len(fit.param_names)
     for ax, name in zip(axes, fit.param_names, strict=True):
-        assert [line.get_gid() for line in ax.get_lines()] == [f"prior {name}"]
+        assert {line.get_gid() for line in ax.get_lines()} == {f"prior {name}", f"posterior {name}"}
         assert ax.get_xlabel().startswith(f"log10 {name}")
     assert "(nats/token)" in axes[0].get_xlabel()  # E has units
 
@@ -389,6 +396,7 @@ def test_prior_and_pairs_for_a_law_with_a_real_parameter_and_many_panels():
     assert labels["Cb"].startswith("log10 Cb") and "(FLOPs)" in labels["Cb"]
     figure = plots.figure_of(plots.pairs(fit))
     assert len([ax for ax in figure.axes if ax.get_visible()]) >= 7 * 8 // 2
+    assert figure.get_size_inches()[0] >= 1.5 * 7  # sized to its 7 parameters
 
 
 def test_draw_bands_along_n(fit):
@@ -443,3 +451,127 @@ def test_a_loss_axis_within_a_decade_has_several_labelled_ticks():
         assert {1.0, 10.0} <= set(ax.yaxis.get_major_locator()())
     finally:
         plt.close(fig)
+
+
+# --- figures fit to publish: ticks, legends, outliers, supports, envelopes, sizes ----------------
+
+
+def test_log_axes_get_enough_labelled_ticks():
+    from scalebayes.plots._common import log_ticks
+
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    ax.set_xlim(2e7, 5e9)  # 2.4 decades: matplotlib labels only 1e8 and 1e9
+    log_ticks(ax, "x")
+    fig.canvas.draw()
+    labelled = [
+        tick
+        for tick, label in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)
+        if label.get_text() and 2e7 <= tick <= 5e9
+    ]
+    assert len(labelled) >= 4, labelled
+    ax.set_xlim(1e18, 1e26)  # eight decades: the powers of ten alone
+    ticks = [t for t in ax.xaxis.get_major_locator()() if 1e18 <= t <= 1e26]
+    assert len(ticks) >= 4 and np.allclose(np.log10(ticks), np.round(np.log10(ticks)))
+
+
+def test_legends_sit_beside_the_data(fit, runs, band_predictions):
+    from scalebayes.allocate import optimal
+
+    for ax in (
+        plots.bands(fit, *band_predictions),
+        plots.isoflop(fit, figures.isoflop_predictions(fit), optimal(fit, BUDGETS)),
+        plots.residuals(fit, figures.residual_draws(fit), figures.noise_interval(fit)),
+    ):
+        ax.get_figure().canvas.draw()
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    panels = plots.frontier_panels(
+        optimal(fit, np.geomspace(1e19, 1e23, 5)), runs=runs, references=plots.PUBLISHED
+    )
+    figure = panels[0].get_figure()
+    figure.canvas.draw()
+    assert all(ax.get_legend() is None for ax in panels)
+    (legend,) = figure.legends  # one for the three panels, below their tick labels
+    lowest = min(ax.get_tightbbox().y0 for ax in panels)
+    assert legend.get_window_extent().y1 <= lowest + 1
+
+
+def test_residual_outliers_are_drawn_at_the_edge_and_counted(runs):
+    from scalebayes.data import load_runs
+
+    table = runs.table[["N", "D", "C", "loss"]].copy()
+    table.loc[table.index[[0, 3]], "loss"] *= 1.35  # two runs 0.3 above the law in log loss
+    odd = fit_from_draws(
+        "chinchilla",
+        load_runs(table),
+        jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.01}, rel_sd=0.01, chains=2, draws=50),
+    )
+    ax = plots.residuals(odd, figures.residual_draws(odd), figures.noise_interval(odd))
+    points = by_gid(ax, PathCollection)
+    assert len(points["observed"].get_offsets()) == len(runs) - 2
+    assert "outliers below" not in points
+    above = points["outliers above"].get_offsets()
+    bottom, top = ax.get_ylim()
+    assert len(above) == 2 and np.all((above[:, 1] > bottom) & (above[:, 1] < top))
+    # The axis follows the 13 other runs (within a few noise sds of 0), not the 0.3 outliers.
+    assert top < 0.1
+    labels = ax.get_legend_handles_labels()[1]
+    assert any(re.match(r"2 runs above the axis \(to \+0\.[23]", label) for label in labels)
+
+
+def test_prior_panels_span_the_prior_and_the_whole_posterior(fit):
+    for ax, name in zip(plots.prior_posterior(fit), fit.param_names, strict=True):
+        lines = {line.get_gid(): line.get_ydata() for line in ax.get_lines()}
+        shown = np.log10(fit.posterior[name].to_numpy())
+        low, high = ax.get_xlim()
+        assert low < shown.min() and shown.max() < high
+        posterior, prior = lines[f"posterior {name}"], lines[f"prior {name}"]
+        # the posterior's density falls to ~0 inside the panel: not cut off at its edges
+        assert max(posterior[0], posterior[-1]) < 0.01 * posterior.max()
+        # the prior's central 99% is inside the panel, or a note says how far it reaches
+        noted = any("prior's 99%" in text.get_text() for text in ax.texts)
+        assert noted or max(prior[0], prior[-1]) < 0.2 * prior.max()
+
+
+def test_prior_on_support_spans_the_prior_s_central_99_percent():
+    import numpyro.distributions as dist
+
+    from scalebayes.plots.prior import prior_on_support
+
+    draws = np.random.default_rng(0).normal(0.3, 0.5, 4000)
+    x, density, note = prior_on_support(dist.Normal(0.0, 1.0), draws, on_log=False)
+    assert x[0] <= -2.58 and x[-1] >= 2.58 and note == ""
+    assert density.max() == pytest.approx(1 / np.sqrt(2 * np.pi), rel=1e-3)
+    # a posterior 1000 times narrower than its prior: the panel stops 8 widths out, and says so
+    x, _, note = prior_on_support(dist.Normal(0.0, 100.0), 0.01 * draws, on_log=False)
+    assert x[-1] - x[0] < 1.0 and note.startswith("prior's 99%")
+    # positive support on a log10 axis: HalfNormal has no mass below 0, its log10 none at -inf
+    x, density, _ = prior_on_support(
+        dist.HalfNormal(0.1), np.log10([0.01, 0.02, 0.03]), on_log=True
+    )
+    assert np.all(np.isfinite(density)) and np.all(density >= 0)
+
+
+def test_rank_plot_shows_its_envelope_and_the_diagnostics_rule(fit):
+    from matplotlib.collections import PolyCollection
+
+    from scalebayes.health import ESS_PER_CHAIN_MIN, RHAT_MAX
+    from scalebayes.plots.diagnostics import sampled_names
+
+    figure = plots.figure_of(plots.rank(fit))
+    panels = {ax.get_title().split(":")[0]: ax for ax in figure.axes if ax.get_title()}
+    assert set(panels) == set(sampled_names(fit))
+    for ax in panels.values():
+        assert any(isinstance(c, PolyCollection) for c in ax.collections)  # the envelope
+        assert not any(text.get_text().startswith("p=") for text in ax.texts)  # no second test
+    # Each panel's verdict is the diagnostics line's rule: all [ok] exactly when R-hat and ESS pass.
+    d = fit.diagnostics
+    passes = d.max_rhat <= RHAT_MAX and d.min_ess_bulk >= ESS_PER_CHAIN_MIN * d.chains
+    assert all("[ok]" in ax.get_title() for ax in panels.values()) == passes
+
+
+def test_pairs_figure_is_square_and_sized_to_its_parameters(fit):
+    from scalebayes.plots.diagnostics import sampled_names
+
+    width, height = plots.figure_of(plots.pairs(fit)).get_size_inches()
+    assert width == pytest.approx(height) and width >= 1.5 * len(sampled_names(fit))

@@ -229,3 +229,25 @@ def test_report_of_a_law_without_allocation(tmp_path):
     assert set(plt.get_fignums()) == before
     assert "No compute-optimal allocation: law power_n takes N" in page
     assert "alt='bands'" in page and "alt='isoflop'" not in page and "alt='frontier'" not in page
+
+
+def test_report_gives_every_parameter_a_meaning(report):
+    section = report[0].read_text().split("<h2>Parameters</h2>")[1].split("<h2>")[0]
+    rows = re.findall(r"<tr>\s*<th>([^<]+)</th>(.*?)</tr>", section, flags=re.S)
+    assert {"E", "alpha", "sigma"} <= {name for name, _ in rows}
+    for name, cells in rows:
+        assert re.findall(r"<td>(.*?)</td>", cells, flags=re.S)[-1].strip(), name
+
+
+@pytest.mark.parametrize("discrepancy", ["none", "curvature", "gp"])
+@pytest.mark.parametrize("df", [4.0, None])
+def test_every_reported_parameter_has_a_meaning(discrepancy, df):
+    # The report reads Fit.param_docs: the law file's docs, the noise's and the discrepancy's.
+    from scalebayes.laws import load_law
+    from scalebayes.likelihood import Likelihood, reported_param_names
+
+    law = load_law("chinchilla")
+    likelihood = Likelihood(df=df, discrepancy=discrepancy).for_law(law)
+    docs = {**{n: p.doc for n, p in law.params.items()}, **likelihood.param_docs(law)}
+    for name in reported_param_names(law, likelihood):
+        assert docs.get(name, "").strip(), name

@@ -92,21 +92,31 @@ def write_report(
     figures: list[tuple[str, str, str]] = []
     kinds = ["bands", "isoflop", "frontier"] if allocates else ["bands"]
     captions = {
-        "bands": "Loss against compute: fitted runs, posterior median, 50%/90% credible bands of the "
-        "law (blue) and predictive bands of a new run (orange); grey: beyond the largest run.",
-        "isoflop": "IsoFLOP curves: at each budget in the data, loss against N with the law's 90% band; "
-        "stars: posterior median N* with its 90% interval.",
+        "bands": "Loss against compute: posterior median, 50% (darker) and 90% credible bands of "
+        "the law (blue) and predictive bands of a new run (orange); grey: beyond the largest run. "
+        "For a law of N and D the bands run along D/N = 20 tokens per parameter: filled dots are "
+        "the runs within x2 of it, which the bands describe; open circles are runs at other D/N "
+        "(an isoFLOP sweep's off-optimum sizes), above the bands by design, not by "
+        "under-coverage.",
+        "isoflop": "IsoFLOP curves: at each budget in the data (fixed compute), loss against N: "
+        "the law's median and the 90% credible band of its mean. Single runs scatter around it by "
+        "the fitted noise, so some fall outside this band. Stars: posterior median N* with its "
+        "90% interval.",
         "frontier": "Compute-optimal frontier N*(C), D*(C), L*(C), each draw optimised separately, with "
         "90% bands (other laws' fits, when compared, in their own colours); dashed and dotted: "
         "published point fits for orientation.",
         "trace": "Trace and marginal density per chain (ArviZ).",
-        "rank": "Rank ECDFs per chain with their 95% simultaneous envelope: lines inside the envelope "
-        "mean the chains agree (ArviZ).",
-        "prior": "Prior (dashed) against posterior (filled) per parameter; positive parameters "
-        "as densities of their log10.",
+        "rank": "Rank ECDF of each chain minus the uniform, with the 95% simultaneous envelope of "
+        "uniform ranks (grey; chains thinned to about independent draws): chains that agree stay "
+        "inside it. With many parameters one line may graze it by chance; the verdict in each "
+        "title is the diagnostics line's rule (R-hat <= 1.01, bulk ESS >= 100 per chain).",
+        "prior": "Prior (dashed) against posterior (filled) per parameter, over the prior's central "
+        "99% (a note gives its range where the panel stops short); positive parameters as "
+        "densities of their log10.",
         "residuals": "Residual log loss of each run against compute, with the 90% band of the fitted "
-        "run-to-run noise.",
-        "pairs": "Pairwise posterior of the parameters (ArviZ).",
+        "run-to-run noise. The axis spans the runs within 3 interquartile ranges; runs beyond "
+        "are red triangles at its edge, counted in the legend.",
+        "pairs": "Pairwise posterior of the parameters, marginal densities on the diagonal (ArviZ).",
     }
     allocation = None
     decisions = ""
@@ -200,9 +210,7 @@ def _data(fit: Fit) -> str:
 
 def _parameters(fit: Fit) -> str:
     table = fit.summary()
-    docs = {name: p.doc for name, p in fit.law.params.items()}
-    docs["sigma"] = "noise: sd of log loss between runs"
-    docs["nu"] = "Student-t degrees of freedom of the noise"
+    docs = fit.param_docs()
     shown = pd.DataFrame(
         {
             "median": table["median"].map(format_number),
@@ -213,11 +221,17 @@ def _parameters(fit: Fit) -> str:
             "R-hat": table["r_hat"].map(lambda v: f"{v:.3f}"),
             "ESS bulk": table["ess_bulk"].map(lambda v: f"{v:.0f}"),
             "ESS tail": table["ess_tail"].map(lambda v: f"{v:.0f}"),
-            "meaning": [docs.get(name, "") for name in table.index],
+            "meaning": [meaning(docs, str(name)) for name in table.index],
         },
         index=table.index,
     )
     return "<h2>Parameters</h2>" + _table(shown)
+
+
+def meaning(docs: Mapping[str, str], name: str) -> str:
+    """The one-line meaning of a reported parameter; never empty (a law file may give none)."""
+    found = docs.get(name) or docs.get(name.split("[")[0])
+    return found or f"{name}: the law file gives no meaning (add doc = ... to its [params])"
 
 
 def _diagnostics(fit: Fit) -> str:

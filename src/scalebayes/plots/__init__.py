@@ -21,7 +21,6 @@ from scalebayes.plots.bands import bands, default_axis
 from scalebayes.plots.diagnostics import (
     comparison,
     pairs,
-    prior_posterior,
     rank,
     residuals,
     trace,
@@ -36,6 +35,7 @@ from scalebayes.plots.frontier import (
 )
 from scalebayes.plots.heldout import pit, pit_panels
 from scalebayes.plots.isoflop import data_budgets, isoflop
+from scalebayes.plots.prior import prior_posterior
 
 __all__ = [
     "EPOCH_2024",

@@ -84,17 +84,19 @@ def fill_bands(
 ) -> list[Any]:
     """One filled band per probability, widest first and palest; returns the PolyCollections.
 
-    Each band's ``gid`` is ``"{label} {percent}%"`` so callers and tests can find it.
+    The widest band has opacity ``alpha``, each narrower one 2.2 times more (drawn over it),
+    so a 50% band stands out inside a 90% band. Each band's ``gid`` is
+    ``"{label} {percent}%"`` so callers and tests can find it.
     """
     bands = []
-    for prob in sorted(probs, reverse=True):
+    for i, prob in enumerate(sorted(probs, reverse=True)):
         low, high = interval_bounds(table, prob)
         band = ax.fill_between(
             x,
             low,
             high,
             color=color,
-            alpha=alpha * (1.6 if prob <= 0.5 else 1.0),
+            alpha=min(1.0, alpha * 2.2**i),
             lw=0,
             label=f"{prob:.0%} {label}",
             zorder=zorder,
@@ -133,20 +135,108 @@ def plain_loss_ticks(ax: Axes) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def log_ticks(ax: Axes, axis: str = "x", *, at_least: int = 4) -> None:
+    """Label a log-scaled ``axis`` of ``ax`` with ``at_least`` ticks where the view allows.
+
+    A log axis spanning two or three decades labels only two or three powers of ten; this
+    adds labelled ticks at 3, or at 2 and 5, (or every digit) within each decade until
+    ``at_least`` of them fall in the view. Wide views keep matplotlib's decade ticks.
+    """
+    from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(_log_locator(at_least))
+    # every major tick labelled (2 x 10^8 too), minor ticks unlabelled
+    target.set_major_formatter(
+        LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(np.inf, np.inf))
+    )
+    target.set_minor_formatter(NullFormatter())
+
+
+def place_legend(ax: Axes, **kwargs: Any) -> Any:
+    """The legend of ``ax`` beside it, right of the axes: never over the data.
+
+    Extra keyword arguments go to ``Axes.legend``; returns the Legend.
+    """
+    kwargs.setdefault("fontsize", "small")
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+
+
+# Digits labelled within each decade, fewest first, until enough ticks fall in the view.
+_LOG_SUBS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), tuple(float(d) for d in range(1, 10)))
+
+
+def _log_locator(at_least: int) -> Any:
+    from matplotlib.ticker import LogLocator
+
+    class EnoughLogLocator(LogLocator):
+        """Decade ticks, plus 3 (or 2 and 5, ...) within each decade on a narrow view."""
+
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            low, high = sorted((vmin, vmax))
+            if not (np.isfinite(low) and np.isfinite(high) and low > 0 and high > low):
+                return super().tick_values(vmin, vmax)
+            decades = np.arange(np.floor(np.log10(low)) - 1, np.ceil(np.log10(high)) + 1)
+            for subs in _LOG_SUBS:
+                ticks = np.sort(np.outer(10.0**decades, subs).ravel())
+                if np.count_nonzero((ticks >= low) & (ticks <= high)) >= at_least:
+                    break
+            if len(subs) == 1:  # enough decades in view: matplotlib's own (it thins many)
+                return super().tick_values(vmin, vmax)
+            return ticks
+
+    return EnoughLogLocator()
+
+
 def _loss_locator() -> Any:
-    from matplotlib.ticker import LogLocator, MaxNLocator
+    from matplotlib.ticker import LogLocator
 
     class LossLocator(LogLocator):
-        """Linear 'nice' ticks when the view spans under a decade; log ticks otherwise."""
+        """Plain ticks spread evenly in log space when the view spans under a decade.
+
+        Linear steps on a log axis crowd its top and leave its bottom bare (2.05 to 5.2: 3, 4,
+        5); so the roundest numbers come first (integers, then halves, quarters, fifths, ...),
+        each kept only if it is at least a seventh of the view's log span from those kept.
+        """
 
         def tick_values(self, vmin: float, vmax: float) -> Any:
             low, high = sorted((vmin, vmax))
             if low > 0 and high / low < 10:
-                ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
-                return ticks[ticks > 0]
+                return _spread_ticks(low, high)
             return super().tick_values(vmin, vmax)
 
     return LossLocator()
+
+
+def _spread_ticks(low: float, high: float, n: int = 7) -> np.ndarray:
+    """About ``n`` round numbers in [low, high], at least log(high/low)/n apart in log space."""
+    top = np.floor(np.log10(high))
+    units = [10.0**e * f for e in np.arange(top, top - 4, -1) for f in (1.0, 0.5, 0.25, 0.2)]
+    # every multiple of a unit down to a twelfth of the view
+    candidates = np.unique(
+        np.concatenate(
+            [
+                np.arange(np.ceil(low / unit), np.floor(high / unit) + 1) * unit
+                for unit in units
+                if unit >= (high - low) / 12
+            ]
+            or [np.array([low, high])]
+        )
+    )
+    candidates = candidates[candidates > 0]
+
+    def roundness(value: float) -> int:
+        for rank, unit in enumerate(units):
+            if abs(value / unit - round(value / unit)) < 1e-6:
+                return rank
+        return len(units)
+
+    gap = np.log(high / low) / n
+    kept: list[float] = []
+    for value in sorted(candidates, key=roundness):
+        if all(abs(np.log(value / other)) >= gap * (1 - 1e-9) for other in kept):
+            kept.append(float(value))
+    return np.sort(np.asarray(kept))
 
 
 def figure_of(obj: Any) -> Figure:

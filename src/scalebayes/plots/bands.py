@@ -23,8 +23,10 @@ from scalebayes.plots._common import (
     PREDICTIVE_COLOR,
     check_axis,
     fill_bands,
+    log_ticks,
     mark_extrapolation,
     new_axes,
+    place_legend,
     plain_loss_ticks,
 )
 
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
 
 # Runs whose other input lies within this factor of a slice's fixed value are drawn on it.
 SLICE_FACTOR = 1.5
+# Along compute (at a fixed D/N), runs within this factor of that D/N are drawn solid, the
+# others open: an isoFLOP sweep's runs far from the slice's D/N lie above its bands.
+RATIO_FACTOR = 2.0
+OFF_SLICE_STYLE = {
+    "facecolors": "none",
+    "edgecolors": "0.55",
+    "marker": "o",
+    "s": 14,
+    "zorder": 4,
+    "linewidths": 0.7,
+}
 
 
 def default_axis(fit: Fit) -> str:
@@ -81,7 +94,9 @@ def bands(
     Axes
         With the bands (``PolyCollection`` with gids ``"credible (law) 90%"``,
         ``"predictive (new run) 50%"``, ...), the median line (gid ``"median"``),
-        the runs (gid ``"observed"``, ``"held-out"``) and the extrapolation shading.
+        the runs (gid ``"observed"``, ``"held-out"``) and the extrapolation shading. Along
+        compute at a fixed D/N, ``"observed"`` holds the runs within a factor 2 of that D/N
+        and ``"off slice"`` (open circles) the others, which the bands do not describe.
     """
     check_axis(axis)
     if prediction_mean.kind != "mean" or prediction_new_run.kind != "new_run":
@@ -101,12 +116,12 @@ def bands(
     credible = prediction_mean.summary(probs=probs).iloc[order]
     predictive = prediction_new_run.summary(probs=probs).iloc[order]
 
-    ax = new_axes(ax)
+    ax = new_axes(ax, figsize=(8.2, 4.6))
     fill_bands(
-        ax, x, predictive, probs, color=PREDICTIVE_COLOR, label="predictive (new run)", alpha=0.22
+        ax, x, predictive, probs, color=PREDICTIVE_COLOR, label="predictive (new run)", alpha=0.2
     )
     fill_bands(
-        ax, x, credible, probs, color=CREDIBLE_COLOR, label="credible (law)", alpha=0.35, zorder=2
+        ax, x, credible, probs, color=CREDIBLE_COLOR, label="credible (law)", alpha=0.3, zorder=2
     )
     (line,) = ax.plot(
         x, credible["median"], color=CREDIBLE_COLOR, lw=1.6, label="posterior median", zorder=3
@@ -115,8 +130,24 @@ def bands(
 
     fixed, note = _slice(points, axis)
     shown = _in_slice(fit.runs.table, axis, fixed)
+    ratio = _ratio(points) if axis == "C" else None
+    if ratio is not None:
+        near = np.abs(np.log(shown["D"] / shown["N"] / ratio)) <= np.log(RATIO_FACTOR)
+        off = shown[~near]
+        shown = shown[near]
+        if len(off):
+            others = ax.scatter(
+                off[axis],
+                off["loss"],
+                **OFF_SLICE_STYLE,
+                label=f"fitted runs at other D/N ({len(off)}):\nnot on this slice",
+            )
+            others.set_gid("off slice")
+        what = f"fitted runs at D/N {ratio / RATIO_FACTOR:.3g}-{ratio * RATIO_FACTOR:.3g}"
+    else:
+        what = "fitted runs"
     observed = ax.scatter(
-        shown[axis], shown["loss"], **OBSERVED_STYLE, label=f"fitted runs ({len(shown)})"
+        shown[axis], shown["loss"], **OBSERVED_STYLE, label=f"{what} ({len(shown)})"
     )
     observed.set_gid("observed")
     if heldout is not None:
@@ -133,18 +164,30 @@ def bands(
     ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS[axis])
     ax.set_ylabel(LOSS_LABEL)
+    log_ticks(ax, "x")
     plain_loss_ticks(ax)
     ax.set_title(f"{fit.law.name}: {fit.law.title}{note}", fontsize="medium")
-    ax.legend(fontsize="small", loc="upper right")
+    place_legend(ax)
     return ax
+
+
+def _ratio(points: pd.DataFrame) -> float | None:
+    """The D/N the grid's points share, if they share one."""
+    ratio = (points["D"] / points["N"]).to_numpy(float)
+    if np.all(np.isfinite(ratio)) and np.allclose(ratio, ratio[0], rtol=1e-6):
+        return float(ratio[0])
+    return None
 
 
 def _slice(points: pd.DataFrame, axis: str) -> tuple[tuple[str, float] | None, str]:
     """The input held fixed along the grid (name, value) and a note for the title."""
     if axis == "C":
-        ratio = points["D"] / points["N"]
-        if np.all(np.isfinite(ratio)) and np.allclose(ratio, ratio.iloc[0], rtol=1e-6):
-            return None, f"\nalong D/N = {ratio.iloc[0]:.3g} tokens per parameter"
+        ratio = _ratio(points)
+        if ratio is not None:
+            return None, (
+                f"\nbands along D/N = {ratio:.3g} tokens per parameter;\n"
+                "runs at other D/N (open) lie off this slice, mostly above it"
+            )
         return None, ""
     other = "D" if axis == "N" else "N"
     values = points[other].to_numpy(float)

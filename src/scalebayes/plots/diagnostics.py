@@ -1,7 +1,7 @@
-"""Sampler and model checks: trace, rank, pairs, prior vs posterior, residuals, comparison.
+"""Sampler and model checks: trace, rank, pairs, residuals, comparison.
 
 Trace, rank, pair and comparison plots are arviz-plots'; residuals are drawn against compute
-with the fitted noise band.
+with the fitted noise band. Prior against posterior: :mod:`scalebayes.plots.prior`.
 
 The ArviZ plots return a :class:`arviz_plots.PlotCollection` (its figure is
 ``pc.viz["figure"].item()``, or use :func:`scalebayes.plots.figure_of`).
@@ -9,14 +9,20 @@ The ArviZ plots return a :class:`arviz_plots.PlotCollection` (its figure is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
-from scalebayes.errors import ScalebayesError
-from scalebayes.plots._common import AXIS_LABELS, OBSERVED_STYLE, PREDICTIVE_COLOR, new_axes
+from scalebayes.plots._common import (
+    AXIS_LABELS,
+    OBSERVED_STYLE,
+    PREDICTIVE_COLOR,
+    figure_of,
+    log_ticks,
+    new_axes,
+    place_legend,
+)
 from scalebayes.summaries import SAMPLE_DIMS, summarise
 
 if TYPE_CHECKING:
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from scalebayes.comparison import Comparison
     from scalebayes.results import Fit
 
+RANK_DRAWS = 100  # per chain, after thinning, in the rank plot
 RESIDUAL_LABEL = "residual: log(observed / law's loss) (dimensionless)"
 
 
@@ -40,20 +47,59 @@ def trace(fit: Fit, **kwargs: Any) -> Any:
     Extra keyword arguments go to ArviZ. Returns the PlotCollection.
     """
     import arviz_plots as azp
+    from matplotlib.ticker import MaxNLocator
 
-    return azp.plot_trace_dist(
+    pc = azp.plot_trace_dist(
         fit.idata, var_names=sampled_names(fit), backend="matplotlib", **kwargs
     )
+    figure = figure_of(pc)
+    for ax in figure.axes:
+        ax.tick_params(labelsize="small")
+        # five ticks at most: 0.00325-style labels run into each other at ArviZ's default
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    figure.set_layout_engine("constrained")
+    return pc
 
 
 def rank(fit: Fit, **kwargs: Any) -> Any:
-    """Rank ECDF plot per parameter with its simultaneous envelope (``arviz_plots.plot_rank``).
+    """Rank ECDF of each chain against the uniform, inside its envelope (``arviz_plots.plot_rank``).
 
-    Chains that mix stay inside the envelope. Returns the PlotCollection.
+    Drawn as ArviZ's Δ-ECDF with its ``envelope_prob`` simultaneous envelope (default 95%),
+    after thinning each chain to at most :data:`RANK_DRAWS` draws: chains that mix stay inside.
+    The envelope is a picture, not the verdict: each title carries the parameter's R-hat and
+    bulk ESS and whether they pass the thresholds of the diagnostics line (R-hat <= 1.01,
+    ESS >= 100 per chain), the one rule the fit's ``[ok]``/``[CHECK]`` uses. (ArviZ's default
+    multi-chain test is not drawn: on 4000 draws it flags chains R-hat calls mixed.) Extra
+    keyword arguments go to ArviZ. Returns the PlotCollection.
     """
     import arviz_plots as azp
 
-    return azp.plot_rank(fit.idata, var_names=sampled_names(fit), backend="matplotlib", **kwargs)
+    from scalebayes.health import ESS_PER_CHAIN_MIN, RHAT_MAX
+
+    names = sampled_names(fit)
+    cols = min(len(names), 4)
+    rows = -(-len(names) // cols)
+    kwargs.setdefault("figure_kwargs", {"figsize": (3.4 * cols, 2.7 * rows)})
+    kwargs.setdefault("method", "envelope")
+    # The envelope is simulated: 1000 simulations of 500 draws take 15 s, of 100 draws 500
+    # take under 2 s. So each chain is thinned to at most 100 draws (nearly independent, too).
+    factor = max(1, -(-int(fit.posterior.sizes["draw"]) // RANK_DRAWS))
+    kwargs.setdefault("stats", {"thin": {"factor": factor}, "ecdf_pit": {"n_simulations": 500}})
+    pc = azp.plot_rank(fit.idata, var_names=names, backend="matplotlib", **kwargs)
+    table = fit.summary()
+    for name in names:
+        r_hat, ess = float(table.loc[name, "r_hat"]), float(table.loc[name, "ess_bulk"])
+        passes = r_hat <= RHAT_MAX and ess >= ESS_PER_CHAIN_MIN * fit.settings.chains
+        ax = pc.viz["plot"][name].item()
+        ax.set_title(
+            f"{name}: R-hat {r_hat:.3f}, ESS {ess:.0f} [{'ok' if passes else 'CHECK'}]",
+            fontsize="small",
+        )
+        ax.set_ylabel("ECDF - uniform", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    figure = figure_of(pc)
+    figure.set_layout_engine("constrained")
+    return pc
 
 
 def pairs(fit: Fit, **kwargs: Any) -> Any:
@@ -64,11 +110,34 @@ def pairs(fit: Fit, **kwargs: Any) -> Any:
     """
     import arviz_base as azb
     import arviz_plots as azp
+    from matplotlib.ticker import MaxNLocator
 
     names = sampled_names(fit)
+    # Square, 1.7 inches a panel: ArviZ's default squeezes 8 parameters into a wide strip.
+    side = max(5.0, 1.7 * len(names) + 0.8)
+    kwargs.setdefault("figure_kwargs", {"figsize": (side, side)})
+    kwargs.setdefault("visuals", {"scatter": {"alpha": 0.25}})
     # ArviZ refuses more than 40 panels by default; a 7-parameter law plus sigma needs 64.
     with azb.rc_context({"plot.max_subplots": max(40, len(names) ** 2)}):
-        return azp.plot_pair(fit.idata, var_names=names, backend="matplotlib", **kwargs)
+        pc = azp.plot_pair(fit.idata, var_names=names, backend="matplotlib", **kwargs)
+    figure = figure_of(pc)
+    for ax in figure.axes:
+        ax.tick_params(labelsize="x-small")
+        # at most four ticks a panel, so 0.0035-style labels do not run into each other
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.xaxis.label.set_fontsize("small")
+        ax.yaxis.label.set_fontsize("small")
+        spec = ax.get_subplotspec()
+        if spec is None:
+            continue
+        row, col = spec.rowspan.start, spec.colspan.start
+        if row == col:  # a marginal density: its scale means nothing to a reader
+            ax.set_yticks([])
+        elif col > 0:  # a row's panels share its parameter's range: labelled once, at the left
+            ax.tick_params(labelleft=False)
+    figure.set_layout_engine("constrained")
+    return pc
 
 
 def comparison(result: Comparison, **kwargs: Any) -> Any:
@@ -88,76 +157,6 @@ def comparison(result: Comparison, **kwargs: Any) -> Any:
     return pc
 
 
-def prior_distributions(fit: Fit, names: Sequence[str]) -> dict[str, Any]:
-    """The NumPyro prior of each named parameter (law, noise, discrepancy) as the fit used it."""
-    priors = {name: p.prior for name, p in fit.law.params.items()}
-    # Discrepancy coefficients drawn as scale * Normal(0, 1) have no prior of their own to draw.
-    priors.update(fit.likelihood.priors())
-    return {name: priors[name].to_numpyro() for name in names if name in priors}
-
-
-def prior_posterior(fit: Fit, *, axes: Sequence[Axes] | None = None) -> np.ndarray:
-    """Per parameter, the prior density (dashed) and the posterior's KDE (filled).
-
-    Parameters whose prior is positive are drawn as densities of ``log10(parameter)``, so a
-    prior spanning decades and a posterior a few percent wide share one axis; others (e.g. a
-    Normal prior) on their own scale. A posterior that hugs its prior means the data said
-    little about that parameter. The prior density comes from the prior's ``log_prob``
-    (nothing is sampled). Returns the Axes, one per sampled parameter.
-    """
-    import arviz_stats as azs
-
-    priors = prior_distributions(fit, sampled_names(fit))
-    names = list(priors)
-    if axes is None:
-        import matplotlib.pyplot as plt
-
-        cols = min(len(names), 3)
-        rows = -(-len(names) // cols)
-        _, grid = plt.subplots(
-            rows, cols, figsize=(4.2 * cols, 2.8 * rows), layout="constrained", squeeze=False
-        )
-        for extra in grid.ravel()[len(names) :]:
-            extra.set_visible(False)
-        axes = grid.ravel()[: len(names)]
-    axes = np.asarray(axes, dtype=object).ravel()
-    if axes.size != len(names):
-        raise ScalebayesError(f"prior_posterior: expected {len(names)} axes, got {axes.size}")
-    posterior = fit.posterior
-    # log10 scale where the prior's support is positive (checked at -1) and so are the draws
-    on_log = {
-        name: not bool(priors[name].support(-1.0)) and float(posterior[name].min()) > 0
-        for name in names
-    }
-    shown = xr.Dataset(
-        {name: np.log10(posterior[name]) if on_log[name] else posterior[name] for name in names}
-    )
-    kde = azs.kde(shown, dim=list(SAMPLE_DIMS))
-    for ax, name in zip(axes, names, strict=True):
-        x = kde[name].sel(plot_axis="x").to_numpy()
-        y = kde[name].sel(plot_axis="y").to_numpy()
-        width = x.max() - x.min()
-        # Twice the posterior's width on each side, so the prior's slope there shows too.
-        grid = np.linspace(x.min() - 2 * width, x.max() + 2 * width, 200)
-        if on_log[name]:
-            value = 10**grid
-            # density of log10(theta) = p(theta) * theta * ln(10)
-            prior = np.exp(np.asarray(priors[name].log_prob(value))) * value * np.log(10)
-        else:
-            prior = np.exp(np.asarray(priors[name].log_prob(grid)))
-        ax.fill_between(x, y, color="tab:blue", alpha=0.35, lw=0, label="posterior")
-        (line,) = ax.plot(grid, prior, color="0.2", ls="--", lw=1.2, label="prior")
-        line.set_gid(f"prior {name}")
-        ax.set_xlabel(("log10 " if on_log[name] else "") + name + _units(fit, name))
-        ax.set_ylabel("density")
-        ax.set_yscale("log")
-        top = max(y.max(), np.nanmax(prior))
-        ax.set_ylim(top * 1e-4, top * 3)
-        ax.set_title(name, fontsize="medium")
-    axes[0].legend(fontsize="small")
-    return axes
-
-
 def residuals(
     fit: Fit,
     residual: xr.DataArray,
@@ -167,6 +166,11 @@ def residuals(
     prob: float = 0.9,
 ) -> Axes:
     """Residual log loss of each run against compute, with the fitted noise band.
+
+    The y axis spans the runs within :func:`residual_limits` (robust fences); runs beyond it
+    are drawn as red triangles at its edge (gids ``"outliers above"``, ``"outliers below"``),
+    their count and the farthest value in the legend, so a few runs far off (Epoch's +0.3)
+    do not squash the rest into a line.
 
     Parameters
     ----------
@@ -187,58 +191,88 @@ def residuals(
     low, high = (table[f"eti{prob * 100:g}_{b}"].to_numpy() for b in ("lb", "ub"))
     median = table["median"].to_numpy()
     band = noise.median(dim=SAMPLE_DIMS)
-    ax = new_axes(ax)
+    lower, upper = float(band.sel(bound="lower")), float(band.sel(bound="upper"))
+    ax = new_axes(ax, figsize=(8.2, 4.4))
     span = ax.axhspan(
-        float(band.sel(bound="lower")),
-        float(band.sel(bound="upper")),
-        color=PREDICTIVE_COLOR,
-        alpha=0.25,
-        lw=0,
-        label="noise band (new run)",
+        lower, upper, color=PREDICTIVE_COLOR, alpha=0.25, lw=0, label="noise band (new run)"
     )
     span.set_gid("noise band")
     ax.axhline(0.0, color="0.3", lw=0.8)
+    bottom, top = residual_limits(median, (lower, upper))
+    shown = (median >= bottom) & (median <= top)
+    # the runs drawn show their whole interval bars
+    bottom, top = min(bottom, float(low[shown].min())), max(top, float(high[shown].max()))
     c = fit.runs.C
     ax.errorbar(
-        c,
-        median,
-        yerr=[median - low, high - median],
+        c[shown],
+        median[shown],
+        yerr=[median[shown] - low[shown], high[shown] - median[shown]],
         fmt="none",
         ecolor="0.6",
         elinewidth=0.6,
         zorder=3,
     )
     points = ax.scatter(
-        c, median, **OBSERVED_STYLE, label=f"runs ({len(c)}): median, {prob:.0%} interval"
+        c[shown],
+        median[shown],
+        **OBSERVED_STYLE,
+        label=f"runs ({int(shown.sum())}): median, {prob:.0%} interval",
     )
     points.set_gid("observed")
-    inside = float(
-        np.mean(
-            (median >= float(band.sel(bound="lower"))) & (median <= float(band.sel(bound="upper")))
-        )
-    )
+    pad = 0.06 * (top - bottom)
+    for side, beyond, edge, marker in (
+        ("above", median > top, top + pad / 2, "^"),
+        ("below", median < bottom, bottom - pad / 2, "v"),
+    ):
+        if beyond.any():
+            worst = median[beyond].max() if side == "above" else median[beyond].min()
+            clipped = ax.scatter(
+                c[beyond],
+                np.full(int(beyond.sum()), edge),
+                marker=marker,
+                color="tab:red",
+                s=30,
+                zorder=6,
+                clip_on=False,
+                label=f"{_runs(beyond.sum())} {side} the axis (to {worst:+.3g})",
+            )
+            clipped.set_gid(f"outliers {side}")
+    ax.set_ylim(bottom - pad, top + pad)
+    inside = float(np.mean((median >= lower) & (median <= upper)))
     ax.set_xscale("log")
+    log_ticks(ax, "x")
     ax.set_xlabel(AXIS_LABELS["C"])
     ax.set_ylabel(RESIDUAL_LABEL)
     ax.set_title(
         f"{fit.law.name}: residuals; {inside:.0%} of runs inside the {_percent(noise)} noise band",
         fontsize="medium",
     )
-    ax.legend(fontsize="small")
+    place_legend(ax)
     return ax
+
+
+def residual_limits(
+    values: np.ndarray, band: tuple[float, float], *, fence: float = 3.0
+) -> tuple[float, float]:
+    """Robust limits of a residual axis: the values within ``fence`` IQRs of their quartiles.
+
+    Tukey's far-out fences, widened to hold the noise ``band`` and zero; values beyond them
+    are outliers, drawn at the axis edge, so a few runs 0.3 off do not squash the rest
+    (Epoch's Chinchilla data) into a line.
+    """
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    iqr = max(q3 - q1, band[1] - band[0], 1e-12)
+    inner = values[(values >= q1 - fence * iqr) & (values <= q3 + fence * iqr)]
+    return (
+        float(min(inner.min(), band[0], 0.0)),
+        float(max(inner.max(), band[1], 0.0)),
+    )
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
 
 
 def _percent(noise: xr.DataArray) -> str:
     prob = noise.attrs.get("prob")
     return f"{prob:.0%}" if prob is not None else "fitted"
-
-
-def _units(fit: Fit, name: str) -> str:
-    units = (
-        fit.law.params[name].units
-        if name in fit.law.params
-        else "log loss"
-        if name in ("sigma", "sigma_law", "gp_amplitude")
-        else ""
-    )
-    return f" ({units})" if units else ""

@@ -18,8 +18,10 @@ from scalebayes.plots._common import (
     AXIS_LABELS,
     OBSERVED_STYLE,
     fill_bands,
+    log_ticks,
     mark_extrapolation,
     new_axes,
+    place_legend,
     plain_loss_ticks,
 )
 from scalebayes.summaries import summarise
@@ -147,9 +149,12 @@ def frontier(
     ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS["C"])
     ax.set_ylabel(FRONTIER_LABELS[quantity])
+    log_ticks(ax, "x")
     if quantity == "loss":
         plain_loss_ticks(ax)
-    ax.legend(fontsize="x-small")
+    else:
+        log_ticks(ax, "y")
+    place_legend(ax, fontsize="x-small")
     return ax
 
 
@@ -161,14 +166,26 @@ def frontier_panels(
     references: Sequence[Reference] = (),
     prob: float = 0.9,
 ) -> np.ndarray:
-    """N*(C), D*(C) and L*(C) side by side (see :func:`frontier`); returns the three Axes."""
+    """N*(C), D*(C) and L*(C) side by side (see :func:`frontier`); returns the three Axes.
+
+    The panels share one legend, below them (on new axes: below the figure).
+    """
     if axes is None:
         import matplotlib.pyplot as plt
 
-        _, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
+        _, axes = plt.subplots(1, 3, figsize=(15, 5.2), layout="constrained")
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != len(QUANTITIES):
         raise ScalebayesError(f"frontier_panels: expected {len(QUANTITIES)} axes, got {axes.size}")
     for ax, quantity in zip(axes, QUANTITIES, strict=True):
         frontier(allocations, quantity=quantity, ax=ax, runs=runs, references=references, prob=prob)
+        ax.get_legend().remove()
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_figure().legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(labels), 4),
+        fontsize="small",
+    )
     return axes

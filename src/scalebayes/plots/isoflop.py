@@ -16,7 +16,9 @@ from scalebayes.plots._common import (
     AXIS_LABELS,
     LOSS_LABEL,
     interval_bounds,
+    log_ticks,
     new_axes,
+    place_legend,
     plain_loss_ticks,
 )
 from scalebayes.summaries import summarise
@@ -102,7 +104,7 @@ def isoflop(
     norm = mpl.colors.LogNorm(budgets.min(), budgets.max() * 1.0001)
     cmap = mpl.colormaps["viridis"]
 
-    ax = new_axes(ax, figsize=(7.2, 4.8))
+    ax = new_axes(ax, figsize=(8.8, 4.8))
     for budget in budgets:
         color = cmap(norm(budget))
         rows = np.flatnonzero(np.isclose(points["C"].to_numpy(float), budget, rtol=1e-9))
@@ -147,13 +149,19 @@ def isoflop(
     ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS["N"])
     ax.set_ylabel(LOSS_LABEL)
+    log_ticks(ax, "x")
     plain_loss_ticks(ax)
     ax.set_title(
-        f"{fit.law.name}: isoFLOP curves, median and {prob:.0%} credible band\n"
-        f"star: posterior median N* with its {prob:.0%} interval",
+        f"{fit.law.name}: isoFLOP curves at fixed compute, the law's median and {prob:.0%} "
+        "credible band\n(the law's mean: single runs add noise around it); "
+        f"star: median N* with its {prob:.0%} interval",
         fontsize="medium",
     )
-    ax.legend(
-        fontsize="x-small", ncols=2, loc="upper right", title="budget", title_fontsize="x-small"
+    place_legend(
+        ax,
+        fontsize="x-small",
+        ncols=1 if len(budgets) <= 12 else 2,
+        title="budget (training compute)",
+        title_fontsize="x-small",
     )
     return ax
