@@ -58,6 +58,13 @@ _EXPORTS = {
     "Chance": "scalebayes.planning",
     "plan": "scalebayes.planning",
     "Plan": "scalebayes.planning",
+    "next_runs": "scalebayes.design",
+    "NextRuns": "scalebayes.design",
+    "candidate_grid": "scalebayes.design",
+    "make_objective": "scalebayes.design",
+    "LossAt": "scalebayes.design",
+    "OptimalN": "scalebayes.design",
+    "ChanceAt": "scalebayes.design",
     "compare": "scalebayes.comparison",
     "Comparison": "scalebayes.comparison",
     "compare_laws": "scalebayes.law_comparison",
@@ -82,6 +89,7 @@ _EXPORTS = {
     "AllocationWarning": "scalebayes.errors",
     "IsoflopError": "scalebayes.errors",
     "SweepEdgeWarning": "scalebayes.errors",
+    "ImportanceWarning": "scalebayes.errors",
     "write_report": "scalebayes.report",
     "parameter_table": "scalebayes.describe",
     "run_demo": "scalebayes.demo",
@@ -131,6 +139,13 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "Chance",
     "plan",
     "Plan",
+    "next_runs",
+    "NextRuns",
+    "candidate_grid",
+    "make_objective",
+    "LossAt",
+    "OptimalN",
+    "ChanceAt",
     "compare",
     "Comparison",
     "compare_laws",
@@ -155,6 +170,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "AllocationWarning",
     "IsoflopError",
     "SweepEdgeWarning",
+    "ImportanceWarning",
     "write_report",
     "parameter_table",
     "run_demo",
@@ -178,6 +194,15 @@ if TYPE_CHECKING:
     from scalebayes.data import Runs, load_runs
     from scalebayes.demo import Demo, run_demo
     from scalebayes.describe import parameter_table
+    from scalebayes.design import (
+        ChanceAt,
+        LossAt,
+        NextRuns,
+        OptimalN,
+        candidate_grid,
+        make_objective,
+        next_runs,
+    )
     from scalebayes.discrepancy import GP, Curvature, Discrepancy, NoDiscrepancy
     from scalebayes.errors import (
         AllocationWarning,
@@ -185,6 +210,7 @@ if TYPE_CHECKING:
         DataWarning,
         ExtrapolationWarning,
         FitFileError,
+        ImportanceWarning,
         IsoflopError,
         LawError,
         LawFileError,
