@@ -27,7 +27,7 @@ from scalebayes.design.objectives import Objective
 from scalebayes.errors import ImportanceWarning, ScalebayesError
 from scalebayes.formatting import format_number, text_columns
 from scalebayes.prediction import log_mean_at
-from scalebayes.runtime import compiled, in_fit_precision
+from scalebayes.runtime import compiled, in_fit_precision, padded_size
 
 if TYPE_CHECKING:
     from scalebayes.results import Fit
@@ -40,8 +40,11 @@ DEFAULT_OUTCOMES = 32
 # Below this share of the draws (or 100 draws) keeping weight, the expected widths are rough.
 LOW_ESS_SHARE = 0.1
 LOW_ESS_DRAWS = 100
-# A run is chosen only if its expected reduction exceeds this many Monte Carlo standard errors.
+# A run is chosen only if its expected reduction exceeds this many Monte Carlo standard errors,
+# and this share of the width before it: below 0.1 % a run is not worth training, and the
+# float32 weights' rounding (~1e-6 of a width) is never mistaken for information.
 SE_MARGIN = 2.0
+MIN_SHARE = 1e-3
 _CHUNK_ELEMENTS = 1 << 22  # scenarios x draws x candidates per compiled call (~32 MB of float64)
 
 
@@ -56,7 +59,8 @@ class NextRuns:
         N, D, C, ``cost`` (FLOPs), ``tokens_per_param``, ``width_before`` / ``width_after``
         (the objective's spread expected before and after this run, given the runs above it),
         ``reduction_per_flop``, ``reduction_se`` (Monte Carlo standard error of the reduction;
-        a run is chosen only if its reduction exceeds twice it) and ``ess`` (median effective
+        a run is chosen only if its reduction exceeds twice it, and 0.1 % of the width before
+        it) and ``ess`` (median effective
         number of draws under the weights).
     ranking : DataFrame
         Every candidate as the first choice: the same columns, sorted by reduction per FLOP.
@@ -216,7 +220,11 @@ def next_runs(
             table = table[open_[wanted] & (cost[wanted] <= budget)]
         # A reduction within 2 standard errors of zero is noise, not a reason to spend FLOPs.
         reduction = table["width_before"] - table["width_after"]
-        useful = table[reduction > SE_MARGIN * table["reduction_se"]]
+        useful = table[
+            (reduction > SE_MARGIN * table["reduction_se"])
+            & (reduction > MIN_SHARE * table["width_before"])
+            & (reduction > world.resolution)
+        ]
         if useful.empty:
             break
         best = useful.loc[useful["reduction_per_flop"].idxmax()]
@@ -257,6 +265,7 @@ class _World:
     nu: np.ndarray  # (S,) degrees of freedom, or () when fixed (ignored by a Normal)
     y: np.ndarray  # (M, J) simulated log loss of each candidate in each scenario (as mu, centred)
     log_w: np.ndarray  # (M, S) log weights from the runs chosen so far
+    resolution: float  # spreads closer than this are float32 rounding of the quantity
 
     @classmethod
     def build(cls, fit: Fit, objective: Objective, pool: pd.DataFrame, m: int, seed: int) -> _World:
@@ -282,9 +291,10 @@ class _World:
             int(rng.integers(2**31)), sigma[truth, None], nu_truth, shape
         )
         y = mu[:, truth].T + np.asarray(noise) - centre  # (M, J)
+        resolution = 16 * float(np.finfo(np.float32).eps) * float(np.abs(q).max())
         q = q[order] - np.median(q)  # spreads do not depend on the centre
         mu = mu - centre[:, None]
-        return cls(likelihood, objective, q, mu, sigma, nu, y, np.zeros((m, q.size)))
+        return cls(likelihood, objective, q, mu, sigma, nu, y, np.zeros((m, q.size)), resolution)
 
     @property
     def n_draws(self) -> int:
@@ -301,8 +311,9 @@ class _World:
     def after(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Spread per scenario (M, len) and median ESS (len,) after adding each of ``columns``."""
         m, s = self.log_w.shape
-        size = max(1, min(len(columns), _CHUNK_ELEMENTS // (m * s)))
-        size = 1 << (size - 1).bit_length()  # powers of two: few compiled shapes
+        # Powers of two from 16 up: every greedy step, pool and command shares a few programs.
+        largest = 1 << max(0, (_CHUNK_ELEMENTS // (m * s)).bit_length() - 1)
+        size = max(1, min(largest, padded_size(len(columns), 16)))
         padded = np.pad(columns, (0, -len(columns) % size), mode="edge")
         kernel = compiled(_kernel, self.likelihood)
         spread_of = compiled(_spread, self.objective)
