@@ -4,8 +4,9 @@ Issue 17, item 2. The table's runs are split by compute: the two cheapest isoFLO
 the start (one sweep alone does not identify the law), the top sweep is the target region, and
 every other run below it is the candidate pool (cost 6 N D). Each method adds pool runs until
 1 %, 5 %, 10 % and 25 % of the pool's compute is spent (sequentially: each level continues the
-last), the law is refitted on start + chosen runs (plain Chinchilla law, the same compiled
-sampler for every fit: the whole table with a mask), and the target region is scored as new
+last), the law is refitted on start + chosen runs (Chinchilla law, plain or with ``--discrepancy
+gp``; the same compiled sampler for every fit: the whole table with a mask), and the target
+region is scored as new
 runs: 90 % interval score of log loss (lower is better), median |error| of log loss, R^2 of the
 loss, 90 % coverage, and the 90 % interval of log10 N* at the top budget. Methods:
 
@@ -58,8 +59,9 @@ def split(runs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
 def refit(runs: Any, mask: np.ndarray, settings: dict[str, Any], seed: int) -> Any:
     import scalebayes as sb
 
-    plain = sb.Likelihood(discrepancy="none")
-    return sb.fit(runs, "chinchilla", likelihood=plain, mask=mask, seed=seed, **settings)
+    settings = dict(settings)
+    likelihood = sb.Likelihood(discrepancy=settings.pop("discrepancy"))
+    return sb.fit(runs, "chinchilla", likelihood=likelihood, mask=mask, seed=seed, **settings)
 
 
 def scores(fit: Any, runs: Any, target: np.ndarray, top_budget: float) -> dict[str, float]:
@@ -130,7 +132,8 @@ def d_optimal(fit: Any, pool: pd.DataFrame, budget: float) -> list[int]:
 def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) -> dict[str, Any]:
     import scalebayes as sb
 
-    settings = {"chains": args.chains, "draws": args.draws, "warmup": args.draws}
+    settings = {"chains": args.chains, "draws": args.draws, "warmup": args.draws,
+                "discrepancy": args.discrepancy}  # fmt: skip
     start, pool_mask, target, top_budget = split(runs)
     pool_idx = np.flatnonzero(pool_mask)
     table = runs.table
@@ -223,6 +226,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the random methods")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=500, help="draws (and warmup) per chain")
+    parser.add_argument(
+        "--discrepancy", choices=("none", "gp"), default="none", help="model of every fit"
+    )
     parser.add_argument("--out", default=str(RESULTS / "design_sequential.json"))
     args = parser.parse_args()
     data = chinchilla_csv(args.data)
@@ -242,7 +248,8 @@ def main() -> None:
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     write_results(
         Path(args.out),
-        {"quick": args.quick, "levels": list(levels), "tables": [result],
+        {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
+         "tables": [result],
          "summary": table.to_dict(orient="records"), "seconds": time.perf_counter() - start,
          "machine": machine()},
     )  # fmt: skip
