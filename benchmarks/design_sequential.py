@@ -11,7 +11,7 @@ runs: 90 % interval score of log loss (lower is better), median |error| of log l
 loss, 90 % coverage, and the 90 % interval of log10 N* at the top budget. Methods:
 
 - ``posterior``: :func:`scalebayes.next_runs`, objective the loss at the target region's
-  centre (geometric mean N and D), refitted after every level;
+  centre (geometric mean N and D), refitted after every batch of at most ``--batch`` runs;
 - ``random``: pool order shuffled, each run taken if it still fits the level's budget;
 - ``cheapest``: cheapest first;
 - ``cost_random``: random with probability proportional to 1 / cost;
@@ -186,23 +186,38 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
                 fit = refit(runs, mask_of(chosen), settings, seed=seed + 1)
                 record(method, seed, level, chosen, fit, time.perf_counter() - t)
 
-    # Adaptive methods: choose from the current fit, refit after each level.
-    def posterior_step(fit: Any, remaining: np.ndarray, budget: float) -> list[int]:
-        result = sb.next_runs(fit, pool.iloc[remaining], objective=objective, budget=budget)
-        return [int(remaining[j]) for j in result.batch["candidate"]]
+    # Adaptive methods: choose from the current fit and refit. ``posterior`` refits after every
+    # batch of at most --batch runs, as next_runs advises (its importance weights collapse after
+    # a few informative runs, and a batch chosen on collapsed weights stops early);
+    # ``d_optimal`` (a linearisation, no weights) refits after each level.
+    def posterior_step(fit: Any, chosen: list[int], budget: float) -> tuple[Any, list[int]]:
+        while True:
+            remaining = np.setdiff1d(np.arange(len(pool)), chosen)
+            left = budget - float(cost[chosen].sum())
+            if left < cost[remaining].min():
+                return fit, chosen
+            result = sb.next_runs(
+                fit, pool.iloc[remaining], objective=objective, budget=left, max_runs=args.batch
+            )
+            if result.batch.empty:
+                return fit, chosen
+            chosen = chosen + [int(remaining[j]) for j in result.batch["candidate"]]
+            fit = refit(runs, mask_of(chosen), settings, seed=1)
 
-    def d_optimal_step(fit: Any, remaining: np.ndarray, budget: float) -> list[int]:
-        return [int(remaining[j]) for j in d_optimal(fit, pool.iloc[remaining], budget)]
+    def d_optimal_step(fit: Any, chosen: list[int], budget: float) -> tuple[Any, list[int]]:
+        remaining = np.setdiff1d(np.arange(len(pool)), chosen)
+        left = budget - float(cost[chosen].sum())
+        if left >= cost[remaining].min():
+            chosen = chosen + [
+                int(remaining[j]) for j in d_optimal(fit, pool.iloc[remaining], left)
+            ]
+        return refit(runs, mask_of(chosen), settings, seed=1), chosen
 
     for method, step in (("posterior", posterior_step), ("d_optimal", d_optimal_step)):
         fit, chosen = first, []
         for level in levels:
             t = time.perf_counter()
-            remaining = np.setdiff1d(np.arange(len(pool)), chosen)
-            budget = level * pool_compute - float(cost[chosen].sum())
-            if budget >= cost[remaining].min():
-                chosen = chosen + step(fit, remaining, budget)
-            fit = refit(runs, mask_of(chosen), settings, seed=1)
+            fit, chosen = step(fit, chosen, level * pool_compute)
             record(method, 0, level, chosen, fit, time.perf_counter() - t)
 
     all_pool = refit(runs, start | pool_mask, settings, seed=1)
@@ -224,6 +239,7 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--quick", action="store_true", help="levels 5 %% and 25 %%, 2 seeds")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the random methods")
+    parser.add_argument("--batch", type=int, default=8, help="posterior: runs per refit")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=500, help="draws (and warmup) per chain")
     parser.add_argument(
