@@ -69,6 +69,13 @@ _EXPORTS = {
     "allocation_table": "scalebayes.decision_tables",
     "chance_table": "scalebayes.decision_tables",
     "plan_table": "scalebayes.decision_tables",
+    "next_runs": "scalebayes.design",
+    "NextRuns": "scalebayes.design",
+    "candidate_grid": "scalebayes.design",
+    "make_objective": "scalebayes.design",
+    "LossAt": "scalebayes.design",
+    "OptimalN": "scalebayes.design",
+    "ChanceAt": "scalebayes.design",
     "compare": "scalebayes.comparison",
     "Comparison": "scalebayes.comparison",
     "compare_laws": "scalebayes.law_comparison",
@@ -94,6 +101,7 @@ _EXPORTS = {
     "IsoflopError": "scalebayes.errors",
     "EnvelopeError": "scalebayes.errors",
     "SweepEdgeWarning": "scalebayes.errors",
+    "ImportanceWarning": "scalebayes.errors",
     "write_report": "scalebayes.report",
     "parameter_table": "scalebayes.describe",
     "run_demo": "scalebayes.demo",
@@ -154,6 +162,13 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "allocation_table",
     "chance_table",
     "plan_table",
+    "next_runs",
+    "NextRuns",
+    "candidate_grid",
+    "make_objective",
+    "LossAt",
+    "OptimalN",
+    "ChanceAt",
     "compare",
     "Comparison",
     "compare_laws",
@@ -179,6 +194,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "IsoflopError",
     "EnvelopeError",
     "SweepEdgeWarning",
+    "ImportanceWarning",
     "write_report",
     "parameter_table",
     "run_demo",
@@ -212,6 +228,15 @@ if TYPE_CHECKING:
     )
     from scalebayes.demo import Demo, run_demo
     from scalebayes.describe import parameter_table
+    from scalebayes.design import (
+        ChanceAt,
+        LossAt,
+        NextRuns,
+        OptimalN,
+        candidate_grid,
+        make_objective,
+        next_runs,
+    )
     from scalebayes.discrepancy import GP, Curvature, Discrepancy, NoDiscrepancy
     from scalebayes.errors import (
         AllocationWarning,
@@ -220,6 +245,7 @@ if TYPE_CHECKING:
         EnvelopeError,
         ExtrapolationWarning,
         FitFileError,
+        ImportanceWarning,
         IsoflopError,
         LawError,
         LawFileError,

@@ -136,3 +136,7 @@ class ExtrapolationWarning(UserWarning):
 
 class DataWarning(UserWarning):
     """Legal but suspicious input: duplicate runs, values that look like the wrong unit, ..."""
+
+
+class ImportanceWarning(UserWarning):
+    """Importance weights of posterior draws too uneven to trust (``next_runs``): re-fit."""

@@ -1,0 +1,105 @@
+"""The design command: ``scalebayes next``, which runs to train next for an objective.
+
+One library call (:func:`scalebayes.design.next_runs`) on a saved fit, printed as the result's
+own text, or ``--json`` / ``--csv``; the fit's diagnostics line ends every output.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from scalebayes.cli._common import RAW, emit, warnings_to_stderr
+
+# The keys of scalebayes.design.OBJECTIVES, spelled out so that --help need not import JAX
+# (tests/test_design.py checks that the two agree).
+OBJECTIVE_KEYS = ("loss", "nstar", "chance")
+
+EXAMPLES_NEXT = """\
+examples:
+  scalebayes next fit.nc --grid 1e19 1e20 1e21 --budget 3e21 --objective nstar --compute 5.76e23
+  scalebayes next fit.nc --candidates pool.csv --budget 1e21 --objective loss --N 70e9 --D 1.4e12
+  scalebayes next fit.nc --grid 1e20 --budget 5e20 --objective chance --N 7e10 --D 1.4e12 --target 2.0
+
+Objectives: loss (width of the 90% credible interval of the loss at a planned run --N, --D),
+nstar (width of the 90% interval of log10 N* at --compute FLOPs, the law's allocation per draw),
+chance (posterior sd of P(loss <= --target) at a planned run --N, --D). Candidates: a table
+(columns N and D, or C; an optional cost column, FLOPs, default 6 N D) or --grid budgets with
+--tokens-per-param ratios. Runs are chosen greedily by the objective's expected reduction per
+FLOP, computed by re-weighting the fit's draws under simulated outcomes (no refit): re-fit
+once the runs are trained."""
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``next`` on the CLI's sub-parser collection."""
+    p = commands.add_parser(
+        "next",
+        help="which runs to train next: expected shrinkage of an objective's interval per FLOP",
+        epilog=EXAMPLES_NEXT,
+        formatter_class=RAW,
+        description="Choose a batch of next runs that most shrinks an objective's uncertainty "
+        "per FLOP, from a saved fit's posterior.",
+    )
+    p.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    pool = p.add_mutually_exclusive_group(required=True)
+    pool.add_argument("--candidates", help="CSV/TSV/Parquet of feasible runs (N, D or C, cost)")
+    pool.add_argument(
+        "--grid", type=float, nargs="+", metavar="FLOPS", help="isoFLOP budgets of generated runs"
+    )
+    p.add_argument(
+        "--tokens-per-param",
+        type=float,
+        nargs="+",
+        metavar="R",
+        help="D/N ratios of --grid's runs (default 1 2 5 10 20 50 100 200 500)",
+    )
+    p.add_argument("--budget", type=float, required=True, help="FLOPs the batch may cost")
+    p.add_argument("--objective", choices=OBJECTIVE_KEYS, required=True, help="what to make surer")
+    p.add_argument("--N", type=float, help="parameters of the planned run (loss, chance)")
+    p.add_argument("--D", type=float, help="training tokens of the planned run (loss, chance)")
+    p.add_argument("--compute", type=float, help="target budget in FLOPs (nstar)")
+    p.add_argument("--target", type=float, help="target loss (chance)")
+    p.add_argument("--prob", type=float, help="interval probability (loss, nstar; default 0.9)")
+    p.add_argument("--max-runs", type=int, help="at most this many runs")
+    p.add_argument("--outcomes", type=int, default=32, help="simulated outcomes per run (32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated outcomes")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable JSON")
+    out.add_argument("--csv", action="store_true", help="CSV table (diagnostics as a # comment)")
+    p.set_defaults(handler=_next)
+
+
+def _next(args: argparse.Namespace) -> int:
+    from scalebayes.design import candidate_grid, make_objective, next_runs
+    from scalebayes.errors import ScalebayesError
+    from scalebayes.io import load_fit
+
+    if args.tokens_per_param and args.grid is None:
+        raise ScalebayesError("--tokens-per-param goes with --grid")
+    fit = load_fit(args.fit)
+    objective = make_objective(
+        args.objective, N=args.N, D=args.D, compute=args.compute, target=args.target,
+        prob=args.prob,
+    )  # fmt: skip
+    if args.grid is not None:
+        ratios = {"tokens_per_param": args.tokens_per_param} if args.tokens_per_param else {}
+        candidates = candidate_grid(args.grid, cost_k=fit.runs.cost_k, **ratios)
+    else:
+        candidates = args.candidates
+    with warnings_to_stderr():
+        result = next_runs(
+            fit, candidates, objective=objective, budget=args.budget, max_runs=args.max_runs,
+            outcomes=args.outcomes, seed=args.seed,
+        )  # fmt: skip
+    extra = {
+        "objective": result.objective.describe(),
+        "width_now": result.width_now,
+        "width_after": result.width_after,
+        "budget": result.budget,
+        "spent": result.spent,
+        "n_draws": result.n_draws,
+        "outcomes": result.outcomes,
+        "low_ess": result.low_ess,
+    }
+    emit(args, fit, result.batch, lambda: str(result), extra)
+    return 0

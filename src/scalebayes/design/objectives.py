@@ -1,0 +1,279 @@
+"""What a next run should make surer: one decision quantity per posterior draw, and its spread.
+
+An :class:`Objective` is a small component: it names the model whose posterior it reads (the
+whole fit, or the law alone for decisions that search over runs), computes its quantity once
+per posterior draw, and measures the quantity's uncertainty under importance weights of the
+draws. :func:`scalebayes.design.next_runs` only asks these three things, never an objective's
+name. A new objective is a new class here plus an entry in :data:`OBJECTIVES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from scalebayes.errors import ScalebayesError
+from scalebayes.formatting import format_number
+
+if TYPE_CHECKING:
+    from scalebayes.results import Fit
+
+__all__ = ["OBJECTIVES", "ChanceAt", "LossAt", "Objective", "OptimalN", "make_objective"]
+
+
+def interval_width(q: Any, w: Any, prob: float) -> Any:
+    """Width of the equal-tailed ``prob`` interval of ``q`` under weights ``w``.
+
+    ``q`` (S,) is sorted ascending; ``w`` (..., S) are weights summing to 1 over the last axis,
+    in the same order. Returns shape (...). See :func:`weighted_quantile`.
+    """
+    tail = 0.5 * (1.0 - prob)
+    return weighted_quantile(q, w, 1.0 - tail) - weighted_quantile(q, w, tail)
+
+
+def weighted_quantile(q: Any, w: Any, p: float) -> Any:
+    """The ``p`` quantile of sorted ``q`` (S,) under weights ``w`` (..., S); shape (...).
+
+    The weighted CDF at draw i is the weight of draws 0..i; the quantile interpolates linearly
+    between the two draws whose CDF values bracket ``p``. Found in two levels (blocks of ~sqrt(S)
+    draws, then the draws of one block), so it reads the weights once: XLA's cumulative sum on
+    CPUs is a reduce-window that took longer than the whole rest of the ranking (and the short
+    sums are products with a triangular matrix, for the same reason).
+    """
+    import jax.numpy as jnp
+
+    size = q.shape[0]
+    block = max(1, round(np.sqrt(size)))
+    blocks = -(-size // block)
+    pad = blocks * block - size
+    w = jnp.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, pad)])
+    q = jnp.pad(q, (0, pad), mode="edge")
+    wb = w.reshape(*w.shape[:-1], blocks, block)
+    ends = _cumsum(wb.sum(axis=-1))  # (..., blocks): the CDF at each block's end
+    b = jnp.clip(jnp.sum(ends < p, axis=-1, keepdims=True), 0, blocks - 1)  # (..., 1)
+    start = jnp.where(b > 0, jnp.take_along_axis(ends, jnp.maximum(b - 1, 0), axis=-1), 0.0)
+    inner = jnp.take_along_axis(wb, b[..., None], axis=-2)[..., 0, :]  # (..., block)
+    cdf = start + _cumsum(inner)
+    i = jnp.clip(jnp.sum(cdf < p, axis=-1, keepdims=True), 0, block - 1)
+    at = jnp.take_along_axis(cdf, i, axis=-1)[..., 0]
+    w_i = jnp.take_along_axis(inner, i, axis=-1)[..., 0]
+    g = (b * block + i)[..., 0]  # the first draw whose CDF reaches p
+    before = at - w_i
+    t = jnp.clip((p - before) / jnp.maximum(w_i, jnp.finfo(w.dtype).tiny), 0.0, 1.0)
+    low = q[jnp.maximum(g - 1, 0)]
+    return low + t * (q[g] - low)
+
+
+def _cumsum(x: Any) -> Any:
+    """Cumulative sum over a short last axis as a product with a triangular matrix (fast on CPU)."""
+    import jax.numpy as jnp
+
+    n = x.shape[-1]
+    return x @ jnp.triu(jnp.ones((n, n), x.dtype))
+
+
+def weighted_sd(q: Any, w: Any) -> Any:
+    """Standard deviation of ``q`` (S,) under weights ``w`` (..., S); shape (...)."""
+    import jax.numpy as jnp
+
+    mean = w @ q
+    second = w @ (q * q)
+    return jnp.sqrt(jnp.maximum(second - mean * mean, 0.0))
+
+
+class Objective(ABC):
+    """A decision quantity per posterior draw whose uncertainty new runs should shrink.
+
+    Subclasses are frozen dataclasses (hashable: the compiled selection kernel is keyed on
+    them) with a registry ``key``.
+    """
+
+    key: ClassVar[str]
+
+    def model(self, fit: Fit) -> Fit:
+        """The posterior this objective reads; new outcomes are weighed under its likelihood."""
+        return fit
+
+    @abstractmethod
+    def per_draw(self, fit: Fit) -> np.ndarray:
+        """The quantity under every draw of ``fit`` (already :meth:`model`'s), shape (chain * draw,)."""
+
+    @abstractmethod
+    def spread(self, q: Any, w: Any) -> Any:
+        """Uncertainty of sorted ``q`` (S,) under weights ``w`` (..., S): shape (...)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """What is measured, in words, with units (one line)."""
+
+    def show(self, value: float) -> str:
+        """One spread value as text."""
+        return format_number(value)
+
+
+def _check_positive(name: str, value: float) -> float:
+    value = float(value)
+    if not (np.isfinite(value) and value > 0):
+        raise ScalebayesError(f"{name}={value!r}: expected a positive finite number")
+    return value
+
+
+def _check_prob(prob: float) -> None:
+    if not 0 < prob < 1:
+        raise ScalebayesError(f"prob={prob!r}: expected an interval probability in (0, 1)")
+
+
+@dataclass(frozen=True)
+class LossAt(Objective):
+    """Width of the credible interval of the law's loss at a planned run (N, D), nats/token."""
+
+    N: float
+    D: float
+    prob: float = 0.9
+
+    key: ClassVar[str] = "loss"
+
+    def __post_init__(self) -> None:
+        _check_positive("N", self.N)
+        _check_positive("D", self.D)
+        _check_prob(self.prob)
+
+    def per_draw(self, fit: Fit) -> np.ndarray:
+        """Mean loss (the whole model's, discrepancy included) at (N, D) per draw."""
+        from scalebayes.prediction import log_mean_at, planned_points
+
+        points = planned_points(fit, N=self.N, D=self.D)
+        return np.exp(log_mean_at(fit, points)).reshape(-1)
+
+    def spread(self, q: Any, w: Any) -> Any:
+        """The interval's width."""
+        return interval_width(q, w, self.prob)
+
+    def describe(self) -> str:
+        """E.g. "width of the 90% credible interval of the loss at N 7e10, D 1.4e12"."""
+        return (
+            f"width of the {self.prob:.0%} credible interval of the loss (nats/token) at "
+            f"N {format_number(self.N)}, D {format_number(self.D)}"
+        )
+
+
+@dataclass(frozen=True)
+class OptimalN(Objective):
+    """Width of the interval of log10 N* at a target budget (approach 3, the law per draw)."""
+
+    compute: float
+    prob: float = 0.9
+
+    key: ClassVar[str] = "nstar"
+
+    def __post_init__(self) -> None:
+        _check_positive("compute", self.compute)
+        _check_prob(self.prob)
+
+    def model(self, fit: Fit) -> Fit:
+        """The law alone (:meth:`Fit.law_module`), as :func:`scalebayes.optimal` decides."""
+        from scalebayes.allocate import require_n_and_d
+
+        require_n_and_d(fit.law)
+        return fit.law_module()
+
+    def per_draw(self, fit: Fit) -> np.ndarray:
+        """log10 N* at ``compute`` per draw (:func:`scalebayes.allocate.optimal`)."""
+        import warnings
+
+        from scalebayes.allocate import optimal
+
+        with warnings.catch_warnings():  # `optimal` itself says these; here they are not news
+            warnings.simplefilter("ignore")
+            allocation = optimal(fit, [self.compute])
+        return np.log10(allocation.N.to_numpy()).reshape(-1)
+
+    def spread(self, q: Any, w: Any) -> Any:
+        """The interval's width in decades of N*."""
+        return interval_width(q, w, self.prob)
+
+    def describe(self) -> str:
+        """E.g. "width of the 90% interval of log10 N* at C 5.76e23 FLOPs"."""
+        return (
+            f"width of the {self.prob:.0%} interval of log10 N* (decades) at compute "
+            f"{format_number(self.compute)} FLOPs"
+        )
+
+    def show(self, value: float) -> str:
+        """Decades, and the factor between the interval's ends."""
+        return f"{value:.3f} (x{10**value:.3g})"
+
+
+@dataclass(frozen=True)
+class ChanceAt(Objective):
+    """Posterior sd of P(a new run's loss <= target) at a planned run (N, D).
+
+    Per draw the quantity is that draw's chance (its law plus noise); the sd across draws is how
+    unsure the posterior is of the chance itself. Run-to-run noise is not reducible by more
+    runs, so the sd goes to 0 as the law is pinned down, while the chance keeps its noise.
+    """
+
+    N: float
+    D: float
+    target: float
+
+    key: ClassVar[str] = "chance"
+
+    def __post_init__(self) -> None:
+        _check_positive("N", self.N)
+        _check_positive("D", self.D)
+        _check_positive("target", self.target)
+
+    def per_draw(self, fit: Fit) -> np.ndarray:
+        """P(run <= target) per draw (:func:`scalebayes.chance`)."""
+        from scalebayes.planning import chance
+
+        return chance(fit, self.N, self.D, self.target).new_run.to_numpy().reshape(-1)
+
+    def spread(self, q: Any, w: Any) -> Any:
+        """The standard deviation of the per-draw chance."""
+        return weighted_sd(q, w)
+
+    def describe(self) -> str:
+        """E.g. "sd of P(loss <= 2.0) at N 7e10, D 1.4e12 across the posterior"."""
+        return (
+            f"posterior sd of P(a run's loss <= {self.target:g}) at N {format_number(self.N)}, "
+            f"D {format_number(self.D)}"
+        )
+
+    def show(self, value: float) -> str:
+        """Three decimals (a probability's sd)."""
+        return f"{value:.3f}"
+
+
+OBJECTIVES: dict[str, type[Objective]] = {kind.key: kind for kind in (LossAt, OptimalN, ChanceAt)}
+"""Every objective by its key (the CLI's ``--objective``)."""
+
+
+def make_objective(key: str, **options: Any) -> Objective:
+    """The objective ``key`` (of :data:`OBJECTIVES`) built from the ``options`` it takes.
+
+    Options it does not take are ignored when None (the CLI passes every option it has) and an
+    error otherwise; a missing one is an error naming what the objective needs.
+    """
+    if key not in OBJECTIVES:
+        raise ScalebayesError(f"objective {key!r}: expected one of {', '.join(OBJECTIVES)}")
+    kind = OBJECTIVES[key]
+    fields = {f.name: f for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    given = {name: value for name, value in options.items() if value is not None}
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise ScalebayesError(
+            f"objective {key!r} takes {', '.join(fields)}; not {', '.join(unknown)}"
+        )
+    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
+    missing = [name for name in required if name not in given]
+    if missing:
+        raise ScalebayesError(
+            f"objective {key!r} needs {', '.join(required)}; missing {', '.join(missing)}"
+        )
+    return kind(**given)

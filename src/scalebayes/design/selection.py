@@ -1,0 +1,252 @@
+"""Which runs to train next: expected shrinkage of an objective's uncertainty per FLOP.
+
+No refit. For each candidate run, outcomes are simulated from the posterior predictive (a
+"true" posterior draw per scenario, plus the fitted noise); the fit's draws are re-weighted by
+the likelihood of each outcome, and the objective's spread is recomputed under the weights.
+Averaged over scenarios this is the spread expected after running the candidate: the weights
+average to uniform over scenarios, so it is an honest preposterior estimate whose accuracy is
+limited only by the number of draws that keep weight (the effective sample size, reported).
+
+A batch is chosen greedily with the same scenarios: each scenario is one possible world (a
+draw) in which every candidate's outcome is fixed, and runs already chosen stay conditioned
+on, so a second run is valued for what it adds to the first, not for what it would add alone.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.design.candidates import candidate_runs
+from scalebayes.design.objectives import Objective
+from scalebayes.design.weights import Worlds
+from scalebayes.errors import ImportanceWarning, ScalebayesError
+from scalebayes.formatting import format_number, text_columns
+from scalebayes.runtime import in_fit_precision
+
+if TYPE_CHECKING:
+    from scalebayes.results import Fit
+
+__all__ = ["NextRuns", "next_runs"]
+
+# Scenarios per candidate. The expected width is their mean; common to all candidates, so the
+# ranking compares candidates in the same worlds and its noise is far below a single estimate's.
+DEFAULT_OUTCOMES = 32
+# Below this share of the draws (or 100 draws) keeping weight, the expected widths are rough.
+LOW_ESS_SHARE = 0.1
+LOW_ESS_DRAWS = 100
+# A run is chosen only if its expected reduction exceeds this many Monte Carlo standard errors,
+# and this share of the width before it: below 0.1 % a run is not worth training, and the
+# float32 weights' rounding (~1e-6 of a width) is never mistaken for information.
+SE_MARGIN = 2.0
+MIN_SHARE = 1e-3
+
+
+@dataclass(frozen=True)
+class NextRuns:
+    """A batch of next runs chosen for an objective, and how every candidate ranked first.
+
+    Attributes
+    ----------
+    batch : DataFrame
+        One row per chosen run, in the order chosen: ``candidate`` (row of the pool, from 0),
+        N, D, C, ``cost`` (FLOPs), ``tokens_per_param``, ``width_before`` / ``width_after``
+        (the objective's spread expected before and after this run, given the runs above it),
+        ``reduction_per_flop``, ``reduction_se`` (Monte Carlo standard error of the reduction;
+        a run is chosen only if its reduction exceeds twice it, and 0.1 % of the width before
+        it) and ``ess`` (median effective
+        number of draws under the weights).
+    ranking : DataFrame
+        Every candidate as the first choice: the same columns, sorted by reduction per FLOP.
+    objective : Objective
+        What the runs are chosen to make surer.
+    width_now : float
+        The objective's spread under the fit as it is.
+    budget, spent : float
+        FLOPs allowed for the batch, and the batch's cost.
+    n_draws, outcomes : int
+        Posterior draws re-weighted, and simulated outcomes (scenarios) per candidate.
+    """
+
+    batch: pd.DataFrame
+    ranking: pd.DataFrame
+    objective: Objective
+    width_now: float
+    budget: float
+    spent: float
+    n_draws: int
+    outcomes: int
+
+    @property
+    def width_after(self) -> float:
+        """The objective's spread expected after the whole batch."""
+        return float(self.batch["width_after"].iloc[-1]) if len(self.batch) else self.width_now
+
+    @property
+    def low_ess(self) -> bool:
+        """Whether the weights after the batch keep too few draws for the expected widths to hold."""
+        if not len(self.batch):
+            return False
+        ess = float(self.batch["ess"].iloc[-1])
+        return ess < max(LOW_ESS_DRAWS, LOW_ESS_SHARE * self.n_draws)
+
+    def summary(self) -> pd.DataFrame:
+        """The batch table (:attr:`batch`)."""
+        return self.batch.copy()
+
+    def __str__(self) -> str:
+        show = self.objective.show
+        rows = [
+            [str(i + 1), format_number(r["N"]), format_number(r["D"]),
+             f"{r['tokens_per_param']:.3g}", format_number(r["cost"]), show(r["width_before"]),
+             show(r["width_after"]), f"{r['ess']:.0f}"]
+            for i, (_, r) in enumerate(self.batch.iterrows())
+        ]  # fmt: skip
+        header = ["run", "N", "D", "tokens/param", "cost (FLOPs)", "width before",
+                  "width after", "ESS"]  # fmt: skip
+        lines = [
+            f"next runs for the {self.objective.describe()}",
+            f"now {show(self.width_now)}; after these {len(self.batch)} runs, expected "
+            f"{show(self.width_after)}; cost {format_number(self.spent)} of "
+            f"{format_number(self.budget)} FLOPs",
+            text_columns(header, rows)
+            if rows
+            else "no candidate is expected to help within the budget",
+            f"note: expected widths re-weight the fit's {self.n_draws} draws under "
+            f"{self.outcomes} simulated outcomes per run (ESS: draws' worth of weight left); "
+            "re-fit once these runs are trained, before choosing more",
+        ]
+        if self.low_ess:
+            lines.append(
+                "warning: the weights keep few draws: the widths after are rough; train the "
+                "first run, re-fit and ask again"
+            )
+        return "\n".join(lines)
+
+
+@in_fit_precision
+def next_runs(
+    fit: Fit,
+    candidates: pd.DataFrame | str | os.PathLike[str],
+    *,
+    objective: Objective,
+    budget: float,
+    max_runs: int | None = None,
+    outcomes: int = DEFAULT_OUTCOMES,
+    seed: int = 0,
+) -> NextRuns:
+    """The runs to train next: greedy, by expected reduction of the objective's spread per FLOP.
+
+    Parameters
+    ----------
+    fit : Fit
+        The posterior as it is; it is re-weighted, never refitted.
+    candidates : DataFrame or path
+        Feasible runs: two of N, D, C and an optional ``cost`` column (FLOPs; default
+        ``C = k N D``), e.g. :func:`scalebayes.design.candidate_grid`.
+    objective : Objective
+        What to make surer: :class:`~scalebayes.design.LossAt`, :class:`~scalebayes.design.OptimalN`,
+        :class:`~scalebayes.design.ChanceAt` (or :func:`~scalebayes.design.make_objective`).
+    budget : float
+        FLOPs the batch may cost in all.
+    max_runs : int, optional
+        At most this many runs (default: as many as the budget buys and help).
+    outcomes : int
+        Simulated outcomes (scenarios) per candidate.
+    seed : int
+        Seed of the scenarios and their noise.
+
+    Returns
+    -------
+    NextRuns
+        The batch, the first-choice ranking of every candidate, and the spreads before/after.
+        Warns :class:`~scalebayes.errors.ImportanceWarning` when the weights after the batch keep
+        fewer than 10 % of the draws (or 100).
+    """
+    if not isinstance(objective, Objective):
+        raise ScalebayesError(
+            f"objective={objective!r}: expected an Objective (see make_objective)"
+        )
+    budget = float(budget)
+    if not (np.isfinite(budget) and budget > 0):
+        raise ScalebayesError(f"budget={budget!r}: expected a positive number of FLOPs")
+    if max_runs is not None and (isinstance(max_runs, bool) or int(max_runs) < 1):
+        raise ScalebayesError(f"max_runs={max_runs!r}: expected an integer >= 1")
+    if isinstance(outcomes, bool) or int(outcomes) < 2:
+        raise ScalebayesError(f"outcomes={outcomes!r}: expected an integer >= 2")
+    pool = candidate_runs(fit, candidates)
+    cost = pool["cost"].to_numpy(float)
+    if cost.min() > budget:
+        raise ScalebayesError(
+            f"budget {budget:.4g} FLOPs is below the cheapest candidate's cost {cost.min():.4g}"
+        )
+
+    model = objective.model(fit)
+    world = Worlds.build(model, objective, pool, int(outcomes), seed)
+    n_runs = len(pool) if max_runs is None else int(max_runs)
+    width_now = float(world.spread_now().mean())
+    spent = 0.0
+    open_ = np.ones(len(pool), dtype=bool)
+    rows, ranking = [], None
+    while len(rows) < n_runs:
+        wanted = np.flatnonzero(open_ & (cost <= budget - spent))
+        if ranking is None:
+            wanted = np.arange(len(pool))
+        if wanted.size == 0:
+            break
+        now = world.spread_now()  # (M,) per scenario, given the runs chosen so far
+        after, ess = world.after(wanted)  # (M, K), (K,)
+        gains = now[:, None] - after
+        gain = gains.mean(axis=0)
+        # Monte Carlo standard error of the expected reduction, over the common scenarios.
+        se = gains.std(axis=0, ddof=1) / np.sqrt(gains.shape[0])
+        table = pool.iloc[wanted].assign(
+            candidate=wanted,
+            tokens_per_param=pool["D"].to_numpy()[wanted] / pool["N"].to_numpy()[wanted],
+            width_before=float(now.mean()),
+            width_after=after.mean(axis=0),
+            reduction_per_flop=gain / cost[wanted],
+            reduction_se=se,
+            ess=ess,
+        )
+        if ranking is None:
+            ranking = table.sort_values("reduction_per_flop", ascending=False, kind="stable")
+            table = table[open_[wanted] & (cost[wanted] <= budget)]
+        # A reduction within 2 standard errors of zero is noise, not a reason to spend FLOPs.
+        reduction = table["width_before"] - table["width_after"]
+        useful = table[
+            (reduction > SE_MARGIN * table["reduction_se"])
+            & (reduction > MIN_SHARE * table["width_before"])
+            & (reduction > world.resolution)
+        ]
+        if useful.empty:
+            break
+        best = useful.loc[useful["reduction_per_flop"].idxmax()]
+        j = int(best["candidate"])
+        rows.append(best)
+        world.condition(j)
+        spent += cost[j]
+        open_[j] = False
+    columns = ["candidate", "N", "D", "C", "cost", "tokens_per_param", "width_before",
+               "width_after", "reduction_per_flop", "reduction_se", "ess"]  # fmt: skip
+    batch = pd.DataFrame(rows, columns=columns).reset_index(drop=True)
+    batch["candidate"] = batch["candidate"].astype(int)
+    assert ranking is not None
+    result = NextRuns(
+        batch, ranking[columns].reset_index(drop=True), objective, width_now, budget, spent,
+        world.n_draws, int(outcomes),
+    )  # fmt: skip
+    if result.low_ess:
+        warnings.warn(
+            f"after the batch the importance weights keep about {batch['ess'].iloc[-1]:.0f} of "
+            f"{world.n_draws} draws' worth: the expected widths are rough; train the first runs "
+            "and re-fit before trusting the rest",
+            ImportanceWarning,
+            stacklevel=3,
+        )
+    return result
