@@ -91,15 +91,5 @@ def _next(args: argparse.Namespace) -> int:
             fit, candidates, objective=objective, budget=args.budget, max_runs=args.max_runs,
             outcomes=args.outcomes, seed=args.seed,
         )  # fmt: skip
-    extra = {
-        "objective": result.objective.describe(),
-        "width_now": result.width_now,
-        "width_after": result.width_after,
-        "budget": result.budget,
-        "spent": result.spent,
-        "n_draws": result.n_draws,
-        "outcomes": result.outcomes,
-        "low_ess": result.low_ess,
-    }
-    emit(args, fit, result.batch, lambda: str(result), extra)
+    emit(args, result.decision_table(fit))
     return 0

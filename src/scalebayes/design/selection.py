@@ -30,6 +30,7 @@ from scalebayes.formatting import format_number, text_columns
 from scalebayes.runtime import in_fit_precision
 
 if TYPE_CHECKING:
+    from scalebayes.decision_tables import DecisionTable
     from scalebayes.results import Fit
 
 __all__ = ["NextRuns", "next_runs"]
@@ -98,6 +99,22 @@ class NextRuns:
     def summary(self) -> pd.DataFrame:
         """The batch table (:attr:`batch`)."""
         return self.batch.copy()
+
+    def decision_table(self, fit: Fit) -> DecisionTable:
+        """The batch as the decisions' common form (text, JSON), with ``fit``'s diagnostics."""
+        from scalebayes.decision_tables import DecisionTable
+
+        meta = {
+            "objective": self.objective.describe(),
+            "width_now": self.width_now,
+            "width_after": self.width_after,
+            "budget": self.budget,
+            "spent": self.spent,
+            "n_draws": self.n_draws,
+            "outcomes": self.outcomes,
+            "low_ess": self.low_ess,
+        }
+        return DecisionTable(fit.law.name, self.batch, str(self), fit.diagnostics, meta)
 
     def __str__(self) -> str:
         show = self.objective.show
