@@ -3,7 +3,9 @@
 For each cut (the top ``k`` isoFLOP budgets held out), the law is fitted to the runs below the
 held-out sweeps and every allocation approach predicts N* at the held-out budgets. The truth
 it is scored against is *measured*: approach 2's profile model fitted to the held-out sweeps
-alone gives each held-out budget's loss-minimising N with its own posterior. Both are
+alone gives each held-out budget's loss-minimising N with its own posterior. The prediction
+is of that sweep's minimum, so it includes the estimator's scatter of a sweep around its N*
+(approach 2's ``tau``; :meth:`~scalebayes.allocation.base.Estimator.sweep_scatter`). Both are
 uncertain, so a prediction covers the measurement when the 90 % interval of
 ``log N*_predicted - log N*_measured`` (independent draws of the two posteriors) contains 0;
 the error is the difference of their medians in log N.
@@ -184,6 +186,10 @@ def allocation_backtest(
             run_health = chosen.diagnostics(fit, result)
             diagnostics[f"{label}: approach {key}"] = run_health
             log_pred = np.log(result.N.to_numpy()).reshape(-1, len(held_budgets))
+            scatter = chosen.sweep_scatter(result)
+            if scatter is not None:  # a sweep's own minimum strays from the line by ~tau
+                sd = np.asarray(scatter).reshape(-1, 1)
+                log_pred = log_pred + sd * rng.standard_normal(log_pred.shape)
             for j, budget in enumerate(held_budgets):
                 rows.append(
                     _score(label, key, budget, log_pred[:, j], log_measured[:, j], prob, rng)

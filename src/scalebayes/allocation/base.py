@@ -43,6 +43,15 @@ class Estimator(ABC):
     def diagnostics(self, fit: Fit, result: Any) -> Diagnostics:
         """The sampler diagnostics behind the result."""
 
+    def sweep_scatter(self, result: Any) -> Any:
+        """How far a new isoFLOP sweep's own minimum strays from this estimate, in log N.
+
+        Per draw (dims chain, draw), the sd of a sweep's measured minimum around the estimated
+        N* (approach 2's spread of the minima around their power law); None (the default) when
+        the estimator has no such term. Predicting a sweep that will be run adds it.
+        """
+        return None
+
     def whole_model_loss(self, fit: Fit, result: Any) -> Any:
         """Loss at each draw's optimum under the fit's whole model, when it differs from L*.
 

@@ -140,6 +140,10 @@ class IsoflopEstimator(Estimator):
         """The isoFLOP fit's diagnostics (the law's are not involved)."""
         return result.diagnostics
 
+    def sweep_scatter(self, result: Any) -> Any:
+        """``tau``: the spread of the sweeps' minima around the power law, per draw."""
+        return result.fit.posterior["tau"]
+
 
 def _datatree(
     samples: dict[str, np.ndarray], stats: dict[str, np.ndarray], budgets: Budgets
