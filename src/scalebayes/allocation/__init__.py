@@ -16,6 +16,7 @@ from scalebayes.allocation.base import Estimator
 from scalebayes.allocation.isoflop import IsoflopEstimator
 from scalebayes.allocation.law import LawEstimator
 from scalebayes.errors import ScalebayesError
+from scalebayes.groups.select import select_group
 from scalebayes.results import Fit
 
 ESTIMATORS: dict[str, type[Estimator]] = {
@@ -39,6 +40,7 @@ def optimal(
     *,
     approach: int | str = 3,
     cost_k: float | None = None,
+    group: str | None = None,
     **options: Any,
 ) -> Any:
     """Compute-optimal N*, D*, tokens per parameter (and L*) per budget and posterior draw.
@@ -56,6 +58,8 @@ def optimal(
         :func:`scalebayes.allocation.isoflop.isoflop_optimal` (samples its own model).
     cost_k : float, optional
         FLOPs per parameter per token, ``C = k N D``; default the runs' (6).
+    group : str, optional
+        For a grouped fit: the group's label, or ``"new"`` for a group not yet run.
     **options
         Passed to the approach (e.g. ``tokens_per_param_bounds`` for 3, ``settings`` or
         ``log10_tol`` for 2).
@@ -66,6 +70,7 @@ def optimal(
         Per-draw ``N``, ``D``, ``loss``, ``tokens_per_param``, ``exponent_N``, ``exponent_D``,
         dims (chain, draw, budget), with ``summary()``.
     """
+    fit = select_group(fit, group)
     return estimator(approach, **options).allocate(fit, budgets, cost_k=cost_k)
 
 

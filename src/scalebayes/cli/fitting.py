@@ -21,6 +21,7 @@ from scalebayes.cli._common import (
     add_fit_options,
     figures_closed,
     fit_options,
+    pairs,
     print_json,
     progress_bar,
     read_runs,
@@ -90,6 +91,21 @@ def add_commands(commands: Any) -> None:
     fit.add_argument("runs", help=RUNS_HELP)
     add_fit_options(fit)
     fit.add_argument("--out", help="write the fit to this NetCDF file (e.g. fit.nc)")
+    fit.add_argument(
+        "--group",
+        nargs="+",
+        metavar="COLUMN",
+        help="fit the groups these columns label together, with partial pooling (several "
+        "columns are joined into one label); prints population and per-group tables",
+    )
+    fit.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="NAME=MODE",
+        help="with --group: parameter NAME shared, pooled or separate across groups "
+        "(repeatable; default all pooled, nu shared)",
+    )
     fit.set_defaults(handler=_fit)
 
     show = commands.add_parser(
@@ -205,6 +221,8 @@ def add_commands(commands: Any) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from scalebayes.fitting import fit
 
+    if args.group or args.pool:
+        return _fit_groups(args)
     if args.out:  # before the fit, not after it
         check_file(args.out, suffixes=FIT_SUFFIXES, option="--out")
     bar = progress_bar(args)
@@ -220,6 +238,33 @@ def _fit(args: argparse.Namespace) -> int:
 
         save_fit(result, args.out)
     _print_fit(result, args.json, saved=args.out)
+    return 1 if args.strict and not result.diagnostics.ok else 0
+
+
+def _fit_groups(args: argparse.Namespace) -> int:
+    from scalebayes.groups.fitting import fit_groups
+    from scalebayes.groups.pooling import Pooling
+
+    if not args.group:
+        raise ScalebayesError(
+            "--pool applies to grouped fits: name the group column(s) with --group"
+        )
+    if args.out:
+        raise ScalebayesError("--out: grouped fits cannot be saved yet; drop --out")
+    if args.json:
+        raise ScalebayesError("--json: grouped fits print text only for now; drop --json")
+    pooling = Pooling(modes=pairs(args.pool, "--pool"))
+    options = fit_options(args)
+    if args.discrepancy == "auto":  # the CLI's default; a grouped fit has no discrepancy yet
+        options["likelihood"] = options["likelihood"].without_discrepancy()
+    bar = progress_bar(args)
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        print(runs)
+        result = fit_groups(runs, args.law, pooling=pooling, **options, progress=bar)
+        if bar is not None:
+            bar.close()
+    print(result)
     return 1 if args.strict and not result.diagnostics.ok else 0
 
 

@@ -3,7 +3,7 @@
 :meth:`GroupedFit.for_group` turns the posterior into an ordinary :class:`Fit` of one group (its
 values of the law's parameters and noise, its runs), or of a new group (one draw from the
 population per posterior draw), so that ``predict``, ``optimal``, ``chance`` and ``plan`` work on
-groups unchanged. :func:`select_group` is what those decisions call with ``group=``.
+groups unchanged (:func:`scalebayes.groups.select.select_group`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,14 +19,14 @@ import xarray as xr
 
 from scalebayes.data import Runs
 from scalebayes.errors import ScalebayesError
-from scalebayes.groups.pooling import Plan
+from scalebayes.groups.select import NEW
 from scalebayes.health import Diagnostics
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
 from scalebayes.results import Fit, FitSettings, to_datatree
 
-NEW = "new"
-"""The ``group=`` that asks for a group not yet run (drawn from the population)."""
+if TYPE_CHECKING:
+    from scalebayes.groups.pooling import Plan
 
 
 @dataclass(frozen=True)
@@ -156,20 +156,6 @@ class GroupedFit:
         return "\n".join(lines)
 
 
-def select_group(fit: Any, group: str | None) -> Fit:
-    """The fit a decision uses: ``fit`` itself, or a grouped fit's ``group`` (or ``"new"``)."""
-    if isinstance(fit, GroupedFit):
-        if group is None:
-            raise ScalebayesError(
-                f"a grouped fit needs group=: one of {list(fit.groups)} or {NEW!r} "
-                "(CLI: --group NAME)"
-            )
-        return fit.for_group(group)
-    if group is not None:
-        raise ScalebayesError(f"group={group!r} given, but the fit is not a grouped fit")
-    return fit
-
-
 def describe_groups(runs: Runs, groups: tuple[str, ...] | None = None) -> list[str]:
     """One line per group: its runs, compute budgets (isoFLOP sweeps) and compute range."""
     labels = runs.group
@@ -209,12 +195,12 @@ def _population_text(table: pd.DataFrame) -> str:
 
 def _per_group_text(table: pd.DataFrame, groups: tuple[str, ...]) -> str:
     names = list(dict.fromkeys(table.index.get_level_values("parameter")))
-    width = max(len(g) for g in groups) + 2
-    lines = ["  " + " " * width + "".join(f"{n:<28}" for n in names)]
-    for label in groups:
+    width = max(30, *(len(g) + 2 for g in groups))
+    lines = [f"  {'parameter':<10} " + "".join(f"{g:<{width}}" for g in groups).rstrip()]
+    for name in names:
         cells = []
-        for name in names:
+        for label in groups:
             row = table.loc[(label, name)]
-            cells.append(f"{_interval(row['median'], row['lower'], row['upper']):<28}")
-        lines.append(f"  {label:<{width}}" + "".join(cells))
+            cells.append(f"{_interval(row['median'], row['lower'], row['upper']):<{width}}")
+        lines.append(f"  {name:<10} " + "".join(cells).rstrip())
     return "\n".join(lines)
