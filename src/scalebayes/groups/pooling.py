@@ -102,7 +102,9 @@ class Pooling:
             noise = name in likelihood.param_names
             default = "shared" if name == "nu" else "pooled"
             mode = self.modes.get(name, default)
-            kind = "term" if name in centred else "noise" if noise else "value"
+            # A coefficient alone (E) spreads as a value; one with an exponent, as a term.
+            coefficient = name in centred and bool(_symbols(centred[name].rest))
+            kind = "term" if coefficient else "noise" if noise else "value"
             spread = self.spreads.get(
                 name, {"term": TERM_SPREAD, "noise": NOISE_SPREAD, "value": VALUE_SPREAD}[kind]
             )
@@ -111,7 +113,8 @@ class Pooling:
                 if noise
                 else law.params[name].prior
             )
-            params.append(Pooled(name, mode, kind, prior, Prior.parse(spread), centred.get(name)))
+            pooled = Pooled(name, mode, kind, prior, Prior.parse(spread), centred.get(name))
+            params.append(pooled)
         centred = tuple(
             bool(x) for x in (strong if self.centred == "auto" else [self.centred] * len(strong))
         )
