@@ -111,8 +111,13 @@ def test_new_group_draws_from_the_population():
     ref = {"N": jnp.log(1e9), "D": jnp.log(2e10)}
     new = plan.new_group(law, posterior, ref, seed=0)
     assert np.all(new["beta"] == EPOCH_CHINCHILLA["beta"])  # shared: the population value
-    for name in ("alpha", "A", "E"):
-        logs = np.log(new[name] / EPOCH_CHINCHILLA[name]).ravel()
+    # A is pooled as its term at the reference point: log A - alpha * log N_ref.
+    term = np.log(new["A"]) - new["alpha"] * float(ref["N"])
+    new["A_term"] = np.exp(term)
+    population = {**EPOCH_CHINCHILLA}
+    population["A_term"] = np.exp(np.log(population["A"]) - population["alpha"] * float(ref["N"]))
+    for name in ("alpha", "A_term", "E"):
+        logs = np.log(new[name] / population[name]).ravel()
         # 8000 draws of Normal(0, 0.2): the sd's standard error is 0.2 / sqrt(2 * 8000) = 0.0016.
         assert np.std(logs) == pytest.approx(0.2, abs=0.01)
         assert abs(np.mean(logs)) < 0.01
@@ -132,17 +137,19 @@ def test_select_group_on_plain_fits():
 def test_groups_recover_known_truth():
     """Four ladders with exponents and E spread around a population: the fit holds the truth.
 
-    Each group: 3 budgets x 6 runs, 1 % noise; the truth's log-scale spread is 0.1 for alpha and
-    E; A, B, beta shared (and fitted shared). Margins: with four groups each 90 % interval misses
+    Each group: 4 budgets x 6 runs, 1 % noise; the truth's log-scale spread is 0.1 for alpha and
+    E; A, B, beta the same in every group. Margins: with four groups each 90 % interval misses
     with probability 0.1, so "at least 3 of 4" fails by chance with probability 0.05 (binomial);
     99 % intervals for all four fail with probability 0.04. The population alpha's 90 %
     interval is asked to hold the population value.
     """
-    designs = [isoflop_design([1e19, 1e20, 1e21], points_per_budget=6, span=20)] * 4
+    designs = [isoflop_design([1e18, 1e19, 1e20, 1e21], points_per_budget=6, span=20)] * 4
     runs, truths = simulate_groups(
         "chinchilla", EPOCH_CHINCHILLA, {"alpha": 0.1, "E": 0.1}, designs, seed=3
     )
-    modes = {"A": "shared", "B": "shared", "beta": "shared", "sigma": "shared"}
+    # B and beta are the same in every group, so is B's term: shared. A is too, but its term at
+    # the runs' centre moves with alpha: pooled (the default).
+    modes = {"B": "shared", "beta": "shared", "sigma": "shared"}
     fit = sb.fit_groups(runs, pooling=Pooling(modes=modes), chains=2, warmup=500, draws=500)
     d = fit.diagnostics
     # Margins: 2 chains x 500 draws; a broken fit reads R-hat > 1.2 and ESS < 50.
@@ -162,4 +169,4 @@ def test_groups_recover_known_truth():
     with pytest.raises(sb.ScalebayesError, match="needs group="):
         sb.predict(fit, N=7e10, D=1.4e12)
     text = str(fit)
-    assert "per group" in text and "group g3: 18 runs" in text
+    assert "per group" in text and "group g3: 24 runs" in text
