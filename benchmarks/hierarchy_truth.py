@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, machine, write_results
+from _common import RESULTS, add_data_argument, machine, write_results
 
 BUDGETS = (1e19, 1e20, 1e21)
 SPREAD = 0.1  # log-scale sd of every law parameter across groups
@@ -79,6 +79,7 @@ def replicate(seed: int, chains: int, draws: int, warmup: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_data_argument(parser, reads=False)
     parser.add_argument("--replicates", type=int, default=20)
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=1000)
@@ -104,7 +105,12 @@ def main() -> None:
     name = "hierarchy_truth_quick.json" if args.quick else "hierarchy_truth.json"
     write_results(
         RESULTS / name,
-        {"settings": vars(args), "replicates": rows, "coverage": coverage, "machine": machine()},
+        {
+            "settings": {**vars(args), "data": str(args.data)},
+            "replicates": rows,
+            "coverage": coverage,
+            "machine": machine(),
+        },
     )
 
 
