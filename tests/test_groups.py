@@ -170,3 +170,35 @@ def test_groups_recover_known_truth():
         sb.predict(fit, N=7e10, D=1.4e12)
     text = str(fit)
     assert "per group" in text and "group g3: 24 runs" in text
+
+
+@pytest.fixture(scope="module")
+def groups_csv(two_groups, tmp_path_factory):
+    runs, _ = two_groups
+    path = tmp_path_factory.mktemp("groups") / "runs.csv"
+    runs.table[["N", "D", "loss", "group"]].rename(columns={"group": "mix"}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_cli_group_refusals_come_before_work(groups_csv, capsys):
+    from scalebayes.cli import main
+
+    assert main(["fit", str(groups_csv), "--pool", "alpha=shared"]) == 2
+    assert "--pool applies to grouped fits" in capsys.readouterr().err
+    assert main(["fit", str(groups_csv), "--group", "mix", "--out", "x.nc"]) == 2
+    assert "cannot be saved yet" in capsys.readouterr().err
+    assert main(["fit", str(groups_csv), "--group", "dataset"]) == 2
+    assert "group column(s) ['dataset'] not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_fit_group_prints_groups(groups_csv, capsys):
+    from scalebayes.cli import main
+
+    args = ["--chains", "2", "--draws", "200", "--warmup", "200", "--quiet", "--seed", "1"]
+    assert main(["fit", str(groups_csv), "--group", "mix", "--pool", "beta=shared", *args]) == 0
+    printed = capsys.readouterr().out
+    for needle in ("group g0: 15 runs", "group g1: 15 runs", "per group", "shared", "diagnostics:"):
+        assert needle in printed
