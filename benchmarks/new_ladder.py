@@ -48,7 +48,7 @@ def scores(fit, runs, group: str | None) -> dict[str, float]:
     }
 
 
-def one_dataset(runs, target: str, keep: int, sampler: dict) -> list[dict]:
+def one_dataset(runs, target: str, keep: int, sampler: dict, modes: dict) -> list[dict]:
     import scalebayes as sb
 
     budgets = np.sort(np.unique(runs.table["budget"][runs.group == target]))
@@ -61,7 +61,7 @@ def one_dataset(runs, target: str, keep: int, sampler: dict) -> list[dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if label == "grouped":
-                fit = sb.fit_groups(train, **sampler)
+                fit = sb.fit_groups(train, pooling=sb.Pooling(modes=modes), **sampler)
             else:
                 alone = train.subset(train.group == target)
                 fit = sb.fit(alone, likelihood=sb.Likelihood(discrepancy="none"), **sampler)
@@ -81,6 +81,10 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="dclm only, 2 chains x 300 draws")
+    parser.add_argument(
+        "--pool", nargs="+", default=[], metavar="NAME=MODE", help="the grouped fit's pooling"
+    )
+    parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     args = parser.parse_args()
     path = open_athena_csv(args.data)
     if missing(path):
@@ -96,7 +100,8 @@ def main() -> None:
     if args.quick:
         args.chains, args.draws, args.warmup = 2, 300, 300
     sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
-    rows = [row for name in datasets for row in one_dataset(runs, name, args.keep, sampler)]
+    modes = dict(item.split("=", 1) for item in args.pool)
+    rows = [row for name in datasets for row in one_dataset(runs, name, args.keep, sampler, modes)]
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     wide = frame.pivot(index="dataset", columns="fit", values="interval score 90")
@@ -108,7 +113,7 @@ def main() -> None:
         {k: round(v, 3) for k, v in ratio.items()},
     )
     print("pooled 90% coverage (target 0.85-0.95):", {k: round(v, 3) for k, v in coverage.items()})
-    name = "new_ladder_quick.json" if args.quick else "new_ladder.json"
+    name = args.out or ("new_ladder_quick.json" if args.quick else "new_ladder.json")
     write_results(
         RESULTS / name,
         {
