@@ -18,7 +18,7 @@ from scalebayes.discrepancy.base import Stage
 from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.engine import ProgressCallback
 from scalebayes.errors import ScalebayesError
-from scalebayes.fitting import _settings, _versions, prepare
+from scalebayes.fitting import package_versions, prepare, sampler_settings
 from scalebayes.groups.pooling import Pooling, grouped_model, pointwise_log_lik
 from scalebayes.groups.result import GroupedFit
 from scalebayes.laws import Law
@@ -84,7 +84,7 @@ def fit_groups(
             f"a grouped fit takes no discrepancy yet (got {likelihood.discrepancy.name!r}): "
             "use discrepancy='none' (CLI: --discrepancy none)"
         )
-    settings = _settings(settings, sampler)
+    settings = sampler_settings(settings, sampler)
     law, likelihood = prepare(law, likelihood, priors)
     missing = [name for name in law.inputs if name not in runs.inputs()]
     if missing:
@@ -110,7 +110,7 @@ def fit_groups(
         log_ref = {k: np.asarray(v) for k, v in data.log_ref.items()}
     wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
     record = FitSettings(
-        **settings.sampler.to_dict(), wall_time=wall, devices=devices, versions=_versions()
+        **settings.sampler.to_dict(), wall_time=wall, devices=devices, versions=package_versions()
     )
     idata = _datatree(runs, groups, samples, stats)
     sampled = [n for n in plan.reported_names(law) if not _pinned(law, n)]
