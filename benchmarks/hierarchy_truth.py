@@ -3,9 +3,8 @@
 Each replicate draws four ladders (3 isoFLOP budgets, 1e19-1e21 FLOPs, 6 runs each, 1 % Normal
 noise) from a population around Epoch's Chinchilla constants: every law parameter varies across
 groups with log-scale spread ``SPREAD`` (0.1), the noise does not. It is fitted with the default
-pooling (everything pooled, non-centred or centred per group as ``Pooling(centred="auto")``
-picks) and we count how often the 90 % intervals hold the truth: each group's alpha and beta,
-the population alpha and its spread, and each group's compute-optimal N* at 1e23 FLOPs (100x the
+pooling (everything pooled, non-centred) and we count how often the 90 % intervals hold
+the truth: each group's alpha and beta, the population alpha and its spread, and each group's compute-optimal N* at 1e23 FLOPs (100x the
 largest run; truth from the closed form, a test oracle only). Target: 85-95 % for each.
 
     python benchmarks/hierarchy_truth.py [--replicates 20] [--draws 1000 --warmup 1000]
