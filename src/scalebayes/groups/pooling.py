@@ -81,7 +81,8 @@ class Pooling:
     spreads: Mapping[str, str] = field(default_factory=dict)
     # Non-centred by default: on Marin's three ladders (4 x 500 draws, beta shared) "auto"
     # (all three centred) gave 208 divergences and R-hat 1.09, non-centred 1 and 1.017 (ESS
-    # 359): spreads near zero (groups alike in B, sigma) make a funnel for centred groups.
+    # 359) in one process, but 320 and 1.58 in another (other random streams): spreads near
+    # zero (groups alike in B, sigma) make a funnel for centred groups; neither is reliable yet.
     centred: bool | str = False
 
     def __post_init__(self) -> None:
