@@ -195,12 +195,14 @@ def _population_text(table: pd.DataFrame) -> str:
 
 def _per_group_text(table: pd.DataFrame, groups: tuple[str, ...]) -> str:
     names = list(dict.fromkeys(table.index.get_level_values("parameter")))
-    width = max(30, *(len(g) + 2 for g in groups))
+    cells = {
+        (name, label): _interval(*table.loc[(label, name), ["median", "lower", "upper"]])
+        for name in names
+        for label in groups
+    }
+    width = max(*(len(c) + 2 for c in cells.values()), *(len(g) + 2 for g in groups))
     lines = [f"  {'parameter':<10} " + "".join(f"{g:<{width}}" for g in groups).rstrip()]
     for name in names:
-        cells = []
-        for label in groups:
-            row = table.loc[(label, name)]
-            cells.append(f"{_interval(row['median'], row['lower'], row['upper']):<{width}}")
-        lines.append(f"  {name:<10} " + "".join(cells).rstrip())
+        row = "".join(f"{cells[(name, label)]:<{width}}" for label in groups)
+        lines.append(f"  {name:<10} " + row.rstrip())
     return "\n".join(lines)
