@@ -403,7 +403,9 @@ def _group_column(raw: _Raw, group: str | Sequence[str]) -> tuple[_Raw, str]:
     names = [group] if isinstance(group, str) else list(group)
     absent = [name for name in names if name not in raw.frame.columns]
     if not names or absent:
-        raise raw.error(f"group column(s) {absent} not found; columns are {list(raw.frame.columns)}")
+        raise raw.error(
+            f"group column(s) {absent} not found; columns are {list(raw.frame.columns)}"
+        )
     if len(names) == 1:
         return raw, names[0]
     label = "/".join(names)

@@ -222,7 +222,9 @@ class Sampler:
         import jax
         from jax.flatten_util import ravel_pytree
 
-        start, unravel = ravel_pytree(start_point(self.sites, data, len(self.centrings) or self.terms))
+        start, unravel = ravel_pytree(
+            start_point(self.sites, data, len(self.centrings) or self.terms)
+        )
         key, key_jitter = jax.random.split(key)
         # Chains start a little apart so that R-hat can see disagreement.
         jitter = jax.random.uniform(key_jitter, start.shape, minval=-0.5, maxval=0.5)

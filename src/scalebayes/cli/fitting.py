@@ -38,6 +38,7 @@ examples:
   scalebayes fit chinchilla.csv --law chinchilla --out fit.nc
   scalebayes fit runs.csv --law my_law.toml --prior alpha="Gamma(concentration=4, rate=12)"
   scalebayes fit runs.csv --column N="non-embedding params" --column loss=val_bpb --out fit.nc
+  scalebayes fit ladders.csv --group dataset --pool beta=shared   # groups, partial pooling
 
 Columns are recognised by their usual names (Model Size / params / N, tokens / D,
 Training FLOP / flops / C, loss / val_loss); the missing one of C and D is derived
