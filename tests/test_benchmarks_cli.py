@@ -16,7 +16,7 @@ SCRIPTS = sorted(
 )
 # Scripts that do real work without data: calibration and discrepancy_truth simulate their runs,
 # gp_geometry runs its simulated half.
-SIMULATED = {"calibration.py", "discrepancy_truth.py", "gp_geometry.py"}
+SIMULATED = {"calibration.py", "discrepancy_truth.py", "gp_geometry.py", "hierarchy_truth.py"}
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,6 +204,7 @@ def load_runs(
     source: str | os.PathLike[str] | pd.DataFrame,
     *,
     columns: Mapping[str, str] | None = None,
+    group: str | Sequence[str] | None = None,
     cost_k: float = 6.0,
     c_rtol: float = 0.1,
     accept_inconsistent_c: bool = False,
@@ -218,6 +219,9 @@ def load_runs(
     columns : mapping, optional
         Explicit ``{canonical: your column}``, e.g. ``{"N": "non-embedding params"}``; wins over
         the recognised names (:data:`ALIASES`).
+    group : column name or names, optional
+        The column(s) whose values label each run's group (ladder, data set, eval set); several
+        are joined into one label, ``"dclm/val"``. Same as ``columns={"group": name}`` for one.
     cost_k : float
         FLOPs per parameter per token: the missing one of C and D is derived from ``C = k N D``.
     c_rtol : float
@@ -249,7 +253,10 @@ def load_runs(
     if not (np.isfinite(c_rtol) and c_rtol >= 0):
         raise ScalebayesError(f"c_rtol={c_rtol!r}: expected a relative tolerance >= 0")
     raw = _read(source)
-    found = _match_columns(raw, columns or {})
+    columns = dict(columns or {})
+    if group is not None:
+        raw, columns["group"] = _group_column(raw, group)
+    found = _match_columns(raw, columns)
     if len(raw.frame) == 0:
         raise raw.error("the table has no runs (only a header)")
 
@@ -389,6 +396,22 @@ def _read_text(path: Path, label: str, separator: str) -> tuple[pd.DataFrame, li
             row_label="line",
         )
     return pd.DataFrame(rows, columns=header, dtype=object), lines[1:]
+
+
+def _group_column(raw: _Raw, group: str | Sequence[str]) -> tuple[_Raw, str]:
+    """The table with the group column(s) joined into one label column, and its name."""
+    names = [group] if isinstance(group, str) else list(group)
+    absent = [name for name in names if name not in raw.frame.columns]
+    if not names or absent:
+        raise raw.error(
+            f"group column(s) {absent} not found; columns are {list(raw.frame.columns)}"
+        )
+    if len(names) == 1:
+        return raw, names[0]
+    label = "/".join(names)
+    parts = [raw.frame[name].astype(str).str.strip() for name in names]
+    joined = parts[0].str.cat(parts[1:], sep="/")
+    return dataclasses.replace(raw, frame=raw.frame.assign(**{label: joined})), label
 
 
 def _accepted(key: str) -> str:

@@ -147,6 +147,7 @@ class Sampler:
         self.law, self.likelihood, self.settings = law, stage.likelihood, settings
         self.own_model = stage.model is None  # the law's model: its draws give each run's density
         self.warmup_tree_depth = stage.warmup_tree_depth
+        self.terms = stage.terms
         self.centrings: tuple[Centring, ...] = (
             find_centrings(law) if self.own_model and law is not None else ()
         )
@@ -221,7 +222,9 @@ class Sampler:
         import jax
         from jax.flatten_util import ravel_pytree
 
-        start, unravel = ravel_pytree(start_point(self.sites, data, len(self.centrings)))
+        start, unravel = ravel_pytree(
+            start_point(self.sites, data, len(self.centrings) or self.terms)
+        )
         key, key_jitter = jax.random.split(key)
         # Chains start a little apart so that R-hat can see disagreement.
         jitter = jax.random.uniform(key_jitter, start.shape, minval=-0.5, maxval=0.5)

@@ -85,7 +85,7 @@ def fit(
         law,
         priors=priors,
         likelihood=likelihood,
-        settings=_settings(settings, sampler),
+        settings=sampler_settings(settings, sampler),
         progress=progress,
     )
     warn_if_unhealthy(result.diagnostics)
@@ -125,12 +125,13 @@ def fit_batch(
         law,
         priors=priors,
         likelihood=likelihood,
-        settings=_settings(settings, sampler),
+        settings=sampler_settings(settings, sampler),
         progress=progress,
     )
 
 
-def _settings(settings: Settings | None, changes: Mapping[str, Any]) -> Settings:
+def sampler_settings(settings: Settings | None, changes: Mapping[str, Any]) -> Settings:
+    """``settings`` with the keyword ``changes`` of a fitting call; warns for one chain."""
     result = Settings.make(settings, **changes)
     if result.chains < 2:
         warnings.warn("one chain: R-hat cannot be computed; use chains >= 2", stacklevel=4)
@@ -185,7 +186,7 @@ def _fit_all(
         blocks, compile_s, n_devices = engine.sample(law, likelihood, arrays, settings, progress)
         wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
         tables_data = arrays.full()
-    versions = _versions()
+    versions = package_versions()
     results = []
     for i, (samples, stats) in enumerate(blocks):
         if masks is not None:
@@ -228,7 +229,8 @@ def _check_inputs(law: Law, runs: Runs) -> None:
         )
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a fit records."""
     from importlib.metadata import version
 
     found = {"python": platform.python_version()}

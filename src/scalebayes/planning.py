@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 
 from scalebayes.allocate import require_n_and_d
 from scalebayes.errors import ScalebayesError, UnreachableTargetError
+from scalebayes.groups.select import select_group
 from scalebayes.model import log_mean as model_log_mean
 from scalebayes.prediction import (
     extrapolation,
@@ -107,6 +108,7 @@ def chance(
     *,
     C: ArrayLike | None = None,
     U: ArrayLike | None = None,
+    group: str | None = None,
 ) -> Chance:
     """P(loss <= target) at planned runs, for the law's mean and for a new training run.
 
@@ -122,6 +124,8 @@ def chance(
         Training FLOPs (``C = k N D``), instead of N or D.
     U : array-like, optional
         Unique training tokens, for laws of data repetition.
+    group : str, optional
+        For a grouped fit: the group's label, or ``"new"`` for a group not yet run.
 
     Returns
     -------
@@ -133,6 +137,7 @@ def chance(
         If the target is below the law's floor (its loss with unlimited N and D) in nearly every
         draw: no run of any size reaches it.
     """
+    fit = select_group(fit, group)
     points = planned_points(fit, N=N, D=D, C=C, U=U)
     log_target = _log_target(target, len(points))
     check_reachable(fit, log_target.min())
@@ -246,6 +251,7 @@ def plan(
     kind: str = "new_run",
     inference_tokens: float | Sequence[float] = 0.0,
     cost_k: float | None = None,
+    group: str | None = None,
 ) -> Plan:
     """The smallest-cost run whose chance of reaching ``target`` is at least ``prob``.
 
@@ -272,6 +278,8 @@ def plan(
         Lifetime inference tokens T; a sequence shows how the plan moves as T grows.
     cost_k : float, optional
         FLOPs per parameter per training token; default the fit's ``runs.cost_k``.
+    group : str, optional
+        For a grouped fit: the group's label, or ``"new"`` for a group not yet run.
 
     Returns
     -------
@@ -283,6 +291,7 @@ def plan(
         If the target is below the law's floor in nearly every draw, or no run within
         N <= 1e16, D <= 1e19 reaches it with probability ``prob``.
     """
+    fit = select_group(fit, group)
     require_n_and_d(fit.law)
     if kind not in CHANCE_KINDS:
         raise ScalebayesError(f"kind={kind!r}: expected 'new_run' or 'mean'")

@@ -18,6 +18,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from scalebayes.errors import ScalebayesError, name_rows
+from scalebayes.groups.select import select_group
 from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
@@ -94,6 +95,7 @@ def predict(
     U: ArrayLike | None = None,
     kind: str = "mean",
     seed: int = 0,
+    group: str | None = None,
 ) -> Prediction:
     """Loss of planned runs under every posterior draw.
 
@@ -115,6 +117,9 @@ def predict(
         Student-t/Normal noise on log loss, one draw per posterior draw).
     seed : int
         Seed of the noise draws for ``new_run``.
+    group : str, optional
+        For a grouped fit (:func:`scalebayes.fit_groups`): the group's label, or ``"new"`` for
+        a group not yet run (its parameters drawn from the population).
 
     Returns
     -------
@@ -123,6 +128,7 @@ def predict(
     """
     if kind not in KINDS:
         raise ScalebayesError(f"kind={kind!r}: expected 'mean' or 'new_run'")
+    fit = select_group(fit, group)
     points = planned_points(fit, N=N, D=D, C=C, U=U)
     log_mu = log_mean_at(fit, points)
     if kind == "new_run":

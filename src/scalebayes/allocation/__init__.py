@@ -20,6 +20,7 @@ from scalebayes.allocation.isoflop import IsoflopEstimator
 from scalebayes.allocation.law import LawEstimator
 from scalebayes.allocation.verdict import Approaches, side_by_side
 from scalebayes.errors import ScalebayesError
+from scalebayes.groups.select import select_group
 from scalebayes.results import Fit
 
 ESTIMATORS: dict[str, type[Estimator]] = {
@@ -63,6 +64,7 @@ def optimal(
     *,
     approach: int | str = 3,
     cost_k: float | None = None,
+    group: str | None = None,
     **options: Any,
 ) -> Any:
     """Compute-optimal N*, D*, tokens per parameter (and L*) per budget and posterior draw.
@@ -82,6 +84,8 @@ def optimal(
         "all": :func:`compare_approaches` (``options``: its ``approaches`` and ``options``).
     cost_k : float, optional
         FLOPs per parameter per token, ``C = k N D``; default the runs' (6).
+    group : str, optional
+        For a grouped fit: the group's label, or ``"new"`` for a group not yet run.
     **options
         Passed to the approach (e.g. ``tokens_per_param_bounds`` for 3, ``settings`` or
         ``log10_tol`` for 2).
@@ -92,6 +96,7 @@ def optimal(
         Per-draw ``N``, ``D``, ``loss``, ``tokens_per_param``, ``exponent_N``, ``exponent_D``,
         dims (chain, draw, budget), with ``summary()``.
     """
+    fit = select_group(fit, group)
     if str(approach) == "all":
         return compare_approaches(fit, budgets, cost_k=cost_k, **options)
     return estimator(approach, **options).allocate(fit, budgets, cost_k=cost_k)

@@ -156,12 +156,13 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def read_runs(args: argparse.Namespace, path: str) -> Runs:
-    """The table of runs at ``path``, read with --column, --cost-k and --accept-inconsistent-c."""
+    """The table of runs at ``path``, read with --column, --group, --cost-k, --accept-inconsistent-c."""
     from scalebayes.data import load_runs
 
     return load_runs(
         path,
         columns=pairs(args.column, "--column") or None,
+        group=getattr(args, "group", None),
         cost_k=args.cost_k,
         accept_inconsistent_c=args.accept_inconsistent_c,
     )

@@ -21,6 +21,7 @@ from scalebayes.cli._common import (
     add_fit_options,
     figures_closed,
     fit_options,
+    pairs,
     print_json,
     progress_bar,
     read_runs,
@@ -37,6 +38,7 @@ examples:
   scalebayes fit chinchilla.csv --law chinchilla --out fit.nc
   scalebayes fit runs.csv --law my_law.toml --prior alpha="Gamma(concentration=4, rate=12)"
   scalebayes fit runs.csv --column N="non-embedding params" --column loss=val_bpb --out fit.nc
+  scalebayes fit ladders.csv --group dataset --pool beta=shared   # groups, partial pooling
 
 Columns are recognised by their usual names (Model Size / params / N, tokens / D,
 Training FLOP / flops / C, loss / val_loss); the missing one of C and D is derived
@@ -92,6 +94,21 @@ def add_commands(commands: Any) -> None:
     fit.add_argument("runs", help=RUNS_HELP)
     add_fit_options(fit)
     fit.add_argument("--out", help="write the fit to this NetCDF file (e.g. fit.nc)")
+    fit.add_argument(
+        "--group",
+        nargs="+",
+        metavar="COLUMN",
+        help="fit the groups these columns label together, with partial pooling (several "
+        "columns are joined into one label); prints population and per-group tables",
+    )
+    fit.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="NAME=MODE",
+        help="with --group: parameter NAME shared, pooled or separate across groups "
+        "(repeatable; default all pooled, nu shared)",
+    )
     fit.set_defaults(handler=_fit)
 
     show = commands.add_parser(
@@ -221,6 +238,8 @@ def add_commands(commands: Any) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from scalebayes.fitting import fit
 
+    if args.group or args.pool:
+        return _fit_groups(args)
     if args.out:  # before the fit, not after it
         check_file(args.out, suffixes=FIT_SUFFIXES, option="--out")
     bar = progress_bar(args)
@@ -236,6 +255,33 @@ def _fit(args: argparse.Namespace) -> int:
 
         save_fit(result, args.out)
     _print_fit(result, args.json, saved=args.out)
+    return 1 if args.strict and not result.diagnostics.ok else 0
+
+
+def _fit_groups(args: argparse.Namespace) -> int:
+    from scalebayes.groups.fitting import fit_groups
+    from scalebayes.groups.pooling import Pooling
+
+    if not args.group:
+        raise ScalebayesError(
+            "--pool applies to grouped fits: name the group column(s) with --group"
+        )
+    if args.out:
+        raise ScalebayesError("--out: grouped fits cannot be saved yet; drop --out")
+    if args.json:
+        raise ScalebayesError("--json: grouped fits print text only for now; drop --json")
+    pooling = Pooling(modes=pairs(args.pool, "--pool"))
+    options = fit_options(args)
+    if args.discrepancy == "auto":  # the CLI's default; a grouped fit has no discrepancy yet
+        options["likelihood"] = options["likelihood"].without_discrepancy()
+    bar = progress_bar(args)
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        print(runs)
+        result = fit_groups(runs, args.law, pooling=pooling, **options, progress=bar)
+        if bar is not None:
+            bar.close()
+    print(result)
     return 1 if args.strict and not result.diagnostics.ok else 0
 
 

@@ -71,6 +71,9 @@ class Stage:
     # throughout), for models whose first warmup iterations, before the mass matrix adapts,
     # would otherwise run at the maximum depth.
     warmup_tree_depth: int | None = None
+    # For a model of its own: how many additive terms its sites with no prior (logs of terms
+    # at the reference point) share the loss among at the start point (the law's: its centrings).
+    terms: int = 1
 
 
 class TableSet(Protocol):

@@ -1,0 +1,117 @@
+"""Benchmark: a grouped fit's 90 % intervals against known truth (issue 16's first target).
+
+Each replicate draws four ladders (3 isoFLOP budgets, 1e19-1e21 FLOPs, 6 runs each, 1 % Normal
+noise) from a population around Epoch's Chinchilla constants: every law parameter varies across
+groups with log-scale spread ``SPREAD`` (0.1), the noise does not. It is fitted with the default
+pooling (everything pooled, non-centred) and we count how often the 90 % intervals hold
+the truth: each group's alpha and beta, the population alpha and its spread, and each group's compute-optimal N* at 1e23 FLOPs (100x the
+largest run; truth from the closed form, a test oracle only). Target: 85-95 % for each.
+
+    python benchmarks/hierarchy_truth.py [--replicates 20] [--draws 1000 --warmup 1000]
+    python benchmarks/hierarchy_truth.py --quick      # one replicate, 2 chains x 300 draws
+
+Writes benchmarks/results/hierarchy_truth.json (hierarchy_truth_quick.json with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from _common import RESULTS, add_data_argument, machine, write_results
+
+BUDGETS = (1e19, 1e20, 1e21)
+SPREAD = 0.1  # log-scale sd of every law parameter across groups
+GROUPS = 4
+PLAN_BUDGET = 1e23  # 100x the largest run
+
+
+def n_star(p: dict[str, float], c: float) -> float:
+    """Chinchilla's compute-optimal N at compute ``c`` (C = 6 N D), closed form."""
+    a, b = p["alpha"], p["beta"]
+    g = (a * p["A"] / (b * p["B"])) ** (1 / (a + b))
+    return g * (c / 6) ** (b / (a + b))
+
+
+def replicate(seed: int, chains: int, draws: int, warmup: int) -> dict:
+    import scalebayes as sb
+    from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate_groups
+
+    design = isoflop_design(BUDGETS, points_per_budget=6, span=20)
+    spreads = {n: SPREAD for n in EPOCH_CHINCHILLA}
+    runs, truths = simulate_groups(
+        "chinchilla", EPOCH_CHINCHILLA, spreads, [design] * GROUPS, seed=seed
+    )
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sb.fit_groups(runs, chains=chains, draws=draws, warmup=warmup, seed=seed)
+    seconds = time.perf_counter() - started
+    post = fit.posterior
+    hits: dict[str, list[bool]] = {"alpha": [], "beta": [], "N*": []}
+
+    def inside(x: np.ndarray, truth: float) -> bool:
+        lo, hi = np.quantile(np.ravel(x), [0.05, 0.95])
+        return bool(lo <= truth <= hi)
+
+    for i, label in enumerate(fit.groups):
+        for name in ("alpha", "beta"):
+            hits[name].append(inside(post[f"{name}_group"].to_numpy()[..., i], truths[i][name]))
+        allocation = sb.optimal(fit, [PLAN_BUDGET], group=label)
+        hits["N*"].append(inside(allocation.N.to_numpy(), n_star(truths[i], PLAN_BUDGET)))
+    d = fit.diagnostics
+    return {
+        "seed": seed,
+        "seconds": seconds,
+        "max_rhat": d.max_rhat,
+        "min_ess_bulk": d.min_ess_bulk,
+        "divergent": d.n_divergent,
+        **{f"{k} hits": int(sum(v)) for k, v in hits.items()},
+        "groups": len(fit.groups),
+        "population alpha hit": inside(post["alpha"].to_numpy(), EPOCH_CHINCHILLA["alpha"]),
+        "alpha spread hit": inside(post["alpha_spread"].to_numpy(), SPREAD),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_data_argument(parser, reads=False)
+    parser.add_argument("--replicates", type=int, default=20)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="one replicate, 2 x 300 draws")
+    args = parser.parse_args()
+    if args.quick:
+        args.replicates, args.chains, args.draws, args.warmup = 1, 2, 300, 300
+    rows = [replicate(s, args.chains, args.draws, args.warmup) for s in range(args.replicates)]
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
+    n_groups = table["groups"].sum()
+    coverage = {
+        "alpha (per group)": table["alpha hits"].sum() / n_groups,
+        "beta (per group)": table["beta hits"].sum() / n_groups,
+        "N* at 1e23 (per group)": table["N* hits"].sum() / n_groups,
+        "population alpha": table["population alpha hit"].mean(),
+        "alpha spread": table["alpha spread hit"].mean(),
+    }
+    print("\n90% interval coverage (target 0.85-0.95):")
+    for name, value in coverage.items():
+        print(f"  {name:<24} {value:.2f}")
+    name = "hierarchy_truth_quick.json" if args.quick else "hierarchy_truth.json"
+    write_results(
+        RESULTS / name,
+        {
+            "settings": {**vars(args), "data": str(args.data)},
+            "replicates": rows,
+            "coverage": coverage,
+            "machine": machine(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

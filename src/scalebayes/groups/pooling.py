@@ -1,0 +1,350 @@
+"""Partial pooling over groups: which law parameters the groups share, pool or keep apart.
+
+Each parameter of the law and of the noise takes one of three modes:
+
+``shared``
+    one value for every group;
+``pooled``
+    a value per group, drawn around a population value with a learned spread (on the
+    parameter's unconstrained scale: the log for a positive parameter), non-centred:
+    ``group value = population value + spread * z``, ``z ~ Normal(0, 1)``, which samples well
+    when each group's data are weak, as a new ladder's few cheapest runs are;
+``separate``
+    a value per group, each from the law's own prior, with no population (so a new group
+    has none either).
+
+Coefficients are pooled on the log scale at the reference point (the centre of all runs' log
+inputs), which is how a single fit samples them (:mod:`scalebayes.model`): the pooled quantity of
+``A`` in ``A / N**alpha`` is ``log(A / N_ref**alpha)``, the log of its term at the runs' centre,
+not ``log A`` (the loss term at N = 1, twenty e-folds outside the data, where every group's
+``log A`` moves with its exponent: pooled there, the sampler crawled, ESS 56 of 600 draws on
+three simulated ladders). So a coefficient ``shared`` means the groups' terms agree at the
+centre of the runs; with the exponent shared too, that is ``A`` itself. Population values get
+the law's priors, as a single fit's parameters do (a coefficient's on the population ``A``).
+
+:class:`Pooling` is the user's choice (defaults per kind); :meth:`Pooling.plan` resolves it for
+a law into a :class:`Plan`, which owns the NumPyro model (:func:`grouped_model`), its sites, and
+the draws of a new group's parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
+
+from scalebayes.discrepancy.base import Sites
+from scalebayes.errors import ScalebayesError
+from scalebayes.formula import log_evaluate
+from scalebayes.laws import Law
+from scalebayes.likelihood import Likelihood
+from scalebayes.model import Centring, ModelData, find_centrings
+from scalebayes.priors import FrozenDict, Prior
+
+MODES = ("shared", "pooled", "separate")
+
+# Default spreads (sd across groups, on the unconstrained scale). Exponents and E: the same
+# recipe on another data mix moves an exponent by ~5-20 % (Marin's three mixes, Kaplan vs
+# Chinchilla fits of one data set); HalfNormal(0.2) on the log puts half its mass below 13 %
+# and leaves 5 % above 40 %. A term's log at the reference point moves more (a mix can shift
+# the whole loss by 10-30 %, and E trades off against the terms): HalfNormal(0.5). The noise's
+# log sd: one ladder may be 2-3x noisier than another: HalfNormal(0.5).
+VALUE_SPREAD = "HalfNormal(scale=0.2)"
+TERM_SPREAD = "HalfNormal(scale=0.5)"
+NOISE_SPREAD = "HalfNormal(scale=0.5)"
+_STANDARD = "Normal(loc=0.0, scale=1.0)"
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How each parameter varies across groups: ``modes`` and ``spreads`` by parameter name.
+
+    Defaults: every law parameter (exponents, E, coefficients on the log scale) and the noise
+    ``sigma`` pooled; Student-t ``nu``, when estimated, shared. ``modes`` overrides by name,
+    e.g. ``{"alpha": "shared", "E": "separate"}``; ``spreads`` overrides the prior of a pooled
+    parameter's spread, e.g. ``{"beta": "HalfNormal(scale=0.05)"}`` (unconstrained scale).
+    ``centred``: how pooled values are sampled: ``False`` (default) non-centred for every
+    group; ``"auto"`` centred for groups with strong data
+    (:func:`~scalebayes.groups.fitting.strong_groups`), non-centred for the others; ``True``
+    centred for all.
+    """
+
+    modes: Mapping[str, str] = field(default_factory=dict)
+    spreads: Mapping[str, str] = field(default_factory=dict)
+    # Non-centred by default: on Marin's three ladders (4 x 500 draws, beta shared) "auto"
+    # (all three centred) gave 208 divergences and R-hat 1.09, non-centred 1 and 1.017 (ESS
+    # 359) in one process, but 320 and 1.58 in another (other random streams): spreads near
+    # zero (groups alike in B, sigma) make a funnel for centred groups; neither is reliable yet.
+    centred: bool | str = False
+
+    def __post_init__(self) -> None:
+        if self.centred not in (True, False, "auto"):
+            raise ScalebayesError(f"centred={self.centred!r}: expected True, False or 'auto'")
+        bad = {name: mode for name, mode in self.modes.items() if mode not in MODES}
+        if bad:
+            raise ScalebayesError(f"pooling modes {bad}: expected one of {list(MODES)}")
+        object.__setattr__(self, "modes", FrozenDict(self.modes))
+        spreads = {name: str(Prior.parse(str(p))) for name, p in self.spreads.items()}
+        object.__setattr__(self, "spreads", FrozenDict(spreads))
+
+    def plan(self, law: Law, likelihood: Likelihood, strong: Sequence[bool]) -> Plan:
+        """Resolve the modes for ``law`` and the noise of ``likelihood``; one ``strong`` per group.
+
+        ``strong`` says which groups have enough runs to be sampled centred (``centred="auto"``).
+        """
+        centred_terms = find_centrings(law)
+        centred = {c.param: c for c in centred_terms}
+        names = (*law.free_param_names, *likelihood.param_names)
+        unknown = sorted((set(self.modes) | set(self.spreads)) - set(names))
+        if unknown:
+            raise ScalebayesError(f"pooling names {unknown} unknown: the parameters are {names}")
+        params = []
+        for name in names:
+            noise = name in likelihood.param_names
+            default = "shared" if name == "nu" else "pooled"
+            mode = self.modes.get(name, default)
+            # A coefficient alone (E) spreads as a value; one with an exponent, as a term.
+            coefficient = name in centred and bool(_symbols(centred[name].rest))
+            kind = "term" if coefficient else "noise" if noise else "value"
+            spread = self.spreads.get(
+                name, {"term": TERM_SPREAD, "noise": NOISE_SPREAD, "value": VALUE_SPREAD}[kind]
+            )
+            prior = (
+                Prior.parse(getattr(likelihood, f"{name}_prior"))
+                if noise
+                else law.params[name].prior
+            )
+            pooled = Pooled(name, mode, kind, prior, Prior.parse(spread), centred.get(name))
+            params.append(pooled)
+        centred = tuple(
+            bool(x) for x in (strong if self.centred == "auto" else [self.centred] * len(strong))
+        )
+        plan = Plan(tuple(params), centred, max(len(centred_terms), 1))
+        plan.check(law)
+        return plan
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """One parameter's resolved pooling: its mode, kind (term, value, noise), priors, centring."""
+
+    name: str
+    mode: str
+    kind: str
+    prior: Prior
+    spread: Prior
+    centring: Centring | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Pooling resolved for one law, noise and number of groups: the model's sites and draws."""
+
+    params: tuple[Pooled, ...]
+    centred: tuple[bool, ...]  # per group: sampled centred (strong data) or not (weak data)
+    terms: int = 1  # the law's coefficients sampled as terms (where their logs start)
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups."""
+        return len(self.centred)
+
+    def check(self, law: Law) -> None:
+        """Refuse a shared or pooled term whose other parameters are separate (no population)."""
+        separate = {p.name for p in self.params if p.mode == "separate"}
+        for p in self.params:
+            if p.centring is None or p.mode == "separate":
+                continue
+            rest = [s for s in _symbols(p.centring.rest) if s in separate]
+            if rest:
+                raise ScalebayesError(
+                    f"pooling: {p.name} is {p.mode} but {rest} separate; a {p.mode} coefficient "
+                    "needs the rest of its term shared or pooled (or make it separate too)"
+                )
+
+    @property
+    def key(self) -> str:
+        """Names everything that changes the model (the engine caches compiled samplers by it)."""
+        return f"groups:{self.centred}:{self.params!r}"
+
+    def modes(self) -> dict[str, str]:
+        """Each parameter's mode, by name."""
+        return {p.name: p.mode for p in self.params}
+
+    def sites(self) -> Sites:
+        """Every site :func:`grouped_model` samples: name -> (prior or None, shape)."""
+        g = (self.n_groups,)
+        sites: Sites = {}
+        standard = Prior.parse(_STANDARD)
+        for p in self.params:
+            if p.mode == "separate":
+                sites[_separate_site(p)] = (None if p.centring else p.prior, g)
+                continue
+            sites[_population_site(p)] = (None if p.centring else p.prior, ())
+            if p.mode == "pooled":
+                sites[f"{p.name}_spread"] = (p.spread, ())
+                sites[f"_z_{p.name}"] = (standard, g)
+        return sites
+
+    def reported_names(self, law: Law) -> list[str]:
+        """Posterior variables a grouped fit reports: population values, spreads, group values."""
+        names = []
+        for p in self.params:
+            if p.mode != "separate":
+                names.append(p.name)
+            if p.mode == "pooled":
+                names.append(f"{p.name}_spread")
+        return names + [f"{n}_group" for n in (*law.param_names, *self.noise_names)]
+
+    @property
+    def noise_names(self) -> tuple[str, ...]:
+        """The noise's parameters (``sigma``, maybe ``nu``)."""
+        return tuple(p.name for p in self.params if p.kind == "noise")
+
+    def new_group(
+        self, law: Law, posterior: Mapping[str, np.ndarray], log_ref: Mapping[str, Any], seed: int
+    ) -> dict[str, np.ndarray]:
+        """Parameters of a group not yet run: per posterior draw, one draw from the population.
+
+        ``posterior`` holds the population values and spreads, arrays (chain, draw); returns
+        every law and noise parameter, same shape. Refused when a parameter is separate.
+        """
+        separate = [p.name for p in self.params if p.mode == "separate"]
+        if separate:
+            raise ScalebayesError(
+                f"a new group has no value for {separate}: they are separate per group (no "
+                "population); fit with them pooled or shared to predict a new group"
+            )
+        rng = np.random.default_rng(seed)
+        values: dict[str, Any] = {
+            n: np.full_like(posterior["sigma"], float(law.params[n].prior.kwargs["v"]))
+            for n in law.param_names
+            if n not in law.free_param_names
+        }
+        population = {**{p.name: jnp.asarray(posterior[p.name]) for p in self.params}, **values}
+        z = {p.name: rng.standard_normal(np.shape(posterior["sigma"])) for p in self.params}
+        for p in self.params:
+            if p.centring is not None:
+                continue
+            spread = posterior[p.name + "_spread"] if p.mode == "pooled" else 0.0
+            t = biject_to(p.prior.to_numpyro().support)
+            values[p.name] = np.asarray(t(t.inv(population[p.name]) + spread * z[p.name]))
+        for p in self.params:
+            c = p.centring
+            if c is None:
+                continue
+            u = c.sign * jnp.log(population[p.name]) + log_evaluate(c.rest, population, log_ref)
+            if p.mode == "pooled":
+                u = u + posterior[p.name + "_spread"] * z[p.name]
+            rest = log_evaluate(c.rest, {k: jnp.asarray(v) for k, v in values.items()}, log_ref)
+            values[p.name] = np.exp(np.asarray(c.sign * (u - rest)))
+        return {k: np.asarray(v) for k, v in values.items()}
+
+
+def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData) -> None:
+    """NumPyro model of a grouped fit: ``data.extra["group"]`` is each run's group index, (n,).
+
+    Population values keep the parameters' names (``alpha``), spreads are ``alpha_spread``,
+    per-group values ``alpha_group`` (shape (groups,)); ``likelihood`` has no discrepancy.
+    """
+    g = plan.n_groups
+    population: dict[str, Any] = {}
+    group: dict[str, Any] = {}
+    for name in law.param_names:
+        prior = law.params[name].prior
+        if prior.family == "Delta":  # pinned: a constant
+            population[name] = jnp.asarray(prior.kwargs["v"])
+            group[name] = jnp.broadcast_to(population[name], (g,))
+    for p in plan.params:
+        if p.centring is not None:
+            continue
+        prior = p.prior.to_numpyro()
+        if p.mode == "separate":
+            group[p.name] = numpyro.sample(_separate_site(p), prior.expand([g]))
+            continue
+        population[p.name] = numpyro.sample(p.name, prior)
+        t = biject_to(prior.support)
+        loc = t.inv(population[p.name])
+        group[p.name] = t(loc + _offsets(plan, p, loc, t.inv(jnp.asarray(p.prior.median()))))
+    # Where the sampler starts a term's log (engine.start_point): an equal share of the loss.
+    start = jnp.sum(data.weight * data.log_loss) / jnp.sum(data.weight) - jnp.log(plan.terms)
+    for p in plan.params:
+        c = p.centring
+        if c is None:
+            continue
+        prior = p.prior.to_numpyro()
+        if p.mode == "separate":
+            u = numpyro.sample(_separate_site(p), dist.ImproperUniform(constraints.real, (g,), ()))
+            log_value = c.sign * (u - log_evaluate(c.rest, group, data.log_ref))
+            density = prior.log_prob(jnp.exp(log_value)) + log_value
+            numpyro.factor(f"_prior_{p.name}", jnp.sum(density))
+        else:
+            flat = dist.ImproperUniform(constraints.real, (), ())
+            u_pop = numpyro.sample(_population_site(p), flat)
+            log_pop = c.sign * (u_pop - log_evaluate(c.rest, population, data.log_ref))
+            population[p.name] = numpyro.deterministic(p.name, jnp.exp(log_pop))
+            # The law's prior on the population coefficient, with its log-Jacobian (as model.py).
+            numpyro.factor(f"_prior_{p.name}", prior.log_prob(population[p.name]) + log_pop)
+            # The term's log at the reference point, pooled (shared: offset 0).
+            u = u_pop + _offsets(plan, p, u_pop, start)
+            log_value = c.sign * (u - log_evaluate(c.rest, group, data.log_ref))
+        group[p.name] = jnp.exp(log_value)
+    for name, values in group.items():
+        numpyro.deterministic(f"{name}_group", values)
+    index = data.extra["group"]
+    mu = law.log_mean({n: group[n][index] for n in law.param_names}, data.log_inputs)
+    nu = group["nu"][index] if "nu" in group else likelihood.df
+    likelihood.observe(mu, group["sigma"][index], nu, data)
+
+
+def _offsets(plan: Plan, p: Pooled, loc: Any, start: Any) -> Any:
+    """Each group's offset from the population value ``loc`` (unconstrained scale), shape (groups,).
+
+    Zero unless ``p`` is pooled. A pooled parameter samples ``r`` per group: non-centred,
+    ``offset = spread * r`` with ``r ~ Normal(0, 1)``; centred (groups with strong data),
+    the group's value itself, shifted by the constant ``start`` (so that ``r = 0`` starts it
+    where a single fit starts): ``r ~ Normal(loc - start, spread)``, ``offset = start + r - loc``.
+    """
+    g = plan.n_groups
+    if p.mode != "pooled":
+        return jnp.zeros(g)
+    spread = numpyro.sample(f"{p.name}_spread", p.spread.to_numpyro())
+    c = jnp.asarray(plan.centred, dtype=jnp.result_type(float))
+    r = numpyro.sample(f"_z_{p.name}", dist.Normal(c * (loc - start), c * spread + (1 - c)))
+    return c * (start + r - loc) + (1 - c) * spread * r
+
+
+def pointwise_log_lik(
+    law: Law, likelihood: Likelihood, group_values: Mapping[str, Any], data: ModelData
+) -> jax.Array:
+    """Each run's log density (loss scale) under its group's values (arrays (..., groups))."""
+    index = data.extra["group"]
+    params = {n: jnp.asarray(v)[..., index] for n, v in group_values.items()}
+    mu = law.log_mean({n: params[n] for n in law.param_names}, data.log_inputs)
+    return likelihood.log_density(mu, params, data.log_loss)
+
+
+def _population_site(p: Pooled) -> str:
+    return p.centring.site if p.centring is not None else p.name
+
+
+def _separate_site(p: Pooled) -> str:
+    return f"_sep_{p.name}"
+
+
+def _symbols(expr: Any) -> set[str]:
+    from scalebayes.formula import Op, Sym
+
+    if isinstance(expr, Sym):
+        return {expr.name}
+    if isinstance(expr, Op):
+        return set().union(*(_symbols(a) for a in expr.args))
+    return set()

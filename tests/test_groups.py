@@ -1,0 +1,206 @@
+"""Groups: loading group columns, the pooling component, the grouped model, decisions per group."""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+import scalebayes as sb
+from scalebayes.groups.fitting import _data, strong_groups
+from scalebayes.groups.pooling import Pooling, grouped_model
+from scalebayes.groups.select import select_group
+from scalebayes.likelihood import Likelihood
+from scalebayes.model import find_centrings, model_data, numpyro_model
+from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate_groups
+
+ALL_SHARED = {n: "shared" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
+
+
+@pytest.fixture(scope="module")
+def two_groups():
+    design = isoflop_design([1e19, 1e20, 1e21], points_per_budget=5)
+    return simulate_groups(
+        "chinchilla", EPOCH_CHINCHILLA, {"alpha": 0.1, "E": 0.1}, [design, design], seed=1
+    )
+
+
+def test_load_runs_joins_group_columns(tmp_path):
+    table = pd.DataFrame(
+        {
+            "params": [1e8, 2e8, 1e8],
+            "tokens": [2e9, 4e9, 2e9],
+            "loss": [3.1, 3.0, 3.2],
+            "dataset": ["dclm", "dclm", "comma"],
+            "eval": ["a", "b", "a"],
+        }
+    )
+    path = tmp_path / "runs.csv"
+    table.to_csv(path, index=False)
+    one = sb.load_runs(path, group="dataset")
+    assert list(one.group) == ["dclm", "dclm", "comma"]
+    both = sb.load_runs(path, group=["dataset", "eval"])
+    assert list(both.group) == ["dclm/a", "dclm/b", "comma/a"]
+    assert both.column_map["group"] == "dataset/eval"
+    with pytest.raises(sb.RunsFileError, match=r"group column\(s\) \['mix'\] not found"):
+        sb.load_runs(path, group=["dataset", "mix"])
+
+
+def test_fit_groups_refuses_before_sampling(two_groups):
+    runs, _ = two_groups
+    plain = sb.load_runs(runs.subset(runs.group == "g0").table.drop(columns="group"))
+    with pytest.raises(sb.ScalebayesError, match="no group column"):
+        sb.fit_groups(plain)
+    with pytest.raises(sb.ScalebayesError, match="one group"):
+        sb.fit_groups(runs.subset(runs.group == "g0"))
+    with pytest.raises(sb.ScalebayesError, match="takes no discrepancy"):
+        sb.fit_groups(runs, likelihood=Likelihood(discrepancy="gp"))
+
+
+def test_pooling_checks_its_modes():
+    law, likelihood = sb.load_law("chinchilla"), Likelihood(discrepancy="none")
+    with pytest.raises(sb.ScalebayesError, match="expected one of"):
+        Pooling(modes={"alpha": "partial"})
+    with pytest.raises(sb.ScalebayesError, match=r"names \['gamma'\] unknown"):
+        Pooling(modes={"gamma": "shared"}).plan(law, likelihood, (True, True))
+    # A pooled coefficient needs its exponent to have a population value.
+    with pytest.raises(sb.ScalebayesError, match="A is pooled but"):
+        Pooling(modes={"alpha": "separate"}).plan(law, likelihood, (True, True))
+    plan = Pooling().plan(law, likelihood, (True, False))
+    assert plan.modes() == {n: "pooled" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
+    assert plan.centred == (False, False)  # non-centred by default
+    auto = Pooling(centred="auto").plan(law, likelihood, (True, False))
+    assert auto.centred == (True, False)
+    assert plan.sites()["_z_alpha"][1] == (2,)
+
+
+def test_all_shared_is_exactly_the_single_law(two_groups):
+    """With every parameter shared, the grouped model's density is the single fit's, to rounding.
+
+    Same site names, same priors, same reference point: any slip in the grouped model's
+    indexing or prior factors shows up as a difference far above 1e-9.
+    """
+    from numpyro.infer.util import potential_energy
+
+    runs, _ = two_groups
+    law = sb.load_law("chinchilla")
+    likelihood = Likelihood(discrepancy="none").for_law(law)
+    plan = Pooling(modes=ALL_SHARED).plan(law, likelihood, strong_groups(runs, ("g0", "g1")))
+    grouped = _data(law, likelihood, runs, ("g0", "g1"))
+    single = model_data(law, runs, likelihood)
+    point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
+             "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.02)}  # fmt: skip
+    centrings = find_centrings(law)
+    want = potential_energy(
+        functools.partial(numpyro_model, law, likelihood, centrings), (single,), {}, point
+    )
+    got = potential_energy(
+        functools.partial(grouped_model, law, likelihood, plan), (grouped,), {}, point
+    )
+    assert float(got) == pytest.approx(float(want), rel=1e-9)
+
+
+def test_new_group_draws_from_the_population():
+    law, likelihood = sb.load_law("chinchilla"), Likelihood(discrepancy="none")
+    plan = Pooling(modes={"beta": "shared"}).plan(law, likelihood, (False, False, False))
+    shape = (2, 4000)
+    posterior = {n: np.full(shape, v) for n, v in EPOCH_CHINCHILLA.items()}
+    posterior |= {f"{n}_spread": np.full(shape, 0.2) for n in ("E", "A", "alpha", "B", "sigma")}
+    posterior["sigma"] = np.full(shape, 0.01)
+    ref = {"N": jnp.log(1e9), "D": jnp.log(2e10)}
+    new = plan.new_group(law, posterior, ref, seed=0)
+    assert np.all(new["beta"] == EPOCH_CHINCHILLA["beta"])  # shared: the population value
+    # A is pooled as its term at the reference point: log A - alpha * log N_ref.
+    term = np.log(new["A"]) - new["alpha"] * float(ref["N"])
+    new["A_term"] = np.exp(term)
+    population = {**EPOCH_CHINCHILLA}
+    population["A_term"] = np.exp(np.log(population["A"]) - population["alpha"] * float(ref["N"]))
+    for name in ("alpha", "A_term", "E"):
+        logs = np.log(new[name] / population[name]).ravel()
+        # 8000 draws of Normal(0, 0.2): the sd's standard error is 0.2 / sqrt(2 * 8000) = 0.0016.
+        assert np.std(logs) == pytest.approx(0.2, abs=0.01)
+        assert abs(np.mean(logs)) < 0.01
+    separate = Pooling(modes={"E": "separate"}).plan(law, likelihood, (False, False))
+    with pytest.raises(sb.ScalebayesError, match=r"no value for \['E'\]"):
+        separate.new_group(law, posterior, ref, seed=0)
+
+
+def test_select_group_on_plain_fits():
+    marker = object()
+    assert select_group(marker, None) is marker
+    with pytest.raises(sb.ScalebayesError, match="not a grouped fit"):
+        select_group(marker, "dclm")
+
+
+@pytest.mark.slow
+def test_groups_recover_known_truth():
+    """Four ladders with exponents and E spread around a population: the fit holds the truth.
+
+    Each group: 4 budgets x 6 runs, 1 % noise; the truth's log-scale spread is 0.1 for alpha and
+    E; A, B, beta the same in every group. Margins: with four groups each 90 % interval misses
+    with probability 0.1, so "at least 3 of 4" fails by chance with probability 0.05 (binomial);
+    99 % intervals for all four fail with probability 0.04. The population alpha's 90 %
+    interval is asked to hold the population value.
+    """
+    designs = [isoflop_design([1e18, 1e19, 1e20, 1e21], points_per_budget=6, span=20)] * 4
+    runs, truths = simulate_groups(
+        "chinchilla", EPOCH_CHINCHILLA, {"alpha": 0.1, "E": 0.1}, designs, seed=3
+    )
+    # B and beta are the same in every group, so is B's term: shared. A is too, but its term at
+    # the runs' centre moves with alpha: pooled (the default).
+    modes = {"B": "shared", "beta": "shared", "sigma": "shared"}
+    fit = sb.fit_groups(runs, pooling=Pooling(modes=modes), chains=2, warmup=500, draws=500)
+    d = fit.diagnostics
+    # Margins: 2 chains x 500 draws; a broken fit reads R-hat > 1.2 and ESS < 50.
+    assert d.max_rhat < 1.1 and d.min_ess_bulk > 100 and d.n_divergent <= 20, d
+    alpha = fit.posterior["alpha_group"].to_numpy().reshape(-1, 4)
+    truth = np.array([t["alpha"] for t in truths])
+    lo90, hi90 = np.quantile(alpha, [0.05, 0.95], axis=0)
+    lo99, hi99 = np.quantile(alpha, [0.005, 0.995], axis=0)
+    assert np.sum((lo90 <= truth) & (truth <= hi90)) >= 3, (lo90, hi90, truth)
+    assert np.all((lo99 <= truth) & (truth <= hi99)), (lo99, hi99, truth)
+    population = np.quantile(fit.posterior["alpha"].to_numpy(), [0.05, 0.95])
+    assert population[0] <= EPOCH_CHINCHILLA["alpha"] <= population[1], population
+    # Decisions per group and for a new group run on the same posterior.
+    mine = sb.predict(fit, N=7e10, D=1.4e12, group="g0").loss
+    new = sb.predict(fit, N=7e10, D=1.4e12, group="new").loss
+    assert float(new.std()) > float(mine.std())  # a new ladder is less known than a fitted one
+    with pytest.raises(sb.ScalebayesError, match="needs group="):
+        sb.predict(fit, N=7e10, D=1.4e12)
+    text = str(fit)
+    assert "per group" in text and "group g3: 24 runs" in text
+
+
+@pytest.fixture(scope="module")
+def groups_csv(two_groups, tmp_path_factory):
+    runs, _ = two_groups
+    path = tmp_path_factory.mktemp("groups") / "runs.csv"
+    runs.table[["N", "D", "loss", "group"]].rename(columns={"group": "mix"}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_cli_group_refusals_come_before_work(groups_csv, capsys):
+    from scalebayes.cli import main
+
+    assert main(["fit", str(groups_csv), "--pool", "alpha=shared"]) == 2
+    assert "--pool applies to grouped fits" in capsys.readouterr().err
+    assert main(["fit", str(groups_csv), "--group", "mix", "--out", "x.nc"]) == 2
+    assert "cannot be saved yet" in capsys.readouterr().err
+    assert main(["fit", str(groups_csv), "--group", "dataset"]) == 2
+    assert "group column(s) ['dataset'] not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_fit_group_prints_groups(groups_csv, capsys):
+    from scalebayes.cli import main
+
+    args = ["--chains", "2", "--draws", "200", "--warmup", "200", "--quiet", "--seed", "1"]
+    assert main(["fit", str(groups_csv), "--group", "mix", "--pool", "beta=shared", *args]) == 0
+    printed = capsys.readouterr().out
+    for needle in ("group g0: 15 runs", "group g1: 15 runs", "per group", "shared", "diagnostics:"):
+        assert needle in printed
