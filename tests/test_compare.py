@@ -177,8 +177,8 @@ def test_compute_cuts(runs: sb.Runs) -> None:
         compute_cuts(runs, 0)
 
 
-def _prefers_truth(seed: int, cuts: int) -> tuple[bool, bool]:
-    """Simulate from chinchilla; do LOO and LFO rank it above power_c?
+def _prefers_truth(seed: int, cuts: int | None) -> tuple[bool, bool | None]:
+    """Simulate from chinchilla; do LOO and LFO (with ``cuts``; None: LOO only) rank it above power_c?
 
     1% noise on log loss, as real sweeps show (Epoch's digitised Chinchilla runs: 0.5%).
     """
@@ -200,24 +200,24 @@ def _prefers_truth(seed: int, cuts: int) -> tuple[bool, bool]:
             for law in ("chinchilla", "power_c")
         }
         loo = compare(fits, method="loo")
-        future = compare(fits, method="lfo", cuts=cuts)
+        future = None if cuts is None else compare(fits, method="lfo", cuts=cuts)
     # The true law must sample cleanly; R-hat up to 1.05 rather than 1.01 because with 4 x 500
     # draws over 20 seeds and 5 fits each, a 1.01-1.02 R-hat on a healthy chain comes up, and
     # up to 10 divergences in 2000 transitions (a stray one comes and goes with the CPU's
     # floating point; a broken fit has dozens).
-    for one in (fits["chinchilla"], *future.lfo["chinchilla"].fits):
+    refits = () if future is None else future.lfo["chinchilla"].fits
+    for one in (fits["chinchilla"], *refits):
         assert one.diagnostics.n_divergent <= 10 and one.diagnostics.max_rhat < 1.05
-    return loo.best == "chinchilla", future.best == "chinchilla"
+    return loo.best == "chinchilla", None if future is None else future.best == "chinchilla"
 
 
-def test_loo_and_lfo_prefer_the_true_law() -> None:
-    # Reduced run: one seed, 2 cuts (the study, 20 seeds, is the slow test below). power_c
+def test_loo_prefers_the_true_law() -> None:
+    # Reduced run: one seed, PSIS-LOO only (the study, 20 seeds with leave-future-out too, is
+    # the slow test below; LFO's ranking mechanics are test_lfo_scores' and the CLI's). power_c
     # ignores how a budget is split between N and D, so within an isoFLOP sweep it misses a
     # U-shaped spread of ~5-20% in loss against 1% noise: a correct method ranks the truth
     # first every time (20 of 20 measured), so a miss here means a broken ranking.
-    results = [_prefers_truth(seed, cuts=2) for seed in range(1)]
-    assert all(loo for loo, _ in results)
-    assert all(future for _, future in results)
+    assert _prefers_truth(0, cuts=None)[0]
 
 
 @pytest.mark.slow

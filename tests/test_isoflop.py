@@ -201,7 +201,12 @@ def test_cli_optimal_approach_2_prints_its_own_diagnostics(tmp_path, capsys, tru
     out, _ = capsys.readouterr()
     assert status == 0, out
     assert "isoFLOP minima (approach 2" in out and "L* exists only" in out
-    assert out.strip().splitlines()[-1].startswith("diagnostics: max R-hat")
+    # The diagnostics line ends the output, followed only by its own warnings when a sampler
+    # (2 chains x 500 draws here) lands above R-hat 1.01: that depends on the CPU's floating
+    # point, so the line is looked for, not required last.
+    lines = out.strip().splitlines()
+    tail = [line for line in lines if not line.startswith("  warning: ")]
+    assert tail[-1].startswith("diagnostics: max R-hat")
     status = main(["optimal", str(path), "--compute", "1e23", "--approach", "2", "--json"])
     payload = json.loads(capsys.readouterr()[0])
     row = payload["rows"][0]
