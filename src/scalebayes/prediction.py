@@ -289,6 +289,29 @@ def extrapolation(
     return factors, words
 
 
+def positive_column(
+    table: pd.DataFrame,
+    column: str,
+    *,
+    source: str,
+    lines: Sequence[int] | None = None,
+    what: str = "number",
+) -> np.ndarray:
+    """``table[column]`` as floats, or a :class:`ScalebayesError` naming the rows that are not > 0.
+
+    Rows are named by ``lines`` (the file's line numbers, header = line 1) or by index labels.
+    """
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        names = np.asarray(lines if lines is not None else table.index)[bad].tolist()
+        where = name_rows(names, "line" if lines is not None else "row")
+        raise ScalebayesError(
+            f"{where} of {source}, column {column!r}: not a positive finite {what}"
+        )
+    return values
+
+
 def points_from_table(
     table: pd.DataFrame, *, source: str = "<DataFrame>", lines: Sequence[int] | None = None
 ) -> dict[str, np.ndarray]:
@@ -305,15 +328,7 @@ def points_from_table(
         if key in INPUT_NAMES:
             if key in found:
                 raise ScalebayesError(f"{source}: two columns mean {key}; keep one")
-            values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
-            bad = ~(np.isfinite(values) & (values > 0))
-            if bad.any():
-                names = np.asarray(lines if lines is not None else table.index)[bad].tolist()
-                where = name_rows(names, "line" if lines is not None else "row")
-                raise ScalebayesError(
-                    f"{where} of {source}, column {column!r}: not a positive finite number"
-                )
-            found[key] = values
+            found[key] = positive_column(table, column, source=source, lines=lines)
     if not found:
         raise ScalebayesError(
             f"{source}: no N, D or C column found (columns: {list(table.columns)})"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from scalebayes.errors import ScalebayesError, name_rows
+from scalebayes.errors import ScalebayesError
 
 if TYPE_CHECKING:
     from scalebayes.results import Fit
@@ -65,7 +65,7 @@ def candidate_runs(fit: Fit, candidates: pd.DataFrame | str | os.PathLike[str]) 
     i.e. ``k N D``). Errors name the file's lines (header = line 1).
     """
     from scalebayes.data import read_table
-    from scalebayes.prediction import planned_points, points_from_table
+    from scalebayes.prediction import planned_points, points_from_table, positive_column
 
     if isinstance(candidates, pd.DataFrame):
         table, lines, source = candidates, None, "<candidates>"
@@ -78,14 +78,9 @@ def candidate_runs(fit: Fit, candidates: pd.DataFrame | str | os.PathLike[str]) 
     points = planned_points(fit, **found)
     cost_columns = [c for c in table.columns if str(c).strip().lower() == "cost"]
     if cost_columns:
-        cost = pd.to_numeric(table[cost_columns[0]], errors="coerce").to_numpy(float)
-        bad = ~(np.isfinite(cost) & (cost > 0))
-        if bad.any():
-            names = np.asarray(lines if lines is not None else table.index)[bad].tolist()
-            where = name_rows(names, "line" if lines is not None else "row")
-            raise ScalebayesError(
-                f"{where} of {source}, column {cost_columns[0]!r}: not a positive finite cost (FLOPs)"
-            )
+        cost = positive_column(
+            table, cost_columns[0], source=source, lines=lines, what="cost (FLOPs)"
+        )
     else:
         cost = points["C"].to_numpy(float)
     return points.assign(cost=cost).reset_index(drop=True)
