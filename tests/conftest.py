@@ -15,7 +15,7 @@ import pytest
 # fit's precision as a context: float64 here too, as the library's default.
 jax.config.update("jax_enable_x64", True)
 # As a user's process gets from scalebayes.fit (at least 8): 4-chain fits run one chain per
-# device, the default path; a 5-chain fit in test_inference covers one device vmapping chains.
+# device, the default path; the batch fits in test_batch cover a device with several chains.
 jax.config.update("jax_num_cpu_devices", 4)
 # A compile cache for this run only: empty when the suite starts (as on a new machine), shared
 # by this process and the CLI and example processes it starts, so a program the suite needs
@@ -63,7 +63,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run the long statistical checks")
 
 
+# pytest-xdist sends each group of tests to one worker (addopts: --dist loadgroup). A group is a
+# test file, except files that compile the same samplers, which share a worker so that each
+# program compiles once (SAME_SAMPLERS). Groups start heaviest first (HEAVIEST, from the
+# suite's --durations on 2 cores; --no-loadscope-reorder keeps this order): a long file that
+# started last would leave the other core idle at the end.
+SAME_SAMPLERS = dict.fromkeys(
+    ("test_backtest.py", "test_compare.py", "test_cli_compare.py", "test_batch.py"),
+    "holdout batch of 3",
+)
+HEAVIEST = (
+    "holdout batch of 3",
+    "test_plots.py",
+    "test_plots_cli.py",
+    "test_gp.py",
+    "test_interrupt.py",
+    "test_inference.py",
+    "test_isoflop.py",
+    "test_io.py",
+    "test_cli_decisions.py",
+    "test_allocate.py",
+    "test_planning.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {group: i for i, group in enumerate(HEAVIEST)}
+    groups = {}
+    for item in items:
+        groups[item] = SAME_SAMPLERS.get(item.path.name, item.path.name)
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
+    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: files stay whole
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --run-slow")
@@ -135,7 +166,10 @@ def chinchilla_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def chinchilla_lfo(synthetic_runs):
-    """Leave-future-out of the true law at 2 compute cuts: one batch of 2 fits (CI_FIT, seed 5).
+    """Leave-future-out of the true law at 3 compute cuts: one batch of 3 fits (CI_FIT, seed 5).
+
+    Three, as the backtests' batch (two cuts and the all-runs fit): one compiled batch sampler
+    serves test_backtest, test_compare and test_cli_compare, which run on one worker.
 
     The plain law: the holdout core does not depend on the discrepancy, and a staged GP batch
     costs twice the compile (the GP's own coverage beyond the data is tested in test_gp).
@@ -144,4 +178,4 @@ def chinchilla_lfo(synthetic_runs):
     from scalebayes.leave_future_out import lfo
 
     plain = sb.Likelihood(discrepancy="none")
-    return lfo(synthetic_runs, "chinchilla", cuts=2, seed=5, likelihood=plain, **CI_FIT)
+    return lfo(synthetic_runs, "chinchilla", cuts=3, seed=5, likelihood=plain, **CI_FIT)

@@ -118,7 +118,7 @@ def test_backtest_and_lfo_give_identical_scores_for_the_same_cuts(chinchilla_lfo
     for ours, theirs in zip(same.fits, chinchilla_lfo.fits, strict=True):
         np.testing.assert_array_equal(ours.posterior["alpha"], theirs.posterior["alpha"])
     # Without the all-runs fit there is nothing to check the allocation against.
-    assert same.budget is None and len(same.fits) == 2
+    assert same.budget is None and len(same.fits) == 3
     assert "tokens_per_param" not in same.table
     with pytest.raises(ScalebayesError, match="fit_all"):
         same.full  # noqa: B018

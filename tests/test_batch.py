@@ -27,8 +27,8 @@ def batch_tables(ladder_runs):
 
 @pytest.fixture(scope="module")
 def batch_fits(batch_tables):
-    # The plain law: batching is the same for any model, and the GP's stage vmapped over 12
-    # chains samples ~10x slower than the plain law (a default fit's first stage is this fit).
+    # The plain law: batching is the same for any model, and this batch shape (3 tables of 81
+    # runs, CI_FIT) is the backtests' and leave-future-out's, compiled once on this worker.
     runs, masks = batch_tables
     return sb.fit_batch(runs, "chinchilla", masks=masks, likelihood=PLAIN, seed=0, **CI_FIT)
 
@@ -46,7 +46,7 @@ def single_fits(batch_tables, ladder_fits):
 def test_each_table_gets_its_own_posterior(batch_tables, batch_fits):
     runs, masks = batch_tables
     assert [f.settings.batch_index for f in batch_fits] == [0, 1, 2]
-    assert batch_fits[0].settings.devices == 4  # 12 chains on 4 devices: each vmaps three
+    assert batch_fits[0].settings.devices == 4  # 12 chains on 4 devices: three each
     for table, mask, fit in zip(runs, masks, batch_fits, strict=True):
         assert fit.posterior.sizes == {"chain": CI_FIT["chains"], "draw": CI_FIT["draws"]}
         assert_healthy(fit.diagnostics)

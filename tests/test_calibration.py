@@ -41,7 +41,7 @@ def fixed_truth_study():
     # Eight ladders from Epoch's constants, 1 % noise. One fit per batch: a batch of one table is
     # a single plain fit, the compiled sampler of every plain 81-run fit in the suite (and of the
     # default fit's first stage), and on CPU devices four chains run ~3x faster one per device
-    # than vmapped four to a device. test_batch covers batching.
+    # than four to a device. test_batch covers batching.
     return calibrate(
         n_fits=8,
         batch=1,

@@ -229,26 +229,25 @@ def test_loo_and_lfo_prefer_the_true_law_full() -> None:
 
 
 def test_lfo_scores(chinchilla_lfo, synthetic_runs: sb.Runs) -> None:
-    result = chinchilla_lfo  # lfo(synthetic_runs, "chinchilla", cuts=2, seed=5, **CI_FIT)
+    result = chinchilla_lfo  # lfo(synthetic_runs, "chinchilla", cuts=3, seed=5, **CI_FIT)
     cuts = result.cuts
-    assert list(cuts["n_fit"] + cuts["n_held"]) == [81, 81]
-    assert list(cuts["cut"]) == list(compute_cuts(synthetic_runs, 2))
-    assert len(result.fits) == 2
+    assert list(cuts["n_fit"] + cuts["n_held"]) == [81, 81, 81]
+    assert list(cuts["cut"]) == list(compute_cuts(synthetic_runs, 3))
+    assert len(result.fits) == 3
     assert len(result.fits[0].runs) == cuts["n_fit"][0]
     # One batch: the refits are one fit_batch call, fits 0 and 1 of it.
-    assert [f.settings.batch_index for f in result.fits] == [0, 1]
+    assert [f.settings.batch_index for f in result.fits] == [0, 1, 2]
     # One-step-ahead: every run above the first cut, once, with the lpd the highest cut below
     # it gave (the per-cut scores are the same rows: elpd_i is a view of them).
     scored = result.elpd_i["run"].to_numpy()
     np.testing.assert_array_equal(scored, np.flatnonzero(synthetic_runs.C > cuts["cut"][0]))
-    first, second = result.scores
     elpd_i = result.elpd_i.to_series()
-    np.testing.assert_array_equal(elpd_i[second.index], second["lpd"])
-    between = first.index.difference(second.index)
-    np.testing.assert_array_equal(elpd_i[between], first.loc[between, "lpd"])
-    np.testing.assert_allclose(cuts["lpd"], [first["lpd"].mean(), second["lpd"].mean()])
+    for lower, higher in zip(result.scores, (*result.scores[1:], None), strict=True):
+        own = lower.index if higher is None else lower.index.difference(higher.index)
+        np.testing.assert_array_equal(elpd_i[own], lower.loc[own, "lpd"])
+    np.testing.assert_allclose(cuts["lpd"], [s["lpd"].mean() for s in result.scores])
     # The true law extrapolates: its 90% predictive intervals cover most held-out runs (36
-    # and 9 runs; under 60% is 5 of 9, P < 1% for a calibrated interval, and a 5-sd miss on
+    # to 9 runs; under 60% is 5 of 9, P < 1% for a calibrated interval, and a 5-sd miss on
     # 36) and its median misses by about the noise (1% of the loss; the median |error| is
     # 0.67 x that), so 0.03 in log loss would be a broken extrapolation.
     assert (cuts["coverage_90"] >= 0.6).all()

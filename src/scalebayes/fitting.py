@@ -106,7 +106,7 @@ def fit_batch(
     """Fit one law to many tables of runs at once: simulation studies, backtests, sweeps.
 
     Every table must have the same number of runs (fit subsets of one table with ``masks``).
-    All chains of all fits run as one batch (vmapped on each device, spread over devices), so
+    All chains of all fits run as one batch (spread over devices; see :class:`engine.Sampler`), so
     hundreds of small fits cost one compile and far less than hundreds of :func:`fit` calls.
     Arguments are as in :func:`fit`; ``masks`` holds one boolean array per table. Fit ``i``
     records ``settings.batch_index = i``; the same ``seed`` gives identical draws for the same
