@@ -179,6 +179,21 @@ class Plan:
         """Each parameter's mode, by name."""
         return {p.name: p.mode for p in self.params}
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: the modes, every pooled parameter's spread prior, per-group centring.
+
+        With the law and the likelihood, :meth:`from_dict` rebuilds the same plan (a saved fit).
+        """
+        spreads = {p.name: str(p.spread) for p in self.params if p.mode == "pooled"}
+        return {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred)}
+
+    @staticmethod
+    def from_dict(record: Mapping[str, Any], law: Law, likelihood: Likelihood) -> Plan:
+        """The plan :meth:`to_dict` wrote, resolved again for ``law`` and ``likelihood``."""
+        pooling = Pooling(modes=record["modes"], spreads=record["spreads"], centred="auto")
+        # "auto" centres exactly the groups marked strong: the stored per-group choice.
+        return pooling.plan(law, likelihood, [bool(c) for c in record["centred"]])
+
     def sites(self) -> Sites:
         """Every site :func:`grouped_model` samples: name -> (prior or None, shape)."""
         g = (self.n_groups,)
