@@ -258,3 +258,11 @@ def test_cli_show_and_plot_a_grouped_fit(saved, tmp_path, capsys):
     assert image.stat().st_size > 0
     assert main(["plot", str(saved), "--kind", "residuals", "--out", str(image)]) == 2
     assert "name one group" in capsys.readouterr().err
+
+
+def test_compare_ranks_grouped_fits_by_loo(known):
+    """Pooling choices are ranked like laws: PSIS-LOO over every run, whatever its group."""
+    fit = known[2]
+    table = sb.compare({"pooled": fit, "the same": fit}).table
+    assert set(table.index) == {"pooled", "the same"}
+    assert table["elpd"].iloc[0] == pytest.approx(table["elpd"].iloc[1])
