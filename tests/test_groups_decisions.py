@@ -84,6 +84,22 @@ def test_grouped_fit_round_trips(known, saved):
         )
 
 
+def test_every_pooling_choice_is_stored_whole():
+    """Modes, spread priors and per-group centring come back from the file's JSON as they were."""
+    from scalebayes.groups.pooling import Plan
+
+    law = sb.load_law("chinchilla")
+    likelihood = sb.Likelihood(discrepancy="none", df=None).for_law(law)  # nu estimated
+    pooling = Pooling(
+        modes={"E": "separate", "beta": "shared", "nu": "pooled"},
+        spreads={"alpha": "HalfNormal(scale=0.05)"},
+        centred="auto",
+    )
+    plan = pooling.plan(law, likelihood, (True, False, True))
+    record = json.loads(json.dumps(plan.to_dict()))
+    assert Plan.from_dict(record, law, likelihood) == plan
+
+
 @pytest.mark.parametrize(
     ("drop", "named"),
     [
