@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import scalebayes as sb
-from scalebayes.groups.fitting import _data, strong_groups
+from scalebayes.groups.fitting import grouped_data, strong_groups
 from scalebayes.groups.pooling import Pooling, grouped_model
 from scalebayes.groups.select import select_group
 from scalebayes.likelihood import Likelihood
@@ -89,7 +89,7 @@ def test_all_shared_is_exactly_the_single_law(two_groups):
     law = sb.load_law("chinchilla")
     likelihood = Likelihood(discrepancy="none").for_law(law)
     plan = Pooling(modes=ALL_SHARED).plan(law, likelihood, strong_groups(runs, ("g0", "g1")))
-    grouped = _data(law, likelihood, runs, ("g0", "g1"))
+    grouped = grouped_data(law, likelihood, runs, ("g0", "g1"))
     single = model_data(law, runs, likelihood)
     point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
              "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.02)}  # fmt: skip
@@ -189,18 +189,28 @@ def test_cli_group_refusals_come_before_work(groups_csv, capsys):
 
     assert main(["fit", str(groups_csv), "--pool", "alpha=shared"]) == 2
     assert "--pool applies to grouped fits" in capsys.readouterr().err
-    assert main(["fit", str(groups_csv), "--group", "mix", "--out", "x.nc"]) == 2
-    assert "cannot be saved yet" in capsys.readouterr().err
+    assert main(["fit", str(groups_csv), "--group", "mix", "--out", "x.txt"]) == 2
+    assert "--out x.txt: expected a file name ending in" in capsys.readouterr().err
     assert main(["fit", str(groups_csv), "--group", "dataset"]) == 2
     assert "group column(s) ['dataset'] not found" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_cli_fit_group_prints_groups(groups_csv, capsys):
+def test_cli_fit_group_saves_and_decides(groups_csv, tmp_path, capsys):
+    """fit --group --out, then show and predict read the file back: the whole CLI round trip."""
     from scalebayes.cli import main
 
+    out = tmp_path / "groups.nc"
     args = ["--chains", "2", "--draws", "200", "--warmup", "200", "--quiet", "--seed", "1"]
-    assert main(["fit", str(groups_csv), "--group", "mix", "--pool", "beta=shared", *args]) == 0
+    pool = ["--group", "mix", "--pool", "beta=shared", "--out", str(out)]
+    assert main(["fit", str(groups_csv), *pool, *args]) == 0
     printed = capsys.readouterr().out
-    for needle in ("group g0: 15 runs", "group g1: 15 runs", "per group", "shared", "diagnostics:"):
+    for needle in ("group g0: 15 runs", "group g1: 15 runs", "per group", "shared", "diagnostics:",
+                   f"saved to {out}"):  # fmt: skip
         assert needle in printed
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    # The same tables as the fit printed (from the file, not the sampler's memory).
+    assert shown.split("Grouped fit")[1] == printed.split("Grouped fit")[1].split("saved to")[0]
+    assert main(["predict", str(out), "--N", "7e10", "--D", "1.4e12", "--group", "new"]) == 0
+    assert "a new group (not yet run)" in capsys.readouterr().out

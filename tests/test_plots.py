@@ -320,7 +320,8 @@ def test_comparison_plot(fit, runs):
 # --- one call per kind --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", figures.KINDS)
+# The forest is a grouped fit's (tests/test_groups_decisions.py draws it).
+@pytest.mark.parametrize("kind", [kind for kind in figures.KINDS if kind != "forest"])
 def test_draw_every_kind(fit, runs, kind, tmp_path):
     before = set(plt.get_fignums())
     budgets = {"frontier": [1e24], "isoflop": [1e20, 3e20]}.get(kind)

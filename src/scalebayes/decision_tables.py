@@ -4,12 +4,17 @@
 call the library's decisions (``predict``, an allocation estimator, ``chance``, ``plan``) and
 lay the result out once, for every front end: the CLI prints ``str(result)`` or
 :meth:`DecisionTable.to_dict`, a notebook shows ``result.table``.
+
+Each takes ``group=`` for a grouped fit (:func:`scalebayes.fit_groups`): a group's label, or
+``"new"`` for a ladder not yet run; without it, every group's table, stacked with a ``group``
+column (:func:`for_groups`). The tables themselves are laid out from one group's ordinary
+:class:`~scalebayes.results.Fit` (:func:`scalebayes.groups.select.select_group`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +22,12 @@ import numpy as np
 import pandas as pd
 
 from scalebayes.formatting import format_interval, format_number, text_columns
+from scalebayes.groups.select import NEW, is_grouped, select_group
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
+    from scalebayes.groups.result import GroupedFit
     from scalebayes.health import Diagnostics
     from scalebayes.results import Fit
 
@@ -58,15 +65,80 @@ class DecisionTable:
         return self.text
 
 
+def for_groups(
+    fit: Fit | GroupedFit, group: str | None, build: Callable[[Fit], DecisionTable]
+) -> DecisionTable:
+    """``build`` on the fit a decision uses: ``fit``, or ``group`` of a grouped fit.
+
+    On a grouped fit without ``group``: ``build`` on every group's fit, the tables stacked
+    (a leading ``group`` column), the texts one after another, ``meta`` what all groups share
+    plus ``by_group`` for what differs, and the diagnostics of the first group whose own
+    sampling (approach 2's, say) failed, or else the fit's.
+    """
+    if group is not None or not is_grouped(fit):
+        result = build(select_group(fit, group))
+        return result if group is None else _labelled(result, fit, group)
+    parts = [_labelled(build(fit.for_group(label)), fit, label) for label in fit.groups]
+    first = parts[0].meta
+    common = {k: v for k, v in first.items() if all(p.meta.get(k) == v for p in parts)}
+    common.pop("group", None)
+    by_group = {p.meta["group"]: {k: v for k, v in p.meta.items() if k not in common}
+                for p in parts}  # fmt: skip
+    if any(len(m) > 1 for m in by_group.values()):
+        common["by_group"] = by_group
+    failed = [p.diagnostics for p in parts if not p.diagnostics.ok]
+    return DecisionTable(
+        fit.law.name,
+        pd.concat([p.table for p in parts], ignore_index=True),
+        "\n\n".join(p.text for p in parts),
+        failed[0] if failed else parts[0].diagnostics,
+        {"groups": list(fit.groups), **common},
+    )
+
+
+def _labelled(result: DecisionTable, fit: GroupedFit, group: str) -> DecisionTable:
+    """``result`` of one group: a ``group`` column, a heading naming it, the group in ``meta``."""
+    table = result.table.copy()
+    table.insert(0, "group", group)
+    if group == NEW:
+        heading = (
+            f"a new group (not yet run): per posterior draw, its parameters drawn from the "
+            f"population of the {len(fit.groups)} fitted groups"
+        )
+    else:
+        heading = f"group {group} ({int((fit.runs.group == group).sum())} runs)"
+    own = "" if result.diagnostics == fit.diagnostics else f"\n{result.diagnostics}"
+    return DecisionTable(
+        result.law,
+        table,
+        f"{heading}\n{result.text}{own}",
+        result.diagnostics,
+        {**result.meta, "group": group},
+    )
+
+
 def prediction_table(
-    fit: Fit, *, prob: float = 0.9, interval: str = "eti", seed: int = 0, **points: ArrayLike
+    fit: Fit | GroupedFit,
+    *,
+    prob: float = 0.9,
+    interval: str = "eti",
+    seed: int = 0,
+    group: str | None = None,
+    **points: ArrayLike,
 ) -> DecisionTable:
     """Loss at planned runs (``points``: two of N, D, C, and U if the law takes it), credible and predictive.
 
     Columns: the inputs, ``median``, ``credible_lb/ub`` (the law's mean), ``predictive_lb/ub``
     (a new run, noise included; ``seed`` draws the noise) at probability ``prob``, equal-tailed
-    (``interval="eti"``) or highest-density (``"hdi"``), and ``extrapolation``.
+    (``interval="eti"``) or highest-density (``"hdi"``), and ``extrapolation``. ``group``: see
+    :func:`for_groups`.
     """
+    return for_groups(fit, group, lambda one: _prediction_table(one, prob, interval, seed, points))
+
+
+def _prediction_table(
+    fit: Fit, prob: float, interval: str, seed: int, points: dict[str, ArrayLike]
+) -> DecisionTable:
     from scalebayes.prediction import predict
 
     mean = predict(fit, kind="mean", **points).summary(probs=(prob,), kind=interval)
@@ -101,12 +173,13 @@ def prediction_table(
 
 
 def allocation_table(
-    fit: Fit,
+    fit: Fit | GroupedFit,
     budgets: ArrayLike,
     *,
     approach: str | int = 3,
     prob: float = 0.9,
     cost_k: float | None = None,
+    group: str | None = None,
 ) -> DecisionTable:
     """The compute-optimal allocation at ``budgets`` (FLOPs) by one approach, one row per budget.
 
@@ -114,8 +187,20 @@ def allocation_table(
     the allocation exponents, ``beyond``/``extrapolation``, and (when the estimator's L* is the
     law's alone) the whole model's loss at the optimum. ``approach="all"``: every approach that
     can run, side by side, with a verdict and the recommended one
-    (:func:`scalebayes.allocation.compare_approaches`).
+    (:func:`scalebayes.allocation.compare_approaches`). ``group``: see :func:`for_groups` (a
+    new group has no runs: approach 3 only).
     """
+    from scalebayes.allocation import check_group_approach
+
+    check_group_approach(group, approach)
+    return for_groups(
+        fit, group, lambda one: _allocation_table(one, budgets, approach, prob, cost_k)
+    )
+
+
+def _allocation_table(
+    fit: Fit, budgets: ArrayLike, approach: str | int, prob: float, cost_k: float | None
+) -> DecisionTable:
     from scalebayes.allocate import extrapolation_of
     from scalebayes.allocation import estimator
     from scalebayes.summaries import summarise
@@ -193,8 +278,17 @@ def _all_approaches(
     return DecisionTable(fit.law.name, result.table(), result.summary(), diagnostics, meta)
 
 
-def chance_table(fit: Fit, target: float, **points: ArrayLike) -> DecisionTable:
-    """P(loss <= ``target``) at planned runs (two of N, D, C): the law's mean, and a new run's."""
+def chance_table(
+    fit: Fit | GroupedFit, target: float, *, group: str | None = None, **points: ArrayLike
+) -> DecisionTable:
+    """P(loss <= ``target``) at planned runs (two of N, D, C): the law's mean, and a new run's.
+
+    ``group``: see :func:`for_groups`.
+    """
+    return for_groups(fit, group, lambda one: _chance_table(one, target, dict(points)))
+
+
+def _chance_table(fit: Fit, target: float, points: dict[str, ArrayLike]) -> DecisionTable:
     from scalebayes.planning import chance
 
     result = chance(fit, points.pop("N", None), points.pop("D", None), target, **points)
@@ -211,19 +305,34 @@ def chance_table(fit: Fit, target: float, **points: ArrayLike) -> DecisionTable:
 
 
 def plan_table(
-    fit: Fit,
+    fit: Fit | GroupedFit,
     target: float,
     *,
     prob: float = 0.9,
     kind: str = "new_run",
     inference_tokens: float | Sequence[float] = 0.0,
     cost_k: float | None = None,
+    group: str | None = None,
 ) -> DecisionTable:
     """The cheapest run reaching ``target`` with probability ``prob``, per inference volume.
 
     One row per lifetime inference volume (``scalebayes.plan``'s table); the text adds each
     draw's own cheapest run (median and 90 % interval) and what the discrepancy adds.
+    ``group``: see :func:`for_groups`.
     """
+    return for_groups(
+        fit, group, lambda one: _plan_table(one, target, prob, kind, inference_tokens, cost_k)
+    )
+
+
+def _plan_table(
+    fit: Fit,
+    target: float,
+    prob: float,
+    kind: str,
+    inference_tokens: float | Sequence[float],
+    cost_k: float | None,
+) -> DecisionTable:
     from scalebayes.planning import plan
 
     result = plan(

@@ -20,6 +20,7 @@ import xarray as xr
 from scalebayes import plots
 from scalebayes.allocate import Allocation, optimal, require_n_and_d
 from scalebayes.errors import ExtrapolationWarning, ScalebayesError
+from scalebayes.groups.select import NEW, is_grouped, select_group
 from scalebayes.holdout import score
 from scalebayes.plots._common import check_axis, figure_of
 from scalebayes.plots.bands import default_axis
@@ -32,17 +33,24 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from scalebayes.data import Runs
+    from scalebayes.groups.result import GroupedFit
     from scalebayes.plots.frontier import Reference
     from scalebayes.results import Fit
 
-KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals", "pit")
+KINDS = (
+    "bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals", "pit", "forest"
+)  # fmt: skip
+GROUPED_KINDS = ("forest", "bands", "frontier")
+"""Kinds a grouped fit draws for all its groups at once; the others draw one group (``group=``)."""
 HELDOUT_KINDS = ("pit",)
 """Kinds that need runs the fit did not see (``heldout=``); the others draw from a fit alone."""
 # The frontier is drawn from the smallest run's compute to this many times the largest's.
 FRONTIER_REACH = 1e4
 
 
-def frontier_budgets(fit: Fit, budgets: Sequence[float] | None = None, n: int = 30) -> np.ndarray:
+def frontier_budgets(
+    fit: Fit | GroupedFit, budgets: Sequence[float] | None = None, n: int = 30
+) -> np.ndarray:
     """A log grid of budgets, FLOPs: from the runs' smallest compute past the largest (and ``budgets``)."""
     low = float(fit.runs.C.min())
     high = float(fit.runs.C.max()) * FRONTIER_REACH
@@ -52,7 +60,7 @@ def frontier_budgets(fit: Fit, budgets: Sequence[float] | None = None, n: int = 
 
 
 def draw(
-    fit: Fit,
+    fit: Fit | GroupedFit,
     kind: str,
     *,
     budgets: Sequence[float] | None = None,
@@ -62,19 +70,25 @@ def draw(
     heldout: Runs | None = None,
     axis: str | None = None,
     seed: int = 0,
+    group: str | None = None,
 ) -> Figure:
     """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
 
     Parameters
     ----------
-    fit : Fit
+    fit : Fit or GroupedFit
         The posterior.
     kind : str
         ``bands`` (loss against compute with credible and predictive bands), ``frontier``
         (N*, D*, L* against compute), ``isoflop`` (loss against N per budget in the data),
         ``trace``, ``rank``, ``pairs`` (ArviZ), ``prior`` (prior vs posterior), ``residuals``
         or ``pit`` (the PIT histogram of ``heldout`` runs, which it needs; a backtest's
-        per-cut PIT: :func:`draw_pit`).
+        per-cut PIT: :func:`draw_pit`); for a grouped fit also ``forest`` (each group's
+        parameters beside the population's, :func:`forest_table`).
+    group : str, optional
+        For a grouped fit: draw this group's figure of any kind (``"new"``: a group not yet
+        run). Without it, a grouped fit draws ``forest``, ``bands`` (a panel per group) and
+        ``frontier`` (a colour per group) of all its groups.
     budgets : sequence of float, optional
         FLOPs: the budgets the ``frontier`` must reach, or the budgets of the ``isoflop``
         curves (default the data's own); no other kind takes budgets.
@@ -110,10 +124,28 @@ def draw(
         raise ScalebayesError(f"axis= applies to the bands plot, not to {kind!r}")
     if budgets is not None and kind not in ("frontier", "isoflop"):
         raise ScalebayesError(f"budgets apply to the frontier and isoflop plots, not to {kind!r}")
+    grouped = is_grouped(fit) and group is None
+    if kind == "forest" and not grouped:
+        raise ScalebayesError(
+            "the forest plot shows a grouped fit's groups side by side (scalebayes.fit_groups, "
+            "`scalebayes fit --group`), without group="
+        )
+    if grouped and kind not in GROUPED_KINDS:
+        raise ScalebayesError(
+            f"a grouped fit draws {', '.join(GROUPED_KINDS)} for all its groups; for {kind!r} "
+            f"name one group (group=, --group NAME): one of {list(fit.groups)} or {NEW!r}"
+        )
+    if grouped and (others or allocation is not None or heldout is not None):
+        raise ScalebayesError(
+            "a grouped fit's figures take no other fits, allocation or held-out runs"
+        )
+    fit = fit if grouped else select_group(fit, group)
     import matplotlib.pyplot as plt
 
     opened_before = set(plt.get_fignums())
     try:
+        if grouped:
+            return _grouped_figure(fit, kind, budgets, references, axis, seed)
         return _figure(fit, kind, budgets, references, allocation, others, heldout, axis, seed)
     except BaseException:  # a plot that failed half-way leaves no figure behind
         for number in set(plt.get_fignums()) - opened_before:
@@ -137,16 +169,8 @@ def _figure(
         mean, new_run = band_predictions(fit, axis=axis, seed=seed)
         return figure_of(plots.bands(fit, mean, new_run, axis=axis, heldout=heldout))
     if kind == "frontier":
-        grid = frontier_budgets(fit, budgets)
-        with warnings.catch_warnings():
-            # The grid reaches past the runs on purpose; the figure shades what lies beyond them.
-            warnings.simplefilter("ignore", ExtrapolationWarning)
-            own = optimal(fit, grid) if allocation is None else allocation
-            allocations = {fit.law.name: own}
-            for name, other in (others or {}).items():
-                allocations[name] = optimal(other, grid)
-        refs = plots.PUBLISHED if references is None else references
-        return figure_of(plots.frontier_panels(allocations, runs=fit.runs, references=refs))
+        fits = {fit.law.name: fit, **(others or {})}
+        return _frontier_figure(fit, fits, budgets, references, allocation)
     if kind == "isoflop":
         curves = isoflop_predictions(fit, budgets)
         found = np.unique(curves.points["C"].to_numpy(float))
@@ -162,6 +186,80 @@ def _figure(
         histogram = pit_histogram(rows["pit"].to_numpy(), label=f"from {source}")
         return figure_of(plots.pit(histogram, law=fit.law.name))
     return figure_of(getattr(plots, kind)(fit))
+
+
+def _grouped_figure(
+    fit: GroupedFit,
+    kind: str,
+    budgets: Sequence[float] | None,
+    references: Sequence[Reference] | None,
+    axis: str | None,
+    seed: int,
+) -> Figure:
+    """Forest, bands (a panel per group) or frontier (a colour per group) of a grouped fit."""
+    if kind == "forest":
+        shared = [name for name, mode in fit.plan.modes().items() if mode == "shared"]
+        return figure_of(plots.forest(forest_table(fit), law=fit.law.name, shared=shared))
+    fits = {label: fit.for_group(label) for label in fit.groups}
+    if kind == "bands":
+        axis = default_axis(fit) if axis is None else axis
+        panels = {
+            f"group {label}": (one, *band_predictions(one, axis=axis, seed=seed))
+            for label, one in fits.items()
+        }
+        return figure_of(plots.bands_panels(panels, axis=axis))
+    labelled = {f"group {label}": one for label, one in fits.items()}
+    return _frontier_figure(fit, labelled, budgets, references)
+
+
+def _frontier_figure(
+    main: Fit | GroupedFit,
+    fits: Mapping[str, Fit],
+    budgets: Sequence[float] | None,
+    references: Sequence[Reference] | None,
+    allocation: Allocation | None = None,
+) -> Figure:
+    """The frontier of each of ``fits`` (the first's may be given) over ``main``'s runs."""
+    grid = frontier_budgets(main, budgets)
+    with warnings.catch_warnings():
+        # The grid reaches past the runs on purpose; the figure shades what lies beyond them.
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        given = {} if allocation is None else {next(iter(fits)): allocation}
+        allocations = {
+            name: given[name] if name in given else optimal(one, grid) for name, one in fits.items()
+        }
+    refs = plots.PUBLISHED if references is None else references
+    return figure_of(plots.frontier_panels(allocations, runs=main.runs, references=refs))
+
+
+def forest_table(fit: GroupedFit, prob: float = 0.9) -> pd.DataFrame:
+    """Each group's, a new group's and the population's value of every parameter the groups vary.
+
+    Rows per parameter (shared ones are left out): one per group, ``"new group"`` (per draw,
+    a value drawn from the population; absent when some parameter is separate) and
+    ``"population"`` (absent for a separate parameter). Columns ``parameter``, ``row``,
+    ``kind`` (group, new, population), ``median``, ``lower``, ``upper`` (``prob`` interval).
+    """
+    quantiles = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+    posterior = fit.posterior
+    modes = fit.plan.modes()
+    new = fit.for_group(NEW).posterior if "separate" not in modes.values() else None
+    frames = []
+    for name, mode in modes.items():
+        if mode == "shared":
+            continue
+        rows = posterior[f"{name}_group"].quantile(quantiles, dim=("chain", "draw"))
+        parts = [(str(g), "group", rows.sel(group=g)) for g in fit.groups]
+        if new is not None:
+            parts.append(("new group", "new", new[name].quantile(quantiles, dim=("chain", "draw"))))
+        if mode == "pooled":
+            parts.append(("population", "population",
+                          posterior[name].quantile(quantiles, dim=("chain", "draw"))))  # fmt: skip
+        for row, kind, q in parts:
+            lower, median, upper = (float(v) for v in q.to_numpy())
+            frames.append({"parameter": name, "row": row, "kind": kind, "median": median,
+                           "lower": lower, "upper": upper})  # fmt: skip
+    return pd.DataFrame(frames)
 
 
 def band_predictions(

@@ -1,10 +1,11 @@
-"""Save and load a :class:`~scalebayes.results.Fit` as one NetCDF file (no pickle).
+"""Save and load a :class:`~scalebayes.results.Fit` or a grouped fit as one NetCDF file (no pickle).
 
 The file is the ArviZ DataTree of the fit; the law, likelihood, settings, diagnostics, the
 fit's reference point (the discrepancy's included, exactly) and the runs' metadata ride along
 as JSON in the root attributes, and the runs themselves are
 the ``constant_data`` (N, D, C, U, group, weight) and ``observed_data`` (loss) groups. So every
-later command works from the file alone.
+later command works from the file alone. A :class:`~scalebayes.groups.result.GroupedFit` adds
+its resolved pooling (``scalebayes_pooling``) and is marked ``scalebayes_kind = "grouped"``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,22 +22,32 @@ import xarray as xr
 
 from scalebayes.data import Runs
 from scalebayes.errors import FitFileError, ScalebayesError
+from scalebayes.groups.select import is_grouped
 from scalebayes.laws import law_from_dict
 from scalebayes.likelihood import Likelihood
 from scalebayes.outputs import FIT_SUFFIXES, check_file, replacing
 from scalebayes.results import Diagnostics, Fit, FitSettings
 
+if TYPE_CHECKING:  # imported when a grouped file is read: `show` of a plain fit needs no JAX
+    from scalebayes.groups.result import GroupedFit
+
 # 2: the reference point is stored (scalebayes_log_ref) and the likelihood's discrepancy is a
 # component ({"name": ..., its priors}); files of version 1 are read as before.
 SCHEMA_VERSION = 2
+# 3: a grouped fit (scalebayes_kind "grouped", scalebayes_pooling). Plain fits are still written
+# as 2, so an older scalebayes reads them; it refuses a grouped file ("upgrade scalebayes")
+# instead of misreading it as a plain fit.
+GROUPED_SCHEMA_VERSION = 3
+READS_UP_TO = GROUPED_SCHEMA_VERSION
+GROUPED = "grouped"
 SUMMARY_CI = 0.9  # the interval of the stored parameter table (`show`, `fit`)
 _META = ("law", "likelihood", "settings", "diagnostics", "runs", "log_ref")
 _GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data", "sample_stats")
 _KEY = "scalebayes_schema_version"
 
 
-def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
-    """Write ``fit`` to ``path`` (NetCDF4/HDF5), whole or not at all.
+def save_fit(fit: Fit | GroupedFit, path: str | os.PathLike[str]) -> Path:
+    """Write ``fit`` (a :class:`Fit` or a grouped fit) to ``path`` (NetCDF4/HDF5), whole or not at all.
 
     The file is written beside ``path`` and moved over it when complete
     (:func:`scalebayes.outputs.replacing`): a crash or Ctrl-C leaves the previous file as it was.
@@ -63,8 +74,6 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
         "scalebayes_log_ref": json.dumps(
             {k: np.asarray(v).tolist() for k, v in fit.log_ref.items()}
         ),
-        # The parameter table `show` prints, so that reading a fit needs no statistics.
-        "scalebayes_summary": fit.summary(SUMMARY_CI).to_json(orient="split", double_precision=15),
         "scalebayes_runs": json.dumps(
             {
                 "source": runs.source,
@@ -77,13 +86,23 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
             }
         ),
     }
+    if is_grouped(fit):
+        tree.attrs[_KEY] = GROUPED_SCHEMA_VERSION
+        tree.attrs["scalebayes_kind"] = GROUPED
+        tree.attrs["scalebayes_pooling"] = json.dumps(fit.plan.to_dict())
+    else:
+        # The parameter table `show` prints, so that reading a fit needs no statistics.
+        summary = fit.summary(SUMMARY_CI)
+        tree.attrs["scalebayes_summary"] = summary.to_json(orient="split", double_precision=15)
     with replacing(path) as tmp:
         tree.to_netcdf(tmp, engine="h5netcdf")
     return path
 
 
-def load_fit(path: str | os.PathLike[str]) -> Fit:
-    """Read a fit written by :func:`save_fit`; refuses files it did not write or cannot read.
+def load_fit(path: str | os.PathLike[str]) -> Fit | GroupedFit:
+    """Read a fit written by :func:`save_fit` (a grouped fit comes back as a :class:`GroupedFit`).
+
+    Refuses files it did not write or cannot read.
 
     Raises
     ------
@@ -109,12 +128,14 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
             f"{path}: a NetCDF file, but not a scalebayes fit (no {_KEY!r} attribute)"
         )
     version = int(attrs[_KEY])
-    if version > SCHEMA_VERSION:
+    if version > READS_UP_TO:
         raise FitFileError(
             f"{path}: written with fit schema version {version}; this scalebayes reads up to "
-            f"{SCHEMA_VERSION}: upgrade scalebayes"
+            f"{READS_UP_TO}: upgrade scalebayes"
         )
-    missing = [f"attribute scalebayes_{k}" for k in _META if f"scalebayes_{k}" not in attrs]
+    grouped = attrs.get("scalebayes_kind") == GROUPED
+    needed = (*_META, "pooling") if grouped else _META
+    missing = [f"attribute scalebayes_{k}" for k in needed if f"scalebayes_{k}" not in attrs]
     if version < 2:  # written before the reference was stored: recomputed below
         missing = [m for m in missing if not m.endswith("log_ref")]
     missing += [f"group {g}" for g in _GROUPS if g not in tree.children]
@@ -122,7 +143,7 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
         raise FitFileError(f"{path}: not a complete scalebayes fit: missing {', '.join(missing)}")
     try:
         meta = {
-            k: json.loads(attrs[f"scalebayes_{k}"]) for k in _META if f"scalebayes_{k}" in attrs
+            k: json.loads(attrs[f"scalebayes_{k}"]) for k in needed if f"scalebayes_{k}" in attrs
         }
         law = law_from_dict(meta["law"], source=f"{path} (stored law)")
         constant = tree["constant_data"].to_dataset()
@@ -140,13 +161,25 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
             log_ref = {k: np.asarray(v, dtype=float) for k, v in meta["log_ref"].items()}
         else:
             log_ref = _recomputed_reference(law, likelihood, runs, settings)
+        diagnostics = Diagnostics(**meta["diagnostics"])
+        if grouped:
+            from scalebayes.groups.pooling import Plan
+            from scalebayes.groups.result import GroupedFit
+
+            plan = Plan.from_dict(meta["pooling"], law, likelihood)
+            groups = tuple(str(g) for g in tree["posterior"]["group"].to_numpy())
+            parts = (law, runs, likelihood, plan, groups, tree, settings, diagnostics, log_ref)
+            tree.attrs = {}
+            result = GroupedFit(*parts)
+            _check_grouped(result, path)
+            return result
         fit = Fit(
             law=law,
             runs=runs,
             likelihood=likelihood,
             idata=tree,
             settings=settings,
-            diagnostics=Diagnostics(**meta["diagnostics"]),
+            diagnostics=diagnostics,
             log_ref=log_ref,
         )
     except (KeyError, TypeError, ValueError, ScalebayesError) as err:
@@ -188,3 +221,22 @@ def _check_shapes(fit: Fit, path: Path) -> None:
         )
     if not np.all(np.isfinite(fit.runs.loss)):
         raise FitFileError(f"{path}: damaged scalebayes fit (non-finite stored losses)")
+
+
+def _check_grouped(fit: GroupedFit, path: Path) -> None:
+    """Refuse a grouped file whose posterior, runs or groups do not fit together."""
+    posterior = fit.idata["posterior"]
+    missing = [name for name in fit.plan.reported_names(fit.law) if name not in posterior]
+    if missing:
+        raise FitFileError(f"{path}: damaged grouped fit (posterior lacks {missing})")
+    if fit.idata["log_likelihood"]["loss"].shape[-1] != len(fit.runs):
+        raise FitFileError(f"{path}: damaged grouped fit (log likelihood and runs mismatch)")
+    labels = fit.runs.group
+    strays = sorted(set(labels) - set(fit.groups)) if labels is not None else ["(no group column)"]
+    if strays or len(fit.groups) != fit.plan.n_groups:
+        raise FitFileError(
+            f"{path}: damaged grouped fit (runs' groups {strays} not among {list(fit.groups)}, "
+            f"or {fit.plan.n_groups} groups pooled)"
+        )
+    if not np.all(np.isfinite(fit.runs.loss)):
+        raise FitFileError(f"{path}: damaged grouped fit (non-finite stored losses)")

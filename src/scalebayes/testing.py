@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,11 @@ from scalebayes.model import model_data, pointwise_log_lik
 from scalebayes.results import Fit, FitSettings, compute_diagnostics, to_datatree
 from scalebayes.runtime import DEFAULT_PRECISION, precision
 
-__all__ = ["fit_from_draws", "jittered_draws"]
+if TYPE_CHECKING:
+    from scalebayes.groups.pooling import Pooling
+    from scalebayes.groups.result import GroupedFit
+
+__all__ = ["fit_from_draws", "grouped_fit_from_draws", "jittered_draws"]
 
 
 def fit_from_draws(
@@ -93,6 +98,65 @@ def fit_from_draws(
         diagnostics = compute_diagnostics(idata, law, likelihood)
     log_ref = {k: np.asarray(v) for k, v in data.log_ref.items()}
     return Fit(law, runs, likelihood, idata, settings, diagnostics, log_ref)
+
+
+def grouped_fit_from_draws(
+    law: Law | str | os.PathLike[str],
+    runs: Runs,
+    draws: Mapping[str, ArrayLike],
+    *,
+    pooling: Pooling | None = None,
+    likelihood: Likelihood | None = None,
+) -> GroupedFit:
+    """A :class:`~scalebayes.groups.result.GroupedFit` whose posterior is exactly ``draws``.
+
+    ``runs`` has a group column (e.g. :func:`scalebayes.simulation.simulate_groups`); ``draws``
+    holds what :func:`scalebayes.fit_groups` reports for ``pooling`` (default
+    :class:`~scalebayes.groups.pooling.Pooling`): population values (chains, draws) under the
+    parameters' names, ``<name>_spread`` for pooled ones, and each group's values
+    ``<name>_group`` (chains, draws, groups) for every law and noise parameter (pinned ones may
+    be omitted). ``likelihood`` defaults to Student-t(4) without a discrepancy.
+    """
+    from scalebayes.fitting import prepare
+    from scalebayes.groups.fitting import grouped_data, grouped_datatree, strong_groups
+    from scalebayes.groups.pooling import Pooling, pointwise_log_lik
+    from scalebayes.groups.result import GroupedFit
+    from scalebayes.results import tree_diagnostics
+
+    law, likelihood = prepare(law, likelihood or Likelihood(discrepancy="none"), None)
+    groups = tuple(str(g) for g in pd.unique(runs.group))
+    plan = (pooling or Pooling()).plan(law, likelihood, strong_groups(runs, groups))
+    arrays = {name: np.asarray(value, dtype=float) for name, value in draws.items()}
+    chains, n_draws = np.shape(arrays[f"{likelihood.param_names[0]}_group"])[:2]
+    for name in law.param_names:
+        if name not in law.free_param_names:
+            value = float(law.params[name].prior.kwargs["v"])
+            arrays.setdefault(f"{name}_group", np.full((chains, n_draws, len(groups)), value))
+    expected = plan.reported_names(law)
+    missing = [name for name in expected if name not in arrays]
+    unknown = [name for name in arrays if name not in expected]
+    if missing or unknown:
+        raise ScalebayesError(
+            f"grouped_fit_from_draws: this pooling takes draws of {expected}; missing {missing}, "
+            f"unknown {unknown}"
+        )
+    names = (*law.param_names, *likelihood.param_names)
+    with precision(DEFAULT_PRECISION):
+        data = grouped_data(law, likelihood, runs, groups)
+        values = {n: arrays[f"{n}_group"] for n in names}
+        log_lik = np.asarray(pointwise_log_lik(law, likelihood, values, data))
+    stats = {
+        "diverging": np.zeros((chains, n_draws), dtype=bool),
+        "reached_max_treedepth": np.zeros((chains, n_draws), dtype=bool),
+    }
+    idata = grouped_datatree(runs, groups, {**arrays, "_log_lik": log_lik}, stats)
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant draws: R-hat NaN
+        sampled = [n for n in expected if n.removesuffix("_group") not in law.params
+                   or n.removesuffix("_group") in law.free_param_names]  # fmt: skip
+        diagnostics = tree_diagnostics(idata, sampled)
+    settings = FitSettings(chains=chains, draws=n_draws, warmup=0)
+    log_ref = {k: np.asarray(v) for k, v in data.log_ref.items()}
+    return GroupedFit(law, runs, likelihood, plan, groups, idata, settings, diagnostics, log_ref)
 
 
 def jittered_draws(

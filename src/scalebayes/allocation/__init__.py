@@ -20,7 +20,7 @@ from scalebayes.allocation.isoflop import IsoflopEstimator
 from scalebayes.allocation.law import LawEstimator
 from scalebayes.allocation.verdict import Approaches, side_by_side
 from scalebayes.errors import ScalebayesError
-from scalebayes.groups.select import select_group
+from scalebayes.groups.select import NEW, select_group
 from scalebayes.results import Fit
 
 ESTIMATORS: dict[str, type[Estimator]] = {
@@ -96,10 +96,28 @@ def optimal(
         Per-draw ``N``, ``D``, ``loss``, ``tokens_per_param``, ``exponent_N``, ``exponent_D``,
         dims (chain, draw, budget), with ``summary()``.
     """
+    check_group_approach(group, approach)
     fit = select_group(fit, group)
     if str(approach) == "all":
         return compare_approaches(fit, budgets, cost_k=cost_k, **options)
     return estimator(approach, **options).allocate(fit, budgets, cost_k=cost_k)
 
 
-__all__ = ["ESTIMATORS", "Approaches", "Estimator", "compare_approaches", "estimator", "optimal"]
+def check_group_approach(group: str | None, approach: int | str) -> None:
+    """Refuse approaches 1, 2 and "all" for a new group: they read a group's own runs."""
+    if group == NEW and str(approach) != "3":
+        raise ScalebayesError(
+            f"approach {approach} works from a group's own runs, and a new group ({NEW!r}) has "
+            "none: use approach 3 (the law, its parameters drawn from the population)"
+        )
+
+
+__all__ = [
+    "ESTIMATORS",
+    "Approaches",
+    "Estimator",
+    "check_group_approach",
+    "compare_approaches",
+    "estimator",
+    "optimal",
+]

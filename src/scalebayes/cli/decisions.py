@@ -23,6 +23,7 @@ examples:
   scalebayes predict fit.nc --N 70e9 --D 1.4e12           # Chinchilla itself
   scalebayes predict fit.nc --N 1e9 7e9 70e9 --C 1e23     # three model sizes at one budget
   scalebayes predict fit.nc --runs planned.csv --csv      # columns N and D (or C), like `fit`
+  scalebayes predict groups.nc --N 7e9 --D 1.4e11 --group new   # a grouped fit: a ladder not yet run
 
 Give two of N, D, C (C = k N D with the fit's k, default 6); values broadcast. "credible" is
 the uncertainty about the law itself; "predictive" adds the run-to-run noise the fit measured:
@@ -163,6 +164,12 @@ def add_commands(commands: Any) -> None:
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    p.add_argument(
+        "--group",
+        metavar="NAME",
+        help="for a grouped fit (`fit --group`): this group's table, or 'new' for a ladder not "
+        "yet run (parameters drawn from the population); default one table per group",
+    )
 
 
 def _add_points(p: argparse.ArgumentParser) -> None:
@@ -190,7 +197,9 @@ def _predict(args: argparse.Namespace) -> int:
     points = _points(args)
     interval = "hdi" if args.hdi else "eti"
     with warnings_to_stderr():
-        result = prediction_table(fit, prob=args.prob, interval=interval, seed=args.seed, **points)
+        result = prediction_table(
+            fit, prob=args.prob, interval=interval, seed=args.seed, group=args.group, **points
+        )
     emit(args, result)
     return 0
 
@@ -202,7 +211,12 @@ def _optimal(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     with warnings_to_stderr():
         result = allocation_table(
-            fit, args.compute, approach=args.approach, prob=args.prob, cost_k=args.cost_k
+            fit,
+            args.compute,
+            approach=args.approach,
+            prob=args.prob,
+            cost_k=args.cost_k,
+            group=args.group,
         )
     emit(args, result)
     return 0
@@ -215,7 +229,7 @@ def _chance(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     points = _points(args)
     with warnings_to_stderr():
-        result = chance_table(fit, args.target, **points)
+        result = chance_table(fit, args.target, group=args.group, **points)
     emit(args, result)
     return 0
 
@@ -233,6 +247,7 @@ def _plan(args: argparse.Namespace) -> int:
             kind=args.kind,
             inference_tokens=args.inference_tokens,
             cost_k=args.cost_k,
+            group=args.group,
         )
     emit(args, result)
     return 0

@@ -41,6 +41,11 @@ def add_commands(commands: Any) -> None:
         "per FLOP, from a saved fit's posterior.",
     )
     p.add_argument("fit", help="a fit written by `scalebayes fit --out`")
+    p.add_argument(
+        "--group",
+        metavar="NAME",
+        help="for a grouped fit: the group to design runs for ('new': a ladder not yet run)",
+    )
     pool = p.add_mutually_exclusive_group(required=True)
     pool.add_argument("--candidates", help="CSV/TSV/Parquet of feasible runs (N, D or C, cost)")
     pool.add_argument(
@@ -72,11 +77,12 @@ def add_commands(commands: Any) -> None:
 def _next(args: argparse.Namespace) -> int:
     from scalebayes.design import candidate_grid, make_objective, next_runs
     from scalebayes.errors import ScalebayesError
+    from scalebayes.groups.select import select_group
     from scalebayes.io import load_fit
 
     if args.tokens_per_param and args.grid is None:
         raise ScalebayesError("--tokens-per-param goes with --grid")
-    fit = load_fit(args.fit)
+    fit = select_group(load_fit(args.fit), args.group)
     objective = make_objective(
         args.objective, N=args.N, D=args.D, compute=args.compute, target=args.target,
         prob=args.prob,

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 # The kinds of scalebayes.figures.draw, spelled out so that --help does not import matplotlib
 # (tests/test_plots_cli.py checks that the two agree).
-PLOT_KINDS = ("bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals", "pit")
+PLOT_KINDS = (
+    "bands", "frontier", "isoflop", "trace", "rank", "pairs", "prior", "residuals", "pit", "forest"
+)  # fmt: skip
 
 EXAMPLES_PLOT = """\
 examples:
@@ -35,7 +37,13 @@ frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffma
 Epoch's published fits); isoflop: loss against N per budget in the data, with N*; trace, rank,
 pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute;
 pit: histogram of the held-out runs' PIT (share of predictive draws below each observed loss;
-flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png"""
+flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png
+
+A grouped fit (scalebayes fit --group ... --out groups.nc): forest (each group's parameters
+beside the population's and a new group's), bands (a panel per group), frontier (a colour per
+group); --group NAME draws any kind for one group (or 'new', a ladder not yet run):
+  scalebayes plot groups.nc --kind forest --out forest.png
+  scalebayes plot groups.nc --kind isoflop --group dclm --out dclm.png"""
 
 EXAMPLES_REPORT = """\
 examples:
@@ -81,6 +89,12 @@ def add_commands(commands: Any) -> None:
     )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands, pit)")
+    plot.add_argument(
+        "--group",
+        metavar="NAME",
+        help="for a grouped fit: draw this group's figure ('new': a ladder not yet run); "
+        "without it a grouped fit draws forest, bands (a panel per group) or frontier",
+    )
     plot.set_defaults(handler=_plot)
 
     report = commands.add_parser(
@@ -102,6 +116,11 @@ def add_commands(commands: Any) -> None:
     )
     report.add_argument("--out", required=True, help="directory for report.html")
     report.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
+    report.add_argument(
+        "--group",
+        metavar="NAME",
+        help="for a grouped fit: the group to report on ('new': a ladder not yet run)",
+    )
     report.add_argument(
         "--approaches",
         action="store_true",
@@ -130,6 +149,7 @@ def _plot(args: argparse.Namespace) -> int:
             heldout=heldout,
             axis=args.axis,
             seed=args.seed,
+            group=args.group,
         )
         plots.save(figure, args.out)
     print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
@@ -138,10 +158,11 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from scalebayes.groups.select import select_group
     from scalebayes.io import load_fit
 
     check_folder(args.out, option="--out")  # before drawing
-    fit = load_fit(args.fit)
+    fit = select_group(load_fit(args.fit), args.group)
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():
         from scalebayes.report import write_report

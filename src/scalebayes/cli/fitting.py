@@ -31,6 +31,7 @@ from scalebayes.errors import OutputError, ScalebayesError
 from scalebayes.outputs import FIT_SUFFIXES, check_file, check_folder
 
 if TYPE_CHECKING:
+    from scalebayes.groups.result import GroupedFit
     from scalebayes.results import Fit
 
 EXAMPLES_FIT = """\
@@ -266,10 +267,8 @@ def _fit_groups(args: argparse.Namespace) -> int:
         raise ScalebayesError(
             "--pool applies to grouped fits: name the group column(s) with --group"
         )
-    if args.out:
-        raise ScalebayesError("--out: grouped fits cannot be saved yet; drop --out")
-    if args.json:
-        raise ScalebayesError("--json: grouped fits print text only for now; drop --json")
+    if args.out:  # before the fit, not after it
+        check_file(args.out, suffixes=FIT_SUFFIXES, option="--out")
     pooling = Pooling(modes=pairs(args.pool, "--pool"))
     options = fit_options(args)
     if args.discrepancy == "auto":  # the CLI's default; a grouped fit has no discrepancy yet
@@ -277,11 +276,16 @@ def _fit_groups(args: argparse.Namespace) -> int:
     bar = progress_bar(args)
     with warnings_to_stderr():
         runs = read_runs(args, args.runs)
-        print(runs)
+        if not args.json:
+            print(runs)
         result = fit_groups(runs, args.law, pooling=pooling, **options, progress=bar)
         if bar is not None:
             bar.close()
-    print(result)
+    if args.out:
+        from scalebayes.io import save_fit
+
+        save_fit(result, args.out)
+    _print_fit(result, args.json, saved=args.out)
     return 1 if args.strict and not result.diagnostics.ok else 0
 
 
@@ -292,13 +296,16 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_fit(fit: Fit, as_json: bool, *, saved: str | None = None) -> None:
+def _print_fit(fit: Fit | GroupedFit, as_json: bool, *, saved: str | None = None) -> None:
     from scalebayes.describe import fit_record, fit_text
+    from scalebayes.groups.select import is_grouped
 
+    grouped = is_grouped(fit)
     if as_json:
-        print_json({**fit_record(fit), "saved": saved})
+        record = fit.to_dict() if grouped else fit_record(fit)
+        print_json({**record, "saved": saved})
         return
-    print(f"\n{fit_text(fit)}")
+    print(f"\n{fit if grouped else fit_text(fit)}")
     if saved:
         print(f"saved to {saved}")
 

@@ -94,7 +94,7 @@ def fit_groups(
     with precision(settings.precision):
         check_finite(law, runs, seed=settings.seed)
         started = time.perf_counter()
-        data = _data(law, likelihood, runs, groups)
+        data = grouped_data(law, likelihood, runs, groups)
         stage = Stage(
             f"{law.key}:{plan.key}",
             likelihood,
@@ -112,7 +112,7 @@ def fit_groups(
     record = FitSettings(
         **settings.sampler.to_dict(), wall_time=wall, devices=devices, versions=package_versions()
     )
-    idata = _datatree(runs, groups, samples, stats)
+    idata = grouped_datatree(runs, groups, samples, stats)
     sampled = [n for n in plan.reported_names(law) if not _pinned(law, n)]
     diagnostics = tree_diagnostics(idata, sampled)
     warn_if_unhealthy(diagnostics)
@@ -145,7 +145,10 @@ def load_law_of(law: Law | str | os.PathLike[str]) -> Law:
     return load_law(law)
 
 
-def _data(law: Law, likelihood: Likelihood, runs: Runs, groups: tuple[str, ...]) -> ModelData:
+def grouped_data(
+    law: Law, likelihood: Likelihood, runs: Runs, groups: tuple[str, ...]
+) -> ModelData:
+    """The model's data: log inputs, log loss, weights, reference point and each run's group index."""
     log_inputs = {n: jnp.asarray(v) for n, v in runs.log_inputs().items() if n in law.inputs}
     log_loss = jnp.log(jnp.asarray(runs.loss))
     weight = jnp.asarray(runs.weight if runs.weight is not None else np.ones(len(runs)), float)
@@ -160,9 +163,10 @@ def _pinned(law: Law, name: str) -> bool:
     return base in law.params and base not in law.free_param_names
 
 
-def _datatree(
+def grouped_datatree(
     runs: Runs, groups: tuple[str, ...], samples: dict[str, np.ndarray], stats: dict[str, Any]
 ) -> Any:
+    """The ArviZ DataTree of a grouped fit (``samples["_log_lik"]``: each run's log density)."""
     import arviz_base as azb
 
     log_lik = samples.pop("_log_lik")

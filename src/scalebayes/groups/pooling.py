@@ -29,6 +29,7 @@ the draws of a new group's parameters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,6 +180,21 @@ class Plan:
         """Each parameter's mode, by name."""
         return {p.name: p.mode for p in self.params}
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: the modes, every pooled parameter's spread prior, per-group centring.
+
+        With the law and the likelihood, :meth:`from_dict` rebuilds the same plan (a saved fit).
+        """
+        spreads = {p.name: str(p.spread) for p in self.params if p.mode == "pooled"}
+        return {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred)}
+
+    @staticmethod
+    def from_dict(record: Mapping[str, Any], law: Law, likelihood: Likelihood) -> Plan:
+        """The plan :meth:`to_dict` wrote, resolved again for ``law`` and ``likelihood``."""
+        pooling = Pooling(modes=record["modes"], spreads=record["spreads"], centred="auto")
+        # "auto" centres exactly the groups marked strong: the stored per-group choice.
+        return pooling.plan(law, likelihood, [bool(c) for c in record["centred"]])
+
     def sites(self) -> Sites:
         """Every site :func:`grouped_model` samples: name -> (prior or None, shape)."""
         g = (self.n_groups,)
@@ -325,7 +341,18 @@ def _offsets(plan: Plan, p: Pooled, loc: Any, start: Any) -> Any:
 def pointwise_log_lik(
     law: Law, likelihood: Likelihood, group_values: Mapping[str, Any], data: ModelData
 ) -> jax.Array:
-    """Each run's log density (loss scale) under its group's values (arrays (..., groups))."""
+    """Each run's log density (loss scale) under its group's values (arrays (..., groups)).
+
+    Compiled once per law, noise and shapes (op by op it compiled each primitive: 4.4 s for
+    three ladders' 1000 draws, against 0.3 s).
+    """
+    return _pointwise_log_lik(law, likelihood, dict(group_values), data)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _pointwise_log_lik(
+    law: Law, likelihood: Likelihood, group_values: dict[str, Any], data: ModelData
+) -> jax.Array:
     index = data.extra["group"]
     params = {n: jnp.asarray(v)[..., index] for n, v in group_values.items()}
     mu = law.log_mean({n: params[n] for n in law.param_names}, data.log_inputs)

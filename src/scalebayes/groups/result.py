@@ -9,6 +9,7 @@ groups unchanged (:func:`scalebayes.groups.select.select_group`).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,25 @@ class GroupedFit:
                 rows.append({"group": label, "parameter": name, "median": np.median(x),
                              "lower": np.quantile(x, lo), "upper": np.quantile(x, hi)})  # fmt: skip
         return pd.DataFrame(rows).set_index(["group", "parameter"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: law, groups and their runs, population and per-group tables, health."""
+        population = self.population().reset_index()
+        per_group = self.per_group().reset_index()
+        return {
+            "law": self.law.name,
+            "runs": len(self.runs),
+            "groups": {g: int(np.sum(self.runs.group == g)) for g in self.groups},
+            "pooling": self.plan.to_dict(),
+            "population": json.loads(population.to_json(orient="records")),
+            "per_group": json.loads(per_group.to_json(orient="records")),
+            "diagnostics": {
+                **self.diagnostics.to_dict(),
+                "ok": self.diagnostics.ok,
+                "problems": self.diagnostics.problems,
+            },
+            "wall_time_s": dict(self.settings.wall_time),
+        }
 
     def __str__(self) -> str:
         lines = [

@@ -1,9 +1,10 @@
 """Figures of a fit: bands, frontier, isoFLOP curves, diagnostics, the PIT of held-out runs.
 
-Every function takes a :class:`~scalebayes.results.Fit` and quantities already computed
-from it (a Prediction, an Allocation, a Comparison), draws on the ``ax`` it is given or on a
-new figure, and returns what it drew on. None computes a posterior quantity, samples, shows a
-window or changes matplotlib's global style: :mod:`scalebayes.figures` computes what a plot
+Every function takes a :class:`~scalebayes.results.Fit` (the forest: a table of a grouped
+fit's values) and quantities already computed from it (a Prediction, an Allocation, a
+Comparison), draws on the ``ax`` it is given or on a new figure, and returns what it drew
+on. None computes a posterior quantity, samples, shows a window or changes matplotlib's
+global style: :mod:`scalebayes.figures` computes what a plot
 needs (``band_predictions``, ``isoflop_predictions``, ``residual_draws``, ...) and its
 ``draw`` does both for one figure kind.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from scalebayes.plots._common import figure_of, save
 from scalebayes.plots.approaches import approaches
-from scalebayes.plots.bands import bands, default_axis
+from scalebayes.plots.bands import bands, bands_panels, default_axis
 from scalebayes.plots.diagnostics import (
     comparison,
     pairs,
@@ -25,6 +26,7 @@ from scalebayes.plots.diagnostics import (
     residuals,
     trace,
 )
+from scalebayes.plots.forest import forest
 from scalebayes.plots.frontier import (
     EPOCH_2024,
     HOFFMANN_2022,
@@ -44,10 +46,12 @@ __all__ = [
     "Reference",
     "approaches",
     "bands",
+    "bands_panels",
     "comparison",
     "data_budgets",
     "default_axis",
     "figure_of",
+    "forest",
     "frontier",
     "frontier_panels",
     "isoflop",

@@ -6,7 +6,7 @@ a new run: predictive); :func:`bands` only draws them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -169,6 +169,31 @@ def bands(
     ax.set_title(f"{fit.law.name}: {fit.law.title}{note}", fontsize="medium")
     place_legend(ax)
     return ax
+
+
+def bands_panels(
+    panels: Mapping[str, tuple[Fit, Prediction, Prediction]],
+    *,
+    axis: str = "C",
+    probs: Sequence[float] = (0.5, 0.9),
+) -> np.ndarray:
+    """One :func:`bands` panel per label (a grouped fit's groups), side by side, one loss axis.
+
+    ``panels`` maps each label to its fit and its ``mean`` and ``new_run`` predictions; each
+    panel is titled with its label. Returns the Axes array.
+    """
+    import matplotlib.pyplot as plt
+
+    k = len(panels)
+    if not k:
+        raise ScalebayesError("bands_panels: nothing to draw")
+    _, axes = plt.subplots(
+        1, k, figsize=(6.0 * k, 5.2), layout="constrained", squeeze=False, sharey=True
+    )
+    for (label, (fit, mean, new_run)), ax in zip(panels.items(), axes[0], strict=True):
+        bands(fit, mean, new_run, ax=ax, axis=axis, probs=probs)
+        ax.set_title(f"{label}\n{ax.get_title()}", fontsize="medium")
+    return axes[0]
 
 
 def _ratio(points: pd.DataFrame) -> float | None:
