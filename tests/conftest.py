@@ -63,15 +63,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run the long statistical checks")
 
 
-# pytest-xdist sends each group of tests to one worker (addopts: --dist loadgroup). A group is a
-# test file, except files that compile the same samplers, which share a worker so that each
+# pytest-xdist sends each group of tests to one worker (SharedSamplerScheduling below). A group is
+# a test file, except files that compile the same samplers, which share a worker so that each
 # program compiles once (SAME_SAMPLERS). Groups start heaviest first (HEAVIEST, from the
 # suite's --durations on 2 cores; --no-loadscope-reorder keeps this order): a long file that
 # started last would leave the other core idle at the end.
-SAME_SAMPLERS = dict.fromkeys(
-    ("test_backtest.py", "test_compare.py", "test_cli_compare.py", "test_batch.py"),
-    "holdout batch of 3",
-)
+SAME_SAMPLERS = {
+    **dict.fromkeys(
+        ("test_backtest.py", "test_compare.py", "test_cli_compare.py", "test_batch.py"),
+        "holdout batch of 3",
+    ),
+    **dict.fromkeys(("test_api.py", "test_precision.py"), "float32 fit"),
+}
 HEAVIEST = (
     "holdout batch of 3",
     "test_plots.py",
@@ -87,14 +90,27 @@ HEAVIEST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def _group(path: str) -> str:
+    """The scheduling group of a test file (its path, relative or not)."""
+    name = Path(path).name
+    return SAME_SAMPLERS.get(name, name)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Files of one group on one worker (xdist's own xdist_group marker needs pytest < 9)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedSamplerScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid.split("::", 1)[0])
+
+    return SharedSamplerScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {group: i for i, group in enumerate(HEAVIEST)}
-    groups = {}
-    for item in items:
-        groups[item] = SAME_SAMPLERS.get(item.path.name, item.path.name)
-        item.add_marker(pytest.mark.xdist_group(groups[item]))
-    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: files stay whole
+    # Stable: each file's tests stay together and in order.
+    items.sort(key=lambda item: rank.get(_group(item.path.name), len(rank)))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --run-slow")
