@@ -22,7 +22,6 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from scalebayes.errors import AllocationWarning, ExtrapolationWarning, LawError, ScalebayesError
-from scalebayes.model import log_mean
 from scalebayes.runtime import in_fit_precision, padded_size
 from scalebayes.summaries import per_draw, summarise
 
@@ -332,7 +331,7 @@ def _solver(law: Law, likelihood: Likelihood) -> Any:
 
     def f(x: Any, c: Any, theta: Any, log_k: Any) -> Any:
         params, log_ref = theta
-        return log_mean(law, likelihood, params, budget_inputs(law, x, c, log_k), log_ref)
+        return likelihood.log_mean(law, params, budget_inputs(law, x, c, log_k), log_ref)
 
     # Each element depends only on its own x and c, so the gradient of the sum is elementwise.
     def total(x: Any, c: Any, theta: Any, log_k: Any) -> Any:

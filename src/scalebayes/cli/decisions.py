@@ -88,7 +88,7 @@ def add_commands(commands: Any) -> None:
     )
     predict.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
     _add_output(predict)
-    predict.set_defaults(handler=_predict)
+    predict.set_defaults(handler=_predict, needs_jax=False)
 
     optimal = commands.add_parser(
         "optimal",
@@ -128,7 +128,7 @@ def add_commands(commands: Any) -> None:
     _add_points(chance)
     chance.add_argument("--target", type=float, required=True, help="target loss (nats/token)")
     _add_output(chance)
-    chance.set_defaults(handler=_chance)
+    chance.set_defaults(handler=_chance, needs_jax=False)
 
     plan = commands.add_parser(
         "plan",
@@ -158,7 +158,7 @@ def add_commands(commands: Any) -> None:
         "--cost-k", type=float, help="FLOPs per parameter per token (default: the fit's, 6)"
     )
     _add_output(plan)
-    plan.set_defaults(handler=_plan)
+    plan.set_defaults(handler=_plan, needs_jax=False)
 
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
