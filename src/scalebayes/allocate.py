@@ -10,6 +10,7 @@ never dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Sequence
@@ -93,6 +94,15 @@ class Allocation:
     def n_not_converged(self) -> int:
         """Draw-budget pairs, away from the bound, whose optimum did not converge."""
         return int((~self.converged & ~self.at_bound).sum())
+
+    def at(self, budgets: ArrayLike) -> Allocation:
+        """The allocation at some of its own :attr:`budgets` (in the order given)."""
+        budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
+        arrays = {
+            name: getattr(self, name).sel(budget=budgets)
+            for name in (*QUANTITIES, "at_bound", "converged")
+        }
+        return dataclasses.replace(self, budgets=budgets, **arrays)
 
     def to_dataset(self) -> xr.Dataset:
         """All per-draw quantities as one Dataset, dims (chain, draw, budget)."""

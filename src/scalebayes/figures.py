@@ -81,7 +81,8 @@ def draw(
     references : sequence of Reference, optional
         Published frontiers for ``frontier``; default Hoffmann et al. 2022 and Epoch's refit.
     allocation : Allocation, optional
-        A precomputed :func:`scalebayes.optimal` over a range of budgets for ``frontier``.
+        A precomputed :func:`scalebayes.optimal`: the ``frontier``'s, over a range of budgets,
+        or one that ``isoflop`` takes its curves' budgets from, if it has them all.
     others : mapping of name to Fit, optional
         Fits of other laws whose frontiers ``frontier`` overlays (each law must take N and D).
     heldout : Runs, optional
@@ -150,6 +151,8 @@ def _figure(
     if kind == "isoflop":
         curves = isoflop_predictions(fit, budgets)
         found = np.unique(curves.points["C"].to_numpy(float))
+        if allocation is not None and np.isin(found, allocation.budgets).all():
+            return figure_of(plots.isoflop(fit, curves, allocation.at(found)))
         return figure_of(plots.isoflop(fit, curves, optimal(fit, found)))
     if kind == "prior":
         return figure_of(plots.prior_posterior(fit))
