@@ -437,3 +437,28 @@ def test_numpy_evaluation_and_jacobian_agree_with_jax(src: str) -> None:
     expected = np.stack([np.broadcast_to(jacobian[n], (6,)) for n in names], axis=-1)
     got = log_jacobian(expr, params, log_inputs, names)
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-14 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(
+    "src", [CHINCHILLA, KAPLAN, "E * (1 + R * (1 - exp(-N / Nb))) + B / D**beta"]
+)
+def test_jets_give_jax_second_derivatives_along_a_direction(src: str) -> None:
+    """``log_evaluate(xp=jets)`` along log N = x, log D = c - x: d/dx and d2/dx2 as JAX's."""
+    from scalebayes import jets
+
+    expr = parse_formula(src)
+    names = sorted(symbols(expr) - {"N", "D"})
+    rng = np.random.default_rng(1)
+    params = {name: float(rng.uniform(0.2, 2.0)) for name in names}
+    params.update({k: 3e9 for k in ("Nb", "Nc", "Dc") if k in params})
+    x, c = np.log(rng.uniform(1e8, 1e10, size=5)), np.log(1e22) - np.log(6.0)
+
+    def along(t: jax.Array) -> jax.Array:
+        return log_evaluate(expr, params, {"N": x + t, "D": c - x - t}).sum()
+
+    first = jax.grad(along)(jnp.zeros(5))
+    second = jax.jvp(jax.grad(along), (jnp.zeros(5),), (jnp.ones(5),))[1]
+    jet = log_evaluate(expr, params, {"N": jets.seed(x), "D": c - jets.seed(x)}, xp=jets)
+    np.testing.assert_allclose(jet.v, log_evaluate(expr, params, {"N": x, "D": c - x}))
+    np.testing.assert_allclose(jet.d1, first, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(jet.d2, second, rtol=1e-8, atol=1e-14)

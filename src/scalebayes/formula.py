@@ -8,8 +8,9 @@ rejected before anything runs. The source text is never evaluated.
 Two evaluators work on the tree: :func:`evaluate` computes the plain value, and
 :func:`log_evaluate` computes its logarithm in log space (log-sum-exp over sums of terms), which
 stays finite and accurate in float32 for inputs spanning many orders of magnitude. Both compute
-with ``jax.numpy`` by default; ``log_evaluate(..., xp=numpy)`` computes the same in NumPy, for
-one-off evaluations that would spend longer compiling a JAX program than running it.
+with ``jax.numpy`` by default; ``log_evaluate(..., xp=numpy)`` computes the same in NumPy, and
+``xp=scalebayes.jets`` with derivatives, for one-off evaluations that would spend longer
+compiling a JAX program than running it.
 """
 
 from __future__ import annotations
@@ -313,7 +314,8 @@ def log_evaluate(
     log_inputs : mapping of str to array-like
         Natural logs of the inputs (``N``, ``D``, ``C``, ``U``).
     xp : module, optional
-        The array namespace to compute with: ``jax.numpy`` (default) or ``numpy``.
+        The array namespace to compute with: ``jax.numpy`` (default), ``numpy``, or
+        :mod:`scalebayes.jets` (values with derivatives).
 
     Returns
     -------
@@ -325,16 +327,17 @@ def log_evaluate(
         raise LawError(f"{both} given both as parameter and as input")
     if xp is None:
         import jax.numpy as xp
-    if xp.__name__ != "numpy":
-        return xp.asarray(_Evaluator(params, log_inputs, xp).log(expr))
-    with xp.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf as JAX gives
+    import numpy as np
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf as JAX gives
         return xp.asarray(_Evaluator(params, log_inputs, xp).log(expr))
 
 
 class _Evaluator:
     """Mutually recursive plain/log evaluation; inputs are known by their logs only.
 
-    ``xp`` is the array namespace (``jax.numpy`` or ``numpy``): the two share these names.
+    ``xp`` is the array namespace (``jax.numpy``, ``numpy`` or :mod:`scalebayes.jets`): they
+    share these names.
     """
 
     def __init__(
@@ -417,7 +420,7 @@ def _log_diff(log_a: ArrayLike, log_b: ArrayLike, jnp: Any) -> jax.Array:
     difference that vanishes inside a sum (``1 + R*(1 - exp(-x))`` at ``x = 0``) then
     contributes nothing to the gradient instead of ``0 * inf = NaN``. The double ``where``
     keeps the infinite derivative of ``log(-expm1(0))`` out of the backward pass. ``jnp`` is
-    the array namespace (``jax.numpy`` or ``numpy``).
+    the array namespace.
     """
     log_a, log_b = jnp.asarray(log_a), jnp.asarray(log_b)
     gap = log_b - log_a

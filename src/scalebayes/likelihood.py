@@ -163,18 +163,23 @@ class Likelihood:
         params: Mapping[str, Any],
         log_inputs: Mapping[str, Any],
         log_ref: Mapping[str, Any],
+        *,
+        xp: Any = None,
     ) -> Any:
         """The model's log mean, the law's plus the discrepancy's term, computed in NumPy.
 
-        As :meth:`log_mean`, to rounding, for one-off evaluations outside a JAX
-        program (predictions, a plan's search): nothing to trace or compile.
+        As :meth:`log_mean`, to rounding, for one-off evaluations outside a JAX program
+        (predictions, the searches of ``plan`` and ``optimal``): nothing to trace or compile.
+        ``xp=scalebayes.jets`` carries derivatives along seeded inputs (the GP's term has none:
+        decisions that search leave it out).
         """
-        import numpy as np
+        if xp is None:
+            import numpy as xp
 
-        params = {name: np.asarray(value) for name, value in params.items()}
-        log_inputs = {name: np.asarray(value) for name, value in log_inputs.items()}
+        params = {name: xp.asarray(value) for name, value in params.items()}
+        log_inputs = {name: xp.asarray(value) for name, value in log_inputs.items()}
         term = self.discrepancy.numpy_term(law, params, log_inputs, log_ref)
-        return np.asarray(law.log_mean(params, log_inputs, xp=np) + term)
+        return xp.asarray(law.log_mean(params, log_inputs, xp=xp) + term)
 
     def noise_cdf(self, x: Any, sigma: Any, nu: Any) -> Any:
         """P(noise on log loss <= ``x``): the CDF of :meth:`noise_distribution` centred at 0.

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from scalebayes.golden import golden_section
+
 # Search box: wide enough for any run anyone trains, so hitting it means "unreachable".
 N_BOUNDS = (1e4, 1e16)
 D_BOUNDS = (1e4, 1e19)
 _GRID = 12  # coarse grid over log N (and log D): spacing 2.5 (3.1)
 _GOLDEN_STEPS = 26  # then golden section between grid neighbours: width 5 shrinks to 2e-5
 _Y_TOLERANCE = 5e-10  # least log D that suffices, to within this (bisection's 34.5 / 2**36)
-_INV_PHI = (np.sqrt(5.0) - 1.0) / 2.0
 _X = (np.log(N_BOUNDS[0]), np.log(N_BOUNDS[1]))
 _Y = (np.log(D_BOUNDS[0]), np.log(D_BOUNDS[1]))
 
@@ -160,19 +161,6 @@ def _argmin(
     step = points[1] - points[0]
     a = np.clip(points[best] - step, lo, hi)
     b = np.clip(points[best] + step, lo, hi)
-    x1, x2 = b - _INV_PHI * (b - a), a + _INV_PHI * (b - a)
-    f1, f2 = fn(x1), fn(x2)
-    for _ in range(_GOLDEN_STEPS):
-        left = f1 < f2  # the minimum lies in [a, x2]
-        a, b = np.where(left, a, x1), np.where(left, x2, b)
-        new = np.where(left, b - _INV_PHI * (b - a), a + _INV_PHI * (b - a))
-        f_new = fn(new)
-        x1, x2, f1, f2 = (
-            np.where(left, new, x2),
-            np.where(left, x1, new),
-            np.where(left, f_new, f2),
-            np.where(left, f1, f_new),
-        )
-    middle = 0.5 * (a + b)
+    middle = golden_section(fn, a, b, _GOLDEN_STEPS)
     # Keep the grid point if the refined one is worse (e.g. +inf beside a feasible point).
     return np.where(fn(middle) <= np.min(values, axis=0), middle, points[best])

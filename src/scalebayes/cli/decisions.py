@@ -115,7 +115,7 @@ def add_commands(commands: Any) -> None:
         "1: envelope of finished runs; all: every approach side by side, with a verdict",
     )
     _add_output(optimal)
-    optimal.set_defaults(handler=_optimal)
+    optimal.set_defaults(handler=_optimal, needs_jax=False)  # approaches 1 and 2 configure it
 
     chance = commands.add_parser(
         "chance",
@@ -198,6 +198,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _optimal(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import allocation_table
     from scalebayes.io import load_fit
+
+    if args.approach != "3":  # they sample their own models with NUTS; approach 3 is NumPy
+        from scalebayes.runtime import configure
+
+        configure()
 
     fit = load_fit(args.fit)
     with warnings_to_stderr():
