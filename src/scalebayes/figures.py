@@ -20,7 +20,6 @@ import xarray as xr
 from scalebayes import plots
 from scalebayes.allocate import Allocation, optimal, require_n_and_d
 from scalebayes.errors import ExtrapolationWarning, ScalebayesError
-from scalebayes.holdout import score
 from scalebayes.plots._common import check_axis, figure_of
 from scalebayes.plots.bands import default_axis
 from scalebayes.plots.isoflop import MIN_RUNS, WIDTH_DECADES, data_budgets, runs_at_budget
@@ -160,6 +159,8 @@ def _figure(
         return figure_of(plots.residuals(fit, residual_draws(fit), noise_interval(fit)))
     if kind == "pit":
         assert heldout is not None  # draw() checked
+        from scalebayes.holdout import score  # the fitting stack (JAX) loads for this kind only
+
         rows = score(fit, heldout, seed=seed)
         source = os.path.basename(str(heldout.source))
         histogram = pit_histogram(rows["pit"].to_numpy(), label=f"from {source}")

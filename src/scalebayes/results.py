@@ -1,7 +1,7 @@
 """What a fit is: the sampler's settings, its health, and the posterior with all a decision needs.
 
-A leaf of the package's graph: it imports the model (to evaluate the fitted mean) and nothing
-that uses a fit. Sampling lives in :mod:`scalebayes.engine` and :mod:`scalebayes.fitting`,
+A leaf of the package's graph: it evaluates the fitted mean through the likelihood (in NumPy)
+and imports nothing that uses a fit. Sampling lives in :mod:`scalebayes.engine` and :mod:`scalebayes.fitting`,
 saving in :mod:`scalebayes.io`, decisions in their own modules; each takes a :class:`Fit`.
 """
 
@@ -31,7 +31,8 @@ class Settings:
 
     ``fit``, ``fit_batch``, ``backtest``, ``lfo`` and ``calibrate`` take it, and refits reuse a
     fit's own (``fit.settings.sampler``). ``precision`` is JAX's float width for the fit and
-    every computation on it: float64 on CPU by default; float32 halves memory and suits GPUs.
+    every JAX computation on it: float64 on CPU by default; float32 halves memory and suits
+    GPUs. (Predictions and the searches of ``optimal`` and ``plan`` compute in NumPy, float64.)
     """
 
     chains: int = 4

@@ -81,7 +81,7 @@ def add_commands(commands: Any) -> None:
     )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands, pit)")
-    plot.set_defaults(handler=_plot)
+    plot.set_defaults(handler=_plot, needs_jax=False)  # JAX_KINDS configure it
 
     report = commands.add_parser(
         "report",
@@ -110,8 +110,18 @@ def add_commands(commands: Any) -> None:
     report.set_defaults(handler=_report)
 
 
+# Plot kinds that compute with JAX (NumPyro's prior densities, held-out runs' scores); the
+# others draw from NumPy arithmetic and need no JAX set up.
+JAX_KINDS = ("prior", "pit")
+
+
 def _plot(args: argparse.Namespace) -> int:
     from scalebayes.io import load_fit
+
+    if args.kind in JAX_KINDS:
+        from scalebayes.runtime import configure
+
+        configure()
 
     check_file(args.out, suffixes=IMAGE_SUFFIXES, option="--out")  # before drawing
     fit = load_fit(args.fit)

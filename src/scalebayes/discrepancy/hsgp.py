@@ -15,7 +15,9 @@ of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that NumPyro ships
   clamped to the box's edge, where every basis function is 0, so the discrepancy there is
   constant. :func:`outside` tells callers which points lie past half the box.
 
-The component that samples it is :class:`scalebayes.discrepancy.gp.GP`.
+The sampler builds the basis in JAX (:func:`basis`, :func:`term`); predictions evaluate the same
+in NumPy (:func:`numpy_basis`, :func:`numpy_term`), with nothing to compile. The component that
+samples it is :class:`scalebayes.discrepancy.gp.GP`.
 """
 
 from __future__ import annotations
