@@ -193,3 +193,20 @@ def test_decisions_on_a_saved_fit_load_no_jax(chinchilla_fit, tmp_path, argv):
     path = str(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
     command, *options = argv
     assert _heavy_modules_after([command, path, *options], ("jax", "numpyro")) == "[]"
+
+
+def test_describing_a_fit_opens_no_draws(chinchilla_fit, tmp_path):
+    """load_fit(draws=False), what show reads: the same text, the runs' groups only."""
+    from scalebayes.describe import fit_record, fit_text
+
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
+    whole, described = sb.load_fit(path), sb.load_fit(path, draws=False)
+    assert set(described.idata.children) == {"observed_data", "constant_data"}
+    assert fit_text(described) == fit_text(whole)
+    assert fit_record(described) == fit_record(whole)
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    del tree["constant_data"]
+    incomplete = tmp_path / "incomplete.nc"
+    tree.to_netcdf(incomplete, engine="h5netcdf")
+    with pytest.raises(FitFileError, match="missing group constant_data"):
+        sb.load_fit(incomplete, draws=False)

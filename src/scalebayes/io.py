@@ -35,6 +35,7 @@ SCHEMA_VERSION = 3
 SUMMARY_CI = 0.9  # the interval of the stored parameter table (`show`, `fit`)
 _META = ("law", "likelihood", "settings", "diagnostics", "runs", "log_ref")
 _GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data", "sample_stats")
+_RUNS = ("observed_data", "constant_data")  # the groups that hold the runs
 _KEY = "scalebayes_schema_version"
 HIDDEN = "hidden_params"  # the posterior's hidden parameters, stacked along HIDDEN_DIM
 HIDDEN_DIM = "hidden_param"
@@ -92,11 +93,14 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_fit(path: str | os.PathLike[str], *, lazy: bool = False) -> Fit:
+def load_fit(path: str | os.PathLike[str], *, draws: bool = True) -> Fit:
     """Read a fit written by :func:`save_fit`; refuses files it did not write or cannot read.
 
-    ``lazy=True`` leaves the draws in the file until first used, the file open meanwhile:
-    for a caller that reads only the stored summary (``scalebayes show``).
+    ``draws=False`` reads only what describes the fit (law, likelihood, settings, diagnostics,
+    runs and the stored parameter table) and leaves the draws' groups unopened: opening a
+    group of a NetCDF file costs a tenth of a second or more, and ``scalebayes show`` needs no
+    draws. Its ``idata`` then holds the runs' groups only: decisions need a fit read whole.
+    Files without a stored table are read whole either way.
 
     Raises
     ------
@@ -110,15 +114,15 @@ def load_fit(path: str | os.PathLike[str], *, lazy: bool = False) -> Fit:
             f"{path}: no such file (write one with `scalebayes fit ... --out {path}`)"
         )
     try:
-        if lazy:
-            tree = xr.open_datatree(path, engine="h5netcdf")
-        else:
-            with xr.open_datatree(path, engine="h5netcdf") as opened:
-                tree = opened.load()
+        tree = _read_tree(path, draws)
     except Exception as err:  # h5py/netCDF raise many types for a damaged file
+        if not draws:  # read it whole, to say what is wrong
+            return load_fit(path)
         raise FitFileError(
             f"{path}: not a readable NetCDF file ({type(err).__name__}: {err})"
         ) from err
+    if not draws and not {f"scalebayes_{k}" for k in ("summary", "log_ref")} <= set(tree.attrs):
+        return load_fit(path)  # the table (or the reference) is computed from the draws
     attrs = tree.attrs
     posterior = tree["posterior"].to_dataset() if "posterior" in tree.children else {}
     if HIDDEN in posterior:
@@ -137,7 +141,7 @@ def load_fit(path: str | os.PathLike[str], *, lazy: bool = False) -> Fit:
     missing = [f"attribute scalebayes_{k}" for k in _META if f"scalebayes_{k}" not in attrs]
     if version < 2:  # written before the reference was stored: recomputed below
         missing = [m for m in missing if not m.endswith("log_ref")]
-    missing += [f"group {g}" for g in _GROUPS if g not in tree.children]
+    missing += [f"group {g}" for g in _GROUPS if g not in tree.children and (draws or g in _RUNS)]
     if missing:
         raise FitFileError(f"{path}: not a complete scalebayes fit: missing {', '.join(missing)}")
     try:
@@ -174,17 +178,33 @@ def load_fit(path: str | os.PathLike[str], *, lazy: bool = False) -> Fit:
             raise
         raise FitFileError(f"{path}: damaged scalebayes fit ({type(err).__name__}: {err})") from err
     if "scalebayes_summary" in attrs:  # optional: files before it compute the table on demand
-        fit.summaries[SUMMARY_CI] = _stored_summary(attrs["scalebayes_summary"], fit)
+        stored = _stored_summary(attrs["scalebayes_summary"], fit)
+        if stored is None and not draws:
+            return load_fit(path)
+        fit.summaries[SUMMARY_CI] = fit.summary(SUMMARY_CI) if stored is None else stored
     tree.attrs = {}
-    _check_shapes(fit, path)
+    if draws:
+        _check_shapes(fit, path)
     return fit
+
+
+def _read_tree(path: Path, draws: bool) -> xr.DataTree:
+    """The file's DataTree, loaded: whole, or the root's attributes and the runs' groups."""
+    if draws:
+        with xr.open_datatree(path, engine="h5netcdf") as opened:
+            return opened.load()
+    groups = {}
+    for group in (None, *_RUNS):
+        with xr.open_dataset(path, engine="h5netcdf", group=group) as opened:
+            groups[group or "/"] = opened.load()
+    return xr.DataTree.from_dict(groups)
 
 
 def _stored_summary(text: str, fit: Fit) -> pd.DataFrame | None:
     """The parameter table saved with the fit, if it lists exactly the fit's parameters."""
     table = pd.read_json(io.StringIO(text), orient="split")
     table.attrs["ci_prob"] = SUMMARY_CI
-    return table if tuple(table.index) == fit.reported_names else fit.summary(SUMMARY_CI)
+    return table if tuple(table.index) == fit.reported_names else None
 
 
 def _recomputed_reference(
