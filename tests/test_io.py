@@ -196,11 +196,11 @@ def test_decisions_on_a_saved_fit_load_no_jax(chinchilla_fit, tmp_path, argv):
 
 
 def test_describing_a_fit_opens_no_draws(chinchilla_fit, tmp_path):
-    """load_fit(draws=False), what show reads: the same text, the runs' groups only."""
+    """load_fit(groups=()), what show reads: the same text, the runs' groups only."""
     from scalebayes.describe import fit_record, fit_text
 
     path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
-    whole, described = sb.load_fit(path), sb.load_fit(path, draws=False)
+    whole, described = sb.load_fit(path), sb.load_fit(path, groups=())
     assert set(described.idata.children) == {"observed_data", "constant_data"}
     assert fit_text(described) == fit_text(whole)
     assert fit_record(described) == fit_record(whole)
@@ -209,4 +209,4 @@ def test_describing_a_fit_opens_no_draws(chinchilla_fit, tmp_path):
     incomplete = tmp_path / "incomplete.nc"
     tree.to_netcdf(incomplete, engine="h5netcdf")
     with pytest.raises(FitFileError, match="missing group constant_data"):
-        sb.load_fit(incomplete, draws=False)
+        sb.load_fit(incomplete, groups=())

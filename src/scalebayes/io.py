@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,16 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_fit(path: str | os.PathLike[str], *, draws: bool = True) -> Fit:
+def load_fit(path: str | os.PathLike[str], *, groups: Sequence[str] | None = None) -> Fit:
     """Read a fit written by :func:`save_fit`; refuses files it did not write or cannot read.
 
-    ``draws=False`` reads only what describes the fit (law, likelihood, settings, diagnostics,
-    runs and the stored parameter table) and leaves the draws' groups unopened: opening a
-    group of a NetCDF file costs a tenth of a second or more, and ``scalebayes show`` needs no
-    draws. Its ``idata`` then holds the runs' groups only: decisions need a fit read whole.
-    Files without a stored table are read whole either way.
+    ``groups`` names the groups of draws to read, of ``posterior``, ``log_likelihood`` and
+    ``sample_stats`` (default all); what describes the fit (law, likelihood, settings,
+    diagnostics, the stored parameter table) and the runs are always read. Opening a group of a
+    NetCDF file costs a tenth of a second or more: ``scalebayes show`` reads none, the decision
+    commands the posterior alone. The fit's ``idata`` then lacks the others (comparisons need
+    ``log_likelihood``, the diagnostic plots ``sample_stats``). Files without a stored table or
+    reference are read whole.
 
     Raises
     ------
@@ -113,15 +116,19 @@ def load_fit(path: str | os.PathLike[str], *, draws: bool = True) -> Fit:
         raise FitFileError(
             f"{path}: no such file (write one with `scalebayes fit ... --out {path}`)"
         )
+    unknown = sorted(set(groups or ()) - set(_GROUPS))
+    if unknown:
+        raise ScalebayesError(f"groups={unknown}: a fit's groups are {', '.join(_GROUPS)}")
     try:
-        tree = _read_tree(path, draws)
+        tree = _read_tree(path, groups)
     except Exception as err:  # h5py/netCDF raise many types for a damaged file
-        if not draws:  # read it whole, to say what is wrong
+        if groups is not None:  # read it whole, to say what is wrong
             return load_fit(path)
         raise FitFileError(
             f"{path}: not a readable NetCDF file ({type(err).__name__}: {err})"
         ) from err
-    if not draws and not {f"scalebayes_{k}" for k in ("summary", "log_ref")} <= set(tree.attrs):
+    needed = {f"scalebayes_{k}" for k in ("summary", "log_ref")}
+    if groups is not None and not needed <= set(tree.attrs):
         return load_fit(path)  # the table (or the reference) is computed from the draws
     attrs = tree.attrs
     posterior = tree["posterior"].to_dataset() if "posterior" in tree.children else {}
@@ -141,7 +148,8 @@ def load_fit(path: str | os.PathLike[str], *, draws: bool = True) -> Fit:
     missing = [f"attribute scalebayes_{k}" for k in _META if f"scalebayes_{k}" not in attrs]
     if version < 2:  # written before the reference was stored: recomputed below
         missing = [m for m in missing if not m.endswith("log_ref")]
-    missing += [f"group {g}" for g in _GROUPS if g not in tree.children and (draws or g in _RUNS)]
+    wanted = _GROUPS if groups is None else (*groups, *_RUNS)
+    missing += [f"group {g}" for g in _GROUPS if g in wanted and g not in tree.children]
     if missing:
         raise FitFileError(f"{path}: not a complete scalebayes fit: missing {', '.join(missing)}")
     try:
@@ -179,25 +187,24 @@ def load_fit(path: str | os.PathLike[str], *, draws: bool = True) -> Fit:
         raise FitFileError(f"{path}: damaged scalebayes fit ({type(err).__name__}: {err})") from err
     if "scalebayes_summary" in attrs:  # optional: files before it compute the table on demand
         stored = _stored_summary(attrs["scalebayes_summary"], fit)
-        if stored is None and not draws:
+        if stored is None and groups is not None:
             return load_fit(path)
         fit.summaries[SUMMARY_CI] = fit.summary(SUMMARY_CI) if stored is None else stored
     tree.attrs = {}
-    if draws:
-        _check_shapes(fit, path)
+    _check_shapes(fit, path)
     return fit
 
 
-def _read_tree(path: Path, draws: bool) -> xr.DataTree:
-    """The file's DataTree, loaded: whole, or the root's attributes and the runs' groups."""
-    if draws:
+def _read_tree(path: Path, groups: Sequence[str] | None) -> xr.DataTree:
+    """The file's DataTree, loaded: whole, or the root's attributes, the runs and ``groups``."""
+    if groups is None:
         with xr.open_datatree(path, engine="h5netcdf") as opened:
             return opened.load()
-    groups = {}
-    for group in (None, *_RUNS):
+    read = {}
+    for group in (None, *_RUNS, *groups):
         with xr.open_dataset(path, engine="h5netcdf", group=group) as opened:
-            groups[group or "/"] = opened.load()
-    return xr.DataTree.from_dict(groups)
+            read[group or "/"] = opened.load()
+    return xr.DataTree.from_dict(read)
 
 
 def _stored_summary(text: str, fit: Fit) -> pd.DataFrame | None:
@@ -220,9 +227,17 @@ def _recomputed_reference(
 
 
 def _check_shapes(fit: Fit, path: Path) -> None:
-    posterior = fit.idata["posterior"]
-    missing = [name for name in fit.param_names if name not in posterior]
-    if missing or fit.idata["log_likelihood"]["loss"].shape[-1] != len(fit.runs):
+    """Refuse draws that do not fit the law or the runs (in the groups that were read)."""
+    read = fit.idata.children
+    missing = (
+        [n for n in fit.param_names if n not in fit.idata["posterior"]]
+        if "posterior" in read
+        else []
+    )
+    runs = (
+        fit.idata["log_likelihood"]["loss"].shape[-1] if "log_likelihood" in read else len(fit.runs)
+    )
+    if missing or runs != len(fit.runs):
         raise FitFileError(
             f"{path}: damaged scalebayes fit (posterior lacks {missing} or runs mismatch)"
         )

@@ -181,12 +181,16 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 # --- handlers ----------------------------------------------------------------------------------
 
+# What the decisions read of a saved fit: the draws of the parameters, not each run's
+# log-likelihood nor the sampler's statistics (opening those groups cost more than deciding).
+DECISION_GROUPS = ("posterior",)
+
 
 def _predict(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import prediction_table
     from scalebayes.io import load_fit
 
-    fit = load_fit(args.fit)
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     points = _points(args)
     interval = "hdi" if args.hdi else "eti"
     with warnings_to_stderr():
@@ -204,7 +208,7 @@ def _optimal(args: argparse.Namespace) -> int:
 
         configure()
 
-    fit = load_fit(args.fit)
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     with warnings_to_stderr():
         result = allocation_table(
             fit, args.compute, approach=args.approach, prob=args.prob, cost_k=args.cost_k
@@ -217,7 +221,7 @@ def _chance(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import chance_table
     from scalebayes.io import load_fit
 
-    fit = load_fit(args.fit)
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     points = _points(args)
     with warnings_to_stderr():
         result = chance_table(fit, args.target, **points)
@@ -229,7 +233,7 @@ def _plan(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import plan_table
     from scalebayes.io import load_fit
 
-    fit = load_fit(args.fit)
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     with warnings_to_stderr():
         result = plan_table(
             fit,
