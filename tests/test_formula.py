@@ -403,3 +403,62 @@ def test_vanishing_difference_has_finite_gradient() -> None:
     assert float(jax.grad(f)(15.4)) == pytest.approx(numeric, rel=1e-6)
     # The sign conventions of the plain log-difference are unchanged.
     assert float(log_evaluate(parse_formula("N - N"), {}, {"N": 3.0})) == -math.inf
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        CHINCHILLA,
+        KAPLAN,
+        "E + A / N**alpha / (1.0 + (N / Nb)**(1.0 / f))**(delta * f)",
+        "E * (1 + R * (1 - exp(-N / Nb))) - A * log(N)**(-alpha)",
+        "max(E, A * N**(-alpha)) + min(B, D**beta) + exp(-alpha * log(N)) * 2.0**alpha",
+    ],
+)
+def test_numpy_evaluation_and_jacobian_agree_with_jax(src: str) -> None:
+    """``log_evaluate(xp=numpy)`` and :func:`log_jacobian` give JAX's value and ``jacfwd``."""
+    from scalebayes.formula_jacobian import log_jacobian
+
+    expr = parse_formula(src)
+    inputs = sorted(symbols(expr) & {"N", "D"})
+    names = sorted(symbols(expr) - set(inputs))
+    rng = np.random.default_rng(0)
+    params = {name: float(rng.uniform(0.2, 2.0)) for name in names}
+    params.update({k: 3e9 for k in ("Nb", "Nc", "Dc") if k in params})
+    log_inputs = {name: np.log(rng.uniform(1e7, 1e11, size=6)) for name in inputs}
+
+    def log_value(values: Mapping[str, float]) -> jax.Array:
+        return log_evaluate(expr, values, log_inputs)
+
+    value = log_evaluate(expr, params, log_inputs, xp=np)
+    assert isinstance(value, np.ndarray)
+    np.testing.assert_allclose(value, log_value(params), rtol=1e-13)
+    jacobian = jax.jacfwd(log_value)({k: jnp.float64(v) for k, v in params.items()})
+    expected = np.stack([np.broadcast_to(jacobian[n], (6,)) for n in names], axis=-1)
+    got = log_jacobian(expr, params, log_inputs, names)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-14 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(
+    "src", [CHINCHILLA, KAPLAN, "E * (1 + R * (1 - exp(-N / Nb))) + B / D**beta"]
+)
+def test_jets_give_jax_second_derivatives_along_a_direction(src: str) -> None:
+    """``log_evaluate(xp=jets)`` along log N = x, log D = c - x: d/dx and d2/dx2 as JAX's."""
+    from scalebayes import jets
+
+    expr = parse_formula(src)
+    names = sorted(symbols(expr) - {"N", "D"})
+    rng = np.random.default_rng(1)
+    params = {name: float(rng.uniform(0.2, 2.0)) for name in names}
+    params.update({k: 3e9 for k in ("Nb", "Nc", "Dc") if k in params})
+    x, c = np.log(rng.uniform(1e8, 1e10, size=5)), np.log(1e22) - np.log(6.0)
+
+    def along(t: jax.Array) -> jax.Array:
+        return log_evaluate(expr, params, {"N": x + t, "D": c - x - t}).sum()
+
+    first = jax.grad(along)(jnp.zeros(5))
+    second = jax.jvp(jax.grad(along), (jnp.zeros(5),), (jnp.ones(5),))[1]
+    jet = log_evaluate(expr, params, {"N": jets.seed(x), "D": c - jets.seed(x)}, xp=jets)
+    np.testing.assert_allclose(jet.v, log_evaluate(expr, params, {"N": x, "D": c - x}))
+    np.testing.assert_allclose(jet.d1, first, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(jet.d2, second, rtol=1e-8, atol=1e-14)

@@ -387,3 +387,20 @@ def test_plan_is_the_law_s_like_the_allocation(gp_fit, plain_fit):
     plain = sb.plan(plain_fit, 1.9, inference_tokens=[0.0, 1e13]).table
     for column in ("N", "D", "p_new_run", "p_mean"):
         np.testing.assert_allclose(with_gp[column], plain[column], rtol=1e-9, err_msg=column)
+
+
+def test_numpy_term_is_the_jax_term(ladder, ref):
+    """Predictions evaluate the GP in NumPy (no program to compile): the JAX term, to rounding.
+
+    Inside the box and past it (clamped), draws of shape (S, 1) against points of shape (n,).
+    """
+    law = load_law("chinchilla")
+    params = {k: np.asarray(v) for k, v in _draws(law, 20, 0.05).items()}
+    ref_np = {k: np.asarray(v) for k, v in ref.items()}
+    far = {"N": np.log([1e9, 1e12, 1e30]), "D": np.log([2e10, 1e14, 1e40])}
+    for points in ({k: np.asarray(v) for k, v in ladder.items()}, far):
+        np.testing.assert_allclose(
+            gp.numpy_basis(law, points, ref_np), gp.basis(law, points, ref), atol=1e-12
+        )
+        expected = np.asarray(gp.term(law, params, points, ref))
+        np.testing.assert_allclose(gp.numpy_term(law, params, points, ref_np), expected, atol=1e-12)

@@ -161,15 +161,52 @@ def test_saved_fit_carries_its_parameter_table(chinchilla_fit, tmp_path):
     assert 0.9 not in loaded.law_module().summaries
 
 
-def test_showing_a_saved_fit_loads_no_jax(chinchilla_fit, tmp_path):
+def _heavy_modules_after(argv: list[str], heavy: tuple[str, ...]) -> str:
+    """Which of ``heavy`` a fresh process has imported after running the CLI with ``argv``, printed."""
     import subprocess
     import sys
 
-    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
     code = (
         "import sys\nfrom scalebayes.cli import main\n"
-        f"assert main(['show', {str(path)!r}]) == 0\n"
-        "print(sorted(m for m in ('jax', 'numpyro', 'arviz_stats') if m in sys.modules))"
+        f"assert main({argv!r}) == 0\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_showing_a_saved_fit_loads_no_jax(chinchilla_fit, tmp_path):
+    path = str(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
+    assert _heavy_modules_after(["show", path], ("jax", "numpyro", "arviz_stats")) == "[]"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "--N", "7e10", "--D", "1.4e12"],
+        ["chance", "--N", "7e10", "--D", "1.4e12", "--target", "2.2"],
+        ["plan", "--target", "2.2"],
+    ],
+)
+def test_decisions_on_a_saved_fit_load_no_jax(chinchilla_fit, tmp_path, argv):
+    """predict, chance and plan compute in NumPy: no JAX to import, no program to compile."""
+    path = str(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
+    command, *options = argv
+    assert _heavy_modules_after([command, path, *options], ("jax", "numpyro")) == "[]"
+
+
+def test_describing_a_fit_opens_no_draws(chinchilla_fit, tmp_path):
+    """load_fit(groups=()), what show reads: the same text, the runs' groups only."""
+    from scalebayes.describe import fit_record, fit_text
+
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
+    whole, described = sb.load_fit(path), sb.load_fit(path, groups=())
+    assert set(described.idata.children) == {"observed_data", "constant_data"}
+    assert fit_text(described) == fit_text(whole)
+    assert fit_record(described) == fit_record(whole)
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    del tree["constant_data"]
+    incomplete = tmp_path / "incomplete.nc"
+    tree.to_netcdf(incomplete, engine="h5netcdf")
+    with pytest.raises(FitFileError, match="missing group constant_data"):
+        sb.load_fit(incomplete, groups=())

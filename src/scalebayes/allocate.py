@@ -3,41 +3,35 @@
 For any law whose inputs include N and D and a cost model ``C = k N D``, the loss at budget
 C is a function of one variable, ``log N``; every draw and budget is minimised at once by a
 vectorised golden-section search over a wide bracket of tokens per parameter, polished by
-Newton steps on ``jax.grad`` of the law's log mean. Closed forms (Chinchilla's) are test
+Newton steps on the law's log mean's derivatives, in NumPy (:mod:`scalebayes.allocate_search`). Closed forms (Chinchilla's) are test
 oracles only. Draws whose optimum sits at the bracket's edge are counted and warned about,
 never dropped.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from scalebayes.allocate_search import budget_inputs, solve
 from scalebayes.errors import AllocationWarning, ExtrapolationWarning, LawError, ScalebayesError
-from scalebayes.model import log_mean
-from scalebayes.runtime import in_fit_precision, padded_size
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
     from scalebayes.laws import Law
-    from scalebayes.likelihood import Likelihood
     from scalebayes.results import Fit
 
 # Search bracket on D/N. Chinchilla-type laws put the optimum at 1-1000 tokens per parameter;
 # the bracket is orders of magnitude wider so that only a law without an interior optimum hits it.
 TOKENS_PER_PARAM_BOUNDS = (1e-4, 1e6)
-# Golden section shrinks the bracket (width 11.5 in log N) to 4e-5, then Newton converges
-# quadratically (4e-5 -> ~1e-9 -> ~1e-16; the third step measures convergence).
-_GOLDEN_STEPS = 26
-_NEWTON_STEPS = 3
 # A draw has converged when its last Newton step in log N is below this (N to 1e-9 relative).
 # In float32 (eps 1.2e-7) Newton's last step stalls near 1e-6: 1e-4 (N to 0.01 %) there.
 _STEP_TOL = {"float64": 1e-9, "float32": 1e-4}
@@ -95,6 +89,15 @@ class Allocation:
         """Draw-budget pairs, away from the bound, whose optimum did not converge."""
         return int((~self.converged & ~self.at_bound).sum())
 
+    def at(self, budgets: ArrayLike) -> Allocation:
+        """The allocation at some of its own :attr:`budgets` (in the order given)."""
+        budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
+        arrays = {
+            name: getattr(self, name).sel(budget=budgets)
+            for name in (*QUANTITIES, "at_bound", "converged")
+        }
+        return dataclasses.replace(self, budgets=budgets, **arrays)
+
     def to_dataset(self) -> xr.Dataset:
         """All per-draw quantities as one Dataset, dims (chain, draw, budget)."""
         return xr.Dataset(
@@ -124,7 +127,6 @@ class Allocation:
         )
 
 
-@in_fit_precision
 def optimal(
     fit: Fit,
     budgets: ArrayLike,
@@ -180,10 +182,8 @@ def optimal(
     # the optimum: the GP's mean beyond the data, reverting to zero, bent L*(C) upwards past
     # the runs (Epoch's: from ~1e25 FLOPs), which no budget can buy.
     decided = fit.likelihood.for_decisions()
-    size = padded_size(len(budgets), 8)
-    padded = np.pad(log_c, ((0, 0), (0, size - len(budgets))), mode="edge")
-    solved = _solver(fit.law, decided)(theta, padded, np.log(k), np.log(low), np.log(high))
-    x, log_loss, step, exponent, at_bound = (np.asarray(a)[:, : len(budgets)] for a in solved)
+    solved = solve(fit.law, decided, theta, log_c, np.log(k), np.log(low), np.log(high))
+    x, log_loss, step, exponent, at_bound = solved
 
     def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
         return per_draw(values, posterior, dim="budget", coord=budgets, name=name, units=units)
@@ -227,7 +227,6 @@ def warn_far_beyond(fit: Fit, compute: ArrayLike, what: str) -> None:
         )
 
 
-@in_fit_precision
 def whole_model_loss(fit: Fit, allocation: Allocation) -> xr.DataArray | None:
     """Loss at each draw's (N*, D*) under the fit's whole model, discrepancy term included.
 
@@ -308,89 +307,3 @@ def _warn(result: Allocation, bounds: tuple[float, float]) -> None:
             AllocationWarning,
             stacklevel=3,
         )
-
-
-def budget_inputs(law: Law, log_n: Any, log_c: Any, log_k: Any) -> dict[str, Any]:
-    """The law's log inputs for models of log size ``log_n`` spending log budget ``log_c``.
-
-    The rest of the budget buys tokens: ``log D = log C - log k - log N``; arrays broadcast.
-    """
-    log_inputs = {"N": log_n, "D": log_c - log_k - log_n}
-    if "C" in law.inputs:
-        log_inputs["C"] = log_c + 0.0 * log_n
-    return log_inputs
-
-
-@functools.lru_cache(maxsize=32)
-def _solver(law: Law, likelihood: Likelihood) -> Any:
-    """A jitted minimiser of the model's loss over log N, for arrays of draws x budgets.
-
-    ``theta`` is ``(params, log_ref)``: parameter draws and the fitted runs' centre.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    def f(x: Any, c: Any, theta: Any, log_k: Any) -> Any:
-        params, log_ref = theta
-        return log_mean(law, likelihood, params, budget_inputs(law, x, c, log_k), log_ref)
-
-    # Each element depends only on its own x and c, so the gradient of the sum is elementwise.
-    def total(x: Any, c: Any, theta: Any, log_k: Any) -> Any:
-        return jnp.sum(f(x, c, theta, log_k))
-
-    grad = jax.grad(total)
-
-    def slope(x: Any, c: Any, theta: Any, log_k: Any, wrt: str) -> Any:
-        """(d f / d x, d2 f / d x d wrt) elementwise, by forward-over-reverse differentiation."""
-        ones = jnp.ones_like(x)
-        if wrt == "x":
-            return jax.jvp(lambda x_: grad(x_, c, theta, log_k), (x,), (ones,))
-        return jax.jvp(lambda c_: grad(x, c_, theta, log_k), (c,), (ones,))
-
-    @jax.jit
-    def solve(theta: Any, log_c: Any, log_k: Any, log_r_low: Any, log_r_high: Any) -> Any:
-        shape = jnp.broadcast_shapes(log_c.shape, *(v.shape for v in theta[0].values()))
-        c = jnp.broadcast_to(log_c, shape)
-        # N = sqrt(C / (k r)) for tokens per parameter r: the bracket on r is one on log N.
-        lo = 0.5 * (c - log_k - log_r_high)
-        hi = 0.5 * (c - log_k - log_r_low)
-        inv_phi = (jnp.sqrt(5.0) - 1.0) / 2.0
-
-        def golden(_: int, state: Any) -> Any:
-            a, b, x1, x2, f1, f2 = state
-            left = f1 < f2  # the minimum lies in [a, x2]
-            a = jnp.where(left, a, x1)
-            b = jnp.where(left, x2, b)
-            new = jnp.where(left, b - inv_phi * (b - a), a + inv_phi * (b - a))
-            f_new = f(new, c, theta, log_k)
-            x1, x2, f1, f2 = (
-                jnp.where(left, new, x2),
-                jnp.where(left, x1, new),
-                jnp.where(left, f_new, f2),
-                jnp.where(left, f1, f_new),
-            )
-            return a, b, x1, x2, f1, f2
-
-        x1 = hi - inv_phi * (hi - lo)
-        x2 = lo + inv_phi * (hi - lo)
-        state = (lo, hi, x1, x2, f(x1, c, theta, log_k), f(x2, c, theta, log_k))
-        a, b, *_ = jax.lax.fori_loop(0, _GOLDEN_STEPS, golden, state)
-        x = 0.5 * (a + b)
-
-        def newton(_: int, carry: Any) -> Any:
-            x, _step = carry
-            g, h = slope(x, c, theta, log_k, "x")
-            step = jnp.where(h > 0, -g / h, 0.0)
-            new = jnp.clip(x + step, lo, hi)
-            return new, new - x
-
-        x, step = jax.lax.fori_loop(0, _NEWTON_STEPS, newton, (x, jnp.full(shape, jnp.inf)))
-        # d log N* / d log C from g(x*(c), c) = 0: dx/dc = -g_xc / g_xx.
-        _, h_xx = slope(x, c, theta, log_k, "x")
-        _, h_xc = slope(x, c, theta, log_k, "c")
-        exponent = -h_xc / h_xx
-        edge = 1e-6 * (hi - lo)
-        at_bound = (x - lo < edge) | (hi - x < edge)
-        return x, f(x, c, theta, log_k), step, exponent, at_bound
-
-    return solve

@@ -21,7 +21,6 @@ from scalebayes import plots
 from scalebayes.allocate import Allocation, optimal, require_n_and_d
 from scalebayes.errors import ExtrapolationWarning, ScalebayesError
 from scalebayes.groups.select import NEW, is_grouped, select_group
-from scalebayes.holdout import score
 from scalebayes.plots._common import check_axis, figure_of
 from scalebayes.plots.bands import default_axis
 from scalebayes.plots.isoflop import MIN_RUNS, WIDTH_DECADES, data_budgets, runs_at_budget
@@ -95,7 +94,8 @@ def draw(
     references : sequence of Reference, optional
         Published frontiers for ``frontier``; default Hoffmann et al. 2022 and Epoch's refit.
     allocation : Allocation, optional
-        A precomputed :func:`scalebayes.optimal` over a range of budgets for ``frontier``.
+        A precomputed :func:`scalebayes.optimal`: the ``frontier``'s, over a range of budgets,
+        or one that ``isoflop`` takes its curves' budgets from, if it has them all.
     others : mapping of name to Fit, optional
         Fits of other laws whose frontiers ``frontier`` overlays (each law must take N and D).
     heldout : Runs, optional
@@ -174,6 +174,8 @@ def _figure(
     if kind == "isoflop":
         curves = isoflop_predictions(fit, budgets)
         found = np.unique(curves.points["C"].to_numpy(float))
+        if allocation is not None and np.isin(found, allocation.budgets).all():
+            return figure_of(plots.isoflop(fit, curves, allocation.at(found)))
         return figure_of(plots.isoflop(fit, curves, optimal(fit, found)))
     if kind == "prior":
         return figure_of(plots.prior_posterior(fit))
@@ -181,6 +183,8 @@ def _figure(
         return figure_of(plots.residuals(fit, residual_draws(fit), noise_interval(fit)))
     if kind == "pit":
         assert heldout is not None  # draw() checked
+        from scalebayes.holdout import score  # the fitting stack (JAX) loads for this kind only
+
         rows = score(fit, heldout, seed=seed)
         source = os.path.basename(str(heldout.source))
         histogram = pit_histogram(rows["pit"].to_numpy(), label=f"from {source}")

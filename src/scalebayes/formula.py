@@ -7,7 +7,10 @@ rejected before anything runs. The source text is never evaluated.
 
 Two evaluators work on the tree: :func:`evaluate` computes the plain value, and
 :func:`log_evaluate` computes its logarithm in log space (log-sum-exp over sums of terms), which
-stays finite and accurate in float32 for inputs spanning many orders of magnitude.
+stays finite and accurate in float32 for inputs spanning many orders of magnitude. Both compute
+with ``jax.numpy`` by default; ``log_evaluate(..., xp=numpy)`` computes the same in NumPy, and
+``xp=scalebayes.jets`` with derivatives, for one-off evaluations that would spend longer
+compiling a JAX program than running it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import keyword
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalebayes.errors import LawError, LawFileError
 
@@ -281,11 +284,15 @@ def evaluate(expr: Expr, values: Mapping[str, ArrayLike]) -> jax.Array:
     """
     import jax.numpy as jnp
 
-    return jnp.asarray(_Evaluator(values, {}).value(expr))
+    return jnp.asarray(_Evaluator(values, {}, jnp).value(expr))
 
 
 def log_evaluate(
-    expr: Expr, params: Mapping[str, ArrayLike], log_inputs: Mapping[str, ArrayLike]
+    expr: Expr,
+    params: Mapping[str, ArrayLike],
+    log_inputs: Mapping[str, ArrayLike],
+    *,
+    xp: Any = None,
 ) -> jax.Array:
     """Evaluate the natural log of a positive-valued ``expr``, working in log space.
 
@@ -306,26 +313,39 @@ def log_evaluate(
         Parameter values on the plain scale.
     log_inputs : mapping of str to array-like
         Natural logs of the inputs (``N``, ``D``, ``C``, ``U``).
+    xp : module, optional
+        The array namespace to compute with: ``jax.numpy`` (default), ``numpy``, or
+        :mod:`scalebayes.jets` (values with derivatives).
 
     Returns
     -------
-    jax.Array
+    jax.Array or numpy.ndarray
         ``log(value)``, broadcast over all arguments; NaN where the value is negative.
     """
     both = sorted(set(params) & set(log_inputs) & symbols(expr))
     if both:
         raise LawError(f"{both} given both as parameter and as input")
-    import jax.numpy as jnp
+    if xp is None:
+        import jax.numpy as xp
+    import numpy as np
 
-    return jnp.asarray(_Evaluator(params, log_inputs).log(expr))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf as JAX gives
+        return xp.asarray(_Evaluator(params, log_inputs, xp).log(expr))
 
 
 class _Evaluator:
-    """Mutually recursive plain/log evaluation; inputs are known by their logs only."""
+    """Mutually recursive plain/log evaluation; inputs are known by their logs only.
 
-    def __init__(self, values: Mapping[str, ArrayLike], log_inputs: Mapping[str, ArrayLike]):
+    ``xp`` is the array namespace (``jax.numpy``, ``numpy`` or :mod:`scalebayes.jets`): they
+    share these names.
+    """
+
+    def __init__(
+        self, values: Mapping[str, ArrayLike], log_inputs: Mapping[str, ArrayLike], xp: Any
+    ):
         self.values = values
         self.log_inputs = log_inputs
+        self.xp = xp
 
     def _lookup(self, name: str) -> ArrayLike:
         if name in self.values:
@@ -335,8 +355,7 @@ class _Evaluator:
 
     def value(self, expr: Expr) -> ArrayLike:
         """Plain value; Python floats for constants keep JAX's weak typing (no upcast)."""
-        import jax.numpy as jnp
-
+        jnp = self.xp
         match expr:
             case Num(value=value):
                 return value
@@ -356,8 +375,7 @@ class _Evaluator:
 
     def log(self, expr: Expr) -> ArrayLike:
         """Natural log of the value, computed without forming large intermediate values."""
-        import jax.numpy as jnp
-
+        jnp = self.xp
         match expr:
             case Num(value=value) if value > 0:
                 return math.log(value)
@@ -368,7 +386,7 @@ class _Evaluator:
             case Op(op="add"):
                 return functools.reduce(jnp.logaddexp, map(self.log, additive_terms(expr)))
             case Op(op="sub", args=(left, right)):
-                return _log_diff(self.log(left), self.log(right))
+                return _log_diff(self.log(left), self.log(right), jnp)
             case Op(op="mul", args=(left, right)):
                 return jnp.add(self.log(left), self.log(right))
             case Op(op="div", args=(left, right)):
@@ -395,16 +413,15 @@ _PLAIN: dict[str, str] = {  # binary operators on plain values, by their jax.num
 }
 
 
-def _log_diff(log_a: ArrayLike, log_b: ArrayLike) -> jax.Array:
+def _log_diff(log_a: ArrayLike, log_b: ArrayLike, jnp: Any) -> jax.Array:
     """``log(a - b)`` from ``log a`` and ``log b``; NaN where ``a < b``, -inf where equal.
 
     Where ``a == b`` the value is -inf with zero gradient rather than an infinite one: a
     difference that vanishes inside a sum (``1 + R*(1 - exp(-x))`` at ``x = 0``) then
     contributes nothing to the gradient instead of ``0 * inf = NaN``. The double ``where``
-    keeps the infinite derivative of ``log(-expm1(0))`` out of the backward pass.
+    keeps the infinite derivative of ``log(-expm1(0))`` out of the backward pass. ``jnp`` is
+    the array namespace.
     """
-    import jax.numpy as jnp
-
     log_a, log_b = jnp.asarray(log_a), jnp.asarray(log_b)
     gap = log_b - log_a
     equal = gap == 0

@@ -6,6 +6,9 @@ as JSON in the root attributes, and the runs themselves are
 the ``constant_data`` (N, D, C, U, group, weight) and ``observed_data`` (loss) groups. So every
 later command works from the file alone. A :class:`~scalebayes.groups.result.GroupedFit` adds
 its resolved pooling (``scalebayes_pooling``) and is marked ``scalebayes_kind = "grouped"``.
+The discrepancy's hidden parameters (the GP's 36 weights) are one variable in the file, split
+again on loading: opening each variable of a NetCDF file costs milliseconds, and they were half
+of a fit's variables.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,17 +37,21 @@ if TYPE_CHECKING:  # imported when a grouped file is read: `show` of a plain fit
 
 # 2: the reference point is stored (scalebayes_log_ref) and the likelihood's discrepancy is a
 # component ({"name": ..., its priors}); files of version 1 are read as before.
-SCHEMA_VERSION = 2
-# 3: a grouped fit (scalebayes_kind "grouped", scalebayes_pooling). Plain fits are still written
-# as 2, so an older scalebayes reads them; it refuses a grouped file ("upgrade scalebayes")
+# 3: the discrepancy's hidden parameters are stacked in one posterior variable (HIDDEN).
+SCHEMA_VERSION = 3
+# 4: a grouped fit (scalebayes_kind "grouped", scalebayes_pooling). Plain fits are still written
+# as 3, so an older scalebayes reads them; it refuses a grouped file ("upgrade scalebayes")
 # instead of misreading it as a plain fit.
-GROUPED_SCHEMA_VERSION = 3
+GROUPED_SCHEMA_VERSION = 4
 READS_UP_TO = GROUPED_SCHEMA_VERSION
 GROUPED = "grouped"
 SUMMARY_CI = 0.9  # the interval of the stored parameter table (`show`, `fit`)
 _META = ("law", "likelihood", "settings", "diagnostics", "runs", "log_ref")
 _GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data", "sample_stats")
+_RUNS = ("observed_data", "constant_data")  # the groups that hold the runs
 _KEY = "scalebayes_schema_version"
+HIDDEN = "hidden_params"  # the posterior's hidden parameters, stacked along HIDDEN_DIM
+HIDDEN_DIM = "hidden_param"
 
 
 def save_fit(fit: Fit | GroupedFit, path: str | os.PathLike[str]) -> Path:
@@ -59,6 +67,11 @@ def save_fit(fit: Fit | GroupedFit, path: str | os.PathLike[str]) -> Path:
         tree["constant_data"] = (
             tree["constant_data"].to_dataset().assign(group=("run", runs.group.astype(str)))
         )
+    hidden = [n for n in fit.likelihood.discrepancy.hidden_names(fit.law) if n in fit.posterior]
+    if hidden:
+        posterior = fit.posterior
+        stacked = posterior[hidden].to_dataarray(dim=HIDDEN_DIM)
+        tree["posterior"] = posterior.drop_vars(hidden).assign({HIDDEN: stacked})
     for name, values in (("U", runs.U), ("budget", runs.budget)):
         if values is not None and name not in tree["constant_data"]:
             tree["constant_data"] = (
@@ -99,10 +112,20 @@ def save_fit(fit: Fit | GroupedFit, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_fit(path: str | os.PathLike[str]) -> Fit | GroupedFit:
+def load_fit(
+    path: str | os.PathLike[str], *, groups: Sequence[str] | None = None
+) -> Fit | GroupedFit:
     """Read a fit written by :func:`save_fit` (a grouped fit comes back as a :class:`GroupedFit`).
 
     Refuses files it did not write or cannot read.
+
+    ``groups`` names the groups of draws to read, of ``posterior``, ``log_likelihood`` and
+    ``sample_stats`` (default all); what describes the fit (law, likelihood, settings,
+    diagnostics, the stored parameter table) and the runs are always read. Opening a group of a
+    NetCDF file costs a tenth of a second or more: ``scalebayes show`` reads none, the decision
+    commands the posterior alone. The fit's ``idata`` then lacks the others (comparisons need
+    ``log_likelihood``, the diagnostic plots ``sample_stats``). Files without a stored table or
+    reference are read whole.
 
     Raises
     ------
@@ -115,14 +138,25 @@ def load_fit(path: str | os.PathLike[str]) -> Fit | GroupedFit:
         raise FitFileError(
             f"{path}: no such file (write one with `scalebayes fit ... --out {path}`)"
         )
+    unknown = sorted(set(groups or ()) - set(_GROUPS))
+    if unknown:
+        raise ScalebayesError(f"groups={unknown}: a fit's groups are {', '.join(_GROUPS)}")
     try:
-        with xr.open_datatree(path, engine="h5netcdf") as opened:
-            tree = opened.load()
+        tree = _read_tree(path, groups)
     except Exception as err:  # h5py/netCDF raise many types for a damaged file
+        if groups is not None:  # read it whole, to say what is wrong
+            return load_fit(path)
         raise FitFileError(
             f"{path}: not a readable NetCDF file ({type(err).__name__}: {err})"
         ) from err
+    needed = {f"scalebayes_{k}" for k in ("summary", "log_ref")}
+    if groups is not None and not needed <= set(tree.attrs):
+        return load_fit(path)  # the table (or the reference) is computed from the draws
     attrs = tree.attrs
+    posterior = tree["posterior"].to_dataset() if "posterior" in tree.children else {}
+    if HIDDEN in posterior:
+        split = posterior[HIDDEN].to_dataset(dim=HIDDEN_DIM)
+        tree["posterior"] = posterior.drop_vars([HIDDEN, HIDDEN_DIM]).assign(split.data_vars)
     if _KEY not in attrs:
         raise FitFileError(
             f"{path}: a NetCDF file, but not a scalebayes fit (no {_KEY!r} attribute)"
@@ -138,7 +172,8 @@ def load_fit(path: str | os.PathLike[str]) -> Fit | GroupedFit:
     missing = [f"attribute scalebayes_{k}" for k in needed if f"scalebayes_{k}" not in attrs]
     if version < 2:  # written before the reference was stored: recomputed below
         missing = [m for m in missing if not m.endswith("log_ref")]
-    missing += [f"group {g}" for g in _GROUPS if g not in tree.children]
+    wanted = _GROUPS if groups is None else (*groups, *_RUNS)
+    missing += [f"group {g}" for g in _GROUPS if g in wanted and g not in tree.children]
     if missing:
         raise FitFileError(f"{path}: not a complete scalebayes fit: missing {', '.join(missing)}")
     try:
@@ -187,17 +222,32 @@ def load_fit(path: str | os.PathLike[str]) -> Fit | GroupedFit:
             raise
         raise FitFileError(f"{path}: damaged scalebayes fit ({type(err).__name__}: {err})") from err
     if "scalebayes_summary" in attrs:  # optional: files before it compute the table on demand
-        fit.summaries[SUMMARY_CI] = _stored_summary(attrs["scalebayes_summary"], fit)
+        stored = _stored_summary(attrs["scalebayes_summary"], fit)
+        if stored is None and groups is not None:
+            return load_fit(path)
+        fit.summaries[SUMMARY_CI] = fit.summary(SUMMARY_CI) if stored is None else stored
     tree.attrs = {}
     _check_shapes(fit, path)
     return fit
+
+
+def _read_tree(path: Path, groups: Sequence[str] | None) -> xr.DataTree:
+    """The file's DataTree, loaded: whole, or the root's attributes, the runs and ``groups``."""
+    if groups is None:
+        with xr.open_datatree(path, engine="h5netcdf") as opened:
+            return opened.load()
+    read = {}
+    for group in (None, *_RUNS, *groups):
+        with xr.open_dataset(path, engine="h5netcdf", group=group) as opened:
+            read[group or "/"] = opened.load()
+    return xr.DataTree.from_dict(read)
 
 
 def _stored_summary(text: str, fit: Fit) -> pd.DataFrame | None:
     """The parameter table saved with the fit, if it lists exactly the fit's parameters."""
     table = pd.read_json(io.StringIO(text), orient="split")
     table.attrs["ci_prob"] = SUMMARY_CI
-    return table if tuple(table.index) == fit.reported_names else fit.summary(SUMMARY_CI)
+    return table if tuple(table.index) == fit.reported_names else None
 
 
 def _recomputed_reference(
@@ -213,9 +263,17 @@ def _recomputed_reference(
 
 
 def _check_shapes(fit: Fit, path: Path) -> None:
-    posterior = fit.idata["posterior"]
-    missing = [name for name in fit.param_names if name not in posterior]
-    if missing or fit.idata["log_likelihood"]["loss"].shape[-1] != len(fit.runs):
+    """Refuse draws that do not fit the law or the runs (in the groups that were read)."""
+    read = fit.idata.children
+    missing = (
+        [n for n in fit.param_names if n not in fit.idata["posterior"]]
+        if "posterior" in read
+        else []
+    )
+    runs = (
+        fit.idata["log_likelihood"]["loss"].shape[-1] if "log_likelihood" in read else len(fit.runs)
+    )
+    if missing or runs != len(fit.runs):
         raise FitFileError(
             f"{path}: damaged scalebayes fit (posterior lacks {missing} or runs mismatch)"
         )

@@ -140,7 +140,11 @@ class Law:
         return dataclasses.replace(self, params=params)
 
     def log_mean(
-        self, params: Mapping[str, ArrayLike], log_inputs: Mapping[str, ArrayLike]
+        self,
+        params: Mapping[str, ArrayLike],
+        log_inputs: Mapping[str, ArrayLike],
+        *,
+        xp: Any = None,
     ) -> jax.Array:
         """Natural log of the law's value, computed stably in log space.
 
@@ -151,6 +155,8 @@ class Law:
         log_inputs : mapping of str to array-like
             Natural logs of all inputs of the law (``log N`` in parameters, ``log D`` in tokens,
             ``log C`` in FLOPs, ...). Arrays broadcast against each other and the parameters.
+        xp : module, optional
+            Array namespace: ``jax.numpy`` (default) or ``numpy`` (no JAX program to compile).
 
         Returns
         -------
@@ -158,7 +164,10 @@ class Law:
             Log of the mean loss (nats/token for the catalogue laws).
         """
         return fm.log_evaluate(
-            self.expr, self._pick(params, self.param_names), self._pick(log_inputs, self.inputs)
+            self.expr,
+            self._pick(params, self.param_names),
+            self._pick(log_inputs, self.inputs),
+            xp=xp,
         )
 
     def mean(self, params: Mapping[str, ArrayLike], inputs: Mapping[str, ArrayLike]) -> jax.Array:

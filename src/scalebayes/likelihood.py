@@ -141,6 +141,58 @@ class Likelihood:
             return sigma * rng.standard_normal(shape)
         return sigma * rng.standard_t(np.broadcast_to(nu, shape))
 
+    def log_mean(
+        self,
+        law: Law,
+        params: Mapping[str, Any],
+        log_inputs: Mapping[str, Any],
+        log_ref: Mapping[str, Any],
+    ) -> Any:
+        """The model's log mean in JAX, the law's plus the discrepancy's term (traceable).
+
+        ``log_ref`` (scalar per input) is the centre of the fitted runs' log inputs, plus what
+        the discrepancy took from them. Arrays broadcast as in ``Law.log_mean``.
+        """
+        return law.log_mean(params, log_inputs) + self.discrepancy.term(
+            law, params, log_inputs, log_ref
+        )
+
+    def numpy_log_mean(
+        self,
+        law: Law,
+        params: Mapping[str, Any],
+        log_inputs: Mapping[str, Any],
+        log_ref: Mapping[str, Any],
+        *,
+        xp: Any = None,
+    ) -> Any:
+        """The model's log mean, the law's plus the discrepancy's term, computed in NumPy.
+
+        As :meth:`log_mean`, to rounding, for one-off evaluations outside a JAX program
+        (predictions, the searches of ``plan`` and ``optimal``): nothing to trace or compile.
+        ``xp=scalebayes.jets`` carries derivatives along seeded inputs (the GP's term has none:
+        decisions that search leave it out).
+        """
+        if xp is None:
+            import numpy as xp
+
+        params = {name: xp.asarray(value) for name, value in params.items()}
+        log_inputs = {name: xp.asarray(value) for name, value in log_inputs.items()}
+        term = self.discrepancy.numpy_term(law, params, log_inputs, log_ref)
+        return xp.asarray(law.log_mean(params, log_inputs, xp=xp) + term)
+
+    def noise_cdf(self, x: Any, sigma: Any, nu: Any) -> Any:
+        """P(noise on log loss <= ``x``): the CDF of :meth:`noise_distribution` centred at 0.
+
+        In NumPy (SciPy's ``stdtr``/``ndtr``); arguments broadcast. ``nu`` is ignored unless
+        estimated (:attr:`estimates_nu`); the fixed ``df`` is used otherwise.
+        """
+        from scipy.special import ndtr, stdtr
+
+        if self.family == "normal":
+            return ndtr(x / sigma)
+        return stdtr(nu if self.estimates_nu else self.df, x / sigma)
+
     def observe(self, mu: Any, sigma: Any, nu: Any, data: Any) -> None:
         """Inside a NumPyro model: condition on ``data.log_loss`` (weight 0 leaves a run out)."""
         import jax.numpy as jnp

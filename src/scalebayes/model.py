@@ -202,18 +202,7 @@ def log_mean(
     ``log_ref`` (scalar per input) is the centre of the fitted runs' log inputs, plus what the
     discrepancy took from them (:func:`reference_point`). Arrays broadcast as in ``Law.log_mean``.
     """
-    mu = law.log_mean(params, log_inputs)
-    return mu + likelihood.discrepancy.term(law, params, log_inputs, log_ref)
-
-
-@functools.lru_cache(maxsize=32)
-def log_mean_program(law: Law, likelihood: Likelihood) -> Any:
-    """:func:`log_mean` of one law and likelihood as one compiled program.
-
-    Called eagerly, each of its array operations compiles on its own the first time it meets a
-    shape: ~100 small compiles, seconds, for the first prediction in a process.
-    """
-    return jax.jit(functools.partial(log_mean, law, likelihood))
+    return likelihood.log_mean(law, params, log_inputs, log_ref)
 
 
 def reference_point(

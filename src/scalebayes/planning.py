@@ -11,7 +11,6 @@ run that the draw's own law needs, so the spread of N, D and cost across the pos
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,29 +20,24 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from scalebayes import plan_search
 from scalebayes.allocate import require_n_and_d
 from scalebayes.errors import ScalebayesError, UnreachableTargetError
 from scalebayes.groups.select import select_group
-from scalebayes.model import log_mean as model_log_mean
+from scalebayes.plan_search import D_BOUNDS, N_BOUNDS
 from scalebayes.prediction import (
     extrapolation,
     fitted_range,
     log_mean_at,
     planned_points,
 )
-from scalebayes.runtime import compiled, in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
     from scalebayes.results import Fit
 
 CHANCE_KINDS = ("mean", "new_run")
-# Search box for plan(): wide enough for any run anyone trains, so hitting it means "unreachable".
-N_BOUNDS = (1e4, 1e16)
-D_BOUNDS = (1e4, 1e19)
-_GRID = 12  # coarse grid over log N (and log D): spacing 2.5 (3.1)
-_GOLDEN_STEPS = 26  # then golden section between grid neighbours: width 5 shrinks to 2e-5
-_BISECTION_STEPS = 36  # least log D that suffices, to within 34.5 / 2**36 = 5e-10
+__all__ = ["D_BOUNDS", "N_BOUNDS", "Chance", "Plan", "chance", "law_floor", "plan"]
 # The law's floor (loss with unlimited N and D) is evaluated at inputs of 1e300.
 _HUGE_LOG = 690.0
 # A target the law's floor is below in fewer than this share of draws is called unreachable.
@@ -99,7 +93,6 @@ class Chance:
         return f"chance of reaching the target loss:\n{self.summary().to_string()}"
 
 
-@in_fit_precision
 def chance(
     fit: Fit,
     N: ArrayLike | None,
@@ -166,7 +159,7 @@ def law_floor(fit: Fit) -> xr.DataArray:
     """
     params = {name: fit.posterior[name].to_numpy() for name in fit.law.param_names}
     log_inputs = {name: _HUGE_LOG for name in fit.law.inputs}
-    floor = np.exp(np.asarray(compiled(type(fit.law).log_mean, fit.law)(params, log_inputs)))
+    floor = np.exp(fit.law.log_mean(params, log_inputs, xp=np))
     return xr.DataArray(floor, dims=("chain", "draw"), name="floor")
 
 
@@ -242,7 +235,6 @@ class Plan:
         )
 
 
-@in_fit_precision
 def plan(
     fit: Fit,
     target: float,
@@ -309,18 +301,15 @@ def plan(
     # Like the compute-optimal allocation, the search is the law's: with the GP discrepancy in
     # it, the plan followed the GP's mean beyond the data (Epoch's runs: 155 tokens per
     # parameter at 1/20 of the plain law's compute, against 17 for optimal()).
-    whole, fit = fit, fit.law_module()
+    whole, fit = fit, fit.law_module(log_likelihood=False)
     check_reachable(fit, log_target)
 
     params = {name: fit.posterior[name].to_numpy().reshape(-1) for name in fit.param_names}
-    theta = (params, fit.log_ref)
-    pooled, per_draw_solver = _solvers(fit.law, fit.likelihood, kind)
+    model = (fit.law, fit.likelihood)
     rows, draws = [], []
     for t in tokens:
-        # -inf as a NumPy float like the log: a Python float is weakly typed in JAX, and the
-        # solvers would compile again for the first T > 0.
-        args = (theta, log_target, np.log(k), np.log(2 * t) if t > 0 else np.float64(-np.inf))
-        x, y, feasible = (np.asarray(a) for a in pooled(*args, prob))
+        args = ((params, fit.log_ref), log_target, np.log(k), np.log(2 * t) if t > 0 else -np.inf)
+        x, y, feasible = plan_search.pooled(*model, kind, *args, prob)
         if not feasible:
             raise UnreachableTargetError(
                 f"no run with N <= {N_BOUNDS[1]:.0e} and D <= {D_BOUNDS[1]:.0e} reaches loss "
@@ -330,7 +319,7 @@ def plan(
         n, d = float(np.exp(x)), float(np.exp(y))
         rows.append({"inference_tokens": t, "N": n, "D": d, "tokens_per_param": d / n,
                      "C": k * n * d, "total_cost": k * n * d + 2 * n * t})  # fmt: skip
-        draws.append([np.asarray(a) for a in per_draw_solver(*args)])
+        draws.append(list(plan_search.per_draw(*model, *args)))
     table = pd.DataFrame(rows)
     reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), target)
     table["p_mean"] = reached.probability("mean")
@@ -384,124 +373,4 @@ def _new_run_probability(fit: Fit, log_mu: Any, log_target: Any) -> Any:
     """P(new run's loss <= target) per draw: the noise's CDF at the target."""
     sigma = fit.posterior["sigma"].to_numpy()[..., None]
     nu = fit.posterior["nu"].to_numpy()[..., None] if fit.likelihood.estimates_nu else None
-    return compiled(_noise_cdf, fit.likelihood)(log_mu, sigma, nu, log_target)
-
-
-def _noise_cdf(likelihood: Any, mu: Any, sigma: Any, nu: Any, log_target: Any) -> Any:
-    df = nu if likelihood.estimates_nu else likelihood.df
-    return likelihood.noise_distribution(mu, sigma, df).cdf(log_target)
-
-
-@functools.lru_cache(maxsize=16)
-def _solvers(law: Any, likelihood: Any, kind: str) -> tuple[Any, Any]:
-    """Jitted (pooled, per-draw) minimisers of log cost subject to reaching the target.
-
-    Both take ``theta = (params, log_ref)``: flat parameter draws and the fitted runs' centre.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    x_lo, x_hi = np.log(N_BOUNDS[0]), np.log(N_BOUNDS[1])
-    y_lo, y_hi = np.log(D_BOUNDS[0]), np.log(D_BOUNDS[1])
-
-    def log_mean(theta: Any, x: Any, y: Any, log_k: Any) -> Any:
-        params, log_ref = theta
-        log_inputs = {"N": x, "D": y}
-        if "C" in law.inputs:
-            log_inputs["C"] = log_k + x + y
-        return model_log_mean(law, likelihood, params, log_inputs, log_ref)
-
-    inv_phi = (np.sqrt(5.0) - 1.0) / 2.0
-
-    def argmin(fn: Any, lo: float, hi: float, shape: tuple[int, ...], grid: int, steps: int) -> Any:
-        """Minimiser of ``fn`` on [lo, hi], elementwise over ``shape``.
-
-        The best point of a coarse grid, then golden-section search between its neighbours.
-
-        The grid makes the search robust to a function that is +inf (infeasible) at both ends of
-        the range, or bends up again far from the data (a discrepancy term); ties move right.
-        """
-        points = np.linspace(lo, hi, grid)
-        values = jax.vmap(lambda p: fn(jnp.full(shape, p)))(jnp.asarray(points))
-        best = jnp.argmin(values, axis=0)
-        step = points[1] - points[0]
-        a = jnp.clip(jnp.asarray(points)[best] - step, lo, hi)
-        b = jnp.clip(jnp.asarray(points)[best] + step, lo, hi)
-
-        def golden(_: int, state: Any) -> Any:
-            a, b, x1, x2, f1, f2 = state
-            left = f1 < f2  # the minimum lies in [a, x2]
-            a = jnp.where(left, a, x1)
-            b = jnp.where(left, x2, b)
-            new = jnp.where(left, b - inv_phi * (b - a), a + inv_phi * (b - a))
-            f_new = fn(new)
-            return (
-                a,
-                b,
-                jnp.where(left, new, x2),
-                jnp.where(left, x1, new),
-                jnp.where(left, f_new, f2),
-                jnp.where(left, f1, f_new),
-            )
-
-        x1, x2 = b - inv_phi * (b - a), a + inv_phi * (b - a)
-        a, b, *_ = jax.lax.fori_loop(0, steps, golden, (a, b, x1, x2, fn(x1), fn(x2)))
-        middle = 0.5 * (a + b)
-        # Keep the grid point if the refined one is worse (e.g. +inf beside a feasible point).
-        return jnp.where(fn(middle) <= jnp.min(values, axis=0), middle, jnp.asarray(points)[best])
-
-    def minimise(margin: Any, shape: tuple[int, ...], log_k: Any, log_2t: Any) -> Any:
-        """Min over x of x + log(k e^y(x) + 2T), y(x) the least y with margin(x, y) >= 0."""
-
-        def needed(x: Any) -> Any:
-            # A law's loss falls as D grows, but a discrepancy term bends it up again far from
-            # the data: then find the D with the best margin first, and search below it.
-            if not likelihood.discrepancy.term_can_rise:
-                y_best = jnp.full(shape, y_hi)
-            else:
-                y_best = argmin(lambda y: -margin(x, y), y_lo, y_hi, shape, _GRID, _GOLDEN_STEPS)
-            feasible = margin(x, y_best) >= 0
-
-            def halve(_: int, bounds: Any) -> Any:
-                lo, hi = bounds
-                mid = 0.5 * (lo + hi)
-                ok = margin(x, mid) >= 0
-                return jnp.where(ok, lo, mid), jnp.where(ok, mid, hi)
-
-            _, y = jax.lax.fori_loop(0, _BISECTION_STEPS, halve, (jnp.full(shape, y_lo), y_best))
-            return y, feasible
-
-        def cost(x: Any) -> Any:
-            y, feasible = needed(x)
-            return jnp.where(feasible, x + jnp.logaddexp(log_k + y, log_2t), jnp.inf)
-
-        x = argmin(cost, x_lo, x_hi, shape, _GRID, _GOLDEN_STEPS)
-        y, feasible = needed(x)
-        return x, y, feasible
-
-    @jax.jit
-    def pooled(theta: Any, log_target: Any, log_k: Any, log_2t: Any, prob: Any) -> Any:
-        params = theta[0]
-
-        def margin(x: Any, y: Any) -> Any:
-            mu = log_mean(theta, x, y, log_k)
-            if kind == "mean":
-                p = jnp.mean(mu <= log_target)
-            else:
-                p = jnp.mean(
-                    _noise_cdf(likelihood, mu, params["sigma"], params.get("nu"), log_target)
-                )
-            return p - prob
-
-        return minimise(margin, (), log_k, log_2t)
-
-    @jax.jit
-    def per_draw_solver(theta: Any, log_target: Any, log_k: Any, log_2t: Any) -> Any:
-        shape = theta[0]["sigma"].shape
-
-        def margin(x: Any, y: Any) -> Any:
-            return log_target - log_mean(theta, x, y, log_k)
-
-        return minimise(margin, shape, log_k, log_2t)
-
-    return pooled, per_draw_solver
+    return fit.likelihood.noise_cdf(log_target - log_mu, sigma, nu)

@@ -19,7 +19,6 @@ from numpy.typing import ArrayLike
 
 from scalebayes.errors import ScalebayesError, name_rows
 from scalebayes.groups.select import select_group
-from scalebayes.runtime import in_fit_precision
 from scalebayes.summaries import per_draw, summarise
 
 if TYPE_CHECKING:
@@ -85,7 +84,6 @@ class Prediction:
         return f"predicted loss, {label} intervals:\n{self.summary().to_string()}"
 
 
-@in_fit_precision
 def predict(
     fit: Fit,
     *,

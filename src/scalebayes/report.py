@@ -122,13 +122,17 @@ def write_report(
     decisions = ""
     if allocates:
         from scalebayes.allocate import optimal
+        from scalebayes.plots.isoflop import data_budgets
 
-        grid = frontier_budgets(fit, budgets)
+        frontier = np.concatenate([frontier_budgets(fit, budgets), budgets])
         with warnings.catch_warnings():
             # Past the runs on purpose: the frontier shades it, the table says how far.
             warnings.simplefilter("ignore", ExtrapolationWarning)
-            allocation = optimal(fit, np.concatenate([grid, budgets]))
-            decisions = _decisions(fit, optimal(fit, budgets))
+            # One allocation for the table and both figures: each new number of budgets
+            # compiled the solver again (~1 s each).
+            everywhere = np.unique(np.concatenate([frontier, data_budgets(fit.runs)]))
+            allocation = optimal(fit, everywhere)
+            decisions = _decisions(fit, allocation.at(budgets))
             if approaches:
                 from scalebayes.allocation import compare_approaches
 
@@ -143,7 +147,9 @@ def write_report(
                     fit,
                     kind,
                     budgets=budgets if kind == "frontier" else None,
-                    allocation=allocation,
+                    allocation=allocation.at(frontier)
+                    if kind == "frontier" and allocation is not None
+                    else allocation,
                     others=overlay if kind == "frontier" else None,
                     seed=seed,
                 )

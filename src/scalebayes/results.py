@@ -1,7 +1,7 @@
 """What a fit is: the sampler's settings, its health, and the posterior with all a decision needs.
 
-A leaf of the package's graph: it imports the model (to evaluate the fitted mean) and nothing
-that uses a fit. Sampling lives in :mod:`scalebayes.engine` and :mod:`scalebayes.fitting`,
+A leaf of the package's graph: it evaluates the fitted mean through the likelihood (in NumPy)
+and imports nothing that uses a fit. Sampling lives in :mod:`scalebayes.engine` and :mod:`scalebayes.fitting`,
 saving in :mod:`scalebayes.io`, decisions in their own modules; each takes a :class:`Fit`.
 """
 
@@ -22,7 +22,7 @@ from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.health import Diagnostics, diagnose
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
-from scalebayes.runtime import DEFAULT_PRECISION, check_precision, padded_size, precision
+from scalebayes.runtime import DEFAULT_PRECISION, check_precision, precision
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class Settings:
 
     ``fit``, ``fit_batch``, ``backtest``, ``lfo`` and ``calibrate`` take it, and refits reuse a
     fit's own (``fit.settings.sampler``). ``precision`` is JAX's float width for the fit and
-    every computation on it: float64 on CPU by default; float32 halves memory and suits GPUs.
+    every JAX computation on it: float64 on CPU by default; float32 halves memory and suits
+    GPUs. (Predictions and the searches of ``optimal`` and ``plan`` compute in NumPy, float64.)
     """
 
     chains: int = 4
@@ -150,23 +151,6 @@ def to_datatree(
     )
 
 
-def _padded(log_inputs: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
-    """1-D inputs of one length n padded (with their last value) to the next power of two >= 64.
-
-    Each new input shape compiles the log mean again (~0.3 s); with every figure and command
-    asking for a different number of points, a report compiled it a dozen times. Returns the
-    padded inputs and n, or the inputs unchanged and None when they are not 1-D of one length.
-    """
-    shapes = {np.shape(v) for v in log_inputs.values()}
-    if not all(isinstance(v, np.ndarray | float) for v in log_inputs.values()):  # traced: as is
-        return dict(log_inputs), None
-    if len(shapes) != 1 or len(next(iter(shapes))) != 1 or next(iter(shapes))[0] == 0:
-        return dict(log_inputs), None
-    (n,) = next(iter(shapes))
-    size = padded_size(n, 64)
-    return {k: np.pad(np.asarray(v), (0, size - n), mode="edge") for k, v in log_inputs.items()}, n
-
-
 @dataclass(frozen=True)
 class Fit:
     """Posterior of one law on one set of runs. Every later step reads only this.
@@ -211,27 +195,23 @@ class Fit:
         docs = {name: p.doc for name, p in self.law.params.items()}
         return {**docs, **self.likelihood.param_docs(self.law)}
 
-    def log_mean(self, params: Mapping[str, Any], log_inputs: Mapping[str, Any]) -> Any:
+    def log_mean(self, params: Mapping[str, Any], log_inputs: Mapping[str, Any]) -> np.ndarray:
         """Log mean loss at ``log_inputs`` for parameter values ``params`` (e.g. posterior draws).
 
         The law plus this fit's discrepancy term; arrays broadcast as in ``Law.log_mean``.
-        Every prediction and decision goes through this.
+        Every prediction goes through this. Computed in NumPy: a one-off evaluation, which as
+        a JAX program spent longer compiling than running (the same values to rounding).
         """
-        with precision(self.settings.precision):
-            from scalebayes.model import log_mean_program
+        return self.likelihood.numpy_log_mean(self.law, params, log_inputs, self.log_ref)
 
-            program = log_mean_program(self.law, self.likelihood)
-            inputs, n = _padded(log_inputs)
-            out = program(dict(params), inputs, dict(self.log_ref))
-            return out if n is None else out[..., :n]
-
-    def law_module(self) -> Fit:
+    def law_module(self, *, log_likelihood: bool = True) -> Fit:
         """The fit of the model that decisions searching over runs use (``optimal``, ``plan``).
 
         With the GP discrepancy, the law's own module: exactly the plain law's fit, its noise
         ``sigma_law`` renamed ``sigma``, each run's log density the plain law's. So the GP's
         mean beyond the data does not steer where compute goes. Other fits are returned as
-        they are.
+        they are. ``log_likelihood=False`` leaves the runs' log densities out (a JAX program
+        to compile), for decisions that need only the draws.
         """
         decided = self.likelihood.for_decisions()
         if decided == self.likelihood:
@@ -246,6 +226,14 @@ class Fit:
         # The plain law's reference point: the law's inputs only, as the plain fit has it (the
         # discrepancy's own entries would give every jitted decision a second compile).
         log_ref = {n: v for n, v in self.log_ref.items() if n in self.law.inputs}
+        groups = {
+            name: self.idata[name].to_dataset()
+            for name in self.idata.children
+            if name not in ("posterior", "log_likelihood")
+        }
+        if not log_likelihood:
+            idata = xr.DataTree.from_dict({"posterior": posterior[list(wanted)], **groups})
+            return dataclasses.replace(self, likelihood=decided, idata=idata, log_ref=log_ref)
         with precision(self.settings.precision):
             log_inputs = {n: v for n, v in self.runs.log_inputs().items() if n in self.law.inputs}
             from scalebayes.model import pointwise_log_lik
@@ -254,11 +242,6 @@ class Fit:
             log_lik = compiled(pointwise_log_lik, self.law, decided)(
                 params, log_inputs, np.log(self.runs.loss), log_ref
             )
-        groups = {
-            name: self.idata[name].to_dataset()
-            for name in self.idata.children
-            if name not in ("posterior", "log_likelihood")
-        }
         log_likelihood = xr.Dataset(
             {"loss": (("chain", "draw", "run"), np.asarray(log_lik))},
             coords={**posterior.coords, "run": np.arange(len(self.runs))},

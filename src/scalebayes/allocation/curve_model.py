@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,8 +29,10 @@ from scalebayes.data import Runs
 from scalebayes.discrepancy.base import Sites, Stage
 from scalebayes.errors import EnvelopeError
 from scalebayes.likelihood import Likelihood
-from scalebayes.model import ModelData
 from scalebayes.priors import Prior
+
+if TYPE_CHECKING:  # JAX loads when the model is first built
+    from scalebayes.model import ModelData
 
 SIZE_TOL = 0.01  # decades: digitised sizes (Epoch's Chinchilla) repeat within 0.1 %
 MIN_HORIZONS = 2  # a size's curve needs finished runs at two token counts or more
@@ -173,6 +175,8 @@ class CurveModel:
 def curve_data(sizes: Sizes) -> ModelData:
     """What the model conditions on: each point's log loss, size and centred log D."""
     import jax.numpy as jnp
+
+    from scalebayes.model import ModelData
 
     log_d = np.log(sizes.D)
     l_min = np.array([sizes.loss[sizes.size == s].min() for s in range(sizes.n_sizes)])

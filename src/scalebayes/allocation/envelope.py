@@ -28,14 +28,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes import engine
 from scalebayes.allocate import checked_budgets
 from scalebayes.allocation.base import Estimator
 from scalebayes.allocation.curve_model import CurveModel, Sizes, curve_data, find_sizes
@@ -46,6 +45,9 @@ from scalebayes.formatting import format_interval, format_number, text_columns
 from scalebayes.results import Diagnostics, Fit, Settings, tree_diagnostics, warn_if_unhealthy
 from scalebayes.runtime import precision
 from scalebayes.summaries import SAMPLE_DIMS
+
+if TYPE_CHECKING:  # the sampler (JAX, NumPyro) loads when an approach samples
+    from scalebayes import engine
 
 LEVELS = 60  # compute levels across the runs' range (log-spaced)
 # A size's curve is read at most this many decades beyond its own runs' token counts.
@@ -98,6 +100,8 @@ def fit_envelope(
     settings = Settings.make(settings, **sampler)
     sizes = find_sizes(runs)
     k = runs.cost_k if cost_k is None else float(cost_k)
+    from scalebayes import engine
+
     with precision(settings.precision):
         started = time.perf_counter()
         data = curve_data(sizes)

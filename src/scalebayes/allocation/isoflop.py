@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from scalebayes import engine
 from scalebayes.allocation.base import Estimator
 from scalebayes.allocation.budgets import LOG10_TOL, MIN_BUDGETS, Budgets, find_budgets
 from scalebayes.allocation.profile import ProfileModel, profile_data
@@ -27,6 +26,9 @@ from scalebayes.data import Runs, load_runs
 from scalebayes.errors import SweepEdgeWarning
 from scalebayes.results import Diagnostics, Fit, Settings, tree_diagnostics, warn_if_unhealthy
 from scalebayes.runtime import precision
+
+if TYPE_CHECKING:  # the sampler (JAX, NumPyro) loads when an approach samples
+    from scalebayes import engine
 
 # Diagnosed: every reported parameter and per-sweep quantity (R-hat, ESS over all of them).
 _DIAGNOSED = ("a", "log_G", "tau", "p", "q", "sigma", "nu", "log_N_star", "L_star", "K")
@@ -73,6 +75,8 @@ def fit_isoflops(
     model = model or ProfileModel()
     settings = Settings.make(settings, **sampler)
     budgets = find_budgets(runs, log10_tol=log10_tol, min_budgets=min_budgets)
+    from scalebayes import engine
+
     with precision(settings.precision):
         started = time.perf_counter()
         data = profile_data(runs, budgets)

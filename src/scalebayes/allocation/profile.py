@@ -20,7 +20,7 @@ sampler serves any table of the same shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,8 +29,10 @@ from scalebayes.data import Runs
 from scalebayes.discrepancy.base import Sites, Stage
 from scalebayes.errors import ScalebayesError
 from scalebayes.likelihood import Likelihood
-from scalebayes.model import ModelData
 from scalebayes.priors import Prior
+
+if TYPE_CHECKING:  # JAX loads when the model is first built
+    from scalebayes.model import ModelData
 
 # Prior scales of the non-centred sites, in natural-log units. The sweep minima's line passes
 # within e^{+-2} of where the sweeps' least losses sit; a sweep's least loss L*_b is within
@@ -155,6 +157,8 @@ def profile_data(runs: Runs, budgets: Budgets) -> ModelData:
     the sweeps' least losses (``x0``) with the mean log budget it belongs to (``log_c_ref``).
     """
     import jax.numpy as jnp
+
+    from scalebayes.model import ModelData
 
     used = budgets.used
     u = np.log(runs.N[used])

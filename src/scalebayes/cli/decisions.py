@@ -89,7 +89,7 @@ def add_commands(commands: Any) -> None:
     )
     predict.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
     _add_output(predict)
-    predict.set_defaults(handler=_predict)
+    predict.set_defaults(handler=_predict, needs_jax=False)
 
     optimal = commands.add_parser(
         "optimal",
@@ -116,7 +116,7 @@ def add_commands(commands: Any) -> None:
         "1: envelope of finished runs; all: every approach side by side, with a verdict",
     )
     _add_output(optimal)
-    optimal.set_defaults(handler=_optimal)
+    optimal.set_defaults(handler=_optimal, needs_jax=False)  # approaches 1 and 2 configure it
 
     chance = commands.add_parser(
         "chance",
@@ -129,7 +129,7 @@ def add_commands(commands: Any) -> None:
     _add_points(chance)
     chance.add_argument("--target", type=float, required=True, help="target loss (nats/token)")
     _add_output(chance)
-    chance.set_defaults(handler=_chance)
+    chance.set_defaults(handler=_chance, needs_jax=False)
 
     plan = commands.add_parser(
         "plan",
@@ -159,7 +159,7 @@ def add_commands(commands: Any) -> None:
         "--cost-k", type=float, help="FLOPs per parameter per token (default: the fit's, 6)"
     )
     _add_output(plan)
-    plan.set_defaults(handler=_plan)
+    plan.set_defaults(handler=_plan, needs_jax=False)
 
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
@@ -188,12 +188,16 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 # --- handlers ----------------------------------------------------------------------------------
 
+# What the decisions read of a saved fit: the draws of the parameters, not each run's
+# log-likelihood nor the sampler's statistics (opening those groups cost more than deciding).
+DECISION_GROUPS = ("posterior",)
+
 
 def _predict(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import prediction_table
     from scalebayes.io import load_fit
 
-    fit = load_fit(args.fit)
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     points = _points(args)
     interval = "hdi" if args.hdi else "eti"
     with warnings_to_stderr():
@@ -208,7 +212,12 @@ def _optimal(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import allocation_table
     from scalebayes.io import load_fit
 
-    fit = load_fit(args.fit)
+    if args.approach != "3":  # they sample their own models with NUTS; approach 3 is NumPy
+        from scalebayes.runtime import configure
+
+        configure()
+
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     with warnings_to_stderr():
         result = allocation_table(
             fit,
@@ -226,7 +235,7 @@ def _chance(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import chance_table
     from scalebayes.io import load_fit
 
-    fit = load_fit(args.fit)
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     points = _points(args)
     with warnings_to_stderr():
         result = chance_table(fit, args.target, group=args.group, **points)
@@ -238,7 +247,7 @@ def _plan(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import plan_table
     from scalebayes.io import load_fit
 
-    fit = load_fit(args.fit)
+    fit = load_fit(args.fit, groups=DECISION_GROUPS)
     with warnings_to_stderr():
         result = plan_table(
             fit,

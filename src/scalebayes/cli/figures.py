@@ -95,7 +95,7 @@ def add_commands(commands: Any) -> None:
         help="for a grouped fit: draw this group's figure ('new': a ladder not yet run); "
         "without it a grouped fit draws forest, bands (a panel per group) or frontier",
     )
-    plot.set_defaults(handler=_plot)
+    plot.set_defaults(handler=_plot, needs_jax=False)  # JAX_KINDS configure it
 
     report = commands.add_parser(
         "report",
@@ -129,8 +129,18 @@ def add_commands(commands: Any) -> None:
     report.set_defaults(handler=_report)
 
 
+# Plot kinds that compute with JAX (NumPyro's prior densities, held-out runs' scores); the
+# others draw from NumPy arithmetic and need no JAX set up.
+JAX_KINDS = ("prior", "pit")
+
+
 def _plot(args: argparse.Namespace) -> int:
     from scalebayes.io import load_fit
+
+    if args.kind in JAX_KINDS:
+        from scalebayes.runtime import configure
+
+        configure()
 
     check_file(args.out, suffixes=IMAGE_SUFFIXES, option="--out")  # before drawing
     fit = load_fit(args.fit)

@@ -292,7 +292,7 @@ def _fit_groups(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from scalebayes.io import load_fit
 
-    _print_fit(load_fit(args.fit), args.json)
+    _print_fit(load_fit(args.fit, groups=()), args.json)
     return 0
 
 

@@ -183,6 +183,19 @@ class Discrepancy:
         """Its term in the log mean at ``log_inputs``; broadcasts as ``Law.log_mean``."""
         return 0.0
 
+    def numpy_term(
+        self,
+        law: Law,
+        params: Mapping[str, Any],
+        log_inputs: Mapping[str, Any],
+        ref: Mapping[str, Any],
+    ) -> Any:
+        """:meth:`term` on NumPy arrays, outside any JAX program (one-off predictions).
+
+        By default :meth:`term` itself, whose arithmetic serves NumPy arrays as it is.
+        """
+        return self.term(law, params, log_inputs, ref)
+
     def reference(
         self,
         law: Law,

@@ -128,8 +128,18 @@ class GP(Discrepancy):
         return hsgp.term(law, params, log_inputs, ref)
 
     @override
+    def numpy_term(
+        self,
+        law: Law,
+        params: Mapping[str, Any],
+        log_inputs: Mapping[str, Any],
+        ref: Mapping[str, Any],
+    ) -> Any:
+        return hsgp.numpy_term(law, params, log_inputs, ref)
+
+    @override
     def check_points(self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> None:
-        far = np.asarray(compiled(hsgp.outside, law.inputs)(dict(log_inputs), dict(ref)))
+        far = hsgp.outside(law.inputs, log_inputs, ref)
         if far.any():
             warnings.warn(
                 f"{int(far.sum())} of {far.size} points lie more than {hsgp.BOX / 2:g} half-spans "

@@ -15,15 +15,20 @@ of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that NumPyro ships
   clamped to the box's edge, where every basis function is 0, so the discrepancy there is
   constant. :func:`outside` tells callers which points lie past half the box.
 
-The component that samples it is :class:`scalebayes.discrepancy.gp.GP`.
+The sampler builds the basis in JAX (:func:`basis`, :func:`term`); predictions evaluate the same
+in NumPy (:func:`numpy_basis`, :func:`numpy_term`), with nothing to compile. The component that
+samples it is :class:`scalebayes.discrepancy.gp.GP`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from scalebayes.errors import LawError
+from scalebayes.formula_jacobian import log_jacobian
 from scalebayes.laws import Law
 
 if TYPE_CHECKING:  # JAX and NumPyro load when the basis is first computed
@@ -79,7 +84,7 @@ def reference(
     for name in law.param_names:
         out[f"_gp_mode_{name}"] = jnp.asarray(mode[name], dtype=float)
     ref = {**centre, **out}
-    z = jnp.clip(_scaled(law.inputs, log_inputs, ref), -BOX, BOX)
+    z = jnp.clip(_scaled(law.inputs, log_inputs, ref, jnp), -BOX, BOX)
     phi = _eigenfunctions(z) * counted[:, None]
     tangent = _tangent(law, log_inputs, ref) * counted[:, None]
     # Columns in units of their norm over the fitted runs: a coefficient's and an exponent's
@@ -137,7 +142,7 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
     """
     import jax.numpy as jnp
 
-    z = jnp.clip(_scaled(law.inputs, log_inputs, ref), -BOX, BOX)
+    z = jnp.clip(_scaled(law.inputs, log_inputs, ref, jnp), -BOX, BOX)
     clamped = {
         name: ref[name] + ref[f"_gp_half_span_{name}"] * z[..., i]
         for i, name in enumerate(law.inputs)
@@ -156,29 +161,63 @@ def _eigenfunctions(z: jax.Array) -> jax.Array:
 
 
 def outside(
-    law_inputs: tuple[str, ...], log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.Array]
-) -> jax.Array:
+    law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
+) -> np.ndarray:
     """Boolean, shape of the inputs: points where the approximation no longer widens the band.
 
     Past half the box the basis functions shrink towards the box's edge, so the GP's spread
-    there understates what a true GP would give.
+    there understates what a true GP would give. (NumPy: a one-off check, nothing to compile.)
     """
-    import jax.numpy as jnp
-
-    z = _scaled(law_inputs, log_inputs, ref)
-    return jnp.any(jnp.abs(z) > BOX / 2, axis=-1)
+    z = _scaled(law_inputs, log_inputs, ref, np)
+    return np.any(np.abs(z) > BOX / 2, axis=-1)
 
 
 def _scaled(
-    law_inputs: tuple[str, ...], log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.Array]
-) -> jax.Array:
-    import jax.numpy as jnp
-
-    arrays = jnp.broadcast_arrays(*(jnp.asarray(log_inputs[n]) for n in law_inputs))
-    return jnp.stack(
+    law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any], ref: Mapping[str, Any], xp: Any
+) -> Any:
+    """Each input minus the fitted runs' centre, over their half-span: shape X + (inputs,)."""
+    arrays = xp.broadcast_arrays(*(xp.asarray(log_inputs[n]) for n in law_inputs))
+    return xp.stack(
         [(a - ref[n]) / ref[f"_gp_half_span_{n}"] for a, n in zip(arrays, law_inputs, strict=True)],
         axis=-1,
     )
+
+
+def numpy_term(
+    law: Law, params: Mapping[str, Any], log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
+) -> np.ndarray:
+    """:func:`term` computed in NumPy, for one-off predictions (no JAX program to compile).
+
+    Equal to :func:`term` to rounding: the tangent comes from
+    :func:`~scalebayes.formula_jacobian.log_jacobian` instead of ``jax.jacfwd``.
+    """
+    weights = np.stack([np.asarray(params[n]) for n in weight_names(law.inputs)], axis=-1)
+    return np.einsum("...k,...k->...", weights, numpy_basis(law, log_inputs, ref))
+
+
+def numpy_basis(law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> np.ndarray:
+    """:func:`basis` computed in NumPy: shape X + (K,)."""
+    z = np.clip(_scaled(law.inputs, log_inputs, ref, np), -BOX, BOX)
+    clamped = {
+        name: ref[name] + ref[f"_gp_half_span_{name}"] * z[..., i]
+        for i, name in enumerate(law.inputs)
+    }
+    at_mode = {name: np.asarray(value, dtype=float) for name, value in mode(law, ref).items()}
+    tangent = log_jacobian(law.expr, at_mode, clamped, law.free_param_names)
+    return _numpy_eigenfunctions(z) - tangent @ np.asarray(ref["_gp_projection"])
+
+
+def _numpy_eigenfunctions(z: np.ndarray) -> np.ndarray:
+    """NumPyro's ``eigenfunctions(z, ell=BOX, m=BASIS)`` in NumPy, z of shape X + (dim,): X + (K,).
+
+    ``phi_k(z) = prod_d sqrt(1 / BOX) sin(pi j_kd (z_d + BOX) / (2 BOX))``, the index tuples
+    ``j_k`` in NumPyro's order (``eigenindices``: the last input's index varies fastest).
+    """
+    dim = z.shape[-1]
+    grids = np.meshgrid(*[np.arange(1, BASIS + 1)] * dim, indexing="ij")
+    indices = np.stack(grids, axis=-1).reshape(-1, dim).T  # (dim, K)
+    frequencies = indices * np.pi / 2 / BOX
+    return np.prod(np.sqrt(1 / BOX) * np.sin(frequencies * (z[..., None] + BOX)), axis=-2)
 
 
 def mode(law: Law, ref: Mapping[str, jax.Array]) -> dict[str, jax.Array]:

@@ -25,6 +25,7 @@ from scalebayes.health import Diagnostics
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
 from scalebayes.results import Fit, FitSettings, to_datatree
+from scalebayes.runtime import precision
 
 if TYPE_CHECKING:
     from scalebayes.groups.pooling import Plan
@@ -74,10 +75,11 @@ class GroupedFit:
         names = (*self.law.param_names, *self.likelihood.param_names)
         posterior = self.posterior
         if group == NEW and NEW not in self.groups:
-            draws = self.plan.new_group(
-                self.law, {n: posterior[n].to_numpy() for n in posterior.data_vars
-                           if "group" not in posterior[n].dims}, self.log_ref, seed,
-            )  # fmt: skip
+            with precision(self.settings.precision):  # drawn with JAX in the fit's precision
+                draws = self.plan.new_group(
+                    self.law, {n: posterior[n].to_numpy() for n in posterior.data_vars
+                               if "group" not in posterior[n].dims}, self.log_ref, seed,
+                )  # fmt: skip
             runs, log_lik = self.runs, self.idata["log_likelihood"]["loss"].to_numpy()
         else:
             label = self._label(group)

@@ -10,6 +10,7 @@ smoothly instead of stopping at the extreme draws.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -142,12 +143,25 @@ def _search_grid(
     return np.linspace(centre - 200 * width, centre + 200 * width, 6001)
 
 
+@functools.cache
+def _support_and_log_prob() -> Any:
+    """``(support(value), log_prob(value))`` of a NumPyro distribution as one compiled program.
+
+    Op by op, each of a density's array operations compiled on its own for each grid shape:
+    34 small compiles for a report's prior panels, against one program per family and shape.
+    """
+    import jax
+
+    return jax.jit(lambda prior, value: (prior.support(value), prior.log_prob(value)))
+
+
 def _density(prior: Any, x: np.ndarray, on_log: bool) -> np.ndarray:
     """The prior's density at ``x`` on the panel's scale (of log10 theta when ``on_log``); 0 off its support."""
     with np.errstate(over="ignore", invalid="ignore"):
         value = 10.0**x if on_log else x
-        inside = np.asarray(prior.support(value), dtype=bool)
-        density = np.exp(np.asarray(prior.log_prob(value), dtype=float))
+        inside, log_prob = _support_and_log_prob()(prior, value)
+        inside = np.asarray(inside, dtype=bool)
+        density = np.exp(np.asarray(log_prob, dtype=float))
         if on_log:  # density of log10(theta) = p(theta) * theta * ln(10)
             density = density * value * np.log(10)
     return np.nan_to_num(np.where(inside, density, 0.0), nan=0.0, posinf=0.0, neginf=0.0)
