@@ -29,7 +29,7 @@ from scalebayes.results import Diagnostics, Fit, Settings, tree_diagnostics, war
 from scalebayes.runtime import precision
 
 # Diagnosed: every reported parameter and per-sweep quantity (R-hat, ESS over all of them).
-_DIAGNOSED = ("a", "log_G", "tau", "p", "q", "sigma", "nu", "log_N_star", "L_star", "K")
+_DIAGNOSED = ("a", "kappa", "log_G", "tau", "p", "q", "sigma", "nu", "log_N_star", "L_star", "K")
 
 
 def fit_isoflops(
