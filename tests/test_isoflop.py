@@ -215,6 +215,18 @@ def test_drift_can_be_turned_off_and_names_its_sampler():
         ProfileModel(drift_prior="HalfNormal(scale=0.02)")
 
 
+def test_a_fitted_shape_becomes_a_new_sweeps_prior(truth_fit):
+    p_prior, q_prior = truth_fit.shape_as_prior()
+    model = ProfileModel(shape_prior=(p_prior, q_prior))
+    sites = model.sites(1)
+    for name, prior in (("p", sites["p"][0]), ("q", sites["q"][0])):
+        assert prior.family == "LogNormal"
+        median = float(truth_fit.posterior[name].median())
+        assert np.exp(prior.kwargs["loc"]) == pytest.approx(median, rel=0.2)
+    with pytest.raises(sb.ScalebayesError, match="shape_prior"):
+        ProfileModel(shape_prior=(p_prior,) * 3)
+
+
 def test_allocation_is_shaped_like_approach_3s(truth_fit):
     far = BUDGETS[-1] * 100
     result = truth_fit.optimal([BUDGETS[-1], far])

@@ -74,7 +74,8 @@ class ProfileModel:
 
     ``a_prior``: the allocation exponent of N* = G C^a (0.5 +- 0.25: from data-starved to
     parameter-starved). ``shape_prior``: each of the valley's exponents p, q, around 0.3 (the
-    range published laws fit) with a factor of 1.8 either way at one sd. ``tau_prior``: the
+    range published laws fit) with a factor of 1.8 either way at one sd; a pair gives p's and
+    q's apart (e.g. :meth:`IsoflopFit.shape_as_prior` of other sweeps). ``tau_prior``: the
     spread of the sweeps' minima around the power law, in log N (10 % typical).
     ``drift_prior``: kappa, the change of the local exponent d log N* / d log C per e-fold of
     compute (a Normal; None for a straight power law). Published exponents span ~0.45-0.75
@@ -84,15 +85,16 @@ class ProfileModel:
 
     a_prior: str = "Normal(loc=0.5, scale=0.25)"
     drift_prior: str | None = "Normal(loc=0.0, scale=0.02)"
-    shape_prior: str = "LogNormal(loc=-1.2, scale=0.6)"
+    shape_prior: str | tuple[str, str] = "LogNormal(loc=-1.2, scale=0.6)"
     tau_prior: str = "HalfNormal(scale=0.1)"
     shape: str = "shared"
     shape_spread_prior: str = "HalfNormal(scale=0.3)"
     likelihood: Likelihood = field(default_factory=lambda: Likelihood(discrepancy="none"))
 
     def __post_init__(self) -> None:
-        for name in ("a_prior", "shape_prior", "tau_prior", "shape_spread_prior"):
+        for name in ("a_prior", "tau_prior", "shape_spread_prior"):
             Prior.parse(getattr(self, name))
+        self.shape_priors()
         for name in ("a_prior", "drift_prior"):
             text = getattr(self, name)
             if text is not None and Prior.parse(text).family != "Normal":
@@ -120,8 +122,8 @@ class ProfileModel:
             "x_mid_raw": (stepped("x_mid_raw", X_SCALE), ()),
             "tau": (Prior.parse(self.tau_prior), ()),
             "x_dev_raw": (standard, (n_budgets,)),
-            "p": (Prior.parse(self.shape_prior), ()),
-            "q": (Prior.parse(self.shape_prior), ()),
+            "p": (self.shape_priors()[0], ()),
+            "q": (self.shape_priors()[1], ()),
             "l_star_raw": (stepped("l_star_raw", LSTAR_SCALE), (n_budgets,)),
             "curvature_raw": (stepped("curvature_raw", CURVATURE_SCALE), (n_budgets,)),
         }
@@ -133,6 +135,13 @@ class ProfileModel:
             sites["q_dev_raw"] = (standard, (n_budgets,))
         sites.update({name: (prior, ()) for name, prior in self._noise_priors().items()})
         return sites
+
+    def shape_priors(self) -> tuple[Prior, Prior]:
+        """The priors of p and q."""
+        pair = (self.shape_prior,) * 2 if isinstance(self.shape_prior, str) else self.shape_prior
+        if len(pair) != 2:
+            raise ScalebayesError(f"shape_prior={self.shape_prior!r}: expected one prior or two")
+        return Prior.parse(pair[0]), Prior.parse(pair[1])
 
     @property
     def drift_kwargs(self) -> dict[str, float]:

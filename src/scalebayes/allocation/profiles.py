@@ -79,6 +79,18 @@ class IsoflopFit:
         """The reported scalar parameters present in this fit."""
         return tuple(name for name in PARAMS if name in self.posterior)
 
+    def shape_as_prior(self) -> tuple[str, str]:
+        """The posterior of the valley shape p, q as two LogNormal priors (for new sweeps).
+
+        Approach 2 takes one valley shape for every sweep: a sweep fitted alone (a held-out
+        one) learns its shape from these instead of from the broad default prior.
+        """
+        priors = []
+        for name in ("p", "q"):
+            logs = np.log(self.posterior[name].to_numpy())
+            priors.append(f"LogNormal(loc={logs.mean():.4g}, scale={max(logs.std(), 1e-3):.4g})")
+        return priors[0], priors[1]
+
     def minima(self, cost_k: float | None = None) -> xr.Dataset:
         """Each sweep's latent minimum: N*, D* = C / (k N*), tokens per parameter and L*.
 
