@@ -24,6 +24,7 @@ measured interval holds the held-out sweep's true N*, and how often the predicti
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 import warnings
 
@@ -131,49 +132,58 @@ def truth(args: argparse.Namespace) -> None:
     settings = sb.Settings(chains=2, draws=500, warmup=500)
     law = sb.load_law("chinchilla")
     rows = []
-    for kind, params in (("asymmetric", ASYMMETRIC), ("symmetric", EPOCH_CHINCHILLA)):
-        alpha, beta = params["alpha"], params["beta"]
-        g = (alpha * params["A"] / (beta * params["B"])) ** (1 / (alpha + beta))
-        n_true = g * (SIM_BUDGETS[-1] / 6) ** (beta / (alpha + beta))
-        for centred in (True, False):
-            for rep in range(args.replicates):
-                seed = 1000 * (kind == "asymmetric") + 100 * centred + rep
-                runs = sweeps(law, dict(params), centred, seed)
-                held = runs.C >= SIM_BUDGETS[-1] * 0.99
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # health is recorded per row
-                    below = sb.fit_isoflops(runs.subset(~held), settings=settings, seed=seed)
-                    rng = np.random.default_rng(seed)
-                    log_pred = np.log(below.optimal([SIM_BUDGETS[-1]]).N.to_numpy().ravel())
-                    tau = below.posterior["tau"].to_numpy().ravel()
-                    log_pred = log_pred + tau * rng.standard_normal(tau.size)
-                    for shape in ("prior", "fitted"):
-                        model = ProfileModel()
-                        if shape == "fitted":
-                            model = ProfileModel(shape_prior=below.shape_as_prior())
-                        measured = sb.fit_isoflops(
-                            runs.subset(held), model=model, settings=settings, seed=seed,
-                            min_budgets=1,
-                        )  # fmt: skip
-                        log_meas = np.log(measured.minima()["N"].to_numpy().ravel())
-                        r = _score("top 1", "2", SIM_BUDGETS[-1], log_pred, log_meas, 0.9, rng)
-                        rows.append({
-                            "truth": kind, "sweeps": "centred" if centred else "off-centre",
-                            "seed": seed, "measure_shape": shape, "covers": r["covers"],
-                            "log_error": r["log_error"],
-                            "measured_holds_truth": bool(
-                                r["measured_lower"] <= n_true <= r["measured_upper"]
-                            ),
-                            "measured_log_error": float(np.log(r["measured"] / n_true)),
-                            "measured_log_width": float(
-                                np.log(r["measured_upper"] / r["measured_lower"])
-                            ),
-                            "predicted_holds_truth": bool(
-                                r["n_star_lower"] <= n_true <= r["n_star_upper"]
-                            ),
-                            "healthy": bool(below.diagnostics.ok and measured.diagnostics.ok),
-                        })  # fmt: skip
-                        print({k: rows[-1][k] for k in list(rows[-1])[:9]}, flush=True)
+    truths = (("asymmetric", ASYMMETRIC), ("symmetric", EPOCH_CHINCHILLA))
+    for rep in range(args.replicates):  # every cell once per round: a stopped run stays balanced
+        for (kind, params), centred in itertools.product(truths, (True, False)):
+            alpha, beta = params["alpha"], params["beta"]
+            g = (alpha * params["A"] / (beta * params["B"])) ** (1 / (alpha + beta))
+            n_true = g * (SIM_BUDGETS[-1] / 6) ** (beta / (alpha + beta))
+            seed = 1000 * (kind == "asymmetric") + 100 * centred + rep
+            runs = sweeps(law, dict(params), centred, seed)
+            held = runs.C >= SIM_BUDGETS[-1] * 0.99
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # health is recorded per row
+                below = sb.fit_isoflops(runs.subset(~held), settings=settings, seed=seed)
+                rng = np.random.default_rng(seed)
+                log_pred = np.log(below.optimal([SIM_BUDGETS[-1]]).N.to_numpy().ravel())
+                tau = below.posterior["tau"].to_numpy().ravel()
+                log_pred = log_pred + tau * rng.standard_normal(tau.size)
+                for shape in ("prior", "fitted"):
+                    model = ProfileModel()
+                    if shape == "fitted":
+                        model = ProfileModel(shape_prior=below.shape_as_prior())
+                    measured = sb.fit_isoflops(
+                        runs.subset(held), model=model, settings=settings, seed=seed,
+                        min_budgets=1,
+                    )  # fmt: skip
+                    log_meas = np.log(measured.minima()["N"].to_numpy().ravel())
+                    r = _score("top 1", "2", SIM_BUDGETS[-1], log_pred, log_meas, 0.9, rng)
+                    rows.append({
+                        "truth": kind, "sweeps": "centred" if centred else "off-centre",
+                        "seed": seed, "measure_shape": shape, "covers": r["covers"],
+                        "log_error": r["log_error"],
+                        "measured_holds_truth": bool(
+                            r["measured_lower"] <= n_true <= r["measured_upper"]
+                        ),
+                        "measured_log_error": float(np.log(r["measured"] / n_true)),
+                        "measured_log_width": float(
+                            np.log(r["measured_upper"] / r["measured_lower"])
+                        ),
+                        "predicted_holds_truth": bool(
+                            r["n_star_lower"] <= n_true <= r["n_star_upper"]
+                        ),
+                        "healthy": bool(below.diagnostics.ok and measured.diagnostics.ok),
+                    })  # fmt: skip
+                    print({k: rows[-1][k] for k in list(rows[-1])[:9]}, flush=True)
+            save_truth(args, rows)
+
+
+def save_truth(args: argparse.Namespace, rows: list[dict]) -> None:
+    """Summarise and write the known-truth rows so far (after every table)."""
+    from _allocation_truth import SIM_BUDGETS
+
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
     table = pd.DataFrame(rows)
     summary = (
         table.groupby(["truth", "measure_shape"])
@@ -189,7 +199,7 @@ def truth(args: argparse.Namespace) -> None:
         )
         .reset_index()
     )
-    print(summary.to_string(index=False, float_format="{:.3f}".format))
+    print(summary.to_string(index=False, float_format="{:.3f}".format), flush=True)
     write_results(
         RESULTS / (args.out or "allocation_backtest_truth.json"),
         {
