@@ -7,14 +7,17 @@ Epoch's digitised Chinchilla runs (sweeps found from C) and on each Open-Athena 
 with its 90 % interval, N* and tokens per parameter 100x beyond the largest sweep, the
 diagnostics and each fit's time (compile and sampling apart).
 
-Known truth (``--truth``): isoFLOP sweeps (5 budgets 1e18-1e21 x 7 runs, 1 % log-normal noise)
-simulated from Epoch's Chinchilla fit ("exact") or from it plus a second, steeper parameter
-term that bends N*(C) ("bent"), with sweeps centred on the true optimum or shifted off it by
-a factor 1.5-1.8; coverage of the 90 % intervals of a (exact only: the bent truth has no single
-a) and of N* 100x beyond the largest sweep, for approach 2 and 3.
+Known truth (``--truth``, in _allocation_truth.py): isoFLOP sweeps (5 budgets 1e18-1e21 x 7
+runs, 1 % log-normal noise) simulated from Epoch's Chinchilla fit ("exact") or from it plus a
+second, steeper parameter term that bends N*(C) ("bent"), with sweeps centred on the true
+optimum or shifted off it by a factor 1.5-1.8; coverage of the 90 % intervals of a (the local
+exponent at the sweeps' mean log budget), of approach 2's drift kappa and of N* 100x beyond the
+largest sweep, for approach 2 (``--shape``, ``--drift``: its drift priors' sd, "none" for the
+straight line) and approach 3 (unless ``--no-law``).
 
     python benchmarks/allocation_approaches.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
     python benchmarks/allocation_approaches.py --truth [--replicates 10] [--shape shared per_budget]
+    python benchmarks/allocation_approaches.py --truth --drift none 0.02 --no-law  # the drift
     python benchmarks/allocation_approaches.py --curves [--quick]   # approach 1, (Mis)Fitting curves
     python benchmarks/allocation_approaches.py --all [--quick]      # every approach, Epoch's runs
     python benchmarks/allocation_approaches.py --envelope-truth [--quick]  # approach 1, known truth
@@ -40,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _allocation_truth import BEYOND, SIM_NOISE, interval, show, truth
 from _common import (
     RESULTS,
     add_data_argument,
@@ -50,26 +54,7 @@ from _common import (
     write_results,
 )
 
-BEYOND = 100.0  # N* is scored this far beyond the largest sweep
 HOFFMANN_APPROACH_2 = (0.462, 0.534)  # Hoffmann et al. 2022, Table 2: a = 0.49 [0.462, 0.534]
-SIM_BUDGETS = np.geomspace(1e18, 1e21, 5)
-SIM_SPAN = 1.6  # each sweep spans e^{+-1.6} (a factor 25) in N
-SIM_RUNS = 7
-SIM_NOISE = 0.01
-# The bent truth: Epoch's law plus A2 / N^0.7, which dominates the parameter side of small
-# models (A2/N^0.7 is 0.4 nats at N = 1e8, 0.02 at 1e10), so N*(C) steepens towards small C.
-BENT = {"A2": 1.6e5, "alpha2": 0.7}
-
-
-def interval(values: Any) -> dict[str, float]:
-    """Median and 90 % equal-tailed interval of per-draw values."""
-    flat = np.asarray(values).ravel()
-    low, median, high = np.quantile(flat, [0.05, 0.5, 0.95])
-    return {"median": float(median), "lower": float(low), "upper": float(high)}
-
-
-def show(row: dict[str, float], fmt: str = ".3f") -> str:
-    return f"{row['median']:{fmt}} [{row['lower']:{fmt}}, {row['upper']:{fmt}}]"
 
 
 # --- real data --------------------------------------------------------------------------------
@@ -183,175 +168,6 @@ def print_table(results: dict[str, Any]) -> None:
             f"{two['tokens_per_param']['median']:10.3g} {three['tokens_per_param']['median']:10.3g} "
             f"{two['time_s']:6.1f}s {three['time_s']:6.1f}s"
         )
-
-
-# --- known truth ------------------------------------------------------------------------------
-
-
-def truth_law(kind: str) -> tuple[Any, dict[str, float]]:
-    """The simulated truth: Epoch's Chinchilla law, or it plus the bending term."""
-    import scalebayes as sb
-    from scalebayes.simulation import EPOCH_CHINCHILLA
-
-    if kind == "exact":
-        return sb.load_law("chinchilla"), dict(EPOCH_CHINCHILLA)
-    prior = "LogNormal(loc=0.0, scale=1.0)"
-    law = sb.make_law(
-        "bent",
-        "E + A / N**alpha + B / D**beta + A2 / N**alpha2",
-        inputs=["N", "D"],
-        priors={name: prior for name in ("E", "A", "alpha", "B", "beta", "A2", "alpha2")},
-    )
-    return law, {**EPOCH_CHINCHILLA, **BENT}
-
-
-def true_n_star(law: Any, params: dict[str, float], budgets: np.ndarray) -> np.ndarray:
-    """The truth's N* at ``budgets``: the library's minimiser on a fit whose draws are the truth."""
-    import scalebayes as sb
-    from scalebayes.testing import fit_from_draws
-
-    design = sb.isoflop_design(SIM_BUDGETS, points_per_budget=3)
-    runs = sb.simulate(law, params, design, noise=0.0)
-    draws = {k: np.full((1, 2), v) for k, v in {**params, "sigma": 0.01}.items()}
-    fit = fit_from_draws(law, runs, draws, likelihood=sb.Likelihood(discrepancy="none"))
-    return sb.optimal(fit, budgets).N.to_numpy()[0, 0]
-
-
-def sweeps(law: Any, params: dict[str, float], centred: bool, seed: int) -> Any:
-    """Simulated isoFLOP sweeps around the true optimum (or shifted off it), 1 % noise."""
-    import scalebayes as sb
-
-    rng = np.random.default_rng(seed)
-    centres = np.log(true_n_star(law, params, SIM_BUDGETS))
-    if not centred:  # a factor 1.5-1.8 either way, as a sweep planned from a wrong guess
-        centres = centres + rng.choice([-1, 1], SIM_BUDGETS.size) * rng.uniform(
-            0.4, 0.6, SIM_BUDGETS.size
-        )
-    rows = []
-    for c, centre in zip(SIM_BUDGETS, centres, strict=True):
-        n = np.exp(centre + np.linspace(-SIM_SPAN, SIM_SPAN, SIM_RUNS))
-        rows.append(pd.DataFrame({"N": n, "D": c / (6 * n), "C": c}))
-    design = pd.concat(rows, ignore_index=True)
-    return sb.simulate(law, params, design, noise=SIM_NOISE, seed=seed)
-
-
-def truth(args: argparse.Namespace) -> None:
-    import scalebayes as sb
-    from scalebayes.allocation.profile import ProfileModel
-
-    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
-    ref = BEYOND * SIM_BUDGETS.max()
-    rows = []
-    for kind in ("exact", "bent"):
-        law, params = truth_law(kind)
-        n_true = float(true_n_star(law, params, np.array([ref]))[0])
-        a_true = params["beta"] / (params["alpha"] + params["beta"]) if kind == "exact" else None
-        for centred in (True, False):
-            for rep in range(args.replicates):
-                seed = 1000 * (kind == "bent") + 100 * centred + rep
-                runs = sweeps(law, params, centred, seed)
-                fits = {}
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # diagnostics are recorded instead
-                    for shape in args.shape:
-                        started = time.perf_counter()
-                        iso = sb.fit_isoflops(
-                            runs, model=ProfileModel(shape=shape), settings=settings, seed=seed
-                        )
-                        alloc = iso.optimal([ref])
-                        fits[f"approach_2_{shape}"] = (
-                            iso.a,
-                            alloc.N,
-                            iso.diagnostics,
-                            time.perf_counter() - started,
-                        )
-                    started = time.perf_counter()
-                    fit = sb.fit(
-                        runs,
-                        "chinchilla",
-                        likelihood=sb.Likelihood(discrepancy="none"),
-                        settings=settings,
-                        seed=seed,
-                    )
-                    alloc = sb.optimal(fit, [ref])
-                    fits["approach_3"] = (
-                        alloc.exponent_N,
-                        alloc.N,
-                        fit.diagnostics,
-                        time.perf_counter() - started,
-                    )
-                for method, (a, n, diagnostics, seconds) in fits.items():
-                    a_i, n_i = interval(a), interval(n)
-                    row = {
-                        "truth": kind,
-                        "sweeps": "centred" if centred else "off-centre",
-                        "seed": seed,
-                        "method": method,
-                        "a_median": a_i["median"],
-                        "a_covered": None
-                        if a_true is None
-                        else bool(a_i["lower"] <= a_true <= a_i["upper"]),
-                        "a_width": a_i["upper"] - a_i["lower"],
-                        "n_covered": bool(n_i["lower"] <= n_true <= n_i["upper"]),
-                        "n_log_error": float(np.log(n_i["median"] / n_true)),
-                        "n_log_width": float(np.log(n_i["upper"] / n_i["lower"])),
-                        "max_rhat": diagnostics.max_rhat,
-                        "divergent": diagnostics.n_divergent,
-                        "seconds": seconds,
-                    }
-                    rows.append(row)
-                print(
-                    f"{kind} {'centred' if centred else 'off-centre'} rep {rep}: "
-                    + "; ".join(
-                        f"{r['method']} a {r['a_median']:.3f} N* err {r['n_log_error']:+.3f} "
-                        f"cov {r['n_covered']}"
-                        for r in rows[-len(fits) :]
-                    ),
-                    flush=True,
-                )
-    table = pd.DataFrame(rows)
-    summary = (
-        table.groupby(["truth", "sweeps", "method"])
-        .agg(
-            fits=("seed", "size"),
-            a_coverage=(
-                "a_covered",
-                lambda s: s.dropna().astype(float).mean() if s.notna().any() else np.nan,
-            ),
-            a_width=("a_width", "median"),
-            n_coverage=("n_covered", "mean"),
-            n_bias=("n_log_error", "median"),
-            n_width=("n_log_width", "median"),
-            max_rhat=("max_rhat", "max"),
-            divergent=("divergent", "sum"),
-            seconds=("seconds", "median"),
-        )
-        .reset_index()
-    )
-    print(summary.to_string(index=False))
-    write_results(
-        RESULTS / (args.out or "allocation_truth.json"),
-        {
-            "settings": {
-                "chains": args.chains,
-                "draws": args.draws,
-                "warmup": args.warmup,
-                "replicates": args.replicates,
-                "shapes": args.shape,
-            },
-            "design": {
-                "budgets": SIM_BUDGETS.tolist(),
-                "runs_per_sweep": SIM_RUNS,
-                "span_ln_N": SIM_SPAN,
-                "noise": SIM_NOISE,
-                "beyond": BEYOND,
-                "bent_term": BENT,
-            },
-            "summary": summary.to_dict(orient="records"),
-            "fits": rows,
-            "machine": machine(),
-        },
-    )
 
 
 MISFITTING = "misfitting-curves/scaling_results.csv"
@@ -500,6 +316,13 @@ def main() -> None:
         choices=("shared", "per_budget"),
         help="approach 2's valley shapes to study (--truth)",
     )
+    parser.add_argument(
+        "--drift",
+        nargs="+",
+        default=["0.02"],
+        help="approach 2's drift prior sd(s) per e-fold, or none (--truth)",
+    )
+    parser.add_argument("--no-law", action="store_true", help="skip approach 3 (--truth)")
     parser.add_argument("--out", help="file name under benchmarks/results (default per mode)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)

@@ -43,6 +43,8 @@ def test_refuses_before_any_fit():
         allocation_backtest(runs, holdout_budgets=(3,))
     with pytest.raises(ScalebayesError, match="approaches"):
         allocation_backtest(runs, approaches=("7",))
+    with pytest.raises(ScalebayesError, match="measure_shape"):
+        allocation_backtest(runs, measure_shape="guess")
 
 
 def test_cli_allocation_takes_isoflop_budgets_only(capsys):

@@ -3,7 +3,9 @@
 For each cut (the top ``k`` isoFLOP budgets held out), the law is fitted to the runs below the
 held-out sweeps and every allocation approach predicts N* at the held-out budgets. The truth
 it is scored against is *measured*: approach 2's profile model fitted to the held-out sweeps
-alone gives each held-out budget's loss-minimising N with its own posterior. The prediction
+alone gives each held-out budget's loss-minimising N with its own posterior, its valley shape
+p, q taken from approach 2's posterior below the cut (a lone sweep barely informs the shape,
+and a symmetric prior shape misplaces an asymmetric valley's minimum). The prediction
 is of that sweep's minimum, so it includes the estimator's scatter of a sweep around its N*
 (approach 2's ``tau``; :meth:`~scalebayes.allocation.base.Estimator.sweep_scatter`). Both are
 uncertain, so a prediction covers the measurement when the 90 % interval of
@@ -13,6 +15,7 @@ the error is the difference of their medians in log N.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -25,6 +28,7 @@ import pandas as pd
 from scalebayes.allocation import ESTIMATORS, estimator
 from scalebayes.allocation.budgets import find_budgets
 from scalebayes.allocation.isoflop import fit_isoflops
+from scalebayes.allocation.profile import ProfileModel
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import (
     AllocationWarning,
@@ -37,11 +41,13 @@ from scalebayes.likelihood import Likelihood
 from scalebayes.results import Settings
 
 if TYPE_CHECKING:
+    from scalebayes.allocation.profiles import IsoflopFit
     from scalebayes.laws import Law
     from scalebayes.priors import Prior
-    from scalebayes.results import Diagnostics
+    from scalebayes.results import Diagnostics, Fit
 
 MIN_FITTED_BUDGETS = 3  # approach 2 needs three sweeps below the cut
+MEASURE_SHAPES = ("fitted", "prior")
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,7 @@ def allocation_backtest(
     priors: Mapping[str, str | Prior] | None = None,
     settings: Settings | None = None,
     seed: int = 0,
+    measure_shape: str = "fitted",
     **sampler: Any,
 ) -> AllocationBacktest:
     """Hold out the top ``k`` isoFLOP budgets (each ``k`` in ``holdout_budgets``) and score N*.
@@ -131,9 +138,14 @@ def allocation_backtest(
     The law (plain: the default model's allocation is its law's alone) is fitted below each
     cut in one batch; each approach in ``approaches`` (keys of
     :data:`scalebayes.allocation.ESTIMATORS`) predicts N* at the held-out budgets; approach 2's
-    profile model on the held-out sweeps alone measures their optima. Sweeps are found as
-    approach 2 finds them (a ``budget`` column, or equal C).
+    profile model on the held-out sweeps alone measures their optima, with the valley shape
+    learnt below the cut (``measure_shape="fitted"``) or from its prior (``"prior"``). Sweeps
+    are found as approach 2 finds them (a ``budget`` column, or equal C).
     """
+    if measure_shape not in MEASURE_SHAPES:
+        raise ScalebayesError(
+            f"measure_shape={measure_shape!r}: expected one of {', '.join(MEASURE_SHAPES)}"
+        )
     if not 0 < prob < 1:
         raise ScalebayesError(f"prob={prob!r}: expected a probability in (0, 1)")
     unknown = [a for a in approaches if str(a) not in ESTIMATORS]
@@ -165,11 +177,7 @@ def allocation_backtest(
     rows, skipped, diagnostics = [], {}, {}
     rng = np.random.default_rng(seed)
     for (label, _, held, held_budgets), fit in zip(cuts, fits, strict=True):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SweepEdgeWarning)  # the held-out sweeps' own
-            measured = fit_isoflops(runs.subset(held), settings=settings, min_budgets=1)
-        diagnostics[f"{label}: measured"] = measured.diagnostics
-        log_measured = np.log(measured.minima()["N"].to_numpy()).reshape(-1, len(held_budgets))
+        results = {}
         for approach in approaches:
             key = str(approach)
             try:
@@ -179,10 +187,13 @@ def allocation_backtest(
                     warnings.simplefilter("ignore", AllocationWarning)
                     warnings.simplefilter("ignore", SweepEdgeWarning)
                     chosen = estimator(key)
-                    result = chosen.allocate(fit, held_budgets)
+                    results[key] = (chosen, chosen.allocate(fit, held_budgets))
             except ScalebayesError as err:
                 skipped[key] = str(err)
-                continue
+        measured = _measure(runs.subset(held), fit, results, measure_shape, settings)
+        diagnostics[f"{label}: measured"] = measured.diagnostics
+        log_measured = np.log(measured.minima()["N"].to_numpy()).reshape(-1, len(held_budgets))
+        for key, (chosen, result) in results.items():
             run_health = chosen.diagnostics(fit, result)
             diagnostics[f"{label}: approach {key}"] = run_health
             log_pred = np.log(result.N.to_numpy()).reshape(-1, len(held_budgets))
@@ -198,6 +209,28 @@ def allocation_backtest(
     table = pd.DataFrame(rows)
     name = fits[0].law.name
     return AllocationBacktest(name, prob, table, skipped, diagnostics)
+
+
+def _measure(
+    held: Runs, fit: Fit, results: dict[str, Any], measure_shape: str, settings: Settings
+) -> IsoflopFit:
+    """The held-out sweeps' own minima: approach 2's profile model on their runs alone.
+
+    ``"fitted"``: the valley shape p, q comes from approach 2's posterior on the fitted
+    sweeps (approach 2 assumes one shape for all sweeps); ``"prior"``: from the broad default
+    prior, which a lone sweep barely updates, so an asymmetric valley's minimum is misplaced.
+    """
+    model = ProfileModel()
+    if measure_shape == "fitted":
+        below = results["2"][1].fit if "2" in results else None
+        if below is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SweepEdgeWarning)
+                below = fit_isoflops(fit.runs, settings=fit.settings.sampler)
+        model = dataclasses.replace(model, shape_prior=below.shape_as_prior())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SweepEdgeWarning)  # the held-out sweeps' own
+        return fit_isoflops(held, model=model, settings=settings, min_budgets=1)
 
 
 def _score(

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the sampler (JAX, NumPyro) loads when an approach samples
     from scalebayes import engine
 
 # Diagnosed: every reported parameter and per-sweep quantity (R-hat, ESS over all of them).
-_DIAGNOSED = ("a", "log_G", "tau", "p", "q", "sigma", "nu", "log_N_star", "L_star", "K")
+_DIAGNOSED = ("a", "kappa", "log_G", "tau", "p", "q", "sigma", "nu", "log_N_star", "L_star", "K")
 
 
 def fit_isoflops(

@@ -9,9 +9,13 @@ so g(0) = g'(0) = 0 and g''(0) = 1: ``L*_b`` is the sweep's least loss, ``K_b`` 
 in log N and ``x*_b`` where it sits. ``g`` is exactly the fixed-compute profile of
 E + A N^-p + B D^-q with C = k N D, so valleys of Chinchilla's shape (steeper towards small
 models when p > q) are fitted without the bias a symmetric parabola has (Czech et al. 2026);
-its shape p, q is shared by the sweeps. The minima are latent and lie near a power law,
-``x*_b = log G + a log C_b + eps_b``, ``eps_b ~ Normal(0, tau)``, so a, G and every N*_b carry
-the uncertainty of each sweep's minimum. Log loss is observed with the likelihood's noise
+its shape p, q is shared by the sweeps. The minima are latent and lie near a power law whose
+exponent may drift with compute,
+``x*_b = x_mid + a lc_b + (kappa / 2) lc_b^2 + eps_b``, ``eps_b ~ Normal(0, tau)``, with
+``lc_b = log C_b - log C_ref`` (C_ref the sweeps' geometric mean budget): ``a`` is the exponent
+at C_ref and ``kappa`` the change of the local exponent per e-fold of compute (absent when
+``drift_prior`` is None: a straight power law). So a, kappa and every N*_b carry the
+uncertainty of each sweep's minimum. Log loss is observed with the likelihood's noise
 (Student-t(4) by default). Everything is sampled non-centred around scales taken from the data
 (each sweep's least observed loss, its curvature, where its least loss sits), so one compiled
 sampler serves any table of the same shape.
@@ -45,7 +49,13 @@ STANDARD = "Normal(loc=0.0, scale=1.0)"
 # Sampling units (the priors above are unchanged by them): each raw site counts its quantity in
 # steps of about one posterior sd, so the unconstrained posterior's sds are 0.08-3 (on Epoch's
 # runs) instead of 0.003-1 with unit-prior raw sites.
-STEP = {"a_raw": 0.02, "x_mid_raw": 0.05, "l_star_raw": 0.005, "curvature_raw": 0.2}
+STEP = {
+    "a_raw": 0.02,
+    "kappa_raw": 0.015,
+    "x_mid_raw": 0.05,
+    "l_star_raw": 0.005,
+    "curvature_raw": 0.2,
+}
 # "shared": one valley shape p, q for every sweep (exact for a two-power law); "per_budget":
 # each sweep's shape partially pooled around it (spread ``shape_spread`` in log p, log q).
 # Shared is the default, chosen by simulation (benchmarks/results/allocation_truth_shapes.json,
@@ -66,22 +76,33 @@ class ProfileModel:
 
     ``a_prior``: the allocation exponent of N* = G C^a (0.5 +- 0.25: from data-starved to
     parameter-starved). ``shape_prior``: each of the valley's exponents p, q, around 0.3 (the
-    range published laws fit) with a factor of 1.8 either way at one sd. ``tau_prior``: the
+    range published laws fit) with a factor of 1.8 either way at one sd; a pair gives p's and
+    q's apart (e.g. :meth:`IsoflopFit.shape_as_prior` of other sweeps). ``tau_prior``: the
     spread of the sweeps' minima around the power law, in log N (10 % typical).
+    ``drift_prior``: kappa, the change of the local exponent d log N* / d log C per e-fold of
+    compute (a Normal; None for a straight power law). Published exponents span ~0.45-0.75
+    across setups and compute from ~1e17 to ~1e24 FLOPs (7 decades): a drift of that size is
+    ~0.05 per decade, 0.02 per e-fold, taken as one sd around 0.
     """
 
     a_prior: str = "Normal(loc=0.5, scale=0.25)"
-    shape_prior: str = "LogNormal(loc=-1.2, scale=0.6)"
+    drift_prior: str | None = "Normal(loc=0.0, scale=0.02)"
+    shape_prior: str | tuple[str, str] = "LogNormal(loc=-1.2, scale=0.6)"
     tau_prior: str = "HalfNormal(scale=0.1)"
     shape: str = "shared"
     shape_spread_prior: str = "HalfNormal(scale=0.3)"
     likelihood: Likelihood = field(default_factory=lambda: Likelihood(discrepancy="none"))
 
     def __post_init__(self) -> None:
-        for name in ("a_prior", "shape_prior", "tau_prior", "shape_spread_prior"):
+        for name in ("a_prior", "tau_prior", "shape_spread_prior"):
             Prior.parse(getattr(self, name))
-        if Prior.parse(self.a_prior).family != "Normal":
-            raise ScalebayesError(f"a_prior={self.a_prior!r}: expected Normal(loc=..., scale=...)")
+        self.shape_priors()
+        for name in ("a_prior", "drift_prior"):
+            text = getattr(self, name)
+            if text is not None and Prior.parse(text).family != "Normal":
+                raise ScalebayesError(
+                    f"{name}={text!r}: expected Normal(loc=..., scale=...) or None"
+                )
         if self.shape not in SHAPES:
             raise ScalebayesError(f"shape={self.shape!r}: expected one of {', '.join(SHAPES)}")
 
@@ -103,17 +124,31 @@ class ProfileModel:
             "x_mid_raw": (stepped("x_mid_raw", X_SCALE), ()),
             "tau": (Prior.parse(self.tau_prior), ()),
             "x_dev_raw": (standard, (n_budgets,)),
-            "p": (Prior.parse(self.shape_prior), ()),
-            "q": (Prior.parse(self.shape_prior), ()),
+            "p": (self.shape_priors()[0], ()),
+            "q": (self.shape_priors()[1], ()),
             "l_star_raw": (stepped("l_star_raw", LSTAR_SCALE), (n_budgets,)),
             "curvature_raw": (stepped("curvature_raw", CURVATURE_SCALE), (n_budgets,)),
         }
+        if self.drift_prior is not None:
+            sites["kappa_raw"] = (stepped("kappa_raw", self.drift_kwargs["scale"]), ())
         if self.shape == "per_budget":
             sites["shape_spread"] = (Prior.parse(self.shape_spread_prior), ())
             sites["p_dev_raw"] = (standard, (n_budgets,))
             sites["q_dev_raw"] = (standard, (n_budgets,))
         sites.update({name: (prior, ()) for name, prior in self._noise_priors().items()})
         return sites
+
+    def shape_priors(self) -> tuple[Prior, Prior]:
+        """The priors of p and q."""
+        pair = (self.shape_prior,) * 2 if isinstance(self.shape_prior, str) else self.shape_prior
+        if len(pair) != 2:
+            raise ScalebayesError(f"shape_prior={self.shape_prior!r}: expected one prior or two")
+        return Prior.parse(pair[0]), Prior.parse(pair[1])
+
+    @property
+    def drift_kwargs(self) -> dict[str, float]:
+        """``loc`` and ``scale`` of kappa's Normal prior; empty without drift."""
+        return Prior.parse(self.drift_prior).kwargs if self.drift_prior else {}
 
     def _noise_priors(self) -> dict[str, Prior]:
         priors = self.likelihood.priors()
@@ -206,7 +241,14 @@ def profile_model(model: ProfileModel, data: ModelData) -> None:
     a = numpyro.deterministic("a", a_loc + STEP["a_raw"] * v["a_raw"])
     # Non-centred: a centred minimum (its own coordinate, density Normal(line, tau)) diverged
     # at small tau in 4 of 4 simulated tables (17-143 divergences), this in 1 of 4 (one).
-    log_n_star = x_mid + a * extra["log_c"] + v["tau"] * v["x_dev_raw"]
+    lc = extra["log_c"]
+    line = x_mid + a * lc
+    if model.drift_prior is not None:
+        kappa = numpyro.deterministic(
+            "kappa", model.drift_kwargs["loc"] + STEP["kappa_raw"] * v["kappa_raw"]
+        )
+        line = line + 0.5 * kappa * lc**2
+    log_n_star = line + v["tau"] * v["x_dev_raw"]
     log_l_star = extra["y_min"] + STEP["l_star_raw"] * v["l_star_raw"]
     log_k = extra["log_k0"] + STEP["curvature_raw"] * v["curvature_raw"]
     numpyro.deterministic("log_G", x_mid - a * extra["log_c_ref"])

@@ -24,8 +24,9 @@ from scalebayes.summaries import SAMPLE_DIMS, summarise
 QUANTITIES = ("N", "D", "loss", "tokens_per_param", "exponent_N", "exponent_D")
 # Reported scalar parameters and what they mean.
 PARAMS = {
-    "a": "allocation exponent of N* = G C^a (b = 1 - a is D*'s)",
-    "log_G": "log of G in N* = G C^a (C in FLOPs)",
+    "a": "allocation exponent of N* = G C^a at the sweeps' mean log budget (b = 1 - a: D*'s)",
+    "kappa": "exponent drift: change of N*'s local exponent per e-fold of C (0: straight)",
+    "log_G": "log of G in N* = G C^a, the tangent line there (C in FLOPs)",
     "tau": "spread of the sweeps' minima around the power law, in log N",
     "p": "valley shape: exponent on the small-model side (a law's alpha)",
     "q": "valley shape: exponent on the large-model side (a law's beta)",
@@ -39,7 +40,7 @@ class IsoflopFit:
     """Posterior of the isoFLOP profile model (:mod:`scalebayes.allocation.profile`).
 
     ``idata`` holds the draws (dims chain, draw; per-sweep ones also ``budget``): ``a``,
-    ``log_G``, ``tau``, ``p``, ``q``, the noise, and per sweep ``log_N_star``, ``L_star`` and
+    ``kappa`` (with drift), ``log_G``, ``tau``, ``p``, ``q``, the noise, and per sweep ``log_N_star``, ``L_star`` and
     ``K`` (curvature). ``edge`` flags sweeps whose posterior median minimum sits at or beyond
     the edge of their model sizes (fewer than two runs on one side).
     """
@@ -64,6 +65,11 @@ class IsoflopFit:
         return self.posterior["a"]
 
     @property
+    def log_c_ref(self) -> float:
+        """The sweeps' mean log budget ln C_ref, where ``a`` is the local exponent."""
+        return float(np.log(self.budgets.compute).mean())
+
+    @property
     def b(self) -> xr.DataArray:
         """Exponent of D* = C / (k N*): 1 - a, dims (chain, draw)."""
         return (1.0 - self.posterior["a"]).rename("b")
@@ -72,6 +78,18 @@ class IsoflopFit:
     def param_names(self) -> tuple[str, ...]:
         """The reported scalar parameters present in this fit."""
         return tuple(name for name in PARAMS if name in self.posterior)
+
+    def shape_as_prior(self) -> tuple[str, str]:
+        """The posterior of the valley shape p, q as two LogNormal priors (for new sweeps).
+
+        Approach 2 takes one valley shape for every sweep: a sweep fitted alone (a held-out
+        one) learns its shape from these instead of from the broad default prior.
+        """
+        priors = []
+        for name in ("p", "q"):
+            logs = np.log(self.posterior[name].to_numpy())
+            priors.append(f"LogNormal(loc={logs.mean():.4g}, scale={max(logs.std(), 1e-3):.4g})")
+        return priors[0], priors[1]
 
     def minima(self, cost_k: float | None = None) -> xr.Dataset:
         """Each sweep's latent minimum: N*, D* = C / (k N*), tokens per parameter and L*.
@@ -88,8 +106,9 @@ class IsoflopFit:
     def optimal(self, budgets: Any, *, cost_k: float | None = None) -> ProfileAllocation:
         """N*, D*, tokens per parameter and exponents at any budgets from the power law.
 
-        ``N* = G C^a`` per draw (the line through the minima, not a new sweep's own scatter
-        ``tau``); ``loss`` is the sweep's L* at budgets within the detection tolerance of an
+        ``log N* = log G + a ln C + (kappa / 2) (ln C - ln C_ref)^2`` per draw (the curve through
+        the minima, not a new sweep's own scatter ``tau``; kappa = 0 without drift), with local
+        exponents ``exponent_N = a + kappa (ln C - ln C_ref)`` and ``exponent_D = 1 - exponent_N``; ``loss`` is the sweep's L* at budgets within the detection tolerance of an
         observed sweep and NaN elsewhere (approach 2 has no law for L* beyond its sweeps).
         """
         budgets = checked_budgets(budgets)
@@ -97,9 +116,12 @@ class IsoflopFit:
         coords = {"budget": budgets}
         log_c = xr.DataArray(np.log(budgets), dims="budget", coords=coords)
         post = self.posterior
-        n = np.exp(post["log_G"] + post["a"] * log_c).transpose(*SAMPLE_DIMS, "budget")
+        kappa = post["kappa"] if "kappa" in post else xr.zeros_like(post["a"])
+        lc = log_c - self.log_c_ref
+        log_n = post["log_G"] + post["a"] * log_c + 0.5 * kappa * lc**2
+        n = np.exp(log_n).transpose(*SAMPLE_DIMS, "budget")
         d = xr.DataArray(budgets, dims="budget", coords=coords) / (k * n)
-        a = post["a"].broadcast_like(n)
+        a = (post["a"] + kappa * lc).transpose(*SAMPLE_DIMS, "budget")
         loss = xr.full_like(n, np.nan)
         near = np.abs(np.log10(budgets)[:, None] - np.log10(self.budgets.compute)[None, :])
         for i, j in enumerate(np.argmin(near, axis=1)):
@@ -223,8 +245,11 @@ class ProfileAllocation:
 
     def notes(self) -> list[str]:
         """What a reader of the table should know (edges, L* only at the sweeps)."""
+        curve = "a power law N* = G C^a"
+        if self.fit.model.drift_prior is not None:
+            curve += " with an exponent that drifts with C (kappa)"
         found = [
-            f"approach 2: a power law N* = G C^a through the latent minima of {self.fit.budgets}",
+            f"approach 2: {curve} through the latent minima of {self.fit.budgets}",
             "L* exists only at observed sweeps (NaN elsewhere): approach 2 has no law for it",
         ]
         edge = self.fit.budgets.compute[self.fit.edge]
