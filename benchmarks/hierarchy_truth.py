@@ -9,6 +9,7 @@ largest run; truth from the closed form, a test oracle only). Target: 85-95 % fo
 
     python benchmarks/hierarchy_truth.py [--replicates 20] [--draws 1000 --warmup 1000]
     python benchmarks/hierarchy_truth.py --quick      # one replicate, 2 chains x 300 draws
+    python benchmarks/hierarchy_truth.py --seeds 1 2 --draws 300 --warmup 300 --out x.json
 
 Writes benchmarks/results/hierarchy_truth.json (hierarchy_truth_quick.json with --quick).
 """
@@ -69,6 +70,7 @@ def replicate(seed: int, chains: int, draws: int, warmup: int) -> dict:
         "max_rhat": d.max_rhat,
         "min_ess_bulk": d.min_ess_bulk,
         "divergent": d.n_divergent,
+        "at max tree depth": d.n_max_treedepth,
         **{f"{k} hits": int(sum(v)) for k, v in hits.items()},
         "groups": len(fit.groups),
         "population alpha hit": inside(post["alpha"].to_numpy(), EPOCH_CHINCHILLA["alpha"]),
@@ -84,10 +86,13 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="one replicate, 2 x 300 draws")
+    parser.add_argument("--seeds", nargs="+", type=int, help="these replicates' seeds instead")
+    parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     args = parser.parse_args()
     if args.quick:
         args.replicates, args.chains, args.draws, args.warmup = 1, 2, 300, 300
-    rows = [replicate(s, args.chains, args.draws, args.warmup) for s in range(args.replicates)]
+    seeds = args.seeds if args.seeds is not None else range(args.replicates)
+    rows = [replicate(s, args.chains, args.draws, args.warmup) for s in seeds]
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     n_groups = table["groups"].sum()
@@ -101,7 +106,7 @@ def main() -> None:
     print("\n90% interval coverage (target 0.85-0.95):")
     for name, value in coverage.items():
         print(f"  {name:<24} {value:.2f}")
-    name = "hierarchy_truth_quick.json" if args.quick else "hierarchy_truth.json"
+    name = args.out or ("hierarchy_truth_quick.json" if args.quick else "hierarchy_truth.json")
     write_results(
         RESULTS / name,
         {

@@ -32,7 +32,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--centred", default=None, help="false, auto or true (default: Pooling's)")
+    parser.add_argument(
+        "--centred", default=None, help="false, auto, true or names: E,A (default: Pooling's)"
+    )
     parser.add_argument("--pool", nargs="+", default=[], metavar="NAME=MODE")
     parser.add_argument("--out", default="marin_groups.json")
     args = parser.parse_args()
@@ -43,7 +45,8 @@ def main() -> None:
 
     options = {"modes": dict(item.split("=", 1) for item in args.pool)}
     if args.centred is not None:
-        options["centred"] = {"false": False, "true": True}.get(args.centred, args.centred)
+        words = {"false": False, "true": True, "auto": "auto"}
+        options["centred"] = words.get(args.centred, tuple(args.centred.split(",")))
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -226,6 +226,20 @@ def test_cli_group_refusals_come_before_work(groups_csv, capsys):
     assert "group column(s) ['dataset'] not found" in capsys.readouterr().err
 
 
+def test_cli_new_ladder_backtest_refuses_before_work(groups_csv, capsys):
+    from scalebayes.cli import main
+
+    head = ["backtest", str(groups_csv), "--column", "group=mix"]
+    assert main([*head, "--keep-budgets", "2"]) == 2
+    assert "--keep-budgets needs --group NAME" in capsys.readouterr().err
+    assert main([*head, "--group", "g0", "--holdout-top", "1"]) == 2
+    assert "not with --holdout-top" in capsys.readouterr().err
+    assert main([*head, "--group", "g9"]) == 2
+    assert "group 'g9' not in" in capsys.readouterr().err
+    assert main([*head, "--group", "g0", "--keep-budgets", "3"]) == 2
+    assert "has 3 budgets; expected 1 to 2" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_cli_fit_group_saves_and_decides(groups_csv, tmp_path, capsys):
     """fit --group --out, then show and predict read the file back: the whole CLI round trip."""

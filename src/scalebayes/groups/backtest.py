@@ -31,7 +31,10 @@ def new_ladder_backtest(
     if runs.group is None or group not in set(runs.group):
         raise ScalebayesError(f"group {group!r} not in the runs' groups")
     mine = runs.group == group
-    budget = runs.budget if runs.budget is not None else runs.C
+    # Without a budget column, C to 4 significant digits (6 N D rounds differently per run).
+    budget = (
+        runs.budget if runs.budget is not None else np.array([float(f"{c:.4g}") for c in runs.C])
+    )
     budgets = np.unique(budget[mine])
     if not 1 <= keep < len(budgets):
         raise ScalebayesError(
@@ -56,7 +59,7 @@ def new_ladder_backtest(
         scores = held_out_scores(fit, held, group if label == "grouped" else None)
         rows.append({"group": group, "fit": label, "kept budgets": keep, **scores,
                      "seconds": seconds, "max R-hat": d.max_rhat, "divergent": d.n_divergent,
-                     "at max tree depth": d.n_max_treedepth})  # fmt: skip
+                     "at max tree depth": d.n_max_treedepth, "healthy": d.ok})  # fmt: skip
     return pd.DataFrame(rows)
 
 

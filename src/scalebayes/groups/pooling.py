@@ -75,7 +75,7 @@ class Pooling:
     ``centred``: how pooled values are sampled: ``False`` (default) non-centred for every
     group; ``"auto"`` centred for groups with strong data
     (:func:`~scalebayes.groups.fitting.strong_groups`), non-centred for the others; ``True``
-    centred for all.
+    centred for all; a tuple of parameter names: those centred in strong groups, the rest not.
     """
 
     modes: Mapping[str, str] = field(default_factory=dict)
@@ -84,11 +84,15 @@ class Pooling:
     # (all three centred) gave 208 divergences and R-hat 1.09, non-centred 1 and 1.017 (ESS
     # 359) in one process, but 320 and 1.58 in another (other random streams): spreads near
     # zero (groups alike in B, sigma) make a funnel for centred groups; neither is reliable yet.
-    centred: bool | str = False
+    centred: bool | str | tuple[str, ...] = False
 
     def __post_init__(self) -> None:
-        if self.centred not in (True, False, "auto"):
-            raise ScalebayesError(f"centred={self.centred!r}: expected True, False or 'auto'")
+        if isinstance(self.centred, (list, tuple)):
+            object.__setattr__(self, "centred", tuple(str(n) for n in self.centred))
+        elif self.centred not in (True, False, "auto"):
+            raise ScalebayesError(
+                f"centred={self.centred!r}: expected True, False, 'auto' or parameter names"
+            )
         bad = {name: mode for name, mode in self.modes.items() if mode not in MODES}
         if bad:
             raise ScalebayesError(f"pooling modes {bad}: expected one of {list(MODES)}")
@@ -104,7 +108,8 @@ class Pooling:
         centred_terms = find_centrings(law)
         centred = {c.param: c for c in centred_terms}
         names = (*law.free_param_names, *likelihood.param_names)
-        unknown = sorted((set(self.modes) | set(self.spreads)) - set(names))
+        named = self.centred if isinstance(self.centred, tuple) else ()
+        unknown = sorted((set(self.modes) | set(self.spreads) | set(named)) - set(names))
         if unknown:
             raise ScalebayesError(f"pooling names {unknown} unknown: the parameters are {names}")
         params = []
@@ -125,10 +130,10 @@ class Pooling:
             )
             pooled = Pooled(name, mode, kind, prior, Prior.parse(spread), centred.get(name))
             params.append(pooled)
-        centred = tuple(
-            bool(x) for x in (strong if self.centred == "auto" else [self.centred] * len(strong))
-        )
-        plan = Plan(tuple(params), centred, max(len(centred_terms), 1))
+        auto = self.centred == "auto" or isinstance(self.centred, tuple)
+        centred = tuple(bool(x) for x in (strong if auto else [self.centred] * len(strong)))
+        which = self.centred if isinstance(self.centred, tuple) else None
+        plan = Plan(tuple(params), centred, max(len(centred_terms), 1), which)
         plan.check(law)
         return plan
 
@@ -152,6 +157,7 @@ class Plan:
     params: tuple[Pooled, ...]
     centred: tuple[bool, ...]  # per group: sampled centred (strong data) or not (weak data)
     terms: int = 1  # the law's coefficients sampled as terms (where their logs start)
+    centred_params: tuple[str, ...] | None = None  # centred where the group is; None: all
 
     @property
     def n_groups(self) -> int:
@@ -174,7 +180,7 @@ class Plan:
     @property
     def key(self) -> str:
         """Names everything that changes the model (the engine caches compiled samplers by it)."""
-        return f"groups:{self.centred}:{self.params!r}"
+        return f"groups:{self.centred}:{self.centred_params}:{self.params!r}"
 
     def term_prior(self, p: Pooled) -> bool:
         """Whether ``p``'s population prior is on its term at the runs' centre (:func:`term_priors`).
@@ -195,12 +201,17 @@ class Plan:
         With the law and the likelihood, :meth:`from_dict` rebuilds the same plan (a saved fit).
         """
         spreads = {p.name: str(p.spread) for p in self.params if p.mode == "pooled"}
-        return {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred)}
+        record = {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred)}
+        if self.centred_params is not None:
+            record["centred_params"] = list(self.centred_params)
+        return record
 
     @staticmethod
     def from_dict(record: Mapping[str, Any], law: Law, likelihood: Likelihood) -> Plan:
         """The plan :meth:`to_dict` wrote, resolved again for ``law`` and ``likelihood``."""
-        pooling = Pooling(modes=record["modes"], spreads=record["spreads"], centred="auto")
+        which = record.get("centred_params")
+        centred = tuple(which) if which is not None else "auto"
+        pooling = Pooling(modes=record["modes"], spreads=record["spreads"], centred=centred)
         # "auto" centres exactly the groups marked strong: the stored per-group choice.
         return pooling.plan(law, likelihood, [bool(c) for c in record["centred"]])
 
@@ -345,7 +356,8 @@ def _offsets(plan: Plan, p: Pooled, loc: Any, start: Any) -> Any:
     if p.mode != "pooled":
         return jnp.zeros(g)
     spread = numpyro.sample(f"{p.name}_spread", p.spread.to_numpyro())
-    c = jnp.asarray(plan.centred, dtype=jnp.result_type(float))
+    named = plan.centred_params is None or p.name in plan.centred_params
+    c = jnp.asarray(plan.centred, dtype=jnp.result_type(float)) * named
     r = numpyro.sample(f"_z_{p.name}", dist.Normal(c * (loc - start), c * spread + (1 - c)))
     return c * (start + r - loc) + (1 - c) * spread * r
 
