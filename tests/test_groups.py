@@ -71,7 +71,9 @@ def test_pooling_checks_its_modes():
         Pooling(modes={"alpha": "separate"}).plan(law, likelihood, (True, True))
     plan = Pooling().plan(law, likelihood, (True, False))
     assert plan.modes() == {n: "pooled" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
-    assert plan.centred == (False, False)  # non-centred by default
+    # By default only E, in groups with strong data, is centred.
+    assert plan.centred == (True, False) and plan.centred_params == ("E",)
+    assert Pooling(centred=False).plan(law, likelihood, (True, False)).centred == (False, False)
     auto = Pooling(centred="auto").plan(law, likelihood, (True, False))
     assert auto.centred == (True, False)
     assert plan.sites()["_z_alpha"][1] == (2,)

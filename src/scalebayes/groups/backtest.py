@@ -64,7 +64,11 @@ def new_ladder_backtest(
 
 
 def held_out_scores(fit: Any, runs: Runs, group: str | None) -> dict[str, float]:
-    """New-run 90 % interval score, coverage and median |error| of log loss on ``runs``."""
+    """New-run 90 % interval score, coverage and errors of log loss on ``runs``.
+
+    Also the mean error (median prediction minus truth) and interval half-width at the largest
+    budget: a law that misses the data's curvature errs most there.
+    """
     import scalebayes as sb
     from scalebayes.scoring import interval_score
 
@@ -74,10 +78,14 @@ def held_out_scores(fit: Any, runs: Runs, group: str | None) -> dict[str, float]
     lower, upper = np.quantile(draws, [0.05, 0.95], axis=0)
     y = np.log(runs.loss)
     inside = (lower <= y) & (y <= upper)
+    error = np.median(draws, axis=0) - y
+    top = runs.C >= np.max(runs.C) / 1.5  # the largest budget's runs
     return {
         "interval score 90": float(np.mean(interval_score(lower, upper, y))),
         "coverage 90": float(np.mean(inside)),
-        "median |error|": float(np.median(np.abs(np.median(draws, axis=0) - y))),
+        "median |error|": float(np.median(np.abs(error))),
+        "mean error, largest budget": float(np.mean(error[top])),
+        "mean half-width, largest budget": float(np.mean(upper[top] - lower[top]) / 2),
         "hits": int(np.sum(inside)),
         "held out": len(runs),
     }

@@ -6,9 +6,10 @@ Each parameter of the law and of the noise takes one of three modes:
     one value for every group;
 ``pooled``
     a value per group, drawn around a population value with a learned spread (on the
-    parameter's unconstrained scale: the log for a positive parameter), non-centred:
-    ``group value = population value + spread * z``, ``z ~ Normal(0, 1)``, which samples well
-    when each group's data are weak, as a new ladder's few cheapest runs are;
+    parameter's unconstrained scale: the log for a positive parameter), non-centred
+    (``group value = population value + spread * z``, ``z ~ Normal(0, 1)``, which samples well
+    when each group's data are weak, as a new ladder's few cheapest runs are) or centred where
+    a group's data pin the value (:class:`Pooling`'s ``centred``);
 ``separate``
     a value per group, each from the law's own prior, with no population (so a new group
     has none either).
@@ -20,7 +21,8 @@ not ``log A`` (the loss term at N = 1, twenty e-folds outside the data, where ev
 ``log A`` moves with its exponent: pooled there, the sampler crawled, ESS 56 of 600 draws on
 three simulated ladders). So a coefficient ``shared`` means the groups' terms agree at the
 centre of the runs; with the exponent shared too, that is ``A`` itself. Population values get
-the law's priors, as a single fit's parameters do (a coefficient's on the population ``A``).
+the law's priors, as a single fit's parameters do, except a pooled term's: its prior is on the
+term at the runs' centre (:func:`term_priors`), unless the rest of its term is shared.
 
 :class:`Pooling` is the user's choice (defaults per kind); :meth:`Pooling.plan` resolves it for
 a law into a :class:`Plan`, which owns the NumPyro model (:func:`grouped_model`), its sites, and
@@ -72,26 +74,27 @@ class Pooling:
     ``sigma`` pooled; Student-t ``nu``, when estimated, shared. ``modes`` overrides by name,
     e.g. ``{"alpha": "shared", "E": "separate"}``; ``spreads`` overrides the prior of a pooled
     parameter's spread, e.g. ``{"beta": "HalfNormal(scale=0.05)"}`` (unconstrained scale).
-    ``centred``: how pooled values are sampled: ``False`` (default) non-centred for every
-    group; ``"auto"`` centred for groups with strong data
-    (:func:`~scalebayes.groups.fitting.strong_groups`), non-centred for the others; ``True``
-    centred for all; a tuple of parameter names: those centred in strong groups, the rest not.
+    ``centred``: how pooled values are sampled. ``"floor"`` (default): ``E``, the loss floor,
+    centred in groups with strong data (:func:`~scalebayes.groups.fitting.strong_groups`),
+    everything else non-centred; a tuple of parameter names: those centred in strong groups;
+    ``"auto"``: every pooled parameter centred in strong groups; ``False``: none; ``True``: all.
     """
 
     modes: Mapping[str, str] = field(default_factory=dict)
     spreads: Mapping[str, str] = field(default_factory=dict)
-    # Non-centred by default: on Marin's three ladders (4 x 500 draws, beta shared) "auto"
-    # (all three centred) gave 208 divergences and R-hat 1.09, non-centred 1 and 1.017 (ESS
-    # 359) in one process, but 320 and 1.58 in another (other random streams): spreads near
-    # zero (groups alike in B, sigma) make a funnel for centred groups; neither is reliable yet.
-    centred: bool | str | tuple[str, ...] = False
+    # A full ladder pins its E to ~1 % while data mixes differ in it by 5-10 %: non-centred,
+    # that is a ridge (Marin, 2 x 500 draws: 102 of 1000 at the maximum tree depth); E centred,
+    # none and no divergences. Centring everything ("auto") funnels where the groups are alike
+    # (Marin's B, sigma: spreads down to 0.002): 73 divergences; E, A and B centred: 33.
+    centred: bool | str | tuple[str, ...] = "floor"
 
     def __post_init__(self) -> None:
         if isinstance(self.centred, (list, tuple)):
             object.__setattr__(self, "centred", tuple(str(n) for n in self.centred))
-        elif self.centred not in (True, False, "auto"):
+        elif self.centred not in (True, False, "auto", "floor"):
             raise ScalebayesError(
-                f"centred={self.centred!r}: expected True, False, 'auto' or parameter names"
+                f"centred={self.centred!r}: expected 'floor', 'auto', True, False or parameter "
+                "names"
             )
         bad = {name: mode for name, mode in self.modes.items() if mode not in MODES}
         if bad:
@@ -109,6 +112,8 @@ class Pooling:
         centred = {c.param: c for c in centred_terms}
         names = (*law.free_param_names, *likelihood.param_names)
         named = self.centred if isinstance(self.centred, tuple) else ()
+        if self.centred == "floor":
+            named = ()
         unknown = sorted((set(self.modes) | set(self.spreads) | set(named)) - set(names))
         if unknown:
             raise ScalebayesError(f"pooling names {unknown} unknown: the parameters are {names}")
@@ -130,9 +135,11 @@ class Pooling:
             )
             pooled = Pooled(name, mode, kind, prior, Prior.parse(spread), centred.get(name))
             params.append(pooled)
-        auto = self.centred == "auto" or isinstance(self.centred, tuple)
-        centred = tuple(bool(x) for x in (strong if auto else [self.centred] * len(strong)))
         which = self.centred if isinstance(self.centred, tuple) else None
+        if self.centred == "floor":
+            which = tuple(n for n in ("E",) if n in names)
+        auto = self.centred == "auto" or which is not None
+        centred = tuple(bool(x) for x in (strong if auto else [self.centred] * len(strong)))
         plan = Plan(tuple(params), centred, max(len(centred_terms), 1), which)
         plan.check(law)
         return plan
