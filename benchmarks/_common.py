@@ -82,3 +82,21 @@ def machine() -> dict[str, Any]:
         "numpyro": version("numpyro"),
         "platform": platform.platform(),
     }
+
+
+def marin_runs(data: Path) -> Any:
+    """Marin's three ladders (``marin_202603`` rows of the extract) by ``dataset``; None if missing."""
+    import warnings
+
+    import pandas as pd
+
+    import scalebayes as sb
+
+    path = open_athena_csv(data)
+    if missing(path):
+        return None
+    table = pd.read_csv(path)
+    table = table[table["source"] == "marin_202603"].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sb.load_runs(table, group="dataset")

@@ -9,6 +9,8 @@ largest run; truth from the closed form, a test oracle only). Target: 85-95 % fo
 
     python benchmarks/hierarchy_truth.py [--replicates 20] [--draws 1000 --warmup 1000]
     python benchmarks/hierarchy_truth.py --quick      # one replicate, 2 chains x 300 draws
+    python benchmarks/hierarchy_truth.py --seeds 1 2 --draws 300 --warmup 300 --out x.json
+    python benchmarks/hierarchy_truth.py --merge x.json y.json --out xy.json  # pooled coverage
 
 Writes benchmarks/results/hierarchy_truth.json (hierarchy_truth_quick.json with --quick).
 """
@@ -16,6 +18,7 @@ Writes benchmarks/results/hierarchy_truth.json (hierarchy_truth_quick.json with 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 
@@ -34,6 +37,14 @@ def n_star(p: dict[str, float], c: float) -> float:
     a, b = p["alpha"], p["beta"]
     g = (a * p["A"] / (b * p["B"])) ** (1 / (a + b))
     return g * (c / 6) ** (b / (a + b))
+
+
+def rhat_of(x: np.ndarray) -> float:
+    """Worst rank-normalised R-hat over a variable's entries, (chain, draw, ...)."""
+    from arviz_stats.base import array_stats
+
+    x = x.reshape(x.shape[0], x.shape[1], -1)
+    return float(np.nanmax([array_stats.rhat(x[..., i]) for i in range(x.shape[-1])]))
 
 
 def replicate(seed: int, chains: int, draws: int, warmup: int) -> dict:
@@ -63,12 +74,15 @@ def replicate(seed: int, chains: int, draws: int, warmup: int) -> dict:
         allocation = sb.optimal(fit, [PLAN_BUDGET], group=label)
         hits["N*"].append(inside(allocation.N.to_numpy(), n_star(truths[i], PLAN_BUDGET)))
     d = fit.diagnostics
+    rhat = {n: rhat_of(post[n].to_numpy()) for n in fit.plan.reported_names(fit.law) if n in post}
     return {
         "seed": seed,
         "seconds": seconds,
         "max_rhat": d.max_rhat,
         "min_ess_bulk": d.min_ess_bulk,
         "divergent": d.n_divergent,
+        "at max tree depth": d.n_max_treedepth,
+        "worst R-hat": max(rhat, key=lambda n: rhat[n]),
         **{f"{k} hits": int(sum(v)) for k, v in hits.items()},
         "groups": len(fit.groups),
         "population alpha hit": inside(post["alpha"].to_numpy(), EPOCH_CHINCHILLA["alpha"]),
@@ -84,10 +98,19 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="one replicate, 2 x 300 draws")
+    parser.add_argument("--seeds", nargs="+", type=int, help="these replicates' seeds instead")
+    parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
+    parser.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="pool these results' replicates, fitting none"
+    )
     args = parser.parse_args()
     if args.quick:
         args.replicates, args.chains, args.draws, args.warmup = 1, 2, 300, 300
-    rows = [replicate(s, args.chains, args.draws, args.warmup) for s in range(args.replicates)]
+    seeds = args.seeds if args.seeds is not None else range(args.replicates)
+    if args.merge:
+        rows = [r for f in args.merge for r in json.loads((RESULTS / f).read_text())["replicates"]]
+    else:
+        rows = [replicate(s, args.chains, args.draws, args.warmup) for s in seeds]
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     n_groups = table["groups"].sum()
@@ -101,7 +124,7 @@ def main() -> None:
     print("\n90% interval coverage (target 0.85-0.95):")
     for name, value in coverage.items():
         print(f"  {name:<24} {value:.2f}")
-    name = "hierarchy_truth_quick.json" if args.quick else "hierarchy_truth.json"
+    name = args.out or ("hierarchy_truth_quick.json" if args.quick else "hierarchy_truth.json")
     write_results(
         RESULTS / name,
         {

@@ -14,6 +14,7 @@ grouped / alone (target <= 0.7, coverage 0.85-0.95).
 
     python benchmarks/new_ladder.py [--keep 3] [--draws 1000 --warmup 1000]
     python benchmarks/new_ladder.py --quick          # dclm only, 2 chains x 300 draws
+    python benchmarks/new_ladder.py --datasets dclm --out new_ladder_dclm.json  # one at a time
 
 Writes benchmarks/results/new_ladder.json (new_ladder_quick.json with --quick).
 """
@@ -21,56 +22,19 @@ Writes benchmarks/results/new_ladder.json (new_ladder_quick.json with --quick).
 from __future__ import annotations
 
 import argparse
-import time
-import warnings
 
-import numpy as np
 import pandas as pd
-from _common import RESULTS, add_data_argument, machine, missing, open_athena_csv, write_results
+from _common import RESULTS, add_data_argument, machine, marin_runs, write_results
 
 DATASETS = ("comma", "dclm", "nemotron")
 
 
-def scores(fit, runs, group: str | None) -> dict[str, float]:
-    import scalebayes as sb
-    from scalebayes.scoring import interval_score
-
-    prediction = sb.predict(fit, N=runs.N, D=runs.D, kind="new_run", group=group)
-    draws = np.log(prediction.loss.to_numpy()).reshape(-1, len(runs))
-    lower, upper = np.quantile(draws, [0.05, 0.95], axis=0)
-    y = np.log(runs.loss)
-    return {
-        "interval score 90": float(np.mean(interval_score(lower, upper, y))),
-        "coverage 90": float(np.mean((lower <= y) & (y <= upper))),
-        "median |error|": float(np.median(np.abs(np.median(draws, axis=0) - y))),
-        "hits": int(np.sum((lower <= y) & (y <= upper))),
-        "held out": len(runs),
-    }
-
-
 def one_dataset(runs, target: str, keep: int, sampler: dict, modes: dict) -> list[dict]:
     import scalebayes as sb
+    from scalebayes.groups.backtest import new_ladder_backtest
 
-    budgets = np.sort(np.unique(runs.table["budget"][runs.group == target]))
-    mine = runs.group == target
-    kept = ~mine | (runs.table["budget"].to_numpy() <= budgets[keep - 1])
-    train, held = runs.subset(kept), runs.subset(~kept)
-    rows = []
-    for label in ("grouped", "alone"):
-        started = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if label == "grouped":
-                fit = sb.fit_groups(train, pooling=sb.Pooling(modes=modes), **sampler)
-            else:
-                alone = train.subset(train.group == target)
-                fit = sb.fit(alone, likelihood=sb.Likelihood(discrepancy="none"), **sampler)
-        seconds = time.perf_counter() - started
-        d = fit.diagnostics
-        result = scores(fit, held, target if label == "grouped" else None)
-        rows.append({"dataset": target, "fit": label, "kept budgets": keep, **result,
-                     "seconds": seconds, "max R-hat": d.max_rhat, "divergent": d.n_divergent})  # fmt: skip
-    return rows
+    frame = new_ladder_backtest(runs, target, keep, pooling=sb.Pooling(modes=modes), **sampler)
+    return frame.rename(columns={"group": "dataset"}).to_dict("records")
 
 
 def main() -> None:
@@ -81,22 +45,16 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="dclm only, 2 chains x 300 draws")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument(
         "--pool", nargs="+", default=[], metavar="NAME=MODE", help="the grouped fit's pooling"
     )
     parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     args = parser.parse_args()
-    path = open_athena_csv(args.data)
-    if missing(path):
+    runs = marin_runs(args.data)
+    if runs is None:
         return
-    import scalebayes as sb
-
-    table = pd.read_csv(path)
-    table = table[table["source"] == "marin_202603"].reset_index(drop=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        runs = sb.load_runs(table, group="dataset")
-    datasets = ("dclm",) if args.quick else DATASETS
+    datasets = ("dclm",) if args.quick else tuple(args.datasets)
     if args.quick:
         args.chains, args.draws, args.warmup = 2, 300, 300
     sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}

@@ -71,7 +71,9 @@ def test_pooling_checks_its_modes():
         Pooling(modes={"alpha": "separate"}).plan(law, likelihood, (True, True))
     plan = Pooling().plan(law, likelihood, (True, False))
     assert plan.modes() == {n: "pooled" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
-    assert plan.centred == (False, False)  # non-centred by default
+    # By default only E, in groups with strong data, is centred.
+    assert plan.centred == (True, False) and plan.centred_params == ("E",)
+    assert Pooling(centred=False).plan(law, likelihood, (True, False)).centred == (False, False)
     auto = Pooling(centred="auto").plan(law, likelihood, (True, False))
     assert auto.centred == (True, False)
     assert plan.sites()["_z_alpha"][1] == (2,)
@@ -101,6 +103,37 @@ def test_all_shared_is_exactly_the_single_law(two_groups):
         functools.partial(grouped_model, law, likelihood, plan), (grouped,), {}, point
     )
     assert float(got) == pytest.approx(float(want), rel=1e-9)
+
+
+def test_population_prior_of_a_pooled_term_leaves_the_exponent_alone(two_groups):
+    """A pooled A's population prior is on its term at the runs' centre, not on A.
+
+    On A itself (LogNormal(5, 1.5)), with the term pinned by the data, it was a prior on the
+    population alpha: log A = term + alpha log N_ref, so moving alpha from 0.41 to 0.66 moved
+    log A by ~5 and the prior factor by ~10 nats (Marin's population alpha sat at 0.41, below
+    every group's 0.65-0.68). With alpha shared, A's prior is the law's (a single fit's).
+    """
+    from numpyro import handlers
+
+    runs, _ = two_groups
+    law = sb.load_law("chinchilla")
+    likelihood = Likelihood(discrepancy="none").for_law(law)
+    data = grouped_data(law, likelihood, runs, ("g0", "g1"))
+
+    def prior_factor(modes, alpha):
+        plan = Pooling(modes=modes).plan(law, likelihood, (False, False))
+        point = {  # constrained values: priors' medians, the terms' logs -1, the given alpha
+            site: jnp.full(shape, -1.0 if prior is None else prior.median())
+            for site, (prior, shape) in plan.sites().items()
+        }
+        point["alpha"] = jnp.asarray(alpha)
+        model = handlers.substitute(functools.partial(grouped_model, law, likelihood, plan), point)
+        trace = handlers.trace(model).get_trace(data)
+        return float(trace["_prior_A"]["fn"].log_factor)
+
+    assert prior_factor({}, 0.41) == pytest.approx(prior_factor({}, 0.66), abs=1e-6)
+    shared = {"alpha": "shared"}
+    assert abs(prior_factor(shared, 0.41) - prior_factor(shared, 0.66)) > 1.0
 
 
 def test_new_group_draws_from_the_population():
@@ -193,6 +226,20 @@ def test_cli_group_refusals_come_before_work(groups_csv, capsys):
     assert "--out x.txt: expected a file name ending in" in capsys.readouterr().err
     assert main(["fit", str(groups_csv), "--group", "dataset"]) == 2
     assert "group column(s) ['dataset'] not found" in capsys.readouterr().err
+
+
+def test_cli_new_ladder_backtest_refuses_before_work(groups_csv, capsys):
+    from scalebayes.cli import main
+
+    head = ["backtest", str(groups_csv), "--column", "group=mix"]
+    assert main([*head, "--keep-budgets", "2"]) == 2
+    assert "--keep-budgets needs --group NAME" in capsys.readouterr().err
+    assert main([*head, "--group", "g0", "--holdout-top", "1"]) == 2
+    assert "not with --holdout-top" in capsys.readouterr().err
+    assert main([*head, "--group", "g9"]) == 2
+    assert "group 'g9' not in" in capsys.readouterr().err
+    assert main([*head, "--group", "g0", "--keep-budgets", "3"]) == 2
+    assert "has 3 budgets; expected 1 to 2" in capsys.readouterr().err
 
 
 @pytest.mark.slow

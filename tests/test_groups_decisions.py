@@ -98,6 +98,9 @@ def test_every_pooling_choice_is_stored_whole():
     plan = pooling.plan(law, likelihood, (True, False, True))
     record = json.loads(json.dumps(plan.to_dict()))
     assert Plan.from_dict(record, law, likelihood) == plan
+    default = Pooling().plan(law, likelihood, (True, False, True))  # E centred where strong
+    record = json.loads(json.dumps(default.to_dict()))
+    assert Plan.from_dict(record, law, likelihood) == default
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,7 @@ examples:
   scalebayes backtest runs.csv --holdout-tokens-per-param 80    # over-training: D/N > 80 held out
   scalebayes backtest chinchilla.csv --plot pit.png            # PIT histogram per cut
   scalebayes backtest sweep.csv --allocation --holdout-budgets 1 2   # N* at held-out budgets
+  scalebayes backtest ladders.csv --column group=dataset --group dclm --keep-budgets 3  # a new ladder
 
 Scores lead with proper scores, which wide intervals cannot game: IS90 (interval score of the
 90% interval: its width plus 20x any miss, log loss) and CRPS (log loss), lower is better;
@@ -195,6 +196,16 @@ def add_commands(commands: Any) -> None:
         "--plot",
         metavar="FILE",
         help="draw the held-out runs' PIT histogram, one panel per cut (.png, .svg or .pdf)",
+    )
+    backtest.add_argument(
+        "--group",
+        dest="ladder",
+        metavar="NAME",
+        help="a new ladder: fit group NAME with only its --keep-budgets cheapest budgets, with "
+        "the other groups (complete; column 'group' or --column group=COL) and alone (plain law)",
+    )
+    backtest.add_argument(
+        "--keep-budgets", type=int, metavar="K", help="with --group: budgets kept (default 3)"
     )
     add_fit_options(backtest)
     backtest.set_defaults(handler=_backtest)
@@ -339,6 +350,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _backtest(args: argparse.Namespace) -> int:
     from scalebayes.backtesting import backtest
 
+    if args.ladder is not None or args.keep_budgets is not None:
+        return _ladder_backtest(args)
     if args.allocation:
         return _allocation_backtest(args)
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -377,6 +390,31 @@ def _backtest(args: argparse.Namespace) -> int:
             print(f"wrote the PIT histograms to {args.plot}")
     healthy = all(f.diagnostics.ok for f in result.fits)
     return 1 if args.strict and not healthy else 0
+
+
+def _ladder_backtest(args: argparse.Namespace) -> int:
+    from scalebayes.groups.backtest import new_ladder_backtest
+
+    other = [name for name in ("holdout_top", "holdout_budgets", "cut", "holdout_tokens_per_param",
+             "plot", "budget") if getattr(args, name) not in (None, False)] + (
+        ["allocation"] if args.allocation else [])  # fmt: skip
+    if args.ladder is None:
+        raise ScalebayesError("--keep-budgets needs --group NAME: the group whose ladder is cut")
+    if other:
+        flags = ", ".join("--" + name.replace("_", "-") for name in other)
+        raise ScalebayesError(f"--group NAME is a backtest of its own; not with {flags}")
+    options = fit_options(args)
+    options.pop("likelihood")  # both fits take the plain law (a grouped fit has no discrepancy)
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        if not args.json:
+            print(runs)
+        table = new_ladder_backtest(runs, args.ladder, args.keep_budgets or 3, args.law, **options)
+    if args.json:
+        print_json(table.to_dict("records"))
+    else:
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return 1 if args.strict and not table["healthy"].all() else 0
 
 
 def _allocation_backtest(args: argparse.Namespace) -> int:

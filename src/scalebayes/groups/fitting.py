@@ -19,7 +19,7 @@ from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.engine import ProgressCallback
 from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import package_versions, prepare, sampler_settings
-from scalebayes.groups.pooling import Pooling, grouped_model, pointwise_log_lik
+from scalebayes.groups.pooling import Pooling, grouped_model, pointwise_log_lik, term_priors
 from scalebayes.groups.result import GroupedFit
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
@@ -155,7 +155,8 @@ def grouped_data(
     log_ref = reference_point(law, likelihood, log_inputs, log_loss, weight)
     index = {label: i for i, label in enumerate(groups)}
     group = jnp.asarray([index[str(g)] for g in runs.group], dtype=jnp.int32)
-    return ModelData(log_inputs, log_loss, weight, log_ref, {"group": group})
+    priors = {f"term_prior_{k}": v for k, v in term_priors(law, log_ref).items()}
+    return ModelData(log_inputs, log_loss, weight, log_ref, {"group": group, **priors})
 
 
 def _pinned(law: Law, name: str) -> bool:

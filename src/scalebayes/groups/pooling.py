@@ -6,9 +6,10 @@ Each parameter of the law and of the noise takes one of three modes:
     one value for every group;
 ``pooled``
     a value per group, drawn around a population value with a learned spread (on the
-    parameter's unconstrained scale: the log for a positive parameter), non-centred:
-    ``group value = population value + spread * z``, ``z ~ Normal(0, 1)``, which samples well
-    when each group's data are weak, as a new ladder's few cheapest runs are;
+    parameter's unconstrained scale: the log for a positive parameter), non-centred
+    (``group value = population value + spread * z``, ``z ~ Normal(0, 1)``, which samples well
+    when each group's data are weak, as a new ladder's few cheapest runs are) or centred where
+    a group's data pin the value (:class:`Pooling`'s ``centred``);
 ``separate``
     a value per group, each from the law's own prior, with no population (so a new group
     has none either).
@@ -20,7 +21,8 @@ not ``log A`` (the loss term at N = 1, twenty e-folds outside the data, where ev
 ``log A`` moves with its exponent: pooled there, the sampler crawled, ESS 56 of 600 draws on
 three simulated ladders). So a coefficient ``shared`` means the groups' terms agree at the
 centre of the runs; with the exponent shared too, that is ``A`` itself. Population values get
-the law's priors, as a single fit's parameters do (a coefficient's on the population ``A``).
+the law's priors, as a single fit's parameters do, except a pooled term's: its prior is on the
+term at the runs' centre (:func:`term_priors`), unless the rest of its term is shared.
 
 :class:`Pooling` is the user's choice (defaults per kind); :meth:`Pooling.plan` resolves it for
 a law into a :class:`Plan`, which owns the NumPyro model (:func:`grouped_model`), its sites, and
@@ -72,23 +74,28 @@ class Pooling:
     ``sigma`` pooled; Student-t ``nu``, when estimated, shared. ``modes`` overrides by name,
     e.g. ``{"alpha": "shared", "E": "separate"}``; ``spreads`` overrides the prior of a pooled
     parameter's spread, e.g. ``{"beta": "HalfNormal(scale=0.05)"}`` (unconstrained scale).
-    ``centred``: how pooled values are sampled: ``False`` (default) non-centred for every
-    group; ``"auto"`` centred for groups with strong data
-    (:func:`~scalebayes.groups.fitting.strong_groups`), non-centred for the others; ``True``
-    centred for all.
+    ``centred``: how pooled values are sampled. ``"floor"`` (default): ``E``, the loss floor,
+    centred in groups with strong data (:func:`~scalebayes.groups.fitting.strong_groups`),
+    everything else non-centred; a tuple of parameter names: those centred in strong groups;
+    ``"auto"``: every pooled parameter centred in strong groups; ``False``: none; ``True``: all.
     """
 
     modes: Mapping[str, str] = field(default_factory=dict)
     spreads: Mapping[str, str] = field(default_factory=dict)
-    # Non-centred by default: on Marin's three ladders (4 x 500 draws, beta shared) "auto"
-    # (all three centred) gave 208 divergences and R-hat 1.09, non-centred 1 and 1.017 (ESS
-    # 359) in one process, but 320 and 1.58 in another (other random streams): spreads near
-    # zero (groups alike in B, sigma) make a funnel for centred groups; neither is reliable yet.
-    centred: bool | str = False
+    # A full ladder pins its E to ~1 % while data mixes differ in it by 5-10 %: non-centred,
+    # that is a ridge (Marin, 2 x 500 draws: 102 of 1000 at the maximum tree depth); E centred,
+    # none and no divergences. Centring everything ("auto") funnels where the groups are alike
+    # (Marin's B, sigma: spreads down to 0.002): 73 divergences; E, A and B centred: 33.
+    centred: bool | str | tuple[str, ...] = "floor"
 
     def __post_init__(self) -> None:
-        if self.centred not in (True, False, "auto"):
-            raise ScalebayesError(f"centred={self.centred!r}: expected True, False or 'auto'")
+        if isinstance(self.centred, (list, tuple)):
+            object.__setattr__(self, "centred", tuple(str(n) for n in self.centred))
+        elif self.centred not in (True, False, "auto", "floor"):
+            raise ScalebayesError(
+                f"centred={self.centred!r}: expected 'floor', 'auto', True, False or parameter "
+                "names"
+            )
         bad = {name: mode for name, mode in self.modes.items() if mode not in MODES}
         if bad:
             raise ScalebayesError(f"pooling modes {bad}: expected one of {list(MODES)}")
@@ -104,7 +111,10 @@ class Pooling:
         centred_terms = find_centrings(law)
         centred = {c.param: c for c in centred_terms}
         names = (*law.free_param_names, *likelihood.param_names)
-        unknown = sorted((set(self.modes) | set(self.spreads)) - set(names))
+        named = self.centred if isinstance(self.centred, tuple) else ()
+        if self.centred == "floor":
+            named = ()
+        unknown = sorted((set(self.modes) | set(self.spreads) | set(named)) - set(names))
         if unknown:
             raise ScalebayesError(f"pooling names {unknown} unknown: the parameters are {names}")
         params = []
@@ -125,10 +135,12 @@ class Pooling:
             )
             pooled = Pooled(name, mode, kind, prior, Prior.parse(spread), centred.get(name))
             params.append(pooled)
-        centred = tuple(
-            bool(x) for x in (strong if self.centred == "auto" else [self.centred] * len(strong))
-        )
-        plan = Plan(tuple(params), centred, max(len(centred_terms), 1))
+        which = self.centred if isinstance(self.centred, tuple) else None
+        if self.centred == "floor":
+            which = tuple(n for n in ("E",) if n in names)
+        auto = self.centred == "auto" or which is not None
+        centred = tuple(bool(x) for x in (strong if auto else [self.centred] * len(strong)))
+        plan = Plan(tuple(params), centred, max(len(centred_terms), 1), which)
         plan.check(law)
         return plan
 
@@ -152,6 +164,7 @@ class Plan:
     params: tuple[Pooled, ...]
     centred: tuple[bool, ...]  # per group: sampled centred (strong data) or not (weak data)
     terms: int = 1  # the law's coefficients sampled as terms (where their logs start)
+    centred_params: tuple[str, ...] | None = None  # centred where the group is; None: all
 
     @property
     def n_groups(self) -> int:
@@ -174,7 +187,16 @@ class Plan:
     @property
     def key(self) -> str:
         """Names everything that changes the model (the engine caches compiled samplers by it)."""
-        return f"groups:{self.centred}:{self.params!r}"
+        return f"groups:{self.centred}:{self.centred_params}:{self.params!r}"
+
+    def term_prior(self, p: Pooled) -> bool:
+        """Whether ``p``'s population prior is on its term at the runs' centre (:func:`term_priors`).
+
+        So when the rest of its term (its exponent) is pooled; otherwise the law's prior on ``p``.
+        """
+        modes = self.modes()
+        rest = _symbols(p.centring.rest) if p.centring is not None else set()
+        return p.mode != "separate" and any(modes.get(s) == "pooled" for s in rest)
 
     def modes(self) -> dict[str, str]:
         """Each parameter's mode, by name."""
@@ -186,12 +208,17 @@ class Plan:
         With the law and the likelihood, :meth:`from_dict` rebuilds the same plan (a saved fit).
         """
         spreads = {p.name: str(p.spread) for p in self.params if p.mode == "pooled"}
-        return {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred)}
+        record = {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred)}
+        if self.centred_params is not None:
+            record["centred_params"] = list(self.centred_params)
+        return record
 
     @staticmethod
     def from_dict(record: Mapping[str, Any], law: Law, likelihood: Likelihood) -> Plan:
         """The plan :meth:`to_dict` wrote, resolved again for ``law`` and ``likelihood``."""
-        pooling = Pooling(modes=record["modes"], spreads=record["spreads"], centred="auto")
+        which = record.get("centred_params")
+        centred = tuple(which) if which is not None else "auto"
+        pooling = Pooling(modes=record["modes"], spreads=record["spreads"], centred=centred)
         # "auto" centres exactly the groups marked strong: the stored per-group choice.
         return pooling.plan(law, likelihood, [bool(c) for c in record["centred"]])
 
@@ -307,8 +334,11 @@ def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData)
             u_pop = numpyro.sample(_population_site(p), flat)
             log_pop = c.sign * (u_pop - log_evaluate(c.rest, population, data.log_ref))
             population[p.name] = numpyro.deterministic(p.name, jnp.exp(log_pop))
-            # The law's prior on the population coefficient, with its log-Jacobian (as model.py).
-            numpyro.factor(f"_prior_{p.name}", prior.log_prob(population[p.name]) + log_pop)
+            if plan.term_prior(p):
+                loc, scale = data.extra[f"term_prior_{p.name}"]
+                numpyro.factor(f"_prior_{p.name}", dist.Normal(loc, scale).log_prob(u_pop))
+            else:  # the law's prior on the coefficient, with its log-Jacobian (as model.py)
+                numpyro.factor(f"_prior_{p.name}", prior.log_prob(population[p.name]) + log_pop)
             # The term's log at the reference point, pooled (shared: offset 0).
             u = u_pop + _offsets(plan, p, u_pop, start)
             log_value = c.sign * (u - log_evaluate(c.rest, group, data.log_ref))
@@ -333,7 +363,8 @@ def _offsets(plan: Plan, p: Pooled, loc: Any, start: Any) -> Any:
     if p.mode != "pooled":
         return jnp.zeros(g)
     spread = numpyro.sample(f"{p.name}_spread", p.spread.to_numpyro())
-    c = jnp.asarray(plan.centred, dtype=jnp.result_type(float))
+    named = plan.centred_params is None or p.name in plan.centred_params
+    c = jnp.asarray(plan.centred, dtype=jnp.result_type(float)) * named
     r = numpyro.sample(f"_z_{p.name}", dist.Normal(c * (loc - start), c * spread + (1 - c)))
     return c * (start + r - loc) + (1 - c) * spread * r
 
@@ -375,3 +406,41 @@ def _symbols(expr: Any) -> set[str]:
     if isinstance(expr, Op):
         return set().union(*(_symbols(a) for a in expr.args))
     return set()
+
+
+# Prior draws that set a term's population prior: fixed, so one fit's model is one density.
+TERM_PRIOR_DRAWS = 4000
+
+
+def term_priors(law: Law, log_ref: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """Per centred coefficient with an exponent: (loc, sd) of the log of its term at ``log_ref``.
+
+    The Normal that the law's priors imply for ``log(A / N_ref**alpha)`` (moment-matched over
+    :data:`TERM_PRIOR_DRAWS` prior draws): a pooled term's population prior. The law's prior
+    on the population ``A`` itself, with the data pinning the term at the centre, is a prior on
+    the population alpha (``log A = term + alpha log N_ref``, log N_ref ~ 20): LogNormal(5, 1.5)
+    on A pulled Marin's population alpha to 0.41, below all three groups' 0.65-0.68 (a single
+    fit's data outweigh it; three groups' exponents do not).
+    """
+    return _term_prior_program(law)({n: jnp.asarray(log_ref[n]) for n in law.inputs})
+
+
+@functools.lru_cache(maxsize=16)
+def _term_prior_program(law: Law) -> Any:
+    centrings = [c for c in find_centrings(law) if _symbols(c.rest)]
+
+    def program(log_ref: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        key = jax.random.PRNGKey(0)
+        draws = {
+            name: law.params[name]
+            .prior.to_numpyro()
+            .sample(jax.random.fold_in(key, i), (TERM_PRIOR_DRAWS,))
+            for i, name in enumerate(law.param_names)
+        }
+        out = {}
+        for c in centrings:
+            u = c.sign * jnp.log(draws[c.param]) + log_evaluate(c.rest, draws, log_ref)
+            out[c.param] = jnp.stack([jnp.mean(u), jnp.std(u)])
+        return out
+
+    return jax.jit(program)
