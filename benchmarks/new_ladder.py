@@ -15,6 +15,7 @@ grouped / alone (target <= 0.7, coverage 0.85-0.95).
     python benchmarks/new_ladder.py [--keep 3] [--draws 1000 --warmup 1000]
     python benchmarks/new_ladder.py --quick          # dclm only, 2 chains x 300 draws
     python benchmarks/new_ladder.py --datasets dclm --out new_ladder_dclm.json  # one at a time
+    python benchmarks/new_ladder.py --merge new_ladder_comma.json ... --out new_ladder.json
 
 Writes benchmarks/results/new_ladder.json (new_ladder_quick.json with --quick).
 """
@@ -22,6 +23,7 @@ Writes benchmarks/results/new_ladder.json (new_ladder_quick.json with --quick).
 from __future__ import annotations
 
 import argparse
+import json
 
 import pandas as pd
 from _common import RESULTS, add_data_argument, machine, marin_runs, write_results
@@ -50,27 +52,35 @@ def main() -> None:
         "--pool", nargs="+", default=[], metavar="NAME=MODE", help="the grouped fit's pooling"
     )
     parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="pool these results' rows")
     args = parser.parse_args()
-    runs = marin_runs(args.data)
-    if runs is None:
-        return
-    datasets = ("dclm",) if args.quick else tuple(args.datasets)
-    if args.quick:
-        args.chains, args.draws, args.warmup = 2, 300, 300
-    sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
-    modes = dict(item.split("=", 1) for item in args.pool)
-    rows = [row for name in datasets for row in one_dataset(runs, name, args.keep, sampler, modes)]
+    if args.merge:
+        rows = [r for f in args.merge for r in json.loads((RESULTS / f).read_text())["rows"]]
+    else:
+        runs = marin_runs(args.data)
+        if runs is None:
+            return
+        datasets = ("dclm",) if args.quick else tuple(args.datasets)
+        if args.quick:
+            args.chains, args.draws, args.warmup = 2, 300, 300
+        sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
+        modes = dict(item.split("=", 1) for item in args.pool)
+        rows = [r for name in datasets for r in one_dataset(runs, name, args.keep, sampler, modes)]
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     wide = frame.pivot(index="dataset", columns="fit", values="interval score 90")
     ratio = (wide["grouped"] / wide["alone"]).to_dict()
     pooled = frame.groupby("fit")[["hits", "held out"]].sum()
     coverage = (pooled["hits"] / pooled["held out"]).to_dict()
+    weighted = frame.assign(total=frame["interval score 90"] * frame["held out"])
+    sums = weighted.groupby("fit")[["total", "held out"]].sum()
+    score = (sums["total"] / sums["held out"]).to_dict()  # per held-out run, all datasets
     print(
         "\ninterval score ratio grouped / alone (target <= 0.7):",
         {k: round(v, 3) for k, v in ratio.items()},
     )
     print("pooled 90% coverage (target 0.85-0.95):", {k: round(v, 3) for k, v in coverage.items()})
+    print("pooled interval score:", {k: round(v, 4) for k, v in score.items()})
     name = args.out or ("new_ladder_quick.json" if args.quick else "new_ladder.json")
     write_results(
         RESULTS / name,
@@ -79,6 +89,7 @@ def main() -> None:
             "rows": rows,
             "ratio": ratio,
             "pooled coverage": coverage,
+            "pooled interval score": score,
             "machine": machine(),
         },
     )

@@ -419,8 +419,8 @@ def term_priors(law: Law, log_ref: Mapping[str, Any]) -> dict[str, jax.Array]:
     :data:`TERM_PRIOR_DRAWS` prior draws): a pooled term's population prior. The law's prior
     on the population ``A`` itself, with the data pinning the term at the centre, is a prior on
     the population alpha (``log A = term + alpha log N_ref``, log N_ref ~ 20): LogNormal(5, 1.5)
-    on A pulled Marin's population alpha to 0.41, below all three groups' 0.65-0.68 (a single
-    fit's data outweigh it; three groups' exponents do not).
+    on A pulled Marin's population alpha to 0.44, below all three groups' 0.65-0.67 (a single
+    fit's data outweigh it; three groups' exponents do not; benchmarks/marin_groups.py).
     """
     return _term_prior_program(law)({n: jnp.asarray(log_ref[n]) for n in law.inputs})
 
