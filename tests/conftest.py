@@ -69,23 +69,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # suite's --durations on 2 cores; --no-loadscope-reorder keeps this order): a long file that
 # started last would leave the other core idle at the end.
 SAME_SAMPLERS = {
-    **dict.fromkeys(
-        ("test_backtest.py", "test_compare.py", "test_cli_compare.py", "test_batch.py"),
-        "holdout batch of 3",
-    ),
     **dict.fromkeys(("test_api.py", "test_precision.py"), "float32 fit"),
 }
 HEAVIEST = (
-    "holdout batch of 3",
     "test_plots.py",
     "test_plots_cli.py",
     "test_gp.py",
     "test_interrupt.py",
-    "test_inference.py",
-    "test_isoflop.py",
     "test_io.py",
+    "test_isoflop.py",
+    "test_benchmarks_cli.py",
+    "test_inference.py",
+    "test_batch.py",
+    "test_backtest.py",
     "test_cli_decisions.py",
-    "test_allocate.py",
+    "float32 fit",
     "test_planning.py",
 )
 
@@ -182,13 +180,13 @@ def chinchilla_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def chinchilla_lfo(synthetic_runs):
-    """Leave-future-out of the true law at 3 compute cuts: one batch of 3 fits (CI_FIT, seed 5).
+    """Leave-future-out of the true law at 3 compute cuts: 3 refits (CI_FIT, seed 5).
 
-    Three, as the backtests' batch (two cuts and the all-runs fit): one compiled batch sampler
-    serves test_backtest, test_compare and test_cli_compare, which run on one worker.
+    On a CPU the refits take turns on the plain one-table sampler every worker compiles for
+    chinchilla_plain_fit and ladder_fits: no compile of their own.
 
-    The plain law: the holdout core does not depend on the discrepancy, and a staged GP batch
-    costs twice the compile (the GP's own coverage beyond the data is tested in test_gp).
+    The plain law: the holdout core does not depend on the discrepancy, and a staged GP refit
+    costs twice the sampling (the GP's own coverage beyond the data is tested in test_gp).
     """
     import scalebayes as sb
     from scalebayes.leave_future_out import lfo

@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import CI_FIT, LADDER_SEEDS, PLAIN, assert_healthy
 
 import scalebayes as sb
+from scalebayes import engine
 from scalebayes.errors import ScalebayesError
 
 
@@ -25,12 +26,21 @@ def batch_tables(ladder_runs):
     return runs, masks
 
 
-@pytest.fixture(scope="module")
-def batch_fits(batch_tables):
-    # The plain law: batching is the same for any model, and this batch shape (3 tables of 81
-    # runs, CI_FIT) is the backtests' and leave-future-out's, compiled once on this worker.
+@pytest.fixture(scope="module", params=["one at a time", "batched"])
+def batch_fits(request, batch_tables):
+    """The tables as one fit_batch call: one after another (a CPU's way), or as one batch of
+    chains (a GPU's way, forced here so that a CPU checks the batched sampler too).
+
+    The plain law: batching is the same for any model. One at a time reuses the one-table
+    sampler the session's plain fits compiled; the batched sampler compiles here.
+    """
     runs, masks = batch_tables
-    return sb.fit_batch(runs, "chinchilla", masks=masks, likelihood=PLAIN, seed=0, **CI_FIT)
+    before = engine.BATCH_ON_CPU
+    engine.BATCH_ON_CPU = request.param == "batched"
+    try:
+        return sb.fit_batch(runs, "chinchilla", masks=masks, likelihood=PLAIN, seed=0, **CI_FIT)
+    finally:
+        engine.BATCH_ON_CPU = before
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +56,7 @@ def single_fits(batch_tables, ladder_fits):
 def test_each_table_gets_its_own_posterior(batch_tables, batch_fits):
     runs, masks = batch_tables
     assert [f.settings.batch_index for f in batch_fits] == [0, 1, 2]
-    assert batch_fits[0].settings.devices == 4  # 12 chains on 4 devices: three each
+    assert batch_fits[0].settings.devices == 4  # batched, 12 chains on 4 devices: three each
     for table, mask, fit in zip(runs, masks, batch_fits, strict=True):
         assert fit.posterior.sizes == {"chain": CI_FIT["chains"], "draw": CI_FIT["draws"]}
         assert_healthy(fit.diagnostics)

@@ -14,9 +14,15 @@ SCRIPTS = sorted(
     for p in BENCHMARKS.glob("*.py")
     if not p.name.startswith("_") and p.name != "baselines.py"
 )
-# Scripts that do real work without data: calibration and discrepancy_truth simulate their runs,
+# Scripts that do real work without data: batch_cpu, calibration and discrepancy_truth simulate,
 # gp_geometry runs its simulated half.
-SIMULATED = {"calibration.py", "discrepancy_truth.py", "gp_geometry.py", "hierarchy_truth.py"}
+SIMULATED = {
+    "batch_cpu.py",
+    "calibration.py",
+    "discrepancy_truth.py",
+    "gp_geometry.py",
+    "hierarchy_truth.py",
+}
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:

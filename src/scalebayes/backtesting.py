@@ -10,8 +10,7 @@ each small-run fit with the one from all the runs.
 
 A view of :mod:`scalebayes.holdout`, as leave-future-out is: the backtest's cut rules (decades
 or budgets held out at the top, or FLOPs), the shared scores, and the allocation check. All
-cut-offs and the all-runs fit are one :func:`scalebayes.fit_batch` call: one compile, one
-sampler run.
+cut-offs and the all-runs fit are one :func:`scalebayes.fit_batch` call: one compiled sampler.
 """
 
 from __future__ import annotations

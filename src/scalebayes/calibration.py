@@ -7,7 +7,7 @@ law is fitted and the rank of the true value among the posterior draws is record
 parameter and for two things users extrapolate: the mean loss at a budget far beyond the data
 (at the true compute-optimal allocation) and the compute-optimal N* there. Calibrated
 inference gives uniform ranks, and central intervals that contain the truth at their nominal
-rate. All fits of one study run as batches of chains (:func:`scalebayes.fit_batch`).
+rate. All fits of one study share one compiled sampler (:func:`scalebayes.fit_batch`).
 """
 
 from __future__ import annotations

@@ -129,8 +129,8 @@ def compare(
     method : {"loo", "waic", "lfo"}
         ``"loo"``: PSIS-LOO (ArviZ); ``"waic"``: WAIC; ``"lfo"``: leave-future-out by compute,
         refitting each law below each cut with its fit's own priors, likelihood and NUTS
-        settings (see :func:`scalebayes.leave_future_out.lfo`), which costs one compile and
-        one batch of fits per law.
+        settings (see :func:`scalebayes.leave_future_out.lfo`), which costs one compiled
+        sampler (the fit's own, on a CPU) and one fit per cut and law.
     cuts : int or sequence of float
         Compute cut-offs for ``"lfo"`` (see :func:`scalebayes.leave_future_out.compute_cuts`).
     lfo_results : mapping of str to LFO, optional

@@ -27,6 +27,7 @@ from scalebayes.likelihood import Likelihood
 from scalebayes.model import (
     Centring,
     ModelData,
+    OneTable,
     Tables,
     find_centrings,
     numpyro_model,
@@ -50,21 +51,68 @@ def sample(
 ) -> tuple[list[Block], float, int]:
     """Sample the posterior of ``law`` under ``likelihood`` for each table, in stages if it asks.
 
-    Returns per table the draws (with ``_log_lik``) and sample stats, leading dims (chain,
-    draw); the seconds spent compiling; and the number of devices the chains used.
+    Several tables sample as one batch of chains where that pays (:func:`batches_together`),
+    else one table after another through the one-table sampler, which a fit of the same law
+    and table shape has usually compiled already. Returns per table the draws (with
+    ``_log_lik``) and sample stats, leading dims (chain, draw); the seconds spent compiling;
+    and the number of devices the chains used.
     """
     import jax
 
-    runner = _Runner(law, tables, settings, progress)
     key = jax.random.key(settings.seed)
+    n = len(tables.plain)
+    if n > 1 and not batches_together():
+        blocks: list[Block] = []
+        compile_s, devices = 0.0, 1
+        for i in range(n):
+            one = tables.one(i)
+            table_progress = _table_progress(progress, i, n)
+            runner = _Runner(law, one, settings, table_progress)
+            table_key = jax.random.fold_in(key, i)
+            got, seconds, devices = likelihood.discrepancy.sample_posterior(
+                law, likelihood, one, table_key, runner
+            )
+            blocks += got
+            compile_s += seconds
+        return blocks, compile_s, devices
+    runner = _Runner(law, tables, settings, progress)
     return likelihood.discrepancy.sample_posterior(law, likelihood, tables, key, runner)
+
+
+BATCH_ON_CPU = False
+"""Whether tables of one call sample as one batch of chains on a CPU (tests set it to check the
+batched sampler that GPUs run)."""
+
+
+def batches_together() -> bool:
+    """Whether the tables of one call sample as one batch of chains: on GPUs, not on CPUs.
+
+    A GPU runs a batch's chains side by side (vmapped). A CPU runs chains one after another
+    whatever the batch, so a batch there saves no sampling time but costs a program of its own
+    to compile (measured on 2 cores, plain law, 81 runs, 4 x (500 + 500) per table: see
+    benchmarks/batch_cpu.py), while one table at a time reuses the one-table program.
+    """
+    import jax
+
+    return BATCH_ON_CPU or jax.local_devices()[0].platform != "cpu"
+
+
+def _table_progress(progress: ProgressCallback | None, i: int, n: int) -> ProgressCallback | None:
+    """Progress of table ``i`` of ``n`` sampled one after another, as a share of the whole."""
+    if progress is None:
+        return None
+    return lambda done, total, phase: progress(i * total + done, n * total, phase)
 
 
 class _Runner:
     """What a discrepancy's ``sample_posterior`` is handed: runs one stage."""
 
     def __init__(
-        self, law: Law, tables: Tables, settings: Settings, progress: ProgressCallback | None
+        self,
+        law: Law,
+        tables: Tables | OneTable,
+        settings: Settings,
+        progress: ProgressCallback | None,
     ):
         self.law, self.settings, self.progress = law, settings, progress
         self.n_runs, self.batch = int(tables.plain[0].weight.shape[0]), len(tables.plain)
@@ -74,6 +122,9 @@ class _Runner:
             self.settings, target_accept=max(self.settings.target_accept, stage.min_target_accept)
         )
         return _sampler(self.law, stage, self.n_runs, settings, self.batch)
+
+    def prepare(self, stage: Stage, tables: Sequence[ModelData]) -> None:
+        self._sampler(stage).prepare(tables)
 
     def __call__(
         self, stage: Stage, tables: Sequence[ModelData], key: Any, slot: tuple[int, int]
@@ -348,8 +399,9 @@ class Sampler:
 
         Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
         all runs, for the law's own model) and sample stats, all with leading dims
-        (chain, draw); and the seconds spent compiling (0 when an earlier run compiled the
-        programs). ``key`` is a JAX PRNG key.
+        (chain, draw); and the seconds spent waiting for the programs to compile (0 when an
+        earlier run compiled them; less than the compile when :meth:`prepare` started it
+        earlier). ``key`` is a JAX PRNG key.
         """
         import jax
 

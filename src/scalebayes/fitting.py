@@ -106,8 +106,10 @@ def fit_batch(
     """Fit one law to many tables of runs at once: simulation studies, backtests, sweeps.
 
     Every table must have the same number of runs (fit subsets of one table with ``masks``).
-    All chains of all fits run as one batch (spread over devices; see :class:`engine.Sampler`), so
-    hundreds of small fits cost one compile and far less than hundreds of :func:`fit` calls.
+    All fits share one compiled sampler: on a GPU their chains run as one batch (spread over
+    devices; see :class:`engine.Sampler`); on a CPU, which runs chains one after another anyway,
+    the tables take turns on the one-table sampler (:func:`engine.batches_together`), so a
+    backtest after an ordinary fit of the same table compiles nothing.
     Arguments are as in :func:`fit`; ``masks`` holds one boolean array per table. Fit ``i``
     records ``settings.batch_index = i``; the same ``seed`` gives identical draws for the same
     batch. Unlike :func:`fit`, poor diagnostics do not warn here (a study of hundreds of fits

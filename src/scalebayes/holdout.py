@@ -8,7 +8,8 @@ them. Every such check here is the same machinery:
   decades or budgets held out at the top (:func:`decade_cuts`, :func:`budget_cuts`, the
   backtest's) or explicit FLOPs (:func:`flop_cuts`);
 - :func:`fit_holdout` fits every cut in one :func:`scalebayes.fit_batch` call (the held-out
-  runs stay in the data with weight 0, so all cuts share one compiled sampler and one run);
+  runs stay in the data with weight 0, so all cuts share one compiled sampler: the one-table
+  sampler of an ordinary fit on a CPU, one batch of chains on a GPU);
 - :func:`score` scores a fit's predictions of the held-out runs, one row per run: proper
   scores first (interval score, CRPS, log predictive density; :mod:`scalebayes.scoring`), then
   coverage, width, errors and the PIT; :func:`pool` pools those rows per cut and
@@ -273,10 +274,10 @@ def fit_holdout(
         From the cut rules (:func:`quantile_cuts`, :func:`decade_cuts`, :func:`budget_cuts`,
         :func:`flop_cuts`) or made by hand; each must keep at least 3 runs and hold out one.
     priors, likelihood, settings, progress
-        As in :func:`scalebayes.fit_batch`: all cuts sample together, one compile.
+        As in :func:`scalebayes.fit_batch`: all cuts share one compiled sampler.
     fit_all : bool
-        Also fit all the runs, last in the same batch (:attr:`Holdout.full`). The batch is
-        then one fit larger, so the cuts' draws differ from a batch without it.
+        Also fit all the runs, last in the same batch (:attr:`Holdout.full`). On a GPU the
+        batch is then one fit larger, so the cuts' draws differ from a batch without it.
 
     Returns
     -------

@@ -6,7 +6,7 @@ cut-offs in training compute, the law is refitted on the runs at or below the cu
 above it are scored by the refit's posterior predictive distribution.
 
 A view of :mod:`scalebayes.holdout`, as the backtest is: cuts at quantiles of compute, all
-refits in one :func:`scalebayes.fit_batch` call (one compile, one sampler run), the shared
+refits in one :func:`scalebayes.fit_batch` call (one compiled sampler), the shared
 scores per cut (:func:`scalebayes.holdout.pool`), and the one-step-ahead elpd: each run's log
 predictive density from the highest cut below it.
 """
@@ -189,7 +189,7 @@ def lfo(
         See :func:`compute_cuts`; default 4 cut-offs at the 0.5-0.8 quantiles of compute.
     priors, likelihood, settings, **sampler
         As for :func:`scalebayes.fit`; every refit uses the same ones (and the same seed), and
-        all refits sample as one batch (:func:`scalebayes.fit_batch`).
+        all refits are one :func:`scalebayes.fit_batch` call.
     progress : callable, optional
         ``progress(done, total, phase)`` as the batch of refits samples.
 
@@ -201,7 +201,7 @@ def lfo(
     """
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     split = quantile_cuts(runs, cuts)
-    label = f"{len(split)} cut{'s' * (len(split) > 1)} in one batch"
+    label = f"{len(split)} cut{'s' * (len(split) > 1)}"
 
     def report(done: int, total: int, phase: str) -> None:
         if progress is not None:

@@ -117,16 +117,32 @@ class Tables:
         self.plain = [
             model_data(law, r, plain, m) for r, m in zip(self._runs, self._masks, strict=True)
         ]
-        self._full: list[ModelData] | None = None
+        self._full: list[ModelData | None] = [None] * len(self._runs)
 
     def full(self) -> list[ModelData]:
         """Each table with the discrepancy's reference and arrays."""
-        if self._full is None:
-            self._full = [
-                model_data(self._law, r, self._likelihood, m)
-                for r, m in zip(self._runs, self._masks, strict=True)
-            ]
-        return self._full
+        return [self._full_one(i) for i in range(len(self._runs))]
+
+    def _full_one(self, i: int) -> ModelData:
+        if self._full[i] is None:
+            self._full[i] = model_data(self._law, self._runs[i], self._likelihood, self._masks[i])
+        return self._full[i]  # type: ignore[return-value]
+
+    def one(self, i: int) -> OneTable:
+        """Table ``i`` alone, as a table set of one (its arrays shared with this set)."""
+        return OneTable(self, i)
+
+
+class OneTable:
+    """One table of a :class:`Tables`, itself a table set (``plain``, ``full()``) of one."""
+
+    def __init__(self, tables: Tables, i: int):
+        self._tables, self._i = tables, i
+        self.plain = [tables.plain[i]]
+
+    def full(self) -> list[ModelData]:
+        """The table with the discrepancy's reference and arrays (computed once)."""
+        return [self._tables._full_one(self._i)]
 
 
 def find_centrings(law: Law) -> tuple[Centring, ...]:

@@ -72,7 +72,7 @@ Scores lead with proper scores, which wide intervals cannot game: IS90 (interval
 90% interval: its width plus 20x any miss, log loss) and CRPS (log loss), lower is better;
 lpd (log predictive density per run), higher is better. Then coverage: a calibrated fit puts
 about 90% of the held-out losses inside its 90% predictive intervals, and their PIT values
-(--plot) are flat. All cut-offs and the all-runs fit sample together (one compile)."""
+(--plot) are flat. All cut-offs and the all-runs fit share one compiled sampler."""
 
 EXAMPLES_DEMO = """\
 examples:
