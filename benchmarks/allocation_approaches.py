@@ -111,6 +111,8 @@ def real(args: argparse.Namespace) -> None:
                 "p": interval(iso.posterior["p"]),
                 "q": interval(iso.posterior["q"]),
                 "tau": interval(iso.posterior["tau"]),
+                # the exponent drift per e-fold of C (absent for the straight line)
+                **({"kappa": interval(iso.posterior["kappa"])} if "kappa" in iso.posterior else {}),
                 "diagnostics": iso.diagnostics.to_dict(),
                 "time_s": iso_s,
                 "wall_time": iso.wall_time,

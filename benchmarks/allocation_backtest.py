@@ -18,6 +18,7 @@ beta 0.8, as the valleys of Chinchilla's own runs read); per measure shape: how 
 measured interval holds the held-out sweep's true N*, and how often the prediction covers.
 
     python benchmarks/allocation_backtest.py [--data DIR] [--datasets ...] [--quick]
+        [--chains 4 --draws 500 --warmup 500]
     python benchmarks/allocation_backtest.py --truth [--replicates 6]
 """
 
@@ -43,6 +44,9 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", help="subset of tables (default: all found)")
     parser.add_argument("--approaches", nargs="+", default=["3", "2"])
     parser.add_argument("--quick", action="store_true", help="2 chains x 500 draws")
+    parser.add_argument("--chains", type=int, help="sampler chains (default: the package's)")
+    parser.add_argument("--draws", type=int, help="draws per chain (default: the package's)")
+    parser.add_argument("--warmup", type=int, help="warmup per chain (default: the package's)")
     parser.add_argument("--out", default=None, help="file name under benchmarks/results")
     parser.add_argument("--measure-shape", default="fitted", choices=("fitted", "prior"))
     parser.add_argument("--truth", action="store_true", help="the known-truth study")
@@ -58,7 +62,9 @@ def main() -> None:
     from scalebayes.allocation_backtest import allocation_backtest
 
     sampler = {"chains": 2, "draws": 500, "warmup": 500} if args.quick else {}
+    sampler |= {k: getattr(args, k) for k in ("chains", "draws", "warmup") if getattr(args, k)}
     rows, per_table = [], {}
+    begun = time.perf_counter()
     for name, spec in tables.items():
         started = time.perf_counter()
         with warnings.catch_warnings():
@@ -75,7 +81,8 @@ def main() -> None:
         per_table[name] = result.to_dict()
         for row in result.table.to_dict(orient="records"):
             rows.append({"dataset": name, **row, "wall_s": wall})
-        save(args, sampler, rows, per_table, done=len(per_table) == len(tables))
+        total = time.perf_counter() - begun
+        save(args, sampler, rows, per_table, done=len(per_table) == len(tables), wall_s=total)
 
 
 def save(
@@ -85,6 +92,7 @@ def save(
     per_table: dict,
     *,
     done: bool,
+    wall_s: float,
 ) -> None:
     """Print and write the rows so far (after every table, so a stopped run keeps its tables)."""
     table = pd.DataFrame(rows)
@@ -110,6 +118,7 @@ def save(
         {
             "settings": {**vars(args), "data": str(args.data), **sampler},
             "complete": done,
+            "wall_s": wall_s,  # all tables so far; each row's wall_s is its table's
             "target_coverage_90": TARGET,
             "machine": info,
             "pooled": pooled.reset_index().to_dict("records"),
