@@ -132,10 +132,43 @@ def synthetic_runs(truth):
 
 
 @pytest.fixture(scope="session")
-def chinchilla_fit(synthetic_runs):
+def chinchilla_fit(synthetic_runs, tmp_path_factory):
+    """The default (GP) fit of the session's runs: fitted by the first worker that asks, saved,
+    and loaded by every worker (its two stages compile once in the suite, not once a worker)."""
     import scalebayes as sb
 
-    return sb.fit(synthetic_runs, "chinchilla", seed=1, **CI_FIT)
+    return once_per_session(
+        tmp_path_factory,
+        "chinchilla_fit.nc",
+        lambda: sb.fit(synthetic_runs, "chinchilla", seed=1, **CI_FIT),
+    )
+
+
+def once_per_session(tmp_path_factory: pytest.TempPathFactory, name: str, make) -> object:
+    """The fit ``make()`` returns, made once for all pytest-xdist workers and loaded from a file.
+
+    The first worker to ask makes and saves it, holding a lock that the others wait on (their
+    core is then free for its compile threads); every worker returns the loaded file, so each
+    sees the same object whichever made it. Where ``fcntl`` is missing (Windows) each worker
+    makes its own.
+    """
+    import scalebayes as sb
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return make()
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not path.exists():
+                sb.save_fit(make(), path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return sb.load_fit(path)
 
 
 @pytest.fixture(scope="session")

@@ -100,7 +100,6 @@ def _retry_stages(law_blocks, first, retry):
         blocks = {"law": law_blocks, "gp": first, "gp_centred": retry}[stage.key]
         return [(dict(d), dict(s)) for d, s in blocks], 0.0, 1
 
-    run_stage.prepare = lambda stage, tables: None  # nothing to compile
     return run_stage, calls
 
 

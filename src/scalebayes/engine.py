@@ -123,9 +123,6 @@ class _Runner:
         )
         return _sampler(self.law, stage, self.n_runs, settings, self.batch)
 
-    def prepare(self, stage: Stage, tables: Sequence[ModelData]) -> None:
-        self._sampler(stage).prepare(tables)
-
     def __call__(
         self, stage: Stage, tables: Sequence[ModelData], key: Any, slot: tuple[int, int]
     ) -> tuple[list[Block], float, int]:

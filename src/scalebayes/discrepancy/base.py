@@ -101,13 +101,6 @@ class RunStage(Protocol):
         ``(index, count)`` places the stage in the progress bar.
         """
 
-    def prepare(self, stage: Stage, tables: Sequence[Any]) -> None:
-        """Trace ``stage``'s programs for these tables now and compile them in the background.
-
-        A later call of the runner on the same stage and table shapes waits for them; meanwhile
-        the caller can do other work on the core the compile leaves free.
-        """
-
 
 @dataclass(frozen=True)
 class Discrepancy:

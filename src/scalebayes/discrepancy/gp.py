@@ -158,11 +158,12 @@ class GP(Discrepancy):
         import jax
 
         # Stage 1 sees the plain law's data, without the GP's arrays and reference entries, so
-        # it is the plain law's compiled sampler and draws. Its programs compile while the
-        # plain law's mode is found for the GP's reference (L-BFGS: Python and small programs,
-        # which leave a core free beside XLA's compile of the sampler).
+        # it is the plain law's compiled sampler and draws. (Compiling it, or the GP's stage, in
+        # the background while the other work ran was slower on 2 cores: 31 s against 25 s for
+        # a cold default fit of Epoch's runs, both under the same load; compiling the law
+        # stage during the reference's L-BFGS search gained nothing on the idle machine, 22.7 s
+        # both ways and 2 CPU-s more: XLA's compile of the sampler already keeps both cores busy.)
         law_stage = Stage("law", likelihood.without_discrepancy())
-        run_stage.prepare(law_stage, tables.plain)
         full = tables.full()
         gp_stage = self._stage(law, likelihood, False)
         law_blocks, law_compile, devices = run_stage(law_stage, tables.plain, key, (0, 2))
