@@ -70,6 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # started last would leave the other core idle at the end.
 SAME_SAMPLERS = {
     **dict.fromkeys(("test_api.py", "test_precision.py"), "float32 fit"),
+    **dict.fromkeys(("test_compare.py", "test_cli_compare.py"), "power_c fit"),
 }
 HEAVIEST = (
     "test_plots.py",
@@ -83,6 +84,7 @@ HEAVIEST = (
     "test_batch.py",
     "test_backtest.py",
     "test_cli_decisions.py",
+    "power_c fit",
     "float32 fit",
     "test_planning.py",
 )

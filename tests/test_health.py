@@ -140,7 +140,7 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     assert calls == ["law", "gp", "gp_centred"] and blocks[1][1] is False
 
 
-def test_an_unhealthy_gp_module_makes_the_fit_unhealthy():
+def test_an_unhealthy_gp_module_makes_the_fit_unhealthy(synthetic_runs):
     # A fit keeps whichever GP run it chose with that run's draws; its diagnostics run over every
     # sampled parameter, the GP's included, so a stuck GP amplitude fails R-hat and ESS, the
     # fit warns (sb.fit calls warn_if_unhealthy) and `scalebayes fit --strict` exits 1 (it
@@ -151,7 +151,7 @@ def test_an_unhealthy_gp_module_makes_the_fit_unhealthy():
     values = {**EPOCH_CHINCHILLA, "sigma": 0.01}
     values.update({n: 0.01 for n in model_param_names(law, likelihood) if n not in values})
     draws = jittered_draws(values, rel_sd=0.01, chains=CHAINS, draws=DRAWS, seed=3)
-    runs = sb.simulate("chinchilla", EPOCH_CHINCHILLA, sb.isoflop_design([1e19, 1e20]), seed=0)
+    runs = synthetic_runs  # the session's GP fit's table: its reference programs are compiled
     healthy = fit_from_draws(law, runs, draws, likelihood=likelihood)
     assert healthy.diagnostics.max_rhat < 1.01, healthy.diagnostics
     draws["gp_amplitude"] = 0.01 * np.exp(_stuck(rng))
