@@ -4,12 +4,16 @@ Isoflop sweeps (5 budgets 1e18-1e21 x 7 runs, 1 % log-normal noise) simulated fr
 Chinchilla fit ("exact": a straight power law N* ~ C^a) or from it plus a second, steeper
 parameter term ("bent": N*'s local exponent falls with C), centred on the true optimum or
 shifted off it; coverage of the 90 % intervals of a (the local exponent at the sweeps' mean log
-budget), of kappa (approach 2 with drift) and of N* 100x beyond the largest sweep.
+budget), of kappa (approach 2 with drift) and of N* 100x beyond the largest sweep. A drifting
+fit's N* is scored for each of ``--extrapolation`` (method name suffix ``_edge``:
+the outer sweep's local exponent carried on straight; ``_quadratic``: the fitted quadratic in
+log C carried on) from the same posterior.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import warnings
 from typing import Any
@@ -145,15 +149,19 @@ def truth(args: argparse.Namespace) -> None:
                     for method, model in models.items():
                         started = time.perf_counter()
                         iso = sb.fit_isoflops(runs, model=model, settings=settings, seed=seed)
+                        seconds = time.perf_counter() - started
                         kappa = iso.posterior["kappa"] if "kappa" in iso.posterior else None
-                        n = iso.optimal([ref]).N
-                        fits[method] = (
-                            iso.a,
-                            kappa,
-                            n,
-                            iso.diagnostics,
-                            time.perf_counter() - started,
-                        )
+                        if kappa is None:  # a straight line: every extrapolation is the same
+                            fits[method] = (iso.a, None, iso.optimal([ref]).N, iso.diagnostics,
+                                            seconds)  # fmt: skip
+                            continue
+                        # Each extrapolation of the same posterior (sampling does not change).
+                        for how in args.extrapolation:
+                            carried = dataclasses.replace(
+                                iso, model=dataclasses.replace(iso.model, extrapolation=how)
+                            )
+                            n = carried.optimal([ref]).N
+                            fits[f"{method}_{how}"] = (iso.a, kappa, n, iso.diagnostics, seconds)
                     if not args.no_law:
                         started = time.perf_counter()
                         fit = sb.fit(
@@ -209,6 +217,7 @@ def truth(args: argparse.Namespace) -> None:
                 "replicates": args.replicates,
                 "shapes": args.shape,
                 "drift": args.drift,
+                "extrapolation": args.extrapolation,
                 "models": {name: repr(model) for name, model in models.items()},
             },
             "design": {

@@ -18,6 +18,8 @@ straight line) and approach 3 (unless ``--no-law``).
     python benchmarks/allocation_approaches.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
     python benchmarks/allocation_approaches.py --truth [--replicates 10] [--shape shared per_budget]
     python benchmarks/allocation_approaches.py --truth --drift none 0.02 --no-law  # the drift
+    python benchmarks/allocation_approaches.py --truth --drift none 0.02 --no-law \
+        --extrapolation edge quadratic  # both ways beyond the sweeps, on the same fits
     python benchmarks/allocation_approaches.py --curves [--quick]   # approach 1, (Mis)Fitting curves
     python benchmarks/allocation_approaches.py --all [--quick]      # every approach, Epoch's runs
     python benchmarks/allocation_approaches.py --envelope-truth [--quick]  # approach 1, known truth
@@ -323,6 +325,13 @@ def main() -> None:
         nargs="+",
         default=["0.02"],
         help="approach 2's drift prior sd(s) per e-fold, or none (--truth)",
+    )
+    parser.add_argument(
+        "--extrapolation",
+        nargs="+",
+        default=["edge"],
+        choices=("edge", "quadratic"),
+        help="approach 2's drift beyond the sweeps, each scored on the same fits (--truth)",
     )
     parser.add_argument("--no-law", action="store_true", help="skip approach 3 (--truth)")
     parser.add_argument("--out", help="file name under benchmarks/results (default per mode)")

@@ -193,7 +193,8 @@ def test_known_drift_is_recovered_and_bends_the_allocation():
     A truth of -0.06 (3 prior sds) is shrunk towards 0 at this design (10th-17th percentile).
     """
     runs, log_c_ref = drifting_sweeps()
-    fit = sb.fit_isoflops(runs, seed=5, **SETTINGS)
+    # The truth is a quadratic in log C at every budget, so it is carried on as one here.
+    fit = sb.fit_isoflops(runs, model=ProfileModel(extrapolation="quadratic"), seed=5, **SETTINGS)
     draws = fit.posterior["kappa"].to_numpy()
     kappa = np.quantile(draws, [0.05, 0.95])
     assert kappa[0] < DRIFT["kappa"] < kappa[1], kappa
@@ -205,6 +206,58 @@ def test_known_drift_is_recovered_and_bends_the_allocation():
     truth = np.log(true_n_star(np.exp(log_c_ref))) + DRIFT["a"] * lc + 0.5 * DRIFT["kappa"] * lc**2
     n = np.log(np.quantile(fit.optimal([far]).N, [0.05, 0.95]))
     assert n[0] < truth < n[1], (n, truth)
+    # The default goes on straight from the largest sweep, so on a truth that keeps bending it
+    # lands high: here its interval ran from 0.24 to 1.16 above the truth in log N (median +0.55).
+    edge = dataclasses.replace(fit, model=dataclasses.replace(fit.model, extrapolation="edge"))
+    assert np.log(float(edge.optimal([far]).N.median())) > truth + 0.2
+
+
+def test_beyond_the_sweeps_the_curve_goes_on_straight_with_the_edge_exponent(truth_fit):
+    """Per draw: inside the sweeps' budgets the quadratic; beyond them, a straight line in ln C.
+
+    The line starts at the nearest outer sweep's budget with the curve's local exponent there,
+    a + kappa (ln C_e - ln C_ref), on both sides; ``extrapolation="quadratic"`` keeps the
+    quadratic everywhere. Pure arithmetic on the draws (no sampling).
+    """
+    post = truth_fit.posterior
+    a, kappa, log_g = (post[name].to_numpy()[..., None] for name in ("a", "kappa", "log_G"))
+    ref = truth_fit.log_c_ref
+
+    def curve(log_c: np.ndarray) -> np.ndarray:  # the fitted quadratic, per draw
+        return log_g + a * log_c + 0.5 * kappa * (log_c - ref) ** 2
+
+    inside = np.concatenate([BUDGETS, np.sqrt(BUDGETS[1:] * BUDGETS[:-1])])
+    below, above = np.array([1e15, 1e17]), np.array([3e21, 1e23, 1e26])
+    edge = truth_fit.optimal(np.concatenate([inside, below, above]))
+    quadratic = dataclasses.replace(
+        truth_fit, model=dataclasses.replace(truth_fit.model, extrapolation="quadratic")
+    ).optimal(np.concatenate([inside, below, above]))
+    log_n, slope = np.log(edge.N.to_numpy()), edge.exponent_N.to_numpy()
+    m = inside.size
+    # Inside: unchanged, and the same as the quadratic's.
+    assert np.allclose(log_n[..., :m], curve(np.log(inside)))
+    assert np.allclose(log_n[..., :m], np.log(quadratic.N.to_numpy()[..., :m]))
+    assert np.allclose(slope[..., :m], quadratic.exponent_N.to_numpy()[..., :m])
+    # Beyond: the edge's value plus its local exponent times the distance in ln C.
+    for far, c_e, cols in (
+        (below, BUDGETS[0], slice(m, m + 2)),
+        (above, BUDGETS[-1], slice(m + 2, None)),
+    ):
+        log_e = np.log(c_e)
+        local = a + kappa * (log_e - ref)
+        expected = curve(np.array([log_e])) + local * (np.log(far) - log_e)
+        assert np.allclose(log_n[..., cols], expected)
+        assert np.allclose(slope[..., cols], np.broadcast_to(local, expected.shape))
+    # The quadratic option carries the curve on, and its local exponent with it.
+    far = np.concatenate([below, above])
+    assert np.allclose(np.log(quadratic.N.to_numpy()[..., m:]), curve(np.log(far)))
+    assert np.allclose(quadratic.exponent_N.to_numpy()[..., m:], a + kappa * (np.log(far) - ref))
+    assert "outer sweep's local exponent" in str(edge)
+    assert "carried on beyond" in str(quadratic)
+    # Only the extrapolation differs: one compiled sampler serves both.
+    assert ProfileModel(extrapolation="quadratic").key == ProfileModel().key
+    with pytest.raises(sb.ScalebayesError, match="extrapolation"):
+        ProfileModel(extrapolation="cubic")
 
 
 def test_drift_can_be_turned_off_and_names_its_sampler():
@@ -240,9 +293,9 @@ def test_allocation_is_shaped_like_approach_3s(truth_fit):
     assert table.query("quantity == 'loss'")["median"].isna().tolist() == [False, True]
     text = str(truth_fit)
     assert "approach 2" in text and "tau" in text and "kappa" in text and "diagnostics:" in text
-    # The local exponent moves along the curve: a at the sweeps' centre, a + kappa lc beyond.
+    # The local exponent moves along the curve inside the sweeps; beyond, it stays the edge's.
     post = truth_fit.posterior
-    lc = np.log(far) - truth_fit.log_c_ref
+    lc = np.log(BUDGETS[-1]) - truth_fit.log_c_ref
     assert np.allclose(result.exponent_N.isel(budget=1), post["a"] + post["kappa"] * lc)
     assert "L* exists only at observed sweeps" in str(result)
 
@@ -292,7 +345,9 @@ def test_cli_optimal_approach_2_prints_its_own_diagnostics(tmp_path, capsys, tru
     payload = json.loads(capsys.readouterr()[0])
     row = payload["rows"][0]
     assert payload["approach"] == "2" and row["loss_median"] is None
-    local = truth_fit.a + truth_fit.posterior["kappa"] * (np.log(1e23) - truth_fit.log_c_ref)
+    # 1e23 is beyond the sweeps (1e18-1e21): the local exponent at the largest sweep.
+    edge = np.log(BUDGETS[-1]) - truth_fit.log_c_ref
+    local = truth_fit.a + truth_fit.posterior["kappa"] * edge
     assert row["exponent_N_median"] == pytest.approx(float(local.median()), rel=1e-9)
 
 

@@ -104,12 +104,19 @@ class IsoflopFit:
         )
 
     def optimal(self, budgets: Any, *, cost_k: float | None = None) -> ProfileAllocation:
-        """N*, D*, tokens per parameter and exponents at any budgets from the power law.
+        """N*, D*, tokens per parameter and exponents at any budgets from the curve through the minima.
 
-        ``log N* = log G + a ln C + (kappa / 2) (ln C - ln C_ref)^2`` per draw (the curve through
-        the minima, not a new sweep's own scatter ``tau``; kappa = 0 without drift), with local
-        exponents ``exponent_N = a + kappa (ln C - ln C_ref)`` and ``exponent_D = 1 - exponent_N``; ``loss`` is the sweep's L* at budgets within the detection tolerance of an
-        observed sweep and NaN elsewhere (approach 2 has no law for L* beyond its sweeps).
+        Per draw, within the sweeps' range of budgets (ln C_lo to ln C_hi), with
+        ``lc = ln C - ln C_ref``: ``log N* = log G + a ln C + (kappa / 2) lc^2``, the curve through
+        the minima (not a new sweep's own scatter ``tau``; kappa = 0 without drift), whose local
+        exponent is ``exponent_N = a + kappa lc``. Beyond that range the drift is read as a local
+        curvature, not a law: with the model's ``extrapolation="edge"`` (default) log N* goes on
+        straight in ln C from the nearest outer sweep's budget C_e with that budget's local
+        exponent ``a + kappa lc_e``, so the interval still widens with the uncertain edge slope
+        but the median stops bending; ``"quadratic"`` carries the quadratic on (and its
+        exponent ``a + kappa lc``) at every budget. ``exponent_D = 1 - exponent_N``; ``loss``
+        is the sweep's L* at budgets within the detection tolerance of an observed sweep and NaN
+        elsewhere (approach 2 has no law for L* beyond its sweeps).
         """
         budgets = checked_budgets(budgets)
         k = self.runs.cost_k if cost_k is None else float(cost_k)
@@ -118,10 +125,14 @@ class IsoflopFit:
         post = self.posterior
         kappa = post["kappa"] if "kappa" in post else xr.zeros_like(post["a"])
         lc = log_c - self.log_c_ref
-        log_n = post["log_G"] + post["a"] * log_c + 0.5 * kappa * lc**2
+        # Where the curve is read: the budget itself, or the nearest edge of the sweeps' range.
+        span = np.log(self.budgets.compute) - self.log_c_ref
+        at = lc if self.model.extrapolation == "quadratic" else lc.clip(span.min(), span.max())
+        a = (post["a"] + kappa * at).transpose(*SAMPLE_DIMS, "budget")
+        log_n = post["log_G"] + post["a"] * (self.log_c_ref + at) + 0.5 * kappa * at**2
+        log_n = log_n + a * (lc - at)
         n = np.exp(log_n).transpose(*SAMPLE_DIMS, "budget")
         d = xr.DataArray(budgets, dims="budget", coords=coords) / (k * n)
-        a = (post["a"] + kappa * lc).transpose(*SAMPLE_DIMS, "budget")
         loss = xr.full_like(n, np.nan)
         near = np.abs(np.log10(budgets)[:, None] - np.log10(self.budgets.compute)[None, :])
         for i, j in enumerate(np.argmin(near, axis=1)):
@@ -248,6 +259,10 @@ class ProfileAllocation:
         curve = "a power law N* = G C^a"
         if self.fit.model.drift_prior is not None:
             curve += " with an exponent that drifts with C (kappa)"
+            if self.fit.model.extrapolation == "edge":
+                curve += ", continued beyond the sweeps with the outer sweep's local exponent"
+            else:
+                curve += ", its quadratic in log C carried on beyond the sweeps"
         found = [
             f"approach 2: {curve} through the latent minima of {self.fit.budgets}",
             "L* exists only at observed sweeps (NaN elsewhere): approach 2 has no law for it",
