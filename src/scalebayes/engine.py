@@ -396,9 +396,8 @@ class Sampler:
 
         Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
         all runs, for the law's own model) and sample stats, all with leading dims
-        (chain, draw); and the seconds spent waiting for the programs to compile (0 when an
-        earlier run compiled them; less than the compile when :meth:`prepare` started it
-        earlier). ``key`` is a JAX PRNG key.
+        (chain, draw); and the seconds spent compiling (0 when an earlier run compiled the
+        programs). ``key`` is a JAX PRNG key.
         """
         import jax
 

@@ -121,9 +121,10 @@ class Tables:
 
     def full(self) -> list[ModelData]:
         """Each table with the discrepancy's reference and arrays."""
-        return [self._full_one(i) for i in range(len(self._runs))]
+        return [self.full_one(i) for i in range(len(self._runs))]
 
-    def _full_one(self, i: int) -> ModelData:
+    def full_one(self, i: int) -> ModelData:
+        """Table ``i`` with the discrepancy's reference and arrays (computed once)."""
         if self._full[i] is None:
             self._full[i] = model_data(self._law, self._runs[i], self._likelihood, self._masks[i])
         return self._full[i]  # type: ignore[return-value]
@@ -142,7 +143,7 @@ class OneTable:
 
     def full(self) -> list[ModelData]:
         """The table with the discrepancy's reference and arrays (computed once)."""
-        return [self._tables._full_one(self._i)]
+        return [self._tables.full_one(self._i)]
 
 
 def find_centrings(law: Law) -> tuple[Centring, ...]:
