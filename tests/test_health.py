@@ -95,12 +95,16 @@ def _retry_stages(law_blocks, first, retry):
     """A run_stage that hands out the law's blocks, then the GP's, then the centred retry's."""
     calls = []
 
-    def run_stage(stage, tables, key, slot):
-        calls.append(stage.key)
-        blocks = {"law": law_blocks, "gp": first, "gp_centred": retry}[stage.key]
-        return [(dict(d), dict(s)) for d, s in blocks], 0.0, 1
+    class RunStage:
+        def prepare(self, stage, tables):
+            pass  # nothing to compile
 
-    return run_stage, calls
+        def __call__(self, stage, tables, key, slot):
+            calls.append(stage.key)
+            blocks = {"law": law_blocks, "gp": first, "gp_centred": retry}[stage.key]
+            return [(dict(d), dict(s)) for d, s in blocks], 0.0, 1
+
+    return RunStage(), calls
 
 
 def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):

@@ -123,6 +123,9 @@ class _Runner:
         )
         return _sampler(self.law, stage, self.n_runs, settings, self.batch)
 
+    def prepare(self, stage: Stage, tables: Sequence[ModelData]) -> None:
+        self._sampler(stage).prepare(tables)
+
     def __call__(
         self, stage: Stage, tables: Sequence[ModelData], key: Any, slot: tuple[int, int]
     ) -> tuple[list[Block], float, int]:
@@ -396,8 +399,8 @@ class Sampler:
 
         Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
         all runs, for the law's own model) and sample stats, all with leading dims
-        (chain, draw); and the seconds spent compiling (0 when an earlier run compiled the
-        programs). ``key`` is a JAX PRNG key.
+        (chain, draw); and the seconds spent waiting for the programs to compile (0 when an
+        earlier run compiled them, less when :meth:`prepare` started them earlier). ``key`` is a JAX PRNG key.
         """
         import jax
 

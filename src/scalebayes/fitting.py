@@ -182,7 +182,7 @@ def _fit_all(
         check_identifiable(law, likelihood, runs, where=where)
 
     with precision(settings.precision):
-        check_finite(law, tables[0], seed=settings.seed)
+        check_finite(law, tables[0], seed=settings.seed, precision=settings.precision)
         started = time.perf_counter()
         arrays = Tables(law, tables, likelihood, masks)
         blocks, compile_s, n_devices = engine.sample(law, likelihood, arrays, settings, progress)

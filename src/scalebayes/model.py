@@ -84,16 +84,23 @@ def model_data(
     weight = runs.weight if runs.weight is not None else np.ones(len(runs))
     if mask is not None:
         weight = np.where(mask, weight, 0.0)
-    weight = jnp.asarray(weight, dtype=float)
+    weight = np.asarray(weight, dtype=float)
     log_inputs = {
-        name: jnp.asarray(values)
+        name: np.asarray(values, dtype=float)
         for name, values in runs.log_inputs().items()
         if name in law.inputs
     }
-    log_loss = jnp.log(jnp.asarray(runs.loss))
+    log_loss = np.log(np.asarray(runs.loss, dtype=float))
     log_ref = reference_point(law, likelihood, log_inputs, log_loss, weight)
     extra = likelihood.discrepancy.table_arrays(law, log_inputs, log_ref)
-    return ModelData(log_inputs, log_loss, weight, log_ref, extra)
+    # Computed in NumPy (JAX would compile each operation), kept in the current precision.
+    return ModelData(
+        {name: jnp.asarray(values) for name, values in log_inputs.items()},
+        jnp.asarray(log_loss),
+        jnp.asarray(weight),
+        log_ref,
+        extra,
+    )
 
 
 class Tables:
@@ -234,15 +241,14 @@ def reference_point(
     The mean is over the runs with weight > 0 (arrays of shape (n,)); the discrepancy takes
     what it needs from the same runs (the GP: spans, the plain law's mode, its projection).
     """
-    arrays = {name: jnp.asarray(log_inputs[name]) for name in law.inputs}
+    # The centre in NumPy, then in the current precision: JAX would compile each operation.
+    arrays = {name: np.asarray(log_inputs[name], dtype=float) for name in law.inputs}
     n = next(iter(arrays.values())).shape[-1]
-    w = jnp.ones(n) if weight is None else jnp.asarray(weight, dtype=float)
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=float)
     counted = w > 0
-    centre = {
-        name: jnp.sum(jnp.where(counted, values, 0.0)) / jnp.sum(counted)
-        for name, values in arrays.items()
-    }
-    data = ModelData(arrays, jnp.asarray(log_loss), w, centre)
+    centre = {name: jnp.asarray(np.mean(values[counted])) for name, values in arrays.items()}
+    arrays = {name: jnp.asarray(values) for name, values in arrays.items()}
+    data = ModelData(arrays, jnp.asarray(log_loss), jnp.asarray(w), centre)
 
     def mode() -> dict[str, jax.Array]:
         return plain_mode(law, likelihood, data)

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 from scalebayes.errors import PriorError
 
 if TYPE_CHECKING:
@@ -72,7 +75,8 @@ def _increasing(low: str, high: str) -> Callable[[Mapping[str, float]], str | No
 @dataclass(frozen=True)
 class _Family:
     args: tuple[_Arg, ...]  # in NumPyro's order, which is the canonical printing order
-    median: Callable[..., float]  # the distribution's median from its keyword arguments
+    # The inverse CDF from its keyword arguments: quantile(q, **kwargs), q an array in (0, 1).
+    quantile: Callable[..., Any]
     check: Callable[[Mapping[str, float]], str | None] | None = None
 
     def signature(self, name: str) -> str:
@@ -84,55 +88,63 @@ _REAL, _POS = "real", "positive"
 
 
 def _special() -> Any:
-    import scipy.special  # lazy: only the start point of a fit asks for a median
+    import scipy.special  # lazy: only a fit's start point and pre-flight check need it
 
     return scipy.special
 
 
-def _truncated_normal_median(
-    loc: float, scale: float, low: float = -math.inf, high: float = math.inf
-) -> float:
+def _truncated_normal_quantile(
+    q: Any, loc: float, scale: float, low: float = -math.inf, high: float = math.inf
+) -> Any:
     sp = _special()
-    mid = (sp.ndtr((low - loc) / scale) + sp.ndtr((high - loc) / scale)) / 2
-    return float(loc + scale * sp.ndtri(mid))
+    below, above = sp.ndtr((low - loc) / scale), sp.ndtr((high - loc) / scale)
+    return loc + scale * sp.ndtri(below + q * (above - below))
 
 
 FAMILIES: Mapping[str, _Family] = FrozenDict(
     {
-        "Normal": _Family((_Arg("loc", _REAL), _Arg("scale", _POS)), lambda loc, scale: loc),
-        "LogNormal": _Family(
-            (_Arg("loc", _REAL), _Arg("scale", _POS)), lambda loc, scale: math.exp(loc)
+        "Normal": _Family(
+            (_Arg("loc", _REAL), _Arg("scale", _POS)),
+            lambda q, loc, scale: loc + scale * _special().ndtri(q),
         ),
-        "HalfNormal": _Family((_Arg("scale", _POS),), lambda scale: scale * 0.6744897501960817),
-        "HalfCauchy": _Family((_Arg("scale", _POS),), lambda scale: scale),
+        "LogNormal": _Family(
+            (_Arg("loc", _REAL), _Arg("scale", _POS)),
+            lambda q, loc, scale: np.exp(loc + scale * _special().ndtri(q)),
+        ),
+        "HalfNormal": _Family(
+            (_Arg("scale", _POS),), lambda q, scale: scale * _special().ndtri((1 + q) / 2)
+        ),
+        "HalfCauchy": _Family(
+            (_Arg("scale", _POS),), lambda q, scale: scale * np.tan(np.pi * q / 2)
+        ),
         "Gamma": _Family(
             (_Arg("concentration", _POS), _Arg("rate", _POS)),
-            lambda concentration, rate: float(_special().gammaincinv(concentration, 0.5)) / rate,
+            lambda q, concentration, rate: _special().gammaincinv(concentration, q) / rate,
         ),
         "InverseGamma": _Family(
             (_Arg("concentration", _POS), _Arg("rate", _POS)),
-            lambda concentration, rate: rate / float(_special().gammaincinv(concentration, 0.5)),
+            lambda q, concentration, rate: rate / _special().gammainccinv(concentration, q),
         ),
-        "Exponential": _Family((_Arg("rate", _POS),), lambda rate: math.log(2) / rate),
+        "Exponential": _Family((_Arg("rate", _POS),), lambda q, rate: -np.log1p(-q) / rate),
         "Uniform": _Family(
             (_Arg("low", _REAL), _Arg("high", _REAL)),
-            lambda low, high: (low + high) / 2,
+            lambda q, low, high: low + q * (high - low),
             _increasing("low", "high"),
         ),
         "LogUniform": _Family(
             (_Arg("low", _POS), _Arg("high", _POS)),
-            lambda low, high: math.sqrt(low * high),
+            lambda q, low, high: low * (high / low) ** q,
             _increasing("low", "high"),
         ),
         "Beta": _Family(
             (_Arg("concentration1", _POS), _Arg("concentration0", _POS)),
-            lambda concentration1, concentration0: float(
-                _special().betaincinv(concentration1, concentration0, 0.5)
+            lambda q, concentration1, concentration0: _special().betaincinv(
+                concentration1, concentration0, q
             ),
         ),
         "StudentT": _Family(
             (_Arg("df", _POS), _Arg("loc", _REAL), _Arg("scale", _POS)),
-            lambda df, loc, scale: loc,
+            lambda q, df, loc, scale: loc + scale * _special().stdtrit(df, q),
         ),
         "TruncatedNormal": _Family(
             (
@@ -141,10 +153,10 @@ FAMILIES: Mapping[str, _Family] = FrozenDict(
                 _Arg("low", _REAL, required=False),
                 _Arg("high", _REAL, required=False),
             ),
-            _truncated_normal_median,
+            _truncated_normal_quantile,
             _increasing("low", "high"),
         ),
-        "Delta": _Family((_Arg("v", _REAL),), lambda v: v),
+        "Delta": _Family((_Arg("v", _REAL),), lambda q, v: np.full(np.shape(q), v, dtype=float)),
     }
 )
 """Prior families that law files may name, with their keyword arguments in canonical order."""
@@ -249,9 +261,17 @@ class Prior:
         """Build the NumPyro distribution."""
         return _constructors()[self.family](**self.kwargs)
 
+    def quantile(self, q: ArrayLike) -> np.ndarray:
+        """The inverse CDF at ``q`` (array in (0, 1)), exact, in NumPy (nothing to compile)."""
+        return np.asarray(FAMILIES[self.family].quantile(np.asarray(q, dtype=float), **self.kwargs))
+
     def median(self) -> float:
         """The distribution's median, exact (no sampling, no JAX)."""
-        return float(FAMILIES[self.family].median(**self.kwargs))
+        return float(self.quantile(0.5))
+
+    def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:
+        """``size`` independent draws in NumPy (inverse CDF of uniforms from ``rng``)."""
+        return self.quantile(rng.uniform(size=size))
 
     def __str__(self) -> str:
         args = ", ".join(f"{name}={value!r}" for name, value in self.kwargs.items())

@@ -84,7 +84,8 @@ class FitSettings(Settings):
     devices: int = 1  # devices the chains were spread over
     batch_index: int | None = None  # position in a fit_batch() call, None for fit()
     versions: Mapping[str, str] = field(default_factory=dict)
-    # Seconds: "compile" (the samplers' programs), "sampling" (everything else, from the
+    # Seconds: "compile" (waiting for the samplers' programs; a program compiled in the
+    # background while other work ran counts there), "sampling" (everything else, from the
     # tables' arrays, the GP's reference included, to the draws).
     wall_time: Mapping[str, float] = field(default_factory=dict)
 

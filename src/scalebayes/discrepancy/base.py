@@ -93,6 +93,13 @@ class TableSet(Protocol):
 class RunStage(Protocol):
     """The engine's runner of one stage."""
 
+    def prepare(self, stage: Stage, tables: Sequence[Any]) -> None:
+        """Start compiling ``stage``'s programs for ``tables`` in the background; returns at once.
+
+        A later call of the runner on the same stage waits for them. Lets a staged model compile
+        one stage while it prepares the next stage's tables or samples another stage.
+        """
+
     def __call__(
         self, stage: Stage, tables: Sequence[Any], key: Any, slot: tuple[int, int]
     ) -> tuple[list[Block], float, int]:

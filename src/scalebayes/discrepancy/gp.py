@@ -106,16 +106,23 @@ class GP(Discrepancy):
     ) -> dict[str, Any]:
         import jax.numpy as jnp
 
-        arrays = {name: jnp.asarray(log_inputs[name]) for name in law.inputs}
-        mode = plain_mode()
-        return dict(compiled(hsgp.reference, law)(arrays, dict(centre), jnp.asarray(counted), mode))
+        found = hsgp.reference(law, log_inputs, centre, counted, plain_mode())
+        return {name: jnp.asarray(value) for name, value in found.items()}  # fit's precision
 
     @override
     def table_arrays(
         self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
     ) -> dict[str, Any]:
-        basis, law_at_mode = compiled(_table_arrays, law)(dict(log_inputs), dict(ref))
-        return {"gp_basis": basis, "law_at_mode": law_at_mode}
+        import jax.numpy as jnp
+
+        # In NumPy, once per table: nothing to compile; the sampler gets them in its precision.
+        ref = {name: np.asarray(value, dtype=float) for name, value in ref.items()}
+        inputs = {name: np.asarray(log_inputs[name], dtype=float) for name in law.inputs}
+        law_at_mode = law.log_mean(hsgp.mode(law, ref), inputs, xp=np)
+        return {
+            "gp_basis": jnp.asarray(hsgp.numpy_basis(law, inputs, ref)),
+            "law_at_mode": jnp.asarray(law_at_mode),
+        }
 
     @override
     def term(
@@ -158,14 +165,17 @@ class GP(Discrepancy):
         import jax
 
         # Stage 1 sees the plain law's data, without the GP's arrays and reference entries, so
-        # it is the plain law's compiled sampler and draws. (Compiling it, or the GP's stage, in
-        # the background while the other work ran was slower on 2 cores: 31 s against 25 s for
-        # a cold default fit of Epoch's runs, both under the same load; compiling the law
-        # stage during the reference's L-BFGS search gained nothing on the idle machine, 22.7 s
-        # both ways and 2 CPU-s more: XLA's compile of the sampler already keeps both cores busy.)
+        # it is the plain law's compiled sampler and draws. Both stages' programs compile in
+        # the background from the start: the law's while the GP's reference is searched for
+        # (L-BFGS, one core), the GP's while the law's compile ends and its chains run. Measured
+        # on 2 idle cores, cold default fit of Epoch's runs, 3 fresh processes each: 20.3 s
+        # (19.8-21.2) compiling each stage when it was reached, 18.8 s (18.0-20.3) this way;
+        # CPU time the same, ~31 s, so the gain is cores that idled.
         law_stage = Stage("law", likelihood.without_discrepancy())
+        run_stage.prepare(law_stage, tables.plain)
         full = tables.full()
         gp_stage = self._stage(law, likelihood, False)
+        run_stage.prepare(gp_stage, full)
         law_blocks, law_compile, devices = run_stage(law_stage, tables.plain, key, (0, 2))
         gp_key = jax.random.fold_in(key, 1)
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
@@ -265,13 +275,6 @@ def block_health(block: Block) -> Diagnostics:
     """
     draws, stats = block
     return diagnose({k: v for k, v in draws.items() if not k.startswith("_")}, stats)
-
-
-def _table_arrays(
-    law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
-) -> tuple[Any, Any]:
-    """The GP's basis at the runs, (n, K), and the law's log mean at its mode there, (n,)."""
-    return hsgp.basis(law, log_inputs, ref), law.log_mean(hsgp.mode(law, ref), log_inputs)
 
 
 def _gp_model(law: Law, likelihood: Any, gp: GP, centred: bool, data: Any) -> None:

@@ -62,38 +62,38 @@ def check_inputs(law_inputs: tuple[str, ...]) -> None:
 
 def reference(
     law: Law,
-    log_inputs: Mapping[str, jax.Array],
-    centre: Mapping[str, jax.Array],
-    counted: jax.Array,
-    mode: Mapping[str, jax.Array],
-) -> dict[str, jax.Array]:
+    log_inputs: Mapping[str, Any],
+    centre: Mapping[str, Any],
+    counted: Any,
+    mode: Mapping[str, Any],
+) -> dict[str, np.ndarray]:
     """What the GP needs from the fitted runs: each input's half-span, the mode, the projection.
 
     ``counted`` (bool, shape (n,)) marks the fitted runs; others (held out by a mask) are
     ignored. ``mode`` holds the plain law's parameters (scalars) where its tangent space is
     taken. Keys start with ``_gp_`` so they sit beside the centre in the reference point.
+    In NumPy (float64), once per table: nothing to compile.
     """
-    import jax.numpy as jnp
-
-    out: dict[str, jax.Array] = {}
-    for name in law.inputs:
-        values = log_inputs[name]
-        high = jnp.max(jnp.where(counted, values, -jnp.inf))
-        low = jnp.min(jnp.where(counted, values, jnp.inf))
-        out[f"_gp_half_span_{name}"] = jnp.maximum((high - low) / 2, SPAN_FLOOR)
+    counted = np.asarray(counted, dtype=bool)
+    arrays = {name: np.asarray(log_inputs[name], dtype=float) for name in law.inputs}
+    out: dict[str, np.ndarray] = {}
+    for name, values in arrays.items():
+        high, low = np.max(values[counted]), np.min(values[counted])
+        out[f"_gp_half_span_{name}"] = np.maximum((high - low) / 2, SPAN_FLOOR)
     for name in law.param_names:
-        out[f"_gp_mode_{name}"] = jnp.asarray(mode[name], dtype=float)
-    ref = {**centre, **out}
-    z = jnp.clip(_scaled(law.inputs, log_inputs, ref, jnp), -BOX, BOX)
-    phi = _eigenfunctions(z) * counted[:, None]
-    tangent = _tangent(law, log_inputs, ref) * counted[:, None]
+        out[f"_gp_mode_{name}"] = np.asarray(mode[name], dtype=float)
+    ref = {**{k: np.asarray(v, dtype=float) for k, v in centre.items()}, **out}
+    z = np.clip(_scaled(law.inputs, arrays, ref, np), -BOX, BOX)
+    phi = _numpy_eigenfunctions(z) * counted[:, None]
+    at_mode = {name: out[f"_gp_mode_{name}"] for name in law.param_names}
+    tangent = log_jacobian(law.expr, at_mode, arrays, law.free_param_names) * counted[:, None]
     # Columns in units of their norm over the fitted runs: a coefficient's and an exponent's
     # derivatives differ by orders of magnitude, and the ridge below must not favour either.
-    norm = jnp.sqrt(jnp.sum(tangent**2, axis=0))
-    norm = jnp.where(norm > 0, norm, 1.0)
+    norm = np.sqrt(np.sum(tangent**2, axis=0))
+    norm = np.where(norm > 0, norm, 1.0)
     unit = tangent / norm
-    gram = unit.T @ unit + 1e-9 * jnp.eye(unit.shape[-1])
-    out["_gp_projection"] = jnp.linalg.solve(gram, unit.T @ phi) / norm[:, None]
+    gram = unit.T @ unit + 1e-9 * np.eye(unit.shape[-1])
+    out["_gp_projection"] = np.linalg.solve(gram, unit.T @ phi) / norm[:, None]
     return out
 
 

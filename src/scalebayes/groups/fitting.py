@@ -92,7 +92,7 @@ def fit_groups(
     check_identifiable(law, likelihood, runs, where=runs.source)
     plan = (pooling or Pooling()).plan(law, likelihood, strong_groups(runs, groups))
     with precision(settings.precision):
-        check_finite(law, runs, seed=settings.seed)
+        check_finite(law, runs, seed=settings.seed, precision=settings.precision)
         started = time.perf_counter()
         data = grouped_data(law, likelihood, runs, groups)
         stage = Stage(
