@@ -248,7 +248,14 @@ class Sampler:
                 out_specs=(P("chain"), P(None, "chain")),
                 check_vma=False,
             )
-        self._init = jax.jit(init)
+        chains = self.n_chains
+
+        def init_all(key: Any, data: ModelData) -> Any:
+            # Each chain's key is split off here, in the program: split eagerly it compiled
+            # a program of its own.
+            return init(jax.random.split(key, chains), data)
+
+        self._init = jax.jit(init_all)
         self._chunk = jax.jit(chunk)
         self._constrain = jax.jit(jax.vmap(self._constrain_chain, in_axes=(0, data_axis)))
 
@@ -363,9 +370,9 @@ class Sampler:
 
         if self._compiled is not None or self._pending is not None:
             return
-        data, keys = self._inputs(tables_data, jax.random.key(0))
+        data = self._inputs(tables_data)
         s = self.settings
-        init_lowered = self._init.lower(keys, data)
+        init_lowered = self._init.lower(jax.random.key(0), data)
         init = _COMPILER.submit(init_lowered.compile)
         states = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding),
@@ -379,8 +386,8 @@ class Sampler:
         constrain = _COMPILER.submit(self._constrain.lower(draws, data).compile)
         self._pending = (init, chunk, constrain)
 
-    def _inputs(self, tables_data: Sequence[ModelData], key: Any) -> tuple[ModelData, Any]:
-        """The data every chain carries and each chain's PRNG key."""
+    def _inputs(self, tables_data: Sequence[ModelData]) -> ModelData:
+        """The data every chain carries."""
         import jax
         import jax.numpy as jnp
 
@@ -390,7 +397,7 @@ class Sampler:
             data = jax.tree.map(
                 lambda *xs: jnp.repeat(jnp.stack(xs), self.settings.chains, axis=0), *tables_data
             )
-        return data, jax.random.split(key, self.n_chains)
+        return data
 
     def run(
         self, tables_data: Sequence[ModelData], key: Any, progress: ProgressCallback | None
@@ -405,7 +412,7 @@ class Sampler:
         import jax
 
         s = self.settings
-        data, keys = self._inputs(tables_data, key)
+        data = self._inputs(tables_data)
         compile_s = 0.0
         if self._compiled is None:
             started = time.perf_counter()
@@ -417,7 +424,7 @@ class Sampler:
         init, chunk, constrain = self._compiled
         # The diagnostics need arviz-stats (~1 s to import): load it while the chains run.
         threading.Thread(target=importlib.import_module, args=("arviz_stats",)).start()
-        states = init(keys, data)
+        states = init(key, data)
         total = s.warmup + s.draws
         pieces = []
         done = 0

@@ -299,12 +299,15 @@ def _mode_programs(law: Law, likelihood: Likelihood) -> tuple[Any, Any]:
     centrings = find_centrings(law)
     model = functools.partial(numpyro_model, law, likelihood, centrings)
     sites = sampled_sites(law, likelihood, centrings)
-    _, unravel = ravel_pytree({site: jnp.zeros(shape) for site, (_, shape) in sites.items()})
 
     def start(data: ModelData) -> jax.Array:
         return ravel_pytree(start_point(sites, data, len(centrings)))[0]
 
     def energy(x: jax.Array, data: ModelData) -> tuple[jax.Array, dict[str, jax.Array]]:
+        # The layout is built while tracing: built eagerly it compiled three small programs.
+        _, unravel = ravel_pytree(
+            {site: jnp.zeros(shape, x.dtype) for site, (_, shape) in sites.items()}
+        )
         z = unravel(x)
         values = constrain_fn(model, (data,), {}, z, return_deterministic=True)
         law_values = {name: values[name] for name in law.param_names}
