@@ -176,8 +176,47 @@ def _heavy_modules_after(argv: list[str], heavy: tuple[str, ...]) -> str:
 
 
 def test_showing_a_saved_fit_loads_no_jax(chinchilla_fit, tmp_path):
+    # Nor xarray: the description is read with h5py (scalebayes.saved).
     path = str(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
-    assert _heavy_modules_after(["show", path], ("jax", "numpyro", "arviz_stats")) == "[]"
+    heavy = ("jax", "numpyro", "arviz_stats", "xarray")
+    assert _heavy_modules_after(["show", path], heavy) == "[]"
+
+
+def test_the_light_description_is_the_fit_s_own(chinchilla_fit, tmp_path):
+    """read_saved_fit gives what load_fit gives: the same parts, text and JSON record."""
+    from scalebayes.describe import fit_record, fit_text
+    from scalebayes.errors import ScalebayesError
+    from scalebayes.saved import SavedFit, read_saved_fit
+
+    path = sb.save_fit(chinchilla_fit, tmp_path / "fit.nc")
+    light, whole = read_saved_fit(path), sb.load_fit(path)
+    assert isinstance(light, SavedFit)
+    assert (light.law, light.likelihood) == (whole.law, whole.likelihood)
+    assert (light.settings, light.diagnostics) == (whole.settings, whole.diagnostics)
+    pd.testing.assert_frame_equal(light.runs.table, whole.runs.table)
+    assert fit_text(light) == fit_text(whole) and fit_record(light) == fit_record(whole)
+    with pytest.raises(ScalebayesError, match="90% intervals"):
+        light.summary(0.5)
+
+
+def test_files_the_light_reader_cannot_describe_go_to_load_fit(chinchilla_fit, tmp_path):
+    """Foreign, damaged and table-less files: None, and load_description says what load_fit says."""
+    from scalebayes.describe import fit_text
+    from scalebayes.io import load_description
+    from scalebayes.saved import read_saved_fit
+
+    text = tmp_path / "fit.nc"
+    text.write_text("not a fit")
+    tree = xr.open_datatree(sb.save_fit(chinchilla_fit, tmp_path / "a.nc"), engine="h5netcdf")
+    tree = tree.load()
+    del tree.attrs["scalebayes_summary"]  # as files before the table was stored
+    old = tmp_path / "old.nc"
+    tree.to_netcdf(old, engine="h5netcdf")
+    assert read_saved_fit(text) is None and read_saved_fit(tmp_path / "none.nc") is None
+    assert read_saved_fit(old) is None
+    with pytest.raises(FitFileError, match="not a readable NetCDF file"):
+        load_description(text)
+    assert fit_text(load_description(old)) == fit_text(chinchilla_fit)
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,12 @@ from scalebayes.formatting import format_number
 
 if TYPE_CHECKING:
     from scalebayes.results import Fit
+    from scalebayes.saved import SavedFit
 
 __all__ = ["fit_record", "fit_text", "parameter_table"]
 
 
-def parameter_table(fit: Fit, truth: Mapping[str, float] | None = None) -> str:
+def parameter_table(fit: Fit | SavedFit, truth: Mapping[str, float] | None = None) -> str:
     """Per reported parameter: median, 90% equal-tailed interval, R-hat, bulk and tail ESS, meaning.
 
     With ``truth`` (e.g. the constants a synthetic table was drawn from), a column of the
@@ -44,7 +45,7 @@ def parameter_table(fit: Fit, truth: Mapping[str, float] | None = None) -> str:
     return "\n".join(rows)
 
 
-def fit_text(fit: Fit, truth: Mapping[str, float] | None = None) -> str:
+def fit_text(fit: Fit | SavedFit, truth: Mapping[str, float] | None = None) -> str:
     """The law and model in one line, :func:`parameter_table`, time, diagnostics and warnings."""
     discrepancy = fit.likelihood.discrepancy
     model = f"{len(fit.runs)} runs, {fit.likelihood.family} noise on log loss"
@@ -61,7 +62,7 @@ def fit_text(fit: Fit, truth: Mapping[str, float] | None = None) -> str:
     return "\n".join(lines)
 
 
-def fit_record(fit: Fit) -> dict[str, Any]:
+def fit_record(fit: Fit | SavedFit) -> dict[str, Any]:
     """JSON-serialisable summary: law, number of runs, parameter table, diagnostics, wall time."""
     table = fit.summary()
     return {

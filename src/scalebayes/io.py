@@ -13,43 +13,46 @@ of a fit's variables.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 
-from scalebayes.data import Runs
 from scalebayes.errors import FitFileError, ScalebayesError
 from scalebayes.groups.select import is_grouped
-from scalebayes.laws import law_from_dict
-from scalebayes.likelihood import Likelihood
 from scalebayes.outputs import FIT_SUFFIXES, check_file, replacing
-from scalebayes.results import Diagnostics, Fit, FitSettings
+from scalebayes.results import Fit
+from scalebayes.saved import (
+    GROUPED,
+    GROUPED_SCHEMA_VERSION,
+    META,
+    OPTIONAL_RUN_COLUMNS,
+    READS_UP_TO,
+    RUN_COLUMNS,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    SUMMARY_CI,
+    SavedFit,
+    fit_parts,
+    read_saved_fit,
+    stored_table,
+)
 
 if TYPE_CHECKING:  # imported when a grouped file is read: `show` of a plain fit needs no JAX
-    from scalebayes.groups.result import GroupedFit
+    import xarray as xr
 
-# 2: the reference point is stored (scalebayes_log_ref) and the likelihood's discrepancy is a
-# component ({"name": ..., its priors}); files of version 1 are read as before.
-# 3: the discrepancy's hidden parameters are stacked in one posterior variable (HIDDEN).
-SCHEMA_VERSION = 3
-# 4: a grouped fit (scalebayes_kind "grouped", scalebayes_pooling). Plain fits are still written
-# as 3, so an older scalebayes reads them; it refuses a grouped file ("upgrade scalebayes")
-# instead of misreading it as a plain fit.
-GROUPED_SCHEMA_VERSION = 4
-READS_UP_TO = GROUPED_SCHEMA_VERSION
-GROUPED = "grouped"
-SUMMARY_CI = 0.9  # the interval of the stored parameter table (`show`, `fit`)
-_META = ("law", "likelihood", "settings", "diagnostics", "runs", "log_ref")
+    from scalebayes.data import Runs
+    from scalebayes.groups.result import GroupedFit
+    from scalebayes.laws import Law
+    from scalebayes.likelihood import Likelihood
+    from scalebayes.results import FitSettings
+
+__all__ = ["SCHEMA_VERSION", "SUMMARY_CI", "load_description", "load_fit", "save_fit"]
 _GROUPS = ("posterior", "log_likelihood", "observed_data", "constant_data", "sample_stats")
 _RUNS = ("observed_data", "constant_data")  # the groups that hold the runs
-_KEY = "scalebayes_schema_version"
 HIDDEN = "hidden_params"  # the posterior's hidden parameters, stacked along HIDDEN_DIM
 HIDDEN_DIM = "hidden_param"
 
@@ -78,7 +81,7 @@ def save_fit(fit: Fit | GroupedFit, path: str | os.PathLike[str]) -> Path:
                 tree["constant_data"].to_dataset().assign({name: ("run", values)})
             )
     tree.attrs = {
-        _KEY: SCHEMA_VERSION,
+        SCHEMA_KEY: SCHEMA_VERSION,
         "scalebayes_law": json.dumps(fit.law.to_dict()),
         "scalebayes_likelihood": json.dumps(fit.likelihood.to_dict()),
         "scalebayes_settings": json.dumps(fit.settings.to_dict()),
@@ -100,7 +103,7 @@ def save_fit(fit: Fit | GroupedFit, path: str | os.PathLike[str]) -> Path:
         ),
     }
     if is_grouped(fit):
-        tree.attrs[_KEY] = GROUPED_SCHEMA_VERSION
+        tree.attrs[SCHEMA_KEY] = GROUPED_SCHEMA_VERSION
         tree.attrs["scalebayes_kind"] = GROUPED
         tree.attrs["scalebayes_pooling"] = json.dumps(fit.plan.to_dict())
     else:
@@ -157,18 +160,18 @@ def load_fit(
     if HIDDEN in posterior:
         split = posterior[HIDDEN].to_dataset(dim=HIDDEN_DIM)
         tree["posterior"] = posterior.drop_vars([HIDDEN, HIDDEN_DIM]).assign(split.data_vars)
-    if _KEY not in attrs:
+    if SCHEMA_KEY not in attrs:
         raise FitFileError(
-            f"{path}: a NetCDF file, but not a scalebayes fit (no {_KEY!r} attribute)"
+            f"{path}: a NetCDF file, but not a scalebayes fit (no {SCHEMA_KEY!r} attribute)"
         )
-    version = int(attrs[_KEY])
+    version = int(attrs[SCHEMA_KEY])
     if version > READS_UP_TO:
         raise FitFileError(
             f"{path}: written with fit schema version {version}; this scalebayes reads up to "
             f"{READS_UP_TO}: upgrade scalebayes"
         )
     grouped = attrs.get("scalebayes_kind") == GROUPED
-    needed = (*_META, "pooling") if grouped else _META
+    needed = (*META, "pooling") if grouped else META
     missing = [f"attribute scalebayes_{k}" for k in needed if f"scalebayes_{k}" not in attrs]
     if version < 2:  # written before the reference was stored: recomputed below
         missing = [m for m in missing if not m.endswith("log_ref")]
@@ -177,31 +180,20 @@ def load_fit(
     if missing:
         raise FitFileError(f"{path}: not a complete scalebayes fit: missing {', '.join(missing)}")
     try:
-        meta = {
-            k: json.loads(attrs[f"scalebayes_{k}"]) for k in needed if f"scalebayes_{k}" in attrs
-        }
-        law = law_from_dict(meta["law"], source=f"{path} (stored law)")
         constant = tree["constant_data"].to_dataset()
-        table = pd.DataFrame({name: constant[name].to_numpy() for name in ("N", "D", "C")})
-        table["loss"] = tree["observed_data"]["loss"].to_numpy()
-        for name in ("U", "group", "weight", "budget"):
-            if name in constant:
-                table[name] = constant[name].to_numpy()
-        runs = Runs(table=table, **meta["runs"])
-        if "group" in tree["constant_data"]:
+        columns = {name: constant[name].to_numpy() for name in constant.data_vars}
+        columns["loss"] = tree["observed_data"]["loss"].to_numpy()
+        columns = {k: v for k, v in columns.items() if k in (*RUN_COLUMNS, *OPTIONAL_RUN_COLUMNS)}
+        law, runs, likelihood, settings, diagnostics, log_ref = fit_parts(attrs, columns, path)
+        if "group" in constant:
             tree["constant_data"] = constant.drop_vars("group")
-        likelihood = Likelihood.from_dict(meta["likelihood"])
-        settings = FitSettings(**meta["settings"])
-        if "log_ref" in meta:
-            log_ref = {k: np.asarray(v, dtype=float) for k, v in meta["log_ref"].items()}
-        else:
+        if log_ref is None:
             log_ref = _recomputed_reference(law, likelihood, runs, settings)
-        diagnostics = Diagnostics(**meta["diagnostics"])
         if grouped:
             from scalebayes.groups.pooling import Plan
             from scalebayes.groups.result import GroupedFit
 
-            plan = Plan.from_dict(meta["pooling"], law, likelihood)
+            plan = Plan.from_dict(json.loads(attrs["scalebayes_pooling"]), law, likelihood)
             groups = tuple(str(g) for g in tree["posterior"]["group"].to_numpy())
             parts = (law, runs, likelihood, plan, groups, tree, settings, diagnostics, log_ref)
             tree.attrs = {}
@@ -222,7 +214,7 @@ def load_fit(
             raise
         raise FitFileError(f"{path}: damaged scalebayes fit ({type(err).__name__}: {err})") from err
     if "scalebayes_summary" in attrs:  # optional: files before it compute the table on demand
-        stored = _stored_summary(attrs["scalebayes_summary"], fit)
+        stored = stored_table(attrs["scalebayes_summary"], fit.reported_names)
         if stored is None and groups is not None:
             return load_fit(path)
         fit.summaries[SUMMARY_CI] = fit.summary(SUMMARY_CI) if stored is None else stored
@@ -231,8 +223,20 @@ def load_fit(
     return fit
 
 
+def load_description(path: str | os.PathLike[str]) -> SavedFit | Fit | GroupedFit:
+    """What ``scalebayes show`` prints of the fit at ``path``: its parts and parameter table.
+
+    A plain fit with its stored table is described without reading its draws or importing
+    xarray (:func:`scalebayes.saved.read_saved_fit`); any other file is read by
+    :func:`load_fit` without its draws, which raises :class:`FitFileError` for a bad one.
+    """
+    return read_saved_fit(path) or load_fit(path, groups=())
+
+
 def _read_tree(path: Path, groups: Sequence[str] | None) -> xr.DataTree:
     """The file's DataTree, loaded: whole, or the root's attributes, the runs and ``groups``."""
+    import xarray as xr
+
     if groups is None:
         with xr.open_datatree(path, engine="h5netcdf") as opened:
             return opened.load()
@@ -243,15 +247,8 @@ def _read_tree(path: Path, groups: Sequence[str] | None) -> xr.DataTree:
     return xr.DataTree.from_dict(read)
 
 
-def _stored_summary(text: str, fit: Fit) -> pd.DataFrame | None:
-    """The parameter table saved with the fit, if it lists exactly the fit's parameters."""
-    table = pd.read_json(io.StringIO(text), orient="split")
-    table.attrs["ci_prob"] = SUMMARY_CI
-    return table if tuple(table.index) == fit.reported_names else None
-
-
 def _recomputed_reference(
-    law: Any, likelihood: Likelihood, runs: Runs, settings: FitSettings
+    law: Law, likelihood: Likelihood, runs: Runs, settings: FitSettings
 ) -> dict[str, np.ndarray]:
     """The reference of a file written before it was stored (schema 1), computed as then."""
     from scalebayes.model import reference_point

@@ -240,3 +240,9 @@ def reported_param_names(law: Law, likelihood: Likelihood) -> tuple[str, ...]:
     likelihood = likelihood.for_law(law)
     hidden = set(likelihood.discrepancy.hidden_names(law))
     return tuple(n for n in model_param_names(law, likelihood) if n not in hidden)
+
+
+def param_docs(law: Law, likelihood: Likelihood) -> dict[str, str]:
+    """One-line meaning of every reported parameter: the law's, the noise's, the discrepancy's."""
+    docs = {name: p.doc for name, p in law.params.items()}
+    return {**docs, **likelihood.param_docs(law)}

@@ -11,18 +11,25 @@ import dataclasses
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from scalebayes.data import Runs
 from scalebayes.errors import ConvergenceWarning, ScalebayesError
 from scalebayes.health import Diagnostics, diagnose
 from scalebayes.laws import Law
-from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
+from scalebayes.likelihood import (
+    Likelihood,
+    model_param_names,
+    param_docs,
+    reported_param_names,
+)
 from scalebayes.runtime import DEFAULT_PRECISION, check_precision, precision
+
+if TYPE_CHECKING:  # xarray loads with the first fit's draws: `show` reads none (scalebayes.saved)
+    import xarray as xr
 
 
 @dataclass(frozen=True)
@@ -193,8 +200,7 @@ class Fit:
 
     def param_docs(self) -> dict[str, str]:
         """One-line meaning of every reported parameter: the law's, the noise's, the discrepancy's."""
-        docs = {name: p.doc for name, p in self.law.params.items()}
-        return {**docs, **self.likelihood.param_docs(self.law)}
+        return param_docs(self.law, self.likelihood)
 
     def log_mean(self, params: Mapping[str, Any], log_inputs: Mapping[str, Any]) -> np.ndarray:
         """Log mean loss at ``log_inputs`` for parameter values ``params`` (e.g. posterior draws).
@@ -232,6 +238,8 @@ class Fit:
             for name in self.idata.children
             if name not in ("posterior", "log_likelihood")
         }
+        import xarray as xr
+
         if not log_likelihood:
             idata = xr.DataTree.from_dict({"posterior": posterior[list(wanted)], **groups})
             return dataclasses.replace(self, likelihood=decided, idata=idata, log_ref=log_ref)

@@ -33,6 +33,7 @@ from scalebayes.outputs import FIT_SUFFIXES, check_file, check_folder
 if TYPE_CHECKING:
     from scalebayes.groups.result import GroupedFit
     from scalebayes.results import Fit
+    from scalebayes.saved import SavedFit
 
 EXAMPLES_FIT = """\
 examples:
@@ -301,13 +302,15 @@ def _fit_groups(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from scalebayes.io import load_fit
+    from scalebayes.io import load_description
 
-    _print_fit(load_fit(args.fit, groups=()), args.json)
+    _print_fit(load_description(args.fit), args.json)
     return 0
 
 
-def _print_fit(fit: Fit | GroupedFit, as_json: bool, *, saved: str | None = None) -> None:
+def _print_fit(
+    fit: Fit | GroupedFit | SavedFit, as_json: bool, *, saved: str | None = None
+) -> None:
     from scalebayes.describe import fit_record, fit_text
     from scalebayes.groups.select import is_grouped
 
