@@ -5,7 +5,8 @@ Prints a table and writes benchmarks/results/fit_chinchilla.json: the library's 
 default before issue 6) it writes fit_chinchilla_none.json, and so on. Three measurements, each in a fresh Python process so import and
 compile costs are real:
 
-- cold:  no compile cache at all (a first-ever run on a machine);
+- cold:  no compile cache at all (a first-ever run on a machine); ``--repeat`` fresh processes,
+         the median judged (on a shared 2-core VM one process varies by +-20 %);
 - warm:  JAX's on-disk compile cache filled by an earlier process (every later CLI call);
 - refit: a second fit in the same process (backtests, comparisons reuse the compiled sampler).
 
@@ -13,6 +14,7 @@ Targets (issue #2, 2 CPU cores): end-to-end <= 10 s including compile, min ESS b
 R-hat <= 1.01, 0 divergences, medians consistent with Besiroglu et al. 2024.
 
     python benchmarks/fit_chinchilla.py [--data DIR] [--chains 4 --draws 1000 --warmup 1000]
+                                        [--repeat 3]
 """
 
 from __future__ import annotations
@@ -106,6 +108,9 @@ def main() -> int:
         choices=("auto", "none", "curvature", "gp"),
         help="the model's discrepancy term (default auto, the library's default: gp here)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="cold processes; the median is judged (default 3)"
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -126,6 +131,11 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as cache:
         cold = measure(args, None, refit=True)
+        others = [measure(args, None) for _ in range(max(args.repeat, 1) - 1)]
+        seconds = sorted(r["end_to_end_s"] for r in (cold, *others))
+        cold["end_to_end_runs_s"] = seconds
+        cold["end_to_end_first_s"] = cold["end_to_end_s"]
+        cold["end_to_end_s"] = seconds[len(seconds) // 2]
         measure(args, cache)  # fills the on-disk compile cache
         warm = measure(args, cache)
     rows = [("cold (no compile cache)", cold), ("warm (compile cache on disk)", warm)]
@@ -148,6 +158,8 @@ def main() -> int:
         f"{cold['refit_min_ess_bulk']:11.0f} {cold['refit_min_ess_bulk'] / cold['refit_s']:7.0f}"
     )
     print(f"mean leapfrog steps per iteration: {cold['mean_leapfrog_steps']:.1f}")
+    runs = ", ".join(f"{t:.1f}" for t in cold["end_to_end_runs_s"])
+    print(f"cold end to end, {len(cold['end_to_end_runs_s'])} processes: {runs} s (median shown)")
     print(f"\n{'param':6s} {'median':>9s} {'90% interval':>22s} {'published':>9s}")
     for name, published in PUBLISHED.items():
         s = cold["summary"][name]
