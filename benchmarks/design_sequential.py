@@ -17,14 +17,22 @@ loss, 90 % coverage, and the 90 % interval of log10 N* at the top budget. Method
 - ``cost_random``: random with probability proportional to 1 / cost;
 - ``d_optimal``: greedy Bayesian D-optimal per FLOP: the gain in log det of the information
   of the law's log parameters (linearised at the posterior median, starting from the inverse
-  posterior covariance), refitted after every level like ``posterior``.
+  posterior covariance), refitted after every level like ``posterior``;
+- ``v_optimal``: greedy Bayesian V-optimal per FLOP: the cut in the mean variance of the log
+  loss over the target region's runs, the same linearisation;
+- ``li_mixture``: the V-optimal cut averaged over 5 linearisation points drawn from the
+  posterior: the expected reduction of the target region's prediction error under a Laplace
+  mixture, as Li et al. 2026 select runs (their mixture comes from multi-start fits).
 
 Random methods run ``--seeds`` seeds (mean and spread printed); ``all_pool`` is the fit on
-start + the whole pool. Prints a table and writes benchmarks/results/design_sequential.json.
+start + the whole pool. Tables: Epoch's and every Open-Athena experiment (``--tables``). Prints
+a table per table and level, then per level on how many tables ``posterior`` beats every
+baseline's mean interval score and on how many it is worse than random by more than random's
+seed spread (issue 17's targets); writes benchmarks/results/design_sequential.json.
 
-    python benchmarks/design_sequential.py [--data DIR] [--quick]
+    python benchmarks/design_sequential.py [--data DIR] [--tables NAME ...] [--quick]
 
-``--quick``: Epoch's table only, levels 5 % and 25 %, 2 seeds, 2 chains x 500 draws.
+``--quick``: Epoch's table unless ``--tables``, levels 5 % and 25 %, 2 seeds, 2 x 500 draws.
 """
 
 from __future__ import annotations
@@ -93,25 +101,29 @@ def take_in_order(order: np.ndarray, cost: np.ndarray, budget: float) -> list[in
     return chosen
 
 
-def d_optimal(fit: Any, pool: pd.DataFrame, budget: float) -> list[int]:
-    """Greedy Bayesian D-optimal runs per FLOP, linearised at the posterior median."""
-    import jax
-    import jax.numpy as jnp
+def _linearised(fit: Any, frame: pd.DataFrame, at: dict[str, float]) -> np.ndarray:
+    """d log mean / d log parameter at ``frame``'s (N, D), the parameters at ``at``: (rows, P)."""
+    from scalebayes.formula_jacobian import log_jacobian
 
     law = fit.law
-    names = list(law.param_names)
+    log_inputs = {n: np.log(frame[n].to_numpy(float)) for n in law.inputs}
+    jac = log_jacobian(law.expr, at, log_inputs, law.param_names)  # d / d parameter
+    return jac * np.array([at[n] for n in law.param_names])  # d / d log parameter
+
+
+def _log_draws(fit: Any) -> np.ndarray:
+    """The law's parameters' posterior draws, on the log scale: (draws, P)."""
     post = fit.posterior
-    log_theta = {n: float(np.log(post[n].median())) for n in names}
-    draws = np.stack([np.log(post[n].to_numpy().ravel()) for n in names], axis=1)
-    info = np.linalg.inv(np.cov(draws, rowvar=False))
-    sigma2 = float(post["sigma"].median()) ** 2
-    log_inputs = {n: jnp.log(jnp.asarray(pool[n].to_numpy(float))) for n in law.inputs}
+    return np.stack([np.log(post[n].to_numpy().ravel()) for n in fit.law.param_names], axis=1)
 
-    def log_mean(theta: Any) -> Any:
-        return law.log_mean({n: jnp.exp(theta[n]) for n in names}, log_inputs)
 
-    jac = jax.jacfwd(log_mean)(log_theta)
-    grads = np.stack([np.asarray(jac[n]) for n in names], axis=1)  # (J, P)
+def d_optimal(fit: Any, pool: pd.DataFrame, budget: float) -> list[int]:
+    """Greedy Bayesian D-optimal runs per FLOP, linearised at the posterior median."""
+    names = list(fit.law.param_names)
+    at = {n: float(fit.posterior[n].median()) for n in names}
+    info = np.linalg.inv(np.cov(_log_draws(fit), rowvar=False))
+    sigma2 = float(fit.posterior["sigma"].median()) ** 2
+    grads = _linearised(fit, pool, at)  # (J, P)
     cost = pool["cost"].to_numpy(float)
     chosen, spent = [], 0.0
     open_ = np.ones(len(pool), bool)
@@ -127,6 +139,58 @@ def d_optimal(fit: Any, pool: pd.DataFrame, budget: float) -> list[int]:
         spent += cost[j]
         open_[j] = False
         info = info + np.outer(grads[j], grads[j]) / sigma2
+
+
+def v_optimal(
+    fit: Any, pool: pd.DataFrame, target: pd.DataFrame, budget: float, components: int = 1
+) -> list[int]:
+    """Greedy Bayesian V-optimal runs per FLOP: the most reduction of the target's mean variance.
+
+    The variance is of the log mean loss at the target region's runs, linearised in the law's
+    log parameters with the posterior covariance as the prior. ``components=1`` linearises at
+    the posterior median (V-optimal). ``components=K > 1`` averages the reduction over K
+    linearisation points, the posterior draws at K evenly spaced ranks of the log loss at the
+    target's centre: a Laplace mixture of fits in the spirit of Li et al. 2026 ("Spend Less,
+    Fit Better", arXiv 2604.22753), whose fits come from multi-start optimisation instead.
+    """
+    names = list(fit.law.param_names)
+    draws = _log_draws(fit)
+    covariance = np.cov(draws, rowvar=False)
+    sigma2 = float(fit.posterior["sigma"].median()) ** 2
+    if components == 1:
+        points = [{n: float(fit.posterior[n].median()) for n in names}]
+    else:
+        centre = {n: np.exp(np.log(target[n].to_numpy(float)).mean()) for n in fit.law.inputs}
+        log_inputs = {n: np.log(v) for n, v in centre.items()}
+        params = {n: np.exp(draws[:, k]) for k, n in enumerate(names)}
+        order = np.argsort(np.asarray(fit.law.log_mean(params, log_inputs, xp=np)))
+        ranks = ((np.arange(components) + 0.5) / components * len(order)).astype(int)
+        points = [
+            {n: float(np.exp(draws[order[r], k])) for k, n in enumerate(names)} for r in ranks
+        ]
+    grads = [_linearised(fit, pool, at) for at in points]  # each (J, P)
+    aims = [_linearised(fit, target, at) for at in points]  # each (T, P)
+    covs = [covariance.copy() for _ in points]
+    cost = pool["cost"].to_numpy(float)
+    chosen, spent = [], 0.0
+    open_ = np.ones(len(pool), bool)
+    while True:
+        fits = open_ & (spent + cost <= budget)
+        if not fits.any():
+            return chosen
+        # Sherman-Morrison: adding run g cuts the target's variance at t by (g' S a_t)^2 / (s2 + g' S g).
+        gain = np.zeros(len(pool))
+        for g, a, cov in zip(grads, aims, covs, strict=True):
+            cross = g @ cov @ a.T  # (J, T)
+            own = np.einsum("jp,pq,jq->j", g, cov, g)
+            gain += np.mean(cross**2, axis=1) / (sigma2 + own)
+        j = int(np.argmax(np.where(fits, gain / cost, -np.inf)))
+        chosen.append(j)
+        spent += cost[j]
+        open_[j] = False
+        for k, (g, cov) in enumerate(zip(grads, covs, strict=True)):
+            v = cov @ g[j]
+            covs[k] = cov - np.outer(v, v) / (sigma2 + g[j] @ v)
 
 
 def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) -> dict[str, Any]:
@@ -189,7 +253,7 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     # Adaptive methods: choose from the current fit and refit. ``posterior`` refits after every
     # batch of at most --batch runs, as next_runs advises (its importance weights collapse after
     # a few informative runs, and a batch chosen on collapsed weights stops early);
-    # ``d_optimal`` (a linearisation, no weights) refits after each level.
+    # the linearised methods (no weights) refit after each level.
     def posterior_step(fit: Any, chosen: list[int], budget: float) -> tuple[Any, list[int]]:
         while True:
             remaining = np.setdiff1d(np.arange(len(pool)), chosen)
@@ -204,16 +268,30 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
             chosen = chosen + [int(remaining[j]) for j in result.batch["candidate"]]
             fit = refit(runs, mask_of(chosen), settings, seed=1)
 
-    def d_optimal_step(fit: Any, chosen: list[int], budget: float) -> tuple[Any, list[int]]:
-        remaining = np.setdiff1d(np.arange(len(pool)), chosen)
-        left = budget - float(cost[chosen].sum())
-        if left >= cost[remaining].min():
-            chosen = chosen + [
-                int(remaining[j]) for j in d_optimal(fit, pool.iloc[remaining], left)
-            ]
-        return refit(runs, mask_of(chosen), settings, seed=1), chosen
+    target_frame = pd.DataFrame({n: table[n].to_numpy()[target] for n in ("N", "D")})
 
-    for method, step in (("posterior", posterior_step), ("d_optimal", d_optimal_step)):
+    def linearised_step(choose: Callable[..., list[int]]) -> Callable[..., tuple[Any, list[int]]]:
+        def step(fit: Any, chosen: list[int], budget: float) -> tuple[Any, list[int]]:
+            remaining = np.setdiff1d(np.arange(len(pool)), chosen)
+            left = budget - float(cost[chosen].sum())
+            if left >= cost[remaining].min():
+                picked = choose(fit, pool.iloc[remaining], left)
+                chosen = chosen + [int(remaining[j]) for j in picked]
+            return refit(runs, mask_of(chosen), settings, seed=1), chosen
+
+        return step
+
+    adaptive = {
+        "posterior": posterior_step,
+        "d_optimal": linearised_step(d_optimal),
+        "v_optimal": linearised_step(
+            lambda fit, frame, left: v_optimal(fit, frame, target_frame, left)
+        ),
+        "li_mixture": linearised_step(
+            lambda fit, frame, left: v_optimal(fit, frame, target_frame, left, components=5)
+        ),
+    }
+    for method, step in adaptive.items():
         fit, chosen = first, []
         for level in levels:
             t = time.perf_counter()
@@ -229,15 +307,44 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
 def summary(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     keys = ["interval_score_90", "median_abs_error", "r2_loss", "coverage_90", "nstar_width_90"]
-    grouped = frame.groupby(["level", "method"])
+    grouped = frame.groupby(["table", "level", "method"])
     table = grouped[keys].mean().join(grouped["interval_score_90"].std().rename("is90_sd"))
     return table.reset_index()
 
 
+BASELINES = ("random", "cheapest", "cost_random", "d_optimal", "v_optimal", "li_mixture")
+
+
+def verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per budget level: on how many tables ``posterior`` beats every baseline's mean interval
+    score, and on how many it is worse than random by more than random's seed spread."""
+    out = []
+    for level, rows in table[table.method != "all_pool"].groupby("level"):
+        wins = worse = tables = 0
+        for _, one in rows.groupby("table"):
+            by = one.set_index("method")
+            if "posterior" not in by.index:
+                continue
+            tables += 1
+            ours = by.loc["posterior", "interval_score_90"]
+            others = by.loc[by.index.intersection(BASELINES), "interval_score_90"]
+            wins += bool((ours < others).all())
+            spread = by.loc["random", "is90_sd"] if "random" in by.index else 0.0
+            worse += bool(ours > by.loc["random", "interval_score_90"] + np.nan_to_num(spread))
+        out.append({"level": level, "tables": tables, "beats_every_baseline": wins,
+                    "worse_than_random_beyond_spread": worse})  # fmt: skip
+    return pd.DataFrame(out)
+
+
 def main() -> None:
+    from _datasets import datasets
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--quick", action="store_true", help="levels 5 %% and 25 %%, 2 seeds")
+    parser.add_argument(
+        "--tables", nargs="+", help="tables by name (default: Epoch's and every Open-Athena one)"
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the random methods")
     parser.add_argument("--batch", type=int, default=8, help="posterior: runs per refit")
     parser.add_argument("--chains", type=int, default=4)
@@ -247,8 +354,7 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(RESULTS / "design_sequential.json"))
     args = parser.parse_args()
-    data = chinchilla_csv(args.data)
-    if missing(data):
+    if missing(chinchilla_csv(args.data)):
         return
     import scalebayes as sb
 
@@ -256,18 +362,30 @@ def main() -> None:
     levels = LEVELS
     if args.quick:
         levels, args.seeds, args.chains, args.draws = QUICK_LEVELS, 2, 2, 500
+        args.tables = args.tables or ["epoch_chinchilla"]
     start = time.perf_counter()
-    with warnings.catch_warnings():  # fits below the top sweep: their diagnostics are in the rows
-        warnings.simplefilter("ignore", sb.ConvergenceWarning)
-        result = run_table(sb.load_runs(data), args, levels)
-    table = summary(result["rows"])
+    results = []
+    for name, entry in datasets(Path(args.data), args.tables).items():
+        with warnings.catch_warnings():  # fits below the top sweep: diagnostics are in the rows
+            warnings.simplefilter("ignore", sb.ConvergenceWarning)
+            try:
+                result = run_table(entry["runs"], args, levels)
+            except Exception as err:  # a table the split cannot serve is reported, not fatal
+                print(f"{name}: skipped ({type(err).__name__}: {err})")
+                continue
+        for row in result["rows"]:
+            row["table"] = name
+        results.append({"name": name, **result})
+    table = summary([row for result in results for row in result["rows"]])
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    verdict = verdicts(table)
+    print(verdict.to_string(index=False))
     write_results(
         Path(args.out),
         {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
-         "tables": [result],
-         "summary": table.to_dict(orient="records"), "seconds": time.perf_counter() - start,
-         "machine": machine()},
+         "seeds": args.seeds, "chains": args.chains, "draws": args.draws, "tables": results,
+         "summary": table.to_dict(orient="records"), "verdicts": verdict.to_dict(orient="records"),
+         "seconds": time.perf_counter() - start, "machine": machine()},
     )  # fmt: skip
 
 
