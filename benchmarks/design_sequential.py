@@ -117,28 +117,43 @@ def _log_draws(fit: Any) -> np.ndarray:
     return np.stack([np.log(post[n].to_numpy().ravel()) for n in fit.law.param_names], axis=1)
 
 
-def d_optimal(fit: Any, pool: pd.DataFrame, budget: float) -> list[int]:
-    """Greedy Bayesian D-optimal runs per FLOP, linearised at the posterior median."""
-    names = list(fit.law.param_names)
-    at = {n: float(fit.posterior[n].median()) for n in names}
-    info = np.linalg.inv(np.cov(_log_draws(fit), rowvar=False))
-    sigma2 = float(fit.posterior["sigma"].median()) ** 2
-    grads = _linearised(fit, pool, at)  # (J, P)
-    cost = pool["cost"].to_numpy(float)
+def _greedy(
+    cost: np.ndarray, budget: float, gain: Callable[[], np.ndarray], take: Callable[[int], None]
+) -> list[int]:
+    """Runs picked one at a time by the most ``gain()`` per FLOP while they fit ``budget``.
+
+    ``take(j)`` updates what ``gain`` reads once run ``j`` is picked.
+    """
     chosen, spent = [], 0.0
-    open_ = np.ones(len(pool), bool)
+    open_ = np.ones(len(cost), bool)
     while True:
         fits = open_ & (spent + cost <= budget)
         if not fits.any():
             return chosen
-        cov = np.linalg.inv(info)
-        # Matrix determinant lemma: log det(I + g g^T / s2) - log det I = log(1 + g^T I^-1 g / s2).
-        gain = np.log1p(np.einsum("jp,pq,jq->j", grads, cov, grads) / sigma2)
-        j = int(np.argmax(np.where(fits, gain / cost, -np.inf)))
+        j = int(np.argmax(np.where(fits, gain() / cost, -np.inf)))
         chosen.append(j)
         spent += cost[j]
         open_[j] = False
-        info = info + np.outer(grads[j], grads[j]) / sigma2
+        take(j)
+
+
+def d_optimal(fit: Any, pool: pd.DataFrame, budget: float) -> list[int]:
+    """Greedy Bayesian D-optimal runs per FLOP, linearised at the posterior median."""
+    names = list(fit.law.param_names)
+    at = {n: float(fit.posterior[n].median()) for n in names}
+    info = [np.linalg.inv(np.cov(_log_draws(fit), rowvar=False))]
+    sigma2 = float(fit.posterior["sigma"].median()) ** 2
+    grads = _linearised(fit, pool, at)  # (J, P)
+
+    def gain() -> np.ndarray:
+        # Matrix determinant lemma: log det(I + g g' / s2) - log det I = log(1 + g' I^-1 g / s2).
+        cov = np.linalg.inv(info[0])
+        return np.log1p(np.einsum("jp,pq,jq->j", grads, cov, grads) / sigma2)
+
+    def take(j: int) -> None:
+        info[0] = info[0] + np.outer(grads[j], grads[j]) / sigma2
+
+    return _greedy(pool["cost"].to_numpy(float), budget, gain, take)
 
 
 def v_optimal(
@@ -171,26 +186,22 @@ def v_optimal(
     grads = [_linearised(fit, pool, at) for at in points]  # each (J, P)
     aims = [_linearised(fit, target, at) for at in points]  # each (T, P)
     covs = [covariance.copy() for _ in points]
-    cost = pool["cost"].to_numpy(float)
-    chosen, spent = [], 0.0
-    open_ = np.ones(len(pool), bool)
-    while True:
-        fits = open_ & (spent + cost <= budget)
-        if not fits.any():
-            return chosen
-        # Sherman-Morrison: adding run g cuts the target's variance at t by (g' S a_t)^2 / (s2 + g' S g).
-        gain = np.zeros(len(pool))
+
+    def gain() -> np.ndarray:
+        # Sherman-Morrison: adding run g cuts the variance at t by (g' S a_t)^2 / (s2 + g' S g).
+        total = np.zeros(len(pool))
         for g, a, cov in zip(grads, aims, covs, strict=True):
             cross = g @ cov @ a.T  # (J, T)
             own = np.einsum("jp,pq,jq->j", g, cov, g)
-            gain += np.mean(cross**2, axis=1) / (sigma2 + own)
-        j = int(np.argmax(np.where(fits, gain / cost, -np.inf)))
-        chosen.append(j)
-        spent += cost[j]
-        open_[j] = False
+            total += np.mean(cross**2, axis=1) / (sigma2 + own)
+        return total
+
+    def take(j: int) -> None:
         for k, (g, cov) in enumerate(zip(grads, covs, strict=True)):
             v = cov @ g[j]
             covs[k] = cov - np.outer(v, v) / (sigma2 + g[j] @ v)
+
+    return _greedy(pool["cost"].to_numpy(float), budget, gain, take)
 
 
 def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) -> dict[str, Any]:
