@@ -258,3 +258,48 @@ def test_refits_shrink_the_width_by_what_was_predicted(truth):
     # the realised reduction must be at least half the predicted one (not "nothing learnt").
     assert 0.8 < np.mean(widths) / predicted < 1.25, (widths, predicted, now)
     assert now - np.mean(widths) > 0.5 * (now - predicted), (widths, predicted, now)
+
+
+def test_the_batch_is_the_better_of_greedy_per_flop_and_greedy_by_reduction(monkeypatch):
+    """Known gains: one dear run (10 FLOP units) narrows the width from 1 to 0.1, five cheap
+    ones (1 unit) 0.1 each. Per FLOP the cheap ones rank first (0.1 against 0.09 per unit) and
+    then leave no budget for the dear one (width 0.5); by reduction the dear one is bought
+    (0.1). next_runs keeps the narrower, as Krause & Guestrin's rule does."""
+    import dataclasses
+
+    from scalebayes.design import selection
+
+    @dataclasses.dataclass
+    class KnownGains:
+        log_w: np.ndarray
+        chosen: tuple[int, ...] = ()
+        resolution: float = 0.0
+        n_draws: int = 1000
+
+        @staticmethod
+        def width(chosen) -> float:
+            return max(0.05, 1.0 - 0.9 * (0 in chosen) - 0.1 * sum(j > 0 for j in chosen))
+
+        def spread_now(self):
+            return np.full(4, self.width(self.chosen))
+
+        def after(self, columns):
+            widths = [self.width((*self.chosen, int(c))) for c in columns]
+            return np.tile(widths, (4, 1)), np.full(len(columns), 1000.0)
+
+        def condition(self, j):
+            self.chosen = (*self.chosen, int(j))
+
+    monkeypatch.setattr(
+        selection.Worlds, "build", classmethod(lambda cls, *a: KnownGains(np.zeros(1)))
+    )
+    unit = 1e20
+    pool = pd.DataFrame({"N": np.full(6, 1e9), "D": np.geomspace(1e10, 2e10, 6)})
+    pool["cost"] = unit * np.array([10, 1, 1, 1, 1, 1])
+    result = next_runs(collinear_fit(), pool, objective=OptimalN(5.76e23), budget=10 * unit)
+    assert result.rule == "by reduction" and result.batch["candidate"].tolist() == [0]
+    assert result.width_after == pytest.approx(0.1)
+    # The dear run out of reach: per FLOP buys the five cheap ones.
+    result = next_runs(collinear_fit(), pool, objective=OptimalN(5.76e23), budget=5 * unit)
+    assert result.rule == "per FLOP" and sorted(result.batch["candidate"]) == [1, 2, 3, 4, 5]
+    assert result.width_after == pytest.approx(0.5)
