@@ -280,6 +280,7 @@ def _candidates_table(
         tokens_per_param=pool["D"].to_numpy()[wanted] / pool["N"].to_numpy()[wanted],
         width_before=float(now.mean()),
         width_after=after.mean(axis=0),
+        reduction=gain,
         reduction_per_flop=gain / cost[wanted],
         reduction_se=se,
         ess=ess,
@@ -295,7 +296,7 @@ def _greedy(
     key: str,
     first: pd.DataFrame | None = None,
 ) -> _Greedy:
-    """Runs chosen one at a time by the most ``key`` (reduction, or reduction per FLOP).
+    """Runs chosen one at a time by the most ``key``: the column "reduction" or "reduction_per_flop".
 
     ``first``: every candidate's table before any run is chosen, if already computed.
     """
@@ -326,10 +327,7 @@ def _greedy(
         ]
         if useful.empty:
             break
-        score = (
-            useful["reduction_per_flop"] if key == "reduction_per_flop" else reduction[useful.index]
-        )
-        best = useful.loc[score.idxmax()]
+        best = useful.loc[useful[key].idxmax()]
         j = int(best["candidate"])
         rows.append(best)
         world.condition(j)
