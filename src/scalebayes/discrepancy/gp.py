@@ -168,7 +168,7 @@ class GP(Discrepancy):
         # it is the plain law's compiled sampler and draws. Both stages' programs compile in
         # the background from the start: the law's while the GP's reference is searched for
         # (L-BFGS, one core), the GP's while the law's compile ends and its chains run. Measured
-        # on 2 idle cores, cold default fit of Epoch's runs, 3 fresh processes each: 20.3 s
+        # on 2 idle cores, cold default fit of Epoch's runs, 3 fresh processes each: mean 20.3 s
         # (19.8-21.2) compiling each stage when it was reached, 18.8 s (18.0-20.3) this way;
         # CPU time the same, ~31 s, so the gain is cores that idled.
         law_stage = Stage("law", likelihood.without_discrepancy())

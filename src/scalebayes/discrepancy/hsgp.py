@@ -15,8 +15,9 @@ of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that NumPyro ships
   clamped to the box's edge, where every basis function is 0, so the discrepancy there is
   constant. :func:`outside` tells callers which points lie past half the box.
 
-The sampler builds the basis in JAX (:func:`basis`, :func:`term`); predictions evaluate the same
-in NumPy (:func:`numpy_basis`, :func:`numpy_term`), with nothing to compile. The component that
+The reference and the fitted runs' basis are computed once per table in NumPy (:func:`reference`,
+:func:`numpy_basis`), as are predictions (:func:`numpy_term`): nothing to compile. Inside JAX
+programs the same basis is :func:`basis` and the term :func:`term`. The component that
 samples it is :class:`scalebayes.discrepancy.gp.GP`.
 """
 
