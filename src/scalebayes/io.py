@@ -125,7 +125,7 @@ def load_fit(
     ``groups`` names the groups of draws to read, of ``posterior``, ``log_likelihood`` and
     ``sample_stats`` (default all); what describes the fit (law, likelihood, settings,
     diagnostics, the stored parameter table) and the runs are always read. Opening a group of a
-    NetCDF file costs a tenth of a second or more: ``scalebayes show`` reads none, the decision
+    NetCDF file costs a tenth of a second or more: a description (:func:`load_description`) reads none, the decision
     commands the posterior alone. The fit's ``idata`` then lacks the others (comparisons need
     ``log_likelihood``, the diagnostic plots ``sample_stats``). Files without a stored table or
     reference are read whole.
