@@ -54,6 +54,25 @@ def missing(path: Path) -> bool:
     return True
 
 
+def parse_discrepancy(spec: str) -> Any:
+    """A discrepancy from ``NAME`` or ``NAME:FIELD=VALUE[;FIELD=VALUE]``.
+
+    E.g. ``gp:curvature_scale=0.002`` or ``gp:amplitude_prior=LogNormal(loc=-4, scale=1)``: the
+    component's own fields, a number where the value reads as one.
+    """
+    from scalebayes.discrepancy import named
+
+    def value(text: str) -> Any:
+        try:
+            return float(text)
+        except ValueError:
+            return None if text == "None" else text
+
+    name, _, fields = spec.partition(":")
+    pairs = (item.split("=", 1) for item in fields.split(";") if item)
+    return named(name, **{field: value(text) for field, text in pairs})
+
+
 def write_results(path: Path, payload: dict[str, Any]) -> None:
     """Write a benchmark's measurements as indented JSON and say where."""
     path.parent.mkdir(parents=True, exist_ok=True)

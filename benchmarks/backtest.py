@@ -23,7 +23,7 @@ import argparse
 import time
 
 import pandas as pd
-from _common import RESULTS, add_data_argument, machine, write_results
+from _common import RESULTS, add_data_argument, machine, parse_discrepancy, write_results
 from _datasets import datasets, overtraining_datasets
 
 TARGET = (0.85, 0.95)
@@ -33,7 +33,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--datasets", nargs="+", help="subset of tables (default: all found)")
-    parser.add_argument("--discrepancy", nargs="+", default=["none", "curvature"])
+    parser.add_argument(
+        "--discrepancy",
+        nargs="+",
+        default=["none", "curvature"],
+        help="discrepancies by name, or NAME:FIELD=VALUE (e.g. gp:curvature_scale=0.002)",
+    )
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--out", help="file name in benchmarks/results (default backtest.json)")
@@ -51,24 +56,24 @@ def main() -> None:
 
     rows = []
     for name, spec in tables.items():
-        for discrepancy in args.discrepancy:
+        for spec_text in args.discrepancy:
             started = time.perf_counter()
             result = backtest(
                 spec["runs"],
                 "chinchilla",
                 **spec["holdout"],
                 budget=spec["budget"],
-                likelihood=Likelihood(discrepancy=discrepancy),
+                likelihood=Likelihood(discrepancy=parse_discrepancy(spec_text)),
                 draws=args.draws,
                 warmup=args.warmup,
             )
             wall = time.perf_counter() - started
-            print(f"\n{name}, discrepancy {discrepancy} ({wall:.0f} s):\n{result}", flush=True)
+            print(f"\n{name}, discrepancy {spec_text} ({wall:.0f} s):\n{result}", flush=True)
             for row in result.table.to_dict(orient="records"):
                 rows.append(
                     {
                         "dataset": name,
-                        "discrepancy": discrepancy,
+                        "discrepancy": spec_text,
                         **row,
                         "healthy_fits": sum(f.diagnostics.ok for f in result.fits),
                         "max_rhat": max(f.diagnostics.max_rhat for f in result.fits),

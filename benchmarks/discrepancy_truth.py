@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, add_data_argument, machine, write_results
+from _common import RESULTS, add_data_argument, machine, parse_discrepancy, write_results
 
 FITTED = (6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21)  # simulation.CHINCHILLA_BUDGETS
 HELD = (1e22, 3e22)
@@ -36,8 +36,11 @@ def bend(c: np.ndarray) -> np.ndarray:
     return KAPPA * (np.log(c) - mid) ** 2
 
 
-def replicate(truth: str, seed: int, draws: int, warmup: int) -> list[dict]:
+def replicate(
+    truth: str, seed: int, draws: int, warmup: int, discrepancies: list[str]
+) -> list[dict]:
     import scalebayes as sb
+    from scalebayes.scoring import interval_score
     from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design
 
     design = isoflop_design(FITTED + HELD)
@@ -50,14 +53,14 @@ def replicate(truth: str, seed: int, draws: int, warmup: int) -> list[dict]:
     small = runs.subset(~held)
     observed = runs.table["loss"].to_numpy()[held]
     rows = []
-    for discrepancy in ("none", "gp"):
+    for discrepancy in discrepancies:
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # diagnostics are recorded below instead
             fit = sb.fit(
                 small,
                 "chinchilla",
-                likelihood=sb.Likelihood(discrepancy=discrepancy),
+                likelihood=sb.Likelihood(discrepancy=parse_discrepancy(discrepancy)),
                 draws=draws,
                 warmup=warmup,
                 seed=seed,
@@ -76,6 +79,9 @@ def replicate(truth: str, seed: int, draws: int, warmup: int) -> list[dict]:
                 "truth": truth,
                 "seed": seed,
                 "discrepancy": discrepancy,
+                "interval_score_90": float(
+                    np.mean(interval_score(np.log(lo90), np.log(hi90), np.log(observed), 0.1))
+                ),
                 "coverage_90": float(np.mean((observed >= lo90) & (observed <= hi90))),
                 "coverage_50": float(np.mean((observed >= lo50) & (observed <= hi50))),
                 "median_abs_error": float(np.median(np.abs(np.log(observed / median)))),
@@ -95,15 +101,23 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--out", default="discrepancy_truth.json")
+    parser.add_argument(
+        "--discrepancy",
+        nargs="+",
+        default=["none", "gp"],
+        help="discrepancies by name, or NAME:FIELD=VALUE (e.g. gp:curvature_scale=0.002)",
+    )
     args = parser.parse_args()
     del args.data  # simulated runs: the settings recorded stay as they were
     rows = []
     for truth in ("law", "bend"):
         for seed in range(args.replicates):
-            rows.extend(replicate(truth, seed, args.draws, args.warmup))
-            print(pd.DataFrame(rows[-2:]).to_string(index=False, header=seed == 0), flush=True)
+            rows.extend(replicate(truth, seed, args.draws, args.warmup, args.discrepancy))
+            latest = pd.DataFrame(rows[-len(args.discrepancy) :])
+            print(latest.to_string(index=False, header=seed == 0), flush=True)
     table = pd.DataFrame(rows)
     summary = table.groupby(["truth", "discrepancy"]).agg(
+        interval_score_90=("interval_score_90", "mean"),
         coverage_90=("coverage_90", "mean"),
         coverage_50=("coverage_50", "mean"),
         median_abs_error=("median_abs_error", "median"),

@@ -16,7 +16,8 @@ from scalebayes.laws import load_law
 from scalebayes.likelihood import Likelihood, model_param_names, reported_param_names
 from scalebayes.model import log_mean, model_data, reference_point
 
-GP = Likelihood(discrepancy="gp")
+GP = Likelihood(discrepancy="gp")  # the default's GP, with its quadratic (test_gp_quadratic.py)
+K = gp.BASIS**2 + 3  # the GP's 36 weights, then the quadratic's N*N, N*D, D*D
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,18 @@ def ref(ladder, ladder_loss):
     return reference_point(load_law("chinchilla"), GP, ladder, ladder_loss)
 
 
-def _draws(law, n_draws: int, amplitude: float, seed: int = 0) -> dict[str, jax.Array]:
-    """GP weights from their prior given ``amplitude``, shape (n_draws, 1) each; the law fixed."""
-    names = gp.weight_names(law.inputs)
-    scale = amplitude * gp.spectral_scale(len(law.inputs))
+def _draws(
+    law, n_draws: int, amplitude: float, seed: int = 0, curvature: float | None = None
+) -> dict[str, jax.Array]:
+    """Weights from their prior given ``amplitude``, shape (n_draws, 1) each; the law fixed.
+
+    The quadratic's weights have sd ``curvature`` (default: the GP's own curvature_scale).
+    """
+    names = gp.weight_names(law.inputs, quadratic=True)
+    curvature = GP.discrepancy.curvature_scale if curvature is None else curvature
+    scale = jnp.concatenate(
+        [amplitude * gp.spectral_scale(len(law.inputs)), jnp.full(3, curvature)]
+    )
     w = jax.random.normal(jax.random.key(seed), (len(names), n_draws, 1))
     params = {name: scale[k] * w[k] for k, name in enumerate(names)}
     params.update(LAW_TRUTH, gp_amplitude=amplitude)
@@ -57,10 +66,9 @@ def _draws(law, n_draws: int, amplitude: float, seed: int = 0) -> dict[str, jax.
 def test_names_and_reported_names():
     law = load_law("chinchilla")
     names = model_param_names(law, GP)
-    k = gp.BASIS**2
-    assert names[-k - 1] == "gp_amplitude" and names[-1] == f"gp_w{k - 1}"
+    assert names[-K - 1] == "gp_amplitude" and names[-1] == f"gp_w{K - 1}"
     assert len(gp.weight_names(law.inputs)) == gp.BASIS**2
-    # Summaries and plots show the amplitude, not the 36 basis weights.
+    # Summaries and plots show the amplitude, not the 39 basis weights.
     assert "gp_amplitude" in reported_param_names(law, GP)
     assert not any(n.startswith("gp_w") for n in reported_param_names(law, GP))
 
@@ -101,7 +109,7 @@ def test_model_data_basis_matches_log_mean(synthetic_runs):
     law = load_law("chinchilla")
     data = model_data(law, synthetic_runs, GP)
     params = _draws(law, 3, 0.02)
-    weights = gp.stacked_weights(law.inputs, params)  # (3, 1, K)
+    weights = gp.stacked_weights(law.inputs, params, quadratic=True)  # (3, 1, K)
     direct = np.asarray(log_mean(law, GP, params, data.log_inputs, data.log_ref))
     plain = np.asarray(law.log_mean(params, data.log_inputs))
     precomputed = plain + (weights @ np.asarray(data.extra["gp_basis"]).T)[:, 0]
@@ -127,8 +135,13 @@ def test_centred_and_non_centred_gp_modules_are_one_posterior(synthetic_runs):
     rng = np.random.default_rng(0)
     for _ in range(3):
         amplitude, sigma = rng.uniform(0.005, 0.5), rng.uniform(0.002, 0.05)
-        raw = rng.normal(size=36)
-        scale = amplitude * np.asarray(gp.spectral_scale(2))
+        raw = rng.normal(size=K)
+        scale = np.concatenate(
+            [
+                amplitude * np.asarray(gp.spectral_scale(2)),
+                np.full(3, GP.discrepancy.curvature_scale),
+            ]
+        )
         # unconstrained coordinates: log of the positive sites
         common = {"gp_amplitude": np.log(amplitude), "sigma": np.log(sigma)}
         u_nc = potential_energy(non_centred, (data,), {}, {**common, RAW_SITE: raw})
@@ -153,11 +166,12 @@ def test_band_widens_beyond_the_data_and_stops_at_the_box(ladder, ref):
     With weights from their prior and amplitude a, a true SE GP has sd a everywhere; less its
     part along the law's tangent space it is far below a on the data and grows with distance beyond them,
     until the inputs reach the box's edge, past which it is constant. 4000 draws give each sd
-    to ~1.1 %, so the factor-of-2 steps asserted are far outside Monte Carlo noise.
+    to ~1.1 %, so the factor-of-2 steps asserted are far outside Monte Carlo noise. The GP's
+    part alone (the quadratic's weights 0): the quadratic's growth is test_gp_quadratic's.
     """
     law = load_law("chinchilla")
     a = 0.01
-    params = _draws(law, 4000, a, seed=3)
+    params = _draws(law, 4000, a, seed=3, curvature=0.0)
     on_data = np.std(np.asarray(gp.term(law, params, ladder, ref)), axis=0)
 
     def ray(budgets):
@@ -348,7 +362,7 @@ def test_basis_of_a_single_point_is_that_row_of_the_basis(ref):
     n, d = jnp.log(jnp.array([1e9, 3e10])), jnp.log(jnp.array([2e10, 5e11]))
     rows = gp.basis(law, {"N": n, "D": d}, ref)
     one = gp.basis(law, {"N": n[1], "D": d[1]}, ref)
-    assert one.shape == (36,)
+    assert one.shape == (K,)
     np.testing.assert_allclose(np.asarray(one), np.asarray(rows[1]), rtol=1e-12, atol=1e-15)
 
 

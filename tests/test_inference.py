@@ -31,7 +31,7 @@ def test_fit_has_the_documented_shape(chinchilla_fit, synthetic_runs):
     posterior = idata["posterior"]
     # The default discrepancy ("auto") is the GP for this law: the law module's noise is sigma_law.
     assert chinchilla_fit.likelihood.discrepancy == sb.GP()
-    gp_names = {"sigma_law", "gp_amplitude", *(f"gp_w{k}" for k in range(36))}
+    gp_names = {"sigma_law", "gp_amplitude", *(f"gp_w{k}" for k in range(39))}  # 36 + quadratic
     assert set(chinchilla_fit.param_names) == {*TRUTH_KEYS, "sigma", *gp_names}
     assert posterior["alpha"].dims == ("chain", "draw")
     assert (

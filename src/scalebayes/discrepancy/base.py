@@ -243,3 +243,12 @@ class Discrepancy:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description: its name and prior fields."""
         return {"name": self.name, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_stored(cls, fields: Mapping[str, Any]) -> Discrepancy:
+        """Rebuild from :meth:`to_dict`'s fields (less the name), as a saved fit holds them.
+
+        A field missing from an older file takes its default; a subclass whose default has
+        changed since says here what the older files meant.
+        """
+        return cls(**fields)

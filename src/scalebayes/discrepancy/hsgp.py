@@ -14,6 +14,11 @@ of Solin & Särkkä (2020) and Riutort-Mayol et al. (2023) that NumPyro ships
   lie in [-1, 1]. The approximation holds in the box ``|z| < BOX``; beyond it the inputs are
   clamped to the box's edge, where every basis function is 0, so the discrepancy there is
   constant. :func:`outside` tells callers which points lie past half the box.
+- Optionally (``quadratic``) a second kernel adds the products ``(x_i - c_i)(x_j - c_j)`` of the
+  centred log inputs (ln units, not clamped), also projected off the tangent space: curvature
+  in log-log space that the law lacks, whose uncertainty grows with the square of the distance
+  from the runs instead of stopping at the box. Its weights follow the GP's in one vector; a
+  reference says which basis it was built with (:func:`has_quadratic`).
 
 The reference and the fitted runs' basis are computed once per table in NumPy (:func:`reference`,
 :func:`numpy_basis`), as are predictions (:func:`numpy_term`): nothing to compile. Inside JAX
@@ -46,10 +51,24 @@ MAX_INPUTS = 2  # 6**3 basis weights for a 3-input law: too many for the sampler
 SPAN_FLOOR = 1e-6  # an input that does not vary still gets a finite scale
 
 
-def weight_names(law_inputs: tuple[str, ...]) -> tuple[str, ...]:
-    """The GP's basis weights, ``gp_w0`` ... : one per basis function (BASIS ** inputs)."""
+def weight_names(law_inputs: tuple[str, ...], quadratic: bool = False) -> tuple[str, ...]:
+    """The basis weights, ``gp_w0`` ...: one per basis function.
+
+    ``BASIS ** inputs`` of the GP, then (``quadratic``) one per product of two inputs.
+    """
     check_inputs(law_inputs)
-    return tuple(f"gp_w{k}" for k in range(BASIS ** len(law_inputs)))
+    count = BASIS ** len(law_inputs) + (len(quadratic_pairs(law_inputs)) if quadratic else 0)
+    return tuple(f"gp_w{k}" for k in range(count))
+
+
+def quadratic_pairs(law_inputs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The input pairs ``(a, b)``, ``a`` not after ``b``, of the quadratic's products."""
+    return tuple((a, b) for i, a in enumerate(law_inputs) for b in law_inputs[i:])
+
+
+def has_quadratic(law_inputs: tuple[str, ...], ref: Mapping[str, Any]) -> bool:
+    """Whether the reference ``ref`` was built with the quadratic's columns."""
+    return int(np.shape(ref["_gp_projection"])[-1]) > BASIS ** len(law_inputs)
 
 
 def check_inputs(law_inputs: tuple[str, ...]) -> None:
@@ -67,13 +86,15 @@ def reference(
     centre: Mapping[str, Any],
     counted: Any,
     mode: Mapping[str, Any],
+    quadratic: bool = False,
 ) -> dict[str, np.ndarray]:
     """What the GP needs from the fitted runs: each input's half-span, the mode, the projection.
 
     ``counted`` (bool, shape (n,)) marks the fitted runs; others (held out by a mask) are
     ignored. ``mode`` holds the plain law's parameters (scalars) where its tangent space is
-    taken. Keys start with ``_gp_`` so they sit beside the centre in the reference point.
-    In NumPy (float64), once per table: nothing to compile.
+    taken; ``quadratic`` adds the quadratic's columns to the projection. Keys start with
+    ``_gp_`` so they sit beside the centre in the reference point. In NumPy (float64), once per
+    table: nothing to compile.
     """
     counted = np.asarray(counted, dtype=bool)
     arrays = {name: np.asarray(log_inputs[name], dtype=float) for name in law.inputs}
@@ -85,7 +106,10 @@ def reference(
         out[f"_gp_mode_{name}"] = np.asarray(mode[name], dtype=float)
     ref = {**{k: np.asarray(v, dtype=float) for k, v in centre.items()}, **out}
     z = np.clip(_scaled(law.inputs, arrays, ref, np), -BOX, BOX)
-    phi = _numpy_eigenfunctions(z) * counted[:, None]
+    phi = _numpy_eigenfunctions(z)
+    if quadratic:
+        phi = np.concatenate([phi, _products(law.inputs, arrays, ref, np)], axis=-1)
+    phi = phi * counted[:, None]
     at_mode = {name: out[f"_gp_mode_{name}"] for name in law.param_names}
     tangent = log_jacobian(law.expr, at_mode, arrays, law.free_param_names) * counted[:, None]
     # Columns in units of their norm over the fitted runs: a coefficient's and an exponent's
@@ -125,21 +149,26 @@ def term(
     """
     import jax.numpy as jnp
 
-    return jnp.sum(stacked_weights(law.inputs, params) * basis(law, log_inputs, ref), axis=-1)
+    quadratic = has_quadratic(law.inputs, ref)
+    weights = stacked_weights(law.inputs, params, quadratic)
+    return jnp.sum(weights * basis(law, log_inputs, ref), axis=-1)
 
 
-def stacked_weights(law_inputs: tuple[str, ...], params: Mapping[str, jax.Array]) -> jax.Array:
+def stacked_weights(
+    law_inputs: tuple[str, ...], params: Mapping[str, jax.Array], quadratic: bool = False
+) -> jax.Array:
     """The weights ``gp_w*`` stacked on a last axis: shape P + (K,)."""
     import jax.numpy as jnp
 
-    return jnp.stack([jnp.asarray(params[n]) for n in weight_names(law_inputs)], axis=-1)
+    names = weight_names(law_inputs, quadratic)
+    return jnp.stack([jnp.asarray(params[n]) for n in names], axis=-1)
 
 
 def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.Array]) -> jax.Array:
     """The projected basis functions at ``log_inputs``: shape X + (K,), K = BASIS ** inputs.
 
-    Past the box the inputs are clamped to its edge, so the basis (and the tangent part taken
-    off it) is constant there.
+    Past the box the inputs are clamped to its edge, so the GP's basis (and the tangent part
+    taken off it) is constant there; the quadratic's columns, if any, are not clamped.
     """
     import jax.numpy as jnp
 
@@ -148,7 +177,32 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
         name: ref[name] + ref[f"_gp_half_span_{name}"] * z[..., i]
         for i, name in enumerate(law.inputs)
     }
-    return _eigenfunctions(z) - _tangent(law, clamped, ref) @ ref["_gp_projection"]
+    projection = ref["_gp_projection"]
+    k = BASIS ** len(law.inputs)
+    out = _eigenfunctions(z) - _tangent(law, clamped, ref) @ projection[:, :k]
+    if not has_quadratic(law.inputs, ref):
+        return out
+    unclamped = _broadcast(law.inputs, log_inputs, jnp)
+    products = _products(law.inputs, unclamped, ref, jnp)
+    products = products - _tangent(law, unclamped, ref) @ projection[:, k:]
+    return jnp.concatenate([out, products], axis=-1)
+
+
+def _broadcast(law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any], xp: Any) -> dict:
+    """The law's inputs broadcast against each other, by name."""
+    arrays = xp.broadcast_arrays(*(xp.asarray(log_inputs[n]) for n in law_inputs))
+    return dict(zip(law_inputs, arrays, strict=True))
+
+
+def _products(
+    law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any], ref: Mapping[str, Any], xp: Any
+) -> Any:
+    """The quadratic's columns: ``(x_a - c_a)(x_b - c_b)`` per pair, shape X + (pairs,)."""
+    arrays = _broadcast(law_inputs, log_inputs, xp)
+    return xp.stack(
+        [(arrays[a] - ref[a]) * (arrays[b] - ref[b]) for a, b in quadratic_pairs(law_inputs)],
+        axis=-1,
+    )
 
 
 def _eigenfunctions(z: jax.Array) -> jax.Array:
@@ -192,7 +246,8 @@ def numpy_term(
     Equal to :func:`term` to rounding: the tangent comes from
     :func:`~scalebayes.formula_jacobian.log_jacobian` instead of ``jax.jacfwd``.
     """
-    weights = np.stack([np.asarray(params[n]) for n in weight_names(law.inputs)], axis=-1)
+    names = weight_names(law.inputs, has_quadratic(law.inputs, ref))
+    weights = np.stack([np.asarray(params[n]) for n in names], axis=-1)
     return np.einsum("...k,...k->...", weights, numpy_basis(law, log_inputs, ref))
 
 
@@ -205,7 +260,15 @@ def numpy_basis(law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any])
     }
     at_mode = {name: np.asarray(value, dtype=float) for name, value in mode(law, ref).items()}
     tangent = log_jacobian(law.expr, at_mode, clamped, law.free_param_names)
-    return _numpy_eigenfunctions(z) - tangent @ np.asarray(ref["_gp_projection"])
+    projection = np.asarray(ref["_gp_projection"])
+    k = BASIS ** len(law.inputs)
+    out = _numpy_eigenfunctions(z) - tangent @ projection[:, :k]
+    if not has_quadratic(law.inputs, ref):
+        return out
+    unclamped = _broadcast(law.inputs, log_inputs, np)
+    tangent = log_jacobian(law.expr, at_mode, unclamped, law.free_param_names)
+    products = _products(law.inputs, unclamped, ref, np) - tangent @ projection[:, k:]
+    return np.concatenate([out, products], axis=-1)
 
 
 def _numpy_eigenfunctions(z: np.ndarray) -> np.ndarray:
