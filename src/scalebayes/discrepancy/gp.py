@@ -71,8 +71,8 @@ class GP(Discrepancy):
 
     name = "gp"
     summary = (
-        "a Gaussian process for what the law misses, sampled apart from the law: wider "
-        "intervals beyond the runs, the law's own allocation"
+        "a Gaussian process and a quadratic for what the law misses, sampled apart from the "
+        "law: intervals that widen beyond the runs, the law's own allocation"
     )
     prior_fields: ClassVar[Mapping[str, str]] = {"gp_amplitude": "amplitude_prior"}
 
