@@ -63,6 +63,10 @@ def _draws(
     return params
 
 
+def _numpy(arrays: dict) -> dict:
+    return {k: np.asarray(v) for k, v in arrays.items()}
+
+
 def test_names_and_reported_names():
     law = load_law("chinchilla")
     names = model_param_names(law, GP)
@@ -91,7 +95,8 @@ def test_discrepancy_is_orthogonal_to_the_law_tangent_space(ladder, ref):
     """On the fitted runs the GP has no part a small change of the law's parameters could make."""
     law = load_law("chinchilla")
     params = _draws(law, 50, 0.02)
-    delta = np.asarray(gp.term(law, params, ladder, ref))  # (50, n)
+    # In NumPy (no program to compile): test_numpy_term_is_the_jax_term shows they agree.
+    delta = gp.numpy_term(law, _numpy(params), _numpy(ladder), _numpy(ref))  # (50, n)
     assert delta.shape == (50, ladder["N"].shape[0])
     mode = {name: ref[f"_gp_mode_{name}"] for name in law.param_names}
     jacobian = jax.jacfwd(lambda p: law.log_mean(p, ladder))(mode)
@@ -171,18 +176,18 @@ def test_band_widens_beyond_the_data_and_stops_at_the_box(ladder, ref):
     """
     law = load_law("chinchilla")
     a = 0.01
-    params = _draws(law, 4000, a, seed=3, curvature=0.0)
-    on_data = np.std(np.asarray(gp.term(law, params, ladder, ref)), axis=0)
+    params, ref = _numpy(_draws(law, 4000, a, seed=3, curvature=0.0)), _numpy(ref)
+    on_data = np.std(gp.numpy_term(law, params, _numpy(ladder), ref), axis=0)  # NumPy: as above
 
     def ray(budgets):
         n = np.sqrt(np.asarray(budgets) / 120)
-        return {"N": jnp.log(n), "D": jnp.log(np.asarray(budgets) / (6 * n))}
+        return {"N": np.log(n), "D": np.log(np.asarray(budgets) / (6 * n))}
 
-    beyond = np.std(np.asarray(gp.term(law, params, ray([1e22, 1e23, 1e25]), ref)), 0)
+    beyond = np.std(gp.numpy_term(law, params, ray([1e22, 1e23, 1e25]), ref), 0)
     assert on_data.max() < a
     assert beyond[0] > 2 * on_data.max() and beyond[1] > 2 * beyond[0] and beyond[2] > beyond[1]
     assert not np.asarray(gp.outside(law.inputs, ray([1e23]), ref)).any()
-    past_box = np.asarray(gp.term(law, params, ray([1e40, 1e50]), ref))
+    past_box = gp.numpy_term(law, params, ray([1e40, 1e50]), ref)
     np.testing.assert_allclose(past_box[:, 0], past_box[:, 1], rtol=1e-12)
 
 

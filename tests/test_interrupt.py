@@ -93,7 +93,12 @@ def runs_csv(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "marker",
-    ["sampling: 100/600 iterations (warmup)", "sampling: 600/600", "test: written, not yet moved"],
+    [
+        "sampling: 100/600 iterations (warmup)",
+        # Between the two others (sampled, not yet written): a third process of ~7 s.
+        pytest.param("sampling: 600/600", marks=pytest.mark.slow),
+        "test: written, not yet moved",
+    ],
 )
 def test_ctrl_c_at_any_point_keeps_the_previous_fit(marker, runs_csv, tmp_path):
     out = tmp_path / "fit.nc"
