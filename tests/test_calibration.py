@@ -52,6 +52,7 @@ def fixed_truth_study():
     )
 
 
+@pytest.mark.slow  # eight fits (~7 CPU-s); known truth stays in the default run elsewhere
 def test_intervals_cover_a_realistic_truth(fixed_truth_study):
     cal = fixed_truth_study
     assert list(cal.ranks.columns) == list(QUANTITIES)
