@@ -17,6 +17,18 @@ HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 HOFFMANN_TEX = {**HOFFMANN, "alpha": 0.3392, "beta": 0.2849}
 
 
+# The GP tests' ladder and the law they draw its losses from.
+GP_LAW_TRUTH = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37}
+
+
+def gp_ladder_log_inputs() -> dict[str, np.ndarray]:
+    """Log N, log D of an isoFLOP-like ladder: 3 decades of compute, 5 sizes per budget."""
+    budgets = np.logspace(18, 21, 7)
+    n = np.concatenate([np.sqrt(c / 120) * np.logspace(-0.6, 0.6, 5) for c in budgets])
+    c = np.repeat(budgets, 5)
+    return {"N": np.log(n), "D": np.log(c / (6 * n))}
+
+
 @functools.cache
 def ladder(seed: int = 0) -> sb.Runs:
     """A small isoFLOP ladder (1e19-1e21 FLOPs) drawn from Epoch's constants."""

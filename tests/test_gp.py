@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tests.known_fits import GP_LAW_TRUTH as LAW_TRUTH
+from tests.known_fits import gp_ladder_log_inputs
 
 from scalebayes.discrepancy import NoDiscrepancy
 from scalebayes.discrepancy import hsgp as gp
@@ -23,13 +25,7 @@ K = gp.BASIS**2 + 3  # the GP's 36 weights, then the quadratic's N*N, N*D, D*D
 @pytest.fixture(scope="module")
 def ladder():
     """Log N, log D of an isoFLOP-like ladder: 3 decades of compute, 5 sizes per budget."""
-    budgets = np.logspace(18, 21, 7)
-    n = np.concatenate([np.sqrt(c / 120) * np.logspace(-0.6, 0.6, 5) for c in budgets])
-    c = np.repeat(budgets, 5)
-    return {"N": jnp.log(n), "D": jnp.log(c / (6 * n))}
-
-
-LAW_TRUTH = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37}
+    return {name: jnp.asarray(x) for name, x in gp_ladder_log_inputs().items()}
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tests.known_fits import GP_LAW_TRUTH as LAW_TRUTH
+from tests.known_fits import gp_ladder_log_inputs
 
 from scalebayes.discrepancy import GP, from_dict
 from scalebayes.discrepancy import hsgp as gp
@@ -20,16 +22,12 @@ from scalebayes.likelihood import Likelihood, model_param_names, reported_param_
 from scalebayes.model import reference_point
 
 QUADRATIC = Likelihood(discrepancy=GP(curvature_scale=0.002))
-LAW_TRUTH = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37}
 
 
 @pytest.fixture(scope="module")
 def ladder():
-    """Log N, log D of an isoFLOP-like ladder: 3 decades of compute, 5 sizes per budget."""
-    budgets = np.logspace(18, 21, 7)
-    n = np.concatenate([np.sqrt(c / 120) * np.logspace(-0.6, 0.6, 5) for c in budgets])
-    c = np.repeat(budgets, 5)
-    return {"N": np.log(n), "D": np.log(c / (6 * n))}
+    """test_gp's ladder: 3 decades of compute, 5 sizes per budget."""
+    return gp_ladder_log_inputs()
 
 
 @pytest.fixture(scope="module")
