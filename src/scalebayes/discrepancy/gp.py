@@ -62,11 +62,13 @@ class GP(Discrepancy):
     # sqrt(3) * scale * k**2 / 4: at 0.002, 0.5 % one decade away, 1.8 % two, 4.1 % three; the
     # known-truth bend of benchmarks/discrepancy_truth.py (2 % at two decades) is within one sd.
     # A fixed scale: with a scale of its own to learn (LogNormal around 0.002) the amplitude and
-    # that scale traded off, and 38 of 54 backtest fits had R-hat > 1.01 at 4 x 500 draws.
-    # With it, on 9 public tables' top one and two budgets held out, pooled 90 % coverage went
-    # from 82.9 % to 88.2 % and the mean 90 % interval score from 0.0370 to 0.0310; on an exact
-    # law (known truth) the interval score rose from 0.0238 to 0.0283, on a bent one it fell
-    # from 0.0340 to 0.0284 (benchmarks/backtest.py, discrepancy_truth.py).
+    # that scale traded off, and 38 of 54 backtest fits were unhealthy at 4 x 500 draws (20 with
+    # the fixed scale, 6 with the GP alone). With it, on 9 public tables' top one and two budgets
+    # held out, pooled 90 % coverage went from 82.9 % to 88.2 % and the mean 90 % interval score
+    # from 0.0370 to 0.0310; on an exact law (known truth) the interval score rose from 0.0238 to
+    # 0.0283, on a bent one it fell from 0.0340 to 0.0284 (benchmarks/backtest.py,
+    # discrepancy_truth.py). The cost: the GP and the quadratic can both follow a curvature on
+    # the runs, so this module takes ~27 leapfrog steps per iteration instead of 15.
     curvature_scale: float | None = 0.002
 
     name = "gp"
