@@ -29,6 +29,20 @@ def gp_ladder_log_inputs() -> dict[str, np.ndarray]:
     return {"N": np.log(n), "D": np.log(c / (6 * n))}
 
 
+def tangent_part(law, log_inputs: dict, ref: dict, delta: np.ndarray) -> np.ndarray:
+    """The least-squares fit of ``delta`` (draws, runs) on the law's tangent space at the GP's
+    reference mode: what a small change of the law's parameters could make of it, (runs, draws).
+    """
+    import jax
+
+    mode = {name: ref[f"_gp_mode_{name}"] for name in law.param_names}
+    jacobian = jax.jacfwd(lambda p: law.log_mean(p, log_inputs))(mode)
+    tangent = np.stack([np.asarray(jacobian[name]) for name in law.param_names], 1)
+    tangent /= np.linalg.norm(tangent, axis=0)
+    coef, *_ = np.linalg.lstsq(tangent, np.asarray(delta).T, rcond=None)
+    return tangent @ coef
+
+
 @functools.cache
 def ladder(seed: int = 0) -> sb.Runs:
     """A small isoFLOP ladder (1e19-1e21 FLOPs) drawn from Epoch's constants."""
