@@ -13,7 +13,7 @@ import pytest
 from tests.known_fits import GP_LAW_TRUTH as LAW_TRUTH
 from tests.known_fits import gp_ladder_log_inputs, tangent_part
 
-from scalebayes.discrepancy import GP, from_dict
+from scalebayes.discrepancy import GP, GPAlone, from_dict
 from scalebayes.discrepancy import hsgp as gp
 from scalebayes.errors import LawError
 from scalebayes.laws import load_law
@@ -118,3 +118,14 @@ def test_spread_keeps_growing_past_the_box(ladder, ref):
 
     sd = np.std(np.asarray(gp.term(law, params, ray([1e22, 1e40, 1e50]), ref)), axis=0)
     assert sd[1] > 5 * sd[0] and sd[2] > 1.8 * sd[1], sd
+
+
+def test_gp_alone_is_the_gp_without_its_quadratic():
+    """`--discrepancy gp_alone`: the GP's 36 weights, saved and read back under its own name."""
+    law = load_law("chinchilla")
+    alone = Likelihood(discrepancy="gp_alone")
+    assert not alone.discrepancy.quadratic and alone.discrepancy == GPAlone()
+    names = model_param_names(law, alone)
+    assert names[-1] == f"gp_w{gp.BASIS**2 - 1}"
+    assert from_dict(alone.discrepancy.to_dict()) == GPAlone()
+    assert Likelihood.from_dict(alone.to_dict()) == alone

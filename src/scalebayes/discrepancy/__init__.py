@@ -1,7 +1,7 @@
 """Discrepancies: what a law's shape misses, as one component behind one small interface.
 
-:class:`~scalebayes.discrepancy.base.Discrepancy` is the interface; ``none``, ``curvature`` and
-``gp`` implement it, and ``auto`` picks ``gp`` for laws of at most two inputs and ``none`` for
+:class:`~scalebayes.discrepancy.base.Discrepancy` is the interface; ``none``, ``curvature``,
+``gp`` and ``gp_alone`` implement it, and ``auto`` picks ``gp`` for laws of at most two inputs and ``none`` for
 more. :func:`named` builds one from its name (CLI, saved fits).
 """
 
@@ -12,7 +12,7 @@ from typing import Any, override
 
 from scalebayes.discrepancy.base import Discrepancy
 from scalebayes.discrepancy.curvature import Curvature
-from scalebayes.discrepancy.gp import GP
+from scalebayes.discrepancy.gp import GP, GPAlone
 from scalebayes.discrepancy.hsgp import MAX_INPUTS
 from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.errors import LawError
@@ -38,7 +38,7 @@ class Auto(Discrepancy):
 
 
 KINDS: dict[str, type[Discrepancy]] = {
-    kind.name: kind for kind in (Auto, NoDiscrepancy, Curvature, GP)
+    kind.name: kind for kind in (Auto, NoDiscrepancy, Curvature, GP, GPAlone)
 }
 """Every discrepancy by name."""
 
@@ -62,4 +62,14 @@ def from_dict(stored: Any) -> Discrepancy:
     return KINDS[name].from_stored(fields)
 
 
-__all__ = ["GP", "KINDS", "Auto", "Curvature", "Discrepancy", "NoDiscrepancy", "from_dict", "named"]
+__all__ = [
+    "GP",
+    "KINDS",
+    "Auto",
+    "Curvature",
+    "Discrepancy",
+    "GPAlone",
+    "NoDiscrepancy",
+    "from_dict",
+    "named",
+]
