@@ -161,25 +161,26 @@ def test_saved_fit_carries_its_parameter_table(chinchilla_fit, tmp_path):
     assert 0.9 not in loaded.law_module().summaries
 
 
-def _heavy_modules_after(argv: list[str], heavy: tuple[str, ...]) -> str:
-    """Which of ``heavy`` a fresh process has imported after running the CLI with ``argv``, printed."""
+def _heavy_modules_after(argvs: list[list[str]], heavy: tuple[str, ...]) -> list[str]:
+    """Which of ``heavy`` one fresh process has imported after each CLI call in ``argvs``, printed."""
     import subprocess
     import sys
 
-    code = (
-        "import sys\nfrom scalebayes.cli import main\n"
+    code = "import sys\nfrom scalebayes.cli import main\n" + "".join(
         f"assert main({argv!r}) == 0\n"
-        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+        f"print('imported:', sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        for argv in argvs
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return done.stdout.strip().splitlines()[-1]
+    lines = done.stdout.splitlines()
+    return [line.removeprefix("imported: ") for line in lines if line.startswith("imported: ")]
 
 
 def test_showing_a_saved_fit_loads_no_jax(chinchilla_fit, tmp_path):
     # Nor xarray: the description is read with h5py (scalebayes.saved).
     path = str(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
     heavy = ("jax", "numpyro", "arviz_stats", "xarray")
-    assert _heavy_modules_after(["show", path], heavy) == "[]"
+    assert _heavy_modules_after([["show", path]], heavy) == ["[]"]
 
 
 def test_the_light_description_is_the_fit_s_own(chinchilla_fit, tmp_path):
@@ -219,19 +220,19 @@ def test_files_the_light_reader_cannot_describe_go_to_load_fit(chinchilla_fit, t
     assert fit_text(load_description(old)) == fit_text(chinchilla_fit)
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["predict", "--N", "7e10", "--D", "1.4e12"],
-        ["chance", "--N", "7e10", "--D", "1.4e12", "--target", "2.2"],
-        ["plan", "--target", "2.2"],
-    ],
-)
-def test_decisions_on_a_saved_fit_load_no_jax(chinchilla_fit, tmp_path, argv):
-    """predict, chance and plan compute in NumPy: no JAX to import, no program to compile."""
+def test_decisions_on_a_saved_fit_load_no_jax(chinchilla_fit, tmp_path):
+    """predict, chance and plan compute in NumPy: no JAX to import, no program to compile.
+
+    One process runs the three in turn (a process each would import the stack three times),
+    and says after each what it has imported.
+    """
     path = str(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
-    command, *options = argv
-    assert _heavy_modules_after([command, path, *options], ("jax", "numpyro")) == "[]"
+    argvs = [
+        ["predict", path, "--N", "7e10", "--D", "1.4e12"],
+        ["chance", path, "--N", "7e10", "--D", "1.4e12", "--target", "2.2"],
+        ["plan", path, "--target", "2.2"],
+    ]
+    assert _heavy_modules_after(argvs, ("jax", "numpyro")) == ["[]"] * 3
 
 
 def test_describing_a_fit_opens_no_draws(chinchilla_fit, tmp_path):
