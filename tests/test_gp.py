@@ -323,8 +323,10 @@ def test_gp_covers_a_bend_the_law_lacks():
 
     The reduced CI version of benchmarks/discrepancy_truth.py (seed 0 of its 20 replicates):
     fitted on 81 runs up to 3e21 FLOPs, scored on the 18 runs at 1e22 and 3e22. Over the 20
-    replicates the gp's 90 % intervals held 61-100 % of them (mean 86 %), the plain law's
-    11-56 % (mean 28 %), so each bound below holds on every replicate measured.
+    replicates the default's 90 % intervals (GP and quadratic) held 78-100 % of them (mean 94 %;
+    the GP alone 61-100 %, mean 86 %), the plain law's 11-61 % (mean 27 %)
+    (benchmarks/results/discrepancy_truth_quadratic.json), so each bound below holds on every
+    replicate measured.
     """
     import scalebayes as sb
     from conftest import CI_FIT, assert_healthy
@@ -349,7 +351,7 @@ def test_gp_covers_a_bend_the_law_lacks():
         low, high = np.quantile(draws, [0.05, 0.95], axis=1)
         observed = table["loss"].to_numpy()[held]
         coverage[discrepancy] = np.mean((observed >= low) & (observed <= high))
-    assert coverage["gp"] >= 0.6 and coverage["none"] <= 0.6, coverage
+    assert coverage["gp"] >= 0.75 and coverage["none"] <= 0.65, coverage
 
 
 def test_basis_of_a_single_point_is_that_row_of_the_basis(ref):

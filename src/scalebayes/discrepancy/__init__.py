@@ -1,8 +1,9 @@
 """Discrepancies: what a law's shape misses, as one component behind one small interface.
 
 :class:`~scalebayes.discrepancy.base.Discrepancy` is the interface; ``none``, ``curvature``,
-``gp`` and ``gp_alone`` implement it, and ``auto`` picks ``gp`` for laws of at most two inputs and ``none`` for
-more. :func:`named` builds one from its name (CLI, saved fits).
+``gp`` and ``gp_alone`` implement it, and ``auto`` picks ``gp`` for laws of at most two inputs
+and ``none`` for more. :func:`named` builds one from its name (CLI), :func:`from_dict` from a
+saved fit's description.
 """
 
 from __future__ import annotations
@@ -43,13 +44,18 @@ KINDS: dict[str, type[Discrepancy]] = {
 """Every discrepancy by name."""
 
 
-def named(name: str, **priors: Any) -> Discrepancy:
-    """The discrepancy called ``name`` (a key of :data:`KINDS`), with prior fields ``priors``."""
+def _kind(name: str) -> type[Discrepancy]:
+    """The class registered as ``name``; a LawError listing the names otherwise."""
     if name not in KINDS:
         raise LawError(
             f"discrepancy {name!r}: expected one of " + ", ".join(repr(k) for k in KINDS)
         )
-    return KINDS[name](**priors)
+    return KINDS[name]
+
+
+def named(name: str, **priors: Any) -> Discrepancy:
+    """The discrepancy called ``name`` (a key of :data:`KINDS`), with prior fields ``priors``."""
+    return _kind(name)(**priors)
 
 
 def from_dict(stored: Any) -> Discrepancy:
@@ -57,9 +63,7 @@ def from_dict(stored: Any) -> Discrepancy:
     if isinstance(stored, str):
         return named(stored)
     fields = dict(stored)
-    name = fields.pop("name")
-    named(name)  # refuses an unknown name
-    return KINDS[name].from_stored(fields)
+    return _kind(fields.pop("name")).from_stored(fields)
 
 
 __all__ = [
