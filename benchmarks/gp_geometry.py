@@ -1,6 +1,6 @@
 """Benchmark: how the GP discrepancy's own module samples (the settings in discrepancy/gp.py).
 
-Two measurements behind two choices of ``GP.sample_posterior``:
+Three measurements behind three choices of ``GP.sample_posterior``:
 
 1. Target acceptance of the GP module. 24 isoFLOP ladders simulated from Epoch's Chinchilla fit
    (1 % noise, seeds 100-123, 4 chains x 500 draws as in CI), fitted with the GP module at
@@ -10,8 +10,13 @@ Two measurements behind two choices of ``GP.sample_posterior``:
    amplitude ~0.07) and Kaplan's (the law misses by far: amplitude ~0.5), 4 x 1000 draws:
    divergences and the GP module's min bulk ESS. (The library samples non-centred and, where
    that diverges, again centred.)
+3. The cap on the GP module's tree depth during warmup (``gp.WARMUP_TREE_DEPTH``): the default
+   fit of Epoch's 245 runs at the user's 4 x 1000 draws, ``--epoch-seeds`` seeds, and the
+   simulated ladders of (1) at 4 x 500, each with no cap and with caps of 2^4 to 2^6 steps:
+   fits reported healthy, divergences, the GP module's leapfrog steps per draw, seconds.
 
-    python benchmarks/gp_geometry.py [--data DIR] [--seeds 24]
+    python benchmarks/gp_geometry.py [--data DIR] [--seeds 24] [--epoch-seeds 10]
+                                     [--studies target_accept parametrisation warmup_depth]
 
 Writes benchmarks/results/gp_geometry.json.
 """
@@ -19,10 +24,13 @@ Writes benchmarks/results/gp_geometry.json.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 
 from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing, write_results
+
+STUDIES = ("target_accept", "parametrisation", "warmup_depth")
 
 
 def target_accept_study(seeds: int) -> list[dict]:
@@ -58,6 +66,58 @@ def target_accept_study(seeds: int) -> list[dict]:
             print(rows[-1], flush=True)
     finally:
         gp.TARGET_ACCEPT = default
+    return rows
+
+
+def warmup_depth_study(path, epoch_seeds: int, ladder_seeds: int) -> list[dict]:
+    import scalebayes as sb
+    from scalebayes.discrepancy import gp
+    from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, isoflop_design
+
+    tables = []
+    if path is not None:
+        epoch = sb.load_runs(path)
+        tables += [("epoch", epoch, seed, 1000) for seed in range(epoch_seeds)]
+    design = isoflop_design(CHINCHILLA_BUDGETS)
+    for seed in range(100, 100 + ladder_seeds):
+        runs = sb.simulate("chinchilla", EPOCH_CHINCHILLA, design, noise=0.01, seed=seed)
+        tables.append(("ladder", runs, seed, 500))
+    rows = []
+    default = gp.WARMUP_TREE_DEPTH
+    try:
+        for cap in (None, 4, 5, 6):
+            gp.WARMUP_TREE_DEPTH = cap
+            for kind in ("epoch", "ladder"):
+                fits = [t for t in tables if t[0] == kind]
+                if not fits:
+                    continue
+                healthy, divergent, steps, rhat, started = 0, 0, [], [], time.perf_counter()
+                for _, runs, seed, draws in fits:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fit = sb.fit(runs, "chinchilla", seed=seed, draws=draws, warmup=draws)
+                    stats = fit.idata["sample_stats"]
+                    healthy += fit.diagnostics.ok
+                    divergent += int(stats["gp_diverging"].sum())
+                    steps.append(float(stats["gp_n_steps"].mean()))
+                    rhat.append(fit.diagnostics.max_rhat)
+                rows.append(
+                    {
+                        "warmup_tree_depth": cap,
+                        "table": kind,
+                        "fits": len(fits),
+                        "draws": fits[0][3],
+                        "healthy": healthy,
+                        "gp_divergent_transitions": divergent,
+                        "gp_mean_leapfrog_steps": sum(steps) / len(steps),
+                        "gp_max_mean_leapfrog_steps": max(steps),
+                        "max_rhat": max(rhat),
+                        "seconds": time.perf_counter() - started,
+                    }
+                )
+                print(rows[-1], flush=True)
+    finally:
+        gp.WARMUP_TREE_DEPTH = default
     return rows
 
 
@@ -108,14 +168,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", type=int, default=24)
+    parser.add_argument("--seeds", type=int, default=24, help="simulated ladders (default 24)")
+    parser.add_argument(
+        "--epoch-seeds", type=int, default=10, help="seeds of Epoch's fit in study 3 (default 10)"
+    )
+    parser.add_argument(
+        "--studies",
+        nargs="+",
+        choices=STUDIES,
+        default=list(STUDIES),
+        help="which studies to run (default all); the JSON keeps the others' earlier results",
+    )
     add_data_argument(parser)
     args = parser.parse_args()
-    payload = {"machine": machine(), "settings": {"seeds": args.seeds}}
-    payload["target_accept"] = target_accept_study(args.seeds)
-    if not missing(chinchilla_csv(args.data)):
-        payload["parametrisation"] = parametrisation_study(chinchilla_csv(args.data))
-    write_results(RESULTS / "gp_geometry.json", payload)
+    out = RESULTS / "gp_geometry.json"
+    earlier = json.loads(out.read_text()) if out.exists() else {}
+    payload = {
+        **{k: v for k, v in earlier.items() if k in STUDIES},
+        "machine": machine(),
+        "settings": {"seeds": args.seeds, "epoch_seeds": args.epoch_seeds},
+    }
+    epoch = None if missing(chinchilla_csv(args.data)) else chinchilla_csv(args.data)
+    if "target_accept" in args.studies:
+        payload["target_accept"] = target_accept_study(args.seeds)
+    if "parametrisation" in args.studies and epoch is not None:
+        payload["parametrisation"] = parametrisation_study(epoch)
+    if "warmup_depth" in args.studies:
+        payload["warmup_depth"] = warmup_depth_study(epoch, args.epoch_seeds, args.seeds)
+    write_results(out, payload)
     return 0
 
 

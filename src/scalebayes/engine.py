@@ -468,6 +468,7 @@ def _sampler(law: Law | None, stage: Stage, n_runs: Any, settings: Settings, bat
     """The cached compiled sampler for this stage, law, data shape, NUTS settings and batch."""
     key = (
         stage.key,
+        stage.warmup_tree_depth,
         None if law is None else law.key,
         stage.likelihood,
         n_runs,

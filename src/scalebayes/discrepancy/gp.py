@@ -44,6 +44,11 @@ WEIGHTS_SITE = "gp_weights"  # the weights, scaled: the join reports them as gp_
 # transitions); at 0.95 never, for ~3 more leapfrog steps of a cheap gradient
 # (benchmarks/gp_geometry.py).
 TARGET_ACCEPT = 0.95
+# No cap on the GP module's tree depth during warmup (the option profile.py uses): on Epoch's
+# runs at 4 x 1000, seeds 0-9, caps of 2^4, 2^5 and 2^6 steps left 5, 8 and 8 fits of 10 healthy
+# (no cap: 10), and on 24 simulated ladders at 4 x 500 none did better than no cap (23 of 24);
+# 2^4 quadrupled the steps per draw there (benchmarks/gp_geometry.py, warmup_depth).
+WARMUP_TREE_DEPTH: int | None = None
 LAW_MODULE_NAMES = {"sigma": "sigma_law", "nu": "nu_law"}
 """How the law module's noise parameters are reported (the GP module's keep the plain names)."""
 
@@ -240,6 +245,7 @@ class GP(Discrepancy):
             sites=self._sites(law, likelihood),
             min_target_accept=TARGET_ACCEPT,
             label="GP",
+            warmup_tree_depth=WARMUP_TREE_DEPTH,
         )
 
     def _sites(self, law: Law, likelihood: Any) -> Sites:
