@@ -96,17 +96,23 @@ def save(
 ) -> None:
     """Print and write the rows so far (after every table, so a stopped run keeps its tables)."""
     table = pd.DataFrame(rows)
-    pooled = table.groupby("approach").agg(
-        n=("covers", "size"),
-        coverage=("covers", "mean"),
-        median_abs_log_error=("log_error", lambda e: e.abs().median()),
-        mean_log_error=("log_error", "mean"),
-        healthy=("healthy", "mean"),
+    # The recommended approach's rows again, as one more "approach" (the target's subject).
+    chosen = table[table["recommended"]].assign(approach="recommended")
+    pooled = (
+        pd.concat([table, chosen])
+        .groupby("approach", sort=False)
+        .agg(
+            n=("covers", "size"),
+            coverage=("covers", "mean"),
+            median_abs_log_error=("log_error", lambda e: e.abs().median()),
+            mean_log_error=("log_error", "mean"),
+            healthy=("healthy", "mean"),
+        )
     )
     info = machine()
     if done:
         columns = ["dataset", "held_out", "approach", "budget", "n_star", "measured",
-                   "log_error", "covers", "healthy"]  # fmt: skip
+                   "log_error", "covers", "healthy", "recommended"]  # fmt: skip
         print("\n" + table[columns].to_string(index=False, float_format="{:.3g}".format))
         print("\npooled over tables and cuts (target coverage 85-95 %):")
         print(pooled.to_string(float_format="{:.3f}".format))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scalebayes as sb
-from scalebayes.allocation_backtest import _score, allocation_backtest
+from scalebayes.allocation_backtest import AllocationBacktest, _score, allocation_backtest
 from scalebayes.cli import main
 from scalebayes.errors import ScalebayesError
 from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design
@@ -47,6 +48,23 @@ def test_refuses_before_any_fit():
         allocation_backtest(runs, measure_shape="guess")
 
 
+def test_pooled_scores_the_recommended_approach_of_each_cut_as_one_more_row():
+    rows = [  # cut, approach, covers, log error, recommended
+        ("top 1", "3", False, 0.4, False),
+        ("top 1", "2", True, 0.1, True),
+        ("top 2", "3", True, 0.2, True),
+        ("top 2", "2", True, -0.3, False),
+    ]
+    table = pd.DataFrame(
+        rows, columns=["held_out", "approach", "covers", "log_error", "recommended"]
+    )
+    pooled = AllocationBacktest("chinchilla", 0.9, table, {}, {}).pooled()
+    assert list(pooled.index) == ["3", "2", "recommended"]
+    assert pooled.loc["recommended", "n"] == 2 and pooled.loc["recommended", "coverage"] == 1.0
+    assert pooled.loc["recommended", "mean_log_error"] == pytest.approx(0.15)
+    assert pooled.loc["3", "coverage"] == 0.5
+
+
 def test_cli_allocation_takes_isoflop_budgets_only(capsys):
     assert main(["backtest", "runs.csv", "--allocation", "--holdout-top", "1"]) == 2
     assert "--allocation holds out isoFLOP budgets" in capsys.readouterr().err
@@ -58,6 +76,7 @@ def test_known_truth_predicted_and_measured_n_star_agree():
     result = allocation_backtest(runs, holdout_budgets=(1,), chains=2, draws=400, warmup=400)
     table = result.table
     assert set(table["approach"]) == {"3", "2"} and (table["budget"] == BUDGETS[-1]).all()
+    assert table["recommended"].sum() == 1  # one approach per cut and held-out budget
     truth = _true_n_star(BUDGETS[-1])
     # Seven runs at 0.5 % noise pin the held-out sweep's minimum to ~10 % (measured: 90 %
     # intervals +-20 %); 0.25 in log N (28 %) is a wide margin, and a law fitted to four exact

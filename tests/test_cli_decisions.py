@@ -120,6 +120,25 @@ def test_bad_arguments_exit_2_with_one_line(saved, capsys, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_the_law_s_allocation_points_to_approach_2_only_where_the_runs_form_sweeps(saved, capsys):
+    """On isoFLOP sweeps the law's table says approach 2 measures the optima (the allocation
+    backtest's finding); on runs with no two budgets alike it says nothing of sweeps."""
+    _, out, _ = run(capsys, "optimal", saved, "--compute", "1e22")
+    assert "note: these runs form 3 isoFLOP sweeps: approach 2 (--approach 2)" in out
+    spread = sb.simulate(
+        "chinchilla",
+        sb.simulation.EPOCH_CHINCHILLA,
+        pd.DataFrame({"N": np.geomspace(1e8, 1e10, 12), "D": np.geomspace(3e9, 2e11, 12)}).eval(
+            "C = 6 * N * D"
+        ),
+        noise=0.01,
+        seed=0,
+    )
+    draws = jittered_draws({**sb.simulation.EPOCH_CHINCHILLA, "sigma": 0.01}, chains=2, draws=50)
+    text = str(sb.allocation_table(fit_from_draws("chinchilla", spread, draws), [1e22]))
+    assert "tokens/param" in text and "isoFLOP sweeps" not in text
+
+
 def test_optimal_refuses_a_law_without_n_and_d(capsys, tmp_path):
     draws = jittered_draws(
         {"E": 1.8, "A": 2000.0, "alpha": 0.15, "sigma": 0.01}, chains=2, draws=10

@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 import scalebayes as sb
-from scalebayes.allocation.verdict import compare
+from scalebayes.allocation.verdict import compare, recommend
 from scalebayes.cli.decisions import APPROACHES
 from scalebayes.health import Diagnostics
 
@@ -59,6 +59,22 @@ def test_wide_posteriors_are_unclear_not_disagreeing():
     # direction (one side at most 0.66), so no disagreement can be called.
     assert vague.p_exponent_apart > 0.9 and vague.p_exponent < 0.75
     assert vague.verdict == "unclear"
+
+
+def _health(rhat: float) -> Diagnostics:
+    return Diagnostics(rhat, 800.0, 800.0, 0, 0, 2000, 4)
+
+
+def test_approach_2_is_recommended_with_minima_at_edges_unless_its_sampler_failed():
+    """Sweeps with minima at an edge still send the recommendation to approach 2 (the allocation
+    backtest's evidence, in recommend's docstring), saying how many; a broken sampler does not."""
+    sweeps = SimpleNamespace(fit=SimpleNamespace(
+        edge=np.array([True] * 9 + [False] * 16), budgets=SimpleNamespace(n_budgets=25)))  # fmt: skip
+    results = {"2": sweeps, "3": SimpleNamespace()}
+    key, why = recommend(results, {"2": _health(1.004), "3": _health(1.002)}, (), {})
+    assert key == "2" and "25 isoFLOP sweeps, 9 with the minimum at an edge" in why
+    key, why = recommend(results, {"2": _health(1.2), "3": _health(1.002)}, (), {})
+    assert key == "3" and "2: sampler diagnostics failed" in why
 
 
 def test_the_cli_offers_every_approach_and_all():

@@ -29,6 +29,7 @@ from scalebayes.allocation import ESTIMATORS, estimator
 from scalebayes.allocation.budgets import find_budgets
 from scalebayes.allocation.isoflop import fit_isoflops
 from scalebayes.allocation.profile import ProfileModel
+from scalebayes.allocation.verdict import recommend
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import (
     AllocationWarning,
@@ -58,8 +59,8 @@ class AllocationBacktest:
     words), ``approach``, ``budget`` (FLOPs), ``n_star`` with ``n_star_lower/upper`` (the
     prediction's median and ``prob`` interval), ``measured`` with ``measured_lower/upper`` (the
     held-out sweep's own), ``log_error`` (median log N* predicted minus measured), ``covers``
-    (the interval of the difference contains 0) and ``healthy`` (both samplings' diagnostics
-    are ok). Approaches that cannot run on the table are in ``skipped`` with the reason.
+    (the interval of the difference contains 0), ``healthy`` (both samplings' diagnostics
+    are ok) and ``recommended`` (the approach the side-by-side verdict picks at this cut). Approaches that cannot run on the table are in ``skipped`` with the reason.
     """
 
     law: str
@@ -69,8 +70,16 @@ class AllocationBacktest:
     diagnostics: dict[str, Diagnostics]
 
     def pooled(self) -> pd.DataFrame:
-        """Per approach: held-out budgets scored, coverage, median |log error|, mean log error."""
-        grouped = self.table.groupby("approach")
+        """Per approach: held-out budgets scored, coverage, median |log error|, mean log error.
+
+        A last row, ``recommended``, scores at each cut the approach the side-by-side verdict
+        recommends from the runs below it (:func:`~scalebayes.allocation.verdict.recommend`).
+        """
+        table = self.table
+        if "recommended" in table:
+            chosen = table[table["recommended"]].assign(approach="recommended")
+            table = pd.concat([table, chosen], ignore_index=True)
+        grouped = table.groupby("approach", sort=False)
         return pd.DataFrame(
             {
                 "n": grouped.size(),
@@ -78,7 +87,7 @@ class AllocationBacktest:
                 "median_abs_log_error": grouped["log_error"].apply(lambda e: e.abs().median()),
                 "mean_log_error": grouped["log_error"].mean(),
             }
-        )
+        ).sort_index(key=lambda keys: keys == "recommended", kind="stable")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable: the rows, the pooled scores, skipped approaches, diagnostics."""
@@ -110,8 +119,11 @@ class AllocationBacktest:
                 f"{measured:>32s} {r.log_error:+8.3f}  {verdict}{health}"
             )
         for approach, row in self.pooled().iterrows():
+            name = (
+                "the recommended approach" if approach == "recommended" else f"approach {approach}"
+            )
             lines.append(
-                f"approach {approach}: {pct} interval of predicted/measured N* contains 1 at "
+                f"{name}: {pct} interval of predicted/measured N* contains 1 at "
                 f"{row['coverage']:.0%} of {int(row['n'])} held-out budgets; median |log error| "
                 f"{row['median_abs_log_error']:.3f}"
             )
@@ -193,8 +205,11 @@ def allocation_backtest(
         measured = _measure(runs.subset(held), fit, results, measure_shape, settings)
         diagnostics[f"{label}: measured"] = measured.diagnostics
         log_measured = np.log(measured.minima()["N"].to_numpy()).reshape(-1, len(held_budgets))
+        health = {key: chosen.diagnostics(fit, result) for key, (chosen, result) in results.items()}
+        refused = {key: why for key, why in skipped.items() if key not in results}
+        picked = recommend({k: r for k, (_, r) in results.items()}, health, (), refused)[0]
         for key, (chosen, result) in results.items():
-            run_health = chosen.diagnostics(fit, result)
+            run_health = health[key]
             diagnostics[f"{label}: approach {key}"] = run_health
             log_pred = np.log(result.N.to_numpy()).reshape(-1, len(held_budgets))
             scatter = chosen.sweep_scatter(result)
@@ -204,7 +219,10 @@ def allocation_backtest(
             for j, budget in enumerate(held_budgets):
                 rows.append(
                     _score(label, key, budget, log_pred[:, j], log_measured[:, j], prob, rng)
-                    | {"healthy": bool(run_health.ok and measured.diagnostics.ok)}
+                    | {
+                        "healthy": bool(run_health.ok and measured.diagnostics.ok),
+                        "recommended": key == picked,
+                    }
                 )
     table = pd.DataFrame(rows)
     name = fits[0].law.name

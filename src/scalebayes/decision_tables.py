@@ -236,7 +236,7 @@ def _allocation_table(
         for _, r in table.iterrows()
     ]  # fmt: skip
     header = ["C (FLOPs)", "N*", "D*", "tokens/param", "loss L*", "dlogN*/dlogC", "extrapolation"]
-    notes = "".join(f"\nnote: {note}" for note in chosen.notes(result))
+    notes = "".join(f"\nnote: {note}" for note in chosen.notes(fit, result))
     if whole is not None:
         notes += (
             f"\nnote: L*, like N* and D*, is the law's alone (the "

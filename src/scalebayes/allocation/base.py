@@ -36,7 +36,7 @@ class Estimator(ABC):
         """One line naming what was estimated, for text output."""
 
     @abstractmethod
-    def notes(self, result: Any) -> list[str]:
+    def notes(self, fit: Fit, result: Any) -> list[str]:
         """Remarks a reader of the table needs (draws at a bound, sweeps at an edge, ...)."""
 
     @abstractmethod

@@ -335,7 +335,7 @@ class EnvelopeEstimator(Estimator):
         """One line naming what was estimated."""
         return f"compute-optimal allocation from the envelope of finished runs (approach 1; C = {result.cost_k:g} N D)"
 
-    def notes(self, result: Any) -> list[str]:
+    def notes(self, fit: Fit, result: Any) -> list[str]:
         """The result's own notes."""
         return result.notes()
 

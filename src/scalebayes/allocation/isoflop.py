@@ -136,7 +136,7 @@ class IsoflopEstimator(Estimator):
         """One line naming what was estimated."""
         return f"compute-optimal allocation from isoFLOP minima (approach 2; C = {result.cost_k:g} N D)"
 
-    def notes(self, result: Any) -> list[str]:
+    def notes(self, fit: Fit, result: Any) -> list[str]:
         """The result's own notes."""
         return result.notes()
 
