@@ -71,7 +71,8 @@ SHAPES = ("shared", "per_budget")
 # fits (benchmarks/results/allocation_truth_drift_edge.json, N* 100x beyond the sweeps) both held
 # the truth 40 of 40 times, edge with 90 % intervals 1.27 wide in log N (median) against 1.72;
 # in the allocation backtest both covered 24 of 27 held-out budgets (allocation_backtest_edge.json
-# against allocation_backtest.json). A truth that keeps bending as a quadratic is missed high.
+# against the quadratic's run of allocation_backtest.py at commit 1be34a9). A truth that keeps
+# bending as a quadratic is missed high.
 EXTRAPOLATIONS = ("edge", "quadratic")
 MIN_TARGET_ACCEPT = 0.9
 # Warmup trees of at most 2^7 steps: before the mass matrix adapts, the first warmup iterations
