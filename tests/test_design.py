@@ -15,6 +15,7 @@ from scalebayes.cli import main
 from scalebayes.cli.design import OBJECTIVE_KEYS
 from scalebayes.design import (
     OBJECTIVES,
+    AllocationRegret,
     ChanceAt,
     LossAt,
     OptimalN,
@@ -145,6 +146,57 @@ def test_chance_objective_is_the_posterior_sd_of_the_chance():
     assert result.width_after < result.width_now
 
 
+def chinchilla_isoflop_loss(fit: sb.Fit, n: np.ndarray, compute: float) -> np.ndarray:
+    """Chinchilla's law per draw (rows) along the isoFLOP curve of ``compute`` at ``n`` (columns)."""
+    p = {k: fit.posterior[k].to_numpy().reshape(-1, 1) for k in ("E", "A", "B", "alpha", "beta")}
+    d = compute / (6 * n)
+    return p["E"] + p["A"] * n ** -p["alpha"] + p["B"] * d ** -p["beta"]
+
+
+def test_regret_is_the_expected_compute_wasted_by_the_n_chosen_now():
+    # The Bayes risk computed here independently, on a grid ten times finer: per draw the loss
+    # along the isoFLOP curve, its own minimum, and -dL*/dln C from the minima at C e^-+0.05; the
+    # risk is the least posterior-mean waste over N. The objective's 160-point grid costs at most
+    # 1/2 L'' (half a step)^2 per draw (~1 % of a risk); 3 % leaves room for the slope's
+    # central difference, which both take at the same step (measured: they agree to 2e-6).
+    fit = collinear_fit()
+    compute = 5.76e23
+    result = next_runs(
+        fit, pool_with_one_off_the_line(), objective=AllocationRegret(compute), budget=1e22
+    )
+    n = np.geomspace(1e9, 1e13, 8000)
+    least = [
+        chinchilla_isoflop_loss(fit, n, compute * np.exp(h)).min(axis=1) for h in (-0.05, 0.05)
+    ]
+    slope = (least[0] - least[1]) / 0.1
+    loss = chinchilla_isoflop_loss(fit, n, compute)
+    waste = 100 * (loss - loss.min(axis=1, keepdims=True)) / slope[:, None]
+    assert result.width_now == pytest.approx(waste.mean(axis=0).min(), rel=0.03)
+    # The split u (0.2-0.8) moves N* over ~1.4 decades: choosing one N for all draws wastes tens
+    # of percent of the budget. One run off the line pins u to a few %, N*'s interval shrinks
+    # several-fold (the nstar test: < 0.5x) and the waste, quadratic in the miss, by its
+    # square: < 0.3x is what that leaves with room for the importance weights' error.
+    assert result.width_now > 10.0
+    assert result.batch["candidate"].tolist() == [len(pool_with_one_off_the_line()) - 1]
+    assert result.width_after < 0.3 * result.width_now
+    assert "expected compute wasted" in str(result) and "risk before" in str(result)
+
+
+def test_regret_is_zero_when_every_draw_agrees():
+    # Every draw the same law: the N chosen now is every draw's optimum, so nothing is wasted
+    # and no run is worth buying (a risk from the grid's own minimum, not from the exact one).
+    fit = collinear_fit()
+    one = {
+        k: np.broadcast_to(fit.posterior[k].to_numpy()[:1, :1], (2, 500)) for k in fit.param_names
+    }
+    same = fit_from_draws("chinchilla", collinear_ladder(), dict(one))
+    result = next_runs(
+        same, pool_with_one_off_the_line(), objective=AllocationRegret(5.76e23), budget=1e22
+    )
+    assert result.width_now == pytest.approx(0.0, abs=1e-9)
+    assert result.batch.empty
+
+
 def test_candidate_grid_spends_each_budget_at_each_ratio():
     grid = candidate_grid([1e20, 1e21], tokens_per_param=[2.0, 20.0, 200.0])
     assert len(grid) == 6
@@ -187,6 +239,8 @@ def test_bad_input_is_refused_before_any_work(tmp_path):
         make_objective("fun")
     with pytest.raises(ScalebayesError, match="prob"):
         OptimalN(1e24, prob=1.5)
+    with pytest.raises(ScalebayesError, match="takes compute; not prob"):
+        make_objective("regret", compute=1e24, prob=0.9)
 
 
 def test_few_draws_left_warn():
@@ -216,6 +270,10 @@ def test_cli_next_prints_the_batch(tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert [row["tokens_per_param"] for row in payload["rows"]] == pytest.approx([200.0])
     assert payload["width_after"] < payload["width_now"]
+    assert main(["next", str(path), "--grid", "1e21", "--tokens-per-param", "20", "200",
+                 "--budget", "1e22", "--objective", "regret", "--compute", "5.76e23"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "expected compute wasted (% of the budget" in out and "risk after" in out
     assert main(["next", str(path), "--grid", "1e21", "--budget", "1e22",
                  "--objective", "loss", "--N", "1e9"]) == 2  # fmt: skip
     assert "needs N, D" in capsys.readouterr().err

@@ -79,6 +79,7 @@ _EXPORTS = {
     "LossAt": "scalebayes.design",
     "OptimalN": "scalebayes.design",
     "ChanceAt": "scalebayes.design",
+    "AllocationRegret": "scalebayes.design",
     "compare": "scalebayes.comparison",
     "Comparison": "scalebayes.comparison",
     "compare_laws": "scalebayes.law_comparison",
@@ -175,6 +176,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "LossAt",
     "OptimalN",
     "ChanceAt",
+    "AllocationRegret",
     "compare",
     "Comparison",
     "compare_laws",
@@ -235,6 +237,7 @@ if TYPE_CHECKING:
     from scalebayes.demo import Demo, run_demo
     from scalebayes.describe import parameter_table
     from scalebayes.design import (
+        AllocationRegret,
         ChanceAt,
         LossAt,
         NextRuns,

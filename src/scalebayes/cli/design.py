@@ -13,17 +13,20 @@ from scalebayes.cli._common import RAW, emit, warnings_to_stderr
 
 # The keys of scalebayes.design.OBJECTIVES, spelled out so that --help need not import JAX
 # (tests/test_design.py checks that the two agree).
-OBJECTIVE_KEYS = ("loss", "nstar", "chance")
+OBJECTIVE_KEYS = ("loss", "nstar", "chance", "regret")
 
 EXAMPLES_NEXT = """\
 examples:
   scalebayes next fit.nc --grid 1e19 1e20 1e21 --budget 3e21 --objective nstar --compute 5.76e23
   scalebayes next fit.nc --candidates pool.csv --budget 1e21 --objective loss --N 70e9 --D 1.4e12
   scalebayes next fit.nc --grid 1e20 --budget 5e20 --objective chance --N 7e10 --D 1.4e12 --target 2.0
+  scalebayes next fit.nc --grid 1e20 1e21 --budget 3e21 --objective regret --compute 5.76e23
 
 Objectives: loss (width of the 90% credible interval of the loss at a planned run --N, --D),
 nstar (width of the 90% interval of log10 N* at --compute FLOPs, the law's allocation per draw),
-chance (posterior sd of P(loss <= --target) at a planned run --N, --D). Candidates: a table
+chance (posterior sd of P(loss <= --target) at a planned run --N, --D), regret (the value of
+information of the allocation: expected excess loss, nats/token, of the N chosen now for
+--compute FLOPs over each posterior draw's own optimum). Candidates: a table
 (columns N and D, or C; an optional cost column, FLOPs, default 6 N D) or --grid budgets with
 --tokens-per-param ratios. Runs are chosen greedily by the objective's expected reduction per
 FLOP, computed by re-weighting the fit's draws under simulated outcomes (no refit): re-fit
@@ -62,7 +65,7 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--objective", choices=OBJECTIVE_KEYS, required=True, help="what to make surer")
     p.add_argument("--N", type=float, help="parameters of the planned run (loss, chance)")
     p.add_argument("--D", type=float, help="training tokens of the planned run (loss, chance)")
-    p.add_argument("--compute", type=float, help="target budget in FLOPs (nstar)")
+    p.add_argument("--compute", type=float, help="target budget in FLOPs (nstar, regret)")
     p.add_argument("--target", type=float, help="target loss (chance)")
     p.add_argument("--prob", type=float, help="interval probability (loss, nstar; default 0.9)")
     p.add_argument("--max-runs", type=int, help="at most this many runs")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from scalebayes.design.candidates import candidate_grid, candidate_runs
 from scalebayes.design.objectives import (
     OBJECTIVES,
+    AllocationRegret,
     ChanceAt,
     LossAt,
     Objective,
@@ -21,6 +22,7 @@ from scalebayes.design.selection import NextRuns, next_runs
 
 __all__ = [
     "OBJECTIVES",
+    "AllocationRegret",
     "ChanceAt",
     "LossAt",
     "NextRuns",

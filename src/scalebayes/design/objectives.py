@@ -22,7 +22,15 @@ from scalebayes.formatting import format_number
 if TYPE_CHECKING:
     from scalebayes.results import Fit
 
-__all__ = ["OBJECTIVES", "ChanceAt", "LossAt", "Objective", "OptimalN", "make_objective"]
+__all__ = [
+    "OBJECTIVES",
+    "AllocationRegret",
+    "ChanceAt",
+    "LossAt",
+    "Objective",
+    "OptimalN",
+    "make_objective",
+]
 
 
 def interval_width(q: Any, w: Any, prob: float) -> Any:
@@ -93,6 +101,7 @@ class Objective(ABC):
     """
 
     key: ClassVar[str]
+    measure: ClassVar[str] = "width"  # what :meth:`spread` measures, in the batch's header
 
     def model(self, fit: Fit) -> Fit:
         """The posterior this objective reads; new outcomes are weighed under its likelihood."""
@@ -106,6 +115,15 @@ class Objective(ABC):
     def spread(self, q: Any, w: Any) -> Any:
         """Uncertainty of sorted ``q`` (S,) under weights ``w`` (..., S): shape (...)."""
 
+    def arrange(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The draws' order for :meth:`spread`, and :meth:`per_draw`'s ``q`` in it, shifted.
+
+        By default ascending (a weighted quantile walks sorted draws) and less the median (a
+        spread does not depend on the centre, and the float32 weights keep more digits).
+        """
+        order = np.argsort(q, kind="stable")
+        return order, q[order] - np.median(q)
+
     @abstractmethod
     def describe(self) -> str:
         """What is measured, in words, with units (one line)."""
@@ -113,6 +131,14 @@ class Objective(ABC):
     def show(self, value: float) -> str:
         """One spread value as text."""
         return format_number(value)
+
+
+def _law_alone(fit: Fit) -> Fit:
+    """The law module of ``fit``, refused for a law without both N and D (no allocation)."""
+    from scalebayes.allocate import require_n_and_d
+
+    require_n_and_d(fit.law)
+    return fit.law_module()
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -176,10 +202,7 @@ class OptimalN(Objective):
 
     def model(self, fit: Fit) -> Fit:
         """The law alone (:meth:`Fit.law_module`), as :func:`scalebayes.optimal` decides."""
-        from scalebayes.allocate import require_n_and_d
-
-        require_n_and_d(fit.law)
-        return fit.law_module()
+        return _law_alone(fit)
 
     def per_draw(self, fit: Fit) -> np.ndarray:
         """log10 N* at ``compute`` per draw (:func:`scalebayes.allocate.optimal`)."""
@@ -250,7 +273,97 @@ class ChanceAt(Objective):
         return f"{value:.3f}"
 
 
-OBJECTIVES: dict[str, type[Objective]] = {kind.key: kind for kind in (LossAt, OptimalN, ChanceAt)}
+# Choices of N per draw on the isoFLOP curve: over the posterior's range of N*, the grid's half
+# step is ~0.01 decade for a 2-decade range, where an excess loss of 1/2 L'' dx^2 (L'' ~ 0.07 nats
+# per ln-unit squared for Chinchilla's law) is ~1e-5 nats: ~1 % of a typical risk (1e-3).
+REGRET_GRID = 160
+# Half the step (ln units of compute) of the central difference that gives dL*/dln C per draw.
+SLOPE_STEP = 0.05
+
+
+@dataclass(frozen=True)
+class AllocationRegret(Objective):
+    """Expected compute wasted by the model size chosen now for a target budget (% of it).
+
+    The value of information of the allocation decision. The decision is the N to train with
+    ``compute`` FLOPs (D = C / (k N)); under the posterior it is the N of least expected waste,
+    and its expected waste over each draw's own optimum (the Bayes risk) is what not knowing the
+    law costs that run. Waste is the excess loss in compute-equivalent terms: the excess over
+    the draw's optimal loss divided by how fast that optimal loss falls with log compute
+    (-dL*/dln C), so 1 % means the run reaches the loss an optimal run of 1 % less compute
+    would. A run is worth training for how much it lowers that risk, which weighs the
+    uncertainty of N* by how flat the loss is around it: a wide N* interval on a flat valley
+    costs little. The law alone, as :func:`scalebayes.optimal` decides.
+    """
+
+    compute: float
+
+    key: ClassVar[str] = "regret"
+    measure: ClassVar[str] = "risk"
+
+    def __post_init__(self) -> None:
+        _check_positive("compute", self.compute)
+
+    def model(self, fit: Fit) -> Fit:
+        """The law alone (:meth:`Fit.law_module`), as :func:`scalebayes.optimal` decides."""
+        return _law_alone(fit)
+
+    def per_draw(self, fit: Fit) -> np.ndarray:
+        """Waste of each choice of N per draw, % of ``compute``: (chain * draw, :data:`REGRET_GRID`).
+
+        The choices span the draws' N* at ``compute`` (:func:`scalebayes.allocate.optimal`),
+        log-spaced; each draw's excess loss is over its least loss on them.
+        """
+        import warnings
+
+        from scalebayes.allocate import optimal
+        from scalebayes.prediction import log_mean_at, planned_points
+
+        budgets = self.compute * np.exp([-SLOPE_STEP, 0.0, SLOPE_STEP])
+        with warnings.catch_warnings():  # `optimal` itself says these; here they are not news
+            warnings.simplefilter("ignore")
+            allocation = optimal(fit, budgets)
+        n_star = np.log(allocation.N.to_numpy()[..., 1].reshape(-1))
+        least = allocation.loss.to_numpy().reshape(-1, 3)
+        slope = (least[:, 0] - least[:, 2]) / (2 * SLOPE_STEP)  # -dL*/dln C, nats per e-fold
+        if not np.all(slope > 0):
+            raise ScalebayesError(
+                f"the optimal loss does not fall with compute at {format_number(self.compute)} "
+                "FLOPs under some draws: no compute-equivalent waste there"
+            )
+        low, high = np.min(n_star), np.max(n_star)
+        pad = max(0.05 * (high - low), 0.01)  # the extreme draws' optima lie inside the grid
+        grid = np.exp(np.linspace(low - pad, high + pad, REGRET_GRID))
+        points = planned_points(fit, N=grid, C=np.full(grid.size, self.compute))
+        loss = np.exp(log_mean_at(fit, points)).reshape(-1, grid.size)
+        excess = loss - loss.min(axis=1, keepdims=True)
+        return 100.0 * excess / slope[:, None]
+
+    def arrange(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Any order serves; the waste is kept as it is (the risk is not shift-invariant)."""
+        return np.arange(q.shape[0]), q
+
+    def spread(self, q: Any, w: Any) -> Any:
+        """The Bayes risk: the least weighted mean waste over the choices. ``q`` (S, G)."""
+        import jax.numpy as jnp
+
+        return jnp.min(w @ q, axis=-1)
+
+    def describe(self) -> str:
+        """E.g. "expected compute wasted (%) by the N chosen now for 5.76e23 FLOPs"."""
+        return (
+            f"expected compute wasted (% of the budget, loss-equivalent) by the N chosen now "
+            f"for {format_number(self.compute)} FLOPs"
+        )
+
+    def show(self, value: float) -> str:
+        """Percent of the budget, three significant digits."""
+        return f"{value:.3g} %"
+
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    kind.key: kind for kind in (LossAt, OptimalN, ChanceAt, AllocationRegret)
+}
 """Every objective by its key (the CLI's ``--objective``)."""
 
 

@@ -62,7 +62,8 @@ class NextRuns:
     batch : DataFrame
         One row per chosen run, in the order chosen: ``candidate`` (row of the pool, from 0),
         N, D, C, ``cost`` (FLOPs), ``tokens_per_param``, ``width_before`` / ``width_after``
-        (the objective's spread expected before and after this run, given the runs above it),
+        (the objective's spread, or risk for :class:`~scalebayes.design.AllocationRegret`,
+        expected before and after this run, given the runs above it),
         ``reduction_per_flop``, ``reduction_se`` (Monte Carlo standard error of the reduction;
         a run is chosen only if its reduction exceeds twice it, and 0.1 % of the width before
         it) and ``ess`` (median effective
@@ -134,8 +135,9 @@ class NextRuns:
              show(r["width_after"]), f"{r['ess']:.0f}"]
             for i, (_, r) in enumerate(self.batch.iterrows())
         ]  # fmt: skip
-        header = ["run", "N", "D", "tokens/param", "cost (FLOPs)", "width before",
-                  "width after", "ESS"]  # fmt: skip
+        measure = self.objective.measure
+        header = ["run", "N", "D", "tokens/param", "cost (FLOPs)", f"{measure} before",
+                  f"{measure} after", "ESS"]  # fmt: skip
         lines = [
             f"next runs for the {self.objective.describe()}",
             f"now {show(self.width_now)}; after these {len(self.batch)} runs, expected "
@@ -144,7 +146,7 @@ class NextRuns:
             text_columns(header, rows)
             if rows
             else "no candidate is expected to help within the budget",
-            f"note: expected widths re-weight the fit's {self.n_draws} draws under "
+            f"note: expected {measure}s re-weight the fit's {self.n_draws} draws under "
             f"{self.outcomes} simulated outcomes per run (ESS: draws' worth of weight left); "
             "re-fit once these runs are trained, before choosing more",
         ]
@@ -181,7 +183,8 @@ def next_runs(
         ``C = k N D``), e.g. :func:`scalebayes.design.candidate_grid`.
     objective : Objective
         What to make surer: :class:`~scalebayes.design.LossAt`, :class:`~scalebayes.design.OptimalN`,
-        :class:`~scalebayes.design.ChanceAt` (or :func:`~scalebayes.design.make_objective`).
+        :class:`~scalebayes.design.ChanceAt`, or the value of information of the allocation,
+        :class:`~scalebayes.design.AllocationRegret` (or :func:`~scalebayes.design.make_objective`).
     budget : float
         FLOPs the batch may cost in all.
     max_runs : int, optional

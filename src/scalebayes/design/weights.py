@@ -27,7 +27,7 @@ _CHUNK_ELEMENTS = 1 << 22  # scenarios x draws x candidates per compiled call (~
 
 @dataclass
 class Worlds:
-    """The draws (sorted by the objective's quantity) and the simulated worlds (scenarios).
+    """The draws (in the objective's order) and the simulated worlds (scenarios).
 
     Scenario m is one possible world: a posterior draw taken as the truth, and in it one
     simulated outcome of every candidate. ``log_w`` holds, per scenario, the log weights of all
@@ -36,7 +36,7 @@ class Worlds:
 
     likelihood: Any
     objective: Objective
-    q: np.ndarray  # (S,) the objective per draw less its median, ascending
+    q: np.ndarray  # (S, ...) the objective per draw, as Objective.arrange orders and shifts it
     mu: np.ndarray  # (J, S) log mean at each candidate less its median, draws in q's order
     sigma: np.ndarray  # (S,)
     nu: np.ndarray  # (S,) degrees of freedom, or () when fixed (ignored by a Normal)
@@ -54,8 +54,8 @@ class Worlds:
         q = np.asarray(objective.per_draw(fit), dtype=float)
         if not np.all(np.isfinite(q)):
             raise ScalebayesError(f"{objective.describe()}: not finite under some draws")
-        order = np.argsort(q, kind="stable")
-        mu = np.asarray(log_mean_at(fit, pool)).reshape(q.size, -1)[order].T  # (J, S)
+        order, arranged = objective.arrange(q)
+        mu = np.asarray(log_mean_at(fit, pool)).reshape(order.size, -1)[order].T  # (J, S)
         centre = np.median(mu, axis=1)  # per candidate: the kernel's float32 keeps the digits
         posterior = fit.posterior
         sigma = posterior["sigma"].to_numpy().reshape(-1)[order]
@@ -66,7 +66,7 @@ class Worlds:
             else np.asarray(float(likelihood.df or 1.0))  # a scalar: its constants fold once
         )
         rng = np.random.default_rng(seed)
-        truth = rng.integers(q.size, size=m)
+        truth = rng.integers(order.size, size=m)
         shape = (m, mu.shape[0])
         nu_truth = nu[truth, None] if nu.ndim else nu
         noise = likelihood.noise_draws(
@@ -74,14 +74,14 @@ class Worlds:
         )
         y = mu[:, truth].T + np.asarray(noise) - centre  # (M, J)
         resolution = 16 * float(np.finfo(np.float32).eps) * float(np.abs(q).max())
-        q = q[order] - np.median(q)  # spreads do not depend on the centre
         mu = mu - centre[:, None]
-        return cls(likelihood, objective, q, mu, sigma, nu, y, np.zeros((m, q.size)), resolution)
+        log_w = np.zeros((m, order.size))
+        return cls(likelihood, objective, arranged, mu, sigma, nu, y, log_w, resolution)
 
     @property
     def n_draws(self) -> int:
         """Posterior draws S."""
-        return self.q.size
+        return self.q.shape[0]
 
     def spread_now(self) -> np.ndarray:
         """The objective's spread under the weights so far, per scenario: shape (M,)."""
