@@ -56,7 +56,7 @@ def test_fit_groups_refuses_before_sampling(two_groups):
         sb.fit_groups(plain)
     with pytest.raises(sb.ScalebayesError, match="one group"):
         sb.fit_groups(runs.subset(runs.group == "g0"))
-    with pytest.raises(sb.ScalebayesError, match="takes no discrepancy"):
+    with pytest.raises(sb.ScalebayesError, match="sampled apart from the law"):
         sb.fit_groups(runs, likelihood=Likelihood(discrepancy="gp"))
 
 

@@ -14,6 +14,7 @@ so tests and examples can hand it draws whose answer they know and run in millis
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -115,7 +116,8 @@ def grouped_fit_from_draws(
     :class:`~scalebayes.groups.pooling.Pooling`): population values (chains, draws) under the
     parameters' names, ``<name>_spread`` for pooled ones, and each group's values
     ``<name>_group`` (chains, draws, groups) for every law and noise parameter (pinned ones may
-    be omitted). ``likelihood`` defaults to Student-t(4) without a discrepancy.
+    be omitted), and the shared discrepancy's parameters (chains, draws) if ``likelihood`` has
+    one (default: Student-t(4) without a discrepancy).
     """
     from scalebayes.fitting import prepare
     from scalebayes.groups.fitting import grouped_data, grouped_datatree, strong_groups
@@ -124,6 +126,7 @@ def grouped_fit_from_draws(
     from scalebayes.results import tree_diagnostics
 
     law, likelihood = prepare(law, likelihood or Likelihood(discrepancy="none"), None)
+    likelihood = dataclasses.replace(likelihood, discrepancy=likelihood.discrepancy.for_groups(law))
     groups = tuple(str(g) for g in pd.unique(runs.group))
     plan = (pooling or Pooling()).plan(law, likelihood, strong_groups(runs, groups))
     arrays = {name: np.asarray(value, dtype=float) for name, value in draws.items()}
@@ -132,7 +135,8 @@ def grouped_fit_from_draws(
         if name not in law.free_param_names:
             value = float(law.params[name].prior.kwargs["v"])
             arrays.setdefault(f"{name}_group", np.full((chains, n_draws, len(groups)), value))
-    expected = plan.reported_names(law)
+    shared_names = likelihood.discrepancy.param_names(law, ())
+    expected = [*plan.reported_names(law), *shared_names]
     missing = [name for name in expected if name not in arrays]
     unknown = [name for name in arrays if name not in expected]
     if missing or unknown:
@@ -144,7 +148,8 @@ def grouped_fit_from_draws(
     with precision(DEFAULT_PRECISION):
         data = grouped_data(law, likelihood, runs, groups)
         values = {n: arrays[f"{n}_group"] for n in names}
-        log_lik = np.asarray(pointwise_log_lik(law, likelihood, values, data))
+        shared = {n: arrays[n] for n in shared_names}
+        log_lik = np.asarray(pointwise_log_lik(law, likelihood, values, shared, data))
     stats = {
         "diverging": np.zeros((chains, n_draws), dtype=bool),
         "reached_max_treedepth": np.zeros((chains, n_draws), dtype=bool),

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # The keys of scalebayes.discrepancy.KINDS, spelled out so that --help need not import JAX
 # (tests/test_cli.py checks that the two agree).
-DISCREPANCY_NAMES = ("auto", "none", "curvature", "gp", "gp_alone")
+DISCREPANCY_NAMES = ("auto", "none", "curvature", "quadratic", "gp", "gp_alone")
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -88,7 +88,8 @@ def add_fit_options(
         "--df", default="4", help="Student-t degrees of freedom, or 'estimate' (default 4)"
     )
     explain = (
-        "auto (default): gp for laws of at most two inputs, none for three"
+        "auto (default): gp for laws of at most two inputs, none for three; quadratic in a "
+        "grouped fit (--group)"
         if discrepancy == "auto"
         else "default none here: a discrepancy absorbs the differences between laws that a "
         "comparison measures; auto or gp compares each law plus its GP"
@@ -103,7 +104,9 @@ def add_fit_options(
         "57%% for none, at 0.44 of its interval score); exponents and allocations stay the "
         "plain law's. gp_alone leaves the quadratic out (its GP stage about 2x faster, narrower "
         "intervals far out: 83%% held). none trusts the law's shape (about 2.5x faster to "
-        "fit); curvature fits a quadratic with the law. See README 'How far can you trust it?'",
+        "fit); curvature fits a quadratic with the law; quadratic fits one off the law's tangent "
+        "space with the law, shared by a grouped fit's groups (their curvature). See README "
+        "'How far can you trust it?'",
     )
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default 1000)")

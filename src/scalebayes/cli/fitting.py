@@ -203,7 +203,8 @@ def add_commands(commands: Any) -> None:
         dest="ladder",
         metavar="NAME",
         help="a new ladder: fit group NAME with only its --keep-budgets cheapest budgets, with "
-        "the other groups (complete; column 'group' or --column group=COL) and alone (plain law)",
+        "the other groups (complete; column 'group' or --column group=COL), alone, and alone with "
+        "the plain law",
     )
     backtest.add_argument(
         "--keep-budgets", type=int, metavar="K", help="with --group: budgets kept (default 3)"
@@ -283,8 +284,6 @@ def _fit_groups(args: argparse.Namespace) -> int:
         check_file(args.out, suffixes=FIT_SUFFIXES, option="--out")
     pooling = Pooling(modes=pairs(args.pool, "--pool"))
     options = fit_options(args)
-    if args.discrepancy == "auto":  # the CLI's default; a grouped fit has no discrepancy yet
-        options["likelihood"] = options["likelihood"].without_discrepancy()
     bar = progress_bar(args)
     with warnings_to_stderr():
         runs = read_runs(args, args.runs)
@@ -407,7 +406,7 @@ def _ladder_backtest(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in other)
         raise ScalebayesError(f"--group NAME is a backtest of its own; not with {flags}")
     options = fit_options(args)
-    options.pop("likelihood")  # both fits take the plain law (a grouped fit has no discrepancy)
+    options.pop("likelihood")  # each fit takes its own default and the plain law beside them
     with warnings_to_stderr():
         runs = read_runs(args, args.runs)
         if not args.json:

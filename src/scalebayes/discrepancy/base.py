@@ -134,6 +134,14 @@ class Discrepancy:
     def check(self, law: Law) -> None:
         """Raise :class:`LawError` when this discrepancy cannot serve ``law``."""
 
+    def for_groups(self, law: Law) -> Discrepancy:
+        """The discrepancy a grouped fit uses in place of this one (its groups share it).
+
+        A grouped fit samples the discrepancy's sites inside its own model, so one sampled apart
+        from the law (in stages) raises :class:`LawError`; by default this one, checked.
+        """
+        return self.resolve(law)
+
     def for_decisions(self) -> Discrepancy:
         """The discrepancy that decisions searching over runs (``optimal``, ``plan``) include."""
         return self

@@ -108,6 +108,14 @@ class GP(Discrepancy):
     def for_decisions(self) -> Discrepancy:
         return NoDiscrepancy()
 
+    @override
+    def for_groups(self, law: Law) -> Discrepancy:
+        raise LawError(
+            f"the {self.name!r} discrepancy is sampled apart from the law, which a grouped fit "
+            "cannot do: use 'quadratic' (the grouped default: curvature the groups share) or "
+            "'none' (CLI: --discrepancy quadratic)"
+        )
+
     # --- parameters -------------------------------------------------------------------------
 
     @override

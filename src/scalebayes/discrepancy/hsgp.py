@@ -108,18 +108,34 @@ def reference(
     z = np.clip(_scaled(law.inputs, arrays, ref, np), -BOX, BOX)
     phi = _numpy_eigenfunctions(z)
     if quadratic:
-        phi = np.concatenate([phi, _products(law.inputs, arrays, ref, np)], axis=-1)
-    phi = phi * counted[:, None]
+        phi = np.concatenate([phi, products(law.inputs, arrays, ref, np)], axis=-1)
     at_mode = {name: out[f"_gp_mode_{name}"] for name in law.param_names}
-    tangent = log_jacobian(law.expr, at_mode, arrays, law.free_param_names) * counted[:, None]
+    out["_gp_projection"] = tangent_projection(law, arrays, counted, at_mode, phi)
+    return out
+
+
+def tangent_projection(
+    law: Law,
+    arrays: Mapping[str, np.ndarray],
+    counted: np.ndarray,
+    at_mode: Mapping[str, Any],
+    columns: np.ndarray,
+) -> np.ndarray:
+    """Least-squares coefficients of ``columns`` (n, K) on the law's tangent space: (P, K).
+
+    The tangent space is the Jacobian of the law's log mean in its free parameters at
+    ``at_mode``, over the runs ``counted`` marks (the others are ignored); ``columns`` minus
+    the tangent times these coefficients is what no small change of the law's parameters can do.
+    """
+    columns = columns * counted[:, None]
+    jacobian = log_jacobian(law.expr, at_mode, arrays, law.free_param_names) * counted[:, None]
     # Columns in units of their norm over the fitted runs: a coefficient's and an exponent's
     # derivatives differ by orders of magnitude, and the ridge below must not favour either.
-    norm = np.sqrt(np.sum(tangent**2, axis=0))
+    norm = np.sqrt(np.sum(jacobian**2, axis=0))
     norm = np.where(norm > 0, norm, 1.0)
-    unit = tangent / norm
+    unit = jacobian / norm
     gram = unit.T @ unit + 1e-9 * np.eye(unit.shape[-1])
-    out["_gp_projection"] = np.linalg.solve(gram, unit.T @ phi) / norm[:, None]
-    return out
+    return np.linalg.solve(gram, unit.T @ columns) / norm[:, None]
 
 
 def spectral_scale(dim: int) -> jax.Array:
@@ -182,23 +198,23 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
     out = _eigenfunctions(z) - _tangent(law, clamped, ref) @ projection[:, :k]
     if not has_quadratic(law.inputs, ref):
         return out
-    unclamped = _broadcast(law.inputs, log_inputs, jnp)
-    products = _products(law.inputs, unclamped, ref, jnp)
-    products = products - _tangent(law, unclamped, ref) @ projection[:, k:]
-    return jnp.concatenate([out, products], axis=-1)
+    unclamped = broadcast_inputs(law.inputs, log_inputs, jnp)
+    quad = products(law.inputs, unclamped, ref, jnp)
+    quad = quad - _tangent(law, unclamped, ref) @ projection[:, k:]
+    return jnp.concatenate([out, quad], axis=-1)
 
 
-def _broadcast(law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any], xp: Any) -> dict:
+def broadcast_inputs(law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any], xp: Any) -> dict:
     """The law's inputs broadcast against each other, by name."""
     arrays = xp.broadcast_arrays(*(xp.asarray(log_inputs[n]) for n in law_inputs))
     return dict(zip(law_inputs, arrays, strict=True))
 
 
-def _products(
+def products(
     law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any], ref: Mapping[str, Any], xp: Any
 ) -> Any:
     """The quadratic's columns: ``(x_a - c_a)(x_b - c_b)`` per pair, shape X + (pairs,)."""
-    arrays = _broadcast(law_inputs, log_inputs, xp)
+    arrays = broadcast_inputs(law_inputs, log_inputs, xp)
     return xp.stack(
         [(arrays[a] - ref[a]) * (arrays[b] - ref[b]) for a, b in quadratic_pairs(law_inputs)],
         axis=-1,
@@ -259,16 +275,16 @@ def numpy_basis(law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any])
         for i, name in enumerate(law.inputs)
     }
     at_mode = {name: np.asarray(value, dtype=float) for name, value in mode(law, ref).items()}
-    tangent = log_jacobian(law.expr, at_mode, clamped, law.free_param_names)
+    jacobian = log_jacobian(law.expr, at_mode, clamped, law.free_param_names)
     projection = np.asarray(ref["_gp_projection"])
     k = BASIS ** len(law.inputs)
-    out = _numpy_eigenfunctions(z) - tangent @ projection[:, :k]
+    out = _numpy_eigenfunctions(z) - jacobian @ projection[:, :k]
     if not has_quadratic(law.inputs, ref):
         return out
-    unclamped = _broadcast(law.inputs, log_inputs, np)
-    tangent = log_jacobian(law.expr, at_mode, unclamped, law.free_param_names)
-    products = _products(law.inputs, unclamped, ref, np) - tangent @ projection[:, k:]
-    return np.concatenate([out, products], axis=-1)
+    unclamped = broadcast_inputs(law.inputs, log_inputs, np)
+    jacobian = log_jacobian(law.expr, at_mode, unclamped, law.free_param_names)
+    quad = products(law.inputs, unclamped, ref, np) - jacobian @ projection[:, k:]
+    return np.concatenate([out, quad], axis=-1)
 
 
 def _numpy_eigenfunctions(z: np.ndarray) -> np.ndarray:
@@ -293,10 +309,16 @@ def _tangent(
     law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.Array]
 ) -> jax.Array:
     """Jacobian of the law's log mean in its free parameters at the mode: shape X + (P,)."""
+    return tangent(law, log_inputs, mode(law, ref))
+
+
+def tangent(
+    law: Law, log_inputs: Mapping[str, jax.Array], mode_values: Mapping[str, jax.Array]
+) -> jax.Array:
+    """Jacobian of the law's log mean in its free parameters at ``mode_values``: X + (P,)."""
     import jax
     import jax.numpy as jnp
 
-    mode_values = mode(law, ref)
     free = law.free_param_names
 
     def log_mean(values: dict[str, jax.Array]) -> jax.Array:

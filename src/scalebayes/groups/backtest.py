@@ -20,11 +20,13 @@ def new_ladder_backtest(
 ) -> pd.DataFrame:  # fmt: skip
     """Fit ``group`` with only its ``keep`` cheapest budgets, then score its other runs.
 
-    Two fits of the plain law (no discrepancy), the same sampler settings: ``grouped``, every
-    group (the others complete) with ``pooling``, and ``alone``, the group's kept runs by
-    themselves. Budgets are the ``budget`` column's, else the distinct values of C. One row per
-    fit: the held-out runs' mean 90 % interval score of log loss (new-run intervals; lower is
-    better), 90 % coverage, median absolute error of log loss, the fit's health and seconds.
+    Three fits, the same sampler settings: ``grouped``, every group (the others complete) with
+    ``pooling`` and the grouped default discrepancy (a quadratic the groups share); ``alone``,
+    the group's kept runs by themselves with the single fit's default (the GP); and ``alone,
+    plain``, the same with no discrepancy. Budgets are the ``budget`` column's, else the
+    distinct values of C. One row per fit: the held-out runs' mean 90 % interval score of log
+    loss (new-run intervals; lower is better), 90 % coverage, median absolute error of log
+    loss, the fit's health and seconds.
     """
     import scalebayes as sb
 
@@ -44,14 +46,16 @@ def new_ladder_backtest(
     kept = ~mine | (budget <= budgets[keep - 1])
     train, held = runs.subset(kept), runs.subset(~kept)
     rows = []
-    for label in ("grouped", "alone"):
+    alone = train.subset(train.group == group)
+    for label in ("grouped", "alone", "alone, plain"):
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if label == "grouped":
                 fit = sb.fit_groups(train, law, pooling=pooling, **sampler)
+            elif label == "alone":
+                fit = sb.fit(alone, law, **sampler)
             else:
-                alone = train.subset(train.group == group)
                 plain = sb.Likelihood(discrepancy="none")
                 fit = sb.fit(alone, law, likelihood=plain, **sampler)
         seconds = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -15,7 +16,6 @@ import pandas as pd
 from scalebayes import engine
 from scalebayes.data import Runs, load_runs
 from scalebayes.discrepancy.base import Stage
-from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.engine import ProgressCallback
 from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import package_versions, prepare, sampler_settings
@@ -58,8 +58,10 @@ def fit_groups(
     priors, settings, progress, **sampler
         As in :func:`scalebayes.fit`.
     likelihood : Likelihood, optional
-        Noise on log loss; default Student-t(4) with no discrepancy. A grouped fit has no
-        discrepancy term yet: each group follows the plain law.
+        Noise on log loss and the discrepancy the groups share; default Student-t(4) and
+        ``auto``, which here is the ``quadratic`` discrepancy (one recipe's curvature that the
+        law lacks, measured on every ladder at once). One sampled apart from the law (``gp``)
+        is refused; ``none`` fits the plain law.
 
     Returns
     -------
@@ -78,12 +80,9 @@ def fit_groups(
     groups = tuple(str(g) for g in pd.unique(labels))
     if len(groups) < 2:
         raise ScalebayesError(f"{runs.source}: one group ({groups[0]!r}); fit it with fit()")
-    likelihood = likelihood or Likelihood(discrepancy="none")
-    if not isinstance(likelihood.discrepancy.resolve(load_law_of(law)), NoDiscrepancy):
-        raise ScalebayesError(
-            f"a grouped fit takes no discrepancy yet (got {likelihood.discrepancy.name!r}): "
-            "use discrepancy='none' (CLI: --discrepancy none)"
-        )
+    likelihood = likelihood or Likelihood()
+    shared = likelihood.discrepancy.for_groups(load_law_of(law))
+    likelihood = dataclasses.replace(likelihood, discrepancy=shared)
     settings = sampler_settings(settings, sampler)
     law, likelihood = prepare(law, likelihood, priors)
     missing = [name for name in law.inputs if name not in runs.inputs()]
@@ -96,24 +95,27 @@ def fit_groups(
         started = time.perf_counter()
         data = grouped_data(law, likelihood, runs, groups)
         stage = Stage(
-            f"{law.key}:{plan.key}",
+            f"{law.key}:{plan.key}:{likelihood.discrepancy!r}",
             likelihood,
             functools.partial(grouped_model, law, likelihood, plan),
-            plan.sites(),
+            {**plan.sites(), **likelihood.discrepancy.sites(law)},
             label="groups",
             min_target_accept=MIN_TARGET_ACCEPT,
             terms=plan.terms,
         )
         (samples, stats), compile_s, devices = engine.sample_model(stage, data, settings, progress)
         values = {n: samples[f"{n}_group"] for n in (*law.param_names, *likelihood.param_names)}
-        samples["_log_lik"] = np.asarray(pointwise_log_lik(law, likelihood, values, data))
+        shared = {n: samples[n] for n in likelihood.discrepancy.param_names(law, ())}
+        log_lik = pointwise_log_lik(law, likelihood, values, shared, data)
+        samples["_log_lik"] = np.asarray(log_lik)
         log_ref = {k: np.asarray(v) for k, v in data.log_ref.items()}
     wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
     record = FitSettings(
         **settings.sampler.to_dict(), wall_time=wall, devices=devices, versions=package_versions()
     )
     idata = grouped_datatree(runs, groups, samples, stats)
-    sampled = [n for n in plan.reported_names(law) if not _pinned(law, n)]
+    discrepancy = likelihood.discrepancy.param_names(law, ())
+    sampled = [n for n in (*plan.reported_names(law), *discrepancy) if not _pinned(law, n)]
     diagnostics = tree_diagnostics(idata, sampled)
     warn_if_unhealthy(diagnostics)
     return GroupedFit(law, runs, likelihood, plan, groups, idata, record, diagnostics, log_ref)

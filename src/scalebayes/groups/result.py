@@ -74,6 +74,7 @@ class GroupedFit:
             return self._cache[key]
         names = (*self.law.param_names, *self.likelihood.param_names)
         posterior = self.posterior
+        shared = {n: posterior[n].to_numpy() for n in self.shared_names}
         if group == NEW and NEW not in self.groups:
             with precision(self.settings.precision):  # drawn with JAX in the fit's precision
                 draws = self.plan.new_group(
@@ -88,7 +89,7 @@ class GroupedFit:
             runs = self.runs.subset(mask)
             log_lik = self.idata["log_likelihood"]["loss"].to_numpy()[..., mask]
         stats = {k: v.to_numpy() for k, v in self.idata["sample_stats"].data_vars.items()}
-        idata = to_datatree(runs, {**{n: np.asarray(draws[n]) for n in names},
+        idata = to_datatree(runs, {**{n: np.asarray(draws[n]) for n in names}, **shared,
                                    "_log_lik": log_lik}, stats)  # fmt: skip
         source = f"{runs.source}, group {group!r} of a grouped fit"
         result = Fit(
@@ -111,15 +112,22 @@ class GroupedFit:
             )
         return group
 
+    @property
+    def shared_names(self) -> tuple[str, ...]:
+        """The discrepancy's parameters, one value for every group (none without one)."""
+        return self.likelihood.discrepancy.param_names(self.law, ())
+
     def population(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Population value and spread of each parameter: mode, median and ``ci_prob`` interval.
 
-        Rows are the law's and the noise's parameters; a separate one has no population row.
+        Rows are the law's and the noise's parameters (a separate one has no population value),
+        then the shared discrepancy's (mode "shared").
         """
         lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
         posterior = self.posterior
         rows = []
-        for name, mode in self.plan.modes().items():
+        modes = {**self.plan.modes(), **dict.fromkeys(self.shared_names, "shared")}
+        for name, mode in modes.items():
             row: dict[str, Any] = {"parameter": name, "mode": mode}
             for column, var in (("", name), ("spread ", f"{name}_spread")):
                 if var in posterior and mode != "separate":
@@ -202,7 +210,8 @@ def _interval(median: float, lower: float, upper: float) -> str:
 
 
 def _population_text(table: pd.DataFrame) -> str:
-    lines = [f"  {'parameter':<10} {'mode':<9} {'value':<32} spread"]
+    w = max(10, *(len(str(name)) for name in table.index))
+    lines = [f"  {'parameter':<{w}} {'mode':<9} {'value':<32} spread"]
     for name, row in table.iterrows():
         value = _interval(row["median"], row["lower"], row["upper"]) if "median" in row and \
             pd.notna(row.get("median")) else "-"  # fmt: skip
@@ -211,7 +220,7 @@ def _population_text(table: pd.DataFrame) -> str:
             if pd.notna(row.get("spread median", np.nan))
             else "-"
         )
-        lines.append(f"  {name!s:<10} {row['mode']:<9} {value:<32} {spread}")
+        lines.append(f"  {name!s:<{w}} {row['mode']:<9} {value:<32} {spread}")
     return "\n".join(lines)
 
 
