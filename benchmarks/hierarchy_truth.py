@@ -47,7 +47,7 @@ def rhat_of(x: np.ndarray) -> float:
     return float(np.nanmax([array_stats.rhat(x[..., i]) for i in range(x.shape[-1])]))
 
 
-def replicate(seed: int, chains: int, draws: int, warmup: int) -> dict:
+def replicate(seed: int, chains: int, draws: int, warmup: int, discrepancy: str = "auto") -> dict:
     import scalebayes as sb
     from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate_groups
 
@@ -59,7 +59,10 @@ def replicate(seed: int, chains: int, draws: int, warmup: int) -> dict:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = sb.fit_groups(runs, chains=chains, draws=draws, warmup=warmup, seed=seed)
+        likelihood = sb.Likelihood(discrepancy=discrepancy)
+        fit = sb.fit_groups(
+            runs, likelihood=likelihood, chains=chains, draws=draws, warmup=warmup, seed=seed
+        )
     seconds = time.perf_counter() - started
     post = fit.posterior
     hits: dict[str, list[bool]] = {"alpha": [], "beta": [], "N*": []}
@@ -99,6 +102,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="one replicate, 2 x 300 draws")
     parser.add_argument("--seeds", nargs="+", type=int, help="these replicates' seeds instead")
+    parser.add_argument(
+        "--discrepancy",
+        default="auto",
+        choices=("auto", "quadratic", "none"),
+        help="the groups' shared discrepancy (default auto: the grouped default, quadratic; the "
+        "results before it existed are --discrepancy none)",
+    )
     parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     parser.add_argument(
         "--merge", nargs="+", metavar="JSON", help="pool these results' replicates, fitting none"
@@ -110,7 +120,7 @@ def main() -> None:
     if args.merge:
         rows = [r for f in args.merge for r in json.loads((RESULTS / f).read_text())["replicates"]]
     else:
-        rows = [replicate(s, args.chains, args.draws, args.warmup) for s in seeds]
+        rows = [replicate(s, args.chains, args.draws, args.warmup, args.discrepancy) for s in seeds]
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     n_groups = table["groups"].sum()

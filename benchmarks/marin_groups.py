@@ -36,6 +36,13 @@ def main() -> None:
         "--centred", default=None, help="false, auto, true or names: E,A (default: Pooling's)"
     )
     parser.add_argument("--pool", nargs="+", default=[], metavar="NAME=MODE")
+    parser.add_argument(
+        "--discrepancy",
+        default="auto",
+        choices=("auto", "quadratic", "none"),
+        help="the groups' shared discrepancy (default auto: the grouped default, quadratic; the "
+        "results before it existed are --discrepancy none)",
+    )
     parser.add_argument("--out", default="marin_groups.json")
     args = parser.parse_args()
     runs = marin_runs(args.data)
@@ -53,6 +60,7 @@ def main() -> None:
         fit = sb.fit_groups(
             runs,
             pooling=sb.Pooling(**options),
+            likelihood=sb.Likelihood(discrepancy=args.discrepancy),
             chains=args.chains,
             draws=args.draws,
             warmup=args.warmup,

@@ -18,6 +18,8 @@ grouped / alone (target <= 0.7, coverage 0.85-0.95).
     python benchmarks/new_ladder.py --quick          # dclm only, 2 chains x 300 draws
     python benchmarks/new_ladder.py --datasets dclm --out new_ladder_dclm.json  # one at a time
     python benchmarks/new_ladder.py --merge new_ladder_comma.json ... --out new_ladder.json
+    python benchmarks/new_ladder.py --beyond 1 2 --chains 2 --draws 500 --warmup 500
+        # instead, every ladder's top 1 and 2 budgets held out: beyond all the ladders' runs
 
 Writes benchmarks/results/new_ladder.json (new_ladder_quick.json with --quick).
 """
@@ -41,6 +43,43 @@ def one_dataset(runs, target: str, keep: int, sampler: dict, modes: dict) -> lis
     return frame.rename(columns={"group": "dataset"}).to_dict("records")
 
 
+def beyond(runs, top: int, sampler: dict) -> list[dict]:
+    """Every ladder's ``top`` largest budgets held out: grouped fits (the shared quadratic, the
+    plain law) and each ladder's single default fit, scored on each ladder's held-out runs."""
+    import warnings
+
+    import numpy as np
+
+    import scalebayes as sb
+    from scalebayes.groups.backtest import held_out_scores
+
+    held = np.zeros(len(runs), dtype=bool)
+    for name in DATASETS:
+        mine = runs.group == name
+        held |= mine & np.isin(runs.budget, np.unique(runs.budget[mine])[-top:])
+    train, test = runs.subset(~held), runs.subset(held)
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # health is recorded in the rows
+        for discrepancy in ("quadratic", "none"):
+            likelihood = sb.Likelihood(discrepancy=discrepancy)
+            fits[f"grouped, {discrepancy}"] = sb.fit_groups(train, likelihood=likelihood, **sampler)
+        for name in DATASETS:
+            fits[f"alone {name}"] = sb.fit(train.subset(train.group == name), **sampler)
+    rows = []
+    for name in DATASETS:
+        mine = test.subset(test.group == name)
+        for label in ("grouped, quadratic", "grouped, none", f"alone {name}"):
+            fit = fits[label]
+            scores = held_out_scores(fit, mine, name if label.startswith("grouped") else None)
+            d = fit.diagnostics
+            rows.append({"dataset": name, "fit": label.split(" ")[0].rstrip(",")
+                         if label.startswith("alone") else label, "held-out budgets": top,
+                         **scores, "max R-hat": d.max_rhat, "divergent": d.n_divergent,
+                         "at max tree depth": d.n_max_treedepth, "healthy": d.ok})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_data_argument(parser)
@@ -53,9 +92,39 @@ def main() -> None:
     parser.add_argument(
         "--pool", nargs="+", default=[], metavar="NAME=MODE", help="the grouped fit's pooling"
     )
+    parser.add_argument(
+        "--beyond",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="instead: every ladder's top K budgets held out (grouped fits against each ladder's "
+        "single fit; writes new_ladder_beyond.json)",
+    )
     parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="pool these results' rows")
     args = parser.parse_args()
+    if args.beyond:
+        runs = marin_runs(args.data)
+        if runs is None:
+            return
+        sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
+        rows = [r for top in args.beyond for r in beyond(runs, top, sampler)]
+        frame = pd.DataFrame(rows)
+        print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        pooled = frame.groupby(["held-out budgets", "fit"])[["hits", "held out"]].sum()
+        weighted = frame.assign(total=frame["interval score 90"] * frame["held out"])
+        sums = weighted.groupby(["held-out budgets", "fit"])[["total", "held out"]].sum()
+        summary = pd.DataFrame({"coverage 90": pooled["hits"] / pooled["held out"],
+                                "interval score 90": sums["total"] / sums["held out"]})  # fmt: skip
+        print(
+            "\npooled over the three ladders:\n" + summary.to_string(float_format="{:.4g}".format)
+        )
+        write_results(
+            RESULTS / (args.out or "new_ladder_beyond.json"),
+            {"settings": {**vars(args), "data": str(args.data)}, "rows": rows,
+             "pooled": summary.reset_index().to_dict("records"), "machine": machine()},
+        )  # fmt: skip
+        return
     if args.merge:
         rows = [r for f in args.merge for r in json.loads((RESULTS / f).read_text())["rows"]]
     else:

@@ -1,0 +1,110 @@
+"""Benchmark: what a grouped fit of Marin's three ladders costs against one ladder's single fit.
+
+Issue 16's cost target: a three-group hierarchical fit of Marin's runs takes at most twice one
+group's single fit, end to end. Each case runs in a fresh Python process with no compile cache
+(import, data, compile and sampling all counted), at the user's defaults (4 chains x 1000 draws):
+
+- ``grouped``: ``fit_groups`` on the three ladders (default pooling and discrepancy: the
+  quadratic the groups share);
+- ``grouped, plain``: the same with the plain law;
+- ``single``: one ladder (``--group``, default dclm) with ``fit``'s default (the GP);
+- ``single, plain``: the same ladder with the plain law.
+
+Per case: seconds end to end, compile and sampling, leapfrog steps per draw, and health.
+
+    python benchmarks/groups_cost.py [--data DIR] [--group dclm] [--draws 1000 --warmup 1000]
+
+Writes benchmarks/results/groups_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from _common import RESULTS, add_data_argument, machine, marin_runs, write_results
+
+CASES = ("grouped", "grouped, plain", "single", "single, plain")
+
+
+def one_case(args: argparse.Namespace) -> dict:
+    """Fit ``args.case`` in this process; the measurements as a dict."""
+    started = time.perf_counter()
+    import scalebayes as sb
+
+    sb.configure()
+    runs = marin_runs(args.data)
+    settings = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup, "seed": 0}
+    if args.case.endswith("plain"):
+        settings["likelihood"] = sb.Likelihood(discrepancy="none")
+    if args.case.startswith("grouped"):
+        fit = sb.fit_groups(runs, **settings)
+    else:
+        fit = sb.fit(runs.subset(runs.group == args.group), **settings)
+    stats = fit.idata["sample_stats"]
+    return {
+        "case": args.case,
+        "runs": len(fit.runs),
+        "end_to_end_s": time.perf_counter() - started,
+        "compile_s": fit.settings.wall_time["compile"],
+        "sampling_s": fit.settings.wall_time["sampling"],
+        "mean_leapfrog_steps": float(stats["n_steps"].mean()),
+        **fit.diagnostics.to_dict(),
+        "healthy": fit.diagnostics.ok,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_data_argument(parser)
+    parser.add_argument("--group", default="dclm", help="the single fit's ladder (default dclm)")
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(one_case(args)))
+        return 0
+    if marin_runs(args.data) is None:
+        return 0
+    env = {**os.environ, "SCALEBAYES_COMPILE_CACHE": "0"}
+    rows = []
+    for case in CASES:
+        cmd = [sys.executable, __file__, "--case", case, "--data", str(args.data),
+               "--group", args.group, "--chains", str(args.chains), "--draws", str(args.draws),
+               "--warmup", str(args.warmup)]  # fmt: skip
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{case} failed:\n{done.stderr[-3000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    by_case = {row["case"]: row for row in rows}
+    ratio = by_case["grouped"]["end_to_end_s"] / by_case["single"]["end_to_end_s"]
+    ratio_plain = (
+        by_case["grouped, plain"]["end_to_end_s"] / by_case["single, plain"]["end_to_end_s"]
+    )
+    print(f"\n{'case':<16} {'runs':>5} {'end to end s':>13} {'steps/draw':>11} {'R-hat':>6} "
+          f"{'div':>4} {'max depth':>9}")  # fmt: skip
+    for row in rows:
+        print(f"{row['case']:<16} {row['runs']:>5} {row['end_to_end_s']:>13.1f} "
+              f"{row['mean_leapfrog_steps']:>11.0f} {row['max_rhat']:>6.3f} "
+              f"{row['n_divergent']:>4} {row['n_max_treedepth']:>9}")  # fmt: skip
+    print(f"grouped / single (target <= 2): {ratio:.2f}; with the plain law: {ratio_plain:.2f}")
+    write_results(
+        RESULTS / "groups_cost.json",
+        {"settings": {**vars(args), "data": str(args.data)}, "rows": rows,
+         "grouped / single": ratio, "grouped / single, plain": ratio_plain,
+         "machine": machine()},
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
