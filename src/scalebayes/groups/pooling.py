@@ -85,7 +85,10 @@ class Pooling:
     # A full ladder pins its E to ~1 % while data mixes differ in it by 5-10 %: non-centred,
     # that is a ridge (Marin, 2 x 500 draws: 102 of 1000 at the maximum tree depth); E centred,
     # none and no divergences. Centring everything ("auto") funnels where the groups are alike
-    # (Marin's B, sigma: spreads down to 0.002): 73 divergences; E, A and B centred: 33.
+    # (Marin's B, sigma: spreads down to 0.002): 73 divergences; E, A and B centred: 33. With the
+    # shared quadratic, E, A and B centred cut Marin's draws at the maximum depth from 265 and
+    # 128 of 1000 to 6 and 27 (two seeds), but did no better on tables with a cut ladder
+    # (benchmarks/marin_groups.py, new_ladder.py): the default stays.
     centred: bool | str | tuple[str, ...] = "floor"
 
     def __post_init__(self) -> None:
