@@ -52,6 +52,7 @@ examples:
   scalebayes compare chinchilla.csv --laws chinchilla kaplan chinchilla_cross
   scalebayes compare runs.csv --laws chinchilla power_c bnsl_c --method all --out-dir fits/
   scalebayes compare runs.csv --laws chinchilla kaplan --method lfo --cuts 1e20 3e20 1e21 --json
+  scalebayes compare ladders.csv --group dataset          # complete, partial or no pooling?
 
 Fits every law (same NUTS settings), then ranks them by expected log predictive density:
 loo (PSIS-LOO, default), waic, lfo (leave-future-out by compute: refit below each compute
@@ -224,9 +225,23 @@ def add_commands(commands: Any) -> None:
     compare.add_argument(
         "--laws",
         nargs="+",
-        required=True,
         metavar="LAW",
-        help="two or more catalogue names or .toml paths (see `scalebayes laws`)",
+        help="two or more catalogue names or .toml paths (see `scalebayes laws`); with --group, "
+        "the one law (default chinchilla)",
+    )
+    compare.add_argument(
+        "--group",
+        nargs="+",
+        metavar="COLUMN",
+        help="instead of laws, compare pooling over the groups these columns label: complete, "
+        "partial and none (separate fits), by PSIS-LOO and by leave-future-out within each group",
+    )
+    compare.add_argument(
+        "--holdout-top",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --group: leave-future-out holds out each group's largest K budgets (default 1)",
     )
     compare.add_argument(
         "--method",
@@ -449,6 +464,10 @@ def _allocation_backtest(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from scalebayes.law_comparison import compare_laws
 
+    if args.group:
+        return _compare_pooling(args)
+    if not args.laws:
+        raise ScalebayesError("compare needs --laws (two or more) or --group COLUMN")
     cuts = _cuts(args.cuts)
     if args.out_dir is not None and not os.path.isdir(args.out_dir):
         raise OutputError(f"--out-dir {args.out_dir}: not an existing folder")
@@ -482,6 +501,33 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         print(f"\n{result}")
     return 1 if args.strict and not result.healthy else 0
+
+
+def _compare_pooling(args: argparse.Namespace) -> int:
+    from scalebayes.groups.pooling_comparison import compare_pooling
+
+    laws = args.laws or ["chinchilla"]
+    if len(laws) != 1:
+        raise ScalebayesError("with --group, --laws takes one law: the pooling is compared")
+    if args.out_dir is not None or args.method != "loo" or args.cuts != ["4"]:
+        raise ScalebayesError("with --group: no --method, --cuts or --out-dir (not law options)")
+    options = fit_options(args)
+
+    def say(text: str) -> None:
+        if not args.json:
+            print(text, file=sys.stderr)
+
+    with warnings_to_stderr():
+        runs = read_runs(args, args.runs)
+        if not args.json:
+            print(runs)
+        result = compare_pooling(runs, laws[0], holdout_top=args.holdout_top, log=say, **options)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(f"\n{result}")
+    healthy = all(fit.diagnostics.ok for fit in result.fits.values())
+    return 1 if args.strict and not healthy else 0
 
 
 def _cuts(items: Sequence[str]) -> int | list[float]:
