@@ -245,22 +245,31 @@ def _future_table(fits: Mapping[str, GroupedFit], runs: Runs, held: np.ndarray) 
     return pd.DataFrame(rows)
 
 
+NAMES = {
+    "complete": "complete pooling",
+    "partial": "partial pooling",
+    "separate": "separate fits",
+}
+
+
 def _verdict(loo: Comparison, future: pd.DataFrame) -> str:
     pooled = future[future["group"] == "all"].set_index("choice")
     best = str(pooled["elpd"].idxmax())
     others = pooled.drop(index=best)
-    close = [c for c, r in others.iterrows() if -r["elpd_diff"] <= SE_MARGIN * r["dse"]]
+    close = [NAMES[str(c)] for c, r in others.iterrows() if -r["elpd_diff"] <= SE_MARGIN * r["dse"]]
     loo_best = str(loo.table.index[0])
     if close:
         said = (
-            f"leave-future-out prefers {best} pooling, but {' and '.join(close)} "
+            f"leave-future-out prefers {NAMES[best]}, but {' and '.join(close)} "
             f"{'is' if len(close) == 1 else 'are'} within {SE_MARGIN:g} standard errors of it"
         )
     else:
         said = (
-            f"the data support {best} pooling: leave-future-out (each group's next budget) "
+            f"the data support {NAMES[best]}: leave-future-out (each group's next budget) "
             f"prefers it by {-others['elpd_diff'].max():.1f} elpd or more, beyond "
             f"{SE_MARGIN:g} standard errors"
         )
-    agree = "agrees" if loo_best == best else f"prefers {loo_best} (runs like the fitted ones)"
+    agree = (
+        "agrees" if loo_best == best else f"prefers {NAMES[loo_best]} (runs like the fitted ones)"
+    )
     return f"{said}; PSIS-LOO {agree}"
