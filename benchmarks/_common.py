@@ -73,6 +73,17 @@ def parse_discrepancy(spec: str) -> Any:
     return named(name, **{field: value(text) for field, text in pairs})
 
 
+def add_group_discrepancy_argument(parser: argparse.ArgumentParser) -> None:
+    """``--discrepancy`` of the grouped-fit benchmarks: the discrepancy the groups share."""
+    parser.add_argument(
+        "--discrepancy",
+        default="auto",
+        choices=("auto", "quadratic", "none"),
+        help="the groups' shared discrepancy (default auto: the grouped default, quadratic; the "
+        "results before it existed are --discrepancy none)",
+    )
+
+
 def write_results(path: Path, payload: dict[str, Any]) -> None:
     """Write a benchmark's measurements as indented JSON and say where."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, add_data_argument, machine, write_results
+from _common import (
+    RESULTS,
+    add_data_argument,
+    add_group_discrepancy_argument,
+    machine,
+    write_results,
+)
 
 BUDGETS = (1e19, 1e20, 1e21)
 SPREAD = 0.1  # log-scale sd of every law parameter across groups
@@ -102,13 +108,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="one replicate, 2 x 300 draws")
     parser.add_argument("--seeds", nargs="+", type=int, help="these replicates' seeds instead")
-    parser.add_argument(
-        "--discrepancy",
-        default="auto",
-        choices=("auto", "quadratic", "none"),
-        help="the groups' shared discrepancy (default auto: the grouped default, quadratic; the "
-        "results before it existed are --discrepancy none)",
-    )
+    add_group_discrepancy_argument(parser)
     parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     parser.add_argument(
         "--merge", nargs="+", metavar="JSON", help="pool these results' replicates, fitting none"

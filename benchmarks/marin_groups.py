@@ -17,7 +17,14 @@ import time
 import warnings
 
 import numpy as np
-from _common import RESULTS, add_data_argument, machine, marin_runs, write_results
+from _common import (
+    RESULTS,
+    add_data_argument,
+    add_group_discrepancy_argument,
+    machine,
+    marin_runs,
+    write_results,
+)
 
 
 def interval(x: np.ndarray) -> list[float]:
@@ -36,13 +43,7 @@ def main() -> None:
         "--centred", default=None, help="false, auto, true or names: E,A (default: Pooling's)"
     )
     parser.add_argument("--pool", nargs="+", default=[], metavar="NAME=MODE")
-    parser.add_argument(
-        "--discrepancy",
-        default="auto",
-        choices=("auto", "quadratic", "none"),
-        help="the groups' shared discrepancy (default auto: the grouped default, quadratic; the "
-        "results before it existed are --discrepancy none)",
-    )
+    add_group_discrepancy_argument(parser)
     parser.add_argument("--out", default="marin_groups.json")
     args = parser.parse_args()
     runs = marin_runs(args.data)

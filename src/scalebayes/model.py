@@ -210,7 +210,9 @@ def numpyro_model(
         else likelihood.df
     )
     likelihood.discrepancy.sample(law, values)
-    mu = log_mean(law, likelihood, values, data.log_inputs, data.log_ref)
+    mu = law.log_mean(values, data.log_inputs) + likelihood.discrepancy.table_term(
+        law, values, data
+    )
     likelihood.observe(mu, sigma, nu, data)
 
 

@@ -198,6 +198,14 @@ class Discrepancy:
         """Its term in the log mean at ``log_inputs``; broadcasts as ``Law.log_mean``."""
         return 0.0
 
+    def table_term(self, law: Law, params: Mapping[str, Any], data: Any) -> Any:
+        """Its term at a fitted table's own runs, inside a model (``data``: the table's ModelData).
+
+        By default :meth:`term` at the table's inputs; a discrepancy whose term at the runs is
+        fixed arrays times its parameters reads them from :meth:`table_arrays` instead.
+        """
+        return self.term(law, params, data.log_inputs, data.log_ref)
+
     def numpy_term(
         self,
         law: Law,

@@ -158,7 +158,8 @@ def grouped_data(
     index = {label: i for i, label in enumerate(groups)}
     group = jnp.asarray([index[str(g)] for g in runs.group], dtype=jnp.int32)
     priors = {f"term_prior_{k}": v for k, v in term_priors(law, log_ref).items()}
-    return ModelData(log_inputs, log_loss, weight, log_ref, {"group": group, **priors})
+    shared = likelihood.discrepancy.table_arrays(law, log_inputs, log_ref)
+    return ModelData(log_inputs, log_loss, weight, log_ref, {"group": group, **priors, **shared})
 
 
 def _pinned(law: Law, name: str) -> bool:

@@ -353,7 +353,7 @@ def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData)
     likelihood.discrepancy.sample(law, shared)
     index = data.extra["group"]
     mu = law.log_mean({n: group[n][index] for n in law.param_names}, data.log_inputs)
-    mu = mu + likelihood.discrepancy.term(law, shared, data.log_inputs, data.log_ref)
+    mu = mu + likelihood.discrepancy.table_term(law, shared, data)
     nu = group["nu"][index] if "nu" in group else likelihood.df
     likelihood.observe(mu, group["sigma"][index], nu, data)
 
