@@ -33,10 +33,7 @@ def new_ladder_backtest(
     if runs.group is None or group not in set(runs.group):
         raise ScalebayesError(f"group {group!r} not in the runs' groups")
     mine = runs.group == group
-    # Without a budget column, C to 4 significant digits (6 N D rounds differently per run).
-    budget = (
-        runs.budget if runs.budget is not None else np.array([float(f"{c:.4g}") for c in runs.C])
-    )
+    budget = budget_of(runs)
     budgets = np.unique(budget[mine])
     if not 1 <= keep < len(budgets):
         raise ScalebayesError(
@@ -65,6 +62,16 @@ def new_ladder_backtest(
                      "seconds": seconds, "max R-hat": d.max_rhat, "divergent": d.n_divergent,
                      "at max tree depth": d.n_max_treedepth, "healthy": d.ok})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def budget_of(runs: Runs) -> np.ndarray:
+    """Each run's isoFLOP budget: the ``budget`` column, else C to 4 significant digits.
+
+    (6 N D of one sweep's runs rounds differently per run.)
+    """
+    if runs.budget is not None:
+        return np.asarray(runs.budget)
+    return np.array([float(f"{c:.4g}") for c in runs.C])
 
 
 def held_out_scores(fit: Any, runs: Runs, group: str | None) -> dict[str, float]:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import ScalebayesError
+from scalebayes.groups.backtest import budget_of
 from scalebayes.groups.pooling import MODES, Pooling
 
 if TYPE_CHECKING:
@@ -139,9 +140,8 @@ def compare_pooling(
     law : Law, name or path
         The law all three fits take.
     holdout_top : int
-        Leave-future-out holds out each group's largest ``holdout_top`` budgets (the
-        ``budget`` column's, else the distinct values of C to 4 digits); every group must keep
-        at least 2 budgets.
+        Leave-future-out holds out each group's largest ``holdout_top`` budgets
+        (:func:`~scalebayes.groups.backtest.budget_of`); every group must keep at least 2.
     likelihood : Likelihood, optional
         Noise and shared discrepancy, as :func:`scalebayes.fit_groups` takes them.
     log : callable, optional
@@ -193,9 +193,7 @@ def top_budgets(runs: Runs, top: int) -> np.ndarray:
     """Boolean mask of each group's ``top`` largest budgets; each group must keep 2 below."""
     if isinstance(top, bool) or int(top) < 1:
         raise ScalebayesError(f"holdout_top={top!r}: expected an integer >= 1")
-    budget = (
-        runs.budget if runs.budget is not None else np.array([float(f"{c:.4g}") for c in runs.C])
-    )
+    budget = budget_of(runs)
     held = np.zeros(len(runs), dtype=bool)
     for label in pd.unique(runs.group):
         mine = runs.group == label
