@@ -203,6 +203,8 @@ def _grouped_figure(
     """Forest, bands (a panel per group) or frontier (a colour per group) of a grouped fit."""
     if kind == "forest":
         shared = [name for name, mode in fit.plan.modes().items() if mode == "shared"]
+        if fit.shared_names:
+            shared.append(f"the {fit.likelihood.discrepancy.name} discrepancy")
         return figure_of(plots.forest(forest_table(fit), law=fit.law.name, shared=shared))
     fits = {label: fit.for_group(label) for label in fit.groups}
     if kind == "bands":
