@@ -183,3 +183,72 @@ def test_a_new_ladder_borrows_its_siblings_curvature(seed):
     quadratic, plain = scores["quadratic"], scores["none"]
     assert quadratic["interval score 90"] < 0.8 * plain["interval score 90"], scores
     assert abs(quadratic["mean error, largest budget"]) < abs(plain["mean error, largest budget"])
+
+
+def test_a_separate_quadratic_is_one_per_group(law, two_groups, tmp_path):
+    """Pooling(discrepancy="separate"): each group its own coefficients, from the same prior.
+
+    With every law parameter shared and both groups' raw coefficients equal to the shared ones,
+    the density differs from the shared model's by exactly the second group's prior on them
+    (a standard Normal per coefficient): the term enters once per group, nothing else moves.
+    """
+    from numpyro.infer.util import potential_energy
+
+    groups = ("g0", "g1")
+    likelihood = Likelihood(discrepancy=Quadratic()).for_law(law)
+    strong = strong_groups(two_groups, groups)
+    modes = {n: "shared" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
+    point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
+             "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.01)}  # fmt: skip
+    raw = jnp.asarray([1.0, -2.0, 0.5])
+    data = grouped_data(law, likelihood, two_groups, groups)
+
+    def energy(pooling, value):
+        plan = pooling.plan(law, likelihood, strong)
+        model = functools.partial(grouped_model, law, likelihood, plan)
+        return float(potential_energy(model, (data,), {}, {**point, RAW_SITE: value}))
+
+    shared = energy(Pooling(modes=modes), raw)
+    separate = energy(Pooling(modes={**modes, "discrepancy": "separate"}), jnp.stack([raw, raw]))
+    second_prior = 0.5 * float(raw @ raw) + 1.5 * np.log(2 * np.pi)
+    assert separate - shared == pytest.approx(second_prior, rel=1e-9)
+    # Each group's runs see their own coefficients: flipping the second group's (same prior
+    # density) moves the likelihood, by far more than rounding at 30 prior sd.
+    mine = Pooling(modes={**modes, "discrepancy": "separate"})
+    assert (
+        abs(energy(mine, 30 * jnp.stack([raw, -raw])) - energy(mine, 30 * jnp.stack([raw, raw])))
+        > 1.0
+    )
+    with pytest.raises(sb.ScalebayesError, match="discrepancy pooling 'pooled'"):
+        Pooling(discrepancy="pooled")
+    plan = Pooling(discrepancy="separate").plan(law, likelihood, strong)
+    assert plan.to_dict()["discrepancy"] == "separate"
+    from scalebayes.groups.pooling import Plan
+
+    assert Plan.from_dict(plan.to_dict(), law, likelihood).discrepancy == "separate"
+    # Decisions per group read each group's own coefficients; a new group has none.
+    base = jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.01}, rel_sd=0.01, chains=2, draws=50)
+    draws = {}
+    for name in ("E", "A", "alpha", "B", "beta", "sigma"):
+        draws[name] = base[name]
+        draws[f"{name}_spread"] = np.full((2, 50), 0.05)
+        draws[f"{name}_group"] = np.stack([base[name], base[name]], axis=-1)
+    for k, name in enumerate(NAMES):
+        draws[f"{name}_group"] = np.stack(
+            [np.full((2, 50), 0.003), np.full((2, 50), -0.003 * k)], axis=-1
+        )
+    fit = grouped_fit_from_draws(
+        "chinchilla", two_groups, draws, pooling=Pooling(discrepancy="separate"),
+        likelihood=Likelihood(discrepancy=Quadratic()),
+    )  # fmt: skip
+    n, d = np.array([7e10]), np.array([1.4e12])
+    g0, g1 = (sb.predict(fit, N=n, D=d, group=g).loss.to_numpy() for g in groups)
+    assert not np.allclose(g0, g1)  # same law draws, different curvature
+    assert fit.shared_names == () and "quadratic_N_N" in fit.per_group().index.get_level_values(1)
+    with pytest.raises(sb.ScalebayesError, match="a new group has no quadratic discrepancy"):
+        fit.for_group("new")
+    sb.save_fit(fit, tmp_path / "separate.nc")
+    again = sb.load_fit(tmp_path / "separate.nc")
+    np.testing.assert_allclose(
+        sb.predict(again, N=n, D=d, group="g1").loss.to_numpy(), g1, rtol=1e-12
+    )

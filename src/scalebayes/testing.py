@@ -116,8 +116,8 @@ def grouped_fit_from_draws(
     :class:`~scalebayes.groups.pooling.Pooling`): population values (chains, draws) under the
     parameters' names, ``<name>_spread`` for pooled ones, and each group's values
     ``<name>_group`` (chains, draws, groups) for every law and noise parameter (pinned ones may
-    be omitted), and the shared discrepancy's parameters (chains, draws) if ``likelihood`` has
-    one (default: Student-t(4) without a discrepancy).
+    be omitted), and the discrepancy's parameters if ``likelihood`` has one (default:
+    Student-t(4) without one): (chains, draws) when shared, ``<name>_group`` when separate.
     """
     from scalebayes.fitting import prepare
     from scalebayes.groups.fitting import grouped_data, grouped_datatree, strong_groups
@@ -135,8 +135,11 @@ def grouped_fit_from_draws(
         if name not in law.free_param_names:
             value = float(law.params[name].prior.kwargs["v"])
             arrays.setdefault(f"{name}_group", np.full((chains, n_draws, len(groups)), value))
-    shared_names = likelihood.discrepancy.param_names(law, ())
-    expected = [*plan.reported_names(law), *shared_names]
+    discrepancy_names = likelihood.discrepancy.param_names(law, ())
+    separate = plan.discrepancy == "separate"
+    shared_names = () if separate else discrepancy_names
+    own = discrepancy_names if separate else ()  # per group: <name>_group, (chains, draws, groups)
+    expected = [*plan.reported_names(law), *shared_names, *(f"{n}_group" for n in own)]
     missing = [name for name in expected if name not in arrays]
     unknown = [name for name in arrays if name not in expected]
     if missing or unknown:
@@ -144,7 +147,7 @@ def grouped_fit_from_draws(
             f"grouped_fit_from_draws: this pooling takes draws of {expected}; missing {missing}, "
             f"unknown {unknown}"
         )
-    names = (*law.param_names, *likelihood.param_names)
+    names = (*law.param_names, *likelihood.param_names, *own)
     with precision(DEFAULT_PRECISION):
         data = grouped_data(law, likelihood, runs, groups)
         values = {n: arrays[f"{n}_group"] for n in names}

@@ -111,7 +111,8 @@ def add_commands(commands: Any) -> None:
         default=[],
         metavar="NAME=MODE",
         help="with --group: parameter NAME shared, pooled or separate across groups "
-        "(repeatable; default all pooled, nu shared)",
+        "(repeatable; default all pooled, nu shared); discrepancy=shared|separate: one "
+        "discrepancy for all groups (default) or one per group",
     )
     fit.set_defaults(handler=_fit)
 

@@ -100,7 +100,7 @@ class Quadratic(Discrepancy):
         names = self.coefficient_names(law)
         raw = numpyro.sample(RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
         for k, name in enumerate(names):
-            values[name] = numpyro.deterministic(name, self.scale * raw[k])
+            values[name] = numpyro.deterministic(name, self.scale * raw[..., k])
 
     @override
     def reference(
@@ -138,7 +138,9 @@ class Quadratic(Discrepancy):
         import jax.numpy as jnp
 
         weights = jnp.stack([jnp.asarray(params[n]) for n in self.coefficient_names(law)], -1)
-        return data.extra[COLUMNS_KEY] @ weights
+        return jnp.sum(
+            data.extra[COLUMNS_KEY] * weights, axis=-1
+        )  # weights (pairs,) or (runs, pairs)
 
     @override
     def term(

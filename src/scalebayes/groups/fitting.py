@@ -98,14 +98,22 @@ def fit_groups(
             f"{law.key}:{plan.key}:{likelihood.discrepancy!r}",
             likelihood,
             functools.partial(grouped_model, law, likelihood, plan),
-            {**plan.sites(), **likelihood.discrepancy.sites(law)},
+            {**plan.sites(), **discrepancy_sites(law, likelihood, plan)},
             label="groups",
             min_target_accept=MIN_TARGET_ACCEPT,
             terms=plan.terms,
         )
         (samples, stats), compile_s, devices = engine.sample_model(stage, data, settings, progress)
+        names = likelihood.discrepancy.param_names(law, ())
+        if plan.discrepancy == "separate":  # per group: named as the law's per-group values
+            samples.update({f"{n}_group": samples.pop(n) for n in names})
         values = {n: samples[f"{n}_group"] for n in (*law.param_names, *likelihood.param_names)}
-        shared = {n: samples[n] for n in likelihood.discrepancy.param_names(law, ())}
+        shared = {}
+        for n in names:
+            if plan.discrepancy == "separate":
+                values[n] = samples[f"{n}_group"]
+            else:
+                shared[n] = samples[n]
         log_lik = pointwise_log_lik(law, likelihood, values, shared, data)
         samples["_log_lik"] = np.asarray(log_lik)
         log_ref = {k: np.asarray(v) for k, v in data.log_ref.items()}
@@ -114,7 +122,10 @@ def fit_groups(
         **settings.sampler.to_dict(), wall_time=wall, devices=devices, versions=package_versions()
     )
     idata = grouped_datatree(runs, groups, samples, stats)
-    discrepancy = likelihood.discrepancy.param_names(law, ())
+    discrepancy = [
+        f"{n}_group" if plan.discrepancy == "separate" else n
+        for n in likelihood.discrepancy.param_names(law, ())
+    ]
     sampled = [n for n in (*plan.reported_names(law), *discrepancy) if not _pinned(law, n)]
     diagnostics = tree_diagnostics(idata, sampled)
     warn_if_unhealthy(diagnostics)
@@ -138,6 +149,14 @@ def strong_groups(runs: Runs, groups: Sequence[str]) -> tuple[bool, ...]:
         c = runs.C[runs.group == label]
         strong.append(len(c) >= STRONG_RUNS and np.log10(c.max() / c.min()) >= STRONG_DECADES)
     return tuple(strong)
+
+
+def discrepancy_sites(law: Law, likelihood: Likelihood, plan: Any) -> dict[str, Any]:
+    """The discrepancy's sites in the grouped model: its own, or one per group (separate)."""
+    sites = likelihood.discrepancy.sites(law)
+    if plan.discrepancy == "separate":
+        sites = {n: (prior, (plan.n_groups, *shape)) for n, (prior, shape) in sites.items()}
+    return sites
 
 
 def load_law_of(law: Law | str | os.PathLike[str]) -> Law:

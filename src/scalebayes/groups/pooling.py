@@ -53,6 +53,7 @@ from scalebayes.model import Centring, ModelData, find_centrings
 from scalebayes.priors import FrozenDict, Prior
 
 MODES = ("shared", "pooled", "separate")
+DISCREPANCY_MODES = ("shared", "separate")
 
 # Default spreads (sd across groups, on the unconstrained scale). Exponents and E: the same
 # recipe on another data mix moves an exponent by ~5-20 % (Marin's three mixes, Kaplan vs
@@ -90,8 +91,22 @@ class Pooling:
     # 128 of 1000 to 6 and 27 (two seeds), but did no better on tables with a cut ladder
     # (benchmarks/marin_groups.py, new_ladder.py): the default stays.
     centred: bool | str | tuple[str, ...] = "floor"
+    # The discrepancy's parameters, if the likelihood has one: "shared" by every group (one
+    # recipe's shape error: a new ladder borrows its siblings' curvature) or "separate" (each
+    # group its own, from the discrepancy's prior). Also accepted as modes={"discrepancy": ...}
+    # (the CLI's --pool discrepancy=separate).
+    discrepancy: str = "shared"
 
     def __post_init__(self) -> None:
+        modes = dict(self.modes)
+        if "discrepancy" in modes:
+            object.__setattr__(self, "discrepancy", modes.pop("discrepancy"))
+            object.__setattr__(self, "modes", modes)
+        if self.discrepancy not in DISCREPANCY_MODES:
+            raise ScalebayesError(
+                f"discrepancy pooling {self.discrepancy!r}: expected one of "
+                f"{list(DISCREPANCY_MODES)}"
+            )
         if isinstance(self.centred, (list, tuple)):
             object.__setattr__(self, "centred", tuple(str(n) for n in self.centred))
         elif self.centred not in (True, False, "auto", "floor"):
@@ -143,7 +158,7 @@ class Pooling:
             which = tuple(n for n in ("E",) if n in names)
         auto = self.centred == "auto" or which is not None
         centred = tuple(bool(x) for x in (strong if auto else [self.centred] * len(strong)))
-        plan = Plan(tuple(params), centred, max(len(centred_terms), 1), which)
+        plan = Plan(tuple(params), centred, max(len(centred_terms), 1), which, self.discrepancy)
         plan.check(law)
         return plan
 
@@ -168,6 +183,7 @@ class Plan:
     centred: tuple[bool, ...]  # per group: sampled centred (strong data) or not (weak data)
     terms: int = 1  # the law's coefficients sampled as terms (where their logs start)
     centred_params: tuple[str, ...] | None = None  # centred where the group is; None: all
+    discrepancy: str = "shared"  # the discrepancy's parameters: "shared" or "separate"
 
     @property
     def n_groups(self) -> int:
@@ -190,7 +206,7 @@ class Plan:
     @property
     def key(self) -> str:
         """Names everything that changes the model (the engine caches compiled samplers by it)."""
-        return f"groups:{self.centred}:{self.centred_params}:{self.params!r}"
+        return f"groups:{self.centred}:{self.centred_params}:{self.discrepancy}:{self.params!r}"
 
     def term_prior(self, p: Pooled) -> bool:
         """Whether ``p``'s population prior is on its term at the runs' centre (:func:`term_priors`).
@@ -211,7 +227,8 @@ class Plan:
         With the law and the likelihood, :meth:`from_dict` rebuilds the same plan (a saved fit).
         """
         spreads = {p.name: str(p.spread) for p in self.params if p.mode == "pooled"}
-        record = {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred)}
+        record = {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred),
+                  "discrepancy": self.discrepancy}  # fmt: skip
         if self.centred_params is not None:
             record["centred_params"] = list(self.centred_params)
         return record
@@ -221,7 +238,12 @@ class Plan:
         """The plan :meth:`to_dict` wrote, resolved again for ``law`` and ``likelihood``."""
         which = record.get("centred_params")
         centred = tuple(which) if which is not None else "auto"
-        pooling = Pooling(modes=record["modes"], spreads=record["spreads"], centred=centred)
+        pooling = Pooling(
+            modes=record["modes"],
+            spreads=record["spreads"],
+            centred=centred,
+            discrepancy=record.get("discrepancy", "shared"),  # files before the choice: shared
+        )
         # "auto" centres exactly the groups marked strong: the stored per-group choice.
         return pooling.plan(law, likelihood, [bool(c) for c in record["centred"]])
 
@@ -300,7 +322,8 @@ def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData)
 
     Population values keep the parameters' names (``alpha``), spreads are ``alpha_spread``,
     per-group values ``alpha_group`` (shape (groups,)); the discrepancy of ``likelihood``, if
-    any, is one term that every group shares (its reference is taken from all runs).
+    any, is one term that every group shares, or (``plan.discrepancy == "separate"``) one per
+    group, its sites then of shape (groups, ...); its reference is taken from all runs.
     """
     g = plan.n_groups
     population: dict[str, Any] = {}
@@ -349,11 +372,16 @@ def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData)
         group[p.name] = jnp.exp(log_value)
     for name, values in group.items():
         numpyro.deterministic(f"{name}_group", values)
-    shared: dict[str, Any] = {}
-    likelihood.discrepancy.sample(law, shared)
+    discrepancy: dict[str, Any] = {}
     index = data.extra["group"]
+    if plan.discrepancy == "separate":
+        with numpyro.plate("groups", g):
+            likelihood.discrepancy.sample(law, discrepancy)
+        discrepancy = {k: v[index] for k, v in discrepancy.items()}
+    else:
+        likelihood.discrepancy.sample(law, discrepancy)
     mu = law.log_mean({n: group[n][index] for n in law.param_names}, data.log_inputs)
-    mu = mu + likelihood.discrepancy.table_term(law, shared, data)
+    mu = mu + likelihood.discrepancy.table_term(law, discrepancy, data)
     nu = group["nu"][index] if "nu" in group else likelihood.df
     likelihood.observe(mu, group["sigma"][index], nu, data)
 
@@ -385,7 +413,8 @@ def pointwise_log_lik(
 ) -> jax.Array:
     """Each run's log density (loss scale) under its group's values (arrays (..., groups)).
 
-    ``shared``: the discrepancy's parameters, arrays (...), the same for every group.
+    ``shared``: the discrepancy's parameters, arrays (...), the same for every group (when
+    they are separate per group, they are in ``group_values`` instead).
     Compiled once per law, noise and shapes (op by op it compiled each primitive: 4.4 s for
     three ladders' 1000 draws, against 0.3 s).
     """
@@ -403,7 +432,9 @@ def _pointwise_log_lik(
     index = data.extra["group"]
     params = {n: jnp.asarray(v)[..., index] for n, v in group_values.items()}
     mu = law.log_mean({n: params[n] for n in law.param_names}, data.log_inputs)
-    per_run = {n: jnp.asarray(v)[..., None] for n, v in shared.items()}
+    names = likelihood.discrepancy.param_names(law, ())
+    per_run = {n: params[n] for n in names if n in params}  # separate per group
+    per_run.update({n: jnp.asarray(v)[..., None] for n, v in shared.items()})
     mu = mu + likelihood.discrepancy.term(law, per_run, data.log_inputs, data.log_ref)
     return likelihood.log_density(mu, params, data.log_loss)
 

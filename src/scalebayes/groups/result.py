@@ -72,10 +72,16 @@ class GroupedFit:
         key = f"{group}\0{seed}" if group == NEW else group
         if key in self._cache:
             return self._cache[key]
-        names = (*self.law.param_names, *self.likelihood.param_names)
+        names = self._per_group_names
         posterior = self.posterior
         shared = {n: posterior[n].to_numpy() for n in self.shared_names}
         if group == NEW and NEW not in self.groups:
+            if self.plan.discrepancy == "separate":
+                raise ScalebayesError(
+                    f"a new group has no {self.likelihood.discrepancy.name} discrepancy: each "
+                    "group's is separate (no population); fit with it shared to predict a new "
+                    "group"
+                )
             with precision(self.settings.precision):  # drawn with JAX in the fit's precision
                 draws = self.plan.new_group(
                     self.law, {n: posterior[n].to_numpy() for n in posterior.data_vars
@@ -114,8 +120,18 @@ class GroupedFit:
 
     @property
     def shared_names(self) -> tuple[str, ...]:
-        """The discrepancy's parameters, one value for every group (none without one)."""
+        """The discrepancy's parameters when every group shares them (none without one)."""
+        return () if self.plan.discrepancy == "separate" else self._discrepancy_names
+
+    @property
+    def _discrepancy_names(self) -> tuple[str, ...]:
         return self.likelihood.discrepancy.param_names(self.law, ())
+
+    @property
+    def _per_group_names(self) -> tuple[str, ...]:
+        """Parameters with a value per group: the law's, the noise's, a separate discrepancy's."""
+        separate = self._discrepancy_names if self.plan.discrepancy == "separate" else ()
+        return (*self.law.param_names, *self.likelihood.param_names, *separate)
 
     def population(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Population value and spread of each parameter: mode, median and ``ci_prob`` interval.
@@ -126,7 +142,10 @@ class GroupedFit:
         lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
         posterior = self.posterior
         rows = []
-        modes = {**self.plan.modes(), **dict.fromkeys(self.shared_names, "shared")}
+        modes = {
+            **self.plan.modes(),
+            **dict.fromkeys(self._discrepancy_names, self.plan.discrepancy),
+        }
         for name, mode in modes.items():
             row: dict[str, Any] = {"parameter": name, "mode": mode}
             for column, var in (("", name), ("spread ", f"{name}_spread")):
@@ -142,7 +161,8 @@ class GroupedFit:
         lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
         posterior = self.posterior
         rows = []
-        for name in (*self.law.free_param_names, *self.likelihood.param_names):
+        separate = self._discrepancy_names if self.plan.discrepancy == "separate" else ()
+        for name in (*self.law.free_param_names, *self.likelihood.param_names, *separate):
             values = posterior[f"{name}_group"].to_numpy()
             for i, label in enumerate(self.groups):
                 x = values[..., i].ravel()
