@@ -235,7 +235,9 @@ def add_commands(commands: Any) -> None:
         nargs="+",
         metavar="COLUMN",
         help="instead of laws, compare pooling over the groups these columns label: complete, "
-        "partial and none (separate fits), by PSIS-LOO and by leave-future-out within each group",
+        "partial and none (separate fits), by PSIS-LOO and by leave-future-out within each "
+        "group. This command's --discrepancy defaults to none; --discrepancy auto gives the "
+        "groups the shared quadratic, as fit --group does",
     )
     compare.add_argument(
         "--holdout-top",
