@@ -35,11 +35,15 @@ from _common import RESULTS, add_data_argument, machine, marin_runs, write_resul
 DATASETS = ("comma", "dclm", "nemotron")
 
 
-def one_dataset(runs, target: str, keep: int, sampler: dict, modes: dict) -> list[dict]:
+def one_dataset(
+    runs, target: str, keep: int, sampler: dict, modes: dict, centred: str | None = None
+) -> list[dict]:
     import scalebayes as sb
     from scalebayes.groups.backtest import new_ladder_backtest
 
-    frame = new_ladder_backtest(runs, target, keep, pooling=sb.Pooling(modes=modes), **sampler)
+    options = {} if centred is None else {"centred": tuple(centred.split(","))}
+    pooling = sb.Pooling(modes=modes, **options)
+    frame = new_ladder_backtest(runs, target, keep, pooling=pooling, **sampler)
     return frame.rename(columns={"group": "dataset"}).to_dict("records")
 
 
@@ -93,6 +97,12 @@ def main() -> None:
         "--pool", nargs="+", default=[], metavar="NAME=MODE", help="the grouped fit's pooling"
     )
     parser.add_argument(
+        "--centred",
+        metavar="NAMES",
+        help="the grouped fit's centred parameters in complete ladders, e.g. E,A,B (default: "
+        "Pooling's)",
+    )
+    parser.add_argument(
         "--beyond",
         type=int,
         nargs="+",
@@ -136,7 +146,11 @@ def main() -> None:
             args.chains, args.draws, args.warmup = 2, 300, 300
         sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
         modes = dict(item.split("=", 1) for item in args.pool)
-        rows = [r for name in datasets for r in one_dataset(runs, name, args.keep, sampler, modes)]
+        rows = [
+            r
+            for name in datasets
+            for r in one_dataset(runs, name, args.keep, sampler, modes, args.centred)
+        ]
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     wide = frame.pivot(index="dataset", columns="fit", values="interval score 90")

@@ -88,8 +88,9 @@ class Pooling:
     # none and no divergences. Centring everything ("auto") funnels where the groups are alike
     # (Marin's B, sigma: spreads down to 0.002): 73 divergences; E, A and B centred: 33. With the
     # shared quadratic, E, A and B centred cut Marin's draws at the maximum depth from 265 and
-    # 128 of 1000 to 6 and 27 (two seeds), but did no better on tables with a cut ladder
-    # (benchmarks/marin_groups.py, new_ladder.py): the default stays.
+    # 128 of 1000 to 6 and 27 (two seeds), and on tables with a cut ladder from 185-493 to 86-135
+    # of 600, but R-hat was no better there (up to 1.135) and 4 transitions diverged
+    # (benchmarks/marin_groups.py, new_ladder.py): short runs; the default stays.
     centred: bool | str | tuple[str, ...] = "floor"
     # The discrepancy's parameters, if the likelihood has one: "shared" by every group (one
     # recipe's shape error: a new ladder borrows its siblings' curvature) or "separate" (each
