@@ -198,9 +198,7 @@ def basis(law: Law, log_inputs: Mapping[str, jax.Array], ref: Mapping[str, jax.A
     out = _eigenfunctions(z) - _tangent(law, clamped, ref) @ projection[:, :k]
     if not has_quadratic(law.inputs, ref):
         return out
-    unclamped = broadcast_inputs(law.inputs, log_inputs, jnp)
-    quad = products(law.inputs, unclamped, ref, jnp)
-    quad = quad - _tangent(law, unclamped, ref) @ projection[:, k:]
+    quad = projected_products(law, log_inputs, ref, mode(law, ref), projection[:, k:], jnp)
     return jnp.concatenate([out, quad], axis=-1)
 
 
@@ -208,6 +206,28 @@ def broadcast_inputs(law_inputs: tuple[str, ...], log_inputs: Mapping[str, Any],
     """The law's inputs broadcast against each other, by name."""
     arrays = xp.broadcast_arrays(*(xp.asarray(log_inputs[n]) for n in law_inputs))
     return dict(zip(law_inputs, arrays, strict=True))
+
+
+def projected_products(
+    law: Law,
+    log_inputs: Mapping[str, Any],
+    centre: Mapping[str, Any],
+    at_mode: Mapping[str, Any],
+    projection: Any,
+    xp: Any,
+) -> Any:
+    """The quadratic's columns less their tangent-space part: shape X + (pairs,).
+
+    :func:`products` at ``log_inputs`` (not clamped) minus the law's Jacobian at ``at_mode``
+    times ``projection`` ((free parameters, pairs), from :func:`tangent_projection`); in JAX
+    (``xp`` jax.numpy, inside programs) or NumPy (one-off predictions, no compile).
+    """
+    inputs = broadcast_inputs(law.inputs, log_inputs, xp)
+    if xp is np:
+        jacobian = log_jacobian(law.expr, at_mode, inputs, law.free_param_names)
+    else:
+        jacobian = tangent(law, inputs, at_mode)
+    return products(law.inputs, inputs, centre, xp) - jacobian @ projection
 
 
 def products(
@@ -281,9 +301,7 @@ def numpy_basis(law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any])
     out = _numpy_eigenfunctions(z) - jacobian @ projection[:, :k]
     if not has_quadratic(law.inputs, ref):
         return out
-    unclamped = broadcast_inputs(law.inputs, log_inputs, np)
-    jacobian = log_jacobian(law.expr, at_mode, unclamped, law.free_param_names)
-    quad = products(law.inputs, unclamped, ref, np) - jacobian @ projection[:, k:]
+    quad = projected_products(law, log_inputs, ref, at_mode, projection[:, k:], np)
     return np.concatenate([out, quad], axis=-1)
 
 

@@ -24,7 +24,6 @@ from scalebayes.discrepancy import hsgp
 from scalebayes.discrepancy.base import Discrepancy, Sites
 from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.errors import LawError
-from scalebayes.formula_jacobian import log_jacobian
 from scalebayes.laws import Law
 from scalebayes.priors import Prior
 
@@ -152,10 +151,8 @@ class Quadratic(Discrepancy):
     ) -> Any:
         import jax.numpy as jnp
 
-        inputs = hsgp.broadcast_inputs(law.inputs, log_inputs, jnp)
         mode = {name: ref[f"{MODE_KEY}{name}"] for name in law.param_names}
-        columns = hsgp.products(law.inputs, inputs, ref, jnp)
-        columns = columns - hsgp.tangent(law, inputs, mode) @ ref[PROJECTION_KEY]
+        columns = hsgp.projected_products(law, log_inputs, ref, mode, ref[PROJECTION_KEY], jnp)
         weights = jnp.stack([jnp.asarray(params[n]) for n in self.coefficient_names(law)], -1)
         return jnp.sum(weights * columns, axis=-1)
 
@@ -184,9 +181,7 @@ class Quadratic(Discrepancy):
 
 def numpy_columns(law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> np.ndarray:
     """The projected products at ``log_inputs`` in NumPy (one-off predictions): X + (pairs,)."""
-    inputs = hsgp.broadcast_inputs(law.inputs, log_inputs, np)
     mode = {name: np.asarray(ref[f"{MODE_KEY}{name}"], dtype=float) for name in law.param_names}
-    jacobian = log_jacobian(law.expr, mode, inputs, law.free_param_names)
     centre = {name: np.asarray(ref[name], dtype=float) for name in law.inputs}
-    columns = hsgp.products(law.inputs, inputs, centre, np)
-    return columns - jacobian @ np.asarray(ref[PROJECTION_KEY], dtype=float)
+    projection = np.asarray(ref[PROJECTION_KEY], dtype=float)
+    return hsgp.projected_products(law, log_inputs, centre, mode, projection, np)
