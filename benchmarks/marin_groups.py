@@ -5,7 +5,7 @@ extract), ``fit_groups`` with the law's default priors and the given pooling: R-
 divergences, draws at the maximum tree depth, and the population and per-group alpha.
 
     python benchmarks/marin_groups.py [--chains 2 --draws 500 --warmup 500] [--centred auto]
-        [--pool beta=shared] [--out marin_groups.json]
+        [--spreads halfnormal] [--pool beta=shared] [--discrepancy auto] [--out marin_groups.json]
 
 Writes benchmarks/results/marin_groups.json (or ``--out``).
 """
@@ -26,6 +26,11 @@ from _common import (
     write_results,
 )
 
+HALF_NORMAL = {
+    **{n: "HalfNormal(scale=0.2)" for n in ("E", "alpha", "beta")},
+    **{n: "HalfNormal(scale=0.5)" for n in ("A", "B", "sigma")},
+}
+
 
 def interval(x: np.ndarray) -> list[float]:
     """Median and 90 % interval."""
@@ -40,9 +45,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--centred", default=None, help="false, auto, true or names: E,A (default: Pooling's)"
+        "--centred", default=None, help="false, law, floor, auto, true or names: E,A (default: law)"
     )
     parser.add_argument("--pool", nargs="+", default=[], metavar="NAME=MODE")
+    parser.add_argument(
+        "--spreads",
+        default=None,
+        choices=("halfnormal",),
+        help="halfnormal: the spreads' priors before Gamma(2): HalfNormal(0.2) for exponents and "
+        "E, (0.5) for terms and the noise (default: Pooling's)",
+    )
     add_group_discrepancy_argument(parser)
     parser.add_argument("--out", default="marin_groups.json")
     args = parser.parse_args()
@@ -53,8 +65,10 @@ def main() -> None:
 
     options = {"modes": dict(item.split("=", 1) for item in args.pool)}
     if args.centred is not None:
-        words = {"false": False, "true": True, "auto": "auto"}
+        words = {"false": False, "true": True, "auto": "auto", "law": "law", "floor": "floor"}
         options["centred"] = words.get(args.centred, tuple(args.centred.split(",")))
+    if args.spreads == "halfnormal":
+        options["spreads"] = HALF_NORMAL
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

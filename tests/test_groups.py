@@ -71,8 +71,14 @@ def test_pooling_checks_its_modes():
         Pooling(modes={"alpha": "separate"}).plan(law, likelihood, (True, True))
     plan = Pooling().plan(law, likelihood, (True, False))
     assert plan.modes() == {n: "pooled" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
-    # By default only E, in groups with strong data, is centred.
-    assert plan.centred == (True, False) and plan.centred_params == ("E",)
+    # By default the law's parameters, in groups with strong data, are centred; the noise not.
+    assert plan.centred == (True, False)
+    assert plan.centred_params == ("E", "A", "alpha", "B", "beta")
+    floor = Pooling(centred="floor").plan(law, likelihood, (True, False))
+    assert floor.centred_params == ("E",)
+    # The spreads' default priors keep away from 0 (no funnel neck at spread 0).
+    for p in plan.params:
+        assert p.spread.family == "Gamma" and float(p.spread.kwargs["concentration"]) > 1
     assert Pooling(centred=False).plan(law, likelihood, (True, False)).centred == (False, False)
     auto = Pooling(centred="auto").plan(law, likelihood, (True, False))
     assert auto.centred == (True, False)

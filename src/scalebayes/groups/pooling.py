@@ -57,13 +57,20 @@ DISCREPANCY_MODES = ("shared", "separate")
 
 # Default spreads (sd across groups, on the unconstrained scale). Exponents and E: the same
 # recipe on another data mix moves an exponent by ~5-20 % (Marin's three mixes, Kaplan vs
-# Chinchilla fits of one data set); HalfNormal(0.2) on the log puts half its mass below 13 %
-# and leaves 5 % above 40 %. A term's log at the reference point moves more (a mix can shift
-# the whole loss by 10-30 %, and E trades off against the terms): HalfNormal(0.5). The noise's
-# log sd: one ladder may be 2-3x noisier than another: HalfNormal(0.5).
-VALUE_SPREAD = "HalfNormal(scale=0.2)"
-TERM_SPREAD = "HalfNormal(scale=0.5)"
-NOISE_SPREAD = "HalfNormal(scale=0.5)"
+# Chinchilla fits of one data set): mean 0.16. A term's log at the reference point moves more
+# (a mix can shift the whole loss by 10-30 %, and E trades off against the terms): mean 0.4.
+# The noise's log sd: one ladder may be 2-3x noisier than another: mean 0.4.
+# Gamma(2, rate), not HalfNormal: with a handful of groups the data barely bound a spread from
+# below, and a prior with its mode at 0 lets the sampler into the neck of the funnel that a
+# spread near 0 makes with the group values (Chung et al. 2013, "A nondegenerate penalized
+# likelihood estimator for variance parameters in multilevel models", recommend Gamma(2, .)
+# there). Its density rises linearly from 0, so it still allows groups that are alike (at a
+# eighth of its mean it is 0.53 of its peak). Same means as the HalfNormal(0.2) and (0.5) it
+# replaced; on Marin's three ladders (quadratic shared, the law centred, 2 x 500): 7 divergent
+# transitions with the HalfNormals, none with these (benchmarks/marin_groups.py --spreads).
+VALUE_SPREAD = "Gamma(concentration=2.0, rate=12.5)"
+TERM_SPREAD = "Gamma(concentration=2.0, rate=5.0)"
+NOISE_SPREAD = "Gamma(concentration=2.0, rate=5.0)"
 _STANDARD = "Normal(loc=0.0, scale=1.0)"
 
 
@@ -75,23 +82,25 @@ class Pooling:
     ``sigma`` pooled; Student-t ``nu``, when estimated, shared. ``modes`` overrides by name,
     e.g. ``{"alpha": "shared", "E": "separate"}``; ``spreads`` overrides the prior of a pooled
     parameter's spread, e.g. ``{"beta": "HalfNormal(scale=0.05)"}`` (unconstrained scale).
-    ``centred``: how pooled values are sampled. ``"floor"`` (default): ``E``, the loss floor,
-    centred in groups with strong data (:func:`~scalebayes.groups.fitting.strong_groups`),
-    everything else non-centred; a tuple of parameter names: those centred in strong groups;
-    ``"auto"``: every pooled parameter centred in strong groups; ``False``: none; ``True``: all.
+    ``centred``: how pooled values are sampled. ``"law"`` (default): the law's parameters
+    centred in groups with strong data (:func:`~scalebayes.groups.fitting.strong_groups`), the
+    noise and every value in weak groups non-centred; ``"floor"``: only ``E`` centred in strong
+    groups; a tuple of parameter names: those centred in strong groups; ``"auto"``: every
+    pooled parameter centred in strong groups; ``False``: none; ``True``: all.
     """
 
     modes: Mapping[str, str] = field(default_factory=dict)
     spreads: Mapping[str, str] = field(default_factory=dict)
-    # A full ladder pins its E to ~1 % while data mixes differ in it by 5-10 %: non-centred,
-    # that is a ridge (Marin, 2 x 500 draws: 102 of 1000 at the maximum tree depth); E centred,
-    # none and no divergences. Centring everything ("auto") funnels where the groups are alike
-    # (Marin's B, sigma: spreads down to 0.002): 73 divergences; E, A and B centred: 33. With the
-    # shared quadratic, E, A and B centred cut Marin's draws at the maximum depth from 265 and
-    # 128 of 1000 to 6 and 27 (two seeds), and on tables with a cut ladder from 185-493 to 86-135
-    # of 600, but R-hat was no better there (up to 1.135) and 4 transitions diverged
-    # (benchmarks/marin_groups.py, new_ladder.py): short runs; the default stays.
-    centred: bool | str | tuple[str, ...] = "floor"
+    # A full ladder pins combinations of its law's parameters (E with the exponents, each term
+    # with its exponent) far more tightly than mixes differ in them. Non-centred, each such
+    # combination is a ridge in the standardised offsets whose direction turns with the ratio
+    # of the spreads, which no mass matrix follows. On Marin (shared quadratic, 2 x 500) with E
+    # alone centred ("floor", the default before): 135 of 1000 draws at the maximum tree depth,
+    # 43 s (step size ~0.01, ~500 leapfrog steps per draw); the law centred: none, 18 s (~0.07,
+    # ~57 steps). The noise stays non-centred: three ladders' sigmas agree within their own
+    # uncertainty, and centred they make a funnel ("auto": 2 divergent, against 0). A new
+    # ladder's few runs are weak data: non-centred in any case (benchmarks/marin_groups.py).
+    centred: bool | str | tuple[str, ...] = "law"
     # The discrepancy's parameters, if the likelihood has one: "shared" by every group (one
     # recipe's shape error: a new ladder borrows its siblings' curvature) or "separate" (each
     # group its own, from the discrepancy's prior). Also accepted as modes={"discrepancy": ...}
@@ -110,10 +119,10 @@ class Pooling:
             )
         if isinstance(self.centred, (list, tuple)):
             object.__setattr__(self, "centred", tuple(str(n) for n in self.centred))
-        elif self.centred not in (True, False, "auto", "floor"):
+        elif self.centred not in (True, False, "auto", "law", "floor"):
             raise ScalebayesError(
-                f"centred={self.centred!r}: expected 'floor', 'auto', True, False or parameter "
-                "names"
+                f"centred={self.centred!r}: expected 'law', 'floor', 'auto', True, False or "
+                "parameter names"
             )
         bad = {name: mode for name, mode in self.modes.items() if mode not in MODES}
         if bad:
@@ -131,8 +140,6 @@ class Pooling:
         centred = {c.param: c for c in centred_terms}
         names = (*law.free_param_names, *likelihood.param_names)
         named = self.centred if isinstance(self.centred, tuple) else ()
-        if self.centred == "floor":
-            named = ()
         unknown = sorted((set(self.modes) | set(self.spreads) | set(named)) - set(names))
         if unknown:
             raise ScalebayesError(f"pooling names {unknown} unknown: the parameters are {names}")
@@ -157,6 +164,8 @@ class Pooling:
         which = self.centred if isinstance(self.centred, tuple) else None
         if self.centred == "floor":
             which = tuple(n for n in ("E",) if n in names)
+        elif self.centred == "law":
+            which = tuple(law.free_param_names)
         auto = self.centred == "auto" or which is not None
         centred = tuple(bool(x) for x in (strong if auto else [self.centred] * len(strong)))
         plan = Plan(tuple(params), centred, max(len(centred_terms), 1), which, self.discrepancy)
