@@ -10,8 +10,11 @@ region is scored as new
 runs: 90 % interval score of log loss (lower is better), median |error| of log loss, R^2 of the
 loss, 90 % coverage, and the 90 % interval of log10 N* at the top budget. Methods:
 
-- ``posterior``: :func:`scalebayes.next_runs`, objective the loss at the target region's
-  centre (geometric mean N and D), refitted after every batch of at most ``--batch`` runs;
+- ``posterior``: :func:`scalebayes.next_runs`, refitted after every batch of at most
+  ``--batch`` runs; objective (``--objective``) ``region`` (default): the mean sd of the log
+  loss over the target region's runs (:class:`scalebayes.LossOver`), the quantity the scores
+  judge and what ``v_optimal`` and ``li_mixture`` aim at too; or ``loss``: the width of the
+  loss interval at the region's centre (geometric mean N and D), the benchmark's first choice;
 - ``random``: pool order shuffled, each run taken if it still fits the level's budget;
 - ``cheapest``: cheapest first;
 - ``cost_random``: random with probability proportional to 1 / cost;
@@ -217,8 +220,11 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     ).assign(cost=lambda t: runs.cost_k * t["N"] * t["D"])
     cost = pool["cost"].to_numpy()
     pool_compute = float(cost.sum())
-    centre = {n: float(np.exp(np.log(table[n].to_numpy()[target]).mean())) for n in ("N", "D")}
-    objective = sb.LossAt(**centre)
+    if args.objective == "region":
+        objective = sb.LossOver(N=table["N"].to_numpy()[target], D=table["D"].to_numpy()[target])
+    else:
+        centre = {n: float(np.exp(np.log(table[n].to_numpy()[target]).mean())) for n in ("N", "D")}
+        objective = sb.LossAt(**centre)
     print(
         f"{runs.source}: start {start.sum()} runs, pool {len(pool_idx)} runs "
         f"({pool_compute:.3g} FLOPs), target {target.sum()} runs at {top_budget:.3g} FLOPs"
@@ -358,6 +364,12 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the random methods")
     parser.add_argument("--batch", type=int, default=8, help="posterior: runs per refit")
+    parser.add_argument(
+        "--objective",
+        choices=("region", "loss"),
+        default="region",
+        help="posterior's objective: the target region's runs (default) or its centre",
+    )
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=500, help="draws (and warmup) per chain")
     parser.add_argument(
@@ -394,6 +406,7 @@ def main() -> None:
     write_results(
         Path(args.out),
         {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
+         "objective": args.objective,
          "seeds": args.seeds, "chains": args.chains, "draws": args.draws, "tables": results,
          "summary": table.to_dict(orient="records"), "verdicts": verdict.to_dict(orient="records"),
          "seconds": time.perf_counter() - start, "machine": machine()},

@@ -18,6 +18,7 @@ from scalebayes.design import (
     AllocationRegret,
     ChanceAt,
     LossAt,
+    LossOver,
     OptimalN,
     candidate_grid,
     make_objective,
@@ -131,6 +132,31 @@ def test_loss_objective_on_and_off_the_line():
     off = next_runs(fit, pool, objective=LossAt(N=7e10, D=1.4e13), budget=1e22)
     assert off.batch["candidate"].tolist() == [len(pool) - 1]
     assert off.width_after < 0.5 * off.width_now
+
+
+def test_region_objective_is_the_mean_sd_of_the_log_loss_over_its_runs():
+    fit = collinear_fit()
+    pool = pool_with_one_off_the_line()
+    n = np.array([7e10, 3e10, 1e11])
+    d = np.array([1.4e13, 2e12, 1e12])  # all off the ladder's line
+    objective = LossOver(N=n, D=d)
+    # Independently: each run's log loss per draw from the law's formula, its sd over the
+    # draws (uniform weights: the width now), averaged over the runs.
+    p = {k: fit.posterior[k].to_numpy().reshape(-1, 1) for k in ("E", "A", "B", "alpha", "beta")}
+    log_loss = np.log(p["E"] + p["A"] * n ** -p["alpha"] + p["B"] * d ** -p["beta"])
+    result = next_runs(fit, pool, objective=objective, budget=1e22)
+    assert result.width_now == pytest.approx(log_loss.std(axis=0).mean(), rel=1e-6)
+    # Only the run off the line tells the split, so it is the one chosen, and it helps.
+    assert result.batch["candidate"].tolist() == [len(pool) - 1]
+    assert result.width_after < 0.5 * result.width_now
+    # A region on the line: the draws agree there, nothing to learn.
+    on_line = LossOver(N=[1e10, 7e10], D=[RATIO * 1e10, RATIO * 7e10])
+    assert next_runs(fit, pool, objective=on_line, budget=1e22).batch.empty
+    assert "mean sd of the log loss over 3 planned runs" in objective.describe()
+    with pytest.raises(ScalebayesError, match="2 values of N and 3 of D"):
+        LossOver(N=[1e9, 2e9], D=[1e10, 2e10, 3e10])
+    with pytest.raises(ScalebayesError, match="N=-1.0"):
+        LossOver(N=[1e9, -1.0], D=1e10)
 
 
 def test_chance_objective_is_the_posterior_sd_of_the_chance():
@@ -277,6 +303,14 @@ def test_cli_next_prints_the_batch(tmp_path, capsys):
     assert main(["next", str(path), "--grid", "1e21", "--budget", "1e22",
                  "--objective", "loss", "--N", "1e9"]) == 2  # fmt: skip
     assert "needs N, D" in capsys.readouterr().err
+    assert main(["next", str(path), "--grid", "1e21", "--budget", "1e22", "--objective", "loss",
+                 "--N", "1e9", "2e9", "--D", "1e10"]) == 2  # fmt: skip
+    assert "--objective region takes several" in capsys.readouterr().err
+    assert main(["next", str(path), "--grid", "1e21", "--tokens-per-param", "20", "200",
+                 "--budget", "1e22", "--objective", "region", "--N", "7e10", "3e10",
+                 "--D", "1.4e13", "2e12"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "mean sd of the log loss over 2 planned runs" in out and "sd after" in out
 
 
 @pytest.mark.slow

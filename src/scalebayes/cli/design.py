@@ -13,7 +13,7 @@ from scalebayes.cli._common import RAW, emit, warnings_to_stderr
 
 # The keys of scalebayes.design.OBJECTIVES, spelled out so that --help need not import JAX
 # (tests/test_design.py checks that the two agree).
-OBJECTIVE_KEYS = ("loss", "nstar", "chance", "regret")
+OBJECTIVE_KEYS = ("loss", "region", "nstar", "chance", "regret")
 
 EXAMPLES_NEXT = """\
 examples:
@@ -21,12 +21,14 @@ examples:
   scalebayes next fit.nc --candidates pool.csv --budget 1e21 --objective loss --N 70e9 --D 1.4e12
   scalebayes next fit.nc --grid 1e20 --budget 5e20 --objective chance --N 7e10 --D 1.4e12 --target 2.0
   scalebayes next fit.nc --grid 1e20 1e21 --budget 3e21 --objective regret --compute 5.76e23
+  scalebayes next fit.nc --grid 1e20 --budget 5e20 --objective region --N 1e9 2e9 4e9 --D 8e10 4e10 2e10
 
 Objectives: loss (width of the 90% credible interval of the loss at a planned run --N, --D),
-nstar (width of the 90% interval of log10 N* at --compute FLOPs, the law's allocation per draw),
-chance (posterior sd of P(loss <= --target) at a planned run --N, --D), regret (the value of
-information of the allocation: expected excess loss, nats/token, of the N chosen now for
---compute FLOPs over each posterior draw's own optimum). Candidates: a table
+region (mean posterior sd of the log loss over several planned runs, --N and --D as lists: e.g.
+the isoFLOP sweep the next budget will train), nstar (width of the 90% interval of log10 N* at
+--compute FLOPs, the law's allocation per draw), chance (posterior sd of P(loss <= --target) at
+a planned run --N, --D), regret (the value of information of the allocation: the expected
+compute wasted, % of --compute, by the N chosen now against each posterior draw's own optimum). Candidates: a table
 (columns N and D, or C; an optional cost column, FLOPs, default 6 N D) or --grid budgets with
 --tokens-per-param ratios. Runs are chosen greedily by the objective's expected reduction per
 FLOP, computed by re-weighting the fit's draws under simulated outcomes (no refit): re-fit
@@ -63,8 +65,18 @@ def add_commands(commands: Any) -> None:
     )
     p.add_argument("--budget", type=float, required=True, help="FLOPs the batch may cost")
     p.add_argument("--objective", choices=OBJECTIVE_KEYS, required=True, help="what to make surer")
-    p.add_argument("--N", type=float, help="parameters of the planned run (loss, chance)")
-    p.add_argument("--D", type=float, help="training tokens of the planned run (loss, chance)")
+    p.add_argument(
+        "--N",
+        type=float,
+        nargs="+",
+        help="parameters of the planned run (loss, chance; region: runs)",
+    )
+    p.add_argument(
+        "--D",
+        type=float,
+        nargs="+",
+        help="training tokens of the planned run (loss, chance; region: runs)",
+    )
     p.add_argument("--compute", type=float, help="target budget in FLOPs (nstar, regret)")
     p.add_argument("--target", type=float, help="target loss (chance)")
     p.add_argument("--prob", type=float, help="interval probability (loss, nstar; default 0.9)")
@@ -86,10 +98,18 @@ def _next(args: argparse.Namespace) -> int:
     if args.tokens_per_param and args.grid is None:
         raise ScalebayesError("--tokens-per-param goes with --grid")
     fit = select_group(load_fit(args.fit), args.group)
+    n, d = args.N, args.D
+    if args.objective != "region":
+        several = [f"--{name}" for name, v in (("N", n), ("D", d)) if v is not None and len(v) > 1]
+        if several:
+            raise ScalebayesError(
+                f"{' and '.join(several)}: --objective {args.objective} takes one planned run; "
+                "--objective region takes several"
+            )
+        n, d = (None if v is None else v[0] for v in (n, d))
     objective = make_objective(
-        args.objective, N=args.N, D=args.D, compute=args.compute, target=args.target,
-        prob=args.prob,
-    )  # fmt: skip
+        args.objective, N=n, D=d, compute=args.compute, target=args.target, prob=args.prob
+    )
     if args.grid is not None:
         ratios = {"tokens_per_param": args.tokens_per_param} if args.tokens_per_param else {}
         candidates = candidate_grid(args.grid, cost_k=fit.runs.cost_k, **ratios)

@@ -27,6 +27,7 @@ __all__ = [
     "AllocationRegret",
     "ChanceAt",
     "LossAt",
+    "LossOver",
     "Objective",
     "OptimalN",
     "make_objective",
@@ -185,6 +186,64 @@ class LossAt(Objective):
             f"width of the {self.prob:.0%} credible interval of the loss (nats/token) at "
             f"N {format_number(self.N)}, D {format_number(self.D)}"
         )
+
+
+@dataclass(frozen=True)
+class LossOver(Objective):
+    """Mean sd of the log loss over planned runs (a target region): relative, ~fraction of the loss.
+
+    ``N`` and ``D`` list the runs (same length, or one of them a single value). Where
+    :class:`LossAt` sharpens one run's prediction, this sharpens a whole sweep's, e.g. the
+    isoFLOP sweep that the next big budget will train: each run's uncertainty counts alike.
+    """
+
+    N: tuple[float, ...]
+    D: tuple[float, ...]
+
+    key: ClassVar[str] = "region"
+    measure: ClassVar[str] = "sd"
+
+    def __post_init__(self) -> None:
+        n, d = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (self.N, self.D))
+        try:
+            n, d = np.broadcast_arrays(n, d)
+        except ValueError:
+            raise ScalebayesError(
+                f"region: {n.size} values of N and {d.size} of D; expected as many of each "
+                "(or one of either)"
+            ) from None
+        for name, values in (("N", n), ("D", d)):
+            for value in values:
+                _check_positive(name, value)
+        object.__setattr__(self, "N", tuple(float(x) for x in n))
+        object.__setattr__(self, "D", tuple(float(x) for x in d))
+
+    def per_draw(self, fit: Fit) -> np.ndarray:
+        """Log mean loss (the whole model's) at each run per draw: (chain * draw, runs)."""
+        from scalebayes.prediction import log_mean_at, planned_points
+
+        points = planned_points(fit, N=np.asarray(self.N), D=np.asarray(self.D))
+        return log_mean_at(fit, points).reshape(-1, len(self.N))
+
+    def arrange(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Any order serves (moments, not quantiles); each run's log loss less its median."""
+        return np.arange(q.shape[0]), q - np.median(q, axis=0)
+
+    def spread(self, q: Any, w: Any) -> Any:
+        """The weighted sd of each run's log loss, averaged over the runs. ``q`` (S, runs)."""
+        import jax.numpy as jnp
+
+        mean = w @ q
+        second = w @ (q * q)
+        return jnp.mean(jnp.sqrt(jnp.maximum(second - mean * mean, 0.0)), axis=-1)
+
+    def describe(self) -> str:
+        """E.g. "mean sd of the log loss over 15 planned runs (N 1e9-8e9, D 2e10-2e11)"."""
+        span = [
+            f"{name} {format_number(min(v))}-{format_number(max(v))}"
+            for name, v in (("N", self.N), ("D", self.D))
+        ]
+        return f"mean sd of the log loss over {len(self.N)} planned runs ({', '.join(span)})"
 
 
 @dataclass(frozen=True)
@@ -362,7 +421,7 @@ class AllocationRegret(Objective):
 
 
 OBJECTIVES: dict[str, type[Objective]] = {
-    kind.key: kind for kind in (LossAt, OptimalN, ChanceAt, AllocationRegret)
+    kind.key: kind for kind in (LossAt, LossOver, OptimalN, ChanceAt, AllocationRegret)
 }
 """Every objective by its key (the CLI's ``--objective``)."""
 
