@@ -155,7 +155,7 @@ def test_region_objective_is_the_mean_sd_of_the_log_loss_over_its_runs():
     assert "mean sd of the log loss over 3 planned runs" in objective.describe()
     with pytest.raises(ScalebayesError, match="2 values of N and 3 of D"):
         LossOver(N=[1e9, 2e9], D=[1e10, 2e10, 3e10])
-    with pytest.raises(ScalebayesError, match="N=-1.0"):
+    with pytest.raises(ScalebayesError, match=r"N=-1\.0"):
         LossOver(N=[1e9, -1.0], D=1e10)
 
 
