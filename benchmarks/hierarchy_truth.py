@@ -53,15 +53,33 @@ def rhat_of(x: np.ndarray) -> float:
     return float(np.nanmax([array_stats.rhat(x[..., i]) for i in range(x.shape[-1])]))
 
 
-def replicate(seed: int, chains: int, draws: int, warmup: int, discrepancy: str = "auto") -> dict:
+def population_of(kind: str, seed: int) -> dict[str, float]:
+    """The population's law parameters: Epoch's constants, or one draw from the law's priors."""
     import scalebayes as sb
-    from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate_groups
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    if kind == "epoch":
+        return dict(EPOCH_CHINCHILLA)
+    law = sb.load_law("chinchilla")
+    rng = np.random.default_rng(10_000 + seed)
+    return {n: float(law.params[n].prior.sample(rng, 1)[0]) for n in law.param_names}
+
+
+def replicate(
+    seed: int,
+    chains: int,
+    draws: int,
+    warmup: int,
+    discrepancy: str = "auto",
+    population: str = "epoch",
+) -> dict:
+    import scalebayes as sb
+    from scalebayes.simulation import isoflop_design, simulate_groups
 
     design = isoflop_design(BUDGETS, points_per_budget=6, span=20)
-    spreads = {n: SPREAD for n in EPOCH_CHINCHILLA}
-    runs, truths = simulate_groups(
-        "chinchilla", EPOCH_CHINCHILLA, spreads, [design] * GROUPS, seed=seed
-    )
+    centre = population_of(population, seed)
+    spreads = {n: SPREAD for n in centre}
+    runs, truths = simulate_groups("chinchilla", centre, spreads, [design] * GROUPS, seed=seed)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -94,7 +112,8 @@ def replicate(seed: int, chains: int, draws: int, warmup: int, discrepancy: str 
         "worst R-hat": max(rhat, key=lambda n: rhat[n]),
         **{f"{k} hits": int(sum(v)) for k, v in hits.items()},
         "groups": len(fit.groups),
-        "population alpha hit": inside(post["alpha"].to_numpy(), EPOCH_CHINCHILLA["alpha"]),
+        "population alpha hit": inside(post["alpha"].to_numpy(), centre["alpha"]),
+        "population": centre,
         "alpha spread hit": inside(post["alpha_spread"].to_numpy(), SPREAD),
     }
 
@@ -109,6 +128,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one replicate, 2 x 300 draws")
     parser.add_argument("--seeds", nargs="+", type=int, help="these replicates' seeds instead")
     add_group_discrepancy_argument(parser)
+    parser.add_argument(
+        "--population",
+        choices=("epoch", "prior"),
+        default="epoch",
+        help="the population's centre: Epoch's Chinchilla constants (default) or, per replicate, "
+        "a draw from the law's priors (a check of the machinery: calibrated by construction)",
+    )
     parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     parser.add_argument(
         "--merge", nargs="+", metavar="JSON", help="pool these results' replicates, fitting none"
@@ -120,9 +146,12 @@ def main() -> None:
     if args.merge:
         rows = [r for f in args.merge for r in json.loads((RESULTS / f).read_text())["replicates"]]
     else:
-        rows = [replicate(s, args.chains, args.draws, args.warmup, args.discrepancy) for s in seeds]
+        rows = [
+            replicate(s, args.chains, args.draws, args.warmup, args.discrepancy, args.population)
+            for s in seeds
+        ]
     table = pd.DataFrame(rows)
-    print(table.to_string(index=False))
+    print(table.drop(columns=["population"], errors="ignore").to_string(index=False))
     n_groups = table["groups"].sum()
     coverage = {
         "alpha (per group)": table["alpha hits"].sum() / n_groups,
