@@ -86,7 +86,10 @@ def _cumsum(x: Any) -> Any:
 
 
 def weighted_sd(q: Any, w: Any) -> Any:
-    """Standard deviation of ``q`` (S,) under weights ``w`` (..., S); shape (...)."""
+    """Standard deviation of ``q`` (S,) under weights ``w`` (..., S); shape (...).
+
+    For ``q`` (S, K), of each column: shape (..., K).
+    """
     import jax.numpy as jnp
 
     mean = w @ q
@@ -233,9 +236,7 @@ class LossOver(Objective):
         """The weighted sd of each run's log loss, averaged over the runs. ``q`` (S, runs)."""
         import jax.numpy as jnp
 
-        mean = w @ q
-        second = w @ (q * q)
-        return jnp.mean(jnp.sqrt(jnp.maximum(second - mean * mean, 0.0)), axis=-1)
+        return jnp.mean(weighted_sd(q, w), axis=-1)
 
     def describe(self) -> str:
         """E.g. "mean sd of the log loss over 15 planned runs (N 1e9-8e9, D 2e10-2e11)"."""
