@@ -64,7 +64,7 @@ DISCREPANCY_MODES = ("shared", "separate")
 # below, and a prior with its mode at 0 lets the sampler into the neck of the funnel that a
 # spread near 0 makes with the group values (Chung et al. 2013, "A nondegenerate penalized
 # likelihood estimator for variance parameters in multilevel models", recommend Gamma(2, .)
-# there). Its density rises linearly from 0, so it still allows groups that are alike (at a
+# there). Its density rises linearly from 0, so it still allows groups that are alike (at an
 # eighth of its mean it is 0.53 of its peak). Same means as the HalfNormal(0.2) and (0.5) it
 # replaced; on Marin's three ladders (quadratic shared, the law centred, 2 x 500): 7 divergent
 # transitions with the HalfNormals, none with these (benchmarks/marin_groups.py --spreads).
