@@ -288,24 +288,35 @@ class Sampler:
 
         return single
 
-    def _potential_gen(self, data: ModelData) -> Callable[[dict[str, Any]], Any]:
+    def _unravel(self, flat: Any) -> dict[str, Any]:
+        """The sites' unconstrained values from one flat vector (the layout NUTS moves in)."""
+        import jax.numpy as jnp
+        from jax.flatten_util import ravel_pytree
+
+        # Built while tracing: eagerly it would compile small programs of its own.
+        _, unravel = ravel_pytree(
+            {site: jnp.zeros(shape, flat.dtype) for site, (_, shape) in self.sites.items()}
+        )
+        return unravel(flat)
+
+    def _potential_gen(self, data: ModelData) -> Callable[[Any], Any]:
+        # NUTS moves one flat vector, not the dict of sites: each leapfrog step then updates
+        # one array instead of one per site (a grouped fit has ~20 sites).
         from numpyro.infer.util import potential_energy
 
-        return lambda z: potential_energy(self.model, (data,), {}, z)
+        return lambda flat: potential_energy(self.model, (data,), {}, self._unravel(flat))
 
     def _init_one(self, key: Any, data: ModelData) -> Any:
         import jax
         from jax.flatten_util import ravel_pytree
 
-        start, unravel = ravel_pytree(
-            start_point(self.sites, data, len(self.centrings) or self.terms)
-        )
+        start, _ = ravel_pytree(start_point(self.sites, data, len(self.centrings) or self.terms))
         key, key_jitter = jax.random.split(key)
         # Chains start a little apart so that R-hat can see disagreement.
         jitter = jax.random.uniform(key_jitter, start.shape, minval=-0.5, maxval=0.5)
         s = self.settings
         return self._init_kernel(
-            unravel(start + jitter),
+            start + jitter,
             s.warmup,
             dense_mass=s.dense_mass,
             target_accept_prob=s.target_accept,
@@ -341,7 +352,7 @@ class Sampler:
 
         return jax.lax.scan(body, states, None, length=self.CHUNK)
 
-    def _constrain_chain(self, z: dict[str, Any], data: ModelData) -> tuple[dict[str, Any], Any]:
+    def _constrain_chain(self, z: Any, data: ModelData) -> tuple[dict[str, Any], Any]:
         """One chain's unconstrained draws -> parameter values, and each run's log-likelihood.
 
         A stage with a model of its own has no log-likelihood of its own (it needs the other
@@ -350,7 +361,11 @@ class Sampler:
         import jax
         from numpyro.infer.util import constrain_fn
 
-        one = functools.partial(constrain_fn, self.model, (data,), {}, return_deterministic=True)
+        def one(flat: Any) -> dict[str, Any]:
+            return constrain_fn(
+                self.model, (data,), {}, self._unravel(flat), return_deterministic=True
+            )
+
         values = jax.vmap(one)(z)
         if not self.own_model:
             return values, None
@@ -379,10 +394,8 @@ class Sampler:
             init_lowered.out_info,
         )
         chunk = _COMPILER.submit(self._chunk.lower(states, data).compile)
-        draws = {
-            site: jax.ShapeDtypeStruct((self.n_chains, s.draws, *a.shape[1:]), a.dtype)
-            for site, a in states.z.items()
-        }
+        z = states.z  # one flat vector per chain
+        draws = jax.ShapeDtypeStruct((self.n_chains, s.draws, *z.shape[1:]), z.dtype)
         constrain = _COMPILER.submit(self._constrain.lower(draws, data).compile)
         self._pending = (init, chunk, constrain)
 
