@@ -136,10 +136,8 @@ class Quadratic(Discrepancy):
     def table_term(self, law: Law, params: Mapping[str, Any], data: Any) -> Any:
         import jax.numpy as jnp
 
-        weights = jnp.stack([jnp.asarray(params[n]) for n in self.coefficient_names(law)], -1)
-        return jnp.sum(
-            data.extra[COLUMNS_KEY] * weights, axis=-1
-        )  # weights (pairs,) or (runs, pairs)
+        # weights (pairs,), or (runs, pairs) when each group has its own
+        return jnp.sum(data.extra[COLUMNS_KEY] * self._weights(law, params, jnp), axis=-1)
 
     @override
     def term(
@@ -153,8 +151,11 @@ class Quadratic(Discrepancy):
 
         mode = {name: ref[f"{MODE_KEY}{name}"] for name in law.param_names}
         columns = hsgp.projected_products(law, log_inputs, ref, mode, ref[PROJECTION_KEY], jnp)
-        weights = jnp.stack([jnp.asarray(params[n]) for n in self.coefficient_names(law)], -1)
-        return jnp.sum(weights * columns, axis=-1)
+        return jnp.sum(self._weights(law, params, jnp) * columns, axis=-1)
+
+    def _weights(self, law: Law, params: Mapping[str, Any], xp: Any) -> Any:
+        """The coefficients stacked along a last axis, in the columns' order (``xp``: np or jnp)."""
+        return xp.stack([xp.asarray(params[n]) for n in self.coefficient_names(law)], axis=-1)
 
     @override
     def numpy_term(
@@ -166,7 +167,7 @@ class Quadratic(Discrepancy):
     ) -> Any:
         return np.einsum(
             "...k,...k->...",
-            np.stack([np.asarray(params[n]) for n in self.coefficient_names(law)], axis=-1),
+            self._weights(law, params, np),
             numpy_columns(law, log_inputs, ref),
         )
 
