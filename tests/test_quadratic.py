@@ -90,7 +90,7 @@ def test_all_shared_with_the_quadratic_is_exactly_the_single_fit(law, two_groups
     likelihood = Likelihood(discrepancy=Quadratic()).for_law(law)
     modes = {n: "shared" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
     plan = Pooling(modes=modes).plan(law, likelihood, strong_groups(two_groups, groups))
-    grouped = grouped_data(law, likelihood, two_groups, groups)
+    grouped = grouped_data(law, likelihood, two_groups, groups, by_group=True)
     single = model_data(law, two_groups, likelihood)
     point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
              "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.01)}  # fmt: skip
@@ -201,7 +201,7 @@ def test_a_separate_quadratic_is_one_per_group(law, two_groups, tmp_path):
     point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
              "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.01)}  # fmt: skip
     raw = jnp.asarray([1.0, -2.0, 0.5])
-    data = grouped_data(law, likelihood, two_groups, groups)
+    data = grouped_data(law, likelihood, two_groups, groups, by_group=True)
 
     def energy(pooling, value):
         plan = pooling.plan(law, likelihood, strong)

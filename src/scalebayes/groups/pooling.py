@@ -328,7 +328,7 @@ class Plan:
 
 
 def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData) -> None:
-    """NumPyro model of a grouped fit: ``data.extra["group"]`` is each run's group index, (n,).
+    """NumPyro model of a grouped fit; ``data`` laid out by group (``grouped_data(by_group=True)``).
 
     Population values keep the parameters' names (``alpha``), spreads are ``alpha_spread``,
     per-group values ``alpha_group`` (shape (groups,)); the discrepancy of ``likelihood``, if
@@ -383,17 +383,21 @@ def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData)
     for name, values in group.items():
         numpyro.deterministic(f"{name}_group", values)
     discrepancy: dict[str, Any] = {}
-    index = data.extra["group"]
     if plan.discrepancy == "separate":
         with numpyro.plate("groups", g):
             likelihood.discrepancy.sample(law, discrepancy)
-        discrepancy = {k: v[index] for k, v in discrepancy.items()}
+        discrepancy = {k: _per_run(v) for k, v in discrepancy.items()}
     else:
         likelihood.discrepancy.sample(law, discrepancy)
-    mu = law.log_mean({n: group[n][index] for n in law.param_names}, data.log_inputs)
+    mu = law.log_mean({n: _per_run(group[n]) for n in law.param_names}, data.log_inputs)
     mu = mu + likelihood.discrepancy.table_term(law, discrepancy, data)
-    nu = group["nu"][index] if "nu" in group else likelihood.df
-    likelihood.observe(mu, group["sigma"][index], nu, data)
+    nu = _per_run(group["nu"]) if "nu" in group else likelihood.df
+    likelihood.observe(mu, _per_run(group["sigma"]), nu, data)
+
+
+def _per_run(values: Any) -> Any:
+    """Group values (groups, ...) laid over the model's runs (groups, runs per group, ...)."""
+    return jnp.expand_dims(values, 1)
 
 
 def _offsets(plan: Plan, p: Pooled, loc: Any, start: Any) -> Any:
