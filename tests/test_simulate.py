@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from scalebayes.errors import ScalebayesError
-from scalebayes.simulation import EPOCH_CHINCHILLA, grid_design, isoflop_design, simulate
+from scalebayes.simulation import (
+    EPOCH_CHINCHILLA,
+    grid_design,
+    isoflop_design,
+    simulate,
+    simulate_groups,
+)
 
 
 def test_isoflop_design_is_iso_flop():
@@ -34,6 +40,28 @@ def test_noise_has_the_requested_spread():
     residual = np.log(noisy.loss) - np.log(clean.loss)
     # 2000 draws: the sample sd of a Normal is within 5 % of the truth with overwhelming probability.
     assert residual.std() == pytest.approx(0.02, rel=0.05)
+
+
+def test_groups_vary_their_terms_at_a_point_when_asked():
+    """With ``terms_at``, a group's A / N**alpha at that N sits spread * z from the population's,
+    the same z that moves A without it; E and the exponents move alike either way."""
+    design = isoflop_design([1e19, 1e21], points_per_budget=4)
+    at = {"N": 20.0, "D": 23.0}
+    spreads = dict.fromkeys(EPOCH_CHINCHILLA, 0.1)
+    kept = simulate_groups("chinchilla", EPOCH_CHINCHILLA, spreads, [design] * 3, seed=2)[1]
+    moved = simulate_groups(
+        "chinchilla", EPOCH_CHINCHILLA, spreads, [design] * 3, seed=2, terms_at=at
+    )[1]
+    p = EPOCH_CHINCHILLA
+    for k, m in zip(kept, moved, strict=True):
+        for name in ("E", "alpha", "beta"):
+            assert m[name] == pytest.approx(k[name], rel=1e-12)
+        for coef, exponent, x in (("A", "alpha", "N"), ("B", "beta", "D")):
+            z_spread = np.log(k[coef] / p[coef])  # spread * z, as drawn for the coefficient
+            term_shift = (np.log(m[coef]) - m[exponent] * at[x]) - (
+                np.log(p[coef]) - p[exponent] * at[x]
+            )
+            assert term_shift == pytest.approx(z_spread, abs=1e-12)
 
 
 def test_bad_arguments():

@@ -119,14 +119,17 @@ def simulate_groups(
     noise: float = 0.01,
     seed: int = 0,
     cost_k: float = 6.0,
+    terms_at: Mapping[str, float] | None = None,
 ) -> tuple[Runs, list[dict[str, float]]]:
     """Ladders of several groups whose parameters vary around a population: a grouped fit's truth.
 
     Group ``g`` (one per design, labelled ``g0``, ``g1``, ...) has ``value * exp(spread * z)``
     for each parameter named in ``spreads`` (``z`` standard Normal: the log-scale spread of
     :class:`scalebayes.Pooling`) and the ``population`` value for the others; its runs are
-    :func:`simulate` from those. Returns the runs (with a ``group`` column) and each group's
-    parameters.
+    :func:`simulate` from those. ``terms_at`` (log inputs, e.g. the runs' centre): a
+    coefficient's spread moves its term there instead, ``A / N**alpha`` at that N, so the
+    coefficient moves with the group's exponent (the quantity the grouped model pools).
+    Returns the runs (with a ``group`` column) and each group's parameters.
     """
     law = load_law(law)
     unknown = set(spreads) - set(law.param_names)
@@ -136,8 +139,11 @@ def simulate_groups(
     frames, truths = [], []
     for g, design in enumerate(designs):
         params = {name: float(value) for name, value in population.items()}
+        z = {name: float(rng.standard_normal()) for name in spreads}
         for name, spread in spreads.items():
-            params[name] *= float(np.exp(spread * rng.standard_normal()))
+            params[name] *= float(np.exp(spread * z[name]))
+        if terms_at is not None:
+            params.update(_terms_moved(law, population, params, spreads, z, terms_at))
         runs = simulate(law, params, design, noise=noise, seed=seed * 1000 + g, cost_k=cost_k)
         frames.append(runs.table.assign(group=f"g{g}"))
         truths.append(params)
@@ -145,3 +151,27 @@ def simulate_groups(
     runs = load_runs(table, cost_k=cost_k)
     label = f"<simulated groups from {law.name}, noise {noise:g}, seed {seed}>"
     return dataclasses.replace(runs, source=label), truths
+
+
+def _terms_moved(
+    law: Law,
+    population: Mapping[str, float],
+    params: Mapping[str, float],
+    spreads: Mapping[str, float],
+    z: Mapping[str, float],
+    at: Mapping[str, float],
+) -> dict[str, float]:
+    """Coefficients whose terms at log inputs ``at`` sit ``spread * z`` from the population's."""
+    from scalebayes.formula import log_evaluate
+    from scalebayes.model import find_centrings
+
+    moved = {}
+    for c in find_centrings(law):
+        if c.param not in spreads:
+            continue
+        rest_population = float(log_evaluate(c.rest, population, at, xp=np))
+        u = c.sign * np.log(population[c.param]) + rest_population + spreads[c.param] * z[c.param]
+        moved[c.param] = float(
+            np.exp(c.sign * (u - float(log_evaluate(c.rest, params, at, xp=np))))
+        )
+    return moved

@@ -138,7 +138,8 @@ def fit_groups(
 
 # A group is sampled centred when its runs alone pin its values: at least this many runs over
 # at least a decade of compute (a full ladder: Marin's have 85-88 runs over two decades, the
-# simulated ones 30 over 1.7). A new ladder's few cheapest runs are sampled non-centred.
+# simulated ones 30 over 1.7). A new ladder's few cheapest runs are sampled partly centred
+# (pooling.WEAK_CENTRING).
 STRONG_RUNS = 20
 STRONG_DECADES = 1.0
 # Spreads near zero (groups alike in a parameter) leave a narrow neck for centred groups:

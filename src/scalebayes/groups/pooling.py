@@ -8,8 +8,9 @@ Each parameter of the law and of the noise takes one of three modes:
     a value per group, drawn around a population value with a learned spread (on the
     parameter's unconstrained scale: the log for a positive parameter), non-centred
     (``group value = population value + spread * z``, ``z ~ Normal(0, 1)``, which samples well
-    when each group's data are weak, as a new ladder's few cheapest runs are) or centred where
-    a group's data pin the value (:class:`Pooling`'s ``centred``);
+    when each group's data are weak), centred where a group's data pin the value, or partly
+    centred between the two (a new ladder's few cheapest runs: :class:`Pooling`'s ``centred``
+    and ``weak_centring``);
 ``separate``
     a value per group, each from the law's own prior, with no population (so a new group
     has none either).
@@ -72,6 +73,19 @@ VALUE_SPREAD = "Gamma(concentration=2.0, rate=12.5)"
 TERM_SPREAD = "Gamma(concentration=2.0, rate=5.0)"
 NOISE_SPREAD = "Gamma(concentration=2.0, rate=5.0)"
 _STANDARD = "Normal(loc=0.0, scale=1.0)"
+# How far a weak group's law values are centred (0: non-centred, 1: centred), by the variationally
+# inferred parameterisation of Gorinova et al. 2020 ("Automatic reparameterisation of
+# probabilistic programs"): r ~ Normal(w * mu, spread**w), value = loc + spread**(1 - w) *
+# (r - w * mu). A new ladder's cheapest runs pin some combinations of its values (the loss level,
+# its slopes) tightly and others not at all: non-centred, the pinned ones are ridges that turn
+# with the spreads; centred, the free ones make funnels with them. Measured on Marin's three
+# new-ladder backtests (one ladder cut to its 3 cheapest budgets, 4 x 1000, seeds 0-2):
+# w = 0: 300-500 leapfrog steps per draw, 17-1015 draws at the maximum depth, R-hat up to 1.34;
+# 0.3: ~250 steps; 0.5: ~180; 0.7: 92-134 steps, none at the maximum depth, 0-7 divergent,
+# R-hat <= 1.009; 1: ~45 steps but 29-72 divergent. Four simulated three-budget ladders, all
+# weak (benchmarks/hierarchy_truth.py, seeds 0-3, 2 x 500): the same intervals' hits, half the
+# time, 0 draws at the maximum depth against 1-13.
+WEAK_CENTRING = 0.7
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,9 @@ class Pooling:
     noise and every value in weak groups non-centred; ``"floor"``: only ``E`` centred in strong
     groups; a tuple of parameter names: those centred in strong groups; ``"auto"``: every
     pooled parameter centred in strong groups; ``False``: none; ``True``: all.
+    ``weak_centring``: with ``"law"``, ``"floor"``, ``"auto"`` or names, how far the same
+    parameters are centred in the other groups (0 non-centred, 1 centred; default
+    :data:`WEAK_CENTRING`).
     """
 
     modes: Mapping[str, str] = field(default_factory=dict)
@@ -101,6 +118,7 @@ class Pooling:
     # uncertainty, and centred they make a funnel ("auto": 2 divergent, against 0). A new
     # ladder's few runs are weak data: non-centred in any case (benchmarks/marin_groups.py).
     centred: bool | str | tuple[str, ...] = "law"
+    weak_centring: float = WEAK_CENTRING
     # The discrepancy's parameters, if the likelihood has one: "shared" by every group (one
     # recipe's shape error: a new ladder borrows its siblings' curvature) or "separate" (each
     # group its own, from the discrepancy's prior). Also accepted as modes={"discrepancy": ...}
@@ -124,6 +142,11 @@ class Pooling:
                 f"centred={self.centred!r}: expected 'law', 'floor', 'auto', True, False or "
                 "parameter names"
             )
+        if not 0.0 <= float(self.weak_centring) <= 1.0:
+            raise ScalebayesError(
+                f"weak_centring={self.weak_centring!r}: expected a number from 0 to 1"
+            )
+        object.__setattr__(self, "weak_centring", float(self.weak_centring))
         bad = {name: mode for name, mode in self.modes.items() if mode not in MODES}
         if bad:
             raise ScalebayesError(f"pooling modes {bad}: expected one of {list(MODES)}")
@@ -168,7 +191,10 @@ class Pooling:
             which = tuple(law.free_param_names)
         auto = self.centred == "auto" or which is not None
         centred = tuple(bool(x) for x in (strong if auto else [self.centred] * len(strong)))
-        plan = Plan(tuple(params), centred, max(len(centred_terms), 1), which, self.discrepancy)
+        weak = self.weak_centring if auto else 0.0
+        plan = Plan(
+            tuple(params), centred, max(len(centred_terms), 1), which, self.discrepancy, weak
+        )
         plan.check(law)
         return plan
 
@@ -194,6 +220,7 @@ class Plan:
     terms: int = 1  # the law's coefficients sampled as terms (where their logs start)
     centred_params: tuple[str, ...] | None = None  # centred where the group is; None: all
     discrepancy: str = "shared"  # the discrepancy's parameters: "shared" or "separate"
+    weak_centring: float = 0.0  # how far the centred parameters are centred in the other groups
 
     @property
     def n_groups(self) -> int:
@@ -216,7 +243,10 @@ class Plan:
     @property
     def key(self) -> str:
         """Names everything that changes the model (the engine caches compiled samplers by it)."""
-        return f"groups:{self.centred}:{self.centred_params}:{self.discrepancy}:{self.params!r}"
+        return (
+            f"groups:{self.centred}:{self.centred_params}:{self.weak_centring}:"
+            f"{self.discrepancy}:{self.params!r}"
+        )
 
     def term_prior(self, p: Pooled) -> bool:
         """Whether ``p``'s population prior is on its term at the runs' centre (:func:`term_priors`).
@@ -238,7 +268,8 @@ class Plan:
         """
         spreads = {p.name: str(p.spread) for p in self.params if p.mode == "pooled"}
         record = {"modes": self.modes(), "spreads": spreads, "centred": list(self.centred),
-                  "discrepancy": self.discrepancy}  # fmt: skip
+                  "discrepancy": self.discrepancy,
+                  "weak_centring": self.weak_centring}  # fmt: skip
         if self.centred_params is not None:
             record["centred_params"] = list(self.centred_params)
         return record
@@ -253,6 +284,7 @@ class Plan:
             spreads=record["spreads"],
             centred=centred,
             discrepancy=record.get("discrepancy", "shared"),  # files before the choice: shared
+            weak_centring=record.get("weak_centring", 0.0),  # files before: non-centred
         )
         # "auto" centres exactly the groups marked strong: the stored per-group choice.
         return pooling.plan(law, likelihood, [bool(c) for c in record["centred"]])
@@ -403,19 +435,26 @@ def _per_run(values: Any) -> Any:
 def _offsets(plan: Plan, p: Pooled, loc: Any, start: Any) -> Any:
     """Each group's offset from the population value ``loc`` (unconstrained scale), shape (groups,).
 
-    Zero unless ``p`` is pooled. A pooled parameter samples ``r`` per group: non-centred,
-    ``offset = spread * r`` with ``r ~ Normal(0, 1)``; centred (groups with strong data),
-    the group's value itself, shifted by the constant ``start`` (so that ``r = 0`` starts it
-    where a single fit starts): ``r ~ Normal(loc - start, spread)``, ``offset = start + r - loc``.
+    Zero unless ``p`` is pooled. A pooled parameter samples ``r`` per group, centred by weight
+    ``w`` (:data:`WEAK_CENTRING`): ``r ~ Normal(w * mu, spread**w)`` and ``offset =
+    spread**(1 - w) * (r - w * mu)``, with ``mu = loc - start`` the population value measured
+    from the constant ``start`` (so that ``r = 0`` starts a centred group where a single fit
+    starts). ``w = 0`` is non-centred (``offset = spread * r``, ``r ~ Normal(0, 1)``); ``w = 1``
+    centred (``r`` is the group's value less ``start``): 1 in groups with strong data, the
+    plan's ``weak_centring`` in the others, for the parameters the plan centres; 0 otherwise.
     """
     g = plan.n_groups
     if p.mode != "pooled":
         return jnp.zeros(g)
     spread = numpyro.sample(f"{p.name}_spread", p.spread.to_numpyro())
-    named = plan.centred_params is None or p.name in plan.centred_params
-    c = jnp.asarray(plan.centred, dtype=jnp.result_type(float)) * named
-    r = numpyro.sample(f"_z_{p.name}", dist.Normal(c * (loc - start), c * spread + (1 - c)))
-    return c * (start + r - loc) + (1 - c) * spread * r
+    if plan.centred_params is None or p.name in plan.centred_params:
+        strong = np.asarray(plan.centred, dtype=float)
+        w = jnp.asarray(strong + (1 - strong) * plan.weak_centring, dtype=jnp.result_type(float))
+    else:
+        w = jnp.zeros(g)
+    mu = loc - start
+    r = numpyro.sample(f"_z_{p.name}", dist.Normal(w * mu, spread**w))
+    return spread ** (1 - w) * (r - w * mu)
 
 
 def pointwise_log_lik(
