@@ -20,8 +20,9 @@ from scalebayes.discrepancy.base import Stage
 from scalebayes.engine import ProgressCallback
 from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import package_versions, prepare, sampler_settings
-from scalebayes.groups.pooling import Pooling, grouped_model, pointwise_log_lik, term_priors
+from scalebayes.groups.pooling import Pooling, grouped_model, pointwise_log_lik
 from scalebayes.groups.result import GroupedFit
+from scalebayes.groups.terms import term_priors
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
 from scalebayes.model import ModelData, reference_point

@@ -48,6 +48,7 @@ from numpyro.distributions.transforms import biject_to
 from scalebayes.discrepancy.base import Sites
 from scalebayes.errors import ScalebayesError
 from scalebayes.formula import log_evaluate
+from scalebayes.groups.terms import symbols
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
 from scalebayes.model import Centring, ModelData, find_centrings
@@ -176,7 +177,7 @@ class Pooling:
             default = "shared" if name == "nu" else "pooled"
             mode = self.modes.get(name, default)
             # A coefficient alone (E) spreads as a value; one with an exponent, as a term.
-            coefficient = name in centred and bool(_symbols(centred[name].rest))
+            coefficient = name in centred and bool(symbols(centred[name].rest))
             kind = "term" if coefficient else "noise" if noise else "value"
             spread = self.spreads.get(
                 name, {"term": TERM_SPREAD, "noise": NOISE_SPREAD, "value": VALUE_SPREAD}[kind]
@@ -237,7 +238,7 @@ class Plan:
         for p in self.params:
             if p.centring is None or p.mode == "separate":
                 continue
-            rest = [s for s in _symbols(p.centring.rest) if s in separate]
+            rest = [s for s in symbols(p.centring.rest) if s in separate]
             if rest:
                 raise ScalebayesError(
                     f"pooling: {p.name} is {p.mode} but {rest} separate; a {p.mode} coefficient "
@@ -258,7 +259,7 @@ class Plan:
         So when the rest of its term (its exponent) is pooled; otherwise the law's prior on ``p``.
         """
         modes = self.modes()
-        rest = _symbols(p.centring.rest) if p.centring is not None else set()
+        rest = symbols(p.centring.rest) if p.centring is not None else set()
         return p.mode != "separate" and any(modes.get(s) == "pooled" for s in rest)
 
     def modes(self) -> dict[str, str]:
@@ -502,51 +503,3 @@ def _population_site(p: Pooled) -> str:
 
 def _separate_site(p: Pooled) -> str:
     return f"_sep_{p.name}"
-
-
-def _symbols(expr: Any) -> set[str]:
-    from scalebayes.formula import Op, Sym
-
-    if isinstance(expr, Sym):
-        return {expr.name}
-    if isinstance(expr, Op):
-        return set().union(*(_symbols(a) for a in expr.args))
-    return set()
-
-
-# Prior draws that set a term's population prior: fixed, so one fit's model is one density.
-TERM_PRIOR_DRAWS = 4000
-
-
-def term_priors(law: Law, log_ref: Mapping[str, Any]) -> dict[str, jax.Array]:
-    """Per centred coefficient with an exponent: (loc, sd) of the log of its term at ``log_ref``.
-
-    The Normal that the law's priors imply for ``log(A / N_ref**alpha)`` (moment-matched over
-    :data:`TERM_PRIOR_DRAWS` prior draws): a pooled term's population prior. The law's prior
-    on the population ``A`` itself, with the data pinning the term at the centre, is a prior on
-    the population alpha (``log A = term + alpha log N_ref``, log N_ref ~ 20): LogNormal(5, 1.5)
-    on A pulled Marin's population alpha to 0.44, below all three groups' 0.65-0.67 (a single
-    fit's data outweigh it; three groups' exponents do not; benchmarks/marin_groups.py).
-    """
-    return _term_prior_program(law)({n: jnp.asarray(log_ref[n]) for n in law.inputs})
-
-
-@functools.lru_cache(maxsize=16)
-def _term_prior_program(law: Law) -> Any:
-    centrings = [c for c in find_centrings(law) if _symbols(c.rest)]
-
-    def program(log_ref: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        key = jax.random.PRNGKey(0)
-        draws = {
-            name: law.params[name]
-            .prior.to_numpyro()
-            .sample(jax.random.fold_in(key, i), (TERM_PRIOR_DRAWS,))
-            for i, name in enumerate(law.param_names)
-        }
-        out = {}
-        for c in centrings:
-            u = c.sign * jnp.log(draws[c.param]) + log_evaluate(c.rest, draws, log_ref)
-            out[c.param] = jnp.stack([jnp.mean(u), jnp.std(u)])
-        return out
-
-    return jax.jit(program)
