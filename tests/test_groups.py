@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import scalebayes as sb
-from scalebayes.groups.fitting import grouped_data, strong_groups
+from scalebayes.groups.fitting import by_group, grouped_data, strong_groups
 from scalebayes.groups.pooling import Pooling, grouped_model
 from scalebayes.groups.select import select_group
 from scalebayes.likelihood import Likelihood
@@ -106,7 +106,7 @@ def test_all_shared_is_exactly_the_single_law(two_groups):
     law = sb.load_law("chinchilla")
     likelihood = Likelihood(discrepancy="none").for_law(law)
     plan = Pooling(modes=ALL_SHARED).plan(law, likelihood, strong_groups(runs, ("g0", "g1")))
-    grouped = grouped_data(law, likelihood, runs, ("g0", "g1"), by_group=True)
+    grouped = by_group(grouped_data(law, likelihood, runs, ("g0", "g1")), 2)
     single = model_data(law, runs, likelihood)
     point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
              "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.02)}  # fmt: skip
@@ -133,7 +133,7 @@ def test_population_prior_of_a_pooled_term_leaves_the_exponent_alone(two_groups)
     runs, _ = two_groups
     law = sb.load_law("chinchilla")
     likelihood = Likelihood(discrepancy="none").for_law(law)
-    data = grouped_data(law, likelihood, runs, ("g0", "g1"), by_group=True)
+    data = by_group(grouped_data(law, likelihood, runs, ("g0", "g1")), 2)
 
     def prior_factor(modes, alpha):
         plan = Pooling(modes=modes).plan(law, likelihood, (False, False))

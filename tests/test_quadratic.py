@@ -15,7 +15,7 @@ from scalebayes.discrepancy import GP, Auto, Quadratic, from_dict
 from scalebayes.discrepancy.quadratic import RAW_SITE, numpy_columns
 from scalebayes.errors import LawError
 from scalebayes.formula_jacobian import log_jacobian
-from scalebayes.groups.fitting import grouped_data, strong_groups
+from scalebayes.groups.fitting import by_group, grouped_data, strong_groups
 from scalebayes.groups.pooling import Pooling, grouped_model
 from scalebayes.likelihood import Likelihood
 from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate, simulate_groups
@@ -90,7 +90,7 @@ def test_all_shared_with_the_quadratic_is_exactly_the_single_fit(law, two_groups
     likelihood = Likelihood(discrepancy=Quadratic()).for_law(law)
     modes = {n: "shared" for n in ("E", "A", "alpha", "B", "beta", "sigma")}
     plan = Pooling(modes=modes).plan(law, likelihood, strong_groups(two_groups, groups))
-    grouped = grouped_data(law, likelihood, two_groups, groups, by_group=True)
+    grouped = by_group(grouped_data(law, likelihood, two_groups, groups), len(groups))
     single = model_data(law, two_groups, likelihood)
     point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
              "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.01)}  # fmt: skip
@@ -201,7 +201,7 @@ def test_a_separate_quadratic_is_one_per_group(law, two_groups, tmp_path):
     point = {"_log_E_term": jnp.log(1.9), "alpha": jnp.log(0.3), "beta": jnp.log(0.4),
              "_log_A_term": -0.2, "_log_B_term": -0.9, "sigma": jnp.log(0.01)}  # fmt: skip
     raw = jnp.asarray([1.0, -2.0, 0.5])
-    data = grouped_data(law, likelihood, two_groups, groups, by_group=True)
+    data = by_group(grouped_data(law, likelihood, two_groups, groups), len(groups))
 
     def energy(pooling, value):
         plan = pooling.plan(law, likelihood, strong)

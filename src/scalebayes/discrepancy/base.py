@@ -236,7 +236,7 @@ class Discrepancy:
     def table_arrays(
         self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Arrays computed once per fitted table for its sampler (``ModelData.extra``)."""
+        """Arrays computed once per fitted table for its sampler (``ModelData.extra``), one row per run."""
         return {}
 
     # --- sampling ---------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def fit_groups(
         check_finite(law, runs, seed=settings.seed, precision=settings.precision)
         started = time.perf_counter()
         data = grouped_data(law, likelihood, runs, groups)
-        model_data = grouped_data(law, likelihood, runs, groups, by_group=True)
+        model_data = by_group(data, len(groups))
         stage = Stage(
             f"{law.key}:{plan.key}:{likelihood.discrepancy!r}",
             likelihood,
@@ -173,18 +173,14 @@ def load_law_of(law: Law | str | os.PathLike[str]) -> Law:
 
 
 def grouped_data(
-    law: Law,
-    likelihood: Likelihood,
-    runs: Runs,
-    groups: tuple[str, ...],
-    *,
-    by_group: bool = False,
+    law: Law, likelihood: Likelihood, runs: Runs, groups: tuple[str, ...]
 ) -> ModelData:
-    """The model's data: log inputs, log loss, weights, reference point and each run's group.
+    """The model's data, one entry per run: log inputs, log loss, weights and each run's group.
 
-    Per-run arrays have shape (n,) and ``extra["group"]`` is each run's group index; with
-    ``by_group``, they are laid out as :func:`grouped_model` takes them instead: (groups, most
-    runs in a group, ...), a shorter group padded with copies of its first run at weight 0.
+    ``extra`` holds ``group`` (each run's group index), the discrepancy's per-run arrays and
+    ``term_prior`` (per pooled term, the (loc, sd) of its population prior: per table, not per
+    run). :func:`by_group` lays it out as :func:`~scalebayes.groups.pooling.grouped_model`
+    takes it.
     """
     log_inputs = {n: np.asarray(v) for n, v in runs.log_inputs().items() if n in law.inputs}
     log_loss = np.log(np.asarray(runs.loss, dtype=float))
@@ -192,20 +188,31 @@ def grouped_data(
     log_ref = reference_point(law, likelihood, log_inputs, log_loss, weight)
     index = {label: i for i, label in enumerate(groups)}
     group = np.asarray([index[str(g)] for g in runs.group], dtype=np.int32)
-    priors = {f"term_prior_{k}": v for k, v in term_priors(law, log_ref).items()}
-    per_run = dict(likelihood.discrepancy.table_arrays(law, log_inputs, log_ref))
-    if by_group:
-        # Group values then broadcast over their runs. Gathered by each run's group index,
-        # their gradients were scatters, the slowest kernels of the model on a CPU: the
-        # potential and its gradient took 19.7 us against 11.7 (Marin's 258 runs, quadratic).
-        rows, real = _group_rows(group, len(groups))
-        log_inputs = {n: v[rows] for n, v in log_inputs.items()}
-        log_loss, weight = log_loss[rows], np.where(real, weight[rows], 0.0)
-        per_run = {k: np.asarray(v)[rows] for k, v in per_run.items()}
-        extra = {**priors, **per_run}
-    else:
-        extra = {"group": group, **priors, **per_run}
+    extra = {
+        "group": group,
+        "term_prior": term_priors(law, log_ref),
+        **likelihood.discrepancy.table_arrays(law, log_inputs, log_ref),
+    }
     return jax.tree.map(jnp.asarray, ModelData(log_inputs, log_loss, weight, log_ref, extra))
+
+
+def by_group(data: ModelData, n_groups: int) -> ModelData:
+    """``data`` (:func:`grouped_data`) laid out by group: per-run arrays (groups, most runs, ...).
+
+    A group with fewer runs is padded with copies of its first run at weight 0. Group values
+    then broadcast over their runs. Gathered by each run's group index, their gradients were
+    scatters, the slowest kernels of the model on a CPU: the potential and its gradient took
+    19.7 us against 11.7 (Marin's 258 runs, quadratic).
+    """
+    rows, real = _group_rows(np.asarray(data.extra["group"]), n_groups)
+    per_run = {k: v for k, v in data.extra.items() if k not in ("group", "term_prior")}
+    return ModelData(
+        {n: v[rows] for n, v in data.log_inputs.items()},
+        data.log_loss[rows],
+        jnp.where(jnp.asarray(real), data.weight[rows], 0.0),
+        data.log_ref,
+        {"term_prior": data.extra["term_prior"], **{k: v[rows] for k, v in per_run.items()}},
+    )
 
 
 def _group_rows(group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -365,7 +365,7 @@ class Plan:
 
 
 def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData) -> None:
-    """NumPyro model of a grouped fit; ``data`` laid out by group (``grouped_data(by_group=True)``).
+    """NumPyro model of a grouped fit; ``data`` laid out by group (:func:`fitting.by_group`).
 
     Population values keep the parameters' names (``alpha``), spreads are ``alpha_spread``,
     per-group values ``alpha_group`` (shape (groups,)); the discrepancy of ``likelihood``, if
@@ -409,7 +409,7 @@ def grouped_model(law: Law, likelihood: Likelihood, plan: Plan, data: ModelData)
             log_pop = c.sign * (u_pop - log_evaluate(c.rest, population, data.log_ref))
             population[p.name] = numpyro.deterministic(p.name, jnp.exp(log_pop))
             if plan.term_prior(p):
-                loc, scale = data.extra[f"term_prior_{p.name}"]
+                loc, scale = data.extra["term_prior"][p.name]
                 numpyro.factor(f"_prior_{p.name}", dist.Normal(loc, scale).log_prob(u_pop))
             else:  # the law's prior on the coefficient, with its log-Jacobian (as model.py)
                 numpyro.factor(f"_prior_{p.name}", prior.log_prob(population[p.name]) + log_pop)
