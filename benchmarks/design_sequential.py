@@ -363,6 +363,9 @@ def main() -> None:
         "--tables", nargs="+", help="tables by name (default: Epoch's and every Open-Athena one)"
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the random methods")
+    parser.add_argument(
+        "--levels", nargs="+", type=float, help="shares of the pool's compute (default 1-25 %%)"
+    )
     parser.add_argument("--batch", type=int, default=8, help="posterior: runs per refit")
     parser.add_argument(
         "--objective",
@@ -382,7 +385,7 @@ def main() -> None:
     import scalebayes as sb
 
     sb.configure()
-    levels = LEVELS
+    levels = tuple(args.levels) if args.levels else LEVELS
     if args.quick:
         levels, args.seeds, args.chains, args.draws = QUICK_LEVELS, 2, 2, 500
         args.tables = args.tables or ["epoch_chinchilla"]
