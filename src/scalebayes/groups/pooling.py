@@ -102,8 +102,8 @@ class Pooling:
     e.g. ``{"alpha": "shared", "E": "separate"}``; ``spreads`` overrides the prior of a pooled
     parameter's spread, e.g. ``{"beta": "HalfNormal(scale=0.05)"}`` (unconstrained scale).
     ``centred``: how pooled values are sampled. ``"law"`` (default): the law's parameters
-    centred in groups with strong data (:func:`~scalebayes.groups.fitting.strong_groups`), the
-    noise and every value in weak groups non-centred; ``"floor"``: only ``E`` centred in strong
+    centred in groups with strong data (:func:`~scalebayes.groups.fitting.strong_groups`) and
+    partly centred in the others, the noise non-centred; ``"floor"``: only ``E`` centred in strong
     groups; a tuple of parameter names: those centred in strong groups; ``"auto"``: every
     pooled parameter centred in strong groups; ``False``: none; ``True``: all.
     ``weak_centring``: with ``"law"``, ``"floor"``, ``"auto"`` or names, how far the same
@@ -121,7 +121,7 @@ class Pooling:
     # 43 s (step size ~0.01, ~500 leapfrog steps per draw); the law centred: none, 18 s (~0.07,
     # ~57 steps). The noise stays non-centred: three ladders' sigmas agree within their own
     # uncertainty, and centred they make a funnel ("auto": 2 divergent, against 0). A new
-    # ladder's few runs are weak data: non-centred in any case (benchmarks/marin_groups.py).
+    # ladder's few runs are weak data: partly centred (WEAK_CENTRING; benchmarks/marin_groups.py).
     centred: bool | str | tuple[str, ...] = "law"
     weak_centring: float = WEAK_CENTRING
     # The discrepancy's parameters, if the likelihood has one: "shared" by every group (one
