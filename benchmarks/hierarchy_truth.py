@@ -5,8 +5,9 @@ noise) from a population around Epoch's Chinchilla constants: E, the exponents a
 A / N**alpha, B / D**beta at the runs' centre vary across groups with log-scale spread
 ``SPREAD`` (0.1), the noise does not (``--vary coefficients``: A and B themselves vary by 0.1,
 so a group's terms at the centre move with its exponents, by 0.7-0.8 in log: 4-5x the spread
-that Marin's three data mixes show, 0.16, with exponents and E at 0.06-0.09). It is fitted with the default
-pooling (everything pooled, non-centred) and we count how often the 90 % intervals hold
+that Marin's three data mixes show, 0.16, with exponents and E at 0.06-0.09). It is fitted
+with the default pooling (everything pooled; weak groups, as these are, partly centred) and we
+count how often the 90 % intervals hold
 the truth: each group's alpha and beta, the population alpha and its spread, and each group's compute-optimal N* at 1e23 FLOPs (100x the
 largest run; truth from the closed form, a test oracle only). Target: 85-95 % for each.
 
