@@ -169,7 +169,7 @@ def truth(args: argparse.Namespace) -> None:
                         model = ProfileModel(shape_prior=below.shape_as_prior())
                     measured = sb.fit_isoflops(
                         runs.subset(held), model=model, settings=settings, seed=seed,
-                        min_budgets=1,
+                        min_budgets=1, edge_sweeps="keep",
                     )  # fmt: skip
                     log_meas = np.log(measured.minima()["N"].to_numpy().ravel())
                     r = _score("top 1", "2", SIM_BUDGETS[-1], log_pred, log_meas, 0.9, rng)

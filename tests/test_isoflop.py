@@ -103,6 +103,27 @@ def test_a_budget_column_wins_over_compute():
     assert list(found.counts) == [4, 4, 4] and "budget column" in found.source
 
 
+def test_sweeps_with_their_least_loss_at_an_end_are_left_out_when_asked():
+    """A sweep whose least loss is at its smallest or largest model shows no valley."""
+    n = np.tile(np.geomspace(1e8, 1e9, 5), 4)
+    budget = np.repeat([1e19, 1e20, 1e21, 1e22], 5)
+    valley = (np.log(n / 3e8) ** 2).reshape(4, 5)
+    valley[3] = np.linspace(0.5, 0.0, 5)  # the top sweep falls all the way: least at its largest
+    loss = 3.0 + valley.ravel()
+    runs = sb.load_runs(
+        pd.DataFrame({"N": n, "D": budget / (6 * n), "budget": budget, "loss": loss})
+    )
+    assert find_budgets(runs).n_budgets == 4  # kept by default (the backtest measures them all)
+    found = find_budgets(runs, edge_sweeps="drop")
+    assert found.n_budgets == 3 and not found.used[-5:].any()
+    assert found.one_sided == ((1e22, 5),)
+    assert "left out 1 sweep(s) whose least loss is at their smallest or largest" in str(found)
+    with pytest.raises(sb.IsoflopError, match=r"1 more have their least loss at .*'keep'"):
+        find_budgets(runs, edge_sweeps="drop", min_budgets=4)
+    with pytest.raises(sb.ScalebayesError, match="edge_sweeps='both'"):
+        find_budgets(runs, edge_sweeps="both")
+
+
 @pytest.mark.parametrize(
     ("budgets", "per_budget", "expected"),
     [

@@ -248,7 +248,8 @@ def _measure(
         model = dataclasses.replace(model, shape_prior=below.shape_as_prior())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SweepEdgeWarning)  # the held-out sweeps' own
-        return fit_isoflops(held, model=model, settings=settings, min_budgets=1)
+        # Every held-out sweep is measured, one-sided or not: it is what is predicted.
+        return fit_isoflops(held, model=model, settings=settings, min_budgets=1, edge_sweeps="keep")
 
 
 def _score(

@@ -22,6 +22,13 @@ from scalebayes.errors import IsoflopError, ScalebayesError
 LOG10_TOL = 0.05
 MIN_RUNS = 3  # a minimum needs a run on each side of it and one at it
 MIN_BUDGETS = 3  # a power law through the minima needs more than two points to be checked
+# A sweep whose least observed loss is at its smallest or largest model shows no valley: where
+# its minimum lies rests on the other sweeps' valley shape, and its least loss and curvature
+# trade off along a ridge the sampler crosses slowly ((Mis)Fitting's four smallest sweeps, 3-5
+# runs rising monotonically in N: R-hat 1.04-1.08, ESS 39-79 on two seeds; left out, 1.007-1.020
+# and 241-285, a 0.50 -> 0.52; Epoch's seven such sweeps: a 0.524 -> 0.522, N* at 5.76e23 within
+# 2 %, half the sampling time). "drop" leaves them out, "keep" uses them.
+EDGE_SWEEPS = ("drop", "keep")
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,9 @@ class Budgets:
 
     ``index`` gives each run's sweep (0..B-1), or -1 for runs left out; ``compute`` the sweeps'
     budgets (FLOPs, ascending); ``counts`` runs per sweep; ``ignored`` the budgets of groups with
-    fewer than ``min_runs`` runs and how many runs each had; ``source`` says how they were found.
+    fewer than ``min_runs`` runs and how many runs each had; ``source`` says how they were found;
+    ``one_sided`` the budgets and run counts of sweeps left out for their least loss at an end
+    of their model sizes (``edge_sweeps="drop"``).
     """
 
     index: np.ndarray
@@ -38,6 +47,7 @@ class Budgets:
     counts: np.ndarray
     ignored: tuple[tuple[float, int], ...]
     source: str
+    one_sided: tuple[tuple[float, int], ...] = ()
 
     @property
     def n_budgets(self) -> int:
@@ -62,6 +72,12 @@ class Budgets:
                 f"; ignored {len(self.ignored)} budget(s) with fewer than {MIN_RUNS} runs "
                 f"({left} runs)"
             )
+        if self.one_sided:
+            line += (
+                f"; left out {len(self.one_sided)} sweep(s) whose least loss is at their "
+                f"smallest or largest model ({', '.join(f'{c:.3g}' for c, _ in self.one_sided)} "
+                "FLOPs: no valley to measure; edge_sweeps='keep' uses them)"
+            )
         return line
 
 
@@ -71,16 +87,21 @@ def find_budgets(
     log10_tol: float = LOG10_TOL,
     min_runs: int = MIN_RUNS,
     min_budgets: int = MIN_BUDGETS,
+    edge_sweeps: str = "keep",
 ) -> Budgets:
     """Group ``runs`` into isoFLOP sweeps; raise :class:`IsoflopError` if too few are usable.
 
     A ``budget`` column wins; else runs are grouped by compute C: the densest run's
     neighbourhood of ``log10_tol`` decades (centred on its median) is a sweep, and so on with
     the rest. Sweeps with fewer than ``min_runs`` runs are ignored (listed in
-    :attr:`Budgets.ignored`); fewer than ``min_budgets`` usable sweeps is an error.
+    :attr:`Budgets.ignored`); with ``edge_sweeps="drop"``, so are sweeps whose least loss is at
+    their smallest or largest model (:data:`EDGE_SWEEPS`; listed in :attr:`Budgets.one_sided`).
+    Fewer than ``min_budgets`` usable sweeps is an error.
     """
     if not (np.isfinite(log10_tol) and log10_tol > 0):
         raise ScalebayesError(f"log10_tol={log10_tol!r}: expected a positive number of decades")
+    if edge_sweeps not in EDGE_SWEEPS:
+        raise ScalebayesError(f"edge_sweeps={edge_sweeps!r}: expected one of {list(EDGE_SWEEPS)}")
     if runs.budget is not None:
         labels, source = np.log10(runs.budget), "from the budget column"
         groups = _exact_groups(labels)
@@ -95,11 +116,22 @@ def find_budgets(
         else:
             ignored.append((budget, len(members)))
     kept.sort(key=lambda item: item[0])
+    one_sided = []
+    if edge_sweeps == "drop":
+        one_sided = [(budget, len(m)) for budget, m in kept if _least_at_an_end(runs, m)]
+        kept = [(budget, m) for budget, m in kept if not _least_at_an_end(runs, m)]
     if len(kept) < min_budgets:
+        left_out = (
+            f"; {len(one_sided)} more have their least loss at their smallest or largest model "
+            "(edge_sweeps='keep' uses them)"
+            if one_sided
+            else ""
+        )
         raise IsoflopError(
             f"approach 2 needs at least {min_budgets} isoFLOP budgets with {min_runs} or more runs "
             f"each; {runs.source} has {len(kept)} ({source}: "
             f"{len(groups)} group(s) of {', '.join(str(len(m)) for m in groups[:12])} runs)"
+            + left_out
         )
     index = np.full(len(runs), -1)
     for b, (_, members) in enumerate(kept):
@@ -110,7 +142,15 @@ def find_budgets(
         counts=np.array([len(members) for _, members in kept]),
         ignored=tuple(sorted(ignored)),
         source=source,
+        one_sided=tuple(one_sided),
     )
+
+
+def _least_at_an_end(runs: Runs, members: np.ndarray) -> bool:
+    """Whether a sweep's least observed loss is at its smallest or largest model."""
+    n = runs.N[members]
+    least = n[np.argmin(runs.loss[members])]
+    return bool(least == n.min() or least == n.max())
 
 
 def _exact_groups(labels: np.ndarray) -> list[np.ndarray]:

@@ -41,6 +41,7 @@ def fit_isoflops(
     settings: Settings | None = None,
     log10_tol: float = LOG10_TOL,
     min_budgets: int = MIN_BUDGETS,
+    edge_sweeps: str = "drop",
     progress: engine.ProgressCallback | None = None,
     **sampler: Any,
 ) -> IsoflopFit:
@@ -58,6 +59,10 @@ def fit_isoflops(
     min_budgets : int
         Fewest sweeps accepted (default 3, for the power law through the minima; 1 measures
         each sweep's minimum alone, as the allocation backtest does with held-out sweeps).
+    edge_sweeps : {"drop", "keep"}
+        Sweeps whose least loss is at their smallest or largest model show no valley:
+        ``"drop"`` (default) leaves them out (the fit's ``budgets`` lists them),
+        ``"keep"`` uses them (:data:`~scalebayes.allocation.budgets.EDGE_SWEEPS`).
 
     Raises
     ------
@@ -74,7 +79,9 @@ def fit_isoflops(
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     model = model or ProfileModel()
     settings = Settings.make(settings, **sampler)
-    budgets = find_budgets(runs, log10_tol=log10_tol, min_budgets=min_budgets)
+    budgets = find_budgets(
+        runs, log10_tol=log10_tol, min_budgets=min_budgets, edge_sweeps=edge_sweeps
+    )
     from scalebayes import engine
 
     with precision(settings.precision):

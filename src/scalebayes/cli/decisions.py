@@ -39,9 +39,10 @@ examples:
 Approach 3 (default): for every posterior draw and budget C, the N that minimises the law's loss
 with D = C / (k N); medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*,
 the loss L*, and the allocation exponent d log N* / d log C. Approach 2: the fit's runs grouped
-into isoFLOP sweeps (a budget column, or equal C), each sweep's loss minimum sampled as a latent
-variable with a power law N* = G C^a through them (its own NUTS run, the fit's settings); L* is
-given at the sweeps' budgets only. Approach 1: the fit's runs taken as finished runs of several
+into isoFLOP sweeps (a budget column, or equal C; a sweep whose least loss is at its smallest or
+largest model shows no valley and is left out, and said so), each sweep's loss minimum sampled as
+a latent variable with a power law N* = G C^a through them (its own NUTS run, the fit's
+settings); L* is given at the sweeps' budgets only. Approach 1: the fit's runs taken as finished runs of several
 model sizes and horizons (load a learning-curve table with scalebayes.load_curves), each size's
 loss-against-tokens curve sampled, and per draw the lower envelope over sizes, its argmin and a
 power law N* = G C^a through them. --approach all: every approach that can run on the table,
