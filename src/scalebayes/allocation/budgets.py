@@ -118,8 +118,9 @@ def find_budgets(
     kept.sort(key=lambda item: item[0])
     one_sided = []
     if edge_sweeps == "drop":
-        one_sided = [(budget, len(m)) for budget, m in kept if _least_at_an_end(runs, m)]
-        kept = [(budget, m) for budget, m in kept if not _least_at_an_end(runs, m)]
+        at_end = [_least_at_an_end(runs, m) for _, m in kept]
+        one_sided = [(budget, len(m)) for (budget, m), end in zip(kept, at_end, strict=True) if end]
+        kept = [sweep for sweep, end in zip(kept, at_end, strict=True) if not end]
     if len(kept) < min_budgets:
         left_out = (
             f"; {len(one_sided)} more have their least loss at their smallest or largest model "
