@@ -29,8 +29,9 @@ the finished runs) on (Mis)Fitting's learning curves, with the data README's con
 filter (the corrupted 17m sweep dropped), then every approach side by side on the finished runs (``approach="all"``; approach 3 is the
 plain Chinchilla law). Writes allocation_envelope.json. ``--all``: every approach on Epoch's
 runs, with the verdict; writes allocation_all.json. ``--envelope-truth``: approach 1 on
-finished runs simulated from Epoch's law (11 sizes x 6 horizons, 1 % noise): coverage and bias
-of a's 90 % interval; writes allocation_envelope_truth.json.
+finished runs simulated from a known law, two designs (``--design``: Epoch's law, 11 sizes x 6
+horizons; Hoffmann et al.'s, 9 sizes x 5 horizons; 1 % noise; a refused table counts as a miss): coverage and bias of a's 90 %
+interval; writes allocation_envelope_truth.json.
 
 Writes benchmarks/results/allocation_approaches.json (``--truth``: allocation_truth.json;
 ``--out NAME`` another name).
@@ -262,43 +263,71 @@ def epoch_all(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
-def envelope_truth(args: argparse.Namespace) -> None:
-    """Approach 1 with known truth: finished runs of 11 sizes x 6 horizons from Epoch's law."""
-    import scalebayes as sb
-    from scalebayes.simulation import EPOCH_CHINCHILLA as P
+# Approach 1's known-truth designs: (law's parameters, model sizes, tokens per parameter).
+# "epoch": Epoch's refit of Chinchilla, 11 sizes x 6 horizons (2-200 tokens/param; those
+# below 5 are left out by the curve model); "hoffmann": Hoffmann et al.'s own fit (E 1.69,
+# A 406.4, alpha 0.34, B 410.7, beta 0.28; a = 0.452), 9 coarser sizes x 5 horizons (5-200).
+HOFFMANN_LAW = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
+ENVELOPE_DESIGNS = {
+    "epoch": (None, (5e7, 1.2e9, 11), (2, 200, 6)),
+    "hoffmann": (HOFFMANN_LAW, (3e7, 1e9, 9), (5, 200, 5)),
+}
 
-    a_true = P["beta"] / (P["alpha"] + P["beta"])
-    sizes = np.geomspace(5e7, 1.2e9, 11)
-    design = pd.DataFrame(
-        [(n, n * t) for n in sizes for t in np.geomspace(2, 200, 6)], columns=["N", "D"]
-    )
+
+def envelope_truth(args: argparse.Namespace) -> None:
+    """Approach 1 with known truth: finished runs of several sizes and horizons from a known law."""
+    import scalebayes as sb
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
     settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
-    rows = []
-    for seed in range(args.replicates):
-        runs = sb.simulate("chinchilla", P, design, noise=SIM_NOISE, seed=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # diagnostics are recorded instead
-            fit = sb.fit_envelope(runs, settings=settings, seed=seed)
-        a = interval(fit.a)
-        rows.append({"seed": seed, **{f"a_{k}": v for k, v in a.items()},
-                     "covered": bool(a["lower"] <= a_true <= a["upper"]),
-                     "levels": len(fit.levels), "max_rhat": fit.diagnostics.max_rhat,
-                     "divergent": fit.diagnostics.n_divergent})  # fmt: skip
-        print(f"seed {seed}: a {show(a)} (truth {a_true:.3f}) {fit.diagnostics}", flush=True)
-    table = pd.DataFrame(rows)
-    summary = {
-        "a_true": a_true,
-        "coverage_90": float(table["covered"].mean()),
-        "median_bias": float((table["a_median"] - a_true).mean()),
-        "median_width": float((table["a_upper"] - table["a_lower"]).median()),
-    }
-    print(summary)
+    results = {}
+    for name in args.design:
+        law, size_range, horizons = ENVELOPE_DESIGNS[name]
+        params = law or EPOCH_CHINCHILLA
+        a_true = params["beta"] / (params["alpha"] + params["beta"])
+        sizes = np.geomspace(*size_range)
+        design = pd.DataFrame(
+            [(n, n * t) for n in sizes for t in np.geomspace(*horizons)], columns=["N", "D"]
+        )
+        rows = []
+        for seed in range(args.replicates):
+            runs = sb.simulate("chinchilla", params, design, noise=SIM_NOISE, seed=seed)
+            started = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # diagnostics are recorded instead
+                    fit = sb.fit_envelope(runs, settings=settings, seed=seed)
+            except sb.EnvelopeError as refused:  # counted as a table without an interval
+                rows.append({"seed": seed, "refused": str(refused), "covered": False})
+                print(f"{name} seed {seed}: refused: {refused}", flush=True)
+                continue
+            a = interval(fit.a)
+            rows.append({"seed": seed, **{f"a_{k}": v for k, v in a.items()},
+                         "covered": bool(a["lower"] <= a_true <= a["upper"]),
+                         "levels": len(fit.levels), "max_rhat": fit.diagnostics.max_rhat,
+                         "divergent": fit.diagnostics.n_divergent,
+                         "seconds": time.perf_counter() - started})  # fmt: skip
+            print(f"{name} seed {seed}: a {show(a)} (truth {a_true:.3f}) {fit.diagnostics}",
+                  flush=True)  # fmt: skip
+        table = pd.DataFrame(rows)
+        summary = {
+            "a_true": a_true,
+            "covered": int(table["covered"].sum()),
+            "tables": len(table),
+            "refused": int(table["a_median"].isna().sum()),
+            "coverage_90": float(table["covered"].mean()),
+            "median_bias": float((table["a_median"] - a_true).mean()),
+            "median_bias_se": float(table["a_median"].std() / np.sqrt(len(table))),
+            "median_width": float((table["a_upper"] - table["a_lower"]).median()),
+        }
+        print(name, summary, flush=True)
+        results[name] = {"law": params, "sizes": list(size_range), "tokens_per_param":
+                         list(horizons), "summary": summary, "fits": rows}  # fmt: skip
     write_results(
         RESULTS / (args.out or "allocation_envelope_truth.json"),
         {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup,
-                      "replicates": args.replicates, "noise": SIM_NOISE,
-                      "sizes": sizes.tolist(), "tokens_per_param": [2, 200, 6]},
-         "summary": summary, "fits": rows, "machine": machine()},
+                      "replicates": args.replicates, "noise": SIM_NOISE},
+         "designs": results, "machine": machine()},
     )  # fmt: skip
 
 
@@ -334,6 +363,13 @@ def main() -> None:
         help="approach 2's drift beyond the sweeps, each scored on the same fits (--truth)",
     )
     parser.add_argument("--no-law", action="store_true", help="skip approach 3 (--truth)")
+    parser.add_argument(
+        "--design",
+        nargs="+",
+        default=list(ENVELOPE_DESIGNS),
+        choices=list(ENVELOPE_DESIGNS),
+        help="approach 1's known-truth designs (--envelope-truth)",
+    )
     parser.add_argument("--out", help="file name under benchmarks/results (default per mode)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)

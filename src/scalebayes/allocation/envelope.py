@@ -6,21 +6,26 @@ at each of :data:`LEVELS` compute levels C across the runs' range, every size's 
 D = C / (k N_s) is read off its curve; the envelope is their least, and its argmin N* is the
 vertex of the least-squares quadratic in log N through that draw's least size and
 :data:`HALF` sizes each side (the discrete argmin moves in steps of a size; the quadratic
-follows the valley between them, and five sizes rather than three keep one size's error from
-holding the vertex). Levels are measured only where the posterior-median envelope's least
-size is neither the smallest nor the largest, at most :data:`EDGE_SHARE` of the draws put it
-there, and its sizes are read within :data:`SUPPORT` decades of their own runs' tokens. A
-least-squares line through the measured levels' log N* gives N* = G C^a per draw, so a, G and
-N* at any budget carry the curves' uncertainty. :class:`EnvelopeEstimator` is approach 1
-behind the estimator interface.
+follows the valley between them, and seven sizes rather than five or three keep one size's
+error from holding the vertex). Which levels are measured is decided once, along a line: a
+first line through the posterior-median argmins of the levels whose median envelope has its
+least size inside the sizes (and read within :data:`SUPPORT` decades of their own runs' tokens)
+places N*(C); the levels where that line lies between the second-smallest and second-largest
+size, with the sizes around it read within their support, are measured. A least-squares line
+through the measured levels' log N* gives N* = G C^a per draw, so a, G and N* at any budget
+carry the curves' uncertainty. :class:`EnvelopeEstimator` is approach 1 behind the estimator
+interface.
 
-Known truth (``benchmarks/allocation_approaches.py --envelope-truth --quick``: 8 tables of 11
-sizes x 6 horizons at 1 % noise): a's 90 % interval held the truth in 7 of 8, the medians
-0.056 low on average. Not the cause, each tried on the same 8 tables: the envelope's
-arithmetic (the truth's own curves give a within 0.01; the posterior-mean curves give the low
-a the draws do), the beta prior (its posteriors cover 0.37), the E_s prior (E_s >= 0.5 of the
-least loss: the same a), or which levels are kept (the quadratic's window inside the sizes:
-the same). The per-size curves' joint posterior is what runs low; still open.
+Why a line chooses the levels: choosing each level by its own noisy argmin (inside the sizes,
+and at most 5 % of draws at an end) keeps, at the ends of the compute range, exactly the levels
+whose noise pushed N* inwards, so N*(C) came out flattened. On finished runs simulated from
+Epoch's law (11 sizes x 6 horizons, 1 % noise, 32 tables; ``benchmarks/allocation_approaches.py
+--envelope-truth``) a's 90 % intervals held the truth in 24 of 32, medians 0.078 low; chosen
+along the line, with seven sizes per vertex, 28 of 32 and 0.010 low (Hoffmann et al.'s law, 9
+sizes x 5 horizons: 29 of 32 either way, medians 0.041 low against 0.001 high). The curves were
+not the cause: least-squares curves show the same flattening under the old choice (median a
+0.481 over 200 tables for 0.513) and none along the line (0.515), as with levels chosen from
+the truth's own N*.
 """
 
 from __future__ import annotations
@@ -53,8 +58,7 @@ LEVELS = 60  # compute levels across the runs' range (log-spaced)
 # A size's curve is read at most this many decades beyond its own runs' token counts.
 SUPPORT = 0.2
 MIN_LEVELS = 3
-HALF = 2  # the quadratic through a draw's least size is fitted to it and HALF sizes each side
-EDGE_SHARE = 0.05
+HALF = 3  # the quadratic through a draw's least size is fitted to it and HALF sizes each side
 _DIAGNOSED = ("beta", "tau_B", "E_s", "log_B_s", "sigma", "nu")
 PARAMS = {
     "a": "allocation exponent of N* = G C^a through the envelope's argmins (b = 1 - a)",
@@ -112,13 +116,15 @@ def fit_envelope(
     curves = {name: np.asarray(samples[name]) for name in ("E_s", "log_B_s", "beta")}
     log_d_ref = float(data.extra["log_d_ref"])
     compute = np.exp(np.linspace(*np.log([runs.C.min(), runs.C.max()]), LEVELS))
-    log_n, _, kept = envelope(curves, log_d_ref, sizes, compute, k)
+    log_n, _, readable = envelope(curves, log_d_ref, sizes, compute, k)
+    kept = measured_levels(log_n, readable, sizes, compute, k)
     if kept.sum() < MIN_LEVELS:
         raise EnvelopeError(
-            f"approach 1: the envelope of {runs.source}'s finished runs has its least loss "
-            f"inside the sizes at {int(kept.sum())} of {LEVELS} compute levels (at least "
-            f"{MIN_LEVELS} needed; elsewhere the smallest or largest size wins, or the sizes' runs "
-            "do not reach that compute)"
+            f"approach 1: the envelope of {runs.source}'s finished runs is measured at "
+            f"{int(kept.sum())} of {LEVELS} compute levels (at least {MIN_LEVELS} needed: where "
+            "the line through its argmins lies between the second-smallest and second-largest "
+            "size, and the sizes around it have runs within "
+            f"{SUPPORT:g} decades of the tokens read there)"
         )
     a, log_g = _power_law(np.log(compute[kept]), log_n[..., kept])
     samples = {**samples, "a": a, "log_G": log_g}
@@ -137,38 +143,65 @@ def envelope(
     """The envelope's argmin log N* and least loss per draw at each compute level.
 
     ``curves`` holds per-draw ``E_s``, ``log_B_s`` (dims ..., size) and ``beta`` (dims ...).
-    Returns log N* and L*, shape (..., level), and which levels are measured (shape (level,);
-    see the module's docstring).
+    Returns log N* and L*, shape (..., level), and which levels are readable (shape (level,)):
+    the posterior-median envelope's least size is inside the sizes and it and its neighbours
+    are read within their support (:func:`measured_levels` chooses among them).
     """
     x = np.log(sizes.N)
     log_d = np.log(compute)[:, None] - np.log(k) - x[None, :]  # (level, size)
     loss = curves["E_s"][..., None, :] + np.exp(
         curves["log_B_s"][..., None, :] - curves["beta"][..., None, None] * (log_d - log_d_ref)
     )  # (..., level, size)
-    low, high = np.log(sizes.d_range()).T
-    margin = SUPPORT * np.log(10.0)
-    supported = (log_d >= low - margin) & (log_d <= high + margin)
+    supported = _supported(sizes, log_d)
     typical = np.where(supported, np.median(loss.reshape(-1, *loss.shape[-2:]), axis=0), np.inf)
     best = np.argmin(typical, axis=1)
-    centre = np.clip(best, 1, len(x) - 2)
-    stencil = centre[:, None] + np.array([-1, 0, 1])
-    rows = np.arange(len(compute))[:, None]
-    kept = (best == centre) & supported[rows, stencil].all(axis=1) & np.isfinite(typical.min(1))
+    readable = (best >= 1) & (best <= len(x) - 2) & _around(supported, best)
+    readable &= np.isfinite(typical.min(1))
     # Each draw's own least size: a stencil fixed by the median envelope would hold every
     # draw's vertex inside it, and N*(C) would climb in steps of a size, flat in between
     # (a 0.35-0.42 for a truth of 0.51 on simulated runs).
+    half = min(HALF, (len(x) - 1) // 2)
     raw = np.argmin(np.where(supported, loss, np.inf), axis=-1)
-    own = np.clip(raw, HALF, len(x) - 1 - HALF)
-    # A level whose least size is the smallest or largest in more than EDGE_SHARE of the
-    # draws is not measured: there the vertex is held inside the sizes, which pulled N*(C)
-    # towards the middle at both ends of the compute range (a 0.42 [0.35, 0.49] for 0.51).
-    edge = ((raw == 0) | (raw == len(x) - 1)).reshape(-1, len(compute)).mean(axis=0)
-    kept &= edge <= EDGE_SHARE
-    stencils = own[..., None] + np.arange(-HALF, HALF + 1)  # (..., level, window)
+    own = np.clip(raw, half, len(x) - 1 - half)
+    stencils = own[..., None] + np.arange(-half, half + 1)  # (..., level, window)
     xs = x[stencils]
     ys = np.take_along_axis(loss, stencils, axis=-1)
     log_n, least = _vertex(xs, ys)
-    return log_n, least, kept
+    return log_n, least, readable
+
+
+def measured_levels(
+    log_n: np.ndarray, readable: np.ndarray, sizes: Sizes, compute: np.ndarray, k: float
+) -> np.ndarray:
+    """The levels to fit N* = G C^a through, chosen along a first line (module docstring).
+
+    ``log_n`` per draw and level (..., level), ``readable`` from :func:`envelope`; returns a
+    mask of shape (level,).
+    """
+    if readable.sum() < 2:
+        return readable
+    log_c = np.log(compute)
+    median = np.median(log_n.reshape(-1, len(compute)), axis=0)
+    a, log_g = _power_law(log_c[readable], median[readable])
+    line = log_g + a * log_c
+    x = np.log(sizes.N)
+    near = np.clip(np.rint(np.interp(line, x, np.arange(len(x)))).astype(int), 1, len(x) - 2)
+    supported = _supported(sizes, log_c[:, None] - np.log(k) - x[None, :])
+    return (line >= x[1]) & (line <= x[-2]) & _around(supported, near)
+
+
+def _supported(sizes: Sizes, log_d: np.ndarray) -> np.ndarray:
+    """Whether each size's curve is read within SUPPORT decades of its runs' tokens (level, size)."""
+    low, high = np.log(sizes.d_range()).T
+    margin = SUPPORT * np.log(10.0)
+    return (log_d >= low - margin) & (log_d <= high + margin)
+
+
+def _around(supported: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Whether the sizes centre-1, centre, centre+1 are all supported, per level."""
+    centre = np.clip(centre, 1, supported.shape[1] - 2)
+    rows = np.arange(len(supported))[:, None]
+    return supported[rows, centre[:, None] + np.array([-1, 0, 1])].all(axis=1)
 
 
 def _vertex(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -239,12 +239,13 @@ def recommend(
     budget's optimum without assuming the law's shape, and the power law through the optima is
     all it extrapolates. Chosen by the allocation backtest (``benchmarks/allocation_backtest.py``:
     on Epoch's and Open-Athena's 9 public tables, the top one and two budgets held out, its 90 %
-    intervals held 24 of 27 held-out sweeps' own optima, the law's 9 of 27), on tables with
+    intervals held 24 of 27 held-out sweeps' own optima, the law's 7 of 27), on tables with
     up to 36 % of their sweeps' minima at an edge. (It used to need at most a fifth at an edge,
     which sent Epoch's table to the law.) Else approach 3 (the law), whose allocation rests on
     the law's shape holding beyond the runs. Approach 1 is shown as a cross-check, never
-    recommended: on simulated finished runs its a was centred about 0.06 low (its 90 %
-    intervals held the truth in 7 of 8 tables, tests/test_envelope.py).
+    recommended: with known truth its 90 % intervals of a held 28 and 29 of 32 simulated
+    tables (``benchmarks/allocation_approaches.py --envelope-truth``), but no held-out test on
+    real tables backs it (one public curve table, whose runs form no sweeps to hold out).
     """
     against = [p for p in pairs if (p.first, p.second) == ("2", "3") and p.verdict == "disagree"]
     law_note = (
@@ -267,7 +268,7 @@ def recommend(
     if "2" in results:
         others.append("2: sampler diagnostics failed")
     if "1" in results:
-        others.append("1: a cross-check only, its a ran about 0.06 low in simulation")
+        others.append("1: a cross-check only, not backtested on held-out real runs")
     if "3" in results:
         return "3", "the others cannot be trusted on this table (" + "; ".join(others) + ")"
     key = sorted(results)[0]
