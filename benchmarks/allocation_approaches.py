@@ -29,9 +29,10 @@ the finished runs) on (Mis)Fitting's learning curves, with the data README's con
 filter (the corrupted 17m sweep dropped), then every approach side by side on the finished runs (``approach="all"``; approach 3 is the
 plain Chinchilla law). Writes allocation_envelope.json. ``--all``: every approach on Epoch's
 runs, with the verdict; writes allocation_all.json. ``--envelope-truth``: approach 1 on
-finished runs simulated from a known law, two designs (``--design``: Epoch's law, 11 sizes x 6
-horizons; Hoffmann et al.'s, 9 sizes x 5 horizons; 1 % noise; a refused table counts as a miss): coverage and bias of a's 90 %
-interval; writes allocation_envelope_truth.json.
+finished runs simulated from a known law (``--design``: Epoch's law, 11 sizes x 6 horizons;
+Hoffmann et al.'s, 9 sizes x 5 horizons; the bent truth on the first; 1 % noise; a refused table
+counts as a miss): coverage and bias of the 90 % intervals of a and of N* 100x beyond the
+measured levels; writes allocation_envelope_truth.json.
 
 Writes benchmarks/results/allocation_approaches.json (``--truth``: allocation_truth.json;
 ``--out NAME`` another name).
@@ -46,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _allocation_truth import BEYOND, SIM_NOISE, interval, show, truth
+from _allocation_truth import BEYOND, SIM_NOISE, interval, show, true_n_star, truth, truth_law
 from _common import (
     RESULTS,
     add_data_argument,
@@ -263,70 +264,91 @@ def epoch_all(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
-# Approach 1's known-truth designs: (law's parameters, model sizes, tokens per parameter).
+# Approach 1's known-truth designs: (truth, law's parameters, model sizes, tokens per parameter).
 # "epoch": Epoch's refit of Chinchilla, 11 sizes x 6 horizons (2-200 tokens/param; those
 # below 5 are left out by the curve model); "hoffmann": Hoffmann et al.'s own fit (E 1.69,
-# A 406.4, alpha 0.34, B 410.7, beta 0.28; a = 0.452), 9 coarser sizes x 5 horizons (5-200).
+# A 406.4, alpha 0.34, B 410.7, beta 0.28; a = 0.452), 9 coarser sizes x 5 horizons (5-200);
+# "epoch_bent": the "bent" truth of --truth (Epoch's law plus A2 / N^0.7: N*'s local exponent
+# falls with C) on the first design.
 HOFFMANN_LAW = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
 ENVELOPE_DESIGNS = {
-    "epoch": (None, (5e7, 1.2e9, 11), (2, 200, 6)),
-    "hoffmann": (HOFFMANN_LAW, (3e7, 1e9, 9), (5, 200, 5)),
+    "epoch": ("exact", None, (5e7, 1.2e9, 11), (2, 200, 6)),
+    "hoffmann": ("exact", HOFFMANN_LAW, (3e7, 1e9, 9), (5, 200, 5)),
+    "epoch_bent": ("bent", None, (5e7, 1.2e9, 11), (2, 200, 6)),
 }
 
 
 def envelope_truth(args: argparse.Namespace) -> None:
-    """Approach 1 with known truth: finished runs of several sizes and horizons from a known law."""
+    """Approach 1 with known truth: finished runs of several sizes and horizons from a known law.
+
+    Per table the true a is the least-squares slope of the truth's log N* over the fit's
+    measured levels (the quantity approach 1's a estimates; the law's a when N*(C) is
+    straight), and N* is scored 100x beyond the largest measured level.
+    """
     import scalebayes as sb
-    from scalebayes.simulation import EPOCH_CHINCHILLA
 
     settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
     results = {}
     for name in args.design:
-        law, size_range, horizons = ENVELOPE_DESIGNS[name]
-        params = law or EPOCH_CHINCHILLA
-        a_true = params["beta"] / (params["alpha"] + params["beta"])
+        kind, params, size_range, horizons = ENVELOPE_DESIGNS[name]
+        law, truth_params = truth_law(kind)
+        params = params or truth_params
         sizes = np.geomspace(*size_range)
         design = pd.DataFrame(
             [(n, n * t) for n in sizes for t in np.geomspace(*horizons)], columns=["N", "D"]
         )
         rows = []
         for seed in range(args.replicates):
-            runs = sb.simulate("chinchilla", params, design, noise=SIM_NOISE, seed=seed)
+            runs = sb.simulate(law, params, design, noise=SIM_NOISE, seed=seed)
             started = time.perf_counter()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # diagnostics are recorded instead
                     fit = sb.fit_envelope(runs, settings=settings, seed=seed)
             except sb.EnvelopeError as refused:  # counted as a table without an interval
-                rows.append({"seed": seed, "refused": str(refused), "covered": False})
+                rows.append({"seed": seed, "refused": str(refused), "covered": False,
+                             "n_star_covered": False})  # fmt: skip
                 print(f"{name} seed {seed}: refused: {refused}", flush=True)
                 continue
+            seconds = time.perf_counter() - started
+            log_c = np.log(fit.levels)
+            slope = np.polyfit(log_c, np.log(true_n_star(law, params, fit.levels)), 1)[0]
+            far = BEYOND * fit.levels.max()
+            n_true = float(true_n_star(law, params, np.array([far]))[0])
             a = interval(fit.a)
-            rows.append({"seed": seed, **{f"a_{k}": v for k, v in a.items()},
-                         "covered": bool(a["lower"] <= a_true <= a["upper"]),
+            n_star = interval(np.log(fit.optimal([far]).N))
+            rows.append({"seed": seed, "a_true": float(slope),
+                         **{f"a_{k}": v for k, v in a.items()},
+                         "covered": bool(a["lower"] <= slope <= a["upper"]),
+                         "log_n_true": np.log(n_true),
+                         **{f"log_n_{k}": v for k, v in n_star.items()},
+                         "n_star_covered": bool(n_star["lower"] <= np.log(n_true) <= n_star["upper"]),
                          "levels": len(fit.levels), "max_rhat": fit.diagnostics.max_rhat,
-                         "divergent": fit.diagnostics.n_divergent,
-                         "seconds": time.perf_counter() - started})  # fmt: skip
-            print(f"{name} seed {seed}: a {show(a)} (truth {a_true:.3f}) {fit.diagnostics}",
+                         "divergent": fit.diagnostics.n_divergent, "seconds": seconds})  # fmt: skip
+            print(f"{name} seed {seed}: a {show(a)} (truth {slope:.3f}); log N* 100x beyond "
+                  f"{show(n_star, '.2f')} (truth {np.log(n_true):.2f}) {fit.diagnostics}",
                   flush=True)  # fmt: skip
         table = pd.DataFrame(rows)
         summary = {
-            "a_true": a_true,
-            "covered": int(table["covered"].sum()),
             "tables": len(table),
             "refused": int(table["a_median"].isna().sum()),
+            "covered": int(table["covered"].sum()),
             "coverage_90": float(table["covered"].mean()),
-            "median_bias": float((table["a_median"] - a_true).mean()),
+            "median_bias": float((table["a_median"] - table["a_true"]).mean()),
             "median_bias_se": float(table["a_median"].std() / np.sqrt(len(table))),
             "median_width": float((table["a_upper"] - table["a_lower"]).median()),
+            "n_star_covered": int(table["n_star_covered"].sum()),
+            "n_star_log_bias": float((table["log_n_median"] - table["log_n_true"]).mean()),
+            "n_star_log_width": float((table["log_n_upper"] - table["log_n_lower"]).median()),
         }
         print(name, summary, flush=True)
-        results[name] = {"law": params, "sizes": list(size_range), "tokens_per_param":
-                         list(horizons), "summary": summary, "fits": rows}  # fmt: skip
+        results[name] = {"truth": kind, "law": params, "sizes": list(size_range),
+                         "tokens_per_param": list(horizons), "summary": summary,
+                         "fits": rows}  # fmt: skip
     write_results(
         RESULTS / (args.out or "allocation_envelope_truth.json"),
         {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup,
-                      "replicates": args.replicates, "noise": SIM_NOISE},
+                      "replicates": args.replicates, "noise": SIM_NOISE, "beyond": BEYOND},
          "designs": results, "machine": machine()},
     )  # fmt: skip
 
