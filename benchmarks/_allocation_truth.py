@@ -4,7 +4,8 @@ Isoflop sweeps (5 budgets 1e18-1e21 x 7 runs, 1 % log-normal noise) simulated fr
 Chinchilla fit ("exact": a straight power law N* ~ C^a) or from it plus a second, steeper
 parameter term ("bent": N*'s local exponent falls with C), centred on the true optimum or
 shifted off it; coverage of the 90 % intervals of a (the local exponent at the sweeps' mean log
-budget), of kappa (approach 2 with drift) and of N* 100x beyond the largest sweep. A drifting
+budget), of kappa (approach 2 with drift) and of N* 100x beyond the largest sweep.
+``--scatter``: each sweep's own optimum off the truth's N*(C) by Normal(0, scatter) in log N. A drifting
 fit's N* is scored for each of ``--extrapolation`` (method name suffix ``_edge``:
 the outer sweep's local exponent carried on straight; ``_quadratic``: the fitted quadratic in
 log C carried on) from the same posterior.
@@ -72,8 +73,15 @@ def true_n_star(law: Any, params: dict[str, float], budgets: np.ndarray) -> np.n
     return sb.optimal(fit, budgets).N.to_numpy()[0, 0]
 
 
-def sweeps(law: Any, params: dict[str, float], centred: bool, seed: int) -> Any:
-    """Simulated isoFLOP sweeps around the true optimum (or shifted off it), 1 % noise."""
+def sweeps(
+    law: Any, params: dict[str, float], centred: bool, seed: int, scatter: float = 0.0
+) -> Any:
+    """Simulated isoFLOP sweeps around the true optimum (or shifted off it), 1 % noise.
+
+    ``scatter``: each sweep's own optimum lies off the truth's N*(C) by about Normal(0, scatter)
+    in log N (its A scaled by exp((alpha + beta) z scatter), z standard Normal), as sweeps
+    trained apart do; the truth scored is still the law's N*(C).
+    """
     import scalebayes as sb
 
     rng = np.random.default_rng(seed)
@@ -86,8 +94,16 @@ def sweeps(law: Any, params: dict[str, float], centred: bool, seed: int) -> Any:
     for c, centre in zip(SIM_BUDGETS, centres, strict=True):
         n = np.exp(centre + np.linspace(-SIM_SPAN, SIM_SPAN, SIM_RUNS))
         rows.append(pd.DataFrame({"N": n, "D": c / (6 * n), "C": c}))
-    design = pd.concat(rows, ignore_index=True)
-    return sb.simulate(law, params, design, noise=SIM_NOISE, seed=seed)
+    if scatter == 0.0:
+        return sb.simulate(law, params, pd.concat(rows, ignore_index=True), noise=SIM_NOISE,
+                           seed=seed)  # fmt: skip
+    shifts = rng.standard_normal(SIM_BUDGETS.size) * scatter
+    tables = []
+    for b, design in enumerate(rows):
+        own = {**params, "A": params["A"] * np.exp((params["alpha"] + params["beta"]) * shifts[b])}
+        runs = sb.simulate(law, own, design, noise=SIM_NOISE, seed=seed * 10 + b)
+        tables.append(runs.table[["N", "D", "C", "loss"]])
+    return sb.load_runs(pd.concat(tables, ignore_index=True))
 
 
 def local_exponents(law: Any, params: dict[str, float]) -> tuple[float, float]:
@@ -142,7 +158,7 @@ def truth(args: argparse.Namespace) -> None:
         for centred in (True, False):
             for rep in range(args.replicates):
                 seed = 1000 * (kind == "bent") + 100 * centred + rep
-                runs = sweeps(law, params, centred, seed)
+                runs = sweeps(law, params, centred, seed, args.scatter)
                 fits = {}
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # diagnostics are recorded instead
@@ -227,6 +243,7 @@ def truth(args: argparse.Namespace) -> None:
                 "noise": SIM_NOISE,
                 "beyond": BEYOND,
                 "bent_term": BENT,
+                "scatter": args.scatter,
             },
             "truths": truths,
             "summary": summary.to_dict(orient="records"),

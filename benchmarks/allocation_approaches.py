@@ -386,6 +386,12 @@ def main() -> None:
     )
     parser.add_argument("--no-law", action="store_true", help="skip approach 3 (--truth)")
     parser.add_argument(
+        "--scatter",
+        type=float,
+        default=0.0,
+        help="sd in log N of each simulated sweep's own optimum around the truth's N*(C) (--truth)",
+    )
+    parser.add_argument(
         "--design",
         nargs="+",
         default=list(ENVELOPE_DESIGNS),
