@@ -101,6 +101,33 @@ def test_envelope_of_the_true_curves_gives_the_true_exponent():
     assert a[0] == pytest.approx(TRUE_A, abs=0.01)
 
 
+@pytest.mark.parametrize("n_sizes", [4, 5])
+def test_few_sizes_narrow_the_vertex_window_instead_of_wrapping_around(n_sizes):
+    # Seven sizes per vertex need seven sizes: with fewer the window narrows (three sizes of
+    # 4, five of 5) rather than index past the ends, and every measured level's N* stays
+    # inside the sizes; the truth's own curves still give its a.
+    sizes_n = 5e7 * 10.0 ** (0.138 * np.arange(n_sizes))
+    design = pd.DataFrame(
+        [(n, n * t) for n in sizes_n for t in np.geomspace(2, 200, 6)], columns=["N", "D"]
+    )
+    runs = sb.simulate("chinchilla", TRUTH, design, noise=0.0)
+    sizes = find_sizes(runs)
+    ref = float(curve_data(sizes).extra["log_d_ref"])
+    curves = {
+        "E_s": (TRUTH["E"] + TRUTH["A"] / sizes.N ** TRUTH["alpha"])[None],
+        "log_B_s": np.full((1, n_sizes), np.log(TRUTH["B"]) - TRUTH["beta"] * ref),
+        "beta": np.array([TRUTH["beta"]]),
+    }
+    compute = np.geomspace(runs.C.min(), runs.C.max(), LEVELS)
+    log_n, _, readable = envelope(curves, ref, sizes, compute, 6.0)
+    kept = measured_levels(log_n, readable, sizes, compute, 6.0)
+    assert kept.sum() >= 3
+    x = np.log(sizes.N)
+    assert (log_n[..., kept] >= x[0]).all() and (log_n[..., kept] <= x[-1]).all()
+    a, _ = _power_law(np.log(compute[kept]), log_n[..., kept])
+    assert a[0] == pytest.approx(TRUE_A, abs=0.01)
+
+
 def least_squares_curves(runs: sb.Runs, ref: float) -> dict[str, np.ndarray]:
     """Each size's E_s + B_s (D/D_c)^-beta by least squares on log loss (one 'draw')."""
     from scipy.optimize import least_squares
