@@ -183,6 +183,13 @@ def test_plot_compare_only_for_the_frontier(fit_files, tmp_path, capsys):
     assert "frontier only" in capsys.readouterr().err
 
 
+def test_plot_approach_only_for_the_frontier(fit_files, tmp_path, capsys):
+    args = ["plot", str(fit_files[0]), "--kind", "bands", "--approach", "all"]
+    assert cli.main([*args, "--out", str(tmp_path / "b.png")]) == 2
+    assert "add --kind frontier" in capsys.readouterr().err
+    assert not (tmp_path / "b.png").exists()
+
+
 def test_plot_bands_marks_heldout_runs(fit_files, tmp_path, capsys):
     bigger = simulate(
         "chinchilla", EPOCH_CHINCHILLA, isoflop_design([1e22], points_per_budget=3), seed=5

@@ -116,6 +116,20 @@ def test_all_on_exact_law_sweeps_agrees_and_recommends_approach_2():
     )
     result = sb.optimal(fit, [1e21, 1e23], approach="all", approaches=("2", "3"))
     pair = result.pairs[0]
+    # The same posteriors on a grid (nothing sampled again): the decision budgets' values match.
+    grid = result.over(fit, [1e19, 1e21, 1e23])
+    assert grid.verdict == result.verdict and list(grid.budgets) == [1e19, 1e21, 1e23]
+    for key in ("2", "3"):
+        again = grid.results[key].N.sel(budget=[1e21, 1e23]).to_numpy()
+        np.testing.assert_allclose(again, result.results[key].N.to_numpy(), rtol=1e-6)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scalebayes.figures import draw_approaches
+
+    figure = draw_approaches(fit, result)
+    gids = {artist.get_gid() for ax in figure.axes for artist in ax.get_children()}
+    assert {"approach 2 90%", "approach 3 90%"} <= gids, gids
     # Both estimate the same exact law from centred sweeps; their a intervals are +-0.03-0.05,
     # so neither direction of a 0.02 gap nor of a 1.5x ratio should get near 0.9.
     assert pair.verdict != "disagree" and pair.p_exponent < 0.6 and pair.p_ratio.max() < 0.6

@@ -31,6 +31,7 @@ from scalebayes.summaries import per_draw
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from scalebayes.allocation.verdict import Approaches
     from scalebayes.data import Runs
     from scalebayes.groups.result import GroupedFit
     from scalebayes.plots.frontier import Reference
@@ -431,6 +432,26 @@ def pit_histograms(
         pit_histogram(rows["pit"].to_numpy(), bins=bins, prob=prob, label=str(label))
         for rows, label in zip(scores, labels, strict=True)
     ]
+
+
+def draw_approaches(fit: Fit, result: Approaches, *, prob: float = 0.9) -> Figure:
+    """Every approach's N* and D* bands against compute, overlaid; the caller saves and closes it.
+
+    ``result`` is :func:`scalebayes.compare_approaches` at the decision budgets; the bands
+    run from the runs' smallest compute past the largest budget (:func:`frontier_budgets`),
+    from the same posteriors, and each panel's title carries the verdict at those budgets.
+    """
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)  # past the runs on purpose
+        grid = result.over(fit, frontier_budgets(fit, result.budgets))
+    figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), layout="constrained")
+    for ax, quantity in zip(axes, ("N", "D"), strict=True):
+        plots.approaches(grid, quantity=quantity, ax=ax, runs=fit.runs, prob=prob)
+    if axes[0].get_legend() is not None:  # the same entries twice: keep the right panel's
+        axes[0].get_legend().remove()
+    return figure
 
 
 def draw_pit(

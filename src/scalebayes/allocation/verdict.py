@@ -12,6 +12,7 @@ two fits of the same runs, overstates how much they could differ, not how little
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from scalebayes.allocation.base import Estimator
 from scalebayes.errors import ScalebayesError
@@ -133,6 +135,25 @@ class Approaches:
         title = self.titles[self.recommended]
         lines.append(f"recommended: approach {self.recommended} ({title}): {self.why}")
         return lines
+
+    def over(self, fit: Fit, budgets: ArrayLike) -> Approaches:
+        """The same posteriors at other ``budgets`` (FLOPs), e.g. a grid for a figure.
+
+        Nothing is sampled again: approaches 1 and 2 carry their fits, approach 3 is ``fit``.
+        The verdict and recommendation stay those at :attr:`budgets`.
+        """
+        from scalebayes.allocate import optimal
+
+        grid = np.asarray(budgets, float)
+
+        def at_grid(result: Any) -> Any:
+            own = getattr(result, "fit", None)  # approaches 1 and 2: their own posterior
+            if own is not None and hasattr(own, "optimal"):
+                return own.optimal(grid, cost_k=result.cost_k)
+            return optimal(fit, grid, cost_k=result.cost_k)
+
+        results = {key: at_grid(result) for key, result in self.results.items()}
+        return dataclasses.replace(self, budgets=grid, results=results)
 
     def summary(self) -> str:
         """The side-by-side table, the approaches left out, the verdict and the recommendation."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalebayes.cli._common import RAW, figures_closed, warnings_to_stderr
+from scalebayes.errors import ScalebayesError
 from scalebayes.outputs import IMAGE_SUFFIXES, check_file, check_folder
 
 if TYPE_CHECKING:
@@ -31,10 +32,12 @@ examples:
   scalebayes plot small_runs.nc --kind bands --heldout big_runs.csv --out backtest.png
   scalebayes plot chinchilla.nc --kind frontier --compare kaplan.nc --out frontiers.png
   scalebayes plot small_runs.nc --kind pit --heldout big_runs.csv --out pit.png
+  scalebayes plot fit.nc --kind frontier --approach all --compute 5.76e23 1e25 --out approaches.png
 
 bands: loss against compute with the law's credible and a new run's predictive 50%/90% bands;
 frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffmann et al. and
-Epoch's published fits); isoflop: loss against N per budget in the data, with N*; trace, rank,
+Epoch's published fits; --approach all: N* and D* by every allocation approach overlaid, the
+verdict in the title); isoflop: loss against N per budget in the data, with N*; trace, rank,
 pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute;
 pit: histogram of the held-out runs' PIT (share of predictive draws below each observed loss;
 flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png
@@ -86,6 +89,14 @@ def add_commands(commands: Any) -> None:
         "--axis",
         choices=("C", "N", "D"),
         help="bands against compute (default), N at the runs' median D, or D at their median N",
+    )
+    plot.add_argument(
+        "--approach",
+        choices=("3", "2", "1", "all"),
+        default="3",
+        help="frontier by which allocation approach: 3 the law (default); 2 isoFLOP minima; "
+        "1 envelope of finished runs; all every approach that runs, overlaid, with the verdict "
+        "at --compute (default 10x and 100x the largest run); 1 and 2 sample their own models",
     )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands, pit)")
@@ -142,8 +153,12 @@ def _plot(args: argparse.Namespace) -> int:
 
         configure()
 
+    if args.approach != "3" and args.kind != "frontier":
+        raise ScalebayesError(f"--approach {args.approach} draws a frontier: add --kind frontier")
     check_file(args.out, suffixes=IMAGE_SUFFIXES, option="--out")  # before drawing
     fit = load_fit(args.fit)
+    if args.approach != "3":
+        return _plot_approaches(fit, args)
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():
         from scalebayes import plots
@@ -164,6 +179,35 @@ def _plot(args: argparse.Namespace) -> int:
         plots.save(figure, args.out)
     print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
     print(fit.diagnostics)
+    return 0
+
+
+def _plot_approaches(fit: Any, args: argparse.Namespace) -> int:
+    """The frontier of approach 1, 2 or every approach overlaid; prints the verdict."""
+    from scalebayes.groups.select import is_grouped
+
+    if is_grouped(fit) or args.compare:
+        raise ScalebayesError(
+            "--approach takes one law's fit, without --compare (a grouped fit: its groups' "
+            "frontiers are --kind frontier)"
+        )
+    from scalebayes.runtime import configure
+
+    configure()  # approaches 1 and 2 sample
+    budgets = args.compute or [float(fit.runs.C.max()) * f for f in (10.0, 100.0)]
+    keys = ("1", "2", "3") if args.approach == "all" else (args.approach,)
+    with figures_closed(), warnings_to_stderr():
+        from scalebayes import plots
+        from scalebayes.allocation import compare_approaches
+        from scalebayes.figures import draw_approaches
+
+        result = compare_approaches(fit, budgets, approaches=keys)
+        plots.save(draw_approaches(fit, result), args.out)
+    drawn = ", ".join(result.results)
+    print(f"wrote the frontier of approach(es) {drawn} on {fit.runs.source} to {args.out}")
+    print("\n".join(result.remarks()))
+    for key, diagnostics in result.diagnostics.items():
+        print(f"approach {key} {diagnostics}")
     return 0
 
 
