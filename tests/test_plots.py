@@ -253,6 +253,32 @@ def test_isoflop_one_curve_per_budget(fit, runs):
         assert star.get_xdata()[0] == pytest.approx(median)
 
 
+def test_isoflop_marks_approach_2s_sweep_minima_on_their_budgets(fit):
+    import xarray as xr
+
+    from scalebayes.allocate import optimal
+
+    # Minima known per draw: the first two budgets' sweeps, the second 3 % off its budget (as
+    # sweeps found from C are), and one at 1e25 FLOPs, far from any plotted budget.
+    sweeps = np.array([BUDGETS[0], BUDGETS[1] * 1.03, 1e25])
+    rng = np.random.default_rng(0)
+    n = np.exp(rng.normal(np.log([2e8, 5e8, 1e11]), 0.1, (2, 200, 3)))
+    dims = ("chain", "draw", "budget")
+    minima = xr.Dataset(
+        {"N": (dims, n), "loss": (dims, np.full(n.shape, 3.0))}, coords={"budget": sweeps}
+    )
+    curves = figures.isoflop_predictions(fit)
+    ax = plots.isoflop(fit, curves, optimal(fit, BUDGETS), minima=minima)
+    diamonds = {str(line.get_gid()): line for line in ax.get_lines()
+                if str(line.get_gid()).startswith("minimum")}  # fmt: skip
+    assert sorted(diamonds) == sorted(f"minimum C={b:.3g}" for b in BUDGETS[:2])
+    first = diamonds[f"minimum C={BUDGETS[0]:.3g}"]
+    assert first.get_xdata()[0] == pytest.approx(np.median(n[..., 0]))
+    assert "diamond: approach 2" in ax.get_title()
+    with pytest.raises(ScalebayesError, match="sweep minima are drawn on the isoflop plot"):
+        figures.draw(fit, "bands", minima=minima)
+
+
 # --- diagnostics --------------------------------------------------------------------------------
 
 

@@ -187,6 +187,9 @@ def test_plot_approach_only_for_the_frontier(fit_files, tmp_path, capsys):
     args = ["plot", str(fit_files[0]), "--kind", "bands", "--approach", "all"]
     assert cli.main([*args, "--out", str(tmp_path / "b.png")]) == 2
     assert "add --kind frontier" in capsys.readouterr().err
+    args = ["plot", str(fit_files[0]), "--kind", "isoflop", "--approach", "1"]
+    assert cli.main([*args, "--out", str(tmp_path / "b.png")]) == 2
+    assert "--kind isoflop --approach 2" in capsys.readouterr().err
     assert not (tmp_path / "b.png").exists()
 
 

@@ -71,6 +71,7 @@ def draw(
     axis: str | None = None,
     seed: int = 0,
     group: str | None = None,
+    minima: xr.Dataset | None = None,
 ) -> Figure:
     """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
 
@@ -107,6 +108,9 @@ def draw(
         median D, or D at their median N.
     seed : int
         Seed of the new-run noise in ``bands`` and ``pit``.
+    minima : Dataset, optional
+        Approach 2's sweep minima for ``isoflop`` (:meth:`IsoflopFit.minima
+        <scalebayes.allocation.profiles.IsoflopFit.minima>`), drawn beside the law's N*.
     """
     if kind not in KINDS:
         raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -123,6 +127,8 @@ def draw(
         )
     if axis is not None and kind != "bands":
         raise ScalebayesError(f"axis= applies to the bands plot, not to {kind!r}")
+    if minima is not None and kind != "isoflop":
+        raise ScalebayesError(f"sweep minima are drawn on the isoflop plot, not on {kind!r}")
     if budgets is not None and kind not in ("frontier", "isoflop"):
         raise ScalebayesError(f"budgets apply to the frontier and isoflop plots, not to {kind!r}")
     grouped = is_grouped(fit) and group is None
@@ -147,7 +153,9 @@ def draw(
     try:
         if grouped:
             return _grouped_figure(fit, kind, budgets, references, axis, seed)
-        return _figure(fit, kind, budgets, references, allocation, others, heldout, axis, seed)
+        return _figure(
+            fit, kind, budgets, references, allocation, others, heldout, axis, seed, minima
+        )
     except BaseException:  # a plot that failed half-way leaves no figure behind
         for number in set(plt.get_fignums()) - opened_before:
             plt.close(number)
@@ -164,6 +172,7 @@ def _figure(
     heldout: Runs | None,
     axis: str | None,
     seed: int,
+    minima: xr.Dataset | None = None,
 ) -> Figure:
     if kind == "bands":
         axis = default_axis(fit) if axis is None else axis
@@ -175,9 +184,12 @@ def _figure(
     if kind == "isoflop":
         curves = isoflop_predictions(fit, budgets)
         found = np.unique(curves.points["C"].to_numpy(float))
-        if allocation is not None and np.isin(found, allocation.budgets).all():
-            return figure_of(plots.isoflop(fit, curves, allocation.at(found)))
-        return figure_of(plots.isoflop(fit, curves, optimal(fit, found)))
+        chosen = (
+            allocation.at(found)
+            if allocation is not None and np.isin(found, allocation.budgets).all()
+            else optimal(fit, found)
+        )
+        return figure_of(plots.isoflop(fit, curves, chosen, minima=minima))
     if kind == "prior":
         return figure_of(plots.prior_posterior(fit))
     if kind == "residuals":

@@ -101,7 +101,8 @@ def write_report(
         "isoflop": "IsoFLOP curves: at each budget in the data (fixed compute), loss against N: "
         "the law's median and the 90% credible band of its mean. Single runs scatter around it by "
         "the fitted noise, so some fall outside this band. Stars: posterior median N* with its "
-        "90% interval.",
+        "90% interval; with --approaches, white diamonds: approach 2's minimum of each sweep it "
+        "used, with its 90% interval.",
         "frontier": "Compute-optimal frontier N*(C), D*(C), L*(C), each draw optimised separately, with "
         "90% bands (other laws' fits, when compared, in their own colours); dashed and dotted: "
         "published point fits for orientation.",
@@ -120,6 +121,7 @@ def write_report(
     }
     allocation = None
     decisions = ""
+    minima = None
     if allocates:
         from scalebayes.allocate import optimal
         from scalebayes.plots.isoflop import data_budgets
@@ -138,6 +140,8 @@ def write_report(
 
                 side_by_side = compare_approaches(fit, budgets)
                 decisions += _approaches(side_by_side) + _approaches_figure(fit, side_by_side)
+                if "2" in side_by_side.results:  # its sweep minima go on the isoFLOP figure
+                    minima = side_by_side.results["2"].fit.minima()
     # Other laws' frontiers go on the same axes, when they have one (laws of N and D).
     overlay = {n: f for n, f in (others or {}).items() if {"N", "D"} <= set(f.law.inputs)}
     opened_before = set(plt.get_fignums())
@@ -153,6 +157,7 @@ def write_report(
                     else allocation,
                     others=overlay if kind == "frontier" else None,
                     seed=seed,
+                    minima=minima if kind == "isoflop" else None,
                 )
             except ScalebayesError as err:  # e.g. no isoFLOP budgets in the data
                 figures.append((kind, "", f"not drawn: {err}"))

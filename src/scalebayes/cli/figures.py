@@ -33,11 +33,12 @@ examples:
   scalebayes plot chinchilla.nc --kind frontier --compare kaplan.nc --out frontiers.png
   scalebayes plot small_runs.nc --kind pit --heldout big_runs.csv --out pit.png
   scalebayes plot fit.nc --kind frontier --approach all --compute 5.76e23 1e25 --out approaches.png
+  scalebayes plot fit.nc --kind isoflop --approach 2 --out minima.png
 
 bands: loss against compute with the law's credible and a new run's predictive 50%/90% bands;
 frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffmann et al. and
 Epoch's published fits; --approach all: N* and D* by every allocation approach overlaid, the
-verdict in the title); isoflop: loss against N per budget in the data, with N*; trace, rank,
+verdict in the title); isoflop (--approach 2: with each sweep's minimum by approach 2): loss against N per budget in the data, with N*; trace, rank,
 pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute;
 pit: histogram of the held-out runs' PIT (share of predictive draws below each observed loss;
 flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png
@@ -96,7 +97,8 @@ def add_commands(commands: Any) -> None:
         default="3",
         help="frontier by which allocation approach: 3 the law (default); 2 isoFLOP minima; "
         "1 envelope of finished runs; all every approach that runs, overlaid, with the verdict "
-        "at --compute (default 10x and 100x the largest run); 1 and 2 sample their own models",
+        "at --compute (default 10x and 100x the largest run); 1 and 2 sample their own models. "
+        "With --kind isoflop, 2 (or all) adds approach 2's sweep minima",
     )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands, pit)")
@@ -153,12 +155,17 @@ def _plot(args: argparse.Namespace) -> int:
 
         configure()
 
-    if args.approach != "3" and args.kind != "frontier":
-        raise ScalebayesError(f"--approach {args.approach} draws a frontier: add --kind frontier")
+    sweeps = args.kind == "isoflop" and args.approach in ("2", "all")
+    if args.approach != "3" and args.kind != "frontier" and not sweeps:
+        raise ScalebayesError(
+            f"--approach {args.approach} draws a frontier (add --kind frontier), or approach 2's "
+            "sweep minima on the isoflop plot (--kind isoflop --approach 2)"
+        )
     check_file(args.out, suffixes=IMAGE_SUFFIXES, option="--out")  # before drawing
     fit = load_fit(args.fit)
-    if args.approach != "3":
+    if args.kind == "frontier" and args.approach != "3":
         return _plot_approaches(fit, args)
+    minima = _sweep_minima(fit) if sweeps else None
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():
         from scalebayes import plots
@@ -175,6 +182,7 @@ def _plot(args: argparse.Namespace) -> int:
             axis=args.axis,
             seed=args.seed,
             group=args.group,
+            minima=minima,
         )
         plots.save(figure, args.out)
     print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
@@ -209,6 +217,20 @@ def _plot_approaches(fit: Any, args: argparse.Namespace) -> int:
     for key, diagnostics in result.diagnostics.items():
         print(f"approach {key} {diagnostics}")
     return 0
+
+
+def _sweep_minima(fit: Any) -> Any:
+    """Approach 2 sampled on the fit's runs (its sampler settings): each sweep's minimum."""
+    from scalebayes.runtime import configure
+
+    configure()
+    with warnings_to_stderr():
+        from scalebayes.allocation.isoflop import fit_isoflops
+
+        iso = fit_isoflops(fit.runs, settings=fit.settings.sampler)
+    print(f"approach 2: {iso.budgets}")
+    print(f"approach 2 {iso.diagnostics}")
+    return iso.minima()
 
 
 def _report(args: argparse.Namespace) -> int:

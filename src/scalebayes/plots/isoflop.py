@@ -7,7 +7,7 @@ same budgets (the minimising N, per draw).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from scalebayes.plots._common import (
 from scalebayes.summaries import summarise
 
 if TYPE_CHECKING:
+    import xarray as xr
     from matplotlib.axes import Axes
 
     from scalebayes.allocate import Allocation
@@ -70,6 +71,7 @@ def isoflop(
     ax: Axes | None = None,
     prob: float = 0.9,
     width: float = WIDTH_DECADES,
+    minima: xr.Dataset | None = None,
 ) -> Axes:
     """Loss against N at each budget: runs, the law's median and band, and the best N.
 
@@ -88,6 +90,11 @@ def isoflop(
         Interval probability of the bands and of N*.
     width : float
         Decades of compute a budget's runs may spread over.
+    minima : Dataset, optional
+        Approach 2's sweep minima (:meth:`~scalebayes.allocation.profiles.IsoflopFit.minima`,
+        ``N`` and ``loss`` with dims chain, draw, budget): a white diamond at each sweep's
+        median N* and L* with its ``prob`` interval of N*, on the plotted budget within
+        ``width / 2`` decades (gid ``"minimum C=..."``).
 
     Returns
     -------
@@ -145,6 +152,8 @@ def isoflop(
                 zorder=6,
             )
             marker[0].set_gid(f"optimum C={budget:.3g}")
+        if minima is not None:
+            _sweep_minimum(ax, minima, budget, color, prob, width)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS["N"])
@@ -154,7 +163,12 @@ def isoflop(
     ax.set_title(
         f"{fit.law.name}: isoFLOP curves at fixed compute, the law's median and {prob:.0%} "
         "credible band\n(the law's mean: single runs add noise around it); "
-        f"star: median N* with its {prob:.0%} interval",
+        f"star: median N* with its {prob:.0%} interval"
+        + (
+            f"\ndiamond: approach 2's minimum of the sweep, with its {prob:.0%} interval"
+            if minima is not None
+            else ""
+        ),
         fontsize="medium",
     )
     place_legend(
@@ -165,3 +179,31 @@ def isoflop(
         title_fontsize="x-small",
     )
     return ax
+
+
+def _sweep_minimum(
+    ax: Axes, minima: xr.Dataset, budget: float, color: Any, prob: float, width: float
+) -> None:
+    """Approach 2's minimum of the sweep at ``budget`` (if one is within ``width / 2`` decades)."""
+    sweeps = np.asarray(minima["budget"], float)
+    gap = np.abs(np.log10(sweeps / budget))
+    if not sweeps.size or gap.min() > width / 2:
+        return
+    one = minima.isel(budget=int(np.argmin(gap)))
+    n = one["N"].to_numpy().ravel()
+    low, median, high = np.quantile(n, [(1 - prob) / 2, 0.5, (1 + prob) / 2])
+    marker = ax.errorbar(
+        median,
+        float(np.median(one["loss"].to_numpy())),
+        xerr=[[median - low], [high - median]],
+        fmt="D",
+        ms=6,
+        mfc="white",
+        mec=color,
+        mew=1.4,
+        ecolor=color,
+        elinewidth=1.0,
+        capsize=2,
+        zorder=7,
+    )
+    marker[0].set_gid(f"minimum C={budget:.3g}")
