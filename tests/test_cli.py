@@ -177,3 +177,32 @@ def test_parameter_table_gives_every_meaning_and_the_truth():
     assert all(row.endswith(docs[row.split()[0]]) for row in rows)
     assert "0.348" in next(row for row in rows if row.startswith("alpha"))
     assert "truth" not in sb.parameter_table(fit).splitlines()[0]
+
+
+def test_fit_reads_a_learning_curve_table_as_its_finished_runs(tmp_path, capsys):
+    import pandas as pd
+
+    from scalebayes.cli import build_parser
+    from scalebayes.cli._common import read_runs
+
+    # Two sizes x two horizons, four checkpoints each; one run stopped at half its schedule.
+    rows = []
+    for n in (1e8, 2e8):
+        for end in (4, 8):
+            stop = 4 if (n, end) == (2e8, 8) else end
+            for step in range(1, stop + 1):
+                rows.append({"run": f"{n:g}-{end}", "step": step, "end": end, "N": n,
+                             "D": 1e9 * step, "loss": 4.0 - 0.1 * step})  # fmt: skip
+    path = tmp_path / "curves.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    args = build_parser().parse_args(
+        ["fit", str(path), "--run-id", "run", "--step", "step", "--end", "end"]
+    )
+    runs = read_runs(args, str(path))
+    assert len(runs) == 3 and sorted(runs.D) == [4e9, 4e9, 8e9]  # final checkpoints only
+    assert "3 finished runs from 20 checkpoints of 4 runs" in capsys.readouterr().out
+    args = build_parser().parse_args(["fit", str(path), "--run-id", "nope"])
+    from scalebayes.errors import RunsFileError
+
+    with pytest.raises(RunsFileError, match="column 'nope' not found"):
+        read_runs(args, str(path))

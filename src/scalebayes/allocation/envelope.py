@@ -315,8 +315,8 @@ class EnvelopeFit:
         return [
             f"approach 1: the envelope of {self.sizes}",
             f"N* = G C^a fitted through the envelope's argmin at {len(self.levels)} compute levels "
-            f"{self.levels.min():.3g}-{self.levels.max():.3g} FLOPs (elsewhere the smallest or "
-            "largest size wins, or no runs reach)",
+            f"{self.levels.min():.3g}-{self.levels.max():.3g} FLOPs (where a first line through "
+            "the argmins lies inside the sizes, with runs near the tokens read there)",
         ]
 
     def __str__(self) -> str:

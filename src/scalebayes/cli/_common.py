@@ -161,9 +161,30 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def read_runs(args: argparse.Namespace, path: str) -> Runs:
-    """The table of runs at ``path``, read with --column, --group, --cost-k, --accept-inconsistent-c."""
+    """The table of runs at ``path``, read with --column, --group, --cost-k, --accept-inconsistent-c.
+
+    With --run-id (``fit``'s learning-curve options) the table holds every checkpoint and only
+    finished runs are returned (:func:`scalebayes.curves.load_curves`, its summary printed).
+    """
     from scalebayes.data import load_runs
 
+    if getattr(args, "run_id", None):
+        if getattr(args, "group", None):
+            raise ScalebayesError("--run-id (learning curves) and --group: fit one table at a time")
+        from scalebayes.curves import load_curves
+
+        curves = load_curves(
+            path,
+            run=args.run_id,
+            step=args.step,
+            end=args.end,
+            cooled=args.cooled,
+            columns=pairs(args.column, "--column") or None,
+            cost_k=args.cost_k,
+        )
+        if not getattr(args, "json", False):
+            print(curves)
+        return curves.runs
     return load_runs(
         path,
         columns=pairs(args.column, "--column") or None,

@@ -40,6 +40,9 @@ examples:
   scalebayes fit chinchilla.csv --law chinchilla --out fit.nc
   scalebayes fit runs.csv --law my_law.toml --prior alpha="Gamma(concentration=4, rate=12)"
   scalebayes fit runs.csv --column N="non-embedding params" --column loss=val_bpb --out fit.nc
+  scalebayes fit scaling_results.csv --run-id sweep model total_steps peak_lr \
+      --step current_steps --end total_steps --column N=N --column D=D --column C=C \
+      --column loss=loss --out curves.nc   # learning curves: finished runs only
   scalebayes fit ladders.csv --group dataset --pool beta=shared   # groups, partial pooling
 
 Columns are recognised by their usual names (Model Size / params / N, tokens / D,
@@ -113,6 +116,30 @@ def add_commands(commands: Any) -> None:
         help="with --group: parameter NAME shared, pooled or separate across groups "
         "(repeatable; default all pooled, nu shared); discrepancy=shared|separate: one "
         "discrepancy for all groups (default) or one per group",
+    )
+    curves = fit.add_argument_group(
+        "learning curves",
+        "a table of every evaluated checkpoint: only finished runs are fitted (a mid-run "
+        "checkpoint of a cosine schedule is not a run planned to stop there), so that "
+        "`scalebayes optimal fit.nc --approach 1` reads the envelope of finished runs",
+    )
+    curves.add_argument(
+        "--run-id",
+        nargs="+",
+        metavar="COLUMN",
+        help="columns whose values together identify one run (one curve); each run's last "
+        "checkpoint is kept",
+    )
+    curves.add_argument(
+        "--step", metavar="COLUMN", help="a checkpoint's position in its run (default: tokens D)"
+    )
+    curves.add_argument(
+        "--end",
+        metavar="COLUMN",
+        help="the step at which the run's schedule ends: runs stopped before it are dropped",
+    )
+    curves.add_argument(
+        "--cooled", metavar="COLUMN", help="true/false: checkpoints after a cool-down count too"
     )
     fit.set_defaults(handler=_fit)
 
