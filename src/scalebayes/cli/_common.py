@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from scalebayes.cli.curves import read_curves
 from scalebayes.errors import ScalebayesError
 
 if TYPE_CHECKING:
@@ -171,20 +172,7 @@ def read_runs(args: argparse.Namespace, path: str) -> Runs:
     if getattr(args, "run_id", None):
         if getattr(args, "group", None):
             raise ScalebayesError("--run-id (learning curves) and --group: fit one table at a time")
-        from scalebayes.curves import load_curves
-
-        curves = load_curves(
-            path,
-            run=args.run_id,
-            step=args.step,
-            end=args.end,
-            cooled=args.cooled,
-            columns=pairs(args.column, "--column") or None,
-            cost_k=args.cost_k,
-        )
-        if not getattr(args, "json", False):
-            print(curves)
-        return curves.runs
+        return read_curves(args, path, pairs(args.column, "--column") or None)
     return load_runs(
         path,
         columns=pairs(args.column, "--column") or None,

@@ -27,6 +27,7 @@ from scalebayes.cli._common import (
     read_runs,
     warnings_to_stderr,
 )
+from scalebayes.cli.curves import add_curve_options
 from scalebayes.errors import OutputError, ScalebayesError
 from scalebayes.outputs import FIT_SUFFIXES, check_file, check_folder
 
@@ -117,30 +118,7 @@ def add_commands(commands: Any) -> None:
         "(repeatable; default all pooled, nu shared); discrepancy=shared|separate: one "
         "discrepancy for all groups (default) or one per group",
     )
-    curves = fit.add_argument_group(
-        "learning curves",
-        "a table of every evaluated checkpoint: only finished runs are fitted (a mid-run "
-        "checkpoint of a cosine schedule is not a run planned to stop there), so that "
-        "`scalebayes optimal fit.nc --approach 1` reads the envelope of finished runs",
-    )
-    curves.add_argument(
-        "--run-id",
-        nargs="+",
-        metavar="COLUMN",
-        help="columns whose values together identify one run (one curve); each run's last "
-        "checkpoint is kept",
-    )
-    curves.add_argument(
-        "--step", metavar="COLUMN", help="a checkpoint's position in its run (default: tokens D)"
-    )
-    curves.add_argument(
-        "--end",
-        metavar="COLUMN",
-        help="the step at which the run's schedule ends: runs stopped before it are dropped",
-    )
-    curves.add_argument(
-        "--cooled", metavar="COLUMN", help="true/false: checkpoints after a cool-down count too"
-    )
+    add_curve_options(fit)
     fit.set_defaults(handler=_fit)
 
     show = commands.add_parser(
