@@ -38,10 +38,10 @@ examples:
 bands: loss against compute with the law's credible and a new run's predictive 50%/90% bands;
 frontier: N*, D*, L* against compute (per-draw optima, 90% bands; dashed: Hoffmann et al. and
 Epoch's published fits; --approach all: N* and D* by every allocation approach overlaid, the
-verdict in the title); isoflop (--approach 2: with each sweep's minimum by approach 2): loss against N per budget in the data, with N*; trace, rank,
-pairs: ArviZ's sampler checks; prior: prior vs posterior; residuals: log loss against compute;
-pit: histogram of the held-out runs' PIT (share of predictive draws below each observed loss;
-flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png
+verdict in the title); isoflop: loss against N per budget in the data, with N* (--approach 2:
+and each sweep's minimum by approach 2); trace, rank, pairs: ArviZ's sampler checks; prior:
+prior vs posterior; residuals: log loss against compute; pit: histogram of the held-out runs'
+PIT (share of predictive draws below each observed loss; flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png
 
 A grouped fit (scalebayes fit --group ... --out groups.nc): forest (each group's parameters
 beside the population's and a new group's), bands (a panel per group), frontier (a colour per
@@ -165,6 +165,8 @@ def _plot(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     if args.kind == "frontier" and args.approach != "3":
         return _plot_approaches(fit, args)
+    if sweeps and (args.group is not None or args.compare):
+        raise ScalebayesError("--approach 2 on the isoflop plot takes one law's fit, no --group")
     minima = _sweep_minima(fit) if sweeps else None
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():
