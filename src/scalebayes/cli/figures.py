@@ -41,7 +41,8 @@ Epoch's published fits; --approach all: N* and D* by every allocation approach o
 verdict in the title); isoflop: loss against N per budget in the data, with N* (--approach 2:
 and each sweep's minimum by approach 2); trace, rank, pairs: ArviZ's sampler checks; prior:
 prior vs posterior; residuals: log loss against compute; pit: histogram of the held-out runs'
-PIT (share of predictive draws below each observed loss; flat when calibrated). A backtest draws its own per cut: scalebayes backtest ... --plot pit.png
+PIT (share of predictive draws below each observed loss; flat when calibrated). A backtest
+draws its own per cut: scalebayes backtest ... --plot pit.png
 
 A grouped fit (scalebayes fit --group ... --out groups.nc): forest (each group's parameters
 beside the population's and a new group's), bands (a panel per group), frontier (a colour per
