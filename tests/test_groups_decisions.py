@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -196,6 +197,25 @@ def test_without_a_group_every_group_gets_a_table(known):
     assert new.text.startswith("a new group (not yet run)")
     with pytest.raises(sb.ScalebayesError, match=r"a new group .* has none: use approach 3"):
         sb.optimal(fit, [1e22], group="new", approach=2)
+
+
+def test_a_groups_own_diagnostics_line_is_printed_once(known):
+    """A decision that samples its own model (approach 2) has its own diagnostics: stacked
+    groups each say theirs; one named group leaves the single line to the caller."""
+    import dataclasses
+
+    from scalebayes.decision_tables import DecisionTable, for_groups
+
+    fit = known[2]
+    own = dataclasses.replace(fit.diagnostics, max_rhat=1.2)
+
+    def build(one):
+        return DecisionTable("chinchilla", pd.DataFrame({"x": [1.0]}), "table", own, {})
+
+    stacked = for_groups(fit, None, build)
+    assert stacked.text.count(str(own)) == len(GROUPS) and stacked.diagnostics == own
+    named = for_groups(fit, "g1", build)
+    assert str(own) not in named.text and named.diagnostics == own
 
 
 def test_forest_table_and_grouped_figures(known):

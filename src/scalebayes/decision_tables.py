@@ -77,7 +77,8 @@ def for_groups(
     """
     if group is not None or not is_grouped(fit):
         result = build(select_group(fit, group))
-        return result if group is None else _labelled(result, fit, group)
+        # one group: the caller prints its diagnostics line after the text, once
+        return result if group is None else _labelled(result, fit, group, own_line=False)
     parts = [_labelled(build(fit.for_group(label)), fit, label) for label in fit.groups]
     first = parts[0].meta
     common = {k: v for k, v in first.items() if all(p.meta.get(k) == v for p in parts)}
@@ -96,8 +97,14 @@ def for_groups(
     )
 
 
-def _labelled(result: DecisionTable, fit: GroupedFit, group: str) -> DecisionTable:
-    """``result`` of one group: a ``group`` column, a heading naming it, the group in ``meta``."""
+def _labelled(
+    result: DecisionTable, fit: GroupedFit, group: str, *, own_line: bool = True
+) -> DecisionTable:
+    """``result`` of one group: a ``group`` column, a heading naming it, the group in ``meta``.
+
+    ``own_line``: end the text with the group's own diagnostics where they differ from the
+    fit's (a stacked table prints only one diagnostics line after all groups).
+    """
     table = result.table.copy()
     table.insert(0, "group", group)
     if group == NEW:
@@ -107,7 +114,7 @@ def _labelled(result: DecisionTable, fit: GroupedFit, group: str) -> DecisionTab
         )
     else:
         heading = f"group {group} ({int((fit.runs.group == group).sum())} runs)"
-    own = "" if result.diagnostics == fit.diagnostics else f"\n{result.diagnostics}"
+    own = f"\n{result.diagnostics}" if own_line and result.diagnostics != fit.diagnostics else ""
     return DecisionTable(
         result.law,
         table,
