@@ -331,3 +331,21 @@ def test_cli_fit_group_saves_and_decides(groups_csv, tmp_path, capsys):
     assert shown.split("Grouped fit")[1] == printed.split("Grouped fit")[1].split("saved to")[0]
     assert main(["predict", str(out), "--N", "7e10", "--D", "1.4e12", "--group", "new"]) == 0
     assert "a new group (not yet run)" in capsys.readouterr().out
+
+
+def test_per_group_table_fits_a_terminal_with_many_long_group_names():
+    from scalebayes.groups.result import _per_group_text
+
+    groups = tuple(f"a_rather_long_experiment_name_{i:02d}" for i in range(8))
+    names = ("E", "A", "alpha", "B", "beta", "sigma")
+    index = pd.MultiIndex.from_product([groups, names], names=["group", "parameter"])
+    table = pd.DataFrame({"median": 1234.5678, "lower": 123.45678, "upper": 12345.678}, index)
+    text = _per_group_text(table, groups, width=120)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 120
+    headers = [line.split() for line in lines if line.strip().startswith("group")]
+    assert [name for header in headers for name in header[1:]] == list(names)  # each once
+    for label in groups:  # every group on a row of each block
+        assert sum(line.split()[0] == label for line in lines if line.strip()) == len(headers)
+    few = _per_group_text(table.loc[list(groups[:2])], groups[:2], width=120)
+    assert few.splitlines()[0].split() == ["parameter", *groups[:2]]  # side by side where it fits

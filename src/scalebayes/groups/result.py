@@ -20,6 +20,7 @@ import xarray as xr
 
 from scalebayes.data import Runs
 from scalebayes.errors import ScalebayesError
+from scalebayes.formatting import text_columns
 from scalebayes.groups.select import NEW
 from scalebayes.health import Diagnostics
 from scalebayes.laws import Law
@@ -244,16 +245,35 @@ def _population_text(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _per_group_text(table: pd.DataFrame, groups: tuple[str, ...]) -> str:
+def _per_group_text(table: pd.DataFrame, groups: tuple[str, ...], width: int = 120) -> str:
+    """The per-group table as text no wider than ``width`` characters.
+
+    Parameters as rows and groups as columns where that fits; else groups as rows and the
+    parameters in blocks of columns (8 experiments side by side made lines of ~370 characters).
+    """
     names = list(dict.fromkeys(table.index.get_level_values("parameter")))
     cells = {
-        (name, label): _interval(*table.loc[(label, name), ["median", "lower", "upper"]])
+        name: [
+            _interval(*table.loc[(label, name), ["median", "lower", "upper"]]) for label in groups
+        ]
         for name in names
-        for label in groups
     }
-    width = max(*(len(c) + 2 for c in cells.values()), *(len(g) + 2 for g in groups))
-    lines = [f"  {'parameter':<10} " + "".join(f"{g:<{width}}" for g in groups).rstrip()]
+    wide = text_columns(["parameter", *groups], [[name, *cells[name]] for name in names])
+    if max(map(len, wide.splitlines())) <= width - 2:
+        return "\n".join(f"  {line}" for line in wide.splitlines())
+    label_width = max(len("group"), *(len(g) for g in groups))
+    blocks: list[list[str]] = [[]]
+    used = label_width
     for name in names:
-        row = "".join(f"{cells[(name, label)]:<{width}}" for label in groups)
-        lines.append(f"  {name:<10} " + row.rstrip())
-    return "\n".join(lines)
+        column = 2 + max(len(name), *(len(c) for c in cells[name]))
+        if blocks[-1] and used + column > width - 2:
+            blocks.append([])
+            used = label_width
+        blocks[-1].append(name)
+        used += column
+    texts = []
+    for block in blocks:
+        rows = [[label, *(cells[name][i] for name in block)] for i, label in enumerate(groups)]
+        text = text_columns(["group", *block], rows)
+        texts.append("\n".join(f"  {line}" for line in text.splitlines()))
+    return "\n\n".join(texts)
