@@ -24,7 +24,8 @@ straight line) and approach 3 (unless ``--no-law``).
     python benchmarks/allocation_approaches.py --all [--quick]      # every approach, Epoch's runs
     python benchmarks/allocation_approaches.py --envelope-truth [--quick]  # approach 1, known truth
 
-``--curves``: approach 1 (``sb.load_curves`` keeps each run's final checkpoint; the envelope of
+``--minima own`` and ``--scatter-prior`` change approach 2's model on the real tables (how its
+default was chosen: README, approach 2). ``--curves``: approach 1 (``sb.load_curves`` keeps each run's final checkpoint; the envelope of
 the finished runs) on (Mis)Fitting's learning curves, with the data README's conservative
 filter (the corrupted 17m sweep dropped), then every approach side by side on the finished runs (``approach="all"``; approach 3 is the
 plain Chinchilla law). Writes allocation_envelope.json. ``--all``: every approach on Epoch's
@@ -81,6 +82,14 @@ def tables(data: Any) -> dict[str, Any]:
     return found
 
 
+def profile_model(args: argparse.Namespace) -> Any:
+    """Approach 2's model for the real tables: the package's, or ``--minima``/``--scatter-prior``."""
+    from scalebayes.allocation.profile import ProfileModel
+
+    changed = {k: getattr(args, k) for k in ("minima", "scatter_prior") if getattr(args, k)}
+    return ProfileModel(**changed)
+
+
 def real(args: argparse.Namespace) -> None:
     import scalebayes as sb
 
@@ -92,7 +101,7 @@ def real(args: argparse.Namespace) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             started = time.perf_counter()
-            iso = sb.fit_isoflops(runs, settings=settings)
+            iso = sb.fit_isoflops(runs, settings=settings, model=profile_model(args))
             iso_s = time.perf_counter() - started
             ref = BEYOND * iso.budgets.compute.max()
             two = iso.optimal([ref])
@@ -153,7 +162,12 @@ def real(args: argparse.Namespace) -> None:
     write_results(
         RESULTS / (args.out or "allocation_approaches.json"),
         {
-            "settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
+            "settings": {
+                "chains": args.chains,
+                "draws": args.draws,
+                "warmup": args.warmup,
+                "model": repr(profile_model(args)),
+            },
             "hoffmann_approach_2_a": HOFFMANN_APPROACH_2,
             "beyond": BEYOND,
             "tables": results,
@@ -398,6 +412,10 @@ def main() -> None:
         choices=list(ENVELOPE_DESIGNS),
         help="approach 1's known-truth designs (--envelope-truth)",
     )
+    parser.add_argument(
+        "--minima", choices=("polar", "own"), help="how approach 2 samples the minima (real data)"
+    )
+    parser.add_argument("--scatter-prior", help="approach 2's prior of tau^2 (real data)")
     parser.add_argument("--out", help="file name under benchmarks/results (default per mode)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)

@@ -20,6 +20,9 @@ measured interval holds the held-out sweep's true N*, and how often the predicti
     python benchmarks/allocation_backtest.py [--data DIR] [--datasets ...] [--quick]
         [--chains 4 --draws 500 --warmup 500]
     python benchmarks/allocation_backtest.py --truth [--replicates 6]
+
+``--scatter-prior`` and ``--minima`` change approach 2's model (``ProfileModel``) for the
+prediction and the measurement alike: how its default was chosen (README, approach 2).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import itertools
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 from _common import RESULTS, add_data_argument, machine, write_results
 from _datasets import datasets
@@ -49,6 +53,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, help="warmup per chain (default: the package's)")
     parser.add_argument("--out", default=None, help="file name under benchmarks/results")
     parser.add_argument("--measure-shape", default="fitted", choices=("fitted", "prior"))
+    parser.add_argument(
+        "--scatter-prior", help="approach 2's prior of tau^2 (default the package's)"
+    )
+    parser.add_argument(
+        "--minima", choices=("polar", "own"), help="how approach 2 samples the sweeps' minima"
+    )
     parser.add_argument("--truth", action="store_true", help="the known-truth study")
     parser.add_argument("--replicates", type=int, default=6, help="per truth and design (--truth)")
     args = parser.parse_args()
@@ -63,6 +73,10 @@ def main() -> None:
 
     sampler = {"chains": 2, "draws": 500, "warmup": 500} if args.quick else {}
     sampler |= {k: getattr(args, k) for k in ("chains", "draws", "warmup") if getattr(args, k)}
+    from scalebayes.allocation.profile import ProfileModel
+
+    changed = {k: getattr(args, k) for k in ("scatter_prior", "minima") if getattr(args, k)}
+    profile_model = ProfileModel(**changed) if changed else None
     rows, per_table = [], {}
     begun = time.perf_counter()
     for name, spec in tables.items():
@@ -74,6 +88,7 @@ def main() -> None:
                 holdout_budgets=(1, 2),
                 approaches=args.approaches,
                 measure_shape=args.measure_shape,
+                profile_model=profile_model,
                 **sampler,
             )
         wall = time.perf_counter() - started
@@ -96,6 +111,7 @@ def save(
 ) -> None:
     """Print and write the rows so far (after every table, so a stopped run keeps its tables)."""
     table = pd.DataFrame(rows)
+    table["width"] = np.log(table["n_star_upper"] / table["n_star_lower"])  # of the prediction
     # The recommended approach's rows again, as one more "approach" (the target's subject).
     chosen = table[table["recommended"]].assign(approach="recommended")
     pooled = (
@@ -106,6 +122,8 @@ def save(
             coverage=("covers", "mean"),
             median_abs_log_error=("log_error", lambda e: e.abs().median()),
             mean_log_error=("log_error", "mean"),
+            mean_interval_score=("interval_score", "mean"),
+            median_width=("width", "median"),
             healthy=("healthy", "mean"),
         )
     )

@@ -36,6 +36,10 @@ def test_score_covers_when_the_difference_interval_holds_zero():
     far = _score("top 1 budget", "3", 1e20, same + 0.5, same, 0.9, rng)
     assert not far["covers"] and far["log_error"] == pytest.approx(0.5, abs=0.02)
     assert far["n_star_lower"] < far["n_star"] < far["n_star_upper"]
+    # Interval score at 0: the difference's width (sd 0.1 * sqrt 2: 90 % width ~0.47) when it
+    # covers; far off, plus 20 times the gap from 0 to its lower end (0.5 - 0.23 = 0.27).
+    assert row["interval_score"] == pytest.approx(2 * 1.645 * 0.1 * np.sqrt(2), rel=0.1)
+    assert far["interval_score"] == pytest.approx(0.47 + 20 * 0.27, rel=0.1)
 
 
 def test_refuses_before_any_fit():

@@ -143,6 +143,7 @@ def allocation_backtest(
     settings: Settings | None = None,
     seed: int = 0,
     measure_shape: str = "fitted",
+    profile_model: ProfileModel | None = None,
     **sampler: Any,
 ) -> AllocationBacktest:
     """Hold out the top ``k`` isoFLOP budgets (each ``k`` in ``holdout_budgets``) and score N*.
@@ -152,7 +153,9 @@ def allocation_backtest(
     :data:`scalebayes.allocation.ESTIMATORS`) predicts N* at the held-out budgets; approach 2's
     profile model on the held-out sweeps alone measures their optima, with the valley shape
     learnt below the cut (``measure_shape="fitted"``) or from its prior (``"prior"``). Sweeps
-    are found as approach 2 finds them (a ``budget`` column, or equal C).
+    are found as approach 2 finds them (a ``budget`` column, or equal C). ``profile_model``:
+    approach 2's model, for the prediction and the measurement alike (default
+    :class:`~scalebayes.allocation.profile.ProfileModel()`).
     """
     if measure_shape not in MEASURE_SHAPES:
         raise ScalebayesError(
@@ -198,11 +201,12 @@ def allocation_backtest(
                     warnings.simplefilter("ignore", ExtrapolationWarning)
                     warnings.simplefilter("ignore", AllocationWarning)
                     warnings.simplefilter("ignore", SweepEdgeWarning)
-                    chosen = estimator(key)
+                    options = {"model": profile_model} if key == "2" and profile_model else {}
+                    chosen = estimator(key, **options)
                     results[key] = (chosen, chosen.allocate(fit, held_budgets))
             except ScalebayesError as err:
                 skipped[key] = str(err)
-        measured = _measure(runs.subset(held), fit, results, measure_shape, settings)
+        measured = _measure(runs.subset(held), fit, results, measure_shape, settings, profile_model)
         diagnostics[f"{label}: measured"] = measured.diagnostics
         log_measured = np.log(measured.minima()["N"].to_numpy()).reshape(-1, len(held_budgets))
         health = {key: chosen.diagnostics(fit, result) for key, (chosen, result) in results.items()}
@@ -230,7 +234,12 @@ def allocation_backtest(
 
 
 def _measure(
-    held: Runs, fit: Fit, results: dict[str, Any], measure_shape: str, settings: Settings
+    held: Runs,
+    fit: Fit,
+    results: dict[str, Any],
+    measure_shape: str,
+    settings: Settings,
+    profile_model: ProfileModel | None,
 ) -> IsoflopFit:
     """The held-out sweeps' own minima: approach 2's profile model on their runs alone.
 
@@ -238,13 +247,13 @@ def _measure(
     sweeps (approach 2 assumes one shape for all sweeps); ``"prior"``: from the broad default
     prior, which a lone sweep barely updates, so an asymmetric valley's minimum is misplaced.
     """
-    model = ProfileModel()
+    model = profile_model or ProfileModel()
     if measure_shape == "fitted":
         below = results["2"][1].fit if "2" in results else None
         if below is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SweepEdgeWarning)
-                below = fit_isoflops(fit.runs, settings=fit.settings.sampler)
+                below = fit_isoflops(fit.runs, model=model, settings=fit.settings.sampler)
         model = dataclasses.replace(model, shape_prior=below.shape_as_prior())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SweepEdgeWarning)  # the held-out sweeps' own
@@ -261,7 +270,12 @@ def _score(
     prob: float,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """One held-out budget: both posteriors' medians and intervals, and their difference's."""
+    """One held-out budget: both posteriors' medians and intervals, and their difference's.
+
+    ``interval_score``: the difference's interval scored at 0 (its width, plus 2 / (1 - prob)
+    times how far 0 lies outside it), in log N*: lower is better, and it charges width and
+    misses alike.
+    """
     tail = (1 - prob) / 2
     # Independent posteriors: pair each predicted draw with a measured draw chosen at random.
     difference = log_pred - rng.choice(log_meas, size=log_pred.size, replace=True)
@@ -280,4 +294,7 @@ def _score(
         "measured_upper": meas_q[2],
         "log_error": float(np.median(log_pred) - np.median(log_meas)),
         "covers": bool(low <= 0.0 <= high),
+        "interval_score": float(
+            high - low + 2.0 / (1.0 - prob) * (max(low, 0.0) + max(-high, 0.0))
+        ),
     }

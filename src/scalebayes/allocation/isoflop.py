@@ -22,6 +22,7 @@ from scalebayes.allocation.base import Estimator
 from scalebayes.allocation.budgets import LOG10_TOL, MIN_BUDGETS, Budgets, find_budgets
 from scalebayes.allocation.profile import ProfileModel, profile_data
 from scalebayes.allocation.profiles import IsoflopFit, ProfileAllocation
+from scalebayes.allocation.scatter import scatter_draws
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import SweepEdgeWarning
 from scalebayes.results import Diagnostics, Fit, Settings, tree_diagnostics, warn_if_unhealthy
@@ -91,6 +92,11 @@ def fit_isoflops(
             model.stage(budgets.n_budgets), data, settings, progress
         )
         wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
+    samples = dict(samples)
+    samples["tau"] = scatter_draws(
+        *model.scatter_kwargs, np.asarray(samples.pop("residual_ss")), budgets.n_budgets,
+        settings.seed,
+    )  # fmt: skip
     idata = _datatree(samples, stats, budgets)
     names = [n for n in _DIAGNOSED if n in samples]
     diagnostics = tree_diagnostics(idata, names)
@@ -161,7 +167,8 @@ def _datatree(
 ) -> Any:
     import arviz_base as azb
 
-    per_budget = ("log_N_star", "L_star", "K", "x_dev_raw", "l_star_raw", "curvature_raw")
+    per_budget = ("log_N_star", "L_star", "K", "x_star_raw", "scatter_z", "l_star_raw",
+                  "curvature_raw")  # fmt: skip
     return azb.from_dict(
         {"posterior": samples, "sample_stats": dict(stats)},
         dims={name: ["budget"] for name in per_budget},

@@ -15,7 +15,9 @@ exponent may drift with compute,
 ``lc_b = log C_b - log C_ref`` (C_ref the sweeps' geometric mean budget): ``a`` is the exponent
 at C_ref and ``kappa`` the change of the local exponent per e-fold of compute (absent when
 ``drift_prior`` is None: a straight power law). So a, kappa and every N*_b carry the
-uncertainty of each sweep's minimum. Log loss is observed with the likelihood's noise
+uncertainty of each sweep's minimum. The scatter tau is integrated out, in closed form under an
+inverse-gamma prior on tau^2, and the residuals eps_b sampled in polar form
+(:mod:`scalebayes.allocation.scatter`). Log loss is observed with the likelihood's noise
 (Student-t(4) by default). Everything is sampled non-centred around scales taken from the data
 (each sweep's least observed loss, its curvature, where its least loss sits), so one compiled
 sampler serves any table of the same shape.
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from scalebayes.allocation import scatter
 from scalebayes.allocation.budgets import Budgets
 from scalebayes.data import Runs
 from scalebayes.discrepancy.base import Sites, Stage
@@ -44,6 +47,12 @@ if TYPE_CHECKING:  # JAX loads when the model is first built
 # about 20 % of its least observed loss (it can only be lower, by what the grid misses); its
 # curvature within a factor e^{+-2} of the rough estimate from its loss range.
 X_SCALE = 1.0
+# With fewer than scatter.POLAR_MIN_BUDGETS sweeps each minimum is sampled in its own
+# coordinate, in steps of 0.05 in log N (its posterior sd is 0.02-0.13 on the public tables)
+# from the sweep's best run, under a weak Normal(0, 2) there (a factor 7 either way) besides
+# the curve's Student-t.
+X_STAR_STEP = 0.05
+X_STAR_SCALE = 2.0
 LSTAR_SCALE = 0.1
 CURVATURE_SCALE = 1.0
 STANDARD = "Normal(loc=0.0, scale=1.0)"
@@ -74,6 +83,11 @@ SHAPES = ("shared", "per_budget")
 # against the quadratic's run of allocation_backtest.py at commit 1be34a9). A truth that keeps
 # bending as a quadratic is missed high.
 EXTRAPOLATIONS = ("edge", "quadratic")
+# How the minima are sampled (tau integrated out either way): "polar", the residuals from the
+# curve as R z / |z| (the default; scatter's docstring), or "own", each minimum in its own
+# coordinate (always so below scatter.POLAR_MIN_BUDGETS sweeps). Kept to reproduce the
+# comparison in benchmarks/allocation_backtest.py (--minima).
+MINIMA = ("polar", "own")
 MIN_TARGET_ACCEPT = 0.9
 # Warmup trees of at most 2^7 steps: before the mass matrix adapts, the first warmup iterations
 # ran at depth 10. On Epoch's runs (25 sweeps, 2 chains x 500 + 500, same process and load):
@@ -88,12 +102,20 @@ class ProfileModel:
     ``a_prior``: the allocation exponent of N* = G C^a (0.5 +- 0.25: from data-starved to
     parameter-starved). ``shape_prior``: each of the valley's exponents p, q, around 0.3 (the
     range published laws fit) with a factor of 1.8 either way at one sd; a pair gives p's and
-    q's apart (e.g. :meth:`IsoflopFit.shape_as_prior` of other sweeps). ``tau_prior``: the
-    spread of the sweeps' minima around the power law, in log N (10 % typical).
+    q's apart (e.g. :meth:`IsoflopFit.shape_as_prior` of other sweeps). ``scatter_prior``: the
+    prior of tau^2, tau the spread of the sweeps' minima around the curve in log N; an
+    InverseGamma, whose marginal is closed-form. The default InverseGamma(1, 0.001) puts tau
+    at 3.8 % (median), 1.8-14 % (90 %): sweeps trained apart miss a smooth curve by a few
+    percent (the public tables read 1-11 % under a HalfNormal(0.1) on tau). In the allocation
+    backtest (benchmarks/allocation_backtest.py, 27 held-out sweeps) it covered 24 of 27 with
+    intervals 0.30 wide in log N* (median) and 21 rows healthy; the HalfNormal(0.1) on tau
+    sampled before, 24 with 0.34 and 16; InverseGamma(2, 0.01), which keeps tau off zero
+    (4.6-17 %), 23 with 0.42 and a larger median error (0.139 against 0.118).
     ``drift_prior``: kappa, the change of the local exponent d log N* / d log C per e-fold of
     compute (a Normal; None for a straight power law). Published exponents span ~0.45-0.75
     across setups and compute from ~1e17 to ~1e24 FLOPs (7 decades): a drift of that size is
     ~0.05 per decade, 0.02 per e-fold, taken as one sd around 0.
+    ``minima``: ``"polar"`` (default) or ``"own"`` (:data:`MINIMA`).
     ``extrapolation``: how :meth:`IsoflopFit.optimal` carries the drifting curve beyond the
     sweeps' range of budgets: ``"edge"`` (default) straight on with the local exponent at the
     nearest outer sweep, ``"quadratic"`` the fitted quadratic in log C carried on as a law.
@@ -103,15 +125,21 @@ class ProfileModel:
     a_prior: str = "Normal(loc=0.5, scale=0.25)"
     drift_prior: str | None = "Normal(loc=0.0, scale=0.02)"
     shape_prior: str | tuple[str, str] = "LogNormal(loc=-1.2, scale=0.6)"
-    tau_prior: str = "HalfNormal(scale=0.1)"
+    scatter_prior: str = "InverseGamma(concentration=1.0, rate=0.001)"
+    minima: str = "polar"
     shape: str = "shared"
     shape_spread_prior: str = "HalfNormal(scale=0.3)"
     likelihood: Likelihood = field(default_factory=lambda: Likelihood(discrepancy="none"))
     extrapolation: str = "edge"
 
     def __post_init__(self) -> None:
-        for name in ("a_prior", "tau_prior", "shape_spread_prior"):
+        for name in ("a_prior", "shape_spread_prior"):
             Prior.parse(getattr(self, name))
+        if Prior.parse(self.scatter_prior).family != "InverseGamma":
+            raise ScalebayesError(
+                f"scatter_prior={self.scatter_prior!r}: expected InverseGamma(concentration=..., "
+                "rate=...), the prior of tau^2 (its marginal is what the sampler uses)"
+            )
         self.shape_priors()
         for name in ("a_prior", "drift_prior"):
             text = getattr(self, name)
@@ -119,6 +147,8 @@ class ProfileModel:
                 raise ScalebayesError(
                     f"{name}={text!r}: expected Normal(loc=..., scale=...) or None"
                 )
+        if self.minima not in MINIMA:
+            raise ScalebayesError(f"minima={self.minima!r}: expected one of {', '.join(MINIMA)}")
         if self.shape not in SHAPES:
             raise ScalebayesError(f"shape={self.shape!r}: expected one of {', '.join(SHAPES)}")
         if self.extrapolation not in EXTRAPOLATIONS:
@@ -142,8 +172,7 @@ class ProfileModel:
         sites: Sites = {
             "a_raw": (stepped("a_raw", a_scale), ()),
             "x_mid_raw": (stepped("x_mid_raw", X_SCALE), ()),
-            "tau": (Prior.parse(self.tau_prior), ()),
-            "x_dev_raw": (standard, (n_budgets,)),
+            **self._minima_sites(n_budgets),
             "p": (self.shape_priors()[0], ()),
             "q": (self.shape_priors()[1], ()),
             "l_star_raw": (stepped("l_star_raw", LSTAR_SCALE), (n_budgets,)),
@@ -165,6 +194,21 @@ class ProfileModel:
             raise ScalebayesError(f"shape_prior={self.shape_prior!r}: expected one prior or two")
         return Prior.parse(pair[0]), Prior.parse(pair[1])
 
+    def _minima_sites(self, n_budgets: int) -> Sites:
+        """The sweeps' minima: polar residuals from the curve, or each in its own coordinate."""
+        if self.minima == "polar" and n_budgets >= scatter.POLAR_MIN_BUDGETS:
+            log_r = Prior.parse("Normal(loc={loc!r}, scale={scale!r})".format(**scatter.LOG_R_SITE))
+            return {"scatter_log_r": (log_r, ()),
+                    "scatter_z": (Prior.parse(STANDARD), (n_budgets,))}  # fmt: skip
+        own = Prior.parse(f"Normal(loc=0.0, scale={X_STAR_SCALE / X_STAR_STEP!r})")
+        return {"x_star_raw": (own, (n_budgets,))}
+
+    @property
+    def scatter_kwargs(self) -> tuple[float, float]:
+        """``(alpha, beta)``: concentration and rate of tau^2's InverseGamma prior."""
+        kwargs = Prior.parse(self.scatter_prior).kwargs
+        return float(kwargs["concentration"]), float(kwargs["rate"])
+
     @property
     def drift_kwargs(self) -> dict[str, float]:
         """``loc`` and ``scale`` of kappa's Normal prior; empty without drift."""
@@ -183,8 +227,10 @@ class ProfileModel:
             likelihood=self.likelihood,
             model=functools.partial(profile_model, self),
             sites=self.sites(n_budgets),
-            # Small tau makes a funnel with the non-centred minima: at 0.8 a simulated table
-            # gave ESS 63 and R-hat 1.03 (2 x 500 draws), at 0.95 ESS 298 and R-hat 1.01.
+            # Kept from when tau was sampled (a funnel: at 0.8 a simulated table gave ESS 63
+            # and R-hat 1.03). With tau integrated out (minima in their own coordinates, tau
+            # off zero) 0.8 still gave 7-12 divergences on ml-scalefit's sweeps where 0.9 gave
+            # 0-1; not measured again for the polar residuals.
             min_target_accept=MIN_TARGET_ACCEPT,
             warmup_tree_depth=WARMUP_TREE_DEPTH,
             label="isoFLOP",
@@ -208,8 +254,9 @@ def profile_data(runs: Runs, budgets: Budgets) -> ModelData:
     """The arrays the model conditions on: the runs of the used sweeps and the data's scales.
 
     ``extra`` holds each run's sweep (``budget``), each sweep's centred log budget (``log_c``),
-    least observed log loss (``y_min``), rough log curvature (``log_k0``), and the mean log N of
-    the sweeps' least losses (``x0``) with the mean log budget it belongs to (``log_c_ref``).
+    least observed log loss (``y_min``), rough log curvature (``log_k0``) and log N of its least
+    loss (``x_best``), and their mean (``x0``) with the mean log budget it belongs to
+    (``log_c_ref``).
     """
     import jax.numpy as jnp
 
@@ -237,6 +284,7 @@ def profile_data(runs: Runs, budgets: Budgets) -> ModelData:
         "y_min": jnp.asarray(y_min),
         "log_k0": jnp.asarray(np.log(k0)),
         "x0": jnp.asarray(x_best.mean()),
+        "x_best": jnp.asarray(x_best),
     }
     return ModelData(
         log_inputs={"N": jnp.asarray(u)},
@@ -259,8 +307,6 @@ def profile_model(model: ProfileModel, data: ModelData) -> None:
     x_mid = extra["x0"] + STEP["x_mid_raw"] * v["x_mid_raw"]
     a_loc = Prior.parse(model.a_prior).kwargs["loc"]
     a = numpyro.deterministic("a", a_loc + STEP["a_raw"] * v["a_raw"])
-    # Non-centred: a centred minimum (its own coordinate, density Normal(line, tau)) diverged
-    # at small tau in 4 of 4 simulated tables (17-143 divergences), this in 1 of 4 (one).
     lc = extra["log_c"]
     line = x_mid + a * lc
     if model.drift_prior is not None:
@@ -268,7 +314,18 @@ def profile_model(model: ProfileModel, data: ModelData) -> None:
             "kappa", model.drift_kwargs["loc"] + STEP["kappa_raw"] * v["kappa_raw"]
         )
         line = line + 0.5 * kappa * lc**2
-    log_n_star = line + v["tau"] * v["x_dev_raw"]
+    # tau integrated out (scatter's docstring says why, and why polar).
+    alpha, beta = model.scatter_kwargs
+    n_b = line.shape[0]
+    if "scatter_z" in v:
+        log_n_star = line + scatter.polar_residuals(v["scatter_log_r"], v["scatter_z"])
+        residual_ss = 0.5 * jnp.exp(2.0 * v["scatter_log_r"])
+        numpyro.factor("scatter", scatter.polar_log_density(alpha, beta, v["scatter_log_r"], n_b))
+    else:
+        log_n_star = extra["x_best"] + X_STAR_STEP * v["x_star_raw"]
+        residual_ss = 0.5 * jnp.sum((log_n_star - line) ** 2)
+        numpyro.factor("scatter", scatter.log_marginal(alpha, beta, residual_ss, n_b))
+    numpyro.deterministic("residual_ss", residual_ss)
     log_l_star = extra["y_min"] + STEP["l_star_raw"] * v["l_star_raw"]
     log_k = extra["log_k0"] + STEP["curvature_raw"] * v["curvature_raw"]
     numpyro.deterministic("log_G", x_mid - a * extra["log_c_ref"])
