@@ -5,7 +5,7 @@ them) and approach 3 (the plain Chinchilla law, ``--discrepancy none``, minimise
 Epoch's digitised Chinchilla runs (sweeps found from C) and on each Open-Athena experiment
 (sweeps from its ``budget`` column). Prints, per table, the allocation exponent a of N* ~ C^a
 with its 90 % interval, N* and tokens per parameter 100x beyond the largest sweep, the
-diagnostics and each fit's time (compile and sampling apart).
+diagnostics, each fit's time (compile and sampling apart) and its mean leapfrog steps per draw.
 
 Known truth (``--truth``, in _allocation_truth.py): isoFLOP sweeps (5 budgets 1e18-1e21 x 7
 runs, 1 % log-normal noise) simulated from Epoch's Chinchilla fit ("exact") or from it plus a
@@ -129,6 +129,7 @@ def real(args: argparse.Namespace) -> None:
                 "diagnostics": iso.diagnostics.to_dict(),
                 "time_s": iso_s,
                 "wall_time": iso.wall_time,
+                "leapfrog_steps": leapfrog_steps(iso.idata),
             },
             "approach_3": {
                 "a": interval(three.exponent_N),
@@ -137,6 +138,7 @@ def real(args: argparse.Namespace) -> None:
                 "diagnostics": law.diagnostics.to_dict(),
                 "time_s": law_s,
                 "wall_time": dict(law.settings.wall_time),
+                "leapfrog_steps": leapfrog_steps(law.idata),
             },
             "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
         }
@@ -176,17 +178,24 @@ def real(args: argparse.Namespace) -> None:
     )
 
 
+def leapfrog_steps(idata: Any) -> float:
+    """Mean leapfrog steps per kept draw: the sampling cost apart from the machine."""
+    return float(idata["sample_stats"]["n_steps"].mean())
+
+
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"\n{'table':45s} {'B':>3s} {'a, approach 2':>24s} {'a, approach 3':>24s} "
-        f"{'D/N 100x, 2':>10s} {'D/N 100x, 3':>10s} {'time 2':>7s} {'time 3':>7s}"
+        f"{'D/N 100x, 2':>10s} {'D/N 100x, 3':>10s} {'time 2':>7s} {'time 3':>7s} "
+        f"{'steps 2':>7s} {'steps 3':>7s}"
     )
     for name, r in results.items():
         two, three = r["approach_2"], r["approach_3"]
         print(
             f"{name:45s} {r['budgets']:3d} {show(two['a']):>24s} {show(three['a']):>24s} "
             f"{two['tokens_per_param']['median']:10.3g} {three['tokens_per_param']['median']:10.3g} "
-            f"{two['time_s']:6.1f}s {three['time_s']:6.1f}s"
+            f"{two['time_s']:6.1f}s {three['time_s']:6.1f}s "
+            f"{two['leapfrog_steps']:7.1f} {three['leapfrog_steps']:7.1f}"
         )
 
 
