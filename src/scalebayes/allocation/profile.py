@@ -227,10 +227,9 @@ class ProfileModel:
             likelihood=self.likelihood,
             model=functools.partial(profile_model, self),
             sites=self.sites(n_budgets),
-            # Kept from when tau was sampled (a funnel: at 0.8 a simulated table gave ESS 63
-            # and R-hat 1.03). With tau integrated out (minima in their own coordinates, tau
-            # off zero) 0.8 still gave 7-12 divergences on ml-scalefit's sweeps where 0.9 gave
-            # 0-1; not measured again for the polar residuals.
+            # At 0.8 instead, with the polar residuals (the nine public tables, 2 seeds each):
+            # 30-40 % fewer leapfrog steps, but R-hat up to 1.039 (Llama 3) and 1-9 divergences
+            # on ml-scalefit's and Llama 3's sweeps, where 0.9 reads R-hat <= 1.004 and none.
             min_target_accept=MIN_TARGET_ACCEPT,
             warmup_tree_depth=WARMUP_TREE_DEPTH,
             label="isoFLOP",
