@@ -34,9 +34,8 @@ LOG_R_SITE = {"loc": -1.5, "scale": 10.0}
 def log_marginal(alpha: float, beta: float, residual_ss: Any, n: int) -> Any:
     """The residuals' joint log density with tau integrated out.
 
-    tau^2 ~ InverseGamma(alpha, beta) and each of the ``n`` residuals ~ Normal(0, tau).
-
-    ``residual_ss`` is half the residuals' sum of squares. The closed form,
+    tau^2 ~ InverseGamma(alpha, beta), each of the ``n`` residuals ~ Normal(0, tau), and
+    ``residual_ss`` is half their sum of squares. The closed form,
     ``Gamma(alpha + n/2) / Gamma(alpha) beta^alpha (2 pi)^(-n/2) (beta + ss)^(-(alpha + n/2))``,
     is bounded at zero residuals: no funnel.
     """
@@ -61,7 +60,8 @@ def polar_log_density(alpha: float, beta: float, log_r: Any, n: int) -> Any:
     """The log density to add for log R's site, ``n`` residuals.
 
     The residuals' marginal at |r| = R, times the Jacobian R^n of (log R, direction) -> r, less
-    log R's own site density (:data:`LOG_R_SITE`). z ~ Normal(0, I) makes z / |z| uniform on the sphere and |z| an independent nuisance.
+    log R's own site density (:data:`LOG_R_SITE`). z ~ Normal(0, I) makes z / |z| uniform on
+    the sphere and |z| an independent nuisance.
     """
     import jax.numpy as jnp
     from jax.scipy.stats import norm

@@ -258,19 +258,22 @@ def _per_group_text(table: pd.DataFrame, groups: tuple[str, ...], width: int = 1
         ]
         for name in names
     }
-    wide = text_columns(["parameter", *groups], [[name, *cells[name]] for name in names])
-    if max(map(len, wide.splitlines())) <= width - 2:
-        return "\n".join(f"  {line}" for line in wide.splitlines())
+    column = max(*(len(c) + 2 for v in cells.values() for c in v), *(len(g) + 2 for g in groups))
+    wide = [f"  {'parameter':<10} " + "".join(f"{g:<{column}}" for g in groups).rstrip()]
+    wide += [f"  {name:<10} " + "".join(f"{c:<{column}}" for c in cells[name]).rstrip()
+             for name in names]  # fmt: skip
+    if max(map(len, wide)) <= width:
+        return "\n".join(wide)
     label_width = max(len("group"), *(len(g) for g in groups))
     blocks: list[list[str]] = [[]]
     used = label_width
     for name in names:
-        column = 2 + max(len(name), *(len(c) for c in cells[name]))
-        if blocks[-1] and used + column > width - 2:
+        needed = 2 + max(len(name), *(len(c) for c in cells[name]))
+        if blocks[-1] and used + needed > width - 2:
             blocks.append([])
             used = label_width
         blocks[-1].append(name)
-        used += column
+        used += needed
     texts = []
     for block in blocks:
         rows = [[label, *(cells[name][i] for name in block)] for i, label in enumerate(groups)]
