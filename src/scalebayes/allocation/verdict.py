@@ -261,8 +261,11 @@ def recommend(
     all it extrapolates. Chosen by the allocation backtest (``benchmarks/allocation_backtest.py``:
     on Epoch's and Open-Athena's 9 public tables, the top one and two budgets held out, its 90 %
     intervals held 24 of 27 held-out sweeps' own optima, the law's 7 of 27), on tables with
-    up to 36 % of their sweeps' minima at an edge. (It used to need at most a fifth at an edge,
-    which sent Epoch's table to the law.) Else approach 3 (the law), whose allocation rests on
+    up to 36 % of their sweeps' minima at an edge. It still needs at least half of its sweeps'
+    minima inside their runs: where most sit at an edge (an over-training ladder whose runs share
+    a compute budget by chance, say) the optima rest on the valley's shape, a law's assumption
+    again, untested by the backtest. (It used to need at most a fifth at an edge, which sent
+    Epoch's table to the law.) Else approach 3 (the law), whose allocation rests on
     the law's shape holding beyond the runs. Approach 1 is shown as a cross-check, never
     recommended: with known truth its 90 % intervals of a held 28 and 29 of 32 simulated
     tables (``benchmarks/allocation_approaches.py --envelope-truth``), but in the allocation
@@ -274,9 +277,10 @@ def recommend(
     law_note = (
         "; the law (approach 3) disagrees with it: its shape misses these runs" if against else ""
     )
-    if "2" in results and usable(diagnostics["2"]):
-        iso = results["2"].fit
-        edges = int(iso.edge.sum())
+    iso = results["2"].fit if "2" in results else None
+    edges = int(iso.edge.sum()) if iso is not None else 0
+    mostly_measured = iso is not None and edges <= iso.budgets.n_budgets / 2
+    if iso is not None and usable(diagnostics["2"]) and mostly_measured:
         edge_note = (
             f", {edges} with the minimum at an edge (their optima rest on the valley's shape)"
             if edges
@@ -288,8 +292,13 @@ def recommend(
             "the measured optima far more often than the law's)" + law_note
         )
     others = [f"{k}: {why}" for k, why in refused.items()]
-    if "2" in results:
+    if iso is not None and not usable(diagnostics["2"]):
         others.append("2: sampler diagnostics failed")
+    elif iso is not None:
+        others.append(
+            f"2: {edges} of its {iso.budgets.n_budgets} sweeps have their minimum at an edge, so "
+            "most of its optima rest on the valley's shape rather than being measured"
+        )
     if "1" in results:
         others.append("1: a cross-check only, it held 11 of 27 held-out optima in the backtest")
     if "3" in results:
