@@ -315,16 +315,16 @@ def profile_model(model: ProfileModel, data: ModelData) -> None:
         line = line + 0.5 * kappa * lc**2
     # tau integrated out (scatter's docstring says why, and why polar).
     alpha, beta = model.scatter_kwargs
+    n_b = line.shape[0]
     if "scatter_z" in v:
-        residuals = scatter.polar_residuals(v["scatter_log_r"], v["scatter_z"])
-        log_n_star = line + residuals
-        density = scatter.polar_log_density(alpha, beta, v["scatter_log_r"], residuals)
+        log_n_star = line + scatter.polar_residuals(v["scatter_log_r"], v["scatter_z"])
+        residual_ss = 0.5 * jnp.exp(2.0 * v["scatter_log_r"])
+        numpyro.factor("scatter", scatter.polar_log_density(alpha, beta, v["scatter_log_r"], n_b))
     else:
         log_n_star = extra["x_best"] + X_STAR_STEP * v["x_star_raw"]
-        residuals = log_n_star - line
-        density = scatter.log_marginal(alpha, beta, residuals)
-    numpyro.factor("scatter", density)
-    numpyro.deterministic("residual_ss", 0.5 * jnp.sum(residuals**2))
+        residual_ss = 0.5 * jnp.sum((log_n_star - line) ** 2)
+        numpyro.factor("scatter", scatter.log_marginal(alpha, beta, residual_ss, n_b))
+    numpyro.deterministic("residual_ss", residual_ss)
     log_l_star = extra["y_min"] + STEP["l_star_raw"] * v["l_star_raw"]
     log_k = extra["log_k0"] + STEP["curvature_raw"] * v["curvature_raw"]
     numpyro.deterministic("log_G", x_mid - a * extra["log_c_ref"])

@@ -2,7 +2,7 @@
 
 Each sweep's minimum misses the curve x(C) by a residual r_b ~ Normal(0, tau). With an
 inverse-gamma prior on tau^2 the residuals' joint density has a closed form (a multivariate
-Student-t, :func:`log_marginal`, NumPyro's ``MultivariateStudentT``), so tau is not sampled and makes no funnel; each posterior
+Student-t, :func:`log_marginal`), so tau is not sampled and makes no funnel; each posterior
 draw's tau is drawn afterwards from its exact conditional (:func:`scatter_draws`).
 
 The residuals are sampled in polar form, r = R z / |z| with z ~ Normal(0, I) and log R a site
@@ -31,19 +31,22 @@ POLAR_MIN_BUDGETS = 3
 LOG_R_SITE = {"loc": -1.5, "scale": 10.0}
 
 
-def log_marginal(alpha: float, beta: float, residuals: Any) -> Any:
+def log_marginal(alpha: float, beta: float, residual_ss: Any, n: int) -> Any:
     """The residuals' joint log density with tau integrated out.
 
-    tau^2 ~ InverseGamma(alpha, beta) and each residual ~ Normal(0, tau): jointly a
-    multivariate Student-t with 2 alpha degrees of freedom and scale sqrt(beta / alpha), bounded
-    at zero residuals (no funnel). ``residuals``: shape (n,).
+    tau^2 ~ InverseGamma(alpha, beta), each of the ``n`` residuals ~ Normal(0, tau), and
+    ``residual_ss`` is half their sum of squares. The closed form,
+    ``Gamma(alpha + n/2) / Gamma(alpha) beta^alpha (2 pi)^(-n/2) (beta + ss)^(-(alpha + n/2))``,
+    is bounded at zero residuals: no funnel.
     """
     import jax.numpy as jnp
-    import numpyro.distributions as dist
+    from jax.scipy.special import gammaln
 
-    n = residuals.shape[-1]
-    scale = jnp.sqrt(beta / alpha) * jnp.eye(n)
-    return dist.MultivariateStudentT(2.0 * alpha, jnp.zeros(n), scale).log_prob(residuals)
+    half_n = 0.5 * n
+    return (
+        gammaln(alpha + half_n) - gammaln(alpha) + alpha * jnp.log(beta)
+        - half_n * jnp.log(2.0 * jnp.pi) - (alpha + half_n) * jnp.log(beta + residual_ss)
+    )  # fmt: skip
 
 
 def polar_residuals(log_r: Any, z: Any) -> Any:
@@ -53,17 +56,18 @@ def polar_residuals(log_r: Any, z: Any) -> Any:
     return jnp.exp(log_r) * z / jnp.sqrt(jnp.sum(z**2))
 
 
-def polar_log_density(alpha: float, beta: float, log_r: Any, residuals: Any) -> Any:
-    """The log density to add for log R's site, given the residuals it makes (shape (n,)).
+def polar_log_density(alpha: float, beta: float, log_r: Any, n: int) -> Any:
+    """The log density to add for log R's site, ``n`` residuals.
 
-    The residuals' marginal, times the Jacobian R^n of (log R, direction) -> r, less log R's
-    own site density (:data:`LOG_R_SITE`). z ~ Normal(0, I) makes z / |z| uniform on the sphere
-    and |z| an independent nuisance.
+    The residuals' marginal at |r| = R, times the Jacobian R^n of (log R, direction) -> r, less
+    log R's own site density (:data:`LOG_R_SITE`). z ~ Normal(0, I) makes z / |z| uniform on
+    the sphere and |z| an independent nuisance.
     """
+    import jax.numpy as jnp
     from jax.scipy.stats import norm
 
     site = norm.logpdf(log_r, LOG_R_SITE["loc"], LOG_R_SITE["scale"])
-    return log_marginal(alpha, beta, residuals) + residuals.shape[-1] * log_r - site
+    return log_marginal(alpha, beta, 0.5 * jnp.exp(2.0 * log_r), n) + n * log_r - site
 
 
 def scatter_draws(
