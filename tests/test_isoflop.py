@@ -60,8 +60,10 @@ def truth_fit() -> sb.IsoflopFit:
 
 
 def test_the_scatter_marginal_is_the_integral_over_tau():
-    """The closed form the sampler uses against numerical quadrature over tau (known truth)."""
+    """The closed form the sampler uses against numerical quadrature over tau (known truth) and
+    against NumPyro's multivariate Student-t."""
     import jax
+    import numpyro.distributions as dist
     from scipy import integrate, stats
 
     from scalebayes.allocation.scatter import log_marginal
@@ -78,7 +80,11 @@ def test_the_scatter_marginal_is_the_integral_over_tau():
         numeric, _ = integrate.quad(joint, 0.0, 5.0, points=[sd], limit=200)
         with jax.enable_x64(True):
             closed = float(log_marginal(alpha, beta, 0.5 * np.sum(residuals**2), n))
+            student = dist.MultivariateStudentT(  # the same density, NumPyro's dense form
+                2 * alpha, np.zeros(n), np.sqrt(beta / alpha) * np.eye(n)
+            ).log_prob(residuals)
         assert closed == pytest.approx(np.log(numeric), abs=1e-6), n
+        assert closed == pytest.approx(float(student), abs=1e-9), n
 
 
 def test_polar_residuals_have_the_marginal_as_their_prior():
