@@ -95,7 +95,7 @@ def real(args: argparse.Namespace) -> None:
 
     if missing(chinchilla_csv(args.data)) and missing(open_athena_csv(args.data)):
         return
-    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
+    settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup, seed=args.seed)
     results = {}
     for name, runs in tables(args.data).items():
         with warnings.catch_warnings(record=True) as caught:
@@ -169,6 +169,7 @@ def real(args: argparse.Namespace) -> None:
                 "draws": args.draws,
                 "warmup": args.warmup,
                 "model": repr(profile_model(args)),
+                "seed": args.seed,
             },
             "hoffmann_approach_2_a": HOFFMANN_APPROACH_2,
             "beyond": BEYOND,
@@ -425,6 +426,7 @@ def main() -> None:
         "--minima", choices=("polar", "own"), help="how approach 2 samples the minima (real data)"
     )
     parser.add_argument("--scatter-prior", help="approach 2's prior of tau^2 (real data)")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed (real data)")
     parser.add_argument("--out", help="file name under benchmarks/results (default per mode)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
