@@ -246,6 +246,10 @@ def test_joined_sample_stats_and_log_likelihood(gp_fit):
 
     stats = gp_fit.idata["sample_stats"]
     assert (stats["n_steps"] > stats["gp_n_steps"]).all()
+    # Whether the GP module was sampled again (centred) reaches the fit's diagnostics.
+    retried, kept = bool(stats["retried"].any()), bool(stats["retry_kept"].any())
+    assert (gp_fit.diagnostics.retried, gp_fit.diagnostics.retry_kept) == (retried, kept)
+    assert kept == (retried and bool(stats["gp_centred"].all()))
     params = {n: gp_fit.posterior[n].to_numpy()[..., None] for n in gp_fit.param_names}
     log_inputs = {n: np.asarray(v) for n, v in gp_fit.runs.log_inputs().items()}
     expected = pointwise_log_lik(

@@ -125,16 +125,23 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     retry = [_block(gp_draws(stuck=True), 0), _block(gp_draws(), 0)]
     assert [len(block_health(b).problems) for b in (*first, *retry)] == [1, 1, 2, 0]
     # The join is the model's business; here it returns what was chosen.
-    monkeypatch.setattr(GP, "_join", lambda self, law, lik, table, lb, gb, centred: (gb, centred))
+    retried = []
+
+    def join(self, law, lik, table, lb, gb, centred, was_retried):
+        retried.append(was_retried)
+        return gb, centred
+
+    monkeypatch.setattr(GP, "_join", join)
     run_stage, calls = _retry_stages(law_blocks, first, retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
     assert calls == ["law", "gp", "gp_centred"]
-    assert [centred for _, centred in blocks] == [False, True]
+    assert [centred for _, centred in blocks] == [False, True] and retried == [True, True]
     assert blocks[0][0][1]["diverging"].sum() == 3  # the non-centred draws, divergences kept
     # Both non-centred blocks healthy: no retry at all.
     run_stage, calls = _retry_stages(law_blocks, [_block(gp_draws()), _block(gp_draws())], retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
     assert calls == ["law", "gp"] and [c for _, c in blocks] == [False, False]
+    assert retried[2:] == [False, False]
     # Unhealthy by R-hat and ESS alone, without a divergence, is reason to retry too.
     stuck_first = [_block(gp_draws(stuck=True)), _block(gp_draws())]
     run_stage, calls = _retry_stages(law_blocks, stuck_first, retry)
@@ -142,6 +149,29 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     # Table 0's retry is stuck as well (two failed checks each, no divergences): the lower R-hat
     # decides, whichever it is; table 1 was healthy and stays non-centred.
     assert calls == ["law", "gp", "gp_centred"] and blocks[1][1] is False
+
+
+@pytest.mark.parametrize(
+    ("retry", "said"),
+    [
+        ((False, False), None),
+        ((True, True), "is the run kept"),
+        ((True, False), "first run is kept"),
+    ],
+)
+def test_diagnostics_say_when_a_stage_was_sampled_again(retry, said):
+    rng = np.random.default_rng(2)
+    stats = {
+        "diverging": np.zeros((4, 200), bool),
+        "reached_max_treedepth": np.zeros((4, 200), bool),
+        "retried": np.full((4, 200), retry[0]),
+        "retry_kept": np.full((4, 200), retry[1]),
+    }
+    notes = diagnose({"x": _mixed(rng)}, stats).notes
+    assert notes == [] if said is None else (len(notes) == 1 and said in notes[0])
+    # Stats from before the flags existed (or a sampler without stages): nothing to say.
+    del stats["retried"], stats["retry_kept"]
+    assert diagnose({"x": _mixed(rng)}, stats).notes == []
 
 
 def test_an_unhealthy_gp_module_makes_the_fit_unhealthy(synthetic_runs):

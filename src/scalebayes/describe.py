@@ -59,6 +59,7 @@ def fit_text(fit: Fit | SavedFit, truth: Mapping[str, float] | None = None) -> s
         )
     lines.append(str(fit.diagnostics))
     lines.extend(f"  warning: {problem}" for problem in fit.diagnostics.problems)
+    lines.extend(f"  note: {note}" for note in fit.diagnostics.notes)
     return "\n".join(lines)
 
 

@@ -34,6 +34,25 @@ class Diagnostics:
     n_max_treedepth: int
     n_draws: int
     chains: int
+    # A staged sampler that sampled a stage again another way after its first run failed the
+    # checks (the GP module, centred) says so, and whether the retry was the run kept.
+    retried: bool = False
+    retry_kept: bool = False
+
+    @property
+    def notes(self) -> list[str]:
+        """What the sampler did again, as sentences; empty when nothing was retried."""
+        if not self.retried:
+            return []
+        if self.retry_kept:
+            return [
+                "a sampling stage failed the checks and was sampled again, reparameterised; "
+                "the retry was healthier and is the run kept"
+            ]
+        return [
+            "a sampling stage failed the checks and was sampled again, reparameterised; "
+            "the retry was no healthier, so the first run is kept"
+        ]
 
     @property
     def problems(self) -> list[str]:
@@ -88,7 +107,8 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
     draws : mapping of name to array, dims (chain, draw, ...)
         The sampled parameters; each entry of a vector parameter counts as one.
     stats : mapping of name to array, dims (chain, draw)
-        Sample stats with ``diverging`` and ``reached_max_treedepth`` (booleans).
+        Sample stats with ``diverging`` and ``reached_max_treedepth`` (booleans), and
+        optionally ``retried`` and ``retry_kept`` (booleans, :attr:`Diagnostics.notes`).
 
     Returns
     -------
@@ -124,6 +144,8 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
         n_max_treedepth=int(np.sum(stats["reached_max_treedepth"])),
         n_draws=int(first.shape[0] * first.shape[1]),
         chains=int(first.shape[0]),
+        retried=bool(np.any(stats["retried"])) if "retried" in stats else False,
+        retry_kept=bool(np.any(stats["retry_kept"])) if "retry_kept" in stats else False,
     )
 
 

@@ -120,7 +120,11 @@ def tree_diagnostics(idata: xr.DataTree, names: list[str]) -> Diagnostics:
     posterior, stats = idata["posterior"], idata["sample_stats"]
     return diagnose(
         {name: posterior[name].to_numpy() for name in names},
-        {name: stats[name].to_numpy() for name in ("diverging", "reached_max_treedepth")},
+        {
+            name: stats[name].to_numpy()
+            for name in ("diverging", "reached_max_treedepth", "retried", "retry_kept")
+            if name in stats
+        },
     )
 
 

@@ -225,7 +225,8 @@ class GP(Discrepancy):
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
         centred = [False] * len(full)
         health = [block_health(block) for block in gp_blocks]
-        if not all(d.ok for d in health):
+        retried = not all(d.ok for d in health)
+        if retried:
             # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
             # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on
             # failure (benchmarks/gp_geometry.py). Health decides, not divergences alone: a
@@ -238,7 +239,7 @@ class GP(Discrepancy):
                 if healthier(health[i], block_health(second)):
                     gp_blocks[i], centred[i] = second, True
         blocks = [
-            self._join(law, likelihood, table, law_block, gp_block, centred[i])
+            self._join(law, likelihood, table, law_block, gp_block, centred[i], retried)
             for i, (table, law_block, gp_block) in enumerate(
                 zip(full, law_blocks, gp_blocks, strict=True)
             )
@@ -252,7 +253,7 @@ class GP(Discrepancy):
             model=functools.partial(_gp_model, law, likelihood, self, centred),
             sites=self._sites(law, likelihood),
             min_target_accept=TARGET_ACCEPT,
-            label="GP",
+            label="GP centred retry" if centred else "GP",
             warmup_tree_depth=WARMUP_TREE_DEPTH,
         )
 
@@ -274,13 +275,16 @@ class GP(Discrepancy):
         law_block: Block,
         gp_block: Block,
         centred: bool,
+        retried: bool = False,
     ) -> Block:
         """One table's draws of both modules as one posterior, with each run's log-likelihood.
 
         Sample stats join as a sum over the modules where they add (leapfrog steps, log density,
         energy), either module where a problem in one is a problem (divergence, tree depth), and
         the law module's step size and acceptance rate; the GP module's are kept as ``gp_*``, and
-        ``gp_centred`` says whether the GP module was sampled centred.
+        ``gp_centred`` says whether the GP module was sampled centred; ``retried`` whether it
+        was sampled again, centred, after its first run failed the checks, and ``retry_kept``
+        whether that retry is what was kept (:attr:`scalebayes.health.Diagnostics.notes`).
         """
         (law_draws, law_stats), (gp_draws, gp_stats) = law_block, gp_block
         samples = {LAW_MODULE_NAMES.get(k, k): v for k, v in law_draws.items() if k != "_log_lik"}
@@ -308,6 +312,8 @@ class GP(Discrepancy):
         for name in ("diverging", "n_steps", "acceptance_rate", "step_size"):
             stats[f"gp_{name}"] = gp_stats[name]
         stats["gp_centred"] = np.full(gp_stats["diverging"].shape, centred)
+        stats["retried"] = np.full(gp_stats["diverging"].shape, retried)
+        stats["retry_kept"] = np.full(gp_stats["diverging"].shape, retried and centred)
         return samples, stats
 
     @override
