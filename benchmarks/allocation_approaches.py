@@ -87,6 +87,10 @@ def profile_model(args: argparse.Namespace) -> Any:
     from scalebayes.allocation.profile import ProfileModel
 
     changed = {k: getattr(args, k) for k in ("minima", "scatter_prior") if getattr(args, k)}
+    if args.curvature_prior:
+        changed["curvature_prior"] = (
+            None if args.curvature_prior == "none" else args.curvature_prior
+        )
     return ProfileModel(**changed)
 
 
@@ -426,6 +430,11 @@ def main() -> None:
         "--minima", choices=("polar", "own"), help="how approach 2 samples the minima (real data)"
     )
     parser.add_argument("--scatter-prior", help="approach 2's prior of tau^2 (real data)")
+    parser.add_argument(
+        "--curvature-prior",
+        help="approach 2's prior of the sweeps' log-curvature spread squared; 'none': each "
+        "sweep's curvature its own prior (the model before pooling)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (real data)")
     parser.add_argument("--out", help="file name under benchmarks/results (default per mode)")
     parser.add_argument("--chains", type=int, default=4)

@@ -59,6 +59,11 @@ def main() -> None:
     parser.add_argument(
         "--minima", choices=("polar", "own"), help="how approach 2 samples the sweeps' minima"
     )
+    parser.add_argument(
+        "--curvature-prior",
+        help="approach 2's prior of the sweeps' log-curvature spread squared; 'none': each "
+        "sweep's curvature its own prior (the model before pooling)",
+    )
     parser.add_argument("--truth", action="store_true", help="the known-truth study")
     parser.add_argument("--replicates", type=int, default=6, help="per truth and design (--truth)")
     args = parser.parse_args()
@@ -76,6 +81,10 @@ def main() -> None:
     from scalebayes.allocation.profile import ProfileModel
 
     changed = {k: getattr(args, k) for k in ("scatter_prior", "minima") if getattr(args, k)}
+    if args.curvature_prior:
+        changed["curvature_prior"] = (
+            None if args.curvature_prior == "none" else args.curvature_prior
+        )
     profile_model = ProfileModel(**changed) if changed else None
     rows, per_table = [], {}
     begun = time.perf_counter()
