@@ -303,6 +303,8 @@ ENVELOPE_DESIGNS = {
     "epoch": ("exact", None, (5e7, 1.2e9, 11), (2, 200, 6)),
     "hoffmann": ("exact", HOFFMANN_LAW, (3e7, 1e9, 9), (5, 200, 5)),
     "epoch_bent": ("bent", None, (5e7, 1.2e9, 11), (2, 200, 6)),
+    # An over-training ladder: 5 sizes, each at 6 tokens-per-parameter ratios from 5 to 160.
+    "ladder": ("exact", None, (5e7, 2e9, 5), (5, 160, 6)),
 }
 
 
@@ -422,7 +424,7 @@ def main() -> None:
     parser.add_argument(
         "--design",
         nargs="+",
-        default=list(ENVELOPE_DESIGNS),
+        default=["epoch", "hoffmann", "epoch_bent"],
         choices=list(ENVELOPE_DESIGNS),
         help="approach 1's known-truth designs (--envelope-truth)",
     )

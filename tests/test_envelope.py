@@ -13,7 +13,14 @@ import pytest
 import scalebayes as sb
 from conftest import SHARED_DATA
 from scalebayes.allocation.curve_model import curve_data, find_sizes
-from scalebayes.allocation.envelope import LEVELS, _power_law, envelope, measured_levels
+from scalebayes.allocation.envelope import (
+    LEVELS,
+    MIN_SPAN_DECADES,
+    _power_law,
+    check_measured,
+    envelope,
+    measured_levels,
+)
 from scalebayes.simulation import EPOCH_CHINCHILLA as TRUTH
 
 TRUE_A = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
@@ -173,6 +180,23 @@ def test_too_few_sizes_is_one_clear_error():
     with pytest.raises(sb.EnvelopeError, match=r"at least 3 model sizes.*has 2") as err:
         sb.fit_envelope(runs)
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_measured_levels_must_span_a_factor_two_of_compute():
+    """Three levels 0.16 decades apart (as a 5-size ladder gave, a = 1.10 for 0.51) are refused."""
+    compute = np.geomspace(1e17, 1e21, LEVELS)  # 4 decades, 0.068 decades a step
+    narrow = np.zeros(LEVELS, bool)
+    narrow[20:23] = True  # 3 levels, 0.14 decades
+    with pytest.raises(
+        sb.EnvelopeError, match=r"only over .* \(0\.14 decades; at least 0\.3"
+    ) as err:
+        check_measured(narrow, compute, "ladder.csv")
+    assert "ladder.csv" in str(err.value) and len(str(err.value).splitlines()) == 1
+    apart = narrow.copy()
+    apart[20 + int(np.ceil(MIN_SPAN_DECADES / 0.068))] = True  # the same three and one further out
+    check_measured(apart, compute, "ladder.csv")
+    with pytest.raises(sb.EnvelopeError, match="measured at 2 of 60"):
+        check_measured(narrow & (np.arange(LEVELS) < 22), compute, "ladder.csv")
 
 
 @pytest.mark.slow  # 25 s on the shared 2-core machine, most of it compiling the curves' model

@@ -58,6 +58,11 @@ LEVELS = 60  # compute levels across the runs' range (log-spaced)
 # A size's curve is read at most this many decades beyond its own runs' token counts.
 SUPPORT = 0.2
 MIN_LEVELS = 3
+# The measured levels must also span a factor of 2 in compute: a slope read over less follows
+# the vertices' bias between neighbouring levels, not N*(C). On an over-training ladder of 5
+# sizes x 6 tokens-per-parameter ratios from Epoch's law (1 % noise), 3 levels spanning 0.16
+# decades put a at 1.10 [0.63, 2.77] for a truth of 0.51.
+MIN_SPAN_DECADES = 0.3
 HALF = 3  # the quadratic through a draw's least size is fitted to it and HALF sizes each side
 _DIAGNOSED = ("beta", "tau_B", "E_s", "log_B_s", "sigma", "nu")
 PARAMS = {
@@ -97,7 +102,8 @@ def fit_envelope(
     ------
     EnvelopeError
         Fewer than 3 sizes with 2+ token counts, or fewer than 3 compute levels whose envelope
-        is measured (its argmin away from the smallest and largest size).
+        is measured (its argmin away from the smallest and largest size), or measured levels
+        spanning less than :data:`MIN_SPAN_DECADES` decades of compute.
     """
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     model = model or CurveModel()
@@ -118,14 +124,7 @@ def fit_envelope(
     compute = np.exp(np.linspace(*np.log([runs.C.min(), runs.C.max()]), LEVELS))
     log_n, _, readable = envelope(curves, log_d_ref, sizes, compute, k)
     kept = measured_levels(log_n, readable, sizes, compute, k)
-    if kept.sum() < MIN_LEVELS:
-        raise EnvelopeError(
-            f"approach 1: the envelope of {runs.source}'s finished runs is measured at "
-            f"{int(kept.sum())} of {LEVELS} compute levels (at least {MIN_LEVELS} needed: where "
-            "the line through its argmins lies between the second-smallest and second-largest "
-            "size, and the sizes around it have runs within "
-            f"{SUPPORT:g} decades of the tokens read there)"
-        )
+    check_measured(kept, compute, runs.source)
     a, log_g = _power_law(np.log(compute[kept]), log_n[..., kept])
     samples = {**samples, "a": a, "log_G": log_g}
     idata = _datatree(samples, stats, sizes)
@@ -135,6 +134,31 @@ def fit_envelope(
                          log_d_ref, wall)  # fmt: skip
     warn_if_unhealthy(diagnostics)
     return result
+
+
+def check_measured(kept: np.ndarray, compute: np.ndarray, source: str) -> None:
+    """Raise :class:`EnvelopeError` unless the measured levels can carry a power law's slope.
+
+    ``kept`` masks the ``compute`` levels (FLOPs) whose envelope is measured: at least
+    :data:`MIN_LEVELS` of them, spanning at least :data:`MIN_SPAN_DECADES` decades.
+    """
+    if kept.sum() < MIN_LEVELS:
+        raise EnvelopeError(
+            f"approach 1: the envelope of {source}'s finished runs is measured at "
+            f"{int(kept.sum())} of {len(compute)} compute levels (at least {MIN_LEVELS} needed: "
+            "where the line through its argmins lies between the second-smallest and "
+            "second-largest size, and the sizes around it have runs within "
+            f"{SUPPORT:g} decades of the tokens read there)"
+        )
+    low, high = compute[kept].min(), compute[kept].max()
+    span = float(np.log10(high / low))
+    if span < MIN_SPAN_DECADES:
+        raise EnvelopeError(
+            f"approach 1: the envelope of {source}'s finished runs is measured only over "
+            f"{low:.3g}-{high:.3g} FLOPs ({span:.2f} decades; at least {MIN_SPAN_DECADES:g}, a "
+            "factor 2, needed for the slope of N* = G C^a): more model sizes, or each size's "
+            "runs over a wider range of tokens, widen it"
+        )
 
 
 def envelope(
