@@ -147,8 +147,10 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     run_stage, calls = _retry_stages(law_blocks, stuck_first, retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
     # Table 0's retry is stuck as well (two failed checks each, no divergences): the lower R-hat
-    # decides, whichever it is; table 1 was healthy and stays non-centred.
+    # decides, whichever it is; table 1 was healthy and stays non-centred, and is not said to
+    # have been retried (its batch was, for table 0).
     assert calls == ["law", "gp", "gp_centred"] and blocks[1][1] is False
+    assert retried[4:] == [True, False]
 
 
 @pytest.mark.parametrize(

@@ -64,8 +64,8 @@ CURVATURE_SCALE = 1.0
 # slope within +-0.5 per e-fold (Chinchilla's law: -alpha beta / (alpha + beta) = -0.18). Each
 # curvature's own site is then nearly flat (e^{+-10}): the pooled density is its prior. The
 # rough estimate from a sweep's loss range is far off for sweeps seen from one side of their
-# valley ((Mis)Fitting's smallest: 1.9 above its pooled posterior median, 1.9 prior sds), whose curvature
-# then mixed slowly (bulk ESS 193, R-hat 1.022, seed 0) under independent priors.
+# valley ((Mis)Fitting's smallest: 1.9 above its pooled posterior median, 1.9 prior sds),
+# whose curvature then mixed slowly (bulk ESS 193, R-hat 1.022, seed 0) under its own prior.
 POOLED_CURVATURE_MIN_BUDGETS = 3
 K_LINE_SCALE = 2.0
 K_SLOPE_SCALE = 0.5
@@ -128,9 +128,9 @@ class ProfileModel:
     pooling. The default InverseGamma(1, 0.001) of ``scatter_prior`` puts tau
     at 3.8 % (median), 1.8-14 % (90 %): sweeps trained apart miss a smooth curve by a few
     percent (the public tables read 1-11 % under a HalfNormal(0.1) on tau). In the allocation
-    backtest (benchmarks/allocation_backtest.py, 27 held-out sweeps; before the curvatures were
-    pooled, which then read 24 of 27, 0.29 wide, 22 healthy) it covered 24 of 27 with
-    intervals 0.30 wide in log N* (median) and 21 rows healthy; the HalfNormal(0.1) on tau
+    backtest (benchmarks/allocation_backtest.py, 27 held-out sweeps), before the curvatures
+    were pooled, it covered 24 of 27 with intervals 0.30 wide in log N* (median) and 21 rows
+    healthy (pooled since: 24, 0.29 and 22); the HalfNormal(0.1) on tau
     sampled before, 24 with 0.34 and 16; InverseGamma(2, 0.01), which keeps tau off zero
     (4.6-17 %), 23 with 0.42 and a larger median error (0.139 against 0.118).
     ``drift_prior``: kappa, the change of the local exponent d log N* / d log C per e-fold of

@@ -225,8 +225,7 @@ class GP(Discrepancy):
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
         centred = [False] * len(full)
         health = [block_health(block) for block in gp_blocks]
-        retried = not all(d.ok for d in health)
-        if retried:
+        if not all(d.ok for d in health):
             # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
             # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on
             # failure (benchmarks/gp_geometry.py). Health decides, not divergences alone: a
@@ -239,7 +238,7 @@ class GP(Discrepancy):
                 if healthier(health[i], block_health(second)):
                     gp_blocks[i], centred[i] = second, True
         blocks = [
-            self._join(law, likelihood, table, law_block, gp_block, centred[i], retried)
+            self._join(law, likelihood, table, law_block, gp_block, centred[i], not health[i].ok)
             for i, (table, law_block, gp_block) in enumerate(
                 zip(full, law_blocks, gp_blocks, strict=True)
             )
