@@ -23,6 +23,18 @@ def chinchilla_closed_form(posterior, budgets, k=6.0):
     return G * (budgets / k) ** (beta / (alpha + beta)), beta / (alpha + beta)
 
 
+def test_the_simulations_closed_form_optimum_is_the_search_s():
+    """simulation.chinchilla_optimum (the demo's truth) agrees with optimal() on every draw."""
+    from scalebayes.simulation import chinchilla_optimum
+
+    fit = chinchilla_known(rel_sd=0.05)
+    result = optimal(fit, BUDGETS)
+    params = {name: fit.posterior[name].to_numpy()[..., None] for name in fit.param_names}
+    truth = chinchilla_optimum(params, BUDGETS)
+    for name in ("N", "D", "tokens_per_param", "loss"):
+        np.testing.assert_allclose(getattr(result, name), truth[name], rtol=1e-6)
+
+
 def test_matches_the_chinchilla_closed_form_on_every_draw():
     # 5 % log-scatter of every parameter: N* at 1e27 FLOPs spans two orders of magnitude across draws.
     fit = chinchilla_known(rel_sd=0.05)

@@ -156,6 +156,11 @@ def test_demo_writes_its_figures(fit_files, tmp_path, capsys, monkeypatch):
     assert f"figures written to {figures.resolve()}" in out
     assert out.startswith("scalebayes demo: SYNTHETIC data")
     assert "truth inside the 90% interval for" in out.strip().splitlines()[-1]
+    # The decisions: N*, tokens per parameter and L* at 5.76e23 and 1e25 FLOPs, truth beside.
+    assert "compute-optimal runs under the fitted law" in out
+    table = out[out.index("compute-optimal runs") :].splitlines()
+    assert table[2].startswith("5.76e+23") and table[3].startswith("1e+25")
+    assert table[4].startswith("truth inside the 90% interval for") and " of 6 " in table[4]
     assert sorted(p.name for p in figures.iterdir()) == sorted(
         f"{kind}.png" for kind in ("bands", "isoflop", "frontier", "residuals", "prior", "trace")
     )

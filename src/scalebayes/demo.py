@@ -13,16 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from scalebayes import simulation as sim
 from scalebayes.data import Runs, load_runs
 from scalebayes.describe import fit_text
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import LawError, ScalebayesError
 from scalebayes.fitting import fit
+from scalebayes.formatting import format_interval, format_number, text_columns
 from scalebayes.io import save_fit
 from scalebayes.outputs import FIT_SUFFIXES, check_file, check_folder
 from scalebayes.results import Settings
 
 if TYPE_CHECKING:
+    from scalebayes.allocate import Allocation
     from scalebayes.engine import ProgressCallback
     from scalebayes.laws import Law
     from scalebayes.results import Fit
@@ -32,8 +36,10 @@ __all__ = ["FIGURES", "Demo", "run_demo"]
 FIGURES = ("bands", "isoflop", "frontier", "residuals", "prior", "trace")
 """The figure kinds the demo writes (see :data:`scalebayes.figures.KINDS`)."""
 
-# The frontier reaches Chinchilla's own budget and 1e25 FLOPs.
+# The frontier, and the allocation the demo prints, reach Chinchilla's own budget and 1e25 FLOPs.
 FRONTIER_BUDGETS = (5.76e23, 1e25)
+# The allocation's quantities the demo prints: (attribute, column heading).
+DECIDED = (("N", "N*"), ("tokens_per_param", "tokens/param"), ("loss", "loss L*"))
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ class Demo:
         Figures not drawn, each with the reason (e.g. a law without both N and D has no frontier).
     saved : str, optional
         Where the fit was saved.
+    allocation : Allocation, optional
+        The compute-optimal runs at :data:`FRONTIER_BUDGETS` under the fitted law (None for a
+        law without both N and D).
     """
 
     runs: Runs
@@ -68,6 +77,7 @@ class Demo:
     written: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     saved: str | None = None
+    allocation: Allocation | None = None
 
     @property
     def truth_inside(self) -> int | None:
@@ -93,7 +103,36 @@ class Demo:
                 f"truth inside the 90% interval for {self.truth_inside} of {len(self.truth)} "
                 "parameters (across many seeds, expect about 90%)"
             )
+        if self.allocation is not None:
+            lines += ["", *self._allocation_lines()]
         return "\n".join(lines)
+
+    def _allocation_lines(self) -> list[str]:
+        """The compute-optimal runs with 90 % intervals, and the truth's beside them if known."""
+        assert self.allocation is not None
+        budgets = self.allocation.budgets
+        truth = None if self.truth is None else sim.chinchilla_optimum(self.truth, budgets)
+        rows, inside = [], 0
+        for i, c in enumerate(budgets):
+            row = [f"{c:.3g}"]
+            for name, _ in DECIDED:
+                draws = getattr(self.allocation, name).isel(budget=i).to_numpy().ravel()
+                low, mid, high = np.quantile(draws, [0.05, 0.5, 0.95])
+                cell = f"{format_number(mid)} {format_interval(low, high)}"
+                if truth is not None:
+                    cell += f" ({format_number(truth[name][i])})"
+                    inside += int(low <= truth[name][i] <= high)
+                row.append(cell)
+            rows.append(row)
+        heading = "compute-optimal runs under the fitted law (approach 3): median [90% interval]"
+        lines = [heading + (", truth in ()" if truth is not None else "")]
+        lines.append(text_columns(["C (FLOPs)", *(title for _, title in DECIDED)], rows))
+        if truth is not None:
+            lines.append(
+                f"truth inside the 90% interval for {inside} of {len(rows) * len(DECIDED)} "
+                "(they come from the same draws, so they miss together)"
+            )
+        return lines
 
 
 def run_demo(
@@ -152,13 +191,26 @@ def run_demo(
         check_folder(figures)
     result = fit(runs, law, settings=settings, progress=progress)
     saved = str(save_fit(result, out)) if out is not None else None
+    allocation = _allocation(result)
     folder, written, skipped = None, [], []
     if figures is not None:
         folder = Path(figures)
         folder.mkdir(parents=True, exist_ok=True)
         folder = folder.resolve()
         written, skipped = _draw(result, folder)
-    return Demo(runs, result, about, truth, folder, tuple(written), tuple(skipped), saved)
+    return Demo(
+        runs, result, about, truth, folder, tuple(written), tuple(skipped), saved, allocation
+    )
+
+
+def _allocation(result: Fit) -> Allocation | None:
+    """The compute-optimal runs at :data:`FRONTIER_BUDGETS`, or None for a law without N and D."""
+    from scalebayes.allocate import optimal
+
+    try:
+        return optimal(result, FRONTIER_BUDGETS)
+    except LawError:
+        return None
 
 
 def _draw(result: Fit, folder: Path) -> tuple[list[str], list[str]]:

@@ -20,6 +20,24 @@ EPOCH_CHINCHILLA = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 
 CHINCHILLA_BUDGETS = (6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21)
 
 
+def chinchilla_optimum(
+    params: Mapping[str, float], compute: Sequence[float] | np.ndarray, *, cost_k: float = 6.0
+) -> dict[str, np.ndarray]:
+    """The Chinchilla law's compute-optimal runs at ``compute`` (FLOPs), in closed form.
+
+    With C = k N D (Hoffmann et al. 2022, eq. 4): N* = G (C/k)^(beta/(alpha+beta)),
+    G = (alpha A / (beta B))^(1/(alpha+beta)); returns ``N``, ``D``, ``tokens_per_param`` and
+    ``loss`` (L at the optimum), arrays shaped like ``compute``. The truth of a ladder simulated
+    from that law; the package's own search (:func:`scalebayes.optimal`) is checked against it.
+    """
+    e, a, b = params["E"], params["A"], params["B"]
+    alpha, beta = params["alpha"], params["beta"]
+    c = np.asarray(compute, dtype=float) / cost_k
+    n = (alpha * a / (beta * b)) ** (1.0 / (alpha + beta)) * c ** (beta / (alpha + beta))
+    d = c / n
+    return {"N": n, "D": d, "tokens_per_param": d / n, "loss": e + a * n**-alpha + b * d**-beta}
+
+
 def isoflop_design(
     budgets: Sequence[float],
     *,
