@@ -196,7 +196,7 @@ def test_the_approaches_frontier_overlays_each_approachs_band():
     ax = plots.approaches(result, quantity="D")
     gids = {artist.get_gid() for artist in ax.get_children()}
     assert {"approach 2 median", "approach 3 median"} <= gids
-    assert "disagree" in ax.get_title()
+    assert ax.get_title() == "approaches 2 & 3 disagree"  # each pair's verdict
     with pytest.raises(sb.ScalebayesError, match="expected 'N' or 'D'"):
         plots.approaches(result, quantity="loss")
     # The text and the report page: the refused approach, the verdict with the broken fit's

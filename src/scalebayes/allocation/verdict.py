@@ -121,6 +121,13 @@ class Approaches:
         found = {pair.verdict for pair in self.pairs}
         return "disagree" if "disagree" in found else "unclear" if "unclear" in found else "agree"
 
+    @property
+    def pair_verdicts(self) -> str:
+        """Each pair's verdict in a few words, e.g. '1 & 2 disagree, 1 & 3 agree'."""
+        if not self.pairs:
+            return "one approach"
+        return ", ".join(f"{pair.first} & {pair.second} {pair.verdict}" for pair in self.pairs)
+
     def remarks(self) -> list[str]:
         """The approaches left out and why, the verdict per pair, and the recommendation."""
         lines = [

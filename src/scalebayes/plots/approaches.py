@@ -27,11 +27,11 @@ def approaches(
     ``result`` is :func:`scalebayes.compare_approaches` (or ``sb.optimal(...,
     approach="all")``) over a range of budgets; L* is not drawn (approaches 1 and 2 have it
     only inside their runs). Bands have gid ``"approach {key} {percent}%"``; the title carries
-    the verdict.
+    each pair's verdict.
     """
     if quantity not in ("N", "D"):
         raise ScalebayesError(f"quantity={quantity!r}: expected 'N' or 'D'")
     drawn = {f"approach {key}": allocation for key, allocation in result.results.items()}
     ax = frontier(drawn, quantity=quantity, ax=ax, runs=runs, prob=prob)
-    ax.set_title(f"approaches {', '.join(result.results)}: {result.verdict}", fontsize="small")
+    ax.set_title(f"approaches {result.pair_verdicts}", fontsize="small")
     return ax
