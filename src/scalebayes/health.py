@@ -34,8 +34,9 @@ class Diagnostics:
     n_max_treedepth: int
     n_draws: int
     chains: int
-    # A staged sampler that sampled a stage again another way after its first run failed the
-    # checks (the GP module, centred) says so, and whether the retry was the run kept.
+    # A sampler that sampled a stage again another way after its first run failed the checks
+    # (the GP module centred; approach 2 with more warmup and smaller steps) says so, and
+    # whether the retry was the run kept.
     retried: bool = False
     retry_kept: bool = False
 
@@ -46,12 +47,13 @@ class Diagnostics:
             return []
         if self.retry_kept:
             return [
-                "a sampling stage failed the checks and was sampled again, reparameterised; "
-                "the retry was healthier and is the run kept"
+                "a sampling stage failed the checks and was sampled again another way "
+                "(reparameterised, or more carefully); the retry was healthier and is the run kept"
             ]
         return [
-            "a sampling stage failed the checks and was sampled again, reparameterised; "
-            "the retry was no healthier, so the first run is kept"
+            "a sampling stage failed the checks and was sampled again another way "
+            "(reparameterised, or more carefully); the retry was no healthier, so the first run "
+            "is kept"
         ]
 
     @property

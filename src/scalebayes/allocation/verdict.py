@@ -179,7 +179,8 @@ class Approaches:
             text_columns(header, rows),
         ]
         lines += self.remarks()
-        lines += [f"approach {k} {d}" for k, d in self.diagnostics.items()]
+        for k, d in self.diagnostics.items():
+            lines += [f"approach {k} {d}", *(f"  note: {note}" for note in d.notes)]
         return "\n".join(lines)
 
     def __str__(self) -> str:

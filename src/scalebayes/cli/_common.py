@@ -206,6 +206,8 @@ def emit(args: argparse.Namespace, result: DecisionTable) -> None:
         print(diagnostics)
         for problem in diagnostics.problems:
             print(f"  warning: {problem}")
+        for note in diagnostics.notes:
+            print(f"  note: {note}")
 
 
 class ProgressBar:
