@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import scalebayes as sb
-from scalebayes.discrepancy.gp import GP, block_health
+from scalebayes.discrepancy.gp import GP
 from scalebayes.errors import ConvergenceWarning
 from scalebayes.health import Diagnostics, diagnose, healthier
 from scalebayes.likelihood import model_param_names
 from scalebayes.results import warn_if_unhealthy
+from scalebayes.retry import block_health
 from scalebayes.simulation import EPOCH_CHINCHILLA
 from scalebayes.testing import fit_from_draws, jittered_draws
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from scalebayes import interrupts
 from scalebayes.discrepancy.base import Block, Stage
+from scalebayes.health import Diagnostics
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
 from scalebayes.model import (
@@ -36,6 +37,7 @@ from scalebayes.model import (
     start_point,
 )
 from scalebayes.results import Settings
+from scalebayes.retry import block_health, sample_carefully
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called as ``progress(done, total, phase)`` with iterations done so far; phase names the stage
@@ -118,10 +120,9 @@ class _Runner:
         self.n_runs, self.batch = int(tables.plain[0].weight.shape[0]), len(tables.plain)
 
     def _sampler(self, stage: Stage) -> Sampler:
-        settings = dataclasses.replace(
-            self.settings, target_accept=max(self.settings.target_accept, stage.min_target_accept)
+        return _sampler(
+            self.law, stage, self.n_runs, stage_settings(self.settings, stage), self.batch
         )
-        return _sampler(self.law, stage, self.n_runs, settings, self.batch)
 
     def prepare(self, stage: Stage, tables: Sequence[ModelData]) -> None:
         self._sampler(stage).prepare(tables)
@@ -132,6 +133,15 @@ class _Runner:
         sampler = self._sampler(stage)
         blocks, compile_s = sampler.run(tables, key, _stage_progress(self.progress, stage, slot))
         return blocks, compile_s, sampler.n_devices
+
+
+def stage_settings(settings: Settings, stage: Stage) -> Settings:
+    """``settings`` as ``stage`` asks: its least target acceptance, its multiple of the warmup."""
+    return dataclasses.replace(
+        settings,
+        target_accept=max(settings.target_accept, stage.min_target_accept),
+        warmup=settings.warmup * stage.warmup_factor,
+    )
 
 
 def _stage_progress(
@@ -156,8 +166,8 @@ def sample_model(
     ``data`` is a :class:`~scalebayes.model.ModelData` (its ``weight`` and ``log_loss`` give the
     start point, its ``extra`` whatever else the model needs); ``stage.sites`` names every
     sampled site with its prior. The compiled sampler is cached by ``stage.key`` (which must
-    name everything that changes the model), the data's shapes and the NUTS settings (target
-    acceptance at least ``stage.min_target_accept``). Returns
+    name everything that changes the model), the data's shapes and the NUTS settings as the
+    stage asks (:func:`stage_settings`). Returns
     the draws and sample stats (leading dims chain, draw), the seconds spent compiling and the
     number of devices the chains used.
     """
@@ -166,12 +176,32 @@ def sample_model(
     if stage.model is None or stage.sites is None:
         raise ValueError("sample_model needs a stage with its own model and sites")
     shapes = tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(data))
-    settings = dataclasses.replace(
-        settings, target_accept=max(settings.target_accept, stage.min_target_accept)
-    )
+    settings = stage_settings(settings, stage)
     sampler = _sampler(None, stage, shapes, settings, 1)
     blocks, compile_s = sampler.run([data], jax.random.key(settings.seed), progress)
     return blocks[0], compile_s, sampler.n_devices
+
+
+def sample_model_carefully(
+    stage: Stage,
+    data: Any,
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+    *,
+    health: Callable[[Block], Diagnostics] = block_health,
+) -> tuple[Block, float, int]:
+    """:func:`sample_model`, sampled once more, more carefully, if it fails the checks.
+
+    :func:`scalebayes.retry.sample_carefully`: the healthier run by ``health`` is kept, its
+    stats saying ``retried`` and ``retry_kept``; the compile seconds count both runs.
+    """
+
+    def one(st: Stage) -> tuple[list[Block], float, int]:
+        block, compile_s, devices = sample_model(st, data, settings, progress)
+        return [block], compile_s, devices
+
+    blocks, compile_s, devices = sample_carefully(one, stage, health)
+    return blocks[0], compile_s, devices
 
 
 class Sampler:

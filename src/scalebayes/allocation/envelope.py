@@ -115,7 +115,7 @@ def fit_envelope(
     with precision(settings.precision):
         started = time.perf_counter()
         data = curve_data(sizes)
-        (samples, stats), compile_s, _ = engine.sample_model(
+        (samples, stats), compile_s, _ = engine.sample_model_carefully(
             model.stage(sizes.n_sizes), data, settings, progress
         )
         wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}

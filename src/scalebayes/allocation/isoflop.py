@@ -9,7 +9,6 @@ interface, so ``sb.optimal(fit, budgets, approach=2)`` runs it on a fit's runs.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import warnings
@@ -26,19 +25,14 @@ from scalebayes.allocation.profiles import IsoflopFit, ProfileAllocation
 from scalebayes.allocation.scatter import scatter_draws
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import SweepEdgeWarning
-from scalebayes.health import diagnose, healthier
+from scalebayes.health import diagnose
 from scalebayes.results import Diagnostics, Fit, Settings, tree_diagnostics, warn_if_unhealthy
+from scalebayes.retry import Block, careful_settings
 from scalebayes.runtime import precision
 
 if TYPE_CHECKING:  # the sampler (JAX, NumPyro) loads when an approach samples
     from scalebayes import engine
 
-# A fit that fails the checks is sampled once more, more carefully: twice the warmup (the mass
-# matrix adapts on more draws) and a target acceptance of at least 0.95 (smaller steps through
-# the curvature that diverged); the healthier run is kept (health.healthier) and the
-# diagnostics say which (Diagnostics.notes).
-RETRY_WARMUP_FACTOR = 2
-RETRY_TARGET_ACCEPT = 0.95
 # Diagnosed: every reported parameter and per-sweep quantity (R-hat, ESS over all of them).
 _DIAGNOSED = ("a", "kappa", "log_G", "tau", "p", "q", "sigma", "nu", "log_N_star", "L_star", "K")
 
@@ -97,21 +91,11 @@ def fit_isoflops(
         started = time.perf_counter()
         data = profile_data(runs, budgets)
         stage = model.stage(budgets.n_budgets)
-        (samples, stats), compile_s, _ = engine.sample_model(stage, data, settings, progress)
-        first = _health(samples, stats)
-        retried = kept = False
-        if not first.ok:
-            careful = dataclasses.replace(
-                settings,
-                warmup=RETRY_WARMUP_FACTOR * settings.warmup,
-                target_accept=max(settings.target_accept, RETRY_TARGET_ACCEPT),
-            )
-            retry = dataclasses.replace(stage, label=f"{stage.label} retry")
-            (again, again_stats), more, _ = engine.sample_model(retry, data, careful, progress)
-            compile_s += more
-            retried = True
-            if healthier(first, _health(again, again_stats)):
-                samples, stats, settings, kept = again, again_stats, careful, True
+        (samples, stats), compile_s, _ = engine.sample_model_carefully(
+            stage, data, settings, progress, health=_health
+        )
+        if stats["retry_kept"].any():
+            settings = careful_settings(settings)
         wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}
     samples = dict(samples)
     samples["tau"] = scatter_draws(
@@ -120,9 +104,7 @@ def fit_isoflops(
     )  # fmt: skip
     idata = _datatree(samples, stats, budgets)
     names = [n for n in _DIAGNOSED if n in samples]
-    diagnostics = dataclasses.replace(
-        tree_diagnostics(idata, names), retried=retried, retry_kept=kept
-    )
+    diagnostics = tree_diagnostics(idata, names)
     edge = _edges(runs, budgets, np.median(samples["log_N_star"], axis=(0, 1)))
     result = IsoflopFit(runs, budgets, model, idata, settings, diagnostics, edge, wall)
     if edge.any():
@@ -199,8 +181,9 @@ def _datatree(
     )
 
 
-def _health(samples: dict[str, Any], stats: dict[str, Any]) -> Diagnostics:
+def _health(block: Block) -> Diagnostics:
     """One run's health over the sampled quantities (tau, drawn afterwards, follows residual_ss)."""
+    samples, stats = block
     names = [n for n in (*_DIAGNOSED, "residual_ss") if n in samples and n != "tau"]
     return diagnose({n: np.asarray(samples[n]) for n in names}, stats)
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from scalebayes.errors import LawError
 from scalebayes.laws import Law
 from scalebayes.priors import Prior
+from scalebayes.retry import sample_carefully
 
 Sites = dict[str, tuple[Prior | None, tuple[int, ...]]]
 """Sampled sites: name -> (prior, or None for a site the model gives its own density; shape)."""
@@ -57,7 +58,8 @@ class Stage:
     ``model`` is a NumPyro model of one argument (the table's ``ModelData``), or None for the
     law's own model under ``likelihood``; ``sites`` its sampled sites (None: the law's); the
     stage samples at a target acceptance of at least ``min_target_accept`` (and with trees of at
-    most ``warmup_tree_depth`` levels during warmup, if set). ``key`` names the
+    most ``warmup_tree_depth`` levels during warmup, if set, and ``warmup_factor`` times the
+    settings' warmup). ``key`` names the
     stage in the engine's cache of compiled samplers, ``label`` in the progress bar.
     """
 
@@ -74,6 +76,9 @@ class Stage:
     # For a model of its own: how many additive terms its sites with no prior (logs of terms
     # at the reference point) share the loss among at the start point (the law's: its centrings).
     terms: int = 1
+    # Warmup iterations as a multiple of the settings' (a careful retry doubles it:
+    # :mod:`scalebayes.retry`).
+    warmup_factor: int = 1
 
 
 class TableSet(Protocol):
@@ -244,8 +249,15 @@ class Discrepancy:
     def sample_posterior(
         self, law: Law, likelihood: Any, tables: TableSet, key: Any, run_stage: RunStage
     ) -> tuple[list[Block], float, int]:
-        """Sample the whole model: by default one stage, the law's model with this term in it."""
-        return run_stage(Stage("law", likelihood), tables.full(), key, (0, 1))
+        """Sample the whole model: by default one stage, the law's model with this term in it.
+
+        A table whose run fails the checks is sampled once more, more carefully
+        (:func:`scalebayes.retry.sample_carefully`).
+        """
+        full = tables.full()
+        return sample_carefully(
+            lambda stage: run_stage(stage, full, key, (0, 1)), Stage("law", likelihood)
+        )
 
     # --- predictions ------------------------------------------------------------------------
 

@@ -33,9 +33,10 @@ from scalebayes.discrepancy import hsgp
 from scalebayes.discrepancy.base import Block, Discrepancy, RunStage, Sites, Stage, TableSet
 from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.errors import ExtrapolationWarning, LawError
-from scalebayes.health import Diagnostics, diagnose, healthier
+from scalebayes.health import healthier
 from scalebayes.laws import Law
 from scalebayes.priors import Prior
+from scalebayes.retry import block_health, sample_carefully
 from scalebayes.runtime import compiled
 
 RAW_SITE = "_gp_raw"  # the GP's standardised basis weights, one vector site
@@ -220,7 +221,9 @@ class GP(Discrepancy):
         full = tables.full()
         gp_stage = self._stage(law, likelihood, False)
         run_stage.prepare(gp_stage, full)
-        law_blocks, law_compile, devices = run_stage(law_stage, tables.plain, key, (0, 2))
+        law_blocks, law_compile, devices = sample_carefully(
+            lambda stage: run_stage(stage, tables.plain, key, (0, 2)), law_stage
+        )
         gp_key = jax.random.fold_in(key, 1)
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
         centred = [False] * len(full)
@@ -283,7 +286,8 @@ class GP(Discrepancy):
         the law module's step size and acceptance rate; the GP module's are kept as ``gp_*``, and
         ``gp_centred`` says whether the GP module was sampled centred; ``retried`` whether it
         was sampled again, centred, after its first run failed the checks, and ``retry_kept``
-        whether that retry is what was kept (:attr:`scalebayes.health.Diagnostics.notes`).
+        whether that retry is what was kept (:attr:`scalebayes.health.Diagnostics.notes`); the
+        law module's own careful retry (:func:`scalebayes.retry.sample_carefully`) counts too.
         """
         (law_draws, law_stats), (gp_draws, gp_stats) = law_block, gp_block
         samples = {LAW_MODULE_NAMES.get(k, k): v for k, v in law_draws.items() if k != "_log_lik"}
@@ -311,8 +315,11 @@ class GP(Discrepancy):
         for name in ("diverging", "n_steps", "acceptance_rate", "step_size"):
             stats[f"gp_{name}"] = gp_stats[name]
         stats["gp_centred"] = np.full(gp_stats["diverging"].shape, centred)
-        stats["retried"] = np.full(gp_stats["diverging"].shape, retried)
-        stats["retry_kept"] = np.full(gp_stats["diverging"].shape, retried and centred)
+        shape = gp_stats["diverging"].shape
+        law_retried = law_stats.get("retried", np.zeros(shape, bool))
+        law_kept = law_stats.get("retry_kept", np.zeros(shape, bool))
+        stats["retried"] = np.full(shape, retried) | law_retried
+        stats["retry_kept"] = np.full(shape, retried and centred) | law_kept
         return samples, stats
 
     @override
@@ -334,16 +341,6 @@ class GPAlone(GP):
 
     name = "gp_alone"
     summary = "the GP without its quadratic: faster; its spread stops growing beyond the runs"
-
-
-def block_health(block: Block) -> Diagnostics:
-    """R-hat, ESS, divergences and tree depth of one table's draws of a stage (:func:`diagnose`).
-
-    Over the block's reported sites (a leading underscore marks the sampler's own, such as the
-    GP's standardised weights, whose scaled copy ``gp_weights`` is reported).
-    """
-    draws, stats = block
-    return diagnose({k: v for k, v in draws.items() if not k.startswith("_")}, stats)
 
 
 def _gp_model(law: Law, likelihood: Any, gp: GP, centred: bool, data: Any) -> None:

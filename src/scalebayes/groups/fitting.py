@@ -106,7 +106,7 @@ def fit_groups(
             min_target_accept=MIN_TARGET_ACCEPT,
             terms=plan.terms,
         )
-        (samples, stats), compile_s, devices = engine.sample_model(
+        (samples, stats), compile_s, devices = engine.sample_model_carefully(
             stage, model_data, settings, progress
         )
         names = likelihood.discrepancy.param_names(law, ())

@@ -1,0 +1,118 @@
+"""How often a law fit fails the sampler's checks, before and after the careful retry.
+
+Every fit now samples a stage that fails the checks (R-hat > 1.01, bulk ESS < 100 per chain, a
+divergence, a draw at the maximum tree depth) once more with twice the warmup and a target
+acceptance of at least 0.95, and keeps the healthier run (scalebayes.retry). A fit's sample
+stats say whether it was retried, so one run measures both: "failed first" counts the fits
+that were retried, "fails after" those whose kept run still fails. Tables: Epoch's Chinchilla
+runs, each Open-Athena experiment, (Mis)Fitting's finished runs, and the data-constrained runs
+of Muennighoff et al. (datablations, with the data-constrained law, which reads U); laws
+Chinchilla's, plain (no discrepancy) and with the default discrepancy; seeds 0-2.
+
+    python benchmarks/retry.py [--data DIR] [--seeds 0 1 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, add_data_argument, machine, misfitting_csv, write_results
+from _datasets import datasets, misfitting_final_runs
+
+DATABLATIONS = "datablations/final_losses.csv"
+
+
+def tables(data: Path) -> dict[str, tuple[Any, list[str]]]:
+    """``{name: (runs, laws)}``: each public table and the laws fitted to it."""
+    import scalebayes as sb
+
+    found = {name: (spec["runs"], ["chinchilla"]) for name, spec in datasets(data).items()}
+    if misfitting_csv(data).is_file():
+        found["misfitting_final"] = (misfitting_final_runs(misfitting_csv(data)), ["chinchilla"])
+    path = Path(data) / DATABLATIONS
+    if path.is_file():
+        columns = {"N": "params_N", "D": "tokens_D", "U": "unique_tokens_U", "loss": "val_loss_c4"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate (N, D, U): the seeds' repeats
+            runs = sb.load_runs(path, columns=columns)
+        found["datablations"] = (runs, ["data_constrained"])
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(parser)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--discrepancy", nargs="+", default=["none", "auto"], help="likelihoods' discrepancies"
+    )
+    parser.add_argument("--quick", action="store_true", help="seed 0, 2 chains x 500 draws")
+    parser.add_argument("--out", default="retry.json", help="file name under benchmarks/results")
+    args = parser.parse_args()
+    import numpy as np
+
+    import scalebayes as sb
+
+    sb.configure(compile_cache=False)
+    found = tables(args.data)
+    if not found:
+        print(f"skipped: no public tables under {args.data}")
+        return
+    settings = {"chains": 4, "draws": 1000, "warmup": 1000}
+    if args.quick:
+        settings, args.seeds = {"chains": 2, "draws": 500, "warmup": 500}, [0]
+    rows = []
+    started_all = time.perf_counter()
+    print(f"{'table':44s} {'law':16s} {'disc':5s} seed  first  kept   after  seconds", flush=True)
+    for name, (runs, laws) in found.items():
+        for law in laws:
+            for discrepancy in args.discrepancy:
+                for seed in args.seeds:
+                    started = time.perf_counter()
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fit = sb.fit(
+                            runs, law, likelihood=sb.Likelihood(discrepancy=discrepancy),
+                            seed=seed, **settings,
+                        )  # fmt: skip
+                    d = fit.diagnostics
+                    row = {
+                        "table": name, "law": law, "discrepancy": discrepancy, "seed": seed,
+                        "failed_first": d.retried, "retry_kept": d.retry_kept,
+                        "fails_after": not d.ok, "diagnostics": d.to_dict(),
+                        "seconds": time.perf_counter() - started,
+                        "leapfrog_steps": float(np.mean(fit.idata["sample_stats"]["n_steps"])),
+                    }  # fmt: skip
+                    rows.append(row)
+                    print(
+                        f"{name[:44]:44s} {law:16s} {discrepancy:5s} {seed:4d}  "
+                        f"{'yes' if d.retried else 'no':5s}  {'yes' if d.retry_kept else '-':5s}"
+                        f"  {'FAILS' if not d.ok else 'ok':6s} {row['seconds']:7.1f}",
+                        flush=True,
+                    )
+    failed = sum(r["failed_first"] for r in rows)
+    after = sum(r["fails_after"] for r in rows)
+    print(
+        f"\n{len(rows)} fits: {failed} failed the checks at first (retried), {after} still fail "
+        f"after the retry; {time.perf_counter() - started_all:.0f} s"
+    )
+    write_results(
+        RESULTS / args.out,
+        {
+            "settings": {**settings, "seeds": args.seeds, "discrepancy": args.discrepancy},
+            "fits": len(rows),
+            "failed_first": failed,
+            "fails_after": after,
+            "rows": rows,
+            "seconds": time.perf_counter() - started_all,
+            "machine": machine(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
