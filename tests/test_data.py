@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalebayes.data import ALIASES, CANONICAL, Runs, load_runs
+from scalebayes.columns import ALIASES, CANONICAL
+from scalebayes.data import Runs, load_runs
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
 
 HERE = Path(__file__).parent
@@ -161,6 +162,37 @@ def test_missing_column_lists_columns_found_and_names_accepted(name, missing, fo
     assert accepted in message
     key = missing.split()[0]
     assert f"columns={{'{key}': NAME}}" in message and f"--column {key}=NAME" in message
+
+
+def test_missing_columns_suggest_the_columns_that_name_them_in_words():
+    # datablations' final_losses.csv: every needed column is named with a suffix.
+    frame = pd.DataFrame(
+        {
+            "run_key": ["a", "b"], "params_N": [1e8, 2e8], "tokens_D": [2e9, 4e9],
+            "unique_tokens_U": [1e9, 1e9], "epochs": [2.0, 4.0], "flops_6ND": [1.2e18, 4.8e18],
+            "val_loss_c4": [3.1, 2.9], "tokens_per_param": [20.0, 20.0],
+        }
+    )  # fmt: skip
+    with pytest.raises(RunsFileError, match="no column for N and loss") as info:
+        load_runs(frame)
+    message = str(info.value)
+    # "unique tokens" outranks "tokens" in unique_tokens_U; tokens_per_param names no column
+    # of its own but is a candidate for D beside tokens_D, so D is offered as a choice.
+    assert (
+        "Your columns that look like them: N: 'params_N'; loss: 'val_loss_c4'; "
+        "D: 'tokens_D' or 'tokens_per_param'; C: 'flops_6ND'; U: 'unique_tokens_U'"
+    ) in message, message
+    assert "--column N=params_N --column loss=val_loss_c4 --column C=flops_6ND" in message
+    # Taken as suggested, the table loads.
+    runs = load_runs(frame, columns={"N": "params_N", "loss": "val_loss_c4", "D": "tokens_D",
+                                     "U": "unique_tokens_U"})  # fmt: skip
+    assert runs.table["U"].tolist() == [1e9, 1e9]
+
+
+def test_no_suggestion_where_no_column_names_a_quantity():
+    with pytest.raises(RunsFileError) as info:
+        load_runs(pd.DataFrame({"size": [1e8], "tokens": [1e9], "score": [3.0]}))
+    assert "look like" not in str(info.value)
 
 
 def test_missing_several_columns_at_once():

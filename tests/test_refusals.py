@@ -7,6 +7,7 @@ law, a law that is not finite at them, outputs that cannot be written, negative 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,19 @@ def test_library_writes_refuse_in_one_line(tmp_path):
 def test_negative_numbers_reach_the_checks(argv, message, fit_nc, capsys):
     assert main([a.replace("{fit}", fit_nc) for a in argv]) == 2
     assert message in _one_error_line(capsys)
+
+
+def test_repeated_data_warn_when_the_law_does_not_read_unique_tokens(tmp_path):
+    # Lines 3 and 4 see their unique tokens 4 and 40 times; line 2 once. Three runs are too few
+    # for either law, so each call stops at the refusal that follows the warning, unsampled.
+    path = tmp_path / "repeats.csv"
+    path.write_text("N,D,unique_tokens,loss\n1e8,2e9,2e9,3.1\n2e8,8e9,2e9,2.9\n4e8,8e10,2e9,2.8\n")
+    with pytest.warns(sb.DataWarning) as caught, pytest.raises(UnidentifiableError):
+        sb.fit(path, "chinchilla")
+    message = str(caught[0].message)
+    assert message.startswith(f"{path}: lines 3, 4, column 'unique_tokens': 2 runs repeat")
+    assert "up to 40 epochs" in message and "--law data_constrained" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sb.DataWarning)  # the data-constrained law reads U
+        with pytest.raises(UnidentifiableError):
+            sb.fit(path, "data_constrained")

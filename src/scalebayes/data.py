@@ -3,7 +3,7 @@
 Canonical columns: ``N`` (parameters), ``D`` (training tokens), ``C`` (training FLOPs),
 ``loss`` (final loss, nats/token); optional ``U`` (unique tokens, for data-constrained laws),
 ``group``, ``weight`` and ``budget`` (the isoFLOP sweep's nominal compute). Columns are found
-by the names people already use (:data:`ALIASES`), or mapped explicitly. Bad values are
+by the names people already use (:data:`~scalebayes.columns.ALIASES`), or mapped explicitly. Bad values are
 errors that name the file, the rows and the column; nothing is dropped or coerced silently.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,40 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalebayes.columns import ALIASES, canonical, suggest
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError, name_rows
-
-CANONICAL = ("N", "D", "C", "loss")
-
-# Names people use for each column, matched ignoring case, spaces, "_" and "-"; the canonical
-# name comes first. The key order is the column order of Runs.table; every column except
-# "group" holds positive numbers. Too-vague names ("size", "data") are left out on purpose.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "N": (
-        "N", "model size", "params", "parameters", "n_params", "num_params", "n_parameters",
-        "num_parameters", "param_count", "parameter_count", "model_params", "total_params",
-        "non-embedding params",
-    ),
-    "D": (
-        "D", "tokens", "n_tokens", "num_tokens", "training tokens", "train_tokens",
-        "tokens_seen", "tokens_trained", "data size", "dataset size",
-    ),
-    "C": (
-        "C", "training FLOP", "training FLOPs", "train_flops", "FLOP", "FLOPs", "total_flops",
-        "compute", "training compute",
-    ),
-    "loss": (
-        "loss", "val_loss", "valid_loss", "validation loss", "eval_loss", "test_loss",
-        "final_loss", "train_loss", "training loss",
-    ),
-    "U": (
-        "U", "unique tokens", "n_unique_tokens", "num_unique_tokens", "unique data",
-        "unique data tokens",
-    ),
-    "group": ("group", "groups"),
-    "weight": ("weight", "weights"),
-    # The nominal compute of the isoFLOP sweep a run belongs to (approach 2 groups runs by it).
-    "budget": ("budget", "isoflop budget", "flop budget", "compute budget"),
-}  # fmt: skip
 
 # Accepted suffixes and their field separators (None: Parquet).
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
@@ -69,13 +36,6 @@ OUTLIER_MIN_RUNS = 5
 
 # Cells that mean "no value" (compared in lower case), as pandas reads them by default.
 _MISSING = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null", "none"})
-
-
-def _normalise(name: object) -> str:
-    return re.sub(r"[\s_\-]+", "", str(name)).lower()
-
-
-_CANONICAL_OF = {_normalise(alias): key for key, aliases in ALIASES.items() for alias in aliases}
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on DataFrames has no single truth value
@@ -433,11 +393,7 @@ def _match_columns(raw: _Raw, explicit: Mapping[str, str]) -> dict[str, str]:
             raise raw.error(f"column {name!r} (mapped to {key}) not found; columns are {names}")
     # A repeated name matters only where it would be read; unused columns may repeat.
     repeated = sorted(
-        {
-            n
-            for n in names
-            if names.count(n) > 1 and (n in targets or _normalise(n) in _CANONICAL_OF)
-        }
+        {n for n in names if names.count(n) > 1 and (n in targets or canonical(n) is not None)}
     )
     if repeated:
         where = "line 1: " if raw.row_label == "line" else ""
@@ -446,7 +402,7 @@ def _match_columns(raw: _Raw, explicit: Mapping[str, str]) -> dict[str, str]:
     found = dict(explicit)
     candidates: dict[str, list[str]] = {}
     for name in names:
-        key = _CANONICAL_OF.get(_normalise(name))
+        key = canonical(name)
         if key is not None and key not in found and name not in targets:
             candidates.setdefault(key, []).append(name)
     for key, matches in candidates.items():
@@ -466,11 +422,29 @@ def _match_columns(raw: _Raw, explicit: Mapping[str, str]) -> dict[str, str]:
         listed = [*missing, *(["D", "C"] if either else [])]
         accepted = "; ".join(f"{key}: {_accepted(key)}" for key in listed)
         raise raw.error(
-            f"no column for {wanted}; found columns {names}. Recognised names (case, spaces, "
-            f"'_' and '-' ignored): {accepted}. Or map yours: columns={{{listed[0]!r}: NAME}} "
-            f"(CLI: --column {listed[0]}=NAME)"
+            f"no column for {wanted}; found columns {names}{_suggestions(names, found, listed)}. "
+            f"Recognised names (case, spaces, '_' and '-' ignored): {accepted}. Or map yours: "
+            f"columns={{{listed[0]!r}: NAME}} (CLI: --column {listed[0]}=NAME)"
         )
     return found
+
+
+def _suggestions(names: list[str], found: Mapping[str, str], listed: list[str]) -> str:
+    """Columns that name a missing quantity in words (``params_N``), as a sentence; or ""."""
+    taken = set(found.values())
+    guesses = {k: v for k, v in suggest(n for n in names if n not in taken).items()
+               if k not in found}  # fmt: skip
+    if not guesses:
+        return ""
+    order = [*listed, *(k for k in ALIASES if k not in listed)]
+    shown = "; ".join(
+        f"{key}: {' or '.join(repr(n) for n in guesses[key])}" for key in order if key in guesses
+    )
+    sure = {key: guesses[key][0] for key in order if len(guesses.get(key, ())) == 1}
+    cli = " ".join(f"--column {key}={name}" for key, name in sure.items())
+    return f". Your columns that look like them: {shown}" + (
+        f" (CLI: {cli}; Python: columns={sure!r})" if sure else ""
+    )
 
 
 def _values(raw: _Raw, key: str, column: str) -> np.ndarray:

@@ -21,7 +21,7 @@ import pandas as pd
 from scalebayes import engine
 from scalebayes.data import Runs, load_runs
 from scalebayes.engine import ProgressCallback
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
 from scalebayes.laws import Law, load_law
 from scalebayes.likelihood import Likelihood
 from scalebayes.model import Tables
@@ -222,6 +222,10 @@ def apply_priors(
     return law, likelihood.with_priors(noise) if noise else likelihood
 
 
+# D above U by more than this factor is data seen more than once (not rounding of U).
+REPEAT_TOLERANCE = 1.01
+
+
 def _check_inputs(law: Law, runs: Runs) -> None:
     available = runs.inputs()
     missing = [name for name in law.inputs if name not in available]
@@ -229,6 +233,23 @@ def _check_inputs(law: Law, runs: Runs) -> None:
         raise ScalebayesError(
             f"law {law.name!r} needs input(s) {missing}, which {runs.source} does not provide"
         )
+    if "U" in runs.table and "U" not in law.inputs:
+        # D counts every token seen, U the distinct ones: D > U is data seen more than once.
+        repeated = (runs.table["D"] > REPEAT_TOLERANCE * runs.table["U"]).to_numpy()
+        if repeated.any():
+            epochs = float((runs.table["D"] / runs.table["U"]).max())
+            problem = (
+                f"{int(repeated.sum())} runs repeat their data (D > U, up to {epochs:.3g} "
+                f"epochs), but law {law.name!r} does not read U and counts a repeated token as "
+                "a fresh one; the catalogue's data_constrained law discounts repeats "
+                "(--law data_constrained)"
+            )
+            rows = [r for r, hit in zip(runs.rows, repeated, strict=True) if hit]
+            where = RunsFileError(
+                runs.source, problem, column=runs.column_map.get("U", "U"), rows=rows,
+                row_label=runs.row_label,
+            )  # fmt: skip
+            warnings.warn(str(where), DataWarning, stacklevel=4)
 
 
 def package_versions() -> dict[str, str]:

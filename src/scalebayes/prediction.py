@@ -318,11 +318,11 @@ def points_from_table(
     ``lines`` gives each row's line in the file (header = line 1, as :func:`load_runs` counts);
     without it rows are named by their index labels.
     """
-    from scalebayes.data import _CANONICAL_OF, _normalise
+    from scalebayes.columns import canonical
 
     found: dict[str, np.ndarray] = {}
     for column in table.columns:
-        key = _CANONICAL_OF.get(_normalise(column))
+        key = canonical(column)
         if key in INPUT_NAMES:
             if key in found:
                 raise ScalebayesError(f"{source}: two columns mean {key}; keep one")

@@ -1,0 +1,84 @@
+"""The names people give the columns of a table of runs, and which column each name means.
+
+A leaf: :func:`scalebayes.data.load_runs` reads tables by these names, the planners
+(:func:`scalebayes.prediction.points_from_table`) read planned runs by them, and a table whose
+needed columns carry other names gets suggestions (:func:`suggest`) in the error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+CANONICAL = ("N", "D", "C", "loss")
+
+# Names people use for each column, matched ignoring case, spaces, "_" and "-"; the canonical
+# name comes first. The key order is the column order of Runs.table; every column except
+# "group" holds positive numbers. Too-vague names ("size", "data") are left out on purpose.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "N": (
+        "N", "model size", "params", "parameters", "n_params", "num_params", "n_parameters",
+        "num_parameters", "param_count", "parameter_count", "model_params", "total_params",
+        "non-embedding params",
+    ),
+    "D": (
+        "D", "tokens", "n_tokens", "num_tokens", "training tokens", "train_tokens",
+        "tokens_seen", "tokens_trained", "data size", "dataset size",
+    ),
+    "C": (
+        "C", "training FLOP", "training FLOPs", "train_flops", "FLOP", "FLOPs", "total_flops",
+        "compute", "training compute",
+    ),
+    "loss": (
+        "loss", "val_loss", "valid_loss", "validation loss", "eval_loss", "test_loss",
+        "final_loss", "train_loss", "training loss",
+    ),
+    "U": (
+        "U", "unique tokens", "n_unique_tokens", "num_unique_tokens", "unique data",
+        "unique data tokens",
+    ),
+    "group": ("group", "groups"),
+    "weight": ("weight", "weights"),
+    # The nominal compute of the isoFLOP sweep a run belongs to (approach 2 groups runs by it).
+    "budget": ("budget", "isoflop budget", "flop budget", "compute budget"),
+}  # fmt: skip
+
+
+def normalise(name: object) -> str:
+    """``name`` as matched: lower case, without spaces, ``_`` and ``-``."""
+    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+
+
+CANONICAL_OF = {normalise(alias): key for key, aliases in ALIASES.items() for alias in aliases}
+
+
+def canonical(name: object) -> str | None:
+    """The canonical column a column called ``name`` holds (:data:`ALIASES`), or None."""
+    return CANONICAL_OF.get(normalise(name))
+
+
+def suggest(names: Iterable[object]) -> dict[str, list[str]]:
+    """Columns whose names contain a recognised name as whole words, by the column they may be.
+
+    ``params_N`` may be N, ``val_loss_c4`` loss, ``unique_tokens_U`` U: each column goes to the
+    key of the longest recognised name among its runs of consecutive words (words split at
+    spaces, ``_``, ``-`` and ``.``). One-letter names are not matched inside longer names
+    (``d_model`` is no D). Columns that are recognised names themselves are left out: they are
+    read, not suggested.
+    """
+    found: dict[str, list[str]] = {}
+    for name in names:
+        text = str(name)
+        if canonical(text) is not None:
+            continue
+        words = [w for w in re.split(r"[\s_\-.]+", text.lower()) if w]
+        best: tuple[int, str] | None = None
+        for i in range(len(words)):
+            for j in range(i + 1, len(words) + 1):
+                joined = "".join(words[i:j])
+                key = CANONICAL_OF.get(joined)
+                if key is not None and len(joined) > 1 and (best is None or len(joined) > best[0]):
+                    best = (len(joined), key)
+        if best is not None:
+            found.setdefault(best[1], []).append(text)
+    return found
