@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from tests.known_fits import HOFFMANN, HOFFMANN_TEX, chinchilla_known, ladder
 
@@ -234,3 +235,64 @@ def test_a_discrepancy_term_is_part_of_the_optimised_loss():
         # Grid step 1e-5 in log N; a flat minimum: 1e-3 relative.
         assert float(result.N[c, k, 0]) == pytest.approx(n[np.argmin(loss)], rel=1e-3)
         assert float(result.loss[c, k, 0]) == pytest.approx(loss.min(), rel=1e-9)
+
+
+# Muennighoff et al. (2023)'s fitted data-constrained law (their eq. 5 and Table 4's constants).
+MUENNIGHOFF = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353,
+               "RNstar": 5.309, "RDstar": 15.387}  # fmt: skip
+
+
+def data_constrained_known(rel_sd: float = 0.0):
+    """A fit of the data-constrained law whose draws are Muennighoff et al.'s constants."""
+    runs = pd.DataFrame({"N": [1e8, 1e9, 1e9, 4e9], "D": [2e9, 2e10, 8e10, 8e10],
+                         "U": [2e9, 2e10, 2e10, 8e10], "loss": [3.3, 2.7, 2.6, 2.4]})  # fmt: skip
+    rng = np.random.default_rng(3)
+    draws = {name: value * np.exp(rel_sd * rng.standard_normal((2, 50)))
+             for name, value in {**MUENNIGHOFF, "sigma": 0.02}.items()}  # fmt: skip
+    return fit_from_draws("data_constrained", runs, draws)
+
+
+def test_with_unique_tokens_to_spare_the_data_constrained_optimum_is_chinchillas():
+    # With U beyond every D the search tries, no token repeats (D' = D) and excess parameters
+    # start beyond Chinchilla's own optimum (N' = N up to it): the law is Chinchilla's there.
+    fit = data_constrained_known(rel_sd=0.05)
+    budgets = np.array([1e20, 1e22, 1e24])
+    result = optimal(fit, budgets, unique_tokens=1e30)
+    n_star, _ = chinchilla_closed_form(fit.posterior, budgets)
+    # The optimum sits on the law's kink (N = U_N), where Newton's steps do not polish it:
+    # the golden section alone brings log N* to within 4e-5 (allocate_search.GOLDEN_STEPS).
+    np.testing.assert_allclose(np.log(result.N), np.log(n_star), atol=1e-4)
+    assert result.unique_tokens == 1e30 and "U = 1e+30" in str(result)
+
+
+def test_fewer_unique_tokens_cost_loss_and_no_other_n_does_better():
+    fit = data_constrained_known()
+    budget = 1e22
+    losses = []
+    for unique in (1e9, 1e10, 1e11, 1e30):
+        result = optimal(fit, budget, unique_tokens=unique)
+        n_star, loss = float(result.N[0, 0, 0]), float(result.loss[0, 0, 0])
+        # Brute force over a factor 100 either way: no model size spends the budget better.
+        log_n = np.log(n_star) + np.linspace(-4.6, 4.6, 4001)
+        params = {k: np.asarray(v) for k, v in MUENNIGHOFF.items()}
+        inputs = {"N": log_n, "D": np.log(budget / 6) - log_n, "U": np.log(unique) + 0 * log_n}
+        grid = np.exp(np.asarray(fit.law.log_mean(params, inputs)))
+        assert loss <= grid.min() * (1 + 1e-9), (unique, loss, grid.min())
+        losses.append(loss)
+    # Less unique data can only hurt: each repeat is worth less than a fresh token.
+    assert losses == sorted(losses, reverse=True) and losses[0] > losses[-1] + 0.05, losses
+
+
+def test_unique_tokens_are_asked_of_a_law_that_reads_them_and_refused_by_others():
+    with pytest.raises(LawError, match="reads U, the unique tokens"):
+        optimal(data_constrained_known(), 1e22)
+    with pytest.raises(LawError, match="does not read U"):
+        optimal(chinchilla_known(), 1e22, unique_tokens=1e10)
+    with pytest.raises(ScalebayesError, match="expected a positive number"):
+        optimal(data_constrained_known(), 1e22, unique_tokens=-1.0)
+    from scalebayes.decision_tables import allocation_table
+
+    table = allocation_table(data_constrained_known(), [1e22], unique_tokens=1e10)
+    assert "U = 1e+10" in table.text and table.meta["unique_tokens"] == 1e10
+    with pytest.raises(ScalebayesError, match="approach 3 only"):
+        allocation_table(data_constrained_known(), [1e22], unique_tokens=1e10, approach=2)

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 # Search bracket on D/N. Chinchilla-type laws put the optimum at 1-1000 tokens per parameter;
 # the bracket is orders of magnitude wider so that only a law without an interior optimum hits it.
 TOKENS_PER_PARAM_BOUNDS = (1e-4, 1e6)
-# A draw has converged when its last Newton step in log N is below this (N to 1e-9 relative).
+# A draw has converged when its last Newton step in log N is below this (N to 1e-9 relative;
+# a refused step, at a kink of the law, counts: the golden section holds log N to 4e-5 there).
 # In float32 (eps 1.2e-7) Newton's last step stalls near 1e-6: 1e-4 (N to 0.01 %) there.
 _STEP_TOL = {"float64": 1e-9, "float32": 1e-4}
 
@@ -66,6 +67,8 @@ class Allocation:
         Draws whose optimum sits at the search bound (the law has no interior optimum there).
     converged : DataArray of bool
         Draws whose last Newton step was below tolerance.
+    unique_tokens : float or None
+        The unique tokens U the law was given (laws of repeated data), else None.
     """
 
     N: xr.DataArray
@@ -78,6 +81,13 @@ class Allocation:
     cost_k: float
     at_bound: xr.DataArray
     converged: xr.DataArray
+    # Unique tokens available (U, for laws of repeated data), held fixed while N and D trade.
+    unique_tokens: float | None = None
+
+    @property
+    def fixed_log_inputs(self) -> dict[str, float]:
+        """The law's inputs the budget does not buy, as logs: ``{"U": log U}`` or empty."""
+        return {} if self.unique_tokens is None else {"U": float(np.log(self.unique_tokens))}
 
     @property
     def n_at_bound(self) -> int:
@@ -122,9 +132,13 @@ class Allocation:
         return out
 
     def __str__(self) -> str:
-        return (
-            f"compute-optimal allocation (C = {self.cost_k:g} N D):\n{self.summary().to_string()}"
-        )
+        return f"compute-optimal allocation ({self.assumptions}):\n{self.summary().to_string()}"
+
+    @property
+    def assumptions(self) -> str:
+        """The cost model, and the unique tokens if given: ``"C = 6 N D, U = 1e+11"``."""
+        unique = "" if self.unique_tokens is None else f", U = {self.unique_tokens:.3g}"
+        return f"C = {self.cost_k:g} N D{unique}"
 
 
 def optimal(
@@ -133,6 +147,7 @@ def optimal(
     *,
     cost_k: float | None = None,
     tokens_per_param_bounds: tuple[float, float] = TOKENS_PER_PARAM_BOUNDS,
+    unique_tokens: float | None = None,
 ) -> Allocation:
     """Compute-optimal N*, D*, L* for each budget under every posterior draw.
 
@@ -148,6 +163,10 @@ def optimal(
     tokens_per_param_bounds : (float, float)
         The search bracket on D/N. Optima at its edge are counted in ``n_at_bound`` and warned
         about.
+    unique_tokens : float, optional
+        For a law of repeated data (one that reads U, e.g. ``data_constrained``): the unique
+        tokens available, held fixed while the budget trades N against D (D beyond U repeats
+        data). Required by such a law, refused by others.
 
     Returns
     -------
@@ -167,7 +186,7 @@ def optimal(
         raise ScalebayesError(
             f"cost_k={k!r}: expected a positive number of FLOPs per parameter per token"
         )
-    require_n_and_d(fit.law)
+    fixed = fixed_inputs(fit.law, unique_tokens)
     low, high = tokens_per_param_bounds
     if not 0 < low < high < np.inf:
         raise ScalebayesError(
@@ -182,7 +201,7 @@ def optimal(
     # the optimum: the GP's mean beyond the data, reverting to zero, bent L*(C) upwards past
     # the runs (Epoch's: from ~1e25 FLOPs), which no budget can buy.
     decided = fit.likelihood.for_decisions()
-    solved = solve(fit.law, decided, theta, log_c, np.log(k), np.log(low), np.log(high))
+    solved = solve(fit.law, decided, theta, log_c, np.log(k), np.log(low), np.log(high), fixed)
     x, log_loss, step, exponent, at_bound = solved
 
     def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
@@ -201,6 +220,7 @@ def optimal(
         cost_k=float(k),
         at_bound=as_array(at_bound, "at_bound"),
         converged=as_array(np.abs(step) < _STEP_TOL[fit.settings.precision], "converged"),
+        unique_tokens=None if unique_tokens is None else float(unique_tokens),
     )
     _warn(result, tokens_per_param_bounds)
     warn_far_beyond(fit, budgets, "budget")
@@ -241,7 +261,8 @@ def whole_model_loss(fit: Fit, allocation: Allocation) -> xr.DataArray | None:
     params = {name: posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
     log_n = np.log(allocation.N.to_numpy()).reshape(len(params[fit.param_names[0]]), -1)
     log_c, log_k = np.log(allocation.budgets)[None, :], np.log(allocation.cost_k)
-    log_mean = np.asarray(fit.log_mean(params, budget_inputs(fit.law, log_n, log_c, log_k)))
+    inputs = budget_inputs(fit.law, log_n, log_c, log_k, allocation.fixed_log_inputs)
+    log_mean = np.asarray(fit.log_mean(params, inputs))
     return per_draw(
         np.exp(log_mean), posterior, dim="budget", coord=allocation.budgets, name="loss",
         units="nats/token",
@@ -262,19 +283,44 @@ def extrapolation_of(fit: Fit, allocation: Allocation) -> tuple[np.ndarray, list
     return extrapolation(points, fitted_range(fit))
 
 
-def require_n_and_d(law: Law) -> None:
-    """Raise :class:`LawError` unless the law takes both N and D (allocation trades one for the other)."""
+def require_n_and_d(law: Law, given: Sequence[str] = ()) -> None:
+    """Raise :class:`LawError` unless the law takes both N and D (allocation trades one for the other).
+
+    Inputs other than N, D and C must be among ``given`` (held fixed, e.g. U).
+    """
     if not {"N", "D"} <= set(law.inputs):
         raise LawError(
             f"law {law.name!r} takes {', '.join(law.inputs)}; compute-optimal allocation needs a "
             "law of both N (parameters) and D (tokens), e.g. chinchilla"
         )
-    other = [name for name in law.inputs if name not in ("N", "D", "C")]
+    other = [name for name in law.inputs if name not in ("N", "D", "C", *given)]
+    if other == ["U"]:
+        raise LawError(
+            f"law {law.name!r} reads U, the unique tokens: its compute-optimal allocation needs "
+            "how many there are to train on (sb.optimal(..., unique_tokens=U), scalebayes "
+            "optimal --unique-tokens U); D beyond U repeats them"
+        )
     if other:
         raise LawError(
             f"law {law.name!r} also takes {', '.join(other)}; compute-optimal allocation trades "
-            "N against D alone (C = k N D), so it supports laws of N, D and C only"
+            "N against D alone (C = k N D), so it supports laws of N, D and C (and U) only"
         )
+
+
+def fixed_inputs(law: Law, unique_tokens: float | None) -> dict[str, float]:
+    """The law's inputs held fixed while N and D trade, as logs; checks the law can allocate."""
+    if unique_tokens is None:
+        require_n_and_d(law)
+        return {}
+    if "U" not in law.inputs:
+        raise LawError(
+            f"unique_tokens={unique_tokens!r}: law {law.name!r} does not read U; unique tokens "
+            "matter to a law of repeated data, such as data_constrained"
+        )
+    if not (np.isfinite(unique_tokens) and unique_tokens > 0):
+        raise ScalebayesError(f"unique_tokens={unique_tokens!r}: expected a positive number")
+    require_n_and_d(law, given=("U",))
+    return {"U": float(np.log(unique_tokens))}
 
 
 def checked_budgets(budgets: ArrayLike) -> np.ndarray:

@@ -31,19 +31,21 @@ def solve(
     log_k: float,
     log_r_low: float,
     log_r_high: float,
+    fixed: Mapping[str, float] | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Minimise the model's log loss over log N for draws x budgets.
 
     ``theta`` is ``(params, log_ref)``, parameter draws of shape (draws, 1); ``log_c`` the log
     budgets, shape (1, budgets); the bracket on tokens per parameter is
-    ``[exp(log_r_low), exp(log_r_high)]``. Returns ``x`` (log N*), the log loss there, the last
+    ``[exp(log_r_low), exp(log_r_high)]``; ``fixed`` the logs of inputs that the budget does not
+    buy (``{"U": log unique tokens}``). Returns ``x`` (log N*), the log loss there, the last
     Newton step, the exponent ``d log N* / d log C`` and whether ``x`` sits at the bracket's edge,
     each of shape (draws, budgets).
     """
     params, log_ref = theta
 
     def f(x: Any, c: Any, xp: Any = jets) -> Any:
-        inputs = budget_inputs(law, x, c, log_k)
+        inputs = budget_inputs(law, x, c, log_k, fixed)
         return likelihood.numpy_log_mean(law, params, inputs, log_ref, xp=xp)
 
     shape = np.broadcast_shapes(np.shape(log_c), *(np.shape(v) for v in params.values()))
@@ -57,6 +59,10 @@ def solve(
     for _ in range(NEWTON_STEPS):
         along_x = f(jets.seed(x), c)
         new = np.clip(x + np.where(along_x.d2 > 0, -along_x.d1 / along_x.d2, 0.0), lo, hi)
+        # A step that raises the loss is refused: at a kink of the law (min(), as in the
+        # data-constrained law's, whose optimum sits on one) Newton overshoots from either
+        # side, and the golden section's x (log N to 4e-5) is the answer.
+        new = np.where(f(new, c, np) <= f(x, c, np), new, x)
         x, step = new, new - x
     f_xx = f(jets.seed(x), c).d2
     f_cc = f(x, jets.seed(c)).d2
@@ -67,13 +73,17 @@ def solve(
     return x, f(x, c, np), step, -f_xc / f_xx, at_bound
 
 
-def budget_inputs(law: Any, log_n: Any, log_c: Any, log_k: Any) -> dict[str, Any]:
+def budget_inputs(
+    law: Any, log_n: Any, log_c: Any, log_k: Any, fixed: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """The law's log inputs for models of log size ``log_n`` spending log budget ``log_c``.
 
-    The rest of the budget buys tokens: ``log D = log C - log k - log N``; arrays (or jets)
-    broadcast.
+    The rest of the budget buys tokens: ``log D = log C - log k - log N``; ``fixed`` inputs
+    (log unique tokens ``U``) stay as given; arrays (or jets) broadcast.
     """
     log_inputs = {"N": log_n, "D": log_c - log_k - log_n}
     if "C" in law.inputs:
         log_inputs["C"] = log_c + 0.0 * log_n
+    for name, value in (fixed or {}).items():
+        log_inputs[name] = value + 0.0 * log_n
     return log_inputs

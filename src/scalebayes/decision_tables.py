@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from scalebayes.errors import ScalebayesError
 from scalebayes.formatting import format_interval, format_number, text_columns
 from scalebayes.groups.select import NEW, is_grouped, select_group
 
@@ -187,6 +188,7 @@ def allocation_table(
     prob: float = 0.9,
     cost_k: float | None = None,
     group: str | None = None,
+    unique_tokens: float | None = None,
 ) -> DecisionTable:
     """The compute-optimal allocation at ``budgets`` (FLOPs) by one approach, one row per budget.
 
@@ -195,18 +197,32 @@ def allocation_table(
     law's alone) the whole model's loss at the optimum. ``approach="all"``: every approach that
     can run, side by side, with a verdict and the recommended one
     (:func:`scalebayes.allocation.compare_approaches`). ``group``: see :func:`for_groups` (a
-    new group has no runs: approach 3 only).
+    new group has no runs: approach 3 only). ``unique_tokens``: the unique tokens a law of
+    repeated data is given (approach 3; :func:`scalebayes.allocate.optimal`).
     """
     from scalebayes.allocation import check_group_approach
 
     check_group_approach(group, approach)
+    options = {}
+    if unique_tokens is not None:
+        if str(approach) != "3":
+            raise ScalebayesError(
+                f"unique tokens are an input of the law: approach 3 only, not {approach!r} "
+                "(approaches 1 and 2 measure optima from the runs as they were trained)"
+            )
+        options["unique_tokens"] = unique_tokens
     return for_groups(
-        fit, group, lambda one: _allocation_table(one, budgets, approach, prob, cost_k)
+        fit, group, lambda one: _allocation_table(one, budgets, approach, prob, cost_k, options)
     )
 
 
 def _allocation_table(
-    fit: Fit, budgets: ArrayLike, approach: str | int, prob: float, cost_k: float | None
+    fit: Fit,
+    budgets: ArrayLike,
+    approach: str | int,
+    prob: float,
+    cost_k: float | None,
+    options: dict[str, Any],
 ) -> DecisionTable:
     from scalebayes.allocate import extrapolation_of
     from scalebayes.allocation import estimator
@@ -214,7 +230,7 @@ def _allocation_table(
 
     if str(approach) == "all":
         return _all_approaches(fit, budgets, prob=prob, cost_k=cost_k)
-    chosen = estimator(str(approach))
+    chosen = estimator(str(approach), **options)
     result = chosen.allocate(fit, budgets, cost_k=cost_k)
     long = result.summary(probs=(prob,))
     label = f"eti{prob * 100:g}"
@@ -261,6 +277,8 @@ def _allocation_table(
         + notes
     )
     meta = {"approach": chosen.approach, "cost_k": result.cost_k, "n_at_bound": result.n_at_bound}
+    if getattr(result, "unique_tokens", None) is not None:
+        meta["unique_tokens"] = result.unique_tokens
     return DecisionTable(fit.law.name, table, text, chosen.diagnostics(fit, result), meta)
 
 

@@ -29,7 +29,7 @@ class LawEstimator(Estimator):
 
     def heading(self, fit: Fit, result: Any) -> str:
         """One line naming the law."""
-        return f"compute-optimal allocation under law {fit.law.name!r} (C = {result.cost_k:g} N D)"
+        return f"compute-optimal allocation under law {fit.law.name!r} ({result.assumptions})"
 
     def notes(self, fit: Fit, result: Any) -> list[str]:
         """Draw-budget pairs at the search bound, if any; isoFLOP sweeps in the runs, if any."""

@@ -35,6 +35,7 @@ examples:
   scalebayes optimal fit.nc --compute 1e24 --cost-k 6 --json
   scalebayes optimal fit.nc --compute 1e24 --approach 2
   scalebayes optimal fit.nc --compute 1e22 1e24 --approach all
+  scalebayes optimal repeats.nc --compute 1e21 1e22 --unique-tokens 1e10   # data_constrained
 
 Approach 3 (default): for every posterior draw and budget C, the N that minimises the law's loss
 with D = C / (k N); medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*,
@@ -108,6 +109,13 @@ def add_commands(commands: Any) -> None:
     )
     optimal.add_argument(
         "--prob", type=float, default=0.9, help="interval probability (default 0.9)"
+    )
+    optimal.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="for a law of repeated data (data_constrained): the unique tokens available; "
+        "D beyond U repeats them (approach 3)",
     )
     optimal.add_argument(
         "--approach",
@@ -227,6 +235,7 @@ def _optimal(args: argparse.Namespace) -> int:
             prob=args.prob,
             cost_k=args.cost_k,
             group=args.group,
+            unique_tokens=args.unique_tokens,
         )
     emit(args, result)
     return 0
