@@ -15,10 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import pytest
 
 import scalebayes as sb
-from scalebayes import cli, figures
+from scalebayes import cli, figures, plots
 from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 from scalebayes.testing import fit_from_draws, jittered_draws
 
@@ -266,3 +268,31 @@ def test_every_reported_parameter_has_a_meaning(discrepancy, df):
     docs = {**{n: p.doc for n, p in law.params.items()}, **likelihood.param_docs(law)}
     for name in reported_param_names(law, likelihood):
         assert docs.get(name, "").strip(), name
+
+
+def test_report_of_a_law_of_repeated_data_says_what_its_allocation_needs(tmp_path):
+    """The data-constrained law: bands for fresh data, residuals, no allocation without U."""
+    from tests.test_allocate import MUENNIGHOFF
+
+    # Three runs on fresh data (D = U) at D/N = 20, three repeating theirs 4 times.
+    n = np.array([1e8, 4e8, 1.6e9, 1e8, 4e8, 1.6e9])
+    d = 20 * n
+    u = np.concatenate([d[:3], d[3:] / 4])
+    law = sb.load_law("data_constrained")
+    params = {k: np.asarray(v) for k, v in MUENNIGHOFF.items()}
+    loss = np.exp(law.log_mean(params, {"N": np.log(n), "D": np.log(d), "U": np.log(u)}))
+    runs = pd.DataFrame({"N": n, "D": d, "U": u, "loss": loss})
+    draws = {k: np.full((2, 20), v) for k, v in {**MUENNIGHOFF, "sigma": 0.02}.items()}
+    fit = fit_from_draws(law, runs, draws)
+    path = sb.write_report(fit, tmp_path / "report")
+    page = path.read_text()
+    assert "not drawn" not in page  # bands and residuals read U
+    assert "depends on the unique tokens available" in page and "--unique-tokens U" in page
+    mean, new_run = figures.band_predictions(fit)
+    ax = plots.bands(fit, mean, new_run)
+    # The runs on fresh data lie on the law drawn for U = D, the repeating ones above it.
+    observed = next(c for c in ax.collections if c.get_gid() == "observed")
+    off = next(c for c in ax.collections if c.get_gid() == "off slice")
+    assert len(observed.get_offsets()) == 3 and len(off.get_offsets()) == 3
+    assert "fresh data (U = D)" in ax.get_title()
+    plt.close(ax.figure)

@@ -176,8 +176,8 @@ def test_a_law_of_unique_tokens_takes_u():
     assert "U" in pred.summary().columns
     with pytest.raises(ScalebayesError, match="needs N, D, U"):
         predict(fit, N=6.34e9, D=242e9)
-    with pytest.raises(sb.LawError, match="also takes U"):
-        optimal(fit, 1e22)
+    with pytest.raises(sb.LawError, match="reads U, the unique tokens"):
+        optimal(fit, 1e22)  # its allocation needs them: optimal(..., unique_tokens=U)
 
 
 def test_planned_runs_from_a_table():

@@ -307,6 +307,11 @@ def require_n_and_d(law: Law, given: Sequence[str] = ()) -> None:
         )
 
 
+def allocates_alone(law: Law) -> bool:
+    """Whether a budget alone sets the law's allocation: a law of N and D (and maybe C), no U."""
+    return {"N", "D"} <= set(law.inputs) <= {"N", "D", "C"}
+
+
 def fixed_inputs(law: Law, unique_tokens: float | None) -> dict[str, float]:
     """The law's inputs held fixed while N and D trade, as logs; checks the law can allocate."""
     if unique_tokens is None:

@@ -312,6 +312,8 @@ def band_predictions(
     seed : int
         Seed of the new-run noise draws.
 
+    A law of repeated data (one that reads U) is drawn for fresh data: U = D, no token repeated.
+
     Returns
     -------
     (Prediction, Prediction)
@@ -345,6 +347,8 @@ def band_predictions(
         if other in inputs:
             fixed = float(np.median(fit.runs.table[other])) if at is None else float(at)
             given[other] = np.full_like(x, fixed)
+    if "U" in inputs and "D" in given:  # a law of repeated data: drawn for fresh data, U = D
+        given["U"] = given["D"]
     mean = predict(fit, **given, kind="mean")
     new_run = predict(fit, **given, kind="new_run", seed=seed)
     return mean, new_run
@@ -399,7 +403,7 @@ def isoflop_predictions(
 
 def residual_draws(fit: Fit) -> xr.DataArray:
     """Per draw and run, ``log(observed loss) - log(law's mean loss)``; dims (chain, draw, run)."""
-    log_mu = log_mean_at(fit, fit.runs.table[["N", "D", "C"]])
+    log_mu = log_mean_at(fit, fit.runs.table)  # every input the law reads (U too)
     values = np.log(fit.runs.loss)[None, None, :] - log_mu
     return per_draw(
         values, fit.posterior, dim="run", coord=np.arange(len(fit.runs)), name="residual"

@@ -86,7 +86,9 @@ def write_report(
     check_folder(directory)
     if budgets is None:
         budgets = [float(fit.runs.C.max()) * f for f in (10.0, 100.0, 1000.0)]
-    allocates = {"N", "D"} <= set(fit.law.inputs)
+    from scalebayes.allocate import allocates_alone
+
+    allocates = allocates_alone(fit.law)
 
     sections = [_header(fit), _data(fit), _parameters(fit)]
     figures: list[tuple[str, str, str]] = []
@@ -143,7 +145,7 @@ def write_report(
                 if "2" in side_by_side.results:  # its sweep minima go on the isoFLOP figure
                     minima = side_by_side.results["2"].fit.minima()
     # Other laws' frontiers go on the same axes, when they have one (laws of N and D).
-    overlay = {n: f for n, f in (others or {}).items() if {"N", "D"} <= set(f.law.inputs)}
+    overlay = {n: f for n, f in (others or {}).items() if allocates_alone(f.law)}
     opened_before = set(plt.get_fignums())
     try:
         for kind in (*kinds, "residuals", "prior", "trace", "rank", "pairs"):
@@ -172,9 +174,15 @@ def write_report(
     if decisions:
         sections.append(decisions)
     else:
+        why = (
+            "its allocation depends on the unique tokens available: <code>scalebayes optimal "
+            "FIT --compute ... --unique-tokens U</code>"
+            if "U" in fit.law.inputs
+            else "not both N and D"
+        )
         sections.append(
             "<h2>Decisions</h2><p class='note'>No compute-optimal allocation: law "
-            f"{html.escape(fit.law.name)} takes {', '.join(fit.law.inputs)}, not both N and D.</p>"
+            f"{html.escape(fit.law.name)} takes {', '.join(fit.law.inputs)}; {why}.</p>"
         )
     sections.append(_diagnostics(fit))
     sections.append(_figures("Checks", [f for f in figures if f[0] not in kinds]))

@@ -6,6 +6,7 @@ a new run: predictive); :func:`bands` only draws them.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,11 @@ SLICE_FACTOR = 1.5
 # Along compute (at a fixed D/N), runs within this factor of that D/N are drawn solid, the
 # others open: an isoFLOP sweep's runs far from the slice's D/N lie above its bands.
 RATIO_FACTOR = 2.0
+# For a law of repeated data, drawn for fresh data: runs with D above U by more than this
+# factor repeat theirs and lie off the bands.
+REPEAT_FACTOR = 1.01
+# Characters per line of a law's title above the axes.
+TITLE_WIDTH = 64
 OFF_SLICE_STYLE = {
     "facecolors": "none",
     "edgecolors": "0.55",
@@ -131,8 +137,13 @@ def bands(
     fixed, note = _slice(points, axis)
     shown = _in_slice(fit.runs.table, axis, fixed)
     ratio = _ratio(points) if axis == "C" else None
+    fresh_only = "U" in points and "U" in shown  # a law of repeated data, drawn for U = D
+    if fresh_only:
+        note += "\nfor fresh data (U = D): runs that repeat theirs (open) lie above"
     if ratio is not None:
         near = np.abs(np.log(shown["D"] / shown["N"] / ratio)) <= np.log(RATIO_FACTOR)
+        if fresh_only:
+            near &= shown["D"] <= REPEAT_FACTOR * shown["U"]
         off = shown[~near]
         shown = shown[near]
         if len(off):
@@ -140,7 +151,8 @@ def bands(
                 off[axis],
                 off["loss"],
                 **OFF_SLICE_STYLE,
-                label=f"fitted runs at other D/N ({len(off)}):\nnot on this slice",
+                label=f"fitted runs at other D/N{' or repeating data' if fresh_only else ''}"
+                f" ({len(off)}):\nnot on this slice",
             )
             others.set_gid("off slice")
         what = f"fitted runs at D/N {ratio / RATIO_FACTOR:.3g}-{ratio * RATIO_FACTOR:.3g}"
@@ -166,7 +178,9 @@ def bands(
     ax.set_ylabel(LOSS_LABEL)
     log_ticks(ax, "x")
     plain_loss_ticks(ax)
-    ax.set_title(f"{fit.law.name}: {fit.law.title}{note}", fontsize="medium")
+    # A long law title (the data-constrained law's) is wrapped rather than cut at the edges.
+    lines = f"{fit.law.name}: {fit.law.title}{note}".split("\n")
+    ax.set_title("\n".join(textwrap.fill(line, TITLE_WIDTH) for line in lines), fontsize="medium")
     place_legend(ax)
     return ax
 
