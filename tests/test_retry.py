@@ -102,11 +102,18 @@ def test_a_law_fit_that_fails_is_sampled_again_and_says_so(monkeypatch):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sb.ConvergenceWarning)  # the first run's, injected
+        phases = []
         fit = sb.fit(
             runs, law, likelihood=sb.Likelihood(discrepancy="none"), chains=4, draws=500,
-            warmup=500, seed=1,
+            warmup=500, seed=1, progress=lambda done, total, phase: phases.append(phase),
         )  # fmt: skip
     assert calls == [("law", 500, 0.8), ("law retry", 1000, 0.95)]
+    # The progress says the sampler started again, and why the count restarts.
+    assert (
+        phases[0] == "warmup"
+        and "law retry warmup" in phases
+        and phases[-1] == "law retry sampling"
+    )
     d = fit.diagnostics
     assert d.retried and d.retry_kept and d.n_divergent < 20, d
     assert "the retry was healthier and is the run kept" in d.notes[0]

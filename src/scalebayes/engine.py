@@ -152,10 +152,17 @@ def _stage_progress(
         return None
     index, count = slot
     if count == 1:
-        return progress
+        return _retry_progress(progress, stage)
     return lambda done, total, phase: progress(
         index * total + done, count * total, f"{stage.label} {phase}"
     )
+
+
+def _retry_progress(progress: ProgressCallback | None, stage: Stage) -> ProgressCallback | None:
+    """A lone stage's progress, its phases named when it is a retry ("law retry warmup")."""
+    if progress is None or not stage.label.endswith("retry"):
+        return progress
+    return lambda done, total, phase: progress(done, total, f"{stage.label} {phase}")
 
 
 def sample_model(
@@ -178,7 +185,9 @@ def sample_model(
     shapes = tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(data))
     settings = stage_settings(settings, stage)
     sampler = _sampler(None, stage, shapes, settings, 1)
-    blocks, compile_s = sampler.run([data], jax.random.key(settings.seed), progress)
+    blocks, compile_s = sampler.run(
+        [data], jax.random.key(settings.seed), _retry_progress(progress, stage)
+    )
     return blocks[0], compile_s, sampler.n_devices
 
 
