@@ -92,8 +92,9 @@ class _Tables:
         return (None, None)
 
 
-def _retry_stages(law_blocks, first, retry):
-    """A run_stage that hands out the law's blocks, then the GP's, then the centred retry's."""
+def _retry_stages(law_blocks, first, retry, careful=None):
+    """A run_stage that hands out the law's blocks, then the GP's, the centred retry's, and the
+    careful non-centred retry's (``careful``, default the first run's again)."""
     calls = []
 
     class RunStage:
@@ -101,8 +102,12 @@ def _retry_stages(law_blocks, first, retry):
             pass  # nothing to compile
 
         def __call__(self, stage, tables, key, slot):
-            calls.append(stage.key)
-            blocks = {"law": law_blocks, "gp": first, "gp_centred": retry}[stage.key]
+            name = (
+                "gp careful" if stage.label.endswith("retry") and stage.key == "gp" else stage.key
+            )
+            calls.append(name)
+            blocks = {"law": law_blocks, "gp": first, "gp_centred": retry,
+                      "gp careful": careful or first}[name]  # fmt: skip
             return [(dict(d), dict(s)) for d, s in blocks], 0.0, 1
 
     return RunStage(), calls
@@ -128,14 +133,16 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     # The join is the model's business; here it returns what was chosen.
     retried = []
 
-    def join(self, law, lik, table, lb, gb, centred, was_retried):
+    def join(self, law, lik, table, lb, gb, centred, was_retried, kept):
         retried.append(was_retried)
         return gb, centred
 
     monkeypatch.setattr(GP, "_join", join)
     run_stage, calls = _retry_stages(law_blocks, first, retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
-    assert calls == ["law", "gp", "gp_centred"]
+    # Table 0 is still unhealthy after the centred retry: the careful non-centred one runs
+    # (here it reads as the first run did, so the first is kept).
+    assert calls == ["law", "gp", "gp_centred", "gp careful"]
     assert [centred for _, centred in blocks] == [False, True] and retried == [True, True]
     assert blocks[0][0][1]["diverging"].sum() == 3  # the non-centred draws, divergences kept
     # Both non-centred blocks healthy: no retry at all.
@@ -150,8 +157,14 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     # Table 0's retry is stuck as well (two failed checks each, no divergences): the lower R-hat
     # decides, whichever it is; table 1 was healthy and stays non-centred, and is not said to
     # have been retried (its batch was, for table 0).
-    assert calls == ["law", "gp", "gp_centred"] and blocks[1][1] is False
+    assert calls == ["law", "gp", "gp_centred", "gp careful"] and blocks[1][1] is False
     assert retried[4:] == [True, False]
+    # A careful retry that heals table 0 is kept, non-centred.
+    healed = [_block(gp_draws(), 0), _block(gp_draws(), 40)]
+    run_stage, calls = _retry_stages(law_blocks, first, retry, careful=healed)
+    blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
+    assert [centred for _, centred in blocks] == [False, True]
+    assert blocks[0][0] is not first[0][0] and blocks[0][0][1]["diverging"].sum() == 0
 
 
 @pytest.mark.parametrize(
