@@ -178,3 +178,29 @@ def test_plan_inverts_chance_with_a_discrepancy_term():
     n, d = np.meshgrid(np.geomspace(1e9, 1e12, 13), np.geomspace(1e10, 1e14, 17), indexing="ij")
     p = chance(fit, n.ravel(), d.ravel(), 2.2).probability("mean")
     assert row.C <= (6 * n.ravel() * d.ravel())[p >= 0.8].min() * 1.0001
+
+
+def test_plan_with_unique_tokens_inverts_chance_and_scarcer_data_cost_more():
+    from tests.test_allocate import data_constrained_known
+
+    fit = data_constrained_known(rel_sd=0.03)
+    costs = []
+    for unique in (3e10, 1e11, 1e30):
+        row = plan(fit, 2.3, prob=0.8, unique_tokens=unique).table.iloc[0]
+        assert row.U == unique
+        # At the plan's N and D, with the same U, chance gives back the probability asked.
+        p = chance(fit, row.N, row.D, 2.3, U=unique).probability("new_run")[0]
+        assert p == pytest.approx(0.8, abs=1e-6)
+        costs.append(row.C)
+    # Repeated tokens are worth less than fresh ones: the scarcer the data, the dearer the target.
+    assert costs == sorted(costs, reverse=True) and costs[0] > 1.2 * costs[-1], costs
+    with pytest.raises(LawError, match="reads U, the unique tokens"):
+        plan(fit, 2.3)
+
+
+def test_a_target_below_the_floor_of_the_unique_tokens_given_is_refused():
+    from tests.test_allocate import data_constrained_known
+
+    # 1e10 unique tokens, repeated without end, leave Muennighoff et al.'s law at ~2.26 nats.
+    with pytest.raises(UnreachableTargetError, match=r"unlimited N and D, U = 1e\+10"):
+        plan(data_constrained_known(), 2.2, unique_tokens=1e10)

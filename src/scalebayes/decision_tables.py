@@ -338,15 +338,18 @@ def plan_table(
     inference_tokens: float | Sequence[float] = 0.0,
     cost_k: float | None = None,
     group: str | None = None,
+    unique_tokens: float | None = None,
 ) -> DecisionTable:
     """The cheapest run reaching ``target`` with probability ``prob``, per inference volume.
 
     One row per lifetime inference volume (``scalebayes.plan``'s table); the text adds each
     draw's own cheapest run (median and 90 % interval) and what the discrepancy adds.
-    ``group``: see :func:`for_groups`.
+    ``group``: see :func:`for_groups`. ``unique_tokens``: for a law of repeated data.
     """
     return for_groups(
-        fit, group, lambda one: _plan_table(one, target, prob, kind, inference_tokens, cost_k)
+        fit,
+        group,
+        lambda one: _plan_table(one, target, prob, kind, inference_tokens, cost_k, unique_tokens),
     )
 
 
@@ -357,12 +360,14 @@ def _plan_table(
     kind: str,
     inference_tokens: float | Sequence[float],
     cost_k: float | None,
+    unique_tokens: float | None = None,
 ) -> DecisionTable:
     from scalebayes.planning import plan
 
     result = plan(
-        fit, target, prob=prob, kind=kind, inference_tokens=inference_tokens, cost_k=cost_k
-    )
+        fit, target, prob=prob, kind=kind, inference_tokens=inference_tokens, cost_k=cost_k,
+        unique_tokens=unique_tokens,
+    )  # fmt: skip
     table = result.table
     spread = result.per_draw_summary(probs=(0.9,))
     who = "a new run" if kind == "new_run" else "the law's mean"
@@ -376,7 +381,9 @@ def _plan_table(
               "P(run)", "P(law)", "extrapolation"]  # fmt: skip
     lines = [
         f"cheapest run with P({who} <= {target:g}) >= {prob:g} under law "
-        f"{fit.law.name!r} (cost = {result.cost_k:g} N D + 2 N T FLOPs)",
+        f"{fit.law.name!r} (cost = {result.cost_k:g} N D + 2 N T FLOPs"
+        + ("" if unique_tokens is None else f"; U = {unique_tokens:.3g} unique tokens")
+        + ")",
         text_columns(header, rows),
         "",
         "per draw, the cheapest run its own law needs (no noise): median [90% interval]",
@@ -409,5 +416,6 @@ def _plan_table(
         "kind": kind,
         "n_unreachable": result.n_unreachable,
         "per_draw": spread.to_dict(orient="records"),
+        **({} if unique_tokens is None else {"unique_tokens": unique_tokens}),
     }
     return DecisionTable(fit.law.name, table, "\n".join(lines), fit.diagnostics, meta)

@@ -40,17 +40,19 @@ def pooled(
     log_k: float,
     log_2t: float,
     prob: float,
+    fixed: Mapping[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The one run (log N, log D) of least cost whose chance over all draws is >= ``prob``.
 
-    ``kind`` "new_run" counts the fitted noise (its CDF at the target), "mean" the law alone.
-    Returns scalars ``x``, ``y`` and whether the target is reachable in the search box.
+    ``kind`` "new_run" counts the fitted noise (its CDF at the target), "mean" the law alone;
+    ``fixed`` the logs of inputs held as given (``{"U": log unique tokens}``). Returns scalars
+    ``x``, ``y`` and whether the target is reachable in the search box.
     """
     params, log_ref = theta
     sigma, nu = params["sigma"], params.get("nu")
 
     def margin(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        mu = _log_mean(law, likelihood, params, log_ref, x[..., None], y[..., None], log_k)
+        mu = _log_mean(law, likelihood, params, log_ref, x[..., None], y[..., None], log_k, fixed)
         if kind == "mean":
             # >= 0 exactly where a share >= prob of the draws reach the target, as the share
             # less prob is, but continuous in y: the root finder needs no plateau at 0.
@@ -61,7 +63,13 @@ def pooled(
 
 
 def per_draw(
-    law: Any, likelihood: Any, theta: Theta, log_target: float, log_k: float, log_2t: float
+    law: Any,
+    likelihood: Any,
+    theta: Theta,
+    log_target: float,
+    log_k: float,
+    log_2t: float,
+    fixed: Mapping[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each draw, the run of least cost whose law (no noise) reaches the target: (draws,)."""
     params, log_ref = theta
@@ -69,7 +77,7 @@ def per_draw(
 
     def margin(x: np.ndarray, y: np.ndarray, *values: np.ndarray) -> np.ndarray:
         draws = dict(zip(names, values, strict=True))
-        return log_target - _log_mean(law, likelihood, draws, log_ref, x, y, log_k)
+        return log_target - _log_mean(law, likelihood, draws, log_ref, x, y, log_k, fixed)
 
     values = tuple(np.asarray(params[name]) for name in names)
     return _minimise(margin, values, likelihood, np.shape(params["sigma"]), log_k, log_2t)
@@ -83,10 +91,13 @@ def _log_mean(
     x: Any,
     y: Any,
     log_k: float,
+    fixed: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     log_inputs = {"N": x, "D": y}
     if "C" in law.inputs:
         log_inputs["C"] = log_k + x + y
+    for name, value in (fixed or {}).items():
+        log_inputs[name] = value + 0.0 * x
     return likelihood.numpy_log_mean(law, params, log_inputs, log_ref)
 
 

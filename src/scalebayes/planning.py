@@ -11,7 +11,7 @@ run that the draw's own law needs, so the spread of N, D and cost across the pos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from scalebayes import plan_search
-from scalebayes.allocate import require_n_and_d
+from scalebayes.allocate import fixed_inputs
 from scalebayes.errors import ScalebayesError, UnreachableTargetError
 from scalebayes.groups.select import select_group
 from scalebayes.plan_search import D_BOUNDS, N_BOUNDS
@@ -151,28 +151,31 @@ def chance(
     )
 
 
-def law_floor(fit: Fit) -> xr.DataArray:
+def law_floor(fit: Fit, fixed: Mapping[str, float] | None = None) -> xr.DataArray:
     """The law's loss with unlimited N, D (and C) per draw, dims (chain, draw), nats/token.
 
-    For the catalogue's Chinchilla-type laws this is the irreducible loss E. A fit's discrepancy
-    term is left out: it describes curvature near the fitted runs, not the limit.
+    For the catalogue's Chinchilla-type laws this is the irreducible loss E. ``fixed``: logs of
+    inputs held as given (``{"U": log unique tokens}``: repeats of U unique tokens, however
+    many, buy less than unlimited fresh data). A fit's discrepancy term is left out: it
+    describes curvature near the fitted runs, not the limit.
     """
     params = {name: fit.posterior[name].to_numpy() for name in fit.law.param_names}
-    log_inputs = {name: _HUGE_LOG for name in fit.law.inputs}
+    log_inputs = {name: _HUGE_LOG for name in fit.law.inputs} | dict(fixed or {})
     floor = np.exp(fit.law.log_mean(params, log_inputs, xp=np))
     return xr.DataArray(floor, dims=("chain", "draw"), name="floor")
 
 
-def check_reachable(fit: Fit, log_target: float) -> None:
+def check_reachable(fit: Fit, log_target: float, fixed: Mapping[str, float] | None = None) -> None:
     """Raise :class:`UnreachableTargetError` if the law's floor is below the target in almost no draw."""
-    floor = law_floor(fit)
+    floor = law_floor(fit, fixed)
     share = float((np.log(floor) < log_target).mean())
     if share < UNREACHABLE_SHARE:
         low, high = np.quantile(floor, [0.05, 0.95])
+        given = "".join(f", {name} = {np.exp(v):.3g}" for name, v in (fixed or {}).items())
         raise UnreachableTargetError(
             f"target loss {np.exp(log_target):.4g} is below the law's floor (its loss with "
-            f"unlimited N and D; 90% interval {low:.4g}-{high:.4g}) in {1 - share:.1%} of "
-            "posterior draws: no run of any size reaches it; choose a higher target"
+            f"unlimited N and D{given}; 90% interval {low:.4g}-{high:.4g}) in {1 - share:.1%} "
+            "of posterior draws: no run of any size reaches it; choose a higher target"
         )
 
 
@@ -244,6 +247,7 @@ def plan(
     inference_tokens: float | Sequence[float] = 0.0,
     cost_k: float | None = None,
     group: str | None = None,
+    unique_tokens: float | None = None,
 ) -> Plan:
     """The smallest-cost run whose chance of reaching ``target`` is at least ``prob``.
 
@@ -272,6 +276,10 @@ def plan(
         FLOPs per parameter per training token; default the fit's ``runs.cost_k``.
     group : str, optional
         For a grouped fit: the group's label, or ``"new"`` for a group not yet run.
+    unique_tokens : float, optional
+        For a law of repeated data (one that reads U): the unique tokens available, held
+        fixed; D beyond them repeats them (as :func:`scalebayes.optimal`). The table gets a
+        ``U`` column.
 
     Returns
     -------
@@ -284,7 +292,7 @@ def plan(
         N <= 1e16, D <= 1e19 reaches it with probability ``prob``.
     """
     fit = select_group(fit, group)
-    require_n_and_d(fit.law)
+    fixed = fixed_inputs(fit.law, unique_tokens)
     if kind not in CHANCE_KINDS:
         raise ScalebayesError(f"kind={kind!r}: expected 'new_run' or 'mean'")
     if not 0 < prob < 1:
@@ -302,14 +310,14 @@ def plan(
     # it, the plan followed the GP's mean beyond the data (Epoch's runs: 155 tokens per
     # parameter at 1/20 of the plain law's compute, against 17 for optimal()).
     whole, fit = fit, fit.law_module(log_likelihood=False)
-    check_reachable(fit, log_target)
+    check_reachable(fit, log_target, fixed)
 
     params = {name: fit.posterior[name].to_numpy().reshape(-1) for name in fit.param_names}
     model = (fit.law, fit.likelihood)
     rows, draws = [], []
     for t in tokens:
         args = ((params, fit.log_ref), log_target, np.log(k), np.log(2 * t) if t > 0 else -np.inf)
-        x, y, feasible = plan_search.pooled(*model, kind, *args, prob)
+        x, y, feasible = plan_search.pooled(*model, kind, *args, prob, fixed)
         if not feasible:
             raise UnreachableTargetError(
                 f"no run with N <= {N_BOUNDS[1]:.0e} and D <= {D_BOUNDS[1]:.0e} reaches loss "
@@ -319,15 +327,18 @@ def plan(
         n, d = float(np.exp(x)), float(np.exp(y))
         rows.append({"inference_tokens": t, "N": n, "D": d, "tokens_per_param": d / n,
                      "C": k * n * d, "total_cost": k * n * d + 2 * n * t})  # fmt: skip
-        draws.append(list(plan_search.per_draw(*model, *args)))
+        draws.append(list(plan_search.per_draw(*model, *args, fixed)))
     table = pd.DataFrame(rows)
-    reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), target)
+    unique = None if unique_tokens is None else np.full(len(table), float(unique_tokens))
+    if unique is not None:
+        table.insert(table.columns.get_loc("tokens_per_param"), "U", unique)
+    reached = chance(fit, table["N"].to_numpy(), table["D"].to_numpy(), target, U=unique)
     table["p_mean"] = reached.probability("mean")
     table["p_new_run"] = reached.probability("new_run")
     table["beyond"], table["extrapolation"] = extrapolation(reached.points, reached.fitted_range)
     if fit is not whole:  # what the whole model (the discrepancy's spread beyond the data) says
         table["p_whole_model"] = chance(
-            whole, table["N"].to_numpy(), table["D"].to_numpy(), target
+            whole, table["N"].to_numpy(), table["D"].to_numpy(), target, U=unique
         ).probability(kind)
     at_edge = (table["N"] >= N_BOUNDS[1] * 0.999) | (table["D"] >= D_BOUNDS[1] * 0.999)
     table["at_bound"] = at_edge.to_numpy()

@@ -110,13 +110,7 @@ def add_commands(commands: Any) -> None:
     optimal.add_argument(
         "--prob", type=float, default=0.9, help="interval probability (default 0.9)"
     )
-    optimal.add_argument(
-        "--unique-tokens",
-        type=float,
-        metavar="U",
-        help="for a law of repeated data (data_constrained): the unique tokens available; "
-        "D beyond U repeats them (approach 3)",
-    )
+    _add_unique_tokens(optimal)
     optimal.add_argument(
         "--approach",
         choices=(*APPROACHES, "all"),
@@ -167,6 +161,7 @@ def add_commands(commands: Any) -> None:
     plan.add_argument(
         "--cost-k", type=float, help="FLOPs per parameter per token (default: the fit's, 6)"
     )
+    _add_unique_tokens(plan)
     _add_output(plan)
     plan.set_defaults(handler=_plan, needs_jax=False)
 
@@ -267,9 +262,20 @@ def _plan(args: argparse.Namespace) -> int:
             inference_tokens=args.inference_tokens,
             cost_k=args.cost_k,
             group=args.group,
+            unique_tokens=args.unique_tokens,
         )
     emit(args, result)
     return 0
+
+
+def _add_unique_tokens(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="for a law of repeated data (data_constrained): the unique tokens available; "
+        "D beyond U repeats them (the law's approach)",
+    )
 
 
 # --- formatting --------------------------------------------------------------------------------
