@@ -616,6 +616,23 @@ def test_duplicate_runs_in_a_dataframe_name_index_labels():
     assert record[0].filename == __file__  # points at the caller of load_runs
 
 
+def test_duplicate_runs_name_the_columns_that_tell_them_apart():
+    # Two sweeps of two experiments at the same sizes (Open-Athena's extract, in small): the
+    # experiment column differs within every pair, a run id (one value per row) is no grouping,
+    # and a column equal within the pairs (the data set of both experiments) is not named.
+    frame = pd.DataFrame(
+        {"params": [1e8, 2e8, 1e8, 2e8], "tokens": [2e9, 4e9, 2e9, 4e9],
+         "loss": [3.1, 2.9, 3.4, 3.2], "run": ["r1", "r2", "r3", "r4"],
+         "experiment": ["llama", "llama", "marin", "marin"], "dataset": ["c4"] * 4}
+    )  # fmt: skip
+    with pytest.warns(DataWarning) as record:
+        load_runs(frame)
+    message = str(record[0].message)
+    assert "columns that tell them apart: 'experiment' (2 values)" in message, message
+    assert "'run'" not in message and "'dataset'" not in message
+    assert "--group COLUMN" in message
+
+
 def test_same_n_and_d_in_different_groups_is_not_duplicate():
     frame = _frame(group=["a", "a", "b"])
     frame.loc[2, ["params", "tokens"]] = [1e8, 2e9]
@@ -657,7 +674,7 @@ def test_open_athena_isoflops():
     path = _shared("open-athena-isoflops/isoflops_extract.csv")
     # Two digitisations of Chinchilla, and Llama 3's raw and exp losses, share N and D: the
     # warning is right until each experiment is its own group.
-    with pytest.warns(DataWarning, match="duplicate runs .* add a group column"):
+    with pytest.warns(DataWarning, match="duplicate runs .* apart: 'experiment' \\(8 values\\)"):
         load_runs(path)
     runs = load_runs(path, columns={"group": "experiment"})
     assert len(runs) == 947

@@ -1,8 +1,9 @@
 """The names people give the columns of a table of runs, and which column each name means.
 
 A leaf: :func:`scalebayes.data.load_runs` reads tables by these names, the planners
-(:func:`scalebayes.prediction.points_from_table`) read planned runs by them, and a table whose
-needed columns carry other names gets suggestions (:func:`suggest`) in the error.
+(:func:`scalebayes.prediction.points_from_table`) read planned runs by them, a table whose
+needed columns carry other names gets suggestions (:func:`suggest`) in the error, and duplicate
+runs the columns that tell them apart (:func:`telling_apart`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import numpy as np
+import pandas as pd
+
 CANONICAL = ("N", "D", "C", "loss")
+# A column tells duplicate runs apart when its value differs within this share of their groups.
+SEPARATING_SHARE = 0.9
 
 # Names people use for each column, matched ignoring case, spaces, "_" and "-"; the canonical
 # name comes first. The key order is the column order of Runs.table; every column except
@@ -82,3 +88,28 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
         if best is not None:
             found.setdefault(best[1], []).append(text)
     return found
+
+
+def telling_apart(
+    frame: pd.DataFrame, duplicated: np.ndarray, groups: np.ndarray, used: Iterable[str]
+) -> list[str]:
+    """Columns not read that tell duplicate runs apart, fewest values first: "'experiment' (9)".
+
+    ``duplicated`` marks the rows of ``frame`` that share their inputs with another, ``groups``
+    labels those rows by the inputs they share. A column tells them apart when its value
+    differs within at least 90 % of the groups; a column of one value per row (a run id) or
+    of one value in all is no grouping. Counts are over the whole table; at most 3.
+    """
+    taken = set(used)
+    found = []
+    for name in frame.columns:
+        if name in taken:
+            continue
+        values = frame[name].astype(str).reset_index(drop=True)
+        n_values = values.nunique()
+        if n_values < 2 or n_values == len(values):
+            continue
+        within = values[np.asarray(duplicated)].groupby(groups).nunique()
+        if (within > 1).mean() >= SEPARATING_SHARE:
+            found.append((n_values, str(name)))
+    return [f"{name!r} ({n} values)" for n, name in sorted(found)[:3]]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalebayes.columns import ALIASES, canonical, suggest
+from scalebayes.columns import ALIASES, canonical, suggest, telling_apart
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError, name_rows
 
 # Accepted suffixes and their field separators (None: Parquet).
@@ -491,7 +491,12 @@ def _suspicious(raw: _Raw, table: pd.DataFrame, found: Mapping[str, str]) -> lis
     keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
     duplicated = table.duplicated(subset=keys, keep=False).to_numpy()
     if duplicated.any():
+        groups = table[duplicated].groupby(keys).ngroup().to_numpy()
+        apart = telling_apart(raw.frame, duplicated, groups, found.values())
         hint = "" if "group" in table else "; if they are separate experiments, add a group column"
+        if apart and "group" not in table:
+            hint = (f"; columns that tell them apart: {', '.join(apart)}: if they are separate "
+                    "experiments, fit them as groups (--group COLUMN) or one at a time")  # fmt: skip
         problem = f"duplicate runs (same {' and '.join(keys)}), all kept{hint}"
         notes.append(str(raw.error(problem, None, duplicated)))
     tiny = (table["D"] < table["N"] / 1e3).to_numpy()
