@@ -189,6 +189,16 @@ def test_missing_columns_suggest_the_columns_that_name_them_in_words():
     assert runs.table["U"].tolist() == [1e9, 1e9]
 
 
+def test_wandb_export_names_are_suggested():
+    # Marin's W&B export (open-athena-isoflops/marin_raw): GFLOPs are no FLOPs, so not offered.
+    frame = pd.DataFrame({"parameter_count": [1e8, 2e8], "throughput/total_tokens": [2e9, 4e9],
+                          "eval/loss": [3.1, 2.9], "throughput/total_gflops": [1.2e9, 4.8e9]})  # fmt: skip
+    with pytest.raises(RunsFileError) as info:
+        load_runs(frame)
+    assert "--column loss=eval/loss --column D=throughput/total_tokens" in str(info.value)
+    assert "gflops" not in str(info.value).split("look like them")[1].split(". Recognised")[0]
+
+
 def test_no_suggestion_where_no_column_names_a_quantity():
     with pytest.raises(RunsFileError) as info:
         load_runs(pd.DataFrame({"size": [1e8], "tokens": [1e9], "score": [3.0]}))

@@ -68,7 +68,7 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
 
     ``params_N`` may be N, ``val_loss_c4`` loss, ``unique_tokens_U`` U: each column goes to the
     key of the longest recognised name among its runs of consecutive words (words split at
-    spaces, ``_``, ``-`` and ``.``). One-letter names are not matched inside longer names
+    spaces, ``_``, ``-``, ``.``, ``/`` and ``:``, as W&B exports name them: ``eval/loss``). One-letter names are not matched inside longer names
     (``d_model`` is no D). Columns that are recognised names themselves are left out: they are
     read, not suggested.
     """
@@ -77,7 +77,7 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
         text = str(name)
         if canonical(text) is not None:
             continue
-        words = [w for w in re.split(r"[\s_\-.]+", text.lower()) if w]
+        words = [w for w in re.split(r"[\s_\-./:]+", text.lower()) if w]
         best: tuple[int, str] | None = None
         for i in range(len(words)):
             for j in range(i + 1, len(words) + 1):
