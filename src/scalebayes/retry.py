@@ -7,10 +7,10 @@ block's sample stats say ``retried`` and ``retry_kept`` (:attr:`Diagnostics.note
 is any frozen dataclass with ``min_target_accept``, ``warmup_factor`` and ``label`` fields
 (:class:`scalebayes.discrepancy.base.Stage`); the engine applies them to the settings.
 
-Measured (this project's 2-core VM): approach 2 on nine public tables x seeds 0-2 failed the
-checks in 3 of 27 fits before, 0 of 27 with the retry; the data-constrained law on
-datablations' 296 runs (seed 0) read 33 divergent transitions and R-hat 1.012, and 0 and 1.004
-sampled more carefully (benchmarks/README.md, "retry").
+Measured (this project's 2-core VM): law fits of the public tables, seeds 0-2
+(benchmarks/retry.py): 13 of 60 failed the checks at first, 2 after (the data-constrained law
+on datablations' runs, whose min() kinks still diverge 4 times); approach 2 on nine public
+tables x seeds 0-2 (benchmarks/allocation_approaches.py): 3 of 27 before, 0 after.
 """
 
 from __future__ import annotations
