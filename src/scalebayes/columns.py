@@ -67,10 +67,10 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
     """Columns whose names contain a recognised name as whole words, by the column they may be.
 
     ``params_N`` may be N, ``val_loss_c4`` loss, ``unique_tokens_U`` U: each column goes to the
-    key of the longest recognised name among its runs of consecutive words (words split at
-    spaces, ``_``, ``-``, ``.``, ``/`` and ``:``, as W&B exports name them: ``eval/loss``). One-letter names are not matched inside longer names
-    (``d_model`` is no D). Columns that are recognised names themselves are left out: they are
-    read, not suggested.
+    key of the longest recognised name among its runs of consecutive words, split at spaces,
+    ``_``, ``-``, ``.``, ``/`` and ``:`` (W&B exports write ``eval/loss``). One-letter names
+    are not matched inside longer names (``d_model`` is no D). Columns that are recognised
+    names themselves are left out: they are read, not suggested.
     """
     found: dict[str, list[str]] = {}
     for name in names:
@@ -93,7 +93,9 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
 def telling_apart(
     frame: pd.DataFrame, duplicated: np.ndarray, groups: np.ndarray, used: Iterable[str]
 ) -> list[str]:
-    """Columns not read that tell duplicate runs apart, fewest values first: "'experiment' (9)".
+    """Columns not read that tell duplicate runs apart, fewest values first.
+
+    As text: ``"'experiment' (8 values)"``.
 
     ``duplicated`` marks the rows of ``frame`` that share their inputs with another, ``groups``
     labels those rows by the inputs they share. A column tells them apart when its value

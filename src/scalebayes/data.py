@@ -3,8 +3,9 @@
 Canonical columns: ``N`` (parameters), ``D`` (training tokens), ``C`` (training FLOPs),
 ``loss`` (final loss, nats/token); optional ``U`` (unique tokens, for data-constrained laws),
 ``group``, ``weight`` and ``budget`` (the isoFLOP sweep's nominal compute). Columns are found
-by the names people already use (:data:`~scalebayes.columns.ALIASES`), or mapped explicitly. Bad values are
-errors that name the file, the rows and the column; nothing is dropped or coerced silently.
+by the names people already use (:data:`~scalebayes.columns.ALIASES`), or mapped explicitly.
+Bad values are errors that name the file, the rows and the column; nothing is dropped or
+coerced silently.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": No
 OUTLIER_SDS = 10.0
 OUTLIER_SD_FLOOR = 0.05
 OUTLIER_MIN_RUNS = 5
+
+# D above U by more than this factor is data seen more than once (:func:`repeats`).
+REPEAT_FACTOR = 1.01
 
 # Cells that mean "no value" (compared in lower case), as pandas reads them by default.
 _MISSING = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null", "none"})
@@ -254,6 +258,16 @@ def load_runs(
     column_map = {key: found[key] for key in order if key in found}
     rows = tuple(raw.row_names.tolist())
     return Runs(table[order], raw.label, float(cost_k), column_map, derived, rows, raw.row_label)
+
+
+def repeats(table: pd.DataFrame) -> np.ndarray:
+    """Runs (rows of a :class:`Runs` table) that saw their data more than once: D > U.
+
+    D above U by more than :data:`REPEAT_FACTOR` (not U's rounding); none without a U column.
+    """
+    if "U" not in table:
+        return np.zeros(len(table), bool)
+    return (table["D"] > REPEAT_FACTOR * table["U"]).to_numpy()
 
 
 def read_table(source: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[int]]:

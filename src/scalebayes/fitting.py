@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scalebayes import engine
-from scalebayes.data import Runs, load_runs
+from scalebayes.data import Runs, load_runs, repeats
 from scalebayes.engine import ProgressCallback
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
 from scalebayes.laws import Law, load_law
@@ -222,10 +222,6 @@ def apply_priors(
     return law, likelihood.with_priors(noise) if noise else likelihood
 
 
-# D above U by more than this factor is data seen more than once (not rounding of U).
-REPEAT_TOLERANCE = 1.01
-
-
 def _check_inputs(law: Law, runs: Runs) -> None:
     available = runs.inputs()
     missing = [name for name in law.inputs if name not in available]
@@ -233,9 +229,8 @@ def _check_inputs(law: Law, runs: Runs) -> None:
         raise ScalebayesError(
             f"law {law.name!r} needs input(s) {missing}, which {runs.source} does not provide"
         )
-    if "U" in runs.table and "U" not in law.inputs:
-        # D counts every token seen, U the distinct ones: D > U is data seen more than once.
-        repeated = (runs.table["D"] > REPEAT_TOLERANCE * runs.table["U"]).to_numpy()
+    if "U" not in law.inputs:
+        repeated = repeats(runs.table)
         if repeated.any():
             epochs = float((runs.table["D"] / runs.table["U"]).max())
             problem = (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scalebayes.data import Runs, load_runs
+from scalebayes.data import Runs, load_runs, repeats
 from scalebayes.errors import ScalebayesError
 from scalebayes.plots._common import (
     AXIS_LABELS,
@@ -42,9 +42,6 @@ SLICE_FACTOR = 1.5
 # Along compute (at a fixed D/N), runs within this factor of that D/N are drawn solid, the
 # others open: an isoFLOP sweep's runs far from the slice's D/N lie above its bands.
 RATIO_FACTOR = 2.0
-# For a law of repeated data, drawn for fresh data: runs with D above U by more than this
-# factor repeat theirs and lie off the bands.
-REPEAT_FACTOR = 1.01
 # Characters per line of a law's title above the axes.
 TITLE_WIDTH = 64
 OFF_SLICE_STYLE = {
@@ -143,7 +140,7 @@ def bands(
     if ratio is not None:
         near = np.abs(np.log(shown["D"] / shown["N"] / ratio)) <= np.log(RATIO_FACTOR)
         if fresh_only:
-            near &= shown["D"] <= REPEAT_FACTOR * shown["U"]
+            near &= ~repeats(shown)
         off = shown[~near]
         shown = shown[near]
         if len(off):
