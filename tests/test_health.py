@@ -190,6 +190,16 @@ def test_diagnostics_say_when_a_stage_was_sampled_again(retry, said):
     assert diagnose({"x": _mixed(rng)}, stats).notes == []
 
 
+def test_advice_after_a_careful_retry_does_not_repeat_what_the_retry_did():
+    first = dataclasses.replace(HEALTHY, max_rhat=1.02, n_divergent=4)
+    assert "try target_accept=0.95" in " ".join(first.problems)
+    assert "try more warmup" in " ".join(first.problems)
+    after = dataclasses.replace(first, retried=True)
+    said = " ".join(after.problems)
+    assert "try target_accept=0.95" not in said and "try more warmup" not in said
+    assert said.count("even sampled again with twice the warmup and target acceptance 0.95") == 2
+
+
 def test_an_unhealthy_gp_module_makes_the_fit_unhealthy(synthetic_runs):
     # A fit keeps whichever GP run it chose with that run's draws; its diagnostics run over every
     # sampled parameter, the GP's included, so a stuck GP amplitude fails R-hat and ESS, the

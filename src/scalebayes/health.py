@@ -60,10 +60,16 @@ class Diagnostics:
     def problems(self) -> list[str]:
         """Each failed check as a sentence with what to try; empty when all pass."""
         found = []
+        # After a careful retry (twice the warmup, target acceptance 0.95) that advice is spent.
+        again = " even sampled again with twice the warmup and target acceptance 0.95"
         if not self.max_rhat <= RHAT_MAX:
             found.append(
-                f"max R-hat {self.max_rhat:.3f} > {RHAT_MAX}: chains disagree; "
-                "try more warmup (--warmup) or check that the law suits the data"
+                f"max R-hat {self.max_rhat:.3f} > {RHAT_MAX}: chains disagree"
+                + (
+                    f"{again}; check that the law suits the data (two modes?) or tighten priors"
+                    if self.retried
+                    else "; try more warmup (--warmup) or check that the law suits the data"
+                )
             )
         if not self.min_ess_bulk >= ESS_PER_CHAIN_MIN * self.chains:
             found.append(
@@ -73,7 +79,13 @@ class Diagnostics:
         if self.n_divergent:
             found.append(
                 f"{self.n_divergent} divergent transitions: the posterior has regions NUTS "
-                "cannot follow; try target_accept=0.95 or tighter priors"
+                "cannot follow"
+                + (
+                    f"{again}; try tighter priors, or a law without kinks or with fewer "
+                    "free parameters"
+                    if self.retried
+                    else "; try target_accept=0.95 or tighter priors"
+                )
             )
         if self.n_max_treedepth:
             found.append(
