@@ -296,3 +296,20 @@ def test_report_of_a_law_of_repeated_data_says_what_its_allocation_needs(tmp_pat
     assert len(observed.get_offsets()) == 3 and len(off.get_offsets()) == 3
     assert "fresh data (U = D)" in ax.get_title()
     plt.close(ax.figure)
+
+
+def test_a_frontier_of_a_law_of_repeated_data_is_drawn_at_the_unique_tokens_given(tmp_path):
+    from tests.test_allocate import data_constrained_known
+
+    fit = data_constrained_known()
+    # The frontier runs to 1e26 FLOPs, far past what 1e10 unique tokens can buy (Muennighoff
+    # et al.'s law is then flat in N): the search says so rather than inventing an optimum.
+    with pytest.warns(sb.AllocationWarning, match="flat in N where the budget exceeds"):
+        figure = figures.draw(fit, "frontier", unique_tokens=1e10)
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert any("U = 1e+10" in label for label in labels), labels
+    plt.close(figure)
+    with pytest.raises(sb.ScalebayesError, match="frontier only"):
+        figures.draw(fit, "bands", unique_tokens=1e10)
+    with pytest.raises(sb.LawError, match="reads U"):  # no frontier without them
+        figures.draw(fit, "frontier")

@@ -352,9 +352,15 @@ def _warn(result: Allocation, bounds: tuple[float, float]) -> None:
             stacklevel=3,
         )
     if result.n_not_converged:
+        flat = (
+            "; a law of repeated data is nearly flat in N where the budget exceeds what its "
+            f"{result.unique_tokens:.3g} unique tokens can buy, and N* is not determined there"
+            if result.unique_tokens is not None
+            else ""
+        )
         warnings.warn(
             f"{result.n_not_converged} of {total} draw-budget pairs did not converge "
-            "(their last Newton step in log N was above the tolerance); they are kept",
+            f"(their last Newton step in log N was above the tolerance{flat}); they are kept",
             AllocationWarning,
             stacklevel=3,
         )

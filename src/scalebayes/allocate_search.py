@@ -58,7 +58,9 @@ def solve(
     step = np.full(shape, np.inf)
     for _ in range(NEWTON_STEPS):
         along_x = f(jets.seed(x), c)
-        new = np.clip(x + np.where(along_x.d2 > 0, -along_x.d1 / along_x.d2, 0.0), lo, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):  # d2 = 0: no step (np.where)
+            newton = np.where(along_x.d2 > 0, -along_x.d1 / along_x.d2, 0.0)
+        new = np.clip(x + newton, lo, hi)
         # A step that raises the loss is refused: at a kink of the law (min(), as in the
         # data-constrained law's, whose optimum sits on one) Newton overshoots from either
         # side, and the golden section's x (log N to 4e-5) is the answer.
@@ -70,7 +72,11 @@ def solve(
     f_xc = 0.5 * (f(jets.seed(x), jets.seed(c)).d2 - f_xx - f_cc)
     edge = 1e-6 * (hi - lo)
     at_bound = (x - lo < edge) | (hi - x < edge)
-    return x, f(x, c, np), step, -f_xc / f_xx, at_bound
+    # Where the loss is flat in N (a law of repeated data past what its unique tokens can
+    # buy: the optimum is then any N) the exponent is undefined: NaN, without a warning.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.where(f_xx > 0, -f_xc / f_xx, np.nan)
+    return x, f(x, c, np), step, exponent, at_bound
 
 
 def budget_inputs(

@@ -72,6 +72,7 @@ def draw(
     seed: int = 0,
     group: str | None = None,
     minima: xr.Dataset | None = None,
+    unique_tokens: float | None = None,
 ) -> Figure:
     """A figure of ``kind`` for ``fit`` (see :data:`KINDS`); the caller saves and closes it.
 
@@ -111,11 +112,16 @@ def draw(
     minima : Dataset, optional
         Approach 2's sweep minima for ``isoflop`` (:meth:`IsoflopFit.minima
         <scalebayes.allocation.profiles.IsoflopFit.minima>`), drawn beside the law's N*.
+    unique_tokens : float, optional
+        For a law of repeated data: the unique tokens its ``frontier`` is drawn at
+        (:func:`scalebayes.optimal`'s ``unique_tokens``), named in the legend.
     """
     if kind not in KINDS:
         raise ScalebayesError(f"plot kind {kind!r}: expected one of {', '.join(KINDS)}")
     if others and kind != "frontier":
         raise ScalebayesError(f"other fits are overlaid on the frontier only, not on {kind!r}")
+    if unique_tokens is not None and kind != "frontier":
+        raise ScalebayesError(f"unique tokens set the frontier only, not {kind!r}")
     if heldout is not None and kind not in ("bands", "pit"):
         raise ScalebayesError(
             f"held-out runs are drawn on the bands and the pit plot only, not on {kind!r}"
@@ -142,9 +148,11 @@ def draw(
             f"a grouped fit draws {', '.join(GROUPED_KINDS)} for all its groups; for {kind!r} "
             f"name one group (group=, --group NAME): one of {list(fit.groups)} or {NEW!r}"
         )
-    if grouped and (others or allocation is not None or heldout is not None):
+    if grouped and (
+        others or allocation is not None or heldout is not None or unique_tokens is not None
+    ):
         raise ScalebayesError(
-            "a grouped fit's figures take no other fits, allocation or held-out runs"
+            "a grouped fit's figures take no other fits, allocation, held-out runs or unique tokens"
         )
     fit = fit if grouped else select_group(fit, group)
     import matplotlib.pyplot as plt
@@ -153,6 +161,11 @@ def draw(
     try:
         if grouped:
             return _grouped_figure(fit, kind, budgets, references, axis, seed)
+        if unique_tokens is not None and allocation is None:  # the frontier at U unique tokens
+            grid = frontier_budgets(fit, budgets)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExtrapolationWarning)  # shaded in the figure
+                allocation = optimal(fit, grid, unique_tokens=unique_tokens)
         return _figure(
             fit, kind, budgets, references, allocation, others, heldout, axis, seed, minima
         )
@@ -247,6 +260,11 @@ def _frontier_figure(
         allocations = {
             name: given[name] if name in given else optimal(one, grid) for name, one in fits.items()
         }
+    # A frontier at given unique tokens says so in the legend.
+    allocations = {
+        name if found.unique_tokens is None else f"{name} (U = {found.unique_tokens:.3g})": found
+        for name, found in allocations.items()
+    }
     refs = plots.PUBLISHED if references is None else references
     return figure_of(plots.frontier_panels(allocations, runs=main.runs, references=refs))
 

@@ -101,6 +101,12 @@ def add_commands(commands: Any) -> None:
         "at --compute (default 10x and 100x the largest run); 1 and 2 sample their own models. "
         "With --kind isoflop, 2 (or all) adds approach 2's sweep minima",
     )
+    plot.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="frontier of a law of repeated data (data_constrained) at U unique tokens",
+    )
     plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands, pit)")
     plot.add_argument(
@@ -186,6 +192,7 @@ def _plot(args: argparse.Namespace) -> int:
             seed=args.seed,
             group=args.group,
             minima=minima,
+            unique_tokens=args.unique_tokens,
         )
         plots.save(figure, args.out)
     print(f"wrote {args.kind} figure of {fit.law.name} to {args.out}")
