@@ -161,14 +161,10 @@ def draw(
     try:
         if grouped:
             return _grouped_figure(fit, kind, budgets, references, axis, seed)
-        if unique_tokens is not None and allocation is None:  # the frontier at U unique tokens
-            grid = frontier_budgets(fit, budgets)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExtrapolationWarning)  # shaded in the figure
-                allocation = optimal(fit, grid, unique_tokens=unique_tokens)
         return _figure(
-            fit, kind, budgets, references, allocation, others, heldout, axis, seed, minima
-        )
+            fit, kind, budgets, references, allocation, others, heldout, axis, seed, minima,
+            unique_tokens,
+        )  # fmt: skip
     except BaseException:  # a plot that failed half-way leaves no figure behind
         for number in set(plt.get_fignums()) - opened_before:
             plt.close(number)
@@ -186,6 +182,7 @@ def _figure(
     axis: str | None,
     seed: int,
     minima: xr.Dataset | None = None,
+    unique_tokens: float | None = None,
 ) -> Figure:
     if kind == "bands":
         axis = default_axis(fit) if axis is None else axis
@@ -193,7 +190,7 @@ def _figure(
         return figure_of(plots.bands(fit, mean, new_run, axis=axis, heldout=heldout))
     if kind == "frontier":
         fits = {fit.law.name: fit, **(others or {})}
-        return _frontier_figure(fit, fits, budgets, references, allocation)
+        return _frontier_figure(fit, fits, budgets, references, allocation, unique_tokens)
     if kind == "isoflop":
         curves = isoflop_predictions(fit, budgets)
         found = np.unique(curves.points["C"].to_numpy(float))
@@ -250,13 +247,20 @@ def _frontier_figure(
     budgets: Sequence[float] | None,
     references: Sequence[Reference] | None,
     allocation: Allocation | None = None,
+    unique_tokens: float | None = None,
 ) -> Figure:
-    """The frontier of each of ``fits`` (the first's may be given) over ``main``'s runs."""
+    """The frontier of each of ``fits`` over ``main``'s runs.
+
+    The first fit's may be given (``allocation``), or drawn at ``unique_tokens``.
+    """
     grid = frontier_budgets(main, budgets)
     with warnings.catch_warnings():
         # The grid reaches past the runs on purpose; the figure shades what lies beyond them.
         warnings.simplefilter("ignore", ExtrapolationWarning)
-        given = {} if allocation is None else {next(iter(fits)): allocation}
+        first = next(iter(fits))
+        if allocation is None and unique_tokens is not None:
+            allocation = optimal(fits[first], grid, unique_tokens=unique_tokens)
+        given = {} if allocation is None else {first: allocation}
         allocations = {
             name: given[name] if name in given else optimal(one, grid) for name, one in fits.items()
         }
