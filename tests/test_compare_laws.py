@@ -193,7 +193,7 @@ def test_unique_tokens_column_loaded_and_validated() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [(-1.0, "must be positive"), (np.nan, "missing value"), ("25B", "not a number")],
+    [(-1.0, "must be positive"), (np.nan, "missing value"), ("25 GB", "not a number")],
 )
 def test_unique_tokens_bad_values(value: object, message: str) -> None:
     from scalebayes.errors import RunsFileError

@@ -104,11 +104,32 @@ def test_spellings_of_missing(tmp_path, cell):
 
 
 @pytest.mark.parametrize(
-    "cell", ["1,000", "1 000", "1_000", "7B", "3%", "$3", "0x10", "true"], ids=repr
+    "cell",
+    ["1,000", "1 000", "1_000", "7 GB", "7Bn", "1e3K", "7G", "3%", "$3", "0x10", "true"],
+    ids=repr,
 )
 def test_not_plain_numbers_are_errors(tmp_path, cell):
     path = _write(tmp_path / "runs.csv", f'N,D,loss\n1e8,2e9,3.1\n"{cell}",4e9,2.9\n')
     with pytest.raises(RunsFileError, match=r"line 3, column 'N': not a number"):
+        load_runs(path)
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [("70B", 7e10), ("2.8B", 2.8e9), ("1.4T", 1.4e12), ("17m", 1.7e7), ("400 M", 4e8),
+     ("125k", 1.25e5), (".5b", 5e8)],
+)  # fmt: skip
+def test_counts_with_a_suffix(tmp_path, cell, value):
+    # Papers and model cards write sizes so: read exactly the number written.
+    path = _write(tmp_path / "runs.csv", f"N,D,loss\n1e8,2e9,3.1\n{cell},{cell},2.9\n")
+    runs = load_runs(path)
+    assert runs.N[1] == value and runs.D[1] == value
+
+
+def test_loss_takes_no_count_suffix(tmp_path):
+    path = _write(tmp_path / "runs.csv", "N,D,loss\n1e8,2e9,3.1\n2e8,4e9,2.9k\n")
+    with pytest.raises(RunsFileError, match=r"line 3, column 'loss': not a number \(expected "
+                       r"plain numbers such as 2\.95"):  # fmt: skip
         load_runs(path)
 
 
@@ -199,6 +220,19 @@ def test_wandb_export_names_are_suggested():
     assert "gflops" not in str(info.value).split("look like them")[1].split(". Recognised")[0]
 
 
+def test_d_derived_from_c_beside_a_column_naming_tokens_warns():
+    # datablations' learning curves: tokens in 'token_num' (a singular), FLOPs in 'flops'.
+    frame = pd.DataFrame({"num_params": [1e8, 2e8], "token_num": [2e9, 4e9],
+                          "flops": [1.2e18, 4.8e18], "loss": [3.1, 2.9]})  # fmt: skip
+    with pytest.warns(DataWarning, match=r"^<DataFrame>: D derived as C / \(k N\), but "
+                      r"column\(s\) 'token_num' may be D: .*--column D=token_num"):  # fmt: skip
+        runs = load_runs(frame)
+    assert runs.derived == ("D",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        load_runs(frame, columns={"D": "token_num"})
+
+
 def test_no_suggestion_where_no_column_names_a_quantity():
     with pytest.raises(RunsFileError) as info:
         load_runs(pd.DataFrame({"size": [1e8], "tokens": [1e9], "score": [3.0]}))
@@ -264,6 +298,15 @@ def test_repeated_header_name_is_an_error():
 def test_repeated_unused_header_name_is_ignored(tmp_path):
     path = _write(tmp_path / "runs.csv", "params,note,tokens,note,loss\n1e8,a,2e9,b,3.1\n")
     assert load_runs(path).column_map == {"N": "params", "D": "tokens", "loss": "loss"}
+
+
+def test_repeated_unused_header_name_beside_duplicate_runs(tmp_path):
+    # The duplicate-run and learning-curve checks look at unread columns: a repeated name
+    # selects two of them and is skipped, not an error.
+    path = _write(tmp_path / "runs.csv", "params,note,tokens,note,loss\n1e8,a,2e9,b,3.1\n"
+                  "1e8,c,2e9,d,3.2\n")  # fmt: skip
+    with pytest.warns(DataWarning, match="duplicate runs"):
+        assert len(load_runs(path)) == 2
 
 
 def test_explicit_mapping_to_missing_column():

@@ -6,6 +6,9 @@ One NUTS fit (2 chains x 300 draws, 11 sizes x 6 horizons; --run-slow: its compi
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -230,3 +233,35 @@ def test_load_curves_errors_name_the_file_and_its_lines(tmp_path):
     table.to_csv(path, index=False)
     with pytest.raises(sb.RunsFileError, match=r"curves.csv: line 5, column 'loss'"):
         sb.load_curves(path, run="run", step="step", end="end")
+
+
+def test_load_curves_warnings_name_the_files_lines_and_c_may_be_kept(tmp_path):
+    path = tmp_path / "curves.csv"
+    table = curve_table().assign(C=lambda t: 6 * t.N * t.D)
+    table.loc[3, "C"] *= 3  # line 5, run a's final checkpoint: C off 6 N D
+    table.to_csv(path, index=False)
+    with pytest.raises(sb.RunsFileError, match=r"curves.csv: line 5, column 'C': C differs"):
+        sb.load_curves(path, run="run", step="step", end="end")
+    with pytest.warns(sb.DataWarning, match=r"^.*curves.csv: line 5, column 'C': C differs"):
+        curves = sb.load_curves(path, run="run", step="step", end="end", accept_inconsistent_c=True)
+    assert curves.runs.C[0] == pytest.approx(3 * 6 * 1e8 * 4e9)
+
+
+def test_a_curve_table_read_as_runs_says_so_and_how_to_read_it():
+    # 6 runs (3 sizes x 2 data sets) of 30 checkpoints each, a run id column beside them.
+    rows = [{"run_name": f"{n:.0e}-{data}", "data": data, "N": n, "D": n * 20 * step / 30,
+             "loss": 2 + 1 / step} for n in (1e8, 2e8, 4e8) for data in ("c4", "oscar")
+            for step in range(1, 31)]  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", sb.DataWarning)
+        sb.load_runs(pd.DataFrame(rows))
+    said = [str(w.message) for w in caught if "learning curves" in str(w.message)]
+    assert len(said) == 1
+    assert re.match(r"<DataFrame>: rows 0, 1, .*: these look like checkpoints of learning curves: "
+                    r"column 'run_name' labels 6 runs of 30 rows.*--run-id run_name", said[0])  # fmt: skip
+    # An over-training ladder: a size's few horizons are runs, said nothing of.
+    ladder = [{"model": f"{n:.0e}", "N": n, "D": n * t, "loss": 2 + 1 / t}
+              for n in (1e8, 2e8, 4e8) for t in (10, 20, 40, 80, 160, 320)]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sb.DataWarning)
+        sb.load_runs(pd.DataFrame(ladder))

@@ -190,11 +190,16 @@ def test_planned_runs_from_a_table():
     with pytest.raises(ScalebayesError, match="two columns mean N"):
         points_from_table(pd.DataFrame({"N": [1e9], "params": [1e9]}))
     bad = pd.DataFrame({"N": ["big", "1e9", "-7e10"], "D": [1e12] * 3})
-    with pytest.raises(ScalebayesError, match=r"^rows 0, 2 of <DataFrame>, column 'N': not a pos"):
+    # One convention with the runs' errors: source, rows, column, problem.
+    with pytest.raises(ScalebayesError, match=r"^<DataFrame>: rows 0, 2, column 'N': not a pos"):
         points_from_table(bad)
     # From a file, rows are its lines (header = line 1), as load_runs names them.
-    with pytest.raises(ScalebayesError, match=r"^lines 2, 5 of plan\.csv, column 'N': not a pos"):
+    with pytest.raises(ScalebayesError, match=r"^plan\.csv: lines 2, 5, column 'N': not a pos"):
         points_from_table(bad, source="plan.csv", lines=[2, 4, 5])
+    # Counts as model cards write them, as load_runs reads them.
+    found = points_from_table(pd.DataFrame({"N": ["70B", "400M"], "D": ["1.4T", "8e9"]}))
+    np.testing.assert_array_equal(found["N"], [7e10, 4e8])
+    np.testing.assert_array_equal(found["D"], [1.4e12, 8e9])
     with pytest.raises(ScalebayesError, match="no N, D or C column"):
         points_from_table(pd.DataFrame({"width": [1024]}))
 

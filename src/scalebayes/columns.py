@@ -69,7 +69,7 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
     ``params_N`` may be N, ``val_loss_c4`` loss, ``unique_tokens_U`` U: each column goes to the
     key of the longest recognised name among its runs of consecutive words, split at spaces,
     ``_``, ``-``, ``.``, ``/`` and ``:`` (W&B exports write ``eval/loss``). One-letter names
-    are not matched inside longer names (``d_model`` is no D). Columns that are recognised
+    are not matched inside longer names (``d_model`` is no D); singulars are (``token_num``). Columns that are recognised
     names themselves are left out: they are read, not suggested.
     """
     found: dict[str, list[str]] = {}
@@ -82,7 +82,8 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
         for i in range(len(words)):
             for j in range(i + 1, len(words) + 1):
                 joined = "".join(words[i:j])
-                key = CANONICAL_OF.get(joined)
+                # A singular counts too: "token_num", "param_count".
+                key = CANONICAL_OF.get(joined, CANONICAL_OF.get(joined + "s"))
                 if key is not None and len(joined) > 1 and (best is None or len(joined) > best[0]):
                     best = (len(joined), key)
         if best is not None:
@@ -104,8 +105,9 @@ def telling_apart(
     """
     taken = set(used)
     found = []
-    for name in frame.columns:
-        if name in taken:
+    names = list(frame.columns)
+    for name in names:
+        if name in taken or names.count(name) > 1:  # a repeated name selects several columns
             continue
         values = frame[name].astype(str).reset_index(drop=True)
         n_values = values.nunique()

@@ -58,6 +58,7 @@ def load_curves(
     cooled: str | None = None,
     columns: Mapping[str, str] | None = None,
     cost_k: float = 6.0,
+    accept_inconsistent_c: bool = False,
 ) -> Curves:
     """Read a learning-curve table and keep the checkpoints that are finished runs.
 
@@ -78,8 +79,8 @@ def load_curves(
     cooled : str, optional
         Boolean column (true/false, 1/0) marking checkpoints taken after a cool-down, which
         count as finished runs too.
-    columns, cost_k
-        As in :func:`~scalebayes.data.load_runs`.
+    columns, cost_k, accept_inconsistent_c
+        As in :func:`~scalebayes.data.load_runs` (checked on the finished runs).
 
     Returns
     -------
@@ -136,12 +137,15 @@ def load_curves(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         try:
-            runs = load_runs(kept, columns=columns, cost_k=cost_k)
+            runs = load_runs(
+                kept, columns=columns, cost_k=cost_k, accept_inconsistent_c=accept_inconsistent_c
+            )
         except RunsFileError as err:  # name the file and its lines, not the kept DataFrame
             raise _renamed(err, label, row_label) from None
     for w in caught:  # several runs at one (N, D) is what a learning-rate sweep is
         if "duplicate runs" not in str(w.message):
-            warnings.warn(w.message, w.category, stacklevel=2)
+            text = _renamed_text(str(w.message), label, row_label)
+            warnings.warn(text, w.category, stacklevel=2)
     runs = dataclasses.replace(runs, source=label, row_label=row_label)
     points = pd.DataFrame({"N": runs.N, "D": runs.D})
     cells = int((points.value_counts() > 1).sum())
@@ -153,6 +157,20 @@ def _renamed(err: RunsFileError, label: str, row_label: str) -> RunsFileError:
     prefix = str(RunsFileError("<DataFrame>", "", column=err.column, rows=err.rows))
     problem = str(err)[len(prefix) :] if str(err).startswith(prefix) else str(err)
     return RunsFileError(label, problem, column=err.column, rows=err.rows, row_label=row_label)
+
+
+def _renamed_text(text: str, label: str, row_label: str) -> str:
+    """A message about the kept rows (``<DataFrame>: rows ...``) about the source's lines."""
+    prefix = "<DataFrame>: "
+    if not text.startswith(prefix):
+        return text
+    rest = text[len(prefix) :]
+    for many in (True, False):
+        said = "rows " if many else "row "
+        if rest.startswith(said):
+            rest = (f"{row_label}s " if many else f"{row_label} ") + rest[len(said) :]
+            break
+    return f"{label}: {rest}"
 
 
 def _frame(

@@ -21,23 +21,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalebayes.columns import ALIASES, canonical, suggest, telling_apart
+from scalebayes.columns import ALIASES, canonical, suggest
+from scalebayes.counts import parse_counts
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError, name_rows
+from scalebayes.table_checks import suspicious
 
 # Accepted suffixes and their field separators (None: Parquet).
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
 
-# A run's loss is "far off" beyond this many robust sd of log loss from the median run's: on
-# Epoch's 245 Chinchilla runs (losses 2.1-5.0 across four decades of compute) the farthest is
-# 5.4, a loss of 1e6 among them 107. The floor (5 % of the loss) keeps runs of nearly equal
-# loss from flagging small differences; tables of fewer runs have no robust spread.
-OUTLIER_SDS = 10.0
-OUTLIER_SD_FLOOR = 0.05
-OUTLIER_MIN_RUNS = 5
-
 # D above U by more than this factor is data seen more than once (:func:`repeats`).
 REPEAT_FACTOR = 1.01
 
+# Columns of counts, which may be written with a suffix (scalebayes.counts).
+COUNTED = frozenset({"N", "D", "C", "U", "budget"})
 # Cells that mean "no value" (compared in lower case), as pandas reads them by default.
 _MISSING = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null", "none"})
 
@@ -208,7 +204,9 @@ def load_runs(
     Warns
     -----
     DataWarning
-        Duplicate runs, tokens that look like the wrong unit, loss above 20; the rows are kept.
+        Duplicate runs, tokens that look like the wrong unit, loss above 20 or far off the
+        others, D derived from C while a column names tokens in words, rows that look like
+        learning-curve checkpoints (:mod:`scalebayes.table_checks`); the rows are kept.
     """
     if not (np.isfinite(cost_k) and cost_k > 0):
         raise ScalebayesError(
@@ -250,7 +248,7 @@ def load_runs(
             if not accept_inconsistent_c:
                 raise raw.error(problem, found["C"], off)
             notes.append(str(raw.error(f"{problem} (kept as given)", found["C"], off)))
-    notes += _suspicious(raw, table, found)
+    notes += suspicious(raw.frame, table, found, derived, raw.error)
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)
 
@@ -476,15 +474,20 @@ def _values(raw: _Raw, key: str, column: str) -> np.ndarray:
         missing = np.isnan(numbers)
     else:
         # Text (every CSV cell, object columns): parse cell by cell and name what does not
-        # parse, so "1,000" or "7B" is an error, never a NaN.
+        # parse, so "1,000" or "7 GB" is an error, never a NaN.
         text = values.astype(str).str.strip()
         missing = (values.isna() | text.str.lower().isin(_MISSING)).to_numpy()
-        numbers = pd.to_numeric(text.mask(missing, "nan"), errors="coerce").to_numpy(float)
+        text = text.mask(missing, "nan")
+        if key in COUNTED:  # "2.8B" parameters, "1.4T" tokens
+            numbers = parse_counts(text)
+            expected = "plain numbers such as 7e10 or 70000000000, or counts such as 70B"
+        else:
+            numbers = pd.to_numeric(text, errors="coerce").to_numpy(float)
+            expected = "plain numbers such as 2.95 or 2.95e0"
         not_number = np.isnan(numbers) & ~missing
         if not_number.any():
             raise raw.error(
-                "not a number (expected plain numbers such as 7e10 or 70000000000, without "
-                "separators or units)",
+                f"not a number (expected {expected}, without separators or units)",
                 column,
                 not_number,
             )
@@ -497,46 +500,3 @@ def _values(raw: _Raw, key: str, column: str) -> np.ndarray:
     if (numbers <= 0).any():
         raise raw.error("must be positive (> 0)", column, numbers <= 0)
     return numbers
-
-
-def _suspicious(raw: _Raw, table: pd.DataFrame, found: Mapping[str, str]) -> list[str]:
-    """Messages for legal but suspicious rows; the rows are kept."""
-    notes = []
-    keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
-    duplicated = table.duplicated(subset=keys, keep=False).to_numpy()
-    if duplicated.any():
-        groups = table[duplicated].groupby(keys).ngroup().to_numpy()
-        apart = telling_apart(raw.frame, duplicated, groups, found.values())
-        hint = "" if "group" in table else "; if they are separate experiments, add a group column"
-        if apart and "group" not in table:
-            hint = (f"; columns that tell them apart: {', '.join(apart)}: if they are separate "
-                    "experiments, fit them as groups (--group COLUMN) or one at a time")  # fmt: skip
-        problem = f"duplicate runs (same {' and '.join(keys)}), all kept{hint}"
-        notes.append(str(raw.error(problem, None, duplicated)))
-    tiny = (table["D"] < table["N"] / 1e3).to_numpy()
-    if tiny.any():
-        problem = "fewer than 1 token per 1000 parameters: are tokens (or FLOPs) given in billions?"
-        notes.append(str(raw.error(problem, found.get("D", found.get("C")), tiny)))
-    high = (table["loss"] > 20).to_numpy()
-    if high.any():
-        problem = "loss above 20 nats/token: is it a summed loss, a perplexity or in other units?"
-        notes.append(str(raw.error(problem, found["loss"], high)))
-    far = _far_off(np.log(table["loss"].to_numpy(float)))
-    if far.any():
-        median = float(np.exp(np.median(np.log(table["loss"]))))
-        problem = (
-            f"loss far off every other run (log loss more than {OUTLIER_SDS:g} robust sd from "
-            f"the median run's, {median:.3g}): a typo, another unit or a diverged run? kept"
-        )
-        notes.append(str(raw.error(problem, found["loss"], far)))
-    return notes
-
-
-def _far_off(log_loss: np.ndarray) -> np.ndarray:
-    """Runs whose log loss lies more than :data:`OUTLIER_SDS` robust sd from the median."""
-    if log_loss.size < OUTLIER_MIN_RUNS:
-        return np.zeros(log_loss.shape, bool)
-    centre = np.median(log_loss)
-    # 1.4826 MAD: the sd of a normal sample, robust to the outliers it looks for.
-    spread = max(1.4826 * float(np.median(np.abs(log_loss - centre))), OUTLIER_SD_FLOOR)
-    return np.abs(log_loss - centre) > OUTLIER_SDS * spread

@@ -17,7 +17,8 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes.errors import ScalebayesError, name_rows
+from scalebayes.counts import parse_counts
+from scalebayes.errors import RunsFileError, ScalebayesError
 from scalebayes.groups.select import select_group
 from scalebayes.summaries import per_draw, summarise
 
@@ -295,17 +296,24 @@ def positive_column(
     lines: Sequence[int] | None = None,
     what: str = "number",
 ) -> np.ndarray:
-    """``table[column]`` as floats, or a :class:`ScalebayesError` naming the rows that are not > 0.
+    """``table[column]`` as floats (counts such as ``70B`` read); an error names rows not > 0.
 
     Rows are named by ``lines`` (the file's line numbers, header = line 1) or by index labels.
     """
-    values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+    column_values = table[column]
+    if pd.api.types.is_numeric_dtype(column_values):
+        values = pd.to_numeric(column_values, errors="coerce").to_numpy(float)
+    else:
+        values = parse_counts(column_values.astype(str).str.strip())
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
         names = np.asarray(lines if lines is not None else table.index)[bad].tolist()
-        where = name_rows(names, "line" if lines is not None else "row")
-        raise ScalebayesError(
-            f"{where} of {source}, column {column!r}: not a positive finite {what}"
+        raise RunsFileError(
+            source,
+            f"not a positive finite {what}",
+            column=column,
+            rows=names,
+            row_label="line" if lines is not None else "row",
         )
     return values
 

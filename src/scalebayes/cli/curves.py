@@ -50,6 +50,7 @@ def read_curves(args: argparse.Namespace, path: str, columns: Mapping[str, str] 
         cooled=args.cooled,
         columns=columns,
         cost_k=args.cost_k,
+        accept_inconsistent_c=args.accept_inconsistent_c,
     )
     if not getattr(args, "json", False):
         print(curves)

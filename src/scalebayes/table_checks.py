@@ -1,0 +1,141 @@
+"""Legal but suspicious tables of runs: each finding is a message naming its rows; runs are kept.
+
+:func:`scalebayes.data.load_runs` warns with them. Besides duplicate runs, tokens that look like
+the wrong unit and losses far off the others, two findings say the table may not be what it is
+read as: a quantity derived from another (D from C) while a column names it in words, and rows
+that look like the checkpoints of learning curves, which are not finished runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from scalebayes.columns import suggest, telling_apart
+from scalebayes.errors import RunsFileError
+
+# A run's loss is "far off" beyond this many robust sd of log loss from the median run's: on
+# Epoch's 245 Chinchilla runs (losses 2.1-5.0 across four decades of compute) the farthest is
+# 5.4, a loss of 1e6 among them 107. The floor (5 % of the loss) keeps runs of nearly equal
+# loss from flagging small differences; tables of fewer runs have no robust spread.
+OUTLIER_SDS = 10.0
+OUTLIER_SD_FLOOR = 0.05
+OUTLIER_MIN_RUNS = 5
+# A column labels learning curves when most of its values label rows at one N with at least
+# this many distinct D each. Over-training ladders train a size to a handful of horizons
+# (Gadre et al. 2024: 6); curves log tens to hundreds of checkpoints (datablations: 60-525).
+CURVE_MIN_CHECKPOINTS = 20
+
+# error(problem, column, rows) -> the error naming them (scalebayes.data's _Raw.error).
+ErrorFn = Callable[[str, str | None, np.ndarray | None], RunsFileError]
+
+
+def suspicious(
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    found: Mapping[str, str],
+    derived: tuple[str, ...],
+    error: ErrorFn,
+) -> list[str]:
+    """Messages for legal but suspicious rows of ``table`` (the columns read from ``frame``).
+
+    ``found`` maps canonical names to the user's columns, ``derived`` names the quantities
+    computed from others (``("D",)`` when D = C / (k N)), ``error`` names rows as the file does.
+    """
+    notes = _checkpoints(frame, table, found, error)
+    keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
+    duplicated = table.duplicated(subset=keys, keep=False).to_numpy()
+    if duplicated.any():
+        groups = table[duplicated].groupby(keys).ngroup().to_numpy()
+        apart = telling_apart(frame, duplicated, groups, found.values())
+        hint = "" if "group" in table else "; if they are separate experiments, add a group column"
+        if apart and "group" not in table:
+            hint = (f"; columns that tell them apart: {', '.join(apart)}: if they are separate "
+                    "experiments, fit them as groups (--group COLUMN) or one at a time")  # fmt: skip
+        problem = f"duplicate runs (same {' and '.join(keys)}), all kept{hint}"
+        notes.append(str(error(problem, None, duplicated)))
+    notes += _derived_beside_a_named_column(frame, found, derived, error)
+    tiny = (table["D"] < table["N"] / 1e3).to_numpy()
+    if tiny.any():
+        problem = "fewer than 1 token per 1000 parameters: are tokens (or FLOPs) given in billions?"
+        notes.append(str(error(problem, found.get("D", found.get("C")), tiny)))
+    high = (table["loss"] > 20).to_numpy()
+    if high.any():
+        problem = "loss above 20 nats/token: is it a summed loss, a perplexity or in other units?"
+        notes.append(str(error(problem, found["loss"], high)))
+    far = far_off(np.log(table["loss"].to_numpy(float)))
+    if far.any():
+        median = float(np.exp(np.median(np.log(table["loss"]))))
+        problem = (
+            f"loss far off every other run (log loss more than {OUTLIER_SDS:g} robust sd from "
+            f"the median run's, {median:.3g}): a typo, another unit or a diverged run? kept"
+        )
+        notes.append(str(error(problem, found["loss"], far)))
+    return notes
+
+
+def far_off(log_loss: np.ndarray) -> np.ndarray:
+    """Runs whose log loss lies more than :data:`OUTLIER_SDS` robust sd from the median."""
+    if log_loss.size < OUTLIER_MIN_RUNS:
+        return np.zeros(log_loss.shape, bool)
+    centre = np.median(log_loss)
+    # 1.4826 MAD: the sd of a normal sample, robust to the outliers it looks for.
+    spread = max(1.4826 * float(np.median(np.abs(log_loss - centre))), OUTLIER_SD_FLOOR)
+    return np.abs(log_loss - centre) > OUTLIER_SDS * spread
+
+
+def _derived_beside_a_named_column(
+    frame: pd.DataFrame, found: Mapping[str, str], derived: tuple[str, ...], error: ErrorFn
+) -> list[str]:
+    """D computed from C while an unread column names tokens in words.
+
+    (C computed from N and D beside a FLOPs column is left alone: the law reads N and D.)
+    """
+    unread = [name for name in frame.columns if name not in found.values()]
+    names = suggest(unread).get("D", [])
+    if "D" not in derived or not names:
+        return []
+    problem = (
+        f"D derived as C / (k N), but column(s) {', '.join(map(repr, names))} may be D: if so, "
+        f"map it with columns={{'D': {names[0]!r}}} (CLI: --column D={names[0]})"
+    )
+    return [str(error(problem, None, None))]
+
+
+def _checkpoints(
+    frame: pd.DataFrame, table: pd.DataFrame, found: Mapping[str, str], error: ErrorFn
+) -> list[str]:
+    """Rows that look like the checkpoints of learning curves, labelled by a column not read."""
+    n = table["N"].to_numpy()
+    d = table["D"].to_numpy()
+    for name in _single_columns(frame):
+        if name in found.values():
+            continue
+        labels = frame[name].astype(str).reset_index(drop=True)
+        if labels.nunique() in (1, len(labels)):
+            continue
+        per_label = pd.DataFrame({"label": labels, "N": n, "D": d}).groupby("label")
+        one_size = per_label["N"].nunique() == 1
+        checkpoints = per_label["D"].nunique()
+        curves = one_size & (checkpoints >= CURVE_MIN_CHECKPOINTS)
+        if curves.mean() <= 0.5:
+            continue
+        rows = labels.isin(curves[curves].index).to_numpy()
+        counts = per_label.size()[curves]
+        span = f"{counts.min()}" + (f"-{counts.max()}" if counts.max() > counts.min() else "")
+        problem = (
+            f"these look like checkpoints of learning curves: column {name!r} labels "
+            f"{int(curves.sum())} runs of {span} rows, each at one N and growing D. A checkpoint in the middle of a run's schedule is not a run planned to "
+            f"stop there: fit the finished runs with --run-id {name} "
+            f"(sb.load_curves(..., run={name!r})); kept as given"
+        )
+        return [str(error(problem, None, rows))]
+    return []
+
+
+def _single_columns(frame: pd.DataFrame) -> list[str]:
+    """Column names that appear once (a repeated name selects several columns)."""
+    names = list(frame.columns)
+    return [name for name in names if names.count(name) == 1]
