@@ -137,6 +137,15 @@ def test_the_law_s_allocation_points_to_approach_2_only_where_the_runs_form_swee
     draws = jittered_draws({**sb.simulation.EPOCH_CHINCHILLA, "sigma": 0.01}, chains=2, draws=50)
     text = str(sb.allocation_table(fit_from_draws("chinchilla", spread, draws), [1e22]))
     assert "tokens/param" in text and "isoFLOP sweeps" not in text
+    # Sweeps all on one side of their optimum (least loss at the largest model) give approach
+    # 2 no valley to measure: it would refuse them, so they are not pointed to either.
+    one_sided = pd.DataFrame(
+        [(c, n) for c in (1e18, 1e19, 1e20) for n in np.geomspace(1e5, 4e5, 3) * (c / 1e18) ** 0.5],
+        columns=["C", "N"],
+    ).eval("D = C / (6 * N)")
+    runs = sb.simulate("chinchilla", sb.simulation.EPOCH_CHINCHILLA, one_sided, noise=0.0, seed=0)
+    text = str(sb.allocation_table(fit_from_draws("chinchilla", runs, draws), [1e22]))
+    assert "tokens/param" in text and "isoFLOP sweeps" not in text
 
 
 def test_optimal_refuses_a_law_without_n_and_d(capsys, tmp_path):

@@ -38,8 +38,8 @@ class LawEstimator(Estimator):
             notes.append(
                 f"{result.n_at_bound} draw-budget pairs have their optimum at the search bound"
             )
-        try:
-            sweeps = find_budgets(fit.runs)
+        try:  # the sweeps approach 2 would use: those whose least loss is inside them
+            sweeps = find_budgets(fit.runs, edge_sweeps="drop")
         except ScalebayesError:  # no sweeps to measure optima on: the law is the only way
             return notes
         # The allocation backtest (benchmarks/allocation_backtest.py) is why this is said: on
