@@ -259,6 +259,16 @@ def test_a_curve_table_read_as_runs_says_so_and_how_to_read_it():
     assert len(said) == 1
     assert re.match(r"<DataFrame>: rows 0, 1, .*: these look like checkpoints of learning curves: "
                     r"column 'run_name' labels 6 runs of 30 rows.*--run-id run_name", said[0])  # fmt: skip
+    # Runs named by no one column: a size column is no run id (its runs reach the same D).
+    horizons = [{"model": f"{n:.0e}", "N": n, "D": n * horizon * step / 30, "loss": 2 + 1 / step}
+                for n in (1e8, 2e8, 4e8) for horizon in (10, 20) for step in range(1, 31)]  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", sb.DataWarning)
+        sb.load_runs(pd.DataFrame(horizons))
+    said = [str(w.message) for w in caught if "learning curves" in str(w.message)]
+    assert len(said) == 1 and "'model'" not in said[0], said
+    assert "3 model sizes with 60 rows each" in said[0]
+    assert "--run-id and the columns that together name a run" in said[0]
     # An over-training ladder: a size's few horizons are runs, said nothing of.
     ladder = [{"model": f"{n:.0e}", "N": n, "D": n * t, "loss": 2 + 1 / t}
               for n in (1e8, 2e8, 4e8) for t in (10, 20, 40, 80, 160, 320)]  # fmt: skip

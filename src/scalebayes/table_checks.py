@@ -107,32 +107,63 @@ def _derived_beside_a_named_column(
 def _checkpoints(
     frame: pd.DataFrame, table: pd.DataFrame, found: Mapping[str, str], error: ErrorFn
 ) -> list[str]:
-    """Rows that look like the checkpoints of learning curves, labelled by a column not read."""
-    n = table["N"].to_numpy()
-    d = table["D"].to_numpy()
+    """Rows that look like the checkpoints of learning curves: by a run column, or by size."""
+    points = pd.DataFrame({"N": table["N"].to_numpy(), "D": table["D"].to_numpy()})
+    advice = (
+        "A checkpoint in the middle of a run's schedule is not a run planned to stop there: "
+        "fit the finished runs with --run-id {run} (sb.load_curves(..., run={key})); kept as given"
+    )
     for name in _single_columns(frame):
         if name in found.values():
             continue
-        labels = frame[name].astype(str).reset_index(drop=True)
-        if labels.nunique() in (1, len(labels)):
+        labels = frame[name].reset_index(drop=True)
+        try:
+            n_labels = labels.nunique(dropna=False)
+        except TypeError:  # unhashable cells (lists in a DataFrame) name no runs
             continue
-        per_label = pd.DataFrame({"label": labels, "N": n, "D": d}).groupby("label")
-        one_size = per_label["N"].nunique() == 1
-        checkpoints = per_label["D"].nunique()
-        curves = one_size & (checkpoints >= CURVE_MIN_CHECKPOINTS)
-        if curves.mean() <= 0.5:
+        # Most labels must hold CURVE_MIN_CHECKPOINTS rows: so few labels, cheaply checked
+        # first (a W&B export has hundreds of columns of distinct floats).
+        if n_labels < 2 or n_labels > 2 * len(labels) / CURVE_MIN_CHECKPOINTS:
             continue
-        rows = labels.isin(curves[curves].index).to_numpy()
-        counts = per_label.size()[curves]
-        span = f"{counts.min()}" + (f"-{counts.max()}" if counts.max() > counts.min() else "")
+        curves = _curves(points.groupby(labels, dropna=False), one_curve=True)
+        if curves is None:
+            continue
+        rows = labels.isin(curves.index).to_numpy()
         problem = (
             f"these look like checkpoints of learning curves: column {name!r} labels "
-            f"{int(curves.sum())} runs of {span} rows, each at one N and growing D. A checkpoint in the middle of a run's schedule is not a run planned to "
-            f"stop there: fit the finished runs with --run-id {name} "
-            f"(sb.load_curves(..., run={name!r})); kept as given"
-        )
+            f"{len(curves)} runs of {_span(curves)} rows, each at one N and growing D. "
+        ) + advice.format(run=name, key=repr(name))
         return [str(error(problem, None, rows))]
-    return []
+    # No one column names a run (misfitting's runs are a size, a horizon and a learning rate).
+    sizes = _curves(points.groupby("N"), one_curve=False)
+    if sizes is None:
+        return []
+    problem = (
+        f"these look like checkpoints of learning curves: {len(sizes)} model sizes with "
+        f"{_span(sizes)} rows each, at {CURVE_MIN_CHECKPOINTS} or more token counts. "
+    ) + advice.format(run="and the columns that together name a run", key="[...]")
+    return [str(error(problem, None, points["N"].isin(sizes.index).to_numpy()))]
+
+
+def _curves(groups: pd.api.typing.DataFrameGroupBy, one_curve: bool) -> pd.Series | None:
+    """Rows per group where most groups look like curves (:data:`CURVE_MIN_CHECKPOINTS` D's).
+
+    ``one_curve``: each group must also be one run: one N and no D twice (a column naming
+    sizes, whose runs reach the same D, is no run column).
+    """
+    checkpoints = groups["D"].nunique()
+    looks = checkpoints >= CURVE_MIN_CHECKPOINTS
+    if one_curve:
+        looks &= (groups["N"].nunique() == 1) & (checkpoints == groups.size())
+    if looks.mean() <= 0.5:
+        return None
+    return groups.size()[looks]
+
+
+def _span(counts: pd.Series) -> str:
+    """``"60-525"``, or ``"30"`` when all are equal."""
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low}-{high}" if high > low else f"{low}"
 
 
 def _single_columns(frame: pd.DataFrame) -> list[str]:
