@@ -206,3 +206,18 @@ def test_fit_reads_a_learning_curve_table_as_its_finished_runs(tmp_path, capsys)
 
     with pytest.raises(RunsFileError, match="column 'nope' not found"):
         read_runs(args, str(path))
+
+
+def test_column_with_no_name_leaves_it_unread(tmp_path):
+    from scalebayes.cli import build_parser
+    from scalebayes.cli._common import read_runs
+    from scalebayes.errors import ScalebayesError
+
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,flops,loss\n1e8,2e9,9e18,3.1\n2e8,4e9,4.8e18,2.9\n")
+    args = build_parser().parse_args(["fit", str(path), "--column", "C=", "--column", "D=tokens"])
+    runs = read_runs(args, str(path))
+    assert runs.derived == ("C",) and runs.C[0] == pytest.approx(1.2e18)
+    args = build_parser().parse_args(["fit", str(path), "--column", "="])
+    with pytest.raises(ScalebayesError, match="--column '='"):
+        read_runs(args, str(path))

@@ -255,6 +255,16 @@ def test_inconsistent_c_suggests_the_ways_out():
     assert "cost_k=" in str(info.value) and "accept_inconsistent_c=True" in str(info.value)
 
 
+def test_a_recognised_column_left_unread_is_derived_instead():
+    with pytest.raises(RunsFileError, match=r"columns=\{'C': None\} \(--column C=\)"):
+        load_runs(BAD / "inconsistent_c.csv")
+    runs = load_runs(BAD / "inconsistent_c.csv", columns={"C": None})
+    np.testing.assert_allclose(runs.C, 6 * runs.N * runs.D)
+    assert runs.derived == ("C",) and "C" not in runs.column_map
+    with pytest.raises(RunsFileError, match=r"no column for loss"):
+        load_runs(BAD / "inconsistent_c.csv", columns={"loss": None})
+
+
 def test_inconsistent_c_accepted_warns_and_keeps_c():
     path = BAD / "inconsistent_c.csv"
     with pytest.warns(DataWarning, match=r"line 3, column 'flops': .*\(kept as given\)"):

@@ -56,7 +56,7 @@ def load_curves(
     step: str | None = None,
     end: str | None = None,
     cooled: str | None = None,
-    columns: Mapping[str, str] | None = None,
+    columns: Mapping[str, str | None] | None = None,
     cost_k: float = 6.0,
     accept_inconsistent_c: bool = False,
 ) -> Curves:

@@ -163,7 +163,7 @@ class Runs:
 def load_runs(
     source: str | os.PathLike[str] | pd.DataFrame,
     *,
-    columns: Mapping[str, str] | None = None,
+    columns: Mapping[str, str | None] | None = None,
     group: str | Sequence[str] | None = None,
     cost_k: float = 6.0,
     c_rtol: float = 0.1,
@@ -178,7 +178,8 @@ def load_runs(
         never modified. Columns that are not recognised are ignored.
     columns : mapping, optional
         Explicit ``{canonical: your column}``, e.g. ``{"N": "non-embedding params"}``; wins over
-        the recognised names (:data:`ALIASES`).
+        the recognised names (:data:`ALIASES`). ``None`` leaves a recognised column unread:
+        ``{"C": None}`` derives C from N and D where the table's FLOPs are counted otherwise.
     group : column name or names, optional
         The column(s) whose values label each run's group (ladder, data set, eval set); several
         are joined into one label, ``"dclm/val"``. Same as ``columns={"group": name}`` for one.
@@ -242,8 +243,9 @@ def load_runs(
         if off.any():
             problem = (
                 f"C differs from {cost_k:g} * N * D by more than {c_rtol:.0%}; pass cost_k= "
-                "(--cost-k) if your FLOP count uses another constant, or accept_inconsistent_c=True "
-                "(--accept-inconsistent-c) to keep C as given"
+                "(--cost-k) if your FLOP count uses another constant, columns={'C': None} "
+                "(--column C=) to leave it unread and derive C from N and D, or "
+                "accept_inconsistent_c=True (--accept-inconsistent-c) to keep C as given"
             )
             if not accept_inconsistent_c:
                 raise raw.error(problem, found["C"], off)
@@ -390,10 +392,15 @@ def _accepted(key: str) -> str:
     return ", ".join(repr(alias) for alias in ALIASES[key])
 
 
-def _match_columns(raw: _Raw, explicit: Mapping[str, str]) -> dict[str, str]:
-    """Map canonical names to the user's column names: explicit first, then recognised names."""
+def _match_columns(raw: _Raw, given: Mapping[str, str | None]) -> dict[str, str]:
+    """Map canonical names to the user's column names: explicit first, then recognised names.
+
+    A name mapped to None is left unread, its recognised column too.
+    """
     names = list(raw.frame.columns)
-    unknown = sorted(set(explicit) - set(ALIASES))
+    explicit = {key: name for key, name in given.items() if name is not None}
+    unread = {key for key, name in given.items() if name is None}
+    unknown = sorted(set(given) - set(ALIASES))
     if unknown:
         raise raw.error(f"columns= names {unknown} unknown; canonical names are {list(ALIASES)}")
     targets = list(explicit.values())
@@ -415,7 +422,7 @@ def _match_columns(raw: _Raw, explicit: Mapping[str, str]) -> dict[str, str]:
     candidates: dict[str, list[str]] = {}
     for name in names:
         key = canonical(name)
-        if key is not None and key not in found and name not in targets:
+        if key is not None and key not in found and key not in unread and name not in targets:
             candidates.setdefault(key, []).append(name)
     for key, matches in candidates.items():
         if len(matches) > 1:

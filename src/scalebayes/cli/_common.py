@@ -69,7 +69,8 @@ def add_fit_options(
         action="append",
         default=[],
         metavar="CANONICAL=NAME",
-        help="use column NAME as N, D, C, loss, group or weight (repeatable)",
+        help="use column NAME as N, D, C, U, loss, group or weight (repeatable); CANONICAL= "
+        "with no NAME leaves that column unread (--column C= derives C from N and D)",
     )
     p.add_argument(
         "--cost-k", type=float, default=6.0, help="FLOPs per parameter per token (default 6)"
@@ -134,6 +135,16 @@ def pairs(items: Sequence[str], option: str) -> dict[str, str]:
     return out
 
 
+def column_map(args: argparse.Namespace) -> dict[str, str | None] | None:
+    """--column's ``CANONICAL=NAME`` items; ``CANONICAL=`` (no name) leaves it unread (None)."""
+    unread = [item.partition("=")[0].strip() for item in args.column if item.strip().endswith("=")]
+    if any(not name for name in unread):
+        raise ScalebayesError("--column '=': expected CANONICAL=NAME, or CANONICAL= to leave it")
+    named = [item for item in args.column if not item.strip().endswith("=")]
+    columns: dict[str, str | None] = {**pairs(named, "--column"), **dict.fromkeys(unread)}
+    return columns or None
+
+
 def likelihood_of(args: argparse.Namespace) -> Likelihood:
     """The observation model of --likelihood, --df and --discrepancy."""
     from scalebayes.likelihood import Likelihood
@@ -172,10 +183,10 @@ def read_runs(args: argparse.Namespace, path: str) -> Runs:
     if getattr(args, "run_id", None):
         if getattr(args, "group", None):
             raise ScalebayesError("--run-id (learning curves) and --group: fit one table at a time")
-        return read_curves(args, path, pairs(args.column, "--column") or None)
+        return read_curves(args, path, column_map(args))
     return load_runs(
         path,
-        columns=pairs(args.column, "--column") or None,
+        columns=column_map(args),
         group=getattr(args, "group", None),
         cost_k=args.cost_k,
         accept_inconsistent_c=args.accept_inconsistent_c,

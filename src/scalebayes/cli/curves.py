@@ -38,7 +38,9 @@ def add_curve_options(parser: Any) -> None:
     )
 
 
-def read_curves(args: argparse.Namespace, path: str, columns: Mapping[str, str] | None) -> Runs:
+def read_curves(
+    args: argparse.Namespace, path: str, columns: Mapping[str, str | None] | None
+) -> Runs:
     """The finished runs of the learning-curve table at ``path``; prints what was kept."""
     from scalebayes.curves import load_curves
 
