@@ -217,7 +217,7 @@ def test_sweeps_with_their_least_loss_at_an_end_are_left_out_when_asked():
     ("budgets", "per_budget", "expected"),
     [
         ([1e19, 1e20], 5, "has 2"),  # two sweeps
-        ([1e19, 1e20, 1e21], 2, "has 0"),  # three sweeps of two runs
+        ([1e19, 1e20, 1e21], 2, r"has 0 \(.*3 group\(s\) of 2, 2, 2 runs\)"),
     ],
 )
 def test_too_few_sweeps_is_one_clear_error(budgets, per_budget, expected):
@@ -227,6 +227,14 @@ def test_too_few_sweeps_is_one_clear_error(budgets, per_budget, expected):
         sb.fit_isoflops(runs)
     assert len(str(err.value).splitlines()) == 1
     assert isinstance(err.value, sb.ScalebayesError)
+
+
+def test_a_ladder_is_said_to_share_no_budget():
+    design = pd.DataFrame([(n, n * t) for n in (1e8, 3e8, 7e8) for t in (10, 45, 170)],
+                          columns=["N", "D"])  # fmt: skip
+    runs = sb.simulate("chinchilla", EPOCH_CHINCHILLA, design, noise=0.0)
+    with pytest.raises(sb.IsoflopError, match=r"has 0 \(.*: no two of its 9 runs share a budget\)"):
+        sb.fit_isoflops(runs)
 
 
 # --- known truth ------------------------------------------------------------------------------

@@ -130,9 +130,7 @@ def find_budgets(
         )
         raise IsoflopError(
             f"approach 2 needs at least {min_budgets} isoFLOP budgets with {min_runs} or more runs "
-            f"each; {runs.source} has {len(kept)} ({source}: "
-            f"{len(groups)} group(s) of {', '.join(str(len(m)) for m in groups[:12])} runs)"
-            + left_out
+            f"each; {runs.source} has {len(kept)} ({source}: {_group_sizes(groups)})" + left_out
         )
     index = np.full(len(runs), -1)
     for b, (_, members) in enumerate(kept):
@@ -179,3 +177,12 @@ def _clusters(labels: np.ndarray, tol: float) -> list[np.ndarray]:
         groups.append(left[members])
         left = left[~members]
     return groups
+
+
+def _group_sizes(groups: list[np.ndarray]) -> str:
+    """``"3 group(s) of 16, 16, 16 runs"``, or what a table of no shared budgets is."""
+    if all(len(members) == 1 for members in groups):
+        return f"no two of its {len(groups)} runs share a budget"
+    sizes = sorted((len(m) for m in groups), reverse=True)
+    shown = ", ".join(str(n) for n in sizes[:12]) + (", ..." if len(sizes) > 12 else "")
+    return f"{len(groups)} group(s) of {shown} runs"

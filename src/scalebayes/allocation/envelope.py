@@ -378,7 +378,7 @@ class EnvelopeEstimator(Estimator):
     """Approach 1 on a fit's runs, which must be finished runs of several sizes and horizons."""
 
     approach: ClassVar[str] = "1"
-    title: ClassVar[str] = "envelope of finished runs (approach 1)"
+    title: ClassVar[str] = "envelope of finished runs"
 
     def __init__(self, **options: Any) -> None:
         self.options = options

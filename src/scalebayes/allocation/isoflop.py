@@ -137,7 +137,7 @@ class IsoflopEstimator(Estimator):
     """Approach 2 on a fit's runs: the law is not used, only the runs it was fitted to."""
 
     approach: ClassVar[str] = "2"
-    title: ClassVar[str] = "isoFLOP minima (approach 2)"
+    title: ClassVar[str] = "isoFLOP minima"
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -18,7 +18,7 @@ class LawEstimator(Estimator):
     """Approach 3: for each draw and budget, the N minimising the law's loss (the default)."""
 
     approach: ClassVar[str] = "3"
-    title: ClassVar[str] = "the fitted law (approach 3)"
+    title: ClassVar[str] = "the fitted law"
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -299,7 +299,8 @@ def recommend(
             "measured, no law shape assumed (on public tables' held-out sweeps its intervals held "
             "the measured optima far more often than the law's)" + law_note
         )
-    others = [f"{k}: {why}" for k, why in refused.items()]
+    # The first clause of each refusal: the whole of it is printed above, as "not run".
+    others = [f"{k}: {why.split('; ')[0]}" for k, why in refused.items()]
     if iso is not None and not usable(diagnostics["2"]):
         others.append("2: sampler diagnostics failed")
     elif iso is not None:
