@@ -257,15 +257,15 @@ def test_bad_input_is_refused_before_any_work(tmp_path):
         next_runs(fit, pool_with_one_off_the_line(), objective="nstar", budget=1e22)
     with pytest.raises(ScalebayesError, match="needs compute"):
         make_objective("nstar")
-    with pytest.raises(ScalebayesError, match="takes compute, prob; not N"):
+    with pytest.raises(ScalebayesError, match="takes compute, prob, unique_tokens; not N"):
         make_objective("nstar", N=1e9, compute=1e24)
-    with pytest.raises(ScalebayesError, match="takes N, D, prob; not compute"):
+    with pytest.raises(ScalebayesError, match="takes N, D, prob, unique_tokens; not compute"):
         make_objective("loss", N=1e9, D=1e10, compute=1e20)
     with pytest.raises(ScalebayesError, match="expected one of"):
         make_objective("fun")
     with pytest.raises(ScalebayesError, match="prob"):
         OptimalN(1e24, prob=1.5)
-    with pytest.raises(ScalebayesError, match="takes compute; not prob"):
+    with pytest.raises(ScalebayesError, match="takes compute, unique_tokens; not prob"):
         make_objective("regret", compute=1e24, prob=0.9)
 
 
@@ -429,3 +429,58 @@ def test_refits_lower_the_regret_by_what_was_predicted(truth):
         risks.append(objective.per_draw(refit.law_module()).mean(axis=0).min())
     assert 0.9 < np.mean(risks) / predicted < 1.15, (risks, predicted, now)
     assert now - np.mean(risks) > 0.5 * (now - predicted), (risks, predicted, now)
+
+
+@functools.cache
+def repeated_data_fit() -> sb.Fit:
+    """The data-constrained law at Muennighoff et al.'s constants, with a spread in the data term."""
+    rng = np.random.default_rng(0)
+    shape = (2, 200)
+    values = {"E": np.exp(0.6254804), "A": np.exp(6.255414), "alpha": 0.3526596,
+              "beta": 0.3526596, "RDstar": 15.387756, "RNstar": 5.309743, "sigma": 0.05}  # fmt: skip
+    draws = {name: np.full(shape, value) for name, value in values.items()}
+    draws["B"] = np.exp(7.3049974 + 0.1 * rng.standard_normal(shape))
+    n = np.geomspace(1e8, 3e9, 8)
+    runs = sb.load_runs(pd.DataFrame({"N": n, "D": 20 * n, "U": 5 * n, "loss": 2.5}))
+    return fit_from_draws("data_constrained", runs, draws)
+
+
+def test_a_law_of_repeated_data_takes_the_unique_tokens_everywhere():
+    fit = repeated_data_fit()
+    u = 2e10
+    # N* per draw is the allocation's at these unique tokens.
+    objective = OptimalN(compute=1e21, unique_tokens=u)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = np.log10(sb.optimal(fit, [1e21], unique_tokens=u).N.to_numpy().reshape(-1))
+    np.testing.assert_allclose(objective.per_draw(objective.model(fit)), expected)
+    assert "U 2.000e+10" in objective.describe()
+    grid = candidate_grid([1e19, 1e20], tokens_per_param=(5, 20, 80), unique_tokens=u)
+    assert (grid["U"] == u).all()
+    for chosen in (LossAt(N=3e9, D=6e10, unique_tokens=u), objective):
+        result = next_runs(fit, grid, objective=chosen, budget=3e20)
+        assert len(result.batch) >= 1 and result.width_after < result.width_now
+    # Without U the law cannot be evaluated: said, naming the option; a law without U refuses it.
+    with pytest.raises(ScalebayesError, match=r"reads U, the unique tokens: give unique_tokens="):
+        next_runs(fit, grid, objective=LossAt(N=3e9, D=6e10), budget=3e20)
+    with pytest.raises(ScalebayesError, match="give the candidates a U column"):
+        next_runs(fit, grid.drop(columns="U"), objective=objective, budget=3e20)
+    with pytest.raises(sb.LawError, match="does not read U"):
+        next_runs(collinear_fit(), candidate_grid([1e19]), objective=OptimalN(1e21, unique_tokens=u),
+                  budget=3e19)  # fmt: skip
+
+
+def test_cli_next_takes_the_unique_tokens(tmp_path, capsys):
+    path = tmp_path / "repeated.nc"
+    sb.save_fit(repeated_data_fit(), path)
+    args = ["next", str(path), "--grid", "1e19", "1e20", "--tokens-per-param", "5", "20", "80",
+            "--budget", "3e20", "--objective", "chance", "--N", "3e9", "--D", "6e10",
+            "--target", "2.4"]  # fmt: skip
+    assert main(args) == 2
+    assert "reads U, the unique tokens" in (err := capsys.readouterr().err)
+    assert "(--unique-tokens U)" in err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImportanceWarning)
+        assert main([*args, "--unique-tokens", "2e10"]) == 0
+    out = capsys.readouterr().out
+    assert "P(a run's loss <= 2.4) at N 3.000e+09, D 6.000e+10, U 2.000e+10" in out

@@ -174,8 +174,10 @@ def test_a_law_of_unique_tokens_takes_u():
     pred = predict(fit, N=6.34e9, D=242e9, U=25e9)
     assert float(pred.loss[0, 0, 0]) == pytest.approx(2.2256, abs=5e-5)
     assert "U" in pred.summary().columns
-    with pytest.raises(ScalebayesError, match="needs N, D, U"):
+    with pytest.raises(ScalebayesError, match=r"needs N, D, U; got only N, D, C: give U, the uniq"):
         predict(fit, N=6.34e9, D=242e9)
+    with pytest.raises(ScalebayesError, match=r"give two of N, D, C \(C = 6 N D\) and U, the"):
+        predict(fit, N=6.34e9)
     with pytest.raises(sb.LawError, match="reads U, the unique tokens"):
         optimal(fit, 1e22)  # its allocation needs them: optimal(..., unique_tokens=U)
 

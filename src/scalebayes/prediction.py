@@ -202,9 +202,12 @@ def planned_points(
     columns.update(unique)
     missing = [name for name in fit.law.inputs if name not in columns]
     if missing:
+        needed = [f"two of N, D, C (C = {k:g} N D)"] if set(missing) - {"U"} else []
+        if "U" in missing:
+            needed.append("U, the unique tokens each run trains on (U=, --U; D beyond U repeats)")
         raise ScalebayesError(
             f"law {fit.law.name!r} needs {', '.join(fit.law.inputs)}; got only "
-            f"{', '.join(columns)}: give two of N, D, C (C = {k:g} N D)"
+            f"{', '.join(columns)}: give {' and '.join(needed)}"
         )
     table = pd.DataFrame({name: columns.get(name, np.full(n, np.nan)) for name in INPUT_NAMES})
     return table.assign(**unique) if unique else table
@@ -321,7 +324,7 @@ def positive_column(
 def points_from_table(
     table: pd.DataFrame, *, source: str = "<DataFrame>", lines: Sequence[int] | None = None
 ) -> dict[str, np.ndarray]:
-    """N, D, C columns of a table of planned runs, found by the names :func:`load_runs` accepts.
+    """N, D, C (and U) columns of a table of planned runs, by the names :func:`load_runs` accepts.
 
     ``lines`` gives each row's line in the file (header = line 1, as :func:`load_runs` counts);
     without it rows are named by their index labels.
@@ -331,7 +334,7 @@ def points_from_table(
     found: dict[str, np.ndarray] = {}
     for column in table.columns:
         key = canonical(column)
-        if key in INPUT_NAMES:
+        if key in (*INPUT_NAMES, "U"):
             if key in found:
                 raise ScalebayesError(f"{source}: two columns mean {key}; keep one")
             found[key] = positive_column(table, column, source=source, lines=lines)

@@ -29,8 +29,8 @@ the isoFLOP sweep the next budget will train), nstar (width of the 90% interval 
 --compute FLOPs, the law's allocation per draw), chance (posterior sd of P(loss <= --target) at
 a planned run --N, --D), regret (the value of information of the allocation: the expected
 compute wasted, % of --compute, by the N chosen now against each posterior draw's own optimum). Candidates: a table
-(columns N and D, or C; an optional cost column, FLOPs, default 6 N D) or --grid budgets with
---tokens-per-param ratios. Runs are chosen greedily by the objective's expected reduction per
+(columns N and D, or C; an optional cost column, FLOPs, default 6 N D; U for a law of repeated
+data) or --grid budgets with --tokens-per-param ratios (and --unique-tokens). Runs are chosen greedily by the objective's expected reduction per
 FLOP, computed by re-weighting the fit's draws under simulated outcomes (no refit): re-fit
 once the runs are trained."""
 
@@ -78,6 +78,14 @@ def add_commands(commands: Any) -> None:
         help="training tokens of the planned run (loss, chance; region: runs)",
     )
     p.add_argument("--compute", type=float, help="target budget in FLOPs (nstar, regret)")
+    p.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="for a law of repeated data (data_constrained): the unique tokens the planned "
+        "run, the target budget and --grid's runs train on (a --candidates table gives a U "
+        "column)",
+    )
     p.add_argument("--target", type=float, help="target loss (chance)")
     p.add_argument("--prob", type=float, help="interval probability (loss, nstar; default 0.9)")
     p.add_argument("--max-runs", type=int, help="at most this many runs")
@@ -108,11 +116,14 @@ def _next(args: argparse.Namespace) -> int:
             )
         n, d = (None if v is None else v[0] for v in (n, d))
     objective = make_objective(
-        args.objective, N=n, D=d, compute=args.compute, target=args.target, prob=args.prob
-    )
+        args.objective, N=n, D=d, compute=args.compute, target=args.target, prob=args.prob,
+        unique_tokens=args.unique_tokens,
+    )  # fmt: skip
     if args.grid is not None:
         ratios = {"tokens_per_param": args.tokens_per_param} if args.tokens_per_param else {}
-        candidates = candidate_grid(args.grid, cost_k=fit.runs.cost_k, **ratios)
+        candidates = candidate_grid(
+            args.grid, cost_k=fit.runs.cost_k, unique_tokens=args.unique_tokens, **ratios
+        )
     else:
         candidates = args.candidates
     with warnings_to_stderr():

@@ -27,6 +27,7 @@ def candidate_grid(
     *,
     tokens_per_param: Sequence[float] = DEFAULT_TOKENS_PER_PARAM,
     cost_k: float = 6.0,
+    unique_tokens: float | None = None,
 ) -> pd.DataFrame:
     """IsoFLOP sweeps as candidates: at each budget C, one run per tokens-per-parameter ratio r.
 
@@ -40,21 +41,27 @@ def candidate_grid(
         Ratios D / N of each sweep's runs.
     cost_k : float
         FLOPs per parameter per token.
+    unique_tokens : float, optional
+        Unique tokens every run trains on (a U column), for a law of repeated data.
 
     Returns
     -------
     DataFrame
-        Columns N, D, C, cost (= C), ``len(budgets) * len(tokens_per_param)`` rows.
+        Columns N, D, C, cost (= C) (and U), ``len(budgets) * len(tokens_per_param)`` rows.
     """
     c = np.atleast_1d(np.asarray(budgets, dtype=float))
     r = np.atleast_1d(np.asarray(tokens_per_param, dtype=float))
-    for name, values in (("budgets", c), ("tokens_per_param", r), ("cost_k", np.array([cost_k]))):
+    checked = [("budgets", c), ("tokens_per_param", r), ("cost_k", np.array([cost_k]))]
+    if unique_tokens is not None:
+        checked.append(("unique_tokens", np.array([unique_tokens], dtype=float)))
+    for name, values in checked:
         if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
             raise ScalebayesError(f"{name}: expected one or more positive finite numbers")
     cc, rr = np.meshgrid(c, r, indexing="ij")
     n = np.sqrt(cc / (cost_k * rr)).ravel()
     d = rr.ravel() * n
-    return pd.DataFrame({"N": n, "D": d, "C": cc.ravel(), "cost": cc.ravel()})
+    grid = pd.DataFrame({"N": n, "D": d, "C": cc.ravel(), "cost": cc.ravel()})
+    return grid if unique_tokens is None else grid.assign(U=float(unique_tokens))
 
 
 def candidate_runs(fit: Fit, candidates: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
@@ -62,7 +69,8 @@ def candidate_runs(fit: Fit, candidates: pd.DataFrame | str | os.PathLike[str]) 
 
     ``candidates`` is a table (DataFrame, CSV, TSV or Parquet) with two of N, D, C under any
     name :func:`scalebayes.load_runs` accepts and an optional ``cost`` column (default ``C``,
-    i.e. ``k N D``). Errors name the file's lines (header = line 1).
+    i.e. ``k N D``); for a law of repeated data, a U column too. Errors name the file's lines
+    (header = line 1).
     """
     from scalebayes.data import read_table
     from scalebayes.prediction import planned_points, points_from_table, positive_column
@@ -75,6 +83,12 @@ def candidate_runs(fit: Fit, candidates: pd.DataFrame | str | os.PathLike[str]) 
     if len(table) == 0:
         raise ScalebayesError(f"{source}: no candidate runs")
     found = points_from_table(table, source=source, lines=lines)
+    if "U" in fit.law.inputs and "U" not in found:
+        raise ScalebayesError(
+            f"{source}: law {fit.law.name!r} reads U, the unique tokens: give the candidates a U "
+            "column (how many each would train on), or a grid with unique_tokens= "
+            "(--unique-tokens U)"
+        )
     points = planned_points(fit, **found)
     cost_columns = [c for c in table.columns if str(c).strip().lower() == "cost"]
     if cost_columns:

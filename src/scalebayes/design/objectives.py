@@ -137,12 +137,32 @@ class Objective(ABC):
         return format_number(value)
 
 
-def _law_alone(fit: Fit) -> Fit:
-    """The law module of ``fit``, refused for a law without both N and D (no allocation)."""
-    from scalebayes.allocate import require_n_and_d
+def _law_alone(fit: Fit, unique_tokens: float | None) -> Fit:
+    """The law module of ``fit``, refused for a law that cannot allocate (at these unique tokens)."""
+    from scalebayes.allocate import fixed_inputs
 
-    require_n_and_d(fit.law)
+    fixed_inputs(fit.law, unique_tokens)
     return fit.law_module()
+
+
+def _unique(fit: Fit, unique_tokens: float | None) -> dict[str, float]:
+    """``{"U": unique_tokens}`` for planned runs of a law of repeated data; else ``{}``, checked."""
+    if unique_tokens is None:
+        if "U" in fit.law.inputs:
+            raise ScalebayesError(
+                f"law {fit.law.name!r} reads U, the unique tokens: give unique_tokens= "
+                "(--unique-tokens U), how many the planned runs and candidates train on"
+            )
+        return {}
+    from scalebayes.allocate import fixed_inputs
+
+    if "U" not in fit.law.inputs:
+        fixed_inputs(fit.law, unique_tokens)  # raises: the law does not read U
+    return {"U": unique_tokens}
+
+
+def _unique_text(unique_tokens: float | None) -> str:
+    return "" if unique_tokens is None else f", U {format_number(unique_tokens)}"
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -150,6 +170,11 @@ def _check_positive(name: str, value: float) -> float:
     if not (np.isfinite(value) and value > 0):
         raise ScalebayesError(f"{name}={value!r}: expected a positive finite number")
     return value
+
+
+def _check_unique(unique_tokens: float | None) -> None:
+    if unique_tokens is not None:
+        _check_positive("unique_tokens", unique_tokens)
 
 
 def _check_prob(prob: float) -> None:
@@ -164,6 +189,7 @@ class LossAt(Objective):
     N: float
     D: float
     prob: float = 0.9
+    unique_tokens: float | None = None  # U of the planned run, for a law of repeated data
 
     key: ClassVar[str] = "loss"
 
@@ -171,12 +197,13 @@ class LossAt(Objective):
         _check_positive("N", self.N)
         _check_positive("D", self.D)
         _check_prob(self.prob)
+        _check_unique(self.unique_tokens)
 
     def per_draw(self, fit: Fit) -> np.ndarray:
         """Mean loss (the whole model's, discrepancy included) at (N, D) per draw."""
         from scalebayes.prediction import log_mean_at, planned_points
 
-        points = planned_points(fit, N=self.N, D=self.D)
+        points = planned_points(fit, N=self.N, D=self.D, **_unique(fit, self.unique_tokens))
         return np.exp(log_mean_at(fit, points)).reshape(-1)
 
     def spread(self, q: Any, w: Any) -> Any:
@@ -188,6 +215,7 @@ class LossAt(Objective):
         return (
             f"width of the {self.prob:.0%} credible interval of the loss (nats/token) at "
             f"N {format_number(self.N)}, D {format_number(self.D)}"
+            f"{_unique_text(self.unique_tokens)}"
         )
 
 
@@ -202,6 +230,7 @@ class LossOver(Objective):
 
     N: tuple[float, ...]
     D: tuple[float, ...]
+    unique_tokens: float | None = None  # U of every planned run, for a law of repeated data
 
     key: ClassVar[str] = "region"
     measure: ClassVar[str] = "sd"
@@ -220,12 +249,14 @@ class LossOver(Objective):
                 _check_positive(name, value)
         object.__setattr__(self, "N", tuple(float(x) for x in n))
         object.__setattr__(self, "D", tuple(float(x) for x in d))
+        _check_unique(self.unique_tokens)
 
     def per_draw(self, fit: Fit) -> np.ndarray:
         """Log mean loss (the whole model's) at each run per draw: (chain * draw, runs)."""
         from scalebayes.prediction import log_mean_at, planned_points
 
-        points = planned_points(fit, N=np.asarray(self.N), D=np.asarray(self.D))
+        unique = _unique(fit, self.unique_tokens)
+        points = planned_points(fit, N=np.asarray(self.N), D=np.asarray(self.D), **unique)
         return log_mean_at(fit, points).reshape(-1, len(self.N))
 
     def arrange(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -244,6 +275,7 @@ class LossOver(Objective):
             f"{name} {format_number(min(v))}-{format_number(max(v))}"
             for name, v in (("N", self.N), ("D", self.D))
         ]
+        span += [_unique_text(self.unique_tokens)[2:]] if self.unique_tokens else []
         return f"mean sd of the log loss over {len(self.N)} planned runs ({', '.join(span)})"
 
 
@@ -253,16 +285,18 @@ class OptimalN(Objective):
 
     compute: float
     prob: float = 0.9
+    unique_tokens: float | None = None  # U to train on, for a law of repeated data
 
     key: ClassVar[str] = "nstar"
 
     def __post_init__(self) -> None:
         _check_positive("compute", self.compute)
         _check_prob(self.prob)
+        _check_unique(self.unique_tokens)
 
     def model(self, fit: Fit) -> Fit:
         """The law alone (:meth:`Fit.law_module`), as :func:`scalebayes.optimal` decides."""
-        return _law_alone(fit)
+        return _law_alone(fit, self.unique_tokens)
 
     def per_draw(self, fit: Fit) -> np.ndarray:
         """log10 N* at ``compute`` per draw (:func:`scalebayes.allocate.optimal`)."""
@@ -272,7 +306,7 @@ class OptimalN(Objective):
 
         with warnings.catch_warnings():  # `optimal` itself says these; here they are not news
             warnings.simplefilter("ignore")
-            allocation = optimal(fit, [self.compute])
+            allocation = optimal(fit, [self.compute], unique_tokens=self.unique_tokens)
         return np.log10(allocation.N.to_numpy()).reshape(-1)
 
     def spread(self, q: Any, w: Any) -> Any:
@@ -283,7 +317,7 @@ class OptimalN(Objective):
         """E.g. "width of the 90% interval of log10 N* at C 5.76e23 FLOPs"."""
         return (
             f"width of the {self.prob:.0%} interval of log10 N* (decades) at compute "
-            f"{format_number(self.compute)} FLOPs"
+            f"{format_number(self.compute)} FLOPs{_unique_text(self.unique_tokens)}"
         )
 
     def show(self, value: float) -> str:
@@ -303,6 +337,7 @@ class ChanceAt(Objective):
     N: float
     D: float
     target: float
+    unique_tokens: float | None = None  # U of the planned run, for a law of repeated data
 
     key: ClassVar[str] = "chance"
 
@@ -310,12 +345,14 @@ class ChanceAt(Objective):
         _check_positive("N", self.N)
         _check_positive("D", self.D)
         _check_positive("target", self.target)
+        _check_unique(self.unique_tokens)
 
     def per_draw(self, fit: Fit) -> np.ndarray:
         """P(run <= target) per draw (:func:`scalebayes.chance`)."""
         from scalebayes.planning import chance
 
-        return chance(fit, self.N, self.D, self.target).new_run.to_numpy().reshape(-1)
+        unique = _unique(fit, self.unique_tokens)
+        return chance(fit, self.N, self.D, self.target, **unique).new_run.to_numpy().reshape(-1)
 
     def spread(self, q: Any, w: Any) -> Any:
         """The standard deviation of the per-draw chance."""
@@ -325,7 +362,7 @@ class ChanceAt(Objective):
         """E.g. "sd of P(loss <= 2.0) at N 7e10, D 1.4e12 across the posterior"."""
         return (
             f"posterior sd of P(a run's loss <= {self.target:g}) at N {format_number(self.N)}, "
-            f"D {format_number(self.D)}"
+            f"D {format_number(self.D)}{_unique_text(self.unique_tokens)}"
         )
 
     def show(self, value: float) -> str:
@@ -357,16 +394,18 @@ class AllocationRegret(Objective):
     """
 
     compute: float
+    unique_tokens: float | None = None  # U to train on, for a law of repeated data
 
     key: ClassVar[str] = "regret"
     measure: ClassVar[str] = "risk"
 
     def __post_init__(self) -> None:
         _check_positive("compute", self.compute)
+        _check_unique(self.unique_tokens)
 
     def model(self, fit: Fit) -> Fit:
         """The law alone (:meth:`Fit.law_module`), as :func:`scalebayes.optimal` decides."""
-        return _law_alone(fit)
+        return _law_alone(fit, self.unique_tokens)
 
     def per_draw(self, fit: Fit) -> np.ndarray:
         """Waste of each choice of N per draw, % of ``compute``: (chain * draw, :data:`REGRET_GRID`).
@@ -382,7 +421,7 @@ class AllocationRegret(Objective):
         budgets = self.compute * np.exp([-SLOPE_STEP, 0.0, SLOPE_STEP])
         with warnings.catch_warnings():  # `optimal` itself says these; here they are not news
             warnings.simplefilter("ignore")
-            allocation = optimal(fit, budgets)
+            allocation = optimal(fit, budgets, unique_tokens=self.unique_tokens)
         n_star = np.log(allocation.N.to_numpy()[..., 1].reshape(-1))
         least = allocation.loss.to_numpy().reshape(-1, 3)
         slope = (least[:, 0] - least[:, 2]) / (2 * SLOPE_STEP)  # -dL*/dln C, nats per e-fold
@@ -390,11 +429,18 @@ class AllocationRegret(Objective):
             raise ScalebayesError(
                 f"the optimal loss does not fall with compute at {format_number(self.compute)} "
                 "FLOPs under some draws: no compute-equivalent waste there"
+                + (
+                    f" (with U {format_number(self.unique_tokens)} unique tokens more compute "
+                    "only repeats them: a smaller budget, or more unique tokens)"
+                    if self.unique_tokens is not None
+                    else ""
+                )
             )
         low, high = np.min(n_star), np.max(n_star)
         pad = max(0.05 * (high - low), 0.01)  # the extreme draws' optima lie inside the grid
         grid = np.exp(np.linspace(low - pad, high + pad, REGRET_GRID))
-        points = planned_points(fit, N=grid, C=np.full(grid.size, self.compute))
+        unique = _unique(fit, self.unique_tokens)
+        points = planned_points(fit, N=grid, C=np.full(grid.size, self.compute), **unique)
         loss = np.exp(log_mean_at(fit, points)).reshape(-1, grid.size)
         excess = loss - loss.min(axis=1, keepdims=True)
         return 100.0 * excess / slope[:, None]
@@ -413,7 +459,7 @@ class AllocationRegret(Objective):
         """E.g. "expected compute wasted (%) by the N chosen now for 5.76e23 FLOPs"."""
         return (
             f"expected compute wasted (% of the budget, loss-equivalent) by the N chosen now "
-            f"for {format_number(self.compute)} FLOPs"
+            f"for {format_number(self.compute)} FLOPs{_unique_text(self.unique_tokens)}"
         )
 
     def show(self, value: float) -> str:
