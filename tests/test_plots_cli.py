@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from tests.known_fits import chinchilla_known
 
 import scalebayes as sb
 from scalebayes import cli, figures, plots
@@ -288,6 +290,16 @@ def test_report_of_a_law_of_repeated_data_says_what_its_allocation_needs(tmp_pat
     page = path.read_text()
     assert "not drawn" not in page  # bands and residuals read U
     assert "depends on the unique tokens available" in page and "--unique-tokens U" in page
+    # With the unique tokens given, the page has the decisions and the frontier at them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sb.AllocationWarning)  # past what U buys (tested below)
+        page = sb.write_report(fit, tmp_path / "at_u", unique_tokens=1e11).read_text()
+    assert "Decisions: compute-optimal runs" in page and "U = 1e+11" in page
+    assert "alt='frontier'" in page and "alt='isoflop'" not in page
+    with pytest.raises(sb.ScalebayesError, match="approach 3 only"):
+        sb.write_report(fit, tmp_path / "all", unique_tokens=1e11, approaches=True)
+    with pytest.raises(sb.LawError, match="does not read U"):
+        sb.write_report(chinchilla_known(), tmp_path / "plain", unique_tokens=1e11)
     mean, new_run = figures.band_predictions(fit)
     ax = plots.bands(fit, mean, new_run)
     # The runs on fresh data lie on the law drawn for U = D, the repeating ones above it.

@@ -54,6 +54,7 @@ def write_report(
     budgets: Sequence[float] | None = None,
     seed: int = 0,
     approaches: bool = False,
+    unique_tokens: float | None = None,
 ) -> Path:
     """Write ``out/report.html`` for ``fit`` and return its path.
 
@@ -73,6 +74,9 @@ def write_report(
     approaches : bool
         Also every allocation approach side by side at ``budgets``, with the verdict
         (:func:`scalebayes.compare_approaches`; approaches 1 and 2 sample their own models).
+    unique_tokens : float, optional
+        For a law of repeated data (it reads U): the unique tokens to allocate on, so that the
+        page has its decisions and frontier (approach 3 only).
     """
     import matplotlib.pyplot as plt
 
@@ -86,13 +90,22 @@ def write_report(
     check_folder(directory)
     if budgets is None:
         budgets = [float(fit.runs.C.max()) * f for f in (10.0, 100.0, 1000.0)]
-    from scalebayes.allocate import allocates_alone
+    from scalebayes.allocate import allocates_alone, fixed_inputs
 
-    allocates = allocates_alone(fit.law)
+    if unique_tokens is not None:
+        fixed_inputs(fit.law, unique_tokens)  # a law that reads U, and a positive count
+        if approaches:
+            raise ScalebayesError(
+                "unique tokens are an input of the law: its allocation is approach 3 only, not "
+                "every approach (approaches 1 and 2 measure optima from the runs as trained)"
+            )
+    allocates = allocates_alone(fit.law) or unique_tokens is not None
 
     sections = [_header(fit), _data(fit), _parameters(fit)]
     figures: list[tuple[str, str, str]] = []
-    kinds = ["bands", "isoflop", "frontier"] if allocates else ["bands"]
+    kinds = ["bands", "frontier"] if unique_tokens is not None else ["bands"]
+    if allocates_alone(fit.law):
+        kinds = ["bands", "isoflop", "frontier"]
     captions = {
         "bands": "Loss against compute: posterior median, 50% (darker) and 90% credible bands of "
         "the law (blue) and predictive bands of a new run (orange); grey: beyond the largest run. "
@@ -135,7 +148,7 @@ def write_report(
             # One allocation for the table and both figures: each new number of budgets
             # compiled the solver again (~1 s each).
             everywhere = np.unique(np.concatenate([frontier, data_budgets(fit.runs)]))
-            allocation = optimal(fit, everywhere)
+            allocation = optimal(fit, everywhere, unique_tokens=unique_tokens)
             decisions = _decisions(fit, allocation.at(budgets))
             if approaches:
                 from scalebayes.allocation import compare_approaches
@@ -160,6 +173,7 @@ def write_report(
                     others=overlay if kind == "frontier" else None,
                     seed=seed,
                     minima=minima if kind == "isoflop" else None,
+                    unique_tokens=unique_tokens if kind == "frontier" else None,
                 )
             except ScalebayesError as err:  # e.g. no isoFLOP budgets in the data
                 figures.append((kind, "", f"not drawn: {err}"))
@@ -175,8 +189,9 @@ def write_report(
         sections.append(decisions)
     else:
         why = (
-            "its allocation depends on the unique tokens available: <code>scalebayes optimal "
-            "FIT --compute ... --unique-tokens U</code>"
+            "its allocation depends on the unique tokens available: <code>scalebayes report "
+            "FIT --unique-tokens U</code> (or <code>scalebayes optimal FIT --compute ... "
+            "--unique-tokens U</code>)"
             if "U" in fit.law.inputs
             else "not both N and D"
         )
@@ -285,7 +300,7 @@ def _decisions(fit: Fit, allocation: Any) -> str:
         rows.append(row)
     note = (
         "Median [90% interval] over posterior draws, each draw optimised on its own "
-        f"(C = {allocation.cost_k:g} N D). L* is the law's mean loss; a single run adds the fitted noise."
+        f"({allocation.assumptions}). L* is the law's mean loss; a single run adds the fitted noise."
     )
     if allocation.n_at_bound:
         note += f" {allocation.n_at_bound} draw-budget pairs hit the search bound."

@@ -146,6 +146,13 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         help="also every allocation approach side by side at the budgets, with a verdict",
     )
+    report.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="for a law of repeated data (data_constrained): the unique tokens its decisions "
+        "and frontier allocate on",
+    )
     report.set_defaults(handler=_report)
 
 
@@ -260,6 +267,7 @@ def _report(args: argparse.Namespace) -> int:
             budgets=args.compute,
             seed=args.seed,
             approaches=args.approaches,
+            unique_tokens=args.unique_tokens,
         )
     print(f"wrote {page}")
     print(fit.diagnostics)
