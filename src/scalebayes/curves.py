@@ -165,11 +165,8 @@ def _renamed_text(text: str, label: str, row_label: str) -> str:
     if not text.startswith(prefix):
         return text
     rest = text[len(prefix) :]
-    for many in (True, False):
-        said = "rows " if many else "row "
-        if rest.startswith(said):
-            rest = (f"{row_label}s " if many else f"{row_label} ") + rest[len(said) :]
-            break
+    if rest.startswith("row"):  # "rows 3, 7" or "row 3": the kept rows keep the source's names
+        rest = row_label + rest[len("row") :]
     return f"{label}: {rest}"
 
 
