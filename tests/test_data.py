@@ -233,6 +233,18 @@ def test_d_derived_from_c_beside_a_column_naming_tokens_warns():
         load_runs(frame, columns={"D": "token_num"})
 
 
+def test_a_loss_that_rises_with_compute_warns():
+    # An accuracy mapped as the loss: rank correlation +1 with C. Real tables read -0.64 to -0.98.
+    n = np.geomspace(1e8, 1e10, 8)
+    frame = pd.DataFrame({"N": n, "D": 20 * n, "accuracy": np.linspace(0.3, 0.7, 8)})
+    with pytest.warns(DataWarning, match=r"column 'accuracy': the loss rises with compute .*"
+                      r"\+1\.00.*an accuracy or a score"):  # fmt: skip
+        load_runs(frame, columns={"loss": "accuracy"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        load_runs(frame.assign(loss=np.linspace(3.0, 2.2, 8)))  # a loss that falls is quiet
+
+
 def test_no_suggestion_where_no_column_names_a_quantity():
     with pytest.raises(RunsFileError) as info:
         load_runs(pd.DataFrame({"size": [1e8], "tokens": [1e9], "score": [3.0]}))

@@ -1,9 +1,10 @@
 """Legal but suspicious tables of runs: each finding is a message naming its rows; runs are kept.
 
 :func:`scalebayes.data.load_runs` warns with them. Besides duplicate runs, tokens that look like
-the wrong unit and losses far off the others, two findings say the table may not be what it is
-read as: a quantity derived from another (D from C) while a column names it in words, and rows
-that look like the checkpoints of learning curves, which are not finished runs.
+the wrong unit and losses far off the others, three findings say the table may not be what it
+is read as: a quantity derived from another (D from C) while a column names it in words, rows
+that look like the checkpoints of learning curves, which are not finished runs, and a "loss"
+that rises with compute, like an accuracy.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ OUTLIER_MIN_RUNS = 5
 # this many distinct D each. Over-training ladders train a size to a handful of horizons
 # (Gadre et al. 2024: 6); curves log tens to hundreds of checkpoints (datablations: 60-525).
 CURVE_MIN_CHECKPOINTS = 20
+
+# Loss rising with compute across the runs this strongly (Spearman's rank correlation of C and
+# loss) is no scaling of a loss: the public tables read -0.64 (Open-Athena's 8 experiments in one
+# table) to -0.98 (Epoch's runs); an accuracy or a score where higher is better reads near +1.
+RISING_RANK_CORRELATION = 0.5
+RISING_MIN_RUNS = 5
 
 # error(problem, column, rows) -> the error naming them (scalebayes.data's _Raw.error).
 ErrorFn = Callable[[str, str | None, np.ndarray | None], RunsFileError]
@@ -65,6 +72,7 @@ def suspicious(
     if high.any():
         problem = "loss above 20 nats/token: is it a summed loss, a perplexity or in other units?"
         notes.append(str(error(problem, found["loss"], high)))
+    notes += _rising(table, found, error)
     far = far_off(np.log(table["loss"].to_numpy(float)))
     if far.any():
         median = float(np.exp(np.median(np.log(table["loss"]))))
@@ -84,6 +92,21 @@ def far_off(log_loss: np.ndarray) -> np.ndarray:
     # 1.4826 MAD: the sd of a normal sample, robust to the outliers it looks for.
     spread = max(1.4826 * float(np.median(np.abs(log_loss - centre))), OUTLIER_SD_FLOOR)
     return np.abs(log_loss - centre) > OUTLIER_SDS * spread
+
+
+def _rising(table: pd.DataFrame, found: Mapping[str, str], error: ErrorFn) -> list[str]:
+    """Loss that rises with compute across the runs: an accuracy or a score, not a loss?"""
+    if len(table) < RISING_MIN_RUNS or min(table["C"].nunique(), table["loss"].nunique()) < 2:
+        return []
+    rho = float(table["C"].rank().corr(table["loss"].rank()))  # Spearman's: Pearson's of ranks
+    if not rho >= RISING_RANK_CORRELATION:
+        return []
+    problem = (
+        f"the loss rises with compute across the runs (Spearman rank correlation {rho:+.2f} "
+        "between C and loss): a scaling law describes a loss that falls as compute grows; is "
+        "this an accuracy or a score where higher is better? kept"
+    )
+    return [str(error(problem, found["loss"], None))]
 
 
 def _derived_beside_a_named_column(
