@@ -95,7 +95,7 @@ def far_off(log_loss: np.ndarray) -> np.ndarray:
 
 
 def _rising(table: pd.DataFrame, found: Mapping[str, str], error: ErrorFn) -> list[str]:
-    """Loss that rises with compute across the runs: an accuracy or a score, not a loss?"""
+    """A loss that rises with compute across the runs (an accuracy or a score, not a loss)."""
     if len(table) < RISING_MIN_RUNS or min(table["C"].nunique(), table["loss"].nunique()) < 2:
         return []
     rho = float(table["C"].rank().corr(table["loss"].rank()))  # Spearman's: Pearson's of ranks
