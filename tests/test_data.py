@@ -775,3 +775,27 @@ def test_datablations_final_losses():
         runs = load_runs(path, columns=columns)
     assert len(runs) == 296
     assert runs.derived == ()
+
+
+@pytest.mark.parametrize(
+    ("relative", "columns", "curves"),
+    [
+        ("chinchilla_svg_extracted.csv", None, False),
+        ("open-athena-isoflops/isoflops_extract.csv", None, False),
+        ("misfitting-curves/scaling_results_last_ckpt_only.csv", {"D": "D"}, False),
+        ("datablations/final_losses.csv",
+         {"N": "params_N", "D": "tokens_D", "loss": "val_loss_c4", "U": "unique_tokens_U"}, False),
+        ("misfitting-curves/scaling_results.csv", {"D": "D"}, True),
+        ("datablations/learning_curves_repetition_runs.csv",
+         {"N": "num_params", "D": "token_num", "C": None}, True),
+    ],
+)  # fmt: skip
+def test_public_tables_are_told_apart_as_runs_or_curves(relative, columns, curves):
+    # The learning-curve check on real tables: every table of finished runs quiet, both tables
+    # of checkpoints named; no loss rises with compute in any of them.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        load_runs(_shared(relative), columns=columns)
+    said = [str(w.message) for w in caught]
+    assert any("checkpoints of learning curves" in m for m in said) == curves, said
+    assert not any("rises with compute" in m for m in said), said
