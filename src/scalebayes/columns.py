@@ -109,11 +109,15 @@ def telling_apart(
     for name in names:
         if name in taken or names.count(name) > 1:  # a repeated name selects several columns
             continue
-        values = frame[name].astype(str).reset_index(drop=True)
-        n_values = values.nunique()
+        values = frame[name].reset_index(drop=True)
+        try:  # compared as they are: as text, a wide table's float columns took seconds
+            n_values = values.nunique(dropna=False)
+        except TypeError:  # unhashable cells (lists in a DataFrame)
+            values = values.astype(str)
+            n_values = values.nunique()
         if n_values < 2 or n_values == len(values):
             continue
-        within = values[np.asarray(duplicated)].groupby(groups).nunique()
+        within = values[np.asarray(duplicated)].groupby(groups).nunique(dropna=False)
         if (within > 1).mean() >= SEPARATING_SHARE:
             found.append((n_values, str(name)))
     return [f"{name!r} ({n} values)" for n, name in sorted(found)[:3]]
