@@ -204,7 +204,7 @@ def planned_points(
     if missing:
         needed = [f"two of N, D, C (C = {k:g} N D)"] if set(missing) - {"U"} else []
         if "U" in missing:
-            needed.append("U, the unique tokens each run trains on (U=, --U; D beyond U repeats)")
+            needed.append("U, the unique tokens each run trains on (U=, --U or a U column)")
         raise ScalebayesError(
             f"law {fit.law.name!r} needs {', '.join(fit.law.inputs)}; got only "
             f"{', '.join(columns)}: give {' and '.join(needed)}"
