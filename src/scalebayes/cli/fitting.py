@@ -41,15 +41,16 @@ examples:
   scalebayes fit chinchilla.csv --law chinchilla --out fit.nc
   scalebayes fit runs.csv --law my_law.toml --prior alpha="Gamma(concentration=4, rate=12)"
   scalebayes fit runs.csv --column N="non-embedding params" --column loss=val_bpb --out fit.nc
-  scalebayes fit scaling_results.csv --run-id sweep model total_steps peak_lr \
-      --step current_steps --end total_steps --column N=N --column D=D --column C=C \
+  scalebayes fit scaling_results.csv --run-id sweep model total_steps peak_lr \\
+      --step current_steps --end total_steps --column N=N --column D=D --column C=C \\
       --column loss=loss --out curves.nc   # learning curves: finished runs only
   scalebayes fit ladders.csv --group dataset --pool beta=shared   # groups, partial pooling
+  scalebayes fit runs.csv --column C=   # leave the table's FLOPs unread: C = 6 N D
 
 Columns are recognised by their usual names (Model Size / params / N, tokens / D,
 Training FLOP / flops / C, loss / val_loss); the missing one of C and D is derived
-with C = k N D (--cost-k, default 6). Prints medians with 90% intervals, then R-hat,
-ESS and divergences."""
+with C = k N D (--cost-k, default 6). Counts may carry a suffix (2.8B, 1.4T, 17m).
+Prints medians with 90% intervals, then R-hat, ESS and divergences."""
 
 EXAMPLES_COMPARE = """\
 examples:
