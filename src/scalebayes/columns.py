@@ -69,8 +69,8 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
     ``params_N`` may be N, ``val_loss_c4`` loss, ``unique_tokens_U`` U: each column goes to the
     key of the longest recognised name among its runs of consecutive words, split at spaces,
     ``_``, ``-``, ``.``, ``/`` and ``:`` (W&B exports write ``eval/loss``). One-letter names
-    are not matched inside longer names (``d_model`` is no D); singulars are (``token_num``). Columns that are recognised
-    names themselves are left out: they are read, not suggested.
+    are not matched inside longer names (``d_model`` is no D); singulars are (``token_num``).
+    Columns that are recognised names themselves are left out: they are read, not suggested.
     """
     found: dict[str, list[str]] = {}
     for name in names:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scalebayes.errors import ScalebayesError
 from scalebayes.formatting import format_interval, format_number, text_columns
 from scalebayes.groups.select import NEW, is_grouped, select_group
 
@@ -200,16 +199,12 @@ def allocation_table(
     new group has no runs: approach 3 only). ``unique_tokens``: the unique tokens a law of
     repeated data is given (approach 3; :func:`scalebayes.allocate.optimal`).
     """
-    from scalebayes.allocation import check_group_approach
+    from scalebayes.allocation import check_group_approach, check_unique_approach
 
     check_group_approach(group, approach)
+    check_unique_approach(unique_tokens, approach)
     options = {}
     if unique_tokens is not None:
-        if str(approach) != "3":
-            raise ScalebayesError(
-                f"unique tokens are an input of the law: approach 3 only, not {approach!r} "
-                "(approaches 1 and 2 measure optima from the runs as they were trained)"
-            )
         options["unique_tokens"] = unique_tokens
     return for_groups(
         fit, group, lambda one: _allocation_table(one, budgets, approach, prob, cost_k, options)

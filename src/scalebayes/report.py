@@ -91,21 +91,19 @@ def write_report(
     if budgets is None:
         budgets = [float(fit.runs.C.max()) * f for f in (10.0, 100.0, 1000.0)]
     from scalebayes.allocate import allocates_alone, fixed_inputs
+    from scalebayes.allocation import check_unique_approach
 
     if unique_tokens is not None:
         fixed_inputs(fit.law, unique_tokens)  # a law that reads U, and a positive count
-        if approaches:
-            raise ScalebayesError(
-                "unique tokens are an input of the law: its allocation is approach 3 only, not "
-                "every approach (approaches 1 and 2 measure optima from the runs as trained)"
-            )
+        check_unique_approach(unique_tokens, "all" if approaches else "3")
     allocates = allocates_alone(fit.law) or unique_tokens is not None
 
     sections = [_header(fit), _data(fit), _parameters(fit)]
     figures: list[tuple[str, str, str]] = []
-    kinds = ["bands", "frontier"] if unique_tokens is not None else ["bands"]
     if allocates_alone(fit.law):
         kinds = ["bands", "isoflop", "frontier"]
+    else:  # a law of repeated data has a frontier at given unique tokens, no isoFLOP curves
+        kinds = ["bands", "frontier"] if allocates else ["bands"]
     captions = {
         "bands": "Loss against compute: posterior median, 50% (darker) and 90% credible bands of "
         "the law (blue) and predictive bands of a new run (orange); grey: beyond the largest run. "

@@ -112,11 +112,21 @@ def check_group_approach(group: str | None, approach: int | str) -> None:
         )
 
 
+def check_unique_approach(unique_tokens: float | None, approach: int | str) -> None:
+    """Refuse unique tokens with approaches other than 3: only the law reads them."""
+    if unique_tokens is not None and str(approach) != "3":
+        raise ScalebayesError(
+            f"unique tokens are an input of the law: approach 3 only, not {approach!r} "
+            "(approaches 1 and 2 measure optima from the runs as they were trained)"
+        )
+
+
 __all__ = [
     "ESTIMATORS",
     "Approaches",
     "Estimator",
     "check_group_approach",
+    "check_unique_approach",
     "compare_approaches",
     "estimator",
     "optimal",

@@ -30,9 +30,9 @@ the isoFLOP sweep the next budget will train), nstar (width of the 90% interval 
 a planned run --N, --D), regret (the value of information of the allocation: the expected
 compute wasted, % of --compute, by the N chosen now against each posterior draw's own optimum). Candidates: a table
 (columns N and D, or C; an optional cost column, FLOPs, default 6 N D; U for a law of repeated
-data) or --grid budgets with --tokens-per-param ratios (and --unique-tokens). Runs are chosen greedily by the objective's expected reduction per
-FLOP, computed by re-weighting the fit's draws under simulated outcomes (no refit): re-fit
-once the runs are trained."""
+data) or --grid budgets with --tokens-per-param ratios (and --unique-tokens). Runs are chosen
+greedily by the objective's expected reduction per FLOP, computed by re-weighting the fit's
+draws under simulated outcomes (no refit): re-fit once the runs are trained."""
 
 
 def add_commands(commands: Any) -> None:

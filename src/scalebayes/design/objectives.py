@@ -156,8 +156,7 @@ def _unique(fit: Fit, unique_tokens: float | None) -> dict[str, float]:
         return {}
     from scalebayes.allocate import fixed_inputs
 
-    if "U" not in fit.law.inputs:
-        fixed_inputs(fit.law, unique_tokens)  # raises: the law does not read U
+    fixed_inputs(fit.law, unique_tokens)  # refuses a law that does not read U
     return {"U": unique_tokens}
 
 
@@ -275,7 +274,8 @@ class LossOver(Objective):
             f"{name} {format_number(min(v))}-{format_number(max(v))}"
             for name, v in (("N", self.N), ("D", self.D))
         ]
-        span += [_unique_text(self.unique_tokens)[2:]] if self.unique_tokens else []
+        if self.unique_tokens is not None:
+            span.append(f"U {format_number(self.unique_tokens)}")
         return f"mean sd of the log loss over {len(self.N)} planned runs ({', '.join(span)})"
 
 
