@@ -152,6 +152,14 @@ def test_discrepancy_defaults_auto_except_for_compare():
     assert compare.discrepancy == "none"
 
 
+@pytest.mark.parametrize("argv", [["fit", "runs.csv"], ["demo"], ["plot", "fit.nc"],
+                                  ["report", "fit.nc"]])  # fmt: skip
+def test_every_written_file_takes_o_for_out(argv):
+    from scalebayes.cli import build_parser
+
+    assert build_parser().parse_args([*argv, "-o", "there"]).out == "there"
+
+
 def test_discrepancy_choices_are_the_library_kinds():
     """--discrepancy's choices are spelled out for a fast --help; they must be the library's."""
     from scalebayes.cli import DISCREPANCY_NAMES

@@ -143,6 +143,18 @@ def test_cli_prints_a_far_off_run_then_refuses(tmp_path, capsys):
     assert "5 runs cannot fit law 'chinchilla'" in err.splitlines()[-1]
 
 
+def test_cli_warns_about_the_table_before_sampling(tmp_path, capsys):
+    """A warning about the input comes before the sampler's progress, once, not after it."""
+    table = ladder().to_frame()[["N", "D", "loss"]]
+    pd.concat([table, table.iloc[:3]]).to_csv(tmp_path / "twice.csv", index=False)
+    argv = ["fit", str(tmp_path / "twice.csv"), "--discrepancy", "none", *TINY[:-1]]
+    assert main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    duplicate = [i for i, line in enumerate(err) if "duplicate runs" in line]
+    sampling = [i for i, line in enumerate(err) if line.startswith("sampling")]
+    assert len(duplicate) == 1 and sampling and duplicate[0] < sampling[0]
+
+
 # --- outputs that cannot be written --------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scalebayes.cli.curves import read_curves
 from scalebayes.errors import ScalebayesError
@@ -227,6 +227,8 @@ class ProgressBar:
     One bar serves several fits in a row: a count that goes back down starts a new bar.
     """
 
+    drawing: ClassVar[ProgressBar | None] = None  # the bar whose terminal line is open
+
     def __init__(self, width: int = 30) -> None:
         self.width = width
         self.tty = sys.stderr.isatty()
@@ -254,6 +256,7 @@ class ProgressBar:
                 file=sys.stderr,
             )
             self.open = True
+            ProgressBar.drawing = self
         elif int(fraction * 4) > self.last_quarter:
             self.last_quarter = int(fraction * 4)
             print(f"sampling: {done}/{total} iterations ({phase})", file=sys.stderr)
@@ -263,30 +266,39 @@ class ProgressBar:
         if self.open:
             print(file=sys.stderr)
             self.open = False
+            ProgressBar.drawing = None
+
+    @classmethod
+    def end_open_line(cls) -> None:
+        """End any bar's open line, so a message written now starts a line of its own."""
+        if cls.drawing is not None:
+            cls.drawing.close()
 
 
 class warnings_to_stderr(warnings.catch_warnings):
-    """Show library warnings as one `warning:` line each instead of Python's tracebacky format."""
+    """Show each library warning as one `warning:` line on stderr, when it is raised.
 
-    def __init__(self) -> None:
-        super().__init__(record=True)
+    Not at the command's end: a warning about the table (checkpoints fitted as runs, duplicate
+    runs) must come before minutes of sampling, not after them. Each message is shown once.
+    """
 
-    def __enter__(self) -> list[warnings.WarningMessage]:
-        # The recording list itself, even while empty: `or []` swapped it for a fresh list, and
-        # every warning (data, allocation, extrapolation) went unprinted.
-        log = super().__enter__()
-        self.log = log if log is not None else []
+    def __enter__(self) -> None:
+        super().__enter__()
         warnings.simplefilter("always")
-        return self.log
+        self.shown: set[str] = set()
+        warnings.showwarning = self._show  # catch_warnings restores it on exit
 
-    def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
+    def _show(
+        self, message: Warning | str, category: type[Warning], *_: object, **__: object
+    ) -> None:
         from scalebayes.errors import ConvergenceWarning
 
-        for w in self.log:
-            if issubclass(w.category, ConvergenceWarning):
-                continue  # the diagnostics line says it, with what to try
-            print(f"warning: {w.message}", file=sys.stderr)
+        text = str(message)
+        if issubclass(category, ConvergenceWarning) or text in self.shown:
+            return  # the diagnostics line says a convergence problem, with what to try
+        self.shown.add(text)
+        ProgressBar.end_open_line()
+        print(f"warning: {text}", file=sys.stderr)
 
 
 @contextlib.contextmanager

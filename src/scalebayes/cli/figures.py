@@ -107,7 +107,7 @@ def add_commands(commands: Any) -> None:
         metavar="U",
         help="frontier of a law of repeated data (data_constrained) at U unique tokens",
     )
-    plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
+    plot.add_argument("-o", "--out", required=True, help="image file: .png, .svg or .pdf")
     plot.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands, pit)")
     plot.add_argument(
         "--group",
@@ -134,7 +134,7 @@ def add_commands(commands: Any) -> None:
     report.add_argument(
         "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets to decide at"
     )
-    report.add_argument("--out", required=True, help="directory for report.html")
+    report.add_argument("-o", "--out", required=True, help="directory for report.html")
     report.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
     report.add_argument(
         "--group",

@@ -102,7 +102,7 @@ def add_commands(commands: Any) -> None:
     )
     fit.add_argument("runs", help=RUNS_HELP)
     add_fit_options(fit)
-    fit.add_argument("--out", help="write the fit to this NetCDF file (e.g. fit.nc)")
+    fit.add_argument("-o", "--out", help="write the fit to this NetCDF file (e.g. fit.nc)")
     fit.add_argument(
         "--group",
         nargs="+",
@@ -146,7 +146,7 @@ def add_commands(commands: Any) -> None:
     demo.add_argument("--draws", type=int, default=1000)
     demo.add_argument("--warmup", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", help="also write the fit to this NetCDF file")
+    demo.add_argument("-o", "--out", help="also write the fit to this NetCDF file")
     demo.add_argument(
         "--figures",
         default="scalebayes-demo",
