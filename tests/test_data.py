@@ -310,6 +310,16 @@ def test_two_columns_for_one_name_ask_for_explicit_mapping(name, key, both):
     assert load_runs(path, columns={key: both[1]}).column_map[key] == both[1]
 
 
+def test_copies_of_one_column_leave_nothing_to_choose():
+    # (Mis)Fitting's table has D and train_tokens, equal in every row: D is read, no question.
+    frame = _frame().rename(columns={"tokens": "D"})
+    frame.insert(0, "train_tokens", frame["D"])
+    assert load_runs(frame).column_map["D"] == "D"
+    frame["train_tokens"] = frame["D"] * 2  # differing columns are still a question
+    with pytest.raises(RunsFileError, match="could all be D"):
+        load_runs(frame)
+
+
 def test_repeated_header_name_is_an_error():
     path = BAD / "repeated_header.csv"
     pattern = rf"{_starts(path)}line 1: column name\(s\) \['params'\] appear more than once"
@@ -706,6 +716,21 @@ def test_duplicate_runs_name_the_columns_that_tell_them_apart():
     assert "columns that tell them apart: 'experiment' (2 values)" in message, message
     assert "'run'" not in message and "'dataset'" not in message
     assert "--group COLUMN" in message
+
+
+def test_a_second_measurement_does_not_tell_duplicate_runs_apart():
+    # (Mis)Fitting's table repeats its loss as 'C4 Eval Loss' (240 values in 261 rows): an
+    # outcome, not a label of experiments; 'lr' (2 values) is one.
+    frame = pd.DataFrame(
+        {"N": [1e8, 2e8, 3e8] * 2, "D": [2e9, 4e9, 6e9] * 2,
+         "loss": [3.1, 2.9, 2.8, 3.2, 3.0, 3.1], "lr": [1e-3] * 3 + [2e-3] * 3}
+    )  # fmt: skip
+    frame["eval loss"] = frame["loss"]
+    with pytest.warns(DataWarning) as record:
+        load_runs(frame)
+    message = str(record[0].message)
+    assert "columns that tell them apart: 'lr' (2 values)" in message, message
+    assert "eval loss" not in message
 
 
 def test_same_n_and_d_in_different_groups_is_not_duplicate():

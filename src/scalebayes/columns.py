@@ -100,8 +100,9 @@ def telling_apart(
 
     ``duplicated`` marks the rows of ``frame`` that share their inputs with another, ``groups``
     labels those rows by the inputs they share. A column tells them apart when its value
-    differs within at least 90 % of the groups; a column of one value per row (a run id) or
-    of one value in all is no grouping. Counts are over the whole table; at most 3.
+    differs within at least 90 % of the groups; a column of one value in all, or of more values
+    than half the rows (a run id, another measurement such as a second eval loss), is no
+    grouping. Counts are over the whole table; at most 3.
     """
     taken = set(used)
     found = []
@@ -115,7 +116,7 @@ def telling_apart(
         except TypeError:  # unhashable cells (lists in a DataFrame)
             values = values.astype(str)
             n_values = values.nunique()
-        if n_values < 2 or n_values == len(values):
+        if n_values < 2 or n_values > len(values) / 2:
             continue
         within = values[np.asarray(duplicated)].groupby(groups).nunique(dropna=False)
         if (within > 1).mean() >= SEPARATING_SHARE:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalebayes.columns import ALIASES, canonical, suggest
+from scalebayes.columns import ALIASES, canonical, normalise, suggest
 from scalebayes.counts import parse_counts
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError, name_rows
 from scalebayes.table_checks import suspicious
@@ -425,6 +425,9 @@ def _match_columns(raw: _Raw, given: Mapping[str, str | None]) -> dict[str, str]
         if key is not None and key not in found and key not in unread and name not in targets:
             candidates.setdefault(key, []).append(name)
     for key, matches in candidates.items():
+        if len(matches) > 1 and _same_values(raw.frame, matches):
+            # Copies of one column (misfitting's D and train_tokens) leave nothing to choose.
+            matches = sorted(matches, key=lambda name: normalise(name) != normalise(key))[:1]
         if len(matches) > 1:
             raise raw.error(
                 f"columns {matches} could all be {key}; say which with "
@@ -446,6 +449,12 @@ def _match_columns(raw: _Raw, given: Mapping[str, str | None]) -> dict[str, str]
             f"columns={{{listed[0]!r}: NAME}} (CLI: --column {listed[0]}=NAME)"
         )
     return found
+
+
+def _same_values(frame: pd.DataFrame, names: list[str]) -> bool:
+    """Whether the columns ``names`` hold the same value in every row."""
+    first = frame[names[0]]
+    return all(frame[name].equals(first) for name in names[1:])
 
 
 def _suggestions(names: list[str], found: Mapping[str, str], listed: list[str]) -> str:
