@@ -160,6 +160,14 @@ def test_every_written_file_takes_o_for_out(argv):
     assert build_parser().parse_args([*argv, "-o", "there"]).out == "there"
 
 
+@pytest.mark.parametrize("argv", [["optimal", "fit.nc", "--compute", "1e22"],
+                                  ["plot", "fit.nc", "-o", "f.png"], ["report", "fit.nc", "-o", "r"]])  # fmt: skip
+def test_commands_whose_approaches_sample_take_quiet(argv):
+    from scalebayes.cli import build_parser
+
+    assert build_parser().parse_args([*argv, "--quiet"]).quiet
+
+
 def test_discrepancy_choices_are_the_library_kinds():
     """--discrepancy's choices are spelled out for a fast --help; they must be the library's."""
     from scalebayes.cli import DISCREPANCY_NAMES

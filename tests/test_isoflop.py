@@ -522,8 +522,10 @@ def test_cli_optimal_approach_2_prints_its_own_diagnostics(tmp_path, capsys, tru
     law_fit = dataclasses.replace(law_fit, settings=sb.FitSettings(**SETTINGS, seed=3))
     path = sb.save_fit(law_fit, tmp_path / "known.nc")
     status = main(["optimal", str(path), "--compute", "1e21", "1e23", "--approach", "2"])
-    out, _ = capsys.readouterr()
+    out, err = capsys.readouterr()
     assert status == 0, out
+    # It samples for seconds: its progress goes to stderr, named by the approach.
+    assert "iterations (approach 2 sampling)" in err
     assert "isoFLOP minima (approach 2" in out and "L* exists only" in out
     # The diagnostics line ends the output, followed only by its own warnings when a sampler
     # (2 chains x 500 draws here) lands above R-hat 1.01: that depends on the CPU's floating
@@ -532,7 +534,9 @@ def test_cli_optimal_approach_2_prints_its_own_diagnostics(tmp_path, capsys, tru
     tail = [line for line in lines if not line.startswith("  warning: ")]
     assert tail[-1].startswith("diagnostics: max R-hat")
     status = main(["optimal", str(path), "--compute", "1e23", "--approach", "2", "--json"])
-    payload = json.loads(capsys.readouterr()[0])
+    out, err = capsys.readouterr()
+    payload = json.loads(out)
+    assert "iterations" not in err  # no progress under --json (nor --quiet)
     row = payload["rows"][0]
     assert payload["approach"] == "2" and row["loss_median"] is None
     # 1e23 is beyond the sweeps (1e18-1e21): the local exponent at the largest sweep.

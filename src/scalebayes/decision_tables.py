@@ -27,6 +27,7 @@ from scalebayes.groups.select import NEW, is_grouped, select_group
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
+    from scalebayes.engine import ProgressCallback
     from scalebayes.groups.result import GroupedFit
     from scalebayes.health import Diagnostics
     from scalebayes.results import Fit
@@ -188,6 +189,7 @@ def allocation_table(
     cost_k: float | None = None,
     group: str | None = None,
     unique_tokens: float | None = None,
+    progress: ProgressCallback | None = None,
 ) -> DecisionTable:
     """The compute-optimal allocation at ``budgets`` (FLOPs) by one approach, one row per budget.
 
@@ -197,13 +199,14 @@ def allocation_table(
     can run, side by side, with a verdict and the recommended one
     (:func:`scalebayes.allocation.compare_approaches`). ``group``: see :func:`for_groups` (a
     new group has no runs: approach 3 only). ``unique_tokens``: the unique tokens a law of
-    repeated data is given (approach 3; :func:`scalebayes.allocate.optimal`).
+    repeated data is given (approach 3; :func:`scalebayes.allocate.optimal`). ``progress``:
+    ``progress(done, total, phase)`` while approaches 1 and 2 sample.
     """
     from scalebayes.allocation import check_group_approach, check_unique_approach
 
     check_group_approach(group, approach)
     check_unique_approach(unique_tokens, approach)
-    options = {}
+    options: dict[str, Any] = {"progress": progress}
     if unique_tokens is not None:
         options["unique_tokens"] = unique_tokens
     return for_groups(
@@ -224,7 +227,7 @@ def _allocation_table(
     from scalebayes.summaries import summarise
 
     if str(approach) == "all":
-        return _all_approaches(fit, budgets, prob=prob, cost_k=cost_k)
+        return _all_approaches(fit, budgets, prob=prob, cost_k=cost_k, progress=options["progress"])
     chosen = estimator(str(approach), **options)
     result = chosen.allocate(fit, budgets, cost_k=cost_k)
     long = result.summary(probs=(prob,))
@@ -278,13 +281,19 @@ def _allocation_table(
 
 
 def _all_approaches(
-    fit: Fit, budgets: ArrayLike, *, prob: float, cost_k: float | None
+    fit: Fit,
+    budgets: ArrayLike,
+    *,
+    prob: float,
+    cost_k: float | None,
+    progress: ProgressCallback | None,
 ) -> DecisionTable:
     import dataclasses
 
     from scalebayes.allocation import compare_approaches
 
-    result = dataclasses.replace(compare_approaches(fit, budgets, cost_k=cost_k), prob=prob)
+    result = compare_approaches(fit, budgets, cost_k=cost_k, progress=progress)
+    result = dataclasses.replace(result, prob=prob)
     meta = {
         "approach": "all",
         "verdict": result.verdict,

@@ -28,6 +28,7 @@ from scalebayes.outputs import check_folder, replacing
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from scalebayes.engine import ProgressCallback
     from scalebayes.results import Fit
 
 REPORT_NAME = "report.html"
@@ -55,6 +56,7 @@ def write_report(
     seed: int = 0,
     approaches: bool = False,
     unique_tokens: float | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """Write ``out/report.html`` for ``fit`` and return its path.
 
@@ -77,6 +79,8 @@ def write_report(
     unique_tokens : float, optional
         For a law of repeated data (it reads U): the unique tokens to allocate on, so that the
         page has its decisions and frontier (approach 3 only).
+    progress : callable, optional
+        ``progress(done, total, phase)`` while approaches 1 and 2 sample (with ``approaches``).
     """
     import matplotlib.pyplot as plt
 
@@ -151,7 +155,7 @@ def write_report(
             if approaches:
                 from scalebayes.allocation import compare_approaches
 
-                side_by_side = compare_approaches(fit, budgets)
+                side_by_side = compare_approaches(fit, budgets, progress=progress)
                 decisions += _approaches(side_by_side) + _approaches_figure(fit, side_by_side)
                 if "2" in side_by_side.results:  # its sweep minima go on the isoFLOP figure
                     minima = side_by_side.results["2"].fit.minima()

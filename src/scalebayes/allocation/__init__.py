@@ -9,7 +9,7 @@ fits isoFLOP profiles with latent minima and a power law through them
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -23,19 +23,36 @@ from scalebayes.errors import ScalebayesError
 from scalebayes.groups.select import NEW, select_group
 from scalebayes.results import Fit
 
+if TYPE_CHECKING:  # the sampler loads only when an approach samples
+    from scalebayes.engine import ProgressCallback
+
 ESTIMATORS: dict[str, type[Estimator]] = {
     kind.approach: kind for kind in (LawEstimator, IsoflopEstimator, EnvelopeEstimator)
 }
 """Every allocation estimator by its approach key."""
 
 
-def estimator(approach: int | str = 3, **options: Any) -> Estimator:
-    """The estimator of ``approach`` (a key of :data:`ESTIMATORS`) with its options."""
+def estimator(
+    approach: int | str = 3, *, progress: ProgressCallback | None = None, **options: Any
+) -> Estimator:
+    """The estimator of ``approach`` (a key of :data:`ESTIMATORS`) with its options.
+
+    ``progress`` reaches the estimators that sample (approaches 1 and 2), its phases named
+    by the approach ("approach 2 warmup"); the others ignore it.
+    """
     key = str(approach)
     if key not in ESTIMATORS:
         known = ", ".join(f"{k} ({v.title})" for k, v in ESTIMATORS.items())
         raise ScalebayesError(f"approach={approach!r}: expected one of {known}")
-    return ESTIMATORS[key](**options)
+    kind = ESTIMATORS[key]
+    if progress is not None and kind.samples:
+        told = progress
+
+        def named(done: int, total: int, phase: str) -> None:
+            told(done, total, f"approach {key} {phase}")
+
+        options = {"progress": named, **options}
+    return kind(**options)
 
 
 def compare_approaches(
@@ -45,16 +62,19 @@ def compare_approaches(
     approaches: tuple[int | str, ...] = ("1", "2", "3"),
     cost_k: float | None = None,
     options: dict[str, dict[str, Any]] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Approaches:
     """Every approach's N*, D*, tokens per parameter and exponent side by side, with a verdict.
 
     Approaches the table cannot support are listed with the reason, not raised. ``options``
-    maps an approach key to its estimator's options. ``print(result)`` gives the table, the
+    maps an approach key to its estimator's options; ``progress`` is told the sampling of
+    approaches 1 and 2 (``progress(done, total, phase)``). ``print(result)`` gives the table, the
     verdict (agree / disagree / unclear, with how much and how sure) and the approach the tool
     recommends for this table and why (:mod:`scalebayes.allocation.verdict`).
     """
     options = options or {}
-    chosen = {str(k): estimator(k, **options.get(str(k), {})) for k in approaches}
+    chosen = {str(k): estimator(k, progress=progress, **options.get(str(k), {}))
+              for k in approaches}  # fmt: skip
     return side_by_side(fit, np.asarray(budgets, float), chosen, cost_k=cost_k)
 
 
@@ -65,6 +85,7 @@ def optimal(
     approach: int | str = 3,
     cost_k: float | None = None,
     group: str | None = None,
+    progress: ProgressCallback | None = None,
     **options: Any,
 ) -> Any:
     """Compute-optimal N*, D*, tokens per parameter (and L*) per budget and posterior draw.
@@ -86,6 +107,8 @@ def optimal(
         FLOPs per parameter per token, ``C = k N D``; default the runs' (6).
     group : str, optional
         For a grouped fit: the group's label, or ``"new"`` for a group not yet run.
+    progress : callable, optional
+        ``progress(done, total, phase)`` while approaches 1 and 2 sample.
     **options
         Passed to the approach (e.g. ``tokens_per_param_bounds`` for 3, ``settings`` or
         ``log10_tol`` for 2).
@@ -99,8 +122,8 @@ def optimal(
     check_group_approach(group, approach)
     fit = select_group(fit, group)
     if str(approach) == "all":
-        return compare_approaches(fit, budgets, cost_k=cost_k, **options)
-    return estimator(approach, **options).allocate(fit, budgets, cost_k=cost_k)
+        return compare_approaches(fit, budgets, cost_k=cost_k, progress=progress, **options)
+    return estimator(approach, progress=progress, **options).allocate(fit, budgets, cost_k=cost_k)
 
 
 def check_group_approach(group: str | None, approach: int | str) -> None:

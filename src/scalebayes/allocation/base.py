@@ -21,11 +21,12 @@ class Estimator(ABC):
     ``allocate`` returns an object shaped as :class:`~scalebayes.allocate.Allocation`: DataArrays
     ``N``, ``D``, ``loss``, ``tokens_per_param``, ``exponent_N``, ``exponent_D`` with dims
     (chain, draw, budget), ``budgets``, ``cost_k`` and ``summary()``. Options are given to the
-    constructor.
+    constructor (an estimator that ``samples`` takes ``progress`` among them).
     """
 
     approach: ClassVar[str]
     title: ClassVar[str]
+    samples: ClassVar[bool] = False  # runs NUTS of its own: takes a ``progress`` callback
 
     @abstractmethod
     def allocate(self, fit: Fit, budgets: ArrayLike, *, cost_k: float | None = None) -> Any:

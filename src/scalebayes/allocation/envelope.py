@@ -379,6 +379,7 @@ class EnvelopeEstimator(Estimator):
 
     approach: ClassVar[str] = "1"
     title: ClassVar[str] = "envelope of finished runs"
+    samples: ClassVar[bool] = True
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -138,6 +138,7 @@ class IsoflopEstimator(Estimator):
 
     approach: ClassVar[str] = "2"
     title: ClassVar[str] = "isoFLOP minima"
+    samples: ClassVar[bool] = True
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -195,7 +195,14 @@ def read_runs(args: argparse.Namespace, path: str) -> Runs:
 
 def progress_bar(args: argparse.Namespace) -> ProgressBar | None:
     """A progress bar unless --quiet or --json."""
-    return None if args.quiet or args.json else ProgressBar()
+    return None if args.quiet or getattr(args, "json", False) else ProgressBar()
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """--quiet for a command that samples only with approaches 1 and 2."""
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar while approaches 1 and 2 sample"
+    )
 
 
 def print_json(payload: Any) -> None:

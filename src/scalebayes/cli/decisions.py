@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from scalebayes.cli._common import RAW, emit, warnings_to_stderr
+from scalebayes.cli._common import RAW, add_quiet, emit, progress_bar, warnings_to_stderr
 from scalebayes.errors import ScalebayesError
 
 # The keys of scalebayes.allocation.ESTIMATORS, spelled out so that --help need not import JAX
@@ -119,6 +119,7 @@ def add_commands(commands: Any) -> None:
         "1: envelope of finished runs; all: every approach side by side, with a verdict",
     )
     _add_output(optimal)
+    add_quiet(optimal)
     optimal.set_defaults(handler=_optimal, needs_jax=False)  # approaches 1 and 2 configure it
 
     chance = commands.add_parser(
@@ -231,6 +232,7 @@ def _optimal(args: argparse.Namespace) -> int:
             cost_k=args.cost_k,
             group=args.group,
             unique_tokens=args.unique_tokens,
+            progress=progress_bar(args),
         )
     emit(args, result)
     return 0

@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scalebayes.cli._common import RAW, figures_closed, warnings_to_stderr
+from scalebayes.cli._common import (
+    RAW,
+    ProgressBar,
+    add_quiet,
+    figures_closed,
+    progress_bar,
+    warnings_to_stderr,
+)
 from scalebayes.errors import ScalebayesError
 from scalebayes.outputs import IMAGE_SUFFIXES, check_file, check_folder
 
@@ -115,6 +122,7 @@ def add_commands(commands: Any) -> None:
         help="for a grouped fit: draw this group's figure ('new': a ladder not yet run); "
         "without it a grouped fit draws forest, bands (a panel per group) or frontier",
     )
+    add_quiet(plot)
     plot.set_defaults(handler=_plot, needs_jax=False)  # JAX_KINDS configure it
 
     report = commands.add_parser(
@@ -153,6 +161,7 @@ def add_commands(commands: Any) -> None:
         help="for a law of repeated data (data_constrained): the unique tokens its decisions "
         "and frontier allocate on",
     )
+    add_quiet(report)
     report.set_defaults(handler=_report)
 
 
@@ -181,7 +190,7 @@ def _plot(args: argparse.Namespace) -> int:
         return _plot_approaches(fit, args)
     if sweeps and (args.group is not None or args.compare):
         raise ScalebayesError("--approach 2 on the isoflop plot takes one law's fit, no --group")
-    minima = _sweep_minima(fit) if sweeps else None
+    minima = _sweep_minima(fit, progress_bar(args)) if sweeps else None
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():
         from scalebayes import plots
@@ -226,7 +235,7 @@ def _plot_approaches(fit: Any, args: argparse.Namespace) -> int:
         from scalebayes.allocation import compare_approaches
         from scalebayes.figures import draw_approaches
 
-        result = compare_approaches(fit, budgets, approaches=keys)
+        result = compare_approaches(fit, budgets, approaches=keys, progress=progress_bar(args))
         plots.save(draw_approaches(fit, result), args.out)
     drawn = ", ".join(result.results)
     print(f"wrote the frontier of approach(es) {drawn} on {fit.runs.source} to {args.out}")
@@ -236,7 +245,7 @@ def _plot_approaches(fit: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep_minima(fit: Any) -> Any:
+def _sweep_minima(fit: Any, progress: ProgressBar | None) -> Any:
     """Approach 2 sampled on the fit's runs (its sampler settings): each sweep's minimum."""
     from scalebayes.runtime import configure
 
@@ -244,7 +253,7 @@ def _sweep_minima(fit: Any) -> Any:
     with warnings_to_stderr():
         from scalebayes.allocation.isoflop import fit_isoflops
 
-        iso = fit_isoflops(fit.runs, settings=fit.settings.sampler)
+        iso = fit_isoflops(fit.runs, settings=fit.settings.sampler, progress=progress)
     print(f"approach 2: {iso.budgets}")
     print(f"approach 2 {iso.diagnostics}")
     return iso.minima()
@@ -268,6 +277,7 @@ def _report(args: argparse.Namespace) -> int:
             seed=args.seed,
             approaches=args.approaches,
             unique_tokens=args.unique_tokens,
+            progress=progress_bar(args),
         )
     print(f"wrote {page}")
     print(fit.diagnostics)
