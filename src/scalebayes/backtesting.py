@@ -26,18 +26,27 @@ import pandas as pd
 
 from scalebayes.allocate import optimal
 from scalebayes.data import Runs, load_runs
-from scalebayes.errors import AllocationWarning, ExtrapolationWarning, ScalebayesError
+from scalebayes.errors import (
+    AllocationWarning,
+    DataWarning,
+    ExtrapolationWarning,
+    ScalebayesError,
+    UnidentifiableError,
+)
+from scalebayes.fitting import prepare
 from scalebayes.formatting import score_header, score_line
 from scalebayes.holdout import (
     SCORES,
     Cut,
     budget_cuts,
+    cut_runs,
     decade_cuts,
     fit_holdout,
     flop_cuts,
     pool_cuts,
     ratio_cuts,
 )
+from scalebayes.preflight import check_identifiable
 from scalebayes.results import Settings
 
 if TYPE_CHECKING:
@@ -172,10 +181,13 @@ def backtest(
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     if budget is not None and not fit_all:
         raise ScalebayesError("budget= compares with the fit of all the runs: keep fit_all=True")
+    chosen = backtest_cuts(runs, holdout_top, holdout_budgets, cuts, holdout_tokens_per_param)
+    if all(x is None for x in (holdout_top, holdout_budgets, cuts, holdout_tokens_per_param)):
+        chosen = _fittable(runs, chosen, law, likelihood, priors)
     held = fit_holdout(
         runs,
         law,
-        backtest_cuts(runs, holdout_top, holdout_budgets, cuts, holdout_tokens_per_param),
+        chosen,
         priors=priors,
         likelihood=likelihood,
         settings=settings,
@@ -232,6 +244,39 @@ def backtest_cuts(
     if cuts is not None:
         return flop_cuts(runs, cuts)
     return decade_cuts(runs, (1.0, 2.0) if holdout_top is None else holdout_top)
+
+
+def _fittable(
+    runs: Runs,
+    cuts: list[Cut],
+    law: Law | str | os.PathLike[str],
+    likelihood: Likelihood | None,
+    priors: Mapping[str, str | Prior] | None,
+) -> list[Cut]:
+    """The default cuts whose runs can fit the law; the others left out with a warning.
+
+    A narrow table (Marin's sweeps span 2.1 decades of compute) has a handful of runs below
+    its top two decades: the default then backtests the top decade alone, and says so. Cuts
+    the user chose are refused instead (by :func:`~scalebayes.holdout.fit_holdout`).
+    """
+    fitted_law, noise = prepare(law, likelihood, priors)
+    kept, refused = [], []
+    for cut in cuts:
+        try:
+            check_identifiable(fitted_law, noise, runs.subset(cut.mask), where=cut_runs(runs, cut))
+            kept.append(cut)
+        except UnidentifiableError as error:
+            refused.append(str(error))
+    if not kept:
+        raise UnidentifiableError(refused[0])
+    for message in refused:
+        warnings.warn(
+            f"{message}: that default cut is left out (choose cuts with holdout_top, "
+            "holdout_budgets or cuts; CLI: --holdout-top, --holdout-budgets, --cut)",
+            DataWarning,
+            stacklevel=3,
+        )
+    return kept
 
 
 def _tokens_per_param(fit: Fit, budget: float) -> np.ndarray:

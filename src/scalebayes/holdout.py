@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from scalebayes.errors import ScalebayesError
-from scalebayes.fitting import fit_batch
+from scalebayes.fitting import fit_batch, prepare
 from scalebayes.prediction import noise_draws
+from scalebayes.preflight import check_identifiable
 from scalebayes.results import Settings
 from scalebayes.runtime import in_fit_precision
 from scalebayes.scoring import INTERVAL_ALPHA, crps, interval_score, pit
@@ -181,6 +182,11 @@ def flop_cuts(runs: Runs, flops: Sequence[float]) -> list[Cut]:
     return _checked(runs, [Cut.below(runs, c) for c in values])
 
 
+def cut_runs(runs: Runs, cut: Cut) -> str:
+    """Names the runs a cut fits, for messages."""
+    return f"{runs.source}, the fit that holds out {cut.label}"
+
+
 def _checked(runs: Runs, cuts: list[Cut]) -> list[Cut]:
     """``cuts``, once each is known to leave enough runs to fit and some to score."""
     compute = runs.C
@@ -288,6 +294,9 @@ def fit_holdout(
     cuts = _checked(runs, list(cuts))
     if not cuts:
         raise ScalebayesError("no cuts: expected at least one")
+    fitted_law, noise = prepare(law, likelihood, priors)
+    for cut in cuts:  # before any sampling, each refusal named by its cut
+        check_identifiable(fitted_law, noise, runs.subset(cut.mask), where=cut_runs(runs, cut))
     settings = Settings.make(settings)
     masks = [np.asarray(cut.mask) for cut in cuts]
     if fit_all:
