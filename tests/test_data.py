@@ -718,6 +718,20 @@ def test_duplicate_runs_name_the_columns_that_tell_them_apart():
     assert "--group COLUMN" in message
 
 
+def test_repeats_over_seeds_are_named_as_such():
+    # datablations' final losses repeat (N, D, U) over 'seed': no experiments to separate.
+    frame = pd.DataFrame(
+        {"N": [1e8, 2e8, 3e8] * 2, "D": [2e9, 4e9, 6e9] * 2,
+         "loss": [3.1, 2.9, 2.8, 3.2, 3.0, 2.7], "run seed": [1] * 3 + [2] * 3}
+    )  # fmt: skip
+    with pytest.warns(DataWarning, match="repeats of one run over seeds") as record:
+        load_runs(frame)
+    assert "--group" not in str(record[0].message)
+    frame["lab"] = ["a"] * 3 + ["b"] * 3  # a label besides the seed: maybe experiments
+    with pytest.warns(DataWarning, match="--group COLUMN"):
+        load_runs(frame)
+
+
 def test_a_second_measurement_does_not_tell_duplicate_runs_apart():
     # (Mis)Fitting's table repeats its loss as 'C4 Eval Loss' (240 values in 261 rows): an
     # outcome, not a label of experiments; 'lr' (2 values) is one.

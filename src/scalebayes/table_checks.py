@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from scalebayes.columns import suggest, telling_apart
+from scalebayes.columns import normalise, suggest, telling_apart
 from scalebayes.errors import RunsFileError
 
 # A run's loss is "far off" beyond this many robust sd of log loss from the median run's: on
@@ -57,8 +57,12 @@ def suspicious(
     if duplicated.any():
         groups = table[duplicated].groupby(keys).ngroup().to_numpy()
         apart = telling_apart(frame, duplicated, groups, found.values())
+        seeds = [name for name in apart if "seed" in normalise(name)]
         hint = "" if "group" in table else "; if they are separate experiments, add a group column"
-        if apart and "group" not in table:
+        if seeds and len(seeds) == len(apart):  # repeats of one run: draws of the noise
+            hint = (f"; they differ in {seeds[0]}: repeats of one run over seeds, which measure "
+                    "the noise, nothing to do")  # fmt: skip
+        elif apart and "group" not in table:
             hint = (f"; columns that tell them apart: {', '.join(apart)}: if they are separate "
                     "experiments, fit them as groups (--group COLUMN) or one at a time")  # fmt: skip
         problem = f"duplicate runs (same {' and '.join(keys)}), all kept{hint}"
