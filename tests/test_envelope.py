@@ -185,6 +185,21 @@ def test_too_few_sizes_is_one_clear_error():
     assert len(str(err.value).splitlines()) == 1
 
 
+def test_runs_that_repeat_their_data_are_not_points_of_the_envelope():
+    # A run on 4 epochs of its unique tokens has a higher loss than its (N, D) on fresh data:
+    # the envelope of fresh-data runs leaves it out, and says how many it left out.
+    fresh = finals(noise=0.0).to_frame()[["N", "D", "loss"]]
+    fresh["U"] = fresh["D"]
+    repeated = fresh.assign(U=fresh["D"] / 4, loss=fresh["loss"] - 0.5)  # lower: it would win
+    runs = sb.load_runs(pd.concat([fresh, repeated], ignore_index=True))
+    sizes, alone = find_sizes(runs), find_sizes(sb.load_runs(fresh))
+    assert sizes.repeated == len(fresh) and sizes.short == alone.short
+    assert np.array_equal(sizes.runs, alone.runs) and np.allclose(sizes.loss, alone.loss)
+    assert f"left out {len(fresh)} runs that repeat their data (D > U)" in str(sizes)
+    with pytest.raises(sb.EnvelopeError, match=r"has 0 .*66 runs that repeat their data"):
+        find_sizes(sb.load_runs(repeated))
+
+
 def test_measured_levels_must_span_a_factor_two_of_compute():
     """Three levels 0.16 decades apart (as a 5-size ladder gave, a = 1.10 for 0.51) are refused."""
     compute = np.geomspace(1e17, 1e21, LEVELS)  # 4 decades, 0.068 decades a step

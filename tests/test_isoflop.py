@@ -213,6 +213,23 @@ def test_sweeps_with_their_least_loss_at_an_end_are_left_out_when_asked():
         find_budgets(runs, edge_sweeps="both")
 
 
+def test_runs_that_repeat_their_data_form_no_sweep():
+    # datablations' final losses: at one budget, runs on 1 to 59 epochs of their unique tokens.
+    # Their losses measure the repetition, not the fresh-data valley: approach 2 reads the
+    # runs with D <= U, and says how many it left out (and why) when too few are left.
+    n = np.tile(np.geomspace(1e8, 1e9, 4), 3)
+    budget = np.repeat([1e19, 1e20, 1e21], 4)
+    d = budget / (6 * n)
+    frame = pd.DataFrame({"N": n, "D": d, "U": d, "loss": 3.0 + np.log(n / 3e8) ** 2})
+    repeated = frame.assign(U=frame["D"] / 4, loss=frame["loss"] + 0.1)  # 4 epochs each
+    runs = sb.load_runs(pd.concat([frame, repeated], ignore_index=True))
+    found = find_budgets(runs)
+    assert list(found.counts) == [4, 4, 4] and not found.used[12:].any()
+    assert found.repeated == 12 and "left out 12 run(s) that repeat their data" in str(found)
+    with pytest.raises(sb.IsoflopError, match=r"has 0 \(.*left out 12 run\(s\) that repeat"):
+        find_budgets(sb.load_runs(repeated))
+
+
 @pytest.mark.parametrize(
     ("budgets", "per_budget", "expected"),
     [

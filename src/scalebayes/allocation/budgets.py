@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalebayes.data import Runs
+from scalebayes.data import Runs, repeats
 from scalebayes.errors import IsoflopError, ScalebayesError
 
 LOG10_TOL = 0.05
@@ -39,7 +39,8 @@ class Budgets:
     budgets (FLOPs, ascending); ``counts`` runs per sweep; ``ignored`` the budgets of groups with
     fewer than ``min_runs`` runs and how many runs each had; ``source`` says how they were found;
     ``one_sided`` the budgets and run counts of sweeps left out for their least loss at an end
-    of their model sizes (``edge_sweeps="drop"``).
+    of their model sizes (``edge_sweeps="drop"``); ``repeated`` how many runs were left out for
+    repeating their data (D > U).
     """
 
     index: np.ndarray
@@ -48,6 +49,7 @@ class Budgets:
     ignored: tuple[tuple[float, int], ...]
     source: str
     one_sided: tuple[tuple[float, int], ...] = ()
+    repeated: int = 0
 
     @property
     def n_budgets(self) -> int:
@@ -78,6 +80,8 @@ class Budgets:
                 f"smallest or largest model ({', '.join(f'{c:.3g}' for c, _ in self.one_sided)} "
                 "FLOPs: no valley to measure; edge_sweeps='keep' uses them)"
             )
+        if self.repeated:
+            line += f"; {_repeated_note(self.repeated)}"
         return line
 
 
@@ -96,18 +100,23 @@ def find_budgets(
     the rest. Sweeps with fewer than ``min_runs`` runs are ignored (listed in
     :attr:`Budgets.ignored`); with ``edge_sweeps="drop"``, so are sweeps whose least loss is at
     their smallest or largest model (:data:`EDGE_SWEEPS`; listed in :attr:`Budgets.one_sided`).
-    Fewer than ``min_budgets`` usable sweeps is an error.
+    Runs that repeat their data (D > U, with a U column) are left out: a sweep measures the
+    optimum on fresh data, and runs at one budget but different U would mix regimes (the law of
+    repeated data, approach 3 with unique tokens, reads them). Fewer than ``min_budgets`` usable
+    sweeps is an error.
     """
     if not (np.isfinite(log10_tol) and log10_tol > 0):
         raise ScalebayesError(f"log10_tol={log10_tol!r}: expected a positive number of decades")
     if edge_sweeps not in EDGE_SWEEPS:
         raise ScalebayesError(f"edge_sweeps={edge_sweeps!r}: expected one of {list(EDGE_SWEEPS)}")
+    fresh = np.flatnonzero(~repeats(runs.table))
     if runs.budget is not None:
         labels, source = np.log10(runs.budget), "from the budget column"
-        groups = _exact_groups(labels)
+        groups = [fresh[m] for m in _exact_groups(labels[fresh])]
     else:
         labels, source = np.log10(runs.C), f"runs whose compute agrees within {log10_tol:g} decades"
-        groups = _clusters(labels, log10_tol)
+        groups = [fresh[m] for m in _clusters(labels[fresh], log10_tol)]
+    repeated = len(runs) - len(fresh)
     kept, ignored = [], []
     for members in groups:
         budget = float(10 ** np.median(labels[members]))
@@ -128,6 +137,8 @@ def find_budgets(
             if one_sided
             else ""
         )
+        if repeated:
+            left_out += f"; {_repeated_note(repeated)}"
         raise IsoflopError(
             f"approach 2 needs at least {min_budgets} isoFLOP budgets with {min_runs} or more runs "
             f"each; {runs.source} has {len(kept)} ({source}: {_group_sizes(groups)})" + left_out
@@ -142,6 +153,15 @@ def find_budgets(
         ignored=tuple(sorted(ignored)),
         source=source,
         one_sided=tuple(one_sided),
+        repeated=repeated,
+    )
+
+
+def _repeated_note(count: int) -> str:
+    return (
+        f"left out {count} run(s) that repeat their data (D > U): the approaches that measure "
+        "optima read fresh-data runs; the law of repeated data reads them all (approach 3, "
+        "unique tokens given)"
     )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scalebayes.data import Runs
+from scalebayes.data import Runs, repeats
 from scalebayes.discrepancy.base import Sites, Stage
 from scalebayes.errors import EnvelopeError
 from scalebayes.likelihood import Likelihood
@@ -59,7 +59,8 @@ class Sizes:
     ``N`` per used size (ascending); ``size`` each point's size index; ``D`` and ``loss`` per
     point (the least loss of the runs at that (N, D)); ``runs`` finished runs behind each point;
     ``ignored`` sizes with fewer than :data:`MIN_HORIZONS` token counts (N, runs); ``short``
-    finished runs below :data:`MIN_TOKENS_PER_PARAM` left out.
+    finished runs below :data:`MIN_TOKENS_PER_PARAM` left out; ``repeated`` runs left out for
+    repeating their data (D > U: the envelope is of fresh-data runs).
     """
 
     N: np.ndarray
@@ -69,6 +70,7 @@ class Sizes:
     runs: np.ndarray
     ignored: tuple[tuple[float, int], ...]
     short: int = 0
+    repeated: int = 0
 
     @property
     def n_sizes(self) -> int:
@@ -94,6 +96,8 @@ class Sizes:
             line += f"; left out {self.short} runs below {MIN_TOKENS_PER_PARAM:g} tokens/param"
         if self.ignored:
             line += f"; ignored {len(self.ignored)} size(s) with one token count"
+        if self.repeated:
+            line += f"; left out {self.repeated} runs that repeat their data (D > U)"
         return line
 
 
@@ -101,11 +105,12 @@ def find_sizes(runs: Runs) -> Sizes:
     """Group finished ``runs`` into model sizes and (N, D) points; refuse too few sizes."""
     log_n, log_d = np.log10(runs.N), np.log10(runs.D)
     long_enough = runs.D / runs.N >= MIN_TOKENS_PER_PARAM
+    repeated = repeats(runs.table)
     order = np.argsort(log_n)
-    order = order[long_enough[order]]
+    order = order[long_enough[order] & ~repeated[order]]
     breaks = np.flatnonzero(np.diff(log_n[order]) > SIZE_TOL) + 1
     kept_n, sizes, ds, losses, counts, ignored = [], [], [], [], [], []
-    for members in np.split(order, breaks):
+    for members in np.split(order, breaks) if order.size else []:
         d_sorted = members[np.argsort(log_d[members])]
         cells = np.split(d_sorted, np.flatnonzero(np.diff(log_d[d_sorted]) > SIZE_TOL) + 1)
         n = float(10 ** np.median(log_n[members]))
@@ -123,10 +128,13 @@ def find_sizes(runs: Runs) -> Sizes:
         raise EnvelopeError(
             f"approach 1 needs finished runs of at least {MIN_SIZES} model sizes at "
             f"{MIN_HORIZONS} or more token counts each; {runs.source} has {len(kept_n)} "
-            f"({len(kept_n) + len(ignored)} sizes within {SIZE_TOL:g} decades of N)"
-        )
+            f"({len(kept_n) + len(ignored)} sizes within {SIZE_TOL:g} decades of N"
+            + (f"; {int(repeated.sum())} runs that repeat their data (D > U) left out)"
+               if repeated.any() else ")")
+        )  # fmt: skip
     return Sizes(np.array(kept_n), np.array(sizes), np.array(ds), np.array(losses),
-                 np.array(counts), tuple(ignored), int((~long_enough).sum()))  # fmt: skip
+                 np.array(counts), tuple(ignored), int((~long_enough & ~repeated).sum()),
+                 int(repeated.sum()))  # fmt: skip
 
 
 @dataclass(frozen=True)
