@@ -284,6 +284,21 @@ def test_a_curve_table_read_as_runs_says_so_and_how_to_read_it():
     assert len(said) == 1 and "'model'" not in said[0], said
     assert "3 model sizes with 60 rows each" in said[0]
     assert "--run-id and the columns that together name a run" in said[0]
+    # Columns that with N name the runs ((Mis)Fitting's horizon and learning rate) are offered,
+    # and the duplicate (N, D) of checkpoints is not said again as duplicate runs.
+    named = [{**row, "horizon": h, "lr": lr, "loss": row["loss"] + lr}
+             for row, h in zip(horizons, np.repeat([10, 20] * 3, 30), strict=True)
+             for lr in (1e-3, 2e-3)]  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", sb.DataWarning)
+        sb.load_runs(pd.DataFrame(named))
+    said = [str(w.message) for w in caught]
+    assert (
+        len(said) == 1
+        and "--run-id N horizon lr (sb.load_curves(..., run=['N', 'horizon', 'lr']))" in said[0]
+    ), said
+    curves = sb.load_curves(pd.DataFrame(named), run=["N", "horizon", "lr"])
+    assert len(curves.runs) == 12
     # An over-training ladder: a size's few horizons are runs, said nothing of.
     ladder = [{"model": f"{n:.0e}", "N": n, "D": n * t, "loss": 2 + 1 / t}
               for n in (1e8, 2e8, 4e8) for t in (10, 20, 40, 80, 160, 320)]  # fmt: skip

@@ -28,6 +28,11 @@ OUTLIER_MIN_RUNS = 5
 # this many distinct D each. Over-training ladders train a size to a handful of horizons
 # (Gadre et al. 2024: 6); curves log tens to hundreds of checkpoints (datablations: 60-525).
 CURVE_MIN_CHECKPOINTS = 20
+# Where no one column names a run, the checks look for one or two columns that do beside N:
+# a label each of whose rows is at a distinct D in nine of ten labels ((Mis)Fitting's 17m sweep
+# repeats checkpoints within its 16 runs of 240), among this many columns of fewest values.
+RUN_KEY_SHARE = 0.9
+RUN_KEY_CANDIDATES = 12
 
 # Loss rising with compute across the runs this strongly (Spearman's rank correlation of C and
 # loss) is no scaling of a loss: the public tables read -0.64 (Open-Athena's 8 experiments in one
@@ -54,7 +59,7 @@ def suspicious(
     notes = _checkpoints(frame, table, found, error)
     keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
     duplicated = table.duplicated(subset=keys, keep=False).to_numpy()
-    if duplicated.any():
+    if duplicated.any() and not notes:  # checkpoints of several runs share (N, D): said above
         groups = table[duplicated].groupby(keys).ngroup().to_numpy()
         apart = telling_apart(frame, duplicated, groups, found.values())
         seeds = [name for name in apart if "seed" in normalise(name)]
@@ -165,11 +170,51 @@ def _checkpoints(
     sizes = _curves(points.groupby("N"), one_curve=False)
     if sizes is None:
         return []
+    key = _run_key(frame, points, found)
+    run = " ".join(key) if key else "and the columns that together name a run"
     problem = (
         f"these look like checkpoints of learning curves: {len(sizes)} model sizes with "
         f"{_span(sizes)} rows each, at {CURVE_MIN_CHECKPOINTS} or more token counts. "
-    ) + advice.format(run="and the columns that together name a run", key="[...]")
+    ) + advice.format(run=run, key=repr(key) if key else "[...]")
+    if key:
+        problem += (
+            f" ({' and '.join(map(repr, key[1:]))} with N name runs of one curve each; "
+            "--step and --end say where a schedule ends, if a column has it)"
+        )
     return [str(error(problem, None, points["N"].isin(sizes.index).to_numpy()))]
+
+
+def _run_key(frame: pd.DataFrame, points: pd.DataFrame, found: Mapping[str, str]) -> list[str]:
+    """N's column and the one or two columns that with it name runs (one curve each), or [].
+
+    Of the keys whose labels are one curve (no D twice) in :data:`RUN_KEY_SHARE` of labels,
+    the one naming the most runs: a coarser key merges runs whose checkpoints never meet.
+    """
+    import itertools
+
+    limit = 2 * len(points) / CURVE_MIN_CHECKPOINTS
+    counts = {}
+    for name in _single_columns(frame):
+        if name in found.values():
+            continue
+        try:
+            n_values = frame[name].nunique(dropna=False)
+        except TypeError:
+            continue
+        if 2 <= n_values <= limit:
+            counts[name] = n_values
+    candidates = sorted(counts, key=counts.__getitem__)[:RUN_KEY_CANDIDATES]
+    for size in (1, 2):
+        keys = []
+        for combo in itertools.combinations(candidates, size):
+            labels = [points["N"], *(frame[name].reset_index(drop=True) for name in combo)]
+            groups = points.groupby(labels, dropna=False)["D"]
+            one_curve = (groups.nunique() == groups.size()).mean() >= RUN_KEY_SHARE
+            if one_curve and groups.ngroups <= len(points) / 2:
+                keys.append((groups.ngroups, -sum(counts[name] for name in combo), combo))
+        if keys:
+            return [found["N"], *max(keys)[2]]
+    return []
 
 
 def _curves(groups: pd.api.typing.DataFrameGroupBy, one_curve: bool) -> pd.Series | None:

@@ -41,9 +41,8 @@ examples:
   scalebayes fit chinchilla.csv --law chinchilla --out fit.nc
   scalebayes fit runs.csv --law my_law.toml --prior alpha="Gamma(concentration=4, rate=12)"
   scalebayes fit runs.csv --column N="non-embedding params" --column loss=val_bpb --out fit.nc
-  scalebayes fit scaling_results.csv --run-id sweep model total_steps peak_lr \\
-      --step current_steps --end total_steps --column N=N --column D=D --column C=C \\
-      --column loss=loss --out curves.nc   # learning curves: finished runs only
+  scalebayes fit scaling_results.csv --run-id N peak_lr total_steps \\
+      --step current_steps --end total_steps --out curves.nc   # learning curves: finished runs
   scalebayes fit ladders.csv --group dataset --pool beta=shared   # groups, partial pooling
   scalebayes fit runs.csv --column C=   # leave the table's FLOPs unread: C = 6 N D
 
