@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -530,6 +531,16 @@ def test_optimal_takes_an_approach_and_3_stays_the_default(tmp_path):
     with pytest.raises(sb.ScalebayesError, match="approach=5"):
         sb.optimal(law_fit, [1e23], approach=5)
     assert estimator(2).approach == "2"
+
+
+def test_the_laws_pointer_to_approach_2_is_not_given_at_a_number_of_unique_tokens():
+    # Approach 2 measures optima on fresh data; the law at U answers another question.
+    runs = sweeps(OFF_CENTRE, seed=3)
+    draws = jittered_draws({**EPOCH_CHINCHILLA, "sigma": 0.01}, rel_sd=0.01, chains=2, draws=5)
+    fit = fit_from_draws("chinchilla", runs, draws)
+    result = SimpleNamespace(n_at_bound=0)
+    assert "isoFLOP sweeps: approach 2" in " ".join(estimator(3).notes(fit, result))
+    assert not estimator(3, unique_tokens=1e10).notes(fit, result)
 
 
 def test_cli_optimal_approach_2_prints_its_own_diagnostics(tmp_path, capsys, truth_fit):

@@ -38,6 +38,8 @@ class LawEstimator(Estimator):
             notes.append(
                 f"{result.n_at_bound} draw-budget pairs have their optimum at the search bound"
             )
+        if self.options.get("unique_tokens") is not None:
+            return notes  # approach 2's optima are on fresh data: not the question asked at U
         try:  # the sweeps approach 2 would use: those whose least loss is inside them
             sweeps = find_budgets(fit.runs, edge_sweeps="drop")
         except ScalebayesError:  # no sweeps to measure optima on: the law is the only way
