@@ -227,7 +227,9 @@ def test_runs_that_repeat_their_data_form_no_sweep():
     found = find_budgets(runs)
     assert list(found.counts) == [4, 4, 4] and not found.used[12:].any()
     assert found.repeated == 12 and "left out 12 run(s) that repeat their data" in str(found)
-    with pytest.raises(sb.IsoflopError, match=r"has 0 \(.*left out 12 run\(s\) that repeat"):
+    with pytest.raises(
+        sb.IsoflopError, match=r"has 0 \(.*no runs on fresh data\); left out 12 run"
+    ):
         find_budgets(sb.load_runs(repeated))
 
 

@@ -201,6 +201,8 @@ def _clusters(labels: np.ndarray, tol: float) -> list[np.ndarray]:
 
 def _group_sizes(groups: list[np.ndarray]) -> str:
     """``"3 group(s) of 16, 16, 16 runs"``, or what a table of no shared budgets is."""
+    if not groups:
+        return "no runs on fresh data"
     if all(len(members) == 1 for members in groups):
         return f"no two of its {len(groups)} runs share a budget"
     sizes = sorted((len(m) for m in groups), reverse=True)
