@@ -168,6 +168,14 @@ def test_commands_whose_approaches_sample_take_quiet(argv):
     assert build_parser().parse_args([*argv, "--quiet"]).quiet
 
 
+def test_keep_best_reaches_every_command_that_reads_runs():
+    from scalebayes.cli import build_parser
+
+    for command in (["fit"], ["backtest"], ["compare", "--laws", "chinchilla"]):
+        args = build_parser().parse_args([command[0], "runs.csv", *command[1:], "--keep-best"])
+        assert args.keep_best
+
+
 def test_discrepancy_choices_are_the_library_kinds():
     """--discrepancy's choices are spelled out for a fast --help; they must be the library's."""
     from scalebayes.cli import DISCREPANCY_NAMES

@@ -732,6 +732,23 @@ def test_repeats_over_seeds_are_named_as_such():
         load_runs(frame)
 
 
+def test_keep_best_keeps_each_n_and_ds_least_loss(tmp_path):
+    # A learning-rate sweep per (N, D), as (Mis)Fitting's finished runs: the warning offers
+    # keep_best, which keeps each (N, D)'s tuned run, each still named by its file's line.
+    frame = pd.DataFrame(
+        {"N": [1e8, 1e8, 2e8, 2e8, 4e8], "D": [2e9, 2e9, 4e9, 4e9, 8e9],
+         "loss": [3.3, 3.1, 2.9, 3.0, 2.7], "lr": [1e-3, 2e-3, 1e-3, 2e-3, 1e-3]}
+    )  # fmt: skip
+    with pytest.warns(DataWarning, match=r"'lr' \(2 values\).*hyperparameter sweep.*--keep-best"):
+        load_runs(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # no repeats left to warn of
+        runs = load_runs(frame, keep_best=True)
+    assert list(runs.loss) == [3.1, 2.9, 2.7] and list(runs.N) == [1e8, 2e8, 4e8]
+    frame.to_csv(tmp_path / "sweep.csv", index=False)
+    assert list(load_runs(tmp_path / "sweep.csv", keep_best=True).rows) == [3, 4, 6]  # lines
+
+
 def test_a_second_measurement_does_not_tell_duplicate_runs_apart():
     # (Mis)Fitting's table repeats its loss as 'C4 Eval Loss' (240 values in 261 rows): an
     # outcome, not a label of experiments; 'lr' (2 values) is one.

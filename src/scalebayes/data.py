@@ -168,6 +168,7 @@ def load_runs(
     cost_k: float = 6.0,
     c_rtol: float = 0.1,
     accept_inconsistent_c: bool = False,
+    keep_best: bool = False,
 ) -> Runs:
     """Read and validate a table of runs from CSV, TSV, Parquet or a DataFrame.
 
@@ -190,6 +191,10 @@ def load_runs(
     accept_inconsistent_c : bool
         Keep C as given where it fails that check, with a :class:`DataWarning`, instead of
         raising.
+    keep_best : bool
+        Of runs that share N and D (and U and group), keep the one of least loss: for a table
+        whose repeats are a hyperparameter sweep (a learning rate per size and horizon), so that
+        the law is fitted to the tuned runs. Not for repeats over seeds, which measure the noise.
 
     Returns
     -------
@@ -250,6 +255,13 @@ def load_runs(
             if not accept_inconsistent_c:
                 raise raw.error(problem, found["C"], off)
             notes.append(str(raw.error(f"{problem} (kept as given)", found["C"], off)))
+    if keep_best:  # each (N, D)'s tuned run, before the checks (its repeats are gone)
+        keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
+        best = np.zeros(len(table), bool)
+        best[table.groupby(keys, sort=False)["loss"].idxmin().to_numpy()] = True
+        frame = raw.frame.iloc[best].reset_index(drop=True)
+        raw = dataclasses.replace(raw, frame=frame, row_names=raw.row_names[best])
+        table = table[best].reset_index(drop=True)
     notes += suspicious(raw.frame, table, found, derived, raw.error)
     for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)

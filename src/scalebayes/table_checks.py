@@ -32,6 +32,8 @@ CURVE_MIN_CHECKPOINTS = 20
 # a label each of whose rows is at a distinct D in nine of ten labels ((Mis)Fitting's 17m sweep
 # repeats checkpoints within its 16 runs of 240), among this many columns of fewest values.
 RUN_KEY_SHARE = 0.9
+# Words in a column's name (normalised) that say it is a hyperparameter swept per run.
+HYPERPARAMETERS = ("lr", "learningrate", "weightdecay", "batchsize", "warmup")
 RUN_KEY_CANDIDATES = 12
 
 # Loss rising with compute across the runs this strongly (Spearman's rank correlation of C and
@@ -70,6 +72,9 @@ def suspicious(
         elif apart and "group" not in table:
             hint = (f"; columns that tell them apart: {', '.join(apart)}: if they are separate "
                     "experiments, fit them as groups (--group COLUMN) or one at a time")  # fmt: skip
+            if any(word in normalise(name) for name in apart for word in HYPERPARAMETERS):
+                hint += ("; if they are a hyperparameter sweep, keep each (N, D)'s best run "
+                         "(keep_best=True; CLI: --keep-best)")  # fmt: skip
         problem = f"duplicate runs (same {' and '.join(keys)}), all kept{hint}"
         notes.append(str(error(problem, None, duplicated)))
     notes += _derived_beside_a_named_column(frame, found, derived, error)

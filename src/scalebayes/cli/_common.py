@@ -81,6 +81,12 @@ def add_fit_options(
         help="keep C as given even where it disagrees with k*N*D (warns)",
     )
     p.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="of runs that share N and D (a learning-rate sweep per size and horizon), keep "
+        "the one of least loss; not for repeats over seeds",
+    )
+    p.add_argument(
         "--likelihood",
         choices=("student_t", "normal"),
         default="student_t",
@@ -173,7 +179,7 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def read_runs(args: argparse.Namespace, path: str) -> Runs:
-    """The table of runs at ``path``, read with --column, --group, --cost-k, --accept-inconsistent-c.
+    """The table of runs at ``path``, read with the options that shape it (--column, --keep-best, ...).
 
     With --run-id (``fit``'s learning-curve options) the table holds every checkpoint and only
     finished runs are returned (:func:`scalebayes.curves.load_curves`, its summary printed).
@@ -190,6 +196,7 @@ def read_runs(args: argparse.Namespace, path: str) -> Runs:
         group=getattr(args, "group", None),
         cost_k=args.cost_k,
         accept_inconsistent_c=args.accept_inconsistent_c,
+        keep_best=getattr(args, "keep_best", False),
     )
 
 
