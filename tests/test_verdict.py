@@ -84,6 +84,28 @@ def test_approach_2_is_recommended_with_some_minima_at_edges_not_most_nor_a_fail
     assert recommend(results, {"2": _health(1.004), "3": _health(1.002)}, (), {})[0] == "2"
 
 
+def _pair(first: str, second: str, verdict: str) -> SimpleNamespace:
+    return SimpleNamespace(first=first, second=second, verdict=verdict)
+
+
+def test_the_law_recommended_against_two_approaches_that_agree_says_so():
+    # (Mis)Fitting's finished runs, the best learning rate each: approaches 1 and 2 put N* within
+    # 10 % of each other, the law 7x above both; approach 2 has most minima at an edge.
+    sweeps = SimpleNamespace(fit=SimpleNamespace(
+        edge=np.array([True] * 5 + [False] * 3), budgets=SimpleNamespace(n_budgets=8)))  # fmt: skip
+    results = {"1": SimpleNamespace(), "2": sweeps, "3": SimpleNamespace()}
+    health = {key: _health(1.004) for key in results}
+    outvoted = (
+        _pair("1", "2", "unclear"),
+        _pair("1", "3", "disagree"),
+        _pair("2", "3", "disagree"),
+    )
+    key, why = recommend(results, health, outvoted, {})
+    assert key == "3" and "both disagree with the law" in why
+    split = (_pair("1", "2", "disagree"), *outvoted[1:])  # the two part too: no caution
+    assert "both disagree" not in recommend(results, health, split, {})[1]
+
+
 def test_the_cli_offers_every_approach_and_all():
     assert set(APPROACHES) == {"1", "2", "3"}
     with pytest.raises(sb.ScalebayesError, match="approach='x'"):

@@ -256,6 +256,18 @@ def usable(diagnostics: Diagnostics) -> bool:
     return diagnostics.max_rhat < 1.05 and diagnostics.n_divergent <= 10
 
 
+def _outvoted(pairs: tuple[Pair, ...]) -> str:
+    """A caution where the two approaches that measure optima agree and both part from the law."""
+    verdicts = {(p.first, p.second): p.verdict for p in pairs}
+    apart = verdicts.get(("1", "3")) == verdicts.get(("2", "3")) == "disagree"
+    if not apart or verdicts.get(("1", "2")) == "disagree":
+        return ""
+    return (
+        "; but approaches 1 and 2, each weak here, do not disagree with each other and both "
+        "disagree with the law: its shape may miss these runs, so take its allocation with care"
+    )
+
+
 def recommend(
     results: Mapping[str, Any],
     diagnostics: Mapping[str, Diagnostics],
@@ -311,6 +323,7 @@ def recommend(
     if "1" in results:
         others.append("1: a cross-check only, it held 11 of 27 held-out optima in the backtest")
     if "3" in results:
-        return "3", "the others cannot be trusted on this table (" + "; ".join(others) + ")"
+        why = "the others cannot be trusted on this table (" + "; ".join(others) + ")"
+        return "3", why + _outvoted(pairs)
     key = sorted(results)[0]
     return key, "the only approach that ran"
