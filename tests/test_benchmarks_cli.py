@@ -23,6 +23,7 @@ SCRIPTS = sorted(
 # Scripts that do real work without data: batch_cpu, calibration and discrepancy_truth simulate,
 # gp_geometry runs its simulated half.
 SIMULATED = {
+    "allocation_drift_truth.py",
     "batch_cpu.py",
     "calibration.py",
     "discrepancy_truth.py",
