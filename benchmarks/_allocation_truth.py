@@ -33,6 +33,12 @@ SIM_NOISE = 0.01
 BENT = {"A2": 1.6e5, "alpha2": 0.7}
 
 
+def design_record(**more: Any) -> dict[str, Any]:
+    """The simulated design as results files record it, with ``more`` of a study's own."""
+    return {"budgets": SIM_BUDGETS.tolist(), "runs_per_sweep": SIM_RUNS, "span_ln_N": SIM_SPAN,
+            "noise": SIM_NOISE, "beyond": BEYOND, **more}  # fmt: skip
+
+
 def interval(values: Any) -> dict[str, float]:
     """Median and 90 % equal-tailed interval of per-draw values."""
     flat = np.asarray(values).ravel()
@@ -236,15 +242,7 @@ def truth(args: argparse.Namespace) -> None:
                 "extrapolation": args.extrapolation,
                 "models": {name: repr(model) for name, model in models.items()},
             },
-            "design": {
-                "budgets": SIM_BUDGETS.tolist(),
-                "runs_per_sweep": SIM_RUNS,
-                "span_ln_N": SIM_SPAN,
-                "noise": SIM_NOISE,
-                "beyond": BEYOND,
-                "bent_term": BENT,
-                "scatter": args.scatter,
-            },
+            "design": design_record(bent_term=BENT, scatter=args.scatter),
             "truths": truths,
             "summary": summary.to_dict(orient="records"),
             "fits": rows,

@@ -30,7 +30,15 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _allocation_truth import BEYOND, SIM_BUDGETS, SIM_NOISE, SIM_RUNS, SIM_SPAN, interval
+from _allocation_truth import (
+    BEYOND,
+    SIM_BUDGETS,
+    SIM_NOISE,
+    SIM_RUNS,
+    SIM_SPAN,
+    design_record,
+    interval,
+)
 from _common import RESULTS, add_data_argument, machine, write_results
 
 DRIFT_SD = 0.02  # the library's drift prior: kappa ~ Normal(0, 0.02) per e-fold
@@ -149,13 +157,7 @@ def main() -> None:
                 "replicates": args.replicates,
                 "drift_sd": DRIFT_SD,
             },
-            "design": {
-                "budgets": SIM_BUDGETS.tolist(),
-                "runs_per_sweep": SIM_RUNS,
-                "span_ln_N": SIM_SPAN,
-                "noise": SIM_NOISE,
-                "beyond": BEYOND,
-            },
+            "design": design_record(),
             "target_coverage_90": [0.85, 0.95],
             "pooled_coverage": pooled,
             "summary": summary.to_dict(orient="records"),
