@@ -32,9 +32,9 @@ CURVE_MIN_CHECKPOINTS = 20
 # a label each of whose rows is at a distinct D in nine of ten labels ((Mis)Fitting's 17m sweep
 # repeats checkpoints within its 16 runs of 240), among this many columns of fewest values.
 RUN_KEY_SHARE = 0.9
+RUN_KEY_CANDIDATES = 12
 # Words in a column's name (normalised) that say it is a hyperparameter swept per run.
 HYPERPARAMETERS = ("lr", "learningrate", "weightdecay", "batchsize", "warmup")
-RUN_KEY_CANDIDATES = 12
 
 # Loss rising with compute across the runs this strongly (Spearman's rank correlation of C and
 # loss) is no scaling of a loss: the public tables read -0.64 (Open-Athena's 8 experiments in one
