@@ -308,19 +308,21 @@ def test_exact_law_reads_no_drift(truth_fit):
 DRIFT = {"a": 0.5, "kappa": -0.04, "p": 0.35, "q": 0.37, "K": 0.1}
 
 
-def drifting_sweeps(seed: int = 5) -> tuple[sb.Runs, float]:
+def drifting_sweeps(
+    seed: int = 5, kappa: float = DRIFT["kappa"], noise: float = 0.003
+) -> tuple[sb.Runs, float]:
     """The runs and ln C_ref; N* of every budget from the curve, L* from Chinchilla's law."""
     rng = np.random.default_rng(seed)
     log_c = np.log(BUDGETS)
     lc = log_c - log_c.mean()
     x_mid = float(np.log(true_n_star(np.exp(log_c.mean()))))
-    x_star = x_mid + DRIFT["a"] * lc + 0.5 * DRIFT["kappa"] * lc**2
+    x_star = x_mid + DRIFT["a"] * lc + 0.5 * kappa * lc**2
     rows = []
     for c, x, offset in zip(BUDGETS, x_star, OFF_CENTRE, strict=True):
         u = x + offset + np.linspace(-1.6, 1.6, 7)
         l_star = 1.82 + 2.1e3 * c ** (-0.17)  # least losses from 3.6 to 2.4, as a law's
         mu = l_star + DRIFT["K"] * valley_np(u - x, DRIFT["p"], DRIFT["q"])
-        loss = mu * np.exp(0.003 * rng.standard_normal(u.size))
+        loss = mu * np.exp(noise * rng.standard_normal(u.size))
         rows.append(pd.DataFrame({"N": np.exp(u), "D": c / (6 * np.exp(u)), "C": c, "loss": loss}))
     return sb.load_runs(pd.concat(rows, ignore_index=True)), float(log_c.mean())
 
@@ -351,6 +353,38 @@ def test_known_drift_is_recovered_and_bends_the_allocation():
     # lands high: here its interval ran from 0.24 to 1.16 above the truth in log N (median +0.55).
     edge = dataclasses.replace(fit, model=dataclasses.replace(fit.model, extrapolation="edge"))
     assert np.log(float(edge.optimal([far]).N.median())) > truth + 0.2
+
+
+@pytest.mark.slow
+def test_drift_drawn_from_its_prior_is_covered_as_often_as_claimed():
+    """Truths whose kappa is drawn from the drift prior: 90 % intervals hold them ~90 % of the time.
+
+    20 tables at 1 % noise, kappa ~ Normal(0, 0.02) per e-fold; a and N* 100x beyond (the quadratic
+    carried on, the truth's own continuation). Calibrated at 0.9, 14 or more of 20 hold the truth
+    with probability 0.989 (binomial), so the bound fails a calibrated model about 1 time in 90;
+    benchmarks/allocation_drift_truth.py measured 91 and 92 of 100, these 20 tables 19 and 18.
+    The widths keep the test from passing on vague intervals: here a's 90 % interval was 0.08
+    wide (median), N*'s 1.5 in log N; the bounds are about twice that.
+    """
+    model = ProfileModel(extrapolation="quadratic")
+    held_a, held_n, widths_a, widths_n = 0, 0, [], []
+    for seed in range(20):
+        kappa = float(np.random.default_rng(seed).normal(0.0, 0.02))
+        runs, log_c_ref = drifting_sweeps(seed=100 + seed, kappa=kappa, noise=0.01)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sb.ConvergenceWarning)
+            fit = sb.fit_isoflops(runs, model=model, seed=seed, chains=2, draws=300, warmup=300)
+        a = np.quantile(fit.a, [0.05, 0.95])
+        held_a += a[0] < DRIFT["a"] < a[1]
+        far = BUDGETS[-1] * 100
+        lc = np.log(far) - log_c_ref
+        truth = np.log(true_n_star(np.exp(log_c_ref))) + DRIFT["a"] * lc + 0.5 * kappa * lc**2
+        n = np.log(np.quantile(fit.optimal([far]).N, [0.05, 0.95]))
+        held_n += n[0] < truth < n[1]
+        widths_a.append(a[1] - a[0])
+        widths_n.append(n[1] - n[0])
+    assert held_a >= 14 and held_n >= 14, (held_a, held_n)
+    assert np.median(widths_a) < 0.16 and np.median(widths_n) < 3.5, (widths_a, widths_n)
 
 
 def test_beyond_the_sweeps_the_curve_goes_on_straight_with_the_edge_exponent(truth_fit):
