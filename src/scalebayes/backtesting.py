@@ -33,20 +33,18 @@ from scalebayes.errors import (
     ScalebayesError,
     UnidentifiableError,
 )
-from scalebayes.fitting import prepare
 from scalebayes.formatting import score_header, score_line
 from scalebayes.holdout import (
     SCORES,
     Cut,
     budget_cuts,
-    cut_runs,
     decade_cuts,
     fit_holdout,
     flop_cuts,
     pool_cuts,
     ratio_cuts,
+    unfittable,
 )
-from scalebayes.preflight import check_identifiable
 from scalebayes.results import Settings
 
 if TYPE_CHECKING:
@@ -259,14 +257,9 @@ def _fittable(
     its top two decades: the default then backtests the top decade alone, and says so. Cuts
     the user chose are refused instead (by :func:`~scalebayes.holdout.fit_holdout`).
     """
-    fitted_law, noise = prepare(law, likelihood, priors)
-    kept, refused = [], []
-    for cut in cuts:
-        try:
-            check_identifiable(fitted_law, noise, runs.subset(cut.mask), where=cut_runs(runs, cut))
-            kept.append(cut)
-        except UnidentifiableError as error:
-            refused.append(str(error))
+    reasons = unfittable(runs, cuts, law, likelihood, priors)
+    kept = [cut for cut, why in zip(cuts, reasons, strict=True) if why is None]
+    refused = [why for why in reasons if why is not None]
     if not kept:
         raise UnidentifiableError(refused[0])
     for message in refused:

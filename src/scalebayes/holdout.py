@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scalebayes.errors import ScalebayesError
+from scalebayes.errors import ScalebayesError, UnidentifiableError
 from scalebayes.fitting import fit_batch, prepare
 from scalebayes.prediction import noise_draws
 from scalebayes.preflight import check_identifiable
@@ -58,6 +58,7 @@ __all__ = [
     "pool_cuts",
     "quantile_cuts",
     "score",
+    "unfittable",
 ]
 
 DEFAULT_QUANTILES = (0.5, 0.6, 0.7, 0.8)
@@ -182,9 +183,24 @@ def flop_cuts(runs: Runs, flops: Sequence[float]) -> list[Cut]:
     return _checked(runs, [Cut.below(runs, c) for c in values])
 
 
-def cut_runs(runs: Runs, cut: Cut) -> str:
-    """Names the runs a cut fits, for messages."""
-    return f"{runs.source}, the fit that holds out {cut.label}"
+def unfittable(
+    runs: Runs,
+    cuts: Sequence[Cut],
+    law: Law | str | os.PathLike[str],
+    likelihood: Likelihood | None = None,
+    priors: Mapping[str, str | Prior] | None = None,
+) -> list[str | None]:
+    """Per cut, why its runs cannot fit ``law`` (the cut named), or None where they can."""
+    fitted_law, noise = prepare(law, likelihood, priors)
+    found: list[str | None] = []
+    for cut in cuts:
+        where = f"{runs.source}, the fit that holds out {cut.label}"
+        try:
+            check_identifiable(fitted_law, noise, runs.subset(cut.mask), where=where)
+            found.append(None)
+        except UnidentifiableError as error:
+            found.append(str(error))
+    return found
 
 
 def _checked(runs: Runs, cuts: list[Cut]) -> list[Cut]:
@@ -294,9 +310,9 @@ def fit_holdout(
     cuts = _checked(runs, list(cuts))
     if not cuts:
         raise ScalebayesError("no cuts: expected at least one")
-    fitted_law, noise = prepare(law, likelihood, priors)
-    for cut in cuts:  # before any sampling, each refusal named by its cut
-        check_identifiable(fitted_law, noise, runs.subset(cut.mask), where=cut_runs(runs, cut))
+    refused = [why for why in unfittable(runs, cuts, law, likelihood, priors) if why]
+    if refused:  # before any sampling, named by its cut
+        raise UnidentifiableError(refused[0])
     settings = Settings.make(settings)
     masks = [np.asarray(cut.mask) for cut in cuts]
     if fit_all:
