@@ -126,6 +126,52 @@ def test_counts_with_a_suffix(tmp_path, cell, value):
     assert runs.N[1] == value and runs.D[1] == value
 
 
+@pytest.mark.parametrize(
+    ("header", "factors"),
+    [("Parameters (M),Tokens (B),loss", (1e6, 1e9)), ("params_B,tokens_T,loss", (1e9, 1e12)),
+     ("N [in millions],D (billions),val/loss", (1e6, 1e9)), ("Model Size (K),tokens (M),loss", (1e3, 1e6))],
+)  # fmt: skip
+def test_a_unit_in_a_column_name_is_counted_in(tmp_path, header, factors):
+    # Tables in papers give parameters in millions and tokens in billions in the header.
+    path = _write(tmp_path / "runs.csv", f"{header}\n100,2,3.1\n200,4,2.9\n")
+    runs = load_runs(path)
+    np.testing.assert_allclose(runs.N, np.array([100, 200]) * factors[0], rtol=1e-15)
+    np.testing.assert_allclose(runs.D, np.array([2, 4]) * factors[1], rtol=1e-15)
+    scaled = [f"x 1e{int(np.log10(f))}" for f in factors if f != 1]
+    assert all(text in str(runs) for text in scaled), str(runs)
+
+
+def test_compute_in_pf_days_or_powers_of_ten(tmp_path):
+    # Kaplan et al. count compute in petaflop/s-days: 1e15 FLOP/s for a day.
+    path = _write(tmp_path / "runs.csv", "N,compute (PF-days),loss\n1e8,1,3.1\n2e8,4,2.9\n")
+    runs = load_runs(path)
+    np.testing.assert_allclose(runs.C, [8.64e19, 4 * 8.64e19])
+    assert "'compute (PF-days)' x 8.64e19 (PF-days)" in str(runs)
+    path = _write(tmp_path / "runs.csv", "N,FLOPs (1e18),loss\n1e8,1.2,3.1\n2e8,4.8,2.9\n")
+    np.testing.assert_allclose(load_runs(path).C, [1.2e18, 4.8e18])
+    # Days are no unit of parameters: the column is not read as N.
+    path = _write(tmp_path / "runs.csv", "params (PF-days),tokens,loss\n1,2e9,3.1\n2,4e9,2.9\n")
+    with pytest.raises(RunsFileError, match="no column for N"):
+        load_runs(path)
+
+
+def test_a_mapped_column_name_counts_in_its_unit_too(tmp_path):
+    path = _write(tmp_path / "runs.csv", "non-emb (M),tokens,loss\n100,2e9,3.1\n200,4e9,2.9\n")
+    runs = load_runs(path, columns={"N": "non-emb (M)"})
+    np.testing.assert_allclose(runs.N, [1e8, 2e8])
+    # An unknown word in brackets is no unit: read as written.
+    path = _write(tmp_path / "runs.csv", "params (total),tokens,loss\n1e8,2e9,3.1\n2e8,4e9,2.9\n")
+    np.testing.assert_allclose(load_runs(path, columns={"N": "params (total)"}).N, [1e8, 2e8])
+
+
+def test_a_unit_in_the_name_and_a_suffix_in_the_cell_is_an_error(tmp_path):
+    # "70B" in a column of billions: 70 billion or 70 billion billion? Neither is guessed.
+    path = _write(tmp_path / "runs.csv", "Params (B),tokens,loss\n0.1,2e9,3.1\n70B,4e9,2.9\n")
+    with pytest.raises(RunsFileError, match=r"line 3, column 'Params \(B\)': the column's name "
+                       r"gives the unit \(B\)"):  # fmt: skip
+        load_runs(path)
+
+
 def test_loss_takes_no_count_suffix(tmp_path):
     path = _write(tmp_path / "runs.csv", "N,D,loss\n1e8,2e9,3.1\n2e8,4e9,2.9k\n")
     with pytest.raises(RunsFileError, match=r"line 3, column 'loss': not a number \(expected "
@@ -216,7 +262,9 @@ def test_wandb_export_names_are_suggested():
                           "eval/loss": [3.1, 2.9], "throughput/total_gflops": [1.2e9, 4.8e9]})  # fmt: skip
     with pytest.raises(RunsFileError) as info:
         load_runs(frame)
-    assert "--column loss=eval/loss --column D=throughput/total_tokens" in str(info.value)
+    # "eval/loss" is eval_loss with W&B's separator: read, not suggested.
+    assert "no column for D or C" in str(info.value)
+    assert "--column D=throughput/total_tokens" in str(info.value)
     assert "gflops" not in str(info.value).split("look like them")[1].split(". Recognised")[0]
 
 

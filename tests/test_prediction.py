@@ -202,6 +202,13 @@ def test_planned_runs_from_a_table():
     found = points_from_table(pd.DataFrame({"N": ["70B", "400M"], "D": ["1.4T", "8e9"]}))
     np.testing.assert_array_equal(found["N"], [7e10, 4e8])
     np.testing.assert_array_equal(found["D"], [1.4e12, 8e9])
+    # A unit in the column's name, as load_runs reads it; and never twice.
+    found = points_from_table(pd.DataFrame({"Params (B)": [70, 0.4], "Tokens (T)": [1.4, 0.008]}))
+    np.testing.assert_allclose(found["N"], [7e10, 4e8])
+    np.testing.assert_allclose(found["D"], [1.4e12, 8e9])
+    with pytest.raises(ScalebayesError, match=r"row 1, column 'Params \(B\)': not a positive "
+                       r"finite plain number \(the column's name gives the unit, B\)"):  # fmt: skip
+        points_from_table(pd.DataFrame({"Params (B)": ["70", "400M"], "Tokens (T)": [1.4, 1]}))
     with pytest.raises(ScalebayesError, match="no N, D or C column"):
         points_from_table(pd.DataFrame({"width": [1024]}))
 

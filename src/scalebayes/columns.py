@@ -14,11 +14,15 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from scalebayes.counts import HeaderUnit, header_unit
+
 CANONICAL = ("N", "D", "C", "loss")
 # A column tells duplicate runs apart when its value differs within this share of their groups.
 SEPARATING_SHARE = 0.9
 
-# Names people use for each column, matched ignoring case, spaces, "_" and "-"; the canonical
+# Names people use for each column, matched ignoring case, spaces, "_", "-", "/", "." and ":"
+# (W&B exports write "eval/loss"), and for the counted columns with a unit at the end
+# ("Parameters (M)", :func:`scalebayes.counts.header_unit`); the canonical
 # name comes first. The key order is the column order of Runs.table; every column except
 # "group" holds positive numbers. Too-vague names ("size", "data") are left out on purpose.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -50,17 +54,45 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# Columns whose name may end with a unit; compute (PF-days) only for C and budget.
+COUNTED = frozenset({"N", "D", "C", "U", "budget"})
+COMPUTE = frozenset({"C", "budget"})
+
+
 def normalise(name: object) -> str:
-    """``name`` as matched: lower case, without spaces, ``_`` and ``-``."""
-    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+    """``name`` as matched: lower case, without spaces, ``_``, ``-``, ``/``, ``.`` and ``:``."""
+    return re.sub(r"[\s_\-/.:]+", "", str(name)).lower()
 
 
 CANONICAL_OF = {normalise(alias): key for key, aliases in ALIASES.items() for alias in aliases}
 
 
 def canonical(name: object) -> str | None:
-    """The canonical column a column called ``name`` holds (:data:`ALIASES`), or None."""
-    return CANONICAL_OF.get(normalise(name))
+    """The canonical column a column called ``name`` holds (:data:`ALIASES`), or None.
+
+    A counted column may carry its unit: ``"Tokens (B)"`` is D (:func:`unit_of` gives the unit).
+    """
+    key = CANONICAL_OF.get(normalise(name))
+    unit = header_unit(name) if key is None else None
+    if unit is not None:
+        key = CANONICAL_OF.get(normalise(unit.base))
+        if key not in COUNTED or (unit.compute and key not in COMPUTE):
+            key = None
+    return key
+
+
+def unit_of(name: object, key: str) -> HeaderUnit | None:
+    """The unit the name of a column read as ``key`` gives it, or None (plain counts).
+
+    Also for a column mapped by hand: ``{"N": "non-embedding params (M)"}`` counts millions.
+    A recognised name is never a unit (``"C"`` alone, ``"tokens"``).
+    """
+    if key not in COUNTED or CANONICAL_OF.get(normalise(name)) is not None:
+        return None
+    unit = header_unit(name)
+    if unit is None or (unit.compute and key not in COMPUTE):
+        return None
+    return unit
 
 
 def suggest(names: Iterable[object]) -> dict[str, list[str]]:

@@ -5,9 +5,16 @@ tokens, FLOPs, budgets) with :func:`parse_counts`. A suffix is a power of a thou
 else: K thousand, M million, B billion, T trillion, in either case. Separators ("1,000"), units
 ("7 GB", "3%") and a suffix after an exponent ("1e3K") stay errors: each could mean more than
 one number.
+
+A column's name may give its unit instead (:func:`header_unit`): "Parameters (M)", "tokens [B]",
+"params_B", "FLOPs (1e21)", "compute (PF-days)". Its cells are then plain numbers of that unit.
 """
 
 from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,6 +23,66 @@ import pandas as pd
 # compute, and "7G" of parameters is not how anyone writes them.
 SUFFIXES = {"k": 3, "m": 6, "b": 9, "t": 12}
 _PATTERN = r"^([+-]?(?:\d+\.?\d*|\.\d+))\s*([kmbtKMBT])$"
+# Units a column's name may end with: in brackets, "Parameters (M)", "tokens [in billions]",
+# "FLOPs (1e21)"; or a bare suffix after a separator, "params_B", "tokens T".
+_BRACKETED = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*(?:in\s+)?(?P<unit>[^()\[\]]+?)\s*[)\]]$")
+_BARE = re.compile(r"^(?P<base>.*?[^\s_\-])[\s_\-]+(?P<unit>[kmbtKMBT]|bn|Bn|BN)$")
+_WORDS = {"bn": 9, "thousand": 3, "thousands": 3, "million": 6, "millions": 6, "billion": 9,
+          "billions": 9, "trillion": 12, "trillions": 12}  # fmt: skip
+_POWER = re.compile(r"^(?:1e\+?|10\^|10\*\*)(\d{1,2})$")
+# A petaflop/s-day, Kaplan et al. (2020)'s unit of compute: 1e15 FLOP/s for 86 400 s.
+PF_DAY = 8.64e19
+_PF_DAYS = frozenset({"pfdays", "pfday", "pfsdays", "pfsday", "petaflopdays", "petaflopday",
+                      "petaflopsdays", "petaflopsday"})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeaderUnit:
+    """The unit a column's name gives.
+
+    ``base`` the name without it, ``text`` the unit as written, ``factor`` what one of it counts
+    (``"M"``: 1e6), ``compute`` whether it is a unit of FLOPs only (PF-days).
+    """
+
+    base: str
+    text: str
+    factor: float
+    compute: bool = False
+
+    def describe(self) -> str:
+        """The factor as a message shows it: ``"1e6"``, ``"8.64e19 (PF-days)"``."""
+        power = math.log10(self.factor)
+        shown = (
+            f"1e{power:.0f}"
+            if abs(power - round(power)) < 1e-12
+            else f"{self.factor:.3g}".replace("e+", "e")
+        )
+        return f"{shown} (PF-days)" if self.compute else shown
+
+
+def header_unit(name: object) -> HeaderUnit | None:
+    """The unit at the end of a column's name, or None: ``"Tokens (B)"`` counts billions."""
+    text = str(name).strip()
+    for pattern in (_BRACKETED, _BARE):
+        match = pattern.match(text)
+        if match is None:
+            continue
+        unit = match["unit"]
+        lower = unit.lower()
+        power = _POWER.match(lower)
+        if lower in SUFFIXES or lower in _WORDS:
+            return HeaderUnit(match["base"], unit, 10.0 ** {**SUFFIXES, **_WORDS}[lower])
+        if power is not None:
+            return HeaderUnit(match["base"], unit, 10.0 ** int(power[1]))
+        if re.sub(r"[\s\-_/]", "", lower) in _PF_DAYS:
+            return HeaderUnit(match["base"], unit, PF_DAY, compute=True)
+    return None
+
+
+def suffixed(text: pd.Series) -> np.ndarray:
+    """Which cells carry a count suffix (``"70B"``): stripped strings, as :func:`parse_counts`."""
+    plain = pd.to_numeric(text, errors="coerce").to_numpy(float)
+    return text.str.match(_PATTERN).to_numpy(bool) & np.isnan(plain)
 
 
 def parse_counts(text: pd.Series) -> np.ndarray:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalebayes.columns import ALIASES, canonical, normalise, suggest
-from scalebayes.counts import parse_counts
+from scalebayes.columns import ALIASES, COUNTED, canonical, normalise, suggest, unit_of
+from scalebayes.counts import parse_counts, suffixed
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError, name_rows
 from scalebayes.table_checks import suspicious
 
@@ -31,9 +31,6 @@ SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": No
 
 # D above U by more than this factor is data seen more than once (:func:`repeats`).
 REPEAT_FACTOR = 1.01
-
-# Columns of counts, which may be written with a suffix (scalebayes.counts).
-COUNTED = frozenset({"N", "D", "C", "U", "budget"})
 # Cells that mean "no value" (compared in lower case), as pandas reads them by default.
 _MISSING = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null", "none"})
 
@@ -154,9 +151,15 @@ class Runs:
         derived = "".join(f"; derived {formula[name]}" for name in self.derived)
         groups = f"; {self.table['group'].nunique()} groups" if "group" in self.table else ""
         unique = f", {span('U', '.2e')}" if "U" in self.table else ""
+        units = [
+            f"{column!r} x {unit.describe()}"
+            for key, column in self.column_map.items()
+            if (unit := unit_of(column, key)) is not None
+        ]
+        scaled = f"; read {', '.join(units)}" if units else ""
         return (
             f"{len(self)} runs from {self.source}: {span('N', '.2e')}, {span('D', '.2e')}, "
-            f"{span('C', '.2e')}{unique}, {span('loss', '.3f')}{groups}{derived}"
+            f"{span('C', '.2e')}{unique}, {span('loss', '.3f')}{groups}{derived}{scaled}"
         )
 
 
@@ -457,7 +460,8 @@ def _match_columns(raw: _Raw, given: Mapping[str, str | None]) -> dict[str, str]
         accepted = "; ".join(f"{key}: {_accepted(key)}" for key in listed)
         raise raw.error(
             f"no column for {wanted}; found columns {names}{_suggestions(names, found, listed)}. "
-            f"Recognised names (case, spaces, '_' and '-' ignored): {accepted}. Or map yours: "
+            f"Recognised names (case, spaces, '_', '-', '/', '.' and ':' ignored; a unit may "
+            f"end a count's name, 'params (M)', 'tokens_B'): {accepted}. Or map yours: "
             f"columns={{{listed[0]!r}: NAME}} (CLI: --column {listed[0]}=NAME)"
         )
     return found
@@ -495,6 +499,7 @@ def _values(raw: _Raw, key: str, column: str) -> np.ndarray:
         if empty.any():
             raise raw.error("group label is empty", column, empty)
         return values.astype(str).to_numpy()
+    unit = unit_of(column, key)
     if pd.api.types.is_numeric_dtype(values) and not (
         pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values)
     ):
@@ -519,6 +524,15 @@ def _values(raw: _Raw, key: str, column: str) -> np.ndarray:
                 column,
                 not_number,
             )
+        if unit is not None and (both := suffixed(text)).any():
+            raise raw.error(
+                f"the column's name gives the unit ({unit.text}) and these "
+                "cells a suffix too: write plain numbers of the unit, or rename the column",
+                column,
+                both,
+            )
+    if unit is not None:  # "Parameters (M)" counts millions
+        numbers = numbers * unit.factor
     if missing.any():
         raise raw.error(
             "missing value (empty or NaN): every run needs a number here", column, missing

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from scalebayes.counts import parse_counts
+from scalebayes.counts import parse_counts, suffixed
 from scalebayes.errors import RunsFileError, ScalebayesError
 from scalebayes.groups.select import select_group
 from scalebayes.summaries import per_draw, summarise
@@ -298,17 +298,30 @@ def positive_column(
     source: str,
     lines: Sequence[int] | None = None,
     what: str = "number",
+    key: str = "N",
 ) -> np.ndarray:
     """``table[column]`` as floats (counts such as ``70B`` read); an error names rows not > 0.
 
-    Rows are named by ``lines`` (the file's line numbers, header = line 1) or by index labels.
+    A unit in the column's name counts in it (``"Params (B)"``: billions; ``key`` the canonical
+    column it is read as, :func:`scalebayes.columns.unit_of`). Rows are named by ``lines`` (the
+    file's line numbers, header = line 1) or by index labels.
     """
+    from scalebayes.columns import unit_of
+
     column_values = table[column]
+    unit = unit_of(column, key)
+    bad = np.zeros(len(table), bool)
     if pd.api.types.is_numeric_dtype(column_values):
         values = pd.to_numeric(column_values, errors="coerce").to_numpy(float)
     else:
-        values = parse_counts(column_values.astype(str).str.strip())
-    bad = ~(np.isfinite(values) & (values > 0))
+        text = column_values.astype(str).str.strip()
+        values = parse_counts(text)
+        if unit is not None:  # "Params (B)" and "70B": which does the number count?
+            bad = suffixed(text)
+            what = f"plain {what} (the column's name gives the unit, {unit.text})"
+    if unit is not None:
+        values = values * unit.factor
+    bad |= ~(np.isfinite(values) & (values > 0))
     if bad.any():
         names = np.asarray(lines if lines is not None else table.index)[bad].tolist()
         raise RunsFileError(
@@ -337,7 +350,7 @@ def points_from_table(
         if key in (*INPUT_NAMES, "U"):
             if key in found:
                 raise ScalebayesError(f"{source}: two columns mean {key}; keep one")
-            found[key] = positive_column(table, column, source=source, lines=lines)
+            found[key] = positive_column(table, column, source=source, lines=lines, key=key)
     if not found:
         raise ScalebayesError(
             f"{source}: no N, D or C column found (columns: {list(table.columns)})"

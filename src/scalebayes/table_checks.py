@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from scalebayes.columns import normalise, suggest, telling_apart
+from scalebayes.counts import header_unit
 from scalebayes.errors import RunsFileError
 
 # A run's loss is "far off" beyond this many robust sd of log loss from the median run's: on
@@ -80,8 +81,13 @@ def suspicious(
     notes += _derived_beside_a_named_column(frame, found, derived, error)
     tiny = (table["D"] < table["N"] / 1e3).to_numpy()
     if tiny.any():
-        problem = "fewer than 1 token per 1000 parameters: are tokens (or FLOPs) given in billions?"
-        notes.append(str(error(problem, found.get("D", found.get("C")), tiny)))
+        column = found.get("D", found.get("C"))
+        base = unit.base if (unit := header_unit(column)) is not None else column
+        problem = (
+            "fewer than 1 token per 1000 parameters: are tokens (or FLOPs) given in billions? "
+            f"A unit at the end of the column's name counts in it: '{base} (B)'"
+        )
+        notes.append(str(error(problem, column, tiny)))
     high = (table["loss"] > 20).to_numpy()
     if high.any():
         problem = "loss above 20 nats/token: is it a summed loss, a perplexity or in other units?"

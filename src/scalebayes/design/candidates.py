@@ -90,11 +90,20 @@ def candidate_runs(fit: Fit, candidates: pd.DataFrame | str | os.PathLike[str]) 
             "(--unique-tokens U)"
         )
     points = planned_points(fit, **found)
-    cost_columns = [c for c in table.columns if str(c).strip().lower() == "cost"]
+    cost_columns = [c for c in table.columns if _is_cost(c)]
     if cost_columns:
         cost = positive_column(
-            table, cost_columns[0], source=source, lines=lines, what="cost (FLOPs)"
+            table, cost_columns[0], source=source, lines=lines, what="cost (FLOPs)", key="C"
         )
     else:
         cost = points["C"].to_numpy(float)
     return points.assign(cost=cost).reset_index(drop=True)
+
+
+def _is_cost(name: object) -> bool:
+    """Whether a column is the candidates' cost: ``cost``, or with a unit, ``cost (PF-days)``."""
+    from scalebayes.columns import normalise
+    from scalebayes.counts import header_unit
+
+    unit = header_unit(name)
+    return normalise(name) == "cost" or (unit is not None and normalise(unit.base) == "cost")
