@@ -232,3 +232,20 @@ def test_the_approaches_frontier_overlays_each_approachs_band():
     assert (
         "Every approach side by side" in page and page.count("<tr>") == 2 * budgets.size
     )  # a row per (budget, approach)
+
+
+def test_the_side_by_side_text_ends_with_every_approachs_diagnostics_once(capsys):
+    # The recommended approach's diagnostics are in the text with the others': the printer
+    # adds no second copy of them (it did: the last line repeated approach 3's).
+    from argparse import Namespace
+
+    from scalebayes.cli._common import emit
+    from scalebayes.decision_tables import DecisionTable
+
+    health = _health(1.003)
+    text = f"table\napproach 2 {health}\napproach 3 {health}"
+    emit(Namespace(json=False, csv=False),
+         DecisionTable("chinchilla", pd.DataFrame(), text, health, diagnostics_in_text=True))  # fmt: skip
+    assert capsys.readouterr().out.count(str(health)) == 2
+    emit(Namespace(json=False, csv=False), DecisionTable("chinchilla", pd.DataFrame(), "t", health))
+    assert capsys.readouterr().out.count(str(health)) == 1

@@ -40,7 +40,9 @@ class DecisionTable:
     """One decision's result: ``table`` (one row per run or budget), ``text`` and ``meta``.
 
     ``meta`` holds what was asked (probability, target, ...) for machine output;
-    ``diagnostics`` are those of the sampling behind the table (the fit's, or approach 2's own).
+    ``diagnostics`` are those of the sampling behind the table (the fit's, or approach 2's own);
+    ``diagnostics_in_text``: the text already ends with them (every approach's, side by side),
+    so a printer adds no diagnostics line of its own.
     """
 
     law: str
@@ -48,6 +50,7 @@ class DecisionTable:
     text: str
     diagnostics: Diagnostics
     meta: dict[str, Any] = field(default_factory=dict)
+    diagnostics_in_text: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable: the law, ``meta``, one record per row, and the diagnostics."""
@@ -95,6 +98,7 @@ def for_groups(
         "\n\n".join(p.text for p in parts),
         failed[0] if failed else parts[0].diagnostics,
         {"groups": list(fit.groups), **common},
+        diagnostics_in_text=all(p.diagnostics_in_text for p in parts),
     )
 
 
@@ -115,6 +119,7 @@ def _labelled(
         )
     else:
         heading = f"group {group} ({int((fit.runs.group == group).sum())} runs)"
+    own_line = own_line and not result.diagnostics_in_text
     own = f"\n{result.diagnostics}" if own_line and result.diagnostics != fit.diagnostics else ""
     return DecisionTable(
         result.law,
@@ -122,6 +127,7 @@ def _labelled(
         f"{heading}\n{result.text}{own}",
         result.diagnostics,
         {**result.meta, "group": group},
+        diagnostics_in_text=result.diagnostics_in_text,
     )
 
 
@@ -304,7 +310,9 @@ def _all_approaches(
         "diagnostics_by_approach": {k: str(d) for k, d in result.diagnostics.items()},
     }
     diagnostics = result.diagnostics[result.recommended]
-    return DecisionTable(fit.law.name, result.table(), result.summary(), diagnostics, meta)
+    return DecisionTable(
+        fit.law.name, result.table(), result.summary(), diagnostics, meta, diagnostics_in_text=True
+    )
 
 
 def chance_table(

@@ -226,6 +226,8 @@ def emit(args: argparse.Namespace, result: DecisionTable) -> None:
     elif args.csv:
         result.table.to_csv(sys.stdout, index=False)
         print(f"# {diagnostics}")
+    elif result.diagnostics_in_text:
+        print(result)
     else:
         print(result)
         print(diagnostics)
