@@ -193,6 +193,30 @@ def test_a_budget_column_wins_over_compute():
     assert list(found.counts) == [4, 4, 4] and "budget column" in found.source
 
 
+def test_sweeps_planned_with_another_flop_count_are_regrouped_without_a_budget_column():
+    # Planned with a count that adds ~ N^-0.5 to 6ND (attention, embeddings), the runs' 6ND
+    # falls short of each budget most at the small models: up to 0.16 decades, as Marin's do.
+    # Budgets 0.22 decades apart, 9 sizes a sweep spread over 1.3 decades of N.
+    budgets = np.repeat(10 ** np.arange(18.5, 20.3, 0.22), 9)
+    n = np.tile(np.geomspace(1e8, 2e9, 9), budgets.size // 9) * np.sqrt(budgets / budgets[0])
+    planned = 1.0 + 20.0 / np.sqrt(n / 1e5)  # the planners' FLOPs per 6ND
+    d = budgets / (6 * n * planned)
+    offset = np.ptp(np.log10(planned[:9]))
+    assert 0.1 < offset < 0.2, offset
+    runs = sb.load_runs(pd.DataFrame({"N": n, "D": d, "loss": 3.0}))
+    found = find_budgets(runs)
+    assert found.n_budgets == budgets.size // 9 and set(found.counts) == {9}, str(found)
+    truth = np.unique(budgets, return_inverse=True)[1]
+    assert all(len(set(truth[found.index == b])) == 1 for b in range(found.n_budgets))
+    assert "offset that varies with model size" in found.source
+    # Scatter that does not follow the model size (digitised points) is left as it is.
+    rng = np.random.default_rng(1)
+    jittered = budgets * 10 ** rng.uniform(-0.02, 0.02, budgets.size)
+    runs = sb.load_runs(pd.DataFrame({"N": n, "C": jittered, "loss": 3.0}))
+    found = find_budgets(runs)
+    assert found.n_budgets == budgets.size // 9 and "offset" not in found.source
+
+
 def test_sweeps_with_their_least_loss_at_an_end_are_left_out_when_asked():
     """A sweep whose least loss is at its smallest or largest model shows no valley."""
     n = np.tile(np.geomspace(1e8, 1e9, 5), 4)
