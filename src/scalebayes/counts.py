@@ -34,6 +34,12 @@ _POWER = re.compile(r"^(?:1e\+?|10\^|10\*\*)(\d{1,2})$")
 PF_DAY = 8.64e19
 _PF_DAYS = frozenset({"pfdays", "pfday", "pfsdays", "pfsday", "petaflopdays", "petaflopday",
                       "petaflopsdays", "petaflopsday"})  # fmt: skip
+# FLOPs with an SI prefix, as logging tools count compute: "GFLOPs", "(PFLOPs)", Marin's W&B
+# "throughput/total_gflops". Compute only; the name keeps its "FLOPs" ("total_gflops" reads as
+# the column "total_flops").
+_PREFIXES = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21}
+_PREFIXED = re.compile(r"^(?P<lead>(?:.*[\s_\-/.:])?)(?P<unit>(?P<prefix>[kmgtpez])(?P<flops>flops?))$",
+                       re.IGNORECASE)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class HeaderUnit:
     """The unit a column's name gives.
 
     ``base`` the name without it, ``text`` the unit as written, ``factor`` what one of it counts
-    (``"M"``: 1e6), ``compute`` whether it is a unit of FLOPs only (PF-days).
+    (``"M"``: 1e6), ``compute`` whether it is a unit of FLOPs only (PF-days, GFLOPs).
     """
 
     base: str
@@ -57,12 +63,16 @@ class HeaderUnit:
             if abs(power - round(power)) < 1e-12
             else f"{self.factor:.3g}".replace("e+", "e")
         )
-        return f"{shown} (PF-days)" if self.compute else shown
+        return f"{shown} ({self.text})" if self.compute else shown
 
 
 def header_unit(name: object) -> HeaderUnit | None:
     """The unit at the end of a column's name, or None: ``"Tokens (B)"`` counts billions."""
     text = str(name).strip()
+    prefixed = _PREFIXED.match(text)
+    if prefixed is not None:  # "total_gflops": the total_flops, in billions
+        factor = 10.0 ** _PREFIXES[prefixed["prefix"].lower()]
+        return HeaderUnit(prefixed["lead"] + prefixed["flops"], prefixed["unit"], factor, True)
     for pattern in (_BRACKETED, _BARE):
         match = pattern.match(text)
         if match is None:
@@ -76,6 +86,9 @@ def header_unit(name: object) -> HeaderUnit | None:
             return HeaderUnit(match["base"], unit, 10.0 ** int(power[1]))
         if re.sub(r"[\s\-_/]", "", lower) in _PF_DAYS:
             return HeaderUnit(match["base"], unit, PF_DAY, compute=True)
+        if (inner := _PREFIXED.match(unit)) is not None and not inner["lead"]:  # "(GFLOPs)"
+            factor = 10.0 ** _PREFIXES[inner["prefix"].lower()]
+            return HeaderUnit(match["base"], unit, factor, compute=True)
     return None
 
 
