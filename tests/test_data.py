@@ -182,6 +182,42 @@ def test_a_unit_in_the_name_and_a_suffix_in_the_cell_is_an_error(tmp_path):
         load_runs(path)
 
 
+def test_where_reads_one_experiment_of_a_shared_file_and_keeps_its_lines(tmp_path):
+    # Open-Athena's table holds 8 experiments; one is fitted at a time without editing the file.
+    text = ("experiment,N,D,budget,loss,outlier\n"
+            "a,1e8,2e9,1.2e18,3.1,False\nb,1e8,2e9,1.2e18,3.0,False\n"
+            "b,2e8,4e9,4.8e18,2.9,True\nb,4e8,8e9,1.92e19,2.8,false\nc,4e8,8e9,1.92e19,x,False\n")  # fmt: skip
+    path = _write(tmp_path / "runs.csv", text)
+    runs = load_runs(path, where={"experiment": "b", "outlier": "False"})
+    np.testing.assert_array_equal(runs.N, [1e8, 4e8])
+    assert runs.rows == (3, 5) and "where experiment=b and outlier=False" in str(runs)
+    # Several values of one column are alternatives; numbers match by value; c's bad cell unread.
+    with pytest.warns(DataWarning, match="duplicate runs"):  # a's and b's first run: same N, D
+        runs = load_runs(path, where={"experiment": ["a", "b"], "budget": "1.2e+18"})
+    assert runs.rows == (2, 3)
+    with pytest.raises(RunsFileError, match=r"where: no row has experiment = 'd'; its values are "
+                       r"'a', 'b', 'c'"):  # fmt: skip
+        load_runs(path, where={"experiment": "d"})
+    with pytest.raises(RunsFileError, match=r"where: column 'run' not found"):
+        load_runs(path, where={"run": "a"})
+    # Errors in the rows read name their lines in the file.
+    with pytest.raises(RunsFileError, match=r"line 6, column 'loss': not a number"):
+        load_runs(path, where={"experiment": "c"})
+
+
+def test_where_on_the_command_line(tmp_path):
+    from scalebayes.cli import build_parser
+    from scalebayes.cli._common import read_runs
+
+    path = _write(tmp_path / "runs.csv", "experiment,N,D,loss\na,1e8,2e9,3.1\nb,1e8,2e9,3.0\n"
+                  "b,2e8,4e9,2.9\nb,4e8,8e9,2.8\n")  # fmt: skip
+    args = build_parser().parse_args(["fit", str(path), "--where", "experiment=b"])
+    assert len(read_runs(args, str(path))) == 3
+    args = build_parser().parse_args(["fit", str(path), "--where", "experiment"])
+    with pytest.raises(ScalebayesError, match="--where 'experiment': expected COLUMN=VALUE"):
+        read_runs(args, str(path))
+
+
 def test_loss_takes_no_count_suffix(tmp_path):
     path = _write(tmp_path / "runs.csv", "N,D,loss\n1e8,2e9,3.1\n2e8,4e9,2.9k\n")
     with pytest.raises(RunsFileError, match=r"line 3, column 'loss': not a number \(expected "
@@ -773,7 +809,7 @@ def test_duplicate_runs_name_the_columns_that_tell_them_apart():
     message = str(record[0].message)
     assert "columns that tell them apart: 'experiment' (2 values)" in message, message
     assert "'run'" not in message and "'dataset'" not in message
-    assert "--group COLUMN" in message
+    assert "--group COLUMN" in message and "--where experiment=VALUE" in message
 
 
 def test_repeats_over_seeds_are_named_as_such():

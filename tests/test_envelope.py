@@ -250,6 +250,18 @@ def test_load_curves_errors_name_the_file_and_its_lines(tmp_path):
         sb.load_curves(path, run="run", step="step", end="end")
 
 
+def test_load_curves_reads_only_the_rows_where_asked_and_names_their_lines(tmp_path):
+    path = tmp_path / "curves.csv"
+    table = curve_table().assign(lab=lambda t: np.where(t.run == "a", "x", "y"))
+    table.loc[3, "loss"] = -1.0  # line 5, run a's final checkpoint: read only where lab = x
+    table.to_csv(path, index=False)
+    # Runs b and c (lab y) are both unfinished: of the 3 runs only these 2 were read.
+    with pytest.raises(sb.RunsFileError, match=r"where lab=y: no finished run among 2 runs"):
+        sb.load_curves(path, run="run", step="step", end="end", where={"lab": "y"})
+    with pytest.raises(sb.RunsFileError, match=r"curves.csv where lab=x: line 5, column 'loss'"):
+        sb.load_curves(path, run="run", step="step", end="end", where={"lab": "x"})
+
+
 def test_load_curves_warnings_name_the_files_lines_and_c_may_be_kept(tmp_path):
     path = tmp_path / "curves.csv"
     table = curve_table().assign(C=lambda t: 6 * t.N * t.D)

@@ -125,10 +125,8 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
 
 def telling_apart(
     frame: pd.DataFrame, duplicated: np.ndarray, groups: np.ndarray, used: Iterable[str]
-) -> list[str]:
-    """Columns not read that tell duplicate runs apart, fewest values first.
-
-    As text: ``"'experiment' (8 values)"``.
+) -> list[tuple[str, int]]:
+    """Columns not read that tell duplicate runs apart, and how many values each has, fewest first.
 
     ``duplicated`` marks the rows of ``frame`` that share their inputs with another, ``groups``
     labels those rows by the inputs they share. A column tells them apart when its value
@@ -153,4 +151,4 @@ def telling_apart(
         within = values[np.asarray(duplicated)].groupby(groups).nunique(dropna=False)
         if (within > 1).mean() >= SEPARATING_SHARE:
             found.append((n_values, str(name)))
-    return [f"{name!r} ({n} values)" for n, name in sorted(found)[:3]]
+    return [(name, n) for n, name in sorted(found)[:3]]

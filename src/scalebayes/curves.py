@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalebayes.data import Runs, load_runs, read_table
+from scalebayes.data import Runs, load_runs
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
+from scalebayes.row_selection import Where, describe, selected_rows
+from scalebayes.table_files import read_table
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ def load_curves(
     columns: Mapping[str, str | None] | None = None,
     cost_k: float = 6.0,
     accept_inconsistent_c: bool = False,
+    where: Where | None = None,
 ) -> Curves:
     """Read a learning-curve table and keep the checkpoints that are finished runs.
 
@@ -81,6 +84,8 @@ def load_curves(
         count as finished runs too.
     columns, cost_k, accept_inconsistent_c
         As in :func:`~scalebayes.data.load_runs` (checked on the finished runs).
+    where : mapping, optional
+        Read only these rows, as :func:`~scalebayes.data.load_runs` does.
 
     Returns
     -------
@@ -93,6 +98,10 @@ def load_curves(
         A named column missing or not numeric, naming the file's lines; or no finished run.
     """
     frame, names, label, row_label = _frame(source)
+    if where:
+        keep = selected_rows(frame, where, lambda problem: RunsFileError(label, problem))
+        frame, names = frame[keep].reset_index(drop=True), names[keep]
+        label = f"{label} {describe(where)}"
     keys = [run] if isinstance(run, str) else list(run)
     for name in [*keys, *(c for c in (step, end, cooled) if c is not None)]:
         if name not in frame.columns:

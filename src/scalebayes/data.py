@@ -10,24 +10,21 @@ coerced silently.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from scalebayes.columns import ALIASES, COUNTED, canonical, normalise, suggest, unit_of
 from scalebayes.counts import parse_counts, suffixed
-from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError, name_rows
+from scalebayes.errors import DataWarning, ScalebayesError, name_rows
+from scalebayes.row_selection import Where, describe, selected_rows
 from scalebayes.table_checks import suspicious
-
-# Accepted suffixes and their field separators (None: Parquet).
-SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
+from scalebayes.table_files import Raw, read_raw
 
 # D above U by more than this factor is data seen more than once (:func:`repeats`).
 REPEAT_FACTOR = 1.01
@@ -172,6 +169,7 @@ def load_runs(
     c_rtol: float = 0.1,
     accept_inconsistent_c: bool = False,
     keep_best: bool = False,
+    where: Where | None = None,
 ) -> Runs:
     """Read and validate a table of runs from CSV, TSV, Parquet or a DataFrame.
 
@@ -198,6 +196,10 @@ def load_runs(
         Of runs that share N and D (and U and group), keep the one of least loss: for a table
         whose repeats are a hyperparameter sweep (a learning rate per size and horizon), so that
         the law is fitted to the tuned runs. Not for repeats over seeds, which measure the noise.
+    where : mapping, optional
+        Read only the rows whose columns hold these values, ``{"experiment": "llama_3__raw_loss"}``
+        (a list of values accepts any; :func:`scalebayes.row_selection.selected_rows`). The
+        runs' source says so; rows keep their lines in the file.
 
     Returns
     -------
@@ -223,7 +225,11 @@ def load_runs(
         )
     if not (np.isfinite(c_rtol) and c_rtol >= 0):
         raise ScalebayesError(f"c_rtol={c_rtol!r}: expected a relative tolerance >= 0")
-    raw = _read(source)
+    raw = read_raw(source)
+    if where:
+        keep = selected_rows(raw.frame, where, raw.error)
+        raw = dataclasses.replace(raw, frame=raw.frame[keep].reset_index(drop=True),
+                                  row_names=raw.row_names[keep], label=f"{raw.label} {describe(where)}")  # fmt: skip
     columns = dict(columns or {})
     if group is not None:
         raw, columns["group"] = _group_column(raw, group)
@@ -285,109 +291,7 @@ def repeats(table: pd.DataFrame) -> np.ndarray:
     return (table["D"] > REPEAT_FACTOR * table["U"]).to_numpy()
 
 
-def read_table(source: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[int]]:
-    """A CSV, TSV or Parquet file as :func:`load_runs` reads it, and each row's line number.
-
-    CSV and TSV cells stay text; lines are the file's own (header = line 1, blank lines
-    counted), Parquet rows numbered from 2 as if written out with the header. Used for tables
-    of planned runs, so that their errors name lines as the runs' do.
-    """
-    raw = _read(os.fspath(source))
-    return raw.frame, [int(line) for line in raw.row_names]
-
-
-@dataclass(frozen=True)
-class _Raw:
-    """The user's table as read, with what is needed to point at its rows."""
-
-    frame: pd.DataFrame
-    label: str  # the path as given, or "<DataFrame>"
-    row_label: str  # "line" (file line numbers, header = 1) or "row" (DataFrame index labels)
-    row_names: np.ndarray  # what each row is called in messages
-
-    def error(
-        self, problem: str, column: str | None = None, mask: np.ndarray | None = None
-    ) -> RunsFileError:
-        rows = None if mask is None else self.row_names[mask].tolist()
-        return RunsFileError(
-            self.label, problem, column=column, rows=rows, row_label=self.row_label
-        )
-
-
-def _read(source: str | os.PathLike[str] | pd.DataFrame) -> _Raw:
-    if isinstance(source, pd.DataFrame):
-        return _Raw(source, "<DataFrame>", "row", source.index.to_numpy())
-    label = os.fspath(source)
-    path = Path(label)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise RunsFileError(
-            label,
-            f"unknown file type {suffix or '(none)'!r}; expected one of {', '.join(SUFFIXES)}",
-        )
-    if not path.is_file():
-        raise RunsFileError(label, "not a file" if path.exists() else "no such file")
-    separator = SUFFIXES[suffix]
-    if separator is None:
-        return _read_parquet(path, label)
-    frame, lines = _read_text(path, label, separator)
-    return _Raw(frame, label, "line", np.asarray(lines))
-
-
-def _read_parquet(path: Path, label: str) -> _Raw:
-    try:
-        frame = pd.read_parquet(path)
-    except ImportError as err:
-        raise ScalebayesError(
-            f'{label}: reading Parquet needs pyarrow: pip install "scalebayes[parquet]"'
-        ) from err
-    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        raise RunsFileError(label, f"cannot be read as Parquet: {err}") from err
-    # A Parquet file has no lines: its rows are numbered as lines of the same table written
-    # out with its header (the first run is line 2), as for CSV; its index is not the user's.
-    return _Raw(frame, label, "line", np.arange(len(frame)) + 2)
-
-
-def _read_text(path: Path, label: str, separator: str) -> tuple[pd.DataFrame, list[int]]:
-    """Every cell as text, and the line each row starts on.
-
-    Read with the csv module rather than pandas so that line numbers stay the file's own across
-    blank lines and quoted line breaks, and so that no cell becomes a number or NaN here.
-    """
-    records: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter=separator, skipinitialspace=True, strict=True)
-            start = 1
-            for record in reader:
-                if any(cell.strip() for cell in record):  # blank lines are skipped, not rows
-                    records.append(record)
-                    lines.append(start)
-                start = reader.line_num + 1
-    except UnicodeDecodeError as err:
-        raise RunsFileError(
-            label, f"not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
-        ) from err
-    except csv.Error as err:
-        raise RunsFileError(label, f"line {reader.line_num}: not valid CSV ({err})") from err
-    if not records:
-        raise RunsFileError(label, "the file is empty (no header, no runs)")
-    header, rows = [name.strip() for name in records[0]], records[1:]
-    ragged = [line for line, row in zip(lines[1:], rows, strict=True) if len(row) != len(header)]
-    if ragged:
-        raise RunsFileError(
-            label,
-            f"expected {len(header)} fields as in the header (line {lines[0]}); check the "
-            "separator, the quoting and trailing separators",
-            rows=ragged,
-            row_label="line",
-        )
-    return pd.DataFrame(rows, columns=header, dtype=object), lines[1:]
-
-
-def _group_column(raw: _Raw, group: str | Sequence[str]) -> tuple[_Raw, str]:
+def _group_column(raw: Raw, group: str | Sequence[str]) -> tuple[Raw, str]:
     """The table with the group column(s) joined into one label column, and its name."""
     names = [group] if isinstance(group, str) else list(group)
     absent = [name for name in names if name not in raw.frame.columns]
@@ -407,7 +311,7 @@ def _accepted(key: str) -> str:
     return ", ".join(repr(alias) for alias in ALIASES[key])
 
 
-def _match_columns(raw: _Raw, given: Mapping[str, str | None]) -> dict[str, str]:
+def _match_columns(raw: Raw, given: Mapping[str, str | None]) -> dict[str, str]:
     """Map canonical names to the user's column names: explicit first, then recognised names.
 
     A name mapped to None is left unread, its recognised column too.
@@ -491,7 +395,7 @@ def _suggestions(names: list[str], found: Mapping[str, str], listed: list[str]) 
     )
 
 
-def _values(raw: _Raw, key: str, column: str) -> np.ndarray:
+def _values(raw: Raw, key: str, column: str) -> np.ndarray:
     """One column of the user's table, checked: str labels for group, else positive float64."""
     values = raw.frame[column]
     if key == "group":

@@ -43,7 +43,7 @@ HYPERPARAMETERS = ("lr", "learningrate", "weightdecay", "batchsize", "warmup")
 RISING_RANK_CORRELATION = 0.5
 RISING_MIN_RUNS = 5
 
-# error(problem, column, rows) -> the error naming them (scalebayes.data's _Raw.error).
+# error(problem, column, rows) -> the error naming them (scalebayes.table_files.Raw.error).
 ErrorFn = Callable[[str, str | None, np.ndarray | None], RunsFileError]
 
 
@@ -65,15 +65,19 @@ def suspicious(
     if duplicated.any() and not notes:  # checkpoints of several runs share (N, D): said above
         groups = table[duplicated].groupby(keys).ngroup().to_numpy()
         apart = telling_apart(frame, duplicated, groups, found.values())
-        seeds = [name for name in apart if "seed" in normalise(name)]
+        shown = [f"{name!r} ({n} values)" for name, n in apart]
+        seeds = [
+            text for (name, _), text in zip(apart, shown, strict=True) if "seed" in normalise(name)
+        ]
         hint = "" if "group" in table else "; if they are separate experiments, add a group column"
         if seeds and len(seeds) == len(apart):  # repeats of one run: draws of the noise
             hint = (f"; they differ in {seeds[0]}: repeats of one run over seeds, which measure "
                     "the noise, nothing to do")  # fmt: skip
         elif apart and "group" not in table:
-            hint = (f"; columns that tell them apart: {', '.join(apart)}: if they are separate "
-                    "experiments, fit them as groups (--group COLUMN) or one at a time")  # fmt: skip
-            if any(word in normalise(name) for name in apart for word in HYPERPARAMETERS):
+            hint = (f"; columns that tell them apart: {', '.join(shown)}: if they are separate "
+                    f"experiments, fit them as groups (--group COLUMN) or one at a time "
+                    f"(where={{{apart[0][0]!r}: VALUE}}; CLI: --where {apart[0][0]}=VALUE)")  # fmt: skip
+            if any(word in normalise(name) for name, _ in apart for word in HYPERPARAMETERS):
                 hint += ("; if they are a hyperparameter sweep, keep each (N, D)'s best run "
                          "(keep_best=True; CLI: --keep-best)")  # fmt: skip
         problem = f"duplicate runs (same {' and '.join(keys)}), all kept{hint}"

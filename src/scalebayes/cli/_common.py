@@ -87,6 +87,14 @@ def add_fit_options(
         "the one of least loss; not for repeats over seeds",
     )
     p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="read only the rows whose COLUMN holds VALUE (repeatable: one column's values are "
+        "alternatives, several columns must all match), e.g. --where experiment=llama_3__raw_loss",
+    )
+    p.add_argument(
         "--likelihood",
         choices=("student_t", "normal"),
         default="student_t",
@@ -151,6 +159,17 @@ def column_map(args: argparse.Namespace) -> dict[str, str | None] | None:
     return columns or None
 
 
+def row_selection(args: argparse.Namespace) -> dict[str, list[str]] | None:
+    """--where's ``COLUMN=VALUE`` items: each column's accepted values, in the order given."""
+    chosen: dict[str, list[str]] = {}
+    for item in getattr(args, "where", None) or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip() or not value.strip():
+            raise ScalebayesError(f"--where {item!r}: expected COLUMN=VALUE")
+        chosen.setdefault(column.strip(), []).append(value.strip())
+    return chosen or None
+
+
 def likelihood_of(args: argparse.Namespace) -> Likelihood:
     """The observation model of --likelihood, --df and --discrepancy."""
     from scalebayes.likelihood import Likelihood
@@ -189,7 +208,7 @@ def read_runs(args: argparse.Namespace, path: str) -> Runs:
     if getattr(args, "run_id", None):
         if getattr(args, "group", None):
             raise ScalebayesError("--run-id (learning curves) and --group: fit one table at a time")
-        return read_curves(args, path, column_map(args))
+        return read_curves(args, path, column_map(args), row_selection(args))
     return load_runs(
         path,
         columns=column_map(args),
@@ -197,6 +216,7 @@ def read_runs(args: argparse.Namespace, path: str) -> Runs:
         cost_k=args.cost_k,
         accept_inconsistent_c=args.accept_inconsistent_c,
         keep_best=getattr(args, "keep_best", False),
+        where=row_selection(args),
     )
 
 

@@ -39,9 +39,15 @@ def add_curve_options(parser: Any) -> None:
 
 
 def read_curves(
-    args: argparse.Namespace, path: str, columns: Mapping[str, str | None] | None
+    args: argparse.Namespace,
+    path: str,
+    columns: Mapping[str, str | None] | None,
+    where: Mapping[str, list[str]] | None = None,
 ) -> Runs:
-    """The finished runs of the learning-curve table at ``path``; prints what was kept."""
+    """The finished runs of the learning-curve table at ``path``; prints what was kept.
+
+    ``where``: read only those rows (--where's selection).
+    """
     from scalebayes.curves import load_curves
 
     curves = load_curves(
@@ -53,6 +59,7 @@ def read_curves(
         columns=columns,
         cost_k=args.cost_k,
         accept_inconsistent_c=args.accept_inconsistent_c,
+        where=where,
     )
     if not getattr(args, "json", False):
         print(curves)

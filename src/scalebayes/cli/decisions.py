@@ -296,8 +296,8 @@ def _points(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _read_planned(path: str) -> dict[str, Any]:
-    from scalebayes.data import read_table
     from scalebayes.prediction import points_from_table
+    from scalebayes.table_files import read_table
 
     table, lines = read_table(path)
     return points_from_table(table, source=path, lines=lines)

@@ -72,8 +72,8 @@ def candidate_runs(fit: Fit, candidates: pd.DataFrame | str | os.PathLike[str]) 
     i.e. ``k N D``); for a law of repeated data, a U column too. Errors name the file's lines
     (header = line 1).
     """
-    from scalebayes.data import read_table
     from scalebayes.prediction import planned_points, points_from_table, positive_column
+    from scalebayes.table_files import read_table
 
     if isinstance(candidates, pd.DataFrame):
         table, lines, source = candidates, None, "<candidates>"
