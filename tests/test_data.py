@@ -147,8 +147,9 @@ def test_compute_in_pf_days_or_powers_of_ten(tmp_path):
     runs = load_runs(path)
     np.testing.assert_allclose(runs.C, [8.64e19, 4 * 8.64e19])
     assert "'compute (PF-days)' x 8.64e19 (PF-days)" in str(runs)
-    path = _write(tmp_path / "runs.csv", "N,FLOPs (1e18),loss\n1e8,1.2,3.1\n2e8,4.8,2.9\n")
-    np.testing.assert_allclose(load_runs(path).C, [1.2e18, 4.8e18])
+    for header in ("FLOPs (1e18)", "FLOPs [x10^18]", "C (×1e18)"):
+        path = _write(tmp_path / "runs.csv", f"N,{header},loss\n1e8,1.2,3.1\n2e8,4.8,2.9\n")
+        np.testing.assert_allclose(load_runs(path).C, [1.2e18, 4.8e18])
     # FLOPs with an SI prefix, as W&B logs them (Marin's throughput/total_gflops).
     path = _write(tmp_path / "runs.csv", "N,GFLOPs,loss\n1e8,1.2e9,3.1\n2e8,4.8e9,2.9\n")
     runs = load_runs(path)

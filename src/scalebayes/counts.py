@@ -29,7 +29,7 @@ _BRACKETED = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*(?:in\s+)?(?P<unit>[^()\[\]
 _BARE = re.compile(r"^(?P<base>.*?[^\s_\-])[\s_\-]+(?P<unit>[kmbtKMBT]|bn|Bn|BN)$")
 _WORDS = {"bn": 9, "thousand": 3, "thousands": 3, "million": 6, "millions": 6, "billion": 9,
           "billions": 9, "trillion": 12, "trillions": 12}  # fmt: skip
-_POWER = re.compile(r"^(?:1e\+?|10\^|10\*\*)(\d{1,2})$")
+_POWER = re.compile(r"^(?:[x×*]\s*)?(?:1e\+?|10\^|10\*\*)(\d{1,2})$")
 # A petaflop/s-day, Kaplan et al. (2020)'s unit of compute: 1e15 FLOP/s for 86 400 s.
 PF_DAY = 8.64e19
 _PF_DAYS = frozenset({"pfdays", "pfday", "pfsdays", "pfsday", "petaflopdays", "petaflopday",
