@@ -11,13 +11,17 @@ from typing import Any
 from _common import chinchilla_csv, misfitting_csv, open_athena_csv
 
 
-def datasets(data: Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def datasets(
+    data: Path, names: list[str] | None = None, compute: str = "budget"
+) -> dict[str, dict[str, Any]]:
     """``{name: {"runs": Runs, "holdout": backtest keyword arguments, "budget": FLOPs | None}}``.
 
     Epoch's table holds out the top one and two decades of compute and plans at Chinchilla's
     5.76e23 FLOPs; an Open-Athena sweep holds out its largest one and two budgets. ``data`` is
     the data directory (``--data``); tables whose file is absent are left out (the benchmarks say
-    so).
+    so). ``compute``: an Open-Athena run's C is its sweep's nominal budget (``"budget"``), or
+    ``"6nd"``: 6 N D, the budget column left out, so that sweeps are found from compute alone
+    (Marin's 6ND strays from its budgets by up to 0.16 decades, with model size).
     """
     epoch, open_athena = chinchilla_csv(data), open_athena_csv(data)
     if not (epoch.is_file() or open_athena.is_file()):
@@ -36,9 +40,8 @@ def datasets(data: Path, names: list[str] | None = None) -> dict[str, dict[str, 
     if open_athena.is_file():
         table = pd.read_csv(open_athena)
         for experiment, rows in table.groupby("experiment"):
-            runs = rows[["params", "tokens", "budget", "loss"]].rename(
-                columns={"params": "N", "tokens": "D", "budget": "C"}
-            )
+            read = ["params", "tokens", "loss"] + (["budget"] if compute == "budget" else [])
+            runs = rows[read].rename(columns={"params": "N", "tokens": "D", "budget": "C"})
             with warnings.catch_warnings():
                 # The budget column is the nominal isoFLOP level, a few % off 6 N D (Marin).
                 warnings.simplefilter("ignore")

@@ -64,13 +64,20 @@ def main() -> None:
         help="approach 2's prior of the sweeps' log-curvature spread squared; 'none': each "
         "sweep's curvature its own prior (the model before pooling)",
     )
+    parser.add_argument(
+        "--compute",
+        choices=("budget", "6nd"),
+        default="budget",
+        help="an Open-Athena run's C: its sweep's budget column (default), or 6 N D with the "
+        "budget column left out (sweeps found from compute alone)",
+    )
     parser.add_argument("--truth", action="store_true", help="the known-truth study")
     parser.add_argument("--replicates", type=int, default=6, help="per truth and design (--truth)")
     args = parser.parse_args()
     if args.truth:
         truth(args)
         return
-    tables = datasets(args.data, args.datasets)
+    tables = datasets(args.data, args.datasets, compute=args.compute)
     if not tables:
         print(f"skipped: no public tables found in {args.data}")
         return
