@@ -71,8 +71,8 @@ def header_unit(name: object) -> HeaderUnit | None:
     text = str(name).strip()
     prefixed = _PREFIXED.match(text)
     if prefixed is not None:  # "total_gflops": the total_flops, in billions
-        factor = 10.0 ** _PREFIXES[prefixed["prefix"].lower()]
-        return HeaderUnit(prefixed["lead"] + prefixed["flops"], prefixed["unit"], factor, True)
+        return HeaderUnit(prefixed["lead"] + prefixed["flops"], prefixed["unit"],
+                          _prefix_factor(prefixed), compute=True)  # fmt: skip
     for pattern in (_BRACKETED, _BARE):
         match = pattern.match(text)
         if match is None:
@@ -87,9 +87,13 @@ def header_unit(name: object) -> HeaderUnit | None:
         if re.sub(r"[\s\-_/]", "", lower) in _PF_DAYS:
             return HeaderUnit(match["base"], unit, PF_DAY, compute=True)
         if (inner := _PREFIXED.match(unit)) is not None and not inner["lead"]:  # "(GFLOPs)"
-            factor = 10.0 ** _PREFIXES[inner["prefix"].lower()]
-            return HeaderUnit(match["base"], unit, factor, compute=True)
+            return HeaderUnit(match["base"], unit, _prefix_factor(inner), compute=True)
     return None
+
+
+def _prefix_factor(match: re.Match[str]) -> float:
+    """FLOPs in one of the prefixed unit :data:`_PREFIXED` matched (``"GFLOPs"``: 1e9)."""
+    return 10.0 ** _PREFIXES[match["prefix"].lower()]
 
 
 def suffixed(text: pd.Series) -> np.ndarray:

@@ -10,6 +10,7 @@ decay end) is one too. :func:`load_curves` keeps those and says what it kept and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ import pandas as pd
 
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
-from scalebayes.row_selection import Where, describe, selected_rows
+from scalebayes.row_selection import Where, select
 from scalebayes.table_files import read_table
 
 
@@ -99,9 +100,8 @@ def load_curves(
     """
     frame, names, label, row_label = _frame(source)
     if where:
-        keep = selected_rows(frame, where, lambda problem: RunsFileError(label, problem))
-        frame, names = frame[keep].reset_index(drop=True), names[keep]
-        label = f"{label} {describe(where)}"
+        error = functools.partial(RunsFileError, label)
+        frame, names, label = select(frame, names, label, where, error)
     keys = [run] if isinstance(run, str) else list(run)
     for name in [*keys, *(c for c in (step, end, cooled) if c is not None)]:
         if name not in frame.columns:

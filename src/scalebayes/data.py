@@ -22,7 +22,7 @@ import pandas as pd
 from scalebayes.columns import ALIASES, COUNTED, canonical, normalise, suggest, unit_of
 from scalebayes.counts import parse_counts, suffixed
 from scalebayes.errors import DataWarning, ScalebayesError, name_rows
-from scalebayes.row_selection import Where, describe, selected_rows
+from scalebayes.row_selection import Where, select
 from scalebayes.table_checks import suspicious
 from scalebayes.table_files import Raw, read_raw
 
@@ -227,9 +227,8 @@ def load_runs(
         raise ScalebayesError(f"c_rtol={c_rtol!r}: expected a relative tolerance >= 0")
     raw = read_raw(source)
     if where:
-        keep = selected_rows(raw.frame, where, raw.error)
-        raw = dataclasses.replace(raw, frame=raw.frame[keep].reset_index(drop=True),
-                                  row_names=raw.row_names[keep], label=f"{raw.label} {describe(where)}")  # fmt: skip
+        frame, names, label = select(raw.frame, raw.row_names, raw.label, where, raw.error)
+        raw = dataclasses.replace(raw, frame=frame, row_names=names, label=label)
     columns = dict(columns or {})
     if group is not None:
         raw, columns["group"] = _group_column(raw, group)

@@ -23,6 +23,21 @@ _FALSE = frozenset({"false", "0", "no", "f", "n"})
 Where = Mapping[str, object | Sequence[object]]
 
 
+def select(
+    frame: pd.DataFrame,
+    names: np.ndarray,
+    label: str,
+    where: Where,
+    error: Callable[[str], RunsFileError],
+) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """The rows ``where`` asks for, their names in messages, and the selection's label.
+
+    The label names the source and the selection: ``"runs.csv where experiment=b"``.
+    """
+    keep = selected_rows(frame, where, error)
+    return frame[keep].reset_index(drop=True), names[keep], f"{label} {describe(where)}"
+
+
 def selected_rows(
     frame: pd.DataFrame, where: Where, error: Callable[[str], RunsFileError]
 ) -> np.ndarray:
@@ -36,7 +51,7 @@ def selected_rows(
     for column, wanted in where.items():
         if column not in frame.columns:
             raise error(f"where: column {column!r} not found; columns are {list(frame.columns)}")
-        values = [wanted] if isinstance(wanted, str) or not isinstance(wanted, Sequence) else wanted
+        values = _values(wanted)
         hits = np.zeros(len(frame), bool)
         for value in values:
             hits |= _matches(frame[column], value)
@@ -57,9 +72,13 @@ def describe(where: Where) -> str:
     """The selection as the runs' source names it: ``"where experiment=llama_3__raw_loss"``."""
     parts = []
     for column, wanted in where.items():
-        values = [wanted] if isinstance(wanted, str) or not isinstance(wanted, Sequence) else wanted
-        parts.append(f"{column}={'|'.join(str(v) for v in values)}")
+        parts.append(f"{column}={'|'.join(str(v) for v in _values(wanted))}")
     return "where " + " and ".join(parts)
+
+
+def _values(wanted: object | Sequence[object]) -> list[object]:
+    """One accepted value, or several, as a list."""
+    return [wanted] if isinstance(wanted, str) or not isinstance(wanted, Sequence) else list(wanted)
 
 
 def _matches(cells: pd.Series, value: object) -> np.ndarray:
