@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalebayes.columns import ALIASES, CANONICAL
+from scalebayes.columns import ALIASES, CANONICAL, normalise
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
 
@@ -515,7 +515,7 @@ def test_aliases(tmp_path, header, expected):
 
 
 def test_alias_table():
-    normalised = [re.sub(r"[\s_\-]+", "", a).lower() for names in ALIASES.values() for a in names]
+    normalised = [normalise(a) for names in ALIASES.values() for a in names]
     assert len(normalised) == len(set(normalised)), "an alias must name one column only"
     assert tuple(ALIASES)[:4] == CANONICAL
     assert all(names[0] == key for key, names in ALIASES.items())

@@ -191,6 +191,10 @@ def test_a_budget_column_wins_over_compute():
     runs = sb.load_runs(pd.DataFrame({"N": n, "D": d, "budget": budget, "loss": 3.0}))
     found = find_budgets(runs)
     assert list(found.counts) == [4, 4, 4] and "budget column" in found.source
+    # Other names of the column, and a unit in its name.
+    for name, scale in (("flops_budget", 1.0), ("IsoFLOP", 1.0), ("budget (1e18)", 1e18)):
+        named = sb.load_runs(pd.DataFrame({"N": n, "D": d, name: budget / scale, "loss": 3.0}))
+        assert list(find_budgets(named).compute) == pytest.approx([1e19, 1e20, 1e21], rel=1e-12)
 
 
 def test_sweeps_planned_with_another_flop_count_are_regrouped_without_a_budget_column():

@@ -50,7 +50,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "group": ("group", "groups"),
     "weight": ("weight", "weights"),
     # The nominal compute of the isoFLOP sweep a run belongs to (approach 2 groups runs by it).
-    "budget": ("budget", "isoflop budget", "flop budget", "compute budget"),
+    "budget": ("budget", "isoflop budget", "flop budget", "flops budget", "compute budget",
+               "isoflop", "isoflops", "nominal flops", "nominal compute"),
 }  # fmt: skip
 
 
