@@ -141,6 +141,20 @@ def test_a_unit_in_a_column_name_is_counted_in(tmp_path, header, factors):
     assert all(text in str(runs) for text in scaled), str(runs)
 
 
+def test_a_plain_unit_in_brackets_is_read_as_it_is(tmp_path):
+    header = "Model size (params),Tokens (count),Compute (FLOPs),Loss (nats)"
+    path = _write(tmp_path / "runs.csv", f"{header}\n1e8,2e9,1.2e18,3.1\n2e8,4e9,4.8e18,2.9\n")
+    runs = load_runs(path)
+    assert runs.column_map == {"N": "Model size (params)", "D": "Tokens (count)",
+                               "C": "Compute (FLOPs)", "loss": "Loss (nats)"}  # fmt: skip
+    np.testing.assert_array_equal(runs.C, [1.2e18, 4.8e18])
+    assert "; read" not in str(runs)  # nothing scaled
+    # Bits are not nats: such a loss is not read without being named.
+    path = _write(tmp_path / "bits.csv", "N,D,Loss (bits)\n1e8,2e9,3.1\n2e8,4e9,2.9\n")
+    with pytest.raises(RunsFileError, match="no column for loss"):
+        load_runs(path)
+
+
 def test_compute_in_pf_days_or_powers_of_ten(tmp_path):
     # Kaplan et al. count compute in petaflop/s-days: 1e15 FLOP/s for a day.
     path = _write(tmp_path / "runs.csv", "N,compute (PF-days),loss\n1e8,1,3.1\n2e8,4,2.9\n")

@@ -55,6 +55,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# A loss in the unit it is fitted in: "Loss (nats)", "val_loss [nats/token]".
+_NATS = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*nats?(?:\s*/\s*token)?\s*[)\]]$", re.IGNORECASE)
 # Columns whose name may end with a unit; compute (PF-days) only for C and budget.
 COUNTED = frozenset({"N", "D", "C", "U", "budget"})
 COMPUTE = frozenset({"C", "budget"})
@@ -79,6 +81,8 @@ def canonical(name: object) -> str | None:
         key = CANONICAL_OF.get(normalise(unit.base))
         if key not in COUNTED or (unit.compute and key not in COMPUTE):
             key = None
+    elif key is None and (loss := _NATS.match(str(name).strip())) is not None:
+        key = "loss" if CANONICAL_OF.get(normalise(loss["base"])) == "loss" else None
     return key
 
 
@@ -91,8 +95,8 @@ def unit_of(name: object, key: str) -> HeaderUnit | None:
     if key not in COUNTED or CANONICAL_OF.get(normalise(name)) is not None:
         return None
     unit = header_unit(name)
-    if unit is None or (unit.compute and key not in COMPUTE):
-        return None
+    if unit is None or unit.factor == 1.0 or (unit.compute and key not in COMPUTE):
+        return None  # none, the plain unit ("Compute (FLOPs)"), or not this quantity's
     return unit
 
 

@@ -38,6 +38,9 @@ _PF_DAYS = frozenset({"pfdays", "pfday", "pfsdays", "pfsday", "petaflopdays", "p
 # "throughput/total_gflops". Compute only; the name keeps its "FLOPs" ("total_gflops" reads as
 # the column "total_flops").
 _PREFIXES = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21}
+# Bracketed names of the plain unit, "Compute (FLOPs)", "Model size (params)": a factor of 1.
+_PLAIN = {"count": False, "#": False, "params": False, "parameters": False, "tokens": False,
+          "flop": True, "flops": True}  # fmt: skip
 _PREFIXED = re.compile(r"^(?P<lead>(?:.*[\s_\-/.:])?)(?P<unit>(?P<prefix>[kmgtpez])(?P<flops>flops?))$",
                        re.IGNORECASE)  # fmt: skip
 
@@ -88,6 +91,8 @@ def header_unit(name: object) -> HeaderUnit | None:
             return HeaderUnit(match["base"], unit, PF_DAY, compute=True)
         if (inner := _PREFIXED.match(unit)) is not None and not inner["lead"]:  # "(GFLOPs)"
             return HeaderUnit(match["base"], unit, _prefix_factor(inner), compute=True)
+        if pattern is _BRACKETED and lower in _PLAIN:
+            return HeaderUnit(match["base"], unit, 1.0, compute=_PLAIN[lower])
     return None
 
 
