@@ -149,6 +149,17 @@ def test_a_plain_unit_in_brackets_is_read_as_it_is(tmp_path):
                                "C": "Compute (FLOPs)", "loss": "Loss (nats)"}  # fmt: skip
     np.testing.assert_array_equal(runs.C, [1.2e18, 4.8e18])
     assert "; read" not in str(runs)  # nothing scaled
+    # Kaplan et al.'s columns: which count it is in brackets, compute in PF-days.
+    header = "Parameters (non-embedding),Compute (PF-days),Loss (validation)"
+    path = _write(tmp_path / "kaplan.csv", f"{header}\n1e8,0.01,3.1\n2e8,0.04,2.9\n")
+    runs = load_runs(path)
+    np.testing.assert_allclose(runs.C, [8.64e17, 3.456e18])
+    assert runs.column_map["N"] == "Parameters (non-embedding)"
+    # Two counts of one quantity are a choice the user makes.
+    path = _write(tmp_path / "two.csv", "Parameters (total),Parameters (non-embedding),D,loss\n"
+                  "1.2e8,1e8,2e9,3.1\n2.2e8,2e8,4e9,2.9\n")  # fmt: skip
+    with pytest.raises(RunsFileError, match="could all be N"):
+        load_runs(path)
     # Bits are not nats: such a loss is not read without being named.
     path = _write(tmp_path / "bits.csv", "N,D,Loss (bits)\n1e8,2e9,3.1\n2e8,4e9,2.9\n")
     with pytest.raises(RunsFileError, match="no column for loss"):

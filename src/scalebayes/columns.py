@@ -55,8 +55,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-# A loss in the unit it is fitted in: "Loss (nats)", "val_loss [nats/token]".
-_NATS = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*nats?(?:\s*/\s*token)?\s*[)\]]$", re.IGNORECASE)
+# A note in brackets that leaves the quantity as it is: the loss's own unit ("Loss (nats)",
+# "val_loss [nats/token]", not bits) or which count it is ("Parameters (non-embedding)", as
+# Kaplan et al.'s tables write it). Compared as :func:`normalise` leaves them.
+_NOTED = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*(?P<note>[^()\[\]]+?)\s*[)\]]$")
+_NOTES = frozenset({"nat", "nats", "nattoken", "natstoken", "natspertoken", "nonembedding",
+                    "total", "training", "train", "validation", "valid", "val", "eval", "final",
+                    "test"})  # fmt: skip
 # Columns whose name may end with a unit; compute (PF-days) only for C and budget.
 COUNTED = frozenset({"N", "D", "C", "U", "budget"})
 COMPUTE = frozenset({"C", "budget"})
@@ -81,8 +86,12 @@ def canonical(name: object) -> str | None:
         key = CANONICAL_OF.get(normalise(unit.base))
         if key not in COUNTED or (unit.compute and key not in COMPUTE):
             key = None
-    elif key is None and (loss := _NATS.match(str(name).strip())) is not None:
-        key = "loss" if CANONICAL_OF.get(normalise(loss["base"])) == "loss" else None
+    elif key is None and (noted := _NOTED.match(str(name).strip())) is not None:
+        key = (
+            CANONICAL_OF.get(normalise(noted["base"]))
+            if normalise(noted["note"]) in _NOTES
+            else None
+        )
     return key
 
 
