@@ -667,6 +667,18 @@ def test_tsv_and_txt(tmp_path):
         assert runs.source == str(path)
 
 
+def test_a_csv_with_semicolons_is_read_and_a_decimal_comma_named(tmp_path):
+    # Spreadsheets in locales with a decimal comma separate CSV fields with semicolons.
+    path = _write(tmp_path / "runs.csv", "\ufeffN;D;loss\r\n1e8;2e9;3.1\r\n\r\n2e8;4e9;2.9\r\n")
+    runs = load_runs(path)
+    np.testing.assert_array_equal(runs.loss, [3.1, 2.9])
+    assert runs.rows == (2, 4)
+    path = _write(tmp_path / "comma.csv", "N;D;loss\n1e8;2e9;3,1\n2e8;4e9;2.9\n")
+    with pytest.raises(RunsFileError, match=r"line 2, column 'loss': not a number .*'3,1': "
+                       r"write a decimal point"):  # fmt: skip
+        load_runs(path)
+
+
 def test_tsv_error_line(tmp_path):
     path = _write(tmp_path / "runs.tsv", "N\tD\tloss\n1e8\t2e9\t3.1\n2e8\t4e9\tzz\n")
     with pytest.raises(RunsFileError, match=r"runs\.tsv: line 3, column 'loss': not a number"):

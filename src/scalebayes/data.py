@@ -422,8 +422,14 @@ def _values(raw: Raw, key: str, column: str) -> np.ndarray:
             expected = "plain numbers such as 2.95 or 2.95e0"
         not_number = np.isnan(numbers) & ~missing
         if not_number.any():
+            comma = text[not_number].str.fullmatch(r"[+-]?\d+,\d+")
+            hint = (
+                f"; {text[not_number][comma].iloc[0]!r}: write a decimal point"
+                if comma.any()
+                else ""
+            )
             raise raw.error(
-                f"not a number (expected {expected}, without separators or units)",
+                f"not a number (expected {expected}, without separators or units){hint}",
                 column,
                 not_number,
             )

@@ -11,6 +11,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,7 @@ def _read_text(path: Path, label: str, separator: str) -> tuple[pd.DataFrame, li
     try:
         # utf-8-sig: spreadsheet exports often start with a byte-order mark.
         with path.open(newline="", encoding="utf-8-sig") as handle:
+            separator = _separator(handle, separator)
             reader = csv.reader(handle, delimiter=separator, skipinitialspace=True, strict=True)
             start = 1
             for record in reader:
@@ -123,3 +125,16 @@ def _read_text(path: Path, label: str, separator: str) -> tuple[pd.DataFrame, li
             row_label="line",
         )
     return pd.DataFrame(rows, columns=header, dtype=object), lines[1:]
+
+
+def _separator(handle: TextIO, separator: str) -> str:
+    """``separator``, or ";" for a .csv whose header has semicolons and no commas.
+
+    Spreadsheets in locales with a decimal comma write CSV with semicolons. ``handle`` is left
+    at its start.
+    """
+    header = next((line for line in handle if line.strip()), "")
+    handle.seek(0)
+    if separator == "," and "," not in header and ";" in header:
+        return ";"
+    return separator
