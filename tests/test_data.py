@@ -482,8 +482,9 @@ def test_explicit_mapping_of_one_column_twice():
 def test_unknown_extension(tmp_path):
     path = _write(tmp_path / "runs.xlsx", "params,tokens,loss\n1e8,2e9,3.1\n")
     pattern = rf"{_starts(path)}unknown file type '\.xlsx'; expected one of \.csv, \.tsv"
-    with pytest.raises(RunsFileError, match=pattern):
+    with pytest.raises(RunsFileError, match=pattern) as info:
         load_runs(path)
+    assert str(info.value).endswith("save the sheet as CSV")
 
 
 def test_missing_file(tmp_path):

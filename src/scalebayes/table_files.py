@@ -20,6 +20,7 @@ from scalebayes.errors import RunsFileError, ScalebayesError
 
 # Accepted suffixes and their field separators (None: Parquet).
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
+SPREADSHEETS = frozenset({".xlsx", ".xls", ".xlsm", ".ods", ".numbers"})
 
 
 def read_table(source: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[int]]:
@@ -60,9 +61,11 @@ def read_raw(source: str | os.PathLike[str] | pd.DataFrame) -> Raw:
     path = Path(label)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
+        spreadsheet = "; save the sheet as CSV" if suffix in SPREADSHEETS else ""
         raise RunsFileError(
             label,
-            f"unknown file type {suffix or '(none)'!r}; expected one of {', '.join(SUFFIXES)}",
+            f"unknown file type {suffix or '(none)'!r}; expected one of {', '.join(SUFFIXES)}"
+            + spreadsheet,
         )
     if not path.is_file():
         raise RunsFileError(label, "not a file" if path.exists() else "no such file")
