@@ -244,6 +244,23 @@ def test_where_on_the_command_line(tmp_path):
         read_runs(args, str(path))
 
 
+def test_a_perplexity_is_read_as_its_log_when_there_is_no_loss(tmp_path):
+    # Perplexity = exp(loss in nats per token), as older papers and eval harnesses report it.
+    path = _write(tmp_path / "runs.csv", "params,tokens,val_ppl\n1e8,2e9,22.2\n2e8,4e9,18.2\n")
+    runs = load_runs(path)
+    np.testing.assert_allclose(runs.loss, np.log([22.2, 18.2]), rtol=1e-15)
+    assert "loss = log('val_ppl')" in str(runs)
+    # A loss column wins; a perplexity below 1 is no perplexity; two of them ask which.
+    both = _write(tmp_path / "both.csv", "N,D,loss,ppl\n1e8,2e9,3.1,22.2\n2e8,4e9,2.9,18.2\n")
+    np.testing.assert_array_equal(load_runs(both).loss, [3.1, 2.9])
+    low = _write(tmp_path / "low.csv", "N,D,ppl\n1e8,2e9,0.9\n2e8,4e9,18.2\n")
+    with pytest.raises(RunsFileError, match=r"line 2, column 'ppl': a perplexity is at least 1"):
+        load_runs(low)
+    two = _write(tmp_path / "two.csv", "N,D,val_ppl,test_ppl\n1e8,2e9,22,23\n2e8,4e9,18,19\n")
+    with pytest.raises(RunsFileError, match=r"could all be its perplexity"):
+        load_runs(two)
+
+
 def test_loss_takes_no_count_suffix(tmp_path):
     path = _write(tmp_path / "runs.csv", "N,D,loss\n1e8,2e9,3.1\n2e8,4e9,2.9k\n")
     with pytest.raises(RunsFileError, match=r"line 3, column 'loss': not a number \(expected "

@@ -55,6 +55,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# A perplexity is exp of the loss in nats per token: a column of one is read as its log when
+# the table has no loss column (older papers and some eval harnesses report only perplexity).
+PERPLEXITY = (
+    "perplexity", "ppl", "val_ppl", "valid_ppl", "validation perplexity", "val_perplexity",
+    "eval_ppl", "eval_perplexity", "test_ppl", "test_perplexity", "final_ppl",
+)  # fmt: skip
 # A note in brackets that leaves the quantity as it is: the loss's own unit ("Loss (nats)",
 # "val_loss [nats/token]", not bits) or which count it is ("Parameters (non-embedding)", as
 # Kaplan et al.'s tables write it). Compared as :func:`normalise` leaves them.
@@ -73,6 +79,7 @@ def normalise(name: object) -> str:
 
 
 CANONICAL_OF = {normalise(alias): key for key, aliases in ALIASES.items() for alias in aliases}
+_PERPLEXITY_NAMES = frozenset(normalise(name) for name in PERPLEXITY)
 
 
 def canonical(name: object) -> str | None:
@@ -93,6 +100,11 @@ def canonical(name: object) -> str | None:
             else None
         )
     return key
+
+
+def is_perplexity(name: object) -> bool:
+    """Whether a column's name says it holds a perplexity (:data:`PERPLEXITY`)."""
+    return normalise(name) in _PERPLEXITY_NAMES
 
 
 def unit_of(name: object, key: str) -> HeaderUnit | None:

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalebayes.columns import ALIASES, COUNTED, canonical, normalise, suggest, unit_of
+from scalebayes.columns import (
+    ALIASES,
+    COUNTED,
+    PERPLEXITY,
+    canonical,
+    is_perplexity,
+    normalise,
+    suggest,
+    unit_of,
+)
 from scalebayes.counts import parse_counts, suffixed
 from scalebayes.errors import DataWarning, ScalebayesError, name_rows
 from scalebayes.row_selection import Where, select
@@ -153,6 +162,8 @@ class Runs:
             for key, column in self.column_map.items()
             if (unit := unit_of(column, key)) is not None
         ]
+        if is_perplexity(self.column_map.get("loss", "loss")):
+            units.append(f"loss = log({self.column_map['loss']!r})")
         scaled = f"; read {', '.join(units)}" if units else ""
         return (
             f"{len(self)} runs from {self.source}: {span('N', '.2e')}, {span('D', '.2e')}, "
@@ -307,7 +318,10 @@ def _group_column(raw: Raw, group: str | Sequence[str]) -> tuple[Raw, str]:
 
 
 def _accepted(key: str) -> str:
-    return ", ".join(repr(alias) for alias in ALIASES[key])
+    names = ", ".join(repr(alias) for alias in ALIASES[key])
+    if key == "loss":
+        names += f", or a perplexity, read as its log: {', '.join(map(repr, PERPLEXITY[:4]))} and the like"
+    return names
 
 
 def _match_columns(raw: Raw, given: Mapping[str, str | None]) -> dict[str, str]:
@@ -352,6 +366,15 @@ def _match_columns(raw: Raw, given: Mapping[str, str | None]) -> dict[str, str]:
                 f"columns={{{key!r}: ...}} (CLI: --column {key}=NAME)"
             )
         found[key] = matches[0]
+    if "loss" not in found and "loss" not in unread:
+        perplexities = [n for n in names if is_perplexity(n) and n not in targets]
+        if len(perplexities) > 1:
+            raise raw.error(
+                f"no loss column, and columns {perplexities} could all be its perplexity; say "
+                "which with columns={'loss': ...} (CLI: --column loss=NAME)"
+            )
+        if perplexities:  # read as its log: the loss in nats per token
+            found["loss"] = perplexities[0]
 
     missing = [key for key in ("N", "loss") if key not in found]
     either = "D" not in found and "C" not in found  # one of them is enough: C = k N D
@@ -442,6 +465,10 @@ def _values(raw: Raw, key: str, column: str) -> np.ndarray:
             )
     if unit is not None:  # "Parameters (M)" counts millions
         numbers = numbers * unit.factor
+    if key == "loss" and is_perplexity(column):
+        if (numbers < 1).any():
+            raise raw.error("a perplexity is at least 1 (exp of a loss >= 0)", column, numbers < 1)
+        numbers = np.log(numbers)
     if missing.any():
         raise raw.error(
             "missing value (empty or NaN): every run needs a number here", column, missing
