@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from scalebayes.counts import HeaderUnit, header_unit
+from scalebayes.counts import BRACKETED, HeaderUnit, header_unit
 
 CANONICAL = ("N", "D", "C", "loss")
 # A column tells duplicate runs apart when its value differs within this share of their groups.
@@ -55,22 +55,28 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# Columns whose name may end with a unit; compute (PF-days) only for C and budget.
+COUNTED = frozenset({"N", "D", "C", "U", "budget"})
+COMPUTE = frozenset({"C", "budget"})
 # A perplexity is exp of the loss in nats per token: a column of one is read as its log when
 # the table has no loss column (older papers and some eval harnesses report only perplexity).
 PERPLEXITY = (
     "perplexity", "ppl", "val_ppl", "valid_ppl", "validation perplexity", "val_perplexity",
     "eval_ppl", "eval_perplexity", "test_ppl", "test_perplexity", "final_ppl",
 )  # fmt: skip
-# A note in brackets that leaves the quantity as it is: the loss's own unit ("Loss (nats)",
-# "val_loss [nats/token]", not bits) or which count it is ("Parameters (non-embedding)", as
-# Kaplan et al.'s tables write it). Compared as :func:`normalise` leaves them.
-_NOTED = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*(?P<note>[^()\[\]]+?)\s*[)\]]$")
-_NOTES = frozenset({"nat", "nats", "nattoken", "natstoken", "natspertoken", "nonembedding",
-                    "total", "training", "train", "validation", "valid", "val", "eval", "final",
-                    "test"})  # fmt: skip
-# Columns whose name may end with a unit; compute (PF-days) only for C and budget.
-COUNTED = frozenset({"N", "D", "C", "U", "budget"})
-COMPUTE = frozenset({"C", "budget"})
+# A note in brackets that leaves the quantity as it is, and the columns it may note (None: any):
+# the plain unit ("Compute (FLOPs)", "Model size (params)", "Loss (nats)"; not bits) or which
+# count or loss it is ("Parameters (non-embedding)", as Kaplan et al.'s tables write it).
+# Compared as :func:`normalise` leaves them.
+_LOSS_NOTE = frozenset({"loss"})
+_NOTES: dict[str, frozenset[str] | None] = {
+    "flop": COMPUTE, "flops": COMPUTE, "count": None, "#": None,
+    "params": frozenset({"N"}), "parameters": frozenset({"N"}),
+    "nonembedding": frozenset({"N"}), "tokens": frozenset({"D", "U"}),
+    "nat": _LOSS_NOTE, "nats": _LOSS_NOTE, "nattoken": _LOSS_NOTE, "natstoken": _LOSS_NOTE,
+    "natspertoken": _LOSS_NOTE, "total": None, "training": None, "train": None,
+    "validation": None, "valid": None, "val": None, "eval": None, "final": None, "test": None,
+}  # fmt: skip
 
 
 def normalise(name: object) -> str:
@@ -93,12 +99,11 @@ def canonical(name: object) -> str | None:
         key = CANONICAL_OF.get(normalise(unit.base))
         if key not in COUNTED or (unit.compute and key not in COMPUTE):
             key = None
-    elif key is None and (noted := _NOTED.match(str(name).strip())) is not None:
-        key = (
-            CANONICAL_OF.get(normalise(noted["base"]))
-            if normalise(noted["note"]) in _NOTES
-            else None
-        )
+    elif key is None and (noted := BRACKETED.match(str(name).strip())) is not None:
+        note = normalise(noted["unit"])
+        key = CANONICAL_OF.get(normalise(noted["base"])) if note in _NOTES else None
+        if key is not None and _NOTES[note] is not None and key not in _NOTES[note]:
+            key = None  # "params (FLOPs)" is no count of parameters
     return key
 
 
@@ -116,8 +121,8 @@ def unit_of(name: object, key: str) -> HeaderUnit | None:
     if key not in COUNTED or CANONICAL_OF.get(normalise(name)) is not None:
         return None
     unit = header_unit(name)
-    if unit is None or unit.factor == 1.0 or (unit.compute and key not in COMPUTE):
-        return None  # none, the plain unit ("Compute (FLOPs)"), or not this quantity's
+    if unit is None or (unit.compute and key not in COMPUTE):
+        return None
     return unit
 
 

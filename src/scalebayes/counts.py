@@ -24,8 +24,9 @@ import pandas as pd
 SUFFIXES = {"k": 3, "m": 6, "b": 9, "t": 12}
 _PATTERN = r"^([+-]?(?:\d+\.?\d*|\.\d+))\s*([kmbtKMBT])$"
 # Units a column's name may end with: in brackets, "Parameters (M)", "tokens [in billions]",
-# "FLOPs (1e21)"; or a bare suffix after a separator, "params_B", "tokens T".
-_BRACKETED = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*(?:in\s+)?(?P<unit>[^()\[\]]+?)\s*[)\]]$")
+# "FLOPs (1e21)" (scalebayes.columns reads other bracketed notes, "(non-embedding)", with the
+# same pattern); or a bare suffix after a separator, "params_B", "tokens T".
+BRACKETED = re.compile(r"^(?P<base>.*?\S)\s*[(\[]\s*(?:in\s+)?(?P<unit>[^()\[\]]+?)\s*[)\]]$")
 _BARE = re.compile(r"^(?P<base>.*?[^\s_\-])[\s_\-]+(?P<unit>[kmbtKMBT]|bn|Bn|BN)$")
 _WORDS = {"bn": 9, "thousand": 3, "thousands": 3, "million": 6, "millions": 6, "billion": 9,
           "billions": 9, "trillion": 12, "trillions": 12}  # fmt: skip
@@ -38,9 +39,6 @@ _PF_DAYS = frozenset({"pfdays", "pfday", "pfsdays", "pfsday", "petaflopdays", "p
 # "throughput/total_gflops". Compute only; the name keeps its "FLOPs" ("total_gflops" reads as
 # the column "total_flops").
 _PREFIXES = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21}
-# Bracketed names of the plain unit, "Compute (FLOPs)", "Model size (params)": a factor of 1.
-_PLAIN = {"count": False, "#": False, "params": False, "parameters": False, "tokens": False,
-          "flop": True, "flops": True}  # fmt: skip
 _PREFIXED = re.compile(r"^(?P<lead>(?:.*[\s_\-/.:])?)(?P<unit>(?P<prefix>[kmgtpez])(?P<flops>flops?))$",
                        re.IGNORECASE)  # fmt: skip
 
@@ -76,7 +74,7 @@ def header_unit(name: object) -> HeaderUnit | None:
     if prefixed is not None:  # "total_gflops": the total_flops, in billions
         return HeaderUnit(prefixed["lead"] + prefixed["flops"], prefixed["unit"],
                           _prefix_factor(prefixed), compute=True)  # fmt: skip
-    for pattern in (_BRACKETED, _BARE):
+    for pattern in (BRACKETED, _BARE):
         match = pattern.match(text)
         if match is None:
             continue
@@ -91,8 +89,6 @@ def header_unit(name: object) -> HeaderUnit | None:
             return HeaderUnit(match["base"], unit, PF_DAY, compute=True)
         if (inner := _PREFIXED.match(unit)) is not None and not inner["lead"]:  # "(GFLOPs)"
             return HeaderUnit(match["base"], unit, _prefix_factor(inner), compute=True)
-        if pattern is _BRACKETED and lower in _PLAIN:
-            return HeaderUnit(match["base"], unit, 1.0, compute=_PLAIN[lower])
     return None
 
 
