@@ -541,6 +541,10 @@ def test_bad_settings(kwargs, message):
         ("N,training flops,Loss", {"C": "training flops", "loss": "Loss"}),
         ("Parameter-Count,FLOPs,loss", {"N": "Parameter-Count", "C": "FLOPs"}),
         ("n,compute,final-loss", {"N": "n", "C": "compute", "loss": "final-loss"}),
+        (
+            "Non-Embedding Parameters,total_tokens,lm loss",
+            {"N": "Non-Embedding Parameters", "D": "total_tokens", "loss": "lm loss"},
+        ),
     ],
 )
 def test_aliases(tmp_path, header, expected):

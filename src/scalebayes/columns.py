@@ -28,12 +28,13 @@ SEPARATING_SHARE = 0.9
 ALIASES: dict[str, tuple[str, ...]] = {
     "N": (
         "N", "model size", "params", "parameters", "n_params", "num_params", "n_parameters",
-        "num_parameters", "param_count", "parameter_count", "model_params", "total_params",
-        "non-embedding params",
+        "num_parameters", "param_count", "parameter_count", "params_count", "model_params",
+        "total_params", "total parameters", "non-embedding params", "non-embedding parameters",
     ),
     "D": (
         "D", "tokens", "n_tokens", "num_tokens", "training tokens", "train_tokens",
-        "tokens_seen", "tokens_trained", "data size", "dataset size",
+        "tokens_seen", "tokens_trained", "total_tokens", "num_train_tokens", "n_train_tokens",
+        "token_count", "data size", "dataset size",
     ),
     "C": (
         "C", "training FLOP", "training FLOPs", "train_flops", "FLOP", "FLOPs", "total_flops",
@@ -41,7 +42,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "loss": (
         "loss", "val_loss", "valid_loss", "validation loss", "eval_loss", "test_loss",
-        "final_loss", "train_loss", "training loss",
+        "final_loss", "final_val_loss", "final_eval_loss", "dev_loss", "heldout_loss",
+        "lm_loss", "train_loss", "training loss",
     ),
     "U": (
         "U", "unique tokens", "n_unique_tokens", "num_unique_tokens", "unique data",
