@@ -271,30 +271,31 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     # batch of at most --batch runs, as next_runs advises (its importance weights collapse after
     # a few informative runs, and a batch chosen on collapsed weights stops early);
     # the linearised methods (no weights) refit after each level.
-    def posterior_step(fit: Any, chosen: list[int], budget: float) -> tuple[Any, list[int]]:
+    def posterior_step(
+        fit: Any, chosen: list[int], budget: float, seed: int
+    ) -> tuple[Any, list[int]]:
         while True:
             remaining = np.setdiff1d(np.arange(len(pool)), chosen)
             left = budget - float(cost[chosen].sum())
             if left < cost[remaining].min():
                 return fit, chosen
-            result = sb.next_runs(
-                fit, pool.iloc[remaining], objective=objective, budget=left, max_runs=args.batch
-            )
+            result = sb.next_runs(fit, pool.iloc[remaining], objective=objective, budget=left,
+                                  max_runs=args.batch, seed=seed)  # fmt: skip
             if result.batch.empty:
                 return fit, chosen
             chosen = chosen + [int(remaining[j]) for j in result.batch["candidate"]]
-            fit = refit(runs, mask_of(chosen), settings, seed=1)
+            fit = refit(runs, mask_of(chosen), settings, seed=seed + 1)
 
     target_frame = pd.DataFrame({n: table[n].to_numpy()[target] for n in ("N", "D")})
 
     def linearised_step(choose: Callable[..., list[int]]) -> Callable[..., tuple[Any, list[int]]]:
-        def step(fit: Any, chosen: list[int], budget: float) -> tuple[Any, list[int]]:
+        def step(fit: Any, chosen: list[int], budget: float, seed: int) -> tuple[Any, list[int]]:
             remaining = np.setdiff1d(np.arange(len(pool)), chosen)
             left = budget - float(cost[chosen].sum())
             if left >= cost[remaining].min():
                 picked = choose(fit, pool.iloc[remaining], left)
                 chosen = chosen + [int(remaining[j]) for j in picked]
-            return refit(runs, mask_of(chosen), settings, seed=1), chosen
+            return refit(runs, mask_of(chosen), settings, seed=seed + 1), chosen
 
         return step
 
@@ -308,12 +309,18 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
             lambda fit, frame, left: v_optimal(fit, frame, target_frame, left, components=5)
         ),
     }
-    for method, step in adaptive.items():
-        fit, chosen = first, []
-        for level in levels:
-            t = time.perf_counter()
-            fit, chosen = step(fit, chosen, level * pool_compute)
-            record(method, 0, level, chosen, fit, time.perf_counter() - t)
+    # --adaptive-seeds: each adaptive method again from a start fit and refits of other seeds
+    # (and, for posterior, other simulated outcomes), so that its mean is compared, as random's.
+    starts = {0: first}
+    for seed in range(args.adaptive_seeds):
+        if seed not in starts:
+            starts[seed] = refit(runs, start, settings, seed=100 + seed)
+        for method, step in adaptive.items():
+            fit, chosen = starts[seed], []
+            for level in levels:
+                t = time.perf_counter()
+                fit, chosen = step(fit, chosen, level * pool_compute, seed)
+                record(method, seed, level, chosen, fit, time.perf_counter() - t)
 
     all_pool = refit(runs, start | pool_mask, settings, seed=1)
     record("all_pool", 0, 1.0, list(range(len(pool))), all_pool, 0.0)
@@ -334,10 +341,12 @@ BASELINES = ("random", "cheapest", "cost_random", "d_optimal", "v_optimal", "li_
 
 def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """Per budget level: on how many tables ``posterior`` beats every baseline's mean interval
-    score, and on how many it is worse than random by more than random's seed spread."""
+    score, on how many it beats random's, its median ratio to random's, and on how many it is
+    worse than random by more than random's seed spread."""
     out = []
     for level, rows in table[table.method != "all_pool"].groupby("level"):
-        wins = worse = tables = 0
+        wins = worse = beats_random = tables = 0
+        ratios = []
         for _, one in rows.groupby("table"):
             by = one.set_index("method")
             if "posterior" not in by.index:
@@ -348,7 +357,11 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
             wins += bool((ours < others).all())
             spread = by.loc["random", "is90_sd"] if "random" in by.index else 0.0
             worse += bool(ours > by.loc["random", "interval_score_90"] + np.nan_to_num(spread))
+            beats_random += bool(ours < by.loc["random", "interval_score_90"])
+            ratios.append(ours / by.loc["random", "interval_score_90"])
         out.append({"level": level, "tables": tables, "beats_every_baseline": wins,
+                    "beats_random": beats_random,
+                    "median_ratio_to_random": float(np.median(ratios)) if ratios else np.nan,
                     "worse_than_random_beyond_spread": worse})  # fmt: skip
     return pd.DataFrame(out)
 
@@ -368,6 +381,13 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=8, help="posterior: runs per refit")
     parser.add_argument(
+        "--adaptive-seeds",
+        type=int,
+        default=1,
+        help="seeds of the adaptive methods (posterior, D-, V-optimal, Li et al.'s): start fit, "
+        "refits and simulated outcomes (default 1: seed 0, as every run before this option)",
+    )
+    parser.add_argument(
         "--objective",
         choices=("loss", "region"),
         default="loss",
@@ -379,7 +399,16 @@ def main() -> None:
         "--discrepancy", choices=("none", "gp"), default="none", help="model of every fit"
     )
     parser.add_argument("--out", default=str(RESULTS / "design_sequential.json"))
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="no fits: recompute the summary and verdicts of the results file at --out from "
+        "its rows, print them and write them back",
+    )
     args = parser.parse_args()
+    if args.rescore:
+        rescore(Path(args.out))
+        return
     if missing(chinchilla_csv(args.data)):
         return
     import scalebayes as sb
@@ -410,10 +439,24 @@ def main() -> None:
         Path(args.out),
         {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
          "objective": args.objective,
-         "seeds": args.seeds, "chains": args.chains, "draws": args.draws, "tables": results,
+         "seeds": args.seeds, "adaptive_seeds": args.adaptive_seeds, "chains": args.chains,
+         "draws": args.draws, "tables": results,
          "summary": table.to_dict(orient="records"), "verdicts": verdict.to_dict(orient="records"),
          "seconds": time.perf_counter() - start, "machine": machine()},
     )  # fmt: skip
+
+
+def rescore(path: Path) -> None:
+    """The summary and verdicts of a results file, recomputed from its rows and written back."""
+    import json
+
+    results = json.loads(path.read_text())
+    table = summary([row for result in results["tables"] for row in result["rows"]])
+    verdict = verdicts(table)
+    print(verdict.to_string(index=False))
+    results |= {"summary": table.to_dict(orient="records"),
+                "verdicts": verdict.to_dict(orient="records")}  # fmt: skip
+    write_results(path, results)
 
 
 if __name__ == "__main__":
