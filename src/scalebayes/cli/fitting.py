@@ -47,11 +47,9 @@ examples:
   scalebayes fit runs.csv --column C=   # leave the table's FLOPs unread: C = 6 N D
   scalebayes fit isoflops.csv --where experiment=llama_3__raw_loss   # one experiment of a file
 
-Columns are recognised by their usual names (Model Size / params / N, tokens / D,
-Training FLOP / flops / C, loss / val_loss); the missing one of C and D is derived
-with C = k N D (--cost-k, default 6). Counts may carry a suffix (2.8B, 1.4T, 17m) or
-their column's name a unit (Parameters (M), tokens_B, FLOPs (1e21), compute (PF-days)); a
-perplexity column without a loss column is read as its log.
+Columns are recognised by their usual names (Model Size / params / N, tokens / D, Training FLOP
+/ C, loss / val_loss; a unit may end a count's, Parameters (M), FLOPs (1e21), compute (PF-days));
+C = k N D gives the missing one of C and D (--cost-k, default 6); counts may carry a suffix (2.8B).
 Prints medians with 90% intervals, then R-hat, ESS and divergences."""
 
 EXAMPLES_COMPARE = """\
