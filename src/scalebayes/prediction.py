@@ -295,10 +295,10 @@ def positive_column(
     table: pd.DataFrame,
     column: str,
     *,
+    key: str,
     source: str,
     lines: Sequence[int] | None = None,
     what: str = "number",
-    key: str = "N",
 ) -> np.ndarray:
     """``table[column]`` as floats (counts such as ``70B`` read); an error names rows not > 0.
 
