@@ -160,9 +160,15 @@ def test_a_plain_unit_in_brackets_is_read_as_it_is(tmp_path):
                   "1.2e8,1e8,2e9,3.1\n2.2e8,2e8,4e9,2.9\n")  # fmt: skip
     with pytest.raises(RunsFileError, match="could all be N"):
         load_runs(path)
-    # Bits are not nats: such a loss is not read without being named.
-    path = _write(tmp_path / "bits.csv", "N,D,Loss (bits)\n1e8,2e9,3.1\n2e8,4e9,2.9\n")
-    with pytest.raises(RunsFileError, match="no column for loss"):
+    # Bits are not nats: a loss in bits is read times ln 2, and says so.
+    for header in ("Loss (bits)", "val_loss [bits/token]", "loss (bits per byte)"):
+        path = _write(tmp_path / "bits.csv", f"N,D,{header}\n1e8,2e9,3.1\n2e8,4e9,2.9\n")
+        runs = load_runs(path)
+        np.testing.assert_allclose(runs.loss, np.log(2.0) * np.array([3.1, 2.9]), rtol=1e-15)
+        assert f"loss = ln 2 x {header!r} (bits to nats)" in str(runs)
+    # Bits note a loss, not a count.
+    path = _write(tmp_path / "nbits.csv", "N (bits),D,loss\n1e8,2e9,3.1\n2e8,4e9,2.9\n")
+    with pytest.raises(RunsFileError, match="no column for N"):
         load_runs(path)
 
 

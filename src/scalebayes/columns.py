@@ -66,8 +66,11 @@ PERPLEXITY = (
     "perplexity", "ppl", "val_ppl", "valid_ppl", "validation perplexity", "val_perplexity",
     "eval_ppl", "eval_perplexity", "test_ppl", "test_perplexity", "final_ppl",
 )  # fmt: skip
+# A loss in bits (per token or per byte: "Loss (bits)", "loss [bits/token]") is read in nats,
+# times ln 2, the unit the laws' priors are written in.
+_BITS = frozenset({"bit", "bits", "bitstoken", "bitspertoken", "bitsperbyte", "bpb"})
 # A note in brackets that leaves the quantity as it is, and the columns it may note (None: any):
-# the plain unit ("Compute (FLOPs)", "Model size (params)", "Loss (nats)"; not bits) or which
+# the plain unit ("Compute (FLOPs)", "Model size (params)", "Loss (nats)"; bits are scaled) or which
 # count or loss it is ("Parameters (non-embedding)", as Kaplan et al.'s tables write it).
 # Compared as :func:`normalise` leaves them.
 _LOSS_NOTE = frozenset({"loss"})
@@ -78,6 +81,7 @@ _NOTES: dict[str, frozenset[str] | None] = {
     "nat": _LOSS_NOTE, "nats": _LOSS_NOTE, "nattoken": _LOSS_NOTE, "natstoken": _LOSS_NOTE,
     "natspertoken": _LOSS_NOTE, "total": None, "training": None, "train": None,
     "validation": None, "valid": None, "val": None, "eval": None, "final": None, "test": None,
+    **dict.fromkeys(_BITS, _LOSS_NOTE),
 }  # fmt: skip
 
 
@@ -112,6 +116,12 @@ def canonical(name: object) -> str | None:
 def is_perplexity(name: object) -> bool:
     """Whether a column's name says it holds a perplexity (:data:`PERPLEXITY`)."""
     return normalise(name) in _PERPLEXITY_NAMES
+
+
+def loss_in_bits(name: object) -> bool:
+    """Whether a loss column's name says its unit is bits (``"Loss (bits)"``): read times ln 2."""
+    noted = BRACKETED.match(str(name).strip())
+    return noted is not None and normalise(noted["unit"]) in _BITS
 
 
 def unit_of(name: object, key: str) -> HeaderUnit | None:

@@ -25,6 +25,7 @@ from scalebayes.columns import (
     PERPLEXITY,
     canonical,
     is_perplexity,
+    loss_in_bits,
     normalise,
     suggest,
     unit_of,
@@ -164,6 +165,8 @@ class Runs:
         ]
         if is_perplexity(self.column_map.get("loss", "loss")):
             units.append(f"loss = log({self.column_map['loss']!r})")
+        if loss_in_bits(self.column_map.get("loss", "loss")):
+            units.append(f"loss = ln 2 x {self.column_map['loss']!r} (bits to nats)")
         scaled = f"; read {', '.join(units)}" if units else ""
         return (
             f"{len(self)} runs from {self.source}: {span('N', '.2e')}, {span('D', '.2e')}, "
@@ -469,6 +472,8 @@ def _values(raw: Raw, key: str, column: str) -> np.ndarray:
         if (numbers < 1).any():
             raise raw.error("a perplexity is at least 1 (exp of a loss >= 0)", column, numbers < 1)
         numbers = np.log(numbers)
+    if key == "loss" and loss_in_bits(column):
+        numbers = numbers * np.log(2.0)
     if missing.any():
         raise raw.error(
             "missing value (empty or NaN): every run needs a number here", column, missing
