@@ -248,3 +248,12 @@ def test_repeated_data_warn_when_the_law_does_not_read_unique_tokens(tmp_path):
         warnings.simplefilter("error", sb.DataWarning)  # the data-constrained law reads U
         with pytest.raises(UnidentifiableError):
             sb.fit(path, "data_constrained")
+
+
+def test_demo_reads_its_data_as_fit_does(ladder_csv, capsys):
+    # --where on --data is read as fit reads it: a value no row holds is refused before any work.
+    assert main(["demo", "--data", str(ladder_csv), "--where", "N=12", "--figures", ""]) == 2
+    assert "where: no row has N = '12'" in _one_error_line(capsys, quiet=True)
+    # Without --data there is nothing for the table options to read.
+    assert main(["demo", "--where", "experiment=x", "--figures", ""]) == 2
+    assert "say how --data is read" in _one_error_line(capsys, quiet=True)

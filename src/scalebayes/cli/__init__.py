@@ -1,7 +1,7 @@
 """Command-line interface: each command parses, calls one library function, prints its result.
 
-The commands live by what they do: :mod:`~scalebayes.cli.fitting` (fit, show, demo, backtest,
-compare), :mod:`~scalebayes.cli.decisions` (predict, optimal, chance, plan),
+The commands live by what they do: :mod:`~scalebayes.cli.demo` (demo), :mod:`~scalebayes.cli.fitting` (fit,
+show, backtest, compare), :mod:`~scalebayes.cli.decisions` (predict, optimal, chance, plan),
 :mod:`~scalebayes.cli.design` (next),
 :mod:`~scalebayes.cli.figures` (plot, report) and :mod:`~scalebayes.cli.info` (laws, env);
 :mod:`~scalebayes.cli._common` holds what they share. JAX, NumPy and matplotlib are imported
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from scalebayes import __version__, interrupts
-from scalebayes.cli import decisions, design, figures, fitting, info
+from scalebayes.cli import decisions, demo, design, figures, fitting, info
 from scalebayes.cli._common import DISCREPANCY_NAMES, Parser
 from scalebayes.cli.figures import PLOT_KINDS
 from scalebayes.errors import ScalebayesError
@@ -55,6 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scalebayes {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in (fitting, decisions, design, figures, info):
+    for module in (demo, fitting, decisions, design, figures, info):
         module.add_commands(commands)
     return parser

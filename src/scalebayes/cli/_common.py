@@ -46,24 +46,8 @@ class Parser(argparse.ArgumentParser):
         )
 
 
-def add_fit_options(
-    p: argparse.ArgumentParser, *, law: bool = True, discrepancy: str = "auto"
-) -> None:
-    """The options of every command that fits: law, priors, columns, likelihood, NUTS, output."""
-    if law:
-        p.add_argument(
-            "--law",
-            default="chinchilla",
-            help="catalogue name or path to a .toml law file "
-            "(default: chinchilla; see `scalebayes laws`)",
-        )
-    p.add_argument(
-        "--prior",
-        action="append",
-        default=[],
-        metavar='NAME="Family(k=v, ...)"',
-        help="override a prior (repeatable); also sigma (noise on log loss)",
-    )
+def add_table_options(p: argparse.ArgumentParser) -> None:
+    """The options that say how a table of runs is read: columns, rows, C's constant."""
     p.add_argument(
         "--column",
         action="append",
@@ -94,6 +78,27 @@ def add_fit_options(
         help="read only the rows whose COLUMN holds VALUE (repeatable: one column's values are "
         "alternatives, several columns must all match), e.g. --where experiment=llama_3__raw_loss",
     )
+
+
+def add_fit_options(
+    p: argparse.ArgumentParser, *, law: bool = True, discrepancy: str = "auto"
+) -> None:
+    """The options of every command that fits: law, priors, columns, likelihood, NUTS, output."""
+    if law:
+        p.add_argument(
+            "--law",
+            default="chinchilla",
+            help="catalogue name or path to a .toml law file "
+            "(default: chinchilla; see `scalebayes laws`)",
+        )
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar='NAME="Family(k=v, ...)"',
+        help="override a prior (repeatable); also sigma (noise on log loss)",
+    )
+    add_table_options(p)
     p.add_argument(
         "--likelihood",
         choices=("student_t", "normal"),

@@ -1,14 +1,13 @@
-"""The commands that fit: fit, show, demo, backtest, compare.
+"""The commands that fit: fit, show, backtest, compare.
 
 Each parses, calls one library function and prints its result's text or JSON
-(:mod:`scalebayes.describe`, :mod:`scalebayes.demo`, :mod:`scalebayes.backtesting`,
+(:mod:`scalebayes.describe`, :mod:`scalebayes.backtesting`,
 :mod:`scalebayes.law_comparison`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from scalebayes.cli._common import (
     RAW,
-    ProgressBar,
     add_fit_options,
     figures_closed,
     fit_options,
@@ -29,7 +27,7 @@ from scalebayes.cli._common import (
 )
 from scalebayes.cli.curves import add_curve_options
 from scalebayes.errors import OutputError, ScalebayesError
-from scalebayes.outputs import FIT_SUFFIXES, check_file, check_folder
+from scalebayes.outputs import FIT_SUFFIXES, check_file
 
 if TYPE_CHECKING:
     from scalebayes.groups.result import GroupedFit
@@ -81,18 +79,12 @@ lpd (log predictive density per run), higher is better. Then coverage: a calibra
 about 90% of the held-out losses inside its 90% predictive intervals, and their PIT values
 (--plot) are flat. All cut-offs and the all-runs fit share one compiled sampler."""
 
-EXAMPLES_DEMO = """\
-examples:
-  scalebayes demo                       # synthetic Chinchilla-scale isoFLOP ladder, known truth
-  scalebayes demo --data chinchilla.csv # the same on real data
-  scalebayes demo --figures figs/       # write the figures to figs/ (default ./scalebayes-demo/)
-"""
 
 RUNS_HELP = "CSV, TSV or Parquet file with one row per training run"
 
 
 def add_commands(commands: Any) -> None:
-    """Register fit, show, demo, backtest and compare on the CLI's sub-parser collection."""
+    """Register fit, show, backtest and compare on the CLI's sub-parser collection."""
     fit = commands.add_parser(
         "fit",
         help="fit a law to a table of runs (NUTS)",
@@ -131,29 +123,6 @@ def add_commands(commands: Any) -> None:
     show.add_argument("fit", help="a fit written by `scalebayes fit --out`")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_show, needs_jax=False)
-
-    demo = commands.add_parser(
-        "demo",
-        help="the main job end to end on an embedded synthetic ladder (or --data)",
-        epilog=EXAMPLES_DEMO,
-        formatter_class=RAW,
-        description="Simulate a Chinchilla-scale isoFLOP ladder from known constants (Epoch AI's "
-        "refit), fit it, and show the posterior beside the truth.",
-    )
-    demo.add_argument("--data", help="run on this table of runs instead of the synthetic ladder")
-    demo.add_argument("--law", default="chinchilla", help="law to fit (default: chinchilla)")
-    demo.add_argument("--chains", type=int, default=4)
-    demo.add_argument("--draws", type=int, default=1000)
-    demo.add_argument("--warmup", type=int, default=1000)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("-o", "--out", help="also write the fit to this NetCDF file")
-    demo.add_argument(
-        "--figures",
-        default="scalebayes-demo",
-        metavar="DIR",
-        help="write the demo's figures here (default ./scalebayes-demo; '' for none)",
-    )
-    demo.set_defaults(handler=_demo)
 
     backtest = commands.add_parser(
         "backtest",
@@ -345,32 +314,6 @@ def _print_fit(
     print(f"\n{fit if grouped else fit_text(fit)}")
     if saved:
         print(f"saved to {saved}")
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from scalebayes.demo import run_demo
-
-    if args.out:
-        check_file(args.out, suffixes=FIT_SUFFIXES, option="--out")
-    if args.figures:
-        check_folder(args.figures, option="--figures")
-    bar = ProgressBar()
-    drawing = figures_closed() if args.figures else contextlib.nullcontext()
-    with drawing, warnings_to_stderr():
-        demo = run_demo(
-            args.data,
-            law=args.law,
-            figures=args.figures or None,
-            out=args.out,
-            chains=args.chains,
-            draws=args.draws,
-            warmup=args.warmup,
-            seed=args.seed,
-            progress=bar,
-        )
-        bar.close()
-    print(demo)
-    return 0
 
 
 def _backtest(args: argparse.Namespace) -> int:
