@@ -146,6 +146,11 @@ def test_backtest_cli_prints_the_table_and_json(known_backtest, synthetic_runs, 
     first = list(out["cuts"][0])
     assert first.index("interval_score_90") < first.index("coverage_90")
     assert out["all_cuts"]["n_held"] == 27
+    # Each cut lists its held-out runs' scores: which ones missed, and by how much.
+    held = out["cuts"][1]["runs"]
+    assert len(held) == 18 and {"run", "N", "D", "log_loss", "lower_90", "upper_90"} <= set(held[0])
+    inside = [r["lower_90"] <= r["log_loss"] <= r["upper_90"] for r in held]
+    assert np.mean(inside) == pytest.approx(out["cuts"][1]["coverage_90"])
     assert out["all_cuts"]["interval_score_90"] == pytest.approx(
         known_backtest.pooled["interval_score_90"]
     )

@@ -95,11 +95,18 @@ class Backtest:
         return pool_cuts(self.scores)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable: law, budget, one record per cut-off, all cuts pooled, diagnostics."""
+        """JSON-serialisable: law, budget, cut-offs, all cuts pooled, diagnostics.
+
+        Each cut-off's record lists its held-out runs' scores under ``runs``: which runs missed.
+        """
+        cuts = self.table.to_dict(orient="records")
+        for cut, scores in zip(cuts, self.scores or [None] * len(cuts), strict=True):
+            if scores is not None:
+                cut["runs"] = scores.reset_index().to_dict(orient="records")
         return {
             "law": self.law,
             "budget": self.budget,
-            "cuts": self.table.to_dict(orient="records"),
+            "cuts": cuts,
             "all_cuts": {"n_held": int(self.table["n_held"].sum()), **self.pooled},
             "diagnostics": [{**f.diagnostics.to_dict(), "ok": f.diagnostics.ok} for f in self.fits],
         }

@@ -361,7 +361,7 @@ def score(fit: Fit, runs: Runs, held: np.ndarray | None = None, *, seed: int = 0
     Returns
     -------
     DataFrame
-        One row per held-out run, indexed by its row in ``runs``: ``C``; in log loss,
+        One row per held-out run, indexed by its row in ``runs``: ``N``, ``D``, ``C``; in log loss,
         ``log_loss`` (observed), ``median`` and the 90 % and 50 % predictive interval
         (``lower_90``, ``upper_90``, ``lower_50``, ``upper_50``) of a new run's log loss,
         ``error`` (observed minus median: negative means the fit predicted too high a loss),
@@ -398,6 +398,8 @@ def score(fit: Fit, runs: Runs, held: np.ndarray | None = None, *, seed: int = 0
     lpd = np.logaddexp.reduce(log_lik, axis=0) - np.log(n_draws)
     return pd.DataFrame(
         {
+            "N": runs.N[held],
+            "D": runs.D[held],
             "C": runs.C[held],
             "log_loss": y,
             "median": median,
