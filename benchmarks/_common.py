@@ -57,20 +57,12 @@ def missing(path: Path) -> bool:
 def parse_discrepancy(spec: str) -> Any:
     """A discrepancy from ``NAME`` or ``NAME:FIELD=VALUE[;FIELD=VALUE]``.
 
-    E.g. ``gp:curvature_scale=0.002`` or ``gp:amplitude_prior=LogNormal(loc=-4, scale=1)``: the
-    component's own fields, a number where the value reads as one.
+    E.g. ``gp:curvature_scale=0.002`` or ``gp:amplitude_prior=LogNormal(loc=-4, scale=1)``
+    (:func:`scalebayes.discrepancy.from_spec`).
     """
-    from scalebayes.discrepancy import named
+    from scalebayes.discrepancy import from_spec
 
-    def value(text: str) -> Any:
-        try:
-            return float(text)
-        except ValueError:
-            return None if text == "None" else text
-
-    name, _, fields = spec.partition(":")
-    pairs = (item.split("=", 1) for item in fields.split(";") if item)
-    return named(name, **{field: value(text) for field, text in pairs})
+    return from_spec(spec)
 
 
 def add_group_discrepancy_argument(parser: argparse.ArgumentParser) -> None:

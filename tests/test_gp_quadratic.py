@@ -129,3 +129,25 @@ def test_gp_alone_is_the_gp_without_its_quadratic():
     assert names[-1] == f"gp_w{gp.BASIS**2 - 1}"
     assert from_dict(alone.discrepancy.to_dict()) == GPAlone()
     assert Likelihood.from_dict(alone.to_dict()) == alone
+
+
+def test_a_looser_quadratic_from_its_spec_and_on_the_command_line():
+    # "NAME:FIELD=VALUE" is how the CLI and the benchmarks name a variant; the fit says which.
+    from scalebayes.cli import build_parser
+    from scalebayes.discrepancy import from_spec
+
+    looser = from_spec("gp:curvature_scale=0.005")
+    assert looser == GP(curvature_scale=0.005)
+    assert looser.label == "gp(curvature_scale=0.005)" and GP().label == "gp"
+    assert from_spec("gp:curvature_scale=None") == GP(curvature_scale=None)
+    assert from_spec("none") == from_dict("none")
+    with pytest.raises(LawError, match=r"'foo=1' is not FIELD=VALUE of 'gp' \(its fields: "):
+        from_spec("gp:foo=1")
+    with pytest.raises(LawError, match="expected one of"):
+        from_spec("bogus:curvature_scale=1")
+    args = build_parser().parse_args(
+        ["fit", "runs.csv", "--discrepancy", "gp:curvature_scale=0.005"]
+    )
+    assert args.discrepancy == "gp:curvature_scale=0.005"
+    with pytest.raises(SystemExit):  # refused while parsing, before the table is read
+        build_parser().parse_args(["fit", "runs.csv", "--discrepancy", "gp:curvature_scale=-1"])

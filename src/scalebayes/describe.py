@@ -50,7 +50,7 @@ def fit_text(fit: Fit | SavedFit, truth: Mapping[str, float] | None = None) -> s
     discrepancy = fit.likelihood.discrepancy
     model = f"{len(fit.runs)} runs, {fit.likelihood.family} noise on log loss"
     if discrepancy.param_names(fit.law, ()):
-        model += f", {discrepancy.name} discrepancy"
+        model += f", {discrepancy.label} discrepancy"
     lines = [f"law {fit.law.name}: {fit.law.title}    ({model})", parameter_table(fit, truth)]
     wall = fit.settings.wall_time
     if wall:

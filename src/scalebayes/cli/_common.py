@@ -117,8 +117,9 @@ def add_fit_options(
     )
     p.add_argument(
         "--discrepancy",
-        choices=DISCREPANCY_NAMES,
+        type=_discrepancy_spec,
         default=discrepancy,
+        metavar="{" + ",".join(DISCREPANCY_NAMES) + "}[:FIELD=VALUE]",
         help=f"model error beyond noise. {explain}. gp adds a Gaussian process and a quadratic "
         "in the log inputs for what the law misses, so intervals widen beyond the data "
         "(backtests on 9 public tables: 90%% intervals held 88%% of the larger runs, against "
@@ -126,8 +127,9 @@ def add_fit_options(
         "plain law's. gp_alone leaves the quadratic out (its GP stage about 2x faster, narrower "
         "intervals far out: 83%% held). none trusts the law's shape (about 2.5x faster to "
         "fit); curvature fits a quadratic with the law; quadratic fits one off the law's tangent "
-        "space with the law, shared by a grouped fit's groups (their curvature). See README "
-        "'How far can you trust it?'",
+        "space with the law, shared by a grouped fit's groups (their curvature). A component's "
+        "own fields after a colon: gp:curvature_scale=0.005, a looser quadratic (README 'Why "
+        "not a looser quadratic?'). See README 'How far can you trust it?'",
     )
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default 1000)")
@@ -175,6 +177,24 @@ def row_selection(args: argparse.Namespace) -> dict[str, list[str]] | None:
     return chosen or None
 
 
+def _discrepancy_spec(text: str) -> str:
+    """--discrepancy's value, checked while parsing: a name, and any fields it sets."""
+    name = text.partition(":")[0].strip()
+    if name not in DISCREPANCY_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {name!r} (choose from {', '.join(DISCREPANCY_NAMES)}, each with "
+            "optional :FIELD=VALUE)"
+        )
+    if ":" in text:
+        from scalebayes.discrepancy import from_spec
+
+        try:
+            from_spec(text)
+        except ScalebayesError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def likelihood_of(args: argparse.Namespace) -> Likelihood:
     """The observation model of --likelihood, --df and --discrepancy."""
     from scalebayes.likelihood import Likelihood
@@ -186,7 +206,12 @@ def likelihood_of(args: argparse.Namespace) -> Likelihood:
             df = float(args.df)
         except ValueError:
             raise ScalebayesError(f"--df {args.df!r}: expected a number or 'estimate'") from None
-    return Likelihood(family=args.likelihood, df=df, discrepancy=args.discrepancy)
+    discrepancy = args.discrepancy
+    if ":" in discrepancy:
+        from scalebayes.discrepancy import from_spec
+
+        discrepancy = from_spec(discrepancy)
+    return Likelihood(family=args.likelihood, df=df, discrepancy=discrepancy)
 
 
 def fit_options(args: argparse.Namespace) -> dict[str, Any]:

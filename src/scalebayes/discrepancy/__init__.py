@@ -2,12 +2,13 @@
 
 :class:`~scalebayes.discrepancy.base.Discrepancy` is the interface; ``none``, ``curvature``,
 ``quadratic``, ``gp`` and ``gp_alone`` implement it, and ``auto`` picks ``gp`` for laws of at
-most two inputs and ``none`` for more (in a grouped fit: ``quadratic``). :func:`named` builds one from its name (CLI), :func:`from_dict` from a
-saved fit's description.
+most two inputs and ``none`` for more (in a grouped fit: ``quadratic``). :func:`named` builds one from its name, :func:`from_spec` from the CLI's
+``NAME[:FIELD=VALUE;...]``, :func:`from_dict` from a saved fit's description.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, override
 
@@ -91,3 +92,36 @@ __all__ = [
     "from_dict",
     "named",
 ]
+
+
+def from_spec(spec: str) -> Discrepancy:
+    """The discrepancy ``NAME`` or ``NAME:FIELD=VALUE[;FIELD=VALUE]`` describes (CLI, benchmarks).
+
+    Fields are the component's own: ``gp:curvature_scale=0.005`` (a looser quadratic),
+    ``gp:amplitude_prior=LogNormal(loc=-4, scale=1)``; a value that reads as a number is one,
+    ``None`` is None, anything else a string.
+    """
+    name, _, rest = spec.strip().partition(":")
+    kind = _kind(name.strip())
+    known = [f.name for f in dataclasses.fields(kind)] if dataclasses.is_dataclass(kind) else []
+    fields: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(";"))):
+        field, sep, text = item.partition("=")
+        field = field.strip()
+        if not sep or field not in known:
+            offered = ", ".join(known) or "none"
+            raise LawError(
+                f"discrepancy {spec!r}: {item!r} is not FIELD=VALUE of {name!r} (its fields: "
+                f"{offered})"
+            )
+        fields[field] = _spec_value(text.strip())
+    return kind(**fields)
+
+
+def _spec_value(text: str) -> Any:
+    if text == "None":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text

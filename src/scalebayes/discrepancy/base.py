@@ -268,6 +268,16 @@ class Discrepancy:
     def check_points(self, law: Law, log_inputs: Mapping[str, Any], ref: Mapping[str, Any]) -> None:
         """Warn (``ExtrapolationWarning``) about points where its term is not to be trusted."""
 
+    @property
+    def label(self) -> str:
+        """Its name, with any field changed from the default: ``gp(curvature_scale=0.005)``."""
+        changed = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.default is not dataclasses.MISSING and getattr(self, f.name) != f.default
+        ]
+        return f"{self.name}({', '.join(changed)})" if changed else self.name
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description: its name and prior fields."""
         return {"name": self.name, **dataclasses.asdict(self)}
