@@ -148,6 +148,6 @@ def test_a_looser_quadratic_from_its_spec_and_on_the_command_line():
     args = build_parser().parse_args(
         ["fit", "runs.csv", "--discrepancy", "gp:curvature_scale=0.005"]
     )
-    assert args.discrepancy == "gp:curvature_scale=0.005"
+    assert Likelihood(discrepancy=args.discrepancy).discrepancy == looser
     with pytest.raises(SystemExit):  # refused while parsing, before the table is read
         build_parser().parse_args(["fit", "runs.csv", "--discrepancy", "gp:curvature_scale=-1"])

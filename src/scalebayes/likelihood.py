@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalebayes.discrepancy import Auto, Discrepancy, NoDiscrepancy, from_dict, named
+from scalebayes.discrepancy import Auto, Discrepancy, NoDiscrepancy, from_dict, from_spec
 from scalebayes.errors import LawError
 from scalebayes.laws import Law
 from scalebayes.priors import Prior
@@ -36,8 +36,9 @@ class Likelihood:
         Prior of the degrees of freedom when ``df is None`` (Juárez & Steel 2010).
     discrepancy : Discrepancy or str
         What the law's shape misses (:mod:`scalebayes.discrepancy`): ``"auto"`` (default: the GP
-        for laws of at most two inputs, none for more), ``"none"``, ``"curvature"``, ``"gp"``, or
-        a component such as ``GP(amplitude_prior=...)``. Fits store the resolved one.
+        for laws of at most two inputs, none for more), ``"none"``, ``"curvature"``, ``"gp"``, a
+        name with fields (``"gp:curvature_scale=0.005"``, :func:`~scalebayes.discrepancy.from_spec`),
+        or a component such as ``GP(amplitude_prior=...)``. Fits store the resolved one.
     """
 
     family: str = "student_t"
@@ -53,7 +54,7 @@ class Likelihood:
         if self.df is not None and not self.df > 0:
             raise LawError(f"likelihood df={self.df!r}: expected a positive number or None")
         if isinstance(self.discrepancy, str):
-            object.__setattr__(self, "discrepancy", named(self.discrepancy))
+            object.__setattr__(self, "discrepancy", from_spec(self.discrepancy))
         if not isinstance(self.discrepancy, Discrepancy):
             raise LawError(
                 f"likelihood discrepancy {self.discrepancy!r}: expected a name or a Discrepancy"

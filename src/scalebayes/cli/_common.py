@@ -206,12 +206,7 @@ def likelihood_of(args: argparse.Namespace) -> Likelihood:
             df = float(args.df)
         except ValueError:
             raise ScalebayesError(f"--df {args.df!r}: expected a number or 'estimate'") from None
-    discrepancy = args.discrepancy
-    if ":" in discrepancy:
-        from scalebayes.discrepancy import from_spec
-
-        discrepancy = from_spec(discrepancy)
-    return Likelihood(family=args.likelihood, df=df, discrepancy=discrepancy)
+    return Likelihood(family=args.likelihood, df=df, discrepancy=args.discrepancy)
 
 
 def fit_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -80,20 +80,6 @@ def from_dict(stored: Any) -> Discrepancy:
     return _kind(fields.pop("name")).from_stored(fields)
 
 
-__all__ = [
-    "GP",
-    "KINDS",
-    "Auto",
-    "Curvature",
-    "Discrepancy",
-    "GPAlone",
-    "NoDiscrepancy",
-    "Quadratic",
-    "from_dict",
-    "named",
-]
-
-
 def from_spec(spec: str) -> Discrepancy:
     """The discrepancy ``NAME`` or ``NAME:FIELD=VALUE[;FIELD=VALUE]`` describes (CLI, benchmarks).
 
@@ -125,3 +111,18 @@ def _spec_value(text: str) -> Any:
         return float(text)
     except ValueError:
         return text
+
+
+__all__ = [
+    "GP",
+    "KINDS",
+    "Auto",
+    "Curvature",
+    "Discrepancy",
+    "GPAlone",
+    "NoDiscrepancy",
+    "Quadratic",
+    "from_dict",
+    "from_spec",
+    "named",
+]
