@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -149,6 +150,8 @@ def test_backtest_cli_prints_the_table_and_json(known_backtest, synthetic_runs, 
     # Each cut lists its held-out runs' scores: which ones missed, and by how much.
     held = out["cuts"][1]["runs"]
     assert len(held) == 18 and {"run", "N", "D", "log_loss", "lower_90", "upper_90"} <= set(held[0])
+    # Each named by its line in the file (header line 1), as every message names runs.
+    assert all(r["name"] == f"line {r['run'] + 2}" for r in held)
     inside = [r["lower_90"] <= r["log_loss"] <= r["upper_90"] for r in held]
     assert np.mean(inside) == pytest.approx(out["cuts"][1]["coverage_90"])
     assert out["all_cuts"]["interval_score_90"] == pytest.approx(
@@ -382,3 +385,29 @@ def test_lfo_is_a_view_each_run_scored_by_the_highest_cut_below_it(synthetic_run
     assert view.pooled == pytest.approx(pool(pd.concat(held.scores)))
     for row, scores in zip(view.cuts.itertuples(), held.scores, strict=True):
         assert {k: getattr(row, k) for k in SCORES} == pytest.approx(pool(scores))
+
+
+def test_the_text_names_the_runs_outside_their_intervals(known_backtest):
+    # Each cut lists its misses, worst interval score first, by their line in the table; the
+    # same runs the JSON marks outside (whichever runs this seed misses, the two agree).
+    text = str(known_backtest)
+    for cut, runs in zip(known_backtest.to_dict()["cuts"], known_backtest.scores, strict=True):
+        missed = runs[~runs["inside_90"]]
+        header = f"{cut['held_out']}: {len(missed)} of {len(runs)} held-out runs outside"
+        assert (header in text) == (len(missed) > 0)
+        named = [r["name"] for r in cut["runs"] if not r["inside_90"]]
+        shown = named if len(named) <= 5 else []
+        assert all(f"  {name}: N " in text for name in shown)
+    # A run pushed above its interval is listed first, as above it, named as messages name it.
+    first = known_backtest.scores[0].copy()
+    index = first.index[0]
+    first.loc[index, "log_loss"] = first.loc[index, "upper_90"] + 0.1
+    first.loc[index, "inside_90"] = False
+    first.loc[index, "interval_score_90"] = 99.0  # the worst: listed first
+    moved = dataclasses.replace(known_backtest, scores=(first, *known_backtest.scores[1:]))
+    lines = str(moved).splitlines()
+    at = next(i for i, line in enumerate(lines) if "held-out runs outside" in line)
+    name = f"{moved.runs.row_label} {moved.runs.rows[index]}"  # "row 72" for a DataFrame
+    assert lines[at + 1].startswith(f"  {name}: N ") and " above [" in lines[at + 1]
+    # A backtest built without its table names runs by their row.
+    assert dataclasses.replace(known_backtest, runs=None)._name(3) == "run 3"

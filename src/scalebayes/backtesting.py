@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from scalebayes.results import Fit
 
 
+MISSES_SHOWN = 5  # per cut, the worst held-out misses the text lists
+
+
 @dataclass(frozen=True)
 class Backtest:
     """Scores of small-run fits on the larger runs they did not see.
@@ -72,7 +75,8 @@ class Backtest:
     with ``covers_all_data`` saying whether that interval contains the all-runs fit's median.
     :attr:`pooled` pools the scores over all cuts. ``fits`` are the small-run fits, then the
     all-runs fit (unless ``fit_all=False``). ``scores`` holds, per cut, the scores of each
-    held-out run (:func:`scalebayes.holdout.score`, with its PIT).
+    held-out run (:func:`scalebayes.holdout.score`, with its PIT), indexed by its row in
+    ``runs``, the table (its ``rows`` name the runs as messages do: "line 81").
     """
 
     law: str
@@ -81,6 +85,7 @@ class Backtest:
     fits: tuple[Fit, ...]
     scores: tuple[pd.DataFrame, ...] = ()
     has_full: bool = True
+    runs: Runs | None = None
 
     @property
     def full(self) -> Fit:
@@ -102,7 +107,12 @@ class Backtest:
         cuts = self.table.to_dict(orient="records")
         for cut, scores in zip(cuts, self.scores or [None] * len(cuts), strict=True):
             if scores is not None:
-                cut["runs"] = scores.reset_index().to_dict(orient="records")
+                cut["runs"] = [
+                    {"run": int(index), "name": self._name(int(index)), **record}
+                    for index, record in zip(
+                        scores.index, scores.to_dict(orient="records"), strict=True
+                    )
+                ]
         return {
             "law": self.law,
             "budget": self.budget,
@@ -136,10 +146,39 @@ class Backtest:
                     f"[{row.tokens_per_param_lower:.3g}, {row.tokens_per_param_upper:.3g}] "
                     f"({verdict} the all-runs median)"
                 )
+        lines += self._misses_text()
         labels = [*self.table["held_out"], *(["all runs"] if self.has_full else [])]
         for label, fit in zip(labels, self.fits, strict=True):
             lines.append(f"  fit for {label} ({len(fit.runs)} runs): {fit.diagnostics}")
         return "\n".join(lines)
+
+    def _name(self, index: int) -> str:
+        """A run of the table as messages name it: "line 81" (of the file), else "run 80"."""
+        if self.runs is None or not self.runs.rows:
+            return f"run {index}"
+        return f"{self.runs.row_label} {self.runs.rows[index]}"
+
+    def _misses_text(self, most: int = MISSES_SHOWN) -> list[str]:
+        """Per cut, the held-out runs outside their 90 % interval, worst interval score first."""
+        lines = []
+        for label, scores in zip(self.table["held_out"], self.scores, strict=True):
+            missed = scores[~scores["inside_90"]].sort_values("interval_score_90", ascending=False)
+            if missed.empty:
+                continue
+            lines.append(
+                f"{label}: {len(missed)} of {len(scores)} held-out runs outside their 90% interval:"
+            )
+            for run in missed.head(most).itertuples():
+                side = "above" if run.log_loss > run.upper_90 else "below"
+                lines.append(
+                    f"  {self._name(run.Index)}: N {run.N:.3g}, D {run.D:.3g} "
+                    f"(D/N {run.D / run.N:.3g}): "
+                    f"loss {np.exp(run.log_loss):.4g} {side} "
+                    f"[{np.exp(run.lower_90):.4g}, {np.exp(run.upper_90):.4g}]"
+                )
+            if len(missed) > most:
+                lines.append(f"  ... {len(missed) - most} more (--json lists every run)")
+        return lines
 
 
 def backtest(
@@ -222,7 +261,7 @@ def backtest(
             )
         table = pd.concat([table, pd.DataFrame(rows)], axis=1)
     fits = (*held.fits, held.full) if held.full is not None else held.fits
-    return Backtest(held.fits[0].law.name, budget, table, fits, held.scores, fit_all)
+    return Backtest(held.fits[0].law.name, budget, table, fits, held.scores, fit_all, held.runs)
 
 
 def backtest_cuts(
