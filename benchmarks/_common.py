@@ -122,3 +122,31 @@ def marin_runs(data: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sb.load_runs(table, group="dataset")
+
+
+def fit_costs(fit: Any, wall: dict[str, float], started: float) -> dict[str, Any]:
+    """A cost benchmark's row for ``fit``: seconds since ``started`` (``time.perf_counter``),
+    its compile and sampling seconds (``wall``), leapfrog steps per draw and health."""
+    import time
+
+    return {
+        "end_to_end_s": time.perf_counter() - started,
+        "compile_s": wall["compile"],
+        "sampling_s": wall["sampling"],
+        "mean_leapfrog_steps": float(fit.idata["sample_stats"]["n_steps"].mean()),
+        **fit.diagnostics.to_dict(),
+        "healthy": fit.diagnostics.ok,
+    }
+
+
+def run_cold(script: str, argv: list[str]) -> dict[str, Any]:
+    """Run ``script argv`` in a fresh process with no compile cache; its last line, as JSON."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SCALEBAYES_COMPILE_CACHE": "0"}
+    done = subprocess.run([sys.executable, script, *argv], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

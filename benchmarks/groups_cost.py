@@ -21,12 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 
-from _common import RESULTS, add_data_argument, machine, marin_runs, write_results
+from _common import (
+    RESULTS,
+    add_data_argument,
+    fit_costs,
+    machine,
+    marin_runs,
+    run_cold,
+    write_results,
+)
 
 CASES = ("grouped", "grouped, plain", "single", "single, plain")
 
@@ -45,16 +51,10 @@ def one_case(args: argparse.Namespace) -> dict:
         fit = sb.fit_groups(runs, **settings)
     else:
         fit = sb.fit(runs.subset(runs.group == args.group), **settings)
-    stats = fit.idata["sample_stats"]
     return {
         "case": args.case,
         "runs": len(fit.runs),
-        "end_to_end_s": time.perf_counter() - started,
-        "compile_s": fit.settings.wall_time["compile"],
-        "sampling_s": fit.settings.wall_time["sampling"],
-        "mean_leapfrog_steps": float(stats["n_steps"].mean()),
-        **fit.diagnostics.to_dict(),
-        "healthy": fit.diagnostics.ok,
+        **fit_costs(fit, fit.settings.wall_time, started),
     }
 
 
@@ -74,16 +74,12 @@ def main() -> int:
         return 0
     if marin_runs(args.data) is None:
         return 0
-    env = {**os.environ, "SCALEBAYES_COMPILE_CACHE": "0"}
     rows = []
     for case in CASES:
-        cmd = [sys.executable, __file__, "--case", case, "--data", str(args.data),
-               "--group", args.group, "--chains", str(args.chains), "--draws", str(args.draws),
-               "--warmup", str(args.warmup)]  # fmt: skip
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"{case} failed:\n{done.stderr[-3000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        argv = ["--case", case, "--data", str(args.data), "--group", args.group,
+                "--chains", str(args.chains), "--draws", str(args.draws),
+                "--warmup", str(args.warmup)]  # fmt: skip
+        rows.append(run_cold(__file__, argv))
         print(json.dumps(rows[-1]), flush=True)
     by_case = {row["case"]: row for row in rows}
     ratio = by_case["grouped"]["end_to_end_s"] / by_case["single"]["end_to_end_s"]
