@@ -139,6 +139,20 @@ def fit_costs(fit: Any, wall: dict[str, float], started: float) -> dict[str, Any
     }
 
 
+def add_cold_arguments(parser: argparse.ArgumentParser, cases: tuple[str, ...]) -> None:
+    """A cost benchmark's NUTS settings (the user's defaults) and its hidden ``--case``."""
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--case", choices=cases, help=argparse.SUPPRESS)
+
+
+def cold_argv(args: argparse.Namespace, case: str, *extra: str) -> list[str]:
+    """The command line of one case of a cost benchmark (:func:`run_cold` runs it)."""
+    return ["--case", case, "--data", str(args.data), "--chains", str(args.chains),
+            "--draws", str(args.draws), "--warmup", str(args.warmup), *extra]  # fmt: skip
+
+
 def run_cold(script: str, argv: list[str]) -> dict[str, Any]:
     """Run ``script argv`` in a fresh process with no compile cache; its last line, as JSON."""
     import os

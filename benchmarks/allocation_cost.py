@@ -26,8 +26,10 @@ import time
 
 from _common import (
     RESULTS,
+    add_cold_arguments,
     add_data_argument,
     chinchilla_csv,
+    cold_argv,
     fit_costs,
     machine,
     missing,
@@ -61,10 +63,7 @@ def main() -> int:
     )
     add_data_argument(parser)
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per case")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    add_cold_arguments(parser, CASES)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(one_case(args)))
@@ -74,8 +73,7 @@ def main() -> int:
     rows = []
     for repeat in range(args.repeats):
         for case in CASES:  # alternated, so that a change of load falls on both
-            argv = ["--case", case, "--data", str(args.data), "--chains", str(args.chains),
-                    "--draws", str(args.draws), "--warmup", str(args.warmup)]  # fmt: skip
+            argv = cold_argv(args, case)
             rows.append({"repeat": repeat, **run_cold(__file__, argv)})
             print(json.dumps(rows[-1]), flush=True)
     keys = ("end_to_end_s", "compile_s", "sampling_s", "mean_leapfrog_steps")

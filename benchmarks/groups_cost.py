@@ -26,7 +26,9 @@ import time
 
 from _common import (
     RESULTS,
+    add_cold_arguments,
     add_data_argument,
+    cold_argv,
     fit_costs,
     machine,
     marin_runs,
@@ -64,10 +66,7 @@ def main() -> int:
     )
     add_data_argument(parser)
     parser.add_argument("--group", default="dclm", help="the single fit's ladder (default dclm)")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    add_cold_arguments(parser, CASES)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(one_case(args)))
@@ -76,9 +75,7 @@ def main() -> int:
         return 0
     rows = []
     for case in CASES:
-        argv = ["--case", case, "--data", str(args.data), "--group", args.group,
-                "--chains", str(args.chains), "--draws", str(args.draws),
-                "--warmup", str(args.warmup)]  # fmt: skip
+        argv = cold_argv(args, case, "--group", args.group)
         rows.append(run_cold(__file__, argv))
         print(json.dumps(rows[-1]), flush=True)
     by_case = {row["case"]: row for row in rows}
