@@ -6,10 +6,11 @@ Three measurements behind three choices of ``GP.sample_posterior``:
    (1 % noise, seeds 100-123, 4 chains x 500 draws as in CI), fitted with the GP module at
    target_accept 0.8, 0.95 and 0.99: divergent transitions in the GP module, and its mean
    leapfrog steps. (The library uses at least 0.95.)
-2. Non-centred against centred GP weights on Epoch's 245 runs, for the Chinchilla law (the GP
-   amplitude ~0.07) and Kaplan's (the law misses by far: amplitude ~0.5), 4 x 1000 draws:
-   divergences and the GP module's min bulk ESS. (The library samples non-centred and, where
-   that diverges, again centred.)
+2. Whitened, centred and non-centred GP weights (``gp.FORMS``) on Epoch's 245 runs, for the
+   Chinchilla law (the GP amplitude ~0.07) and Kaplan's (the law misses by far: amplitude
+   ~0.5), 4 x 1000 draws: divergences, the GP module's min bulk ESS and leapfrog steps. (The
+   library samples whitened and, where that fails the checks, again centred; it sampled
+   non-centred before.)
 3. The cap on the GP module's tree depth during warmup (``gp.WARMUP_TREE_DEPTH``): the default
    fit of Epoch's 245 runs at the user's 4 x 1000 draws, ``--epoch-seeds`` seeds, and the
    simulated ladders of (1) at 4 x 500, each with no cap and with caps of 2^4 to 2^6 steps:
@@ -137,10 +138,11 @@ def parametrisation_study(path) -> list[dict]:
     for name in ("chinchilla", "kaplan"):
         law, likelihood = prepare(name, sb.Likelihood(discrepancy="gp"), None)
         settings = sb.Settings(target_accept=gp.TARGET_ACCEPT)
-        for centred in (False, True):
+        for form in gp.FORMS:
             with precision(settings.precision):
-                data = [model.model_data(law, runs, likelihood)]
-                stage = likelihood.discrepancy._stage(law, likelihood, centred)
+                table = model.model_data(law, runs, likelihood)
+                data = [likelihood.discrepancy.with_whitening(law, table)]
+                stage = likelihood.discrepancy._stage(law, likelihood, form)
                 sampler = engine._sampler(law, stage, len(runs), settings, 1)
                 key = jax.random.fold_in(jax.random.key(0), 1)  # the GP stage's key, seed 0
                 started = time.perf_counter()
@@ -152,7 +154,7 @@ def parametrisation_study(path) -> list[dict]:
             rows.append(
                 {
                     "law": name,
-                    "parametrisation": "centred" if centred else "non-centred",
+                    "parametrisation": form,
                     "divergent": int(stats["diverging"].sum()),
                     "min_ess_bulk": ess,
                     "gp_amplitude_median": float(np.median(draws["gp_amplitude"])),

@@ -112,12 +112,57 @@ def test_model_data_basis_matches_log_mean(synthetic_runs):
     np.testing.assert_allclose(precomputed, direct, atol=1e-12)
 
 
-def test_centred_and_non_centred_gp_modules_are_one_posterior(synthetic_runs):
-    """The centred form (used when the non-centred one diverges) is a change of variables only.
+def test_numpy_spectral_scale_is_numpyro_s():
+    """The whitening's table arrays use a NumPy copy of NumPyro's spectral density (no compile)."""
+    for dim in (1, 2):
+        expected = np.asarray(gp.spectral_scale(dim), dtype=float)
+        # NumPyro's runs in JAX's default float32 here: agreement to its rounding
+        np.testing.assert_allclose(gp.numpy_spectral_scale(dim), expected, rtol=1e-6)
 
-    With w = scale * raw, the densities differ by the Jacobian: U_centred(w) - U_noncentred(raw)
-    = sum(log scale), the same at every point, so both sample the same posterior.
+
+def test_centred_and_whitened_gp_modules_are_one_posterior(synthetic_runs):
+    """The whitened form (the default) and the centred one (a retry) are a change of variables.
+
+    The whitened module moves z, with raw weights x(z) and w = scale * x: U_centred(w) -
+    U_whitened(z) = sum(log scale) + log |dx/dz|, whatever the point. The Jacobian is computed
+    here by automatic differentiation, apart from the module's closed form.
     """
+    import functools
+
+    from numpyro.infer.util import potential_energy
+
+    from scalebayes.discrepancy import whitening
+    from scalebayes.discrepancy.gp import RAW_SITE, _gp_model
+
+    law = load_law("chinchilla")
+    data = GP.discrepancy.with_whitening(law, model_data(law, synthetic_runs, GP))
+    whitened = functools.partial(_gp_model, law, GP, GP.discrepancy, "whitened")
+    centred = functools.partial(_gp_model, law, GP, GP.discrepancy, "centred")
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        amplitude, sigma = rng.uniform(0.005, 0.5), rng.uniform(0.002, 0.05)
+        z = jnp.asarray(rng.normal(size=K))
+        information = (5 / 7) / sigma**2  # Student-t(4)'s expected information
+
+        def raw_of(z, amplitude=amplitude, information=information):
+            return whitening.raw_weights(z, amplitude, information, data.extra)[0]
+
+        raw = raw_of(z)
+        log_det = np.linalg.slogdet(np.asarray(jax.jacfwd(raw_of)(z)))[1]
+        scale = np.concatenate(
+            [amplitude * gp.numpy_spectral_scale(2), np.full(3, GP.discrepancy.curvature_scale)]
+        )
+        # unconstrained coordinates: log of the positive sites
+        common = {"gp_amplitude": np.log(amplitude), "sigma": np.log(sigma)}
+        u_w = potential_energy(whitened, (data,), {}, {**common, RAW_SITE: z})
+        u_c = potential_energy(centred, (data,), {}, {**common, RAW_SITE: scale * np.asarray(raw)})
+        assert float(u_c - u_w) == pytest.approx(float(np.sum(np.log(scale)) + log_det), rel=1e-9)
+
+
+def test_whitened_gp_weights_are_standard_given_the_noise(synthetic_runs):
+    """With Normal noise, the GP's weights given the amplitude, the noise and the quadratic are
+    exactly Normal(m, P^-1), and whitening makes z_gp standard: U(z) - |z_gp|^2 / 2 does not
+    depend on z_gp (to round-off), at a small amplitude and at a large one."""
     import functools
 
     from numpyro.infer.util import potential_energy
@@ -125,24 +170,21 @@ def test_centred_and_non_centred_gp_modules_are_one_posterior(synthetic_runs):
     from scalebayes.discrepancy.gp import RAW_SITE, _gp_model
 
     law = load_law("chinchilla")
-    data = model_data(law, synthetic_runs, GP)
-    non_centred = functools.partial(_gp_model, law, GP, GP.discrepancy, False)
-    centred = functools.partial(_gp_model, law, GP, GP.discrepancy, True)
-    rng = np.random.default_rng(0)
-    for _ in range(3):
-        amplitude, sigma = rng.uniform(0.005, 0.5), rng.uniform(0.002, 0.05)
-        raw = rng.normal(size=K)
-        scale = np.concatenate(
-            [
-                amplitude * np.asarray(gp.spectral_scale(2)),
-                np.full(3, GP.discrepancy.curvature_scale),
-            ]
-        )
-        # unconstrained coordinates: log of the positive sites
-        common = {"gp_amplitude": np.log(amplitude), "sigma": np.log(sigma)}
-        u_nc = potential_energy(non_centred, (data,), {}, {**common, RAW_SITE: raw})
-        u_c = potential_energy(centred, (data,), {}, {**common, RAW_SITE: scale * raw})
-        assert float(u_c - u_nc) == pytest.approx(float(np.sum(np.log(scale))), rel=1e-9)
+    normal = Likelihood(family="normal", discrepancy="gp")
+    data = normal.discrepancy.with_whitening(law, model_data(law, synthetic_runs, normal))
+    whitened = functools.partial(_gp_model, law, normal, normal.discrepancy, "whitened")
+    rng = np.random.default_rng(1)
+    n_gp = gp.BASIS**2
+    for amplitude in (0.003, 0.5):
+        common = {"gp_amplitude": np.log(amplitude), "sigma": np.log(0.01)}
+        z_q = rng.normal(size=K - n_gp)
+        rest = []
+        for _ in range(3):
+            z_gp = 2 * rng.normal(size=n_gp)
+            z = np.concatenate([z_gp, z_q])
+            u = potential_energy(whitened, (data,), {}, {**common, RAW_SITE: z})
+            rest.append(float(u) - 0.5 * float(z_gp @ z_gp))
+        assert np.ptp(rest) < 1e-7 * max(1.0, abs(rest[0]))
 
 
 def test_masked_reference_equals_the_subset_reference(ladder, ladder_loss):

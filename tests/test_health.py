@@ -124,8 +124,8 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
         return {"sigma": _mixed(rng), "gp_amplitude": amplitude, "gp_weights": _mixed(rng, (4,))}
 
     law_blocks = [_block({"E": _mixed(rng)}), _block({"E": _mixed(rng)})]
-    # Table 0 as in the issue: non-centred with 3 divergences, the centred retry stuck
-    # (R-hat > 1.1, ESS < 100) with none. Table 1: non-centred diverging 60 times, the
+    # Table 0 as in the issue: whitened (non-centred then) with 3 divergences, the centred
+    # retry stuck (R-hat > 1.1, ESS < 100) with none. Table 1: diverging 60 times, the
     # centred retry healthy.
     first = [_block(gp_draws(), 3), _block(gp_draws(), 60)]
     retry = [_block(gp_draws(stuck=True), 0), _block(gp_draws(), 0)]
@@ -138,14 +138,15 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
         return gb, centred
 
     monkeypatch.setattr(GP, "_join", join)
+    monkeypatch.setattr(GP, "with_whitening", lambda self, law, table: table)
     run_stage, calls = _retry_stages(law_blocks, first, retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
-    # Table 0 is still unhealthy after the centred retry: the careful non-centred one runs
+    # Table 0 is still unhealthy after the centred retry: the careful whitened one runs
     # (here it reads as the first run did, so the first is kept).
     assert calls == ["law", "gp", "gp_centred", "gp careful"]
     assert [centred for _, centred in blocks] == [False, True] and retried == [True, True]
-    assert blocks[0][0][1]["diverging"].sum() == 3  # the non-centred draws, divergences kept
-    # Both non-centred blocks healthy: no retry at all.
+    assert blocks[0][0][1]["diverging"].sum() == 3  # the first draws, divergences kept
+    # Both first blocks healthy: no retry at all.
     run_stage, calls = _retry_stages(law_blocks, [_block(gp_draws()), _block(gp_draws())], retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
     assert calls == ["law", "gp"] and [c for _, c in blocks] == [False, False]
@@ -155,7 +156,7 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     run_stage, calls = _retry_stages(law_blocks, stuck_first, retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
     # Table 0's retry is stuck as well (two failed checks each, no divergences): the lower R-hat
-    # decides, whichever it is; table 1 was healthy and stays non-centred, and is not said to
+    # decides, whichever it is; table 1 was healthy and stays whitened, and is not said to
     # have been retried (its batch was, for table 0).
     assert calls == ["law", "gp", "gp_centred", "gp careful"] and blocks[1][1] is False
     assert retried[4:] == [True, False]

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, override
 
 import numpy as np
 
-from scalebayes.discrepancy import hsgp
+from scalebayes.discrepancy import hsgp, whitening
 from scalebayes.discrepancy.base import Block, Discrepancy, RunStage, Sites, Stage, TableSet
 from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.errors import ExtrapolationWarning, LawError
@@ -40,10 +40,15 @@ from scalebayes.retry import block_health, careful, sample_carefully
 from scalebayes.runtime import compiled
 
 RAW_SITE = "_gp_raw"  # the GP's standardised basis weights, one vector site
+# How the GP module's weights are sampled: "whitened" (the default), "centred" (a retry) and
+# "non_centred" (the default before whitening; kept for benchmarks/gp_geometry.py).
+FORMS = ("whitened", "centred", "non_centred")
+WHITENING_SITE = "_gp_whitening"  # the whitened weights' prior and Jacobian
 WEIGHTS_SITE = "gp_weights"  # the weights, scaled: the join reports them as gp_w0, gp_w1, ...
-# At target_accept 0.8 the GP module diverged once in 24 fits of simulated ladders (1 of 48000
-# transitions); at 0.95 never, for ~3 more leapfrog steps of a cheap gradient
-# (benchmarks/gp_geometry.py).
+# With non-centred weights, at target_accept 0.8 the GP module diverged once in 24 fits of
+# simulated ladders (1 of 48000 transitions), at 0.95 never. Whitened, neither diverges (10.7
+# and 15.2 leapfrog steps per draw); 0.95 is kept for tables whose GP the ladders do not
+# resemble, at ~4 more steps of a cheap gradient (benchmarks/gp_geometry.py).
 TARGET_ACCEPT = 0.95
 # No cap on the GP module's tree depth during warmup (the option profile.py uses): on Epoch's
 # runs at 4 x 1000, seeds 0-9, caps of 2^4, 2^5 and 2^6 steps left 5, 8 and 8 fits of 10 healthy
@@ -73,8 +78,9 @@ class GP(Discrepancy):
     # held out, pooled 90 % coverage went from 82.9 % to 88.2 % and the mean 90 % interval score
     # from 0.0370 to 0.0310; on an exact law (known truth) the interval score rose from 0.0238 to
     # 0.0283, on a bent one it fell from 0.0340 to 0.0284 (benchmarks/backtest.py,
-    # discrepancy_truth.py). The cost: the GP and the quadratic can both follow a curvature on
-    # the runs, so this module takes ~27 leapfrog steps per iteration instead of 15.
+    # discrepancy_truth.py). The GP and the quadratic can both follow a curvature on the runs:
+    # with non-centred weights this module took ~27 leapfrog steps per iteration instead of 15;
+    # whitened (whitening.py), 15 either way.
     curvature_scale: float | None = 0.002
 
     name = "gp"
@@ -218,8 +224,8 @@ class GP(Discrepancy):
         # CPU time the same, ~31 s, so the gain is cores that idled.
         law_stage = Stage("law", likelihood.without_discrepancy())
         run_stage.prepare(law_stage, tables.plain)
-        full = tables.full()
-        gp_stage = self._stage(law, likelihood, False)
+        full = [self.with_whitening(law, table) for table in tables.full()]
+        gp_stage = self._stage(law, likelihood, "whitened")
         run_stage.prepare(gp_stage, full)
         law_blocks, law_compile, devices = sample_carefully(
             lambda stage: run_stage(stage, tables.plain, key, (0, 2)), law_stage
@@ -228,14 +234,10 @@ class GP(Discrepancy):
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
         first = [block_health(block) for block in gp_blocks]
         health, centred, kept = list(first), [False] * len(full), [False] * len(full)
-        # Kaplan's law on Epoch's runs: 91 divergent transitions non-centred, 0 centred (and
-        # Chinchilla's: 0 either way, but a third of the ESS centred), so centre only on
-        # failure (benchmarks/gp_geometry.py). Health decides, not divergences alone: a
-        # centred retry with fewer divergences but R-hat 1.19 and bulk ESS 16 is worse. Should
-        # neither be healthy (default fits of Llama 3's table, seeds 0 and 1: R-hat 1.010 and
-        # 1.013 non-centred, centred no better; benchmarks/retry.py), the non-centred module
-        # once more, more carefully (scalebayes.retry).
-        retries = ((self._stage(law, likelihood, True), True), (careful(gp_stage), False))
+        # Should the whitened module fail the checks, the centred form, then the whitened once
+        # more, more carefully (scalebayes.retry). Health decides, not divergences alone: a
+        # centred retry with fewer divergences but R-hat 1.19 and bulk ESS 16 is worse.
+        retries = ((self._stage(law, likelihood, "centred"), True), (careful(gp_stage), False))
         for stage, is_centred in retries:
             failing = [i for i, d in enumerate(health) if not d.ok]
             if not failing:
@@ -256,14 +258,33 @@ class GP(Discrepancy):
         ]  # fmt: skip
         return blocks, law_compile + gp_compile, devices
 
-    def _stage(self, law: Law, likelihood: Any, centred: bool) -> Stage:
+    def with_whitening(self, law: Law, table: Any) -> Any:
+        """``table`` with the whitened weights' arrays in its ``extra`` (whitening.py)."""
+        import jax.numpy as jnp
+
+        extra = table.extra
+        arrays = whitening.table_arrays(
+            basis=np.asarray(extra["gp_basis"]),
+            weight=np.asarray(table.weight),
+            left=np.asarray(table.log_loss) - np.asarray(extra["law_at_mode"]),
+            gp_scale=hsgp.numpy_spectral_scale(len(law.inputs)),
+            quadratic_scale=self.curvature_scale,
+        )
+        dtype = extra["gp_basis"].dtype  # the fit's precision
+        more = {name: jnp.asarray(value, dtype=dtype) for name, value in arrays.items()}
+        return table._replace(extra={**extra, **more})
+
+    def _stage(self, law: Law, likelihood: Any, form: str) -> Stage:
+        """The GP module's stage with its weights in ``form`` (one of :data:`FORMS`)."""
+        if form not in FORMS:
+            raise ValueError(f"GP weights' form must be one of {FORMS}, not {form!r}")
         return Stage(
-            key="gp_centred" if centred else "gp",
+            key="gp" if form == "whitened" else f"gp_{form}",
             likelihood=likelihood,
-            model=functools.partial(_gp_model, law, likelihood, self, centred),
+            model=functools.partial(_gp_model, law, likelihood, self, form),
             sites=self._sites(law, likelihood),
             min_target_accept=TARGET_ACCEPT,
-            label="GP centred retry" if centred else "GP",
+            label="GP" if form == "whitened" else f"GP {form} retry",
             warmup_tree_depth=WARMUP_TREE_DEPTH,
         )
 
@@ -339,25 +360,26 @@ class GP(Discrepancy):
 
 @dataclass(frozen=True)
 class GPAlone(GP):
-    """The GP without its quadratic: the GP module samples in about half the leapfrog steps.
+    """The GP without its quadratic: its spread stops growing beyond the runs.
 
     Beyond the runs its spread stops at the GP's amplitude and box, so its intervals there are
     narrower: on the public backtests 82.9 % pooled coverage against the default's 88.2 %, but
     the better interval score where the law is exact (benchmarks/backtest.py,
-    discrepancy_truth.py). For backtests and sweeps where speed matters.
+    discrepancy_truth.py).
     """
 
     curvature_scale: float | None = None
 
     name = "gp_alone"
-    summary = "the GP without its quadratic: faster; its spread stops growing beyond the runs"
+    summary = "the GP without its quadratic: its spread stops growing beyond the runs"
 
 
-def _gp_model(law: Law, likelihood: Any, gp: GP, centred: bool, data: Any) -> None:
+def _gp_model(law: Law, likelihood: Any, gp: GP, form: str, data: Any) -> None:
     """The GP module: the GP and ``sigma`` on what the law's mode misses.
 
     log loss ~ law(mode) + GP, with ``law_at_mode`` and ``gp_basis`` computed once per table
-    (:meth:`GP.table_arrays`).
+    (:meth:`GP.table_arrays`), and for the whitened ``form`` the arrays of
+    :meth:`GP.with_whitening`.
     """
     import numpyro
     import numpyro.distributions as dist
@@ -369,21 +391,27 @@ def _gp_model(law: Law, likelihood: Any, gp: GP, centred: bool, data: Any) -> No
         else likelihood.df
     )
     amplitude = numpyro.sample("gp_amplitude", Prior.parse(gp.amplitude_prior).to_numpyro())
-    # Non-centred (raw ~ Normal(0, 1)) by default: where the law fits, the data say little about
-    # the weights, and a centred GP would be a funnel in its amplitude. Where the law misses by
-    # far (Kaplan's law on Epoch's runs: amplitude 0.5) the data pin the weights and the funnel
-    # turns round: there the centred form samples (GP.sample_posterior picks it).
     import jax.numpy as jnp
 
-    names = hsgp.weight_names(law.inputs, gp.quadratic)
+    size = len(hsgp.weight_names(law.inputs, gp.quadratic))
     scale = amplitude * hsgp.spectral_scale(len(law.inputs))
     if gp.curvature_scale is not None:
         pairs = len(hsgp.quadratic_pairs(law.inputs))
         scale = jnp.concatenate([scale, jnp.full(pairs, gp.curvature_scale, scale.dtype)])
-    if centred:
+    standard = dist.Normal(0.0, 1.0).expand([size]).to_event(1)
+    if form == "centred":
         weights = numpyro.sample(RAW_SITE, dist.Normal(0.0, scale).to_event(1))
+    elif form == "non_centred":
+        weights = scale * numpyro.sample(RAW_SITE, standard)
     else:
-        raw = numpyro.sample(RAW_SITE, dist.Normal(0.0, 1.0).expand([len(names)]).to_event(1))
+        # Whitened (whitening.py): the sampler moves the weights in units of their conditional
+        # posterior given the amplitude and the noise, so neither a weak signal (a funnel for
+        # centred weights) nor a strong one (for non-centred weights) bends its path.
+        z = numpyro.sample(RAW_SITE, standard)
+        per_run = 1.0 if likelihood.family == "normal" else (nu + 1.0) / (nu + 3.0)
+        raw, log_jacobian = whitening.raw_weights(z, amplitude, per_run / sigma**2, data.extra)
+        # the weights' prior at raw, less z's own (both Normal(0, 1): the constants cancel)
+        numpyro.factor(WHITENING_SITE, 0.5 * (z @ z - raw @ raw) + log_jacobian)
         weights = scale * raw
     numpyro.deterministic(WEIGHTS_SITE, weights)  # one vector: the join names its entries
     mu = data.extra["law_at_mode"] + data.extra["gp_basis"] @ weights

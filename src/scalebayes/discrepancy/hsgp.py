@@ -311,11 +311,29 @@ def _numpy_eigenfunctions(z: np.ndarray) -> np.ndarray:
     ``phi_k(z) = prod_d sqrt(1 / BOX) sin(pi j_kd (z_d + BOX) / (2 BOX))``, the index tuples
     ``j_k`` in NumPyro's order (``eigenindices``: the last input's index varies fastest).
     """
-    dim = z.shape[-1]
-    grids = np.meshgrid(*[np.arange(1, BASIS + 1)] * dim, indexing="ij")
-    indices = np.stack(grids, axis=-1).reshape(-1, dim).T  # (dim, K)
-    frequencies = indices * np.pi / 2 / BOX
+    frequencies = _frequencies(z.shape[-1])
     return np.prod(np.sqrt(1 / BOX) * np.sin(frequencies * (z[..., None] + BOX)), axis=-2)
+
+
+def numpy_spectral_scale(dim: int) -> np.ndarray:
+    """:func:`spectral_scale` in NumPy: sqrt of the SE spectral density (amplitude 1), (K,).
+
+    ``S(w) = (sqrt(2 pi) LENGTH)^dim exp(-LENGTH^2 |w|^2 / 2)`` at each basis frequency.
+    """
+    frequencies = _frequencies(dim)
+    density = (np.sqrt(2 * np.pi) * LENGTH) ** dim * np.exp(
+        -0.5 * LENGTH**2 * np.sum(frequencies**2, axis=0)
+    )
+    return np.sqrt(density)
+
+
+def _frequencies(dim: int) -> np.ndarray:
+    """The basis functions' frequencies pi j / (2 BOX), (dim, K).
+
+    In NumPyro's order (``eigenindices``: the last input's index varies fastest).
+    """
+    grids = np.meshgrid(*[np.arange(1, BASIS + 1)] * dim, indexing="ij")
+    return np.stack(grids, axis=-1).reshape(-1, dim).T * np.pi / 2 / BOX
 
 
 def mode(law: Law, ref: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
