@@ -131,14 +131,14 @@ def test_gp_alone_is_the_gp_without_its_quadratic():
     assert Likelihood.from_dict(alone.to_dict()) == alone
 
 
-def test_a_looser_quadratic_from_its_spec_and_on_the_command_line():
+def test_a_tighter_quadratic_from_its_spec_and_on_the_command_line():
     # "NAME:FIELD=VALUE" is how the CLI and the benchmarks name a variant; the fit says which.
     from scalebayes.cli import build_parser
     from scalebayes.discrepancy import from_spec
 
-    looser = from_spec("gp:curvature_scale=0.005")
-    assert looser == GP(curvature_scale=0.005)
-    assert looser.label == "gp(curvature_scale=0.005)" and GP().label == "gp"
+    tighter = from_spec("gp:curvature_scale=0.002")
+    assert tighter == GP(curvature_scale=0.002)
+    assert tighter.label == "gp(curvature_scale=0.002)" and GP().label == "gp"
     assert from_spec("gp:curvature_scale=None") == GP(curvature_scale=None)
     assert from_spec("none") == from_dict("none")
     with pytest.raises(LawError, match=r"'foo=1' is not FIELD=VALUE of 'gp' \(its fields: "):
@@ -146,8 +146,8 @@ def test_a_looser_quadratic_from_its_spec_and_on_the_command_line():
     with pytest.raises(LawError, match="expected one of"):
         from_spec("bogus:curvature_scale=1")
     args = build_parser().parse_args(
-        ["fit", "runs.csv", "--discrepancy", "gp:curvature_scale=0.005"]
+        ["fit", "runs.csv", "--discrepancy", "gp:curvature_scale=0.002"]
     )
-    assert Likelihood(discrepancy=args.discrepancy).discrepancy == looser
+    assert Likelihood(discrepancy=args.discrepancy).discrepancy == tighter
     with pytest.raises(SystemExit):  # refused while parsing, before the table is read
         build_parser().parse_args(["fit", "runs.csv", "--discrepancy", "gp:curvature_scale=-1"])

@@ -24,6 +24,6 @@ class NoDiscrepancy(Discrepancy):
         return (
             "beyond the fitted runs these intervals trust the law's shape; in backtests on "
             "public data such 90% intervals held about half the held-out runs"
-            + (", and 88% with --discrepancy gp (the default)" if gp_serves else "")
+            + (", and 94% with --discrepancy gp (the default)" if gp_serves else "")
             + " (README: How far can you trust it?)"
         )

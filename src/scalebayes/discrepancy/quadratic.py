@@ -37,7 +37,8 @@ COLUMNS_KEY = "quadratic_columns"  # a table's projected products, (runs, pairs)
 class Quadratic(Discrepancy):
     """A quadratic in the law's centred log inputs, off its tangent space, sampled with the law."""
 
-    # The prior sd of each coefficient, log loss per ln-unit squared: the GP's quadratic's (gp.py:
+    # The prior sd of each coefficient, log loss per ln-unit squared: the GP's quadratic's until
+    # it moved to 0.005 (gp.py), which grouped fits were not measured at (gp.py:
     # along the compute-optimal ray a bend of 0.5 % one decade from the runs' centre, 1.8 % two,
     # 4.1 % three). Marin's three ladders measure -0.003, -0.007 and 0.003: the data outweigh it.
     scale: float = 0.002
