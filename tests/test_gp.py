@@ -120,12 +120,14 @@ def test_numpy_spectral_scale_is_numpyro_s():
         np.testing.assert_allclose(gp.numpy_spectral_scale(dim), expected, rtol=1e-6)
 
 
-def test_centred_and_whitened_gp_modules_are_one_posterior(synthetic_runs):
+@pytest.mark.parametrize("quadratic", [True, False])
+def test_centred_and_whitened_gp_modules_are_one_posterior(synthetic_runs, quadratic):
     """The whitened form (the default) and the centred one (a retry) are a change of variables.
 
     The whitened module moves z, with raw weights x(z) and w = scale * x: U_centred(w) -
     U_whitened(z) = sum(log scale) + log |dx/dz|, whatever the point. The Jacobian is computed
-    here by automatic differentiation, apart from the module's closed form.
+    here by automatic differentiation, apart from the module's closed form. With the quadratic
+    and without it (``gp_alone``: no coordinates beside the GP's).
     """
     import functools
 
@@ -135,13 +137,15 @@ def test_centred_and_whitened_gp_modules_are_one_posterior(synthetic_runs):
     from scalebayes.discrepancy.gp import RAW_SITE, _gp_model
 
     law = load_law("chinchilla")
-    data = GP.discrepancy.with_whitening(law, model_data(law, synthetic_runs, GP))
-    whitened = functools.partial(_gp_model, law, GP, GP.discrepancy, "whitened")
-    centred = functools.partial(_gp_model, law, GP, GP.discrepancy, "centred")
+    lik = GP if quadratic else Likelihood(discrepancy="gp_alone")
+    data = lik.discrepancy.with_whitening(law, model_data(law, synthetic_runs, lik))
+    whitened = functools.partial(_gp_model, law, lik, lik.discrepancy, "whitened")
+    centred = functools.partial(_gp_model, law, lik, lik.discrepancy, "centred")
+    pairs = 3 if quadratic else 0
     rng = np.random.default_rng(0)
     for _ in range(3):
         amplitude, sigma = rng.uniform(0.005, 0.5), rng.uniform(0.002, 0.05)
-        z = jnp.asarray(rng.normal(size=K))
+        z = jnp.asarray(rng.normal(size=gp.BASIS**2 + pairs))
         information = (5 / 7) / sigma**2  # Student-t(4)'s expected information
 
         def raw_of(z, amplitude=amplitude, information=information):
@@ -150,7 +154,7 @@ def test_centred_and_whitened_gp_modules_are_one_posterior(synthetic_runs):
         raw = raw_of(z)
         log_det = np.linalg.slogdet(np.asarray(jax.jacfwd(raw_of)(z)))[1]
         scale = np.concatenate(
-            [amplitude * gp.numpy_spectral_scale(2), np.full(3, GP.discrepancy.curvature_scale)]
+            [amplitude * gp.numpy_spectral_scale(2), np.full(pairs, GP.discrepancy.curvature_scale)]
         )
         # unconstrained coordinates: log of the positive sites
         common = {"gp_amplitude": np.log(amplitude), "sigma": np.log(sigma)}

@@ -2,23 +2,26 @@
 
 The GP's log mean is linear in its weights, w = scale * x with x ~ Normal(0, I) a priori and
 scale = (amplitude * spectral sd for the GP's basis, the fixed sd of the quadratic's). Given the
-amplitude and the noise, the likelihood is close to Gaussian in x (exactly so for Normal
-noise; for Student-t(nu) its expected information is (nu + 1) / (nu + 3) / sigma^2 per run), so
-x given them is close to Normal(m, P^-1) with
+amplitude, the noise and the quadratic's coefficients x_q, the likelihood is close to Gaussian
+in the GP's x_gp (exactly so for Normal noise; for Student-t(nu) its expected information is
+(nu + 1) / (nu + 3) / sigma^2 per run), so x_gp given them is close to Normal with precision
 
-    P = I + p A H A,   p = information per run,   A = diag(amplitude for the GP, 1 for the quadratic),
-    H = S0 B'WB S0,    S0 = diag(spectral sd, quadratic sd),   B the basis, W the runs' weights.
+    P_gg = I + p a^2 H_gg,   p = information per run,   a = amplitude,
+    H = S0 B'WB S0,          S0 = diag(spectral sd, quadratic sd),   B the basis, W the weights,
 
-The sampler moves standard z and the model sets x = m + P^{-1/2} z (the exact likelihood and
-prior, and the transform's Jacobian, keep the posterior what it was). Non-centred x is a funnel
-where the data pin the weights (large amplitude, or a loose quadratic): at prior sd 0.005 the
-quadratic's fits of (Mis)Fitting's and ml-scalefit's runs diverged (1-13 transitions) in 5 of 12
-(benchmarks/results/backtest_quadratic_scale_health.json); whitened, z is near Normal(0, I) at
-every amplitude. Everything per step is matrix products: H's GP block is diagonalised once per
-table in NumPy (H_gg = U diag(lam) U'), so P's GP block is U diag(1 + p a^2 lam) U' at any a and
-p, and the quadratic's few coordinates take their Schur complement, a q x q matrix (q <= 3)
-factored by hand. The LAPACK calls of a general Cholesky cost ~40 us a gradient on a CPU
-against ~3 us for the whole non-centred potential, and seconds of contention between chains.
+and mean P_gg^-1 p a (S0 B'W r - H_gq x_q), r what the law's mode leaves. The sampler moves
+standard z and the model sets x_gp = mean + P_gg^{-1/2} z_gp and x_q = z_q (the exact
+likelihood and prior, and the transform's Jacobian, keep the posterior what it was). The
+quadratic's coefficients have a fixed prior sd, so they make no funnel and stay non-centred.
+Non-centred x_gp is a funnel where the data pin the weights (a large amplitude, or a loose
+quadratic beside the GP): at prior sd 0.005 the quadratic's fits of (Mis)Fitting's and
+ml-scalefit's runs failed the checks, with divergences, in 3 of 12
+(benchmarks/results/backtest_quadratic_scale_health.json); whitened, z_gp is near Normal(0, I)
+at every amplitude. Everything per step is matrix products: H_gg is diagonalised once per table
+in NumPy (H_gg = U diag(lam) U'), so P_gg = U diag(1 + p a^2 lam) U' at any a and p. A general
+Cholesky per step instead (the quadratic whitened too) cost ~40 us a gradient in LAPACK calls
+on a CPU, against ~3 us for the whole non-centred potential, and seconds of contention between
+chains.
 """
 
 from __future__ import annotations
