@@ -398,7 +398,11 @@ def main() -> None:
     parser.add_argument(
         "--discrepancy", choices=("none", "gp"), default="none", help="model of every fit"
     )
-    parser.add_argument("--out", default=str(RESULTS / "design_sequential.json"))
+    parser.add_argument(
+        "--out",
+        default="design_sequential.json",
+        help="results file name under benchmarks/results (or an absolute path)",
+    )
     parser.add_argument(
         "--rescore",
         action="store_true",
@@ -406,8 +410,9 @@ def main() -> None:
         "its rows, print them and write them back",
     )
     args = parser.parse_args()
+    out = RESULTS / args.out  # an absolute path stays itself
     if args.rescore:
-        rescore(Path(args.out))
+        rescore(out)
         return
     if missing(chinchilla_csv(args.data)):
         return
@@ -436,7 +441,7 @@ def main() -> None:
     verdict = verdicts(table)
     print(verdict.to_string(index=False))
     write_results(
-        Path(args.out),
+        out,
         {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
          "objective": args.objective,
          "seeds": args.seeds, "adaptive_seeds": args.adaptive_seeds, "chains": args.chains,
