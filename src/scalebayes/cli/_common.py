@@ -125,7 +125,7 @@ def add_fit_options(
         "(backtests on 9 public tables: 90%% intervals held 94%% of the larger runs, against "
         "57%% for none, at 0.40 of its interval score); exponents and allocations stay the "
         "plain law's. gp_alone leaves the quadratic out (narrower intervals far out: "
-        "83%% held). none trusts the law's shape (about 2.5x faster to "
+        "83%% held). none trusts the law's shape (about 2x faster to "
         "fit); curvature fits a quadratic with the law; quadratic fits one off the law's tangent "
         "space with the law, shared by a grouped fit's groups (their curvature). A component's "
         "own fields after a colon: gp:curvature_scale=0.002, a tighter quadratic (README 'The "
