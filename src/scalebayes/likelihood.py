@@ -194,6 +194,15 @@ class Likelihood:
             return ndtr(x / sigma)
         return stdtr(nu if self.estimates_nu else self.df, x / sigma)
 
+    def location_information(self, sigma: Any, nu: Any) -> Any:
+        """Fisher information one run carries about its log mean (traceable; arguments broadcast).
+
+        1 / sigma^2 for Normal noise, (nu + 1) / ((nu + 3) sigma^2) for Student-t(nu).
+        """
+        if self.family == "normal":
+            return 1.0 / sigma**2
+        return (nu + 1.0) / ((nu + 3.0) * sigma**2)
+
     def observe(self, mu: Any, sigma: Any, nu: Any, data: Any) -> None:
         """Inside a NumPyro model: condition on ``data.log_loss`` (weight 0 leaves a run out)."""
         import jax.numpy as jnp

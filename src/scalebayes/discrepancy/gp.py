@@ -414,8 +414,8 @@ def _gp_model(law: Law, likelihood: Any, gp: GP, form: str, data: Any) -> None:
         # posterior given the amplitude and the noise, so neither a weak signal (a funnel for
         # centred weights) nor a strong one (for non-centred weights) bends its path.
         z = numpyro.sample(RAW_SITE, standard)
-        per_run = 1.0 if likelihood.family == "normal" else (nu + 1.0) / (nu + 3.0)
-        raw, log_jacobian = whitening.raw_weights(z, amplitude, per_run / sigma**2, data.extra)
+        information = likelihood.location_information(sigma, nu)
+        raw, log_jacobian = whitening.raw_weights(z, amplitude, information, data.extra)
         # the weights' prior at raw, less z's own (both Normal(0, 1): the constants cancel)
         numpyro.factor(WHITENING_SITE, 0.5 * (z @ z - raw @ raw) + log_jacobian)
         weights = scale * raw

@@ -4,7 +4,7 @@ The GP's log mean is linear in its weights, w = scale * x with x ~ Normal(0, I) 
 scale = (amplitude * spectral sd for the GP's basis, the fixed sd of the quadratic's). Given the
 amplitude, the noise and the quadratic's coefficients x_q, the likelihood is close to Gaussian
 in the GP's x_gp (exactly so for Normal noise; for Student-t(nu) its expected information is
-(nu + 1) / (nu + 3) / sigma^2 per run), so x_gp given them is close to Normal with precision
+(nu + 1) / (nu + 3) / sigma^2 per run: Likelihood.location_information), so x_gp given them is close to Normal with precision
 
     P_gg = I + p a^2 H_gg,   p = information per run,   a = amplitude,
     H = S0 B'WB S0,          S0 = diag(spectral sd, quadratic sd),   B the basis, W the weights,
