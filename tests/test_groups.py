@@ -227,6 +227,29 @@ def test_groups_recover_known_truth():
     assert "per group" in text and "group g3: 24 runs" in text
 
 
+def test_complete_ladders_are_strong_groups_and_a_cut_one_is_weak():
+    """What the geometry tests below rest on, without sampling: which groups are centred.
+
+    Complete ladders (5 budgets over two decades, 30 runs) are strong data, so the default
+    pooling centres their law; the third ladder cut to its 3 cheapest budgets (0.67 decades,
+    24 runs) is weak, and partly centred.
+    """
+    designs = [isoflop_design([1e18, 3e18, 1e19, 3e19, 1e20], points_per_budget=6, span=20)] * 3
+    spreads = {"E": 0.05, "alpha": 0.03, "beta": 0.03, "A": 0.05, "B": 0.05}
+    runs, _ = simulate_groups("chinchilla", EPOCH_CHINCHILLA, spreads, designs, seed=5)
+    assert strong_groups(runs, ["g0", "g1", "g2"]) == (True, True, True)
+    full = isoflop_design(np.geomspace(1e18, 1e20, 7), points_per_budget=8, span=20)
+    runs, _ = simulate_groups("chinchilla", EPOCH_CHINCHILLA, spreads, [full] * 3, seed=0)
+    runs = runs.subset(np.asarray((runs.group != "g2") | (runs.C <= 1.01 * 10**18.67)))
+    assert strong_groups(runs, ["g0", "g1", "g2"]) == (True, True, False)
+    law, likelihood = sb.load_law("chinchilla"), Likelihood()
+    plan = Pooling().plan(law, likelihood, (True, True, False))
+    assert plan.centred == (True, True, False) and plan.weak_centring == pytest.approx(0.7)
+
+
+# Slow: each samples a grouped model (~8 s compiling, 5-20 s sampling on 2 cores); the test
+# above checks the plan they sample, in milliseconds.
+@pytest.mark.slow
 def test_complete_ladders_are_sampled_without_the_ridge():
     """The default centring keeps a grouped fit of complete ladders off the maximum tree depth.
 
@@ -251,6 +274,7 @@ def test_complete_ladders_are_sampled_without_the_ridge():
     assert fit.diagnostics.n_max_treedepth <= 10  # 98 of 600 with the ridge
 
 
+@pytest.mark.slow
 def test_a_new_ladder_is_sampled_partly_centred():
     """A ladder cut to its cheapest budgets is sampled partly centred, off the maximum depth.
 
