@@ -253,6 +253,27 @@ def test_isoflop_one_curve_per_budget(fit, runs):
         assert star.get_xdata()[0] == pytest.approx(median)
 
 
+def test_isoflop_stars_of_a_gp_fit_sit_on_its_curves(chinchilla_fit):
+    """The curves are the whole model's mean; the star's height is the same model's loss at N*.
+
+    Before, it was the law's own L*, off its curve by the GP's mean there (0.05 nats on Marin's
+    DCLM sweeps). The law's N* stays the star's position: decisions leave the GP out.
+    """
+    from scalebayes.allocate import optimal, whole_model_loss
+
+    fit = chinchilla_fit
+    budgets = plots.data_budgets(fit.runs)[:3]
+    allocation = optimal(fit, budgets)
+    ax = plots.isoflop(fit, figures.isoflop_predictions(fit, budgets), allocation)
+    whole = whole_model_loss(fit, allocation)
+    stars = [line for line in ax.get_lines() if str(line.get_gid()).startswith("optimum")]
+    assert len(stars) == len(budgets)
+    for star, budget in zip(stars, budgets, strict=True):
+        assert star.get_xdata()[0] == pytest.approx(float(allocation.N.sel(budget=budget).median()))
+        assert star.get_ydata()[0] == pytest.approx(float(whole.sel(budget=budget).median()))
+    assert "law's + gp discrepancy's median" in ax.get_title()
+
+
 def test_isoflop_marks_approach_2s_sweep_minima_on_their_budgets(fit):
     import xarray as xr
 

@@ -82,8 +82,10 @@ def isoflop(
     curves : Prediction
         Loss along N at fixed compute, from :func:`isoflop_predictions`.
     allocation : Allocation
-        :func:`scalebayes.optimal` at the same budgets: the marker is the median N* and L*,
-        its horizontal bar the ``prob`` interval of N*.
+        :func:`scalebayes.optimal` at the same budgets: the marker is at the median N*, its
+        horizontal bar the ``prob`` interval of N*, and its height the median loss there of the
+        model the curves draw (with a GP discrepancy, the law's L* plus the GP's term, so that
+        the star sits on its curve; :func:`scalebayes.allocate.whole_model_loss`).
     ax : Axes, optional
         Where to draw; a new figure if None.
     prob : float
@@ -103,11 +105,16 @@ def isoflop(
     """
     import matplotlib as mpl
 
+    from scalebayes.allocate import whole_model_loss
+
     points = curves.points
     budgets = np.unique(points["C"].to_numpy(float))
     table = curves.summary(probs=(prob,))
     optimum_n = summarise(allocation.N, probs=(prob,))
-    optimum_loss = summarise(allocation.loss, probs=(prob,))
+    # The curves are the whole model's mean (predict adds a GP's term); the law's own L* would
+    # float off them by the GP's mean at N* (0.05 nats on Marin's DCLM sweeps).
+    whole = whole_model_loss(fit, allocation)
+    optimum_loss = summarise(allocation.loss if whole is None else whole, probs=(prob,))
     norm = mpl.colors.LogNorm(budgets.min(), budgets.max() * 1.0001)
     cmap = mpl.colormaps["viridis"]
 
@@ -160,10 +167,11 @@ def isoflop(
     ax.set_ylabel(LOSS_LABEL)
     log_ticks(ax, "x")
     plain_loss_ticks(ax)
+    model = "law's" if whole is None else f"law's + {fit.likelihood.discrepancy.name} discrepancy's"
     ax.set_title(
-        f"{fit.law.name}: isoFLOP curves at fixed compute, the law's median and {prob:.0%} "
-        "credible band\n(the law's mean: single runs add noise around it); "
-        f"star: median N* with its {prob:.0%} interval"
+        f"{fit.law.name}: isoFLOP curves at fixed compute, the {model} median and {prob:.0%} "
+        f"credible band\n(the mean loss: single runs add noise around it); star: median N* "
+        f"(the law's) with its {prob:.0%} interval"
         + (
             f"\ndiamond: approach 2's minimum of the sweep, with its {prob:.0%} interval"
             if minima is not None
