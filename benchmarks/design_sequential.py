@@ -52,6 +52,8 @@ import pandas as pd
 from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing, write_results
 
 LEVELS = (0.01, 0.05, 0.10, 0.25)
+METHODS = ("random", "cheapest", "cost_random", "posterior", "d_optimal", "v_optimal",
+           "li_mixture", "all_pool")  # fmt: skip
 QUICK_LEVELS = (0.05, 0.25)
 
 
@@ -258,6 +260,8 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
         ),
     }
     for method, order_of in orders.items():
+        if method not in args.methods:
+            continue
         seeds = range(1) if method == "cheapest" else range(args.seeds)
         for seed in seeds:
             order = order_of(np.random.default_rng(seed))
@@ -316,14 +320,17 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
         if seed not in starts:
             starts[seed] = refit(runs, start, settings, seed=100 + seed)
         for method, step in adaptive.items():
+            if method not in args.methods:
+                continue
             fit, chosen = starts[seed], []
             for level in levels:
                 t = time.perf_counter()
                 fit, chosen = step(fit, chosen, level * pool_compute, seed)
                 record(method, seed, level, chosen, fit, time.perf_counter() - t)
 
-    all_pool = refit(runs, start | pool_mask, settings, seed=1)
-    record("all_pool", 0, 1.0, list(range(len(pool))), all_pool, 0.0)
+    if "all_pool" in args.methods:
+        all_pool = refit(runs, start | pool_mask, settings, seed=1)
+        record("all_pool", 0, 1.0, list(range(len(pool))), all_pool, 0.0)
     return {"source": runs.source, "start": int(start.sum()), "pool": len(pool_idx),
             "target": int(target.sum()), "top_budget": top_budget, "rows": results}  # fmt: skip
 
@@ -404,6 +411,19 @@ def main() -> None:
         help="results file name under benchmarks/results (or an absolute path)",
     )
     parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        help="methods to run (default all); with --baselines the others' rows come from there",
+    )
+    parser.add_argument(
+        "--baselines",
+        help="results file (under benchmarks/results) whose rows of the methods not run here "
+        "join this run's, e.g. to rerun posterior alone after a change to next_runs; its "
+        "settings must be this run's",
+    )
+    parser.add_argument(
         "--rescore",
         action="store_true",
         help="no fits: recompute the summary and verdicts of the results file at --out from "
@@ -424,6 +444,7 @@ def main() -> None:
         levels, args.seeds, args.chains, args.draws = QUICK_LEVELS, 2, 2, 500
         args.tables = args.tables or ["epoch_chinchilla"]
     start = time.perf_counter()
+    baselines = _baselines(RESULTS / args.baselines, args, levels) if args.baselines else {}
     results = []
     for name, entry in datasets(Path(args.data), args.tables).items():
         with warnings.catch_warnings():  # fits below the top sweep: diagnostics are in the rows
@@ -433,6 +454,9 @@ def main() -> None:
             except Exception as err:  # a table the split cannot serve is reported, not fatal
                 print(f"{name}: skipped ({type(err).__name__}: {err})")
                 continue
+        result["rows"] += [
+            row for row in baselines.get(name, []) if row["method"] not in args.methods
+        ]
         for row in result["rows"]:
             row["table"] = name
         results.append({"name": name, **result})
@@ -443,12 +467,27 @@ def main() -> None:
     write_results(
         out,
         {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
-         "objective": args.objective,
+         "objective": args.objective, "methods": args.methods, "baselines": args.baselines,
          "seeds": args.seeds, "adaptive_seeds": args.adaptive_seeds, "chains": args.chains,
          "draws": args.draws, "tables": results,
          "summary": table.to_dict(orient="records"), "verdicts": verdict.to_dict(orient="records"),
          "seconds": time.perf_counter() - start, "machine": machine()},
     )  # fmt: skip
+
+
+def _baselines(
+    path: Path, args: argparse.Namespace, levels: tuple[float, ...]
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows by table from an earlier results file whose settings are this run's."""
+    import json
+
+    earlier = json.loads(path.read_text())
+    mine = {"levels": list(levels), "discrepancy": args.discrepancy, "objective": args.objective,
+            "seeds": args.seeds, "chains": args.chains, "draws": args.draws}  # fmt: skip
+    differ = {k: (earlier.get(k), v) for k, v in mine.items() if earlier.get(k) != v}
+    if differ:
+        raise SystemExit(f"--baselines {path}: settings differ from this run's: {differ}")
+    return {table["name"]: table["rows"] for table in earlier["tables"]}
 
 
 def rescore(path: Path) -> None:
