@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import warnings
@@ -352,22 +353,27 @@ def test_refits_shrink_the_width_by_what_was_predicted(truth):
     assert now - np.mean(widths) > 0.5 * (now - predicted), (widths, predicted, now)
 
 
+@dataclasses.dataclass
+class KnownWorld:
+    """A stand-in for next_runs' Worlds whose widths (and ESS) a test states: 4 scenarios."""
+
+    log_w: np.ndarray
+    chosen: tuple[int, ...] = ()
+    resolution: float = 0.0
+    n_draws: int = 1000
+
+    def condition(self, j):
+        self.chosen = (*self.chosen, int(j))
+
+
 def test_the_batch_is_the_better_of_greedy_per_flop_and_greedy_by_reduction(monkeypatch):
     """Known gains: one dear run (10 FLOP units) narrows the width from 1 to 0.1, five cheap
     ones (1 unit) 0.1 each. Per FLOP the cheap ones rank first (0.1 against 0.09 per unit) and
     then leave no budget for the dear one (width 0.5); by reduction the dear one is bought
     (0.1). next_runs keeps the narrower, as Krause & Guestrin's rule does."""
-    import dataclasses
-
     from scalebayes.design import selection
 
-    @dataclasses.dataclass
-    class KnownGains:
-        log_w: np.ndarray
-        chosen: tuple[int, ...] = ()
-        resolution: float = 0.0
-        n_draws: int = 1000
-
+    class KnownGains(KnownWorld):
         @staticmethod
         def width(chosen) -> float:
             return max(0.05, 1.0 - 0.9 * (0 in chosen) - 0.1 * sum(j > 0 for j in chosen))
@@ -378,9 +384,6 @@ def test_the_batch_is_the_better_of_greedy_per_flop_and_greedy_by_reduction(monk
         def after(self, columns):
             widths = [self.width((*self.chosen, int(c))) for c in columns]
             return np.tile(widths, (4, 1)), np.full(len(columns), 1000.0)
-
-        def condition(self, j):
-            self.chosen = (*self.chosen, int(j))
 
     monkeypatch.setattr(
         selection.Worlds, "build", classmethod(lambda cls, *a: KnownGains(np.zeros(1)))
@@ -405,18 +408,10 @@ def test_a_batch_grows_only_while_the_weights_can_measure_the_next_run(monkeypat
     first run is taken even when it alone leaves too few (5 %: 50), and the batch ends there,
     with the low-ESS warning. Below the floor the expected widths came out too narrow on the
     public tables' refits (benchmarks/design_calibration.py), so they are not bought on."""
-    import dataclasses
-
     from scalebayes.design import selection
 
     def known(share: float) -> type:
-        @dataclasses.dataclass
-        class KnownGains:
-            log_w: np.ndarray
-            chosen: tuple[int, ...] = ()
-            resolution: float = 0.0
-            n_draws: int = 1000
-
+        class KnownGains(KnownWorld):
             def spread_now(self):
                 return np.full(4, 1.0 - 0.1 * len(self.chosen))
 
@@ -425,9 +420,6 @@ def test_a_batch_grows_only_while_the_weights_can_measure_the_next_run(monkeypat
                 return np.full((4, len(columns)), 1.0 - 0.1 * k), np.full(
                     len(columns), 1000.0 * share**k
                 )
-
-            def condition(self, j):
-                self.chosen = (*self.chosen, int(j))
 
         return KnownGains
 
