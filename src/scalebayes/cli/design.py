@@ -32,7 +32,9 @@ compute wasted, % of --compute, by the N chosen now against each posterior draw'
 (columns N and D, or C; an optional cost column, FLOPs, default 6 N D; U for a law of repeated
 data) or --grid budgets with --tokens-per-param ratios (and --unique-tokens). Runs are chosen
 greedily by the objective's expected reduction per FLOP, computed by re-weighting the fit's
-draws under simulated outcomes (no refit): re-fit once the runs are trained."""
+draws under simulated outcomes (no refit): re-fit once the runs are trained. A batch stops
+where the weights keep too few draws (10% of them, at least 100) to measure what another run
+adds, even within the budget: train those runs, re-fit and ask again."""
 
 
 def add_commands(commands: Any) -> None:
