@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from _common import RESULTS, add_data_argument, machine, write_results
-from design_sequential import refit, split
+from design_sequential import pool_frame, refit, split, target_centre
 
 
 def width(objective: Any, fit: Any) -> float:
@@ -46,13 +45,8 @@ def one_table(runs: Any, args: argparse.Namespace, discrepancy: str) -> list[dic
     settings = {"chains": args.chains, "draws": args.draws, "warmup": args.draws,
                 "discrepancy": discrepancy}  # fmt: skip
     start, pool_mask, target, _ = split(runs)
-    pool_idx = np.flatnonzero(pool_mask)
-    table = runs.table
-    pool = pd.DataFrame(
-        {"N": table["N"].to_numpy()[pool_idx], "D": table["D"].to_numpy()[pool_idx]}
-    ).assign(cost=lambda t: runs.cost_k * t["N"] * t["D"])
-    centre = {n: float(np.exp(np.log(table[n].to_numpy()[target]).mean())) for n in ("N", "D")}
-    objective = sb.LossAt(**centre)
+    pool_idx, pool = pool_frame(runs, pool_mask)
+    objective = sb.LossAt(**target_centre(runs, target))
     first = refit(runs, start, settings, seed=0)
     rows = []
     for level in args.levels:

@@ -69,6 +69,21 @@ def split(runs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     return start, pool, top, float(budgets.compute[-1])
 
 
+def pool_frame(runs: Any, pool_mask: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """The pool's rows in the table, and its runs: N, D and cost (the table's k N D)."""
+    pool_idx = np.flatnonzero(pool_mask)
+    table = runs.table
+    pool = pd.DataFrame(
+        {"N": table["N"].to_numpy()[pool_idx], "D": table["D"].to_numpy()[pool_idx]}
+    ).assign(cost=lambda t: runs.cost_k * t["N"] * t["D"])
+    return pool_idx, pool
+
+
+def target_centre(runs: Any, target: np.ndarray) -> dict[str, float]:
+    """N and D at the target sweep's centre (geometric means of its runs')."""
+    return {n: float(np.exp(np.log(runs.table[n].to_numpy()[target]).mean())) for n in ("N", "D")}
+
+
 def refit(runs: Any, mask: np.ndarray, settings: dict[str, Any], seed: int) -> Any:
     import scalebayes as sb
 
@@ -215,18 +230,14 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     settings = {"chains": args.chains, "draws": args.draws, "warmup": args.draws,
                 "discrepancy": args.discrepancy}  # fmt: skip
     start, pool_mask, target, top_budget = split(runs)
-    pool_idx = np.flatnonzero(pool_mask)
+    pool_idx, pool = pool_frame(runs, pool_mask)
     table = runs.table
-    pool = pd.DataFrame(
-        {"N": table["N"].to_numpy()[pool_idx], "D": table["D"].to_numpy()[pool_idx]}
-    ).assign(cost=lambda t: runs.cost_k * t["N"] * t["D"])
     cost = pool["cost"].to_numpy()
     pool_compute = float(cost.sum())
     if args.objective == "region":
         objective = sb.LossOver(N=table["N"].to_numpy()[target], D=table["D"].to_numpy()[target])
     else:
-        centre = {n: float(np.exp(np.log(table[n].to_numpy()[target]).mean())) for n in ("N", "D")}
-        objective = sb.LossAt(**centre)
+        objective = sb.LossAt(**target_centre(runs, target))
     print(
         f"{runs.source}: start {start.sum()} runs, pool {len(pool_idx)} runs "
         f"({pool_compute:.3g} FLOPs), target {target.sum()} runs at {top_budget:.3g} FLOPs"
