@@ -90,18 +90,18 @@ def test_bands_four_bands_nested(fit, band_predictions):
     ax = plots.bands(fit, *band_predictions)
     bands = by_gid(ax)
     names = {
-        "credible (law) 50%",
-        "credible (law) 90%",
+        "credible (mean loss) 50%",
+        "credible (mean loss) 90%",
         "predictive (new run) 50%",
         "predictive (new run) 90%",
     }
     assert names <= set(bands)
-    assert contains(bands["credible (law) 90%"], bands["credible (law) 50%"])
+    assert contains(bands["credible (mean loss) 90%"], bands["credible (mean loss) 50%"])
     assert contains(bands["predictive (new run) 90%"], bands["predictive (new run) 50%"])
     # A new run's outcome adds noise to the law's uncertainty: its band is the wider one.
-    assert contains(bands["predictive (new run) 90%"], bands["credible (law) 90%"])
+    assert contains(bands["predictive (new run) 90%"], bands["credible (mean loss) 90%"])
     # Credible and predictive are told apart by colour.
-    credible = bands["credible (law) 90%"].get_facecolor()[0][:3]
+    credible = bands["credible (mean loss) 90%"].get_facecolor()[0][:3]
     predictive = bands["predictive (new run) 90%"].get_facecolor()[0][:3]
     assert not np.allclose(credible, predictive)
 

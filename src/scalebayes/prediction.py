@@ -1,7 +1,8 @@
 """Loss at planned runs, per posterior draw: the law's own uncertainty, or a new run's outcome.
 
-``kind="mean"`` answers "what loss does the law predict here?" (a credible interval: only the
-uncertainty about the law's parameters); ``kind="new_run"`` answers "what loss will my run
+``kind="mean"`` answers "what loss does the fit predict here?" (a credible interval of the mean
+loss: the uncertainty about the law's parameters, and about its discrepancy term when the fit
+has one); ``kind="new_run"`` answers "what loss will my run
 actually get?" (a predictive interval: that uncertainty plus the run-to-run noise the fit
 measured), so its intervals are wider.
 """
@@ -81,7 +82,7 @@ class Prediction:
         return table
 
     def __str__(self) -> str:
-        label = "credible (law only)" if self.kind == "mean" else "predictive (new run)"
+        label = "credible (mean loss)" if self.kind == "mean" else "predictive (new run)"
         return f"predicted loss, {label} intervals:\n{self.summary().to_string()}"
 
 
@@ -111,7 +112,8 @@ def predict(
     U : array-like, optional
         Unique training tokens, for laws of data repetition (e.g. ``data_constrained``).
     kind : {"mean", "new_run"}
-        ``mean``: loss of the fitted law (credible interval: uncertainty about the law);
+        ``mean``: the fit's mean loss, the law plus its discrepancy term if any (credible
+        interval: uncertainty about both);
         ``new_run``: loss a new training run would get (predictive interval: adds the fitted
         Student-t/Normal noise on log loss, one draw per posterior draw).
     seed : int

@@ -95,7 +95,7 @@ def bands(
     Returns
     -------
     Axes
-        With the bands (``PolyCollection`` with gids ``"credible (law) 90%"``,
+        With the bands (``PolyCollection`` with gids ``"credible (mean loss) 90%"``,
         ``"predictive (new run) 50%"``, ...), the median line (gid ``"median"``),
         the runs (gid ``"observed"``, ``"held-out"``) and the extrapolation shading. Along
         compute at a fixed D/N, ``"observed"`` holds the runs within a factor 2 of that D/N
@@ -124,7 +124,14 @@ def bands(
         ax, x, predictive, probs, color=PREDICTIVE_COLOR, label="predictive (new run)", alpha=0.2
     )
     fill_bands(
-        ax, x, credible, probs, color=CREDIBLE_COLOR, label="credible (law)", alpha=0.3, zorder=2
+        ax,
+        x,
+        credible,
+        probs,
+        color=CREDIBLE_COLOR,
+        label="credible (mean loss)",
+        alpha=0.3,
+        zorder=2,
     )
     (line,) = ax.plot(
         x, credible["median"], color=CREDIBLE_COLOR, lw=1.6, label="posterior median", zorder=3
