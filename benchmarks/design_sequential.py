@@ -25,7 +25,13 @@ loss, 90 % coverage, and the 90 % interval of log10 N* at the top budget. Method
   loss over the target region's runs, the same linearisation;
 - ``li_mixture``: the V-optimal cut averaged over 5 linearisation points drawn from the
   posterior: the expected reduction of the target region's prediction error under a Laplace
-  mixture, as Li et al. 2026 select runs (their mixture comes from multi-start fits).
+  mixture, as Li et al. 2026 select runs (their mixture comes from multi-start fits);
+- ``kalman`` (only when named in ``--methods``): ``posterior``'s objective, batches and refits,
+  but each batch chosen by a linear-Gaussian update on the draws instead of importance weights:
+  the objective and every candidate's log mean per draw taken as jointly Gaussian with their
+  covariance over the draws (the whole model's, discrepancy included), so a batch is never
+  limited by the weights' effective sample size. A check of ``posterior``'s weights, not a
+  baseline.
 
 Random methods run ``--seeds`` seeds (mean and spread printed); ``all_pool`` is the fit on
 start + the whole pool. Tables: Epoch's and every Open-Athena experiment (``--tables``). Prints
@@ -53,7 +59,7 @@ from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing
 
 LEVELS = (0.01, 0.05, 0.10, 0.25)
 METHODS = ("random", "cheapest", "cost_random", "posterior", "d_optimal", "v_optimal",
-           "li_mixture", "all_pool")  # fmt: skip
+           "li_mixture", "kalman", "all_pool")  # fmt: skip
 QUICK_LEVELS = (0.05, 0.25)
 
 
@@ -224,6 +230,48 @@ def v_optimal(
     return _greedy(pool["cost"].to_numpy(float), budget, gain, take)
 
 
+def kalman(fit: Any, pool: pd.DataFrame, objective: Any, budget: float, max_runs: int) -> list[int]:
+    """Greedy runs by the cut in the objective's variance, jointly Gaussian over the draws.
+
+    (q, log mean at each candidate) per posterior draw, their empirical covariance as the prior
+    of a linear-Gaussian update, each run observed with the noise's Fisher-equivalent variance.
+    Two greedy batches (per FLOP and by reduction), the smaller final variance kept.
+    """
+    model = objective.model(fit)
+    q = np.asarray(objective.per_draw(model), float).reshape(-1)
+    from scalebayes.prediction import log_mean_at
+
+    mu = np.asarray(log_mean_at(model, pool)).reshape(q.size, -1)
+    cov0 = np.cov(np.column_stack([q, mu]), rowvar=False)
+    sigma2 = float(np.mean(model.posterior["sigma"].to_numpy() ** 2))
+    nu = float(model.likelihood.df or 4.0)
+    r = sigma2 * (nu + 3) / (nu + 1) if model.likelihood.family == "student_t" else sigma2
+    cost = pool["cost"].to_numpy(float)
+
+    def greedy(per_flop: bool) -> tuple[list[int], float]:
+        cov = cov0.copy()
+        chosen: list[int] = []
+        spent = 0.0
+        while len(chosen) < max_runs:
+            diag = np.diag(cov)[1:]
+            after = cov[0, 0] - cov[0, 1:] ** 2 / (diag + r)
+            cut = np.sqrt(cov[0, 0]) - np.sqrt(np.maximum(after, 0))
+            ok = (spent + cost <= budget) & (cut > 1e-3 * np.sqrt(cov0[0, 0]))
+            ok[chosen] = False
+            if not ok.any():
+                break
+            score = cut / cost if per_flop else cut
+            j = int(np.argmax(np.where(ok, score, -np.inf)))
+            v = cov[:, j + 1].copy()
+            cov = cov - np.outer(v, v) / (cov[j + 1, j + 1] + r)
+            chosen.append(j)
+            spent += cost[j]
+        return chosen, float(cov[0, 0])
+
+    a, b = greedy(True), greedy(False)
+    return a[0] if a[1] <= b[1] else b[0]
+
+
 def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) -> dict[str, Any]:
     import scalebayes as sb
 
@@ -286,20 +334,27 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     # batch of at most --batch runs, as next_runs advises (its importance weights collapse after
     # a few informative runs, and a batch chosen on collapsed weights stops early);
     # the linearised methods (no weights) refit after each level.
-    def posterior_step(
-        fit: Any, chosen: list[int], budget: float, seed: int
-    ) -> tuple[Any, list[int]]:
-        while True:
-            remaining = np.setdiff1d(np.arange(len(pool)), chosen)
-            left = budget - float(cost[chosen].sum())
-            if left < cost[remaining].min():
-                return fit, chosen
-            result = sb.next_runs(fit, pool.iloc[remaining], objective=objective, budget=left,
-                                  max_runs=args.batch, seed=seed)  # fmt: skip
-            if result.batch.empty:
-                return fit, chosen
-            chosen = chosen + [int(remaining[j]) for j in result.batch["candidate"]]
-            fit = refit(runs, mask_of(chosen), settings, seed=seed + 1)
+    def batched_step(choose: Callable[..., list[int]]) -> Callable[..., tuple[Any, list[int]]]:
+        """Choose at most --batch runs, refit, and again until the level's budget is spent."""
+
+        def step(fit: Any, chosen: list[int], budget: float, seed: int) -> tuple[Any, list[int]]:
+            while True:
+                remaining = np.setdiff1d(np.arange(len(pool)), chosen)
+                left = budget - float(cost[chosen].sum())
+                if left < cost[remaining].min():
+                    return fit, chosen
+                picked = choose(fit, pool.iloc[remaining], left, seed)
+                if not picked:
+                    return fit, chosen
+                chosen = chosen + [int(remaining[j]) for j in picked]
+                fit = refit(runs, mask_of(chosen), settings, seed=seed + 1)
+
+        return step
+
+    def next_runs_batch(fit: Any, frame: pd.DataFrame, left: float, seed: int) -> list[int]:
+        result = sb.next_runs(fit, frame, objective=objective, budget=left, max_runs=args.batch,
+                              seed=seed)  # fmt: skip
+        return [int(j) for j in result.batch["candidate"]]
 
     target_frame = pd.DataFrame({n: table[n].to_numpy()[target] for n in ("N", "D")})
 
@@ -315,7 +370,10 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
         return step
 
     adaptive = {
-        "posterior": posterior_step,
+        "posterior": batched_step(next_runs_batch),
+        "kalman": batched_step(
+            lambda fit, frame, left, seed: kalman(fit, frame, objective, left, args.batch)
+        ),
         "d_optimal": linearised_step(d_optimal),
         "v_optimal": linearised_step(
             lambda fit, frame, left: v_optimal(fit, frame, target_frame, left)
@@ -358,29 +416,32 @@ BASELINES = ("random", "cheapest", "cost_random", "d_optimal", "v_optimal", "li_
 
 
 def verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """Per budget level: on how many tables ``posterior`` beats every baseline's mean interval
-    score, on how many it beats random's, its median ratio to random's, and on how many it is
-    worse than random by more than random's seed spread."""
+    """Per adaptive method of ours (``posterior``, and ``kalman`` when run) and budget level: on
+    how many tables it beats every baseline's mean interval score, on how many it beats random's,
+    its median ratio to random's, and on how many it is worse than random by more than random's
+    seed spread."""
     out = []
-    for level, rows in table[table.method != "all_pool"].groupby("level"):
-        wins = worse = beats_random = tables = 0
-        ratios = []
-        for _, one in rows.groupby("table"):
-            by = one.set_index("method")
-            if "posterior" not in by.index:
-                continue
-            tables += 1
-            ours = by.loc["posterior", "interval_score_90"]
-            others = by.loc[by.index.intersection(BASELINES), "interval_score_90"]
-            wins += bool((ours < others).all())
-            spread = by.loc["random", "is90_sd"] if "random" in by.index else 0.0
-            worse += bool(ours > by.loc["random", "interval_score_90"] + np.nan_to_num(spread))
-            beats_random += bool(ours < by.loc["random", "interval_score_90"])
-            ratios.append(ours / by.loc["random", "interval_score_90"])
-        out.append({"level": level, "tables": tables, "beats_every_baseline": wins,
-                    "beats_random": beats_random,
-                    "median_ratio_to_random": float(np.median(ratios)) if ratios else np.nan,
-                    "worse_than_random_beyond_spread": worse})  # fmt: skip
+    ours_methods = [m for m in ("posterior", "kalman") if m in set(table.method)]
+    for method in ours_methods:
+        for level, rows in table[table.method != "all_pool"].groupby("level"):
+            wins = worse = beats_random = tables = 0
+            ratios = []
+            for _, one in rows.groupby("table"):
+                by = one.set_index("method")
+                if method not in by.index or "random" not in by.index:
+                    continue
+                tables += 1
+                ours = by.loc[method, "interval_score_90"]
+                others = by.loc[by.index.intersection(BASELINES), "interval_score_90"]
+                random = by.loc["random", "interval_score_90"]
+                wins += bool((ours < others).all())
+                worse += bool(ours > random + np.nan_to_num(by.loc["random", "is90_sd"]))
+                beats_random += bool(ours < random)
+                ratios.append(ours / random)
+            out.append({"method": method, "level": level, "tables": tables,
+                        "beats_every_baseline": wins, "beats_random": beats_random,
+                        "median_ratio_to_random": float(np.median(ratios)) if ratios else np.nan,
+                        "worse_than_random_beyond_spread": worse})  # fmt: skip
     return pd.DataFrame(out)
 
 
@@ -425,8 +486,9 @@ def main() -> None:
         "--methods",
         nargs="+",
         choices=METHODS,
-        default=list(METHODS),
-        help="methods to run (default all); with --baselines the others' rows come from there",
+        default=[m for m in METHODS if m != "kalman"],
+        help="methods to run (default all but kalman); with --baselines the others' rows come "
+        "from there",
     )
     parser.add_argument(
         "--baselines",
@@ -495,6 +557,8 @@ def _baselines(
     earlier = json.loads(path.read_text())
     mine = {"levels": list(levels), "discrepancy": args.discrepancy, "objective": args.objective,
             "seeds": args.seeds, "chains": args.chains, "draws": args.draws}  # fmt: skip
+    if not {"posterior", "kalman"}.isdisjoint(args.methods):
+        del mine["objective"]  # only their rows depend on it, and they are run here
     differ = {k: (earlier.get(k), v) for k, v in mine.items() if earlier.get(k) != v}
     if differ:
         raise SystemExit(f"--baselines {path}: settings differ from this run's: {differ}")
