@@ -144,23 +144,33 @@ def _log_draws(fit: Any) -> np.ndarray:
 
 
 def _greedy(
-    cost: np.ndarray, budget: float, gain: Callable[[], np.ndarray], take: Callable[[int], None]
+    cost: np.ndarray,
+    budget: float,
+    gain: Callable[[], np.ndarray],
+    take: Callable[[int], None],
+    *,
+    per_flop: bool = True,
+    max_runs: int | None = None,
+    floor: float = -np.inf,
 ) -> list[int]:
-    """Runs picked one at a time by the most ``gain()`` per FLOP while they fit ``budget``.
+    """Runs picked one at a time by the most ``gain()`` per FLOP (or in all) while they fit.
 
-    ``take(j)`` updates what ``gain`` reads once run ``j`` is picked.
+    ``take(j)`` updates what ``gain`` reads once run ``j`` is picked; a run is picked only
+    while its gain exceeds ``floor``, and at most ``max_runs`` of them.
     """
     chosen, spent = [], 0.0
     open_ = np.ones(len(cost), bool)
-    while True:
-        fits = open_ & (spent + cost <= budget)
+    while max_runs is None or len(chosen) < max_runs:
+        g = gain()
+        fits = open_ & (spent + cost <= budget) & (g > floor)
         if not fits.any():
-            return chosen
-        j = int(np.argmax(np.where(fits, gain() / cost, -np.inf)))
+            break
+        j = int(np.argmax(np.where(fits, g / cost if per_flop else g, -np.inf)))
         chosen.append(j)
         spent += cost[j]
         open_[j] = False
         take(j)
+    return chosen
 
 
 def d_optimal(fit: Any, pool: pd.DataFrame, budget: float) -> list[int]:
@@ -249,24 +259,20 @@ def kalman(fit: Any, pool: pd.DataFrame, objective: Any, budget: float, max_runs
     cost = pool["cost"].to_numpy(float)
 
     def greedy(per_flop: bool) -> tuple[list[int], float]:
-        cov = cov0.copy()
-        chosen: list[int] = []
-        spent = 0.0
-        while len(chosen) < max_runs:
-            diag = np.diag(cov)[1:]
-            after = cov[0, 0] - cov[0, 1:] ** 2 / (diag + r)
-            cut = np.sqrt(cov[0, 0]) - np.sqrt(np.maximum(after, 0))
-            ok = (spent + cost <= budget) & (cut > 1e-3 * np.sqrt(cov0[0, 0]))
-            ok[chosen] = False
-            if not ok.any():
-                break
-            score = cut / cost if per_flop else cut
-            j = int(np.argmax(np.where(ok, score, -np.inf)))
-            v = cov[:, j + 1].copy()
-            cov = cov - np.outer(v, v) / (cov[j + 1, j + 1] + r)
-            chosen.append(j)
-            spent += cost[j]
-        return chosen, float(cov[0, 0])
+        cov = [cov0.copy()]
+
+        def gain() -> np.ndarray:  # the cut in the objective's sd by each candidate
+            c = cov[0]
+            after = c[0, 0] - c[0, 1:] ** 2 / (np.diag(c)[1:] + r)
+            return np.sqrt(c[0, 0]) - np.sqrt(np.maximum(after, 0))
+
+        def take(j: int) -> None:
+            v = cov[0][:, j + 1].copy()
+            cov[0] = cov[0] - np.outer(v, v) / (cov[0][j + 1, j + 1] + r)
+
+        chosen = _greedy(cost, budget, gain, take, per_flop=per_flop, max_runs=max_runs,
+                         floor=1e-3 * np.sqrt(cov0[0, 0]))  # fmt: skip
+        return chosen, float(cov[0][0, 0])
 
     a, b = greedy(True), greedy(False)
     return a[0] if a[1] <= b[1] else b[0]
