@@ -253,9 +253,10 @@ def kalman(fit: Any, pool: pd.DataFrame, objective: Any, budget: float, max_runs
 
     mu = np.asarray(log_mean_at(model, pool)).reshape(q.size, -1)
     cov0 = np.cov(np.column_stack([q, mu]), rowvar=False)
-    sigma2 = float(np.mean(model.posterior["sigma"].to_numpy() ** 2))
-    nu = float(model.likelihood.df or 4.0)
-    r = sigma2 * (nu + 3) / (nu + 1) if model.likelihood.family == "student_t" else sigma2
+    post, likelihood = model.posterior, model.likelihood
+    nu = post["nu"].to_numpy() if likelihood.estimates_nu else likelihood.df
+    # Each run's noise as the variance carrying its Fisher information, averaged over draws.
+    r = 1.0 / float(np.mean(likelihood.location_information(post["sigma"].to_numpy(), nu)))
     cost = pool["cost"].to_numpy(float)
 
     def greedy(per_flop: bool) -> tuple[list[int], float]:

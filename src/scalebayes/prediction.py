@@ -1,10 +1,10 @@
-"""Loss at planned runs, per posterior draw: the law's own uncertainty, or a new run's outcome.
+"""Loss at planned runs, per posterior draw: the fit's mean loss, or a new run's outcome.
 
 ``kind="mean"`` answers "what loss does the fit predict here?" (a credible interval of the mean
 loss: the uncertainty about the law's parameters, and about its discrepancy term when the fit
-has one); ``kind="new_run"`` answers "what loss will my run
-actually get?" (a predictive interval: that uncertainty plus the run-to-run noise the fit
-measured), so its intervals are wider.
+has one); ``kind="new_run"`` answers "what loss will my run actually get?" (a predictive
+interval: that uncertainty plus the run-to-run noise the fit measured), so its intervals are
+wider.
 """
 
 from __future__ import annotations
