@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ GRID_STEP = 0.02
 PROB = 0.9
 
 
-def whole_model_n_star(fit, budget: float, around: float) -> tuple[np.ndarray, float]:
+def whole_model_n_star(fit: Any, budget: float, around: float) -> tuple[np.ndarray, float]:
     """log N minimising the whole model's mean loss at ``budget`` FLOPs, per draw; share at an end."""
     from scalebayes.prediction import log_mean_at
 
