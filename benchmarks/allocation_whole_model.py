@@ -15,10 +15,22 @@ Open-Athena experiment, hold out the top one and two isoFLOP budgets, fit the de
 Each is scored against the held-out sweep's own optimum as the allocation backtest measures it
 (approach 2's profile model on the held-out runs alone, the valley shape learnt below the cut):
 a prediction covers when the 90 % interval of log N*_predicted - log N*_measured holds 0.
+Two more carry the whole model's minimum at the largest fitted budget C_e on beyond it, as
+approach 2 carries its edge: ``edge`` with the law's own change of log N* from C_e (the whole
+model where the GP has runs, the law's exponent beyond), ``edge_slope`` straight in log N-log C
+with the whole model's own local exponent at C_e (its minima at C_e and C_e / e, per draw).
+
 Prints a row per held-out budget and the pooled coverage, median |log error| and median width;
 writes benchmarks/results/allocation_whole_model.json.
 
+``--truth``: known truth 100x beyond the data, the isoFLOP sweeps of
+``allocation_approaches.py --truth`` (5 budgets 1e18-1e21 x 7 runs, 1 % noise, centred or
+off-centre; exact Chinchilla law or the bent one), the default model fitted (2 x 500 draws);
+coverage of the true N* 100x beyond the largest sweep by the law's, the whole model's and the
+edge N*; writes allocation_whole_model_truth.json.
+
     python benchmarks/allocation_whole_model.py [--data DIR] [--datasets NAME ...]
+    python benchmarks/allocation_whole_model.py --truth [--replicates 10]
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ from _datasets import datasets
 GRID_HALF_WIDTH = 2.5  # e-folds of N either side of the law's median N*
 GRID_STEP = 0.02
 PROB = 0.9
+LABELS = ("law", "whole_model", "edge", "edge_slope")
+SLOPE_STEP = 1.0  # e-folds of C below C_e for the whole model's local exponent
 
 
 def whole_model_n_star(fit: Any, budget: float, around: float) -> tuple[np.ndarray, float]:
@@ -51,6 +65,13 @@ def whole_model_n_star(fit: Any, budget: float, around: float) -> tuple[np.ndarr
     return grid[best], float(np.mean((best == 0) | (best == grid.size - 1)))
 
 
+def edge_carried(fit: Any, edge_budget: float, around: float) -> tuple[np.ndarray, np.ndarray]:
+    """The whole model's log N* at ``edge_budget`` per draw, and its local exponent there."""
+    at_edge, _ = whole_model_n_star(fit, edge_budget, around)
+    below, _ = whole_model_n_star(fit, edge_budget * np.exp(-SLOPE_STEP), around)
+    return at_edge, (at_edge - below) / SLOPE_STEP
+
+
 def score(log_pred: np.ndarray, log_meas: np.ndarray, rng: np.random.Generator) -> dict:
     """Coverage of 0 by the 90 % interval of the difference, median error, width (log N)."""
     tail = (1 - PROB) / 2
@@ -63,12 +84,81 @@ def score(log_pred: np.ndarray, log_meas: np.ndarray, rng: np.random.Generator) 
     }
 
 
+def truth(args: argparse.Namespace) -> None:
+    """Coverage of the true N* 100x beyond simulated sweeps, law against whole model and edge."""
+    from _allocation_truth import BEYOND, SIM_BUDGETS, sweeps, true_n_star, truth_law
+
+    import scalebayes as sb
+
+    sb.configure()
+    ref = BEYOND * SIM_BUDGETS.max()
+    edge_budget = SIM_BUDGETS.max()
+    rows = []
+    started = time.perf_counter()
+    for kind in ("exact", "bent"):
+        law, params = truth_law(kind)
+        log_true = float(np.log(true_n_star(law, params, np.array([ref]))[0]))
+        for centred in (True, False):
+            for rep in range(args.replicates):
+                seed = 1000 * (kind == "bent") + 100 * centred + rep
+                runs = sweeps(law, params, centred, seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # beyond the data on purpose
+                    fit = sb.fit(runs, "chinchilla", chains=2, draws=500, warmup=500, seed=seed)
+                    both = np.log(sb.optimal(fit, [edge_budget, ref]).N.to_numpy()).reshape(-1, 2)
+                    around = np.exp(np.median(both, axis=0))
+                    whole, at_end = whole_model_n_star(fit, ref, around[1])
+                    whole_edge, slope = edge_carried(fit, edge_budget, around[0])
+                edge = whole_edge + both[:, 1] - both[:, 0]
+                edge_slope = whole_edge + slope * np.log(ref / edge_budget)
+                row = {"truth": kind, "centred": centred, "seed": seed,
+                       "healthy": bool(fit.diagnostics.ok), "whole_model_at_grid_end": at_end}  # fmt: skip
+                for label, pred in (("law", both[:, 1]), ("whole_model", whole), ("edge", edge),
+                                    ("edge_slope", edge_slope)):  # fmt: skip
+                    low, median, high = np.quantile(pred, [0.05, 0.5, 0.95])
+                    row |= {f"{label}_covers": bool(low <= log_true <= high),
+                            f"{label}_log_error": float(median - log_true),
+                            f"{label}_width": float(high - low)}  # fmt: skip
+                rows.append(row)
+                print(
+                    f"{kind} {'centred' if centred else 'off-centre'} {seed}: "
+                    + "  ".join(
+                        f"{m} {row[f'{m}_covers']!s:5} {row[f'{m}_log_error']:+.2f}" for m in LABELS
+                    ),
+                    flush=True,
+                )
+    table = pd.DataFrame(rows)
+    pooled = {
+        kind: {label: {"coverage": float(part[f"{label}_covers"].mean()),
+                       "median_log_error": float(part[f"{label}_log_error"].median()),
+                       "median_width": float(part[f"{label}_width"].median())}
+               for label in LABELS}
+        for kind, part in table.groupby("truth")
+    }  # fmt: skip
+    for kind, by in pooled.items():
+        for label, p in by.items():
+            print(f"{kind:5s} {label:12s} covers {p['coverage']:.0%}, median log error "
+                  f"{p['median_log_error']:+.3f}, median width {p['median_width']:.2f}")  # fmt: skip
+    write_results(
+        RESULTS / "allocation_whole_model_truth.json",
+        {"settings": {"replicates": args.replicates, "beyond": BEYOND, "chains": 2, "draws": 500,
+                      "budgets": SIM_BUDGETS.tolist()},
+         "pooled": pooled, "rows": rows, "wall_s": time.perf_counter() - started,
+         "machine": machine()},
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--datasets", nargs="+", help="subset of tables (default: all found)")
     parser.add_argument("--out", default="allocation_whole_model.json")
+    parser.add_argument("--truth", action="store_true", help="known truth 100x beyond")
+    parser.add_argument("--replicates", type=int, default=10, help="per truth and design (--truth)")
     args = parser.parse_args()
+    if args.truth:
+        truth(args)
+        return
     tables = datasets(args.data, args.datasets)
     if not tables:
         print(f"skipped: no public tables found in {args.data}")
@@ -100,12 +190,18 @@ def main() -> None:
                     edge_sweeps="keep",
                 )
             log_meas = np.log(measured.minima()["N"].to_numpy()).reshape(-1, k)
+            edge_budget = budgets.compute[budgets.n_budgets - k - 1]  # the top fitted sweep
+            law_edge = np.log(sb.optimal(fit, [edge_budget]).N.to_numpy()).reshape(-1)
+            whole_edge, slope = edge_carried(fit, edge_budget, np.exp(np.median(law_edge)))
             for j, budget in enumerate(held_budgets):
                 whole, at_end = whole_model_n_star(fit, budget, np.exp(np.median(law[:, j])))
+                edge = whole_edge + law[:, j] - law_edge
+                edge_slope = whole_edge + slope * np.log(budget / edge_budget)
                 row = {"dataset": name, "held_out": f"top {k}", "budget": float(budget),
                        "healthy": bool(fit.diagnostics.ok and measured.diagnostics.ok),
                        "whole_model_at_grid_end": at_end}  # fmt: skip
-                for label, pred in (("law", law[:, j]), ("whole_model", whole)):
+                for label, pred in (("law", law[:, j]), ("whole_model", whole), ("edge", edge),
+                                    ("edge_slope", edge_slope)):  # fmt: skip
                     row |= {
                         f"{label}_{key}": v for key, v in score(pred, log_meas[:, j], rng).items()
                     }
@@ -113,7 +209,9 @@ def main() -> None:
                 print(
                     f"{name:45s} top {k} {budget:9.3g}: law {row['law_covers']!s:5} "
                     f"{row['law_log_error']:+.3f}  whole model {row['whole_model_covers']!s:5} "
-                    f"{row['whole_model_log_error']:+.3f}",
+                    f"{row['whole_model_log_error']:+.3f}  edge {row['edge_covers']!s:5} "
+                    f"{row['edge_log_error']:+.3f}  edge_slope {row['edge_slope_covers']!s:5} "
+                    f"{row['edge_slope_log_error']:+.3f}",
                     flush=True,
                 )
     table = pd.DataFrame(rows)
@@ -124,7 +222,7 @@ def main() -> None:
             "median_abs_log_error": float(table[f"{label}_log_error"].abs().median()),
             "median_width": float(table[f"{label}_width"].median()),
         }
-        for label in ("law", "whole_model")
+        for label in LABELS
     }
     for label, p in pooled.items():
         print(f"{label:12s} covers {p['coverage']:.0%} of {p['n']}, median |log error| "
