@@ -73,15 +73,11 @@ def edge_carried(fit: Any, edge_budget: float, around: float) -> tuple[np.ndarra
 
 
 def score(log_pred: np.ndarray, log_meas: np.ndarray, rng: np.random.Generator) -> dict:
-    """Coverage of 0 by the 90 % interval of the difference, median error, width (log N)."""
-    tail = (1 - PROB) / 2
-    difference = log_pred - rng.choice(log_meas, size=log_pred.size, replace=True)
-    low, high = np.quantile(difference, [tail, 1 - tail])
-    return {
-        "covers": bool(low <= 0.0 <= high),
-        "log_error": float(np.median(log_pred) - np.median(log_meas)),
-        "width": float(high - low),
-    }
+    """The allocation backtest's score of one held-out budget: covers, log error, width (log N)."""
+    from scalebayes.allocation_backtest import _score
+
+    row = _score("", "", 0.0, log_pred, log_meas, PROB, rng)
+    return {key: row[key] for key in ("covers", "log_error", "width")}
 
 
 def truth(args: argparse.Namespace) -> None:

@@ -40,6 +40,9 @@ def test_score_covers_when_the_difference_interval_holds_zero():
     # covers; far off, plus 20 times the gap from 0 to its lower end (0.5 - 0.23 = 0.27).
     assert row["interval_score"] == pytest.approx(2 * 1.645 * 0.1 * np.sqrt(2), rel=0.1)
     assert far["interval_score"] == pytest.approx(0.47 + 20 * 0.27, rel=0.1)
+    # The width alone is the same ~0.47 either way: the miss is charged in the score only.
+    assert row["width"] == pytest.approx(row["interval_score"])
+    assert far["width"] == pytest.approx(2 * 1.645 * 0.1 * np.sqrt(2), rel=0.1)
 
 
 def test_refuses_before_any_fit():

@@ -59,7 +59,7 @@ class AllocationBacktest:
     words), ``approach``, ``budget`` (FLOPs), ``n_star`` with ``n_star_lower/upper`` (the
     prediction's median and ``prob`` interval), ``measured`` with ``measured_lower/upper`` (the
     held-out sweep's own), ``log_error`` (median log N* predicted minus measured), ``covers``
-    (the interval of the difference contains 0), ``healthy`` (both samplings' diagnostics
+    (the interval of the difference contains 0), ``width`` (that interval's, in log N), ``healthy`` (both samplings' diagnostics
     are ok) and ``recommended`` (the approach the side-by-side verdict picks at this cut). Approaches that cannot run on the table are in ``skipped`` with the reason.
     """
 
@@ -294,6 +294,7 @@ def _score(
         "measured_upper": meas_q[2],
         "log_error": float(np.median(log_pred) - np.median(log_meas)),
         "covers": bool(low <= 0.0 <= high),
+        "width": float(high - low),
         "interval_score": float(
             high - low + 2.0 / (1.0 - prob) * (max(low, 0.0) + max(-high, 0.0))
         ),
