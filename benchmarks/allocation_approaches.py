@@ -29,7 +29,8 @@ default was chosen: README, approach 2). ``--curves``: approach 1 (``sb.load_cur
 the finished runs) on (Mis)Fitting's learning curves, with the data README's conservative
 filter (the corrupted 17m sweep dropped), then every approach side by side on the finished runs (``approach="all"``; approach 3 is the
 plain Chinchilla law). Writes allocation_envelope.json. ``--all``: every approach on Epoch's
-runs, with the verdict; writes allocation_all.json. ``--envelope-truth``: approach 1 on
+runs, with the verdict (``--discrepancy auto``: the default model, so approach 3m runs too);
+writes allocation_all.json. ``--envelope-truth``: approach 1 on
 finished runs simulated from a known law (``--design``: Epoch's law, 11 sizes x 6 horizons;
 Hoffmann et al.'s, 9 sizes x 5 horizons; the bent truth on the first; 1 % noise; a refused table
 counts as a miss): coverage and bias of the 90 % intervals of a and of N* 100x beyond the
@@ -252,15 +253,23 @@ def curves(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
-def side_by_side(runs: Any, settings: Any, budgets: list[float]) -> dict[str, Any]:
-    """The plain law fitted, then every approach side by side (``sb.optimal(approach="all")``)."""
+def side_by_side(
+    runs: Any, settings: Any, budgets: list[float], discrepancy: str = "none"
+) -> dict[str, Any]:
+    """The law fitted (plain, or ``discrepancy``), then every approach side by side.
+
+    ``sb.optimal(approach="all")``; approach 3m runs only where the fit has a discrepancy.
+    """
     import scalebayes as sb
 
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         law = sb.fit(
-            runs, "chinchilla", likelihood=sb.Likelihood(discrepancy="none"), settings=settings
+            runs,
+            "chinchilla",
+            likelihood=sb.Likelihood(discrepancy=discrepancy),
+            settings=settings,
         )
         result = sb.optimal(law, budgets, approach="all")
     print(result, f"\n{time.perf_counter() - started:.1f} s", flush=True)
@@ -284,10 +293,12 @@ def epoch_all(args: argparse.Namespace) -> None:
     if missing(chinchilla_csv(args.data)):
         return
     settings = sb.Settings(chains=args.chains, draws=args.draws, warmup=args.warmup)
-    row = side_by_side(sb.load_runs(chinchilla_csv(args.data)), settings, [5.76e23, 1e25])
+    runs = sb.load_runs(chinchilla_csv(args.data))
+    row = side_by_side(runs, settings, [5.76e23, 1e25], args.discrepancy)
     write_results(
         RESULTS / (args.out or "allocation_all.json"),
-        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup},
+        {"settings": {"chains": args.chains, "draws": args.draws, "warmup": args.warmup,
+                      "discrepancy": args.discrepancy},
          "epoch_chinchilla": row, "machine": machine()},
     )  # fmt: skip
 
@@ -389,6 +400,12 @@ def main() -> None:
     parser.add_argument("--truth", action="store_true", help="the known-truth coverage study")
     parser.add_argument("--curves", action="store_true", help="approach 1 on the curve data")
     parser.add_argument("--all", action="store_true", help="every approach on Epoch's runs")
+    parser.add_argument(
+        "--discrepancy",
+        default="none",
+        help="--all: the fit's discrepancy (default none, the plain law; auto: the package's "
+        "default model, law + GP, which approach 3m reads)",
+    )
     parser.add_argument(
         "--envelope-truth", action="store_true", help="approach 1's coverage with known truth"
     )

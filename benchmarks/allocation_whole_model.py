@@ -25,12 +25,15 @@ writes benchmarks/results/allocation_whole_model.json.
 
 ``--truth``: known truth 100x beyond the data, the isoFLOP sweeps of
 ``allocation_approaches.py --truth`` (5 budgets 1e18-1e21 x 7 runs, 1 % noise, centred or
-off-centre; exact Chinchilla law or the bent one), the default model fitted (2 x 500 draws);
-coverage of the true N* 100x beyond the largest sweep by the law's, the whole model's and the
-edge N*; writes allocation_whole_model_truth.json.
+off-centre; exact Chinchilla law or the bent one; ``--scatter``: each sweep's own optimum off
+the truth's line), the default model fitted (2 x 500 draws); coverage of the true N* 100x beyond
+the largest sweep and of the true local exponent a at the sweeps' mean log budget by the law's
+own allocation and by the package's approach 3m (``sb.optimal(..., approach="3m")``, the
+``edge_slope`` above), and of N* by the whole model's own minimum that far out; writes
+allocation_3m_truth.json.
 
     python benchmarks/allocation_whole_model.py [--data DIR] [--datasets NAME ...]
-    python benchmarks/allocation_whole_model.py --truth [--replicates 10]
+    python benchmarks/allocation_whole_model.py --truth [--replicates 10] [--scatter 0.1]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ GRID_HALF_WIDTH = 2.5  # e-folds of N either side of the law's median N*
 GRID_STEP = 0.02
 PROB = 0.9
 LABELS = ("law", "whole_model", "edge", "edge_slope")
+TRUTH_LABELS = ("law", "3m", "whole_model")
 SLOPE_STEP = 1.0  # e-folds of C below C_e for the whole model's local exponent
 
 
@@ -81,64 +85,86 @@ def score(log_pred: np.ndarray, log_meas: np.ndarray, rng: np.random.Generator) 
 
 
 def truth(args: argparse.Namespace) -> None:
-    """Coverage of the true N* 100x beyond simulated sweeps, law against whole model and edge."""
-    from _allocation_truth import BEYOND, SIM_BUDGETS, sweeps, true_n_star, truth_law
+    """Coverage of the true a and N* 100x beyond simulated sweeps: the law's against approach 3m."""
+    from _allocation_truth import (
+        BEYOND,
+        SIM_BUDGETS,
+        local_exponents,
+        sweeps,
+        true_n_star,
+        truth_law,
+    )
 
     import scalebayes as sb
+    from scalebayes.allocation.whole_model import whole_model_minimum
 
     sb.configure()
     ref = BEYOND * SIM_BUDGETS.max()
-    edge_budget = SIM_BUDGETS.max()
+    centre = float(np.exp(np.log(SIM_BUDGETS).mean()))  # where a is scored, as approach 2's
     rows = []
     started = time.perf_counter()
     for kind in ("exact", "bent"):
         law, params = truth_law(kind)
         log_true = float(np.log(true_n_star(law, params, np.array([ref]))[0]))
+        a_true, _ = local_exponents(law, params)
         for centred in (True, False):
             for rep in range(args.replicates):
                 seed = 1000 * (kind == "bent") + 100 * centred + rep
-                runs = sweeps(law, params, centred, seed)
+                runs = sweeps(law, params, centred, seed, scatter=args.scatter)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # beyond the data on purpose
                     fit = sb.fit(runs, "chinchilla", chains=2, draws=500, warmup=500, seed=seed)
-                    both = np.log(sb.optimal(fit, [edge_budget, ref]).N.to_numpy()).reshape(-1, 2)
-                    around = np.exp(np.median(both, axis=0))
-                    whole, at_end = whole_model_n_star(fit, ref, around[1])
-                    whole_edge, slope = edge_carried(fit, edge_budget, around[0])
-                edge = whole_edge + both[:, 1] - both[:, 0]
-                edge_slope = whole_edge + slope * np.log(ref / edge_budget)
+                    law_n = sb.optimal(fit, [centre, ref])
+                    # 3m's exponent is the change of its N* over the e-fold below a budget:
+                    # asked at centre * e^0.5, it is centred on the sweeps' mean log budget.
+                    whole_n = sb.optimal(fit, [centre * np.exp(0.5), ref], approach="3m")
+                    far, at_end = whole_model_minimum(fit, [ref], fit.runs.cost_k)
+                estimates = {
+                    "law": (law_n.exponent_N.isel(budget=0), np.log(law_n.N.isel(budget=1))),
+                    "3m": (whole_n.exponent_N.isel(budget=0), np.log(whole_n.N.isel(budget=1))),
+                    "whole_model": (None, far[:, 0]),
+                }
                 row = {"truth": kind, "centred": centred, "seed": seed,
-                       "healthy": bool(fit.diagnostics.ok), "whole_model_at_grid_end": at_end}  # fmt: skip
-                for label, pred in (("law", both[:, 1]), ("whole_model", whole), ("edge", edge),
-                                    ("edge_slope", edge_slope)):  # fmt: skip
-                    low, median, high = np.quantile(pred, [0.05, 0.5, 0.95])
+                       "healthy": bool(fit.diagnostics.ok),
+                       "whole_model_at_grid_end": float(at_end.mean())}  # fmt: skip
+                for label, (a, log_n) in estimates.items():
+                    low, median, high = np.quantile(np.asarray(log_n).ravel(), [0.05, 0.5, 0.95])
                     row |= {f"{label}_covers": bool(low <= log_true <= high),
                             f"{label}_log_error": float(median - log_true),
                             f"{label}_width": float(high - low)}  # fmt: skip
+                    if a is not None:
+                        a_low, a_high = np.quantile(np.asarray(a).ravel(), [0.05, 0.95])
+                        row[f"{label}_a_covers"] = bool(a_low <= a_true <= a_high)
                 rows.append(row)
                 print(
                     f"{kind} {'centred' if centred else 'off-centre'} {seed}: "
                     + "  ".join(
-                        f"{m} {row[f'{m}_covers']!s:5} {row[f'{m}_log_error']:+.2f}" for m in LABELS
-                    ),
+                        f"{m} N* {row[f'{m}_covers']!s:5} {row[f'{m}_log_error']:+.2f}"
+                        for m in TRUTH_LABELS
+                    )
+                    + f"  a: law {row['law_a_covers']} 3m {row['3m_a_covers']}",
                     flush=True,
                 )
     table = pd.DataFrame(rows)
     pooled = {
-        kind: {label: {"coverage": float(part[f"{label}_covers"].mean()),
+        kind: {label: {"n_star_coverage": float(part[f"{label}_covers"].mean()),
+                       "a_coverage": (float(part[f"{label}_a_covers"].mean())
+                                      if f"{label}_a_covers" in part else None),
                        "median_log_error": float(part[f"{label}_log_error"].median()),
                        "median_width": float(part[f"{label}_width"].median())}
-               for label in LABELS}
+               for label in TRUTH_LABELS}
         for kind, part in table.groupby("truth")
     }  # fmt: skip
     for kind, by in pooled.items():
         for label, p in by.items():
-            print(f"{kind:5s} {label:12s} covers {p['coverage']:.0%}, median log error "
-                  f"{p['median_log_error']:+.3f}, median width {p['median_width']:.2f}")  # fmt: skip
+            a = "" if p["a_coverage"] is None else f", a covered {p['a_coverage']:.0%}"
+            print(f"{kind:5s} {label:12s} N* covered {p['n_star_coverage']:.0%}{a}, median log "
+                  f"error {p['median_log_error']:+.3f}, median width {p['median_width']:.2f}")  # fmt: skip
     write_results(
-        RESULTS / "allocation_whole_model_truth.json",
+        RESULTS / args.out,
         {"settings": {"replicates": args.replicates, "beyond": BEYOND, "chains": 2, "draws": 500,
-                      "budgets": SIM_BUDGETS.tolist()},
+                      "budgets": SIM_BUDGETS.tolist(), "scatter": args.scatter,
+                      "a_scored_at": centre},
          "pooled": pooled, "rows": rows, "wall_s": time.perf_counter() - started,
          "machine": machine()},
     )  # fmt: skip
@@ -148,10 +174,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--datasets", nargs="+", help="subset of tables (default: all found)")
-    parser.add_argument("--out", default="allocation_whole_model.json")
+    parser.add_argument(
+        "--out",
+        help="file name under benchmarks/results (default allocation_whole_model.json; "
+        "--truth: allocation_3m_truth.json)",
+    )
+    parser.add_argument(
+        "--scatter",
+        type=float,
+        default=0.0,
+        help="--truth: each sweep's own optimum off the truth's N*(C) by Normal(0, scatter) in log N",
+    )
     parser.add_argument("--truth", action="store_true", help="known truth 100x beyond")
     parser.add_argument("--replicates", type=int, default=10, help="per truth and design (--truth)")
     args = parser.parse_args()
+    args.out = args.out or (
+        "allocation_3m_truth.json" if args.truth else "allocation_whole_model.json"
+    )
     if args.truth:
         truth(args)
         return

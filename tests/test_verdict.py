@@ -84,6 +84,26 @@ def test_approach_2_is_recommended_with_some_minima_at_edges_not_most_nor_a_fail
     assert recommend(results, {"2": _health(1.004), "3": _health(1.002)}, (), {})[0] == "2"
 
 
+def test_the_whole_model_is_recommended_on_sweeps_when_its_fit_is_healthy():
+    """3m first (the backtest's best mean interval score, recommend's docstring) when its fit
+    is usable and its runs form 3 or more sweeps; else approach 2 as before, saying why."""
+    sweeps = SimpleNamespace(fit=SimpleNamespace(
+        edge=np.array([False] * 5), budgets=SimpleNamespace(n_budgets=5)))  # fmt: skip
+    whole = SimpleNamespace(edge_sweeps=5, edge_budget=3e21)
+    results = {"2": sweeps, "3": SimpleNamespace(), "3m": whole}
+    health = {key: _health(1.004) for key in results}
+    key, why = recommend(results, health, (), {})
+    assert key == "3m" and "5 isoFLOP sweeps" in why and "3e+21 FLOPs" in why
+    key, why = recommend(results, health, (_pair("2", "3m", "disagree"),), {})
+    assert key == "3m" and why.endswith("approach 2 disagrees with it")
+    key, _ = recommend(results, {**health, "3m": _health(1.2)}, (), {})
+    assert key == "2"  # its sampler failed
+    whole.edge_sweeps = 2  # too few sweeps: untested there
+    assert recommend(results, health, (), {})[0] == "2"
+    key, why = recommend({"3": SimpleNamespace(), "3m": whole}, health, (), {"2": "no sweeps"})
+    assert key == "3" and "3m: the runs form 2 isoFLOP sweeps; it is tested on 3 or more" in why
+
+
 def _pair(first: str, second: str, verdict: str) -> SimpleNamespace:
     return SimpleNamespace(first=first, second=second, verdict=verdict)
 
@@ -107,7 +127,7 @@ def test_the_law_recommended_against_two_approaches_that_agree_says_so():
 
 
 def test_the_cli_offers_every_approach_and_all():
-    assert set(APPROACHES) == {"1", "2", "3"}
+    assert set(APPROACHES) == set(sb.allocation.ESTIMATORS) == {"1", "2", "3", "3m"}
     with pytest.raises(sb.ScalebayesError, match="approach='x'"):
         sb.allocation.estimator("x")
 

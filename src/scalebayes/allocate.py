@@ -204,22 +204,11 @@ def optimal(
     solved = solve(fit.law, decided, theta, log_c, np.log(k), np.log(low), np.log(high), fixed)
     x, log_loss, step, exponent, at_bound = solved
 
-    def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
-        return per_draw(values, posterior, dim="budget", coord=budgets, name=name, units=units)
-
-    n_opt = np.exp(x)
-    d_opt = budgets[None, :] / (k * n_opt)
+    converged = np.abs(step) < _STEP_TOL[fit.settings.precision]
     result = Allocation(
-        N=as_array(n_opt, "N", "parameters"),
-        D=as_array(d_opt, "D", "tokens"),
-        loss=as_array(np.exp(log_loss), "loss", "nats/token"),
-        tokens_per_param=as_array(d_opt / n_opt, "tokens_per_param"),
-        exponent_N=as_array(exponent, "exponent_N"),
-        exponent_D=as_array(1.0 - exponent, "exponent_D"),
+        **per_draw_fields(posterior, budgets, k, x, log_loss, exponent, at_bound, converged),
         budgets=budgets,
         cost_k=float(k),
-        at_bound=as_array(at_bound, "at_bound"),
-        converged=as_array(np.abs(step) < _STEP_TOL[fit.settings.precision], "converged"),
         unique_tokens=None if unique_tokens is None else float(unique_tokens),
     )
     _warn(result, tokens_per_param_bounds)
@@ -227,12 +216,50 @@ def optimal(
     return result
 
 
+def per_draw_fields(
+    posterior: xr.Dataset,
+    budgets: np.ndarray,
+    cost_k: float,
+    log_n: np.ndarray,
+    log_loss: np.ndarray,
+    exponent: np.ndarray,
+    at_bound: np.ndarray,
+    converged: np.ndarray,
+) -> dict[str, xr.DataArray]:
+    """An :class:`Allocation`'s per-draw fields from arrays of shape (chain * draw, budget).
+
+    ``log_n``: log N*; ``log_loss``: log L*; ``exponent``: d log N* / d log C. D* is
+    ``budgets / (cost_k N*)``; each field becomes a DataArray with dims (chain, draw, budget).
+    """
+
+    def as_array(values: np.ndarray, name: str, units: str = "") -> xr.DataArray:
+        return per_draw(values, posterior, dim="budget", coord=budgets, name=name, units=units)
+
+    n_opt = np.exp(log_n)
+    d_opt = budgets[None, :] / (cost_k * n_opt)
+    return {
+        "N": as_array(n_opt, "N", "parameters"),
+        "D": as_array(d_opt, "D", "tokens"),
+        "loss": as_array(np.exp(log_loss), "loss", "nats/token"),
+        "tokens_per_param": as_array(d_opt / n_opt, "tokens_per_param"),
+        "exponent_N": as_array(exponent, "exponent_N"),
+        "exponent_D": as_array(1.0 - exponent, "exponent_D"),
+        "at_bound": as_array(at_bound, "at_bound"),
+        "converged": as_array(converged, "converged"),
+    }
+
+
 # Budgets more than this many times the largest fitted run's compute are warned about.
 FAR_BEYOND = 100.0
 
 
-def warn_far_beyond(fit: Fit, compute: ArrayLike, what: str) -> None:
-    """An :class:`ExtrapolationWarning` when some ``compute`` (FLOPs) is far beyond the fitted runs'."""
+def warn_far_beyond(
+    fit: Fit, compute: ArrayLike, what: str, carried: str = "the law's shape"
+) -> None:
+    """An :class:`ExtrapolationWarning` when some ``compute`` (FLOPs) is far beyond the fitted runs'.
+
+    ``carried``: what the answer there rests on, in words.
+    """
     compute = np.atleast_1d(np.asarray(compute, dtype=float))
     largest = float(fit.runs.C.max())
     far = compute[compute > FAR_BEYOND * largest]
@@ -241,7 +268,7 @@ def warn_far_beyond(fit: Fit, compute: ArrayLike, what: str) -> None:
         warnings.warn(
             f"{far.size} {what}{'s' if far.size > 1 else ''} beyond {FAR_BEYOND:g}x the largest "
             f"fitted run's compute ({largest:.3g} FLOPs), up to {worst:.3g} ({worst / largest:.2g}x): "
-            "there the answer is the law's shape carried past the data, untested",
+            f"there the answer is {carried} carried past the data, untested",
             ExtrapolationWarning,
             stacklevel=3,
         )

@@ -148,8 +148,10 @@ def allocation_backtest(
 ) -> AllocationBacktest:
     """Hold out the top ``k`` isoFLOP budgets (each ``k`` in ``holdout_budgets``) and score N*.
 
-    The law (plain: the default model's allocation is its law's alone) is fitted below each
-    cut in one batch; each approach in ``approaches`` (keys of
+    The law is fitted below each cut in one batch: plain (approach 3 reads the law alone), or
+    the default model, law + GP, when approach ``3m`` (which reads the whole model) is among
+    ``approaches`` (approach 3 then reads its law module, the plain law's fit); each approach in
+    ``approaches`` (keys of
     :data:`scalebayes.allocation.ESTIMATORS`) predicts N* at the held-out budgets; approach 2's
     profile model on the held-out sweeps alone measures their optima, with the valley shape
     learnt below the cut (``measure_shape="fitted"``) or from its prior (``"prior"``). Sweeps
@@ -186,7 +188,7 @@ def allocation_backtest(
         law,
         masks=[below for _, below, _, _ in cuts],
         priors=priors,
-        likelihood=Likelihood(discrepancy="none"),
+        likelihood=Likelihood() if "3m" in map(str, approaches) else Likelihood(discrepancy="none"),
         settings=settings,
     )
     rows, skipped, diagnostics = [], {}, {}

@@ -1,6 +1,8 @@
 """Compute-optimal allocation estimators, one per approach, behind one interface.
 
-``3`` (the default) minimises the fitted law per draw (:mod:`scalebayes.allocate`); ``2``
+``3`` (the default) minimises the fitted law per draw (:mod:`scalebayes.allocate`); ``3m``
+the whole fitted model (law + discrepancy) where it has runs, carried on beyond with its own
+exponent (:mod:`scalebayes.allocation.whole_model`); ``2``
 fits isoFLOP profiles with latent minima and a power law through them
 (:mod:`scalebayes.allocation.isoflop`); ``1`` reads the lower envelope of finished runs
 (:mod:`scalebayes.allocation.envelope`). A new approach is a module with an
@@ -19,6 +21,7 @@ from scalebayes.allocation.envelope import EnvelopeEstimator
 from scalebayes.allocation.isoflop import IsoflopEstimator
 from scalebayes.allocation.law import LawEstimator
 from scalebayes.allocation.verdict import Approaches, side_by_side
+from scalebayes.allocation.whole_model import WholeModelEstimator
 from scalebayes.errors import ScalebayesError
 from scalebayes.groups.select import NEW, select_group
 from scalebayes.results import Fit
@@ -27,7 +30,8 @@ if TYPE_CHECKING:  # the sampler loads only when an approach samples
     from scalebayes.engine import ProgressCallback
 
 ESTIMATORS: dict[str, type[Estimator]] = {
-    kind.approach: kind for kind in (LawEstimator, IsoflopEstimator, EnvelopeEstimator)
+    kind.approach: kind
+    for kind in (LawEstimator, WholeModelEstimator, IsoflopEstimator, EnvelopeEstimator)
 }
 """Every allocation estimator by its approach key."""
 
@@ -59,7 +63,7 @@ def compare_approaches(
     fit: Fit,
     budgets: ArrayLike,
     *,
-    approaches: tuple[int | str, ...] = ("1", "2", "3"),
+    approaches: tuple[int | str, ...] = ("1", "2", "3", "3m"),
     cost_k: float | None = None,
     options: dict[str, dict[str, Any]] | None = None,
     progress: ProgressCallback | None = None,
@@ -97,8 +101,10 @@ def optimal(
         sweeps (approach 2 uses ``fit.runs`` only).
     budgets : array-like of float
         Training compute, FLOPs.
-    approach : 3, 2, 1 or "all"
-        3 (default): minimise the law per draw, :func:`scalebayes.allocate.optimal`. 2: latent
+    approach : 3, "3m", 2, 1 or "all"
+        3 (default): minimise the law per draw, :func:`scalebayes.allocate.optimal`. "3m": the
+        whole model (law + GP) up to its largest fitted sweep, its own trend beyond,
+        :func:`scalebayes.allocation.whole_model.whole_model_optimal`. 2: latent
         minima of the isoFLOP sweeps and a power law through them,
         :func:`scalebayes.allocation.isoflop.isoflop_optimal` (samples its own model). 1: the
         lower envelope of finished runs, :func:`scalebayes.allocation.envelope.fit_envelope`.

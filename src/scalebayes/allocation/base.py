@@ -44,6 +44,14 @@ class Estimator(ABC):
     def diagnostics(self, fit: Fit, result: Any) -> Diagnostics:
         """The sampler diagnostics behind the result."""
 
+    def at_budgets(self, fit: Fit, result: Any, budgets: ArrayLike) -> Any:
+        """The same posterior's allocation at other ``budgets`` (FLOPs), nothing sampled again.
+
+        The default allocates again from ``fit`` (cheap for estimators that read the fit's own
+        draws); an estimator that samples a model of its own reuses it.
+        """
+        return self.allocate(fit, budgets, cost_k=result.cost_k)
+
     def sweep_scatter(self, result: Any) -> Any:
         """How far a new isoFLOP sweep's own minimum strays from this estimate, in log N.
 

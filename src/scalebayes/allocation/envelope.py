@@ -397,6 +397,10 @@ class EnvelopeEstimator(Estimator):
         """The result's own notes."""
         return result.notes()
 
+    def at_budgets(self, fit: Fit, result: Any, budgets: ArrayLike) -> Any:
+        """The result's own posterior (curves) at other ``budgets``: nothing sampled again."""
+        return result.fit.optimal(budgets, cost_k=result.cost_k)
+
     def diagnostics(self, fit: Fit, result: Any) -> Diagnostics:
         """The curves' sampler diagnostics."""
         return result.diagnostics

@@ -159,6 +159,10 @@ class IsoflopEstimator(Estimator):
         """The result's own notes."""
         return result.notes()
 
+    def at_budgets(self, fit: Fit, result: Any, budgets: ArrayLike) -> Any:
+        """The result's own posterior (isoFLOP fit) at other ``budgets``: nothing sampled again."""
+        return result.fit.optimal(budgets, cost_k=result.cost_k)
+
     def diagnostics(self, fit: Fit, result: Any) -> Diagnostics:
         """The isoFLOP fit's diagnostics (the law's are not involved)."""
         return result.diagnostics

@@ -32,6 +32,7 @@ RATIO_GAP = 1.5  # Porian et al. and Open-Athena call 1.5x in N* a practical dis
 SURE = 0.9
 UNSURE = 0.5
 MAX_DRAWS = 1000  # per approach, thinned evenly, for the pairwise probabilities
+MIN_SWEEPS_3M = 3  # approach 3m is recommended on runs forming this many sweeps (as backtested)
 QUANTITIES = ("N", "D", "tokens_per_param", "exponent_N")
 
 
@@ -84,7 +85,8 @@ class Pair:
 class Approaches:
     """Every approach's allocation at the same budgets, those that could not run, and a verdict.
 
-    ``results`` maps an approach key to its allocation (dims chain, draw, budget);
+    ``results`` maps an approach key to its allocation (dims chain, draw, budget), made by
+    ``estimators[key]``;
     ``refused`` maps an approach that could not run to why; ``pairs`` compares each two that
     ran; ``recommended`` is the approach the tool suggests for this table and ``why``.
     """
@@ -98,6 +100,7 @@ class Approaches:
     recommended: str
     why: str
     prob: float = 0.9
+    estimators: Mapping[str, Estimator] = dataclasses.field(default_factory=dict)
 
     def table(self) -> pd.DataFrame:
         """One row per (budget, approach): median and interval of N*, D*, tokens/param, a."""
@@ -146,20 +149,15 @@ class Approaches:
     def over(self, fit: Fit, budgets: ArrayLike) -> Approaches:
         """The same posteriors at other ``budgets`` (FLOPs), e.g. a grid for a figure.
 
-        Nothing is sampled again: approaches 1 and 2 carry their fits, approach 3 is ``fit``.
-        The verdict and recommendation stay those at :attr:`budgets`.
+        Nothing is sampled again (:meth:`Estimator.at_budgets`): approaches 1 and 2 carry their
+        fits, approach 3 and 3m read ``fit``. The verdict and recommendation stay those at
+        :attr:`budgets`.
         """
-        from scalebayes.allocate import optimal
-
         grid = np.asarray(budgets, float)
-
-        def at_grid(result: Any) -> Any:
-            own = getattr(result, "fit", None)  # approaches 1 and 2: their own posterior
-            if own is not None and hasattr(own, "optimal"):
-                return own.optimal(grid, cost_k=result.cost_k)
-            return optimal(fit, grid, cost_k=result.cost_k)
-
-        results = {key: at_grid(result) for key, result in self.results.items()}
+        results = {
+            key: self.estimators[key].at_budgets(fit, result, grid)
+            for key, result in self.results.items()
+        }
         return dataclasses.replace(self, budgets=grid, results=results)
 
     def summary(self) -> str:
@@ -217,7 +215,10 @@ def side_by_side(
     )
     recommended, why = recommend(results, diagnostics, pairs, refused)
     titles = {key: type(chosen).title for key, chosen in estimators.items()}
-    return Approaches(budgets, titles, results, refused, diagnostics, pairs, recommended, why)
+    ran = {key: estimators[key] for key in results}
+    return Approaches(
+        budgets, titles, results, refused, diagnostics, pairs, recommended, why, estimators=ran
+    )
 
 
 def _draws(values: Any) -> np.ndarray:
@@ -277,23 +278,46 @@ def recommend(
 ) -> tuple[str, str]:
     """The approach to use for this table and why.
 
-    Approach 2 when it ran (3 or more sweeps) and its sampler is usable: it measures each
-    budget's optimum without assuming the law's shape, and the power law through the optima is
-    all it extrapolates. Chosen by the allocation backtest (``benchmarks/allocation_backtest.py``:
-    on Epoch's and Open-Athena's 9 public tables, the top one and two budgets held out, its 90 %
-    intervals held 24 of 27 held-out sweeps' own optima, the law's 7 of 27), on tables with
-    up to 36 % of their sweeps' minima at an edge. It still needs at least half of its sweeps'
-    minima inside their runs: where most sit at an edge (an over-training ladder whose runs share
-    a compute budget by chance, say) the optima rest on the valley's shape, a law's assumption
-    again, untested by the backtest. (It used to need at most a fifth at an edge, which sent
-    Epoch's table to the law.) Else approach 3 (the law), whose allocation rests on
-    the law's shape holding beyond the runs. Approach 1 is shown as a cross-check, never
-    recommended: with known truth its 90 % intervals of a held 28 and 29 of 32 simulated
-    tables (``benchmarks/allocation_approaches.py --envelope-truth``), but in the allocation
-    backtest on the public tables they held 11 of 27 held-out sweeps' optima (approach 2: 24;
-    ``allocation_backtest.py --approaches 1 2 3``): a straight line through the envelope of
-    sweeps that give each size two or three token counts.
+    Chosen by the allocation backtest (``benchmarks/allocation_backtest.py --approaches 3 2 3m``:
+    on Epoch's and Open-Athena's 9 public tables, the top one and two isoFLOP budgets held out,
+    27 held-out sweeps' own optima), scored by coverage and by the mean interval score of log
+    N* (a proper scoring rule: width plus misses):
+
+    - **3m** (the whole fitted model, law + GP, carried on from its largest sweep) when it ran
+      (a fit with the GP discrepancy), its sampler is usable and the runs form at least
+      :data:`MIN_SWEEPS_3M` isoFLOP sweeps, as every backtested table did: its intervals held
+      24 of 27 (as approach 2's) with mean interval score 0.48 (approach 2: 0.68; the law's own
+      N*: 6 of 27, 1.84). On runs without sweeps it is shown, not recommended: untested there.
+    - else **2** when it ran (3 or more sweeps), its sampler is usable and at least half of its
+      sweeps' minima lie inside their runs: it measures each budget's optimum without assuming
+      the law's shape (where most sit at an edge the optima rest on the valley's shape, a
+      law's assumption again, untested by the backtest).
+    - else **3** (the law), whose allocation rests on the law's shape holding beyond the runs.
+
+    Approach 1 is shown as a cross-check, never recommended: with known truth its 90 % intervals
+    of a held 28 and 29 of 32 simulated tables (``benchmarks/allocation_approaches.py
+    --envelope-truth``), but in the backtest they held 11 of 27 held-out sweeps' optima: a
+    straight line through the envelope of sweeps that give each size two or three token counts.
     """
+    whole = results.get("3m")
+    if whole is not None and usable(diagnostics["3m"]) and whole.edge_sweeps >= MIN_SWEEPS_3M:
+        apart = [
+            p.second if p.first == "3m" else p.first
+            for p in pairs
+            if "3m" in (p.first, p.second) and p.verdict == "disagree"
+        ]
+        apart_note = (
+            f"; approach {' and '.join(sorted(apart))} disagree{'s' * (len(apart) == 1)} with it"
+            if apart
+            else ""
+        )
+        return "3m", (
+            f"the default model's GP carries what the law's shape misses, and its runs form "
+            f"{whole.edge_sweeps} isoFLOP sweeps: N* is the whole model's own up to the largest "
+            f"({whole.edge_budget:.3g} FLOPs) and its local trend beyond (on public tables' "
+            "held-out sweeps its intervals held the measured optima as often as approach 2's "
+            "and were sharper; the law's held a quarter as many)" + apart_note
+        )
     against = [p for p in pairs if (p.first, p.second) == ("2", "3") and p.verdict == "disagree"]
     law_note = (
         "; the law (approach 3) disagrees with it: its shape misses these runs" if against else ""
@@ -323,6 +347,13 @@ def recommend(
         )
     if "1" in results:
         others.append("1: a cross-check only, it held 11 of 27 held-out optima in the backtest")
+    if whole is not None and not usable(diagnostics["3m"]):
+        others.append("3m: sampler diagnostics failed")
+    elif whole is not None:
+        others.append(
+            f"3m: the runs form {whole.edge_sweeps} isoFLOP sweeps; it is tested "
+            f"on {MIN_SWEEPS_3M} or more"
+        )
     if "3" in results:
         why = "the others cannot be trusted on this table (" + "; ".join(others) + ")"
         return "3", why + _outvoted(pairs)

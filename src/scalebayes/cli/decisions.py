@@ -16,7 +16,7 @@ from scalebayes.errors import ScalebayesError
 
 # The keys of scalebayes.allocation.ESTIMATORS, spelled out so that --help need not import JAX
 # (tests/test_isoflop.py checks that the two agree).
-APPROACHES = ("3", "2", "1")
+APPROACHES = ("3", "3m", "2", "1")
 
 EXAMPLES_PREDICT = """\
 examples:
@@ -39,7 +39,10 @@ examples:
 
 Approach 3 (default): for every posterior draw and budget C, the N that minimises the law's loss
 with D = C / (k N); medians and 90% intervals over draws of N*, D*, tokens per parameter D*/N*,
-the loss L*, and the allocation exponent d log N* / d log C. Approach 2: the fit's runs grouped
+the loss L*, and the allocation exponent d log N* / d log C. Approach 3m (a fit with the default
+GP discrepancy): the same from the whole model, law plus GP, up to the largest fitted isoFLOP
+sweep (else the largest run), and beyond it N* carried on straight with the whole model's own
+exponent there. Approach 2: the fit's runs grouped
 into isoFLOP sweeps (a budget column, or equal C; a sweep whose least loss is at its smallest or
 largest model shows no valley and is left out, and said so), each sweep's loss minimum sampled as
 a latent variable with a power law N* = G C^a through them (its own NUTS run, the fit's
@@ -115,8 +118,9 @@ def add_commands(commands: Any) -> None:
         "--approach",
         choices=(*APPROACHES, "all"),
         default="3",
-        help="3: minimise the fitted law (default); 2: isoFLOP sweep minima and a power law; "
-        "1: envelope of finished runs; all: every approach side by side, with a verdict",
+        help="3: minimise the fitted law (default); 3m: the whole fitted model (law + GP) where "
+        "it has runs, its own trend beyond; 2: isoFLOP sweep minima and a power law; 1: "
+        "envelope of finished runs; all: every approach side by side, with a verdict",
     )
     _add_output(optimal)
     add_quiet(optimal)

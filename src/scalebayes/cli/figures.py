@@ -101,9 +101,10 @@ def add_commands(commands: Any) -> None:
     )
     plot.add_argument(
         "--approach",
-        choices=("3", "2", "1", "all"),
+        choices=("3", "3m", "2", "1", "all"),
         default="3",
-        help="frontier by which allocation approach: 3 the law (default); 2 isoFLOP minima; "
+        help="frontier by which allocation approach: 3 the law (default); 3m the whole fitted "
+        "model (law + GP) up to its largest sweep, its own trend beyond; 2 isoFLOP minima; "
         "1 envelope of finished runs; all every approach that runs, overlaid, with the verdict "
         "at --compute (default 10x and 100x the largest run); 1 and 2 sample their own models. "
         "With --kind isoflop, 2 (or all) adds approach 2's sweep minima",
@@ -229,7 +230,7 @@ def _plot_approaches(fit: Any, args: argparse.Namespace) -> int:
 
     configure()  # approaches 1 and 2 sample
     budgets = args.compute or [float(fit.runs.C.max()) * f for f in (10.0, 100.0)]
-    keys = ("1", "2", "3") if args.approach == "all" else (args.approach,)
+    keys = ("1", "2", "3", "3m") if args.approach == "all" else (args.approach,)
     with figures_closed(), warnings_to_stderr():
         from scalebayes import plots
         from scalebayes.allocation import compare_approaches

@@ -1,0 +1,257 @@
+"""Approach 3 from the whole fitted model: the law plus its discrepancy term, where it has runs.
+
+Approach 3 (:mod:`scalebayes.allocation.law`) minimises the law alone, even in the default
+model whose GP term carries what the law misses (:meth:`~scalebayes.results.Fit.law_module`:
+beyond the runs the GP's mean reverts to zero and its spread grows, and it must not steer
+compute there). This estimator uses the whole model where it has runs and its own trend
+beyond them, as approach 2 carries its edge sweep:
+
+- at a budget up to the *edge* ``C_e`` (the largest fitted isoFLOP sweep's budget, or the
+  largest fitted run's compute when the runs form no sweeps), N* is the N least in the whole
+  model's mean loss along the budget's isoFLOP line, per draw;
+- beyond ``C_e`` it is carried on straight in log N-log C from the whole model's N* at
+  ``C_e``, with the whole model's own local exponent there: the change of its N* between
+  ``C_e / e`` and ``C_e``, per draw.
+
+Why (``benchmarks/allocation_whole_model.py``): fitted below the top one or two sweeps of
+Epoch's and Open-Athena's 9 public tables, this held 24 of 27 held-out sweeps' measured optima
+(median |log error| 0.069), against the law's own 7 of 27 (0.179) and approach 2's 24 (0.118);
+with known truth 100x beyond simulated sweeps, 20 of 20 exact-law and 19 of 20 bent-law tables
+(the law's: 19 and 10). The whole model's own minimum that far out held too, but its 90 %
+intervals spanned 3.5-3.8 in log N.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from scalebayes.allocate import (
+    Allocation,
+    checked_budgets,
+    fixed_inputs,
+    per_draw_fields,
+    warn_far_beyond,
+)
+from scalebayes.allocate import optimal as law_optimal
+from scalebayes.allocate_search import budget_inputs
+from scalebayes.allocation.base import Estimator
+from scalebayes.allocation.budgets import find_budgets
+from scalebayes.errors import AllocationWarning, ExtrapolationWarning, ScalebayesError
+from scalebayes.golden import golden_section
+from scalebayes.results import Diagnostics, Fit
+
+# The whole model's minimum is found on a grid of log N around the law's median N* (the GP's
+# term can make the isoFLOP line wiggle, so a bracket search alone could stop at a side dip),
+# then polished by golden section within the grid cells either side of the best point.
+GRID_HALF_WIDTH = 2.5  # e-folds of N either side of the law's median N* (x12 each way)
+GRID_STEP = 0.02  # e-folds: 251 points
+POLISH_STEPS = 16  # 0.04 * 0.618^16: log N to 2e-5
+SLOPE_STEP = 1.0  # e-folds of C below C_e over which the local exponent is taken (as benchmarked)
+
+
+@dataclass(frozen=True)
+class EdgeAllocation(Allocation):
+    """:class:`~scalebayes.allocate.Allocation` from the whole model, carried on beyond its edge.
+
+    ``edge_budget``: the largest fitted budget C_e (FLOPs) at which the whole model's own N* is
+    taken; ``edge_source``: how it was found, in words; ``edge_sweeps``: how many fitted isoFLOP
+    sweeps the runs form (0 when none: C_e is then the largest run's compute). Budgets above it carry N* on with the
+    local exponent at C_e. ``at_bound`` marks draws whose minimum sat at the end of the search
+    grid (``GRID_HALF_WIDTH`` e-folds from the law's median N*).
+    """
+
+    edge_budget: float = float("nan")
+    edge_source: str = ""
+    edge_sweeps: int = 0  # fitted isoFLOP sweeps found (0: the edge is the largest run)
+
+    @property
+    def beyond(self) -> np.ndarray:
+        """Which budgets lie beyond the edge (their N* carried on), shape (budget,)."""
+        return self.budgets > self.edge_budget * (1 + 1e-9)
+
+
+class WholeModelEstimator(Estimator):
+    """Approach 3m: the whole model's N* (law + discrepancy) up to its edge, its trend beyond."""
+
+    approach: ClassVar[str] = "3m"
+    title: ClassVar[str] = "the whole fitted model (law + discrepancy)"
+
+    def __init__(self, *, slope_step: float = SLOPE_STEP) -> None:
+        if not (np.isfinite(slope_step) and slope_step > 0):
+            raise ScalebayesError(
+                f"slope_step={slope_step!r}: expected a positive number of e-folds"
+            )
+        self.slope_step = float(slope_step)
+
+    def allocate(self, fit: Fit, budgets: ArrayLike, *, cost_k: float | None = None) -> Any:
+        """N*, D*, L* per draw: the whole model's up to the edge, carried on beyond it."""
+        return whole_model_optimal(fit, budgets, cost_k=cost_k, slope_step=self.slope_step)
+
+    def heading(self, fit: Fit, result: Any) -> str:
+        """One line naming the model and its edge."""
+        return (
+            f"compute-optimal allocation under the whole fitted model (law {fit.law.name!r} + "
+            f"{fit.likelihood.discrepancy.name} discrepancy), carried on beyond "
+            f"{result.edge_budget:.3g} FLOPs ({result.assumptions})"
+        )
+
+    def notes(self, fit: Fit, result: Any) -> list[str]:
+        """Where the edge is and what beyond it means; draws at the grid's end, if any."""
+        notes = [
+            f"N* is the whole model's own up to {result.edge_budget:.3g} FLOPs "
+            f"({result.edge_source}); beyond, it is carried on straight with the model's local "
+            "exponent there"
+        ]
+        if result.n_at_bound:
+            notes.append(
+                f"{result.n_at_bound} draw-budget pairs have their minimum at the end of the "
+                f"search grid ({GRID_HALF_WIDTH:g} e-folds of N from the law's N*)"
+            )
+        return notes
+
+    def diagnostics(self, fit: Fit, result: Any) -> Diagnostics:
+        """The fit's diagnostics (law and discrepancy alike)."""
+        return fit.diagnostics
+
+
+def whole_model_optimal(
+    fit: Fit,
+    budgets: ArrayLike,
+    *,
+    cost_k: float | None = None,
+    slope_step: float = SLOPE_STEP,
+) -> EdgeAllocation:
+    """Compute-optimal N*, D*, L* per draw from the fit's whole model (law + discrepancy).
+
+    Up to the edge budget C_e (:func:`edge_budget`) N* minimises the whole model's mean loss at
+    each budget (FLOPs); beyond, ``log N*(C) = log N*(C_e) + a_e log(C / C_e)`` with ``a_e`` the
+    change of log N* from ``C_e exp(-slope_step)`` to C_e, per draw. L* is the whole model's
+    mean loss at (N*, D*), nats/token. Dims (chain, draw, budget).
+
+    Raises
+    ------
+    ScalebayesError
+        If the fit has no discrepancy term apart from the law (the whole model is then the law:
+        approach 3), or a budget is not a positive number.
+    LawError
+        If the law does not trade N against D alone (a law of U needs approach 3).
+    """
+    if fit.likelihood.for_decisions() == fit.likelihood:
+        raise ScalebayesError(
+            f"this fit's model is the law alone ({fit.likelihood.discrepancy.name} discrepancy): "
+            "approach 3m reads the whole model where it differs from the law; here approach 3 "
+            "gives the same N* (fit with the default GP discrepancy to use 3m)"
+        )
+    fixed_inputs(fit.law, None)  # a law of N and D (and C): U needs approach 3's unique_tokens
+    k = float(fit.runs.cost_k if cost_k is None else cost_k)
+    if not (np.isfinite(k) and k > 0):
+        raise ScalebayesError(
+            f"cost_k={k!r}: expected a positive number of FLOPs per parameter per token"
+        )
+    budgets = checked_budgets(budgets)
+    edge, source, sweeps = edge_budget(fit.runs)
+    beyond = budgets > edge * (1 + 1e-9)
+    step = np.exp(-slope_step)
+    # The minima needed: each budget up to the edge and one e-fold below it (its exponent), the
+    # edge and one e-fold below it (the trend beyond).
+    inside = budgets[~beyond]
+    where = np.concatenate([inside, inside * step, [edge, edge * step]])
+    log_n, at_end = whole_model_minimum(fit, where, k)
+    m = inside.size
+    x = np.empty((log_n.shape[0], budgets.size))
+    exponent = np.empty_like(x)
+    at_bound = np.zeros_like(x, dtype=bool)
+    x[:, ~beyond] = log_n[:, :m]
+    exponent[:, ~beyond] = (log_n[:, :m] - log_n[:, m : 2 * m]) / slope_step
+    at_bound[:, ~beyond] = at_end[:, :m] | at_end[:, m : 2 * m]
+    edge_x, below_x = log_n[:, 2 * m], log_n[:, 2 * m + 1]
+    edge_slope = (edge_x - below_x) / slope_step
+    far = np.log(budgets[beyond] / edge)[None, :]
+    x[:, beyond] = edge_x[:, None] + edge_slope[:, None] * far
+    exponent[:, beyond] = edge_slope[:, None]
+    at_bound[:, beyond] = (at_end[:, 2 * m] | at_end[:, 2 * m + 1])[:, None]
+
+    log_c = np.log(budgets)[None, :]
+    log_loss = fit.log_mean(_flat_params(fit), budget_inputs(fit.law, x, log_c, np.log(k)))
+    converged = np.ones_like(at_bound)  # a grid and a bracketed polish: nothing to converge
+    result = EdgeAllocation(
+        **per_draw_fields(fit.posterior, budgets, k, x, log_loss, exponent, at_bound, converged),
+        budgets=budgets,
+        cost_k=k,
+        edge_budget=float(edge),
+        edge_source=source,
+        edge_sweeps=sweeps,
+    )
+    if result.n_at_bound:
+        warnings.warn(
+            f"{result.n_at_bound} of {result.N.size} draw-budget pairs have the whole model's "
+            f"minimum at the end of its search grid ({GRID_HALF_WIDTH:g} e-folds of N from the "
+            "law's N*): the GP's term runs downhill there; they are kept, at the end",
+            AllocationWarning,
+            stacklevel=2,
+        )
+    warn_far_beyond(fit, budgets, "budget", "the whole model's local trend at its edge")
+    return result
+
+
+def edge_budget(runs: Any) -> tuple[float, str, int]:
+    """The largest budget at which the whole model has runs to read N* from: FLOPs, in words, sweeps.
+
+    The largest isoFLOP sweep's budget (:func:`~scalebayes.allocation.budgets.find_budgets`,
+    sweeps of 3 or more runs) when the runs form any; else the largest run's compute. The
+    third value is the number of sweeps found (0 for none).
+    """
+    try:
+        sweeps = find_budgets(runs, min_budgets=1)
+    except ScalebayesError:
+        largest = float(np.max(runs.C))
+        return largest, "the largest fitted run's compute: the runs form no isoFLOP sweep", 0
+    top = float(np.max(sweeps.compute))
+    return top, f"the largest of {sweeps.n_budgets} fitted isoFLOP sweeps", sweeps.n_budgets
+
+
+def whole_model_minimum(
+    fit: Fit, budgets: Sequence[float] | np.ndarray, cost_k: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log N least in the whole model's mean loss along each budget's isoFLOP line, per draw.
+
+    Returns ``(log_n, at_end)``, each of shape (draws, budgets): the minimum, and whether the
+    grid's best point was its first or last (the minimum may lie beyond it).
+    """
+    budgets = np.asarray(budgets, dtype=float)
+    with warnings.catch_warnings():
+        # Only a centre for the grid: its own bound and extrapolation warnings do not apply.
+        warnings.simplefilter("ignore", AllocationWarning)
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        guide = law_optimal(fit, budgets, cost_k=cost_k)
+    centres = np.log(guide.N.median(("chain", "draw")).to_numpy())
+    params = _flat_params(fit)
+    offsets = np.arange(-GRID_HALF_WIDTH, GRID_HALF_WIDTH + GRID_STEP / 2, GRID_STEP)
+    log_k = np.log(cost_k)
+    found, ends = [], []
+    for log_c, centre in zip(np.log(budgets), centres, strict=True):
+
+        def log_mean(x: np.ndarray, log_c: float = log_c) -> np.ndarray:
+            return np.asarray(fit.log_mean(params, budget_inputs(fit.law, x, log_c, log_k)))
+
+        grid = centre + offsets
+        best = np.argmin(log_mean(grid[None, :]), axis=1)
+        low = grid[np.maximum(best - 1, 0)][:, None]
+        high = grid[np.minimum(best + 1, grid.size - 1)][:, None]
+        found.append(golden_section(log_mean, low, high, POLISH_STEPS)[:, 0])
+        ends.append((best == 0) | (best == grid.size - 1))
+    return np.stack(found, axis=1), np.stack(ends, axis=1)
+
+
+def _flat_params(fit: Fit) -> dict[str, np.ndarray]:
+    """Every parameter's draws as a column, shape (chain * draw, 1)."""
+    return {name: fit.posterior[name].to_numpy().reshape(-1, 1) for name in fit.param_names}
+
+
+__all__ = ["EdgeAllocation", "WholeModelEstimator", "edge_budget", "whole_model_optimal"]

@@ -1,0 +1,165 @@
+"""Approach 3m: the whole model's N* (law + GP) up to its edge, its own trend beyond, against truth."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.conftest import CI_FIT
+
+import scalebayes as sb
+from scalebayes.allocation.whole_model import edge_budget, whole_model_optimal
+from scalebayes.cli import main
+from scalebayes.errors import ExtrapolationWarning, ScalebayesError
+from scalebayes.simulation import CHINCHILLA_BUDGETS, chinchilla_optimum
+
+BEYOND = 100 * CHINCHILLA_BUDGETS[-1]  # 3e23 FLOPs, 100x the largest simulated sweep
+
+
+def allocation(fit, budgets):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)  # beyond the runs on purpose
+        return sb.optimal(fit, budgets, approach="3m")
+
+
+def test_edge_is_the_top_sweep_and_beyond_it_n_star_goes_on_straight(chinchilla_fit):
+    budgets = np.array([3e20, CHINCHILLA_BUDGETS[-1], 3e22, BEYOND])
+    result = allocation(chinchilla_fit, budgets)
+    assert result.edge_budget == pytest.approx(CHINCHILLA_BUDGETS[-1], rel=1e-6)
+    assert "isoFLOP sweeps" in result.edge_source and result.edge_sweeps == len(CHINCHILLA_BUDGETS)
+    assert list(result.beyond) == [False, False, True, True]
+    log_n = np.log(result.N.to_numpy()).reshape(-1, budgets.size)
+    slope = result.exponent_N.to_numpy().reshape(-1, budgets.size)
+    # Beyond the edge, per draw: log N*(C) = log N*(C_e) + a_e log(C / C_e), one a_e for all.
+    for j in (2, 3):
+        carried = log_n[:, 1] + slope[:, j] * np.log(budgets[j] / budgets[1])
+        np.testing.assert_allclose(log_n[:, j], carried, atol=1e-9)
+        np.testing.assert_array_equal(slope[:, j], slope[:, 1])
+    np.testing.assert_allclose(result.N * result.D * 6, np.broadcast_to(budgets, result.N.shape))
+
+
+def test_inside_the_edge_n_star_is_the_least_loss_on_its_isoflop_line(chinchilla_fit):
+    budget = 1e20
+    result = allocation(chinchilla_fit, [budget])
+    params = {n: chinchilla_fit.posterior[n].to_numpy().reshape(-1, 1)
+              for n in chinchilla_fit.param_names}  # fmt: skip
+    log_n = np.log(result.N.to_numpy()).reshape(-1, 1)
+    # A brute-force neighbourhood of every draw's optimum: none lower, to the polish's 2e-5.
+    shifts = np.linspace(-0.5, 0.5, 41)[None, :]
+    n = np.exp(log_n + shifts)
+    around = chinchilla_fit.log_mean(params, {"N": np.log(n), "D": np.log(budget / (6 * n))})
+    at = chinchilla_fit.log_mean(params, {"N": log_n, "D": np.log(budget / (6 * np.exp(log_n)))})
+    assert np.all(at <= around.min(axis=1, keepdims=True) + 1e-9)
+    np.testing.assert_allclose(np.log(result.loss.to_numpy()).reshape(-1, 1), at, atol=1e-12)
+
+
+def test_exact_truth_inside_the_interval_in_and_beyond_the_data(chinchilla_fit, truth):
+    # The session's default fit of exact-law sweeps (81 runs to 3e21 FLOPs, 1 % noise, seed 1).
+    # benchmarks/allocation_whole_model.py --truth held the exact truth 100x beyond in 20 of 20
+    # tables; on this one the truth sits 0.2-0.5 in log N inside either end of the interval
+    # (measured on two CPUs), far from a knife edge for a fixed seed.
+    budgets = np.array([1e20, BEYOND])
+    result = allocation(chinchilla_fit, budgets)
+    true = np.log(chinchilla_optimum(truth, budgets)["N"])
+    low, high = np.quantile(np.log(result.N.to_numpy()).reshape(-1, 2), [0.05, 0.95], axis=0)
+    assert np.all((low < true) & (true < high)), (low - true, high - true)
+
+
+def bent_runs(seed: int):
+    """Chinchilla-scale sweeps from the bent truth (N*'s exponent falls with C), 1 % noise."""
+    from scalebayes.simulation import isoflop_design, simulate
+
+    design = isoflop_design(CHINCHILLA_BUDGETS)
+    return simulate(bent_law(), bent_truth(), design, noise=0.01, seed=seed)
+
+
+def bent_law():
+    prior = "LogNormal(loc=0.0, scale=1.0)"
+    return sb.make_law(
+        "bent",
+        "E + A / N**alpha + B / D**beta + A2 / N**alpha2",
+        inputs=["N", "D"],
+        priors={name: prior for name in ("E", "A", "alpha", "B", "beta", "A2", "alpha2")},
+    )
+
+
+def bent_truth() -> dict[str, float]:
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    # A2 / N^0.7 is 0.4 nats at N = 1e8 and 0.02 at 1e10: it bends N*(C) at small C.
+    return {**EPOCH_CHINCHILLA, "A2": 1.6e5, "alpha2": 0.7}
+
+
+def true_bent_n_star(budget: float) -> float:
+    """The bent truth's N* at ``budget``: the library's minimiser on a fit whose draws are the truth."""
+    from scalebayes.simulation import isoflop_design, simulate
+    from scalebayes.testing import fit_from_draws
+
+    law = bent_law()
+    runs = simulate(law, bent_truth(), isoflop_design(CHINCHILLA_BUDGETS[:3]), noise=0.0)
+    draws = {k: np.full((1, 2), v) for k, v in {**bent_truth(), "sigma": 0.01}.items()}
+    fit = fit_from_draws(law, runs, draws, likelihood=sb.Likelihood(discrepancy="none"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        return float(sb.optimal(fit, [budget]).N.to_numpy()[0, 0, 0])
+
+
+def test_a_bent_truth_100x_beyond_is_held_where_the_law_misses_it():
+    # The Chinchilla law fitted (default model, law + GP) to sweeps of a truth it cannot
+    # express. Three seeds: a calibrated 90 % interval holds the truth in >= 2 of 3 with
+    # probability 0.97. Measured: 3m's intervals hold it with 0.26-0.53 in log N to spare below
+    # and 0.5-1.7 above; the law's end 0.10-0.14 below it in all three (it is biased low there,
+    # as in benchmarks/allocation_whole_model.py --truth: 10 of 20), so >= 2 misses of 3 shows
+    # the truth really does bend beyond what the law can carry.
+    true = np.log(true_bent_n_star(BEYOND))
+    held = {"3": 0, "3m": 0}
+    for seed in (1, 2, 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = sb.fit(bent_runs(seed), "chinchilla", seed=seed, **CI_FIT)
+            for key in held:
+                n = sb.optimal(fit, [BEYOND], approach=key).N.to_numpy().ravel()
+                low, high = np.quantile(np.log(n), [0.05, 0.95])
+                held[key] += bool(low < true < high)
+    assert held["3m"] >= 2, held
+    assert held["3"] <= 1, held
+
+
+def test_a_fit_without_a_discrepancy_is_refused(chinchilla_plain_fit):
+    with pytest.raises(ScalebayesError, match=r"law alone.*approach 3 gives the same"):
+        whole_model_optimal(chinchilla_plain_fit, [1e22])
+    # Side by side, it is listed as not run, with the reason, and the others go on.
+    result = sb.compare_approaches(chinchilla_plain_fit, [1e22], approaches=("3", "3m"))
+    assert list(result.results) == ["3"] and "law alone" in result.refused["3m"]
+
+
+def test_runs_without_sweeps_take_the_largest_run_as_the_edge():
+    # Sizes and horizons that share no compute budget: each C its own.
+    n = np.geomspace(1e8, 1e10, 8)
+    d = np.geomspace(2e9, 4e11, 8)[::-1] * np.geomspace(1, 30, 8)
+    runs = sb.load_runs(pd.DataFrame({"N": n, "D": d, "loss": 2.0 + 0 * n}))
+    edge, source, sweeps = edge_budget(runs)
+    assert edge == pytest.approx(float(runs.C.max())) and sweeps == 0
+    assert "no isoFLOP sweep" in source
+
+
+def test_side_by_side_and_the_frontier_plot(chinchilla_fit, tmp_path):
+    result = sb.compare_approaches(chinchilla_fit, [1e22, 1e23], approaches=("3", "3m"))
+    assert set(result.results) == {"3", "3m"}
+    assert [(p.first, p.second) for p in result.pairs] == [("3", "3m")]
+    # The same posteriors on a grid for the figure: 3m's edge and trend, nothing refitted.
+    grid = result.over(chinchilla_fit, [1e21, 1e22, 1e23])
+    at = {"budget": 1e22}
+    np.testing.assert_allclose(grid.results["3m"].N.sel(at), result.results["3m"].N.sel(at))
+    assert "3m" in result.summary()
+
+
+def test_the_command_line_names_the_edge(chinchilla_fit, tmp_path, capsys):
+    path = str(sb.save_fit(chinchilla_fit, tmp_path / "fit.nc"))
+    assert main(["optimal", path, "--compute", "1e21", "1e24", "--approach", "3m"]) == 0
+    out, err = capsys.readouterr()
+    assert "whole fitted model" in out and "carried on beyond 3e+21 FLOPs" in out
+    assert "note: N* is the whole model's own up to 3e+21 FLOPs" in out
+    assert "local trend" in err  # 100x beyond: the extrapolation warning says what is carried
