@@ -96,6 +96,8 @@ def test_the_whole_model_is_recommended_on_sweeps_when_its_fit_is_healthy():
     assert key == "3m" and "5 isoFLOP sweeps" in why and "3e+21 FLOPs" in why
     key, why = recommend(results, health, (_pair("2", "3m", "disagree"),), {})
     assert key == "3m" and why.endswith("approach 2 disagrees with it")
+    two = (_pair("2", "3m", "disagree"), _pair("3", "3m", "disagree"))
+    assert recommend(results, health, two, {})[1].endswith("approaches 2 and 3 disagree with it")
     key, _ = recommend(results, {**health, "3m": _health(1.2)}, (), {})
     assert key == "2"  # its sampler failed
     whole.edge_sweeps = 2  # too few sweeps: untested there

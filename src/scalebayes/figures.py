@@ -477,8 +477,10 @@ def draw_approaches(fit: Fit, result: Approaches, *, prob: float = 0.9) -> Figur
 
     ``result`` is :func:`scalebayes.compare_approaches` at the decision budgets; the bands
     run from the runs' smallest compute past the largest budget (:func:`frontier_budgets`),
-    from the same posteriors, and each panel's title carries the verdict at those budgets.
+    from the same posteriors, and the figure's title carries each pair's verdict at those budgets.
     """
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     with warnings.catch_warnings():
@@ -489,6 +491,11 @@ def draw_approaches(fit: Fit, result: Approaches, *, prob: float = 0.9) -> Figur
         plots.approaches(grid, quantity=quantity, ax=ax, runs=fit.runs, prob=prob)
     if axes[0].get_legend() is not None:  # the same entries twice: keep the right panel's
         axes[0].get_legend().remove()
+    # One title for both panels: with four approaches the six verdicts outgrow a panel's width.
+    verdicts = axes[0].get_title()
+    for ax in axes:
+        ax.set_title("")
+    figure.suptitle(textwrap.fill(verdicts, 110), fontsize="small")
     return figure
 
 

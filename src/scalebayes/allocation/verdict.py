@@ -306,8 +306,11 @@ def recommend(
             for p in pairs
             if "3m" in (p.first, p.second) and p.verdict == "disagree"
         ]
+        named = " and ".join(sorted(apart))
         apart_note = (
-            f"; approach {' and '.join(sorted(apart))} disagree{'s' * (len(apart) == 1)} with it"
+            f"; approach {named} disagrees with it"
+            if len(apart) == 1
+            else f"; approaches {named} disagree with it"
             if apart
             else ""
         )

@@ -80,7 +80,7 @@ class WholeModelEstimator(Estimator):
     """Approach 3m: the whole model's N* (law + discrepancy) up to its edge, its trend beyond."""
 
     approach: ClassVar[str] = "3m"
-    title: ClassVar[str] = "the whole fitted model (law + discrepancy)"
+    title: ClassVar[str] = "the whole fitted model, law + discrepancy"
 
     def __init__(self, *, slope_step: float = SLOPE_STEP) -> None:
         if not (np.isfinite(slope_step) and slope_step > 0):
