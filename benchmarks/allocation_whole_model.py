@@ -54,6 +54,12 @@ GRID_STEP = 0.02
 PROB = 0.9
 LABELS = ("law", "whole_model", "edge", "edge_slope")
 TRUTH_LABELS = ("law", "3m", "whole_model")
+# --design ladder: an over-training ladder, 5 sizes each at 6 tokens-per-parameter ratios 5-160
+# (as allocation_approaches.py --envelope-truth --design ladder): no isoFLOP sweeps.
+LADDER = pd.DataFrame(
+    [(n, n * t) for n in np.geomspace(5e7, 2e9, 5) for t in np.geomspace(5, 160, 6)],
+    columns=["N", "D"],
+)
 SLOPE_STEP = 1.0  # e-folds of C below C_e for the whole model's local exponent
 
 
@@ -89,6 +95,7 @@ def truth(args: argparse.Namespace) -> None:
     from _allocation_truth import (
         BEYOND,
         SIM_BUDGETS,
+        SIM_NOISE,
         local_exponents,
         sweeps,
         true_n_star,
@@ -99,18 +106,29 @@ def truth(args: argparse.Namespace) -> None:
     from scalebayes.allocation.whole_model import whole_model_minimum
 
     sb.configure()
-    ref = BEYOND * SIM_BUDGETS.max()
-    centre = float(np.exp(np.log(SIM_BUDGETS).mean()))  # where a is scored, as approach 2's
+    if args.design == "sweeps":
+        compute = SIM_BUDGETS
+    else:  # an over-training ladder: sizes x tokens-per-parameter ratios, no shared budgets
+        compute = 6 * LADDER["N"] * LADDER["D"]
+    ref = BEYOND * compute.max()
+    centre = float(np.exp(np.log(compute).mean()))  # where a is scored (approach 2: the same)
     rows = []
     started = time.perf_counter()
     for kind in ("exact", "bent"):
         law, params = truth_law(kind)
         log_true = float(np.log(true_n_star(law, params, np.array([ref]))[0]))
-        a_true, _ = local_exponents(law, params)
+        if args.design == "sweeps":
+            a_true, _ = local_exponents(law, params)
+        else:  # the same centred difference, at this design's centre
+            ends = np.log(true_n_star(law, params, centre * np.exp(np.array([-0.5, 0.5]))))
+            a_true = float(ends[1] - ends[0])
         for centred in (True, False):
             for rep in range(args.replicates):
                 seed = 1000 * (kind == "bent") + 100 * centred + rep
-                runs = sweeps(law, params, centred, seed, scatter=args.scatter)
+                if args.design == "sweeps":
+                    runs = sweeps(law, params, centred, seed, scatter=args.scatter)
+                else:  # "centred" is only a second set of seeds here
+                    runs = sb.simulate(law, params, LADDER, noise=SIM_NOISE, seed=seed)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # beyond the data on purpose
                     fit = sb.fit(runs, "chinchilla", chains=2, draws=500, warmup=500, seed=seed)
@@ -125,7 +143,8 @@ def truth(args: argparse.Namespace) -> None:
                     "whole_model": (None, far[:, 0]),
                 }
                 row = {"truth": kind, "centred": centred, "seed": seed,
-                       "healthy": bool(fit.diagnostics.ok),
+                       "healthy": bool(fit.diagnostics.ok), "edge_sweeps": whole_n.edge_sweeps,
+                       "edge_budget": whole_n.edge_budget,
                        "whole_model_at_grid_end": float(at_end.mean())}  # fmt: skip
                 for label, (a, log_n) in estimates.items():
                     low, median, high = np.quantile(np.asarray(log_n).ravel(), [0.05, 0.5, 0.95])
@@ -163,7 +182,7 @@ def truth(args: argparse.Namespace) -> None:
     write_results(
         RESULTS / args.out,
         {"settings": {"replicates": args.replicates, "beyond": BEYOND, "chains": 2, "draws": 500,
-                      "budgets": SIM_BUDGETS.tolist(), "scatter": args.scatter,
+                      "design": args.design, "compute": compute.tolist(), "scatter": args.scatter,
                       "a_scored_at": centre},
          "pooled": pooled, "rows": rows, "wall_s": time.perf_counter() - started,
          "machine": machine()},
@@ -178,6 +197,13 @@ def main() -> None:
         "--out",
         help="file name under benchmarks/results (default allocation_whole_model.json; "
         "--truth: allocation_3m_truth.json)",
+    )
+    parser.add_argument(
+        "--design",
+        choices=("sweeps", "ladder"),
+        default="sweeps",
+        help="--truth: isoFLOP sweeps (default) or an over-training ladder (5 sizes x 6 "
+        "tokens-per-parameter ratios 5-160, no sweeps; 'centred' is then a second set of seeds)",
     )
     parser.add_argument(
         "--scatter",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -10,7 +11,11 @@ import pytest
 from tests.conftest import CI_FIT
 
 import scalebayes as sb
-from scalebayes.allocation.whole_model import edge_budget, whole_model_optimal
+from scalebayes.allocation.whole_model import (
+    WholeModelEstimator,
+    edge_budget,
+    whole_model_optimal,
+)
 from scalebayes.cli import main
 from scalebayes.errors import ExtrapolationWarning, ScalebayesError
 from scalebayes.simulation import CHINCHILLA_BUDGETS, chinchilla_optimum
@@ -38,6 +43,11 @@ def test_edge_is_the_top_sweep_and_beyond_it_n_star_goes_on_straight(chinchilla_
         np.testing.assert_allclose(log_n[:, j], carried, atol=1e-9)
         np.testing.assert_array_equal(slope[:, j], slope[:, 1])
     np.testing.assert_allclose(result.N * result.D * 6, np.broadcast_to(budgets, result.N.shape))
+    # Runs forming too few sweeps: the note says the interval beyond is not to be read.
+    chosen = WholeModelEstimator()
+    assert not any("barely determined" in note for note in chosen.notes(chinchilla_fit, result))
+    few = dataclasses.replace(result, edge_sweeps=0)
+    assert any("read approach 3 instead" in note for note in chosen.notes(chinchilla_fit, few))
 
 
 def test_inside_the_edge_n_star_is_the_least_loss_on_its_isoflop_line(chinchilla_fit):

@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from scalebayes.allocation.base import Estimator
+from scalebayes.allocation.whole_model import MIN_SWEEPS as MIN_SWEEPS_3M
 from scalebayes.errors import ScalebayesError
 from scalebayes.formatting import format_interval, format_number, text_columns
 from scalebayes.results import Diagnostics, Fit
@@ -32,7 +33,6 @@ RATIO_GAP = 1.5  # Porian et al. and Open-Athena call 1.5x in N* a practical dis
 SURE = 0.9
 UNSURE = 0.5
 MAX_DRAWS = 1000  # per approach, thinned evenly, for the pairwise probabilities
-MIN_SWEEPS_3M = 3  # approach 3m is recommended on runs forming this many sweeps (as backtested)
 QUANTITIES = ("N", "D", "tokens_per_param", "exponent_N")
 
 
@@ -287,7 +287,8 @@ def recommend(
       (a fit with the GP discrepancy), its sampler is usable and the runs form at least
       :data:`MIN_SWEEPS_3M` isoFLOP sweeps, as every backtested table did: its intervals held
       24 of 27 (as approach 2's) with mean interval score 0.48 (approach 2: 0.68; the law's own
-      N*: 6 of 27, 1.84). On runs without sweeps it is shown, not recommended: untested there.
+      N*: 6 of 27, 1.84). On runs without sweeps it is shown, not recommended: on a simulated
+      over-training ladder its intervals 100x beyond were a factor ~2000 wide.
     - else **2** when it ran (3 or more sweeps), its sampler is usable and at least half of its
       sweeps' minima lie inside their runs: it measures each budget's optimum without assuming
       the law's shape (where most sit at an edge the optima rest on the valley's shape, a

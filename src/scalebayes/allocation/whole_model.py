@@ -53,6 +53,10 @@ GRID_HALF_WIDTH = 2.5  # e-folds of N either side of the law's median N* (x12 ea
 GRID_STEP = 0.02  # e-folds: 251 points
 POLISH_STEPS = 16  # 0.04 * 0.618^16: log N to 2e-5
 SLOPE_STEP = 1.0  # e-folds of C below C_e over which the local exponent is taken (as benchmarked)
+# Below this many fitted sweeps the edge's local exponent is barely determined: on a simulated
+# over-training ladder (no sweeps) 3m's 90 % intervals of N* 100x beyond spanned 7.4-7.7 in
+# ln N, the law's 0.9-1.3 (benchmarks/allocation_whole_model.py --truth --design ladder).
+MIN_SWEEPS = 3
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,13 @@ class WholeModelEstimator(Estimator):
             f"({result.edge_source}); beyond, it is carried on straight with the model's local "
             "exponent there"
         ]
+        if result.edge_sweeps < MIN_SWEEPS and result.beyond.any():
+            notes.append(
+                f"the runs form {result.edge_sweeps} isoFLOP sweeps (3m is tested on "
+                f"{MIN_SWEEPS} or more): the local exponent at the edge is barely determined, and "
+                "beyond it this interval is far wider than the law's (on a simulated "
+                "over-training ladder 100x beyond, a factor ~2000); read approach 3 instead"
+            )
         if result.n_at_bound:
             notes.append(
                 f"{result.n_at_bound} draw-budget pairs have their minimum at the end of the "
