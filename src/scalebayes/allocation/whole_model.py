@@ -13,12 +13,13 @@ beyond them, as approach 2 carries its edge sweep:
   ``C_e``, with the whole model's own local exponent there: the change of its N* between
   ``C_e / e`` and ``C_e``, per draw.
 
-Why (``benchmarks/allocation_whole_model.py``): fitted below the top one or two sweeps of
-Epoch's and Open-Athena's 9 public tables, this held 24 of 27 held-out sweeps' measured optima
-(median |log error| 0.069), against the law's own 7 of 27 (0.179) and approach 2's 24 (0.118);
-with known truth 100x beyond simulated sweeps, 20 of 20 exact-law and 19 of 20 bent-law tables
-(the law's: 19 and 10). The whole model's own minimum that far out held too, but its 90 %
-intervals spanned 3.5-3.8 in log N.
+Why (``benchmarks/allocation_backtest.py --approaches 3 2 3m``): fitted below the top one or
+two sweeps of Epoch's and Open-Athena's 9 public tables, its 90 % intervals held 24 of 27
+held-out sweeps' measured optima (median |log error| 0.071, mean interval score 0.48), the
+law's own 6 of 27 (0.180, 1.84) and approach 2's 24 (0.106, 0.68). With known truth 100x beyond
+simulated sweeps (``benchmarks/allocation_whole_model.py --truth``) they held N* in 20 of 20
+exact-law and 19 of 20 bent-law tables (the law's: 19 and 10). The whole model's own minimum
+that far out held too, but its intervals spanned 3.5-4.1 in log N: no answer.
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ class EdgeAllocation(Allocation):
     """:class:`~scalebayes.allocate.Allocation` from the whole model, carried on beyond its edge.
 
     ``edge_budget``: the largest fitted budget C_e (FLOPs) at which the whole model's own N* is
-    taken; ``edge_source``: how it was found, in words; ``edge_sweeps``: how many fitted isoFLOP
-    sweeps the runs form (0 when none: C_e is then the largest run's compute). Budgets above it carry N* on with the
-    local exponent at C_e. ``at_bound`` marks draws whose minimum sat at the end of the search
-    grid (``GRID_HALF_WIDTH`` e-folds from the law's median N*).
+    taken; ``edge_source``: how it was found, in words; ``edge_sweeps``: how many fitted
+    isoFLOP sweeps the runs form (0 when none: C_e is then the largest run's compute). Budgets
+    above C_e carry N* on with the local exponent there. ``at_bound`` marks draws whose minimum
+    sat at the end of the search grid (``GRID_HALF_WIDTH`` e-folds from the law's median N*).
     """
 
     edge_budget: float = float("nan")
