@@ -173,3 +173,17 @@ def test_the_command_line_names_the_edge(chinchilla_fit, tmp_path, capsys):
     assert "whole fitted model" in out and "carried on beyond 3e+21 FLOPs" in out
     assert "note: N* is the whole model's own up to 3e+21 FLOPs" in out
     assert "local trend" in err  # 100x beyond: the extrapolation warning says what is carried
+
+
+def test_the_demo_sets_approach_3m_beside_the_law(chinchilla_fit, monkeypatch):
+    from scalebayes.demo import run_demo
+
+    monkeypatch.setattr("scalebayes.demo.fit", lambda *args, **kwargs: chinchilla_fit)  # no NUTS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        demo = run_demo()
+    text = str(demo)
+    assert demo.whole_model.edge_sweeps == len(CHINCHILLA_BUDGETS)
+    tail = text[text.index("approach 3m") :].splitlines()
+    assert tail[2].startswith("5.76e+23") and tail[3].startswith("1e+25")
+    assert tail[4].startswith("truth inside the 90% interval for") and " of 6 " in tail[4]

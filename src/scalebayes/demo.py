@@ -67,6 +67,9 @@ class Demo:
     allocation : Allocation, optional
         The compute-optimal runs at :data:`FRONTIER_BUDGETS` under the fitted law (None for a
         law without both N and D).
+    whole_model : Allocation, optional
+        The same from the whole model, law + GP (approach 3m, which ``optimal --approach all``
+        recommends on isoFLOP sweeps); None where the fit has no GP or the runs no sweeps.
     """
 
     runs: Runs
@@ -78,6 +81,7 @@ class Demo:
     skipped: tuple[str, ...] = ()
     saved: str | None = None
     allocation: Allocation | None = None
+    whole_model: Allocation | None = None
 
     @property
     def truth_inside(self) -> int | None:
@@ -104,19 +108,25 @@ class Demo:
                 "parameters (across many seeds, expect about 90%)"
             )
         if self.allocation is not None:
-            lines += ["", *self._allocation_lines()]
+            heading = "compute-optimal runs under the fitted law (approach 3)"
+            lines += ["", *self._allocation_lines(self.allocation, heading)]
+        if self.whole_model is not None:
+            heading = (
+                "the same from the whole model, law + GP (approach 3m, recommended on isoFLOP "
+                "sweeps: wider, it trusts the law's shape only where the runs are)"
+            )
+            lines += ["", *self._allocation_lines(self.whole_model, heading)]
         return "\n".join(lines)
 
-    def _allocation_lines(self) -> list[str]:
+    def _allocation_lines(self, allocation: Allocation, heading: str) -> list[str]:
         """The compute-optimal runs with 90 % intervals, and the truth's beside them if known."""
-        assert self.allocation is not None
-        budgets = self.allocation.budgets
+        budgets = allocation.budgets
         truth = None if self.truth is None else sim.chinchilla_optimum(self.truth, budgets)
         rows, inside = [], 0
         for i, c in enumerate(budgets):
             row = [f"{c:.3g}"]
             for name, _ in DECIDED:
-                draws = getattr(self.allocation, name).isel(budget=i).to_numpy().ravel()
+                draws = getattr(allocation, name).isel(budget=i).to_numpy().ravel()
                 low, mid, high = np.quantile(draws, [0.05, 0.5, 0.95])
                 cell = f"{format_number(mid)} {format_interval(low, high)}"
                 if truth is not None:
@@ -124,8 +134,9 @@ class Demo:
                     inside += int(low <= truth[name][i] <= high)
                 row.append(cell)
             rows.append(row)
-        heading = "compute-optimal runs under the fitted law (approach 3): median [90% interval]"
-        lines = [heading + (", truth in ()" if truth is not None else "")]
+        lines = [
+            f"{heading}: median [90% interval]" + (", truth in ()" if truth is not None else "")
+        ]
         lines.append(text_columns(["C (FLOPs)", *(title for _, title in DECIDED)], rows))
         if truth is not None:
             lines.append(
@@ -191,7 +202,7 @@ def run_demo(
         check_folder(figures)
     result = fit(runs, law, settings=settings, progress=progress)
     saved = str(save_fit(result, out)) if out is not None else None
-    allocation = _allocation(result)
+    allocation, whole_model = _allocation(result, "3"), _allocation(result, "3m")
     folder, written, skipped = None, [], []
     if figures is not None:
         folder = Path(figures)
@@ -199,18 +210,32 @@ def run_demo(
         folder = folder.resolve()
         written, skipped = _draw(result, folder)
     return Demo(
-        runs, result, about, truth, folder, tuple(written), tuple(skipped), saved, allocation
+        runs,
+        result,
+        about,
+        truth,
+        folder,
+        tuple(written),
+        tuple(skipped),
+        saved,
+        allocation,
+        whole_model,
     )
 
 
-def _allocation(result: Fit) -> Allocation | None:
-    """The compute-optimal runs at :data:`FRONTIER_BUDGETS`, or None for a law without N and D."""
-    from scalebayes.allocate import optimal
+def _allocation(result: Fit, approach: str) -> Allocation | None:
+    """The compute-optimal runs at :data:`FRONTIER_BUDGETS` by approach 3 or 3m, if it applies.
+
+    None for a law without N and D; for 3m, also without a GP or on runs without sweeps.
+    """
+    from scalebayes.allocation import estimator
+    from scalebayes.allocation.whole_model import MIN_SWEEPS
 
     try:
-        return optimal(result, FRONTIER_BUDGETS)
-    except LawError:
+        allocation = estimator(approach).allocate(result, FRONTIER_BUDGETS)
+    except (LawError, ScalebayesError):
         return None
+    return allocation if getattr(allocation, "edge_sweeps", MIN_SWEEPS) >= MIN_SWEEPS else None
 
 
 def _draw(result: Fit, folder: Path) -> tuple[list[str], list[str]]:
