@@ -291,6 +291,8 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     pool_compute = float(cost.sum())
     if args.objective == "region":
         objective = sb.LossOver(N=table["N"].to_numpy()[target], D=table["D"].to_numpy()[target])
+    elif args.objective == "run":  # what the target runs are scored by: a new run's interval
+        objective = sb.RunLossAt(**target_centre(runs, target))
     else:
         objective = sb.LossAt(**target_centre(runs, target))
     print(
@@ -475,9 +477,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--objective",
-        choices=("loss", "region"),
+        choices=("loss", "region", "run"),
         default="loss",
-        help="posterior's objective: the target region's centre (default) or all its runs",
+        help="posterior's objective: the mean loss at the target region's centre (default), "
+        "at all its runs (region), or a new run's loss there, noise included (run)",
     )
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=500, help="draws (and warmup) per chain")

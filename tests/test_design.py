@@ -21,6 +21,7 @@ from scalebayes.design import (
     LossAt,
     LossOver,
     OptimalN,
+    RunLossAt,
     candidate_grid,
     make_objective,
     next_runs,
@@ -133,6 +134,29 @@ def test_loss_objective_on_and_off_the_line():
     off = next_runs(fit, pool, objective=LossAt(N=7e10, D=1.4e13), budget=1e22)
     assert off.batch["candidate"].tolist() == [len(pool) - 1]
     assert off.width_after < 0.5 * off.width_now
+
+
+def test_run_objective_is_the_predictive_interval_and_keeps_the_noise_floor():
+    from scipy import stats
+
+    fit = collinear_fit()  # sigma 0.01 on every draw, Student-t(4) noise on log loss
+    on_line = {"N": 7e10, "D": RATIO * 7e10}
+    mean = LossAt(**on_line).per_draw(fit)
+    q = RunLossAt(**on_line).per_draw(fit)
+    assert np.ptp(mean) < 1e-9  # on the ladder's line every draw predicts the same mean
+    # So the interval is the noise's alone: L (e^z - e^-z), z the t(4) 95 % point times sigma.
+    # 1000 draws put each 5 % / 95 % quantile of the noise within ~4 % (one sd): 15 % allowed.
+    z = stats.t(4).ppf(0.95) * 0.01
+    width = np.diff(np.quantile(q, [0.05, 0.95]))[0]
+    assert width == pytest.approx(mean[0] * (np.exp(z) - np.exp(-z)), rel=0.15)
+    assert "predictive interval of a new run's loss" in RunLossAt(**on_line).describe()
+    # Off the line the split matters: the run off the ladder is still the one that tells it,
+    # and what it leaves is at least the noise's share (no run makes a new run's noise smaller).
+    off = next_runs(fit, pool_with_one_off_the_line(), objective=RunLossAt(N=7e10, D=1.4e13),
+                    budget=1e22)  # fmt: skip
+    assert off.batch["candidate"].tolist()[:1] == [len(pool_with_one_off_the_line()) - 1]
+    floor = np.median(LossAt(N=7e10, D=1.4e13).per_draw(fit)) * (np.exp(z) - np.exp(-z))
+    assert off.width_after > 0.85 * floor and off.width_after < off.width_now
 
 
 def test_region_objective_is_the_mean_sd_of_the_log_loss_over_its_runs():

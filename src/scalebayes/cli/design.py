@@ -13,7 +13,7 @@ from scalebayes.cli._common import RAW, emit, warnings_to_stderr
 
 # The keys of scalebayes.design.OBJECTIVES, spelled out so that --help need not import JAX
 # (tests/test_design.py checks that the two agree).
-OBJECTIVE_KEYS = ("loss", "region", "nstar", "chance", "regret")
+OBJECTIVE_KEYS = ("loss", "run", "region", "nstar", "chance", "regret")
 
 EXAMPLES_NEXT = """\
 examples:
@@ -24,7 +24,8 @@ examples:
   scalebayes next fit.nc --grid 1e20 --budget 5e20 --objective region --N 1e9 2e9 4e9 --D 8e10 4e10 2e10
 
 Objectives: loss (width of the 90% credible interval of the loss at a planned run --N, --D),
-region (mean posterior sd of the log loss over several planned runs, --N and --D as lists: e.g.
+run (the same for the run's own loss, the noise the fit measured included: the interval it
+should fall in, as predict's "predictive"), region (mean posterior sd of the log loss over several planned runs, --N and --D as lists: e.g.
 the isoFLOP sweep the next budget will train), nstar (width of the 90% interval of log10 N* at
 --compute FLOPs, the law's allocation per draw), chance (posterior sd of P(loss <= --target) at
 a planned run --N, --D), regret (the value of information of the allocation: the expected
@@ -71,13 +72,13 @@ def add_commands(commands: Any) -> None:
         "--N",
         type=float,
         nargs="+",
-        help="parameters of the planned run (loss, chance; region: runs)",
+        help="parameters of the planned run (loss, run, chance; region: runs)",
     )
     p.add_argument(
         "--D",
         type=float,
         nargs="+",
-        help="training tokens of the planned run (loss, chance; region: runs)",
+        help="training tokens of the planned run (loss, run, chance; region: runs)",
     )
     p.add_argument("--compute", type=float, help="target budget in FLOPs (nstar, regret)")
     p.add_argument(
@@ -89,7 +90,9 @@ def add_commands(commands: Any) -> None:
         "column)",
     )
     p.add_argument("--target", type=float, help="target loss (chance)")
-    p.add_argument("--prob", type=float, help="interval probability (loss, nstar; default 0.9)")
+    p.add_argument(
+        "--prob", type=float, help="interval probability (loss, run, nstar; default 0.9)"
+    )
     p.add_argument("--max-runs", type=int, help="at most this many runs")
     p.add_argument("--outcomes", type=int, default=32, help="simulated outcomes per run (32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated outcomes")

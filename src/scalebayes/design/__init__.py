@@ -17,6 +17,7 @@ from scalebayes.design.objectives import (
     LossOver,
     Objective,
     OptimalN,
+    RunLossAt,
     make_objective,
 )
 from scalebayes.design.selection import NextRuns, next_runs
@@ -30,6 +31,7 @@ __all__ = [
     "NextRuns",
     "Objective",
     "OptimalN",
+    "RunLossAt",
     "candidate_grid",
     "candidate_runs",
     "make_objective",

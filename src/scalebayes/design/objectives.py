@@ -30,6 +30,7 @@ __all__ = [
     "LossOver",
     "Objective",
     "OptimalN",
+    "RunLossAt",
     "make_objective",
 ]
 
@@ -214,6 +215,38 @@ class LossAt(Objective):
         return (
             f"width of the {self.prob:.0%} credible interval of the loss (nats/token) at "
             f"N {format_number(self.N)}, D {format_number(self.D)}"
+            f"{_unique_text(self.unique_tokens)}"
+        )
+
+
+@dataclass(frozen=True)
+class RunLossAt(LossAt):
+    """Width of the predictive interval of a new run's loss at (N, D), nats/token.
+
+    :class:`LossAt` with the run-to-run noise the fit measured: per draw, the mean loss times
+    one draw of that draw's noise (a fixed ``seed``), so the interval is the one a planned run's
+    own loss should fall in, as ``predict``'s "predictive" band. New runs shrink it through the
+    mean's uncertainty and through the noise scale's: it values runs that pin sigma down too.
+    """
+
+    seed: int = 0
+
+    key: ClassVar[str] = "run"
+
+    def per_draw(self, fit: Fit) -> np.ndarray:
+        """A new run's loss at (N, D) per draw: the whole model's mean with one noise draw."""
+        from scalebayes.prediction import noise_draws
+
+        mean = super().per_draw(fit)
+        chains, draws = fit.posterior["sigma"].shape[:2]
+        noise = noise_draws(fit, (chains, draws, 1), seed=self.seed).reshape(-1)
+        return mean * np.exp(noise)
+
+    def describe(self) -> str:
+        """E.g. "width of the 90% predictive interval of a new run's loss at N 7e10, D 1.4e12"."""
+        return (
+            f"width of the {self.prob:.0%} predictive interval of a new run's loss (nats/token) "
+            f"at N {format_number(self.N)}, D {format_number(self.D)}"
             f"{_unique_text(self.unique_tokens)}"
         )
 
@@ -468,7 +501,7 @@ class AllocationRegret(Objective):
 
 
 OBJECTIVES: dict[str, type[Objective]] = {
-    kind.key: kind for kind in (LossAt, LossOver, OptimalN, ChanceAt, AllocationRegret)
+    kind.key: kind for kind in (LossAt, RunLossAt, LossOver, OptimalN, ChanceAt, AllocationRegret)
 }
 """Every objective by its key (the CLI's ``--objective``)."""
 

@@ -158,7 +158,9 @@ class NextRuns:
                   f"{measure} after", "ESS"]  # fmt: skip
         lines = [
             f"next runs for the {self.objective.describe()}",
-            f"now {show(self.width_now)}; after these {len(self.batch)} runs, expected "
+            f"now {show(self.width_now)}; after "
+            + ("this run" if len(self.batch) == 1 else f"these {len(self.batch)} runs")
+            + ", expected "
             f"{show(self.width_after)}; cost {format_number(self.spent)} of "
             f"{format_number(self.budget)} FLOPs (chosen {self.rule})",
             text_columns(header, rows)
