@@ -71,6 +71,11 @@ def main() -> None:
         help="an Open-Athena run's C: its sweep's budget column (default), or 6 N D with the "
         "budget column left out (sweeps found from compute alone)",
     )
+    parser.add_argument(
+        "--slope-step",
+        type=float,
+        help="approach 3m's span, e-folds of C, for its local exponent (default the package's)",
+    )
     parser.add_argument("--truth", action="store_true", help="the known-truth study")
     parser.add_argument("--replicates", type=int, default=6, help="per truth and design (--truth)")
     args = parser.parse_args()
@@ -105,6 +110,7 @@ def main() -> None:
                 approaches=args.approaches,
                 measure_shape=args.measure_shape,
                 profile_model=profile_model,
+                options={"3m": {"slope_step": args.slope_step}} if args.slope_step else None,
                 **sampler,
             )
         wall = time.perf_counter() - started

@@ -133,9 +133,15 @@ def truth(args: argparse.Namespace) -> None:
                     warnings.simplefilter("ignore")  # beyond the data on purpose
                     fit = sb.fit(runs, "chinchilla", chains=2, draws=500, warmup=500, seed=seed)
                     law_n = sb.optimal(fit, [centre, ref])
-                    # 3m's exponent is the change of its N* over the e-fold below a budget:
-                    # asked at centre * e^0.5, it is centred on the sweeps' mean log budget.
-                    whole_n = sb.optimal(fit, [centre * np.exp(0.5), ref], approach="3m")
+                    # 3m's exponent is the change of its N* over slope_step e-folds below a
+                    # budget: asked at centre * e^(slope_step / 2), it is centred on the sweeps'
+                    # mean log budget.
+                    whole_n = sb.optimal(
+                        fit,
+                        [centre * np.exp(args.slope_step / 2), ref],
+                        approach="3m",
+                        slope_step=args.slope_step,
+                    )
                     far, at_end = whole_model_minimum(fit, [ref], fit.runs.cost_k)
                 estimates = {
                     "law": (law_n.exponent_N.isel(budget=0), np.log(law_n.N.isel(budget=1))),
@@ -182,7 +188,7 @@ def truth(args: argparse.Namespace) -> None:
     write_results(
         RESULTS / args.out,
         {"settings": {"replicates": args.replicates, "beyond": BEYOND, "chains": 2, "draws": 500,
-                      "design": args.design, "compute": compute.tolist(), "scatter": args.scatter,
+                      "design": args.design, "slope_step": args.slope_step, "compute": compute.tolist(), "scatter": args.scatter,
                       "a_scored_at": centre},
          "pooled": pooled, "rows": rows, "wall_s": time.perf_counter() - started,
          "machine": machine()},
@@ -197,6 +203,12 @@ def main() -> None:
         "--out",
         help="file name under benchmarks/results (default allocation_whole_model.json; "
         "--truth: allocation_3m_truth.json)",
+    )
+    parser.add_argument(
+        "--slope-step",
+        type=float,
+        default=1.0,
+        help="--truth: e-folds of C over which 3m takes its local exponent (the package's: 1)",
     )
     parser.add_argument(
         "--design",

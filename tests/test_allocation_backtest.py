@@ -53,6 +53,10 @@ def test_refuses_before_any_fit():
         allocation_backtest(runs, approaches=("7",))
     with pytest.raises(ScalebayesError, match="measure_shape"):
         allocation_backtest(runs, measure_shape="guess")
+    with pytest.raises(ScalebayesError, match="slope_step=-1"):
+        allocation_backtest(runs, approaches=("3", "3m"), options={"3m": {"slope_step": -1}})
+    with pytest.raises(ScalebayesError, match=r"options for approaches \['3m'\]"):
+        allocation_backtest(runs, options={"3m": {"slope_step": 2.0}})
 
 
 def test_pooled_scores_the_recommended_approach_of_each_cut_as_one_more_row():

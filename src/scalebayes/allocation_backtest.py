@@ -144,6 +144,7 @@ def allocation_backtest(
     seed: int = 0,
     measure_shape: str = "fitted",
     profile_model: ProfileModel | None = None,
+    options: Mapping[str, dict[str, Any]] | None = None,
     **sampler: Any,
 ) -> AllocationBacktest:
     """Hold out the top ``k`` isoFLOP budgets (each ``k`` in ``holdout_budgets``) and score N*.
@@ -157,7 +158,8 @@ def allocation_backtest(
     learnt below the cut (``measure_shape="fitted"``) or from its prior (``"prior"``). Sweeps
     are found as approach 2 finds them (a ``budget`` column, or equal C). ``profile_model``:
     approach 2's model, for the prediction and the measurement alike (default
-    :class:`~scalebayes.allocation.profile.ProfileModel()`).
+    :class:`~scalebayes.allocation.profile.ProfileModel()`). ``options`` maps an approach key to
+    its estimator's options (e.g. ``{"3m": {"slope_step": 2.0}}``).
     """
     if measure_shape not in MEASURE_SHAPES:
         raise ScalebayesError(
@@ -168,6 +170,17 @@ def allocation_backtest(
     unknown = [a for a in approaches if str(a) not in ESTIMATORS]
     if unknown:
         raise ScalebayesError(f"approaches={unknown}: expected keys of {sorted(ESTIMATORS)}")
+    stray = sorted(set(options or {}) - {str(a) for a in approaches})
+    if stray:
+        raise ScalebayesError(f"options for approaches {stray}, which are not among {approaches}")
+    # Each approach's estimator, built now: its options are checked before any sampling.
+    chosen_by_key = {}
+    for approach in approaches:
+        key = str(approach)
+        given = dict((options or {}).get(key, {}))
+        if key == "2" and profile_model:
+            given["model"] = profile_model
+        chosen_by_key[key] = estimator(key, **given)
     settings = Settings.make(settings, **sampler)
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     budgets = find_budgets(runs)
@@ -203,8 +216,7 @@ def allocation_backtest(
                     warnings.simplefilter("ignore", ExtrapolationWarning)
                     warnings.simplefilter("ignore", AllocationWarning)
                     warnings.simplefilter("ignore", SweepEdgeWarning)
-                    options = {"model": profile_model} if key == "2" and profile_model else {}
-                    chosen = estimator(key, **options)
+                    chosen = chosen_by_key[key]
                     results[key] = (chosen, chosen.allocate(fit, held_budgets))
             except ScalebayesError as err:
                 skipped[key] = str(err)
