@@ -188,8 +188,8 @@ def truth(args: argparse.Namespace) -> None:
     write_results(
         RESULTS / args.out,
         {"settings": {"replicates": args.replicates, "beyond": BEYOND, "chains": 2, "draws": 500,
-                      "design": args.design, "slope_step": args.slope_step, "compute": compute.tolist(), "scatter": args.scatter,
-                      "a_scored_at": centre},
+                      "design": args.design, "slope_step": args.slope_step,
+                      "compute": compute.tolist(), "scatter": args.scatter, "a_scored_at": centre},
          "pooled": pooled, "rows": rows, "wall_s": time.perf_counter() - started,
          "machine": machine()},
     )  # fmt: skip

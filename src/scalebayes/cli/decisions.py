@@ -221,7 +221,7 @@ def _optimal(args: argparse.Namespace) -> int:
     from scalebayes.decision_tables import allocation_table
     from scalebayes.io import load_fit
 
-    if args.approach != "3":  # they sample their own models with NUTS; approach 3 is NumPy
+    if args.approach not in ("3", "3m"):  # 1 and 2 sample their own models; 3 and 3m: NumPy
         from scalebayes.runtime import configure
 
         configure()
