@@ -138,11 +138,13 @@ def test_a_bent_truth_100x_beyond_is_held_where_the_law_misses_it():
 
 
 def test_a_fit_without_a_discrepancy_is_refused(chinchilla_plain_fit):
-    with pytest.raises(ScalebayesError, match=r"law alone.*approach 3 gives the same"):
+    with pytest.raises(
+        ScalebayesError, match=r"approach 3 already reads this fit's whole model.*'none'"
+    ):
         whole_model_optimal(chinchilla_plain_fit, [1e22])
     # Side by side, it is listed as not run, with the reason, and the others go on.
     result = sb.compare_approaches(chinchilla_plain_fit, [1e22], approaches=("3", "3m"))
-    assert list(result.results) == ["3"] and "law alone" in result.refused["3m"]
+    assert list(result.results) == ["3"] and "needs the GP" in result.refused["3m"]
 
 
 def test_runs_without_sweeps_take_the_largest_run_as_the_edge():

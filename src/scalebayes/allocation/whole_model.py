@@ -149,16 +149,17 @@ def whole_model_optimal(
     Raises
     ------
     ScalebayesError
-        If the fit has no discrepancy term apart from the law (the whole model is then the law:
-        approach 3), or a budget is not a positive number.
+        If the fit has no GP term that decisions leave out (approach 3 then reads the whole
+        model already), or a budget is not a positive number.
     LawError
         If the law does not trade N against D alone (a law of U needs approach 3).
     """
     if fit.likelihood.for_decisions() == fit.likelihood:
         raise ScalebayesError(
-            f"this fit's model is the law alone ({fit.likelihood.discrepancy.name} discrepancy): "
-            "approach 3m reads the whole model where it differs from the law; here approach 3 "
-            "gives the same N* (fit with the default GP discrepancy to use 3m)"
+            f"approach 3 already reads this fit's whole model (its "
+            f"{fit.likelihood.discrepancy.name!r} discrepancy has no term that decisions leave "
+            "out), so 3m would give the same N*: 3m needs the GP discrepancy, the default for "
+            "one ladder's fit"
         )
     fixed_inputs(fit.law, None)  # a law of N and D (and C): U needs approach 3's unique_tokens
     k = float(fit.runs.cost_k if cost_k is None else cost_k)
