@@ -56,7 +56,7 @@ def test_refuses_before_any_fit():
     with pytest.raises(ScalebayesError, match="slope_step=-1"):
         allocation_backtest(runs, approaches=("3", "3m"), options={"3m": {"slope_step": -1}})
     with pytest.raises(ScalebayesError, match=r"options for approaches \['3m'\]"):
-        allocation_backtest(runs, options={"3m": {"slope_step": 2.0}})
+        allocation_backtest(runs, approaches=("3", "2"), options={"3m": {"slope_step": 2.0}})
 
 
 def test_pooled_scores_the_recommended_approach_of_each_cut_as_one_more_row():
@@ -79,6 +79,11 @@ def test_pooled_scores_the_recommended_approach_of_each_cut_as_one_more_row():
 def test_cli_allocation_takes_isoflop_budgets_only(capsys):
     assert main(["backtest", "runs.csv", "--allocation", "--holdout-top", "1"]) == 2
     assert "--allocation holds out isoFLOP budgets" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: not an approach
+        main(["backtest", "runs.csv", "--allocation", "--approaches", "4"])
+    capsys.readouterr()
+    assert main(["backtest", "runs.csv", "--approaches", "3m"]) == 2
+    assert "add --allocation" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -86,7 +91,7 @@ def test_known_truth_predicted_and_measured_n_star_agree():
     runs = _runs()
     result = allocation_backtest(runs, holdout_budgets=(1,), chains=2, draws=400, warmup=400)
     table = result.table
-    assert set(table["approach"]) == {"3", "2"} and (table["budget"] == BUDGETS[-1]).all()
+    assert set(table["approach"]) == {"3", "2", "3m"} and (table["budget"] == BUDGETS[-1]).all()
     assert table["recommended"].sum() == 1  # one approach per cut and held-out budget
     truth = _true_n_star(BUDGETS[-1])
     # Seven runs at 0.5 % noise pin the held-out sweep's minimum to ~10 % (measured: 90 %

@@ -137,7 +137,7 @@ def allocation_backtest(
     law: Law | str | os.PathLike[str] = "chinchilla",
     *,
     holdout_budgets: Sequence[int] = (1, 2),
-    approaches: Sequence[int | str] = ("3", "2"),
+    approaches: Sequence[int | str] = ("3", "2", "3m"),
     prob: float = 0.9,
     priors: Mapping[str, str | Prior] | None = None,
     settings: Settings | None = None,

@@ -171,6 +171,14 @@ def add_commands(commands: Any) -> None:
         "minimum (approach 2 on its runs alone)",
     )
     backtest.add_argument(
+        "--approaches",
+        nargs="+",
+        choices=("3", "3m", "2", "1"),
+        metavar="KEY",
+        help="with --allocation: the approaches scored (default 3 2 3m; 3m fits the default "
+        "model, law + GP, below each cut, and approach 3 reads its law)",
+    )
+    backtest.add_argument(
         "--plot",
         metavar="FILE",
         help="draw the held-out runs' PIT histogram, one panel per cut (.png, .svg or .pdf)",
@@ -323,6 +331,8 @@ def _backtest(args: argparse.Namespace) -> int:
         return _ladder_backtest(args)
     if args.allocation:
         return _allocation_backtest(args)
+    if args.approaches:
+        raise ScalebayesError("--approaches chooses the allocation approaches: add --allocation")
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         # Before the fits, not after minutes of sampling.
         raise ScalebayesError(f"--plot {args.plot!r}: expected a .png, .svg or .pdf file")
@@ -397,7 +407,9 @@ def _allocation_backtest(args: argparse.Namespace) -> int:
             f"--allocation holds out isoFLOP budgets (--holdout-budgets); not {flags}"
         )
     options = fit_options(args)
-    options.pop("likelihood")  # the allocation is the law's alone: the plain law is fitted
+    options.pop("likelihood")  # set by the approaches: the default model when 3m is among them
+    if args.approaches:
+        options["approaches"] = tuple(dict.fromkeys(args.approaches))
     with warnings_to_stderr():
         runs = read_runs(args, args.runs)
         if not args.json:
