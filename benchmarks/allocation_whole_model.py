@@ -90,6 +90,14 @@ def score(log_pred: np.ndarray, log_meas: np.ndarray, rng: np.random.Generator) 
     return {key: row[key] for key in ("covers", "log_error", "width")}
 
 
+def true_slope(law: Any, params: dict[str, float], edge: float, step: float) -> float:
+    """The truth's change of log N* from ``edge * e^-step`` to ``edge``, per e-fold of C."""
+    from _allocation_truth import true_n_star
+
+    ends = np.log(true_n_star(law, params, edge * np.exp(np.array([-step, 0.0]))))
+    return float((ends[1] - ends[0]) / step)
+
+
 def truth(args: argparse.Namespace) -> None:
     """Coverage of the true a and N* 100x beyond simulated sweeps: the law's against approach 3m."""
     from _allocation_truth import (
@@ -151,6 +159,10 @@ def truth(args: argparse.Namespace) -> None:
                 row = {"truth": kind, "centred": centred, "seed": seed,
                        "healthy": bool(fit.diagnostics.ok), "edge_sweeps": whole_n.edge_sweeps,
                        "edge_budget": whole_n.edge_budget,
+                       # 3m's exponent beyond the edge (its median), and the truth's there.
+                       "3m_edge_slope": float(whole_n.exponent_N.isel(budget=1).median()),
+                       "true_edge_slope": true_slope(law, params, whole_n.edge_budget,
+                                                     args.slope_step),
                        "whole_model_at_grid_end": float(at_end.mean())}  # fmt: skip
                 for label, (a, log_n) in estimates.items():
                     low, median, high = np.quantile(np.asarray(log_n).ravel(), [0.05, 0.5, 0.95])
