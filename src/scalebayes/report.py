@@ -340,7 +340,8 @@ def _approaches_figure(fit: Fit, result: Any) -> str:
         "N* (left) and D* (right) against compute by every approach that ran: medians and 90% "
         "bands from the same posteriors as the table; the title gives the verdict at the "
         "table's budgets. Past the runs, approach 2 carries its largest sweep's local exponent "
-        "on, approach 1 its power law through the envelope's argmins, approach 3 the law."
+        "on, approach 1 its power law through the envelope's argmins, approach 3 the law, and "
+        "approach 3m the whole model's (law + GP) local exponent at its largest fitted sweep."
     )
     return _figure("approaches", image, caption)
 
