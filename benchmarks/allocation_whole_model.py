@@ -9,8 +9,8 @@ Open-Athena experiment, hold out the top one and two isoFLOP budgets, fit the de
 
 - ``law``: the law's own N* (``sb.optimal``, as approach 3 reports it);
 - ``whole model``: the N minimising the whole model's mean loss along the held-out budget's
-  isoFLOP line (a grid of 0.02 in log N, +-2.5 around the law's median N*; draws at the grid's
-  ends are counted).
+  isoFLOP line (the package's ``whole_model_minimum``: a grid of 0.02 in log N, +-2.5 around
+  the law's median N*, polished by golden section; draws at the grid's ends are counted).
 
 Each is scored against the held-out sweep's own optimum as the allocation backtest measures it
 (approach 2's profile model on the held-out runs alone, the valley shape learnt below the cut):
@@ -49,8 +49,6 @@ import pandas as pd
 from _common import RESULTS, add_data_argument, machine, write_results
 from _datasets import datasets
 
-GRID_HALF_WIDTH = 2.5  # e-folds of N either side of the law's median N*
-GRID_STEP = 0.02
 PROB = 0.9
 LABELS = ("law", "whole_model", "edge", "edge_slope")
 TRUTH_LABELS = ("law", "3m", "whole_model")
@@ -63,22 +61,21 @@ LADDER = pd.DataFrame(
 SLOPE_STEP = 1.0  # e-folds of C below C_e for the whole model's local exponent
 
 
-def whole_model_n_star(fit: Any, budget: float, around: float) -> tuple[np.ndarray, float]:
-    """log N minimising the whole model's mean loss at ``budget`` FLOPs, per draw; share at an end."""
-    from scalebayes.prediction import log_mean_at
+def whole_model_n_star(fit: Any, budget: float) -> tuple[np.ndarray, float]:
+    """log N minimising the whole model's mean loss at ``budget`` FLOPs, per draw; share at an end.
 
-    grid = np.log(around) + np.arange(-GRID_HALF_WIDTH, GRID_HALF_WIDTH + 1e-9, GRID_STEP)
-    n = np.exp(grid)
-    points = pd.DataFrame({"N": n, "D": budget / (fit.runs.cost_k * n)})
-    log_mean = np.asarray(log_mean_at(fit, points)).reshape(-1, grid.size)
-    best = np.argmin(log_mean, axis=1)
-    return grid[best], float(np.mean((best == 0) | (best == grid.size - 1)))
+    The package's own search (:func:`scalebayes.allocation.whole_model.whole_model_minimum`).
+    """
+    from scalebayes.allocation.whole_model import whole_model_minimum
+
+    log_n, at_end = whole_model_minimum(fit, [budget], fit.runs.cost_k)
+    return log_n[:, 0], float(at_end.mean())
 
 
-def edge_carried(fit: Any, edge_budget: float, around: float) -> tuple[np.ndarray, np.ndarray]:
+def edge_carried(fit: Any, edge_budget: float) -> tuple[np.ndarray, np.ndarray]:
     """The whole model's log N* at ``edge_budget`` per draw, and its local exponent there."""
-    at_edge, _ = whole_model_n_star(fit, edge_budget, around)
-    below, _ = whole_model_n_star(fit, edge_budget * np.exp(-SLOPE_STEP), around)
+    at_edge, _ = whole_model_n_star(fit, edge_budget)
+    below, _ = whole_model_n_star(fit, edge_budget * np.exp(-SLOPE_STEP))
     return at_edge, (at_edge - below) / SLOPE_STEP
 
 
@@ -277,9 +274,9 @@ def main() -> None:
             log_meas = np.log(measured.minima()["N"].to_numpy()).reshape(-1, k)
             edge_budget = budgets.compute[budgets.n_budgets - k - 1]  # the top fitted sweep
             law_edge = np.log(sb.optimal(fit, [edge_budget]).N.to_numpy()).reshape(-1)
-            whole_edge, slope = edge_carried(fit, edge_budget, np.exp(np.median(law_edge)))
+            whole_edge, slope = edge_carried(fit, edge_budget)
             for j, budget in enumerate(held_budgets):
-                whole, at_end = whole_model_n_star(fit, budget, np.exp(np.median(law[:, j])))
+                whole, at_end = whole_model_n_star(fit, budget)
                 edge = whole_edge + law[:, j] - law_edge
                 edge_slope = whole_edge + slope * np.log(budget / edge_budget)
                 row = {"dataset": name, "held_out": f"top {k}", "budget": float(budget),
@@ -315,7 +312,7 @@ def main() -> None:
     write_results(
         RESULTS / args.out,
         {"settings": {"data": str(args.data), "datasets": args.datasets, "prob": PROB,
-                      "grid_half_width": GRID_HALF_WIDTH, "grid_step": GRID_STEP},
+                      "search": "scalebayes.allocation.whole_model.whole_model_minimum"},
          "pooled": pooled, "rows": rows, "wall_s": time.perf_counter() - started,
          "machine": machine()},
     )  # fmt: skip
