@@ -181,6 +181,10 @@ def allocation_backtest(
         if key == "2" and profile_model:
             given["model"] = profile_model
         chosen_by_key[key] = estimator(key, **given)
+    # The default model (law + GP) when an approach reads it; else the plain law, which is
+    # exactly the default model's law module and samples in one stage.
+    whole = any(chosen.reads_whole_model for chosen in chosen_by_key.values())
+    likelihood = Likelihood() if whole else Likelihood(discrepancy="none")
     settings = Settings.make(settings, **sampler)
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     budgets = find_budgets(runs)
@@ -201,7 +205,7 @@ def allocation_backtest(
         law,
         masks=[below for _, below, _, _ in cuts],
         priors=priors,
-        likelihood=Likelihood() if "3m" in map(str, approaches) else Likelihood(discrepancy="none"),
+        likelihood=likelihood,
         settings=settings,
     )
     rows, skipped, diagnostics = [], {}, {}

@@ -18,7 +18,7 @@ import numpy as np
 from scalebayes import simulation as sim
 from scalebayes.data import Runs, load_runs
 from scalebayes.describe import fit_text
-from scalebayes.errors import LawError, ScalebayesError
+from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import fit
 from scalebayes.formatting import format_interval, format_number, text_columns
 from scalebayes.io import save_fit
@@ -202,7 +202,7 @@ def run_demo(
         check_folder(figures)
     result = fit(runs, law, settings=settings, progress=progress)
     saved = str(save_fit(result, out)) if out is not None else None
-    allocation, whole_model = _allocation(result, "3"), _allocation(result, "3m")
+    allocation, whole_model = _allocation(result, "3"), _whole_model(result)
     folder, written, skipped = None, [], []
     if figures is not None:
         folder = Path(figures)
@@ -226,16 +226,22 @@ def run_demo(
 def _allocation(result: Fit, approach: str) -> Allocation | None:
     """The compute-optimal runs at :data:`FRONTIER_BUDGETS` by approach 3 or 3m, if it applies.
 
-    None for a law without N and D; for 3m, also without a GP or on runs without sweeps.
+    None where the approach cannot run (a law without N and D; for 3m, a fit without a GP).
     """
     from scalebayes.allocation import estimator
-    from scalebayes.allocation.whole_model import MIN_SWEEPS
 
     try:
-        allocation = estimator(approach).allocate(result, FRONTIER_BUDGETS)
-    except (LawError, ScalebayesError):
+        return estimator(approach).allocate(result, FRONTIER_BUDGETS)
+    except ScalebayesError:  # LawError among them
         return None
-    return allocation if getattr(allocation, "edge_sweeps", MIN_SWEEPS) >= MIN_SWEEPS else None
+
+
+def _whole_model(result: Fit) -> Allocation | None:
+    """Approach 3m's allocation where it is recommended: runs forming enough isoFLOP sweeps."""
+    from scalebayes.allocation.whole_model import MIN_SWEEPS
+
+    allocation = _allocation(result, "3m")
+    return allocation if allocation is not None and allocation.edge_sweeps >= MIN_SWEEPS else None
 
 
 def _draw(result: Fit, folder: Path) -> tuple[list[str], list[str]]:

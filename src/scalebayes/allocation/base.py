@@ -27,6 +27,9 @@ class Estimator(ABC):
     approach: ClassVar[str]
     title: ClassVar[str]
     samples: ClassVar[bool] = False  # runs NUTS of its own: takes a ``progress`` callback
+    # Reads the fit's whole model (law + GP), so it needs a fit with the GP discrepancy; the
+    # others read the law alone (its module) or only the runs.
+    reads_whole_model: ClassVar[bool] = False
 
     @abstractmethod
     def allocate(self, fit: Fit, budgets: ArrayLike, *, cost_k: float | None = None) -> Any:

@@ -86,6 +86,7 @@ class WholeModelEstimator(Estimator):
 
     approach: ClassVar[str] = "3m"
     title: ClassVar[str] = "the whole fitted model, law + discrepancy"
+    reads_whole_model: ClassVar[bool] = True
 
     def __init__(self, *, slope_step: float = SLOPE_STEP) -> None:
         if not (np.isfinite(slope_step) and slope_step > 0):
