@@ -56,6 +56,30 @@ def test_fitting_changes_no_jax_setting(synthetic_runs):
     assert (jax.config.jax_enable_x64, jax.config.jax_compilation_cache_dir) == before
 
 
+def test_nothing_imports_beside_the_main_thread_once_the_chains_are_done(
+    synthetic_runs, monkeypatch
+):
+    """The import preloaded while the chains run is over before the fit goes on.
+
+    A fresh clone's CI once failed so: the fit's diagnostics imported arviz-stats while the
+    preloading thread still was, and SciPy's circular imports met halfway ("partially
+    initialized module"). Here the preload is made slower than sampling, so a fit that did not
+    wait for it would return with the thread still alive. The plain fit's shape compiles nothing
+    new (chinchilla_plain_fit's).
+    """
+    import threading
+    import time
+
+    from tests.conftest import CI_FIT, PLAIN
+
+    from scalebayes import engine
+
+    slow = engine._preload
+    monkeypatch.setattr(engine, "_preload", lambda module: (time.sleep(3.0), slow(module)))
+    sb.fit(synthetic_runs, "chinchilla", likelihood=PLAIN, seed=1, **CI_FIT)
+    assert not [t for t in threading.enumerate() if t.name == engine.PRELOAD_THREAD]
+
+
 def test_no_submodule_is_named_like_an_export():
     """Importing a submodule binds its name on the package: one named like an exported function
     (backtest.py and sb.backtest) would replace the function after its first import."""

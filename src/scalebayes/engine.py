@@ -106,6 +106,18 @@ def _table_progress(progress: ProgressCallback | None, i: int, n: int) -> Progre
     return lambda done, total, phase: progress(i * total + done, n * total, phase)
 
 
+# The name of the thread that imports what the diagnostics need while the chains run.
+PRELOAD_THREAD = "scalebayes-preload"
+
+
+def _preload(module: str) -> None:
+    """Import ``module`` ahead of need; a failure is left for the import that needs it to say."""
+    try:
+        importlib.import_module(module)
+    except Exception:  # raised again, with its own traceback, by the import that needs it
+        pass
+
+
 class _Runner:
     """What a discrepancy's ``sample_posterior`` is handed: runs one stage."""
 
@@ -476,7 +488,9 @@ class Sampler:
             compile_s = time.perf_counter() - started
         init, chunk, constrain = self._compiled
         # The diagnostics need arviz-stats (~1 s to import): load it while the chains run.
-        threading.Thread(target=importlib.import_module, args=("arviz_stats",)).start()
+        preload = threading.Thread(target=_preload, args=("arviz_stats",), daemon=True,
+                                   name=PRELOAD_THREAD)  # fmt: skip
+        preload.start()
         states = init(key, data)
         total = s.warmup + s.draws
         pieces = []
@@ -488,6 +502,10 @@ class Sampler:
             done += self.CHUNK
             if progress is not None:
                 progress(min(done, total), total, "warmup" if done <= s.warmup else "sampling")
+        # Two threads importing at once can meet in a package's own circular imports (SciPy's
+        # spatial and spatial.distance) and one then fails with "partially initialized module":
+        # nothing after the chains may import before the preload is done.
+        preload.join()
         trace = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[s.warmup : total], *pieces)
         # scan stacks iterations first: (draw, chain, ...) -> (chain, draw, ...)
         trace = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), trace)
