@@ -77,7 +77,7 @@ def test_nothing_imports_beside_the_main_thread_once_the_chains_are_done(
     slow = engine._preload
     monkeypatch.setattr(engine, "_preload", lambda module: (time.sleep(3.0), slow(module)))
     sb.fit(synthetic_runs, "chinchilla", likelihood=PLAIN, seed=1, **CI_FIT)
-    assert not [t for t in threading.enumerate() if t.name == engine.PRELOAD_THREAD]
+    assert not [t for t in threading.enumerate() if t.name == "scalebayes-preload"]
 
 
 def test_no_submodule_is_named_like_an_export():

@@ -9,6 +9,7 @@ engine runs each :class:`~scalebayes.discrepancy.base.Stage` it is handed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -106,16 +107,13 @@ def _table_progress(progress: ProgressCallback | None, i: int, n: int) -> Progre
     return lambda done, total, phase: progress(i * total + done, n * total, phase)
 
 
-# The name of the thread that imports what the diagnostics need while the chains run.
-PRELOAD_THREAD = "scalebayes-preload"
+_PRELOAD = "scalebayes-preload"  # the thread's name
 
 
 def _preload(module: str) -> None:
-    """Import ``module`` ahead of need; a failure is left for the import that needs it to say."""
-    try:
+    """Import ``module`` ahead of need; a failure is left to the import that needs it."""
+    with contextlib.suppress(Exception):
         importlib.import_module(module)
-    except Exception:  # raised again, with its own traceback, by the import that needs it
-        pass
 
 
 class _Runner:
@@ -488,8 +486,7 @@ class Sampler:
             compile_s = time.perf_counter() - started
         init, chunk, constrain = self._compiled
         # The diagnostics need arviz-stats (~1 s to import): load it while the chains run.
-        preload = threading.Thread(target=_preload, args=("arviz_stats",), daemon=True,
-                                   name=PRELOAD_THREAD)  # fmt: skip
+        preload = threading.Thread(target=_preload, args=("arviz_stats",), name=_PRELOAD)
         preload.start()
         states = init(key, data)
         total = s.warmup + s.draws
@@ -502,9 +499,7 @@ class Sampler:
             done += self.CHUNK
             if progress is not None:
                 progress(min(done, total), total, "warmup" if done <= s.warmup else "sampling")
-        # Two threads importing at once can meet in a package's own circular imports (SciPy's
-        # spatial and spatial.distance) and one then fails with "partially initialized module":
-        # nothing after the chains may import before the preload is done.
+        # Imports in two threads can meet in SciPy's import cycles: none until the preload ends.
         preload.join()
         trace = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[s.warmup : total], *pieces)
         # scan stacks iterations first: (draw, chain, ...) -> (chain, draw, ...)
@@ -543,15 +538,9 @@ ONE_SHOT_OPTIONS = {"xla_backend_optimization_level": 0}
 
 def _sampler(law: Law | None, stage: Stage, n_runs: Any, settings: Settings, batch: int) -> Sampler:
     """The cached compiled sampler for this stage, law, data shape, NUTS settings and batch."""
-    key = (
-        stage.key,
-        stage.warmup_tree_depth,
-        None if law is None else law.key,
-        stage.likelihood,
-        n_runs,
-        batch,
-        dataclasses.replace(settings.sampler, seed=0),
-    )
+    law_key = None if law is None else law.key
+    key = (stage.key, stage.warmup_tree_depth, law_key, stage.likelihood, n_runs, batch,
+           dataclasses.replace(settings.sampler, seed=0))  # fmt: skip
     if key not in _SAMPLERS:
         _SAMPLERS[key] = Sampler(law, stage, n_runs, settings, batch)
     return _SAMPLERS[key]
