@@ -10,7 +10,8 @@ Open-Athena experiment, hold out the top one and two isoFLOP budgets, fit the de
 - ``law``: the law's own N* (``sb.optimal``, as approach 3 reports it);
 - ``whole model``: the N minimising the whole model's mean loss along the held-out budget's
   isoFLOP line (the package's ``whole_model_minimum``: a grid of 0.02 in log N, +-2.5 around
-  the law's median N*, polished by golden section; draws at the grid's ends are counted).
+  the law's median N*, refined to the vertex of the parabola through the best point and its
+  neighbours; draws at the grid's ends are counted).
 
 Each is scored against the held-out sweep's own optimum as the allocation backtest measures it
 (approach 2's profile model on the held-out runs alone, the valley shape learnt below the cut):
