@@ -325,3 +325,25 @@ def test_a_frontier_of_a_law_of_repeated_data_is_drawn_at_the_unique_tokens_give
         figures.draw(fit, "bands", unique_tokens=1e10)
     with pytest.raises(sb.LawError, match="reads U"):  # no frontier without them
         figures.draw(fit, "frontier")
+
+
+def test_a_default_fit_of_sweeps_leads_its_decisions_with_the_recommended_3m(
+    chinchilla_fit, fit_files
+):
+    """The page says which allocation the tool recommends when it is not the law's own.
+
+    The session's default (GP) fit is of isoFLOP sweeps, where ``--approach all`` recommends
+    3m; 3m samples nothing, so the page shows it beside the law without being asked. A fit
+    without a discrepancy (its 3m would be the law) keeps the law's table alone.
+    """
+    from scalebayes.report import _decisions, _whole_model_recommended
+
+    budgets = [5.76e23]
+    side = _whole_model_recommended(chinchilla_fit, budgets)
+    assert side is not None and set(side.results) == {"3", "3m"} and side.recommended == "3m"
+    page = _decisions(chinchilla_fit, sb.optimal(chinchilla_fit, budgets), side)
+    assert "by the law (approach 3)" in page
+    assert "Recommended for these runs: approach 3m" in page
+    plain = sb.load_fit(fit_files[0])
+    assert _whole_model_recommended(plain, budgets) is None
+    assert "Recommended" not in _decisions(plain, sb.optimal(plain, budgets), None)

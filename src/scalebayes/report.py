@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scalebayes.errors import ExtrapolationWarning, ScalebayesError
+from scalebayes.errors import AllocationWarning, ExtrapolationWarning, ScalebayesError
 from scalebayes.formatting import format_number
 from scalebayes.outputs import check_folder, replacing
 
@@ -151,11 +151,15 @@ def write_report(
             # compiled the solver again (~1 s each).
             everywhere = np.unique(np.concatenate([frontier, data_budgets(fit.runs)]))
             allocation = optimal(fit, everywhere, unique_tokens=unique_tokens)
-            decisions = _decisions(fit, allocation.at(budgets))
+            side_by_side = None
             if approaches:
                 from scalebayes.allocation import compare_approaches
 
                 side_by_side = compare_approaches(fit, budgets, progress=progress)
+            elif unique_tokens is None:
+                side_by_side = _whole_model_recommended(fit, budgets)
+            decisions = _decisions(fit, allocation.at(budgets), side_by_side)
+            if side_by_side is not None:
                 decisions += _approaches(side_by_side) + _approaches_figure(fit, side_by_side)
                 if "2" in side_by_side.results:  # its sweep minima go on the isoFLOP figure
                     minima = side_by_side.results["2"].fit.minima()
@@ -280,7 +284,8 @@ def _diagnostics(fit: Fit) -> str:
     )
 
 
-def _decisions(fit: Fit, allocation: Any) -> str:
+def _decisions(fit: Fit, allocation: Any, side_by_side: Any = None) -> str:
+    """The law's allocation table; led by the recommended approach when another is."""
     from scalebayes.allocate import extrapolation_of
 
     table = allocation.summary(probs=(0.9,))
@@ -306,11 +311,34 @@ def _decisions(fit: Fit, allocation: Any) -> str:
     )
     if allocation.n_at_bound:
         note += f" {allocation.n_at_bound} draw-budget pairs hit the search bound."
+    lead, heading = "", "Decisions: compute-optimal runs"
+    if side_by_side is not None and side_by_side.recommended != "3":
+        heading += " by the law (approach 3)"
+        lead = (
+            f"<p><b>Recommended for these runs: approach {side_by_side.recommended}</b>, in "
+            "<i>Every approach side by side</i> below with why. This table is the law's own "
+            "allocation, with its loss L* and how far each budget lies beyond the runs.</p>"
+        )
     return (
-        "<h2>Decisions: compute-optimal runs</h2>"
+        f"<h2>{heading}</h2>{lead}"
         + _table(pd.DataFrame(rows), index=False)
         + f"<p class='note'>{html.escape(note)}</p>"
     )
+
+
+def _whole_model_recommended(fit: Fit, budgets: Sequence[float]) -> Any:
+    """Approaches 3 and 3m side by side where 3m is the one recommended, else None.
+
+    On a default fit (law + GP) of runs that form isoFLOP sweeps the tool recommends 3m, not
+    the law's own N* above it (:func:`scalebayes.allocation.verdict.recommend`); 3m samples
+    nothing, so the page shows it without being asked.
+    """
+    if fit.likelihood.for_decisions() == fit.likelihood:  # no discrepancy: 3m is the law
+        return None
+    from scalebayes.allocation import compare_approaches
+
+    result = compare_approaches(fit, budgets, approaches=("3", "3m"))
+    return result if result.recommended == "3m" else None
 
 
 def _approaches(result: Any) -> str:
@@ -333,7 +361,10 @@ def _approaches_figure(fit: Fit, result: Any) -> str:
 
     from scalebayes.figures import draw_approaches
 
-    figure = draw_approaches(fit, result)
+    with warnings.catch_warnings():
+        # Its search-grid count is the figure's many budgets'; the caption says what it means.
+        warnings.simplefilter("ignore", AllocationWarning)
+        figure = draw_approaches(fit, result)
     image = _png(figure)
     plt.close(figure)
     caption = (
@@ -341,7 +372,10 @@ def _approaches_figure(fit: Fit, result: Any) -> str:
         "bands from the same posteriors as the table; the title gives the verdict at the "
         "table's budgets. Past the runs, approach 2 carries its largest sweep's local exponent "
         "on, approach 1 its power law through the envelope's argmins, approach 3 the law, and "
-        "approach 3m the whole model's (law + GP) local exponent at its largest fitted sweep."
+        "approach 3m the whole model's (law + GP) local exponent at its largest fitted sweep. "
+        "Where the whole model's isoFLOP line still falls at the end of 3m's search (2.5 "
+        "e-folds of N either side of the law's N*), 3m's band stops there: at those budgets "
+        "the runs do not locate the optimum."
     )
     return _figure("approaches", image, caption)
 
