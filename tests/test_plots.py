@@ -200,6 +200,25 @@ def test_frontier_overlays_fits_and_references(fit, runs):
     assert "tight: median" in labels and "loose: median" in labels
 
 
+def test_frontier_leaves_a_gap_where_the_optimum_is_not_located(fit):
+    """Past 5 % of draws at the search's bound the 90 % band would be the search's, not the
+    posterior's: that budget is a gap, and the legend says so; at 5 % it is drawn."""
+    import dataclasses
+
+    from scalebayes.allocate import optimal
+
+    allocation = optimal(fit, np.geomspace(1e19, 1e23, 5))
+    draws = allocation.at_bound.sizes["chain"] * allocation.at_bound.sizes["draw"]
+    at_bound = allocation.at_bound.copy(data=np.zeros(allocation.at_bound.shape, bool))
+    at_bound[0, : int(0.05 * draws), 1] = True  # 5 %: still located
+    at_bound[0, : int(0.05 * draws) + 1, 3] = True  # just over
+    ax = plots.frontier(dataclasses.replace(allocation, at_bound=at_bound))
+    median = next(line for line in ax.get_lines() if line.get_gid() == "posterior median")
+    assert list(np.isnan(median.get_ydata())) == [False, False, False, True, False]
+    assert "90% posterior (gaps: optimum not located)" in ax.get_legend_handles_labels()[1]
+    assert "posterior 90%" in by_gid(ax)  # the gid keeps the plain label
+
+
 def test_frontier_panels_and_bad_quantity(fit):
     from scalebayes.allocate import optimal
 

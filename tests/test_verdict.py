@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 
 import scalebayes as sb
+from scalebayes.allocate import Allocation
 from scalebayes.allocation.verdict import compare, recommend
 from scalebayes.cli.decisions import APPROACHES
 from scalebayes.health import Diagnostics
@@ -91,6 +92,8 @@ def test_the_whole_model_is_recommended_on_sweeps_when_its_fit_is_healthy():
         edge=np.array([False] * 5), budgets=SimpleNamespace(n_budgets=5)))  # fmt: skip
     located = xr.DataArray(np.zeros((2, 100, 2), bool), dims=("chain", "draw", "budget"))
     whole = SimpleNamespace(edge_sweeps=5, edge_budget=3e21, at_bound=located, budgets=BUDGETS)
+    whole.share_at_bound = lambda: Allocation.share_at_bound(whole)
+    whole.located = lambda: Allocation.located(whole)
     results = {"2": sweeps, "3": SimpleNamespace(), "3m": whole}
     health = {key: _health(1.004) for key in results}
     key, why = recommend(results, health, (), {})
@@ -274,6 +277,7 @@ def test_the_approaches_frontier_overlays_each_approachs_band():
             exponent_N=xr.DataArray(exps, dims=dims),
             budgets=budgets,
             cost_k=6.0,
+            located=lambda: np.ones(budgets.size, bool),
         )
 
     results = {"2": fake(0.5, 0), "3": fake(0.6, 1)}

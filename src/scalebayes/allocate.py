@@ -38,6 +38,9 @@ TOKENS_PER_PARAM_BOUNDS = (1e-4, 1e6)
 _STEP_TOL = {"float64": 1e-9, "float32": 1e-4}
 
 QUANTITIES = ("N", "D", "loss", "tokens_per_param", "exponent_N", "exponent_D")
+# An optimum is located at a budget when at most this share of its draws sits at the search's
+# bound: a 90 % interval (5 % in each tail) is then the posterior's, not the search's.
+MAX_AT_BOUND = 0.05
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,14 @@ class Allocation:
     def n_at_bound(self) -> int:
         """Draw-budget pairs whose optimum sits at the search bound."""
         return int(self.at_bound.sum())
+
+    def share_at_bound(self) -> np.ndarray:
+        """Per budget, the share of draws whose optimum sits at the search bound."""
+        return np.asarray(self.at_bound.mean(("chain", "draw")), dtype=float)
+
+    def located(self) -> np.ndarray:
+        """Per budget, whether the optimum is located (:data:`MAX_AT_BOUND`)."""
+        return self.share_at_bound() <= MAX_AT_BOUND
 
     @property
     def n_not_converged(self) -> int:

@@ -362,7 +362,7 @@ def _approaches_figure(fit: Fit, result: Any) -> str:
     from scalebayes.figures import draw_approaches
 
     with warnings.catch_warnings():
-        # Its search-grid count is the figure's many budgets'; the caption says what it means.
+        # Its search-end count is the figure's many budgets'; the caption says what it means.
         warnings.simplefilter("ignore", AllocationWarning)
         figure = draw_approaches(fit, result)
     image = _png(figure)
@@ -373,9 +373,9 @@ def _approaches_figure(fit: Fit, result: Any) -> str:
         "table's budgets. Past the runs, approach 2 carries its largest sweep's local exponent "
         "on, approach 1 its power law through the envelope's argmins, approach 3 the law, and "
         "approach 3m the whole model's (law + GP) local exponent at its largest fitted sweep. "
-        "Where the whole model's isoFLOP line still falls at the end of 3m's search (2.5 "
-        "e-folds of N either side of the law's N*), 3m's band stops there: at those budgets "
-        "the runs do not locate the optimum."
+        "Budgets where an approach's optimum is not located (more than 5 % of its draws at "
+        "the end of its search: for 3m the whole model's isoFLOP line still falls 2.5 e-folds "
+        "of N from the law's N*) are left as gaps."
     )
     return _figure("approaches", image, caption)
 

@@ -225,6 +225,10 @@ class ProfileAllocation:
         """Always 0: approach 2 has no search bound (its edges are sweeps, see ``fit.edge``)."""
         return 0
 
+    def located(self) -> np.ndarray:
+        """Per budget, always True: no search, the minima are sampled."""
+        return np.ones(np.shape(self.budgets), dtype=bool)
+
     def to_dataset(self) -> xr.Dataset:
         """All per-draw quantities as one Dataset, dims (chain, draw, budget)."""
         return xr.Dataset({name: getattr(self, name) for name in QUANTITIES})

@@ -34,10 +34,6 @@ SURE = 0.9
 UNSURE = 0.5
 MAX_DRAWS = 1000  # per approach, thinned evenly, for the pairwise probabilities
 QUANTITIES = ("N", "D", "tokens_per_param", "exponent_N")
-# 3m is recommended only where at most this share of draws at each budget has the whole model's
-# loss still falling at the end of its search: then a 90 % interval (5 % in each tail) is the
-# posterior's, not the grid's.
-MAX_AT_SEARCH_END = 0.05
 
 
 @dataclass(frozen=True)
@@ -263,18 +259,14 @@ def usable(diagnostics: Diagnostics) -> bool:
 
 
 def _unlocated(whole: Any) -> str | None:
-    """Why 3m's N* is not located, or None: its search ended at its grid's end too often.
-
-    Where more than :data:`MAX_AT_SEARCH_END` of the draws at a budget still fall at the end of
-    the search, the 90 % interval there is set by the grid, not by the posterior.
-    """
-    share = np.asarray(whole.at_bound.mean(("chain", "draw")))
+    """Why 3m's N* is not located, or None (:meth:`scalebayes.allocate.Allocation.located`)."""
+    share = whole.share_at_bound()
     worst = int(np.argmax(share))
-    if float(share[worst]) <= MAX_AT_SEARCH_END:
+    if whole.located()[worst]:
         return None
     return (
         f"the whole model's loss still falls at the end of its search in "
-        f"{float(share[worst]):.0%} of draws at {float(whole.budgets[worst]):.3g} FLOPs, so its "
+        f"{share[worst]:.0%} of draws at {float(whole.budgets[worst]):.3g} FLOPs, so its "
         "interval there is the search's, not the posterior's"
     )
 
@@ -307,8 +299,9 @@ def recommend(
     - **3m** (the whole fitted model, law + GP, carried on from its largest sweep) when it ran
       (a fit with the GP discrepancy), its sampler is usable, the runs form at least
       :data:`MIN_SWEEPS_3M` isoFLOP sweeps, as every backtested table did, and its search
-      located the minimum (:data:`MAX_AT_SEARCH_END`; on (Mis)Fitting's final checkpoints of
-      cosine runs at many horizons 85 % of draws at 1e22 FLOPs were at its end): its intervals held
+      located the minimum at every budget (``Allocation.located``; on (Mis)Fitting's final
+      checkpoints of cosine runs at many horizons 85 % of draws at 1e22 FLOPs were at the
+      search's end): its intervals held
       24 of 27 (as approach 2's) with mean interval score 0.48 (approach 2: 0.68; the law's own
       N*: 6 of 27, 1.84). On runs without sweeps it is shown, not recommended: on a simulated
       over-training ladder its intervals 100x beyond were a factor ~2000 wide.

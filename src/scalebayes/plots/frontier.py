@@ -102,7 +102,9 @@ def frontier(
     Returns
     -------
     Axes
-        Log-log; bands have gid ``"{label} {percent}%"``.
+        Log-log; bands have gid ``"{label} {percent}%"``. Budgets where an allocation's
+        optimum is not located (``Allocation.located``: more than 5 % of its draws at the
+        search's bound) are left as gaps.
     """
     if quantity not in QUANTITIES:
         raise ScalebayesError(f"quantity={quantity!r}: expected one of {', '.join(QUANTITIES)}")
@@ -116,8 +118,14 @@ def frontier(
         budgets = np.asarray(allocation.budgets, dtype=float)
         order = np.argsort(budgets)
         table = summarise(getattr(allocation, quantity), probs=(prob,)).iloc[order]
+        # Where the search's bound sets the interval the band would be the search's: a gap.
+        located = allocation.located()[order]
+        table.loc[~located] = np.nan
         color = f"C{i}"
-        fill_bands(ax, budgets[order], table, (prob,), color=color, label=label)
+        (band,) = fill_bands(ax, budgets[order], table, (prob,), color=color, label=label)
+        if not located.all():  # said in the legend (gids keep the plain label)
+            band.set_label(band.get_label() + (" (gaps: optimum not located)" if located.any()
+                                               else " (optimum not located)"))  # fmt: skip
         (line,) = ax.plot(
             budgets[order], table["median"], color=color, lw=1.6, label=f"{label}: median"
         )
