@@ -303,6 +303,14 @@ def test_the_approaches_frontier_overlays_each_approachs_band():
     assert (
         "Every approach side by side" in page and page.count("<tr>") == 2 * budgets.size
     )  # a row per (budget, approach)
+    # An approach whose search did not locate the optimum at a budget is starred there, and
+    # each verdict it is part of says not to read it.
+    results["3"].located = lambda: np.arange(budgets.size) != 2
+    text = result.summary()
+    assert sum(" 3 *  " in line for line in text.splitlines()) == 1
+    assert "not located (*): approach 3's optimum" in text
+    assert "(approach 3 not located: do not read this)" in text
+    assert "<td>3 *</td>" in _approaches(result)
 
 
 def test_the_side_by_side_text_ends_with_every_approachs_diagnostics_once(capsys):

@@ -346,7 +346,8 @@ def _approaches(result: Any) -> str:
     table = result.table()
     labels = {"N": "N*", "D": "D*", "tokens_per_param": "D*/N*", "exponent_N": "a (N* ~ C^a)"}
     rows = [
-        {"budget (FLOPs)": f"{r['budget']:.3g}", "approach": r["approach"],
+        {"budget (FLOPs)": f"{r['budget']:.3g}",
+         "approach": r["approach"] + ("" if r["located"] else " *"),
          **{label: f"{format_number(r[f'{q}_median'])} [{format_number(r[f'{q}_lb'])}, "
                    f"{format_number(r[f'{q}_ub'])}]" for q, label in labels.items()}}
         for _, r in table.iterrows()

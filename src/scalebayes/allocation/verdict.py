@@ -103,12 +103,18 @@ class Approaches:
     estimators: Mapping[str, Estimator] = dataclasses.field(default_factory=dict)
 
     def table(self) -> pd.DataFrame:
-        """One row per (budget, approach): median and interval of N*, D*, tokens/param, a."""
+        """One row per (budget, approach): median and interval of N*, D*, tokens/param, a.
+
+        ``located`` is False where the approach's search did not locate the optimum
+        (``Allocation.located``): its interval there is the search's, not the posterior's.
+        """
         rows = []
         lo, hi = (1 - self.prob) / 2, (1 + self.prob) / 2
         for key, result in self.results.items():
+            located = result.located()
             for b, budget in enumerate(self.budgets):
-                row: dict[str, Any] = {"budget": budget, "approach": key}
+                row: dict[str, Any] = {"budget": budget, "approach": key,
+                                       "located": bool(located[b])}  # fmt: skip
                 for name in QUANTITIES:
                     v = getattr(result, name).isel(budget=b).to_numpy().ravel()
                     row[f"{name}_median"] = float(np.median(v))
@@ -136,11 +142,20 @@ class Approaches:
         lines = [
             f"approach {k} ({self.titles[k]}): not run: {why}" for k, why in self.refused.items()
         ]
+        unlocated = [k for k, result in self.results.items() if not result.located().all()]
+        if unlocated:
+            lines.append(
+                f"not located (*): approach {' and '.join(unlocated)}'s optimum at budgets where "
+                "more than 5 % of draws sit at the end of its search; the interval there is the "
+                "search's, not the posterior's"
+            )
         for pair in self.pairs:
-            failed = [k for k in (pair.first, pair.second) if not usable(self.diagnostics[k])]
+            pair_keys = (pair.first, pair.second)
+            failed = [k for k in pair_keys if not usable(self.diagnostics[k])]
             caveat = "".join(
                 f" (approach {k}'s sampler failed its checks: do not read this)" for k in failed
-            )
+            ) + "".join(f" (approach {k} not located: do not read this)"
+                        for k in pair_keys if k in unlocated)  # fmt: skip
             lines.append(f"verdict: {pair.sentence(self.budgets)}{caveat}")
         title = self.titles[self.recommended]
         lines.append(f"recommended: approach {self.recommended} ({title}): {self.why}")
@@ -168,8 +183,8 @@ class Approaches:
                 f"{format_number(r[f'{q}_median'])} {format_interval(r[f'{q}_lb'], r[f'{q}_ub'])}"
             )
 
-        rows = [[format_number(r["budget"]), r["approach"], *(cell(r, q) for q in QUANTITIES)]
-                for _, r in self.table().iterrows()]  # fmt: skip
+        rows = [[format_number(r["budget"]), r["approach"] + ("" if r["located"] else " *"),
+                 *(cell(r, q) for q in QUANTITIES)] for _, r in self.table().iterrows()]  # fmt: skip
         header = ["C (FLOPs)", "approach", "N*", "D*", "tokens/param", "a (N* ~ C^a)"]
         lines = [
             f"compute-optimal allocation by {len(self.results)} approach(es): median "
