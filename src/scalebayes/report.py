@@ -360,6 +360,7 @@ def _approaches_figure(fit: Fit, result: Any) -> str:
     """Every approach's N* and D* bands overlaid (:func:`scalebayes.figures.draw_approaches`)."""
     import matplotlib.pyplot as plt
 
+    from scalebayes.allocate import MAX_AT_BOUND
     from scalebayes.figures import draw_approaches
 
     with warnings.catch_warnings():
@@ -374,7 +375,8 @@ def _approaches_figure(fit: Fit, result: Any) -> str:
         "table's budgets. Past the runs, approach 2 carries its largest sweep's local exponent "
         "on, approach 1 its power law through the envelope's argmins, approach 3 the law, and "
         "approach 3m the whole model's (law + GP) local exponent at its largest fitted sweep. "
-        "Budgets where an approach's optimum is not located (more than 5 % of its draws at "
+        f"Budgets where an approach's optimum is not located (more than {MAX_AT_BOUND:.0%} "
+        "of its draws at "
         "the end of its search: for 3m the whole model's isoFLOP line still falls 2.5 e-folds "
         "of N from the law's N*) are left as gaps."
     )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from scalebayes.allocate import MAX_AT_BOUND
 from scalebayes.allocation.base import Estimator
 from scalebayes.allocation.whole_model import MIN_SWEEPS as MIN_SWEEPS_3M
 from scalebayes.errors import ScalebayesError
@@ -146,7 +147,8 @@ class Approaches:
         if unlocated:
             lines.append(
                 f"not located (*): approach {' and '.join(unlocated)}'s optimum at budgets where "
-                "more than 5 % of draws sit at the end of its search; the interval there is the "
+                f"more than {MAX_AT_BOUND:.0%} of draws sit at the end of its search; the "
+                "interval there is the "
                 "search's, not the posterior's"
             )
         for pair in self.pairs:
