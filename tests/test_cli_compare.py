@@ -113,3 +113,30 @@ def test_compare_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "scalebayes compare chinchilla.csv --laws chinchilla kaplan" in out
     assert "--method" in out and "--cuts" in out and "--out-dir" in out
+
+
+def test_without_laws_compare_ranks_the_catalogue_s_laws_of_n_and_d(
+    runs_csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --laws: every catalogue law that reads N and D and nothing the table lacks (a law of
+    U only where the table has U), said before the first fit. The fits are stopped at the
+    first one here; test_compare_all_methods_json_and_saved_fits runs a whole comparison."""
+    from scalebayes import law_comparison
+
+    runs = sb.load_runs(runs_csv)
+    assert sb.default_laws(runs) == ["chinchilla", "chinchilla_cross", "chinchilla_tied", "kaplan"]
+    with_u = sb.load_runs(runs.to_frame().assign(U=runs.D * 2))
+    assert sb.default_laws(with_u) == [*sb.default_laws(runs)[:3], "data_constrained", "kaplan"]
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise Stop
+
+    monkeypatch.setattr(law_comparison, "fit", stop)
+    with pytest.raises(Stop):
+        main(["compare", str(runs_csv)])
+    err = capsys.readouterr().err
+    assert "comparing the catalogue's laws of N and D: chinchilla, chinchilla_cross, " in err
+    assert "[1/4] fitting chinchilla" in err

@@ -87,6 +87,7 @@ _EXPORTS = {
     "compare": "scalebayes.comparison",
     "Comparison": "scalebayes.comparison",
     "compare_laws": "scalebayes.law_comparison",
+    "default_laws": "scalebayes.law_comparison",
     "LawComparison": "scalebayes.law_comparison",
     "lfo": "scalebayes.leave_future_out",
     "LFO": "scalebayes.leave_future_out",
@@ -188,6 +189,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "compare",
     "Comparison",
     "compare_laws",
+    "default_laws",
     "LawComparison",
     "lfo",
     "LFO",
@@ -276,7 +278,7 @@ if TYPE_CHECKING:
     )
     from scalebayes.fitting import fit, fit_batch
     from scalebayes.io import load_fit, save_fit
-    from scalebayes.law_comparison import LawComparison, compare_laws
+    from scalebayes.law_comparison import LawComparison, compare_laws, default_laws
     from scalebayes.laws import Law, Param, available_laws, load_law, make_law
     from scalebayes.leave_future_out import LFO, lfo
     from scalebayes.likelihood import Likelihood

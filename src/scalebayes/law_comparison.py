@@ -20,7 +20,7 @@ from scalebayes.data import Runs, load_runs
 from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import fit
 from scalebayes.io import save_fit
-from scalebayes.laws import Law, load_law
+from scalebayes.laws import Law, available_laws, load_law
 from scalebayes.leave_future_out import LFO, compute_cuts, lfo
 from scalebayes.likelihood import Likelihood
 from scalebayes.outputs import FIT_SUFFIXES, check_file
@@ -101,9 +101,20 @@ class LawComparison:
         return "\n\n".join([*sections, "\n".join(closing)])
 
 
+def default_laws(runs: Runs) -> list[str]:
+    """The catalogue's laws that read both N and D and nothing the runs lack (U's where given).
+
+    What :func:`compare_laws` ranks when no laws are named: the forms that compete for the
+    allocation (a law of N, D or C alone cannot allocate).
+    """
+    have = set(runs.inputs())
+    return [name for name, law in available_laws().items()
+            if {"N", "D"} <= set(law.inputs) <= have]  # fmt: skip
+
+
 def compare_laws(
     runs: Runs | pd.DataFrame | str | os.PathLike[str],
-    laws: Sequence[Law | str | os.PathLike[str]],
+    laws: Sequence[Law | str | os.PathLike[str]] | None = None,
     *,
     methods: str | Sequence[str] = "loo",
     cuts: int | Sequence[float] = 4,
@@ -121,8 +132,8 @@ def compare_laws(
     ----------
     runs : Runs, DataFrame or path
         The runs, as :func:`scalebayes.fit` takes them.
-    laws : sequence of Law, name or path
-        Two or more different laws.
+    laws : sequence of Law, name or path, optional
+        Two or more different laws; default :func:`default_laws` of the runs.
     methods : str or sequence of str
         ``"loo"`` (default), ``"waic"``, ``"lfo"`` (leave-future-out by compute), several of
         them, or ``"all"`` for the three.
@@ -151,6 +162,11 @@ def compare_laws(
     """
     say = log or (lambda text: None)
     methods = _methods(methods)
+    runs = runs if isinstance(runs, Runs) else load_runs(runs)
+    if laws is None:
+        laws = default_laws(runs)
+        say(f"comparing the catalogue's laws of N and D{' (and U)' if runs.U is not None else ''}"
+            f": {', '.join(laws)} (others: --laws, or laws= in Python)")  # fmt: skip
     laws = [load_law(law) for law in laws]
     names = [law.name for law in laws]
     if len(set(names)) != len(names) or len(names) < 2:
@@ -161,7 +177,6 @@ def compare_laws(
     if folder is not None:  # before the fits, not after them
         for name in names:
             check_file(folder / f"{name}.nc", suffixes=FIT_SUFFIXES)
-    runs = runs if isinstance(runs, Runs) else load_runs(runs)
     likelihood = likelihood or Likelihood(discrepancy="none")
     settings = Settings.make(settings, **sampler)
     fits: dict[str, Fit] = {}

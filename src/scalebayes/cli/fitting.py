@@ -210,8 +210,9 @@ def add_commands(commands: Any) -> None:
         "--laws",
         nargs="+",
         metavar="LAW",
-        help="two or more catalogue names or .toml paths (see `scalebayes laws`); with --group, "
-        "the one law (default chinchilla)",
+        help="two or more catalogue names or .toml paths (see `scalebayes laws`); default: the "
+        "catalogue's laws of N and D (and U, where the table has it); with --group, the one law "
+        "(default chinchilla)",
     )
     compare.add_argument(
         "--group",
@@ -430,8 +431,6 @@ def _compare(args: argparse.Namespace) -> int:
 
     if args.group:
         return _compare_pooling(args)
-    if not args.laws:
-        raise ScalebayesError("compare needs --laws (two or more) or --group COLUMN")
     cuts = _cuts(args.cuts)
     if args.out_dir is not None and not os.path.isdir(args.out_dir):
         raise OutputError(f"--out-dir {args.out_dir}: not an existing folder")
