@@ -91,7 +91,8 @@ def test_the_whole_model_is_recommended_on_sweeps_when_its_fit_is_healthy():
     sweeps = SimpleNamespace(fit=SimpleNamespace(
         edge=np.array([False] * 5), budgets=SimpleNamespace(n_budgets=5)))  # fmt: skip
     located = xr.DataArray(np.zeros((2, 100, 2), bool), dims=("chain", "draw", "budget"))
-    whole = SimpleNamespace(edge_sweeps=5, edge_budget=3e21, at_bound=located, budgets=BUDGETS)
+    whole = SimpleNamespace(edge_sweeps=5, edge_budget=3e21, at_bound=located, budgets=BUDGETS,
+                            discrepancy="gp")  # fmt: skip
     whole.share_at_bound = lambda: Allocation.share_at_bound(whole)
     whole.located = lambda: Allocation.located(whole)
     results = {"2": sweeps, "3": SimpleNamespace(), "3m": whole}
@@ -116,6 +117,13 @@ def test_the_whole_model_is_recommended_on_sweeps_when_its_fit_is_healthy():
     key, why = recommend({"3": SimpleNamespace(), "3m": whole}, health, (), {"2": "no sweeps"})
     assert key == "3" and "3m: the whole model's loss still falls" in why
     whole.at_bound = located
+    # The backtest validated 3m with the GP; a grouped fit's quadratic is shown, not recommended.
+    whole.discrepancy = "quadratic"
+    key, why = recommend(results, health, (), {})
+    assert key == "2" and "not 3m: tested with the GP discrepancy, not quadratic" in why
+    key, why = recommend({"3": SimpleNamespace(), "3m": whole}, health, (), {"2": "no sweeps"})
+    assert key == "3" and "3m: its whole model is the law + quadratic" in why
+    whole.discrepancy = "gp"
     whole.edge_sweeps = 2  # too few sweeps: untested there
     assert recommend(results, health, (), {})[0] == "2"
     key, why = recommend({"3": SimpleNamespace(), "3m": whole}, health, (), {"2": "no sweeps"})

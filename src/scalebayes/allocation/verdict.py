@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 from scalebayes.allocate import MAX_AT_BOUND
 from scalebayes.allocation.base import Estimator
 from scalebayes.allocation.whole_model import MIN_SWEEPS as MIN_SWEEPS_3M
+from scalebayes.allocation.whole_model import VALIDATED as VALIDATED_3M
 from scalebayes.errors import ScalebayesError
 from scalebayes.formatting import format_interval, format_number, text_columns
 from scalebayes.results import Diagnostics, Fit
@@ -335,8 +336,9 @@ def recommend(
     """
     whole = results.get("3m")
     unlocated = _unlocated(whole) if whole is not None else None
+    untested = whole is not None and whole.discrepancy not in VALIDATED_3M
     if (whole is not None and usable(diagnostics["3m"]) and whole.edge_sweeps >= MIN_SWEEPS_3M
-            and unlocated is None):  # fmt: skip
+            and unlocated is None and not untested):  # fmt: skip
         apart = [
             p.second if p.first == "3m" else p.first
             for p in pairs
@@ -370,7 +372,11 @@ def recommend(
             if edges
             else ", none with the minimum at an edge"
         )
-        whole_note = f"; not 3m: {unlocated}" if unlocated else ""
+        whole_note = (
+            f"; not 3m: {unlocated}" if unlocated
+            else f"; not 3m: tested with the GP discrepancy, not {whole.discrepancy}" if untested
+            else ""
+        )  # fmt: skip
         return "2", (
             f"{iso.budgets.n_budgets} isoFLOP sweeps{edge_note}: each budget's optimum is "
             "measured, no law shape assumed (on public tables' held-out sweeps its intervals held "
@@ -389,6 +395,11 @@ def recommend(
         others.append("1: a cross-check only, it held 11 of 27 held-out optima in the backtest")
     if whole is not None and not usable(diagnostics["3m"]):
         others.append("3m: sampler diagnostics failed")
+    elif untested:
+        others.append(
+            f"3m: its whole model is the law + {whole.discrepancy}; the backtest tested it with "
+            f"the {' or '.join(VALIDATED_3M)} discrepancy only"
+        )
     elif unlocated:
         others.append(f"3m: {unlocated}")
     elif whole is not None:

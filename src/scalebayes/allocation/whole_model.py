@@ -60,6 +60,9 @@ SLOPE_STEP = 1.0  # e-folds of C below C_e over which the local exponent is take
 # over-training ladder (no sweeps) 3m's 90 % intervals of N* 100x beyond spanned 7.4-7.7 in
 # ln N, the law's 0.9-1.3 (benchmarks/allocation_whole_model.py --truth --design ladder).
 MIN_SWEEPS = 3
+# The discrepancies 3m was validated with (the allocation backtest fits the default model, law +
+# GP): with another, e.g. a grouped fit's quadratic, 3m is shown, not recommended.
+VALIDATED = ("gp",)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class EdgeAllocation(Allocation):
 
     ``edge_budget``: the largest fitted budget C_e (FLOPs) at which the whole model's own N* is
     taken; ``edge_source``: how it was found, in words; ``edge_sweeps``: how many fitted
-    isoFLOP sweeps the runs form (0 when none: C_e is then the largest run's compute). Budgets
+    isoFLOP sweeps the runs form (0 when none: C_e is then the largest run's compute);
+    ``discrepancy``: the name of the fit's discrepancy, the whole model's second part. Budgets
     above C_e carry N* on with the local exponent there. ``at_bound`` marks draws whose minimum
     sat at the end of the search grid (``GRID_HALF_WIDTH`` e-folds from the law's median N*).
     """
@@ -76,6 +80,7 @@ class EdgeAllocation(Allocation):
     edge_budget: float = float("nan")
     edge_source: str = ""
     edge_sweeps: int = 0  # fitted isoFLOP sweeps found (0: the edge is the largest run)
+    discrepancy: str = ""
 
     @property
     def beyond(self) -> np.ndarray:
@@ -203,6 +208,7 @@ def whole_model_optimal(
         edge_budget=float(edge),
         edge_source=source,
         edge_sweeps=sweeps,
+        discrepancy=fit.likelihood.discrepancy.name,
     )
     if result.n_at_bound:
         warnings.warn(
