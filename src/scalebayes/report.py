@@ -76,6 +76,8 @@ def write_report(
     approaches : bool
         Also every allocation approach side by side at ``budgets``, with the verdict
         (:func:`scalebayes.compare_approaches`; approaches 1 and 2 sample their own models).
+        Without it the page still sets approach 3m beside the law where 3m is the one
+        recommended (a default fit of isoFLOP sweeps; 3m samples nothing).
     unique_tokens : float, optional
         For a law of repeated data (it reads U): the unique tokens to allocate on, so that the
         page has its decisions and frontier (approach 3 only).
