@@ -121,6 +121,11 @@ class WholeModelEstimator(Estimator):
             f"({result.edge_source}); beyond, it is carried on straight with the model's local "
             "exponent there"
         ]
+        if result.discrepancy not in VALIDATED:
+            notes.append(
+                f"3m was backtested with the {' or '.join(VALIDATED)} discrepancy; with "
+                f"{result.discrepancy} it is untested, so --approach all does not recommend it"
+            )
         if result.edge_sweeps < MIN_SWEEPS and result.beyond.any():
             notes.append(
                 f"the runs form {result.edge_sweeps} isoFLOP sweeps (3m is tested on "
