@@ -117,6 +117,12 @@ def scores(fit: Any, runs: Any, target: np.ndarray, top_budget: float) -> dict[s
     return out
 
 
+def objective_spread(objective: Any, fit: Any) -> float:
+    """``objective``'s spread (e.g. an interval's width) under ``fit``'s draws, equally weighted."""
+    _, q = objective.arrange(np.asarray(objective.per_draw(fit), dtype=float))  # as spread reads
+    return float(objective.spread(q, np.full(q.shape[0], 1.0 / q.shape[0])))
+
+
 def take_in_order(order: np.ndarray, cost: np.ndarray, budget: float) -> list[int]:
     """Runs of ``order`` taken one by one while they fit the budget (skipping those that do not)."""
     chosen, spent = [], 0.0
@@ -305,6 +311,11 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     def record(method: str, seed: int, level: float, chosen: list[int], fit: Any, t: float) -> None:
         row = {"method": method, "seed": seed, "level": level, "runs_added": len(chosen),
                "spent_share": float(cost[chosen].sum() / pool_compute), "seconds": t,
+               # the runs added, in order: rows of the table, and their log10 cost (which sweeps)
+               "chosen_rows": [int(pool_idx[j]) for j in chosen],
+               "chosen_log10_cost": [round(float(np.log10(cost[j])), 2) for j in chosen],
+               # what posterior aims at, read off this fit: did it reach its own objective?
+               "objective_spread": objective_spread(objective, fit),
                **scores(fit, runs, target, top_budget)}  # fmt: skip
         results.append(row)
         print(
