@@ -66,27 +66,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # pytest-xdist sends each group of tests to one worker (SharedSamplerScheduling below). A group is
 # a test file, except files that compile the same samplers, which share a worker so that each
 # program compiles once (SAME_SAMPLERS). Groups start heaviest first (HEAVIEST, from the
-# suite's --durations on 2 cores; --no-loadscope-reorder keeps this order): a long file that
-# started last would leave the other core idle at the end.
+# suite's --durations=0 on 2 cores, summed per group; --no-loadscope-reorder keeps this order):
+# a long file that started last would leave the other core idle at the end. The first group
+# needs the session's shared fit and the second does not: when both needed it, the second worker
+# spent its first 10 s waiting for the first to fit it.
 SAME_SAMPLERS = {
     **dict.fromkeys(("test_api.py", "test_precision.py"), "float32 fit"),
     **dict.fromkeys(("test_compare.py", "test_cli_compare.py"), "power_c fit"),
 }
 HEAVIEST = (
-    "test_plots.py",
-    "test_plots_cli.py",
+    "test_plots_cli.py",  # 42 s; the first worker fits the shared chinchilla_fit here
+    "test_isoflop.py",  # 35 s; no shared fit
     "test_gp.py",
-    "test_interrupt.py",
-    "test_io.py",
-    "test_isoflop.py",
-    "test_benchmarks_cli.py",
-    "test_inference.py",
-    "test_batch.py",
-    "test_backtest.py",
-    "test_cli_decisions.py",
+    "test_plots.py",
     "power_c fit",
-    "float32 fit",
+    "test_backtest.py",
+    "test_inference.py",
+    "test_whole_model_allocation.py",
     "test_planning.py",
+    "test_interrupt.py",
+    "test_design.py",
+    "test_io.py",
+    "test_quadratic.py",
+    "test_cli_decisions.py",
+    "float32 fit",
+    "test_groups_decisions.py",
 )
 
 
