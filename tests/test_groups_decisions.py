@@ -282,8 +282,46 @@ def test_cli_refuses_unknown_groups_in_one_line(saved, known, tmp_path, capsys):
     plain = sb.save_fit(_group_fit(known, 0), tmp_path / "plain.nc")
     assert main(["predict", str(plain), "--N", "1e9", "--D", "2e10", "--group", "g0"]) == 2
     assert "not a grouped fit" in capsys.readouterr().err
-    assert main(["report", str(saved), "--out", str(tmp_path / "report")]) == 2
-    assert "a grouped fit needs group=" in capsys.readouterr().err
+    assert main(["report", str(saved), "--out", str(tmp_path / "r"), "--compare", str(saved)]) == 2
+    assert "--compare with a grouped fit: name the group it compares" in capsys.readouterr().err
+
+
+def test_a_grouped_fit_reports_one_page_per_group_and_an_index(
+    saved, tmp_path, monkeypatch, capsys
+):
+    """Without --group, report writes each group's page (write_report of that group's fit, as
+    --group NAME does; its page is tested with plain fits, here stood in for: three real pages
+    take ~20 s) into a folder of its own, and an index with the grouped fit and the links."""
+    from scalebayes import report
+
+    calls = []
+
+    def page_of(fit, out, **options):
+        calls.append((len(fit.runs), options["budgets"]))
+        out.mkdir(parents=True)
+        (out / "report.html").write_text("page")
+        return out / "report.html"
+
+    monkeypatch.setattr(report, "write_report", page_of)
+    out = tmp_path / "report"
+    assert main(["report", str(saved), "--out", str(out), "--compute", "1e22"]) == 0
+    assert "links to one page per group: g0, g1, g2" in capsys.readouterr().out
+    assert calls == [(15, [1e22])] * 3  # each group's own runs, the options passed on
+    index = (out / "report.html").read_text()
+    for group in GROUPS:
+        assert (out / group / "report.html").read_text() == "page"
+        assert f"<a href='{group}/report.html'>" in index
+    assert "per group (median [90% interval])" in index  # the grouped fit's own summary
+    with pytest.raises(sb.ScalebayesError, match="others= compares one law's fits"):
+        sb.write_group_reports(sb.load_fit(saved), tmp_path / "other", others={})
+
+
+def test_group_folders_are_safe_names_kept_apart():
+    from scalebayes.report import _group_folders
+
+    assert _group_folders(["a/b", "a b", "..", "ok-1.2"]) == {
+        "a/b": "a_b", "a b": "a_b_2", "..": "group", "ok-1.2": "ok-1.2"
+    }  # fmt: skip
 
 
 def test_cli_show_and_plot_a_grouped_fit(saved, tmp_path, capsys):

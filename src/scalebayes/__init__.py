@@ -112,6 +112,7 @@ _EXPORTS = {
     "SweepEdgeWarning": "scalebayes.errors",
     "ImportanceWarning": "scalebayes.errors",
     "write_report": "scalebayes.report",
+    "write_group_reports": "scalebayes.report",
     "parameter_table": "scalebayes.describe",
     "run_demo": "scalebayes.demo",
     "Demo": "scalebayes.demo",
@@ -214,6 +215,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as in _EXPORTS
     "SweepEdgeWarning",
     "ImportanceWarning",
     "write_report",
+    "write_group_reports",
     "parameter_table",
     "run_demo",
     "Demo",
@@ -285,7 +287,7 @@ if TYPE_CHECKING:
     from scalebayes.planning import Chance, Plan, chance, plan
     from scalebayes.prediction import Prediction, predict
     from scalebayes.priors import Prior
-    from scalebayes.report import write_report
+    from scalebayes.report import write_group_reports, write_report
     from scalebayes.results import Diagnostics, Fit, FitSettings, Settings
     from scalebayes.runtime import configure
     from scalebayes.simulation import grid_design, isoflop_design, simulate

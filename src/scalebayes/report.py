@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from scalebayes.engine import ProgressCallback
+    from scalebayes.groups.result import GroupedFit
     from scalebayes.results import Fit
 
 REPORT_NAME = "report.html"
@@ -88,12 +90,7 @@ def write_report(
 
     from scalebayes.figures import draw, frontier_budgets
 
-    directory = Path(out)
-    if directory.suffix.lower() in (".html", ".htm"):
-        raise ScalebayesError(
-            f"--out {out}: expected a directory; the page is written as {REPORT_NAME} inside it"
-        )
-    check_folder(directory)
+    directory = _directory(out)
     if budgets is None:
         budgets = [float(fit.runs.C.max()) * f for f in (10.0, 100.0, 1000.0)]
     from scalebayes.allocate import allocates_alone, fixed_inputs
@@ -221,6 +218,65 @@ def write_report(
     with replacing(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+def write_group_reports(fit: GroupedFit, out: str | os.PathLike[str], **options: Any) -> Path:
+    """Write a report per group of a grouped fit and an index; return the index's path.
+
+    Each group's page (:func:`write_report` of :meth:`GroupedFit.for_group`, with ``options``,
+    its keyword arguments but ``others``) goes to ``out/<group>/report.html``;
+    ``out/report.html`` holds the grouped fit's summary (population and per-group parameters,
+    diagnostics) and links to the pages.
+    """
+    if "others" in options:
+        raise ScalebayesError("others= compares one law's fits: report one group (for_group)")
+    directory = _directory(out)
+    folders = _group_folders(fit.groups)
+    rows = []
+    for group, folder in folders.items():
+        write_report(fit.for_group(group), directory / folder, **options)
+        link = (
+            f"<a href='{html.escape(folder)}/{REPORT_NAME}'>{html.escape(folder)}/{REPORT_NAME}</a>"
+        )
+        rows.append(f"<tr><td>{html.escape(group)}</td><td>{np.sum(fit.runs.group == group)}</td>"
+                    f"<td>{link}</td></tr>")  # fmt: skip
+    title = f"scalebayes report: {fit.law.name} on {fit.runs.source}, {len(fit.groups)} groups"
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>"
+        "<h2>Groups</h2><p class='note'>One page per group: its runs, its posterior (the "
+        "population's pooling included) and its decisions.</p>"
+        "<table><tr><th>group</th><th>runs</th><th>report</th></tr>" + "".join(rows) + "</table>"
+        f"<h2>Grouped fit</h2><pre>{html.escape(str(fit))}</pre>\n</body></html>\n"
+    )
+    path = directory / REPORT_NAME
+    with replacing(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
+def _directory(out: str | os.PathLike[str]) -> Path:
+    """``out`` as the report's folder, refused before any work if it names a file or is not writable."""
+    directory = Path(out)
+    if directory.suffix.lower() in (".html", ".htm"):
+        raise ScalebayesError(
+            f"--out {out}: expected a directory; the page is written as {REPORT_NAME} inside it"
+        )
+    check_folder(directory)
+    return directory
+
+
+def _group_folders(groups: Sequence[str]) -> dict[str, str]:
+    """A folder name per group: its name with characters unsafe in paths replaced, kept apart."""
+    folders: dict[str, str] = {}
+    for group in groups:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", group).strip("._") or "group"
+        name, k = base, 2
+        while name in folders.values():
+            name, k = f"{base}_{k}", k + 1
+        folders[group] = name
+    return folders
 
 
 def _png(figure: Figure, dpi: int = 90) -> str:

@@ -148,7 +148,8 @@ def add_commands(commands: Any) -> None:
     report.add_argument(
         "--group",
         metavar="NAME",
-        help="for a grouped fit: the group to report on ('new': a ladder not yet run)",
+        help="for a grouped fit: the group to report on ('new': a ladder not yet run); "
+        "without it, one page per group and an index linking them",
     )
     report.add_argument(
         "--approaches",
@@ -263,25 +264,31 @@ def _sweep_minima(fit: Any, progress: ProgressBar | None) -> Any:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from scalebayes.groups.select import select_group
+    from scalebayes.groups.select import is_grouped, select_group
     from scalebayes.io import load_fit
 
     check_folder(args.out, option="--out")  # before drawing
-    fit = select_group(load_fit(args.fit), args.group)
+    loaded = load_fit(args.fit)
+    options = {"budgets": args.compute, "seed": args.seed, "approaches": args.approaches,
+               "unique_tokens": args.unique_tokens, "progress": progress_bar(args)}  # fmt: skip
+    if is_grouped(loaded) and args.group is None:
+        if args.compare:
+            raise ScalebayesError(
+                "--compare with a grouped fit: name the group it compares (--group NAME)"
+            )
+        with figures_closed(), warnings_to_stderr():
+            from scalebayes.report import write_group_reports
+
+            index = write_group_reports(loaded, args.out, **options)
+        print(f"wrote {index} (links to one page per group: {', '.join(loaded.groups)})")
+        print(loaded.diagnostics)
+        return 0
+    fit = select_group(loaded, args.group)
     others = _named_fits(fit, args.compare)
     with figures_closed(), warnings_to_stderr():
         from scalebayes.report import write_report
 
-        page = write_report(
-            fit,
-            args.out,
-            others=others,
-            budgets=args.compute,
-            seed=args.seed,
-            approaches=args.approaches,
-            unique_tokens=args.unique_tokens,
-            progress=progress_bar(args),
-        )
+        page = write_report(fit, args.out, others=others, **options)
     print(f"wrote {page}")
     print(fit.diagnostics)
     return 0
