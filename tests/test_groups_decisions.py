@@ -316,6 +316,14 @@ def test_a_grouped_fit_reports_one_page_per_group_and_an_index(
         sb.write_group_reports(sb.load_fit(saved), tmp_path / "other", others={})
 
 
+def test_a_groups_page_and_runs_name_the_group(known):
+    from scalebayes.report import _header
+
+    one = known[2].for_group("g1")
+    assert "<h1>scalebayes report: chinchilla, group g1</h1>" in _header(one)
+    assert "; 1 group;" in str(one.runs) or str(one.runs).endswith("; 1 group")
+
+
 def test_group_folders_are_safe_names_kept_apart():
     from scalebayes.report import _group_folders
 

@@ -156,7 +156,8 @@ class Runs:
 
         formula = {"C": f"C = {self.cost_k:g} N D", "D": f"D = C / ({self.cost_k:g} N)"}
         derived = "".join(f"; derived {formula[name]}" for name in self.derived)
-        groups = f"; {self.table['group'].nunique()} groups" if "group" in self.table else ""
+        n_groups = self.table["group"].nunique() if "group" in self.table else 0
+        groups = {0: "", 1: "; 1 group"}.get(n_groups, f"; {n_groups} groups")
         unique = f", {span('U', '.2e')}" if "U" in self.table else ""
         units = [
             f"{column!r} x {unit.describe()}"

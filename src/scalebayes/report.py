@@ -292,8 +292,11 @@ def _header(fit: Fit) -> str:
     noise = fit.likelihood.family.replace("_", "-")
     if fit.likelihood.family == "student_t":
         noise += f" (nu = {fit.likelihood.df:g})" if fit.likelihood.df else " (nu estimated)"
+    table = fit.runs.table
+    groups = table["group"].unique() if "group" in table else ()
+    of_group = f", group {groups[0]}" if len(groups) == 1 else ""  # a grouped fit's group
     return (
-        f"<h1>scalebayes report: {html.escape(law.name)}</h1>"
+        f"<h1>scalebayes report: {html.escape(law.name + of_group)}</h1>"
         f"<p class='note'>scalebayes {__version__}; {fit.settings.chains} chains x "
         f"{fit.settings.draws} draws, seed {fit.settings.seed}</p>"
         f"<h2>Law</h2><p><b>{html.escape(law.title)}</b></p>"
