@@ -427,6 +427,7 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
 def summary(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     keys = ["interval_score_90", "median_abs_error", "r2_loss", "coverage_90", "nstar_width_90"]
+    keys += ["objective_spread"] if "objective_spread" in frame else []  # rows since it was added
     grouped = frame.groupby(["table", "level", "method"])
     table = grouped[keys].mean().join(grouped["interval_score_90"].std().rename("is90_sd"))
     return table.reset_index()
@@ -444,7 +445,7 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     ours_methods = [m for m in ("posterior", "kalman") if m in set(table.method)]
     for method in ours_methods:
         for level, rows in table[table.method != "all_pool"].groupby("level"):
-            wins = worse = beats_random = tables = 0
+            wins = worse = beats_random = tables = own = 0
             ratios = []
             for _, one in rows.groupby("table"):
                 by = one.set_index("method")
@@ -458,10 +459,16 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
                 worse += bool(ours > random + np.nan_to_num(by.loc["random", "is90_sd"]))
                 beats_random += bool(ours < random)
                 ratios.append(ours / random)
+                if "objective_spread" in by:  # its own objective narrower than random's?
+                    own += bool(
+                        by.loc[method, "objective_spread"] < by.loc["random", "objective_spread"]
+                    )
             out.append({"method": method, "level": level, "tables": tables,
                         "beats_every_baseline": wins, "beats_random": beats_random,
                         "median_ratio_to_random": float(np.median(ratios)) if ratios else np.nan,
-                        "worse_than_random_beyond_spread": worse})  # fmt: skip
+                        "worse_than_random_beyond_spread": worse,
+                        **({"objective_narrower_than_random": own}
+                           if "objective_spread" in table else {})})  # fmt: skip
     return pd.DataFrame(out)
 
 
