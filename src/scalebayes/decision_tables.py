@@ -174,7 +174,9 @@ def _prediction_table(
     pct = f"{prob * 100:g}%"
     header = [*inputs, "median", f"{pct} credible", f"{pct} predictive", "extrapolation"]
     beyond = fit.likelihood.discrepancy.beyond_data_note(fit.law)
-    note = f"\nnote: {beyond}" if beyond and (mean["beyond"] > 1).any() else ""
+    outside = (mean["beyond"] > 1).to_numpy()
+    note = f"\nnote: {beyond}" if beyond and outside.any() else ""
+    note += _discrepancy_shift(fit, points, mean["median"].to_numpy(), outside)
     text = (
         f"loss (nats/token) predicted by law {fit.law.name!r}; credible: the law's own "
         "uncertainty; predictive: a new run's loss, with run-to-run noise\n"
@@ -183,6 +185,33 @@ def _prediction_table(
     )
     return DecisionTable(
         fit.law.name, table, text, fit.diagnostics, {"prob": prob, "interval": interval}
+    )
+
+
+def _discrepancy_shift(
+    fit: Fit, points: dict[str, ArrayLike], median: np.ndarray, outside: np.ndarray
+) -> str:
+    """A note where the discrepancy's term moves a median beyond the runs by more than the noise.
+
+    One run's noise is the fitted sigma; past it the prediction leans on the shape the term took
+    where the runs are, carried on. Empty otherwise, or without a discrepancy.
+    """
+    from scalebayes.prediction import predict
+
+    law = fit.law_module(log_likelihood=False)
+    if law is fit or not outside.any():
+        return ""
+    law_median = predict(law, kind="mean", **points).summary(probs=(0.9,))["median"].to_numpy()
+    shift = np.where(outside, np.log(median / law_median), 0.0)
+    far = int(np.argmax(np.abs(shift)))
+    sigma = float(np.median(fit.posterior["sigma"]))
+    if abs(shift[far]) <= sigma:
+        return ""
+    return (
+        f"\nnote: beyond the runs the {fit.likelihood.discrepancy.name} term moves the median "
+        f"by {np.expm1(shift[far]):+.1%} at row {far + 1} (the law alone: "
+        f"{format_number(law_median[far])}), more than one run's noise ({sigma:.2%}): there the "
+        "prediction leans on the shape the term took where the runs are, carried on"
     )
 
 

@@ -230,9 +230,14 @@ class Fit:
         renamed = {
             stored: noise for noise, stored in self.likelihood.discrepancy.law_noise_names().items()
         }
-        names = [n for n in self.param_names if n in self.law.param_names or n in renamed]
-        posterior = self.posterior[names].rename({n: renamed[n] for n in names if n in renamed})
         wanted = model_param_names(self.law, decided)
+        # The law's parameters and the noise: the law module's own where the discrepancy keeps
+        # one apart (the GP's sigma_law), else the fit's (the quadratic's, sampled with the law).
+        names = [
+            n for n in self.param_names
+            if n in renamed or (n in wanted and n not in renamed.values())
+        ]  # fmt: skip
+        posterior = self.posterior[names].rename({n: renamed[n] for n in names if n in renamed})
         params = {n: posterior[n].to_numpy()[..., None] for n in wanted}
         # The plain law's reference point: the law's inputs only, as the plain fit has it (the
         # discrepancy's own entries would give every jitted decision a second compile).
