@@ -308,8 +308,6 @@ def kalman(fit: Any, pool: pd.DataFrame, objective: Any, budget: float, max_runs
 def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) -> dict[str, Any]:
     import scalebayes as sb
 
-    RunsOver = _runs_over()  # a class: scalebayes imports only once the run starts
-
     settings = {"chains": args.chains, "draws": args.draws, "warmup": args.draws,
                 "discrepancy": args.discrepancy}  # fmt: skip
     start, pool_mask, target, top_budget = split(runs)
@@ -320,7 +318,8 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
     if args.objective == "region":
         objective = sb.LossOver(N=table["N"].to_numpy()[target], D=table["D"].to_numpy()[target])
     elif args.objective == "region_run":
-        objective = RunsOver(N=table["N"].to_numpy()[target], D=table["D"].to_numpy()[target])
+        runs_over = _runs_over()  # a class: defined once scalebayes is imported
+        objective = runs_over(N=table["N"].to_numpy()[target], D=table["D"].to_numpy()[target])
     elif args.objective == "run":  # what the target runs are scored by: a new run's interval
         objective = sb.RunLossAt(**target_centre(runs, target))
     else:
