@@ -76,6 +76,13 @@ def main() -> None:
         type=float,
         help="approach 3m's span, e-folds of C, for its local exponent (default the package's)",
     )
+    parser.add_argument(
+        "--keep",
+        type=int,
+        help="hold out every budget but the lowest KEEP of each table (one cut, its top budgets "
+        "far beyond), instead of the top one and two; rows record how far beyond the largest "
+        "fitted budget each held-out one is, and the summary bins them by that",
+    )
     parser.add_argument("--truth", action="store_true", help="the known-truth study")
     parser.add_argument("--replicates", type=int, default=6, help="per truth and design (--truth)")
     args = parser.parse_args()
@@ -106,7 +113,7 @@ def main() -> None:
             warnings.simplefilter("ignore")  # health is recorded per row
             result = allocation_backtest(
                 spec["runs"],
-                holdout_budgets=(1, 2),
+                holdout_budgets=holdout(spec["runs"], args.keep),
                 approaches=args.approaches,
                 measure_shape=args.measure_shape,
                 profile_model=profile_model,
@@ -116,10 +123,34 @@ def main() -> None:
         wall = time.perf_counter() - started
         print(f"\n{name} ({wall:.0f} s):\n{result}", flush=True)
         per_table[name] = result.to_dict()
+        fitted_top = largest_fitted(spec["runs"], args.keep)
         for row in result.table.to_dict(orient="records"):
-            rows.append({"dataset": name, **row, "wall_s": wall})
+            beyond = {} if fitted_top is None else {"beyond": row["budget"] / fitted_top}
+            rows.append({"dataset": name, **row, **beyond, "wall_s": wall})
         total = time.perf_counter() - begun
         save(args, sampler, rows, per_table, done=len(per_table) == len(tables), wall_s=total)
+
+
+def holdout(runs: object, keep: int | None) -> tuple[int, ...]:
+    """How many top budgets to hold out: the top one and two, or all but the lowest ``keep``."""
+    if keep is None:
+        return (1, 2)
+    from scalebayes.allocation.budgets import find_budgets
+
+    return (find_budgets(runs).n_budgets - keep,)
+
+
+def largest_fitted(runs: object, keep: int | None) -> float | None:
+    """The largest budget fitted when all but the lowest ``keep`` are held out (else None)."""
+    if keep is None:
+        return None
+    from scalebayes.allocation.budgets import find_budgets
+
+    return float(np.sort(find_budgets(runs).compute)[keep - 1])
+
+
+# How far beyond the largest fitted budget a held-out one lies, in bins (--keep).
+BEYOND_BINS = (1.0, 3.0, 10.0, 30.0, np.inf)
 
 
 def save(
@@ -149,6 +180,21 @@ def save(
             healthy=("healthy", "mean"),
         )
     )
+    by_distance = None
+    if "beyond" in table:
+        labels = [f"{lo:g}-{hi:g}x" for lo, hi in itertools.pairwise(BEYOND_BINS)]
+        binned = table.assign(distance=pd.cut(table["beyond"], BEYOND_BINS, labels=labels))
+        by_distance = (
+            binned.groupby(["distance", "approach"], observed=True, sort=True)
+            .agg(
+                n=("covers", "size"),
+                coverage=("covers", "mean"),
+                median_abs_log_error=("log_error", lambda e: e.abs().median()),
+                mean_interval_score=("interval_score", "mean"),
+                median_width=("width", "median"),
+            )
+            .reset_index()
+        )
     info = machine()
     if done:
         columns = ["dataset", "held_out", "approach", "budget", "n_star", "measured",
@@ -156,6 +202,9 @@ def save(
         print("\n" + table[columns].to_string(index=False, float_format="{:.3g}".format))
         print("\npooled over tables and cuts (target coverage 85-95 %):")
         print(pooled.to_string(float_format="{:.3f}".format))
+        if by_distance is not None:
+            print("\nby how far beyond the largest fitted budget:")
+            print(by_distance.to_string(index=False, float_format="{:.3f}".format))
         print(
             f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_average_1min']:.1f}"
         )
@@ -168,6 +217,7 @@ def save(
             "target_coverage_90": TARGET,
             "machine": info,
             "pooled": pooled.reset_index().to_dict("records"),
+            "by_distance": None if by_distance is None else by_distance.to_dict("records"),
             "rows": rows,
             "tables": per_table,
         },

@@ -100,3 +100,30 @@ def test_known_truth_predicted_and_measured_n_star_agree():
     assert np.all(np.abs(np.log(table["measured"] / truth)) < 0.25)
     assert np.all(np.abs(table["log_error"]) < 0.25)
     assert np.all(np.abs(np.log(table["n_star"] / truth)) < 0.25)
+
+
+def test_held_out_sweeps_are_measured_with_the_prior_shape_when_none_can_be_learnt_below(
+    monkeypatch,
+):
+    """Below a deep cut the sweeps may show no valley (approach 2 refuses them): the held-out
+    sweeps are still measured, with the default valley-shape prior, and the rows say so."""
+    from types import SimpleNamespace
+
+    from scalebayes import allocation_backtest as backtest
+    from scalebayes.errors import IsoflopError
+
+    calls = []
+
+    def fake_fit_isoflops(runs, *, model, settings, **kwargs):
+        calls.append((runs, model, kwargs))
+        if len(calls) == 1:  # the runs below the cut: no valleys
+            raise IsoflopError("approach 2 needs at least 3 isoFLOP budgets")
+        return "measured"
+
+    monkeypatch.setattr(backtest, "fit_isoflops", fake_fit_isoflops)
+    below = SimpleNamespace(runs="below", settings=SimpleNamespace(sampler=None))
+    measured, shape = backtest._measure("held", below, {}, "fitted", None, None)
+    assert (measured, shape) == ("measured", "prior")
+    held_runs, model, kwargs = calls[1]
+    assert held_runs == "held" and model == backtest.ProfileModel()  # the default shape prior
+    assert kwargs == {"min_budgets": 1, "edge_sweeps": "keep"}

@@ -34,6 +34,7 @@ from scalebayes.data import Runs, load_runs
 from scalebayes.errors import (
     AllocationWarning,
     ExtrapolationWarning,
+    IsoflopError,
     ScalebayesError,
     SweepEdgeWarning,
 )
@@ -224,7 +225,9 @@ def allocation_backtest(
                     results[key] = (chosen, chosen.allocate(fit, held_budgets))
             except ScalebayesError as err:
                 skipped[key] = str(err)
-        measured = _measure(runs.subset(held), fit, results, measure_shape, settings, profile_model)
+        measured, shape_used = _measure(
+            runs.subset(held), fit, results, measure_shape, settings, profile_model
+        )
         diagnostics[f"{label}: measured"] = measured.diagnostics
         log_measured = np.log(measured.minima()["N"].to_numpy()).reshape(-1, len(held_budgets))
         health = {key: chosen.diagnostics(fit, result) for key, (chosen, result) in results.items()}
@@ -244,6 +247,7 @@ def allocation_backtest(
                     | {
                         "healthy": bool(run_health.ok and measured.diagnostics.ok),
                         "recommended": key == picked,
+                        "measure_shape": shape_used,
                     }
                 )
     table = pd.DataFrame(rows)
@@ -258,25 +262,33 @@ def _measure(
     measure_shape: str,
     settings: Settings,
     profile_model: ProfileModel | None,
-) -> IsoflopFit:
-    """The held-out sweeps' own minima: approach 2's profile model on their runs alone.
+) -> tuple[IsoflopFit, str]:
+    """The held-out sweeps' own minima (approach 2 on their runs alone), and the shape used.
 
     ``"fitted"``: the valley shape p, q comes from approach 2's posterior on the fitted
     sweeps (approach 2 assumes one shape for all sweeps); ``"prior"``: from the broad default
-    prior, which a lone sweep barely updates, so an asymmetric valley's minimum is misplaced.
+    prior, which a lone sweep barely updates, so an asymmetric valley's minimum is misplaced;
+    also "fitted"'s fallback when the sweeps below the cut show too few valleys for approach 2.
     """
     model = profile_model or ProfileModel()
     if measure_shape == "fitted":
         below = results["2"][1].fit if "2" in results else None
         if below is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SweepEdgeWarning)
-                below = fit_isoflops(fit.runs, model=model, settings=fit.settings.sampler)
-        model = dataclasses.replace(model, shape_prior=below.shape_as_prior())
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", SweepEdgeWarning)
+                    below = fit_isoflops(fit.runs, model=model, settings=fit.settings.sampler)
+            except IsoflopError:  # too few valleys below the cut to learn a shape from
+                measure_shape = "prior"
+        if below is not None:
+            model = dataclasses.replace(model, shape_prior=below.shape_as_prior())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SweepEdgeWarning)  # the held-out sweeps' own
         # Every held-out sweep is measured, one-sided or not: it is what is predicted.
-        return fit_isoflops(held, model=model, settings=settings, min_budgets=1, edge_sweeps="keep")
+        measured = fit_isoflops(
+            held, model=model, settings=settings, min_budgets=1, edge_sweeps="keep"
+        )
+    return measured, measure_shape
 
 
 def _score(
