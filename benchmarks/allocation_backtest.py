@@ -167,32 +167,26 @@ def save(
     table["width"] = np.log(table["n_star_upper"] / table["n_star_lower"])  # of the prediction
     # The recommended approach's rows again, as one more "approach" (the target's subject).
     chosen = table[table["recommended"]].assign(approach="recommended")
-    pooled = (
-        pd.concat([table, chosen])
-        .groupby("approach", sort=False)
-        .agg(
-            n=("covers", "size"),
-            coverage=("covers", "mean"),
-            median_abs_log_error=("log_error", lambda e: e.abs().median()),
-            mean_log_error=("log_error", "mean"),
-            mean_interval_score=("interval_score", "mean"),
-            median_width=("width", "median"),
-            healthy=("healthy", "mean"),
-        )
-    )
+    scores = {
+        "n": ("covers", "size"),
+        "coverage": ("covers", "mean"),
+        "median_abs_log_error": ("log_error", lambda e: e.abs().median()),
+        "mean_log_error": ("log_error", "mean"),
+        "mean_interval_score": ("interval_score", "mean"),
+        "median_width": ("width", "median"),
+        "healthy": ("healthy", "mean"),
+    }
+    pooled = pd.concat([table, chosen]).groupby("approach", sort=False).agg(**scores)
     by_distance = None
     if "beyond" in table:
+        # Tables where every approach ran, so that each bin compares them on the same budgets.
+        ran = table.groupby("dataset")["approach"].transform("nunique")
+        every = table[ran == table["approach"].nunique()]
         labels = [f"{lo:g}-{hi:g}x" for lo, hi in itertools.pairwise(BEYOND_BINS)]
-        binned = table.assign(distance=pd.cut(table["beyond"], BEYOND_BINS, labels=labels))
+        binned = every.assign(distance=pd.cut(every["beyond"], BEYOND_BINS, labels=labels))
         by_distance = (
             binned.groupby(["distance", "approach"], observed=True, sort=True)
-            .agg(
-                n=("covers", "size"),
-                coverage=("covers", "mean"),
-                median_abs_log_error=("log_error", lambda e: e.abs().median()),
-                mean_interval_score=("interval_score", "mean"),
-                median_width=("width", "median"),
-            )
+            .agg(**scores)
             .reset_index()
         )
     info = machine()
@@ -203,7 +197,9 @@ def save(
         print("\npooled over tables and cuts (target coverage 85-95 %):")
         print(pooled.to_string(float_format="{:.3f}".format))
         if by_distance is not None:
-            print("\nby how far beyond the largest fitted budget:")
+            print(
+                "\nby how far beyond the largest fitted budget (tables where every approach ran):"
+            )
             print(by_distance.to_string(index=False, float_format="{:.3f}".format))
         print(
             f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_average_1min']:.1f}"
