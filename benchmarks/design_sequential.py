@@ -495,6 +495,16 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def best_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per budget level and method: on how many tables its mean interval score is the lowest of
+    all methods (the all-pool fit aside). Whether any method meets the target of beating every
+    other on most tables, or the best differs from table to table."""
+    ranked = table[table.method != "all_pool"]
+    best = ranked.loc[ranked.groupby(["level", "table"])["interval_score_90"].idxmin()]
+    counts = best.groupby(["level", "method"]).size().rename("tables_best").reset_index()
+    return counts.sort_values(["level", "tables_best"], ascending=[True, False])
+
+
 def main() -> None:
     from _datasets import datasets
 
@@ -589,6 +599,8 @@ def main() -> None:
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     verdict = verdicts(table)
     print(verdict.to_string(index=False))
+    best = best_counts(table)
+    print(best.to_string(index=False))
     write_results(
         out,
         {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
@@ -596,6 +608,7 @@ def main() -> None:
          "seeds": args.seeds, "adaptive_seeds": args.adaptive_seeds, "chains": args.chains,
          "draws": args.draws, "tables": results,
          "summary": table.to_dict(orient="records"), "verdicts": verdict.to_dict(orient="records"),
+         "best_counts": best.to_dict(orient="records"),
          "seconds": time.perf_counter() - start, "machine": machine()},
     )  # fmt: skip
 
@@ -625,8 +638,11 @@ def rescore(path: Path) -> None:
     table = summary([row for result in results["tables"] for row in result["rows"]])
     verdict = verdicts(table)
     print(verdict.to_string(index=False))
+    best = best_counts(table)
+    print(best.to_string(index=False))
     results |= {"summary": table.to_dict(orient="records"),
-                "verdicts": verdict.to_dict(orient="records")}  # fmt: skip
+                "verdicts": verdict.to_dict(orient="records"),
+                "best_counts": best.to_dict(orient="records")}  # fmt: skip
     write_results(path, results)
 
 
