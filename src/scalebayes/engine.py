@@ -37,6 +37,7 @@ from scalebayes.model import (
     sampled_sites,
     start_point,
 )
+from scalebayes.pooled_warmup import pool_at_window_ends
 from scalebayes.results import Settings
 from scalebayes.retry import block_health, sample_carefully
 
@@ -146,11 +147,12 @@ class _Runner:
 
 
 def stage_settings(settings: Settings, stage: Stage) -> Settings:
-    """``settings`` as ``stage`` asks: its least target acceptance, its multiple of the warmup."""
+    """``settings`` as ``stage`` asks: least target acceptance, warmup multiple, pooling."""
     return dataclasses.replace(
         settings,
         target_accept=max(settings.target_accept, stage.min_target_accept),
         warmup=settings.warmup * stage.warmup_factor,
+        pooled_warmup=settings.pooled_warmup and stage.pooled_warmup,
     )
 
 
@@ -386,9 +388,11 @@ class Sampler:
         step = self._each_chain(
             lambda state, data: self._sample_kernel(state, model_args=(data,)), (0, data_axis)
         )
+        # A table's chains pool their mass-matrix statistics as each warmup window ends.
+        pool = pool_at_window_ends(self.settings, self.n_chains, sharded=self.n_devices > 1)
 
         def body(states: Any, _: None) -> tuple[Any, dict[str, Any]]:
-            states = step(states, data)
+            states = pool(step(states, data))
             return states, {
                 "z": states.z,
                 "diverging": states.diverging,

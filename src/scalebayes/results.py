@@ -40,6 +40,9 @@ class Settings:
     fit's own (``fit.settings.sampler``). ``precision`` is JAX's float width for the fit and
     every JAX computation on it: float64 on CPU by default; float32 halves memory and suits
     GPUs. (Predictions and the searches of ``optimal`` and ``plan`` compute in NumPy, float64.)
+    ``pooled_warmup``: each warmup window's mass matrix from all of a table's chains together,
+    in the law's and the GP's stages (:mod:`scalebayes.pooled_warmup`); fits saved before it
+    read False.
     """
 
     chains: int = 4
@@ -50,6 +53,7 @@ class Settings:
     max_tree_depth: int = 10
     dense_mass: bool = True
     precision: str = DEFAULT_PRECISION
+    pooled_warmup: bool = True
 
     def __post_init__(self) -> None:
         for name, low in (("chains", 1), ("draws", 1), ("warmup", 0), ("max_tree_depth", 1)):

@@ -4,7 +4,8 @@ More carefully: twice the warmup, so the mass matrix adapts on more draws, and a
 acceptance of at least 0.95, so the steps are smaller through the curvature that diverged.
 :func:`scalebayes.health.healthier` decides, table by table, which run to keep, and the kept
 block's sample stats say ``retried`` and ``retry_kept`` (:attr:`Diagnostics.notes`). A stage
-is any frozen dataclass with ``min_target_accept``, ``warmup_factor`` and ``label`` fields
+is any frozen dataclass with ``min_target_accept``, ``warmup_factor``, ``label`` and
+``pooled_warmup`` fields
 (:class:`scalebayes.discrepancy.base.Stage`); the engine applies them to the settings.
 
 Measured (this project's 2-core VM): law fits of the public tables, seeds 0-2
@@ -30,12 +31,13 @@ Block = tuple[dict[str, Any], dict[str, Any]]  # one table's draws and sample st
 
 
 def careful[S](stage: S) -> S:
-    """``stage`` sampled more carefully: twice its warmup, target acceptance at least 0.95."""
+    """``stage`` more carefully: twice its warmup, acceptance >= 0.95, no pooled warmup."""
     return dataclasses.replace(
         stage,  # type: ignore[type-var]
         min_target_accept=max(stage.min_target_accept, RETRY_TARGET_ACCEPT),  # type: ignore[attr-defined]
         warmup_factor=stage.warmup_factor * RETRY_WARMUP_FACTOR,  # type: ignore[attr-defined]
         label=f"{stage.label} retry",  # type: ignore[attr-defined]
+        pooled_warmup=False,
     )
 
 
@@ -45,6 +47,7 @@ def careful_settings(settings: Any) -> Any:
         settings,
         warmup=settings.warmup * RETRY_WARMUP_FACTOR,
         target_accept=max(settings.target_accept, RETRY_TARGET_ACCEPT),
+        pooled_warmup=False,
     )
 
 

@@ -71,7 +71,8 @@ def fit_parts(attrs: Mapping[str, Any], columns: Mapping[str, np.ndarray], path:
         law=law,
         runs=Runs(table=table, **meta["runs"]),
         likelihood=Likelihood.from_dict(meta["likelihood"]),
-        settings=FitSettings(**meta["settings"]),
+        # Sampled before warmup pooled the chains' statistics: say so, and refit the same way.
+        settings=FitSettings(**{"pooled_warmup": False, **meta["settings"]}),
         diagnostics=Diagnostics(**meta["diagnostics"]),
         log_ref=None
         if log_ref is None

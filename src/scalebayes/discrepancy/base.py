@@ -79,6 +79,10 @@ class Stage:
     # Warmup iterations as a multiple of the settings' (a careful retry doubles it:
     # :mod:`scalebayes.retry`).
     warmup_factor: int = 1
+    # Whether warmup may pool the chains' mass-matrix statistics (scalebayes.pooled_warmup,
+    # when the settings ask): set for the stages it was measured to help, the law's own model
+    # and the GP's; a careful retry never pools.
+    pooled_warmup: bool = False
 
 
 class TableSet(Protocol):
@@ -256,7 +260,8 @@ class Discrepancy:
         """
         full = tables.full()
         return sample_carefully(
-            lambda stage: run_stage(stage, full, key, (0, 1)), Stage("law", likelihood)
+            lambda stage: run_stage(stage, full, key, (0, 1)),
+            Stage("law", likelihood, pooled_warmup=True),
         )
 
     # --- predictions ------------------------------------------------------------------------

@@ -228,7 +228,7 @@ class GP(Discrepancy):
         # on 2 idle cores, cold default fit of Epoch's runs, 3 fresh processes each: mean 20.3 s
         # (19.8-21.2) compiling each stage when it was reached, 18.8 s (18.0-20.3) this way;
         # CPU time the same, ~31 s, so the gain is cores that idled.
-        law_stage = Stage("law", likelihood.without_discrepancy())
+        law_stage = Stage("law", likelihood.without_discrepancy(), pooled_warmup=True)
         run_stage.prepare(law_stage, tables.plain)
         full = [self.with_whitening(law, table) for table in tables.full()]
         gp_stage = self._stage(law, likelihood, "whitened")
@@ -292,6 +292,7 @@ class GP(Discrepancy):
             min_target_accept=TARGET_ACCEPT,
             label="GP" if form == "whitened" else f"GP {form} retry",
             warmup_tree_depth=WARMUP_TREE_DEPTH,
+            pooled_warmup=form == "whitened",  # a retry adapts chain by chain
         )
 
     def _sites(self, law: Law, likelihood: Any) -> Sites:
