@@ -111,3 +111,14 @@ def test_a_fit_records_it_and_an_older_file_reads_false(chinchilla_fit, tmp_path
         file.attrs["scalebayes_settings"] = json.dumps(stored)
     assert read_saved_fit(path).settings.pooled_warmup is False
     assert sb.load_fit(path).settings.pooled_warmup is False
+
+
+def test_the_command_line_turns_it_off():
+    import argparse
+
+    from scalebayes.cli._common import add_fit_options, fit_options
+
+    parser = argparse.ArgumentParser()
+    add_fit_options(parser)
+    assert fit_options(parser.parse_args([]))["pooled_warmup"] is True
+    assert fit_options(parser.parse_args(["--no-pooled-warmup"]))["pooled_warmup"] is False

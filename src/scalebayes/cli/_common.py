@@ -140,6 +140,13 @@ def add_fit_options(
     p.add_argument(
         "--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)"
     )
+    p.add_argument(
+        "--no-pooled-warmup",
+        dest="pooled_warmup",
+        action="store_false",
+        help="each chain adapts its own mass matrix during warmup (by default a table's chains "
+        "pool their draws in the law's and the GP's stages: README 'Speed')",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--strict", action="store_true", help="exit 1 when diagnostics fail")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -219,6 +226,7 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
         "warmup": args.warmup,
         "seed": args.seed,
         "target_accept": args.target_accept,
+        "pooled_warmup": args.pooled_warmup,
     }
 
 
