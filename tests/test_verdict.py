@@ -127,7 +127,10 @@ def test_the_whole_model_is_recommended_on_sweeps_when_its_fit_is_healthy():
     whole.edge_sweeps = 2  # too few sweeps: untested there
     assert recommend(results, health, (), {})[0] == "2"
     key, why = recommend({"3": SimpleNamespace(), "3m": whole}, health, (), {"2": "no sweeps"})
-    assert key == "3" and "3m: the runs form 2 isoFLOP sweeps; it is tested on 3 or more" in why
+    assert (
+        key == "3"
+        and "3m: the runs form 2 isoFLOP sweeps with a valley; it is tested on 3 or more" in why
+    )
 
 
 def _pair(first: str, second: str, verdict: str) -> SimpleNamespace:

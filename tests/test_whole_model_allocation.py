@@ -11,14 +11,16 @@ import pytest
 from tests.conftest import CI_FIT
 
 import scalebayes as sb
+from scalebayes.allocation.budgets import find_budgets
 from scalebayes.allocation.whole_model import (
+    MIN_SWEEPS,
     WholeModelEstimator,
     edge_budget,
     whole_model_optimal,
 )
 from scalebayes.cli import main
 from scalebayes.errors import ExtrapolationWarning, ScalebayesError
-from scalebayes.simulation import CHINCHILLA_BUDGETS, chinchilla_optimum
+from scalebayes.simulation import CHINCHILLA_BUDGETS, EPOCH_CHINCHILLA, chinchilla_optimum
 
 BEYOND = 100 * CHINCHILLA_BUDGETS[-1]  # 3e23 FLOPs, 100x the largest simulated sweep
 
@@ -169,6 +171,48 @@ def test_runs_without_sweeps_take_the_largest_run_as_the_edge():
     edge, source, sweeps = edge_budget(runs)
     assert edge == pytest.approx(float(runs.C.max())) and sweeps == 0
     assert "no isoFLOP sweep" in source
+
+
+def sweeps_table(valleys: dict[float, bool]) -> pd.DataFrame:
+    """Five runs per budget C: a valley centred inside (True) or loss falling with N (False)."""
+    rows = []
+    for c, valley in valleys.items():
+        centre = np.log(np.sqrt(c / 6 / 20))  # 20 tokens per parameter
+        for v in np.linspace(-1.0, 1.0, 5):
+            n = np.exp(centre + v)
+            loss = 2.0 + (0.05 * v**2 if valley else -0.05 * v)
+            rows.append({"N": n, "D": c / (6 * n), "loss": loss})
+    return pd.DataFrame(rows)
+
+
+def test_the_edge_is_the_largest_sweep_with_a_valley():
+    # A sweep whose least loss is at an end has its whole-model minimum beyond its runs: the
+    # edge stays at the largest sweep with a valley, and only those count toward MIN_SWEEPS.
+    runs = sb.load_runs(sweeps_table({1e19: True, 1e20: True, 1e21: True, 1e22: False}))
+    edge, source, sweeps = edge_budget(runs)
+    assert edge == pytest.approx(1e21, rel=1e-6) and sweeps == 3
+    assert "3 fitted isoFLOP sweeps with a valley" in source
+    # An over-training ladder's chance "sweeps" show no valley: none counts, 3m is not for it.
+    ladder = sb.load_runs(sweeps_table({1e19: False, 1e20: False, 1e21: False}))
+    edge, source, sweeps = edge_budget(ladder)
+    assert edge == pytest.approx(float(ladder.C.max())) and sweeps == 0
+    assert "no isoFLOP sweep of the runs shows a valley" in source
+
+
+def test_an_over_training_ladder_is_not_taken_for_sweeps():
+    # Gadre et al.'s kind of ladder: sizes x2 apart, each at 20-640 tokens per parameter (x2
+    # apart), so C = 6 r N^2 repeats along (2N, r/4): 3-run "sweeps" by chance, nearly all with
+    # their least loss at an end (below ~20 tokens per parameter there are no runs). Counted,
+    # they had 3m recommended on an exact law, at 71 [12, 187] tokens per parameter at 1e23
+    # FLOPs for a truth of 17 (the law: 15 [7, 34]).
+    n, ratio = np.meshgrid(1.1e7 * 2.0 ** np.arange(8), 20 * 2.0 ** np.arange(6))
+    design = pd.DataFrame({"N": n.ravel(), "D": (n * ratio).ravel()})
+    design = design[6 * design.N * design.D <= 1e21]
+    runs = sb.simulate("chinchilla", EPOCH_CHINCHILLA, design, noise=0.01, seed=0)
+    chance = find_budgets(runs, min_budgets=1, edge_sweeps="keep")
+    assert chance.n_budgets >= MIN_SWEEPS  # what 3m counted before
+    _, _, sweeps = edge_budget(runs)
+    assert sweeps < MIN_SWEEPS
 
 
 def test_side_by_side_and_the_frontier_plot(chinchilla_fit, tmp_path):

@@ -103,7 +103,7 @@ def optimal(
         Training compute, FLOPs.
     approach : 3, "3m", 2, 1 or "all"
         3 (default): minimise the law per draw, :func:`scalebayes.allocate.optimal`. "3m": the
-        whole model (law + GP) up to its largest fitted sweep, its own trend beyond,
+        whole model (law + GP) up to its largest fitted sweep with a valley, its own trend beyond,
         :func:`scalebayes.allocation.whole_model.whole_model_optimal`. 2: latent
         minima of the isoFLOP sweeps and a power law through them,
         :func:`scalebayes.allocation.isoflop.isoflop_optimal` (samples its own model). 1: the

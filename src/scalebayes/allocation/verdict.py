@@ -316,13 +316,15 @@ def recommend(
 
     - **3m** (the whole fitted model, law + GP, carried on from its largest sweep) when it ran
       (a fit with the GP discrepancy), its sampler is usable, the runs form at least
-      :data:`MIN_SWEEPS_3M` isoFLOP sweeps, as every backtested table did, and its search
+      :data:`MIN_SWEEPS_3M` isoFLOP sweeps that show a valley (least loss inside their runs),
+      as every backtested table did, and its search
       located the minimum at every budget (``Allocation.located``; on (Mis)Fitting's final
       checkpoints of cosine runs at many horizons 85 % of draws at 1e22 FLOPs were at the
       search's end): its intervals held
       24 of 27 (as approach 2's) with mean interval score 0.48 (approach 2: 0.68; the law's own
-      N*: 6 of 27, 1.84). On runs without sweeps it is shown, not recommended: on a simulated
-      over-training ladder its intervals 100x beyond were a factor ~2000 wide.
+      N*: 6 of 27, 1.84). On runs without such sweeps it is shown, not recommended: on a
+      simulated over-training ladder its intervals 100x beyond were a factor ~2000 wide, and
+      a ladder's runs that share a budget by chance show no valley.
     - else **2** when it ran (3 or more sweeps), its sampler is usable and at least half of its
       sweeps' minima lie inside their runs: it measures each budget's optimum without assuming
       the law's shape (where most sit at an edge the optima rest on the valley's shape, a
@@ -354,7 +356,8 @@ def recommend(
         )
         return "3m", (
             f"the default model's GP carries what the law's shape misses, and its runs form "
-            f"{whole.edge_sweeps} isoFLOP sweeps: N* is the whole model's own up to the largest "
+            f"{whole.edge_sweeps} isoFLOP sweeps with a valley: N* is the whole model's own up to "
+            "the largest "
             f"({whole.edge_budget:.3g} FLOPs) and its local trend beyond (on public tables' "
             "held-out sweeps its intervals held the measured optima as often as approach 2's "
             "and were sharper; the law's held a quarter as many)" + apart_note
@@ -404,7 +407,7 @@ def recommend(
         others.append(f"3m: {unlocated}")
     elif whole is not None:
         others.append(
-            f"3m: the runs form {whole.edge_sweeps} isoFLOP sweeps; it is tested "
+            f"3m: the runs form {whole.edge_sweeps} isoFLOP sweeps with a valley; it is tested "
             f"on {MIN_SWEEPS_3M} or more"
         )
     if "3" in results:

@@ -6,8 +6,8 @@ beyond the runs the GP's mean reverts to zero and its spread grows, and it must 
 compute there). This estimator uses the whole model where it has runs and its own trend
 beyond them, as approach 2 carries its edge sweep:
 
-- at a budget up to the *edge* ``C_e`` (the largest fitted isoFLOP sweep's budget, or the
-  largest fitted run's compute when the runs form no sweeps), N* is the N least in the whole
+- at a budget up to the *edge* ``C_e`` (the largest fitted isoFLOP sweep's budget among those
+  that show a valley, or the largest fitted run's compute when none does), N* is the N least in the whole
   model's mean loss along the budget's isoFLOP line, per draw;
 - beyond ``C_e`` it is carried on straight in log N-log C from the whole model's N* at
   ``C_e``, with the whole model's own local exponent there: the change of its N* between
@@ -71,7 +71,8 @@ class EdgeAllocation(Allocation):
 
     ``edge_budget``: the largest fitted budget C_e (FLOPs) at which the whole model's own N* is
     taken; ``edge_source``: how it was found, in words; ``edge_sweeps``: how many fitted
-    isoFLOP sweeps the runs form (0 when none: C_e is then the largest run's compute);
+    isoFLOP sweeps with a valley the runs form (0 when none: C_e is then the largest run's
+    compute);
     ``discrepancy``: the name of the fit's discrepancy, the whole model's second part. Budgets
     above C_e carry N* on with the local exponent there. ``at_bound`` marks draws whose minimum
     sat at the end of the search grid (``GRID_HALF_WIDTH`` e-folds from the law's median N*).
@@ -79,7 +80,7 @@ class EdgeAllocation(Allocation):
 
     edge_budget: float = float("nan")
     edge_source: str = ""
-    edge_sweeps: int = 0  # fitted isoFLOP sweeps found (0: the edge is the largest run)
+    edge_sweeps: int = 0  # fitted isoFLOP sweeps with a valley (0: the edge is the largest run)
     discrepancy: str = ""
 
     @property
@@ -128,7 +129,7 @@ class WholeModelEstimator(Estimator):
             )
         if result.edge_sweeps < MIN_SWEEPS and result.beyond.any():
             notes.append(
-                f"the runs form {result.edge_sweeps} isoFLOP sweeps (3m is tested on "
+                f"the runs form {result.edge_sweeps} isoFLOP sweeps with a valley (3m is tested on "
                 f"{MIN_SWEEPS} or more): the local exponent at the edge is barely determined, and "
                 "beyond it this interval is far wider than the law's (on a simulated "
                 "over-training ladder 100x beyond, a factor ~2000); read approach 3 instead"
@@ -231,16 +232,29 @@ def edge_budget(runs: Any) -> tuple[float, str, int]:
     """The largest budget at which the whole model has runs to read N* from: FLOPs, in words, sweeps.
 
     The largest isoFLOP sweep's budget (:func:`~scalebayes.allocation.budgets.find_budgets`,
-    sweeps of 3 or more runs) when the runs form any; else the largest run's compute. The
-    third value is the number of sweeps found (0 for none).
+    sweeps of 3 or more runs) among the sweeps that show a valley, as approach 2 takes them:
+    where a sweep's least loss is at its smallest or largest model, the whole model's minimum
+    along its isoFLOP line lies beyond its runs. Else the largest run's compute. The third
+    value is the number of such sweeps (0 for none).
     """
+    # An over-training ladder's runs share a budget by chance, three to a "sweep" at several
+    # tokens per parameter with the least loss at an end: counted, 3m was recommended on such a
+    # ladder of an exact law and put 1e23 FLOPs at 71 [12, 187] tokens per parameter (truth 17).
     try:
-        sweeps = find_budgets(runs, min_budgets=1)
+        sweeps = find_budgets(runs, min_budgets=1, edge_sweeps="drop")
     except ScalebayesError:
         largest = float(np.max(runs.C))
-        return largest, "the largest fitted run's compute: the runs form no isoFLOP sweep", 0
+        return (
+            largest,
+            "the largest fitted run's compute: no isoFLOP sweep of the runs shows a valley",
+            0,
+        )
     top = float(np.max(sweeps.compute))
-    return top, f"the largest of {sweeps.n_budgets} fitted isoFLOP sweeps", sweeps.n_budgets
+    return (
+        top,
+        f"the largest of {sweeps.n_budgets} fitted isoFLOP sweeps with a valley",
+        sweeps.n_budgets,
+    )
 
 
 def whole_model_minimum(
