@@ -18,7 +18,7 @@ from tests.known_fits import chinchilla_known, ladder
 import scalebayes as sb
 from scalebayes.cli import main
 from scalebayes.errors import LawEvaluationError, OutputError, UnidentifiableError
-from scalebayes.preflight import check_finite, check_identifiable
+from scalebayes.preflight import check_finite, check_identifiable, one_ratio_note
 
 UNFITTABLE = Path(__file__).parent / "data" / "unfittable_laws"
 PLAIN = sb.Likelihood(discrepancy="none")
@@ -79,6 +79,32 @@ def test_terms_constant_over_the_runs_cannot_be_told_apart():
         check_identifiable(sb.load_law("chinchilla"), PLAIN, one_d)
     # Kaplan's law keeps D inside one term with N: Dc is still identified (Dc / D, D known).
     check_identifiable(sb.load_law("kaplan"), PLAIN, one_d)
+
+
+class _Stop(Exception):
+    """Raised in place of the work after the checks, so a test sees them without sampling."""
+
+
+def test_one_ratio_ladder_warns_before_sampling(monkeypatch, chinchilla_csv):
+    n = np.geomspace(5e7, 3e9, 10)
+    one_ratio = _runs(n, 20 * n * np.linspace(1.0, 1.4, 10))  # D/N 20-28: under a factor 1.5
+    law = sb.load_law("chinchilla")
+    note = one_ratio_note(law, one_ratio)
+    assert note is not None and "all 10 runs keep about one ratio" in note and "D/N 20-28" in note
+
+    def stop(*args, **kwargs):
+        raise _Stop
+
+    monkeypatch.setattr("scalebayes.fitting.check_finite", stop)  # the step after the note
+    with (
+        pytest.warns(sb.DataWarning, match="one ratio of tokens to parameters"),
+        pytest.raises(_Stop),
+    ):
+        sb.fit(one_ratio, "chinchilla", likelihood=PLAIN)
+    # Ratios a factor 1.5 apart or more, a law without both N and D, or Epoch's runs: no note.
+    assert one_ratio_note(law, _runs(n, 20 * n * np.linspace(1.0, 1.5, 10))) is None
+    assert one_ratio_note(sb.load_law("power_c"), one_ratio) is None
+    assert one_ratio_note(law, sb.load_runs(chinchilla_csv)) is None
 
 
 def test_catalogue_laws_pass_on_real_runs(chinchilla_csv):

@@ -25,7 +25,7 @@ from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
 from scalebayes.laws import Law, load_law
 from scalebayes.likelihood import Likelihood
 from scalebayes.model import Tables
-from scalebayes.preflight import check_finite, check_identifiable
+from scalebayes.preflight import check_finite, check_identifiable, one_ratio_note
 from scalebayes.priors import Prior
 from scalebayes.results import (
     Fit,
@@ -180,6 +180,9 @@ def _fit_all(
     for i, runs in enumerate(fitted):
         where = runs.source if masks is None else f"{runs.source} (the runs of mask {i})"
         check_identifiable(law, likelihood, runs, where=where)
+        note = one_ratio_note(law, runs, where=where)
+        if note:
+            warnings.warn(note, DataWarning, stacklevel=3)
 
     with precision(settings.precision):
         check_finite(law, tables[0], seed=settings.seed, precision=settings.precision)
