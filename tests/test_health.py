@@ -191,6 +191,20 @@ def test_diagnostics_say_when_a_stage_was_sampled_again(retry, said):
     assert diagnose({"x": _mixed(rng)}, stats).notes == []
 
 
+def test_draws_at_the_maximum_tree_depth_are_noted_not_failed():
+    # A cut trajectory is still a valid transition; its cost shows in the ESS, which is checked.
+    capped = dataclasses.replace(HEALTHY, n_max_treedepth=8)
+    assert capped.ok and capped.problems == []
+    assert "8 at max tree depth" in str(capped) and str(capped).endswith("[ok]")
+    assert len(capped.notes) == 1 and "8 draws hit the maximum tree depth" in capped.notes[0]
+    slow = dataclasses.replace(capped, min_ess_bulk=150.0)  # the cost, where it matters
+    assert not slow.ok and "too few effective draws" in slow.problems[0]
+    # The retry's note comes first, then the tree depth's.
+    retried = dataclasses.replace(capped, retried=True, retry_kept=True)
+    assert "sampled again" in retried.notes[0] and "tree depth" in retried.notes[1]
+    assert HEALTHY.notes == []
+
+
 def test_advice_after_a_careful_retry_does_not_repeat_what_the_retry_did():
     first = dataclasses.replace(HEALTHY, max_rhat=1.02, n_divergent=4)
     assert "try target_accept=0.95" in " ".join(first.problems)

@@ -25,7 +25,11 @@ TAIL_PROB = 0.95  # tail ESS at the 5 % and 95 % quantiles
 
 @dataclass(frozen=True)
 class Diagnostics:
-    """Sampler health, from ArviZ: worst R-hat and ESS over parameters, divergences, tree depth."""
+    """Sampler health, from ArviZ: worst R-hat and ESS over parameters, divergences, tree depth.
+
+    R-hat, bulk ESS and divergences are the checks (:attr:`problems`, :attr:`ok`); draws at the
+    maximum tree depth are reported, and noted, but fail nothing (:attr:`notes`).
+    """
 
     max_rhat: float
     min_ess_bulk: float
@@ -42,19 +46,28 @@ class Diagnostics:
 
     @property
     def notes(self) -> list[str]:
-        """What the sampler did again, as sentences; empty when nothing was retried."""
-        if not self.retried:
-            return []
-        if self.retry_kept:
-            return [
+        """What the sampler did again, and draws at the maximum tree depth, as sentences."""
+        notes = []
+        if self.retried:
+            notes.append(
                 "a sampling stage failed the checks and was sampled again another way "
-                "(reparameterised, or more carefully); the retry was healthier and is the run kept"
-            ]
-        return [
-            "a sampling stage failed the checks and was sampled again another way "
-            "(reparameterised, or more carefully); the retry was no healthier, so the first run "
-            "is kept"
-        ]
+                "(reparameterised, or more carefully); the retry was "
+                + (
+                    "healthier and is the run kept"
+                    if self.retry_kept
+                    else "no healthier, so the first run is kept"
+                )
+            )
+        if self.n_max_treedepth:
+            # Not a failed check: a trajectory cut at the maximum depth is still a valid NUTS
+            # transition, only a shorter one (Stan's manual: an efficiency concern, not a
+            # validity one), and what it costs in effective draws the ESS checks measure.
+            notes.append(
+                f"{self.n_max_treedepth} draws hit the maximum tree depth: an efficiency cost, "
+                "not an error (the ESS checks measure it); max_tree_depth=12 or a "
+                "reparameterised law may sample faster"
+            )
+        return notes
 
     @property
     def problems(self) -> list[str]:
@@ -86,11 +99,6 @@ class Diagnostics:
                     if self.retried
                     else "; try target_accept=0.95 or tighter priors"
                 )
-            )
-        if self.n_max_treedepth:
-            found.append(
-                f"{self.n_max_treedepth} draws hit the maximum tree depth: sampling is "
-                "inefficient; try max_tree_depth=12 or a reparameterised law"
             )
         return found
 
@@ -167,8 +175,8 @@ def healthier(first: Diagnostics, second: Diagnostics) -> int:
     """Which of two samplings of one posterior to keep: 0 for ``first``, 1 for ``second``.
 
     1. A healthy one (every check passes: :attr:`Diagnostics.ok`); ``first`` if both are.
-    2. Neither healthy: the one failing fewer of the checks (R-hat, bulk ESS, divergences,
-       tree depth), so a run whose chains disagree and barely move (R-hat 1.19, ESS 16) loses
+    2. Neither healthy: the one failing fewer of the checks (R-hat, bulk ESS, divergences),
+       so a run whose chains disagree and barely move (R-hat 1.19, ESS 16) loses
        to one with a few divergent transitions.
     3. Still tied: fewer divergent transitions, then the lower R-hat, then ``first``.
 
