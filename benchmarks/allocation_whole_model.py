@@ -30,8 +30,10 @@ off-centre; exact Chinchilla law or the bent one; ``--scatter``: each sweep's ow
 the truth's line), the default model fitted (2 x 500 draws); coverage of the true N* 100x beyond
 the largest sweep and of the true local exponent a at the sweeps' mean log budget by the law's
 own allocation and by the package's approach 3m (``sb.optimal(..., approach="3m")``, the
-``edge_slope`` above), and of N* by the whole model's own minimum that far out; writes
-allocation_3m_truth.json.
+``edge_slope`` above), and of N* by the whole model's own minimum that far out, each with its
+90 % interval score, and which of the two ``--approach all`` recommends; writes
+allocation_3m_truth.json. ``--design ladder`` and ``--design gadre`` simulate over-training
+ladders instead (the latter Gadre et al.'s kind, whose runs share budgets by chance).
 
     python benchmarks/allocation_whole_model.py [--data DIR] [--datasets NAME ...]
     python benchmarks/allocation_whole_model.py --truth [--replicates 10] [--scatter 0.1]
@@ -59,6 +61,15 @@ LADDER = pd.DataFrame(
     [(n, n * t) for n in np.geomspace(5e7, 2e9, 5) for t in np.geomspace(5, 160, 6)],
     columns=["N", "D"],
 )
+# --design gadre: Gadre et al. (2024)'s kind of over-training ladder, sizes x2 apart (11M-1.4B)
+# each at 20-640 tokens per parameter (x2 apart), up to 1e21 FLOPs (44 runs): C = 6 r N^2
+# repeats along (2N, r/4), so runs share budgets by chance, 3 to a group, with no valley.
+GADRE = pd.DataFrame(
+    [(n, n * t) for n in 1.1e7 * 2.0 ** np.arange(8) for t in 20 * 2.0 ** np.arange(6)
+     if 6 * n * n * t <= 1e21],
+    columns=["N", "D"],
+)  # fmt: skip
+DESIGNS = {"ladder": LADDER, "gadre": GADRE}
 SLOPE_STEP = 1.0  # e-folds of C below C_e for the whole model's local exponent
 
 
@@ -115,7 +126,7 @@ def truth(args: argparse.Namespace) -> None:
     if args.design == "sweeps":
         compute = SIM_BUDGETS
     else:  # an over-training ladder: sizes x tokens-per-parameter ratios, no shared budgets
-        compute = 6 * LADDER["N"] * LADDER["D"]
+        compute = 6 * DESIGNS[args.design]["N"] * DESIGNS[args.design]["D"]
     ref = BEYOND * compute.max()
     centre = float(np.exp(np.log(compute).mean()))  # where a is scored (approach 2: the same)
     rows = []
@@ -134,7 +145,9 @@ def truth(args: argparse.Namespace) -> None:
                 if args.design == "sweeps":
                     runs = sweeps(law, params, centred, seed, scatter=args.scatter)
                 else:  # "centred" is only a second set of seeds here
-                    runs = sb.simulate(law, params, LADDER, noise=SIM_NOISE, seed=seed)
+                    runs = sb.simulate(
+                        law, params, DESIGNS[args.design], noise=SIM_NOISE, seed=seed
+                    )
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # beyond the data on purpose
                     fit = sb.fit(runs, "chinchilla", chains=2, draws=500, warmup=500, seed=seed)
@@ -149,6 +162,8 @@ def truth(args: argparse.Namespace) -> None:
                         slope_step=args.slope_step,
                     )
                     far, at_end = whole_model_minimum(fit, [ref], fit.runs.cost_k)
+                    # What --approach all recommends between the two (3m samples nothing).
+                    side = sb.compare_approaches(fit, [ref], approaches=("3", "3m"))
                 estimates = {
                     "law": (law_n.exponent_N.isel(budget=0), np.log(law_n.N.isel(budget=1))),
                     "3m": (whole_n.exponent_N.isel(budget=0), np.log(whole_n.N.isel(budget=1))),
@@ -161,15 +176,21 @@ def truth(args: argparse.Namespace) -> None:
                        "3m_edge_slope": float(whole_n.exponent_N.isel(budget=1).median()),
                        "true_edge_slope": true_slope(law, params, whole_n.edge_budget,
                                                      args.slope_step),
-                       "whole_model_at_grid_end": float(at_end.mean())}  # fmt: skip
+                       "whole_model_at_grid_end": float(at_end.mean()),
+                       "recommended": {"3": "law", "3m": "3m"}[side.recommended]}  # fmt: skip
                 for label, (a, log_n) in estimates.items():
                     low, median, high = np.quantile(np.asarray(log_n).ravel(), [0.05, 0.5, 0.95])
+                    miss = max(low - log_true, log_true - high, 0.0)
                     row |= {f"{label}_covers": bool(low <= log_true <= high),
                             f"{label}_log_error": float(median - log_true),
-                            f"{label}_width": float(high - low)}  # fmt: skip
+                            f"{label}_width": float(high - low),
+                            # the 90 % interval score of log N*: width + 20 x the miss
+                            f"{label}_interval_score": float(high - low + miss / (1 - PROB) * 2)}  # fmt: skip
                     if a is not None:
                         a_low, a_high = np.quantile(np.asarray(a).ravel(), [0.05, 0.95])
                         row[f"{label}_a_covers"] = bool(a_low <= a_true <= a_high)
+                for key in ("covers", "interval_score"):
+                    row[f"recommended_{key}"] = row[f"{row['recommended']}_{key}"]
                 rows.append(row)
                 print(
                     f"{kind} {'centred' if centred else 'off-centre'} {seed}: "
@@ -177,7 +198,8 @@ def truth(args: argparse.Namespace) -> None:
                         f"{m} N* {row[f'{m}_covers']!s:5} {row[f'{m}_log_error']:+.2f}"
                         for m in TRUTH_LABELS
                     )
-                    + f"  a: law {row['law_a_covers']} 3m {row['3m_a_covers']}",
+                    + f"  a: law {row['law_a_covers']} 3m {row['3m_a_covers']}"
+                    + f"  recommended {row['recommended']}",
                     flush=True,
                 )
     table = pd.DataFrame(rows)
@@ -186,15 +208,28 @@ def truth(args: argparse.Namespace) -> None:
                        "a_coverage": (float(part[f"{label}_a_covers"].mean())
                                       if f"{label}_a_covers" in part else None),
                        "median_log_error": float(part[f"{label}_log_error"].median()),
-                       "median_width": float(part[f"{label}_width"].median())}
+                       "median_width": float(part[f"{label}_width"].median()),
+                       "mean_interval_score": float(part[f"{label}_interval_score"].mean())}
                for label in TRUTH_LABELS}
         for kind, part in table.groupby("truth")
     }  # fmt: skip
+    for kind, part in table.groupby("truth"):
+        pooled[kind]["recommended"] = {
+            "share_3m": float((part["recommended"] == "3m").mean()),
+            "n_star_coverage": float(part["recommended_covers"].mean()),
+            "mean_interval_score": float(part["recommended_interval_score"].mean()),
+        }
     for kind, by in pooled.items():
         for label, p in by.items():
+            if label == "recommended":
+                print(f"{kind:5s} recommended: 3m on {p['share_3m']:.0%} of tables, N* covered "
+                      f"{p['n_star_coverage']:.0%}, mean interval score "
+                      f"{p['mean_interval_score']:.2f}")  # fmt: skip
+                continue
             a = "" if p["a_coverage"] is None else f", a covered {p['a_coverage']:.0%}"
             print(f"{kind:5s} {label:12s} N* covered {p['n_star_coverage']:.0%}{a}, median log "
-                  f"error {p['median_log_error']:+.3f}, median width {p['median_width']:.2f}")  # fmt: skip
+                  f"error {p['median_log_error']:+.3f}, median width {p['median_width']:.2f}, "
+                  f"mean interval score {p['mean_interval_score']:.2f}")  # fmt: skip
     write_results(
         RESULTS / args.out,
         {"settings": {"replicates": args.replicates, "beyond": BEYOND, "chains": 2, "draws": 500,
@@ -222,10 +257,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--design",
-        choices=("sweeps", "ladder"),
+        choices=("sweeps", "ladder", "gadre"),
         default="sweeps",
-        help="--truth: isoFLOP sweeps (default) or an over-training ladder (5 sizes x 6 "
-        "tokens-per-parameter ratios 5-160, no sweeps; 'centred' is then a second set of seeds)",
+        help="--truth: isoFLOP sweeps (default), an over-training ladder (5 sizes x 6 "
+        "tokens-per-parameter ratios 5-160, no sweeps), or Gadre et al.'s kind (8 sizes x2 apart "
+        "at 20-640 tokens per parameter, budgets shared by chance); for the ladders 'centred' "
+        "is a second set of seeds",
     )
     parser.add_argument(
         "--scatter",
