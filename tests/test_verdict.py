@@ -235,7 +235,7 @@ def test_all_with_a_law_of_the_wrong_shape_disagrees_and_says_so():
 
 
 @pytest.mark.slow
-# A few draws of 3m's search may end at its grid (2 of 2000 here since warmup pools the chains):
+# A few draws of 3m's search may end at its grid (2 of 2000 here, failing this test at 878ef42):
 # warned about, and within the 5 % that still counts as located (Allocation.located).
 @pytest.mark.filterwarnings("default::scalebayes.errors.AllocationWarning")
 def test_all_with_the_default_model_recommends_3m_which_holds_what_the_law_misses():
