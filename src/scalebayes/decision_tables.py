@@ -210,8 +210,8 @@ def _discrepancy_shift(
     return (
         f"\nnote: beyond the runs the {fit.likelihood.discrepancy.name} term moves the median "
         f"by {np.expm1(shift[far]):+.1%} at row {far + 1} (the law alone: "
-        f"{format_number(law_median[far])}), more than one run's noise ({100 * sigma:.2g}%): there the "
-        "prediction leans on the shape the term took where the runs are, carried on"
+        f"{format_number(law_median[far])}), more than one run's noise ({100 * sigma:.2g}%): "
+        "there the prediction leans on the shape the term took where the runs are, carried on"
     )
 
 

@@ -357,10 +357,9 @@ def recommend(
         return "3m", (
             f"the default model's GP carries what the law's shape misses, and its runs form "
             f"{whole.edge_sweeps} isoFLOP sweeps with a valley: N* is the whole model's own up to "
-            "the largest "
-            f"({whole.edge_budget:.3g} FLOPs) and its local trend beyond (on public tables' "
-            "held-out sweeps its intervals held the measured optima as often as approach 2's "
-            "and were sharper; the law's held a quarter as many)" + apart_note
+            f"the largest ({whole.edge_budget:.3g} FLOPs) and its local trend beyond (on public "
+            "tables' held-out sweeps its intervals held the measured optima as often as approach "
+            "2's and were sharper; the law's held a quarter as many)" + apart_note
         )
     against = [p for p in pairs if (p.first, p.second) == ("2", "3") and p.verdict == "disagree"]
     law_note = (

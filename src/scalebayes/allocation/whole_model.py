@@ -7,8 +7,8 @@ compute there). This estimator uses the whole model where it has runs and its ow
 beyond them, as approach 2 carries its edge sweep:
 
 - at a budget up to the *edge* ``C_e`` (the largest fitted isoFLOP sweep's budget among those
-  that show a valley, or the largest fitted run's compute when none does), N* is the N least in the whole
-  model's mean loss along the budget's isoFLOP line, per draw;
+  that show a valley, or the largest fitted run's compute when none does), N* is the N least
+  in the whole model's mean loss along the budget's isoFLOP line, per draw;
 - beyond ``C_e`` it is carried on straight in log N-log C from the whole model's N* at
   ``C_e``, with the whole model's own local exponent there: the change of its N* between
   ``C_e / e`` and ``C_e``, per draw.
