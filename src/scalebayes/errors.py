@@ -119,7 +119,7 @@ class EnvelopeError(ScalebayesError, ValueError):
 
 
 class ConvergenceWarning(UserWarning):
-    """Sampler diagnostics (R-hat, ESS, divergences, tree depth) say the posterior may be unreliable."""
+    """Sampler diagnostics (R-hat, bulk ESS, divergences) say the posterior may be unreliable."""
 
 
 class AllocationWarning(UserWarning):
