@@ -321,9 +321,9 @@ class GP(Discrepancy):
         Sample stats join as a sum over the modules where they add (leapfrog steps, log density,
         energy), either module where one counts for both (a divergence, a draw at the maximum
         depth), and the law module's step size and acceptance rate; the GP module's are kept as
-        ``gp_*``, and ``gp_centred`` says whether the GP module was sampled centred; ``retried`` whether it
-        was sampled again (centred, then more carefully) after its first run failed the checks,
-        and ``retry_kept`` (``kept``) whether a retry is what was kept
+        ``gp_*``, and ``gp_centred`` says whether the GP module was sampled centred; ``retried``
+        whether it was sampled again (centred, then more carefully) after its first run failed
+        the checks, and ``retry_kept`` (``kept``) whether a retry is what was kept
         (:attr:`scalebayes.health.Diagnostics.notes`); the law module's own careful retry
         (:func:`scalebayes.retry.sample_carefully`) counts too.
         """
