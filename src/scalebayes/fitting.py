@@ -180,7 +180,8 @@ def _fit_all(
     for i, runs in enumerate(fitted):
         where = runs.source if masks is None else f"{runs.source} (the runs of mask {i})"
         check_identifiable(law, likelihood, runs, where=where)
-        note = one_ratio_note(law, runs, where=where)
+    for runs in {id(t): t for t in tables}.values():  # once per table, not per mask of it
+        note = one_ratio_note(law, runs)
         if note:
             warnings.warn(note, DataWarning, stacklevel=3)
 
