@@ -121,6 +121,7 @@ def truth(args: argparse.Namespace) -> None:
 
     import scalebayes as sb
     from scalebayes.allocation.whole_model import whole_model_minimum
+    from scalebayes.scoring import interval_score
 
     sb.configure()
     if args.design == "sweeps":
@@ -180,12 +181,11 @@ def truth(args: argparse.Namespace) -> None:
                        "recommended": {"3": "law", "3m": "3m"}[side.recommended]}  # fmt: skip
                 for label, (a, log_n) in estimates.items():
                     low, median, high = np.quantile(np.asarray(log_n).ravel(), [0.05, 0.5, 0.95])
-                    miss = max(low - log_true, log_true - high, 0.0)
                     row |= {f"{label}_covers": bool(low <= log_true <= high),
                             f"{label}_log_error": float(median - log_true),
                             f"{label}_width": float(high - low),
-                            # the 90 % interval score of log N*: width + 20 x the miss
-                            f"{label}_interval_score": float(high - low + miss / (1 - PROB) * 2)}  # fmt: skip
+                            f"{label}_interval_score": float(
+                                interval_score(low, high, log_true, alpha=1 - PROB))}  # fmt: skip
                     if a is not None:
                         a_low, a_high = np.quantile(np.asarray(a).ravel(), [0.05, 0.95])
                         row[f"{label}_a_covers"] = bool(a_low <= a_true <= a_high)
