@@ -36,18 +36,22 @@ DATASETS = ("comma", "dclm", "nemotron")
 
 
 def one_dataset(
-    runs, target: str, keep: int, sampler: dict, modes: dict, centred: str | None = None
-) -> list[dict]:
+    runs, target: str, keep: int, sampler: dict, modes: dict, centred: str | None = None,
+    discrepancy: str = "quadratic",
+) -> list[dict]:  # fmt: skip
     import scalebayes as sb
     from scalebayes.groups.backtest import new_ladder_backtest
 
     options = {} if centred is None else {"centred": tuple(centred.split(","))}
     pooling = sb.Pooling(modes=modes, **options)
-    frame = new_ladder_backtest(runs, target, keep, pooling=pooling, **sampler)
+    likelihood = sb.Likelihood(discrepancy=discrepancy)
+    frame = new_ladder_backtest(
+        runs, target, keep, pooling=pooling, grouped_likelihood=likelihood, **sampler
+    )
     return frame.rename(columns={"group": "dataset"}).to_dict("records")
 
 
-def beyond(runs, top: int, sampler: dict) -> list[dict]:
+def beyond(runs, top: int, sampler: dict, discrepancy: str = "quadratic") -> list[dict]:
     """Every ladder's ``top`` largest budgets held out: grouped fits (the shared quadratic, the
     plain law) and each ladder's single default fit, scored on each ladder's held-out runs."""
     import warnings
@@ -65,9 +69,9 @@ def beyond(runs, top: int, sampler: dict) -> list[dict]:
     fits = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # health is recorded in the rows
-        for discrepancy in ("quadratic", "none"):
-            likelihood = sb.Likelihood(discrepancy=discrepancy)
-            fits[f"grouped, {discrepancy}"] = sb.fit_groups(train, likelihood=likelihood, **sampler)
+        for kind, spec in (("quadratic", discrepancy), ("none", "none")):
+            likelihood = sb.Likelihood(discrepancy=spec)
+            fits[f"grouped, {kind}"] = sb.fit_groups(train, likelihood=likelihood, **sampler)
         for name in DATASETS:
             fits[f"alone {name}"] = sb.fit(train.subset(train.group == name), **sampler)
     rows = []
@@ -110,6 +114,12 @@ def main() -> None:
         help="instead: every ladder's top K budgets held out (grouped fits against each ladder's "
         "single fit; writes new_ladder_beyond.json)",
     )
+    parser.add_argument(
+        "--grouped-discrepancy",
+        default="quadratic",
+        metavar="SPEC",
+        help="the grouped fit's discrepancy (default: quadratic; e.g. quadratic:scale=0.005)",
+    )
     parser.add_argument("--out", default=None, help="JSON file name under benchmarks/results/")
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="pool these results' rows")
     args = parser.parse_args()
@@ -118,7 +128,9 @@ def main() -> None:
         if runs is None:
             return
         sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
-        rows = [r for top in args.beyond for r in beyond(runs, top, sampler)]
+        rows = [
+            r for top in args.beyond for r in beyond(runs, top, sampler, args.grouped_discrepancy)
+        ]
         frame = pd.DataFrame(rows)
         print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         pooled = frame.groupby(["held-out budgets", "fit"])[["hits", "held out"]].sum()
@@ -149,7 +161,9 @@ def main() -> None:
         rows = [
             r
             for name in datasets
-            for r in one_dataset(runs, name, args.keep, sampler, modes, args.centred)
+            for r in one_dataset(
+                runs, name, args.keep, sampler, modes, args.centred, args.grouped_discrepancy
+            )
         ]
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))

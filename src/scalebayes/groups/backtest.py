@@ -16,12 +16,13 @@ from scalebayes.groups.pooling import Pooling
 
 def new_ladder_backtest(
     runs: Runs, group: str, keep: int, law: Any = "chinchilla", *, pooling: Pooling | None = None,
-    **sampler: Any,
+    grouped_likelihood: Any = None, **sampler: Any,
 ) -> pd.DataFrame:  # fmt: skip
     """Fit ``group`` with only its ``keep`` cheapest budgets, then score its other runs.
 
     Three fits, the same sampler settings: ``grouped``, every group (the others complete) with
-    ``pooling`` and the grouped default discrepancy (a quadratic the groups share); ``alone``,
+    ``pooling`` and ``grouped_likelihood`` (default: the grouped default, a quadratic the groups
+    share); ``alone``,
     the group's kept runs by themselves with the single fit's default (the GP); and ``alone,
     plain``, the same with no discrepancy. Budgets are the ``budget`` column's, else the
     distinct values of C. One row per fit: the held-out runs' mean 90 % interval score of log
@@ -49,7 +50,9 @@ def new_ladder_backtest(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if label == "grouped":
-                fit = sb.fit_groups(train, law, pooling=pooling, **sampler)
+                fit = sb.fit_groups(
+                    train, law, pooling=pooling, likelihood=grouped_likelihood, **sampler
+                )
             elif label == "alone":
                 fit = sb.fit(alone, law, **sampler)
             else:
