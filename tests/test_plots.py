@@ -314,9 +314,32 @@ def test_isoflop_marks_approach_2s_sweep_minima_on_their_budgets(fit):
     assert sorted(diamonds) == sorted(f"minimum C={b:.3g}" for b in BUDGETS[:2])
     first = diamonds[f"minimum C={BUDGETS[0]:.3g}"]
     assert first.get_xdata()[0] == pytest.approx(np.median(n[..., 0]))
-    assert "diamond: approach 2" in ax.get_title()
+    assert "diamond: approach 2" in " ".join(ax.get_title().split())
     with pytest.raises(ScalebayesError, match="sweep minima are drawn on the isoflop plot"):
         figures.draw(fit, "bands", minima=minima)
+
+
+def test_isoflop_title_of_a_gp_fit_fits_the_figure(chinchilla_fit):
+    """Its longest title (the GP's model, approach 2's diamonds) is wrapped, not cut at the edges."""
+    import xarray as xr
+
+    from scalebayes.allocate import optimal
+
+    fit = chinchilla_fit
+    # 13 budgets or more take a legend of two columns, which narrows the axes the title sits on.
+    budgets = np.geomspace(6e18, 3e21, 14)
+    dims = ("chain", "draw", "budget")
+    n = np.full((1, 10, budgets.size), 1e9)
+    minima = xr.Dataset(
+        {"N": (dims, n), "loss": (dims, np.full(n.shape, 3.0))}, coords={"budget": budgets}
+    )
+    ax = plots.isoflop(
+        fit, figures.isoflop_predictions(fit, budgets), optimal(fit, budgets), minima=minima
+    )
+    figure = ax.get_figure()
+    figure.canvas.draw()
+    box = ax.title.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= figure.bbox.width, (box, figure.bbox)
 
 
 # --- diagnostics --------------------------------------------------------------------------------

@@ -153,6 +153,19 @@ def log_ticks(ax: Axes, axis: str = "x", *, at_least: int = 4) -> None:
     target.set_minor_formatter(NullFormatter())
 
 
+# Characters per line of a title above the axes: longer lines are wrapped, not cut at the
+# figure's edges.
+TITLE_WIDTH = 64
+
+
+def wrapped_title(ax: Axes, text: str, *, width: int = TITLE_WIDTH) -> None:
+    """Set ``ax``'s title with each line of ``text`` wrapped at ``width`` characters."""
+    import textwrap
+
+    lines = (textwrap.fill(line, width) for line in text.split("\n"))
+    ax.set_title("\n".join(lines), fontsize="medium")
+
+
 def place_legend(ax: Axes, **kwargs: Any) -> Any:
     """The legend of ``ax`` beside it, right of the axes: never over the data.
 

@@ -6,7 +6,6 @@ a new run: predictive); :func:`bands` only draws them.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from scalebayes.plots._common import (
     new_axes,
     place_legend,
     plain_loss_ticks,
+    wrapped_title,
 )
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ SLICE_FACTOR = 1.5
 # Along compute (at a fixed D/N), runs within this factor of that D/N are drawn solid, the
 # others open: an isoFLOP sweep's runs far from the slice's D/N lie above its bands.
 RATIO_FACTOR = 2.0
-# Characters per line of a law's title above the axes.
-TITLE_WIDTH = 64
 OFF_SLICE_STYLE = {
     "facecolors": "none",
     "edgecolors": "0.55",
@@ -183,8 +181,7 @@ def bands(
     log_ticks(ax, "x")
     plain_loss_ticks(ax)
     # A long law title (the data-constrained law's) is wrapped rather than cut at the edges.
-    lines = f"{fit.law.name}: {fit.law.title}{note}".split("\n")
-    ax.set_title("\n".join(textwrap.fill(line, TITLE_WIDTH) for line in lines), fontsize="medium")
+    wrapped_title(ax, f"{fit.law.name}: {fit.law.title}{note}")
     place_legend(ax)
     return ax
 

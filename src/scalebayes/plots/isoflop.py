@@ -20,6 +20,7 @@ from scalebayes.plots._common import (
     new_axes,
     place_legend,
     plain_loss_ticks,
+    wrapped_title,
 )
 from scalebayes.summaries import summarise
 
@@ -168,16 +169,17 @@ def isoflop(
     log_ticks(ax, "x")
     plain_loss_ticks(ax)
     model = "law's" if whole is None else f"law's + {fit.likelihood.discrepancy.name} discrepancy's"
-    ax.set_title(
+    wrapped_title(
+        ax,
         f"{fit.law.name}: isoFLOP curves at fixed compute, the {model} median and {prob:.0%} "
-        f"credible band\n(the mean loss: single runs add noise around it); star: median N* "
+        f"credible band (the mean loss: single runs add noise around it)\nstar: median N* "
         f"(the law's) with its {prob:.0%} interval"
         + (
-            f"\ndiamond: approach 2's minimum of the sweep, with its {prob:.0%} interval"
+            f"; diamond: approach 2's minimum of the sweep, with its {prob:.0%} interval"
             if minima is not None
             else ""
         ),
-        fontsize="medium",
+        width=80,
     )
     place_legend(
         ax,
