@@ -8,8 +8,11 @@ that were retried, "fails after" those whose kept run still fails. Tables: Epoch
 runs, each Open-Athena experiment, (Mis)Fitting's finished runs, and the data-constrained runs
 of Muennighoff et al. (datablations, with the data-constrained law, which reads U); laws
 Chinchilla's, plain (no discrepancy) and with the default discrepancy; seeds 0-2.
+``--approach2``: instead approach 2's isoFLOP profile model (``sb.fit_isoflops``, which is
+checked and retried the same way) on each table of isoFLOP sweeps (Epoch's and Open-Athena's).
 
     python benchmarks/retry.py [--data DIR] [--seeds 0 1 2] [--quick]
+    python benchmarks/retry.py --approach2 --seeds 0 1 2 3 --out retry_approach2.json
 """
 
 from __future__ import annotations
@@ -43,6 +46,23 @@ def tables(data: Path) -> dict[str, tuple[Any, list[str]]]:
     return found
 
 
+def isoflop_tables(data: Path) -> dict[str, tuple[Any, list[str]]]:
+    """``{name: (runs, ["approach 2"])}``: the public tables of isoFLOP sweeps."""
+    return {name: (spec["runs"], ["approach 2"]) for name, spec in datasets(data).items()}
+
+
+def fit_one(runs: Any, law: str, discrepancy: str, seed: int, settings: dict) -> Any:
+    """One fit of ``law`` (or approach 2's model, law ``"approach 2"``), warnings silenced."""
+    import scalebayes as sb
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if law == "approach 2":
+            return sb.fit_isoflops(runs, seed=seed, **settings)
+        likelihood = sb.Likelihood(discrepancy=discrepancy)
+        return sb.fit(runs, law, likelihood=likelihood, seed=seed, **settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
@@ -51,6 +71,9 @@ def main() -> None:
         "--discrepancy", nargs="+", default=["none", "auto"], help="likelihoods' discrepancies"
     )
     parser.add_argument("--quick", action="store_true", help="seed 0, 2 chains x 500 draws")
+    parser.add_argument(
+        "--approach2", action="store_true", help="approach 2's model on the isoFLOP tables instead"
+    )
     parser.add_argument("--out", default="retry.json", help="file name under benchmarks/results")
     args = parser.parse_args()
     import numpy as np
@@ -58,7 +81,9 @@ def main() -> None:
     import scalebayes as sb
 
     sb.configure(compile_cache=False)
-    found = tables(args.data)
+    found = isoflop_tables(args.data) if args.approach2 else tables(args.data)
+    if args.approach2:
+        args.discrepancy = ["-"]  # the profile model has none
     if not found:
         print(f"skipped: no public tables under {args.data}")
         return
@@ -73,12 +98,7 @@ def main() -> None:
             for discrepancy in args.discrepancy:
                 for seed in args.seeds:
                     started = time.perf_counter()
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        fit = sb.fit(
-                            runs, law, likelihood=sb.Likelihood(discrepancy=discrepancy),
-                            seed=seed, **settings,
-                        )  # fmt: skip
+                    fit = fit_one(runs, law, discrepancy, seed, settings)
                     d = fit.diagnostics
                     row = {
                         "table": name, "law": law, "discrepancy": discrepancy, "seed": seed,
