@@ -13,6 +13,7 @@ checked and retried the same way) on each table of isoFLOP sweeps (Epoch's and O
 
     python benchmarks/retry.py [--data DIR] [--seeds 0 1 2] [--quick]
     python benchmarks/retry.py --approach2 --seeds 0 1 2 3 --out retry_approach2.json
+    python benchmarks/retry.py --approach2 --sampler dense_mass=false --out x.json  # settings
 """
 
 from __future__ import annotations
@@ -63,6 +64,19 @@ def fit_one(runs: Any, law: str, discrepancy: str, seed: int, settings: dict) ->
         return sb.fit(runs, law, likelihood=likelihood, seed=seed, **settings)
 
 
+def setting(item: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` as a sampler setting: ``true``/``false``, a number, or the text."""
+    name, _, text = item.partition("=")
+    if text.lower() in ("true", "false"):
+        return name, text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return name, kind(text)
+        except ValueError:
+            pass
+    return name, text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
@@ -74,6 +88,14 @@ def main() -> None:
     parser.add_argument(
         "--approach2", action="store_true", help="approach 2's model on the isoFLOP tables instead"
     )
+    parser.add_argument(
+        "--sampler",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="sampler settings changed for every fit (e.g. warmup=2000 dense_mass=false)",
+    )
+    parser.add_argument("--tables", nargs="+", metavar="NAME", help="only these tables")
     parser.add_argument("--out", default="retry.json", help="file name under benchmarks/results")
     args = parser.parse_args()
     import numpy as np
@@ -84,12 +106,15 @@ def main() -> None:
     found = isoflop_tables(args.data) if args.approach2 else tables(args.data)
     if args.approach2:
         args.discrepancy = ["-"]  # the profile model has none
+    if args.tables:
+        found = {name: found[name] for name in args.tables if name in found}
     if not found:
         print(f"skipped: no public tables under {args.data}")
         return
     settings = {"chains": 4, "draws": 1000, "warmup": 1000}
     if args.quick:
         settings, args.seeds = {"chains": 2, "draws": 500, "warmup": 500}, [0]
+    settings.update(setting(item) for item in args.sampler)
     rows = []
     started_all = time.perf_counter()
     print(f"{'table':44s} {'law':16s} {'disc':5s} seed  first  kept   after  seconds", flush=True)
