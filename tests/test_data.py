@@ -363,6 +363,16 @@ def test_wandb_export_names_are_suggested():
     assert "gflops" not in str(info.value).split("look like them")[1].split(". Recognised")[0]
 
 
+@pytest.mark.parametrize("name", ["val_bpb", "paloma/c4_en/bits_per_byte", "eval_nll", "xent"])
+def test_a_loss_in_other_words_is_suggested_not_read(name):
+    # Bits per byte (Marin's and OLMo's evals) is a loss in other units: offered, never assumed.
+    frame = pd.DataFrame({"N": [1e8, 2e8], "D": [2e9, 4e9], name: [1.1, 1.0]})
+    with pytest.raises(RunsFileError, match=rf"no column for loss.*look like them: loss: '{name}' "
+                       rf"\(CLI: --column loss={name}"):  # fmt: skip
+        load_runs(frame)
+    assert load_runs(frame, columns={"loss": name}).loss.tolist() == [1.1, 1.0]
+
+
 def test_d_derived_from_c_beside_a_column_naming_tokens_warns():
     # datablations' learning curves: tokens in 'token_num' (a singular), FLOPs in 'flops'.
     frame = pd.DataFrame({"num_params": [1e8, 2e8], "token_num": [2e9, 4e9],

@@ -91,6 +91,10 @@ def normalise(name: object) -> str:
 
 
 CANONICAL_OF = {normalise(alias): key for key, aliases in ALIASES.items() for alias in aliases}
+# Words that name a loss in other units or other words (bits per byte, as Marin's and OLMo's
+# evals log it; negative log-likelihood; cross-entropy): never read as the loss unasked, since
+# the units differ from nats per token, but suggested for it.
+LOSS_WORDS = frozenset({"bpb", "bpc", "bitsperbyte", "bitsperchar", "nll", "xent", "crossentropy"})
 _PERPLEXITY_NAMES = frozenset(normalise(name) for name in PERPLEXITY)
 
 
@@ -141,7 +145,8 @@ def unit_of(name: object, key: str) -> HeaderUnit | None:
 def suggest(names: Iterable[object]) -> dict[str, list[str]]:
     """Columns whose names contain a recognised name as whole words, by the column they may be.
 
-    ``params_N`` may be N, ``val_loss_c4`` loss, ``unique_tokens_U`` U: each column goes to the
+    ``params_N`` may be N, ``val_loss_c4`` loss (so may ``val_bpb``, :data:`LOSS_WORDS`),
+    ``unique_tokens_U`` U: each column goes to the
     key of the longest recognised name among its runs of consecutive words, split at spaces,
     ``_``, ``-``, ``.``, ``/`` and ``:`` (W&B exports write ``eval/loss``). One-letter names
     are not matched inside longer names (``d_model`` is no D); singulars are (``token_num``).
@@ -161,6 +166,12 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
                 key = CANONICAL_OF.get(joined, CANONICAL_OF.get(joined + "s"))
                 if key is not None and len(joined) > 1 and (best is None or len(joined) > best[0]):
                     best = (len(joined), key)
+        if best is None and any(
+            "".join(words[i:j]) in LOSS_WORDS
+            for i in range(len(words))
+            for j in range(i + 1, len(words) + 1)
+        ):
+            best = (0, "loss")
         if best is not None:
             found.setdefault(best[1], []).append(text)
     return found
