@@ -237,7 +237,26 @@ def test_plot_axis_only_for_bands(fit_files, tmp_path, capsys):
     assert "bands plot" in capsys.readouterr().err
 
 
-def test_report_of_a_law_without_allocation(tmp_path):
+@pytest.fixture
+def checks_blank(monkeypatch):
+    """The report's diagnostic figures drawn blank, for tests of what else the page says.
+
+    They cost ~6 s a report (ArviZ's pair plot alone ~2.5 s); test_report_is_one_self_contained_page
+    draws them.
+    """
+    from scalebayes import figures
+
+    real = figures.draw
+
+    def draw(fit, kind, **kwargs):
+        if kind in ("residuals", "prior", "trace", "rank", "pairs"):
+            return plt.figure(figsize=(1, 1))
+        return real(fit, kind, **kwargs)
+
+    monkeypatch.setattr(figures, "draw", draw)
+
+
+def test_report_of_a_law_without_allocation(tmp_path, checks_blank):
     truth = {"E": 1.7, "A": 400.0, "alpha": 0.34}
     runs = simulate("power_n", truth, isoflop_design([1e19, 1e20], points_per_budget=4), seed=0)
     fit = fit_from_draws(
@@ -272,7 +291,7 @@ def test_every_reported_parameter_has_a_meaning(discrepancy, df):
         assert docs.get(name, "").strip(), name
 
 
-def test_report_of_a_law_of_repeated_data_says_what_its_allocation_needs(tmp_path):
+def test_report_of_a_law_of_repeated_data_says_what_its_allocation_needs(tmp_path, checks_blank):
     """The data-constrained law: bands for fresh data, residuals, no allocation without U."""
     from tests.test_allocate import MUENNIGHOFF
 
