@@ -158,19 +158,16 @@ def suggest(names: Iterable[object]) -> dict[str, list[str]]:
         if canonical(text) is not None:
             continue
         words = [w for w in re.split(r"[\s_\-./:]+", text.lower()) if w]
+        runs = [
+            "".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)
+        ]
         best: tuple[int, str] | None = None
-        for i in range(len(words)):
-            for j in range(i + 1, len(words) + 1):
-                joined = "".join(words[i:j])
-                # A singular counts too: "token_num", "param_count".
-                key = CANONICAL_OF.get(joined, CANONICAL_OF.get(joined + "s"))
-                if key is not None and len(joined) > 1 and (best is None or len(joined) > best[0]):
-                    best = (len(joined), key)
-        if best is None and any(
-            "".join(words[i:j]) in LOSS_WORDS
-            for i in range(len(words))
-            for j in range(i + 1, len(words) + 1)
-        ):
+        for joined in runs:
+            # A singular counts too: "token_num", "param_count".
+            key = CANONICAL_OF.get(joined, CANONICAL_OF.get(joined + "s"))
+            if key is not None and len(joined) > 1 and (best is None or len(joined) > best[0]):
+                best = (len(joined), key)
+        if best is None and LOSS_WORDS.intersection(runs):
             best = (0, "loss")
         if best is not None:
             found.setdefault(best[1], []).append(text)

@@ -12,11 +12,12 @@ import pandas as pd
 from scalebayes.data import Runs
 from scalebayes.errors import ScalebayesError
 from scalebayes.groups.pooling import Pooling
+from scalebayes.likelihood import Likelihood
 
 
 def new_ladder_backtest(
     runs: Runs, group: str, keep: int, law: Any = "chinchilla", *, pooling: Pooling | None = None,
-    grouped_likelihood: Any = None, **sampler: Any,
+    grouped_likelihood: Likelihood | None = None, **sampler: Any,
 ) -> pd.DataFrame:  # fmt: skip
     """Fit ``group`` with only its ``keep`` cheapest budgets, then score its other runs.
 
