@@ -320,7 +320,7 @@ def test_isoflop_marks_approach_2s_sweep_minima_on_their_budgets(fit):
 
 
 def test_isoflop_title_of_a_gp_fit_fits_the_figure(chinchilla_fit):
-    """Its longest title (the GP's model, approach 2's diamonds) is wrapped, not cut at the edges."""
+    """Its longest title (the GP's model, approach 2's diamonds) is wrapped, not cut off."""
     import xarray as xr
 
     from scalebayes.allocate import optimal

@@ -241,7 +241,7 @@ def test_plot_axis_only_for_bands(fit_files, tmp_path, capsys):
 def checks_blank(monkeypatch):
     """The report's diagnostic figures drawn blank, for tests of what else the page says.
 
-    They cost ~6 s a report (ArviZ's pair plot alone ~2.5 s); test_report_is_one_self_contained_page
+    They cost ~6 s a report (ArviZ's pair plot alone ~2.5 s); the test of the self-contained page
     draws them.
     """
     from scalebayes import figures
