@@ -476,9 +476,13 @@ def _values(raw: Raw, key: str, column: str) -> np.ndarray:
     if key == "loss" and loss_in_bits(column):
         numbers = numbers * np.log(2.0)
     if missing.any():
-        raise raw.error(
-            "missing value (empty or NaN): every run needs a number here", column, missing
+        why = (
+            "every run needs its final loss here; a run that diverged or has not finished has "
+            "none: leave its row out"
+            if key == "loss"
+            else "every run needs a number here"
         )
+        raise raw.error(f"missing value (empty or NaN): {why}", column, missing)
     if np.isinf(numbers).any():
         raise raw.error("infinite value; expected a finite number", column, np.isinf(numbers))
     if (numbers <= 0).any():
