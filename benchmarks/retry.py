@@ -107,7 +107,10 @@ def main() -> None:
     if args.approach2:
         args.discrepancy = ["-"]  # the profile model has none
     if args.tables:
-        found = {name: found[name] for name in args.tables if name in found}
+        unknown = sorted(set(args.tables) - set(found))
+        if unknown:
+            parser.error(f"--tables: no table {unknown}; found {sorted(found)}")
+        found = {name: found[name] for name in args.tables}
     if not found:
         print(f"skipped: no public tables under {args.data}")
         return

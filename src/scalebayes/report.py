@@ -49,6 +49,10 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 """
 
 
+# The figures of the page's "Checks" section, after its predictions.
+CHECK_KINDS = ("residuals", "prior", "trace", "rank", "pairs")
+
+
 def write_report(
     fit: Fit,
     out: str | os.PathLike[str],
@@ -166,7 +170,7 @@ def write_report(
     overlay = {n: f for n, f in (others or {}).items() if allocates_alone(f.law)}
     opened_before = set(plt.get_fignums())
     try:
-        for kind in (*kinds, "residuals", "prior", "trace", "rank", "pairs"):
+        for kind in (*kinds, *CHECK_KINDS):
             try:
                 figure = draw(
                     fit,
