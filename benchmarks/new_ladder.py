@@ -51,9 +51,12 @@ def one_dataset(
     return frame.rename(columns={"group": "dataset"}).to_dict("records")
 
 
-def beyond(runs, top: int, sampler: dict, discrepancy: str = "quadratic") -> list[dict]:
-    """Every ladder's ``top`` largest budgets held out: grouped fits (the shared quadratic, the
-    plain law) and each ladder's single default fit, scored on each ladder's held-out runs."""
+def beyond(
+    runs, top: int, sampler: dict, discrepancy: str = "quadratic", modes: dict | None = None
+) -> list[dict]:
+    """Every ladder's ``top`` largest budgets held out: grouped fits (the quadratic, the plain
+    law; pooling ``modes``) and each ladder's single default fit, scored on each ladder's
+    held-out runs."""
     import warnings
 
     import numpy as np
@@ -71,7 +74,10 @@ def beyond(runs, top: int, sampler: dict, discrepancy: str = "quadratic") -> lis
         warnings.simplefilter("ignore")  # health is recorded in the rows
         for kind, spec in (("quadratic", discrepancy), ("none", "none")):
             likelihood = sb.Likelihood(discrepancy=spec)
-            fits[f"grouped, {kind}"] = sb.fit_groups(train, likelihood=likelihood, **sampler)
+            pooling = sb.Pooling(modes=dict(modes or {}))
+            fits[f"grouped, {kind}"] = sb.fit_groups(
+                train, likelihood=likelihood, pooling=pooling, **sampler
+            )
         for name in DATASETS:
             fits[f"alone {name}"] = sb.fit(train.subset(train.group == name), **sampler)
     rows = []
@@ -128,8 +134,11 @@ def main() -> None:
         if runs is None:
             return
         sampler = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
+        modes = dict(item.split("=", 1) for item in args.pool)
         rows = [
-            r for top in args.beyond for r in beyond(runs, top, sampler, args.grouped_discrepancy)
+            r
+            for top in args.beyond
+            for r in beyond(runs, top, sampler, args.grouped_discrepancy, modes)
         ]
         frame = pd.DataFrame(rows)
         print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))

@@ -20,14 +20,15 @@ SCRIPTS = sorted(
     for p in BENCHMARKS.glob("*.py")
     if not p.name.startswith("_") and p.name != "baselines.py"
 )
-# Scripts that do real work without data: batch_cpu, calibration and discrepancy_truth simulate,
-# gp_geometry runs its simulated half.
+# Scripts that do real work without data: batch_cpu, calibration, discrepancy_truth and
+# grouped_curvature_truth simulate, gp_geometry runs its simulated half.
 SIMULATED = {
     "allocation_drift_truth.py",
     "batch_cpu.py",
     "calibration.py",
     "discrepancy_truth.py",
     "gp_geometry.py",
+    "grouped_curvature_truth.py",
     "hierarchy_truth.py",
 }
 

@@ -117,7 +117,8 @@ def grouped_fit_from_draws(
     parameters' names, ``<name>_spread`` for pooled ones, and each group's values
     ``<name>_group`` (chains, draws, groups) for every law and noise parameter (pinned ones may
     be omitted), and the discrepancy's parameters if ``likelihood`` has one (default:
-    Student-t(4) without one): (chains, draws) when shared, ``<name>_group`` when separate.
+    Student-t(4) without one): (chains, draws) when shared, ``<name>_group`` when separate,
+    both and the discrepancy's ``group_spread_name`` when pooled.
     """
     from scalebayes.fitting import prepare
     from scalebayes.groups.fitting import grouped_data, grouped_datatree, strong_groups
@@ -136,10 +137,10 @@ def grouped_fit_from_draws(
             value = float(law.params[name].prior.kwargs["v"])
             arrays.setdefault(f"{name}_group", np.full((chains, n_draws, len(groups)), value))
     discrepancy_names = likelihood.discrepancy.param_names(law, ())
-    separate = plan.discrepancy == "separate"
-    shared_names = () if separate else discrepancy_names
-    own = discrepancy_names if separate else ()  # per group: <name>_group, (chains, draws, groups)
-    expected = [*plan.reported_names(law), *shared_names, *(f"{n}_group" for n in own)]
+    shared_names = discrepancy_names if plan.discrepancy == "shared" else ()
+    own = () if shared_names else discrepancy_names  # per group: <name>_group
+    spread = likelihood.discrepancy.group_spread_name
+    expected = [*plan.reported_names(law), *plan.discrepancy_names(discrepancy_names, spread)]
     missing = [name for name in expected if name not in arrays]
     unknown = [name for name in arrays if name not in expected]
     if missing or unknown:

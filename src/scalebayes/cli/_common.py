@@ -127,7 +127,7 @@ def add_fit_options(
         "plain law's. gp_alone leaves the quadratic out (narrower intervals far out: "
         "83%% held). none trusts the law's shape (about 2x faster to "
         "fit); curvature fits a quadratic with the law; quadratic fits one off the law's tangent "
-        "space with the law, shared by a grouped fit's groups (their curvature). A component's "
+        "space with the law, pooled by a grouped fit's groups (their curvature). A component's "
         "own fields after a colon: gp:curvature_scale=0.002, a tighter quadratic (README 'The "
         "default's quadratic'). See README 'How far can you trust it?'",
     )

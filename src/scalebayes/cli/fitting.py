@@ -108,8 +108,9 @@ def add_commands(commands: Any) -> None:
         default=[],
         metavar="NAME=MODE",
         help="with --group: parameter NAME shared, pooled or separate across groups "
-        "(repeatable; default all pooled, nu shared); discrepancy=shared|separate: one "
-        "discrepancy for all groups (default) or one per group",
+        "(repeatable; default all pooled, nu shared); discrepancy=pooled|shared|separate: "
+        "each group its own discrepancy around a population's with a learned spread "
+        "(default), one for all groups, or each group its own alone",
     )
     add_curve_options(fit)
     fit.set_defaults(handler=_fit)
@@ -221,7 +222,7 @@ def add_commands(commands: Any) -> None:
         help="instead of laws, compare pooling over the groups these columns label: complete, "
         "partial and none (separate fits), by PSIS-LOO and by leave-future-out within each "
         "group. This command's --discrepancy defaults to none; --discrepancy auto gives the "
-        "groups the shared quadratic, as fit --group does",
+        "groups the pooled quadratic, as fit --group does",
     )
     compare.add_argument(
         "--holdout-top",

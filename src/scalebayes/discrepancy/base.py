@@ -144,7 +144,7 @@ class Discrepancy:
         """Raise :class:`LawError` when this discrepancy cannot serve ``law``."""
 
     def for_groups(self, law: Law) -> Discrepancy:
-        """The discrepancy a grouped fit uses in place of this one (its groups share it).
+        """The discrepancy a grouped fit uses in place of this one (its groups pool or share it).
 
         A grouped fit samples the discrepancy's sites inside its own model, so one sampled apart
         from the law (in stages) raises :class:`LawError`; by default this one, checked.
@@ -154,6 +154,23 @@ class Discrepancy:
     def for_decisions(self) -> Discrepancy:
         """The discrepancy that decisions searching over runs (``optimal``, ``plan``) include."""
         return self
+
+    @property
+    def group_spread_name(self) -> str:
+        """The reported spread of its coefficients across pooled groups (``quadratic_spread``)."""
+        return f"{self.name}_spread"
+
+    def group_scale(self, law: Law) -> float:
+        """The prior sd of the coefficients, against which pooled groups' values spread.
+
+        A grouped fit's ``Pooling(discrepancy="pooled")`` gives each group its own parameters
+        around the population's at this scale times a learned spread; one whose parameters
+        have no fixed scale raises :class:`LawError`.
+        """
+        raise LawError(
+            f"the {self.name!r} discrepancy cannot be pooled over groups (no fixed prior scale "
+            "for its coefficients): share it or keep it separate, or use 'quadratic'"
+        )
 
     def law_noise_names(self) -> dict[str, str]:
         """Where a fit keeps the noise of the decisions' model, if renamed (``sigma_law``).

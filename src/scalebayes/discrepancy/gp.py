@@ -125,7 +125,7 @@ class GP(Discrepancy):
     def for_groups(self, law: Law) -> Discrepancy:
         raise LawError(
             f"the {self.name!r} discrepancy is sampled apart from the law, which a grouped fit "
-            "cannot do: use 'quadratic' (the grouped default: curvature the groups share) or "
+            "cannot do: use 'quadratic' (the grouped default: curvature the groups pool) or "
             "'none' (CLI: --discrepancy quadratic)"
         )
 

@@ -1,12 +1,13 @@
-"""The quadratic discrepancy: curvature the law lacks, sampled with the law (grouped fits share it).
+"""The quadratic discrepancy: curvature the law lacks, sampled with the law (grouped fits pool it).
 
 The products ``(x_i - c_i)(x_j - c_j)`` of the law's centred log inputs (ln units), each with the
 part that a small change of the law's parameters could mimic taken off (its least-squares fit on
 the law's tangent space at the plain law's mode on the fitted runs, as the GP's quadratic in
 :mod:`scalebayes.discrepancy.hsgp`). Their coefficients have a fixed prior sd and are sampled in
-the law's own model, so one set of coefficients can serve several groups of runs at once: a
-grouped fit's ladders share it (one recipe's shape error), and a new ladder's few cheap runs
-borrow the curvature its siblings measured. Taking the tangent part off is what lets NUTS
+the law's own model, so coefficients can serve several groups of runs at once: a grouped fit's
+ladders pool them (one recipe's shape error, each mix's a little apart; or share them: see
+:class:`~scalebayes.Pooling`), and a new ladder's few cheap runs borrow the curvature its
+siblings measured. Taking the tangent part off is what lets NUTS
 sample it with the law: with the raw products, the D x D coefficient traded off against each
 ladder's floor E and data exponent beta (posterior correlations of 0.9, every draw at the
 maximum tree depth on Marin's ladders); projected, 41 of 600 draws, with the same predictions.
@@ -48,7 +49,7 @@ class Quadratic(Discrepancy):
     name = "quadratic"
     summary = (
         "a quadratic in the log inputs for the curvature the law lacks, sampled with the law "
-        "(the default of grouped fits, whose groups share it)"
+        "(the default of grouped fits, whose groups pool it)"
     )
 
     def __post_init__(self) -> None:
@@ -71,6 +72,10 @@ class Quadratic(Discrepancy):
         # quadratic's spread grows with the square of the distance, so far beyond the runs an
         # argmin along an isoFLOP curve would follow its prior, not the data.
         return NoDiscrepancy()
+
+    @override
+    def group_scale(self, law: Law) -> float:
+        return self.scale
 
     # --- parameters -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ def new_ladder_backtest(
 
     Three fits, the same sampler settings: ``grouped``, every group (the others complete) with
     ``pooling`` and ``grouped_likelihood`` (default: the grouped default, a quadratic the groups
-    share); ``alone``,
+    pool); ``alone``,
     the group's kept runs by themselves with the single fit's default (the GP); and ``alone,
     plain``, the same with no discrepancy. Budgets are the ``budget`` column's, else the
     distinct values of C. One row per fit: the held-out runs' mean 90 % interval score of log

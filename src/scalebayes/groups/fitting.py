@@ -20,7 +20,14 @@ from scalebayes.discrepancy.base import Stage
 from scalebayes.engine import ProgressCallback
 from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import package_versions, prepare, sampler_settings
-from scalebayes.groups.pooling import Pooling, grouped_model, pointwise_log_lik
+from scalebayes.groups.pooling import (
+    DISCREPANCY_SPREAD,
+    DISCREPANCY_SPREAD_SITE,
+    DISCREPANCY_Z_SITE,
+    Pooling,
+    grouped_model,
+    pointwise_log_lik,
+)
 from scalebayes.groups.result import GroupedFit
 from scalebayes.groups.terms import term_priors
 from scalebayes.laws import Law
@@ -60,7 +67,7 @@ def fit_groups(
     priors, settings, progress, **sampler
         As in :func:`scalebayes.fit`.
     likelihood : Likelihood, optional
-        Noise on log loss and the discrepancy the groups share; default Student-t(4) and
+        Noise on log loss and the discrepancy the groups pool; default Student-t(4) and
         ``auto``, which here is the ``quadratic`` discrepancy (one recipe's curvature that the
         law lacks, measured on every ladder at once). One sampled apart from the law (``gp``)
         is refused; ``none`` fits the plain law.
@@ -115,10 +122,10 @@ def fit_groups(
         values = {n: samples[f"{n}_group"] for n in (*law.param_names, *likelihood.param_names)}
         shared = {}
         for n in names:
-            if plan.discrepancy == "separate":
-                values[n] = samples[f"{n}_group"]
-            else:
+            if plan.discrepancy == "shared":
                 shared[n] = samples[n]
+            else:
+                values[n] = samples[f"{n}_group"]
         log_lik = pointwise_log_lik(law, likelihood, values, shared, data)
         samples["_log_lik"] = np.asarray(log_lik)
         log_ref = {k: np.asarray(v) for k, v in data.log_ref.items()}
@@ -127,10 +134,9 @@ def fit_groups(
         **settings.sampler.to_dict(), wall_time=wall, devices=devices, versions=package_versions()
     )
     idata = grouped_datatree(runs, groups, samples, stats)
-    discrepancy = [
-        f"{n}_group" if plan.discrepancy == "separate" else n
-        for n in likelihood.discrepancy.param_names(law, ())
-    ]
+    discrepancy = plan.discrepancy_names(
+        likelihood.discrepancy.param_names(law, ()), likelihood.discrepancy.group_spread_name
+    )
     sampled = [n for n in (*plan.reported_names(law), *discrepancy) if not _pinned(law, n)]
     diagnostics = tree_diagnostics(idata, sampled)
     warn_if_unhealthy(diagnostics)
@@ -158,10 +164,19 @@ def strong_groups(runs: Runs, groups: Sequence[str]) -> tuple[bool, ...]:
 
 
 def discrepancy_sites(law: Law, likelihood: Likelihood, plan: Any) -> dict[str, Any]:
-    """The discrepancy's sites in the grouped model: its own, or one per group (separate)."""
+    """The discrepancy's sites in the grouped model: its own, or one set per group.
+
+    Separate: each of its sites once per group. Pooled: its own (the population's), with each
+    group's standardised offsets and their spread.
+    """
     sites = likelihood.discrepancy.sites(law)
     if plan.discrepancy == "separate":
         sites = {n: (prior, (plan.n_groups, *shape)) for n, (prior, shape) in sites.items()}
+    k = len(likelihood.discrepancy.param_names(law, ()))
+    if plan.discrepancy == "pooled" and k:
+        likelihood.discrepancy.group_scale(law)  # refuses a discrepancy that cannot be pooled
+        sites[DISCREPANCY_SPREAD_SITE] = (Prior.parse(DISCREPANCY_SPREAD), ())
+        sites[DISCREPANCY_Z_SITE] = (Prior.parse("Normal(loc=0.0, scale=1.0)"), (plan.n_groups, k))
     return sites
 
 

@@ -83,11 +83,15 @@ class GroupedFit:
                     "group's is separate (no population); fit with it shared to predict a new "
                     "group"
                 )
+            population = {n: posterior[n].to_numpy() for n in posterior.data_vars
+                          if "group" not in posterior[n].dims}  # fmt: skip
             with precision(self.settings.precision):  # drawn with JAX in the fit's precision
-                draws = self.plan.new_group(
-                    self.law, {n: posterior[n].to_numpy() for n in posterior.data_vars
-                               if "group" not in posterior[n].dims}, self.log_ref, seed,
-                )  # fmt: skip
+                draws = self.plan.new_group(self.law, population, self.log_ref, seed)
+            if self._unshared and self.plan.discrepancy == "pooled":  # as in the model
+                spread = population[self.likelihood.discrepancy.group_spread_name]
+                rng = np.random.default_rng([seed, 1])
+                for n in self._discrepancy_names:
+                    draws[n] = population[n] + spread * rng.standard_normal(spread.shape)
             runs, log_lik = self.runs, self.idata["log_likelihood"]["loss"].to_numpy()
         else:
             label = self._label(group)
@@ -122,7 +126,7 @@ class GroupedFit:
     @property
     def shared_names(self) -> tuple[str, ...]:
         """The discrepancy's parameters when every group shares them (none without one)."""
-        return () if self.plan.discrepancy == "separate" else self._discrepancy_names
+        return self._discrepancy_names if self.plan.discrepancy == "shared" else ()
 
     @property
     def _discrepancy_names(self) -> tuple[str, ...]:
@@ -130,15 +134,20 @@ class GroupedFit:
 
     @property
     def _per_group_names(self) -> tuple[str, ...]:
-        """Parameters with a value per group: the law's, the noise's, a separate discrepancy's."""
-        separate = self._discrepancy_names if self.plan.discrepancy == "separate" else ()
-        return (*self.law.param_names, *self.likelihood.param_names, *separate)
+        """Parameters with a value per group: the law's, the noise's, a discrepancy's unshared."""
+        return (*self.law.param_names, *self.likelihood.param_names, *self._unshared)
+
+    @property
+    def _unshared(self) -> tuple[str, ...]:
+        """The discrepancy's parameters when each group has its own (pooled or separate)."""
+        return () if self.plan.discrepancy == "shared" else self._discrepancy_names
 
     def population(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Population value and spread of each parameter: mode, median and ``ci_prob`` interval.
 
         Rows are the law's and the noise's parameters (a separate one has no population value),
-        then the shared discrepancy's (mode "shared").
+        then the discrepancy's (its mode; pooled, each coefficient's spread is the one
+        ``<discrepancy>_spread`` they share).
         """
         lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
         posterior = self.posterior
@@ -147,9 +156,12 @@ class GroupedFit:
             **self.plan.modes(),
             **dict.fromkeys(self._discrepancy_names, self.plan.discrepancy),
         }
+        spreads = dict.fromkeys(
+            self._discrepancy_names, self.likelihood.discrepancy.group_spread_name
+        )
         for name, mode in modes.items():
             row: dict[str, Any] = {"parameter": name, "mode": mode}
-            for column, var in (("", name), ("spread ", f"{name}_spread")):
+            for column, var in (("", name), ("spread ", spreads.get(name, f"{name}_spread"))):
                 if var in posterior and mode != "separate":
                     x = posterior[var].to_numpy().ravel()
                     row |= {f"{column}median": np.median(x), f"{column}lower": np.quantile(x, lo),
@@ -162,8 +174,7 @@ class GroupedFit:
         lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
         posterior = self.posterior
         rows = []
-        separate = self._discrepancy_names if self.plan.discrepancy == "separate" else ()
-        for name in (*self.law.free_param_names, *self.likelihood.param_names, *separate):
+        for name in (*self.law.free_param_names, *self.likelihood.param_names, *self._unshared):
             values = posterior[f"{name}_group"].to_numpy()
             for i, label in enumerate(self.groups):
                 x = values[..., i].ravel()
@@ -259,8 +270,9 @@ def _per_group_text(table: pd.DataFrame, groups: tuple[str, ...], width: int = 1
         for name in names
     }
     column = max(*(len(c) + 2 for v in cells.values() for c in v), *(len(g) + 2 for g in groups))
-    wide = [f"  {'parameter':<10} " + "".join(f"{g:<{column}}" for g in groups).rstrip()]
-    wide += [f"  {name:<10} " + "".join(f"{c:<{column}}" for c in cells[name]).rstrip()
+    first = max(len("parameter") + 1, *map(len, names)) + 1  # quadratic_N_N: 13 characters
+    wide = [f"  {'parameter':<{first}}" + "".join(f"{g:<{column}}" for g in groups).rstrip()]
+    wide += [f"  {name:<{first}}" + "".join(f"{c:<{column}}" for c in cells[name]).rstrip()
              for name in names]  # fmt: skip
     if max(map(len, wide)) <= width:
         return "\n".join(wide)
