@@ -337,6 +337,7 @@ def test_a_pooled_quadratic_spreads_each_group_around_the_population(law, two_gr
     np.testing.assert_allclose(population.loc[list(NAMES), "spread median"], 0.002)
     assert fit.shared_names == () and "quadratic_N_D" in fit.per_group().index.get_level_values(1)
     # Each group's coefficients sit in its column (the names are longer than the law's).
+    assert "the discrepancy's in its own units" in str(fit)  # its spread is not on a log scale
     lines = str(fit).split("per group")[1].splitlines()
     header, row = lines[1], next(line for line in lines if "quadratic_N_N" in line)
     assert row.index("0.003 [") == header.index("g0")

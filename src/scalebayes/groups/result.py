@@ -87,7 +87,7 @@ class GroupedFit:
                           if "group" not in posterior[n].dims}  # fmt: skip
             with precision(self.settings.precision):  # drawn with JAX in the fit's precision
                 draws = self.plan.new_group(self.law, population, self.log_ref, seed)
-            if self._unshared and self.plan.discrepancy == "pooled":  # as in the model
+            if self._pooled_discrepancy:  # around the population's, as in the model
                 spread = population[self.likelihood.discrepancy.group_spread_name]
                 rng = np.random.default_rng([seed, 1])
                 for n in self._discrepancy_names:
@@ -136,6 +136,10 @@ class GroupedFit:
     def _per_group_names(self) -> tuple[str, ...]:
         """Parameters with a value per group: the law's, the noise's, a discrepancy's unshared."""
         return (*self.law.param_names, *self.likelihood.param_names, *self._unshared)
+
+    @property
+    def _pooled_discrepancy(self) -> bool:
+        return self.plan.discrepancy == "pooled" and bool(self._discrepancy_names)
 
     @property
     def _unshared(self) -> tuple[str, ...]:
@@ -207,7 +211,8 @@ class GroupedFit:
             f"in {len(self.groups)} groups from {self.runs.source}",
             *describe_groups(self.runs, self.groups),
             "",
-            "population (90% intervals; spreads on the log scale of positive parameters):",
+            "population (90% intervals; spreads on the log scale of positive parameters"
+            + ("; the discrepancy's in its own units):" if self._pooled_discrepancy else "):"),
             _population_text(self.population()),
             "",
             "per group (median [90% interval]):",
