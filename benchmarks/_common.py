@@ -66,13 +66,14 @@ def parse_discrepancy(spec: str) -> Any:
 
 
 def add_group_discrepancy_argument(parser: argparse.ArgumentParser) -> None:
-    """``--discrepancy`` of the grouped-fit benchmarks: the discrepancy the groups share."""
+    """``--discrepancy`` of the grouped-fit benchmarks: the discrepancy the groups pool."""
     parser.add_argument(
         "--discrepancy",
         default="auto",
         choices=("auto", "quadratic", "none"),
-        help="the groups' shared discrepancy (default auto: the grouped default, quadratic; the "
-        "results before it existed are --discrepancy none)",
+        help="the groups' discrepancy (default auto: the grouped default, the quadratic, pooled "
+        "since its pooled mode, shared before; the results before it existed are --discrepancy "
+        "none)",
     )
 
 
