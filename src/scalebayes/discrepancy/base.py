@@ -169,7 +169,8 @@ class Discrepancy:
         """
         raise LawError(
             f"the {self.name!r} discrepancy cannot be pooled over groups (no fixed prior scale "
-            "for its coefficients): share it or keep it separate, or use 'quadratic'"
+            "for its coefficients): share it (--pool discrepancy=shared, "
+            "Pooling(discrepancy='shared')), keep it separate, or use 'quadratic'"
         )
 
     def law_noise_names(self) -> dict[str, str]:
