@@ -122,7 +122,8 @@ def grouped_fit_from_draws(
     """
     from scalebayes.fitting import prepare
     from scalebayes.groups.fitting import grouped_data, grouped_datatree, strong_groups
-    from scalebayes.groups.pooling import Pooling, pointwise_log_lik
+    from scalebayes.groups.log_lik import pointwise_log_lik
+    from scalebayes.groups.pooling import Pooling
     from scalebayes.groups.result import GroupedFit
     from scalebayes.results import tree_diagnostics
 

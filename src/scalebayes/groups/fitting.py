@@ -20,13 +20,13 @@ from scalebayes.discrepancy.base import Stage
 from scalebayes.engine import ProgressCallback
 from scalebayes.errors import ScalebayesError
 from scalebayes.fitting import package_versions, prepare, sampler_settings
+from scalebayes.groups.log_lik import pointwise_log_lik
 from scalebayes.groups.pooling import (
     DISCREPANCY_SPREAD,
     DISCREPANCY_SPREAD_SITE,
     DISCREPANCY_Z_SITE,
     Pooling,
     grouped_model,
-    pointwise_log_lik,
 )
 from scalebayes.groups.result import GroupedFit
 from scalebayes.groups.terms import term_priors

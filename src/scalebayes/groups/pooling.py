@@ -32,12 +32,10 @@ the draws of a new group's parameters.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -337,12 +335,19 @@ class Plan:
         return tuple(p.name for p in self.params if p.kind == "noise")
 
     def new_group(
-        self, law: Law, posterior: Mapping[str, np.ndarray], log_ref: Mapping[str, Any], seed: int
+        self,
+        law: Law,
+        posterior: Mapping[str, np.ndarray],
+        log_ref: Mapping[str, Any],
+        seed: int,
+        likelihood: Likelihood | None = None,
     ) -> dict[str, np.ndarray]:
         """Parameters of a group not yet run: per posterior draw, one draw from the population.
 
         ``posterior`` holds the population values and spreads, arrays (chain, draw); returns
-        every law and noise parameter, same shape. Refused when a parameter is separate.
+        every law and noise parameter, same shape, and with ``likelihood`` its discrepancy's
+        parameters unless the groups share them (pooled: drawn around the population's, as in
+        :func:`_pooled_discrepancy`). Refused when a parameter or the discrepancy is separate.
         """
         separate = [p.name for p in self.params if p.mode == "separate"]
         if separate:
@@ -350,8 +355,20 @@ class Plan:
                 f"a new group has no value for {separate}: they are separate per group (no "
                 "population); fit with them pooled or shared to predict a new group"
             )
+        discrepancy = likelihood.discrepancy if likelihood is not None else None
+        names = discrepancy.param_names(law, ()) if discrepancy is not None else ()
+        if names and self.discrepancy == "separate":
+            raise ScalebayesError(
+                f"a new group has no {discrepancy.name} discrepancy: each group's is separate "
+                "(no population); fit with it pooled or shared to predict a new group"
+            )
+        values: dict[str, Any] = {}
+        if names and self.discrepancy == "pooled":
+            spread = posterior[discrepancy.group_spread_name]
+            offsets = np.random.default_rng([seed, 1]).standard_normal((len(names), *spread.shape))
+            values = {n: posterior[n] + spread * z for n, z in zip(names, offsets, strict=True)}
         rng = np.random.default_rng(seed)
-        values: dict[str, Any] = {
+        values |= {
             n: np.full_like(posterior["sigma"], float(law.params[n].prior.kwargs["v"]))
             for n in law.param_names
             if n not in law.free_param_names
@@ -502,41 +519,6 @@ def _offsets(plan: Plan, p: Pooled, loc: Any, start: Any) -> Any:
     mu = loc - start
     r = numpyro.sample(f"_z_{p.name}", dist.Normal(w * mu, spread**w))
     return spread ** (1 - w) * (r - w * mu)
-
-
-def pointwise_log_lik(
-    law: Law,
-    likelihood: Likelihood,
-    group_values: Mapping[str, Any],
-    shared: Mapping[str, Any],
-    data: ModelData,
-) -> jax.Array:
-    """Each run's log density (loss scale) under its group's values (arrays (..., groups)).
-
-    ``shared``: the discrepancy's parameters, arrays (...), the same for every group (when
-    they are separate per group, they are in ``group_values`` instead).
-    Compiled once per law, noise and shapes (op by op it compiled each primitive: 4.4 s for
-    three ladders' 1000 draws, against 0.3 s).
-    """
-    return _pointwise_log_lik(law, likelihood, dict(group_values), dict(shared), data)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _pointwise_log_lik(
-    law: Law,
-    likelihood: Likelihood,
-    group_values: dict[str, Any],
-    shared: dict[str, Any],
-    data: ModelData,
-) -> jax.Array:
-    index = data.extra["group"]
-    params = {n: jnp.asarray(v)[..., index] for n, v in group_values.items()}
-    mu = law.log_mean({n: params[n] for n in law.param_names}, data.log_inputs)
-    names = likelihood.discrepancy.param_names(law, ())
-    per_run = {n: params[n] for n in names if n in params}  # separate per group
-    per_run.update({n: jnp.asarray(v)[..., None] for n, v in shared.items()})
-    mu = mu + likelihood.discrepancy.term(law, per_run, data.log_inputs, data.log_ref)
-    return likelihood.log_density(mu, params, data.log_loss)
 
 
 def _population_site(p: Pooled) -> str:

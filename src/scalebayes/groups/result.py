@@ -77,21 +77,12 @@ class GroupedFit:
         posterior = self.posterior
         shared = {n: posterior[n].to_numpy() for n in self.shared_names}
         if group == NEW and NEW not in self.groups:
-            if self.plan.discrepancy == "separate":
-                raise ScalebayesError(
-                    f"a new group has no {self.likelihood.discrepancy.name} discrepancy: each "
-                    "group's is separate (no population); fit with it shared to predict a new "
-                    "group"
-                )
-            population = {n: posterior[n].to_numpy() for n in posterior.data_vars
-                          if "group" not in posterior[n].dims}  # fmt: skip
             with precision(self.settings.precision):  # drawn with JAX in the fit's precision
-                draws = self.plan.new_group(self.law, population, self.log_ref, seed)
-            if self._pooled_discrepancy:  # around the population's, as in the model
-                spread = population[self.likelihood.discrepancy.group_spread_name]
-                rng = np.random.default_rng([seed, 1])
-                for n in self._discrepancy_names:
-                    draws[n] = population[n] + spread * rng.standard_normal(spread.shape)
+                draws = self.plan.new_group(
+                    self.law, {n: posterior[n].to_numpy() for n in posterior.data_vars
+                               if "group" not in posterior[n].dims}, self.log_ref, seed,
+                    self.likelihood,
+                )  # fmt: skip
             runs, log_lik = self.runs, self.idata["log_likelihood"]["loss"].to_numpy()
         else:
             label = self._label(group)
