@@ -168,6 +168,44 @@ def test_backtest_errors(synthetic_runs):
         backtest(synthetic_runs, cuts=(1.0,))
     with pytest.raises(ScalebayesError, match="positive"):
         backtest(synthetic_runs, holdout_top=(-1,))
+    with pytest.raises(ScalebayesError, match="allocation_approach='2'"):
+        backtest(synthetic_runs, allocation_approach="2")  # before any sampling
+
+
+def test_the_allocation_check_adds_3m_where_optimal_would_recommend_it(
+    known_backtest, chinchilla_fit, chinchilla_plain_fit
+):
+    # The law's check is always there; 3m's beside it only for a fit with the GP on runs that
+    # form 3 or more isoFLOP sweeps with a valley (the session's ladder has 9), as
+    # verdict.recommend chooses; a plain fit has no whole model beyond its law.
+    from scalebayes.allocation.whole_model import whole_model_optimal
+    from scalebayes.backtesting import _allocation_approaches, _allocation_columns
+
+    assert known_backtest.allocation_approaches == ("3",)
+    assert _allocation_approaches(chinchilla_fit, "auto") == ("3", "3m")
+    assert _allocation_approaches(chinchilla_plain_fit, "auto") == ("3",)
+    assert _allocation_approaches(chinchilla_fit, "3m") == ("3m",)
+    with pytest.raises(ScalebayesError, match="GP discrepancy; this one is law 'chinchilla'"):
+        _allocation_approaches(chinchilla_plain_fit, "3m")
+    # 3m's columns are whole_model_optimal's quantiles, with their own suffix; a fit checked
+    # against itself covers its own median.
+    budget = known_backtest.budget
+    held = dataclasses.make_dataclass("Held", ["fits", "full"])((chinchilla_fit,), chinchilla_fit)
+    columns = _allocation_columns(held, budget, "3m")
+    tpp = whole_model_optimal(chinchilla_fit, [budget]).tokens_per_param.to_numpy().ravel()
+    row = columns.iloc[0]
+    assert row["tokens_per_param_3m"] == pytest.approx(np.median(tpp))
+    assert row["tokens_per_param_lower_3m"] == pytest.approx(np.quantile(tpp, 0.05))
+    assert bool(row["covers_all_data_3m"])
+    # The text gives each approach's block, named.
+    both = pd.concat([known_backtest.table, pd.concat([columns] * 2, ignore_index=True)], axis=1)
+    shown = dataclasses.replace(known_backtest, table=both, allocation_approaches=("3", "3m"))
+    text = str(shown)
+    assert "FLOPs, the law's own (approach 3): all runs" in text
+    block = text.split("the whole model's (approach 3m): all runs ")[1].splitlines()
+    assert block[0] == f"{row['all_data_tokens_per_param_3m']:.3g}; from the small runs:"
+    assert block[1].split()[:3] == ["top", "1", "budget"] and "covers" in block[1]
+    assert shown.to_dict()["allocation_approaches"] == ["3", "3m"]
 
 
 def test_default_cuts_leave_out_one_the_law_cannot_fit_and_say_so(monkeypatch):

@@ -6,7 +6,8 @@ fitted to the runs at or below the cut and the runs above it are predicted (as n
 included), then scored: by proper scores first (the 90 % interval score, CRPS, log predictive
 density), then 50 % and 90 % predictive coverage, interval width, signed bias and errors of the
 median prediction. It also compares the compute-optimal allocation at a planning budget from
-each small-run fit with the one from all the runs.
+each small-run fit with the one from all the runs, by the single-fit approach the allocation
+backtest supports for the table (3m for a default fit on isoFLOP sweeps, else the law's).
 
 A view of :mod:`scalebayes.holdout`, as leave-future-out is: the backtest's cut rules (decades
 or budgets held out at the top, or FLOPs), the shared scores, and the allocation check. All
@@ -25,6 +26,9 @@ import numpy as np
 import pandas as pd
 
 from scalebayes.allocate import optimal
+from scalebayes.allocation.whole_model import MIN_SWEEPS as MIN_SWEEPS_3M
+from scalebayes.allocation.whole_model import VALIDATED as VALIDATED_3M
+from scalebayes.allocation.whole_model import edge_budget, whole_model_optimal
 from scalebayes.data import Runs, load_runs
 from scalebayes.errors import (
     AllocationWarning,
@@ -56,6 +60,8 @@ if TYPE_CHECKING:
 
 
 MISSES_SHOWN = 5  # per cut, the worst held-out misses the text lists
+ALLOCATION_APPROACHES = ("auto", "3", "3m")
+_APPROACH_WORDS = {"3": "the law's own (approach 3)", "3m": "the whole model's (approach 3m)"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,9 @@ class Backtest:
     interval, log loss), ``bias`` (mean of observed minus predicted log loss: negative means
     the fit predicted too high a loss), ``median_abs_error``, ``mean_abs_error``; and, at the
     planning ``budget``, the small-run fit's tokens per parameter (median and 90 % interval)
-    with ``covers_all_data`` saying whether that interval contains the all-runs fit's median.
+    with ``covers_all_data`` saying whether that interval contains the all-runs fit's median:
+    the law's (approach 3), and where ``allocation_approaches`` holds "3m" the whole model's
+    in the same columns ending in ``_3m``.
     :attr:`pooled` pools the scores over all cuts. ``fits`` are the small-run fits, then the
     all-runs fit (unless ``fit_all=False``). ``scores`` holds, per cut, the scores of each
     held-out run (:func:`scalebayes.holdout.score`, with its PIT), indexed by its row in
@@ -86,6 +94,7 @@ class Backtest:
     scores: tuple[pd.DataFrame, ...] = ()
     has_full: bool = True
     runs: Runs | None = None
+    allocation_approaches: tuple[str, ...] = ()
 
     @property
     def full(self) -> Fit:
@@ -116,6 +125,7 @@ class Backtest:
         return {
             "law": self.law,
             "budget": self.budget,
+            "allocation_approaches": list(self.allocation_approaches),
             "cuts": cuts,
             "all_cuts": {"n_held": int(self.table["n_held"].sum()), **self.pooled},
             "diagnostics": [{**f.diagnostics.to_dict(), "ok": f.diagnostics.ok} for f in self.fits],
@@ -133,24 +143,30 @@ class Backtest:
         if len(self.table) > 1:
             n_held = int(self.table["n_held"].sum())
             lines.append(score_line("all cuts", 22, None, n_held, self.pooled))
-        if self.budget is not None:
-            full = self.table["all_data_tokens_per_param"].iloc[0]
-            lines.append(
-                f"tokens per parameter at {self.budget:.3g} FLOPs: all runs {full:.3g}; "
-                "from the small runs:"
-            )
-            for row in self.table.itertuples():
-                verdict = "covers" if row.covers_all_data else "MISSES"
-                lines.append(
-                    f"{row.held_out:>22s} {row.tokens_per_param:.3g} "
-                    f"[{row.tokens_per_param_lower:.3g}, {row.tokens_per_param_upper:.3g}] "
-                    f"({verdict} the all-runs median)"
-                )
+        for approach in self.allocation_approaches:
+            lines += self._allocation_text(approach)
         lines += self._misses_text()
         labels = [*self.table["held_out"], *(["all runs"] if self.has_full else [])]
         for label, fit in zip(labels, self.fits, strict=True):
             lines.append(f"  fit for {label} ({len(fit.runs)} runs): {fit.diagnostics}")
         return "\n".join(lines)
+
+    def _allocation_text(self, approach: str) -> list[str]:
+        """Per cut, one approach's tokens per parameter at the budget against the all-runs fit's."""
+        suffix = "" if approach == "3" else f"_{approach}"
+        column = self.table[f"all_data_tokens_per_param{suffix}"]
+        lines = [
+            f"tokens per parameter at {self.budget:.3g} FLOPs, {_APPROACH_WORDS[approach]}: "
+            f"all runs {column.iloc[0]:.3g}; from the small runs:"
+        ]
+        for row in self.table.to_dict(orient="records"):
+            verdict = "covers" if row[f"covers_all_data{suffix}"] else "MISSES"
+            lines.append(
+                f"{row['held_out']:>22s} {row[f'tokens_per_param{suffix}']:.3g} "
+                f"[{row[f'tokens_per_param_lower{suffix}']:.3g}, "
+                f"{row[f'tokens_per_param_upper{suffix}']:.3g}] ({verdict} the all-runs median)"
+            )
+        return lines
 
     def _name(self, index: int) -> str:
         """A run of the table as messages name it: "line 81" (of the file), else "run 80"."""
@@ -195,6 +211,7 @@ def backtest(
     settings: Settings | None = None,
     progress: ProgressCallback | None = None,
     fit_all: bool = True,
+    allocation_approach: str = "auto",
     **sampler: Any,
 ) -> Backtest:
     """Fit below each compute cut-off, predict above it, and score the predictions.
@@ -220,7 +237,17 @@ def backtest(
         Also fit all the runs (for the allocation check and :attr:`Backtest.full`). False
         skips that fit and the check; the batch is then :func:`scalebayes.lfo`'s for the
         same cuts, so both give the same fits and scores.
+    allocation_approach : {"auto", "3", "3m"}
+        How the allocation check finds tokens per parameter: "3" minimises each fit's law,
+        "3m" reads its whole model, law + GP (``optimal(..., approach="3m")``). "auto"
+        (default) checks both where the all-runs fit has the GP discrepancy and its runs form
+        3 or more isoFLOP sweeps with a valley (where ``optimal`` recommends 3m), else 3.
     """
+    if allocation_approach not in ALLOCATION_APPROACHES:
+        raise ScalebayesError(
+            f"allocation_approach={allocation_approach!r}: expected one of "
+            f"{', '.join(map(repr, ALLOCATION_APPROACHES))}"
+        )
     settings = Settings.make(settings, **sampler)
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
     if budget is not None and not fit_all:
@@ -244,24 +271,15 @@ def backtest(
     if budget is None and has_allocation:
         budget = 10.0 * float(runs.C.max())
     budget = budget if has_allocation else None
+    approaches: tuple[str, ...] = ()
     if budget is not None and held.full is not None:
-        all_data = float(np.median(_tokens_per_param(held.full, budget)))
-        rows = []
-        for fit in held.fits:
-            tpp = _tokens_per_param(fit, budget)
-            lower, upper = np.quantile(tpp, [0.05, 0.95])
-            rows.append(
-                {
-                    "tokens_per_param": float(np.median(tpp)),
-                    "tokens_per_param_lower": float(lower),
-                    "tokens_per_param_upper": float(upper),
-                    "all_data_tokens_per_param": all_data,
-                    "covers_all_data": bool(lower <= all_data <= upper),
-                }
-            )
-        table = pd.concat([table, pd.DataFrame(rows)], axis=1)
+        approaches = _allocation_approaches(held.full, allocation_approach)
+        columns = [_allocation_columns(held, budget, a) for a in approaches]
+        table = pd.concat([table, *columns], axis=1)
     fits = (*held.fits, held.full) if held.full is not None else held.fits
-    return Backtest(held.fits[0].law.name, budget, table, fits, held.scores, fit_all, held.runs)
+    return Backtest(
+        held.fits[0].law.name, budget, table, fits, held.scores, fit_all, held.runs, approaches
+    )
 
 
 def backtest_cuts(
@@ -318,10 +336,53 @@ def _fittable(
     return kept
 
 
-def _tokens_per_param(fit: Fit, budget: float) -> np.ndarray:
+def _allocation_approaches(full: Fit, requested: str) -> tuple[str, ...]:
+    """The allocation check's approaches: the law's ("3"), and 3m where the fit is as validated.
+
+    On public tables' held-out sweeps 3m's intervals held 24 of 27 measured optima, the law's
+    6 (``benchmarks/allocation_backtest.py``), so where ``optimal`` would recommend 3m its
+    check is shown beside the law's; on runs without sweeps 3m's edge trend is barely
+    determined, so only the law's (as in :func:`scalebayes.allocation.verdict.recommend`).
+    """
+    of_n_and_d = set(full.law.inputs) <= {"N", "D", "C"}
+    whole = full.likelihood.discrepancy.name in VALIDATED_3M and of_n_and_d
+    if requested == "3m" and not whole:
+        raise ScalebayesError(
+            "allocation_approach='3m' reads the whole model of a fit of N and D with the GP "
+            f"discrepancy; this one is law {full.law.name!r} with "
+            f"{full.likelihood.discrepancy.name!r}: use '3' or 'auto'"
+        )
+    if requested != "auto":
+        return (requested,)
+    return ("3", "3m") if whole and edge_budget(full.runs)[2] >= MIN_SWEEPS_3M else ("3",)
+
+
+def _allocation_columns(held: Any, budget: float, approach: str) -> pd.DataFrame:
+    """Per cut, one approach's tokens per parameter at ``budget``; 3m's columns end in _3m."""
+    suffix = "" if approach == "3" else f"_{approach}"
+    all_data = float(np.median(_tokens_per_param(held.full, budget, approach)))
+    rows = []
+    for fit in held.fits:
+        lower, median, upper = np.quantile(
+            _tokens_per_param(fit, budget, approach), [0.05, 0.5, 0.95]
+        )
+        rows.append(
+            {
+                "tokens_per_param": float(median),
+                "tokens_per_param_lower": float(lower),
+                "tokens_per_param_upper": float(upper),
+                "all_data_tokens_per_param": all_data,
+                "covers_all_data": bool(lower <= all_data <= upper),
+            }
+        )
+    return pd.DataFrame(rows).add_suffix(suffix)
+
+
+def _tokens_per_param(fit: Fit, budget: float, approach: str = "3") -> np.ndarray:
     with warnings.catch_warnings():
         # Draws at a search bound are kept and counted by optimal(); the quantiles include them.
         warnings.simplefilter("ignore", AllocationWarning)
         # The planning budget is beyond a cut's runs on purpose: that is what is scored.
         warnings.simplefilter("ignore", ExtrapolationWarning)
-        return optimal(fit, [budget]).tokens_per_param.to_numpy().reshape(-1)
+        find = whole_model_optimal if approach == "3m" else optimal
+        return find(fit, [budget]).tokens_per_param.to_numpy().reshape(-1)
