@@ -312,6 +312,11 @@ def test_a_grouped_fit_reports_one_page_per_group_and_an_index(
         assert (out / group / "report.html").read_text() == "page"
         assert f"<a href='{group}/report.html'>" in index
     assert "per group (median [90% interval])" in index  # the grouped fit's own summary
+    # An index named by the user: the groups' folders sit beside it, as its links say.
+    named = tmp_path / "pages" / "marin.html"
+    assert main(["report", str(saved), "--out", str(named), "--compute", "1e22"]) == 0
+    assert f"<a href='{GROUPS[0]}/report.html'>" in named.read_text()
+    assert (named.parent / GROUPS[0] / "report.html").read_text() == "page"
     with pytest.raises(sb.ScalebayesError, match="others= compares one law's fits"):
         sb.write_group_reports(sb.load_fit(saved), tmp_path / "other", others={})
 

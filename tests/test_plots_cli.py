@@ -142,10 +142,20 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert top.getextrema()[0] < 100 and bottom.getextrema()[0] < 100
 
 
-def test_report_wants_a_directory(fit_files, tmp_path, capsys):
-    code = cli.main(["report", str(fit_files[0]), "--out", str(tmp_path / "page.html")])
-    assert code == 2
-    assert "expected a directory" in capsys.readouterr().err
+def test_report_out_names_the_page_or_its_folder(fit_files, tmp_path, capsys):
+    from scalebayes.report import _page
+
+    # Either form: a .html path is the page itself, anything else the folder of report.html.
+    assert _page(tmp_path / "page.html") == tmp_path / "page.html"
+    assert _page(tmp_path / "new" / "Page.HTM") == tmp_path / "new" / "Page.HTM"
+    assert _page(tmp_path / "pages") == tmp_path / "pages" / "report.html"
+    # Refused before any work: a folder named like a page, a page under a file.
+    (tmp_path / "odd.html").mkdir()
+    assert cli.main(["report", str(fit_files[0]), "--out", str(tmp_path / "odd.html")]) == 2
+    assert "is a folder; name a page" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["report", str(fit_files[0]), "--out", str(tmp_path / "file" / "a.html")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_demo_writes_its_figures(fit_files, tmp_path, capsys, monkeypatch):
@@ -264,7 +274,9 @@ def test_report_of_a_law_without_allocation(tmp_path, checks_blank):
         "power_n", runs, jittered_draws({**truth, "sigma": 0.01}, chains=2, draws=50)
     )
     before = set(plt.get_fignums())
-    page = sb.write_report(fit, tmp_path).read_text()
+    written = sb.write_report(fit, tmp_path / "power_n.html")  # a page named by the user
+    assert written == tmp_path / "power_n.html" and not (tmp_path / "report.html").exists()
+    page = written.read_text()
     assert set(plt.get_fignums()) == before
     assert "No compute-optimal allocation: law power_n takes N" in page
     assert "alt='bands'" in page and "alt='isoflop'" not in page and "alt='frontier'" not in page

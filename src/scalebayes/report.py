@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scalebayes.errors import AllocationWarning, ExtrapolationWarning, ScalebayesError
+from scalebayes.errors import (
+    AllocationWarning,
+    ExtrapolationWarning,
+    OutputError,
+    ScalebayesError,
+)
 from scalebayes.formatting import format_number
 from scalebayes.outputs import check_folder, replacing
 
@@ -64,14 +69,15 @@ def write_report(
     unique_tokens: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> Path:
-    """Write ``out/report.html`` for ``fit`` and return its path.
+    """Write ``out/report.html`` (or ``out`` itself, a ``.html`` path) for ``fit``; return its path.
 
     Parameters
     ----------
     fit : Fit
         The posterior to report.
     out : path
-        Directory to write into (created if missing).
+        Directory to write ``report.html`` into (created if missing), or the page's own path
+        ending in ``.html``.
     others : mapping of name to Fit, optional
         Fits of other laws to the same runs; adds a PSIS-LOO comparison (table and plot).
     budgets : sequence of float, optional
@@ -94,7 +100,7 @@ def write_report(
 
     from scalebayes.figures import draw, frontier_budgets
 
-    directory = _directory(out)
+    path = _page(out)
     if budgets is None:
         budgets = [float(fit.runs.C.max()) * f for f in (10.0, 100.0, 1000.0)]
     from scalebayes.allocate import allocates_alone, fixed_inputs
@@ -217,8 +223,7 @@ def write_report(
         f"<title>scalebayes: {html.escape(fit.law.name)} on {html.escape(fit.runs.source)}</title>"
         f"<style>{_CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
@@ -230,11 +235,13 @@ def write_group_reports(fit: GroupedFit, out: str | os.PathLike[str], **options:
     Each group's page (:func:`write_report` of :meth:`GroupedFit.for_group`, with ``options``,
     its keyword arguments but ``others``) goes to ``out/<group>/report.html``;
     ``out/report.html`` holds the grouped fit's summary (population and per-group parameters,
-    diagnostics) and links to the pages.
+    diagnostics) and links to the pages. ``out`` may name the index itself (``.html``): the
+    group folders then sit beside it.
     """
     if "others" in options:
         raise ScalebayesError("others= compares one law's fits: report one group (for_group)")
-    directory = _directory(out)
+    index = _page(out)
+    directory = index.parent
     folders = _group_folders(fit.groups)
     rows = []
     for group, folder in folders.items():
@@ -254,21 +261,25 @@ def write_group_reports(fit: GroupedFit, out: str | os.PathLike[str], **options:
         "<table><tr><th>group</th><th>runs</th><th>report</th></tr>" + "".join(rows) + "</table>"
         f"<h2>Grouped fit</h2><pre>{html.escape(str(fit))}</pre>\n</body></html>\n"
     )
-    path = directory / REPORT_NAME
-    with replacing(path) as tmp:
+    directory.mkdir(parents=True, exist_ok=True)
+    with replacing(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    return path
+    return index
 
 
-def _directory(out: str | os.PathLike[str]) -> Path:
-    """``out`` as the report's folder, refused before any work if it names a file or is not writable."""
-    directory = Path(out)
-    if directory.suffix.lower() in (".html", ".htm"):
-        raise ScalebayesError(
-            f"--out {out}: expected a directory; the page is written as {REPORT_NAME} inside it"
-        )
-    check_folder(directory)
-    return directory
+def _page(out: str | os.PathLike[str]) -> Path:
+    """The page's path: ``out`` itself if it ends in .html (or .htm), else ``out/report.html``.
+
+    Refused before any work where the folder cannot be written or the page's path is a folder.
+    """
+    path = Path(out)
+    if path.suffix.lower() in (".html", ".htm"):
+        if path.is_dir():
+            raise OutputError(f"--out {out}: is a folder; name a page, or the folder to hold it")
+        check_folder(path.parent, option="--out")
+        return path
+    check_folder(path, option="--out")
+    return path / REPORT_NAME
 
 
 def _group_folders(groups: Sequence[str]) -> dict[str, str]:

@@ -60,6 +60,7 @@ group); --group NAME draws any kind for one group (or 'new', a ladder not yet ru
 EXAMPLES_REPORT = """\
 examples:
   scalebayes report fit.nc --out report/
+  scalebayes report fit.nc --out ladder.html
   scalebayes report fit.nc --compute 5.76e23 1e24 1e25 --out report/
   scalebayes report chinchilla.nc --compare kaplan.nc chinchilla_cross.nc --out report/
 
@@ -143,7 +144,12 @@ def add_commands(commands: Any) -> None:
     report.add_argument(
         "--compute", type=float, nargs="+", metavar="FLOPS", help="budgets to decide at"
     )
-    report.add_argument("-o", "--out", required=True, help="directory for report.html")
+    report.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="the page (a path ending in .html), or a directory to write report.html in",
+    )
     report.add_argument("--seed", type=int, default=0, help="seed of the new-run noise (bands)")
     report.add_argument(
         "--group",
