@@ -282,7 +282,9 @@ def test_bad_input_is_refused_before_any_work(tmp_path):
         next_runs(fit, pool_with_one_off_the_line(), objective="nstar", budget=1e22)
     with pytest.raises(ScalebayesError, match="needs compute"):
         make_objective("nstar")
-    with pytest.raises(ScalebayesError, match="takes compute, prob, unique_tokens; not N"):
+    with pytest.raises(
+        ScalebayesError, match="takes compute, prob, unique_tokens, approach; not N"
+    ):
         make_objective("nstar", N=1e9, compute=1e24)
     with pytest.raises(ScalebayesError, match="takes N, D, prob, unique_tokens; not compute"):
         make_objective("loss", N=1e9, D=1e10, compute=1e20)
@@ -551,3 +553,28 @@ def test_cli_next_takes_the_unique_tokens(tmp_path, capsys):
         assert main([*args, "--unique-tokens", "2e10"]) == 0
     out = capsys.readouterr().out
     assert "P(a run's loss <= 2.4) at N 3.000e+09, D 6.000e+10, U 2.000e+10" in out
+
+
+def test_n_star_of_the_whole_model_is_approach_3m_per_draw(chinchilla_fit, chinchilla_plain_fit):
+    # approach="3m" reads the N* optimal(..., approach="3m") gives, per draw, from the whole
+    # model (law + GP); outcomes are then weighed under the whole model, which is the fit.
+    from scalebayes.allocation.whole_model import whole_model_optimal
+
+    objective = make_objective("nstar", compute=1e23, approach="3m")
+    assert objective == OptimalN(1e23, approach="3m")
+    assert objective.model(chinchilla_fit) is chinchilla_fit
+    expected = whole_model_optimal(chinchilla_fit, [1e23]).N.to_numpy().reshape(-1)
+    np.testing.assert_allclose(objective.per_draw(chinchilla_fit), np.log10(expected))
+    assert "approach 3m" in objective.describe()
+    pool = candidate_grid([3e21], tokens_per_param=[5.0, 20.0, 80.0])
+    result = next_runs(chinchilla_fit, pool, objective=objective, budget=3e21, outcomes=8)
+    # Nothing is re-weighted yet, so the width now is the draws' own 90 % interval (to the
+    # weighted quantile's rule, which steps between neighbouring draws: 0.1 % here; 1 % allowed).
+    low, high = np.quantile(np.log10(expected), [0.05, 0.95])
+    assert result.width_now == pytest.approx(high - low, rel=0.01)
+    with pytest.raises(ScalebayesError, match="3m needs the GP discrepancy"):
+        objective.per_draw(chinchilla_plain_fit)
+    with pytest.raises(ScalebayesError, match="approach='2'"):
+        OptimalN(1e23, approach="2")
+    with pytest.raises(ScalebayesError, match="a law of U needs '3'"):
+        OptimalN(1e23, unique_tokens=1e10, approach="3m")

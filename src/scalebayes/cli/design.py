@@ -18,6 +18,7 @@ OBJECTIVE_KEYS = ("loss", "run", "region", "nstar", "chance", "regret")
 EXAMPLES_NEXT = """\
 examples:
   scalebayes next fit.nc --grid 1e19 1e20 1e21 --budget 3e21 --objective nstar --compute 5.76e23
+  scalebayes next fit.nc --grid 1e20 --budget 5e20 --objective nstar --compute 1e22 --approach 3m
   scalebayes next fit.nc --candidates pool.csv --budget 1e21 --objective loss --N 70e9 --D 1.4e12
   scalebayes next fit.nc --grid 1e20 --budget 5e20 --objective chance --N 7e10 --D 1.4e12 --target 2.0
   scalebayes next fit.nc --grid 1e20 1e21 --budget 3e21 --objective regret --compute 5.76e23
@@ -27,7 +28,7 @@ Objectives: loss (width of the 90% credible interval of the loss at a planned ru
 run (the same for the run's own loss, the noise the fit measured included: the interval it
 should fall in, as predict's "predictive"), region (mean posterior sd of the log loss over several planned runs, --N and --D as lists: e.g.
 the isoFLOP sweep the next budget will train), nstar (width of the 90% interval of log10 N* at
---compute FLOPs, the law's allocation per draw), chance (posterior sd of P(loss <= --target) at
+--compute FLOPs, the law's allocation per draw; --approach 3m: the whole model's), chance (posterior sd of P(loss <= --target) at
 a planned run --N, --D), regret (the value of information of the allocation: the expected
 compute wasted, % of --compute, by the N chosen now against each posterior draw's own optimum). Candidates: a table
 (columns N and D, or C; an optional cost column, FLOPs, default 6 N D; U for a law of repeated
@@ -89,6 +90,12 @@ def add_commands(commands: Any) -> None:
         "run, the target budget and --grid's runs train on (a --candidates table gives a U "
         "column)",
     )
+    p.add_argument(
+        "--approach",
+        choices=("3", "3m"),
+        help="nstar: whose N* to make surer, the law's (3, default) or the whole model's (3m, "
+        "law + GP: the one `optimal --approach all` recommends on isoFLOP sweeps)",
+    )
     p.add_argument("--target", type=float, help="target loss (chance)")
     p.add_argument(
         "--prob", type=float, help="interval probability (loss, run, nstar; default 0.9)"
@@ -122,7 +129,7 @@ def _next(args: argparse.Namespace) -> int:
         n, d = (None if v is None else v[0] for v in (n, d))
     objective = make_objective(
         args.objective, N=n, D=d, compute=args.compute, target=args.target, prob=args.prob,
-        unique_tokens=args.unique_tokens,
+        unique_tokens=args.unique_tokens, approach=args.approach,
     )  # fmt: skip
     if args.grid is not None:
         ratios = {"tokens_per_param": args.tokens_per_param} if args.tokens_per_param else {}

@@ -314,11 +314,18 @@ class LossOver(Objective):
 
 @dataclass(frozen=True)
 class OptimalN(Objective):
-    """Width of the interval of log10 N* at a target budget (approach 3, the law per draw)."""
+    """Width of the interval of log10 N* at a target budget, per draw by ``approach``.
+
+    "3" (default): the law's N* (:func:`scalebayes.optimal`); "3m": the whole model's, law + GP
+    (``optimal(..., approach="3m")``), the one ``optimal --approach all`` recommends on a
+    default fit of isoFLOP sweeps. 3m's edge stays the fit's: a run beyond it counts through
+    the parameters it shares with the edge (a sweep trained there moves the edge at a re-fit).
+    """
 
     compute: float
     prob: float = 0.9
     unique_tokens: float | None = None  # U to train on, for a law of repeated data
+    approach: str = "3"
 
     key: ClassVar[str] = "nstar"
 
@@ -326,20 +333,28 @@ class OptimalN(Objective):
         _check_positive("compute", self.compute)
         _check_prob(self.prob)
         _check_unique(self.unique_tokens)
+        if self.approach not in ("3", "3m"):
+            raise ScalebayesError(f"approach={self.approach!r}: expected '3' or '3m'")
+        if self.approach == "3m" and self.unique_tokens is not None:
+            raise ScalebayesError("approach '3m' allocates fresh data: a law of U needs '3'")
 
     def model(self, fit: Fit) -> Fit:
-        """The law alone (:meth:`Fit.law_module`), as :func:`scalebayes.optimal` decides."""
-        return _law_alone(fit, self.unique_tokens)
+        """The law alone for approach 3 (:meth:`Fit.law_module`), the whole fit for 3m."""
+        return fit if self.approach == "3m" else _law_alone(fit, self.unique_tokens)
 
     def per_draw(self, fit: Fit) -> np.ndarray:
-        """log10 N* at ``compute`` per draw (:func:`scalebayes.allocate.optimal`)."""
+        """log10 N* at ``compute`` per draw, as ``optimal`` finds it by ``approach``."""
         import warnings
 
         from scalebayes.allocate import optimal
+        from scalebayes.allocation.whole_model import whole_model_optimal
 
         with warnings.catch_warnings():  # `optimal` itself says these; here they are not news
             warnings.simplefilter("ignore")
-            allocation = optimal(fit, [self.compute], unique_tokens=self.unique_tokens)
+            if self.approach == "3m":
+                allocation = whole_model_optimal(fit, [self.compute])
+            else:
+                allocation = optimal(fit, [self.compute], unique_tokens=self.unique_tokens)
         return np.log10(allocation.N.to_numpy()).reshape(-1)
 
     def spread(self, q: Any, w: Any) -> Any:
@@ -351,6 +366,7 @@ class OptimalN(Objective):
         return (
             f"width of the {self.prob:.0%} interval of log10 N* (decades) at compute "
             f"{format_number(self.compute)} FLOPs{_unique_text(self.unique_tokens)}"
+            + (" (approach 3m: the whole model's N*)" if self.approach == "3m" else "")
         )
 
     def show(self, value: float) -> str:
