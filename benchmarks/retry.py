@@ -1,10 +1,11 @@
-"""How often a law fit fails the sampler's checks, before and after the careful retry.
+"""How often a law fit fails the sampler's checks at first, and after it is continued or retried.
 
-Every fit now samples a stage that fails the checks (R-hat > 1.01, bulk ESS < 100 per chain, a
-divergence, a draw at the maximum tree depth) once more with twice the warmup and a target
-acceptance of at least 0.95, and keeps the healthier run (scalebayes.retry). A fit's sample
-stats say whether it was retried, so one run measures both: "failed first" counts the fits
-that were retried, "fails after" those whose kept run still fails. Tables: Epoch's Chinchilla
+A stage that fails the checks (R-hat > 1.01, bulk ESS < 100 per chain, a divergence) by R-hat or
+ESS alone is first continued for as many draws again; one that still fails, or diverged, is
+sampled once more with twice the warmup and a target acceptance of at least 0.95, and the
+healthier run kept (scalebayes.retry). A fit's sample stats say which happened, so one run
+measures all: "failed first" counts the fits that were continued or retried, "continued" those
+that passed once continued, "fails after" those whose kept run still fails. Tables: Epoch's Chinchilla
 runs, each Open-Athena experiment, (Mis)Fitting's finished runs, and the data-constrained runs
 of Muennighoff et al. (datablations, with the data-constrained law, which reads U); laws
 Chinchilla's, plain (no discrepancy) and with the default discrepancy; seeds 0-2.
@@ -64,6 +65,15 @@ def fit_one(runs: Any, law: str, discrepancy: str, seed: int, settings: dict) ->
         return sb.fit(runs, law, likelihood=likelihood, seed=seed, **settings)
 
 
+def _how(d: Any) -> str:
+    """What the fit did after its first run failed: continued, retry (kept), retry (first kept)."""
+    if d.extended:
+        return "cont."
+    if d.retried:
+        return "retry" if d.retry_kept else "first"
+    return "-"
+
+
 def setting(item: str) -> tuple[str, Any]:
     """``NAME=VALUE`` as a sampler setting: ``true``/``false``, a number, or the text."""
     name, _, text = item.partition("=")
@@ -120,7 +130,7 @@ def main() -> None:
     settings.update(setting(item) for item in args.sampler)
     rows = []
     started_all = time.perf_counter()
-    print(f"{'table':44s} {'law':16s} {'disc':5s} seed  first  kept   after  seconds", flush=True)
+    print(f"{'table':44s} {'law':16s} {'disc':5s} seed  first  how    after  seconds", flush=True)
     for name, (runs, laws) in found.items():
         for law in laws:
             for discrepancy in args.discrepancy:
@@ -130,7 +140,8 @@ def main() -> None:
                     d = fit.diagnostics
                     row = {
                         "table": name, "law": law, "discrepancy": discrepancy, "seed": seed,
-                        "failed_first": d.retried, "retry_kept": d.retry_kept,
+                        "failed_first": d.extended or d.retried, "continued": d.extended,
+                        "retried": d.retried, "retry_kept": d.retry_kept,
                         "fails_after": not d.ok, "diagnostics": d.to_dict(),
                         "seconds": time.perf_counter() - started,
                         "leapfrog_steps": float(np.mean(fit.idata["sample_stats"]["n_steps"])),
@@ -138,15 +149,17 @@ def main() -> None:
                     rows.append(row)
                     print(
                         f"{name[:44]:44s} {law:16s} {discrepancy:5s} {seed:4d}  "
-                        f"{'yes' if d.retried else 'no':5s}  {'yes' if d.retry_kept else '-':5s}"
+                        f"{'yes' if row['failed_first'] else 'no':5s}  {_how(d):5s}"
                         f"  {'FAILS' if not d.ok else 'ok':6s} {row['seconds']:7.1f}",
                         flush=True,
                     )
     failed = sum(r["failed_first"] for r in rows)
+    continued = sum(r["continued"] for r in rows)
     after = sum(r["fails_after"] for r in rows)
     print(
-        f"\n{len(rows)} fits: {failed} failed the checks at first (retried), {after} still fail "
-        f"after the retry; {time.perf_counter() - started_all:.0f} s"
+        f"\n{len(rows)} fits: {failed} failed the checks at first, {continued} of them passed "
+        f"once continued, {after} still fail after the careful retry; "
+        f"{time.perf_counter() - started_all:.0f} s"
     )
     write_results(
         RESULTS / args.out,
@@ -154,6 +167,7 @@ def main() -> None:
             "settings": {**settings, "seeds": args.seeds, "discrepancy": args.discrepancy},
             "fits": len(rows),
             "failed_first": failed,
+            "continued": continued,
             "fails_after": after,
             "rows": rows,
             "seconds": time.perf_counter() - started_all,

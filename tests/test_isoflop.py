@@ -514,9 +514,9 @@ def test_a_failed_fit_is_sampled_again_more_carefully_and_the_healthier_kept(mon
     or no divergences (0 in stop 32's runs of this design), far fewer than the 20 that fail
     the first, so it is the run kept; its settings and the note say so.
     """
-    from scalebayes import engine
+    from scalebayes import engine, model_sampling
 
-    real, calls = engine.sample_model, []
+    real, calls = model_sampling.sample_model, []
 
     def first_fails(stage, data, settings, progress=None):
         (samples, stats), compile_s, devices = real(stage, data, settings, progress)
@@ -527,7 +527,7 @@ def test_a_failed_fit_is_sampled_again_more_carefully_and_the_healthier_kept(mon
             stats["diverging"][0, :20] = True
         return (samples, stats), compile_s, devices
 
-    monkeypatch.setattr(engine, "sample_model", first_fails)
+    monkeypatch.setattr(model_sampling, "sample_model", first_fails)
     with warnings.catch_warnings():
         # 2 x 500 draws: the kept run may read R-hat just over 1.01 (1.012 once); not the point.
         warnings.simplefilter("ignore", sb.ConvergenceWarning)
@@ -537,6 +537,37 @@ def test_a_failed_fit_is_sampled_again_more_carefully_and_the_healthier_kept(mon
     assert d.retried and d.retry_kept and d.n_divergent < 20, d
     assert (fit.settings.warmup, fit.settings.target_accept) == (1000, 0.95)
     assert "the retry was healthier and is the run kept" in d.notes[0]
+
+
+def test_a_slow_fit_is_continued_not_sampled_again(monkeypatch):
+    """Approach 2's first run reported slow (R-hat 1.02, no divergence): its chains sample on.
+
+    No careful retry (its settings stay), the note says so, and the draws kept are every
+    second draw of the run and its continuation: their first half is the run's odd draws.
+    """
+    import dataclasses
+
+    from scalebayes.allocation import isoflop
+
+    runs = sweeps(OFF_CENTRE, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sb.ConvergenceWarning)  # 2 x 500: not the point
+        plain = sb.fit_isoflops(runs, seed=3, **SETTINGS)
+        real, calls = isoflop._health, []
+
+        def first_slow(block):
+            calls.append(1)
+            d = real(block)
+            return dataclasses.replace(d, max_rhat=1.02) if len(calls) == 1 else d
+
+        monkeypatch.setattr(isoflop, "_health", first_slow)
+        fit = sb.fit_isoflops(runs, seed=3, **SETTINGS)
+    assert len(calls) == 2 and fit.diagnostics.extended and not fit.diagnostics.retried
+    assert "continued for as many draws again" in fit.diagnostics.notes[0]
+    assert (fit.settings.warmup, fit.settings.target_accept) == (500, plain.settings.target_accept)
+    a, a_plain = (f.idata["posterior"]["a"].to_numpy() for f in (fit, plain))
+    assert a.shape == a_plain.shape
+    np.testing.assert_array_equal(a[:, :250], a_plain[:, 1::2])
 
 
 def true_log_curvature(c: np.ndarray) -> np.ndarray:

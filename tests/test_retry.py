@@ -1,14 +1,16 @@
-"""A sampling that fails the checks is sampled once more, more carefully (scalebayes.retry)."""
+"""A sampling that fails the checks is continued, or sampled once more more carefully (retry)."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 
 import scalebayes as sb
 from scalebayes.discrepancy.base import Stage
-from scalebayes.retry import careful, sample_carefully
+from scalebayes.health import Diagnostics, diagnose
+from scalebayes.retry import careful, sample_carefully, thinned_pairs
 
 CHAINS, DRAWS = 4, 500
 
@@ -117,3 +119,103 @@ def test_a_law_fit_that_fails_is_sampled_again_and_says_so(monkeypatch):
     d = fit.diagnostics
     assert d.retried and d.retry_kept and d.n_divergent < 20, d
     assert "the retry was healthier and is the run kept" in d.notes[0]
+
+
+def _mixing(block) -> Diagnostics:
+    """Real diagnostics of healthy draws, but R-hat 1.02 (failed, no divergence) where most of
+    the draws carry the ``slow`` mark: which runs fail is set by the test, not by how random
+    draws fall against the 1.01 threshold. Thinning keeps the marks of the draws it keeps."""
+    draws, stats = block
+    real = diagnose({k: v for k, v in draws.items() if not k.startswith("_")}, stats)
+    slow = float(np.mean(stats.get("slow", 0.0))) > 0.75
+    return dataclasses.replace(real, max_rhat=1.02 if slow else real.max_rhat)
+
+
+def _slow(block, slow: bool = True):
+    draws, stats = block
+    return draws, {**stats, "slow": np.full((CHAINS, DRAWS), slow)}
+
+
+def test_a_slow_run_is_continued_every_second_draw_kept_and_not_sampled_again():
+    first = [_slow(_block()), _block(seed=1)]
+    # Half the draws kept are marked (the continuation's are not): table 0 passes now.
+    continued = [_slow(_block(seed=2), False), _block(seed=3)]
+    sample, stages = _sampler(first)
+    extended = []
+
+    def extend(stage):
+        extended.append(stage)
+        return continued
+
+    blocks, compile_s, _ = sample_carefully(sample, Stage("law", None), _mixing, extend)
+    assert len(stages) == 1 and len(extended) == 1 and compile_s == 1.5  # no careful retry
+    # Table 0: its run and the continuation as one chain twice as long, every second draw.
+    both = np.concatenate([first[0][0]["a"], continued[0][0]["a"]], axis=1)
+    np.testing.assert_array_equal(blocks[0][0]["a"], both[:, 1::2])
+    assert blocks[0][0]["a"].shape == (CHAINS, DRAWS)  # the fit's shape stays
+    assert blocks[1][0]["a"] is first[1][0]["a"]  # table 1 passed: its own run
+    flags = [(bool(s["extended"].all()), bool(s["retried"].any())) for _, s in blocks]
+    assert flags == [(True, False), (False, False)]
+
+
+def test_a_run_still_slow_when_continued_or_one_that_diverged_is_sampled_carefully():
+    # Table 0 mixes slowly and its continuation does not help; table 1 diverged, which more
+    # draws of the same chains cannot mend: both go to the careful retry, healthy there.
+    first = [_slow(_block()), _block(n_divergent=5, seed=1)]
+    continued = [_slow(_block(seed=2)), _block(seed=3)]
+    retry = [_block(seed=4), _block(seed=5)]
+    sample, stages = _sampler(first, retry)
+    blocks, _, _ = sample_carefully(sample, Stage("law", None), _mixing, lambda s: continued)
+    assert [s.label for s in stages] == ["law", "law retry"]
+    assert blocks[0][0]["a"] is retry[0][0]["a"] and blocks[1][0]["a"] is retry[1][0]["a"]
+    flags = [(bool(s["extended"].any()), bool(s["retry_kept"].all())) for _, s in blocks]
+    assert flags == [(False, True), (False, True)]
+
+
+def test_thinning_hides_no_divergence():
+    # A divergence on a draw that thinning drops marks the draw kept beside it.
+    first, more = _block(), _block(seed=1)
+    first[1]["diverging"][0, 0] = True  # draw 0: dropped (draws 1, 3, ... are kept)
+    more[1]["reached_max_treedepth"][2, 7] = True  # draw DRAWS + 7: kept itself
+    _, stats = thinned_pairs(first, more)
+    assert stats["diverging"].sum() == 1 and stats["diverging"][0, 0]
+    assert stats["reached_max_treedepth"].sum() == 1
+    assert stats["reached_max_treedepth"][2, (DRAWS + 7) // 2]
+
+
+def _first_slow(real):
+    """``real`` health, but the first run reported slow (R-hat 1.02, no divergence)."""
+    calls = []
+
+    def health(block):
+        calls.append(1)
+        d = real(block)
+        return dataclasses.replace(d, max_rhat=1.02) if len(calls) == 1 else d
+
+    return health
+
+
+def test_a_slow_law_fit_is_continued_and_says_so(monkeypatch):
+    """A plain-law fit whose first run is reported slow keeps its chains and samples on.
+
+    The kept draws are every second draw of the run and its continuation: the first half of
+    them is the run's own odd draws, exactly (the same compiled sampler and seed).
+    """
+    from scalebayes import retry
+
+    law = sb.load_law("chinchilla")
+    design = sb.isoflop_design(sb.simulation.CHINCHILLA_BUDGETS)
+    runs = sb.simulate(law, sb.simulation.EPOCH_CHINCHILLA, design, noise=0.01, seed=2)
+    options = dict(likelihood=sb.Likelihood(discrepancy="none"), chains=4, draws=500,
+                   warmup=500, seed=1)  # fmt: skip
+    plain = sb.fit(runs, law, **options)
+    monkeypatch.setattr(retry, "block_health", _first_slow(retry.block_health))
+    phases = []
+    fit = sb.fit(runs, law, progress=lambda d, t, phase: phases.append(phase), **options)
+    d = fit.diagnostics
+    assert d.extended and not d.retried, d
+    assert "continued for as many draws again" in d.notes[0]
+    assert "law more sampling" in phases and not any("retry" in p for p in phases)
+    alpha = fit.posterior["alpha"].to_numpy()
+    assert alpha.shape == plain.posterior["alpha"].to_numpy().shape  # (4, 500)
+    np.testing.assert_array_equal(alpha[:, :250], plain.posterior["alpha"].to_numpy()[:, 1::2])

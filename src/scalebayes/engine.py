@@ -23,7 +23,6 @@ import numpy as np
 
 from scalebayes import interrupts
 from scalebayes.discrepancy.base import Block, Stage
-from scalebayes.health import Diagnostics
 from scalebayes.laws import Law
 from scalebayes.likelihood import Likelihood
 from scalebayes.model import (
@@ -38,12 +37,13 @@ from scalebayes.model import (
     start_point,
 )
 from scalebayes.pooled_warmup import pool_at_window_ends
+from scalebayes.progress import (
+    ProgressCallback,
+    extend_progress,
+    stage_progress,
+    table_progress,
+)
 from scalebayes.results import Settings
-from scalebayes.retry import block_health, sample_carefully
-
-ProgressCallback = Callable[[int, int, str], None]
-"""Called as ``progress(done, total, phase)`` with iterations done so far; phase names the stage
-and 'warmup' or 'sampling'."""
 
 
 def sample(
@@ -70,8 +70,7 @@ def sample(
         compile_s, devices = 0.0, 1
         for i in range(n):
             one = tables.one(i)
-            table_progress = _table_progress(progress, i, n)
-            runner = _Runner(law, one, settings, table_progress)
+            runner = _Runner(law, one, settings, table_progress(progress, i, n))
             table_key = jax.random.fold_in(key, i)
             got, seconds, devices = likelihood.discrepancy.sample_posterior(
                 law, likelihood, one, table_key, runner
@@ -101,13 +100,6 @@ def batches_together() -> bool:
     return BATCH_ON_CPU or jax.local_devices()[0].platform != "cpu"
 
 
-def _table_progress(progress: ProgressCallback | None, i: int, n: int) -> ProgressCallback | None:
-    """Progress of table ``i`` of ``n`` sampled one after another, as a share of the whole."""
-    if progress is None:
-        return None
-    return lambda done, total, phase: progress(i * total + done, n * total, phase)
-
-
 _PRELOAD = "scalebayes-preload"  # the thread's name
 
 
@@ -131,7 +123,7 @@ class _Runner:
         self.n_runs, self.batch = int(tables.plain[0].weight.shape[0]), len(tables.plain)
 
     def _sampler(self, stage: Stage) -> Sampler:
-        return _sampler(
+        return cached_sampler(
             self.law, stage, self.n_runs, stage_settings(self.settings, stage), self.batch
         )
 
@@ -142,8 +134,12 @@ class _Runner:
         self, stage: Stage, tables: Sequence[ModelData], key: Any, slot: tuple[int, int]
     ) -> tuple[list[Block], float, int]:
         sampler = self._sampler(stage)
-        blocks, compile_s = sampler.run(tables, key, _stage_progress(self.progress, stage, slot))
+        blocks, compile_s = sampler.run(tables, key, stage_progress(self.progress, stage, slot))
         return blocks, compile_s, sampler.n_devices
+
+    def extend(self, stage: Stage, slot: tuple[int, int]) -> list[Block]:
+        """The last run of ``stage``, continued for as many draws again (:meth:`Sampler.extend`)."""
+        return self._sampler(stage).extend(extend_progress(self.progress, stage, slot))
 
 
 def stage_settings(settings: Settings, stage: Stage) -> Settings:
@@ -154,75 +150,6 @@ def stage_settings(settings: Settings, stage: Stage) -> Settings:
         warmup=settings.warmup * stage.warmup_factor,
         pooled_warmup=settings.pooled_warmup and stage.pooled_warmup,
     )
-
-
-def _stage_progress(
-    progress: ProgressCallback | None, stage: Stage, slot: tuple[int, int]
-) -> ProgressCallback | None:
-    """Progress of one stage as a share of the whole: stage ``index`` of ``count``."""
-    if progress is None:
-        return None
-    index, count = slot
-    if count == 1:
-        return _retry_progress(progress, stage)
-    return lambda done, total, phase: progress(
-        index * total + done, count * total, f"{stage.label} {phase}"
-    )
-
-
-def _retry_progress(progress: ProgressCallback | None, stage: Stage) -> ProgressCallback | None:
-    """A lone stage's progress, its phases named when it is a retry ("law retry warmup")."""
-    if progress is None or not stage.label.endswith("retry"):
-        return progress
-    return lambda done, total, phase: progress(done, total, f"{stage.label} {phase}")
-
-
-def sample_model(
-    stage: Stage, data: Any, settings: Settings, progress: ProgressCallback | None = None
-) -> tuple[Block, float, int]:
-    """Sample a NumPyro model that is not a law's: ``stage.model`` of one pytree ``data``.
-
-    ``data`` is a :class:`~scalebayes.model.ModelData` (its ``weight`` and ``log_loss`` give the
-    start point, its ``extra`` whatever else the model needs); ``stage.sites`` names every
-    sampled site with its prior. The compiled sampler is cached by ``stage.key`` (which must
-    name everything that changes the model), the data's shapes and the NUTS settings as the
-    stage asks (:func:`stage_settings`). Returns
-    the draws and sample stats (leading dims chain, draw), the seconds spent compiling and the
-    number of devices the chains used.
-    """
-    import jax
-
-    if stage.model is None or stage.sites is None:
-        raise ValueError("sample_model needs a stage with its own model and sites")
-    shapes = tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(data))
-    settings = stage_settings(settings, stage)
-    sampler = _sampler(None, stage, shapes, settings, 1)
-    blocks, compile_s = sampler.run(
-        [data], jax.random.key(settings.seed), _retry_progress(progress, stage)
-    )
-    return blocks[0], compile_s, sampler.n_devices
-
-
-def sample_model_carefully(
-    stage: Stage,
-    data: Any,
-    settings: Settings,
-    progress: ProgressCallback | None = None,
-    *,
-    health: Callable[[Block], Diagnostics] = block_health,
-) -> tuple[Block, float, int]:
-    """:func:`sample_model`, sampled once more, more carefully, if it fails the checks.
-
-    :func:`scalebayes.retry.sample_carefully`: the healthier run by ``health`` is kept, its
-    stats saying ``retried`` and ``retry_kept``; the compile seconds count both runs.
-    """
-
-    def one(st: Stage) -> tuple[list[Block], float, int]:
-        block, compile_s, devices = sample_model(st, data, settings, progress)
-        return [block], compile_s, devices
-
-    blocks, compile_s, devices = sample_carefully(one, stage, health)
-    return blocks[0], compile_s, devices
 
 
 class Sampler:
@@ -270,6 +197,7 @@ class Sampler:
             potential_fn_gen=self._potential_gen, algo="NUTS"
         )
         self._compiled: tuple[Any, Any, Any] | None = None
+        self._end: tuple[Any, ModelData] | None = None  # the last run's chains and data
         self._pending: tuple[Future[Any], Future[Any], Future[Any]] | None = None
         devices = jax.local_devices()
         self.platform = devices[0].platform
@@ -474,10 +402,9 @@ class Sampler:
         Returns, per table, constrained draws (plus ``_log_lik``, each run's log-likelihood,
         all runs, for the law's own model) and sample stats, all with leading dims
         (chain, draw); and the seconds spent waiting for the programs to compile (0 when an
-        earlier run compiled them, less when :meth:`prepare` started them earlier). ``key`` is a JAX PRNG key.
+        earlier run compiled them, less when :meth:`prepare` started them earlier). ``key`` is
+        a JAX PRNG key. Where the chains end is kept for :meth:`extend`.
         """
-        import jax
-
         s = self.settings
         data = self._inputs(tables_data)
         compile_s = 0.0
@@ -488,12 +415,41 @@ class Sampler:
             self._compiled = tuple(future.result() for future in self._pending)  # type: ignore[assignment]
             self._pending = None
             compile_s = time.perf_counter() - started
-        init, chunk, constrain = self._compiled
+        init = self._compiled[0]
         # The diagnostics need arviz-stats (~1 s to import): load it while the chains run.
         preload = threading.Thread(target=_preload, args=("arviz_stats",), name=_PRELOAD)
         preload.start()
         states = init(key, data)
-        total = s.warmup + s.draws
+        blocks, states = self._draw(states, data, s.warmup, progress, preload)
+        self._end = (states, data)
+        return blocks, compile_s
+
+    def extend(self, progress: ProgressCallback | None) -> list[Block]:
+        """As many draws again, per table, from where the last :meth:`run` left the chains.
+
+        No warmup: the step size and mass matrix stay as the run's warmup adapted them, so the
+        new draws continue the same Markov chains (:func:`scalebayes.retry.sample_carefully`).
+        """
+        if self._end is None:
+            raise ValueError("extend() continues a run: run() first")
+        blocks, states = self._draw(*self._end, 0, progress)
+        self._end = (states, self._end[1])
+        return blocks
+
+    def _draw(
+        self,
+        states: Any,
+        data: ModelData,
+        warmup: int,
+        progress: ProgressCallback | None,
+        preload: threading.Thread | None = None,
+    ) -> tuple[list[Block], Any]:
+        """``warmup`` iterations, then the settings' draws: per table its draws and stats."""
+        import jax
+
+        s = self.settings
+        _, chunk, constrain = self._compiled  # type: ignore[misc]
+        total = warmup + s.draws
         pieces = []
         done = 0
         while done < total:
@@ -502,10 +458,11 @@ class Sampler:
             interrupts.check()  # a Ctrl-C a JAX callback swallowed stops the fit here
             done += self.CHUNK
             if progress is not None:
-                progress(min(done, total), total, "warmup" if done <= s.warmup else "sampling")
-        # Imports in two threads can meet in SciPy's import cycles: none until the preload ends.
-        preload.join()
-        trace = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[s.warmup : total], *pieces)
+                progress(min(done, total), total, "warmup" if done <= warmup else "sampling")
+        if preload is not None:
+            # Imports in two threads can meet in SciPy's import cycles: none until it ends.
+            preload.join()
+        trace = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[warmup:total], *pieces)
         # scan stacks iterations first: (draw, chain, ...) -> (chain, draw, ...)
         trace = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), trace)
         constrained, log_lik = jax.device_get(constrain(trace.pop("z"), data))
@@ -520,12 +477,9 @@ class Sampler:
         for i in range(self.batch):
             rows = slice(i * s.chains, (i + 1) * s.chains)
             blocks.append(
-                (
-                    {k: v[rows] for k, v in samples.items()},
-                    {k: v[rows] for k, v in stats.items()},
-                )
+                ({k: v[rows] for k, v in samples.items()}, {k: v[rows] for k, v in stats.items()})
             )
-        return blocks, compile_s
+        return blocks, states
 
 
 _SAMPLERS: dict[tuple[Any, ...], Sampler] = {}
@@ -540,7 +494,9 @@ _COMPILER = ThreadPoolExecutor(max_workers=3, thread_name_prefix="scalebayes-com
 ONE_SHOT_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
-def _sampler(law: Law | None, stage: Stage, n_runs: Any, settings: Settings, batch: int) -> Sampler:
+def cached_sampler(
+    law: Law | None, stage: Stage, n_runs: Any, settings: Settings, batch: int
+) -> Sampler:
     """The cached compiled sampler for this stage, law, data shape, NUTS settings and batch."""
     law_key = None if law is None else law.key
     key = (stage.key, stage.warmup_tree_depth, law_key, stage.likelihood, n_runs, batch,

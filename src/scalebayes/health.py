@@ -43,11 +43,18 @@ class Diagnostics:
     # whether the retry was the run kept.
     retried: bool = False
     retry_kept: bool = False
+    # A run whose chains mixed too slowly, continued for as many draws again (scalebayes.retry).
+    extended: bool = False
 
     @property
     def notes(self) -> list[str]:
         """What the sampler did again, and draws at the maximum tree depth, as sentences."""
         notes = []
+        if self.extended:
+            notes.append(
+                "a sampling stage mixed too slowly for the checks in its first draws; its chains "
+                "were continued for as many draws again and every second draw kept"
+            )
         if self.retried:
             notes.append(
                 "a sampling stage failed the checks and was sampled again another way "
@@ -130,7 +137,8 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
         The sampled parameters; each entry of a vector parameter counts as one.
     stats : mapping of name to array, dims (chain, draw)
         Sample stats with ``diverging`` and ``reached_max_treedepth`` (booleans), and
-        optionally ``retried`` and ``retry_kept`` (booleans, :attr:`Diagnostics.notes`).
+        optionally ``extended``, ``retried`` and ``retry_kept`` (booleans,
+        :attr:`Diagnostics.notes`).
 
     Returns
     -------
@@ -168,6 +176,7 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
         chains=int(first.shape[0]),
         retried=bool(np.any(stats["retried"])) if "retried" in stats else False,
         retry_kept=bool(np.any(stats["retry_kept"])) if "retry_kept" in stats else False,
+        extended=bool(np.any(stats["extended"])) if "extended" in stats else False,
     )
 
 

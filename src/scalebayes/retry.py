@@ -1,12 +1,22 @@
-"""A sampling that fails the checks is sampled once more, more carefully; the healthier is kept.
+"""A sampling that fails the checks is continued, or sampled once more more carefully.
 
-More carefully: twice the warmup, so the mass matrix adapts on more draws, and a target
-acceptance of at least 0.95, so the steps are smaller through the curvature that diverged.
+A run that fails by R-hat or bulk ESS alone (its chains mixed too slowly, none diverged) is first
+continued for as many draws again with the step size and mass matrix its warmup adapted, and
+every second draw of the chains twice as long kept (so a fit's shape stays), a divergence in
+either draw of a pair counting for the one kept. Where that fails too, or a run diverged, it is
+sampled once more, more carefully: twice the warmup, so the mass matrix adapts on more draws,
+and a target acceptance of at least 0.95, so the steps are smaller through the curvature that
+diverged.
 :func:`scalebayes.health.healthier` decides, table by table, which run to keep, and the kept
 block's sample stats say ``retried`` and ``retry_kept`` (:attr:`Diagnostics.notes`). A stage
 is any frozen dataclass with ``min_target_accept``, ``warmup_factor``, ``label`` and
 ``pooled_warmup`` fields
 (:class:`scalebayes.discrepancy.base.Stage`); the engine applies them to the settings.
+Continuing costs a second sampling phase and nothing else (no compile, no warmup); a careful
+retry compiles and warms up again. Approach 2 on Epoch's runs, seeds 0-5 (cold processes,
+``benchmarks/allocation_cost.py --seeds``): 3 of 6 fits failed the checks at first, each by
+R-hat 1.011-1.015 and bulk ESS 220-539 on the valley's shape p, q; continued, all 3 passed
+(R-hat 1.007-1.009), where the careful retry left one failing (R-hat 1.011).
 
 Measured (this project's 2-core VM): law fits of the public tables, seeds 0-2
 (benchmarks/retry.py): 13 of 60 failed the checks at first, 2 after (the data-constrained law
@@ -64,9 +74,10 @@ def block_health(block: Block) -> Diagnostics:
 def sample_carefully[S](
     sample: Callable[[S], tuple[list[Block], float, int]],
     stage: S,
-    health: Callable[[Block], Diagnostics] = block_health,
+    health: Callable[[Block], Diagnostics] | None = None,
+    extend: Callable[[S], list[Block]] | None = None,
 ) -> tuple[list[Block], float, int]:
-    """``sample(stage)``, and ``sample(careful(stage))`` when a table's run fails the checks.
+    """``sample(stage)``; where a table's run fails the checks, continued, then sampled carefully.
 
     Parameters
     ----------
@@ -75,32 +86,63 @@ def sample_carefully[S](
         number of devices used.
     stage : Stage
         The stage to sample.
-    health : callable
+    health : callable, optional
         One table's :class:`Diagnostics` from its block (default :func:`block_health`).
+    extend : callable, optional
+        Continues the chains of the last ``sample(stage)`` for as many draws again, per table
+        (the engine's ``extend``); without it a failing run goes straight to the careful retry.
 
     Returns
     -------
-    The blocks kept (each table's healthier run, ``retried`` and ``retry_kept`` added to its
-    stats), the compile seconds of both runs, and the devices used.
+    The blocks kept (each table's healthiest run, ``extended``, ``retried`` and
+    ``retry_kept`` added to its stats), the compile seconds of every run, and the devices used.
     """
+    health = health or block_health
     blocks, compile_s, devices = sample(stage)
     first = [health(block) for block in blocks]
+    extended = [False] * len(blocks)
+    slow = [not d.ok and not d.n_divergent for d in first]
+    if extend is not None and any(slow):
+        more = extend(stage)
+        for i in np.flatnonzero(slow):
+            longer = thinned_pairs(blocks[i], more[i])
+            if (d := health(longer)).ok:
+                blocks[i], first[i], extended[i] = longer, d, True
     retried = [not d.ok for d in first]
     kept = [False] * len(blocks)
     if any(retried):
-        again, more, _ = sample(careful(stage))
-        compile_s += more
+        again, seconds, _ = sample(careful(stage))
+        compile_s += seconds
         for i, block in enumerate(again):
             if retried[i] and healthier(first[i], health(block)):
                 blocks[i], kept[i] = block, True
     return (
-        [_marked(b, r, k) for b, r, k in zip(blocks, retried, kept, strict=True)],
+        [_marked(*row) for row in zip(blocks, extended, retried, kept, strict=True)],
         compile_s,
         devices,
     )
 
 
-def _marked(block: Block, retried: bool, kept: bool) -> Block:
+def thinned_pairs(first: Block, more: Block) -> Block:
+    """A run and its continuation as one chain twice as long, every second draw kept.
+
+    Leading dims (chain, draw) everywhere; the draw count stays. A divergence or a draw at the
+    maximum tree depth in either draw of a pair marks the draw kept, so none is hidden.
+    """
+    (draws, stats), (draws_more, stats_more) = first, more
+
+    def joined(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        return {k: np.concatenate([a[k], b[k]], axis=1)[:, 1::2] for k in a}
+
+    stats_kept = joined(stats, stats_more)
+    for flag in ("diverging", "reached_max_treedepth"):
+        both = np.concatenate([stats[flag], stats_more[flag]], axis=1)
+        stats_kept[flag] = both[:, 0::2] | both[:, 1::2]
+    return joined(draws, draws_more), stats_kept
+
+
+def _marked(block: Block, extended: bool, retried: bool, kept: bool) -> Block:
     draws, stats = block
     shape = np.shape(stats["diverging"])
-    return draws, {**stats, "retried": np.full(shape, retried), "retry_kept": np.full(shape, kept)}
+    flags = {"extended": extended, "retried": retried, "retry_kept": kept}
+    return draws, {**stats, **{k: np.full(shape, v) for k, v in flags.items()}}

@@ -110,12 +110,12 @@ def fit_envelope(
     settings = Settings.make(settings, **sampler)
     sizes = find_sizes(runs)
     k = runs.cost_k if cost_k is None else float(cost_k)
-    from scalebayes import engine
+    from scalebayes import model_sampling
 
     with precision(settings.precision):
         started = time.perf_counter()
         data = curve_data(sizes)
-        (samples, stats), compile_s, _ = engine.sample_model_carefully(
+        (samples, stats), compile_s, _ = model_sampling.sample_model_carefully(
             model.stage(sizes.n_sizes), data, settings, progress
         )
         wall = {"compile": compile_s, "sampling": time.perf_counter() - started - compile_s}

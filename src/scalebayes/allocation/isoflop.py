@@ -85,13 +85,13 @@ def fit_isoflops(
     budgets = find_budgets(
         runs, log10_tol=log10_tol, min_budgets=min_budgets, edge_sweeps=edge_sweeps
     )
-    from scalebayes import engine
+    from scalebayes import model_sampling
 
     with precision(settings.precision):
         started = time.perf_counter()
         data = profile_data(runs, budgets)
         stage = model.stage(budgets.n_budgets)
-        (samples, stats), compile_s, _ = engine.sample_model_carefully(
+        (samples, stats), compile_s, _ = model_sampling.sample_model_carefully(
             stage, data, settings, progress, health=_health
         )
         if stats["retry_kept"].any():

@@ -117,6 +117,9 @@ class RunStage(Protocol):
         ``(index, count)`` places the stage in the progress bar.
         """
 
+    def extend(self, stage: Stage, slot: tuple[int, int]) -> list[Block]:
+        """The last run of ``stage``, its chains continued for as many draws again, per table."""
+
 
 @dataclass(frozen=True)
 class Discrepancy:
@@ -273,13 +276,14 @@ class Discrepancy:
     ) -> tuple[list[Block], float, int]:
         """Sample the whole model: by default one stage, the law's model with this term in it.
 
-        A table whose run fails the checks is sampled once more, more carefully
+        A table whose run fails the checks is continued or sampled once more, more carefully
         (:func:`scalebayes.retry.sample_carefully`).
         """
         full = tables.full()
         return sample_carefully(
             lambda stage: run_stage(stage, full, key, (0, 1)),
             Stage("law", likelihood, pooled_warmup=True),
+            extend=lambda stage: run_stage.extend(stage, (0, 1)),
         )
 
     # --- predictions ------------------------------------------------------------------------

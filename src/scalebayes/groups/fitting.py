@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from scalebayes import engine
+from scalebayes import model_sampling
 from scalebayes.data import Runs, load_runs
 from scalebayes.discrepancy.base import Stage
 from scalebayes.engine import ProgressCallback
@@ -113,7 +113,7 @@ def fit_groups(
             min_target_accept=MIN_TARGET_ACCEPT,
             terms=plan.terms,
         )
-        (samples, stats), compile_s, devices = engine.sample_model_carefully(
+        (samples, stats), compile_s, devices = model_sampling.sample_model_carefully(
             stage, model_data, settings, progress
         )
         names = likelihood.discrepancy.param_names(law, ())
