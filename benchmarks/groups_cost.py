@@ -16,6 +16,7 @@ and whether a failed first run was sampled again (a retry roughly doubles a fit'
 ratios per seed and their median.
 
     python benchmarks/groups_cost.py [--data DIR] [--group dclm] [--seeds 0 1 2 3]
+        [--cases grouped single] [--out groups_cost.json]
 
 Writes benchmarks/results/groups_cost.json.
 """
@@ -74,6 +75,10 @@ def main() -> int:
     add_data_argument(parser)
     parser.add_argument("--group", default="dclm", help="the single fit's ladder (default dclm)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampler seeds")
+    parser.add_argument(
+        "--cases", nargs="+", choices=CASES, default=list(CASES), help="the cases run (all)"
+    )
+    parser.add_argument("--out", default="groups_cost.json", help="results file name")
     add_cold_arguments(parser, CASES)
     args = parser.parse_args()
     if args.case:
@@ -82,26 +87,29 @@ def main() -> int:
     if marin_runs(args.data) is None:
         return 0
     rows, ratios = [], []
+    pairs = {"grouped / single": ("grouped", "single"),
+             "grouped, shared / single": ("grouped, shared", "single"),
+             "grouped / single, plain": ("grouped, plain", "single, plain")}  # fmt: skip
     for seed in args.seeds:
-        for case in CASES:
+        for case in args.cases:
             argv = cold_argv(args, case, "--group", args.group, "--seeds", str(seed))
             rows.append({"seed": seed, **run_cold(__file__, argv)})
             print(json.dumps(rows[-1]), flush=True)
         s = {row["case"]: row["end_to_end_s"] for row in rows if row["seed"] == seed}
-        ratios.append({"seed": seed, "grouped / single": s["grouped"] / s["single"],
-                       "grouped, shared / single": s["grouped, shared"] / s["single"],
-                       "grouped / single, plain": s["grouped, plain"] / s["single, plain"]})  # fmt: skip
+        ratios.append({"seed": seed, **{name: s[a] / s[b] for name, (a, b) in pairs.items()
+                                        if a in s and b in s}})  # fmt: skip
     print(f"\n{'seed':>4} {'case':<16} {'runs':>5} {'end to end s':>13} {'steps/draw':>11} "
-          f"{'R-hat':>6} {'div':>4} {'max depth':>9} retried")  # fmt: skip
+          f"{'R-hat':>6} {'div':>4} {'max depth':>9} continued retried")  # fmt: skip
     for row in rows:
         print(f"{row['seed']:>4} {row['case']:<16} {row['runs']:>5} {row['end_to_end_s']:>13.1f} "
               f"{row['mean_leapfrog_steps']:>11.0f} {row['max_rhat']:>6.3f} "
-              f"{row['n_divergent']:>4} {row['n_max_treedepth']:>9} {row['retried']}")  # fmt: skip
+              f"{row['n_divergent']:>4} {row['n_max_treedepth']:>9} "
+              f"{row.get('extended') or row.get('smaller_steps')!s:>9} {row['retried']}")  # fmt: skip
     medians = {key: statistics.median(r[key] for r in ratios) for key in ratios[0] if key != "seed"}
     print("median over seeds (target <= 2 for grouped / single): "
           + ", ".join(f"{key} {value:.2f}" for key, value in medians.items()))  # fmt: skip
     write_results(
-        RESULTS / "groups_cost.json",
+        RESULTS / args.out,
         {"settings": {**vars(args), "data": str(args.data)}, "rows": rows, "ratios": ratios,
          **medians, "machine": machine()},
     )  # fmt: skip

@@ -1,9 +1,9 @@
 """How often a law fit fails the sampler's checks at first, and after it is continued or retried.
 
-A stage that fails the checks (R-hat > 1.01, bulk ESS < 100 per chain, a divergence) by R-hat or
-ESS alone is first continued for as many draws again; one that still fails, or diverged, is
-sampled once more with twice the warmup and a target acceptance of at least 0.95, and the
-healthier run kept (scalebayes.retry). A fit's sample stats say which happened, so one run
+A stage that fails the checks (R-hat > 1.01, bulk ESS < 100 per chain, a divergence) is first
+continued for as many draws again: as it was when it failed by R-hat or ESS alone, with half its
+step size when it diverged; one that still fails is sampled once more with twice the warmup and
+a target acceptance of at least 0.95, and the healthiest run kept (scalebayes.retry). A fit's sample stats say which happened, so one run
 measures all: "failed first" counts the fits that were continued or retried, "continued" those
 that passed once continued, "fails after" those whose kept run still fails. Tables: Epoch's Chinchilla
 runs, each Open-Athena experiment, (Mis)Fitting's finished runs, and the data-constrained runs
@@ -66,9 +66,12 @@ def fit_one(runs: Any, law: str, discrepancy: str, seed: int, settings: dict) ->
 
 
 def _how(d: Any) -> str:
-    """What the fit did after its first run failed: continued, retry (kept), retry (first kept)."""
+    """What the fit did after its first run failed: went on (as it was, or at half the step),
+    a careful retry kept, or the first run kept."""
     if d.extended:
         return "cont."
+    if d.smaller_steps:
+        return "half"
     if d.retried:
         return "retry" if d.retry_kept else "first"
     return "-"
@@ -140,7 +143,9 @@ def main() -> None:
                     d = fit.diagnostics
                     row = {
                         "table": name, "law": law, "discrepancy": discrepancy, "seed": seed,
-                        "failed_first": d.extended or d.retried, "continued": d.extended,
+                        "failed_first": d.extended or d.smaller_steps or d.retried,
+                        "continued": d.extended or d.smaller_steps,
+                        "extended": d.extended, "smaller_steps": d.smaller_steps,
                         "retried": d.retried, "retry_kept": d.retry_kept,
                         "fails_after": not d.ok, "diagnostics": d.to_dict(),
                         "seconds": time.perf_counter() - started,

@@ -191,6 +191,21 @@ def test_diagnostics_say_when_a_stage_was_sampled_again(retry, said):
     assert diagnose({"x": _mixed(rng)}, stats).notes == []
 
 
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [("extended", "continued for as many draws again"), ("smaller_steps", "half the step size")],
+)
+def test_diagnostics_say_when_a_stage_was_continued(flag, said):
+    rng = np.random.default_rng(3)
+    stats = {
+        "diverging": np.zeros((4, 200), bool),
+        "reached_max_treedepth": np.zeros((4, 200), bool),
+        flag: np.ones((4, 200), bool),
+    }
+    d = diagnose({"x": _mixed(rng)}, stats)
+    assert getattr(d, flag) and len(d.notes) == 1 and said in d.notes[0]
+
+
 def test_draws_at_the_maximum_tree_depth_are_noted_not_failed():
     # A cut trajectory is still a valid transition; its cost shows in the ESS, which is checked.
     capped = dataclasses.replace(HEALTHY, n_max_treedepth=8)

@@ -137,9 +137,10 @@ class _Runner:
         blocks, compile_s = sampler.run(tables, key, stage_progress(self.progress, stage, slot))
         return blocks, compile_s, sampler.n_devices
 
-    def extend(self, stage: Stage, slot: tuple[int, int]) -> list[Block]:
+    def extend(self, stage: Stage, slot: tuple[int, int], step_scale: float = 1.0) -> list[Block]:
         """The last run of ``stage``, continued for as many draws again (:meth:`Sampler.extend`)."""
-        return self._sampler(stage).extend(extend_progress(self.progress, stage, slot))
+        progress = extend_progress(self.progress, stage, slot)
+        return self._sampler(stage).extend(progress, step_scale)
 
 
 def stage_settings(settings: Settings, stage: Stage) -> Settings:
@@ -424,16 +425,23 @@ class Sampler:
         self._end = (states, data)
         return blocks, compile_s
 
-    def extend(self, progress: ProgressCallback | None) -> list[Block]:
+    def extend(self, progress: ProgressCallback | None, step_scale: float = 1.0) -> list[Block]:
         """As many draws again, per table, from where the last :meth:`run` left the chains.
 
-        No warmup: the step size and mass matrix stay as the run's warmup adapted them, so the
-        new draws continue the same Markov chains (:func:`scalebayes.retry.sample_carefully`).
+        No warmup: the mass matrix stays as the run's warmup adapted it, and the step size too,
+        times ``step_scale``, so the new draws continue the same Markov chains (with a smaller
+        step where the run diverged: :func:`scalebayes.retry.sample_carefully`).
         """
         if self._end is None:
             raise ValueError("extend() continues a run: run() first")
-        blocks, states = self._draw(*self._end, 0, progress)
-        self._end = (states, self._end[1])
+        states, data = self._end
+        if step_scale != 1.0:
+            adapted = states.adapt_state
+            states = states._replace(
+                adapt_state=adapted._replace(step_size=adapted.step_size * step_scale)
+            )
+        blocks, states = self._draw(states, data, 0, progress)
+        self._end = (states, data)
         return blocks
 
     def _draw(

@@ -43,8 +43,10 @@ class Diagnostics:
     # whether the retry was the run kept.
     retried: bool = False
     retry_kept: bool = False
-    # A run whose chains mixed too slowly, continued for as many draws again (scalebayes.retry).
+    # A run continued after it failed the checks (scalebayes.retry): its chains mixed too
+    # slowly and went on for as many draws again, or it diverged and went on with smaller steps.
     extended: bool = False
+    smaller_steps: bool = False
 
     @property
     def notes(self) -> list[str]:
@@ -54,6 +56,11 @@ class Diagnostics:
             notes.append(
                 "a sampling stage mixed too slowly for the checks in its first draws; its chains "
                 "were continued for as many draws again and every second draw kept"
+            )
+        if self.smaller_steps:
+            notes.append(
+                "a sampling stage diverged in its first draws; its chains were continued with "
+                "half the step size and only those draws kept"
             )
         if self.retried:
             notes.append(
@@ -137,7 +144,7 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
         The sampled parameters; each entry of a vector parameter counts as one.
     stats : mapping of name to array, dims (chain, draw)
         Sample stats with ``diverging`` and ``reached_max_treedepth`` (booleans), and
-        optionally ``extended``, ``retried`` and ``retry_kept`` (booleans,
+        optionally ``extended``, ``smaller_steps``, ``retried`` and ``retry_kept`` (booleans,
         :attr:`Diagnostics.notes`).
 
     Returns
@@ -177,6 +184,7 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
         retried=bool(np.any(stats["retried"])) if "retried" in stats else False,
         retry_kept=bool(np.any(stats["retry_kept"])) if "retry_kept" in stats else False,
         extended=bool(np.any(stats["extended"])) if "extended" in stats else False,
+        smaller_steps=bool(np.any(stats["smaller_steps"])) if "smaller_steps" in stats else False,
     )
 
 

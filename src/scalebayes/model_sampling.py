@@ -43,11 +43,19 @@ def sample_model(
 
 
 def extend_model(
-    stage: Stage, data: Any, settings: Settings, progress: ProgressCallback | None = None
+    stage: Stage,
+    data: Any,
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+    step_scale: float = 1.0,
 ) -> Block:
-    """The last :func:`sample_model` run of ``stage`` on ``data``, continued as many draws again."""
+    """The last :func:`sample_model` run of ``stage`` on ``data``, continued as many draws again.
+
+    ``step_scale`` multiplies the step size its warmup adapted (:meth:`Sampler.extend`).
+    """
     more = dataclasses.replace(stage, label=f"{stage.label} more")
-    return _model_sampler(stage, data, settings).extend(retry_progress(progress, more))[0]
+    sampler = _model_sampler(stage, data, settings)
+    return sampler.extend(retry_progress(progress, more), step_scale)[0]
 
 
 def _model_sampler(stage: Stage, data: Any, settings: Settings) -> Sampler:
@@ -69,18 +77,18 @@ def sample_model_carefully(
 ) -> tuple[Block, float, int]:
     """:func:`sample_model`, continued or sampled again more carefully if it fails the checks.
 
-    :func:`scalebayes.retry.sample_carefully`: a run that mixed too slowly is continued
-    (:func:`extend_model`), one that still fails is sampled again more carefully, and the
-    healthiest is kept, its stats saying ``extended``, ``retried`` and ``retry_kept``; the
-    compile seconds count every run.
+    :func:`scalebayes.retry.sample_carefully`: a run that mixed too slowly or diverged is
+    continued (:func:`extend_model`), one that still fails is sampled again more carefully, and
+    the healthiest is kept, its stats saying ``extended``, ``smaller_steps``, ``retried`` and
+    ``retry_kept``; the compile seconds count every run.
     """
 
     def one(st: Stage) -> tuple[list[Block], float, int]:
         block, compile_s, devices = sample_model(st, data, settings, progress)
         return [block], compile_s, devices
 
-    def more(st: Stage) -> list[Block]:
-        return [extend_model(st, data, settings, progress)]
+    def more(st: Stage, step_scale: float) -> list[Block]:
+        return [extend_model(st, data, settings, progress, step_scale)]
 
     blocks, compile_s, devices = sample_carefully(one, stage, health, extend=more)
     return blocks[0], compile_s, devices

@@ -126,7 +126,14 @@ def tree_diagnostics(idata: xr.DataTree, names: list[str]) -> Diagnostics:
         {name: posterior[name].to_numpy() for name in names},
         {
             name: stats[name].to_numpy()
-            for name in ("diverging", "reached_max_treedepth", "extended", "retried", "retry_kept")
+            for name in (
+                "diverging",
+                "reached_max_treedepth",
+                "extended",
+                "smaller_steps",
+                "retried",
+                "retry_kept",
+            )
             if name in stats
         },
     )

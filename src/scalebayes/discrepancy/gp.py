@@ -236,7 +236,7 @@ class GP(Discrepancy):
         law_blocks, law_compile, devices = sample_carefully(
             lambda stage: run_stage(stage, tables.plain, key, (0, 2)),
             law_stage,
-            extend=lambda stage: run_stage.extend(stage, (0, 2)),
+            extend=lambda stage, scale: run_stage.extend(stage, (0, 2), scale),
         )
         gp_key = jax.random.fold_in(key, 1)
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
@@ -360,7 +360,8 @@ class GP(Discrepancy):
         law_kept = law_stats.get("retry_kept", np.zeros(shape, bool))
         stats["retried"] = np.full(shape, retried) | law_retried
         stats["retry_kept"] = np.full(shape, kept) | law_kept
-        stats["extended"] = law_stats.get("extended", np.zeros(shape, bool))
+        for flag in ("extended", "smaller_steps"):  # how the law module's run was continued
+            stats[flag] = law_stats.get(flag, np.zeros(shape, bool))
         return samples, stats
 
     @override
