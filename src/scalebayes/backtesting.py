@@ -6,8 +6,8 @@ fitted to the runs at or below the cut and the runs above it are predicted (as n
 included), then scored: by proper scores first (the 90 % interval score, CRPS, log predictive
 density), then 50 % and 90 % predictive coverage, interval width, signed bias and errors of the
 median prediction. It also compares the compute-optimal allocation at a planning budget from
-each small-run fit with the one from all the runs, by the single-fit approach the allocation
-backtest supports for the table (3m for a default fit on isoFLOP sweeps, else the law's).
+each small-run fit with the one from all the runs: the law's, and beside it the whole model's
+(approach 3m) where ``optimal`` would recommend it (a default fit on isoFLOP sweeps).
 
 A view of :mod:`scalebayes.holdout`, as leave-future-out is: the backtest's cut rules (decades
 or budgets held out at the top, or FLOPs), the shared scores, and the allocation check. All
@@ -153,7 +153,7 @@ class Backtest:
 
     def _allocation_text(self, approach: str) -> list[str]:
         """Per cut, one approach's tokens per parameter at the budget against the all-runs fit's."""
-        suffix = "" if approach == "3" else f"_{approach}"
+        suffix = _suffix(approach)
         column = self.table[f"all_data_tokens_per_param{suffix}"]
         lines = [
             f"tokens per parameter at {self.budget:.3g} FLOPs, {_APPROACH_WORDS[approach]}: "
@@ -359,7 +359,7 @@ def _allocation_approaches(full: Fit, requested: str) -> tuple[str, ...]:
 
 def _allocation_columns(held: Any, budget: float, approach: str) -> pd.DataFrame:
     """Per cut, one approach's tokens per parameter at ``budget``; 3m's columns end in _3m."""
-    suffix = "" if approach == "3" else f"_{approach}"
+    suffix = _suffix(approach)
     all_data = float(np.median(_tokens_per_param(held.full, budget, approach)))
     rows = []
     for fit in held.fits:
@@ -376,6 +376,11 @@ def _allocation_columns(held: Any, budget: float, approach: str) -> pd.DataFrame
             }
         )
     return pd.DataFrame(rows).add_suffix(suffix)
+
+
+def _suffix(approach: str) -> str:
+    """The allocation check's column suffix: none for the law's (approach 3), else ``_3m``."""
+    return "" if approach == "3" else f"_{approach}"
 
 
 def _tokens_per_param(fit: Fit, budget: float, approach: str = "3") -> np.ndarray:
