@@ -161,9 +161,9 @@ def test_a_law_fit_still_diverging_is_sampled_again_more_carefully(monkeypatch):
             blocks = [_with_divergences(blocks[0])]
         return blocks, compile_s, devices
 
-    def continuation_fails(self, stage, slot, step_scale=1.0):
+    def continuation_fails(self, stage, step_scale=1.0):
         calls.append(("more", step_scale))
-        return [_with_divergences(b) for b in real_extend(self, stage, slot, step_scale)]
+        return [_with_divergences(b) for b in real_extend(self, stage, step_scale)]
 
     monkeypatch.setattr(engine._Runner, "__call__", first_fails)
     monkeypatch.setattr(engine._Runner, "extend", continuation_fails)

@@ -137,9 +137,9 @@ class _Runner:
         blocks, compile_s = sampler.run(tables, key, stage_progress(self.progress, stage, slot))
         return blocks, compile_s, sampler.n_devices
 
-    def extend(self, stage: Stage, slot: tuple[int, int], step_scale: float = 1.0) -> list[Block]:
+    def extend(self, stage: Stage, step_scale: float = 1.0) -> list[Block]:
         """The last run of ``stage``, continued for as many draws again (:meth:`Sampler.extend`)."""
-        progress = extend_progress(self.progress, stage, slot)
+        progress = extend_progress(self.progress, stage)
         return self._sampler(stage).extend(progress, step_scale)
 
 

@@ -5,7 +5,6 @@ Every callback is a :data:`ProgressCallback`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -38,12 +37,15 @@ def stage_progress(
     )
 
 
-def extend_progress(
-    progress: ProgressCallback | None, stage: Stage, slot: tuple[int, int]
-) -> ProgressCallback | None:
-    """Progress of a stage's continued chains, named so ("law more sampling")."""
-    more = dataclasses.replace(stage, label=f"{stage.label} more")
-    return stage_progress(progress, more, slot)
+def extend_progress(progress: ProgressCallback | None, stage: Stage) -> ProgressCallback | None:
+    """Progress of a stage's continued chains: their own count, named ("law more sampling").
+
+    Not a share of the whole as :func:`stage_progress` gives: the continuation comes after the
+    stage's run, and a count that ends where it does says when it is done.
+    """
+    if progress is None:
+        return None
+    return lambda done, total, phase: progress(done, total, f"{stage.label} more {phase}")
 
 
 def retry_progress(progress: ProgressCallback | None, stage: Stage) -> ProgressCallback | None:

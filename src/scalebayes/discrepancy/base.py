@@ -117,7 +117,7 @@ class RunStage(Protocol):
         ``(index, count)`` places the stage in the progress bar.
         """
 
-    def extend(self, stage: Stage, slot: tuple[int, int], step_scale: float = 1.0) -> list[Block]:
+    def extend(self, stage: Stage, step_scale: float = 1.0) -> list[Block]:
         """The last run of ``stage``, its chains continued for as many draws again, per table.
 
         ``step_scale`` multiplies the step size warmup adapted (below 1 where the run diverged).
@@ -286,7 +286,7 @@ class Discrepancy:
         return sample_carefully(
             lambda stage: run_stage(stage, full, key, (0, 1)),
             Stage("law", likelihood, pooled_warmup=True),
-            extend=lambda stage, scale: run_stage.extend(stage, (0, 1), scale),
+            extend=lambda stage, scale: run_stage.extend(stage, scale),
         )
 
     # --- predictions ------------------------------------------------------------------------

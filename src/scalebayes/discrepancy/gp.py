@@ -236,7 +236,7 @@ class GP(Discrepancy):
         law_blocks, law_compile, devices = sample_carefully(
             lambda stage: run_stage(stage, tables.plain, key, (0, 2)),
             law_stage,
-            extend=lambda stage, scale: run_stage.extend(stage, (0, 2), scale),
+            extend=lambda stage, scale: run_stage.extend(stage, scale),
         )
         gp_key = jax.random.fold_in(key, 1)
         gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
