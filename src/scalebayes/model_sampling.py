@@ -8,14 +8,13 @@ compiled sampler, :func:`extend_model` continues those chains, and
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from scalebayes.discrepancy.base import Block, Stage
 from scalebayes.engine import ProgressCallback, Sampler, cached_sampler, stage_settings
 from scalebayes.health import Diagnostics
-from scalebayes.progress import retry_progress
+from scalebayes.progress import extend_progress, retry_progress
 from scalebayes.results import Settings
 from scalebayes.retry import sample_carefully
 
@@ -53,9 +52,8 @@ def extend_model(
 
     ``step_scale`` multiplies the step size its warmup adapted (:meth:`Sampler.extend`).
     """
-    more = dataclasses.replace(stage, label=f"{stage.label} more")
     sampler = _model_sampler(stage, data, settings)
-    return sampler.extend(retry_progress(progress, more), step_scale)[0]
+    return sampler.extend(extend_progress(progress, stage), step_scale)[0]
 
 
 def _model_sampler(stage: Stage, data: Any, settings: Settings) -> Sampler:

@@ -49,10 +49,7 @@ def extend_progress(progress: ProgressCallback | None, stage: Stage) -> Progress
 
 
 def retry_progress(progress: ProgressCallback | None, stage: Stage) -> ProgressCallback | None:
-    """A lone stage's progress, its phases named when it is a retry or a continuation.
-
-    ("law retry warmup", "law more sampling"): the count restarts, and the bar says why.
-    """
-    if progress is None or not stage.label.endswith((" retry", " more")):
+    """A lone stage's progress, its phases named when it is a retry ("law retry warmup")."""
+    if progress is None or not stage.label.endswith(" retry"):
         return progress
     return lambda done, total, phase: progress(done, total, f"{stage.label} {phase}")
