@@ -62,7 +62,7 @@ def test_diagnose_reads_every_entry_of_every_site():
     w[..., 1] = _stuck(rng)
     bad = diagnose({"a": _mixed(rng), "w": w}, _stats())
     assert bad.max_rhat > 1.1 and bad.min_ess_bulk < 100, bad
-    assert len(bad.problems) == 2 and not bad.ok
+    assert len(bad.problems) == 3 and not bad.ok  # R-hat, bulk and tail ESS
 
 
 def test_healthier_prefers_health_then_fewer_failed_checks():
@@ -92,9 +92,10 @@ class _Tables:
         return (None, None)
 
 
-def _retry_stages(law_blocks, first, retry, careful=None):
+def _retry_stages(law_blocks, first, retry, careful=None, more=None):
     """A run_stage that hands out the law's blocks, then the GP's, the centred retry's, and the
-    careful non-centred retry's (``careful``, default the first run's again)."""
+    careful non-centred retry's (``careful``, default the first run's again); a continuation
+    hands out ``more`` (default the first run's again)."""
     calls = []
 
     class RunStage:
@@ -109,6 +110,10 @@ def _retry_stages(law_blocks, first, retry, careful=None):
             blocks = {"law": law_blocks, "gp": first, "gp_centred": retry,
                       "gp careful": careful or first}[name]  # fmt: skip
             return [(dict(d), dict(s)) for d, s in blocks], 0.0, 1
+
+        def extend(self, stage, scale):
+            calls.append(f"{stage.key} more x{scale:g}")
+            return [(dict(d), dict(s)) for d, s in (more or first)]
 
     return RunStage(), calls
 
@@ -129,21 +134,22 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     # centred retry healthy.
     first = [_block(gp_draws(), 3), _block(gp_draws(), 60)]
     retry = [_block(gp_draws(stuck=True), 0), _block(gp_draws(), 0)]
-    assert [len(block_health(b).problems) for b in (*first, *retry)] == [1, 1, 2, 0]
+    assert [len(block_health(b).problems) for b in (*first, *retry)] == [1, 1, 3, 0]
     # The join is the model's business; here it returns what was chosen.
     retried = []
 
-    def join(self, law, lik, table, lb, gb, centred, was_retried, kept):
-        retried.append(was_retried)
-        return gb, centred
+    def join(self, law, lik, table, lb, gb):
+        retried.append(bool(gb[1]["retried"].any()))
+        return gb, bool(gb[1]["gp_centred"].all())
 
     monkeypatch.setattr(GP, "_join", join)
     monkeypatch.setattr(GP, "with_whitening", lambda self, law, table: table)
     run_stage, calls = _retry_stages(law_blocks, first, retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
-    # Table 0 is still unhealthy after the centred retry: the careful whitened one runs
-    # (here it reads as the first run did, so the first is kept).
-    assert calls == ["law", "gp", "gp_centred", "gp careful"]
+    # Both diverged: continued at half the step (here reading as the first run did, so the
+    # first is kept). Table 0 is still unhealthy after the centred retry: the careful whitened
+    # one runs (here it reads as the first run did, so the first is kept).
+    assert calls == ["law", "gp", "gp more x0.5", "gp_centred", "gp careful"]
     assert [centred for _, centred in blocks] == [False, True] and retried == [True, True]
     assert blocks[0][0][1]["diverging"].sum() == 3  # the first draws, divergences kept
     # Both first blocks healthy: no retry at all.
@@ -155,9 +161,10 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     stuck_first = [_block(gp_draws(stuck=True)), _block(gp_draws())]
     run_stage, calls = _retry_stages(law_blocks, stuck_first, retry)
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
-    # Table 0's retry is stuck as well (two failed checks each, no divergences): the lower R-hat
-    # decides, whichever it is; table 1 was healthy and stays whitened, and is not said to
-    # have been retried (its batch was, for table 0).
+    # Stuck apart (ESS far below the floor), table 0 is not continued. Its retry is stuck as
+    # well (failed checks each, no divergences): the lower R-hat decides, whichever it is;
+    # table 1 was healthy and stays whitened, and is not said to have been retried (its batch
+    # was, for table 0).
     assert calls == ["law", "gp", "gp_centred", "gp careful"] and blocks[1][1] is False
     assert retried[4:] == [True, False]
     # A careful retry that heals table 0 is kept, non-centred.
@@ -166,6 +173,11 @@ def test_gp_keeps_a_retry_only_when_it_is_healthier(monkeypatch):
     blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
     assert [centred for _, centred in blocks] == [False, True]
     assert blocks[0][0] is not first[0][0] and blocks[0][0][1]["diverging"].sum() == 0
+    # A continuation at half the step that heals both is kept: no retry, whitened, and said.
+    run_stage, calls = _retry_stages(law_blocks, first, retry, more=healed[:1] * 2)
+    blocks, _, _ = gp.sample_posterior(law, likelihood, _Tables(), jax.random.key(0), run_stage)
+    assert calls == ["law", "gp", "gp more x0.5"] and [c for _, c in blocks] == [False, False]
+    assert all(b[0][1]["smaller_steps"].all() and not b[0][1]["retried"].any() for b in blocks)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 import scalebayes as sb
 from scalebayes.discrepancy.base import Stage
 from scalebayes.health import Diagnostics, diagnose
-from scalebayes.retry import careful, sample_carefully, thinned_pairs
+from scalebayes.retry import MAX_SLOW_SEGMENTS, careful, sample_carefully, thinned
 
 CHAINS, DRAWS = 4, 500
 
@@ -219,9 +219,9 @@ def test_a_slow_run_is_continued_every_second_draw_kept_and_not_sampled_again():
 
 
 def test_a_run_that_diverged_goes_on_with_smaller_steps_and_one_still_failing_is_retried():
-    # Table 0 mixes slowly and going on does not help; table 1 diverged and goes on at half the
-    # step, its continuation alone kept; table 2 diverged and diverges again: both 0 and 2 go
-    # to the careful retry, healthy there.
+    # Table 0 mixes slowly and going on (to MAX_SLOW_SEGMENTS segments) does not help; table 1
+    # diverged and goes on at half the step, its continuation alone kept; table 2 diverged and
+    # diverges again: both 0 and 2 go to the careful retry, healthy there.
     first = [_slow(_block()), _block(n_divergent=5, seed=1), _block(n_divergent=5, seed=2)]
     first = [_slow(b, i == 0) for i, b in enumerate(first)]
     slow_more = [_slow(_block(seed=3)), _slow(_block(seed=4), False), _slow(_block(seed=5), False)]
@@ -236,7 +236,8 @@ def test_a_run_that_diverged_goes_on_with_smaller_steps_and_one_still_failing_is
         return slow_more if scale == 1.0 else smaller
 
     blocks, _, _ = sample_carefully(sample, Stage("law", None), _mixing, extend)
-    assert scales == [1.0, 0.5] and [s.label for s in stages] == ["law", "law retry"]
+    assert scales == [1.0] * (MAX_SLOW_SEGMENTS - 1) + [0.5]
+    assert [s.label for s in stages] == ["law", "law retry"]
     assert blocks[0][0]["a"] is retry[0][0]["a"]
     assert blocks[1][0]["a"] is smaller[1][0]["a"]  # the continuation alone
     assert blocks[2][0]["a"] is retry[2][0]["a"]
@@ -247,12 +248,72 @@ def test_a_run_that_diverged_goes_on_with_smaller_steps_and_one_still_failing_is
     assert flags == [(False, False, True), (False, True, False), (False, False, True)]
 
 
+def test_a_run_slow_twice_goes_on_again_every_third_draw_kept():
+    # Table 0's run and first continuation are marked slow; with a second continuation 2 of 3
+    # draws kept are unmarked, and it passes: chains three times as long, every third draw.
+    first = [_slow(_block())]
+    more = [[_slow(_block(seed=1))], [_slow(_block(seed=2), False)]]
+    sample, stages = _sampler(first)
+
+    def extend(stage, scale):
+        assert scale == 1.0
+        return more.pop(0)
+
+    blocks, _, _ = sample_carefully(sample, Stage("law", None), _mixing, extend)
+    assert not more and len(stages) == 1
+    both = np.concatenate(
+        [first[0][0]["a"], _block(seed=1)[0]["a"], _block(seed=2)[0]["a"]], axis=1
+    )
+    np.testing.assert_array_equal(blocks[0][0]["a"], both[:, 2::3])
+    assert blocks[0][1]["extended"].all() and not blocks[0][1]["retried"].any()
+
+
+def test_a_run_short_of_tail_draws_is_continued():
+    """Tail ESS is a check: a run with enough bulk but too few tail draws goes on."""
+    d = diagnose(*_block())
+    short = dataclasses.replace(d, min_ess_tail=150.0)
+    assert d.ok and not short.ok
+    assert any("ESS tail 150 < 400" in p and "90 % intervals" in p for p in short.problems)
+    first, continued = _block(), _block(seed=1)
+    calls = []
+
+    def health(block):
+        calls.append(block)
+        real = diagnose({k: v for k, v in block[0].items() if not k.startswith("_")}, block[1])
+        return dataclasses.replace(real, min_ess_tail=150.0) if len(calls) == 1 else real
+
+    sample, stages = _sampler([first])
+    blocks, _, _ = sample_carefully(sample, Stage("law", None), health, lambda s, k: [continued])
+    assert len(stages) == 1 and blocks[0][1]["extended"].all()
+
+
+def test_chains_stuck_apart_go_straight_to_the_careful_retry():
+    """A run whose ESS could not reach the floor even MAX_SLOW_SEGMENTS times as long is not
+    continued."""
+    stuck = _block()
+
+    def health(block):
+        real = diagnose({k: v for k, v in block[0].items() if not k.startswith("_")}, block[1])
+        if block is stuck:  # R-hat 1.19, ESS 16: 6 x 16 < 400
+            return dataclasses.replace(real, max_rhat=1.19, min_ess_bulk=16.0)
+        return real
+
+    sample, stages = _sampler([stuck], [_block(seed=1)])
+
+    def extend(stage, scale):
+        raise AssertionError("a run stuck apart is not continued")
+
+    blocks, _, _ = sample_carefully(sample, Stage("law", None), health, extend)
+    assert [s.label for s in stages] == ["law", "law retry"]
+    assert blocks[0][1]["retry_kept"].all() and not blocks[0][1]["extended"].any()
+
+
 def test_thinning_hides_no_divergence():
     # A divergence on a draw that thinning drops marks the draw kept beside it.
     first, more = _block(), _block(seed=1)
     first[1]["diverging"][0, 0] = True  # draw 0: dropped (draws 1, 3, ... are kept)
     more[1]["reached_max_treedepth"][2, 7] = True  # draw DRAWS + 7: kept itself
-    _, stats = thinned_pairs(first, more)
+    _, stats = thinned([first, more])
     assert stats["diverging"].sum() == 1 and stats["diverging"][0, 0]
     assert stats["reached_max_treedepth"].sum() == 1
     assert stats["reached_max_treedepth"][2, (DRAWS + 7) // 2]

@@ -27,8 +27,10 @@ TAIL_PROB = 0.95  # tail ESS at the 5 % and 95 % quantiles
 class Diagnostics:
     """Sampler health, from ArviZ: worst R-hat and ESS over parameters, divergences, tree depth.
 
-    R-hat, bulk ESS and divergences are the checks (:attr:`problems`, :attr:`ok`); draws at the
-    maximum tree depth are reported, and noted, but fail nothing (:attr:`notes`).
+    R-hat, bulk and tail ESS and divergences are the checks (:attr:`problems`, :attr:`ok`):
+    Vehtari et al. (2021) ask for R-hat <= 1.01 and both ESS >= 100 per chain, the tail ESS
+    because the 90 % intervals every decision reports end at the 5 % and 95 % quantiles. Draws
+    at the maximum tree depth are reported, and noted, but fail nothing (:attr:`notes`).
     """
 
     max_rhat: float
@@ -102,6 +104,12 @@ class Diagnostics:
             found.append(
                 f"min ESS bulk {self.min_ess_bulk:.0f} < {ESS_PER_CHAIN_MIN * self.chains}: "
                 "too few effective draws; try more draws"
+            )
+        if not self.min_ess_tail >= ESS_PER_CHAIN_MIN * self.chains:
+            found.append(
+                f"min ESS tail {self.min_ess_tail:.0f} < {ESS_PER_CHAIN_MIN * self.chains}: "
+                "too few effective draws in the 5 % and 95 % tails, where the 90 % intervals "
+                "end; try more draws"
             )
         if self.n_divergent:
             found.append(
@@ -192,9 +200,9 @@ def healthier(first: Diagnostics, second: Diagnostics) -> int:
     """Which of two samplings of one posterior to keep: 0 for ``first``, 1 for ``second``.
 
     1. A healthy one (every check passes: :attr:`Diagnostics.ok`); ``first`` if both are.
-    2. Neither healthy: the one failing fewer of the checks (R-hat, bulk ESS, divergences),
-       so a run whose chains disagree and barely move (R-hat 1.19, ESS 16) loses
-       to one with a few divergent transitions.
+    2. Neither healthy: the one failing fewer of the checks (R-hat, bulk and tail ESS,
+       divergences), so a run whose chains disagree and barely move (R-hat 1.19, ESS 16)
+       loses to one with a few divergent transitions.
     3. Still tied: fewer divergent transitions, then the lower R-hat, then ``first``.
 
     Whatever is kept keeps its diagnostics: an unhealthy choice still reads unhealthy.

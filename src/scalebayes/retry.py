@@ -2,10 +2,12 @@
 
 Continued first, which costs a second sampling phase and nothing else (no compile, no warmup):
 
-- a run that fails by R-hat or bulk ESS alone (its chains mixed too slowly, none diverged) goes
-  on for as many draws again with the step size and mass matrix its warmup adapted, and every
-  second draw of the chains twice as long is kept (so a fit's shape stays), a divergence in
-  either draw of a pair counting for the one kept;
+- a run that fails by R-hat or ESS alone (bulk or tail: its chains mixed too slowly, none
+  diverged) goes on for as many draws again with the step size and mass matrix its warmup
+  adapted, and every second draw of the chains twice as long is kept (so a fit's shape stays),
+  a divergence in either draw of a pair counting for the one kept; while it still fails, and
+  its ESS could still reach the floor, it goes on again, up to :data:`MAX_SLOW_SEGMENTS` times
+  its draws, every k-th draw kept;
 - a run that diverged goes on with half its adapted step size for as many draws again, and
   those draws alone are kept: the chains start where the run left them, already in the
   posterior, and NUTS at any fixed step size and mass matrix leaves it invariant; a smaller step
@@ -32,16 +34,20 @@ seeds 0-3, 6 of 36 at first, all 6 passed once continued, none after, against 3.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from scalebayes.health import Diagnostics, diagnose, healthier
+from scalebayes.health import ESS_PER_CHAIN_MIN, Diagnostics, diagnose, healthier
 
 RETRY_WARMUP_FACTOR = 2
 RETRY_TARGET_ACCEPT = 0.95
 DIVERGED_STEP_SCALE = 0.5  # a run that diverged goes on with half its adapted step size
+# A run that mixed too slowly goes on for at most 5 times its draws again (6 segments, every
+# 6th draw kept): a sampling phase each, without compile or warmup. Approach 2 on Epoch's runs,
+# seed 2, needed 5 for its tail ESS (q's 95 % quantile: 120 effective draws a segment).
+MAX_SLOW_SEGMENTS = 6
 
 Block = tuple[dict[str, Any], dict[str, Any]]  # one table's draws and sample stats
 
@@ -82,8 +88,9 @@ def sample_carefully[S](
     stage: S,
     health: Callable[[Block], Diagnostics] | None = None,
     extend: Callable[[S, float], list[Block]] | None = None,
+    retries: Sequence[S] | None = None,
 ) -> tuple[list[Block], float, int]:
-    """``sample(stage)``; where a table's run fails the checks, continued, then sampled carefully.
+    """``sample(stage)``; where a table's run fails the checks, continued, then sampled again.
 
     Parameters
     ----------
@@ -97,7 +104,9 @@ def sample_carefully[S](
     extend : callable, optional
         ``extend(stage, step_scale)`` continues the chains of the last ``sample(stage)`` for as
         many draws again, per table, with the step size times ``step_scale`` (the engine's
-        ``extend``); without it a failing run goes straight to the careful retry.
+        ``extend``); without it a failing run goes straight to the retries.
+    retries : sequence of Stage, optional
+        What to sample, in turn, while a table still fails (default: ``careful(stage)``).
 
     Returns
     -------
@@ -109,24 +118,25 @@ def sample_carefully[S](
     blocks, compile_s, devices = sample(stage)
     best = [health(block) for block in blocks]
     how = [""] * len(blocks)  # "extended" or "smaller_steps": the continuation kept
-    for kind, scale in (("extended", 1.0), ("smaller_steps", DIVERGED_STEP_SCALE)):
-        which = [i for i, d in enumerate(best)
-                 if not d.ok and bool(d.n_divergent) == (kind == "smaller_steps")]  # fmt: skip
-        if extend is None or not which:
-            continue
-        more = extend(stage, scale)
-        for i in which:
-            went_on = thinned_pairs(blocks[i], more[i]) if kind == "extended" else more[i]
-            if healthier(best[i], d := health(went_on)):
-                blocks[i], best[i], how[i] = went_on, d, kind
+    if extend is not None:
+        _go_on_slowly(blocks, best, how, lambda: extend(stage, 1.0), health)
+        diverged = [i for i, d in enumerate(best) if not d.ok and d.n_divergent]
+        if diverged:
+            more = extend(stage, DIVERGED_STEP_SCALE)
+            for i in diverged:
+                if healthier(best[i], d := health(more[i])):
+                    blocks[i], best[i], how[i] = more[i], d, "smaller_steps"
     retried = [not d.ok for d in best]
     kept = [False] * len(blocks)
-    if any(retried):
-        again, seconds, _ = sample(careful(stage))
+    for again_stage in (careful(stage),) if retries is None else retries:
+        failing = [i for i, d in enumerate(best) if not d.ok]
+        if not failing:
+            break
+        again, seconds, _ = sample(again_stage)
         compile_s += seconds
-        for i, block in enumerate(again):
-            if retried[i] and healthier(best[i], health(block)):
-                blocks[i], kept[i], how[i] = block, True, ""
+        for i in failing:
+            if healthier(best[i], d := health(again[i])):
+                blocks[i], best[i], kept[i], how[i] = again[i], d, True, ""
     return (
         [_marked(*row) for row in zip(blocks, how, retried, kept, strict=True)],
         compile_s,
@@ -134,22 +144,63 @@ def sample_carefully[S](
     )
 
 
-def thinned_pairs(first: Block, more: Block) -> Block:
-    """A run and its continuation as one chain twice as long, every second draw kept.
+def _go_on_slowly(
+    blocks: list[Block],
+    best: list[Diagnostics],
+    how: list[str],
+    more: Callable[[], list[Block]],
+    health: Callable[[Block], Diagnostics],
+) -> None:
+    """Continue the runs that mixed too slowly, in place, while going on can still pass.
+
+    Each continuation adds as many draws again; the chains ``k`` times as long keep every k-th
+    draw (:func:`thinned`). A run stops going on once it passes, diverges, has
+    :data:`MAX_SLOW_SEGMENTS` segments, or, a first run, could not reach the ESS floor even
+    then (:func:`_worth_going_on`).
+    """
+    segments = {i: [blocks[i]] for i, d in enumerate(best) if _worth_going_on(d, 1)}
+    while segments:
+        continued = more()
+        for i in list(segments):
+            segments[i].append(continued[i])
+            went_on = thinned(segments[i])
+            if healthier(best[i], d := health(went_on)):
+                blocks[i], best[i], how[i] = went_on, d, "extended"
+            if not _worth_going_on(d, len(segments[i])):
+                del segments[i]
+
+
+def _worth_going_on(d: Diagnostics, segments: int) -> bool:
+    """Whether a run of ``segments`` segments that fails without diverging may pass longer.
+
+    Effective draws grow about as the chains' length, so a first run whose bulk ESS, scaled to
+    :data:`MAX_SLOW_SEGMENTS` segments, stays under the floor (chains stuck apart: R-hat 1.19,
+    ESS 16) goes to the careful retry at once. Tail ESS is too noisy to project so (approach 2
+    on Epoch's runs, seed 2, read 120, 114, 334, 393 and 611 after one to five segments), and
+    so are later segments.
+    """
+    if d.ok or d.n_divergent or segments >= MAX_SLOW_SEGMENTS:
+        return False
+    return segments > 1 or bool(d.min_ess_bulk * MAX_SLOW_SEGMENTS >= ESS_PER_CHAIN_MIN * d.chains)
+
+
+def thinned(segments: Sequence[Block]) -> Block:
+    """A run and its continuations as one chain ``k`` times as long, every k-th draw kept.
 
     Leading dims (chain, draw) everywhere; the draw count stays. A divergence or a draw at the
-    maximum tree depth in either draw of a pair marks the draw kept, so none is hidden.
+    maximum tree depth among the ``k`` draws of a group marks the draw kept, so none is hidden.
     """
-    (draws, stats), (draws_more, stats_more) = first, more
+    k = len(segments)
 
-    def joined(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        return {k: np.concatenate([a[k], b[k]], axis=1)[:, 1::2] for k in a}
+    def joined(name: str, part: int) -> np.ndarray:
+        return np.concatenate([block[part][name] for block in segments], axis=1)
 
-    stats_kept = joined(stats, stats_more)
+    draws = {name: joined(name, 0)[:, k - 1 :: k] for name in segments[0][0]}
+    stats = {name: joined(name, 1)[:, k - 1 :: k] for name in segments[0][1]}
     for flag in ("diverging", "reached_max_treedepth"):
-        both = np.concatenate([stats[flag], stats_more[flag]], axis=1)
-        stats_kept[flag] = both[:, 0::2] | both[:, 1::2]
-    return joined(draws, draws_more), stats_kept
+        both = joined(flag, 1)
+        stats[flag] = np.logical_or.reduce([both[:, j::k] for j in range(k)])
+    return draws, stats
 
 
 def _marked(block: Block, how: str, retried: bool, kept: bool) -> Block:

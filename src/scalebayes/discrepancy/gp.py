@@ -33,10 +33,9 @@ from scalebayes.discrepancy import hsgp, whitening
 from scalebayes.discrepancy.base import Block, Discrepancy, RunStage, Sites, Stage, TableSet
 from scalebayes.discrepancy.none import NoDiscrepancy
 from scalebayes.errors import ExtrapolationWarning, LawError
-from scalebayes.health import healthier
 from scalebayes.laws import Law
 from scalebayes.priors import Prior
-from scalebayes.retry import block_health, careful, sample_carefully
+from scalebayes.retry import careful, sample_carefully
 from scalebayes.runtime import compiled
 
 RAW_SITE = "_gp_raw"  # the GP's standardised basis weights, one vector site
@@ -239,31 +238,26 @@ class GP(Discrepancy):
             extend=lambda stage, scale: run_stage.extend(stage, scale),
         )
         gp_key = jax.random.fold_in(key, 1)
-        gp_blocks, gp_compile, _ = run_stage(gp_stage, full, gp_key, (1, 2))
-        first = [block_health(block) for block in gp_blocks]
-        health, centred, kept = list(first), [False] * len(full), [False] * len(full)
-        # Should the whitened module fail the checks, the centred form, then the whitened once
-        # more, more carefully (scalebayes.retry). Health decides, not divergences alone: a
-        # centred retry with fewer divergences but R-hat 1.19 and bulk ESS 16 is worse.
-        retries = ((self._stage(law, likelihood, "centred"), True), (careful(gp_stage), False))
-        for stage, is_centred in retries:
-            failing = [i for i, d in enumerate(health) if not d.ok]
-            if not failing:
-                break
-            again, more = run_stage(stage, full, gp_key, (1, 2))[:2]
-            gp_compile += more
-            for i in failing:
-                second = block_health(again[i])
-                if healthier(health[i], second):
-                    gp_blocks[i], health[i] = again[i], second
-                    centred[i], kept[i] = is_centred, True
+        centred_stage = self._stage(law, likelihood, "centred")
+
+        def gp_run(stage: Stage) -> tuple[list[Block], float, int]:
+            blocks, seconds, n = run_stage(stage, full, gp_key, (1, 2))
+            return _tagged(blocks, centred=stage is centred_stage), seconds, n
+
+        # Should the whitened module fail the checks, it is continued (scalebayes.retry), then
+        # sampled in the centred form, then whitened once more, more carefully. Health decides,
+        # not divergences alone: a centred retry with fewer divergences but R-hat 1.19 and bulk
+        # ESS 16 is worse.
+        gp_blocks, gp_compile, _ = sample_carefully(
+            gp_run,
+            gp_stage,
+            extend=lambda stage, scale: _tagged(run_stage.extend(stage, scale), centred=False),
+            retries=(centred_stage, careful(gp_stage)),
+        )
         blocks = [
-            self._join(law, likelihood, table, law_block, gp_block, centred[i],
-                       not first[i].ok, kept[i])
-            for i, (table, law_block, gp_block) in enumerate(
-                zip(full, law_blocks, gp_blocks, strict=True)
-            )
-        ]  # fmt: skip
+            self._join(law, likelihood, table, law_block, gp_block)
+            for table, law_block, gp_block in zip(full, law_blocks, gp_blocks, strict=True)
+        ]
         return blocks, law_compile + gp_compile, devices
 
     def with_whitening(self, law: Law, table: Any) -> Any:
@@ -308,26 +302,16 @@ class GP(Discrepancy):
         return sites
 
     def _join(
-        self,
-        law: Law,
-        likelihood: Any,
-        table: Any,
-        law_block: Block,
-        gp_block: Block,
-        centred: bool,
-        retried: bool = False,
-        kept: bool = False,
+        self, law: Law, likelihood: Any, table: Any, law_block: Block, gp_block: Block
     ) -> Block:
         """One table's draws of both modules as one posterior, with each run's log-likelihood.
 
         Sample stats join as a sum over the modules where they add (leapfrog steps, log density,
         energy), either module where one counts for both (a divergence, a draw at the maximum
-        depth), and the law module's step size and acceptance rate; the GP module's are kept as
-        ``gp_*``, and ``gp_centred`` says whether the GP module was sampled centred; ``retried``
-        whether it was sampled again (centred, then more carefully) after its first run failed
-        the checks, and ``retry_kept`` (``kept``) whether a retry is what was kept
-        (:attr:`scalebayes.health.Diagnostics.notes`); the law module's own careful retry
-        (:func:`scalebayes.retry.sample_carefully`) counts too.
+        depth, and whether a module was continued or sampled again:
+        :func:`scalebayes.retry.sample_carefully`), and the law module's step size and
+        acceptance rate; the GP module's are kept as ``gp_*``, and ``gp_centred`` says whether
+        the GP module's kept run was sampled centred.
         """
         (law_draws, law_stats), (gp_draws, gp_stats) = law_block, gp_block
         samples = {LAW_MODULE_NAMES.get(k, k): v for k, v in law_draws.items() if k != "_log_lik"}
@@ -354,14 +338,10 @@ class GP(Discrepancy):
         }
         for name in ("diverging", "n_steps", "acceptance_rate", "step_size"):
             stats[f"gp_{name}"] = gp_stats[name]
-        stats["gp_centred"] = np.full(gp_stats["diverging"].shape, centred)
+        stats["gp_centred"] = gp_stats["gp_centred"]
         shape = gp_stats["diverging"].shape
-        law_retried = law_stats.get("retried", np.zeros(shape, bool))
-        law_kept = law_stats.get("retry_kept", np.zeros(shape, bool))
-        stats["retried"] = np.full(shape, retried) | law_retried
-        stats["retry_kept"] = np.full(shape, kept) | law_kept
-        for flag in ("extended", "smaller_steps"):  # how the law module's run was continued
-            stats[flag] = law_stats.get(flag, np.zeros(shape, bool))
+        for flag in ("retried", "retry_kept", "extended", "smaller_steps"):
+            stats[flag] = law_stats.get(flag, np.zeros(shape, bool)) | gp_stats[flag]
         return samples, stats
 
     @override
@@ -442,3 +422,11 @@ def _pointwise_log_lik(law: Law, likelihood: Any, params: Mapping[str, Any], dat
     weights = hsgp.stacked_weights(law.inputs, params, quadratic)
     mu = law.log_mean(per_run, data.log_inputs) + weights @ data.extra["gp_basis"].T
     return likelihood.log_density(mu, per_run, data.log_loss)
+
+
+def _tagged(blocks: list[Block], *, centred: bool) -> list[Block]:
+    """The GP module's blocks, their stats saying whether they were sampled centred."""
+    return [
+        (draws, {**stats, "gp_centred": np.full(np.shape(stats["diverging"]), centred)})
+        for draws, stats in blocks
+    ]
