@@ -225,6 +225,8 @@ def test_groups_recover_known_truth():
         sb.predict(fit, N=7e10, D=1.4e12)
     text = str(fit)
     assert "per group" in text and "group g3: 24 runs" in text
+    # Its health as a single fit's: the line, then any warning and note (continued, retried).
+    assert text.endswith("\n".join(d.lines()))
 
 
 def test_complete_ladders_are_strong_groups_and_a_cut_one_is_weak():

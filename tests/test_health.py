@@ -65,6 +65,25 @@ def test_diagnose_reads_every_entry_of_every_site():
     assert len(bad.problems) == 3 and not bad.ok  # R-hat, bulk and tail ESS
 
 
+def test_the_note_counts_a_slow_run_s_continuations():
+    # Saved before counts, ``extended`` read True: as one continuation.
+    assert (
+        "for as many draws again and every second draw"
+        in dataclasses.replace(HEALTHY, extended=True).notes[0]
+    )
+    note = dataclasses.replace(HEALTHY, extended=3).notes[0]
+    assert "for 3 times as many draws again and every fourth draw kept" in note
+
+
+def test_lines_give_the_diagnostics_then_each_warning_and_note():
+    continued = dataclasses.replace(HEALTHY, extended=True, min_ess_tail=150.0)
+    first, *rest = continued.lines()
+    assert first == str(continued) and first.endswith("[CHECK]")
+    assert rest[0].startswith("  warning: min ESS tail 150 < ")
+    assert rest[1].startswith("  note: a sampling stage mixed too slowly") and len(rest) == 2
+    assert HEALTHY.lines() == [str(HEALTHY)]
+
+
 def test_healthier_prefers_health_then_fewer_failed_checks():
     # Healthy beats anything; both healthy keeps the first (the non-centred run).
     few_divergences = dataclasses.replace(HEALTHY, n_divergent=3)
@@ -205,7 +224,10 @@ def test_diagnostics_say_when_a_stage_was_sampled_again(retry, said):
 
 @pytest.mark.parametrize(
     ("flag", "said"),
-    [("extended", "continued for as many draws again"), ("smaller_steps", "half the step size")],
+    [
+        ("extended", "continued for as many draws again and every second draw kept"),
+        ("smaller_steps", "half the step size"),
+    ],
 )
 def test_diagnostics_say_when_a_stage_was_continued(flag, said):
     rng = np.random.default_rng(3)

@@ -265,7 +265,10 @@ def test_a_run_slow_twice_goes_on_again_every_third_draw_kept():
         [first[0][0]["a"], _block(seed=1)[0]["a"], _block(seed=2)[0]["a"]], axis=1
     )
     np.testing.assert_array_equal(blocks[0][0]["a"], both[:, 2::3])
-    assert blocks[0][1]["extended"].all() and not blocks[0][1]["retried"].any()
+    assert (blocks[0][1]["extended"] == 2).all() and not blocks[0][1]["retried"].any()
+    assert (
+        "for 2 times as many draws again and every third draw kept" in _mixing(blocks[0]).notes[0]
+    )
 
 
 def test_a_run_short_of_tail_draws_is_continued():

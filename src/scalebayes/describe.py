@@ -57,9 +57,7 @@ def fit_text(fit: Fit | SavedFit, truth: Mapping[str, float] | None = None) -> s
         lines.append(
             f"time: {wall.get('compile', 0):.1f} s compile, {wall.get('sampling', 0):.1f} s sampling"
         )
-    lines.append(str(fit.diagnostics))
-    lines.extend(f"  warning: {problem}" for problem in fit.diagnostics.problems)
-    lines.extend(f"  note: {note}" for note in fit.diagnostics.notes)
+    lines.extend(fit.diagnostics.lines())
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ __all__ = ["ESS_PER_CHAIN_MIN", "RHAT_MAX", "Diagnostics", "diagnose", "healthie
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 TAIL_PROB = 0.95  # tail ESS at the 5 % and 95 % quantiles
+_ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth", 6: "sixth"}
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class Diagnostics:
     retried: bool = False
     retry_kept: bool = False
     # A run continued after it failed the checks (scalebayes.retry): its chains mixed too
-    # slowly and went on for as many draws again, or it diverged and went on with smaller steps.
-    extended: bool = False
+    # slowly and went on for ``extended`` times as many draws again (0: they did not), or it
+    # diverged and went on with smaller steps. Files saved before counts read True as 1.
+    extended: int = 0
     smaller_steps: bool = False
 
     @property
@@ -55,9 +57,12 @@ class Diagnostics:
         """What the sampler did again, and draws at the maximum tree depth, as sentences."""
         notes = []
         if self.extended:
+            k = int(self.extended)
+            again = "as many draws again" if k == 1 else f"{k} times as many draws again"
+            nth = _ORDINALS.get(k + 1, f"{k + 1}th")
             notes.append(
                 "a sampling stage mixed too slowly for the checks in its first draws; its chains "
-                "were continued for as many draws again and every second draw kept"
+                f"were continued for {again} and every {nth} draw kept"
             )
         if self.smaller_steps:
             notes.append(
@@ -138,6 +143,14 @@ class Diagnostics:
             f"({self.chains} chains x {self.n_draws // self.chains} draws) [{verdict}]"
         )
 
+    def lines(self, indent: str = "  ") -> list[str]:
+        """The diagnostics line, then each failed check as a warning and each note, indented."""
+        return [
+            str(self),
+            *(f"{indent}warning: {problem}" for problem in self.problems),
+            *(f"{indent}note: {note}" for note in self.notes),
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
         return dict(self.__dict__)
@@ -191,7 +204,7 @@ def diagnose(draws: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -
         chains=int(first.shape[0]),
         retried=bool(np.any(stats["retried"])) if "retried" in stats else False,
         retry_kept=bool(np.any(stats["retry_kept"])) if "retry_kept" in stats else False,
-        extended=bool(np.any(stats["extended"])) if "extended" in stats else False,
+        extended=int(np.max(stats["extended"])) if "extended" in stats else 0,
         smaller_steps=bool(np.any(stats["smaller_steps"])) if "smaller_steps" in stats else False,
     )
 

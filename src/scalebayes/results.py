@@ -311,5 +311,5 @@ class Fit:
     def __str__(self) -> str:
         return (
             f"Fit of law {self.law.name!r} ({self.law.title}) to {len(self.runs)} runs "
-            f"from {self.runs.source}\n{self.diagnostics}"
+            f"from {self.runs.source}\n" + "\n".join(self.diagnostics.lines())
         )

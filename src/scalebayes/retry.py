@@ -117,15 +117,17 @@ def sample_carefully[S](
     health = health or block_health
     blocks, compile_s, devices = sample(stage)
     best = [health(block) for block in blocks]
-    how = [""] * len(blocks)  # "extended" or "smaller_steps": the continuation kept
+    # The continuation kept: of a slow run, how many times as many draws again; of one that
+    # diverged, whether at the smaller step.
+    extended, smaller = [0] * len(blocks), [False] * len(blocks)
     if extend is not None:
-        _go_on_slowly(blocks, best, how, lambda: extend(stage, 1.0), health)
+        _go_on_slowly(blocks, best, extended, lambda: extend(stage, 1.0), health)
         diverged = [i for i, d in enumerate(best) if not d.ok and d.n_divergent]
         if diverged:
             more = extend(stage, DIVERGED_STEP_SCALE)
             for i in diverged:
                 if healthier(best[i], d := health(more[i])):
-                    blocks[i], best[i], how[i] = more[i], d, "smaller_steps"
+                    blocks[i], best[i], extended[i], smaller[i] = more[i], d, 0, True
     retried = [not d.ok for d in best]
     kept = [False] * len(blocks)
     for again_stage in (careful(stage),) if retries is None else retries:
@@ -136,9 +138,10 @@ def sample_carefully[S](
         compile_s += seconds
         for i in failing:
             if healthier(best[i], d := health(again[i])):
-                blocks[i], best[i], kept[i], how[i] = again[i], d, True, ""
+                blocks[i], best[i], kept[i] = again[i], d, True
+                extended[i], smaller[i] = 0, False
     return (
-        [_marked(*row) for row in zip(blocks, how, retried, kept, strict=True)],
+        [_marked(*row) for row in zip(blocks, extended, smaller, retried, kept, strict=True)],
         compile_s,
         devices,
     )
@@ -147,13 +150,13 @@ def sample_carefully[S](
 def _go_on_slowly(
     blocks: list[Block],
     best: list[Diagnostics],
-    how: list[str],
+    extended: list[int],
     more: Callable[[], list[Block]],
     health: Callable[[Block], Diagnostics],
 ) -> None:
     """Continue the runs that mixed too slowly, in place, while going on can still pass.
 
-    Each continuation adds as many draws again; the chains ``k`` times as long keep every k-th
+    ``extended[i]`` counts the continuations of the run kept. Each continuation adds as many draws again; the chains ``k`` times as long keep every k-th
     draw (:func:`thinned`). A run stops going on once it passes, diverges, has
     :data:`MAX_SLOW_SEGMENTS` segments, or, a first run, could not reach the ESS floor even
     then (:func:`_worth_going_on`).
@@ -165,7 +168,7 @@ def _go_on_slowly(
             segments[i].append(continued[i])
             went_on = thinned(segments[i])
             if healthier(best[i], d := health(went_on)):
-                blocks[i], best[i], how[i] = went_on, d, "extended"
+                blocks[i], best[i], extended[i] = went_on, d, len(segments[i]) - 1
             if not _worth_going_on(d, len(segments[i])):
                 del segments[i]
 
@@ -203,9 +206,9 @@ def thinned(segments: Sequence[Block]) -> Block:
     return draws, stats
 
 
-def _marked(block: Block, how: str, retried: bool, kept: bool) -> Block:
+def _marked(block: Block, extended: int, smaller: bool, retried: bool, kept: bool) -> Block:
     draws, stats = block
     shape = np.shape(stats["diverging"])
-    flags = {"extended": how == "extended", "smaller_steps": how == "smaller_steps",
+    flags = {"extended": np.int32(extended), "smaller_steps": smaller,
              "retried": retried, "retry_kept": kept}  # fmt: skip
     return draws, {**stats, **{k: np.full(shape, v) for k, v in flags.items()}}

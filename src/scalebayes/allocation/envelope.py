@@ -349,7 +349,7 @@ class EnvelopeFit:
         return "\n".join(
             [f"approach 1 (envelope of finished runs) on {self.runs.source}",
              text_columns(["param", "median", "90% interval", "meaning"], rows),
-             *(f"note: {note}" for note in self.notes()), str(self.diagnostics)]
+             *(f"note: {note}" for note in self.notes()), *self.diagnostics.lines()]
         )  # fmt: skip
 
 

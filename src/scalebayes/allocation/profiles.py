@@ -192,7 +192,7 @@ class IsoflopFit:
                 text_columns(["param", "median", "90% interval", "R-hat", "ESS", "meaning"], rows),
                 "per sweep: the latent minimum, median [90% interval]",
                 text_columns(["C (FLOPs)", "runs", "N*", "L*", ""], per),
-                str(self.diagnostics),
+                *self.diagnostics.lines(),
             ]
         )
 

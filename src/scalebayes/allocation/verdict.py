@@ -196,8 +196,8 @@ class Approaches:
         ]
         lines += self.remarks()
         for k, d in self.diagnostics.items():
-            lines += [f"approach {k} {d}", *(f"  warning: {problem}" for problem in d.problems),
-                      *(f"  note: {note}" for note in d.notes)]  # fmt: skip
+            first, *rest = d.lines()
+            lines += [f"approach {k} {first}", *rest]
         return "\n".join(lines)
 
     def __str__(self) -> str:

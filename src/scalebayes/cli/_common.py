@@ -283,11 +283,7 @@ def emit(args: argparse.Namespace, result: DecisionTable) -> None:
         print(result)
     else:
         print(result)
-        print(diagnostics)
-        for problem in diagnostics.problems:
-            print(f"  warning: {problem}")
-        for note in diagnostics.notes:
-            print(f"  note: {note}")
+        print("\n".join(diagnostics.lines()))
 
 
 class ProgressBar:

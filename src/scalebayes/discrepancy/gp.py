@@ -340,8 +340,10 @@ class GP(Discrepancy):
             stats[f"gp_{name}"] = gp_stats[name]
         stats["gp_centred"] = gp_stats["gp_centred"]
         shape = gp_stats["diverging"].shape
-        for flag in ("retried", "retry_kept", "extended", "smaller_steps"):
+        for flag in ("retried", "retry_kept", "smaller_steps"):
             stats[flag] = law_stats.get(flag, np.zeros(shape, bool)) | gp_stats[flag]
+        # Continuations of a slow run: the longer of the two modules'.
+        stats["extended"] = np.maximum(law_stats.get("extended", 0), gp_stats["extended"])
         return samples, stats
 
     @override

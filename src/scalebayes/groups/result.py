@@ -209,7 +209,7 @@ class GroupedFit:
             "per group (median [90% interval]):",
             _per_group_text(self.per_group(), self.groups),
             "",
-            str(self.diagnostics),
+            *self.diagnostics.lines(),
         ]
         return "\n".join(lines)
 
