@@ -5,30 +5,32 @@ Continued first, which costs a second sampling phase and nothing else (no compil
 - a run that fails by R-hat or ESS alone (bulk or tail: its chains mixed too slowly, none
   diverged) goes on for as many draws again with the step size and mass matrix its warmup
   adapted, and every second draw of the chains twice as long is kept (so a fit's shape stays),
-  a divergence in either draw of a pair counting for the one kept; while it still fails, and
-  its ESS could still reach the floor, it goes on again, up to :data:`MAX_SLOW_SEGMENTS` times
-  its draws, every k-th draw kept;
+  a divergence in either draw of a pair counting for the one kept; while it still fails it
+  goes on again, to at most :data:`MAX_SLOW_SEGMENTS` times its draws, every k-th draw kept
+  (a first run whose bulk ESS could not reach the floor even then goes to the retry at once:
+  :func:`_worth_going_on`);
 - a run that diverged goes on with half its adapted step size for as many draws again, and
   those draws alone are kept: the chains start where the run left them, already in the
   posterior, and NUTS at any fixed step size and mass matrix leaves it invariant; a smaller step
   follows the curvature that diverged (what a higher target acceptance buys, without a warmup).
 
 A run that still fails is sampled once more, more carefully: twice the warmup, so the mass
-matrix adapts on more draws, and a target acceptance of at least 0.95. :func:`healthier`
+matrix adapts on more draws, and a target acceptance of at least 0.95 (or as the caller's
+``retries`` say: the GP module is sampled centred first). :func:`healthier`
 decides, table by table, which run to keep; the kept block's sample stats say ``extended``,
 ``smaller_steps``, ``retried`` and ``retry_kept`` (:attr:`Diagnostics.notes`). A stage is any
 frozen dataclass with ``min_target_accept``, ``warmup_factor``, ``label`` and
 ``pooled_warmup`` fields (:class:`scalebayes.discrepancy.base.Stage`); the engine applies them
 to the settings.
 
-Measured (this project's 2-core VM). Approach 2 on Epoch's runs, seeds 0-5 (cold processes,
-``benchmarks/allocation_cost.py --seeds``): 3 of 6 fits failed at first, each by R-hat
-1.011-1.015 and bulk ESS 220-539 on the valley's shape p, q; continued, all 3 passed (R-hat
-1.007-1.009), where the careful retry had left one failing (R-hat 1.011). Law fits of the
-public tables, seeds 0-2 (``benchmarks/retry.py``, 66 fits): 11 failed at first, 10 passed once
-continued (8 of them had diverged, among them the data-constrained law's 4 on datablations that
-had failed even the careful retry), none fails after, against 4; approach 2 on nine tables x
-seeds 0-3, 6 of 36 at first, all 6 passed once continued, none after, against 3.
+Measured (this project's 2-core VM), the checks with tail ESS. Law fits of the public tables,
+seeds 0-2 (``benchmarks/retry.py``, 66 fits): 15 failed at first, 13 passed once continued (8
+at half the step, among them the data-constrained law's 4 on datablations, whose ``min()``
+kinks had failed even the careful retry), 2 passed the careful retry, none fails after.
+Approach 2 on nine tables x seeds 0-3: 7 of 36 at first, all 7 passed once continued. On
+Epoch's runs its slow tail is the valley shape's q, about 120 effective tail draws per segment
+of 4 x 1000: 3 of 6 seeds went on for 2-4 times as many draws again (``allocation_cost.py
+--seeds``), where the careful retry of seed 2 read tail ESS 65.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ RETRY_TARGET_ACCEPT = 0.95
 DIVERGED_STEP_SCALE = 0.5  # a run that diverged goes on with half its adapted step size
 # A run that mixed too slowly goes on for at most 5 times its draws again (6 segments, every
 # 6th draw kept): a sampling phase each, without compile or warmup. Approach 2 on Epoch's runs,
-# seed 2, needed 5 for its tail ESS (q's 95 % quantile: 120 effective draws a segment).
+# seed 2, passed its tail ESS at the fifth segment (q's 95 % quantile: ~120 effective draws a
+# segment); a sixth leaves room for the noise of such estimates.
 MAX_SLOW_SEGMENTS = 6
 
 Block = tuple[dict[str, Any], dict[str, Any]]  # one table's draws and sample stats
