@@ -6,6 +6,7 @@ weights; candidates are processed in chunks of a few fixed sizes (one compiled p
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,22 @@ class Worlds:
         mu = mu - centre[:, None]
         log_w = np.zeros((m, order.size))
         return cls(likelihood, objective, arranged, mu, sigma, nu, y, log_w, resolution)
+
+    def afresh(self, seed: int) -> Worlds:
+        """The same draws in new scenarios (true draws and noise from ``seed``), none chosen.
+
+        The outcomes are drawn as :meth:`build` draws them, from another stream than its
+        ``seed``'s, so a batch chosen in this world can be measured where it was not chosen.
+        """
+        m, s = self.log_w.shape
+        rng = np.random.default_rng((seed, 1))
+        truth = rng.integers(s, size=m)
+        nu_truth = self.nu[truth, None] if self.nu.ndim else self.nu
+        noise = self.likelihood.noise_draws(
+            int(rng.integers(2**31)), self.sigma[truth, None], nu_truth, (m, self.mu.shape[0])
+        )
+        y = self.mu[:, truth].T + np.asarray(noise)  # mu is centred already, as y must be
+        return dataclasses.replace(self, y=y, log_w=np.zeros((m, s)))
 
     @property
     def n_draws(self) -> int:
