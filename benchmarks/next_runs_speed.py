@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing, write_results
@@ -26,7 +25,9 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--quick", action="store_true", help="2 chains x 500 draws, 2 repeats")
     parser.add_argument("--repeats", type=int, default=5, help="timed warm calls per objective")
-    parser.add_argument("--out", default=str(RESULTS / "next_runs_speed.json"))
+    parser.add_argument(
+        "--out", default="next_runs_speed.json", help="file name under benchmarks/results"
+    )
     args = parser.parse_args()
     data = chinchilla_csv(args.data)
     if missing(data):
@@ -87,7 +88,7 @@ def main() -> None:
     ok = all(r["warm_best_s"] <= target for r in rows)
     print(f"target: <= {target:g} s per ranking after the fit: {'met' if ok else 'NOT met'}")
     write_results(
-        Path(args.out),
+        RESULTS / args.out,
         {
             "quick": args.quick,
             "fit": {"chains": chains, "draws": draws, "seconds": fit_seconds,
