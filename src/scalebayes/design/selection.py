@@ -192,8 +192,12 @@ class NextRuns:
             lines.append(
                 f"note: the expected {show(self.width_after)} after the batch is measured in "
                 f"{self.outcomes} fresh simulated outcomes per run; in those that chose the runs "
-                f"(the table's) it reads {show(self.width_after_path)}, which flatters a batch "
-                "picked as the best of noisy estimates"
+                f"(the table's) it reads {show(self.width_after_path)}"
+                + (
+                    ", which flatters a batch picked as the best of noisy estimates"
+                    if self.width_after_path < self.width_after
+                    else ""
+                )
             )
         if self.ess_limited:
             lines.append(
