@@ -29,7 +29,7 @@ at half the step, among them the data-constrained law's 4 on datablations, whose
 kinks had failed even the careful retry), 2 passed the careful retry, none fails after.
 Approach 2 on nine tables x seeds 0-3: 7 of 36 at first, all 7 passed once continued. On
 Epoch's runs its slow tail is the valley shape's q, about 120 effective tail draws per segment
-of 4 x 1000: 3 of 6 seeds went on for 2-4 times as many draws again (``allocation_cost.py
+of 4 x 1000: 3 of 6 seeds went on for 3-4 times as many draws again (``allocation_cost.py
 --seeds``), where the careful retry of seed 2 read tail ESS 65.
 """
 
