@@ -334,7 +334,7 @@ def _first_slow(real):
     return health
 
 
-def test_a_slow_law_fit_is_continued_and_says_so(monkeypatch):
+def test_a_slow_law_fit_is_continued_and_says_so(monkeypatch, tmp_path):
     """A plain-law fit whose first run is reported slow keeps its chains and samples on.
 
     The kept draws are every second draw of the run and its continuation: the first half of
@@ -358,3 +358,6 @@ def test_a_slow_law_fit_is_continued_and_says_so(monkeypatch):
     alpha = fit.posterior["alpha"].to_numpy()
     assert alpha.shape == plain.posterior["alpha"].to_numpy().shape  # (4, 500)
     np.testing.assert_array_equal(alpha[:, :250], plain.posterior["alpha"].to_numpy()[:, 1::2])
+    # The count of continuations is the fit's record: it survives a save and a load.
+    sb.save_fit(fit, tmp_path / "fit.nc")
+    assert sb.load_fit(tmp_path / "fit.nc").diagnostics.extended == d.extended >= 1
