@@ -10,10 +10,15 @@ objective after them. The same batch's prediction is then made again in fresh si
 outcomes (other seeds, 128 per run), which the greedy choice did not see: the difference is
 what picking the best of noisy estimates adds. The runs' outcomes are simulated from the true
 law ``--refits`` times, each refitted, and the objective read off each refit's own draws.
+``--outcomes-from posterior`` instead simulates each refit's outcomes from a posterior draw of
+the fit (its law parameters, its noise sd, Student-t(4) noise as the fit's likelihood), the
+world the prediction averages over: where the realised fall then matches the predicted one and
+not with the fixed truth, the gap is the fixed truth's, not the method's.
 
 Objectives: ``regret`` (:class:`~scalebayes.design.AllocationRegret` at 5.76e23 FLOPs, the
-value of information) and ``loss`` (:class:`~scalebayes.design.LossAt`, the 90 % interval
-width of the loss at 70B parameters on 1.4T tokens). Per table: now, predicted, predicted
+value of information), ``loss`` (:class:`~scalebayes.design.LossAt`, the 90 % interval
+width of the loss at 70B parameters on 1.4T tokens) and ``nstar``
+(:class:`~scalebayes.design.OptimalN`, the 90 % interval width of log10 N* at 5.76e23 FLOPs). Per table: now, predicted, predicted
 afresh, realised (mean over refits); over tables, each reduction's mean and the share of the
 predicted reduction realised.
 
@@ -47,6 +52,8 @@ def make_objective(name: str) -> Any:
     """The objective called ``name`` (module docstring)."""
     import scalebayes as sb
 
+    if name == "nstar":
+        return sb.OptimalN(5.76e23)
     return sb.AllocationRegret(5.76e23) if name == "regret" else sb.LossAt(N=7e10, D=1.4e12)
 
 
@@ -58,8 +65,22 @@ def measured(objective: Any, fit: Any) -> float:
     return float(np.diff(np.quantile(q, [0.05, 0.95]))[0])
 
 
-def one_table(seed: int, name: str, refits: int) -> dict[str, Any]:
-    """Fit, choose, predict (and again afresh), refit with the truth's outcomes, for one seed."""
+def outcome_law(fit: Any, source: str, k: int, seed: int) -> tuple[dict[str, float], float, Any]:
+    """The parameters, noise sd and Student-t df refit ``k``'s outcomes are simulated from."""
+    from scalebayes.simulation import EPOCH_CHINCHILLA
+
+    if source == "truth":
+        return dict(EPOCH_CHINCHILLA), 0.01, None
+    rng = np.random.default_rng((seed, k))
+    post = fit.posterior
+    chain = int(rng.integers(post.sizes["chain"]))
+    draw = int(rng.integers(post.sizes["draw"]))
+    value = {n: float(post[n].to_numpy()[chain, draw]) for n in ("E", "A", "alpha", "B", "beta")}
+    return value, float(post["sigma"].to_numpy()[chain, draw]), fit.likelihood.df
+
+
+def one_table(seed: int, name: str, refits: int, source: str = "truth") -> dict[str, Any]:
+    """Fit, choose, predict (and again afresh), refit with simulated outcomes, for one seed."""
     import scalebayes as sb
     from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 
@@ -76,11 +97,11 @@ def one_table(seed: int, name: str, refits: int) -> dict[str, Any]:
                            seed=s, outcomes=FRESH_OUTCOMES).width_after)
         for s in FRESH_SEEDS
     ]  # fmt: skip
-    tables = [
-        pd.concat([runs.table, simulate("chinchilla", truth, batch, noise=0.01,
-                                        seed=100 + k).table], ignore_index=True)
-        for k in range(refits)
-    ]  # fmt: skip
+    tables = []
+    for k in range(refits):
+        law_k, noise_k, df_k = outcome_law(fit, source, k, seed)
+        new = simulate("chinchilla", law_k, batch, noise=noise_k, df=df_k, seed=100 + k)
+        tables.append(pd.concat([runs.table, new.table], ignore_index=True))
     fits = sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=seed + 1000, **SETTINGS)
     realised = [measured(objective, refit) for refit in fits]
     return {
@@ -124,7 +145,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(11, 19)))
     parser.add_argument("--refits", type=int, default=4)
     parser.add_argument("--objectives", nargs="+", default=["regret", "loss"],
-                        choices=["regret", "loss"])  # fmt: skip
+                        choices=["regret", "loss", "nstar"])  # fmt: skip
+    parser.add_argument("--outcomes-from", choices=["truth", "posterior"], default="truth",
+                        help="simulate the refits' outcomes from the true law or a posterior draw")  # fmt: skip
     parser.add_argument("--out", default="design_truth.json")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -137,7 +160,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         for name in args.objectives:
             for seed in args.seeds:
-                row = one_table(seed, name, args.refits)
+                row = one_table(seed, name, args.refits, args.outcomes_from)
                 rows.append(row)
                 print(f"{name:9} {seed:>4} {row['runs']:>4} {row['now']:7.4f} "
                       f"{row['predicted']:7.4f} {row['predicted_fresh']:7.4f} "
@@ -152,6 +175,7 @@ def main() -> None:
     write_results(
         RESULTS / args.out,
         {"settings": {**SETTINGS, "seeds": args.seeds, "refits": args.refits,
+                      "outcomes_from": args.outcomes_from,
                       "fresh_outcomes": FRESH_OUTCOMES, "fresh_seeds": list(FRESH_SEEDS)},
          "summary": result, "rows": rows, "seconds": seconds, "machine": machine()},
     )  # fmt: skip
