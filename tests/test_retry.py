@@ -249,8 +249,9 @@ def test_a_run_that_diverged_goes_on_with_smaller_steps_and_one_still_failing_is
 
 
 def test_a_run_slow_twice_goes_on_again_every_third_draw_kept():
-    # Table 0's run and first continuation are marked slow; with a second continuation 2 of 3
-    # draws kept are unmarked, and it passes: chains three times as long, every third draw.
+    # Table 0's run and first continuation are marked slow; the second continuation is not, so
+    # of every third draw of chains three times as long a third is unmarked, under the 3/4
+    # mark that _mixing reads as slow: it passes there.
     first = [_slow(_block())]
     more = [[_slow(_block(seed=1))], [_slow(_block(seed=2), False)]]
     sample, stages = _sampler(first)
