@@ -148,7 +148,12 @@ def add_fit_options(
         "pool their draws in the law's and the GP's stages: README 'Speed')",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--strict", action="store_true", help="exit 1 when diagnostics fail")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when the diagnostics still fail after the sampler went on and retried "
+        "(R-hat > 1.01, bulk or tail ESS < 100 per chain, or a divergent transition)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
