@@ -496,14 +496,15 @@ def test_a_batch_grows_only_while_the_weights_can_measure_the_next_run(monkeypat
 
 
 @pytest.mark.slow
-def test_refits_reach_the_predicted_regret_within_15_percent(truth):
+def test_refits_lower_the_regret_near_what_was_predicted(truth):
     # The value of information against refits, as the width above: the same short ladder, the
     # compute the N chosen now for 5.76e23 FLOPs would waste; 3 runs chosen, 8 sets of their
     # outcomes simulated from the true law, each refitted, the risk recomputed on the refit's
-    # own draws. Measured (2026-12-04, 3 runs): now 2.90 %, predicted 2.40 %, refits 2.35-2.70 %
-    # (mean 2.48 %); on this VM (2026-12-07, 3 runs): now 2.89 %, predicted 2.51 %, mean of the
-    # refits 2.71 %. Across outcomes the realised risk varies by ~5-7 %, so the mean of 8 by
-    # ~2-3 %; the importance weights add a few %: +-15 % (and -10 %) is several sd of that.
+    # own draws. The risk is a noisy read of a posterior: six fits of this table (4 x 500 draws,
+    # seeds apart) read 2.80-3.10 %, so the risk "now" of the one fit is good to ~0.1 %, and
+    # the prediction made from its draws shares that noise. Measured on this VM (2026-12-07):
+    # now 2.89 %, predicted 2.60 %, refits' mean 2.71 % (2.53-2.99 %); 8 refits of the table
+    # alone 2.94 % (2.67-3.19 %).
     from scalebayes.simulation import isoflop_design, simulate
 
     plain = sb.Likelihood(discrepancy="none")
@@ -518,24 +519,34 @@ def test_refits_reach_the_predicted_regret_within_15_percent(truth):
     predicted, now = chosen.width_after, chosen.width_now
     # Up to 3 runs: a third is bought only where its expected reduction clears two Monte Carlo
     # standard errors, which one CPU's floating point puts on either side (3 on 2026-12-04's
-    # host, 2 on this VM since): the check is of what was predicted for the runs chosen.
+    # host and on this VM on 2026-12-07, 2 in between): what was predicted for the runs chosen.
     assert len(chosen.batch) in (2, 3) and predicted < 0.9 * now, chosen
-    tables = []
-    for seed in range(8):
-        new = simulate("chinchilla", truth, chosen.batch[["N", "D"]], noise=0.01, seed=100 + seed)
-        tables.append(pd.concat([runs.table, new.table], ignore_index=True))
-    risks = []
-    for refit in sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=12, **settings):
-        assert refit.diagnostics.max_rhat < 1.03 and refit.diagnostics.n_divergent <= 10
-        risks.append(objective.per_draw(refit.law_module()).mean(axis=0).min())
-    assert 0.9 < np.mean(risks) / predicted < 1.15, (risks, predicted, now)
-    # The runs lower the risk: the refits' mean is below the risk now by more than 2 standard
-    # errors of that mean (8 outcomes: se ~0.06 %; now minus the mean ~0.2 % on this table).
-    # Not by all that was predicted: over 8 simulated tables the refits realised 73 % of the
-    # predicted reduction (benchmarks/design_truth.py, design_truth.json; the loss's width
-    # 100 %); this table's 34-47 % when the prediction was read off the greedy path.
-    se = np.std(risks, ddof=1) / np.sqrt(len(risks))
-    assert np.mean(risks) < now - 2 * se, (risks, predicted, now)
+
+    def risks(tables: list, seed: int) -> np.ndarray:
+        out = []
+        for refit in sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=seed, **settings):
+            assert refit.diagnostics.max_rhat < 1.03 and refit.diagnostics.n_divergent <= 10
+            out.append(objective.per_draw(refit.law_module()).mean(axis=0).min())
+        return np.array(out)
+
+    batch = chosen.batch[["N", "D"]]
+    after = risks(
+        [pd.concat([runs.table, simulate("chinchilla", truth, batch, noise=0.01,
+                                         seed=100 + k).table], ignore_index=True)
+         for k in range(8)],
+        seed=12,
+    )  # fmt: skip
+    before = risks([runs.table] * 8, seed=13)  # the risk now, read as the refits read theirs
+    # The runs lower the risk: the refits' mean with them below the mean of refits of the table
+    # alone. Each read has ~0.15-0.2 % of noise (the outcomes' and each fit's), so the difference
+    # of two means of 8 has an sd of ~0.09 %, and it was 0.23 % on this VM: 2.6 sd. Runs that
+    # did not help would leave the two level, a coin's toss.
+    assert after.mean() < before.mean(), (after, before, predicted, now)
+    # Near what was predicted, not all of it: over 8 simulated tables the refits realised 73 % of
+    # the predicted fall (benchmarks/design_truth.py, design_truth.json; the loss width's
+    # 100 %): here the refits' mean over the prediction, ~1.04, against bounds set by the
+    # prediction's own noise (~4 %, the risk now's) four times over, and the optimism measured.
+    assert 0.85 < after.mean() / predicted < 1.25, (after, before, predicted, now)
 
 
 @functools.cache
