@@ -97,7 +97,7 @@ def main() -> int:
               f"{m['sampling_s']:>11.1f} {m['mean_leapfrog_steps']:>11.1f}")  # fmt: skip
     healthy = {case: sum(r["healthy"] for r in rows if r["case"] == case) for case in CASES}
     retried = {case: sum(r["retried"] for r in rows if r["case"] == case) for case in CASES}
-    extended = {case: sum(r["extended"] for r in rows if r["case"] == case) for case in CASES}
+    extended = {case: sum(bool(r["extended"]) for r in rows if r["case"] == case) for case in CASES}
     print(f"of {len(rows) // len(CASES)} fits each: healthy {healthy}; continued {extended}; "
           f"sampled again {retried}")  # fmt: skip
     print(f"approach 2 / plain law, end to end (target <= 1): {ratio:.2f}")

@@ -66,10 +66,10 @@ def fit_one(runs: Any, law: str, discrepancy: str, seed: int, settings: dict) ->
 
 
 def _how(d: Any) -> str:
-    """What the fit did after its first run failed: went on (as it was, or at half the step),
-    a careful retry kept, or the first run kept."""
+    """What the fit did after its first run failed: went on (as it was, "cont.xK" for K times as
+    many draws again, or at half the step), a careful retry kept, or the first run kept."""
     if d.extended:
-        return "cont."
+        return f"cont.x{int(d.extended)}"
     if d.smaller_steps:
         return "half"
     if d.retried:
@@ -133,7 +133,7 @@ def main() -> None:
     settings.update(setting(item) for item in args.sampler)
     rows = []
     started_all = time.perf_counter()
-    print(f"{'table':44s} {'law':16s} {'disc':5s} seed  first  how    after  seconds", flush=True)
+    print(f"{'table':44s} {'law':16s} {'disc':5s} seed  first  how      after  seconds", flush=True)
     for name, (runs, laws) in found.items():
         for law in laws:
             for discrepancy in args.discrepancy:
@@ -143,8 +143,8 @@ def main() -> None:
                     d = fit.diagnostics
                     row = {
                         "table": name, "law": law, "discrepancy": discrepancy, "seed": seed,
-                        "failed_first": d.extended or d.smaller_steps or d.retried,
-                        "continued": d.extended or d.smaller_steps,
+                        "failed_first": bool(d.extended or d.smaller_steps or d.retried),
+                        "continued": bool(d.extended or d.smaller_steps),
                         "extended": d.extended, "smaller_steps": d.smaller_steps,
                         "retried": d.retried, "retry_kept": d.retry_kept,
                         "fails_after": not d.ok, "diagnostics": d.to_dict(),
@@ -154,7 +154,7 @@ def main() -> None:
                     rows.append(row)
                     print(
                         f"{name[:44]:44s} {law:16s} {discrepancy:5s} {seed:4d}  "
-                        f"{'yes' if row['failed_first'] else 'no':5s}  {_how(d):5s}"
+                        f"{'yes' if row['failed_first'] else 'no':5s}  {_how(d):7s}"
                         f"  {'FAILS' if not d.ok else 'ok':6s} {row['seconds']:7.1f}",
                         flush=True,
                     )
