@@ -66,33 +66,28 @@ class Worlds:
             if likelihood.estimates_nu
             else np.asarray(float(likelihood.df or 1.0))  # a scalar: its constants fold once
         )
-        rng = np.random.default_rng(seed)
-        truth = rng.integers(order.size, size=m)
-        shape = (m, mu.shape[0])
-        nu_truth = nu[truth, None] if nu.ndim else nu
-        noise = likelihood.noise_draws(
-            int(rng.integers(2**31)), sigma[truth, None], nu_truth, shape
-        )
-        y = mu[:, truth].T + np.asarray(noise) - centre  # (M, J)
         resolution = 16 * float(np.finfo(np.float32).eps) * float(np.abs(q).max())
-        mu = mu - centre[:, None]
-        log_w = np.zeros((m, order.size))
-        return cls(likelihood, objective, arranged, mu, sigma, nu, y, log_w, resolution)
+        unsimulated = cls(likelihood, objective, arranged, mu - centre[:, None], sigma, nu,
+                          np.empty((m, 0)), np.zeros((m, order.size)), resolution)  # fmt: skip
+        return unsimulated._scenarios(np.random.default_rng(seed))
 
     def afresh(self, seed: int) -> Worlds:
         """The same draws in new scenarios (true draws and noise from ``seed``), none chosen.
 
-        The outcomes are drawn as :meth:`build` draws them, from another stream than its
-        ``seed``'s, so a batch chosen in this world can be measured where it was not chosen.
+        Drawn as :meth:`build` draws them, from another stream than its ``seed``'s, so a batch
+        chosen in this world can be measured where it was not chosen.
         """
+        return self._scenarios(np.random.default_rng((seed, 1)))
+
+    def _scenarios(self, rng: np.random.Generator) -> Worlds:
+        """The same world with new scenarios from ``rng``: a true draw each and its outcomes."""
         m, s = self.log_w.shape
-        rng = np.random.default_rng((seed, 1))
         truth = rng.integers(s, size=m)
         nu_truth = self.nu[truth, None] if self.nu.ndim else self.nu
         noise = self.likelihood.noise_draws(
             int(rng.integers(2**31)), self.sigma[truth, None], nu_truth, (m, self.mu.shape[0])
         )
-        y = self.mu[:, truth].T + np.asarray(noise)  # mu is centred already, as y must be
+        y = self.mu[:, truth].T + np.asarray(noise)  # (M, J), centred as mu is
         return dataclasses.replace(self, y=y, log_w=np.zeros((m, s)))
 
     @property
