@@ -20,9 +20,12 @@ value of information), ``loss`` (:class:`~scalebayes.design.LossAt`, the 90 % in
 width of the loss at 70B parameters on 1.4T tokens) and ``nstar``
 (:class:`~scalebayes.design.OptimalN`, the 90 % interval width of log10 N* at 5.76e23 FLOPs). Per table: now, predicted, predicted
 afresh, realised (mean over refits); over tables, each reduction's mean and the share of the
-predicted reduction realised.
+predicted reduction realised. Each refit's outcomes also re-weight the fit's draws as
+``next_runs`` does in one scenario: the re-weighted spread minus the refit's, over all refits,
+is the importance weights' own error, apart from the outcomes' noise.
 
     python benchmarks/design_truth.py [--seeds 11 12 ...] [--refits 4] [--objectives regret loss]
+        [--outcomes-from truth|posterior] [--draws 500]
 
 Writes benchmarks/results/design_truth.json (``--out NAME`` another name).
 """
@@ -65,6 +68,33 @@ def measured(objective: Any, fit: Any) -> float:
     return float(np.diff(np.quantile(q, [0.05, 0.95]))[0])
 
 
+def weighted(objective: Any, fit: Any, new: Any) -> float:
+    """The objective's spread on ``fit``'s draws re-weighted by the runs ``new`` (their losses).
+
+    What ``next_runs`` computes for one scenario, here for the outcomes a refit is given: set
+    against that refit's own spread, it separates the importance weights' error from the noise
+    of the outcomes.
+    """
+    import jax.numpy as jnp
+
+    from scalebayes.prediction import log_mean_at
+
+    model = objective.model(fit)
+    order, q = objective.arrange(np.asarray(objective.per_draw(model), dtype=float))
+    mu = log_mean_at(model, new).reshape(order.size, -1)
+    post = model.posterior
+    sigma = post["sigma"].to_numpy().reshape(-1, 1)
+    nu = (
+        post["nu"].to_numpy().reshape(-1, 1)
+        if model.likelihood.estimates_nu
+        else model.likelihood.df
+    )
+    noise = model.likelihood.noise_distribution(mu, sigma, nu)
+    log_w = np.asarray(noise.log_prob(np.log(new["loss"].to_numpy()))).sum(axis=1)[order]
+    w = np.exp(log_w - log_w.max())
+    return float(objective.spread(jnp.asarray(q), jnp.asarray(w / w.sum())))
+
+
 def outcome_law(fit: Any, source: str, k: int, seed: int) -> tuple[dict[str, float], float, Any]:
     """The parameters, noise sd and Student-t df refit ``k``'s outcomes are simulated from."""
     from scalebayes.simulation import EPOCH_CHINCHILLA
@@ -79,16 +109,19 @@ def outcome_law(fit: Any, source: str, k: int, seed: int) -> tuple[dict[str, flo
     return value, float(post["sigma"].to_numpy()[chain, draw]), fit.likelihood.df
 
 
-def one_table(seed: int, name: str, refits: int, source: str = "truth") -> dict[str, Any]:
+def one_table(
+    seed: int, name: str, refits: int, source: str = "truth", settings: dict | None = None
+) -> dict[str, Any]:
     """Fit, choose, predict (and again afresh), refit with simulated outcomes, for one seed."""
     import scalebayes as sb
     from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 
     truth = dict(EPOCH_CHINCHILLA)
     plain = sb.Likelihood(discrepancy="none")
+    settings = settings or SETTINGS
     objective = make_objective(name)
     runs = simulate("chinchilla", truth, isoflop_design(LADDER), noise=0.01, seed=seed)
-    fit = sb.fit(runs, "chinchilla", likelihood=plain, seed=seed, **SETTINGS)
+    fit = sb.fit(runs, "chinchilla", likelihood=plain, seed=seed, **settings)
     pool = sb.candidate_grid(POOL_BUDGETS, tokens_per_param=POOL_RATIOS)
     chosen = sb.next_runs(fit, pool, objective=objective, budget=BUDGET, max_runs=MAX_RUNS)
     batch = chosen.batch[["N", "D"]].reset_index(drop=True)
@@ -97,12 +130,15 @@ def one_table(seed: int, name: str, refits: int, source: str = "truth") -> dict[
                            seed=s, outcomes=FRESH_OUTCOMES).width_after)
         for s in FRESH_SEEDS
     ]  # fmt: skip
-    tables = []
+    tables, weighted_each = [], []
     for k in range(refits):
         law_k, noise_k, df_k = outcome_law(fit, source, k, seed)
-        new = simulate("chinchilla", law_k, batch, noise=noise_k, df=df_k, seed=100 + k)
+        # Each table's outcomes their own noise: with one seed per k for every table, the tables'
+        # k-th refits shared their noise and the realised falls were one draw, not eight.
+        new = simulate("chinchilla", law_k, batch, noise=noise_k, df=df_k, seed=1000 * seed + k)
+        weighted_each.append(weighted(objective, fit, new.table))
         tables.append(pd.concat([runs.table, new.table], ignore_index=True))
-    fits = sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=seed + 1000, **SETTINGS)
+    fits = sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=seed + 1000, **settings)
     realised = [measured(objective, refit) for refit in fits]
     return {
         "seed": seed,
@@ -114,6 +150,7 @@ def one_table(seed: int, name: str, refits: int, source: str = "truth") -> dict[
         "predicted_fresh": float(np.mean(fresh)),
         "realised": float(np.mean(realised)),
         "realised_each": realised,
+        "weighted_each": weighted_each,
         "healthy": bool(fit.diagnostics.ok) and all(f.diagnostics.ok for f in fits),
     }
 
@@ -135,8 +172,20 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             ),
             "tables_realised_below_now": int(np.sum(cut["realised"] > 0)),
             "tables_realised_at_least_predicted": int(np.sum(cut["realised"] >= cut["predicted"])),
+            **_weights_against_refits(mine),
         }
     return out
+
+
+def _weights_against_refits(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean of (re-weighted spread - refit's spread) over every refit, and its standard error."""
+    gap = np.concatenate(
+        [np.subtract(r["weighted_each"], r["realised_each"]) for r in rows if "weighted_each" in r]
+    )
+    if gap.size < 2:
+        return {}
+    return {"weighted_minus_refit": float(gap.mean()),
+            "weighted_minus_refit_se": float(gap.std(ddof=1) / np.sqrt(gap.size))}  # fmt: skip
 
 
 def main() -> None:
@@ -148,8 +197,11 @@ def main() -> None:
                         choices=["regret", "loss", "nstar"])  # fmt: skip
     parser.add_argument("--outcomes-from", choices=["truth", "posterior"], default="truth",
                         help="simulate the refits' outcomes from the true law or a posterior draw")  # fmt: skip
+    parser.add_argument("--draws", type=int, default=SETTINGS["draws"],
+                        help="draws per chain of every fit (4 chains; warmup 500)")  # fmt: skip
     parser.add_argument("--out", default="design_truth.json")
     args = parser.parse_args()
+    settings = {**SETTINGS, "draws": args.draws}
     started = time.perf_counter()
     rows = []
     header = (
@@ -160,7 +212,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         for name in args.objectives:
             for seed in args.seeds:
-                row = one_table(seed, name, args.refits, args.outcomes_from)
+                row = one_table(seed, name, args.refits, args.outcomes_from, settings)
                 rows.append(row)
                 print(f"{name:9} {seed:>4} {row['runs']:>4} {row['now']:7.4f} "
                       f"{row['predicted']:7.4f} {row['predicted_fresh']:7.4f} "
@@ -170,11 +222,12 @@ def main() -> None:
         print(f"{name}: mean reduction predicted {s['mean_reduction_predicted']:.4f}, afresh "
               f"{s['mean_reduction_predicted_fresh']:.4f}, realised {s['mean_reduction_realised']:.4f}"
               f" ({s['share_realised']:.0%} of predicted); realised below now on "
-              f"{s['tables_realised_below_now']} of {s['tables']}")  # fmt: skip
+              f"{s['tables_realised_below_now']} of {s['tables']}; re-weighted minus refitted, "
+              f"same outcomes: {s['weighted_minus_refit']:+.4f} +- {s['weighted_minus_refit_se']:.4f}")  # fmt: skip
     seconds = time.perf_counter() - started
     write_results(
         RESULTS / args.out,
-        {"settings": {**SETTINGS, "seeds": args.seeds, "refits": args.refits,
+        {"settings": {**settings, "seeds": args.seeds, "refits": args.refits,
                       "outcomes_from": args.outcomes_from,
                       "fresh_outcomes": FRESH_OUTCOMES, "fresh_seeds": list(FRESH_SEEDS)},
          "summary": result, "rows": rows, "seconds": seconds, "machine": machine()},
