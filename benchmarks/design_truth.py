@@ -68,31 +68,21 @@ def measured(objective: Any, fit: Any) -> float:
     return float(np.diff(np.quantile(q, [0.05, 0.95]))[0])
 
 
-def weighted(objective: Any, fit: Any, new: Any) -> float:
-    """The objective's spread on ``fit``'s draws re-weighted by the runs ``new`` (their losses).
+def weighted(objective: Any, fit: Any, batch: pd.DataFrame, new: list[Any]) -> list[float]:
+    """The objective's spread on ``fit``'s draws re-weighted by each table ``new`` of ``batch``'s losses.
 
-    What ``next_runs`` computes for one scenario, here for the outcomes a refit is given: set
-    against that refit's own spread, it separates the importance weights' error from the noise
-    of the outcomes.
+    What ``next_runs`` computes for one scenario (:meth:`Worlds.observed`), here for the
+    outcomes each refit is given: set against that refit's own spread, it separates the
+    importance weights' error from the noise of the outcomes.
     """
-    import jax.numpy as jnp
+    from scalebayes.design.weights import Worlds
 
-    from scalebayes.prediction import log_mean_at
-
-    model = objective.model(fit)
-    order, q = objective.arrange(np.asarray(objective.per_draw(model), dtype=float))
-    mu = log_mean_at(model, new).reshape(order.size, -1)
-    post = model.posterior
-    sigma = post["sigma"].to_numpy().reshape(-1, 1)
-    nu = (
-        post["nu"].to_numpy().reshape(-1, 1)
-        if model.likelihood.estimates_nu
-        else model.likelihood.df
-    )
-    noise = model.likelihood.noise_distribution(mu, sigma, nu)
-    log_w = np.asarray(noise.log_prob(np.log(new["loss"].to_numpy()))).sum(axis=1)[order]
-    w = np.exp(log_w - log_w.max())
-    return float(objective.spread(jnp.asarray(q), jnp.asarray(w / w.sum())))
+    frame = batch.assign(C=batch["N"] * batch["D"] * fit.runs.cost_k)
+    world = Worlds.build(objective.model(fit), objective, frame, 2, 0)
+    seen = world.observed(np.log([runs.table["loss"].to_numpy() for runs in new]))
+    for j in range(len(frame)):
+        seen.condition(j)
+    return [float(v) for v in seen.spread_now()]
 
 
 def outcome_law(fit: Any, source: str, k: int, seed: int) -> tuple[dict[str, float], float, Any]:
@@ -130,16 +120,17 @@ def one_table(
                            seed=s, outcomes=FRESH_OUTCOMES).width_after)
         for s in FRESH_SEEDS
     ]  # fmt: skip
-    tables, weighted_each = [], []
+    tables, outcomes = [], []
     for k in range(refits):
         law_k, noise_k, df_k = outcome_law(fit, source, k, seed)
         # Each table's outcomes their own noise: with one seed per k for every table, the tables'
         # k-th refits shared their noise and the realised falls were one draw, not eight.
         new = simulate("chinchilla", law_k, batch, noise=noise_k, df=df_k, seed=1000 * seed + k)
-        weighted_each.append(weighted(objective, fit, new.table))
+        outcomes.append(new)
         tables.append(pd.concat([runs.table, new.table], ignore_index=True))
     fits = sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=seed + 1000, **settings)
     realised = [measured(objective, refit) for refit in fits]
+    weighted_each = weighted(objective, fit, batch, outcomes)
     return {
         "seed": seed,
         "objective": name,

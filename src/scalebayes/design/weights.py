@@ -44,6 +44,7 @@ class Worlds:
     y: np.ndarray  # (M, J) simulated log loss of each candidate in each scenario (as mu, centred)
     log_w: np.ndarray  # (M, S) log weights from the runs chosen so far
     resolution: float  # spreads closer than this are float32 rounding of the quantity
+    centre: np.ndarray  # (J,) each candidate's median log mean, taken off mu and y
 
     @classmethod
     def build(cls, fit: Fit, objective: Objective, pool: pd.DataFrame, m: int, seed: int) -> Worlds:
@@ -68,7 +69,7 @@ class Worlds:
         )
         resolution = 16 * float(np.finfo(np.float32).eps) * float(np.abs(q).max())
         unsimulated = cls(likelihood, objective, arranged, mu - centre[:, None], sigma, nu,
-                          np.empty((m, 0)), np.zeros((m, order.size)), resolution)  # fmt: skip
+                          np.empty((m, 0)), np.zeros((m, order.size)), resolution, centre)  # fmt: skip
         return unsimulated._scenarios(np.random.default_rng(seed))
 
     def afresh(self, seed: int) -> Worlds:
@@ -78,6 +79,21 @@ class Worlds:
         chosen in this world can be measured where it was not chosen.
         """
         return self._scenarios(np.random.default_rng((seed, 1)))
+
+    def observed(self, log_loss: np.ndarray) -> Worlds:
+        """The same draws in scenarios whose outcomes are given, none chosen yet.
+
+        ``log_loss`` (K, J): the candidates' measured log losses (nats), one row per scenario.
+        Conditioned on them, the spread is what the draws' weights say without a refit.
+        """
+        log_loss = np.atleast_2d(np.asarray(log_loss, dtype=float))
+        if log_loss.ndim != 2 or log_loss.shape[1] != self.centre.size:
+            raise ScalebayesError(
+                f"observed: outcomes of shape {log_loss.shape}, expected (scenarios, "
+                f"{self.centre.size}), one per candidate"
+            )
+        y = log_loss - self.centre
+        return dataclasses.replace(self, y=y, log_w=np.zeros((y.shape[0], self.n_draws)))
 
     def _scenarios(self, rng: np.random.Generator) -> Worlds:
         """The same world with new scenarios from ``rng``: a true draw each and its outcomes."""
