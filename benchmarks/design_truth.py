@@ -170,13 +170,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _weights_against_refits(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Mean of (re-weighted spread - refit's spread) over every refit, and its standard error."""
-    gap = np.concatenate(
-        [np.subtract(r["weighted_each"], r["realised_each"]) for r in rows if "weighted_each" in r]
-    )
-    if gap.size < 2:
-        return {}
-    return {"weighted_minus_refit": float(gap.mean()),
-            "weighted_minus_refit_se": float(gap.std(ddof=1) / np.sqrt(gap.size))}  # fmt: skip
+    gap = np.concatenate([np.subtract(r["weighted_each"], r["realised_each"]) for r in rows])
+    se = gap.std(ddof=1) / np.sqrt(gap.size) if gap.size > 1 else float("nan")
+    return {"weighted_minus_refit": float(gap.mean()), "weighted_minus_refit_se": float(se)}
 
 
 def main() -> None:
