@@ -137,12 +137,6 @@ def _runs_over() -> type:
     return RunsOver
 
 
-def objective_spread(objective: Any, fit: Any) -> float:
-    """``objective``'s spread (e.g. an interval's width) under ``fit``'s draws, equally weighted."""
-    _, q = objective.arrange(np.asarray(objective.per_draw(fit), dtype=float))  # as spread reads
-    return float(objective.spread(q, np.full(q.shape[0], 1.0 / q.shape[0])))
-
-
 def take_in_order(order: np.ndarray, cost: np.ndarray, budget: float) -> list[int]:
     """Runs of ``order`` taken one by one while they fit the budget (skipping those that do not)."""
     chosen, spent = [], 0.0
@@ -307,6 +301,7 @@ def kalman(fit: Any, pool: pd.DataFrame, objective: Any, budget: float, max_runs
 
 def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) -> dict[str, Any]:
     import scalebayes as sb
+    from scalebayes.design.weights import spread_under
 
     settings = {"chains": args.chains, "draws": args.draws, "warmup": args.draws,
                 "discrepancy": args.discrepancy}  # fmt: skip
@@ -338,7 +333,7 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
                "chosen_rows": [int(pool_idx[j]) for j in chosen],
                "chosen_log10_cost": [round(float(np.log10(cost[j])), 2) for j in chosen],
                # what posterior aims at, read off this fit: did it reach its own objective?
-               "objective_spread": objective_spread(objective, fit),
+               "objective_spread": spread_under(objective, fit),
                **scores(fit, runs, target, top_budget)}  # fmt: skip
         results.append(row)
         print(

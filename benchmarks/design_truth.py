@@ -60,14 +60,6 @@ def make_objective(name: str) -> Any:
     return sb.AllocationRegret(5.76e23) if name == "regret" else sb.LossAt(N=7e10, D=1.4e12)
 
 
-def measured(objective: Any, fit: Any) -> float:
-    """The objective's spread (width or risk) on ``fit``'s own draws, unweighted."""
-    q = np.asarray(objective.per_draw(objective.model(fit)), dtype=float)
-    if q.ndim == 2:  # regret: the least mean waste over the choices
-        return float(q.mean(axis=0).min())
-    return float(np.diff(np.quantile(q, [0.05, 0.95]))[0])
-
-
 def weighted(objective: Any, fit: Any, batch: pd.DataFrame, new: list[Any]) -> list[float]:
     """The objective's spread on ``fit``'s draws re-weighted by each table ``new`` of ``batch``'s losses.
 
@@ -104,6 +96,7 @@ def one_table(
 ) -> dict[str, Any]:
     """Fit, choose, predict (and again afresh), refit with simulated outcomes, for one seed."""
     import scalebayes as sb
+    from scalebayes.design.weights import spread_under
     from scalebayes.simulation import EPOCH_CHINCHILLA, isoflop_design, simulate
 
     truth = dict(EPOCH_CHINCHILLA)
@@ -129,7 +122,8 @@ def one_table(
         outcomes.append(new)
         tables.append(pd.concat([runs.table, new.table], ignore_index=True))
     fits = sb.fit_batch(tables, "chinchilla", likelihood=plain, seed=seed + 1000, **settings)
-    realised = [measured(objective, refit) for refit in fits]
+    # Each refit's spread read as next_runs reads the spread now (and the weights theirs).
+    realised = [spread_under(objective, refit) for refit in fits]
     weighted_each = weighted(objective, fit, batch, outcomes)
     return {
         "seed": seed,

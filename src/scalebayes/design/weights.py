@@ -21,7 +21,7 @@ from scalebayes.runtime import compiled, padded_size
 if TYPE_CHECKING:
     from scalebayes.results import Fit
 
-__all__ = ["Worlds"]
+__all__ = ["Worlds", "spread_under"]
 
 _CHUNK_ELEMENTS = 1 << 22  # scenarios x draws x candidates per compiled call (~16 MB of float32)
 
@@ -143,6 +143,18 @@ class Worlds:
         nu = self.nu[None, :] if self.nu.ndim else self.nu
         dist = self.likelihood.noise_distribution(self.mu[None, j], self.sigma[None, :], nu)
         self.log_w = self.log_w + np.asarray(dist.log_prob(self.y[:, j, None]))
+
+
+def spread_under(objective: Objective, fit: Fit) -> float:
+    """The objective's spread (a width, an sd or the risk) under ``fit``'s draws, equally weighted.
+
+    What :func:`~scalebayes.design.next_runs` reports as the spread now, read the same way off
+    any fit (e.g. a refit with the chosen runs), through :meth:`Objective.model`.
+    """
+    import jax.numpy as jnp
+
+    _, q = objective.arrange(np.asarray(objective.per_draw(objective.model(fit)), dtype=float))
+    return float(objective.spread(jnp.asarray(q), jnp.full(q.shape[0], 1.0 / q.shape[0])))
 
 
 def _normalised(log_w: Any) -> Any:
