@@ -127,3 +127,29 @@ def test_held_out_sweeps_are_measured_with_the_prior_shape_when_none_can_be_lear
     held_runs, model, kwargs = calls[1]
     assert held_runs == "held" and model == backtest.ProfileModel()  # the default shape prior
     assert kwargs == {"min_budgets": 1, "edge_sweeps": "keep"}
+
+
+def test_a_cut_where_every_approach_refuses_is_skipped_and_none_left_is_a_clear_error(
+    monkeypatch,
+):
+    """Approach 2 alone, on a table whose sweeps below a cut show no valley: that cut has no
+    prediction to score (it is skipped, its reason kept); with no cut left, the error says why."""
+    from scalebayes import allocation_backtest as backtest
+
+    class Refuses:
+        reads_whole_model = False
+
+        def allocate(self, fit, budgets):
+            raise ScalebayesError("approach 2 needs at least 3 isoFLOP budgets with a valley")
+
+    monkeypatch.setattr(backtest, "estimator", lambda key, **options: Refuses())
+    monkeypatch.setattr(
+        backtest, "fit_batch", lambda runs, law, *, masks, **kw: [None] * len(masks)
+    )
+    monkeypatch.setattr(
+        backtest, "_measure", lambda *a: pytest.fail("measured with nothing to score")
+    )
+    with pytest.raises(
+        ScalebayesError, match="no approach ran at any cut: approach 2: approach 2 needs"
+    ):
+        allocation_backtest(_runs(), holdout_budgets=(1, 2), approaches=("2",))

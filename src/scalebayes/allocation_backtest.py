@@ -225,6 +225,8 @@ def allocation_backtest(
                     results[key] = (chosen, chosen.allocate(fit, held_budgets))
             except ScalebayesError as err:
                 skipped[key] = str(err)
+        if not results:  # every approach refused this cut (its reasons are in ``skipped``)
+            continue
         measured, shape_used = _measure(
             runs.subset(held), fit, results, measure_shape, settings, profile_model
         )
@@ -250,6 +252,11 @@ def allocation_backtest(
                         "measure_shape": shape_used,
                     }
                 )
+    if not rows:
+        raise ScalebayesError(
+            f"{runs.source}: no approach ran at any cut: "
+            + "; ".join(f"approach {key}: {why}" for key, why in skipped.items())
+        )
     table = pd.DataFrame(rows)
     name = fits[0].law.name
     return AllocationBacktest(name, prob, table, skipped, diagnostics)
