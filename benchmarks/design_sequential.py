@@ -261,17 +261,21 @@ def v_optimal(
 
 
 def kalman(fit: Any, pool: pd.DataFrame, objective: Any, budget: float, max_runs: int) -> list[int]:
-    """Greedy runs by the cut in the objective's variance, jointly Gaussian over the draws.
+    """Greedy runs by the cut in the objective's sd, jointly Gaussian over the draws.
 
     (q, log mean at each candidate) per posterior draw, their empirical covariance as the prior
     of a linear-Gaussian update, each run observed with the noise's Fisher-equivalent variance.
-    Two greedy batches (per FLOP and by reduction), the smaller final variance kept.
+    An objective of several quantities per draw (``LossOver``: the target runs' log losses) is
+    scored by their mean sd. Two greedy batches (per FLOP and by reduction), the smaller final
+    mean sd kept.
     """
     model = objective.model(fit)
-    q = np.asarray(objective.per_draw(model), float).reshape(-1)
     from scalebayes.prediction import log_mean_at
 
-    mu = np.asarray(log_mean_at(model, pool)).reshape(q.size, -1)
+    n_draws = model.posterior["sigma"].size
+    q = np.asarray(objective.per_draw(model), float).reshape(n_draws, -1)
+    mu = np.asarray(log_mean_at(model, pool)).reshape(n_draws, -1)
+    t = q.shape[1]  # quantities in the objective
     cov0 = np.cov(np.column_stack([q, mu]), rowvar=False)
     post, likelihood = model.posterior, model.likelihood
     nu = post["nu"].to_numpy() if likelihood.estimates_nu else likelihood.df
@@ -279,21 +283,25 @@ def kalman(fit: Any, pool: pd.DataFrame, objective: Any, budget: float, max_runs
     r = 1.0 / float(np.mean(likelihood.location_information(post["sigma"].to_numpy(), nu)))
     cost = pool["cost"].to_numpy(float)
 
+    def mean_sd(c: np.ndarray) -> float:
+        return float(np.mean(np.sqrt(np.maximum(np.diag(c)[:t], 0))))
+
     def greedy(per_flop: bool) -> tuple[list[int], float]:
         cov = [cov0.copy()]
 
-        def gain() -> np.ndarray:  # the cut in the objective's sd by each candidate
+        def gain() -> np.ndarray:  # the cut in the objective's mean sd by each candidate
             c = cov[0]
-            after = c[0, 0] - c[0, 1:] ** 2 / (np.diag(c)[1:] + r)
-            return np.sqrt(c[0, 0]) - np.sqrt(np.maximum(after, 0))
+            cross = c[:t, t:]  # (T, J)
+            after = np.diag(c)[:t, None] - cross**2 / (np.diag(c)[t:] + r)[None, :]
+            return mean_sd(c) - np.mean(np.sqrt(np.maximum(after, 0)), axis=0)
 
         def take(j: int) -> None:
-            v = cov[0][:, j + 1].copy()
-            cov[0] = cov[0] - np.outer(v, v) / (cov[0][j + 1, j + 1] + r)
+            v = cov[0][:, t + j].copy()
+            cov[0] = cov[0] - np.outer(v, v) / (cov[0][t + j, t + j] + r)
 
         chosen = _greedy(cost, budget, gain, take, per_flop=per_flop, max_runs=max_runs,
-                         floor=1e-3 * np.sqrt(cov0[0, 0]))  # fmt: skip
-        return chosen, float(cov[0][0, 0])
+                         floor=1e-3 * mean_sd(cov0))  # fmt: skip
+        return chosen, mean_sd(cov[0])
 
     a, b = greedy(True), greedy(False)
     return a[0] if a[1] <= b[1] else b[0]
