@@ -21,8 +21,9 @@ measured interval holds the held-out sweep's true N*, and how often the predicti
         [--chains 4 --draws 500 --warmup 500]
     python benchmarks/allocation_backtest.py --truth [--replicates 6]
 
-``--scatter-prior``, ``--minima`` and ``--extrapolation`` change approach 2's model (``ProfileModel``) for the
-prediction and the measurement alike: how its default was chosen (README, approach 2).
+``--scatter-prior``, ``--minima`` and ``--extrapolation`` change approach 2's model
+(``ProfileModel``) for the prediction and the measurement alike: how its default was chosen
+(README, approach 2; the extrapolation acts beyond the fitted sweeps only).
 """
 
 from __future__ import annotations

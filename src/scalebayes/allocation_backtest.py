@@ -160,7 +160,9 @@ def allocation_backtest(
     are found as approach 2 finds them (a ``budget`` column, or equal C). ``profile_model``:
     approach 2's model, for the prediction and the measurement alike (default
     :class:`~scalebayes.allocation.profile.ProfileModel()`). ``options`` maps an approach key to
-    its estimator's options (e.g. ``{"3m": {"slope_step": 2.0}}``).
+    its estimator's options (e.g. ``{"3m": {"slope_step": 2.0}}``). A cut where every approach
+    refuses (approach 2 alone with too few valleys below it) is skipped, its reasons kept in
+    ``skipped``; with no cut left, a :class:`~scalebayes.errors.ScalebayesError` names them.
     """
     if measure_shape not in MEASURE_SHAPES:
         raise ScalebayesError(
