@@ -508,6 +508,49 @@ def best_counts(table: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values(["level", "tables_best"], ascending=[True, False])
 
 
+def separation(table: pd.DataFrame) -> pd.DataFrame:
+    """Per budget level: on how many tables the best method's lead over the runner-up (mean
+    interval score, the all-pool fit aside) exceeds random selection's seed spread there, and
+    the median of both relative to the score. Where the lead is within the spread, which method
+    comes first on a table is mostly the seeds' doing."""
+    out = []
+    for level, rows in table[table.method != "all_pool"].groupby("level"):
+        leads, spreads = [], []
+        for _, one in rows.groupby("table"):
+            ranked = one.sort_values("interval_score_90")
+            random = one[one.method == "random"]
+            if len(ranked) < 2 or random.empty:
+                continue
+            best, second = ranked.interval_score_90.iloc[:2]
+            leads.append((second - best) / best)
+            spreads.append(float(random.is90_sd.iloc[0] / random.interval_score_90.iloc[0]))
+        leads, spreads = np.array(leads), np.nan_to_num(spreads)
+        out.append({"level": level, "tables": len(leads),
+                    "lead_beyond_random_spread": int((leads > spreads).sum()),
+                    "median_relative_lead": float(np.median(leads)) if len(leads) else np.nan,
+                    "median_relative_random_spread": float(np.median(spreads))
+                    if len(spreads) else np.nan})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def mean_ranks(table: pd.DataFrame) -> pd.DataFrame:
+    """Per budget level and method: its rank by mean interval score (1 best), averaged over
+    the tables (the all-pool fit aside)."""
+    ranked = table[table.method != "all_pool"].copy()
+    ranked["rank"] = ranked.groupby(["level", "table"])["interval_score_90"].rank()
+    means = ranked.groupby(["level", "method"])["rank"].mean().rename("mean_rank").reset_index()
+    return means.sort_values(["level", "mean_rank"])
+
+
+def _tallies(table: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The verdicts and the other tallies of a summary table, printed and ready to write."""
+    tallies = {"verdicts": verdicts(table), "best_counts": best_counts(table),
+               "mean_ranks": mean_ranks(table), "separation": separation(table)}  # fmt: skip
+    for frame in tallies.values():
+        print(frame.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    return {name: frame.to_dict(orient="records") for name, frame in tallies.items()}
+
+
 def main() -> None:
     from _datasets import datasets
 
@@ -600,18 +643,14 @@ def main() -> None:
         results.append({"name": name, **result})
     table = summary([row for result in results for row in result["rows"]])
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    verdict = verdicts(table)
-    print(verdict.to_string(index=False))
-    best = best_counts(table)
-    print(best.to_string(index=False))
+    tallies = _tallies(table)
     write_results(
         out,
         {"quick": args.quick, "levels": list(levels), "discrepancy": args.discrepancy,
          "objective": args.objective, "methods": args.methods, "baselines": args.baselines,
          "seeds": args.seeds, "adaptive_seeds": args.adaptive_seeds, "chains": args.chains,
          "draws": args.draws, "tables": results,
-         "summary": table.to_dict(orient="records"), "verdicts": verdict.to_dict(orient="records"),
-         "best_counts": best.to_dict(orient="records"),
+         "summary": table.to_dict(orient="records"), **tallies,
          "seconds": time.perf_counter() - start, "machine": machine()},
     )  # fmt: skip
 
@@ -639,13 +678,7 @@ def rescore(path: Path) -> None:
 
     results = json.loads(path.read_text())
     table = summary([row for result in results["tables"] for row in result["rows"]])
-    verdict = verdicts(table)
-    print(verdict.to_string(index=False))
-    best = best_counts(table)
-    print(best.to_string(index=False))
-    results |= {"summary": table.to_dict(orient="records"),
-                "verdicts": verdict.to_dict(orient="records"),
-                "best_counts": best.to_dict(orient="records")}  # fmt: skip
+    results |= {"summary": table.to_dict(orient="records"), **_tallies(table)}
     write_results(path, results)
 
 
