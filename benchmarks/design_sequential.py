@@ -33,6 +33,11 @@ loss, 90 % coverage, and the 90 % interval of log10 N* at the top budget. Method
   the objective and every candidate's log mean per draw taken as jointly Gaussian with their
   covariance over the draws (the whole model's, discrepancy included), so a batch is never
   limited by the weights' effective sample size. A check of ``posterior``'s weights, not a
+  baseline;
+- ``refit_check`` (only when named): each ``posterior`` batch set against V-optimal's runs for
+  the same FLOPs, each refitted on CHECK_OUTCOMES outcome sets drawn from the fit's posterior
+  predictive, the batch whose refits leave the objective narrower kept: the model's exact
+  preposterior, without the weights' or a linearisation's approximation. A check, not a
   baseline.
 
 Random methods run ``--seeds`` seeds (mean and spread printed); ``all_pool`` is the fit on
@@ -61,7 +66,9 @@ from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing
 
 LEVELS = (0.01, 0.05, 0.10, 0.25)
 METHODS = ("random", "cheapest", "cost_random", "posterior", "d_optimal", "v_optimal",
-           "li_mixture", "kalman", "all_pool")  # fmt: skip
+           "li_mixture", "kalman", "refit_check", "all_pool")  # fmt: skip
+OURS = ("posterior", "kalman", "refit_check")  # adaptive methods of ours, run on demand or not
+CHECK_OUTCOMES = 3  # refit_check: simulated outcome sets per contender batch
 QUICK_LEVELS = (0.05, 0.25)
 
 
@@ -343,6 +350,9 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
                # what posterior aims at, read off this fit: did it reach its own objective?
                "objective_spread": spread_under(objective, fit),
                **scores(fit, runs, target, top_budget)}  # fmt: skip
+        if method == "refit_check":
+            row["checks"] = checks.copy()
+            checks.clear()
         results.append(row)
         print(
             f"  {method:11s} seed {seed} level {level:4.0%}: {len(chosen):3d} runs, "
@@ -415,8 +425,62 @@ def run_table(runs: Any, args: argparse.Namespace, levels: tuple[float, ...]) ->
 
         return step
 
+    def expected_spread(fit: Any, chosen: list[int], new: list[int], seed: int) -> float:
+        """The objective's spread after adding pool runs ``new``, by refits: the mean over
+        CHECK_OUTCOMES outcome sets drawn from ``fit``'s posterior predictive (the same draws
+        for every contender of one step), each refitted on start + chosen + new."""
+        import dataclasses
+
+        from scalebayes.design.weights import spread_under
+        from scalebayes.prediction import log_mean_at, noise_draws
+
+        frame = pool.iloc[new]
+        mu = log_mean_at(fit, frame)
+        noise = noise_draws(fit, mu.shape, seed=seed + len(chosen))
+        mu, noise = mu.reshape(-1, len(new)), noise.reshape(-1, len(new))
+        picks = np.random.default_rng((seed, len(chosen))).integers(len(mu), size=CHECK_OUTCOMES)
+        spreads = []
+        for k, d in enumerate(picks):
+            table_k = table.copy()
+            table_k.loc[pool_idx[new], "loss"] = np.exp(mu[d] + noise[d])
+            runs_k = dataclasses.replace(runs, table=table_k)
+            refit_k = refit(runs_k, mask_of(chosen + new), settings, seed=seed + 10 + k)
+            spreads.append(spread_under(objective, refit_k))
+        return float(np.mean(spreads))
+
+    checks: list[dict[str, float]] = []  # refit_check's comparisons since its last row
+
+    def checked_step(
+        fit: Any, chosen: list[int], budget: float, seed: int
+    ) -> tuple[Any, list[int]]:
+        """``posterior``'s batch against V-optimal's runs for the same FLOPs, the one whose
+        refits on simulated outcomes leave the objective narrower kept; refit; again."""
+        while True:
+            remaining = np.setdiff1d(np.arange(len(pool)), chosen)
+            left = budget - float(cost[chosen].sum())
+            if left < cost[remaining].min():
+                return fit, chosen
+            ours = [
+                int(remaining[j]) for j in next_runs_batch(fit, pool.iloc[remaining], left, seed)
+            ]
+            if not ours:
+                return fit, chosen
+            theirs = v_optimal(fit, pool.iloc[remaining], target_frame, float(cost[ours].sum()))
+            theirs = [int(remaining[j]) for j in theirs]
+            if theirs and sorted(theirs) != sorted(ours):
+                a = expected_spread(fit, chosen, ours, seed)
+                b = expected_spread(fit, chosen, theirs, seed)
+                print(f"    check: posterior {len(ours)} runs {a:.4f}, "
+                      f"v_optimal {len(theirs)} runs {b:.4f}")  # fmt: skip
+                checks.append({"posterior_runs": len(ours), "posterior_expected": a,
+                               "v_optimal_runs": len(theirs), "v_optimal_expected": b})  # fmt: skip
+                ours = theirs if b < a else ours
+            chosen = chosen + ours
+            fit = refit(runs, mask_of(chosen), settings, seed=seed + 1)
+
     adaptive = {
         "posterior": batched_step(next_runs_batch),
+        "refit_check": checked_step,
         "kalman": batched_step(
             lambda fit, frame, left, seed: kalman(fit, frame, objective, left, args.batch)
         ),
@@ -468,7 +532,7 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     its median ratio to random's, and on how many it is worse than random by more than random's
     seed spread."""
     out = []
-    ours_methods = [m for m in ("posterior", "kalman") if m in set(table.method)]
+    ours_methods = [m for m in OURS if m in set(table.method)]
     for method in ours_methods:
         for level, rows in table[table.method != "all_pool"].groupby("level"):
             wins = worse = beats_random = tables = own = 0
@@ -594,7 +658,7 @@ def main() -> None:
         "--methods",
         nargs="+",
         choices=METHODS,
-        default=[m for m in METHODS if m != "kalman"],
+        default=[m for m in METHODS if m not in ("kalman", "refit_check")],
         help="methods to run (default all but kalman); with --baselines the others' rows come "
         "from there",
     )
@@ -664,7 +728,7 @@ def _baselines(
     earlier = json.loads(path.read_text())
     mine = {"levels": list(levels), "discrepancy": args.discrepancy, "objective": args.objective,
             "seeds": args.seeds, "chains": args.chains, "draws": args.draws}  # fmt: skip
-    if not {"posterior", "kalman"}.isdisjoint(args.methods):
+    if not set(OURS).isdisjoint(args.methods):
         del mine["objective"]  # only their rows depend on it, and they are run here
     differ = {k: (earlier.get(k), v) for k, v in mine.items() if earlier.get(k) != v}
     if differ:
