@@ -44,7 +44,9 @@ Random methods run ``--seeds`` seeds (mean and spread printed); ``all_pool`` is 
 start + the whole pool. Tables: Epoch's and every Open-Athena experiment (``--tables``). Prints
 a table per table and level, then per level on how many tables ``posterior`` beats every
 baseline's mean interval score and on how many it is worse than random by more than random's
-seed spread (issue 17's targets); writes benchmarks/results/design_sequential.json.
+seed spread (issue 17's targets), each method's mean rank over the tables, and on how many
+tables the best method's lead exceeds random's seed spread; writes
+benchmarks/results/design_sequential.json.
 
     python benchmarks/design_sequential.py [--data DIR] [--tables NAME ...] [--quick]
 
@@ -67,7 +69,8 @@ from _common import RESULTS, add_data_argument, chinchilla_csv, machine, missing
 LEVELS = (0.01, 0.05, 0.10, 0.25)
 METHODS = ("random", "cheapest", "cost_random", "posterior", "d_optimal", "v_optimal",
            "li_mixture", "kalman", "refit_check", "all_pool")  # fmt: skip
-OURS = ("posterior", "kalman", "refit_check")  # adaptive methods of ours, run on demand or not
+OURS = ("posterior", "kalman", "refit_check")  # adaptive methods of ours
+ON_DEMAND = ("kalman", "refit_check")  # checks of posterior, run only when named
 CHECK_OUTCOMES = 3  # refit_check: simulated outcome sets per contender batch
 QUICK_LEVELS = (0.05, 0.25)
 
@@ -658,8 +661,9 @@ def main() -> None:
         "--methods",
         nargs="+",
         choices=METHODS,
-        default=[m for m in METHODS if m not in ("kalman", "refit_check")],
-        help="methods to run (default all but kalman); with --baselines the others' rows come "
+        default=[m for m in METHODS if m not in ON_DEMAND],
+        help="methods to run (default all but kalman and refit_check); with --baselines the "
+        "others' rows come "
         "from there",
     )
     parser.add_argument(
