@@ -248,6 +248,32 @@ def test_a_run_that_diverged_goes_on_with_smaller_steps_and_one_still_failing_is
     assert flags == [(False, False, True), (False, True, False), (False, False, True)]
 
 
+def test_a_run_that_diverged_and_is_slow_at_the_smaller_step_goes_on_there():
+    """Diverged, continued at half the step without diverging but still mixing too slowly: it
+    goes on at that step (the engine keeps the halved step, so scale 1), every second draw of
+    the two half-step segments kept, and is not sampled again."""
+    first = [_slow(_block(n_divergent=5))]
+    half_step = [_slow(_block(seed=1))]  # no divergence, most draws marked slow: R-hat 1.02
+    more = [_slow(_block(seed=2), False)]  # half the kept draws unmarked: it passes
+    sample, stages = _sampler(first)
+    scales = []
+
+    def extend(stage, scale):
+        scales.append(scale)
+        return half_step if len(scales) == 1 else more
+
+    blocks, _, _ = sample_carefully(sample, Stage("law", None), _mixing, extend)
+    assert scales == [0.5, 1.0] and len(stages) == 1
+    both = np.concatenate([half_step[0][0]["a"], more[0][0]["a"]], axis=1)
+    np.testing.assert_array_equal(blocks[0][0]["a"], both[:, 1::2])
+    stats = blocks[0][1]
+    assert (stats["extended"] == 1).all() and stats["smaller_steps"].all()
+    assert not stats["retried"].any()
+    assert _mixing(blocks[0]).ok
+    (note,) = _mixing(blocks[0]).notes  # one account of both continuations, in their order
+    assert "half the step size" in note and "went on at that step for as many draws again" in note
+
+
 def test_a_run_slow_twice_goes_on_again_every_third_draw_kept():
     # Table 0's run and first continuation are marked slow; the second continuation is not, so
     # of every third draw of chains three times as long a third is unmarked, under the 3/4

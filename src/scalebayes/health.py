@@ -56,18 +56,24 @@ class Diagnostics:
     def notes(self) -> list[str]:
         """What the sampler did again, and draws at the maximum tree depth, as sentences."""
         notes = []
-        if self.extended:
-            k = int(self.extended)
-            again = "as many draws again" if k == 1 else f"{k} times as many draws again"
-            nth = _ORDINALS.get(k + 1, f"{k + 1}th")
-            notes.append(
-                "a sampling stage mixed too slowly for the checks in its first draws; its chains "
-                f"were continued for {again} and every {nth} draw kept"
-            )
+        k = int(self.extended)
+        again = "as many draws again" if k == 1 else f"{k} times as many draws again"
+        nth = _ORDINALS.get(k + 1, f"{k + 1}th")
         if self.smaller_steps:
             notes.append(
                 "a sampling stage diverged in its first draws; its chains were continued with "
                 "half the step size and only those draws kept"
+                + (
+                    f"; mixing too slowly there, they went on at that step for {again}, every "
+                    f"{nth} draw of those kept"
+                    if k
+                    else ""
+                )
+            )
+        elif k:
+            notes.append(
+                "a sampling stage mixed too slowly for the checks in its first draws; its chains "
+                f"were continued for {again} and every {nth} draw kept"
             )
         if self.retried:
             notes.append(

@@ -12,7 +12,9 @@ Continued first, which costs a second sampling phase and nothing else (no compil
 - a run that diverged goes on with half its adapted step size for as many draws again, and
   those draws alone are kept: the chains start where the run left them, already in the
   posterior, and NUTS at any fixed step size and mass matrix leaves it invariant; a smaller step
-  follows the curvature that diverged (what a higher target acceptance buys, without a warmup).
+  follows the curvature that diverged (what a higher target acceptance buys, without a warmup);
+  one that no longer diverges there but is still short of effective draws goes on slowly, as
+  above, at the smaller step.
 
 A run that still fails is sampled once more, more carefully: twice the warmup, so the mass
 matrix adapts on more draws, and a target acceptance of at least 0.95 (or as the caller's
@@ -131,6 +133,10 @@ def sample_carefully[S](
             for i in diverged:
                 if healthier(best[i], d := health(more[i])):
                     blocks[i], best[i], extended[i], smaller[i] = more[i], d, 0, True
+            # One that no longer diverges at the smaller step but is still short of effective
+            # draws goes on slowly there (the engine keeps the halved step: scale 1 from now).
+            slow = [i for i in diverged if smaller[i] and not best[i].n_divergent]
+            _go_on_slowly(blocks, best, extended, lambda: extend(stage, 1.0), health, slow)
     retried = [not d.ok for d in best]
     kept = [False] * len(blocks)
     for again_stage in (careful(stage),) if retries is None else retries:
@@ -156,15 +162,19 @@ def _go_on_slowly(
     extended: list[int],
     more: Callable[[], list[Block]],
     health: Callable[[Block], Diagnostics],
+    tables: Sequence[int] | None = None,
 ) -> None:
     """Continue the runs that mixed too slowly, in place, while going on can still pass.
+
+    Of ``tables`` only, when given (default every table).
 
     ``extended[i]`` counts the continuations of the run kept. Each continuation adds as many draws again; the chains ``k`` times as long keep every k-th
     draw (:func:`thinned`). A run stops going on once it passes, diverges, has
     :data:`MAX_SLOW_SEGMENTS` segments, or, a first run, could not reach the ESS floor even
     then (:func:`_worth_going_on`).
     """
-    segments = {i: [blocks[i]] for i, d in enumerate(best) if _worth_going_on(d, 1)}
+    among = range(len(best)) if tables is None else tables
+    segments = {i: [blocks[i]] for i in among if _worth_going_on(best[i], 1)}
     while segments:
         continued = more()
         for i in list(segments):
