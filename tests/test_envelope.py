@@ -61,6 +61,32 @@ def test_load_curves_keeps_each_finished_runs_final_checkpoint_and_says_why():
     assert "1 runs with a repeated step" in text and "1 runs stopped before" in text
 
 
+def test_load_curves_keep_best_keeps_each_points_tuned_run_and_the_cli_passes_it(tmp_path):
+    """Two learning rates per size and horizon: keep_best (CLI --keep-best) keeps the finished
+    run of least loss at each (N, D), and says so; without it both stay."""
+    rows = [{"run": f"{n:g}-{lr}", "step": step, "end": 2, "N": n, "D": 1e9 * step * n / 1e8,
+             "loss": 4.0 - 0.1 * step - 0.05 * np.log10(n) + (0.2 if lr == "hot" else 0.0)}
+            for n in (1e8, 2e8, 4e8) for lr in ("hot", "tuned") for step in (1, 2)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    both = sb.load_curves(table, run="run", step="step", end="end")
+    best = sb.load_curves(table, run="run", step="step", end="end", keep_best=True)
+    assert (len(both.runs), len(best.runs)) == (6, 3)
+    tuned = table[(table.step == 2) & table.run.str.endswith("tuned")]
+    np.testing.assert_allclose(np.sort(best.runs.table["loss"]), np.sort(tuned["loss"]))
+    assert "3 (N, D) points reached by several runs" in str(both)
+    assert "least loss each was kept" in str(best) and "--keep-best" not in str(best)
+    assert "--keep-best" in str(both) and "was kept" not in str(both)
+    path = tmp_path / "curves.csv"
+    table.to_csv(path, index=False)
+    from scalebayes.cli import build_parser
+    from scalebayes.cli._common import read_runs
+
+    args = build_parser().parse_args(
+        ["fit", str(path), "--run-id", "run", "--step", "step", "--end", "end", "--keep-best"]
+    )
+    assert len(read_runs(args, str(path))) == 3
+
+
 def test_load_curves_cooled_checkpoints_count_and_bad_steps_name_the_line(tmp_path):
     table = curve_table().assign(cooled=lambda t: (t.run == "b") & (t.step == 2))
     curves = sb.load_curves(table, run="run", step="step", end="end", cooled="cooled")

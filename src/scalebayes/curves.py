@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalebayes.data import Runs, load_runs
+from scalebayes.data import Runs, best_per_point, load_runs
 from scalebayes.errors import DataWarning, RunsFileError, ScalebayesError
 from scalebayes.row_selection import Where, select
 from scalebayes.table_files import read_table
@@ -32,7 +32,8 @@ class Curves:
     ``runs`` holds one row per finished run (its final, or a cooled-down, checkpoint), named
     by the file's lines; ``checkpoints`` and ``n_runs`` count the table's rows and runs;
     ``dropped`` maps a reason to the number of runs left out for it; ``cells`` counts the
-    (N, D) points reached by more than one finished run (learning-rate sweeps, say).
+    (N, D) points reached by more than one finished run (learning-rate sweeps, say), and
+    ``kept_best`` whether only the run of least loss at each was kept.
     """
 
     runs: Runs
@@ -40,10 +41,18 @@ class Curves:
     n_runs: int
     dropped: Mapping[str, int]
     cells: int
+    kept_best: bool = False
 
     def __str__(self) -> str:
         left = "; ".join(f"{n} {why}" for why, n in self.dropped.items() if n)
         shared = f"; {self.cells} (N, D) points reached by several runs" if self.cells else ""
+        if self.cells:
+            shared += (
+                ", of which the run of least loss each was kept (keep_best)"
+                if self.kept_best
+                else " (a learning-rate sweep? keep_best=True, CLI --keep-best, keeps each "
+                "one's run of least loss, the tuned run a law describes)"
+            )
         return (
             f"{len(self.runs)} finished runs from {self.checkpoints} checkpoints of "
             f"{self.n_runs} runs in {self.runs.source} (each run's final checkpoint; "
@@ -63,6 +72,7 @@ def load_curves(
     cost_k: float = 6.0,
     accept_inconsistent_c: bool = False,
     where: Where | None = None,
+    keep_best: bool = False,
 ) -> Curves:
     """Read a learning-curve table and keep the checkpoints that are finished runs.
 
@@ -87,6 +97,10 @@ def load_curves(
         As in :func:`~scalebayes.data.load_runs` (checked on the finished runs).
     where : mapping, optional
         Read only these rows, as :func:`~scalebayes.data.load_runs` does.
+    keep_best : bool
+        Of the finished runs that share N and D (a learning-rate sweep per size and horizon),
+        keep the one of least loss, as :func:`~scalebayes.data.load_runs` does; approach 1's
+        envelope takes the least loss anyway, a law's fit needs the tuned runs alone.
 
     Returns
     -------
@@ -158,7 +172,9 @@ def load_curves(
     runs = dataclasses.replace(runs, source=label, row_label=row_label)
     points = pd.DataFrame({"N": runs.N, "D": runs.D})
     cells = int((points.value_counts() > 1).sum())
-    return Curves(runs, len(frame), len(set(ids)), dropped, cells)
+    if keep_best:
+        runs = runs.subset(best_per_point(runs.table))
+    return Curves(runs, len(frame), len(set(ids)), dropped, cells, keep_best)
 
 
 def _renamed(err: RunsFileError, label: str, row_label: str) -> RunsFileError:

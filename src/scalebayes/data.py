@@ -279,9 +279,7 @@ def load_runs(
                 raise raw.error(problem, found["C"], off)
             notes.append(str(raw.error(f"{problem} (kept as given)", found["C"], off)))
     if keep_best:  # each (N, D)'s tuned run, before the checks (its repeats are gone)
-        keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
-        best = np.zeros(len(table), bool)
-        best[table.groupby(keys, sort=False)["loss"].idxmin().to_numpy()] = True
+        best = best_per_point(table)
         frame = raw.frame.iloc[best].reset_index(drop=True)
         raw = dataclasses.replace(raw, frame=frame, row_names=raw.row_names[best])
         table = table[best].reset_index(drop=True)
@@ -293,6 +291,18 @@ def load_runs(
     column_map = {key: found[key] for key in order if key in found}
     rows = tuple(raw.row_names.tolist())
     return Runs(table[order], raw.label, float(cost_k), column_map, derived, rows, raw.row_label)
+
+
+def best_per_point(table: pd.DataFrame) -> np.ndarray:
+    """Boolean mask, shape (n,), of each point's run of least loss.
+
+    Of the rows of a runs table (index 0..n-1) that share N and D (and U and group, where
+    there), the tuned one.
+    """
+    keys = ["N", "D", *(key for key in ("U", "group") if key in table)]
+    best = np.zeros(len(table), bool)
+    best[table.groupby(keys, sort=False)["loss"].idxmin().to_numpy()] = True
+    return best
 
 
 def repeats(table: pd.DataFrame) -> np.ndarray:

@@ -60,6 +60,7 @@ def read_curves(
         cost_k=args.cost_k,
         accept_inconsistent_c=args.accept_inconsistent_c,
         where=where,
+        keep_best=getattr(args, "keep_best", False),
     )
     if not getattr(args, "json", False):
         print(curves)
