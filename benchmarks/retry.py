@@ -6,7 +6,8 @@ step size when it diverged; one that still fails is sampled once more with twice
 a target acceptance of at least 0.95, and the healthiest run kept (scalebayes.retry). A fit's sample stats say which happened, so one run
 measures all: "failed first" counts the fits that were continued or retried, "continued" those
 that passed once continued, "fails after" those whose kept run still fails. Tables: Epoch's Chinchilla
-runs, each Open-Athena experiment, (Mis)Fitting's finished runs, and the data-constrained runs
+runs, each Open-Athena experiment, (Mis)Fitting's finished runs (the tuned ones, and every
+learning rate's as ``fit --run-id`` reads its curves without ``--keep-best``), and the data-constrained runs
 of Muennighoff et al. (datablations, with the data-constrained law, which reads U); laws
 Chinchilla's, plain (no discrepancy) and with the default discrepancy; seeds 0-2.
 ``--approach2``: instead approach 2's isoFLOP profile model (``sb.fit_isoflops``, which is
@@ -38,6 +39,11 @@ def tables(data: Path) -> dict[str, tuple[Any, list[str]]]:
     found = {name: (spec["runs"], ["chinchilla"]) for name, spec in datasets(data).items()}
     if misfitting_csv(data).is_file():
         found["misfitting_final"] = (misfitting_final_runs(misfitting_csv(data)), ["chinchilla"])
+        # Every learning rate's finished run, as `fit --run-id` reads the curves without
+        # --keep-best: bad learning rates make a noisier table, which samples less easily.
+        curves = sb.load_curves(misfitting_csv(data), run=["model", "total_steps", "peak_lr",
+                                "sweep"], step="current_steps", end="total_steps")  # fmt: skip
+        found["misfitting_every_lr"] = (curves.runs, ["chinchilla"])
     path = Path(data) / DATABLATIONS
     if path.is_file():
         columns = {"N": "params_N", "D": "tokens_D", "U": "unique_tokens_U", "loss": "val_loss_c4"}
@@ -67,9 +73,10 @@ def fit_one(runs: Any, law: str, discrepancy: str, seed: int, settings: dict) ->
 
 def _how(d: Any) -> str:
     """What the fit did after its first run failed: went on (as it was, "cont.xK" for K times as
-    many draws again, or at half the step), a careful retry kept, or the first run kept."""
-    if d.extended:
-        return f"cont.x{int(d.extended)}"
+    many draws again, or at half the step, "half", and on there, "half+cont.xK"), a careful
+    retry kept, or the first run kept."""
+    if d.extended:  # at half the step too, when it diverged first
+        return f"{'half+' if d.smaller_steps else ''}cont.x{int(d.extended)}"
     if d.smaller_steps:
         return "half"
     if d.retried:
@@ -133,7 +140,10 @@ def main() -> None:
     settings.update(setting(item) for item in args.sampler)
     rows = []
     started_all = time.perf_counter()
-    print(f"{'table':44s} {'law':16s} {'disc':5s} seed  first  how      after  seconds", flush=True)
+    print(
+        f"{'table':44s} {'law':16s} {'disc':5s} seed  first  how           after  seconds",
+        flush=True,
+    )
     for name, (runs, laws) in found.items():
         for law in laws:
             for discrepancy in args.discrepancy:
@@ -154,7 +164,7 @@ def main() -> None:
                     rows.append(row)
                     print(
                         f"{name[:44]:44s} {law:16s} {discrepancy:5s} {seed:4d}  "
-                        f"{'yes' if row['failed_first'] else 'no':5s}  {_how(d):7s}"
+                        f"{'yes' if row['failed_first'] else 'no':5s}  {_how(d):12s}"
                         f"  {'FAILS' if not d.ok else 'ok':6s} {row['seconds']:7.1f}",
                         flush=True,
                     )
