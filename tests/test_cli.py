@@ -245,3 +245,18 @@ def test_column_with_no_name_leaves_it_unread(tmp_path):
     args = build_parser().parse_args(["fit", str(path), "--column", "="])
     with pytest.raises(ScalebayesError, match="--column '='"):
         read_runs(args, str(path))
+
+
+def test_a_stray_word_an_option_takes_is_named_with_its_option(capsys):
+    """`plot fit.nc isoflop` (the kind without --kind) is refused, naming the option that takes
+    it; a word no option takes is refused plainly."""
+    with pytest.raises(SystemExit) as stop:
+        main(["plot", "fit.nc", "isoflop", "-o", "f.png"])
+    assert stop.value.code == 2
+    assert (
+        "unrecognized arguments: isoflop; did you mean --kind isoflop?" in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["fit", "runs.csv", "extra"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: extra" in err and "did you mean" not in err

@@ -26,7 +26,12 @@ __all__ = ["DISCREPANCY_NAMES", "PLOT_KINDS", "build_parser", "main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``scalebayes`` command line; returns the exit status (2 for bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(
+            f"unrecognized arguments: {' '.join(extra)}{_option_hint(parser, argv, extra)}"
+        )
     if not hasattr(args, "handler"):
         parser.print_help()
         return 0
@@ -43,6 +48,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scalebayes: interrupted", file=sys.stderr)
         return 130
+
+
+def _option_hint(parser: argparse.ArgumentParser, argv: list[str], extra: list[str]) -> str:
+    """A hint for words the command did not take: which option takes each as its value.
+
+    ``plot fit.nc isoflop`` gets "; did you mean --kind isoflop?"; nothing ("") when no option
+    of the command takes the words.
+    """
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    name = next((word for word in argv if word in commands.choices), None)
+    if name is None:
+        return ""
+    takes = {str(choice): option.option_strings[-1]
+             for option in commands.choices[name]._actions
+             if option.option_strings and option.choices
+             for choice in option.choices}  # fmt: skip
+    hints = [f"{takes[word]} {word}" for word in extra if word in takes]
+    return f"; did you mean {' '.join(hints)}?" if hints else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
