@@ -381,7 +381,7 @@ def isoflop_predictions(
     budgets: Sequence[float] | np.ndarray | None = None,
     *,
     n_points: int = 40,
-    margin: float = 3.0,
+    margin: float = 1.5,
 ) -> Prediction:
     """The law's mean loss along N at each budget (``D = C / (k N)``), for :func:`isoflop`.
 
@@ -395,7 +395,10 @@ def isoflop_predictions(
         Points per budget.
     margin : float
         Each curve spans the N of the budget's runs widened by this factor each way (a
-        100-fold range around D/N = 20 where the budget has no runs).
+        100-fold range around D/N = 20 where the budget has no runs). Just past the runs: by
+        3 each way, a sweep's small-N end reached 9x its runs' tokens per parameter, where a
+        grouped fit's quadratic on Marin's ladders bent the curves above those of smaller
+        budgets, a loss that rises with more tokens no run shows.
 
     Returns
     -------
